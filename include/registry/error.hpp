@@ -1,0 +1,46 @@
+// Errors as values: a stable code plus a human-readable message.
+//
+// The codes are part of the wire protocol (docs/protocol.md); never renumber
+// or rename one, only add.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace registry {
+
+enum class errc {
+    invalid_request,     // malformed frame, missing/extra field, wrong type, out of range
+    unknown_action,      // the action is not one this server implements
+    not_found,           // no such service/instance/subscription
+    conflict,            // the instance id is taken by another lease
+    lease_not_found,     // keepalive/re-register with a lease that does not exist (expired?)
+    invalid_transition,  // the state machine forbids this state change
+    payload_too_large,   // the frame exceeds the configured maximum
+    limit_exceeded,      // a configured quota (services, subscriptions, in-flight) is full
+    unavailable,         // the store failed; the registry no longer accepts writes
+    internal,            // a bug: never expected in normal operation
+};
+
+constexpr std::string_view to_string(errc code) noexcept {
+    switch (code) {
+        case errc::invalid_request: return "invalid_request";
+        case errc::unknown_action: return "unknown_action";
+        case errc::not_found: return "not_found";
+        case errc::conflict: return "conflict";
+        case errc::lease_not_found: return "lease_not_found";
+        case errc::invalid_transition: return "invalid_transition";
+        case errc::payload_too_large: return "payload_too_large";
+        case errc::limit_exceeded: return "limit_exceeded";
+        case errc::unavailable: return "unavailable";
+        case errc::internal: return "internal";
+    }
+    return "internal";
+}
+
+struct error {
+    errc code = errc::internal;
+    std::string message;
+};
+
+}  // namespace registry

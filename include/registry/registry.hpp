@@ -1,0 +1,138 @@
+// The registry: registration with TTL leases, discovery, the state machine,
+// and the revisioned event stream. Pure coroutines over two ports (clock,
+// store); it never spawns a thread and owns no event loop.
+//
+// Threading: a registry and everything obtained from it are used from one
+// thread (the embedder's event loop). Handlers may suspend on the store;
+// the in-memory state is updated before the suspension and the change is
+// acknowledged (and its events published) only once it is durable, in
+// revision order.
+#pragma once
+
+#include <registry/async_generator.hpp>
+#include <registry/event.hpp>
+#include <registry/ports/clock.hpp>
+#include <registry/ports/store.hpp>
+#include <registry/result.hpp>
+#include <registry/service.hpp>
+#include <registry/task.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace registry {
+
+struct registry_options {
+    seconds default_ttl{30};
+    seconds min_ttl{1};
+    seconds max_ttl{86400};
+    milliseconds session_grace{10000};  // session-bound leases outlive a dropped connection by this
+    std::size_t history_limit = 10000;  // events kept for resume-from-revision
+    milliseconds bookmark_interval{10000};
+    std::size_t watch_queue_limit = 65536;  // a watcher further behind than this gets resync_required
+    std::size_t max_services = 1000000;
+};
+
+// An opaque connection identity for session-bound leases; 0 means none.
+using session_id = std::uint64_t;
+
+struct registration {
+    // name, version, execution, where, endpoints, depends_on, metadata are
+    // taken from here; instance_id may be empty (one is generated); state,
+    // health, lease and revisions are ignored.
+    service_instance service;
+    std::optional<seconds> ttl;            // default_ttl when absent
+    bool session_bound = false;
+    std::optional<std::uint64_t> lease_id;  // re-register: must match the instance's lease
+};
+
+struct lease_grant {
+    std::uint64_t lease_id = 0;
+    std::string instance_id;
+    seconds ttl{0};
+    time_point expires_at{};
+    std::uint64_t revision = 0;
+    bool created = true;  // false when an existing instance was re-registered
+};
+
+struct service_filter {
+    std::optional<std::string> name;
+    std::optional<std::string> version;
+    std::optional<service_state> state;
+    std::optional<std::string> host;  // "local" or a remote host name
+    std::map<std::string, std::string> metadata;  // every pair must match
+
+    bool matches(const service_instance&) const;
+};
+
+struct endpoint_filter {
+    std::optional<std::string> service;   // service name
+    std::optional<std::string> endpoint;  // endpoint name
+    std::optional<std::string> protocol;
+};
+
+struct endpoint_view {
+    service_ptr service;
+    const endpoint* ep = nullptr;  // points into *service
+};
+
+struct watch_options {
+    std::set<event_type> types;      // empty: every type (bookmark/resync/registry_loaded always pass)
+    std::set<std::string> services;  // empty: every service name
+    // Resume: deliver every event after this revision (replayed from history),
+    // or resync_required + a fresh snapshot when history no longer reaches back.
+    std::optional<std::uint64_t> from_revision;
+    bool snapshot = true;  // without from_revision: start with registry_loaded
+    // Ends the stream: once requested, the generator completes (inline).
+    std::stop_token stop;
+};
+
+class registry {
+public:
+    registry(clock& clk, store& st, registry_options options = {});
+    ~registry();
+    registry(const registry&) = delete;
+    registry& operator=(const registry&) = delete;
+
+    // Loads the durable state. Session-bound leases found there belong to
+    // sessions that no longer exist: they get the grace period.
+    task<result<void>> open();
+
+    // Lease expiry and bookmarks, until `stop` is requested.
+    task<void> run(std::stop_token stop);
+
+    task<result<lease_grant>> register_service(registration reg, session_id owner = 0);
+    task<result<lease_grant>> keepalive(std::uint64_t lease_id, session_id owner = 0);
+    task<result<service_ptr>> deregister(std::string_view instance_id, std::string reason = "deregistered");
+    task<result<service_ptr>> set_state(std::string_view instance_id, service_state to, std::string reason = {});
+    task<result<service_ptr>> record_health(std::string_view instance_id, health_result health);
+
+    service_ptr find(std::string_view instance_id) const;
+    std::vector<service_ptr> list(const service_filter& filter = {}) const;
+    std::vector<endpoint_view> endpoints(const endpoint_filter& filter = {}) const;
+
+    // The event stream. The generator's first items are the snapshot or the
+    // replay; then live events in revision order. Destroying it unsubscribes.
+    async_generator<event_ptr> watch(watch_options options);
+
+    // The connection behind `owner` is gone: its session-bound leases expire
+    // after the grace period unless renewed (keepalive/re-register) first.
+    void release_session(session_id owner);
+
+    std::uint64_t revision() const noexcept;  // last revision whose events were published
+    std::size_t size() const noexcept;
+    bool available() const noexcept;          // false once the store has failed
+    const registry_options& options() const noexcept;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace registry

@@ -1,0 +1,673 @@
+#include <registry/registry.hpp>
+
+#include "registration_rules.hpp"
+#include "service_codec.hpp"
+
+#include <registry/cancellation.hpp>
+
+#include <algorithm>
+#include <cassert>
+#include <deque>
+#include <list>
+#include <map>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace registry {
+
+namespace {
+
+constexpr std::string_view key_prefix = "svc/";
+
+std::string store_key(std::string_view instance_id) {
+    std::string key(key_prefix);
+    key += instance_id;
+    return key;
+}
+
+// Events are built mutable, then frozen (event_ptr) once their revision is set.
+std::shared_ptr<event> make_event(event_type type, std::uint64_t revision, service_ptr service,
+                                  std::string reason = {}) {
+    auto e = std::make_shared<event>();
+    e->type = type;
+    e->revision = revision;
+    e->service = std::move(service);
+    e->reason = std::move(reason);
+    return e;
+}
+
+std::string join(const std::vector<std::string>& parts) {
+    std::string out;
+    for (const auto& p : parts) {
+        if (!out.empty()) out += "; ";
+        out += p;
+    }
+    return out;
+}
+
+}  // namespace
+
+bool service_filter::matches(const service_instance& s) const {
+    if (name && s.name != *name) return false;
+    if (version && s.version != *version) return false;
+    if (state && s.state != *state) return false;
+    if (host) {
+        if (*host == "local") {
+            if (s.where.remote) return false;
+        } else if (!s.where.remote || s.where.host != *host) {
+            return false;
+        }
+    }
+    for (const auto& [k, v] : metadata) {
+        auto it = s.metadata.find(k);
+        if (it == s.metadata.end() || it->second != v) return false;
+    }
+    return true;
+}
+
+// One watch() stream's state, owned by the generator's frame.
+struct watcher {
+    std::uint64_t id = 0;
+    std::set<event_type> types;
+    std::set<std::string> services;
+    std::deque<event_ptr> queue;
+    std::coroutine_handle<> waiting;  // the generator, suspended for the next event
+    std::uint64_t skip_through = 0;   // live events at or below this revision were covered by the snapshot/replay
+    std::uint64_t delivered_through = 0;
+    bool overflowed = false;
+    bool closed = false;
+
+    bool wants(const event& e) const {
+        if (e.type != event_type::bookmark && !types.empty() && !types.contains(e.type)) return false;
+        if (!services.empty() && e.service && !services.contains(e.service->name)) return false;
+        return true;
+    }
+};
+
+struct lease_entry {
+    std::string instance_id;
+    time_point deadline{};                  // the persisted one: renewed by keepalive
+    std::optional<time_point> orphaned_at;  // session-bound and its session is gone: deadline capped by grace
+    session_id owner = 0;
+    bool session_bound = false;
+};
+
+struct registry::impl {
+    impl(class clock& c, class store& s, registry_options o) : clk(c), st(s), opt(std::move(o)) {}
+
+    class clock& clk;
+    class store& st;
+    registry_options opt;
+
+    std::map<std::string, service_ptr, std::less<>> services;  // by instance id
+    std::unordered_map<std::uint64_t, lease_entry> leases;
+    std::set<std::pair<time_point, std::uint64_t>> expiry;  // (effective deadline, lease id)
+    std::unordered_map<session_id, std::unordered_set<std::uint64_t>> sessions;
+
+    std::uint64_t state_revision = 0;      // last revision assigned to a change
+    std::uint64_t published_revision = 0;  // last revision whose events went out
+    std::map<std::uint64_t, std::vector<event_ptr>> unpublished;  // revision -> events, until durable
+    std::set<std::uint64_t> durable;                              // durable but waiting for an earlier revision
+
+    std::deque<event_ptr> history;
+    std::uint64_t first_retained = 1;  // every event with revision >= this is in history
+
+    std::unordered_map<std::uint64_t, watcher*> watchers;
+    std::uint64_t next_watcher_id = 1;
+
+    bool failed = false;
+    bool opened = false;
+
+
+    // ---- leases -------------------------------------------------------------
+
+    static time_point effective_deadline(const lease_entry& l) {
+        return l.orphaned_at ? std::min(l.deadline, *l.orphaned_at) : l.deadline;
+    }
+
+    void schedule(std::uint64_t lease_id, const lease_entry& l) { expiry.emplace(effective_deadline(l), lease_id); }
+
+    // How long the reaper may sleep without looking again. A deadline set
+    // while it sleeps is at least min_ttl (or the session grace) away, so it
+    // never needs waking early: no re-entrant wake-ups, at the price of one
+    // idle wake-up per min_ttl.
+    milliseconds max_sleep() const {
+        return std::max(milliseconds{1}, std::min<milliseconds>(opt.min_ttl, opt.session_grace));
+    }
+
+    void unschedule(std::uint64_t lease_id, const lease_entry& l) { expiry.erase({effective_deadline(l), lease_id}); }
+
+    // Removes a lease from its session, if it has one.
+    void detach(std::uint64_t lease_id, lease_entry& l) {
+        if (l.owner != 0) {
+            auto it = sessions.find(l.owner);
+            if (it != sessions.end()) {
+                it->second.erase(lease_id);
+                if (it->second.empty()) sessions.erase(it);
+            }
+        }
+        l.owner = 0;
+        l.orphaned_at.reset();
+    }
+
+    // Ties a session-bound lease to a (new) live session; owner 0, an
+    // embedder without sessions, leaves it governed by its TTL alone.
+    void bind(std::uint64_t lease_id, lease_entry& l, session_id owner) {
+        detach(lease_id, l);
+        l.owner = owner;
+        if (owner != 0) sessions[owner].insert(lease_id);
+    }
+
+    void drop_lease(std::uint64_t lease_id) {
+        auto it = leases.find(lease_id);
+        if (it == leases.end()) return;
+        unschedule(lease_id, it->second);
+        detach(lease_id, it->second);
+        leases.erase(it);
+    }
+
+    // ---- changes ------------------------------------------------------------
+
+    // Assigns the next revision to a change and queues its events; they go
+    // out once it is durable. The caller must start the store commit before
+    // anything else can run (no suspension, no schedule() in between), so
+    // that commits are started in revision order.
+    std::uint64_t next_revision(std::vector<std::shared_ptr<event>> events) {
+        const std::uint64_t rev = ++state_revision;
+        auto& queued = unpublished[rev];
+        for (auto& e : events) {
+            e->revision = rev;
+            queued.push_back(std::move(e));
+        }
+        return rev;
+    }
+
+    // Writes a batch; on failure the registry stops accepting writes, because
+    // what reached the disk is unknown.
+    task<bool> commit(store_batch batch) {
+        if (failed) co_return false;
+        try {
+            co_await st.commit(std::move(batch));
+            co_return true;
+        } catch (const store_error&) {
+            failed = true;
+            co_return false;
+        }
+    }
+
+    // Marks revisions durable and publishes, strictly in revision order,
+    // whatever order the resumptions happen in.
+    void mark_durable(std::uint64_t first, std::uint64_t last) {
+        for (std::uint64_t r = first; r <= last; ++r) durable.insert(r);
+        while (!durable.empty() && *durable.begin() == published_revision + 1) {
+            const std::uint64_t rev = *durable.begin();
+            durable.erase(durable.begin());
+            auto node = unpublished.extract(rev);
+            published_revision = rev;
+            if (!node.empty()) {
+                for (auto& e : node.mapped()) publish(std::move(e), true);
+            }
+        }
+    }
+
+    void remember(const event_ptr& e) {
+        history.push_back(e);
+        if (history.size() <= opt.history_limit) return;
+        // Trim whole revisions only, so a replay never gets half a change.
+        std::uint64_t trimmed = 0;
+        while (history.size() > opt.history_limit) {
+            trimmed = history.front()->revision;
+            history.pop_front();
+        }
+        while (!history.empty() && history.front()->revision == trimmed) history.pop_front();
+        first_retained = trimmed + 1;
+    }
+
+    void publish(event_ptr e, bool keep) {
+        if (keep) remember(e);
+        std::vector<std::uint64_t> to_wake;
+        for (auto& [id, w] : watchers) {
+            if (w->closed || w->overflowed || e->revision <= w->skip_through || !w->wants(*e)) continue;
+            if (w->queue.size() >= opt.watch_queue_limit) {
+                w->overflowed = true;
+                w->queue.clear();
+            } else {
+                w->queue.push_back(e);
+            }
+            if (w->waiting) to_wake.push_back(id);
+        }
+        // Resuming a consumer may end other watches; look each one up again.
+        for (std::uint64_t id : to_wake) {
+            auto it = watchers.find(id);
+            if (it != watchers.end() && it->second->waiting) std::exchange(it->second->waiting, {}).resume();
+        }
+    }
+
+    event_ptr snapshot_event(const std::set<std::string>& names) const {
+        auto e = make_event(event_type::registry_loaded, state_revision, nullptr);
+        for (const auto& [id, s] : services) {
+            if (names.empty() || names.contains(s->name)) e->snapshot.push_back(s);
+        }
+        return e;
+    }
+
+    // ---- expiry ---------------------------------------------------------------
+
+    task<void> expire_due() {
+        const time_point now = clk.now();
+        store_batch batch;
+        std::uint64_t first = 0;
+        while (!expiry.empty() && expiry.begin()->first <= now) {
+            const std::uint64_t lease_id = expiry.begin()->second;
+            auto lit = leases.find(lease_id);
+            const bool by_session = lit->second.orphaned_at && *lit->second.orphaned_at <= lit->second.deadline;
+            auto sit = services.find(lit->second.instance_id);
+            service_ptr gone = sit->second;
+            services.erase(sit);
+            drop_lease(lease_id);
+
+            auto expired = make_event(event_type::lease_expired, 0, gone, by_session ? "session_closed" : "ttl");
+            auto deregistered = make_event(event_type::service_deregistered, 0, gone, "lease_expired");
+            const std::uint64_t rev = next_revision({expired, deregistered});
+            if (first == 0) first = rev;
+            batch.mutations.push_back({store_key(gone->instance_id), std::nullopt});
+        }
+        if (first == 0) co_return;
+        const std::uint64_t last = state_revision;
+        batch.revision = last;
+        if (co_await commit(std::move(batch))) mark_durable(first, last);
+    }
+};
+
+registry::registry(class clock& clk, class store& st, registry_options options)
+    : impl_(std::make_unique<impl>(clk, st, std::move(options))) {}
+
+// Every watch() generator must be destroyed before its registry.
+registry::~registry() { assert(impl_->watchers.empty()); }
+
+task<result<void>> registry::open() {
+    auto& m = *impl_;
+    store_state state;
+    try {
+        state = co_await m.st.load();
+    } catch (const store_error& e) {
+        m.failed = true;
+        co_return fail(errc::unavailable, std::string("store: ") + e.what());
+    }
+    const time_point now = m.clk.now();
+    for (auto& [key, value] : state.entries) {
+        if (!key.starts_with(key_prefix)) continue;
+        auto decoded = detail::decode_service_record(value);
+        if (!decoded) co_return fail(errc::internal, "stored record '" + key + "': " + decoded.err().message);
+        auto s = std::make_shared<service_instance>(std::move(decoded.value()));
+        lease_entry l{s->instance_id, s->lease.expires_at, std::nullopt, 0, s->lease.session_bound};
+        // Its session died with the previous process: the grace starts now.
+        if (l.session_bound) l.orphaned_at = now + m.opt.session_grace;
+        const std::uint64_t lease_id = s->lease.id;
+        m.leases.emplace(lease_id, l);
+        m.expiry.emplace(impl::effective_deadline(l), lease_id);
+        m.services.emplace(s->instance_id, std::move(s));
+    }
+    m.state_revision = m.published_revision = state.revision;
+    m.first_retained = state.revision + 1;
+    m.opened = true;
+    co_return result<void>{};
+}
+
+task<void> registry::run(std::stop_token stop) {
+    auto& m = *impl_;
+    time_point next_bookmark = m.clk.now() + m.opt.bookmark_interval;
+    while (!stop.stop_requested()) {
+        co_await m.expire_due();
+        const time_point now = m.clk.now();
+        if (now >= next_bookmark) {
+            if (!m.watchers.empty()) m.publish(make_event(event_type::bookmark, m.published_revision, nullptr), false);
+            next_bookmark = now + m.opt.bookmark_interval;
+        }
+        time_point until = std::min(next_bookmark, now + m.max_sleep());
+        if (!m.expiry.empty()) until = std::min(until, m.expiry.begin()->first);
+        co_await m.clk.sleep_until(until, stop);
+    }
+}
+
+task<result<lease_grant>> registry::register_service(registration reg, session_id owner) {
+    auto& m = *impl_;
+    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
+    if (auto problems = detail::check_registration(reg, m.opt); !problems.empty()) {
+        co_return fail(errc::invalid_request, join(problems));
+    }
+    const seconds ttl = reg.ttl.value_or(m.opt.default_ttl);
+    const time_point now = m.clk.now();
+    const time_point deadline = now + ttl;
+
+    service_ptr previous;
+    if (!reg.service.instance_id.empty()) {
+        if (auto it = m.services.find(reg.service.instance_id); it != m.services.end()) previous = it->second;
+    }
+    if (previous) {
+        if (!reg.lease_id) {
+            co_return fail(errc::conflict, "instance '" + previous->instance_id + "' is registered under another lease");
+        }
+        if (*reg.lease_id != previous->lease.id) {
+            co_return fail(errc::lease_not_found, "instance '" + previous->instance_id + "' is not held by lease " +
+                                                      std::to_string(*reg.lease_id));
+        }
+    } else if (reg.lease_id) {
+        co_return fail(errc::lease_not_found,
+                       "lease " + std::to_string(*reg.lease_id) + " does not exist (it may have expired)");
+    } else if (m.services.size() >= m.opt.max_services) {
+        co_return fail(errc::limit_exceeded, "the registry holds its maximum of " +
+                                                 std::to_string(m.opt.max_services) + " services");
+    }
+
+    auto next = std::make_shared<service_instance>(std::move(reg.service));
+    std::vector<std::shared_ptr<event>> events;
+    std::uint64_t lease_id = 0;
+    if (previous) {
+        lease_id = previous->lease.id;
+        next->instance_id = previous->instance_id;
+        next->state = previous->state;
+        next->failure_reason = previous->failure_reason;
+        next->health = previous->health;
+        next->registered_at = previous->registered_at;
+        next->created_revision = previous->created_revision;
+        next->modified_revision = previous->modified_revision;
+        next->lease = previous->lease;
+        const bool endpoints_changed = next->endpoints != previous->endpoints;
+        const bool other_changed = next->name != previous->name || next->version != previous->version ||
+                                   next->execution != previous->execution || next->where != previous->where ||
+                                   next->depends_on != previous->depends_on || next->metadata != previous->metadata;
+        if (other_changed) events.push_back(make_event(event_type::service_registered, 0, next));
+        if (endpoints_changed) events.push_back(make_event(event_type::endpoint_updated, 0, next));
+    } else {
+        lease_id = m.state_revision + 1;  // the revision this registration is about to get: unique, persisted
+        if (next->instance_id.empty()) {
+            next->instance_id = next->name + "-" + std::to_string(lease_id);
+            for (int k = 2; m.services.contains(next->instance_id); ++k) {
+                next->instance_id = next->name + "-" + std::to_string(lease_id) + "-" + std::to_string(k);
+            }
+        }
+        next->state = service_state::registered;
+        next->failure_reason.clear();
+        next->health.reset();
+        next->registered_at = now;
+        events.push_back(make_event(event_type::service_registered, 0, next));
+    }
+    next->lease = lease{lease_id, ttl, deadline, reg.session_bound};
+
+    // Lease bookkeeping.
+    if (previous) {
+        auto& l = m.leases.at(lease_id);
+        m.unschedule(lease_id, l);
+        l.deadline = deadline;
+        l.session_bound = reg.session_bound;
+        if (reg.session_bound) {
+            m.bind(lease_id, l, owner);
+        } else {
+            m.detach(lease_id, l);
+        }
+        m.schedule(lease_id, l);
+    } else {
+        auto& l = m.leases.emplace(lease_id, lease_entry{next->instance_id, deadline, std::nullopt, 0, reg.session_bound})
+                      .first->second;
+        if (reg.session_bound) m.bind(lease_id, l, owner);
+        m.schedule(lease_id, l);
+    }
+
+    std::uint64_t rev = m.state_revision;
+    const bool changed = !events.empty();
+    if (changed) {
+        rev = m.next_revision(std::move(events));
+        if (!previous) next->created_revision = rev;
+        next->modified_revision = rev;
+    }
+    m.services.insert_or_assign(next->instance_id, next);
+
+    store_batch batch{rev, {}};
+    batch.mutations.push_back({store_key(next->instance_id), detail::encode_service_record(*next)});
+    if (!co_await m.commit(std::move(batch))) {
+        co_return fail(errc::unavailable, "the store failed to persist the registration");
+    }
+    if (changed) m.mark_durable(rev, rev);
+    co_return lease_grant{lease_id, next->instance_id, ttl, deadline, rev, previous == nullptr};
+}
+
+task<result<lease_grant>> registry::keepalive(std::uint64_t lease_id, session_id owner) {
+    auto& m = *impl_;
+    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
+    auto lit = m.leases.find(lease_id);
+    if (lit == m.leases.end()) {
+        co_return fail(errc::lease_not_found, "lease " + std::to_string(lease_id) + " does not exist (it may have expired)");
+    }
+    auto& l = lit->second;
+    auto current = m.services.at(l.instance_id);
+    const time_point deadline = m.clk.now() + current->lease.ttl;
+
+    m.unschedule(lease_id, l);
+    l.deadline = deadline;
+    if (l.session_bound && owner != 0) m.bind(lease_id, l, owner);
+    m.schedule(lease_id, l);
+
+    auto next = std::make_shared<service_instance>(*current);
+    next->lease.expires_at = deadline;
+    m.services.insert_or_assign(next->instance_id, next);
+
+    // A renewal is not a change others need to hear about: it keeps the
+    // current revision, but it is durable so a restart keeps the deadline.
+    store_batch batch{m.state_revision, {}};
+    batch.mutations.push_back({store_key(next->instance_id), detail::encode_service_record(*next)});
+    if (!co_await m.commit(std::move(batch))) {
+        co_return fail(errc::unavailable, "the store failed to persist the renewal");
+    }
+    co_return lease_grant{lease_id, next->instance_id, next->lease.ttl, deadline, m.state_revision, false};
+}
+
+task<result<service_ptr>> registry::deregister(std::string_view instance_id, std::string reason) {
+    auto& m = *impl_;
+    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
+    auto it = m.services.find(instance_id);
+    if (it == m.services.end()) co_return fail(errc::not_found, "no instance '" + std::string(instance_id) + "'");
+    service_ptr gone = it->second;
+    m.services.erase(it);
+    m.drop_lease(gone->lease.id);
+
+    const std::uint64_t rev =
+        m.next_revision({make_event(event_type::service_deregistered, 0, gone, std::move(reason))});
+    store_batch batch{rev, {}};
+    batch.mutations.push_back({store_key(gone->instance_id), std::nullopt});
+    if (!co_await m.commit(std::move(batch))) {
+        co_return fail(errc::unavailable, "the store failed to persist the deregistration");
+    }
+    m.mark_durable(rev, rev);
+    co_return gone;
+}
+
+task<result<service_ptr>> registry::set_state(std::string_view instance_id, service_state to, std::string reason) {
+    auto& m = *impl_;
+    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
+    auto it = m.services.find(instance_id);
+    if (it == m.services.end()) co_return fail(errc::not_found, "no instance '" + std::string(instance_id) + "'");
+    service_ptr current = it->second;
+    if (current->state == to) co_return current;
+    if (!is_allowed_transition(current->state, to)) {
+        co_return fail(errc::invalid_transition, "instance '" + current->instance_id + "' cannot go from " +
+                                                     std::string(to_string(current->state)) + " to " +
+                                                     std::string(to_string(to)));
+    }
+    auto next = std::make_shared<service_instance>(*current);
+    next->state = to;
+    next->failure_reason = to == service_state::failed ? reason : std::string{};
+    auto e = make_event(event_type::service_state_changed, 0, next, std::move(reason));
+    e->previous_state = current->state;
+    const std::uint64_t rev = m.next_revision({e});
+    next->modified_revision = rev;
+    m.services.insert_or_assign(next->instance_id, next);
+
+    store_batch batch{rev, {}};
+    batch.mutations.push_back({store_key(next->instance_id), detail::encode_service_record(*next)});
+    if (!co_await m.commit(std::move(batch))) {
+        co_return fail(errc::unavailable, "the store failed to persist the state change");
+    }
+    m.mark_durable(rev, rev);
+    co_return service_ptr(next);
+}
+
+task<result<service_ptr>> registry::record_health(std::string_view instance_id, health_result health) {
+    auto& m = *impl_;
+    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
+    auto it = m.services.find(instance_id);
+    if (it == m.services.end()) co_return fail(errc::not_found, "no instance '" + std::string(instance_id) + "'");
+    auto next = std::make_shared<service_instance>(*it->second);
+    next->health = std::move(health);
+    const std::uint64_t rev = m.next_revision({make_event(event_type::health_check_result, 0, next)});
+    next->modified_revision = rev;
+    m.services.insert_or_assign(next->instance_id, next);
+
+    store_batch batch{rev, {}};
+    batch.mutations.push_back({store_key(next->instance_id), detail::encode_service_record(*next)});
+    if (!co_await m.commit(std::move(batch))) {
+        co_return fail(errc::unavailable, "the store failed to persist the health result");
+    }
+    m.mark_durable(rev, rev);
+    co_return service_ptr(next);
+}
+
+service_ptr registry::find(std::string_view instance_id) const {
+    auto it = impl_->services.find(instance_id);
+    return it == impl_->services.end() ? nullptr : it->second;
+}
+
+std::vector<service_ptr> registry::list(const service_filter& filter) const {
+    std::vector<service_ptr> out;
+    for (const auto& [id, s] : impl_->services) {
+        if (filter.matches(*s)) out.push_back(s);
+    }
+    return out;
+}
+
+std::vector<endpoint_view> registry::endpoints(const endpoint_filter& filter) const {
+    std::vector<endpoint_view> out;
+    for (const auto& [id, s] : impl_->services) {
+        if (filter.service && s->name != *filter.service) continue;
+        for (const auto& ep : s->endpoints) {
+            if (filter.endpoint && ep.name != *filter.endpoint) continue;
+            if (filter.protocol && ep.protocol != *filter.protocol) continue;
+            out.push_back(endpoint_view{s, &ep});
+        }
+    }
+    return out;
+}
+
+async_generator<event_ptr> registry::watch(watch_options options) {
+    auto& m = *impl_;
+    watcher w;
+    w.id = m.next_watcher_id++;
+    w.types = std::move(options.types);
+    w.services = std::move(options.services);
+
+    // Registered before the first item is yielded: nothing published while
+    // the consumer digests the snapshot or replay is missed.
+    m.watchers.emplace(w.id, &w);
+    struct unregister {
+        impl& m;
+        std::uint64_t id;
+        ~unregister() { m.watchers.erase(id); }
+    } guard{m, w.id};
+
+    struct wake_on_stop {
+        watcher* w;
+        void operator()() const noexcept {
+            w->closed = true;
+            if (w->waiting) std::exchange(w->waiting, {}).resume();
+        }
+    };
+    std::stop_callback<wake_on_stop> on_stop(options.stop, wake_on_stop{&w});
+    if (w.closed) co_return;
+
+    auto resync_event = [&](std::uint64_t from, std::uint64_t oldest) {
+        auto r = make_event(event_type::resync_required, m.published_revision, nullptr);
+        r->resync_from = from;
+        r->oldest_revision = oldest;
+        return r;
+    };
+
+    std::vector<event_ptr> initial;
+    if (options.from_revision) {
+        const std::uint64_t from = *options.from_revision;
+        if (from > m.state_revision || from + 1 < m.first_retained) {
+            initial.push_back(resync_event(from, m.first_retained));
+            initial.push_back(m.snapshot_event(w.services));
+            w.skip_through = m.state_revision;
+        } else {
+            for (const auto& e : m.history) {
+                if (e->revision > from && w.wants(*e)) initial.push_back(e);
+            }
+            w.skip_through = std::max(from, m.published_revision);
+        }
+    } else if (options.snapshot) {
+        initial.push_back(m.snapshot_event(w.services));
+        w.skip_through = m.state_revision;
+    } else {
+        w.skip_through = m.state_revision;
+    }
+
+    for (auto& e : initial) {
+        if (w.closed) co_return;
+        w.delivered_through = std::max(w.delivered_through, e->revision);
+        co_yield e;
+    }
+
+    struct next_event {
+        watcher& w;
+        bool await_ready() const noexcept { return w.closed || w.overflowed || !w.queue.empty(); }
+        void await_suspend(std::coroutine_handle<> h) noexcept { w.waiting = h; }
+        void await_resume() const noexcept {}
+    };
+
+    while (true) {
+        co_await next_event{w};
+        if (w.closed) co_return;
+        if (w.overflowed) {
+            // Too far behind to keep queueing: say so, then start over from a snapshot.
+            w.overflowed = false;
+            w.queue.clear();
+            event_ptr r = resync_event(w.delivered_through, m.published_revision + 1);
+            event_ptr snap = m.snapshot_event(w.services);
+            w.skip_through = m.state_revision;
+            co_yield r;
+            if (w.closed) co_return;
+            w.delivered_through = snap->revision;
+            co_yield snap;
+            continue;
+        }
+        event_ptr e = std::move(w.queue.front());
+        w.queue.pop_front();
+        w.delivered_through = e->revision;
+        co_yield e;
+    }
+}
+
+void registry::release_session(session_id owner) {
+    auto& m = *impl_;
+    auto it = m.sessions.find(owner);
+    if (it == m.sessions.end()) return;
+    const auto lease_ids = std::move(it->second);
+    m.sessions.erase(it);
+    const time_point orphaned = m.clk.now() + m.opt.session_grace;
+    for (std::uint64_t id : lease_ids) {
+        auto lit = m.leases.find(id);
+        if (lit == m.leases.end()) continue;
+        m.unschedule(id, lit->second);
+        lit->second.owner = 0;
+        lit->second.orphaned_at = orphaned;
+        m.schedule(id, lit->second);
+    }
+}
+
+std::uint64_t registry::revision() const noexcept { return impl_->state_revision; }
+std::size_t registry::size() const noexcept { return impl_->services.size(); }
+bool registry::available() const noexcept { return !impl_->failed; }
+const registry_options& registry::options() const noexcept { return impl_->opt; }
+
+}  // namespace registry
