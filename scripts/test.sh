@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs every test: once on a release build and once on
+# an AddressSanitizer + UndefinedBehaviorSanitizer build. Ends with the
+# combined summary line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh || exit 1
+
+passed=0
+failed=0
+status=0
+
+run_suite() {  # name, build dir, cmake args...
+  local name=$1 dir=$2
+  shift 2
+  echo "=== $name: build"
+  if ! { cmake -S . -B "$dir" -G Ninja "$@" >/dev/null && cmake --build "$dir"; }; then
+    echo "=== $name: BUILD FAILED"
+    failed=$((failed + 1))
+    status=1
+    return
+  fi
+  echo "=== $name: test"
+  local log="$dir/ctest.log"
+  (cd "$dir" && ctest --output-on-failure --timeout 300) 2>&1 | tee "$log"
+  local summary total bad
+  summary=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)
+  if [ -z "$summary" ]; then
+    failed=$((failed + 1))
+    status=1
+    return
+  fi
+  total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$summary")
+  bad=$(sed -E 's/.* ([0-9]+) tests? failed.*/\1/' <<<"$summary")
+  passed=$((passed + total - bad))
+  failed=$((failed + bad))
+  [ "$bad" -eq 0 ] || status=1
+}
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_suite release build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run_suite sanitizers build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREGISTRY_SANITIZE=ON
+
+echo "$passed passed, $failed failed"
+exit $status
