@@ -276,7 +276,8 @@ struct registry::impl {
         if (first == 0) co_return;
         const std::uint64_t last = state_revision;
         batch.revision = last;
-        if (co_await commit(std::move(batch))) mark_durable(first, last);
+        const bool durable_now = co_await commit(std::move(batch));
+        if (durable_now) mark_durable(first, last);
     }
 };
 
@@ -378,8 +379,13 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
         const bool other_changed = next->name != previous->name || next->version != previous->version ||
                                    next->execution != previous->execution || next->where != previous->where ||
                                    next->depends_on != previous->depends_on || next->metadata != previous->metadata;
-        if (other_changed) events.push_back(make_event(event_type::service_registered, 0, next));
-        if (endpoints_changed) events.push_back(make_event(event_type::endpoint_updated, 0, next));
+        // One event per change: endpoint_updated carries the whole new
+        // instance, so a client following it misses nothing else.
+        if (endpoints_changed) {
+            events.push_back(make_event(event_type::endpoint_updated, 0, next));
+        } else if (other_changed) {
+            events.push_back(make_event(event_type::service_registered, 0, next));
+        }
     } else {
         lease_id = m.state_revision + 1;  // the revision this registration is about to get: unique, persisted
         if (next->instance_id.empty()) {
@@ -426,7 +432,8 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
 
     store_batch batch{rev, {}};
     batch.mutations.push_back({store_key(next->instance_id), detail::encode_service_record(*next)});
-    if (!co_await m.commit(std::move(batch))) {
+    const bool written = co_await m.commit(std::move(batch));
+    if (!written) {
         co_return fail(errc::unavailable, "the store failed to persist the registration");
     }
     if (changed) m.mark_durable(rev, rev);
@@ -457,13 +464,14 @@ task<result<lease_grant>> registry::keepalive(std::uint64_t lease_id, session_id
     // current revision, but it is durable so a restart keeps the deadline.
     store_batch batch{m.state_revision, {}};
     batch.mutations.push_back({store_key(next->instance_id), detail::encode_service_record(*next)});
-    if (!co_await m.commit(std::move(batch))) {
+    const bool written = co_await m.commit(std::move(batch));
+    if (!written) {
         co_return fail(errc::unavailable, "the store failed to persist the renewal");
     }
     co_return lease_grant{lease_id, next->instance_id, next->lease.ttl, deadline, m.state_revision, false};
 }
 
-task<result<service_ptr>> registry::deregister(std::string_view instance_id, std::string reason) {
+task<result<deregistration>> registry::deregister(std::string_view instance_id, std::string reason) {
     auto& m = *impl_;
     if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
     auto it = m.services.find(instance_id);
@@ -476,11 +484,12 @@ task<result<service_ptr>> registry::deregister(std::string_view instance_id, std
         m.next_revision({make_event(event_type::service_deregistered, 0, gone, std::move(reason))});
     store_batch batch{rev, {}};
     batch.mutations.push_back({store_key(gone->instance_id), std::nullopt});
-    if (!co_await m.commit(std::move(batch))) {
+    const bool written = co_await m.commit(std::move(batch));
+    if (!written) {
         co_return fail(errc::unavailable, "the store failed to persist the deregistration");
     }
     m.mark_durable(rev, rev);
-    co_return gone;
+    co_return deregistration{std::move(gone), rev};
 }
 
 task<result<service_ptr>> registry::set_state(std::string_view instance_id, service_state to, std::string reason) {
@@ -506,7 +515,8 @@ task<result<service_ptr>> registry::set_state(std::string_view instance_id, serv
 
     store_batch batch{rev, {}};
     batch.mutations.push_back({store_key(next->instance_id), detail::encode_service_record(*next)});
-    if (!co_await m.commit(std::move(batch))) {
+    const bool written = co_await m.commit(std::move(batch));
+    if (!written) {
         co_return fail(errc::unavailable, "the store failed to persist the state change");
     }
     m.mark_durable(rev, rev);
@@ -526,7 +536,8 @@ task<result<service_ptr>> registry::record_health(std::string_view instance_id, 
 
     store_batch batch{rev, {}};
     batch.mutations.push_back({store_key(next->instance_id), detail::encode_service_record(*next)});
-    if (!co_await m.commit(std::move(batch))) {
+    const bool written = co_await m.commit(std::move(batch));
+    if (!written) {
         co_return fail(errc::unavailable, "the store failed to persist the health result");
     }
     m.mark_durable(rev, rev);

@@ -2,6 +2,10 @@
 // and the revisioned event stream. Pure coroutines over two ports (clock,
 // store); it never spawns a thread and owns no event loop.
 //
+// Toolchain note: GCC 12 miscompiles `co_await` inside an if/while condition
+// (PR 106188) and destroys non-trivial temporary awaiters twice; bind awaited
+// results and awaiters to named locals.
+//
 // Threading: a registry and everything obtained from it are used from one
 // thread (the embedder's event loop). Handlers may suspend on the store;
 // the in-memory state is updated before the suspension and the change is
@@ -61,6 +65,11 @@ struct lease_grant {
     bool created = true;  // false when an existing instance was re-registered
 };
 
+struct deregistration {
+    service_ptr service;  // as it was
+    std::uint64_t revision = 0;
+};
+
 struct service_filter {
     std::optional<std::string> name;
     std::optional<std::string> version;
@@ -109,7 +118,7 @@ public:
 
     task<result<lease_grant>> register_service(registration reg, session_id owner = 0);
     task<result<lease_grant>> keepalive(std::uint64_t lease_id, session_id owner = 0);
-    task<result<service_ptr>> deregister(std::string_view instance_id, std::string reason = "deregistered");
+    task<result<deregistration>> deregister(std::string_view instance_id, std::string reason = "deregistered");
     task<result<service_ptr>> set_state(std::string_view instance_id, service_state to, std::string reason = {});
     task<result<service_ptr>> record_health(std::string_view instance_id, health_result health);
 

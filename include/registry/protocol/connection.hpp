@@ -1,0 +1,81 @@
+// The WebSocket protocol, transport-free: a connection takes request frames
+// as text and puts responses and events into an outbox. The envelope is the
+// seed design's: {id, type:"request", action, params} in,
+// {id, type:"response", data|error} and {type:"event", event, data, ...} out.
+// docs/protocol.md is the reference for every action, event and error code.
+#pragma once
+
+#include <registry/async_scope.hpp>
+#include <registry/error.hpp>
+#include <registry/protocol/frame.hpp>
+#include <registry/registry.hpp>
+#include <registry/task.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace registry::protocol {
+
+struct limits {
+    std::size_t max_message_bytes = 1 << 20;
+    std::size_t max_subscriptions = 64;  // per connection
+};
+
+// What happened to one request, for the embedder's metrics and logs.
+struct outcome {
+    std::string_view action;  // empty when the frame had no valid action
+    std::string_view code;    // "ok" or an error code (see error.hpp)
+};
+
+// State shared by every connection of one server: the registry, the limits,
+// and the JSON parser (single-threaded; requests are fully decoded before a
+// handler first suspends, so one parser serves all connections).
+class server {
+public:
+    server(registry& reg, limits lim = {});
+    ~server();
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
+    registry& reg() noexcept;
+    const limits& lims() const noexcept;
+
+    struct impl;
+    impl& internals() noexcept;
+
+private:
+    std::unique_ptr<impl> impl_;
+};
+
+class connection {
+public:
+    // `id` identifies the session for session-bound leases; unique per server.
+    connection(server& srv, outbox& out, session_id id);
+    ~connection();  // calls close()
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    // Handles one text frame. The response (and any events it starts, after
+    // the response) goes to the outbox. Several handle() calls may be in
+    // flight at once (pipelining); responses carry the request id.
+    task<outcome> handle(std::string_view text);
+
+    // For frames the transport refuses before parsing (oversize, binary):
+    // sends {id:null, type:"response", error:{code, message}}.
+    outcome reject(errc code, std::string message);
+
+    // Ends every subscription (synchronously) and releases the session's
+    // session-bound leases to their grace period. Idempotent.
+    void close();
+
+    std::size_t subscription_count() const noexcept;
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace registry::protocol

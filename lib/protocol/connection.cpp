@@ -1,0 +1,24 @@
+#include <registry/protocol/connection.hpp>
+
+#include "session.hpp"
+
+namespace registry::protocol {
+
+struct connection::impl {
+    std::shared_ptr<session> state;
+};
+
+connection::connection(server& srv, outbox& out, session_id id)
+    : impl_(std::make_unique<impl>(impl{std::make_shared<session>(srv, out, id)})) {}
+
+connection::~connection() { close(); }
+
+task<outcome> connection::handle(std::string_view text) { return session::handle(impl_->state, text); }
+
+outcome connection::reject(errc code, std::string message) { return impl_->state->reject(code, std::move(message)); }
+
+void connection::close() { impl_->state->close(); }
+
+std::size_t connection::subscription_count() const noexcept { return impl_->state->subscription_count(); }
+
+}  // namespace registry::protocol

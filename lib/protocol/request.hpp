@@ -1,0 +1,83 @@
+// A request frame decoded into plain values (docs/protocol.md, "Actions"):
+// nothing in here points into the JSON text or the parser, so a handler can
+// suspend while the parser moves on to the next frame.
+#pragma once
+
+#include <registry/error.hpp>
+#include <registry/registry.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace registry::protocol {
+
+struct register_params {
+    static constexpr std::string_view action = "register";
+    registration reg;
+};
+
+struct keepalive_params {
+    static constexpr std::string_view action = "keepalive";
+    std::uint64_t lease_id = 0;
+};
+
+struct deregister_params {
+    static constexpr std::string_view action = "deregister";
+    std::string instance_id;
+};
+
+struct get_service_params {
+    static constexpr std::string_view action = "get_service";
+    std::string key;       // an instance id, or a service name when by_name
+    bool by_name = false;
+};
+
+struct list_services_params {
+    static constexpr std::string_view action = "list_services";
+    service_filter filter;
+};
+
+struct list_endpoints_params {
+    static constexpr std::string_view action = "list_endpoints";
+    endpoint_filter filter;
+};
+
+struct set_state_params {
+    static constexpr std::string_view action = "set_state";
+    std::string instance_id;
+    service_state state = service_state::registered;
+    std::string reason;
+};
+
+struct subscribe_params {
+    static constexpr std::string_view action = "subscribe";
+    watch_options watch;  // everything but the stop token
+};
+
+struct unsubscribe_params {
+    static constexpr std::string_view action = "unsubscribe";
+    std::string subscription;
+};
+
+using request_params = std::variant<register_params, keepalive_params, deregister_params, get_service_params,
+                                    list_services_params, list_endpoints_params, set_state_params,
+                                    subscribe_params, unsubscribe_params>;
+
+struct request {
+    std::string id;
+    request_params params;
+};
+
+// A frame that is not a valid request, and what to answer.
+struct rejection {
+    std::optional<std::string> id;  // null in the response when the id was unreadable
+    std::string_view action;        // empty unless the action was recognised
+    error err;
+};
+
+using parsed_frame = std::variant<request, rejection>;
+
+}  // namespace registry::protocol

@@ -1,0 +1,511 @@
+// The one translation unit that includes simdjson (it is heavy to compile).
+// It reads every JSON document the library receives: request frames, and the
+// stored service records (detail::decode_service_record), whose reader the
+// register action shares for params.service.
+#include "request_parser.hpp"
+
+#include "service_codec.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <bitset>
+#include <cassert>
+#include <initializer_list>
+#include <limits>
+#include <span>
+
+namespace registry {
+
+namespace {
+
+namespace dom = simdjson::dom;
+
+// Where a value sits, e.g. params.service.endpoints[1].port: a chain through
+// the callers' stack frames, rendered only when there is an error to report.
+struct path {
+    const path* parent = nullptr;
+    std::string_view name;  // a member's name; unused for an array element
+    std::size_t index = 0;
+    bool is_element = false;
+
+    path member(std::string_view n) const { return {this, n, 0, false}; }
+    path element(std::size_t i) const { return {this, {}, i, true}; }
+
+    void render(std::string& out) const {
+        if (parent) parent->render(out);
+        if (is_element) {
+            out += '[';
+            out += std::to_string(index);
+            out += ']';
+        } else if (!name.empty() || parent) {
+            if (!out.empty()) out += '.';
+            out += name;
+        }
+    }
+};
+
+// Collects the first problem; every reader returns false once there is one.
+struct decoder {
+    std::string problem;
+
+    bool fail(const path& at, std::string_view what) {
+        at.render(problem);
+        if (!problem.empty()) problem += ": ";
+        problem += what;
+        return false;
+    }
+};
+
+// One object's members, checked against the names it may have.
+constexpr std::size_t max_members = 16;
+
+struct members {
+    members(const path& where, std::span<const std::string_view> allowed) : at(where), names(allowed) {
+        assert(allowed.size() <= max_members);
+    }
+
+    const path& at;
+    std::span<const std::string_view> names;
+    std::array<dom::element, max_members> values;
+    std::bitset<max_members> present;
+
+    std::size_t index_of(std::string_view name) const {
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            if (names[i] == name) return i;
+        }
+        return names.size();
+    }
+
+    std::optional<dom::element> get(std::string_view name) const {
+        const std::size_t i = index_of(name);
+        if (i == names.size() || !present[i]) return std::nullopt;
+        return values[i];
+    }
+};
+
+bool open(decoder& d, dom::element e, members& m) {
+    dom::object obj;
+    if (e.get_object().get(obj)) return d.fail(m.at, "must be an object");
+    for (auto [key, value] : obj) {
+        const std::size_t i = m.index_of(key);
+        if (i == m.names.size()) return d.fail(m.at.member(key), "unknown field");
+        if (m.present[i]) return d.fail(m.at.member(key), "duplicate field");
+        m.present.set(i);
+        m.values[i] = value;
+    }
+    return true;
+}
+
+// An absent object (params) is an empty one.
+bool open(decoder& d, const std::optional<dom::element>& e, members& m) { return !e || open(d, *e, m); }
+
+// Members that exist for some variants of an object only (execution kinds).
+bool only(decoder& d, const members& m, std::initializer_list<std::string_view> allowed, std::string_view variant) {
+    for (std::size_t i = 0; i < m.names.size(); ++i) {
+        if (!m.present[i] || std::find(allowed.begin(), allowed.end(), m.names[i]) != allowed.end()) continue;
+        return d.fail(m.at.member(m.names[i]), "not allowed when kind is '" + std::string(variant) + "'");
+    }
+    return true;
+}
+
+// ---- values -------------------------------------------------------------------
+
+bool read(decoder& d, dom::element e, const path& at, std::string& out) {
+    std::string_view s;
+    if (e.get_string().get(s)) return d.fail(at, "must be a string");
+    out.assign(s);
+    return true;
+}
+
+bool read(decoder& d, dom::element e, const path& at, bool& out) {
+    if (e.get_bool().get(out)) return d.fail(at, "must be a boolean");
+    return true;
+}
+
+bool read(decoder& d, dom::element e, const path& at, std::uint64_t& out) {
+    if (e.get_uint64().get(out)) return d.fail(at, "must be a non-negative integer");
+    return true;
+}
+
+bool read(decoder& d, dom::element e, const path& at, std::uint32_t& out) {
+    std::uint64_t v = 0;
+    if (e.get_uint64().get(v) || v > std::numeric_limits<std::uint32_t>::max()) {
+        return d.fail(at, "must be 0-4294967295");
+    }
+    out = static_cast<std::uint32_t>(v);
+    return true;
+}
+
+// Every 16-bit field of the protocol is a port.
+bool read(decoder& d, dom::element e, const path& at, std::uint16_t& out) {
+    std::uint64_t v = 0;
+    if (e.get_uint64().get(v) || v == 0 || v > 65535) return d.fail(at, "must be 1-65535");
+    out = static_cast<std::uint16_t>(v);
+    return true;
+}
+
+bool read(decoder& d, dom::element e, const path& at, std::int64_t& out) {
+    if (e.type() == dom::element_type::UINT64) {
+        out = std::numeric_limits<std::int64_t>::max();  // beyond any bound checked later
+        return true;
+    }
+    if (e.get_int64().get(out)) return d.fail(at, "must be an integer");
+    return true;
+}
+
+bool read(decoder& d, dom::element e, const path& at, seconds& out) {
+    std::int64_t v = 0;
+    if (!read(d, e, at, v)) return false;
+    out = seconds{v};
+    return true;
+}
+
+bool read(decoder& d, dom::element e, const path& at, time_point& out) {
+    std::int64_t v = 0;
+    if (!read(d, e, at, v)) return false;
+    out = time_point{milliseconds{v}};
+    return true;
+}
+
+// Enumerations, by the names their to_string gives.
+template <typename Enum>
+bool read_enum(decoder& d, dom::element e, const path& at, Enum& out,
+               std::optional<Enum> (*parse)(std::string_view) noexcept, std::string_view names) {
+    std::string_view s;
+    if (e.get_string().get(s)) return d.fail(at, "must be a string");
+    auto v = parse(s);
+    if (!v) return d.fail(at, "must be one of " + std::string(names));
+    out = *v;
+    return true;
+}
+
+bool read(decoder& d, dom::element e, const path& at, service_state& out) {
+    return read_enum(d, e, at, out, parse_service_state, "registered, starting, running, stopping, stopped, failed");
+}
+
+bool read(decoder& d, dom::element e, const path& at, health_status& out) {
+    return read_enum(d, e, at, out, parse_health_status, "healthy, warning, critical, unknown");
+}
+
+bool read(decoder& d, dom::element e, const path& at, execution_kind& out) {
+    return read_enum(d, e, at, out, parse_execution_kind, "managed_process, container, systemd_unit");
+}
+
+bool read(decoder& d, dom::element e, const path& at, event_type& out) {
+    return read_enum(d, e, at, out, parse_event_type,
+                     "service_registered, service_deregistered, service_state_changed, endpoint_updated, "
+                     "health_check_result, lease_expired, registry_loaded, bookmark, resync_required");
+}
+
+template <typename T>
+bool read(decoder& d, dom::element e, const path& at, std::optional<T>& out) {
+    return read(d, e, at, out.emplace());
+}
+
+// vector or set; duplicates in a set collapse.
+template <typename Container>
+bool read_array(decoder& d, dom::element e, const path& at, Container& out) {
+    dom::array items;
+    if (e.get_array().get(items)) return d.fail(at, "must be an array");
+    std::size_t i = 0;
+    for (dom::element item : items) {
+        typename Container::value_type v{};
+        if (!read(d, item, at.element(i++), v)) return false;
+        out.insert(out.end(), std::move(v));
+    }
+    return true;
+}
+
+template <typename T>
+bool read(decoder& d, dom::element e, const path& at, std::vector<T>& out) {
+    return read_array(d, e, at, out);
+}
+
+template <typename T>
+bool read(decoder& d, dom::element e, const path& at, std::set<T>& out) {
+    return read_array(d, e, at, out);
+}
+
+// An object of strings with free-form keys (metadata).
+bool read(decoder& d, dom::element e, const path& at, std::map<std::string, std::string>& out) {
+    dom::object obj;
+    if (e.get_object().get(obj)) return d.fail(at, "must be an object");
+    for (auto [key, value] : obj) {
+        const path p = at.member(key);
+        std::string v;
+        if (!read(d, value, p, v)) return false;
+        if (!out.emplace(key, std::move(v)).second) return d.fail(p, "duplicate field");
+    }
+    return true;
+}
+
+template <typename T>
+bool required(decoder& d, const members& m, std::string_view name, T& out) {
+    auto v = m.get(name);
+    if (!v) return d.fail(m.at.member(name), "is required");
+    return read(d, *v, m.at.member(name), out);
+}
+
+template <typename T>
+bool optional(decoder& d, const members& m, std::string_view name, T& out) {
+    auto v = m.get(name);
+    return !v || read(d, *v, m.at.member(name), out);
+}
+
+// ---- the service object ---------------------------------------------------------
+
+bool read(decoder& d, dom::element e, const path& at, endpoint& out) {
+    static constexpr std::string_view names[] = {"name", "address", "port", "protocol"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "name", out.name) && required(d, m, "address", out.address) &&
+           required(d, m, "port", out.port) && required(d, m, "protocol", out.protocol);
+}
+
+bool read(decoder& d, dom::element e, const path& at, execution_info& out) {
+    static constexpr std::string_view names[] = {"kind", "pid", "command", "container_id", "image", "unit_name"};
+    members m{at, names};
+    if (!open(d, e, m) || !required(d, m, "kind", out.kind)) return false;
+    switch (out.kind) {
+        case execution_kind::managed_process:
+            return only(d, m, {"kind", "pid", "command"}, "managed_process") && optional(d, m, "pid", out.pid) &&
+                   optional(d, m, "command", out.command);
+        case execution_kind::container:
+            return only(d, m, {"kind", "container_id", "image"}, "container") &&
+                   required(d, m, "container_id", out.container_id) && optional(d, m, "image", out.image);
+        case execution_kind::systemd_unit:
+            return only(d, m, {"kind", "unit_name"}, "systemd_unit") && required(d, m, "unit_name", out.unit_name);
+    }
+    return false;
+}
+
+bool read(decoder& d, dom::element e, const path& at, location& out) {
+    static constexpr std::string_view names[] = {"kind", "host", "ssh_user", "ssh_port"};
+    members m{at, names};
+    std::string kind;
+    if (!open(d, e, m) || !required(d, m, "kind", kind)) return false;
+    if (kind == "local") return only(d, m, {"kind"}, "local");
+    if (kind != "remote") return d.fail(at.member("kind"), "must be one of local, remote");
+    out.remote = true;
+    return required(d, m, "host", out.host) && optional(d, m, "ssh_user", out.ssh_user) &&
+           optional(d, m, "ssh_port", out.ssh_port);
+}
+
+// null until a health result is recorded.
+bool read(decoder& d, dom::element e, const path& at, std::optional<health_result>& out) {
+    if (e.is_null()) {
+        out.reset();
+        return true;
+    }
+    static constexpr std::string_view names[] = {"status", "output", "checked_at_ms"};
+    members m{at, names};
+    auto& h = out.emplace();
+    return open(d, e, m) && required(d, m, "status", h.status) && required(d, m, "output", h.output) &&
+           required(d, m, "checked_at_ms", h.checked_at);
+}
+
+bool read(decoder& d, dom::element e, const path& at, lease& out) {
+    static constexpr std::string_view names[] = {"id", "ttl_seconds", "expires_at_ms", "session_bound"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "id", out.id) && required(d, m, "ttl_seconds", out.ttl) &&
+           required(d, m, "expires_at_ms", out.expires_at) && required(d, m, "session_bound", out.session_bound);
+}
+
+// A registration gives the descriptive fields; a stored record has them all.
+enum class service_form { registration, record };
+
+bool read_service(decoder& d, dom::element e, const path& at, service_form form, service_instance& out) {
+    static constexpr std::string_view names[] = {
+        "name",     "instance_id",    "version", "execution", "location",         "endpoints",        "depends_on",
+        "metadata", "state",          "failure_reason", "health", "lease", "registered_at_ms", "created_revision",
+        "modified_revision"};
+    constexpr std::size_t registration_names = 8;
+    const bool record = form == service_form::record;
+    members m{at, std::span(names).first(record ? std::size(names) : registration_names)};
+    auto descriptive = [&](std::string_view name, auto& value) {
+        return record ? required(d, m, name, value) : optional(d, m, name, value);
+    };
+    const bool ok = open(d, e, m) && required(d, m, "name", out.name) &&
+                    descriptive("instance_id", out.instance_id) && descriptive("version", out.version) &&
+                    descriptive("execution", out.execution) && descriptive("location", out.where) &&
+                    descriptive("endpoints", out.endpoints) && descriptive("depends_on", out.depends_on) &&
+                    descriptive("metadata", out.metadata);
+    if (!ok || !record) return ok;
+    return required(d, m, "state", out.state) && optional(d, m, "failure_reason", out.failure_reason) &&
+           required(d, m, "health", out.health) && required(d, m, "lease", out.lease) &&
+           required(d, m, "registered_at_ms", out.registered_at) &&
+           required(d, m, "created_revision", out.created_revision) &&
+           required(d, m, "modified_revision", out.modified_revision);
+}
+
+// ---- request params -------------------------------------------------------------
+
+using params_element = std::optional<dom::element>;
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::register_params& p) {
+    static constexpr std::string_view names[] = {"service", "ttl_seconds", "session_bound", "lease_id"};
+    members m{at, names};
+    if (!open(d, e, m)) return false;
+    auto service = m.get("service");
+    if (!service) return d.fail(at.member("service"), "is required");
+    return read_service(d, *service, at.member("service"), service_form::registration, p.reg.service) &&
+           optional(d, m, "ttl_seconds", p.reg.ttl) && optional(d, m, "session_bound", p.reg.session_bound) &&
+           optional(d, m, "lease_id", p.reg.lease_id);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::keepalive_params& p) {
+    static constexpr std::string_view names[] = {"lease_id"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "lease_id", p.lease_id);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::deregister_params& p) {
+    static constexpr std::string_view names[] = {"instance_id"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "instance_id", p.instance_id);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::get_service_params& p) {
+    static constexpr std::string_view names[] = {"instance_id", "name"};
+    members m{at, names};
+    if (!open(d, e, m)) return false;
+    p.by_name = m.get("name").has_value();
+    if (p.by_name == m.get("instance_id").has_value()) {
+        return d.fail(at, "exactly one of instance_id and name is required");
+    }
+    return p.by_name ? required(d, m, "name", p.key) : required(d, m, "instance_id", p.key);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::list_services_params& p) {
+    static constexpr std::string_view names[] = {"name", "version", "state", "host", "metadata"};
+    members m{at, names};
+    auto& f = p.filter;
+    return open(d, e, m) && optional(d, m, "name", f.name) && optional(d, m, "version", f.version) &&
+           optional(d, m, "state", f.state) && optional(d, m, "host", f.host) &&
+           optional(d, m, "metadata", f.metadata);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::list_endpoints_params& p) {
+    static constexpr std::string_view names[] = {"service", "endpoint", "protocol"};
+    members m{at, names};
+    auto& f = p.filter;
+    return open(d, e, m) && optional(d, m, "service", f.service) && optional(d, m, "endpoint", f.endpoint) &&
+           optional(d, m, "protocol", f.protocol);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::set_state_params& p) {
+    static constexpr std::string_view names[] = {"instance_id", "state", "reason"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "instance_id", p.instance_id) && required(d, m, "state", p.state) &&
+           optional(d, m, "reason", p.reason);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::subscribe_params& p) {
+    static constexpr std::string_view names[] = {"events", "services", "from_revision", "snapshot"};
+    members m{at, names};
+    auto& w = p.watch;
+    return open(d, e, m) && optional(d, m, "events", w.types) && optional(d, m, "services", w.services) &&
+           optional(d, m, "from_revision", w.from_revision) && optional(d, m, "snapshot", w.snapshot);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::unsubscribe_params& p) {
+    static constexpr std::string_view names[] = {"subscription"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "subscription", p.subscription);
+}
+
+// Makes `out` hold the params type of the named action.
+template <std::size_t I = 0>
+bool select_action(std::string_view action, protocol::request_params& out) {
+    if constexpr (I < std::variant_size_v<protocol::request_params>) {
+        if (std::variant_alternative_t<I, protocol::request_params>::action == action) {
+            out.emplace<I>();
+            return true;
+        }
+        return select_action<I + 1>(action, out);
+    }
+    return false;
+}
+
+// 1-128 characters, counted as code points (simdjson has checked the UTF-8).
+bool valid_id(std::string_view id) {
+    std::size_t chars = 0;
+    for (unsigned char c : id) chars += (c & 0xc0) != 0x80;
+    return chars >= 1 && chars <= 128;
+}
+
+protocol::rejection invalid(std::optional<std::string> id, std::string_view action, std::string message) {
+    return {std::move(id), action, error{errc::invalid_request, std::move(message)}};
+}
+
+}  // namespace
+
+namespace protocol {
+
+struct request_parser::impl {
+    dom::parser parser;
+};
+
+request_parser::request_parser() : impl_(std::make_unique<impl>()) {}
+request_parser::~request_parser() = default;
+
+parsed_frame request_parser::parse(std::string_view frame) {
+    dom::element root;
+    if (impl_->parser.parse(frame.data(), frame.size()).get(root)) {
+        return invalid(std::nullopt, {}, "frame is not valid JSON");
+    }
+    if (!root.is_object()) return invalid(std::nullopt, {}, "frame is not a JSON object");
+
+    // The id first: every later rejection carries it.
+    dom::element id_value;
+    if (root["id"].get(id_value)) return invalid(std::nullopt, {}, "id: is required");
+    std::string_view id_text;
+    if (id_value.get_string().get(id_text) || !valid_id(id_text)) {
+        return invalid(std::nullopt, {}, "id: must be a string of 1-128 characters");
+    }
+    request req{std::string(id_text), {}};
+
+    const path top;
+    static constexpr std::string_view names[] = {"id", "type", "action", "params"};
+    members m{top, names};
+    decoder d;
+    std::string type;
+    std::string action;
+    if (!open(d, root, m) || !required(d, m, "type", type)) {
+        return invalid(std::move(req.id), {}, std::move(d.problem));
+    }
+    if (type != "request") return invalid(std::move(req.id), {}, R"(type: must be "request")");
+    if (!required(d, m, "action", action)) return invalid(std::move(req.id), {}, std::move(d.problem));
+    if (!select_action(action, req.params)) {
+        return rejection{std::move(req.id), {}, error{errc::unknown_action, "unknown action '" + action + "'"}};
+    }
+    const std::string_view name = std::visit([](const auto& p) { return p.action; }, req.params);
+    const path params_at = top.member("params");
+    const params_element params = m.get("params");
+    if (!std::visit([&](auto& p) { return read_params(d, params, params_at, p); }, req.params)) {
+        return invalid(std::move(req.id), name, std::move(d.problem));
+    }
+    return req;
+}
+
+}  // namespace protocol
+
+namespace detail {
+
+result<service_instance> decode_service_record(std::string_view json) {
+    // Records are decoded one at a time, on whichever thread loads the store.
+    thread_local dom::parser parser;
+    dom::element root;
+    if (parser.parse(json.data(), json.size()).get(root)) return fail(errc::invalid_request, "not valid JSON");
+    decoder d;
+    service_instance s;
+    if (!read_service(d, root, path{}, service_form::record, s)) {
+        return fail(errc::invalid_request, std::move(d.problem));
+    }
+    return s;
+}
+
+}  // namespace detail
+
+}  // namespace registry

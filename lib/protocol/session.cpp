@@ -1,0 +1,121 @@
+#include "session.hpp"
+
+#include "event_encoder.hpp"
+#include "response.hpp"
+#include "server_impl.hpp"
+
+#include <exception>
+#include <utility>
+
+namespace registry::protocol {
+
+namespace {
+
+error internal_error(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(std::move(e));
+    } catch (const std::exception& x) {
+        return error{errc::internal, std::string("internal error: ") + x.what()};
+    } catch (...) {
+        return error{errc::internal, "internal error"};
+    }
+}
+
+}  // namespace
+
+task<outcome> session::handle(std::shared_ptr<session> self, std::string_view text) {
+    auto& shared = self->srv_.internals();
+    parsed_frame frame = [&]() -> parsed_frame {
+        if (text.size() > shared.lims.max_message_bytes) {
+            return rejection{std::nullopt, {},
+                             error{errc::payload_too_large,
+                                   "frame exceeds " + std::to_string(shared.lims.max_message_bytes) + " bytes"}};
+        }
+        try {
+            return shared.parser.parse(text);
+        } catch (...) {
+            return rejection{std::nullopt, {}, internal_error(std::current_exception())};
+        }
+    }();
+    return run(std::move(self), std::move(frame));
+}
+
+task<outcome> session::run(std::shared_ptr<session> self, parsed_frame frame) {
+    if (auto* r = std::get_if<rejection>(&frame)) {
+        self->send_error(r->id ? &*r->id : nullptr, r->err);
+        co_return outcome{r->action, to_string(r->err.code)};
+    }
+    auto& req = std::get<request>(frame);
+    const std::string_view action = std::visit([](const auto& p) { return p.action; }, req.params);
+    // Its transport is gone: whatever the request would do, nobody would learn of it.
+    if (self->closed_) co_return outcome{action, to_string(errc::unavailable)};
+
+    call c{std::move(req.id)};
+    error failure;
+    try {
+        auto done = co_await std::visit([&](auto& p) { return self->on(c, p); }, req.params);
+        if (done) co_return outcome{action, "ok"};
+        failure = done.err();
+    } catch (...) {
+        failure = internal_error(std::current_exception());
+    }
+    if (!c.answered) self->send_error(&c.id, failure);
+    co_return outcome{action, to_string(failure.code)};
+}
+
+outcome session::reject(errc code, std::string message) {
+    send_error(nullptr, error{code, std::move(message)});
+    return outcome{{}, to_string(code)};
+}
+
+void session::close() {
+    if (closed_) return;
+    closed_ = true;
+    stop_subscriptions();
+    reg().release_session(id_);
+}
+
+void session::send_error(const std::string* id, const error& err) {
+    try {
+        send(frame{encode_error(id, err), nullptr});
+    } catch (...) {
+        // Out of memory, or an outbox that throws: the answer is lost, the
+        // connection is not; the request's outcome still reports the error.
+    }
+}
+
+bool session::send(frame f) {
+    if (closed_) return false;
+    if (out_->send(std::move(f))) return true;
+    // The embedder is closing the connection (slow consumer): stop streaming.
+    stop_subscriptions();
+    return false;
+}
+
+void session::start_subscription(std::string id, async_generator<event_ptr> events, std::stop_source stop) {
+    subscriptions_.emplace(id, stop);
+    pumps_.spawn(pump(std::move(id), std::move(events), stop.get_token()));
+}
+
+// Suspends only inside the watch, which ends inline when `stop` is requested:
+// stopping a subscription therefore finishes its pump before returning.
+task<void> session::pump(std::string id, async_generator<event_ptr> events, std::stop_token stop) {
+    try {
+        const std::string head = event_head(id);
+        for (auto it = co_await events.begin(); it != events.end(); co_await ++it) {
+            if (!send(frame{head, event_body(**it)}) || stop.stop_requested()) break;
+        }
+    } catch (...) {
+        // Out of memory encoding an event, or a registry bug: end this
+        // subscription rather than the process.
+    }
+    subscriptions_.erase(id);
+}
+
+void session::stop_subscriptions() {
+    // Pumps erase their own entry as they end, inline: detach the map first.
+    auto stopping = std::exchange(subscriptions_, {});
+    for (auto& [id, stop] : stopping) stop.request_stop();
+}
+
+}  // namespace registry::protocol

@@ -1,0 +1,79 @@
+// One connection's protocol state: request dispatch, subscriptions and their
+// pumps. The connection owns it and every handler in flight holds it too, so a
+// handler that resumes after the connection is gone finds it closed (and
+// sends nothing) rather than freed.
+#pragma once
+
+#include "request.hpp"
+
+#include <registry/async_generator.hpp>
+#include <registry/async_scope.hpp>
+#include <registry/protocol/connection.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <string_view>
+
+namespace registry::protocol {
+
+class session {
+public:
+    session(server& srv, outbox& out, session_id id) : srv_(srv), out_(&out), id_(id) {}
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+
+    // Decodes `text` before returning (the caller's buffer may then go away)
+    // and returns the task that answers it.
+    static task<outcome> handle(std::shared_ptr<session> self, std::string_view text);
+
+    outcome reject(errc code, std::string message);
+    void close();
+    std::size_t subscription_count() const noexcept { return subscriptions_.size(); }
+
+private:
+    // One request being answered.
+    struct call {
+        std::string id;
+        bool answered = false;
+    };
+
+    static task<outcome> run(std::shared_ptr<session> self, parsed_frame frame);
+
+    // The actions (actions.cpp). On success the handler has replied; an error
+    // is left to run() to send.
+    task<result<void>> on(call& c, register_params& p);
+    task<result<void>> on(call& c, keepalive_params& p);
+    task<result<void>> on(call& c, deregister_params& p);
+    task<result<void>> on(call& c, get_service_params& p);
+    task<result<void>> on(call& c, list_services_params& p);
+    task<result<void>> on(call& c, list_endpoints_params& p);
+    task<result<void>> on(call& c, set_state_params& p);
+    task<result<void>> on(call& c, subscribe_params& p);
+    task<result<void>> on(call& c, unsubscribe_params& p);
+
+    // Sends {"id":..,"type":"response","data":<write_data(w)>}; false if refused.
+    template <typename WriteData>
+    bool reply(call& c, WriteData&& write_data);
+    void send_error(const std::string* id, const error& err);
+    bool send(frame f);
+
+    void start_subscription(std::string id, async_generator<event_ptr> events, std::stop_source stop);
+    task<void> pump(std::string id, async_generator<event_ptr> events, std::stop_token stop);
+    void stop_subscriptions();
+
+    registry& reg() noexcept { return srv_.reg(); }
+
+    server& srv_;
+    outbox* out_;  // not touched once closed: the embedder may have destroyed it
+    session_id id_;
+    bool closed_ = false;
+    std::map<std::string, std::stop_source, std::less<>> subscriptions_;
+    std::uint64_t subscriptions_started_ = 0;  // names them s1, s2, ...
+    async_scope pumps_;
+};
+
+}  // namespace registry::protocol
