@@ -1,0 +1,361 @@
+#include "config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <utility>
+
+namespace registryd {
+
+namespace {
+
+constexpr std::uint64_t kib = 1024;
+
+[[noreturn]] void fail(std::string message) { throw config_error(std::move(message)); }
+
+std::string where(std::string_view origin, const YAML::Mark& mark) {
+    std::string s(origin);
+    if (!mark.is_null()) {
+        s += ':';
+        s += std::to_string(mark.line + 1);
+        s += ':';
+        s += std::to_string(mark.column + 1);
+    }
+    return s;
+}
+
+std::optional<std::uint64_t> parse_uint(std::string_view s) {
+    std::uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size() || s.empty()) return std::nullopt;
+    return v;
+}
+
+// "1048576", "1024KiB", "1MiB", "1GiB" (also KB/MB/GB, meaning the same powers of 1024).
+std::optional<std::uint64_t> parse_bytes(std::string_view s) {
+    std::size_t digits = 0;
+    while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+    auto number = parse_uint(s.substr(0, digits));
+    if (!number) return std::nullopt;
+    std::string_view unit = s.substr(digits);
+    while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+    std::uint64_t mult = 1;
+    if (unit.empty() || unit == "B") {
+        mult = 1;
+    } else if (unit == "KiB" || unit == "KB" || unit == "K") {
+        mult = kib;
+    } else if (unit == "MiB" || unit == "MB" || unit == "M") {
+        mult = kib * kib;
+    } else if (unit == "GiB" || unit == "GB" || unit == "G") {
+        mult = kib * kib * kib;
+    } else {
+        return std::nullopt;
+    }
+    if (*number > std::numeric_limits<std::uint64_t>::max() / mult) return std::nullopt;
+    return *number * mult;
+}
+
+// Walks one YAML document against the schema, collecting the key path.
+class reader {
+public:
+    reader(config& cfg, std::string_view origin) : cfg_(cfg), origin_(origin) {}
+
+    void document(const YAML::Node& root) {
+        if (!root || root.IsNull()) return;  // an empty file changes nothing
+        if (!root.IsMap()) fail(where(origin_, root.Mark()) + ": the configuration must be a mapping");
+        for (const auto& kv : root) {
+            const std::string key = key_of(kv.first, "");
+            const YAML::Node& v = kv.second;
+            if (key == "listen") {
+                const std::string s = scalar(v, key);
+                try {
+                    cfg_.listen = parse_listen_address(s);
+                } catch (const config_error& e) {
+                    fail(at(v, key) + e.what());
+                }
+            } else if (key == "data_dir") {
+                const std::string s = scalar(v, key);
+                if (s.empty()) fail(at(v, key) + "must not be empty");
+                cfg_.data_dir = s;
+            } else if (key == "log") {
+                section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+                    if (k == "level") {
+                        const std::string s = scalar(n, path);
+                        auto l = log::parse_level(s);
+                        if (!l) fail(at(n, path) + "must be one of debug, info, warn, error (got \"" + s + "\")");
+                        cfg_.log.level = *l;
+                        return true;
+                    }
+                    return false;
+                });
+            } else if (key == "limits") {
+                auto& L = cfg_.limits;
+                section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+                    if (k == "max_message_bytes") return set_bytes(L.max_message_bytes, n, path, 1);
+                    if (k == "max_connections") return set_count(L.max_connections, n, path, 1);
+                    if (k == "max_inflight_per_connection") return set_count(L.max_inflight_per_connection, n, path, 1);
+                    if (k == "outbound_queue_bytes") return set_bytes(L.outbound_queue_bytes, n, path, 1);
+                    if (k == "outbound_queue_messages") return set_count(L.outbound_queue_messages, n, path, 1);
+                    if (k == "max_subscriptions_per_connection")
+                        return set_count(L.max_subscriptions_per_connection, n, path, 0);
+                    return false;
+                });
+            } else if (key == "timeouts") {
+                auto& T = cfg_.timeouts;
+                section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+                    if (k == "idle_seconds") return set_seconds(T.idle, n, path, 1);
+                    if (k == "handshake_seconds") return set_seconds(T.handshake, n, path, 1);
+                    if (k == "shutdown_seconds") return set_seconds(T.shutdown, n, path, 1);
+                    return false;
+                });
+            } else if (key == "registry") {
+                auto& R = cfg_.registry;
+                section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+                    if (k == "default_ttl_seconds") return set_seconds(R.default_ttl, n, path, 1);
+                    if (k == "min_ttl_seconds") return set_seconds(R.min_ttl, n, path, 1);
+                    if (k == "max_ttl_seconds") return set_seconds(R.max_ttl, n, path, 1);
+                    if (k == "session_grace_seconds") return set_seconds(R.session_grace, n, path, 0);
+                    if (k == "history_limit") return set_count(R.history_limit, n, path, 0);
+                    if (k == "bookmark_interval_seconds") return set_seconds(R.bookmark_interval, n, path, 1);
+                    return false;
+                });
+            } else if (key == "store") {
+                auto& S = cfg_.store;
+                section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+                    if (k == "compact_journal_bytes") return set_bytes(S.compact_journal_bytes, n, path, 1);
+                    return false;
+                });
+            } else {
+                fail(at(kv.first, key) + "unknown key");
+            }
+        }
+    }
+
+private:
+    using handler = std::function<bool(const std::string& key, const YAML::Node& value, const std::string& path)>;
+
+    std::string at(const YAML::Node& n, const std::string& path) const {
+        return where(origin_, n.Mark()) + ": " + path + ": ";
+    }
+
+    std::string key_of(const YAML::Node& k, const std::string& parent) const {
+        const std::string path_hint = parent.empty() ? std::string("(key)") : parent + ".(key)";
+        if (!k.IsScalar()) fail(where(origin_, k.Mark()) + ": " + path_hint + ": keys must be strings");
+        return k.Scalar();
+    }
+
+    void section(const YAML::Node& v, const std::string& name, const handler& h) {
+        if (v.IsNull()) return;  // "limits:" with nothing under it
+        if (!v.IsMap()) fail(at(v, name) + "must be a mapping");
+        for (const auto& kv : v) {
+            const std::string k = key_of(kv.first, name);
+            const std::string path = name + "." + k;
+            if (!h(k, kv.second, path)) fail(at(kv.first, path) + "unknown key");
+        }
+    }
+
+    std::string scalar(const YAML::Node& v, const std::string& path) const {
+        if (!v.IsScalar()) fail(at(v, path) + "must be a scalar");
+        return v.Scalar();
+    }
+
+    std::uint64_t integer(const YAML::Node& v, const std::string& path, std::uint64_t min) const {
+        const std::string s = scalar(v, path);
+        auto n = parse_uint(s);
+        if (!n) fail(at(v, path) + "must be a non-negative integer (got \"" + s + "\")");
+        if (*n < min) fail(at(v, path) + "must be at least " + std::to_string(min));
+        return *n;
+    }
+
+    template <typename T>
+    bool set_count(T& out, const YAML::Node& v, const std::string& path, std::uint64_t min) {
+        const auto n = integer(v, path, min);
+        if (n > std::numeric_limits<T>::max()) fail(at(v, path) + "is too large");
+        out = static_cast<T>(n);
+        return true;
+    }
+
+    template <typename T>
+    bool set_bytes(T& out, const YAML::Node& v, const std::string& path, std::uint64_t min) {
+        const std::string s = scalar(v, path);
+        auto n = parse_bytes(s);
+        if (!n) fail(at(v, path) + "must be a byte count such as 1048576 or \"1MiB\" (got \"" + s + "\")");
+        if (*n < min) fail(at(v, path) + "must be at least " + std::to_string(min));
+        if (*n > std::numeric_limits<T>::max()) fail(at(v, path) + "is too large");
+        out = static_cast<T>(*n);
+        return true;
+    }
+
+    bool set_seconds(std::chrono::seconds& out, const YAML::Node& v, const std::string& path, std::uint64_t min) {
+        const auto n = integer(v, path, min);
+        if (n > 10u * 365 * 24 * 3600) fail(at(v, path) + "is too large");
+        out = std::chrono::seconds(static_cast<std::int64_t>(n));
+        return true;
+    }
+
+    config& cfg_;
+    std::string origin_;
+};
+
+bool is_flag(std::string_view arg, std::string_view name, std::optional<std::string_view>& inline_value) {
+    if (arg == name) {
+        inline_value.reset();
+        return true;
+    }
+    if (arg.size() > name.size() && arg.substr(0, name.size()) == name && arg[name.size()] == '=') {
+        inline_value = arg.substr(name.size() + 1);
+        return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+std::string listen_address::to_string() const {
+    if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+    return host + ":" + std::to_string(port);
+}
+
+listen_address parse_listen_address(std::string_view text) {
+    const std::string shown(text);
+    std::string_view host, port;
+    if (!text.empty() && text.front() == '[') {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+            fail("bad listen address \"" + shown + "\": expected [IPV6]:PORT");
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos) fail("bad listen address \"" + shown + "\": expected HOST:PORT");
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos)
+            fail("bad listen address \"" + shown + "\": write IPv6 addresses as [ADDR]:PORT");
+    }
+    if (host.empty()) fail("bad listen address \"" + shown + "\": empty host");
+    auto p = parse_uint(port);
+    if (!p || *p > 65535) fail("bad listen address \"" + shown + "\": port must be 0-65535");
+    return listen_address{std::string(host), static_cast<std::uint16_t>(*p)};
+}
+
+void apply_yaml(config& cfg, std::string_view yaml_text, std::string_view origin) {
+    YAML::Node root;
+    try {
+        root = YAML::Load(std::string(yaml_text));
+    } catch (const YAML::Exception& e) {
+        fail(where(origin, e.mark) + ": invalid YAML: " + e.msg);
+    }
+    try {
+        reader(cfg, origin).document(root);
+    } catch (const YAML::Exception& e) {
+        fail(where(origin, e.mark) + ": " + e.msg);
+    }
+}
+
+void apply_yaml_file(config& cfg, const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) fail("cannot read config file " + file.string());
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) fail("cannot read config file " + file.string());
+    apply_yaml(cfg, text.str(), file.string());
+}
+
+void validate(const config& cfg) {
+    const auto& R = cfg.registry;
+    if (R.min_ttl > R.max_ttl) fail("registry.min_ttl_seconds must not exceed registry.max_ttl_seconds");
+    if (R.default_ttl < R.min_ttl || R.default_ttl > R.max_ttl)
+        fail("registry.default_ttl_seconds must lie between registry.min_ttl_seconds and registry.max_ttl_seconds");
+    if (cfg.data_dir.empty()) fail("data_dir must not be empty");
+    // The responses of a full pipeline of requests can be queued at once
+    // (a group commit completes them together): a smaller queue would
+    // disconnect well-behaved clients as slow consumers.
+    if (cfg.limits.outbound_queue_messages < cfg.limits.max_inflight_per_connection)
+        fail("limits.outbound_queue_messages must be at least limits.max_inflight_per_connection");
+}
+
+command_line parse_command_line(int argc, const char* const* argv) {
+    command_line cli;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        std::optional<std::string_view> inline_value;
+        auto value = [&](std::string_view flag) -> std::string {
+            if (inline_value) {
+                if (inline_value->empty()) fail(std::string(flag) + ": empty value");
+                return std::string(*inline_value);
+            }
+            if (i + 1 >= argc) fail(std::string(flag) + ": missing value");
+            return std::string(argv[++i]);
+        };
+        if (arg == "-h" || arg == "--help") {
+            cli.help = true;
+        } else if (arg == "--version") {
+            cli.version = true;
+        } else if (is_flag(arg, "--config", inline_value)) {
+            cli.config_file = value("--config");
+        } else if (is_flag(arg, "--listen", inline_value)) {
+            const std::string v = value("--listen");
+            try {
+                cli.listen = parse_listen_address(v);
+            } catch (const config_error& e) {
+                fail(std::string("--listen: ") + e.what());
+            }
+        } else if (is_flag(arg, "--data-dir", inline_value)) {
+            cli.data_dir = value("--data-dir");
+        } else if (is_flag(arg, "--port-file", inline_value)) {
+            cli.port_file = value("--port-file");
+        } else if (is_flag(arg, "--log-level", inline_value)) {
+            const std::string v = value("--log-level");
+            auto l = log::parse_level(v);
+            if (!l) fail("--log-level: must be one of debug, info, warn, error (got \"" + v + "\")");
+            cli.log_level = *l;
+        } else {
+            fail("unknown argument \"" + std::string(arg) + "\"");
+        }
+    }
+    return cli;
+}
+
+std::string usage(std::string_view program) {
+    std::string s;
+    s += "Usage: ";
+    s += program;
+    s += " [OPTIONS]\n"
+         "\n"
+         "The service registry daemon: WebSocket API, /healthz and /metrics on one port.\n"
+         "\n"
+         "Options:\n"
+         "  --config FILE       YAML configuration (see registryd.example.yaml); without it,\n"
+         "                      built-in defaults apply\n"
+         "  --listen HOST:PORT  address to listen on (default 127.0.0.1:8080; port 0 picks\n"
+         "                      a free port; IPv6 as [::1]:8080); overrides `listen`\n"
+         "  --data-dir DIR      durable state directory (default ./registry-data);\n"
+         "                      overrides `data_dir`\n"
+         "  --port-file FILE    once listening, write \"HOST:PORT\\n\" of the bound address\n"
+         "                      to FILE (atomically: temporary file + rename)\n"
+         "  --log-level LEVEL   debug, info, warn or error; overrides `log.level`\n"
+         "  --version           print the version and exit\n"
+         "  -h, --help          print this help and exit\n"
+         "\n"
+         "Flags also accept --flag=VALUE. Exit status: 0 after a clean shutdown (SIGTERM or\n"
+         "SIGINT), 1 on a runtime failure (e.g. the data directory is locked), 2 on a bad\n"
+         "flag or configuration.\n";
+    return s;
+}
+
+config load(const command_line& cli) {
+    config cfg;
+    if (cli.config_file) apply_yaml_file(cfg, *cli.config_file);
+    if (cli.listen) cfg.listen = *cli.listen;
+    if (cli.data_dir) cfg.data_dir = *cli.data_dir;
+    if (cli.log_level) cfg.log.level = *cli.log_level;
+    validate(cfg);
+    return cfg;
+}
+
+}  // namespace registryd

@@ -1,0 +1,107 @@
+// registryd's configuration: defaults, the YAML file, the command line.
+//
+// Precedence: built-in defaults < --config FILE < command-line flags.
+// daemon/registryd.example.yaml documents every key. Unknown keys, wrong
+// types and out-of-range values are errors that name the key path (e.g.
+// "limits.max_conections: unknown key"); registryd exits 2 on them.
+#pragma once
+
+#include "log.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace registryd {
+
+struct listen_address {
+    std::string host = "127.0.0.1";  // IP literal or host name; IPv6 as [::1] on the command line
+    std::uint16_t port = 8080;       // 0: an ephemeral port (see --port-file)
+
+    std::string to_string() const;  // "HOST:PORT", IPv6 hosts bracketed
+};
+
+struct config {
+    listen_address listen;
+    std::filesystem::path data_dir = "./registry-data";
+
+    struct log_section {
+        log::level level = log::level::info;
+    } log;
+
+    struct limits_section {
+        std::size_t max_message_bytes = 1 << 20;
+        std::size_t max_connections = 10000;
+        std::size_t max_inflight_per_connection = 64;
+        std::size_t outbound_queue_bytes = 4 << 20;
+        std::size_t outbound_queue_messages = 4096;
+        std::size_t max_subscriptions_per_connection = 64;
+    } limits;
+
+    struct timeouts_section {
+        std::chrono::seconds idle{60};
+        std::chrono::seconds handshake{10};
+        std::chrono::seconds shutdown{10};
+    } timeouts;
+
+    struct registry_section {
+        std::chrono::seconds default_ttl{30};
+        std::chrono::seconds min_ttl{1};
+        std::chrono::seconds max_ttl{86400};
+        std::chrono::seconds session_grace{10};
+        std::size_t history_limit = 10000;
+        std::chrono::seconds bookmark_interval{10};
+    } registry;
+
+    struct store_section {
+        // Rewrite the journal into a snapshot once it grows past this
+        // (registry::file_store_options::compact_journal_bytes).
+        std::uint64_t compact_journal_bytes = 8ull << 20;
+    } store;
+};
+
+// A configuration or command-line error; the message names the key or flag.
+class config_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Parses "HOST:PORT" ("[v6]:PORT" for IPv6). Throws config_error.
+listen_address parse_listen_address(std::string_view text);
+
+// Applies a YAML document on top of `cfg`. `origin` names the source in
+// error messages (the file name). Throws config_error.
+void apply_yaml(config& cfg, std::string_view yaml_text, std::string_view origin);
+
+// Reads and applies a YAML file. Throws config_error.
+void apply_yaml_file(config& cfg, const std::filesystem::path& file);
+
+// Cross-field checks (min_ttl <= default_ttl <= max_ttl, ...). Throws config_error.
+void validate(const config& cfg);
+
+// The command line.
+struct command_line {
+    std::optional<std::filesystem::path> config_file;
+    std::optional<listen_address> listen;
+    std::optional<std::filesystem::path> data_dir;
+    std::optional<std::filesystem::path> port_file;
+    std::optional<log::level> log_level;
+    bool help = false;
+    bool version = false;
+};
+
+// Throws config_error for an unknown flag, a missing or bad value.
+command_line parse_command_line(int argc, const char* const* argv);
+
+std::string usage(std::string_view program);
+
+// Defaults, then the config file (if any), then the flags; validated.
+config load(const command_line& cli);
+
+}  // namespace registryd

@@ -1,0 +1,394 @@
+// registryd: the service registry daemon.
+//
+// Binds the runtime-agnostic registry library to Boost.Asio: one io_context
+// run by the main thread carries all networking and every library coroutine
+// (the file store's writer thread, inside file_store_port, is the only other
+// thread). This file is the lifecycle: configuration, startup, signals and
+// the bounded graceful shutdown. It includes Asio but not Beast (server.cpp).
+
+#include "asio_clock.hpp"
+#include "config.hpp"
+#include "file_store_port.hpp"
+#include "log.hpp"
+#include "metrics.hpp"
+#include "server.hpp"
+
+#include <registry/async_scope.hpp>
+#include <registry/file_store.hpp>
+#include <registry/registry.hpp>
+#include <registry/task.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <system_error>
+#include <utility>
+
+namespace {
+
+namespace asio = boost::asio;
+namespace log = registryd::log;
+using namespace std::chrono_literals;
+
+constexpr std::string_view version = "0.1.0";
+
+// A one-shot event for the lifecycle coroutine. set() never resumes the
+// waiter inline (it may be called from deep inside a handler or a session's
+// destructor): the resumption is posted to the io_context.
+class oneshot {
+public:
+    explicit oneshot(asio::io_context& ioc) : ioc_(ioc) {}
+
+    void set() {
+        if (set_) return;
+        set_ = true;
+        if (waiter_) asio::post(ioc_, [h = std::exchange(waiter_, {})] { h.resume(); });
+    }
+    bool is_set() const noexcept { return set_; }
+
+    auto wait() noexcept {
+        struct awaiter {
+            oneshot& ev;
+            bool await_ready() const noexcept { return ev.set_; }
+            void await_suspend(std::coroutine_handle<> h) noexcept { ev.waiter_ = h; }
+            void await_resume() const noexcept {}
+        };
+        return awaiter{*this};
+    }
+
+private:
+    asio::io_context& ioc_;
+    bool set_ = false;
+    std::coroutine_handle<> waiter_;
+};
+
+// Writes "HOST:PORT\n" to `file` atomically: a temporary file in the same
+// directory, then rename(2), so a reader never sees a partial file.
+void write_port_file(const std::filesystem::path& file, const std::string& addr) {
+    std::filesystem::path tmp = file;
+    tmp += ".tmp." + std::to_string(::getpid());
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << addr << '\n';
+        out.flush();
+        if (!out) throw std::runtime_error("cannot write " + tmp.string());
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, file, ec);
+    if (ec) {
+        std::filesystem::remove(tmp, ec);
+        throw std::runtime_error("cannot rename " + tmp.string() + " to " + file.string());
+    }
+}
+
+// Raises the soft open-files limit to the hard limit: 10000 connections need
+// more than the usual 1024 descriptors.
+void raise_fd_limit(std::size_t max_connections) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlimit raised = rl;
+        raised.rlim_cur = rl.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+    }
+    const std::uint64_t needed = static_cast<std::uint64_t>(max_connections) + 64;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed) {
+        log::warn("open-files limit is lower than limits.max_connections needs",
+                  {{"nofile", static_cast<std::uint64_t>(rl.rlim_cur)}, {"needed", needed}});
+    }
+}
+
+registry::registry_options registry_options_from(const registryd::config& cfg) {
+    registry::registry_options o;
+    o.default_ttl = cfg.registry.default_ttl;
+    o.min_ttl = cfg.registry.min_ttl;
+    o.max_ttl = cfg.registry.max_ttl;
+    o.session_grace = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.registry.session_grace);
+    o.history_limit = cfg.registry.history_limit;
+    o.bookmark_interval = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.registry.bookmark_interval);
+    return o;
+}
+
+// The daemon's lifecycle, run as one coroutine on the io thread.
+class daemon_app {
+public:
+    daemon_app(asio::io_context& ioc, const registryd::config& cfg, std::optional<std::filesystem::path> port_file,
+               registryd::file_store_port& port)
+        : ioc_(ioc),
+          cfg_(cfg),
+          port_file_(std::move(port_file)),
+          port_(port),
+          clock_(ioc),
+          reg_(clock_, port_, registry_options_from(cfg)),
+          server_(ioc, cfg, reg_, metrics_,
+                  [this] {
+                      return registryd::metrics::gauges{reg_.size(), reg_.revision(), port_.fsyncs(),
+                                                        reg_.available()};
+                  }),
+          signals_(ioc, SIGINT, SIGTERM),
+          deadline_(ioc),
+          shutdown_requested_(ioc),
+          drained_(ioc) {
+        background_.on_error([this](std::exception_ptr e) { background_failed(e); });
+    }
+
+    int exit_code() const noexcept { return exit_code_; }
+
+    void start() {
+        wait_for_signal();
+        lifecycle_.on_error([this](std::exception_ptr e) {
+            log::error("lifecycle failed", {{"error", describe(e)}});
+            exit_code_ = 1;
+            ioc_.stop();
+        });
+        lifecycle_.spawn(run());
+    }
+
+private:
+    static std::string describe(std::exception_ptr e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            return ex.what();
+        } catch (...) {
+            return "unknown exception";
+        }
+    }
+
+    void background_failed(std::exception_ptr e) {
+        log::error("background task failed", {{"error", describe(e)}});
+        exit_code_ = 1;
+        shutdown_requested_.set();
+    }
+
+    void wait_for_signal() {
+        signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+            if (ec) return;  // cancelled
+            ++signals_received_;
+            if (signals_received_ == 1) {
+                log::info("signal received, shutting down", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"}});
+                shutdown_requested_.set();
+            } else {
+                log::warn("second signal, closing every connection now",
+                          {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"}});
+                server_.force_close();
+            }
+            wait_for_signal();
+        });
+    }
+
+    registry::task<void> run() {
+        const auto opened = co_await reg_.open();
+        if (!opened) {
+            log::error("cannot load the registry state",
+                       {{"code", registry::to_string(opened.err().code)}, {"error", opened.err().message}});
+            exit_code_ = 1;
+            co_await finish();
+            co_return;
+        }
+        log::info("registry loaded", {{"services", reg_.size()}, {"revision", reg_.revision()}});
+
+        const std::stop_token stop = stop_.get_token();
+        background_.spawn(reg_.run(stop));
+        background_.spawn(watch_availability(stop));
+
+        if (!shutdown_requested_.is_set()) {
+            std::string addr;
+            bool started = false;
+            try {
+                addr = server_.listen().to_string();
+                if (port_file_) {
+                    write_port_file(*port_file_, addr);
+                    port_file_written_ = true;
+                }
+                started = true;
+            } catch (const std::exception& e) {
+                log::error("cannot start listening", {{"error", e.what()}});
+            }
+            if (!started) {
+                exit_code_ = 1;
+                server_.shutdown([] {});
+                co_await finish();
+                co_return;
+            }
+            log::info("listening",
+                      {{"addr", addr}, {"data_dir", cfg_.data_dir.string()}, {"version", version}});
+
+            co_await shutdown_requested_.wait();
+            arm_shutdown_deadline();
+            server_.shutdown([this] { drained_.set(); });
+            co_await drained_.wait();
+            log::info("connections closed");
+        }
+        co_await finish();
+    }
+
+    // Everything after the last connection is gone: stop the registry's
+    // background work, flush the store, and let io_context::run() return.
+    registry::task<void> finish() {
+        stop_.request_stop();
+        co_await background_.join();
+        port_.stop();  // every queued group is durable; later commits would fail
+        if (port_file_written_) {  // a stale file must not point the next reader at us
+            std::error_code ec;
+            std::filesystem::remove(*port_file_, ec);
+        }
+        boost::system::error_code ignored;
+        signals_.cancel(ignored);
+        deadline_.cancel();
+        log::info("stopped", {{"exit_code", exit_code_}, {"revision", reg_.revision()}});
+        // Completions the store port posted before stop() returned run first.
+        asio::post(ioc_, [this] { ioc_.stop(); });
+    }
+
+    // Connections get max(half, all but one second) of timeouts.shutdown to
+    // close by themselves; then they are closed forcibly. At the full timeout
+    // the process exits 1 whatever is left (a store that does not return).
+    void arm_shutdown_deadline() {
+        const auto total = std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.timeouts.shutdown);
+        const auto graceful = std::max(total / 2, total - 1000ms);
+        deadline_.expires_after(graceful);
+        deadline_.async_wait([this, rest = total - graceful](const boost::system::error_code& ec) {
+            if (ec) return;
+            log::warn("shutdown deadline reached, closing remaining connections",
+                      {{"connections", server_.connections()}});
+            server_.force_close();
+            deadline_.expires_after(rest);
+            deadline_.async_wait([](const boost::system::error_code& e) {
+                if (e) return;
+                log::error("shutdown did not complete in time, exiting");
+                std::_Exit(1);
+            });
+        });
+    }
+
+    // The registry turns unavailable for good when the store fails.
+    registry::task<void> watch_availability(std::stop_token stop) {
+        bool available = reg_.available();
+        for (;;) {
+            // Not `while (co_await ...)`: GCC 12 miscompiles a co_await in an
+            // if/while condition when the awaiter really suspends.
+            const bool slept = co_await clock_.sleep_until(clock_.now() + registry::milliseconds(500), stop);
+            if (!slept) break;
+            const bool now = reg_.available();
+            if (available && !now) {
+                log::error("store failed: the registry accepts no more writes (requests get 'unavailable'; "
+                           "/healthz reports 503); restart registryd");
+            }
+            available = now;
+        }
+    }
+
+    asio::io_context& ioc_;
+    const registryd::config& cfg_;
+    std::optional<std::filesystem::path> port_file_;
+    registryd::file_store_port& port_;
+    registryd::asio_clock clock_;
+    registry::registry reg_;
+    registryd::metrics metrics_;
+    registryd::server server_;
+    asio::signal_set signals_;
+    asio::steady_timer deadline_;
+    oneshot shutdown_requested_;
+    oneshot drained_;
+    std::stop_source stop_;
+    int signals_received_ = 0;
+    bool port_file_written_ = false;
+    int exit_code_ = 0;
+    // Declared last, destroyed first; both are idle once run() has returned.
+    registry::async_scope background_;  // registry.run(), watch_availability()
+    registry::async_scope lifecycle_;   // run()
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    registryd::command_line cli;
+    registryd::config cfg;
+    const std::string program = "registryd";
+    try {
+        cli = registryd::parse_command_line(argc, argv);
+        if (cli.help) {
+            const std::string text = registryd::usage(program);
+            std::fwrite(text.data(), 1, text.size(), stdout);
+            return 0;
+        }
+        if (cli.version) {
+            std::printf("registryd %.*s\n", static_cast<int>(version.size()), version.data());
+            return 0;
+        }
+        cfg = registryd::load(cli);
+    } catch (const registryd::config_error& e) {
+        std::fprintf(stderr, "registryd: %s\nTry 'registryd --help'.\n", e.what());
+        return 2;
+    }
+
+    log::set_level(cfg.log.level);
+    std::signal(SIGPIPE, SIG_IGN);  // a peer gone mid-write is an error code, not a signal
+
+    // A port file left by an earlier run must not be mistaken for ours.
+    if (cli.port_file) {
+        std::error_code ec;
+        std::filesystem::remove(*cli.port_file, ec);
+    }
+
+    log::info("starting", {{"version", version},
+                           {"pid", static_cast<std::int64_t>(::getpid())},
+                           {"listen", cfg.listen.to_string()},
+                           {"data_dir", cfg.data_dir.string()}});
+    raise_fd_limit(cfg.limits.max_connections);
+
+    registry::file_store_options store_options;
+    store_options.compact_journal_bytes = cfg.store.compact_journal_bytes;
+    auto opened = registry::file_store::open(cfg.data_dir, std::move(store_options));
+    if (!opened) {
+        log::error("cannot open the data directory", {{"data_dir", cfg.data_dir.string()},
+                                                      {"code", registry::to_string(opened.err().code)},
+                                                      {"error", opened.err().message}});
+        return 1;
+    }
+    std::unique_ptr<registry::file_store> store = std::move(opened).value();
+    {
+        const auto& r = store->stats().recovery;
+        log::info("store opened", {{"snapshot_loaded", r.snapshot_loaded},
+                                   {"snapshot_revision", r.snapshot_revision},
+                                   {"records_replayed", r.records_replayed},
+                                   {"records_skipped", r.records_skipped},
+                                   {"truncated_tail_bytes", r.truncated_tail_bytes},
+                                   {"removed_temporary_files", r.removed_temporary_files}});
+        if (r.truncated_tail_bytes > 0) {
+            log::warn("store: a torn or corrupt journal tail was cut off",
+                      {{"bytes", r.truncated_tail_bytes}});
+        }
+    }
+
+    int code = 0;
+    try {
+        asio::io_context ioc{1};  // one thread runs it
+        registryd::file_store_port port(ioc, *store);
+        daemon_app app(ioc, cfg, cli.port_file, port);
+        asio::post(ioc, [&app] { app.start(); });
+        ioc.run();
+        code = app.exit_code();
+    } catch (const std::exception& e) {
+        log::error("fatal error", {{"error", e.what()}});
+        return 1;
+    }
+    return code;
+}

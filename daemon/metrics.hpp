@@ -1,0 +1,71 @@
+// registryd's metrics: plain counters, touched only on the io thread (no
+// atomics), rendered in the Prometheus text exposition format (0.0.4).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace registryd {
+
+class metrics {
+public:
+    // Upper bounds of registryd_request_duration_seconds, 50us .. 1s (+Inf implied).
+    static constexpr std::array<double, 14> duration_buckets{0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                                             0.0025,  0.005,  0.01,    0.025,  0.05,
+                                                             0.1,     0.25,   0.5,     1.0};
+
+    // Values read at scrape time from elsewhere (registry, store).
+    struct gauges {
+        std::uint64_t services = 0;
+        std::uint64_t revision = 0;
+        std::uint64_t store_fsyncs = 0;
+        bool available = true;
+    };
+
+    void connection_opened() noexcept {
+        ++connections_;
+        ++connections_total_;
+    }
+    void connection_closed() noexcept { --connections_; }
+    void connection_refused() noexcept { ++connections_refused_total_; }
+    std::uint64_t connections() const noexcept { return connections_; }
+
+    // One handled request. `action` and `code` come from the library's
+    // protocol::outcome; an empty action is recorded as "none".
+    void request(std::string_view action, std::string_view code, double seconds);
+
+    void events_sent(std::uint64_t n = 1) noexcept { events_sent_total_ += n; }
+    void slow_consumer_disconnect() noexcept { ++slow_consumer_disconnects_total_; }
+
+    // A message refused by the transport before the library parsed it:
+    // "too_large", "binary", "shutting_down".
+    void message_rejected(std::string_view reason);
+
+    std::string render(const gauges& g) const;
+
+private:
+    struct histogram {
+        std::array<std::uint64_t, duration_buckets.size()> buckets{};  // non-cumulative
+        std::uint64_t count = 0;
+        double sum = 0;
+    };
+
+    std::uint64_t connections_ = 0;
+    std::uint64_t connections_total_ = 0;
+    std::uint64_t connections_refused_total_ = 0;
+    std::uint64_t events_sent_total_ = 0;
+    std::uint64_t slow_consumer_disconnects_total_ = 0;
+    std::map<std::pair<std::string, std::string>, std::uint64_t, std::less<>> requests_total_;
+    std::map<std::string, histogram, std::less<>> durations_;  // by action
+    std::map<std::string, std::uint64_t, std::less<>> rejected_total_;
+};
+
+// Escapes a Prometheus label value (backslash, double quote, newline).
+std::string escape_label_value(std::string_view v);
+
+}  // namespace registryd

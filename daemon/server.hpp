@@ -1,0 +1,62 @@
+// The network side of registryd: one TCP listener serving plain HTTP
+// (GET /healthz, GET /metrics, 404 otherwise) and WebSocket upgrades (any
+// path) on the same port. Every Beast/HTTP/WebSocket detail lives in
+// server.cpp, the only translation unit that includes Beast; this header is
+// light on purpose.
+//
+// Everything runs on the one io_context thread, which is also the registry's
+// thread: no strands, no locks.
+#pragma once
+
+#include "config.hpp"
+#include "metrics.hpp"
+
+#include <functional>
+#include <memory>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace registry {
+class registry;
+}
+
+namespace registryd {
+
+class server {
+public:
+    // `gauges` is called on every /metrics scrape for the values that live
+    // elsewhere (registry size and revision, store fsyncs).
+    server(boost::asio::io_context& ioc, const config& cfg, registry::registry& reg, metrics& m,
+           std::function<metrics::gauges()> gauges);
+    ~server();
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
+    // Resolves, binds and starts accepting on cfg.listen. Returns the bound
+    // address (the real port when 0 was asked for). Throws std::runtime_error
+    // with a readable message when it cannot.
+    listen_address listen();
+
+    // Graceful shutdown: stop accepting; plain HTTP connections are closed
+    // once their current response is written; each WebSocket session stops
+    // reading, lets its in-flight requests complete, flushes its queue and
+    // closes with 1001 (going away). `on_drained` is posted to the io_context
+    // once no connection is left (at once if there is none).
+    void shutdown(std::function<void()> on_drained);
+
+    // Closes every remaining socket now (the shutdown deadline has passed).
+    // Sessions still wait for their in-flight requests before they go away.
+    void force_close();
+
+    // Open TCP connections of any kind (HTTP and WebSocket).
+    std::size_t connections() const noexcept;
+
+    struct state;
+
+private:
+    std::shared_ptr<state> state_;
+};
+
+}  // namespace registryd
