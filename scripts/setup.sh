@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libboost1.81-dev libsimdjson-dev libyaml-cpp-dev doctest-dev
+  libboost1.81-dev libsimdjson-dev libyaml-cpp-dev doctest-dev libarchive-dev
 )
 
 missing=()

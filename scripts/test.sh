@@ -5,6 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh || exit 1
+scripts/setup-containers.sh || exit 1  # the container tests start a real Podman API service
 
 passed=0
 failed=0
@@ -22,7 +23,7 @@ run_suite() {  # name, build dir, cmake args...
   fi
   echo "=== $name: test"
   local log="$dir/ctest.log"
-  (cd "$dir" && ctest --output-on-failure --timeout 300) 2>&1 | tee "$log"
+  (cd "$dir" && ctest --output-on-failure --timeout 300 -j2) 2>&1 | tee "$log"
   local summary total bad
   summary=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)
   if [ -z "$summary" ]; then
