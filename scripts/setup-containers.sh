@@ -4,18 +4,4 @@
 # already there. Idempotent; needs root (or sudo). scripts/test.sh runs it;
 # building without them: -DREGISTRY_CONTAINER_TESTS=OFF.
 set -euo pipefail
-
-packages=(podman runc busybox-static)
-
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-
-if ((${#missing[@]})); then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "setup-containers: installing ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+"$(dirname "$0")/apt-install.sh" podman runc busybox-static
