@@ -252,6 +252,22 @@ struct registry::impl {
         return e;
     }
 
+    // Makes `next` the instance's current version under a new revision that
+    // carries `e`, and completes once that is durable.
+    task<result<service_ptr>> replace(std::shared_ptr<service_instance> next, std::shared_ptr<event> e,
+                                      std::string_view what) {
+        const std::uint64_t rev = next_revision({std::move(e)});
+        next->modified_revision = rev;
+        services.insert_or_assign(next->instance_id, next);
+
+        store_batch batch{rev, {}};
+        batch.mutations.push_back({store_key(next->instance_id), detail::encode_service_record(*next)});
+        const bool written = co_await commit(std::move(batch));
+        if (!written) co_return fail(errc::unavailable, "the store failed to persist the " + std::string(what));
+        mark_durable(rev, rev);
+        co_return service_ptr(std::move(next));
+    }
+
     // ---- expiry ---------------------------------------------------------------
 
     task<void> expire_due() {
@@ -509,18 +525,7 @@ task<result<service_ptr>> registry::set_state(std::string_view instance_id, serv
     next->failure_reason = to == service_state::failed ? reason : std::string{};
     auto e = make_event(event_type::service_state_changed, 0, next, std::move(reason));
     e->previous_state = current->state;
-    const std::uint64_t rev = m.next_revision({e});
-    next->modified_revision = rev;
-    m.services.insert_or_assign(next->instance_id, next);
-
-    store_batch batch{rev, {}};
-    batch.mutations.push_back({store_key(next->instance_id), detail::encode_service_record(*next)});
-    const bool written = co_await m.commit(std::move(batch));
-    if (!written) {
-        co_return fail(errc::unavailable, "the store failed to persist the state change");
-    }
-    m.mark_durable(rev, rev);
-    co_return service_ptr(next);
+    co_return co_await m.replace(std::move(next), std::move(e), "state change");
 }
 
 task<result<service_ptr>> registry::record_health(std::string_view instance_id, health_result health) {
@@ -530,18 +535,8 @@ task<result<service_ptr>> registry::record_health(std::string_view instance_id, 
     if (it == m.services.end()) co_return fail(errc::not_found, "no instance '" + std::string(instance_id) + "'");
     auto next = std::make_shared<service_instance>(*it->second);
     next->health = std::move(health);
-    const std::uint64_t rev = m.next_revision({make_event(event_type::health_check_result, 0, next)});
-    next->modified_revision = rev;
-    m.services.insert_or_assign(next->instance_id, next);
-
-    store_batch batch{rev, {}};
-    batch.mutations.push_back({store_key(next->instance_id), detail::encode_service_record(*next)});
-    const bool written = co_await m.commit(std::move(batch));
-    if (!written) {
-        co_return fail(errc::unavailable, "the store failed to persist the health result");
-    }
-    m.mark_durable(rev, rev);
-    co_return service_ptr(next);
+    auto e = make_event(event_type::health_check_result, 0, next);
+    co_return co_await m.replace(std::move(next), std::move(e), "health result");
 }
 
 service_ptr registry::find(std::string_view instance_id) const {
