@@ -1,0 +1,229 @@
+// One subscription as the application sees it: it outlives connections.
+// The client re-subscribes it after every reconnect from the last revision it
+// delivered, so the application sees every event once and in order; when the
+// server can no longer replay that far back it sends `resync_required` and a
+// fresh `registry_loaded` snapshot, which reloads `services`.
+//
+// Events are plain objects {event, revision, data}. They are delivered to
+// listeners (on/off) and to async iterators, each with its own filter.
+
+// The events of one change share a revision, so "every event up to revision
+// R" is only known once something later than R arrives. The resume point is
+// therefore the last complete revision, plus how many events of the following
+// (possibly incomplete) revision were already delivered, which the replay
+// then skips.
+export class ResumePoint {
+  complete = 0;     // every matching event with a revision <= this was delivered
+  partial = 0;      // revision of the last delivered event, when > complete
+  partialCount = 0; // how many events of `partial` were delivered
+  skip = null;      // {revision, count} while a replay repeats delivered events
+
+  startAt(revision) {
+    this.complete = revision;
+    this.partial = 0;
+    this.partialCount = 0;
+  }
+
+  // Returns false for an event that a replay repeats (already delivered).
+  accept(frame) {
+    const { event, revision } = frame;
+    if (event === 'registry_loaded' || event === 'bookmark' || event === 'resync_required') {
+      // A snapshot or a bookmark is the whole state as of its revision.
+      this.skip = null;
+      if (event !== 'resync_required') this.startAt(Math.max(revision, this.complete));
+      return true;
+    }
+    if (this.skip) {
+      if (revision === this.skip.revision && this.skip.count > 0) {
+        this.skip.count -= 1;
+        return false;
+      }
+      this.skip = null;
+    }
+    if (revision > this.partial) {
+      this.complete = Math.max(this.complete, revision - 1); // events come in revision order
+      this.partial = revision;
+      this.partialCount = 0;
+    }
+    this.partialCount += 1;
+    return true;
+  }
+
+  // The `from_revision` to resume from, and what the replay will repeat.
+  resume() {
+    this.skip = this.partial > this.complete ? { revision: this.partial, count: this.partialCount } : null;
+    return this.complete;
+  }
+
+  get last() {
+    return Math.max(this.complete, this.partial);
+  }
+}
+
+// Builds an event predicate from {types, filter}: `types` is an event name or
+// a list of names ('*' or absent: every event except bookmarks).
+function matcher(types, filter) {
+  const list = types === undefined || types === '*' ? null : [].concat(types);
+  return (e) => {
+    if (list ? !list.includes(e.event) : e.event === 'bookmark') return false;
+    return filter ? Boolean(filter(e)) : true;
+  };
+}
+
+export class Subscription {
+  #client;
+  #params;
+  #resume = new ResumePoint();
+  #listeners = new Set(); // {match, fn}
+  #closed = false;
+  #error = null;
+  #subscribedOnce = false;
+
+  id = null; // the server's id on the current connection (changes on reconnect)
+  services = new Map(); // instance_id -> service: the state this subscription has seen
+
+  constructor(client, params) {
+    this.#client = client;
+    this.#params = { ...params };
+    if (params.from_revision !== undefined) this.#resume.startAt(params.from_revision);
+  }
+
+  get closed() {
+    return this.#closed;
+  }
+
+  // The revision of the last event delivered (or of the snapshot).
+  get revision() {
+    return this.#resume.last;
+  }
+
+  // `fn(event)` for every event of `types` (see matcher) that passes `filter`.
+  // Returns a function that removes the listener.
+  on(types, fn, { filter } = {}) {
+    if (typeof types === 'function') [types, fn] = ['*', types];
+    const entry = { match: matcher(types, filter), fn };
+    this.#listeners.add(entry);
+    return () => this.#listeners.delete(entry);
+  }
+
+  off(fn) {
+    for (const l of this.#listeners) if (l.fn === fn) this.#listeners.delete(l);
+  }
+
+  // An async iterator over the events of `types` that pass `filter`; it ends
+  // when the subscription is closed. Events are buffered until consumed.
+  events({ types, filter } = {}) {
+    const match = matcher(types, filter);
+    const buffered = [];
+    let wake = null;
+    const entry = {
+      match,
+      fn: (e) => {
+        buffered.push(e);
+        if (wake) wake();
+      },
+      wake: () => wake?.(),
+    };
+    this.#listeners.add(entry);
+    const sub = this;
+    return {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      async next() {
+        for (;;) {
+          if (buffered.length) return { value: buffered.shift(), done: false };
+          if (sub.#error) throw sub.#error;
+          if (sub.#closed || !sub.#listeners.has(entry)) return { value: undefined, done: true };
+          await new Promise((resolve) => {
+            wake = resolve;
+          });
+          wake = null;
+        }
+      },
+      async return() {
+        sub.#listeners.delete(entry);
+        if (wake) wake();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  [Symbol.asyncIterator]() {
+    return this.events();
+  }
+
+  // Unsubscribes (when connected) and ends every iterator.
+  async close() {
+    if (this.#closed) return;
+    await this.#client.unsubscribe(this);
+  }
+
+  // ---- called by the client ---------------------------------------------
+
+  // The params of the next `subscribe` request: the original ones, resumed
+  // from the last complete revision once a first subscribe succeeded.
+  _subscribeParams() {
+    if (!this.#subscribedOnce) return this.#params;
+    const { snapshot, ...rest } = this.#params;
+    return { ...rest, from_revision: this.#resume.resume() };
+  }
+
+  _attached(id, revision) {
+    this.id = id;
+    if (!this.#subscribedOnce && this.#params.from_revision === undefined) this.#resume.startAt(revision);
+    this.#subscribedOnce = true;
+  }
+
+  // Whether the client must re-subscribe it on a new connection (it was
+  // subscribed before; its first subscribe is the application's own request).
+  get _needsResubscribe() {
+    return this.#subscribedOnce && !this.#closed && this.id === null;
+  }
+
+  _detached() {
+    this.id = null;
+  }
+
+  _deliver(frame) {
+    if (this.#closed || !this.#resume.accept(frame)) return;
+    this.#apply(frame);
+    const e = { event: frame.event, revision: frame.revision, data: frame.data };
+    for (const l of [...this.#listeners]) {
+      if (!l.match(e)) continue;
+      try {
+        l.fn(e);
+      } catch (err) {
+        this.#client._report(err);
+      }
+    }
+  }
+
+  _end(error = null) {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.id = null;
+    this.#error = error;
+    for (const l of this.#listeners) l.wake?.(); // iterators see the end
+  }
+
+  // Keeps `services` equal to the state the events describe.
+  #apply({ event, data }) {
+    switch (event) {
+      case 'registry_loaded':
+        this.services = new Map(data.services.map((s) => [s.instance_id, s]));
+        break;
+      case 'service_registered':
+      case 'service_state_changed':
+      case 'endpoint_updated':
+      case 'health_check_result':
+        this.services.set(data.service.instance_id, data.service);
+        break;
+      case 'service_deregistered':
+        this.services.delete(data.service.instance_id);
+        break;
+      default:
+        break;
+    }
+  }
+}
