@@ -5,18 +5,29 @@
 // fresh `registry_loaded` snapshot, which reloads `services`.
 //
 // Events are plain objects {event, revision, data}. They are delivered to
-// listeners (on/off) and to async iterators, each with its own filter.
+// listeners (on/off) and to async iterators, each with its own filter. The
+// events that arrive before the first listener or iterator is attached (the
+// snapshot usually comes with the subscribe response) are kept and handed to
+// every consumer attached in the same tick as the first one.
 
-// The events of one change share a revision, so "every event up to revision
-// R" is only known once something later than R arrives. The resume point is
-// therefore the last complete revision, plus how many events of the following
-// (possibly incomplete) revision were already delivered, which the replay
-// then skips.
+// The events of one change share a revision: a lease expiry is
+// `lease_expired` then `service_deregistered` (docs/protocol.md). After a
+// `lease_expired` its revision is incomplete until the second event arrives,
+// so the resume point is the last complete revision plus how many events of
+// the incomplete one were already delivered, which the replay then skips.
+// (Resuming from the last revision itself would matter: after a daemon
+// restart the history starts at the restart's revision, and an earlier
+// from_revision would force a resync.)
 export class ResumePoint {
   complete = 0;     // every matching event with a revision <= this was delivered
   partial = 0;      // revision of the last delivered event, when > complete
   partialCount = 0; // how many events of `partial` were delivered
   skip = null;      // {revision, count} while a replay repeats delivered events
+  #pairs;           // whether a `service_deregistered` follows each `lease_expired`
+
+  constructor(events) {
+    this.#pairs = !events || events.includes('service_deregistered');
+  }
 
   startAt(revision) {
     this.complete = revision;
@@ -46,6 +57,7 @@ export class ResumePoint {
       this.partialCount = 0;
     }
     this.partialCount += 1;
+    if (!(event === 'lease_expired' && this.#pairs)) this.startAt(revision); // the change is complete
     return true;
   }
 
@@ -73,11 +85,12 @@ function matcher(types, filter) {
 export class Subscription {
   #client;
   #params;
-  #resume = new ResumePoint();
+  #resume;
   #listeners = new Set(); // {match, fn}
   #closed = false;
   #error = null;
   #subscribedOnce = false;
+  #backlog = []; // events before the first consumer; null once handed over
 
   id = null; // the server's id on the current connection (changes on reconnect)
   services = new Map(); // instance_id -> service: the state this subscription has seen
@@ -85,6 +98,7 @@ export class Subscription {
   constructor(client, params) {
     this.#client = client;
     this.#params = { ...params };
+    this.#resume = new ResumePoint(params.events);
     if (params.from_revision !== undefined) this.#resume.startAt(params.from_revision);
   }
 
@@ -102,7 +116,7 @@ export class Subscription {
   on(types, fn, { filter } = {}) {
     if (typeof types === 'function') [types, fn] = ['*', types];
     const entry = { match: matcher(types, filter), fn };
-    this.#listeners.add(entry);
+    this.#attach(entry);
     return () => this.#listeners.delete(entry);
   }
 
@@ -124,7 +138,7 @@ export class Subscription {
       },
       wake: () => wake?.(),
     };
-    this.#listeners.add(entry);
+    this.#attach(entry);
     const sub = this;
     return {
       [Symbol.asyncIterator]() {
@@ -159,6 +173,28 @@ export class Subscription {
     await this.#client.unsubscribe(this);
   }
 
+  #attach(entry) {
+    this.#listeners.add(entry);
+    if (this.#backlog && this.#listeners.size === 1) {
+      queueMicrotask(() => {
+        const backlog = this.#backlog;
+        this.#backlog = null;
+        for (const e of backlog) this.#dispatch(e);
+      });
+    }
+  }
+
+  #dispatch(e) {
+    for (const l of [...this.#listeners]) {
+      if (!l.match(e)) continue;
+      try {
+        l.fn(e);
+      } catch (err) {
+        this.#client._report(err);
+      }
+    }
+  }
+
   // ---- called by the client ---------------------------------------------
 
   // The params of the next `subscribe` request: the original ones, resumed
@@ -189,14 +225,8 @@ export class Subscription {
     if (this.#closed || !this.#resume.accept(frame)) return;
     this.#apply(frame);
     const e = { event: frame.event, revision: frame.revision, data: frame.data };
-    for (const l of [...this.#listeners]) {
-      if (!l.match(e)) continue;
-      try {
-        l.fn(e);
-      } catch (err) {
-        this.#client._report(err);
-      }
-    }
+    if (this.#backlog) this.#backlog.push(e);
+    else this.#dispatch(e);
   }
 
   _end(error = null) {

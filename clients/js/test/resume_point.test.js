@@ -7,14 +7,22 @@ import { ResumePoint } from '../src/subscription.js';
 
 const ev = (event, revision) => ({ event, revision, data: {} });
 
-test('a revision is complete once a later one arrives', () => {
+test('a revision is complete after its last event', () => {
   const p = new ResumePoint();
   p.startAt(3);
   assert.ok(p.accept(ev('service_registered', 5)));
-  assert.equal(p.resume(), 4, 'revision 5 may have more events');
-  assert.ok(p.accept(ev('service_registered', 5)) === false, 'the replay repeats the delivered event of 5');
-  assert.ok(p.accept(ev('service_registered', 7)));
-  assert.equal(p.resume(), 6);
+  assert.equal(p.resume(), 5, 'a registration is a whole change');
+  assert.ok(p.accept(ev('lease_expired', 7)));
+  assert.equal(p.resume(), 6, 'service_deregistered of revision 7 is still to come');
+  assert.equal(p.accept(ev('lease_expired', 7)), false, 'the replay repeats the delivered event of 7');
+  assert.ok(p.accept(ev('service_deregistered', 7)));
+  assert.equal(p.resume(), 7);
+});
+
+test('without service_deregistered in the filter, lease_expired completes its change', () => {
+  const p = new ResumePoint(['lease_expired']);
+  p.accept(ev('lease_expired', 4));
+  assert.equal(p.resume(), 4);
 });
 
 test('a replay skips exactly the events of the partial revision already delivered', () => {
@@ -27,7 +35,7 @@ test('a replay skips exactly the events of the partial revision already delivere
   assert.equal(p.accept(ev('service_deregistered', 10)), true);
   assert.equal(p.accept(ev('service_registered', 11)), true);
   assert.equal(p.last, 11);
-  assert.equal(p.resume(), 10);
+  assert.equal(p.resume(), 11);
 });
 
 test('snapshots and bookmarks complete their revision; resync_required does not', () => {

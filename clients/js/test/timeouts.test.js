@@ -20,12 +20,12 @@ function make(options) {
 }
 
 async function rejection(promise) {
-  const started = Date.now();
+  const started = performance.now();
   try {
     await promise;
   } catch (err) {
     assert.ok(err instanceof RegistryError, `expected a RegistryError, got ${err}`);
-    err.afterMs = Date.now() - started;
+    err.afterMs = performance.now() - started;
     return err;
   }
   assert.fail('expected the request to fail');
@@ -50,7 +50,7 @@ test('a request without a response times out; the connection stays usable', asyn
     const err = await rejection(c.listServices({}, { timeoutMs: 300 }));
     assert.equal(err.code, 'timeout');
     assert.match(err.message, /list_services: no response within 300 ms/);
-    assert.ok(err.afterMs >= 290 && err.afterMs < 3000, `timed out after ${err.afterMs} ms`);
+    assert.ok(err.afterMs >= 250 && err.afterMs < 3000, `timed out after ${err.afterMs} ms`);
   } finally {
     proxy.stall(false);
   }
@@ -61,16 +61,16 @@ test('a request without a response times out; the connection stays usable', asyn
 
 test('a request made while disconnected waits for the reconnect', async () => {
   const c = make();
-  await c.connect();
+  await c.register({ service: service('wait', 'wait-1') });
   proxy.cut();
   await until(() => c.state !== 'open', 5000, 'the client to notice the cut');
-  const pending = c.listServices({ name: 'late' });
+  const pending = c.listServices({ name: 'wait' });
   await sleep(400);
   proxy.restore();
   const r = await pending;
   assert.deepEqual(
     r.services.map((s) => s.instance_id),
-    ['late-1'],
+    ['wait-1'],
   );
 });
 
@@ -81,7 +81,7 @@ test('the wait for a connection is bounded and says why it failed', async () => 
     const err = await rejection(c.listServices({}, { connectWaitMs: 400 }));
     assert.equal(err.code, 'not_connected');
     assert.match(err.message, new RegExp(`not connected to ${proxy.url.replace(/[/.]/g, '\\$&')} within 400 ms`));
-    assert.ok(err.afterMs >= 390 && err.afterMs < 3000, `failed after ${err.afterMs} ms`);
+    assert.ok(err.afterMs >= 350 && err.afterMs < 3000, `failed after ${err.afterMs} ms`);
 
     const now = await rejection(c.listServices({}, { connectWaitMs: 0 }));
     assert.equal(now.code, 'not_connected');
@@ -119,7 +119,7 @@ test('a request in flight when the connection drops fails with connection_lost',
   assert.ok(err.afterMs < 3000);
   proxy.restore();
   await c.connect();
-  assert.equal((await c.listServices({ name: 'late' })).services.length, 1);
+  assert.equal((await c.register({ service: service('after', 'after-1') })).instance_id, 'after-1');
 });
 
 test('a closed client rejects pending, waiting and new requests with closed', async () => {
