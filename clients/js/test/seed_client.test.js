@@ -15,6 +15,7 @@ const seedFile = resolve(here, '../../../../shared/seeds/004_c6b72cdcac8c43ea.tx
 // The class uses the platform's WebSocket and crypto.randomUUID (browsers,
 // Node 22); Node 20 gets the `ws` package as its global WebSocket.
 globalThis.WebSocket ??= WebSocket;
+globalThis.crypto ??= (await import('node:crypto')).webcrypto; // Node 18
 const { RegistryClient } = await import('./fixtures/seed_client.js');
 
 let daemon;
