@@ -19,7 +19,9 @@ import { ServiceHandle } from './service_handle.js';
 import { Subscription } from './subscription.js';
 import { openSocket, resolveWebSocket } from './websocket.js';
 
-const OPEN = 1; // WebSocket.OPEN, the same in every implementation
+// An ended socket keeps a no-op error handler: `ws` throws an 'error' event
+// that nobody listens to (closing a socket that is still connecting emits one).
+const ignore = () => {};
 
 export const defaultOptions = Object.freeze({
   token: undefined,
@@ -38,7 +40,8 @@ export class RegistryClient {
   #nextId = 1;
   #pending = new Map(); // request id -> entry (sent, awaiting the response)
   #queue = []; // entries waiting for a connection
-  #attempt = 0; // consecutive failed connection attempts
+  #attempt = 0; // connection attempts since the last connection that lasted
+  #openedAt = 0;
   #lastError = null;
   #reconnectTimer = null;
   #subscriptions = new Set();
@@ -78,8 +81,14 @@ export class RegistryClient {
 
   async deregister(instanceId, options) {
     const params = typeof instanceId === 'object' ? instanceId : { instance_id: instanceId };
-    this.#sessionRegistrations.delete(params.instance_id);
-    return this.request('deregister', params, options);
+    try {
+      const data = await this.request('deregister', params, options);
+      this.#sessionRegistrations.delete(params.instance_id);
+      return data;
+    } catch (err) {
+      if (err.code === 'not_found') this.#sessionRegistrations.delete(params.instance_id);
+      throw err;
+    }
   }
 
   // `instanceId` or {instance_id} resolves to {service}; {name} to {services}.
@@ -252,7 +261,9 @@ export class RegistryClient {
   }
 
   #notConnected(action, waitedMs) {
-    const why = this.#lastError ? `: ${this.#lastError.message}` : '';
+    const why = this.#lastError
+      ? `: ${this.#lastError.message}`
+      : this.#state === 'connecting' ? ': still connecting' : '';
     const waited = waitedMs ? ` within ${waitedMs} ms` : '';
     return new RegistryError('not_connected', `not connected to ${this.#url}${waited}${why}`, {
       action,
@@ -344,7 +355,7 @@ export class RegistryClient {
   #connected(ws) {
     if (ws !== this.#ws || this.#state === 'closed') return;
     this.#state = 'open';
-    this.#attempt = 0;
+    this.#openedAt = Date.now();
     this.#lastError = null;
     this.#emit('open', { url: this.#url });
     for (const rec of this.#sessionRegistrations.values()) this.#renewSessionRegistration(rec);
@@ -368,7 +379,8 @@ export class RegistryClient {
   #connectionEnded(ws, e) {
     if (ws !== this.#ws) return;
     this.#ws = null;
-    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    ws.onerror = ignore;
     const wasOpen = this.#state === 'open';
     for (const entry of [...this.#pending.values()]) {
       this.#settle(
@@ -381,6 +393,9 @@ export class RegistryClient {
     this.#bySubscriptionId.clear();
     for (const sub of this.#subscriptions) sub._detached();
     if (this.#state === 'closed') return;
+    // A connection closed right after it opened (a daemon at its connection
+    // limit, say) does not reset the backoff, so it cannot become a tight loop.
+    if (wasOpen && Date.now() - this.#openedAt >= 1000) this.#attempt = 0;
     if (wasOpen) {
       const reason = e.reason ? `: ${e.reason}` : '';
       this.#lastError = new Error(`connection closed (code ${e.code ?? 'none'}${reason})`);
@@ -457,7 +472,8 @@ export class RegistryClient {
         clearTimeout(t);
         resolve();
       };
-      ws.onmessage = ws.onerror = null;
+      ws.onmessage = null;
+      ws.onerror = ignore;
       try {
         ws.close(1000);
       } catch {
@@ -471,6 +487,11 @@ export class RegistryClient {
 
   #subscribeOnce(sub, options) {
     return this.#request('subscribe', sub._subscribeParams(), options ?? {}, (data) => {
+      if (sub.closed) {
+        // Closed while this (re-)subscribe was on its way: end it on the server too.
+        this.request('unsubscribe', { subscription: data.subscription }).catch(() => {});
+        return;
+      }
       this.#bySubscriptionId.set(data.subscription, sub);
       sub._attached(data.subscription, data.revision);
     });

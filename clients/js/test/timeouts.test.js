@@ -135,3 +135,28 @@ test('a closed client rejects pending, waiting and new requests with closed', as
   assert.equal(c.state, 'closed');
   assert.equal((await rejection(c.listServices())).code, 'closed');
 });
+
+test('a handshake that never completes: connectTimeoutMs ends the attempt; close() while connecting is clean', async () => {
+  const held = new Set();
+  const silent = net.createServer((s) => held.add(s)); // accepts, never answers the upgrade
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r));
+  try {
+    const url = `ws://127.0.0.1:${silent.address().port}/`;
+    const c = client(url, { connectTimeoutMs: 200 });
+    clients.push(c);
+    const err = await rejection(c.listServices({}, { connectWaitMs: 700 }));
+    assert.equal(err.code, 'not_connected');
+    assert.match(err.message, /connection not established within 200 ms/);
+
+    const d = client(url);
+    clients.push(d);
+    const waiting = d.listServices({}, { connectWaitMs: 5000 });
+    await until(() => d.state === 'connecting' && held.size >= 2, 2000, 'the second handshake to start');
+    await d.close();
+    assert.equal((await rejection(waiting)).code, 'closed');
+    await sleep(100); // an 'error' event of the closed socket would surface here as an uncaught exception
+  } finally {
+    for (const s of held) s.destroy();
+    await new Promise((r) => silent.close(r));
+  }
+});
