@@ -200,6 +200,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** 0: fail at once with `not_connected` when disconnected. */
   connectWaitMs?: number;
+  /** Events the server sends about this request (marked with its id as `request_id`), e.g. deployment_progress. */
+  onEvent?: (event: { event: string; data: any }) => void;
 }
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'waiting' | 'closed';
@@ -248,6 +250,12 @@ export class RegistryClient {
 
   /** Any action: resolves to the response's `data`. */
   request<T = any>(action: string, params?: object, options?: RequestOptions): Promise<T>;
+  /**
+   * An action whose response opens a subscription of the server's making
+   * (`data.subscription`). The stream is not resumable: it ends with a
+   * `connection_lost` error when the connection drops.
+   */
+  requestStream<T = any>(action: string, params?: object, options?: RequestOptions): Promise<{ data: T; subscription: Subscription }>;
 
   /** Registers and keeps the lease alive until handle.close(). */
   registerService(service: ServiceDescription, options?: ServiceHandleOptions): Promise<ServiceHandle>;
@@ -276,6 +284,8 @@ export class Subscription implements AsyncIterable<RegistryEvent> {
   on(types: EventSelection['types'], fn: (event: RegistryEvent) => void, options?: { filter?: EventSelection['filter'] }): () => void;
   on(fn: (event: RegistryEvent) => void): () => void;
   off(fn: (event: RegistryEvent) => void): void;
+  /** `fn(null)` after close(); `fn(error)` when the subscription could not go on. Returns the remover. */
+  onEnd(fn: (error: RegistryError | null) => void): () => void;
   events(selection?: EventSelection): AsyncIterableIterator<RegistryEvent>;
   [Symbol.asyncIterator](): AsyncIterableIterator<RegistryEvent>;
   close(): Promise<void>;

@@ -45,6 +45,7 @@ export class RegistryClient {
   #lastError = null;
   #reconnectTimer = null;
   #subscriptions = new Set();
+  #streams = new Set(); // subscriptions the server opened (requestStream): not resumable
   #bySubscriptionId = new Map(); // server subscription id -> Subscription (current connection)
   #sessionRegistrations = new Map(); // instance_id -> {params, leaseId, onRenewed}
   #handles = new Set();
@@ -128,6 +129,7 @@ export class RegistryClient {
   // Ends `subscription` (a Subscription); no event of it follows.
   async unsubscribe(subscription, options) {
     this.#subscriptions.delete(subscription);
+    this.#streams.delete(subscription);
     const id = subscription.id;
     subscription._end();
     if (id === null || this.#state !== 'open') return { subscription: id };
@@ -218,9 +220,27 @@ export class RegistryClient {
 
   // Sends {"id","type":"request","action","params"} and resolves to `data`.
   // options: timeoutMs (after sending), connectWaitMs (waiting for a
-  // connection; 0 fails at once when disconnected).
+  // connection; 0 fails at once when disconnected), onEvent (events the
+  // server sends about this request, marked with its id as `request_id`).
   request(action, params = {}, options = {}) {
     return this.#request(action, params, options, null);
+  }
+
+  // For actions whose response opens a subscription of the server's making
+  // (`data.subscription`: followed container logs, image pulls): resolves to
+  // {data, subscription}. Such a stream cannot be resumed; when the
+  // connection drops it ends with a `connection_lost` error.
+  async requestStream(action, params = {}, options = {}) {
+    let subscription = null;
+    const data = await this.#request(action, params, options, (d) => {
+      if (typeof d?.subscription !== 'string') return;
+      subscription = new Subscription(this, {});
+      this.#streams.add(subscription);
+      this.#bySubscriptionId.set(d.subscription, subscription);
+      subscription._attached(d.subscription, 0);
+    });
+    if (!subscription) throw new RegistryError('internal', `${action}: the response opened no subscription`, { action });
+    return { data, subscription };
   }
 
   #request(action, params, options, onData) {
@@ -237,6 +257,7 @@ export class RegistryClient {
         resolve,
         reject,
         onData,
+        onEvent: options.onEvent,
         timeoutMs: options.timeoutMs ?? this.#opts.requestTimeoutMs,
         timer: null,
         waitTimer: null,
@@ -392,6 +413,10 @@ export class RegistryClient {
     }
     this.#bySubscriptionId.clear();
     for (const sub of this.#subscriptions) sub._detached();
+    for (const stream of this.#streams) {
+      stream._end(new RegistryError('connection_lost', 'connection lost; the stream cannot be resumed'));
+    }
+    this.#streams.clear();
     if (this.#state === 'closed') return;
     // A connection closed right after it opened (a daemon at its connection
     // limit, say) does not reset the backoff, so it cannot become a tight loop.
@@ -426,7 +451,13 @@ export class RegistryClient {
       return;
     }
     if (msg.type === 'event') {
-      this.#bySubscriptionId.get(msg.subscription)?._deliver(msg);
+      if (msg.subscription !== undefined) {
+        this.#bySubscriptionId.get(msg.subscription)?._deliver(msg);
+      } else if (msg.request_id !== undefined) {
+        // Progress of one request (deploy_package), before its response.
+        const entry = this.#pending.get(msg.request_id);
+        if (entry?.onEvent) this.#callback(entry.onEvent, { event: msg.event, data: msg.data });
+      }
       return;
     }
     if (msg.type !== 'response') return;
@@ -461,8 +492,9 @@ export class RegistryClient {
     }
     for (const handle of this.#handles) handle._stop();
     this.#handles.clear();
-    for (const sub of this.#subscriptions) sub._end();
+    for (const sub of [...this.#subscriptions, ...this.#streams]) sub._end();
     this.#subscriptions.clear();
+    this.#streams.clear();
     const ws = this.#ws;
     this.#ws = null;
     if (!ws) return;
@@ -550,11 +582,17 @@ export class RegistryClient {
 
   #emit(name, value) {
     for (const fn of this.#listeners.get(name) ?? []) {
-      try {
-        fn(value);
-      } catch (err) {
-        if (name !== 'error') this.#report(err);
-      }
+      if (name === 'error') fn(value);
+      else this.#callback(fn, value);
+    }
+  }
+
+  // Calls application code; what it throws is reported, not propagated.
+  #callback(fn, value) {
+    try {
+      fn(value);
+    } catch (err) {
+      this.#report(err);
     }
   }
 
@@ -567,5 +605,9 @@ export class RegistryClient {
 
   _report(err) {
     this.#report(err);
+  }
+
+  _callback(fn, value) {
+    this.#callback(fn, value);
   }
 }

@@ -91,6 +91,7 @@ export class Subscription {
   #error = null;
   #subscribedOnce = false;
   #backlog = []; // events before the first consumer; null once handed over
+  #endListeners = new Set();
 
   id = null; // the server's id on the current connection (changes on reconnect)
   services = new Map(); // instance_id -> service: the state this subscription has seen
@@ -118,6 +119,15 @@ export class Subscription {
     const entry = { match: matcher(types, filter), fn };
     this.#attach(entry);
     return () => this.#listeners.delete(entry);
+  }
+
+  // `fn(error)` when the subscription ends: error is null after close(), a
+  // RegistryError when it could not go on (a refused re-subscribe, a lost
+  // stream). Iterators end the same way (they throw the error).
+  onEnd(fn) {
+    if (this.#closed) queueMicrotask(() => fn(this.#error));
+    else this.#endListeners.add(fn);
+    return () => this.#endListeners.delete(fn);
   }
 
   off(fn) {
@@ -185,14 +195,7 @@ export class Subscription {
   }
 
   #dispatch(e) {
-    for (const l of [...this.#listeners]) {
-      if (!l.match(e)) continue;
-      try {
-        l.fn(e);
-      } catch (err) {
-        this.#client._report(err);
-      }
-    }
+    for (const l of [...this.#listeners]) if (l.match(e)) this.#client._callback(l.fn, e);
   }
 
   // ---- called by the client ---------------------------------------------
@@ -235,6 +238,7 @@ export class Subscription {
     this.id = null;
     this.#error = error;
     for (const l of this.#listeners) l.wake?.(); // iterators see the end
+    for (const fn of this.#endListeners) this.#client._callback(fn, error);
   }
 
   // Keeps `services` equal to the state the events describe.

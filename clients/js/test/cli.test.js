@@ -247,13 +247,14 @@ describe('errors', () => {
     [['nodes'], 'list_nodes'],
     [['containers'], 'container_list'],
     [['containers', 'logs', 'c1'], 'container_logs'],
+    [['containers', 'logs', '-f', 'c1'], 'container_logs'],
     [['containers', 'stop', 'c1'], 'container_stop'],
     [['containers', 'rm', 'c1'], 'container_remove'],
-    [['containers', 'extend', 'c1', '--seconds', '60'], 'container_extend'],
+    [['containers', 'extend', 'c1', '--ttl', '60'], 'container_extend'],
     [['run', 'sh', '-'], 'repl_execute'],
     [['deploy', 'pkg-1.0.tar.gz'], 'deploy_package'],
-    [['undeploy', 'pkg'], 'undeploy'],
-    [['action', 'restart', 'pkg'], 'service_action'],
+    [['undeploy', 'pkg-1'], 'undeploy'],
+    [['action', 'restart', 'pkg-1'], 'service_action'],
   ]) {
     test(`${args.join(' ')}: unknown_action is reported as a missing capability`, async () => {
       const p = start(args);

@@ -225,55 +225,107 @@ const keepalive = {
 // ---- capabilities being built (containers, REPL, deployment) --------------
 //
 // A daemon without them answers unknown_action, which main() reports as such.
+// Params follow the work in progress on those capabilities; check them
+// against docs/protocol.md when they land.
 
 const nodes = {
   args: '',
   summary: 'list the nodes (container engines) of the registry',
   async run(ctx) {
     need(ctx.positionals, 0, '');
-    print(ctx, await ctx.client.listNodes(), fmt.generic);
+    print(ctx, await ctx.client.listNodes(), (d) =>
+      fmt.table(
+        ['NODE', 'ENDPOINT', 'STATUS', 'RUNNING', 'CAPACITY', 'HEARTBEAT'],
+        (d.nodes ?? []).map((n) => [
+          n.name,
+          n.endpoint,
+          n.status,
+          n.running,
+          n.capacity,
+          n.last_heartbeat_ms ? fmt.relativeTime(n.last_heartbeat_ms) : '-',
+        ]),
+      ),
+    );
   },
 };
 
+// Writes container output chunks ({stream, data}) to stdout/stderr.
+function writeOutput(ctx, chunk) {
+  if (chunk.data !== undefined) (chunk.stream === 'stderr' ? process.stderr : ctx.stdout).write(chunk.data);
+}
+
 const containers = {
-  args: '[list [--all] | logs [-f] ID | stop ID | rm [--force] ID | extend ID --seconds N]',
+  args: '[list [--state S] [--engine E] | logs [-f] [--tail N] ID | stop [--grace S] ID | rm [--force] ID | extend ID --ttl S]',
   summary: 'manage containers',
   options: {
-    all: { type: 'boolean', default: false },
+    state: { type: 'string' },
+    engine: { type: 'string' },
     follow: { type: 'boolean', short: 'f', default: false },
+    tail: { type: 'string' },
+    grace: { type: 'string' },
     force: { type: 'boolean', default: false },
-    seconds: { type: 'string' },
+    ttl: { type: 'string' },
   },
   async run(ctx) {
     const [sub = 'list', ...args] = ctx.positionals;
     const { client, values } = ctx;
     switch (sub) {
-      case 'list':
+      case 'list': {
         need(args, 0, '');
-        print(ctx, await client.containerList(values.all ? { all: true } : {}), fmt.generic);
+        const filter = {};
+        if (values.state !== undefined) filter.state = values.state;
+        if (values.engine !== undefined) filter.engine = values.engine;
+        print(ctx, await client.containerList(filter), (d) =>
+          fmt.table(
+            ['CONTAINER', 'NAME', 'IMAGE', 'ENGINE', 'STATE', 'EXPIRES'],
+            (d.containers ?? []).map((x) => [
+              x.container_id,
+              x.name || '-',
+              x.image,
+              x.engine,
+              x.state,
+              x.expires_at_ms ? fmt.relativeTime(x.expires_at_ms) : '-',
+            ]),
+          ),
+        );
         return;
+      }
       case 'logs': {
         const [id] = need(args, 1, 'container id');
+        const params = { container_id: id };
+        if (values.tail !== undefined) params.tail = int(values.tail, '--tail');
         if (!values.follow) {
-          const data = await client.containerLogs({ container_id: id });
-          ctx.stdout.write(ctx.json ? `${JSON.stringify(data)}\n` : data.output ?? '');
+          const data = await client.containerLogs(params);
+          if (ctx.json) ctx.out(JSON.stringify(data));
+          else for (const chunk of data.output ?? []) writeOutput(ctx, chunk);
           return;
         }
-        const sub2 = await client.subscribe({ snapshot: false });
+        // Followed logs come as container_log events of a subscription the
+        // server opens; the last one has "end": true.
+        const { subscription } = await client.requestStream('container_logs', { ...params, follow: true });
         const signal = untilSignal();
-        sub2.on(
-          '*',
-          (e) => ctx.stdout.write(ctx.json ? `${JSON.stringify(e)}\n` : e.data.data ?? ''),
-          { filter: (e) => e.data.container_id === id },
-        );
-        await client.containerLogs({ container_id: id, follow: true });
-        await signal.promise;
+        let failure = null;
+        const ended = new Promise((r) => {
+          subscription.on('container_log', (e) => {
+            if (ctx.json) ctx.out(JSON.stringify(e.data));
+            else writeOutput(ctx, e.data);
+            if (e.data.end) r();
+          });
+          subscription.onEnd((err) => {
+            failure = err;
+            r();
+          });
+        });
+        await Promise.race([ended, signal.promise]);
         signal.dispose();
+        if (failure) throw failure;
         return;
       }
       case 'stop': {
         const [id] = need(args, 1, 'container id');
-        print(ctx, await client.containerStop({ container_id: id }), () => `stopped ${id}`);
+        const params = { container_id: id };
+        if (values.grace !== undefined) params.grace_seconds = int(values.grace, '--grace');
+        print(ctx, await client.containerStop(params), () => `stopped ${id}`);
         return;
       }
       case 'rm': {
@@ -284,9 +336,9 @@ const containers = {
       }
       case 'extend': {
         const [id] = need(args, 1, 'container id');
-        if (values.seconds === undefined) throw usageError('containers extend: --seconds is required');
-        const data = await client.containerExtend({ container_id: id, seconds: int(values.seconds, '--seconds') });
-        print(ctx, data, fmt.generic);
+        if (values.ttl === undefined) throw usageError('containers extend: --ttl is required');
+        const data = await client.containerExtend({ container_id: id, ttl_seconds: int(values.ttl, '--ttl') });
+        print(ctx, data, (d) => `${id}: expires ${fmt.relativeTime(d.expires_at_ms)}`);
         return;
       }
       default:
@@ -296,7 +348,7 @@ const containers = {
 };
 
 const run = {
-  args: '<language> <file|->',
+  args: '<language> <file|-> [--stdin FILE]',
   summary: "run code in a container, streaming its output; exits with the program's exit code",
   options: { stdin: { type: 'string' } },
   async run(ctx) {
@@ -304,7 +356,9 @@ const run = {
     const code = file === '-' ? await readStdin() : await readFile(file, 'utf8');
     const params = { language, code };
     if (ctx.values.stdin !== undefined) params.stdin = await readFile(ctx.values.stdin, 'utf8');
-    // Subscribe first so that no output event is missed, then start.
+    // Output comes as repl_output events, then repl_finished. Subscribe
+    // before starting so that nothing is missed; events that arrive before
+    // the response (and so before the execution id is known) are kept.
     const sub = await ctx.client.subscribe({ snapshot: false });
     let executionId = null;
     const early = [];
@@ -318,13 +372,10 @@ const run = {
         return;
       }
       if (e.data.execution_id !== executionId) return;
-      if (e.event === 'repl_output') {
-        (e.data.stream === 'stderr' ? process.stderr : ctx.stdout).write(e.data.data);
-      } else if (e.event === 'repl_finished') {
-        finish(e.data);
-      }
+      if (e.event === 'repl_output') writeOutput(ctx, e.data);
+      else if (e.event === 'repl_finished') finish(e.data);
     };
-    sub.on('*', onEvent);
+    sub.on(['repl_output', 'repl_finished'], onEvent);
     const started = await ctx.client.replExecute(params);
     executionId = started.execution_id;
     for (const e of early.splice(0)) onEvent(e);
@@ -335,49 +386,50 @@ const run = {
   },
 };
 
+// "[#########                     ]  30% installing: message"
+function progressLine(d) {
+  const frac = d.bytes_total ? Math.min(1, (d.bytes ?? 0) / d.bytes_total) : null;
+  const bar = frac === null ? '' : `[${'#'.repeat(Math.round(frac * 30)).padEnd(30)}] ${String(Math.round(frac * 100)).padStart(3)}% `;
+  const bytes = frac === null && d.bytes !== undefined ? ` (${d.bytes} bytes)` : '';
+  return `${bar}${d.stage}${bytes}${d.message ? `: ${d.message}` : ''}`;
+}
+
 const deploy = {
   args: '<package.tar.gz> [--host H]',
-  summary: "deploy a package (a path on the daemon's host) with a progress bar",
+  summary: "deploy a package (a path on the daemon's host), showing its progress",
   options: { host: { type: 'string' } },
   async run(ctx) {
     const [file] = need(ctx.positionals, 1, 'package file');
-    // No `events` filter: a daemon without deployment rejects the event name.
-    const sub = await ctx.client.subscribe({ snapshot: false });
-    const bar = (e) => {
-      const d = e.data;
-      if (ctx.json) {
-        ctx.out(JSON.stringify(e));
-        return;
-      }
-      const frac = d.bytes_total ? d.bytes_done / d.bytes_total : null;
-      const filled = frac === null ? '' : `[${'#'.repeat(Math.round(frac * 30)).padEnd(30)}] ${Math.round(frac * 100)}% `;
-      ctx.err(`${filled}${d.stage}${d.message ? `: ${d.message}` : ''}`);
+    // deployment_progress events are about this request (their request_id
+    // is its id) and come before the response.
+    const onEvent = (e) => {
+      if (e.event !== 'deployment_progress') return;
+      if (ctx.json) ctx.out(JSON.stringify(e.data));
+      else ctx.err(progressLine(e.data));
     };
-    sub.on('deployment_progress', bar);
-    const target = ctx.values.host ?? 'local';
-    const data = await ctx.client.deployPackage({ path: resolve(file), target }, { timeoutMs: 600_000 });
-    print(ctx, data, fmt.generic);
+    const params = { path: resolve(file), target: ctx.values.host ?? 'local' };
+    const data = await ctx.client.deployPackage(params, { timeoutMs: 600_000, onEvent });
+    print(ctx, data, (d) => `deployed ${d.name ?? ''} ${d.version ?? ''} as ${d.instance_id ?? '?'}`.replace(/ +/g, ' '));
   },
 };
 
 const undeploy = {
-  args: '<name> [--host H]',
+  args: '<instance_id>',
   summary: 'stop, deregister and remove a deployed service',
-  options: { host: { type: 'string' } },
   async run(ctx) {
-    const [name] = need(ctx.positionals, 1, 'service name');
-    const params = ctx.values.host ? { name, target: ctx.values.host } : { name };
-    print(ctx, await ctx.client.undeploy(params), () => `undeployed ${name}`);
+    const [id] = need(ctx.positionals, 1, 'instance id');
+    print(ctx, await ctx.client.undeploy({ instance_id: id }, { timeoutMs: 120_000 }), () => `undeployed ${id}`);
   },
 };
 
 const action = {
-  args: 'start|stop|restart <name>',
+  args: 'start|stop|restart <instance_id>',
   summary: 'start, stop or restart a deployed service',
   async run(ctx) {
-    const [verb, name] = need(ctx.positionals, 2, 'action and service name');
+    const [verb, id] = need(ctx.positionals, 2, 'action and instance id');
     if (!['start', 'stop', 'restart'].includes(verb)) throw usageError(`action: expected start, stop or restart, got '${verb}'`);
-    print(ctx, await ctx.client.serviceAction({ name, action: verb }), () => `${verb}: ${name}`);
+    const data = await ctx.client.serviceAction({ instance_id: id, command: verb }, { timeoutMs: 120_000 });
+    print(ctx, data, () => `${verb}: ${id}`);
   },
 };
 
