@@ -39,6 +39,7 @@ export class RegistryClient {
   #state = 'idle'; // idle | connecting | open | waiting (to reconnect) | closed
   #nextId = 1;
   #pending = new Map(); // request id -> entry (sent, awaiting the response)
+  #late = new Map(); // request id -> onData of a request that timed out (this connection)
   #queue = []; // entries waiting for a connection
   #attempt = 0; // connection attempts since the last connection that lasted
   #openedAt = 0;
@@ -232,12 +233,20 @@ export class RegistryClient {
   // connection drops it ends with a `connection_lost` error.
   async requestStream(action, params = {}, options = {}) {
     let subscription = null;
+    let settled = false;
     const data = await this.#request(action, params, options, (d) => {
       if (typeof d?.subscription !== 'string') return;
+      if (settled) {
+        // The request timed out: nobody reads this stream.
+        this.request('unsubscribe', { subscription: d.subscription }).catch(() => {});
+        return;
+      }
       subscription = new Subscription(this, {});
       this.#streams.add(subscription);
       this.#bySubscriptionId.set(d.subscription, subscription);
       subscription._attached(d.subscription, 0);
+    }).finally(() => {
+      settled = true;
     });
     if (!subscription) throw new RegistryError('internal', `${action}: the response opened no subscription`, { action });
     return { data, subscription };
@@ -296,6 +305,9 @@ export class RegistryClient {
     this.#pending.set(entry.id, entry);
     entry.timer = setTimeout(() => {
       this.#pending.delete(entry.id);
+      // A subscribe that timed out may still be answered: its bookkeeping
+      // then still runs (and ends a server subscription nobody waits for).
+      if (entry.onData) this.#late.set(entry.id, entry.onData);
       entry.reject(
         new RegistryError('timeout', `${entry.action}: no response within ${entry.timeoutMs} ms`, {
           action: entry.action,
@@ -412,6 +424,7 @@ export class RegistryClient {
       );
     }
     this.#bySubscriptionId.clear();
+    this.#late.clear();
     for (const sub of this.#subscriptions) sub._detached();
     for (const stream of this.#streams) {
       stream._end(new RegistryError('connection_lost', 'connection lost; the stream cannot be resumed'));
@@ -466,7 +479,13 @@ export class RegistryClient {
       return;
     }
     const entry = this.#pending.get(msg.id);
-    if (!entry) return; // it timed out already
+    if (!entry) {
+      // It timed out already.
+      const onData = this.#late.get(msg.id);
+      this.#late.delete(msg.id);
+      if (onData && msg.data) onData(msg.data);
+      return;
+    }
     if (msg.error) {
       this.#settle(entry, RegistryError.fromResponse(msg.error, entry.action));
       return;

@@ -97,3 +97,21 @@ test('events marked with a request id go to that request, before its response', 
     'deployment_progress:done',
   ]);
 });
+
+test('a stream answered after its timeout is unsubscribed', async () => {
+  const unsubscribed = [];
+  scripts.set('container_logs', (req, send) => {
+    setTimeout(() => send({ id: req.id, type: 'response', data: { subscription: 's9', container_id: 'slow' } }), 300);
+  });
+  scripts.set('unsubscribe', (req, send) => {
+    unsubscribed.push(req.params.subscription);
+    send({ id: req.id, type: 'response', data: { subscription: req.params.subscription } });
+  });
+  const c = make();
+  await assert.rejects(c.requestStream('container_logs', { container_id: 'slow', follow: true }, { timeoutMs: 100 }), {
+    code: 'timeout',
+  });
+  const deadline = Date.now() + 3000;
+  while (unsubscribed.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(unsubscribed, ['s9']);
+});

@@ -160,3 +160,19 @@ test('a handshake that never completes: connectTimeoutMs ends the attempt; close
     await new Promise((r) => silent.close(r));
   }
 });
+
+test('a subscribe answered after its timeout is ended on the server, not leaked', async () => {
+  const metrics = async () => {
+    const text = await (await fetch(`http://${daemon.host}:${daemon.port}/metrics`)).text();
+    const m = /^registryd_requests_total\{action="unsubscribe",code="ok"\} (\d+)$/m.exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+  const c = make();
+  await c.connect();
+  const before = await metrics();
+  proxy.stall();
+  const err = await rejection(c.subscribe({ services: ['late-sub'] }, { timeoutMs: 200 }));
+  assert.equal(err.code, 'timeout');
+  proxy.stall(false);
+  await until(async () => (await metrics()) === before + 1, 5000, 'the unsubscribe of the late subscription');
+});
