@@ -9,19 +9,21 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { WebSocketServer } from 'ws';
 
-import { RegistryError } from '../src/index.js';
+import { RegistryClient, RegistryError } from '../src/index.js';
 import { client, next } from './helpers/common.js';
 
 let server;
 let url;
 const scripts = new Map(); // action -> (request, send) => void
 const clients = [];
+const authorizations = []; // the Authorization header of each connection
 
 before(async () => {
   server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));
   url = `ws://127.0.0.1:${server.address().port}/`;
-  server.on('connection', (ws) => {
+  server.on('connection', (ws, req) => {
+    authorizations.push(req.headers.authorization ?? null);
     ws.on('message', (raw) => {
       const req = JSON.parse(String(raw));
       const send = (frame) => ws.send(JSON.stringify(frame));
@@ -114,4 +116,12 @@ test('a stream answered after its timeout is unsubscribed', async () => {
   const deadline = Date.now() + 3000;
   while (unsubscribed.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(unsubscribed, ['s9']);
+});
+
+test('with the ws package the token is an Authorization: Bearer header', async () => {
+  const c = new RegistryClient(url, { token: 't0ken' });
+  clients.push(c);
+  const before = authorizations.length;
+  await c.connect();
+  assert.deepEqual(authorizations.slice(before), ['Bearer t0ken']);
 });
