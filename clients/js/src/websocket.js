@@ -14,10 +14,11 @@ export async function resolveWebSocket(explicit) {
   return wsPackage;
 }
 
-// Whether `Impl` is the `ws` package, which (unlike browsers) accepts HTTP
-// headers in a third constructor argument.
+// Whether `Impl` is the `ws` package (loaded here or passed in), which,
+// unlike the browsers' WebSocket, takes HTTP headers in a third constructor
+// argument; it is the one that is also a Node EventEmitter.
 function acceptsHeaders(Impl) {
-  return typeof Impl.createWebSocketStream === 'function';
+  return Impl === wsPackage || typeof Impl.prototype?.on === 'function';
 }
 
 // Opens a socket to `url`. The token goes in an `Authorization: Bearer`
