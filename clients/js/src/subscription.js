@@ -155,6 +155,7 @@ export class Subscription {
         return this;
       },
       async next() {
+        await null; // lets the backlog (handed over in a microtask) arrive first
         for (;;) {
           if (buffered.length) return { value: buffered.shift(), done: false };
           if (sub.#error) throw sub.#error;

@@ -185,3 +185,13 @@ test('bookmarks are delivered only when asked for', async () => {
     await ticking.dispose();
   }
 });
+
+test('events that arrived before the first consumer are handed to it, even after the end', async () => {
+  const sub = await c.subscribe({ services: ['early'] });
+  await w.register({ service: service('early', 'early-1') });
+  await until(() => sub.services.has('early-1'), 5000, 'the event to arrive');
+  await sub.close();
+  const seen = [];
+  for await (const e of sub) seen.push(e.event);
+  assert.deepEqual(seen, ['registry_loaded', 'service_registered']);
+});
