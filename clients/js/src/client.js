@@ -334,6 +334,7 @@ export class RegistryClient {
   // Resolves once connected; rejects with `not_connected` after connectWaitMs.
   async connect(options = {}) {
     if (this.#state === 'open') return;
+    if (this.#state === 'closed') throw new RegistryError('closed', 'client closed; cannot connect', { action: 'connect' });
     // An empty request that is never sent: it waits in the queue like any other.
     await new Promise((resolve, reject) => {
       const waitMs = options.connectWaitMs ?? this.#opts.connectWaitMs;

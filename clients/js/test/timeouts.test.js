@@ -134,6 +134,7 @@ test('a closed client rejects pending, waiting and new requests with closed', as
   await closing;
   assert.equal(c.state, 'closed');
   assert.equal((await rejection(c.listServices())).code, 'closed');
+  assert.equal((await rejection(c.connect())).code, 'closed');
 });
 
 test('a handshake that never completes: connectTimeoutMs ends the attempt; close() while connecting is clean', async () => {
