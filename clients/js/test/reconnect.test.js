@@ -43,6 +43,14 @@ test('a daemon restart in the middle of a subscription loses no event', async ()
     await writer.register({ service: service('rs', 'rs-1') });
     await writer.register({ service: service('rs', 'rs-2') });
     await until(() => seen.length === 2, 5000, 'the first two events');
+    // A session-bound registration of another client rides the restart out.
+    // Being no event for the watcher, it moves the registry's revision past
+    // the watcher's last event: only the bookmark registryd sends when it
+    // shuts down lets the watcher resume without a resync.
+    const owner = make(daemon.url);
+    const renewed = [];
+    owner.on('reregistered', (d) => renewed.push(d));
+    const bound = await owner.registerService(service('bound', 'bound-1'), { ttlSeconds: 60, sessionBound: true });
 
     await daemon.restart();
     const fresh = make(daemon.url);
@@ -72,6 +80,12 @@ test('a daemon restart in the middle of a subscription loses no event', async ()
     );
     assert.equal(opened.length, 2);
     assert.deepEqual([...sub.services.keys()].sort(), ['rs-2', 'rs-3', 'rs-4']);
+
+    await until(() => renewed.length === 1, 5000, 'the session-bound registration to be renewed');
+    assert.equal(renewed[0].lease_id, bound.leaseId, 'the same lease, moved to the new connection');
+    const kept = (await fresh.getService('bound-1')).service;
+    assert.equal(kept.lease.id, bound.leaseId);
+    assert.equal(kept.lease.session_bound, true);
   });
 });
 
