@@ -71,7 +71,7 @@ async function run(args, env) {
   return { code, stdout: chunks.join('\n'), stderr };
 }
 
-async function nextLine(lines, ms = 5000) {
+async function nextLine(lines, ms = 15_000) {
   let t;
   const timeout = new Promise((_, rej) => {
     t = setTimeout(() => rej(new Error(`no output line within ${ms} ms`)), ms);
@@ -87,13 +87,13 @@ async function nextLine(lines, ms = 5000) {
 
 describe('registry commands', () => {
   test('services: a table, and --json for scripts', async () => {
-    await c.register({ service: { ...service('tbl', 'tbl-1', 8081), version: '1.0' } });
+    await c.register({ service: { ...service('tbl', 'tbl-1', 8081), version: '1.0' }, ttl_seconds: 600 });
     await c.setState('tbl-1', 'running');
     const human = await run(['services', '--name', 'tbl']);
     assert.equal(human.code, 0, human.stderr);
     const [head, row, ...more] = human.stdout.split('\n');
     assert.match(head, /^INSTANCE\s+NAME\s+VERSION\s+STATE\s+HEALTH\s+ENDPOINTS\s+LEASE$/);
-    assert.match(row, /^tbl-1\s+tbl\s+1\.0\s+running\s+-\s+http=http:\/\/127\.0\.0\.1:8081\s+\d+ \(expires in \d+s\)$/);
+    assert.match(row, /^tbl-1\s+tbl\s+1\.0\s+running\s+-\s+http=http:\/\/127\.0\.0\.1:8081\s+\d+ \(expires in \d+[sm]\)$/);
     assert.deepEqual(more, []);
 
     const json = await run(['--json', 'services', '--state', 'running']);
@@ -106,7 +106,7 @@ describe('registry commands', () => {
   });
 
   test('get and endpoints', async () => {
-    await c.register({ service: { ...service('gt', 'gt-1', 8082), metadata: { team: 'core' } } });
+    await c.register({ service: { ...service('gt', 'gt-1', 8082), metadata: { team: 'core' } }, ttl_seconds: 600 });
     const one = await run(['get', 'gt-1']);
     assert.equal(one.code, 0, one.stderr);
     assert.match(one.stdout, /^instance:\s+gt-1$/m);
@@ -162,7 +162,7 @@ describe('registry commands', () => {
   });
 
   test('watch prints one event a line (JSON with --json) until SIGINT', async () => {
-    await c.register({ service: service('wch', 'wch-0') });
+    await c.register({ service: service('wch', 'wch-0'), ttl_seconds: 600 });
     const p = start(['watch', '--service', 'wch', '--json']);
     const loaded = JSON.parse(await nextLine(p.lines));
     assert.equal(loaded.event, 'registry_loaded');
@@ -208,7 +208,8 @@ describe('registry commands', () => {
   });
 
   test('a token from REGISTRY_TOKEN is accepted (registryd ignores it)', async () => {
-    const r = await run(['services', '--name', 'tbl', '--json'], { REGISTRY_TOKEN: 's3cret' });
+    await c.register({ service: service('tok', 'tok-1'), ttl_seconds: 600 });
+    const r = await run(['services', '--name', 'tok', '--json'], { REGISTRY_TOKEN: 's3cret' });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).services.length, 1);
   });

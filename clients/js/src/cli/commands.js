@@ -131,6 +131,7 @@ const watch = {
     const sub = await ctx.client.subscribe(params);
     const signal = untilSignal();
     let seen = 0;
+    let failure = null;
     const done = new Promise((r) => {
       if (limit <= 0) r();
       sub.on('*', (e) => {
@@ -138,9 +139,14 @@ const watch = {
         seen += 1;
         if (seen >= limit) r();
       });
+      sub.onEnd((err) => {
+        failure = err; // a re-subscribe the daemon refused
+        r();
+      });
     });
     await Promise.race([done, signal.promise]);
     signal.dispose();
+    if (failure) throw failure;
   },
 };
 

@@ -23,7 +23,7 @@ export function service(name, instanceId, port = 8080) {
 }
 
 // The next value of an async iterator, or a rejection after `ms`.
-export async function next(iterator, ms = 5000, what = 'an event') {
+export async function next(iterator, ms = 10_000, what = 'an event') {
   let timer;
   const timeout = new Promise((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
