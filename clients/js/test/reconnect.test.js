@@ -92,6 +92,8 @@ test('a daemon restart in the middle of a subscription loses no event', async ()
 test('events made during a network cut are replayed, in order, once', async () => {
   await withDaemon('', async ({ daemon, proxy, make }) => {
     const watcher = make(proxy.url);
+    const reconnecting = [];
+    watcher.on('reconnecting', (r) => reconnecting.push(r));
     const sub = await watcher.subscribe({ services: ['cut'] });
     const it = sub.events();
     assert.equal((await next(it)).event, 'registry_loaded');
@@ -111,6 +113,15 @@ test('events made during a network cut are replayed, in order, once', async () =
     await writer.register({ service: service('cut', 'cut-5') });
     assert.equal((await next(it)).data.service.instance_id, 'cut-5');
     assert.ok(proxy.connections >= 2, 'the watcher reconnected');
+    // Attempts while the proxy refused: growing delays (50 ms doubling up to
+    // 500 ms, each drawn from the upper half of its step), each with its error.
+    assert.ok(reconnecting.length >= 2, `${reconnecting.length} reconnect attempts`);
+    reconnecting.forEach((r, i) => {
+      const step = Math.min(500, 50 * 2 ** i);
+      assert.equal(r.attempt, i + 1);
+      assert.ok(r.delayMs >= step / 2 && r.delayMs <= step, `attempt ${r.attempt}: ${r.delayMs} ms`);
+      assert.ok(r.error instanceof Error);
+    });
   });
 });
 
