@@ -102,15 +102,23 @@ export class Registryd {
 
   // Stops and starts again on the same port with the same data.
   async restart() {
-    await this.stop();
+    this.#checkClean(await this.stop());
     return this.start({ port: this.port });
   }
 
-  // Stops the daemon and removes its directory.
+  // Stops the daemon (SIGTERM) and removes its directory. Throws when it did
+  // not exit cleanly: a crash, or a sanitizer report in an ASan build.
   async dispose() {
-    await this.kill9();
+    const exit = await this.stop();
     if (this.dir && !process.env.REGISTRYD_JS_KEEP) await rm(this.dir, { recursive: true, force: true });
     this.dir = null;
+    this.#checkClean(exit);
+  }
+
+  #checkClean(exit) {
+    if (exit && (exit.code !== 0 || exit.signal !== null)) {
+      throw new Error(`registryd did not exit cleanly (${JSON.stringify(exit)}):\n${this.#stderr.slice(-4000)}`);
+    }
   }
 
   get stderr() {
