@@ -231,6 +231,7 @@ private:
                       {{"addr", addr}, {"data_dir", cfg_.data_dir.string()}, {"version", version}});
 
             co_await shutdown_requested_.wait();
+            reg_.bookmark();  // flushed before the close frames: subscribers resume exactly after a restart
             arm_shutdown_deadline();
             server_.shutdown([this] { drained_.set(); });
             co_await drained_.wait();

@@ -339,13 +339,18 @@ task<void> registry::run(std::stop_token stop) {
         co_await m.expire_due();
         const time_point now = m.clk.now();
         if (now >= next_bookmark) {
-            if (!m.watchers.empty()) m.publish(make_event(event_type::bookmark, m.published_revision, nullptr), false);
+            bookmark();
             next_bookmark = now + m.opt.bookmark_interval;
         }
         time_point until = std::min(next_bookmark, now + m.max_sleep());
         if (!m.expiry.empty()) until = std::min(until, m.expiry.begin()->first);
         co_await m.clk.sleep_until(until, stop);
     }
+}
+
+void registry::bookmark() {
+    auto& m = *impl_;
+    if (!m.watchers.empty()) m.publish(make_event(event_type::bookmark, m.published_revision, nullptr), false);
 }
 
 task<result<lease_grant>> registry::register_service(registration reg, session_id owner) {

@@ -43,5 +43,20 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite release build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_suite sanitizers build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREGISTRY_SANITIZE=ON
 
+# The JavaScript client (clients/js) against the release registryd; a test
+# file that cannot run at all counts as one failure.
+echo "=== js client: test"
+js_log=build/release/js-client.tap
+scripts/test-js.sh build/release/registryd "$js_log"
+js_pass=$(grep -E '^# pass [0-9]+$' "$js_log" | tail -n 1 | cut -d' ' -f3)
+js_fail=$(awk '/^# (fail|cancelled) [0-9]+$/ { n += $3 } END { print n + 0 }' "$js_log")
+if [ -z "$js_pass" ]; then
+  js_pass=0
+  js_fail=1
+fi
+passed=$((passed + js_pass))
+failed=$((failed + js_fail))
+[ "$js_fail" -eq 0 ] || status=1
+
 echo "$passed passed, $failed failed"
 exit $status

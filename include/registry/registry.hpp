@@ -116,6 +116,11 @@ public:
     // Lease expiry and bookmarks, until `stop` is requested.
     task<void> run(std::stop_token stop);
 
+    // A bookmark to every watcher now (run() sends them periodically). The
+    // embedder sends one before it shuts down: a filtered watcher then
+    // resumes from the last revision, which a restarted registry can replay.
+    void bookmark();
+
     task<result<lease_grant>> register_service(registration reg, session_id owner = 0);
     task<result<lease_grant>> keepalive(std::uint64_t lease_id, session_id owner = 0);
     task<result<deregistration>> deregister(std::string_view instance_id, std::string reason = "deregistered");

@@ -422,6 +422,23 @@ TEST_CASE("registry: bookmarks carry the current revision") {
     CHECK(c.events[1]->revision == 1);
 }
 
+TEST_CASE("registry: bookmark() sends the current revision to every watcher at once") {
+    fixture f;
+    collector filtered;
+    watch_options o;
+    o.services = {"api"};
+    o.snapshot = false;
+    filtered.start(*f.reg, o);
+    f.add("api", "api-1");
+    f.add("other", "other-1");  // filtered out: the watcher's last revision stays 1
+    REQUIRE(filtered.events.size() == 1);
+    CHECK(filtered.events[0]->revision == 1);
+    f.reg->bookmark();
+    REQUIRE(filtered.events.size() == 2);
+    CHECK(filtered.events[1]->type == event_type::bookmark);
+    CHECK(filtered.events[1]->revision == 2);
+}
+
 TEST_CASE("registry: ending a watch ends the generator and unsubscribes") {
     fixture f;
     {

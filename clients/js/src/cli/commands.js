@@ -1,0 +1,463 @@
+// registryctl's commands: each parses its arguments, calls the client and
+// prints a table (or the data as JSON with --json).
+
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+
+import * as fmt from './format.js';
+import { usageError } from './usage_error.js';
+
+// ---- argument helpers -----------------------------------------------------
+
+function need(positionals, count, what) {
+  if (positionals.length < count) throw usageError(`missing ${what}`);
+  if (positionals.length > count) throw usageError(`unexpected argument '${positionals[count]}'`);
+  return positionals;
+}
+
+// ["k=v", ...] -> {k: v}
+function pairs(list, flag) {
+  const o = {};
+  for (const item of list ?? []) {
+    const i = item.indexOf('=');
+    if (i <= 0) throw usageError(`${flag}: expected KEY=VALUE, got '${item}'`);
+    o[item.slice(0, i)] = item.slice(i + 1);
+  }
+  return o;
+}
+
+// "http=http://127.0.0.1:8080" -> an endpoint of the protocol.
+function endpoint(text) {
+  const m = /^([^=]+)=([a-z0-9+.-]+):\/\/(.+):(\d+)$/.exec(text);
+  if (!m) throw usageError(`--endpoint: expected NAME=PROTOCOL://ADDRESS:PORT, got '${text}'`);
+  return { name: m[1], protocol: m[2], address: m[3], port: Number(m[4]) };
+}
+
+function int(text, flag) {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw usageError(`${flag}: expected an integer, got '${text}'`);
+  return n;
+}
+
+// Resolves on SIGINT/SIGTERM (and returns a way to stop listening).
+function untilSignal() {
+  let done;
+  const promise = new Promise((r) => {
+    done = r;
+  });
+  const on = () => done();
+  process.once('SIGINT', on);
+  process.once('SIGTERM', on);
+  return {
+    promise,
+    dispose() {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+    },
+  };
+}
+
+function print(ctx, data, human) {
+  ctx.out(ctx.json ? JSON.stringify(data, null, 2) : human(data));
+}
+
+// ---- registry -------------------------------------------------------------
+
+const services = {
+  args: '[--name N] [--state S] [--version V] [--host H] [--meta K=V]...',
+  summary: 'list service instances',
+  options: {
+    name: { type: 'string' },
+    state: { type: 'string' },
+    version: { type: 'string' },
+    host: { type: 'string' },
+    meta: { type: 'string', multiple: true },
+  },
+  async run(ctx) {
+    need(ctx.positionals, 0, '');
+    const { name, state, version, host, meta } = ctx.values;
+    const filter = Object.fromEntries(Object.entries({ name, state, version, host }).filter(([, v]) => v !== undefined));
+    if (meta) filter.metadata = pairs(meta, '--meta');
+    print(ctx, await ctx.client.listServices(filter), (d) => fmt.servicesTable(d.services));
+  },
+};
+
+const get = {
+  args: '<instance_id> | --name NAME',
+  summary: 'show one instance, or every instance of a service name',
+  options: { name: { type: 'string' } },
+  async run(ctx) {
+    if (ctx.values.name !== undefined) {
+      need(ctx.positionals, 0, '');
+      print(ctx, await ctx.client.getService({ name: ctx.values.name }), (d) => fmt.servicesTable(d.services));
+      return;
+    }
+    const [id] = need(ctx.positionals, 1, 'instance id');
+    print(ctx, await ctx.client.getService(id), (d) => fmt.serviceDetail(d.service));
+  },
+};
+
+const endpoints = {
+  args: '[--service S] [--endpoint E] [--protocol P]',
+  summary: 'list endpoints',
+  options: { service: { type: 'string' }, endpoint: { type: 'string' }, protocol: { type: 'string' } },
+  async run(ctx) {
+    need(ctx.positionals, 0, '');
+    const filter = Object.fromEntries(Object.entries(ctx.values).filter(([k, v]) => k in this.options && v !== undefined));
+    print(ctx, await ctx.client.listEndpoints(filter), (d) => fmt.endpointsTable(d.endpoints));
+  },
+};
+
+const watch = {
+  args: '[--service S]... [--event E]... [--from REV] [--no-snapshot] [--count N]',
+  summary: 'print live events, one a line, until Ctrl-C (or N events)',
+  options: {
+    service: { type: 'string', multiple: true },
+    event: { type: 'string', multiple: true },
+    from: { type: 'string' },
+    'no-snapshot': { type: 'boolean', default: false },
+    count: { type: 'string' },
+  },
+  async run(ctx) {
+    need(ctx.positionals, 0, '');
+    const v = ctx.values;
+    const params = {};
+    if (v.service) params.services = v.service;
+    if (v.event) params.events = v.event;
+    if (v.from !== undefined) params.from_revision = int(v.from, '--from');
+    if (v['no-snapshot']) params.snapshot = false;
+    const limit = v.count === undefined ? Infinity : int(v.count, '--count');
+    // The watch survives daemon restarts: the client reconnects and resumes.
+    const sub = await ctx.client.subscribe(params);
+    const signal = untilSignal();
+    let seen = 0;
+    let failure = null;
+    const done = new Promise((r) => {
+      if (limit <= 0) r();
+      sub.on('*', (e) => {
+        ctx.out(ctx.json ? JSON.stringify(e) : fmt.eventLine(e));
+        seen += 1;
+        if (seen >= limit) r();
+      });
+      sub.onEnd((err) => {
+        failure = err; // a re-subscribe the daemon refused
+        r();
+      });
+    });
+    await Promise.race([done, signal.promise]);
+    signal.dispose();
+    if (failure) throw failure;
+  },
+};
+
+const register = {
+  args: '<name> [--id ID] [--version V] [--endpoint NAME=PROTO://ADDR:PORT]... [--meta K=V]... [--depends S]... [--ttl S] [--state S] [--keep]',
+  summary: 'register an instance (--keep: keep its lease alive until Ctrl-C, then deregister)',
+  options: {
+    id: { type: 'string' },
+    version: { type: 'string' },
+    endpoint: { type: 'string', multiple: true },
+    meta: { type: 'string', multiple: true },
+    depends: { type: 'string', multiple: true },
+    ttl: { type: 'string' },
+    state: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
+  async run(ctx) {
+    const [name] = need(ctx.positionals, 1, 'service name');
+    const v = ctx.values;
+    const service = { name };
+    if (v.id !== undefined) service.instance_id = v.id;
+    if (v.version !== undefined) service.version = v.version;
+    if (v.endpoint) service.endpoints = v.endpoint.map(endpoint);
+    if (v.meta) service.metadata = pairs(v.meta, '--meta');
+    if (v.depends) service.depends_on = v.depends;
+    const ttl = v.ttl === undefined ? undefined : int(v.ttl, '--ttl');
+    const { client } = ctx;
+
+    if (!v.keep) {
+      const data = await client.register(ttl === undefined ? { service } : { service, ttl_seconds: ttl });
+      if (v.state) await client.setState(data.instance_id, v.state);
+      print(ctx, data, (d) => `registered ${d.instance_id} (lease ${d.lease_id}, expires ${fmt.relativeTime(d.expires_at_ms)})`);
+      return;
+    }
+    const handle = await client.registerService(service, ttl === undefined ? {} : { ttlSeconds: ttl });
+    const signal = untilSignal();
+    try {
+      if (v.state) await handle.setState(v.state);
+      const info = { instance_id: handle.instanceId, lease_id: handle.leaseId, ttl_seconds: handle.ttlSeconds };
+      print(ctx, info, (d) => `registered ${d.instance_id} (lease ${d.lease_id}); keeping it alive, Ctrl-C deregisters it`);
+      handle.on('reregistered', (d) => ctx.err(`registryctl: lease was lost; registered again under lease ${d.lease_id}`));
+      handle.on('error', (e) => ctx.err(`registryctl: keepalive failed: ${e.code}: ${e.message}`));
+      await signal.promise;
+    } finally {
+      signal.dispose();
+    }
+    await handle.close();
+    if (!ctx.json) ctx.out(`deregistered ${handle.instanceId}`);
+  },
+};
+
+const deregister = {
+  args: '<instance_id>',
+  summary: 'deregister an instance',
+  async run(ctx) {
+    const [id] = need(ctx.positionals, 1, 'instance id');
+    print(ctx, await ctx.client.deregister(id), (d) => `deregistered ${d.instance_id} (revision ${d.revision})`);
+  },
+};
+
+const setState = {
+  args: '<instance_id> <state> [--reason R]',
+  summary: 'change the state of an instance',
+  options: { reason: { type: 'string' } },
+  async run(ctx) {
+    const [id, state] = need(ctx.positionals, 2, 'instance id and state');
+    const data = await ctx.client.setState(id, state, ctx.values.reason);
+    print(ctx, data, (d) => (d.changed ? `${id}: ${d.service.state}` : `${id}: already ${d.service.state}`));
+  },
+};
+
+const keepalive = {
+  args: '<lease_id>',
+  summary: 'renew a lease once',
+  async run(ctx) {
+    const [lease] = need(ctx.positionals, 1, 'lease id');
+    const data = await ctx.client.keepalive(int(lease, 'lease id'));
+    print(ctx, data, (d) => `lease ${d.lease_id} (${d.instance_id}) expires ${fmt.relativeTime(d.expires_at_ms)}`);
+  },
+};
+
+// ---- capabilities being built (containers, REPL, deployment) --------------
+//
+// A daemon without them answers unknown_action, which main() reports as such.
+// Params follow the work in progress on those capabilities; check them
+// against docs/protocol.md when they land.
+
+const nodes = {
+  args: '',
+  summary: 'list the nodes (container engines) of the registry',
+  async run(ctx) {
+    need(ctx.positionals, 0, '');
+    print(ctx, await ctx.client.listNodes(), (d) =>
+      fmt.table(
+        ['NODE', 'ENDPOINT', 'STATUS', 'RUNNING', 'CAPACITY', 'HEARTBEAT'],
+        (d.nodes ?? []).map((n) => [
+          n.name,
+          n.endpoint,
+          n.status,
+          n.running,
+          n.capacity,
+          n.last_heartbeat_ms ? fmt.relativeTime(n.last_heartbeat_ms) : '-',
+        ]),
+      ),
+    );
+  },
+};
+
+// Writes container output chunks ({stream, data}) to stdout/stderr.
+function writeOutput(ctx, chunk) {
+  if (chunk.data !== undefined) (chunk.stream === 'stderr' ? process.stderr : ctx.stdout).write(chunk.data);
+}
+
+const containers = {
+  args: '[list [--state S] [--engine E] | logs [-f] [--tail N] ID | stop [--grace S] ID | rm [--force] ID | extend ID --ttl S]',
+  summary: 'manage containers',
+  options: {
+    state: { type: 'string' },
+    engine: { type: 'string' },
+    follow: { type: 'boolean', short: 'f', default: false },
+    tail: { type: 'string' },
+    grace: { type: 'string' },
+    force: { type: 'boolean', default: false },
+    ttl: { type: 'string' },
+  },
+  async run(ctx) {
+    const [sub = 'list', ...args] = ctx.positionals;
+    const { client, values } = ctx;
+    switch (sub) {
+      case 'list': {
+        need(args, 0, '');
+        const filter = {};
+        if (values.state !== undefined) filter.state = values.state;
+        if (values.engine !== undefined) filter.engine = values.engine;
+        print(ctx, await client.containerList(filter), (d) =>
+          fmt.table(
+            ['CONTAINER', 'NAME', 'IMAGE', 'ENGINE', 'STATE', 'EXPIRES'],
+            (d.containers ?? []).map((x) => [
+              x.container_id,
+              x.name || '-',
+              x.image,
+              x.engine,
+              x.state,
+              x.expires_at_ms ? fmt.relativeTime(x.expires_at_ms) : '-',
+            ]),
+          ),
+        );
+        return;
+      }
+      case 'logs': {
+        const [id] = need(args, 1, 'container id');
+        const params = { container_id: id };
+        if (values.tail !== undefined) params.tail = int(values.tail, '--tail');
+        if (!values.follow) {
+          const data = await client.containerLogs(params);
+          if (ctx.json) ctx.out(JSON.stringify(data));
+          else for (const chunk of data.output ?? []) writeOutput(ctx, chunk);
+          return;
+        }
+        // Followed logs come as container_log events of a subscription the
+        // server opens; the last one has "end": true.
+        const { subscription } = await client.requestStream('container_logs', { ...params, follow: true });
+        const signal = untilSignal();
+        let failure = null;
+        const ended = new Promise((r) => {
+          subscription.on('container_log', (e) => {
+            if (ctx.json) ctx.out(JSON.stringify(e.data));
+            else writeOutput(ctx, e.data);
+            if (e.data.end) r();
+          });
+          subscription.onEnd((err) => {
+            failure = err;
+            r();
+          });
+        });
+        await Promise.race([ended, signal.promise]);
+        signal.dispose();
+        if (failure) throw failure;
+        return;
+      }
+      case 'stop': {
+        const [id] = need(args, 1, 'container id');
+        const params = { container_id: id };
+        if (values.grace !== undefined) params.grace_seconds = int(values.grace, '--grace');
+        print(ctx, await client.containerStop(params), () => `stopped ${id}`);
+        return;
+      }
+      case 'rm': {
+        const [id] = need(args, 1, 'container id');
+        const params = values.force ? { container_id: id, force: true } : { container_id: id };
+        print(ctx, await client.containerRemove(params), () => `removed ${id}`);
+        return;
+      }
+      case 'extend': {
+        const [id] = need(args, 1, 'container id');
+        if (values.ttl === undefined) throw usageError('containers extend: --ttl is required');
+        const data = await client.containerExtend({ container_id: id, ttl_seconds: int(values.ttl, '--ttl') });
+        print(ctx, data, (d) => `${id}: expires ${fmt.relativeTime(d.expires_at_ms)}`);
+        return;
+      }
+      default:
+        throw usageError(`containers: unknown subcommand '${sub}'`);
+    }
+  },
+};
+
+const run = {
+  args: '<language> <file|-> [--stdin FILE]',
+  summary: "run code in a container, streaming its output; exits with the program's exit code",
+  options: { stdin: { type: 'string' } },
+  async run(ctx) {
+    const [language, file] = need(ctx.positionals, 2, 'language and file');
+    const code = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+    const params = { language, code };
+    if (ctx.values.stdin !== undefined) params.stdin = await readFile(ctx.values.stdin, 'utf8');
+    // Output comes as repl_output events, then repl_finished. Subscribe
+    // before starting so that nothing is missed; events that arrive before
+    // the response (and so before the execution id is known) are kept.
+    const sub = await ctx.client.subscribe({ snapshot: false });
+    let executionId = null;
+    const early = [];
+    let finish;
+    const finished = new Promise((r) => {
+      finish = r;
+    });
+    const onEvent = (e) => {
+      if (executionId === null) {
+        early.push(e);
+        return;
+      }
+      if (e.data.execution_id !== executionId) return;
+      if (e.event === 'repl_output') writeOutput(ctx, e.data);
+      else if (e.event === 'repl_finished') finish(e.data);
+    };
+    sub.on(['repl_output', 'repl_finished'], onEvent);
+    const started = await ctx.client.replExecute(params);
+    executionId = started.execution_id;
+    for (const e of early.splice(0)) onEvent(e);
+    const result = await finished;
+    if (ctx.json) ctx.out(JSON.stringify(result));
+    if (result.timed_out) ctx.err('registryctl: the program timed out');
+    return Number.isInteger(result.exit_code) ? result.exit_code : 1;
+  },
+};
+
+// "[#########                     ]  30% installing: message"
+function progressLine(d) {
+  const frac = d.bytes_total ? Math.min(1, (d.bytes ?? 0) / d.bytes_total) : null;
+  const bar = frac === null ? '' : `[${'#'.repeat(Math.round(frac * 30)).padEnd(30)}] ${String(Math.round(frac * 100)).padStart(3)}% `;
+  const bytes = frac === null && d.bytes !== undefined ? ` (${d.bytes} bytes)` : '';
+  return `${bar}${d.stage}${bytes}${d.message ? `: ${d.message}` : ''}`;
+}
+
+const deploy = {
+  args: '<package.tar.gz> [--host H]',
+  summary: "deploy a package (a path on the daemon's host), showing its progress",
+  options: { host: { type: 'string' } },
+  async run(ctx) {
+    const [file] = need(ctx.positionals, 1, 'package file');
+    // deployment_progress events are about this request (their request_id
+    // is its id) and come before the response.
+    const onEvent = (e) => {
+      if (e.event !== 'deployment_progress') return;
+      if (ctx.json) ctx.out(JSON.stringify(e.data));
+      else ctx.err(progressLine(e.data));
+    };
+    const params = { path: resolve(file), target: ctx.values.host ?? 'local' };
+    const data = await ctx.client.deployPackage(params, { timeoutMs: 600_000, onEvent });
+    print(ctx, data, (d) => `deployed ${d.name ?? ''} ${d.version ?? ''} as ${d.instance_id ?? '?'}`.replace(/ +/g, ' '));
+  },
+};
+
+const undeploy = {
+  args: '<instance_id>',
+  summary: 'stop, deregister and remove a deployed service',
+  async run(ctx) {
+    const [id] = need(ctx.positionals, 1, 'instance id');
+    print(ctx, await ctx.client.undeploy({ instance_id: id }, { timeoutMs: 120_000 }), () => `undeployed ${id}`);
+  },
+};
+
+const action = {
+  args: 'start|stop|restart <instance_id>',
+  summary: 'start, stop or restart a deployed service',
+  async run(ctx) {
+    const [verb, id] = need(ctx.positionals, 2, 'action and instance id');
+    if (!['start', 'stop', 'restart'].includes(verb)) throw usageError(`action: expected start, stop or restart, got '${verb}'`);
+    const data = await ctx.client.serviceAction({ instance_id: id, command: verb }, { timeoutMs: 120_000 });
+    print(ctx, data, () => `${verb}: ${id}`);
+  },
+};
+
+async function readStdin() {
+  const chunks = [];
+  for await (const c of process.stdin) chunks.push(c);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export const commands = {
+  services,
+  get,
+  endpoints,
+  watch,
+  register,
+  deregister,
+  'set-state': setState,
+  keepalive,
+  nodes,
+  containers,
+  run,
+  deploy,
+  undeploy,
+  action,
+};

@@ -1,0 +1,633 @@
+// RegistryClient: registryd's WebSocket protocol (docs/protocol.md) as one
+// promise-returning method per action, over a connection that reconnects by
+// itself.
+//
+// - A request made while disconnected waits for the connection, at most
+//   `connectWaitMs`, then fails with `not_connected` (naming the last
+//   connection error). A sent request fails with `timeout` after
+//   `requestTimeoutMs`, or with `connection_lost` when the connection drops
+//   first (it is not re-sent: the server may have carried it out).
+// - Reconnects use exponential backoff with jitter (backoff.js). After each
+//   reconnect the client first renews its session-bound registrations (a
+//   re-register under the same lease, or a new lease if that one is gone),
+//   then re-subscribes every subscription from the last revision it saw
+//   (subscription.js), then sends the requests that waited.
+
+import { backoffDelay, defaultBackoff } from './backoff.js';
+import { RegistryError } from './errors.js';
+import { ServiceHandle } from './service_handle.js';
+import { Subscription } from './subscription.js';
+import { openSocket, resolveWebSocket } from './websocket.js';
+
+// An ended socket keeps a no-op error handler: `ws` throws an 'error' event
+// that nobody listens to (closing a socket that is still connecting emits one).
+const ignore = () => {};
+
+export const defaultOptions = Object.freeze({
+  token: undefined,
+  requestTimeoutMs: 10_000,
+  connectTimeoutMs: 5_000,
+  connectWaitMs: 10_000,
+  reconnect: defaultBackoff,
+  WebSocket: undefined,
+});
+
+export class RegistryClient {
+  #url;
+  #opts;
+  #ws = null;
+  #state = 'idle'; // idle | connecting | open | waiting (to reconnect) | closed
+  #nextId = 1;
+  #pending = new Map(); // request id -> entry (sent, awaiting the response)
+  #late = new Map(); // request id -> onData of a request that timed out (this connection)
+  #queue = []; // entries waiting for a connection
+  #attempt = 0; // connection attempts since the last connection that lasted
+  #openedAt = 0;
+  #lastError = null;
+  #reconnectTimer = null;
+  #subscriptions = new Set();
+  #streams = new Set(); // subscriptions the server opened (requestStream): not resumable
+  #bySubscriptionId = new Map(); // server subscription id -> Subscription (current connection)
+  #sessionRegistrations = new Map(); // instance_id -> {params, leaseId, onRenewed}
+  #handles = new Set();
+  #listeners = new Map(); // client event name -> Set<fn>
+
+  constructor(url, options = {}) {
+    this.#url = String(url);
+    this.#opts = { ...defaultOptions, ...options, reconnect: { ...defaultBackoff, ...options.reconnect } };
+  }
+
+  get url() {
+    return this.#url;
+  }
+
+  // 'idle', 'connecting', 'open', 'waiting' (for the next reconnect attempt) or 'closed'.
+  get state() {
+    return this.#state;
+  }
+
+  // ---- actions (docs/protocol.md): one small method each ----------------
+  //
+  // Params are the protocol's, unchanged (snake_case); the promise resolves
+  // to the response's `data` or rejects with a RegistryError.
+
+  async register(params, options) {
+    const data = await this.request('register', params, options);
+    if (params.session_bound) this.#trackSessionRegistration(params, data);
+    return data;
+  }
+
+  keepalive(leaseId, options) {
+    return this.request('keepalive', typeof leaseId === 'object' ? leaseId : { lease_id: leaseId }, options);
+  }
+
+  async deregister(instanceId, options) {
+    const params = typeof instanceId === 'object' ? instanceId : { instance_id: instanceId };
+    try {
+      const data = await this.request('deregister', params, options);
+      this.#sessionRegistrations.delete(params.instance_id);
+      return data;
+    } catch (err) {
+      if (err.code === 'not_found') this.#sessionRegistrations.delete(params.instance_id);
+      throw err;
+    }
+  }
+
+  // `instanceId` or {instance_id} resolves to {service}; {name} to {services}.
+  getService(query, options) {
+    return this.request('get_service', typeof query === 'object' ? query : { instance_id: query }, options);
+  }
+
+  listServices(filter = {}, options) {
+    return this.request('list_services', filter, options);
+  }
+
+  listEndpoints(filter = {}, options) {
+    return this.request('list_endpoints', filter, options);
+  }
+
+  setState(instanceId, state, reason, options) {
+    const params = typeof instanceId === 'object' ? instanceId : { instance_id: instanceId, state };
+    if (reason !== undefined && typeof instanceId !== 'object') params.reason = reason;
+    return this.request('set_state', params, options);
+  }
+
+  // Resolves to a Subscription once the server accepted it. `params` are the
+  // protocol's (events, services, from_revision, snapshot).
+  async subscribe(params = {}, options) {
+    const sub = new Subscription(this, params);
+    this.#subscriptions.add(sub);
+    try {
+      await this.#subscribeOnce(sub, options);
+    } catch (err) {
+      this.#subscriptions.delete(sub);
+      sub._end(err);
+      throw err;
+    }
+    return sub;
+  }
+
+  // Ends `subscription` (a Subscription); no event of it follows.
+  async unsubscribe(subscription, options) {
+    this.#subscriptions.delete(subscription);
+    this.#streams.delete(subscription);
+    const id = subscription.id;
+    subscription._end();
+    if (id === null || this.#state !== 'open') return { subscription: id };
+    this.#bySubscriptionId.delete(id);
+    try {
+      return await this.request('unsubscribe', { subscription: id }, options);
+    } catch (err) {
+      if (err.code === 'not_found' || err.code === 'connection_lost') return { subscription: id };
+      throw err;
+    }
+  }
+
+  // The actions below belong to capabilities that registryd may not have yet
+  // (containers, REPL, package deployment); a daemon without them answers
+  // `unknown_action`, which rejects as a RegistryError with that code.
+
+  listNodes(params = {}, options) {
+    return this.request('list_nodes', params, options);
+  }
+
+  containerCreate(params, options) {
+    return this.request('container_create', params, options);
+  }
+
+  containerList(params = {}, options) {
+    return this.request('container_list', params, options);
+  }
+
+  containerLogs(params, options) {
+    return this.request('container_logs', params, options);
+  }
+
+  containerStop(params, options) {
+    return this.request('container_stop', params, options);
+  }
+
+  containerRemove(params, options) {
+    return this.request('container_remove', params, options);
+  }
+
+  containerExtend(params, options) {
+    return this.request('container_extend', params, options);
+  }
+
+  imagePull(params, options) {
+    return this.request('image_pull', params, options);
+  }
+
+  replLanguages(params = {}, options) {
+    return this.request('repl_languages', params, options);
+  }
+
+  replExecute(params, options) {
+    return this.request('repl_execute', params, options);
+  }
+
+  replCancel(params, options) {
+    return this.request('repl_cancel', params, options);
+  }
+
+  deployPackage(params, options) {
+    return this.request('deploy_package', params, options);
+  }
+
+  undeploy(params, options) {
+    return this.request('undeploy', params, options);
+  }
+
+  serviceAction(params, options) {
+    return this.request('service_action', params, options);
+  }
+
+  // ---- higher level -----------------------------------------------------
+
+  // Registers `service` and keeps its lease alive until handle.close().
+  async registerService(service, options = {}) {
+    const handle = new ServiceHandle(this, service, options);
+    await handle._start();
+    this.#handles.add(handle);
+    return handle;
+  }
+
+  _forgetHandle(handle) {
+    this.#handles.delete(handle);
+  }
+
+  // ---- the request path -------------------------------------------------
+
+  // Sends {"id","type":"request","action","params"} and resolves to `data`.
+  // options: timeoutMs (after sending), connectWaitMs (waiting for a
+  // connection; 0 fails at once when disconnected), onEvent (events the
+  // server sends about this request, marked with its id as `request_id`).
+  request(action, params = {}, options = {}) {
+    return this.#request(action, params, options, null);
+  }
+
+  // For actions whose response opens a subscription of the server's making
+  // (`data.subscription`: followed container logs, image pulls): resolves to
+  // {data, subscription}. Such a stream cannot be resumed; when the
+  // connection drops it ends with a `connection_lost` error.
+  async requestStream(action, params = {}, options = {}) {
+    let subscription = null;
+    let settled = false;
+    const data = await this.#request(action, params, options, (d) => {
+      if (typeof d?.subscription !== 'string') return;
+      if (settled) {
+        // The request timed out: nobody reads this stream.
+        this.request('unsubscribe', { subscription: d.subscription }).catch(() => {});
+        return;
+      }
+      subscription = new Subscription(this, {});
+      this.#streams.add(subscription);
+      this.#bySubscriptionId.set(d.subscription, subscription);
+      subscription._attached(d.subscription, 0);
+    }).finally(() => {
+      settled = true;
+    });
+    if (!subscription) throw new RegistryError('internal', `${action}: the response opened no subscription`, { action });
+    return { data, subscription };
+  }
+
+  #request(action, params, options, onData) {
+    if (this.#state === 'closed') {
+      return Promise.reject(new RegistryError('closed', `client closed; cannot send ${action}`, { action }));
+    }
+    const id = String(this.#nextId++);
+    const frame = JSON.stringify({ id, type: 'request', action, params });
+    return new Promise((resolve, reject) => {
+      const entry = {
+        id,
+        action,
+        frame,
+        resolve,
+        reject,
+        onData,
+        onEvent: options.onEvent,
+        timeoutMs: options.timeoutMs ?? this.#opts.requestTimeoutMs,
+        timer: null,
+        waitTimer: null,
+      };
+      if (this.#state === 'open') {
+        this.#send(entry);
+        return;
+      }
+      const waitMs = options.connectWaitMs ?? this.#opts.connectWaitMs;
+      if (waitMs <= 0) {
+        reject(this.#notConnected(action));
+        return;
+      }
+      entry.waitTimer = setTimeout(() => {
+        const i = this.#queue.indexOf(entry);
+        if (i >= 0) this.#queue.splice(i, 1);
+        reject(this.#notConnected(action, waitMs));
+      }, waitMs);
+      this.#queue.push(entry);
+      this.#ensureConnecting();
+    });
+  }
+
+  #notConnected(action, waitedMs) {
+    const why = this.#lastError
+      ? `: ${this.#lastError.message}`
+      : this.#state === 'connecting' ? ': still connecting' : '';
+    const waited = waitedMs ? ` within ${waitedMs} ms` : '';
+    return new RegistryError('not_connected', `not connected to ${this.#url}${waited}${why}`, {
+      action,
+      cause: this.#lastError ?? undefined,
+    });
+  }
+
+  #send(entry) {
+    this.#pending.set(entry.id, entry);
+    entry.timer = setTimeout(() => {
+      this.#pending.delete(entry.id);
+      // A subscribe that timed out may still be answered: its bookkeeping
+      // then still runs (and ends a server subscription nobody waits for).
+      if (entry.onData) this.#late.set(entry.id, entry.onData);
+      entry.reject(
+        new RegistryError('timeout', `${entry.action}: no response within ${entry.timeoutMs} ms`, {
+          action: entry.action,
+        }),
+      );
+    }, entry.timeoutMs);
+    try {
+      this.#ws.send(entry.frame);
+    } catch (err) {
+      this.#settle(entry, new RegistryError('connection_lost', `${entry.action}: send failed: ${err.message}`));
+    }
+  }
+
+  #settle(entry, error, data) {
+    clearTimeout(entry.timer);
+    clearTimeout(entry.waitTimer);
+    this.#pending.delete(entry.id);
+    if (error) entry.reject(error);
+    else entry.resolve(data);
+  }
+
+  // ---- connection -------------------------------------------------------
+
+  // Resolves once connected; rejects with `not_connected` after connectWaitMs.
+  async connect(options = {}) {
+    if (this.#state === 'open') return;
+    if (this.#state === 'closed') throw new RegistryError('closed', 'client closed; cannot connect', { action: 'connect' });
+    // An empty request that is never sent: it waits in the queue like any other.
+    await new Promise((resolve, reject) => {
+      const waitMs = options.connectWaitMs ?? this.#opts.connectWaitMs;
+      const entry = { id: null, action: 'connect', resolve, reject, waitTimer: null, connectOnly: true };
+      entry.waitTimer = setTimeout(() => {
+        const i = this.#queue.indexOf(entry);
+        if (i >= 0) this.#queue.splice(i, 1);
+        reject(this.#notConnected('connect', waitMs));
+      }, waitMs);
+      this.#queue.push(entry);
+      this.#ensureConnecting();
+    });
+  }
+
+  #ensureConnecting() {
+    if (this.#state === 'idle') this.#openConnection();
+  }
+
+  async #openConnection() {
+    this.#state = 'connecting';
+    let ws;
+    try {
+      const Impl = await resolveWebSocket(this.#opts.WebSocket);
+      if (this.#state === 'closed') return;
+      ws = openSocket(Impl, this.#url, this.#opts.token);
+    } catch (err) {
+      this.#lastError = err;
+      this.#scheduleReconnect();
+      return;
+    }
+    this.#ws = ws;
+    const connectTimer = setTimeout(() => {
+      this.#lastError = new Error(`connection not established within ${this.#opts.connectTimeoutMs} ms`);
+      ws.close();
+      this.#connectionEnded(ws, {});
+    }, this.#opts.connectTimeoutMs);
+    ws.onopen = () => {
+      clearTimeout(connectTimer);
+      this.#connected(ws);
+    };
+    ws.onmessage = (e) => this.#onMessage(ws, e.data);
+    ws.onerror = (e) => {
+      const err = e?.error ?? new Error(e?.message || 'WebSocket error');
+      this.#lastError = err;
+    };
+    ws.onclose = (e) => {
+      clearTimeout(connectTimer);
+      this.#connectionEnded(ws, e);
+    };
+  }
+
+  #connected(ws) {
+    if (ws !== this.#ws || this.#state === 'closed') return;
+    this.#state = 'open';
+    this.#openedAt = Date.now();
+    this.#lastError = null;
+    this.#emit('open', { url: this.#url });
+    for (const rec of this.#sessionRegistrations.values()) this.#renewSessionRegistration(rec);
+    for (const sub of this.#subscriptions) {
+      if (!sub._needsResubscribe) continue;
+      this.#subscribeOnce(sub).catch((err) => {
+        if (err.code === 'connection_lost' || err.code === 'closed') return; // the next reconnect retries
+        this.#subscriptions.delete(sub);
+        sub._end(err);
+        this.#report(err);
+      });
+    }
+    const waiting = this.#queue.splice(0);
+    for (const entry of waiting) {
+      clearTimeout(entry.waitTimer);
+      if (entry.connectOnly) entry.resolve();
+      else this.#send(entry);
+    }
+  }
+
+  #connectionEnded(ws, e) {
+    if (ws !== this.#ws) return;
+    this.#ws = null;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    ws.onerror = ignore;
+    const wasOpen = this.#state === 'open';
+    for (const entry of [...this.#pending.values()]) {
+      this.#settle(
+        entry,
+        new RegistryError('connection_lost', `${entry.action}: connection lost before the response`, {
+          action: entry.action,
+        }),
+      );
+    }
+    this.#bySubscriptionId.clear();
+    this.#late.clear();
+    for (const sub of this.#subscriptions) sub._detached();
+    for (const stream of this.#streams) {
+      stream._end(new RegistryError('connection_lost', 'connection lost; the stream cannot be resumed'));
+    }
+    this.#streams.clear();
+    if (this.#state === 'closed') return;
+    // A connection closed right after it opened (a daemon at its connection
+    // limit, say) does not reset the backoff, so it cannot become a tight loop.
+    if (wasOpen && Date.now() - this.#openedAt >= 1000) this.#attempt = 0;
+    if (wasOpen) {
+      const reason = e.reason ? `: ${e.reason}` : '';
+      this.#lastError = new Error(`connection closed (code ${e.code ?? 'none'}${reason})`);
+      this.#emit('close', { code: e.code, reason: e.reason });
+    }
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect() {
+    if (this.#state === 'closed') return;
+    this.#state = 'waiting';
+    const delayMs = backoffDelay(this.#attempt, this.#opts.reconnect);
+    this.#attempt += 1;
+    this.#emit('reconnecting', { attempt: this.#attempt, delayMs, error: this.#lastError });
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      if (this.#state === 'waiting') this.#openConnection();
+    }, delayMs);
+  }
+
+  #onMessage(ws, raw) {
+    if (ws !== this.#ws) return;
+    let msg;
+    try {
+      msg = JSON.parse(typeof raw === 'string' ? raw : String(raw));
+    } catch {
+      this.#report(new RegistryError('internal', 'server sent a frame that is not JSON'));
+      return;
+    }
+    if (msg.type === 'event') {
+      if (msg.subscription !== undefined) {
+        this.#bySubscriptionId.get(msg.subscription)?._deliver(msg);
+      } else if (msg.request_id !== undefined) {
+        // Progress of one request (deploy_package), before its response.
+        const entry = this.#pending.get(msg.request_id);
+        if (entry?.onEvent) this.#callback(entry.onEvent, { event: msg.event, data: msg.data });
+      }
+      return;
+    }
+    if (msg.type !== 'response') return;
+    if (msg.id === null) {
+      this.#report(RegistryError.fromResponse(msg.error));
+      return;
+    }
+    const entry = this.#pending.get(msg.id);
+    if (!entry) {
+      // It timed out already.
+      const onData = this.#late.get(msg.id);
+      this.#late.delete(msg.id);
+      if (onData && msg.data) onData(msg.data);
+      return;
+    }
+    if (msg.error) {
+      this.#settle(entry, RegistryError.fromResponse(msg.error, entry.action));
+      return;
+    }
+    // Synchronous bookkeeping before any event that follows in the same read
+    // (a promise continuation would run too late).
+    entry.onData?.(msg.data);
+    this.#settle(entry, null, msg.data);
+  }
+
+  // Closes the connection for good: pending and waiting requests reject with
+  // `closed`, subscriptions end, service handles stop renewing (their leases
+  // then expire at their TTL; close the handles first to deregister).
+  async close() {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    clearTimeout(this.#reconnectTimer);
+    const closed = (action) => new RegistryError('closed', `client closed; ${action} abandoned`, { action });
+    for (const entry of [...this.#pending.values()]) this.#settle(entry, closed(entry.action));
+    for (const entry of this.#queue.splice(0)) {
+      clearTimeout(entry.waitTimer);
+      entry.reject(closed(entry.action));
+    }
+    for (const handle of this.#handles) handle._stop();
+    this.#handles.clear();
+    for (const sub of [...this.#subscriptions, ...this.#streams]) sub._end();
+    this.#subscriptions.clear();
+    this.#streams.clear();
+    const ws = this.#ws;
+    this.#ws = null;
+    if (!ws) return;
+    await new Promise((resolve) => {
+      const t = setTimeout(resolve, 1000);
+      ws.onclose = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      ws.onmessage = null;
+      ws.onerror = ignore;
+      try {
+        ws.close(1000);
+      } catch {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  }
+
+  // ---- subscriptions and session-bound registrations across reconnects --
+
+  #subscribeOnce(sub, options) {
+    return this.#request('subscribe', sub._subscribeParams(), options ?? {}, (data) => {
+      if (sub.closed) {
+        // Closed while this (re-)subscribe was on its way: end it on the server too.
+        this.request('unsubscribe', { subscription: data.subscription }).catch(() => {});
+        return;
+      }
+      this.#bySubscriptionId.set(data.subscription, sub);
+      sub._attached(data.subscription, data.revision);
+    });
+  }
+
+  #trackSessionRegistration(params, data) {
+    const service = { ...params.service, instance_id: data.instance_id };
+    const { lease_id, ...rest } = params;
+    const prev = this.#sessionRegistrations.get(data.instance_id);
+    this.#sessionRegistrations.set(data.instance_id, {
+      params: { ...rest, service },
+      leaseId: data.lease_id,
+      onRenewed: prev?.onRenewed,
+    });
+  }
+
+  // Called by ServiceHandle to learn about renewals done on reconnect.
+  _onSessionRenewed(instanceId, fn) {
+    const rec = this.#sessionRegistrations.get(instanceId);
+    if (rec) rec.onRenewed = fn;
+  }
+
+  _forgetSessionRegistration(instanceId) {
+    this.#sessionRegistrations.delete(instanceId);
+  }
+
+  // Re-register under the same lease from this connection (which moves the
+  // session-bound lease here); if that lease is gone, register anew.
+  async #renewSessionRegistration(rec) {
+    const instanceId = rec.params.service.instance_id;
+    try {
+      let data;
+      try {
+        data = await this.request('register', { ...rec.params, lease_id: rec.leaseId });
+      } catch (err) {
+        if (err.code !== 'lease_not_found') throw err;
+        data = await this.request('register', rec.params);
+      }
+      if (this.#sessionRegistrations.get(instanceId) !== rec) return; // deregistered meanwhile
+      rec.leaseId = data.lease_id;
+      rec.onRenewed?.(data);
+      this.#emit('reregistered', data);
+    } catch (err) {
+      if (err.code === 'connection_lost' || err.code === 'closed') return; // the next reconnect retries
+      this.#report(err);
+    }
+  }
+
+  // ---- client events: open, close, reconnecting, reregistered, error ----
+
+  on(name, fn) {
+    if (!this.#listeners.has(name)) this.#listeners.set(name, new Set());
+    this.#listeners.get(name).add(fn);
+    return () => this.#listeners.get(name)?.delete(fn);
+  }
+
+  #emit(name, value) {
+    for (const fn of this.#listeners.get(name) ?? []) {
+      if (name === 'error') fn(value);
+      else this.#callback(fn, value);
+    }
+  }
+
+  // Calls application code; what it throws is reported, not propagated.
+  #callback(fn, value) {
+    try {
+      fn(value);
+    } catch (err) {
+      this.#report(err);
+    }
+  }
+
+  // Errors nobody awaits (a failed re-subscribe, a listener that threw):
+  // 'error' listeners get them; without any they go to console.error.
+  #report(err) {
+    if (this.#listeners.get('error')?.size) this.#emit('error', err);
+    else console.error('registry client:', err);
+  }
+
+  _report(err) {
+    this.#report(err);
+  }
+
+  _callback(fn, value) {
+    this.#callback(fn, value);
+  }
+}

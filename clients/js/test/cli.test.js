@@ -1,0 +1,273 @@
+// registryctl as a subprocess against a real registryd.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { client, service, sleep } from './helpers/common.js';
+import { startRegistryd } from './helpers/registryd.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bin = resolve(here, '../bin/registryctl.js');
+
+let daemon;
+let c;
+const children = new Set();
+
+before(async () => {
+  daemon = await startRegistryd();
+  c = client(daemon.url);
+});
+
+after(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await c?.close();
+  await daemon?.dispose();
+});
+
+// Starts registryctl with `args`; REGISTRY_URL points at the test's daemon.
+function start(args, env = {}) {
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { ...process.env, REGISTRY_URL: daemon.url, REGISTRY_TOKEN: '', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (s) => {
+    stderr += s;
+  });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const exited = new Promise((res) => {
+    child.on('exit', (code, signal) => {
+      children.delete(child);
+      res({ code, signal, stdout, stderr: () => stderr });
+    });
+  });
+  return {
+    child,
+    lines,
+    exited,
+    captureStdout() {
+      child.stdout.on('data', (s) => {
+        stdout += s;
+      });
+    },
+  };
+}
+
+// Runs registryctl to completion: {code, stdout, stderr}.
+async function run(args, env) {
+  const p = start(args, env);
+  const chunks = [];
+  for await (const line of p.lines) chunks.push(line);
+  const { code, signal } = await p.exited;
+  const stderr = (await p.exited).stderr();
+  assert.equal(signal, null, `registryctl ${args.join(' ')} was killed by ${signal}`);
+  return { code, stdout: chunks.join('\n'), stderr };
+}
+
+async function nextLine(lines, ms = 15_000) {
+  let t;
+  const timeout = new Promise((_, rej) => {
+    t = setTimeout(() => rej(new Error(`no output line within ${ms} ms`)), ms);
+  });
+  try {
+    const r = await Promise.race([lines.next(), timeout]);
+    if (r.done) throw new Error('registryctl ended its output');
+    return r.value;
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+describe('registry commands', () => {
+  test('services: a table, and --json for scripts', async () => {
+    await c.register({ service: { ...service('tbl', 'tbl-1', 8081), version: '1.0' }, ttl_seconds: 600 });
+    await c.setState('tbl-1', 'running');
+    const human = await run(['services', '--name', 'tbl']);
+    assert.equal(human.code, 0, human.stderr);
+    const [head, row, ...more] = human.stdout.split('\n');
+    assert.match(head, /^INSTANCE\s+NAME\s+VERSION\s+STATE\s+HEALTH\s+ENDPOINTS\s+LEASE$/);
+    assert.match(row, /^tbl-1\s+tbl\s+1\.0\s+running\s+-\s+http=http:\/\/127\.0\.0\.1:8081\s+\d+ \(expires in \d+[sm]\)$/);
+    assert.deepEqual(more, []);
+
+    const json = await run(['--json', 'services', '--state', 'running']);
+    assert.equal(json.code, 0, json.stderr);
+    const data = JSON.parse(json.stdout);
+    assert.deepEqual(
+      data.services.map((s) => s.instance_id),
+      ['tbl-1'],
+    );
+  });
+
+  test('get and endpoints', async () => {
+    await c.register({ service: { ...service('gt', 'gt-1', 8082), metadata: { team: 'core' } }, ttl_seconds: 600 });
+    const one = await run(['get', 'gt-1']);
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(one.stdout, /^instance:\s+gt-1$/m);
+    assert.match(one.stdout, /^metadata:\s+team=core$/m);
+    assert.match(one.stdout, /^endpoints:\s+http=http:\/\/127\.0\.0\.1:8082$/m);
+
+    const byName = await run(['get', '--name', 'gt', '--json']);
+    assert.equal(JSON.parse(byName.stdout).services[0].instance_id, 'gt-1');
+
+    const eps = await run(['endpoints', '--service', 'gt']);
+    assert.equal(eps.code, 0, eps.stderr);
+    assert.match(eps.stdout.split('\n')[1], /^gt\s+gt-1\s+http\s+127\.0\.0\.1\s+8082\s+http\s+registered$/);
+  });
+
+  test('register, set-state, keepalive and deregister', async () => {
+    const reg = await run([
+      'register', 'cli', '--id', 'cli-1', '--version', '2.0', '--endpoint', 'grpc=grpc://10.0.0.1:9000',
+      '--meta', 'team=x', '--depends', 'db', '--ttl', '120', '--json',
+    ]);
+    assert.equal(reg.code, 0, reg.stderr);
+    const lease = JSON.parse(reg.stdout).lease_id;
+    const { service: s } = await c.getService('cli-1');
+    assert.equal(s.version, '2.0');
+    assert.deepEqual(s.endpoints, [{ name: 'grpc', address: '10.0.0.1', port: 9000, protocol: 'grpc' }]);
+    assert.deepEqual(s.metadata, { team: 'x' });
+    assert.deepEqual(s.depends_on, ['db']);
+    assert.equal(s.lease.ttl_seconds, 120);
+
+    const st = await run(['set-state', 'cli-1', 'failed', '--reason', 'boom']);
+    assert.equal(st.stdout, 'cli-1: failed');
+    assert.equal((await c.getService('cli-1')).service.failure_reason, 'boom');
+
+    const ka = await run(['keepalive', String(lease)]);
+    assert.equal(ka.code, 0, ka.stderr);
+    assert.match(ka.stdout, new RegExp(`^lease ${lease} \\(cli-1\\) expires in \\d+[sm]$`));
+
+    const dereg = await run(['deregister', 'cli-1']);
+    assert.equal(dereg.code, 0, dereg.stderr);
+    assert.match(dereg.stdout, /^deregistered cli-1 \(revision \d+\)$/);
+    await assert.rejects(c.getService('cli-1'), { code: 'not_found' });
+  });
+
+  test('register --keep holds the lease past its TTL until SIGINT, then deregisters', async () => {
+    const p = start(['register', 'kept', '--id', 'kept-1', '--ttl', '1', '--state', 'running', '--keep']);
+    assert.match(await nextLine(p.lines), /^registered kept-1 \(lease \d+\); keeping it alive/);
+    await sleep(2500);
+    assert.equal((await c.getService('kept-1')).service.state, 'running');
+    p.child.kill('SIGINT');
+    assert.equal(await nextLine(p.lines), 'deregistered kept-1');
+    const { code } = await p.exited;
+    assert.equal(code, 0);
+    await assert.rejects(c.getService('kept-1'), { code: 'not_found' });
+  });
+
+  test('watch prints one event a line (JSON with --json) until SIGINT', async () => {
+    await c.register({ service: service('wch', 'wch-0'), ttl_seconds: 600 });
+    const p = start(['watch', '--service', 'wch', '--json']);
+    const loaded = JSON.parse(await nextLine(p.lines));
+    assert.equal(loaded.event, 'registry_loaded');
+    assert.deepEqual(
+      loaded.data.services.map((s) => s.instance_id),
+      ['wch-0'],
+    );
+    await c.register({ service: service('wch', 'wch-1') });
+    await c.register({ service: service('other', 'other-1') });
+    await c.setState('wch-1', 'running');
+    await c.deregister('wch-0');
+    const got = [];
+    for (let i = 0; i < 3; i++) {
+      const e = JSON.parse(await nextLine(p.lines));
+      got.push(`${e.event} ${e.data.service.instance_id}`);
+    }
+    assert.deepEqual(got, ['service_registered wch-1', 'service_state_changed wch-1', 'service_deregistered wch-0']);
+    p.child.kill('SIGINT');
+    assert.equal((await p.exited).code, 0);
+  });
+
+  test('watch keeps going across a daemon restart', async () => {
+    const p = start(['watch', '--service', 'rst']);
+    assert.match(await nextLine(p.lines), /^\d+ registry_loaded - services=0$/);
+    const first = await c.register({ service: service('rst', 'rst-1') });
+    assert.equal(await nextLine(p.lines), `${first.revision} service_registered rst-1 state=registered endpoints=http=http://127.0.0.1:8080`);
+    await daemon.restart();
+    const second = await c.register({ service: service('rst', 'rst-2') });
+    assert.equal(
+      await nextLine(p.lines, 10_000),
+      `${second.revision} service_registered rst-2 state=registered endpoints=http=http://127.0.0.1:8080`,
+    );
+    const st = await c.setState('rst-2', 'running');
+    assert.equal(await nextLine(p.lines), `${st.revision} service_state_changed rst-2 registered -> running`);
+    p.child.kill('SIGTERM');
+    assert.equal((await p.exited).code, 0);
+  });
+
+  test('watch --count exits after N events', async () => {
+    const r = await run(['watch', '--count', '1', '--service', 'nothing-here']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^\d+ registry_loaded - services=0$/);
+  });
+
+  test('a token from REGISTRY_TOKEN is accepted (registryd ignores it)', async () => {
+    await c.register({ service: service('tok', 'tok-1'), ttl_seconds: 600 });
+    const r = await run(['services', '--name', 'tok', '--json'], { REGISTRY_TOKEN: 's3cret' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).services.length, 1);
+  });
+});
+
+describe('errors', () => {
+  test("the server's error code and message, exit 1", async () => {
+    const r = await run(['get', 'missing-1']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^registryctl: not_found: .*missing-1/);
+  });
+
+  test('bad usage exits 2 with the usage', async () => {
+    for (const args of [[], ['frobnicate'], ['get'], ['services', '--colour', 'red'], ['register', 'x', '--endpoint', 'bad']]) {
+      const r = await run(args);
+      assert.equal(r.code, 2, `registryctl ${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /usage: registryctl/);
+    }
+  });
+
+  test('an unreachable daemon is a clear error within --wait', async () => {
+    const started = Date.now();
+    const r = await run(['--url', 'ws://127.0.0.1:1/', '--wait', '1500', 'services']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^registryctl: cannot reach registryd: not connected to ws:\/\/127\.0\.0\.1:1\/ within 1500 ms: .*ECONNREFUSED/);
+    assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, `one line: ${r.stderr}`);
+    assert.ok(Date.now() - started < 5000);
+  });
+
+  // These commands are wired to actions of capabilities that are being built
+  // (containers, REPL, deployment). Against a daemon without them they must
+  // fail with a clear message naming the missing action; their function is
+  // tested once the daemon has them.
+  for (const [args, action] of [
+    [['nodes'], 'list_nodes'],
+    [['containers'], 'container_list'],
+    [['containers', 'logs', 'c1'], 'container_logs'],
+    [['containers', 'logs', '-f', 'c1'], 'container_logs'],
+    [['containers', 'stop', 'c1'], 'container_stop'],
+    [['containers', 'rm', 'c1'], 'container_remove'],
+    [['containers', 'extend', 'c1', '--ttl', '60'], 'container_extend'],
+    [['run', 'sh', '-'], 'repl_execute'],
+    [['deploy', 'pkg-1.0.tar.gz'], 'deploy_package'],
+    [['undeploy', 'pkg-1'], 'undeploy'],
+    [['action', 'restart', 'pkg-1'], 'service_action'],
+  ]) {
+    test(`${args.join(' ')}: unknown_action is reported as a missing capability`, async () => {
+      const p = start(args);
+      p.child.stdin.end('echo hi\n');
+      p.captureStdout();
+      const { code, stderr } = await p.exited;
+      assert.equal(code, 1);
+      assert.equal(
+        stderr().trim(),
+        `registryctl: this registryd does not support '${action}' yet (unknown_action: unknown action '${action}'); ` +
+          'the command needs a daemon with that capability',
+      );
+    });
+  }
+});
