@@ -104,6 +104,7 @@ test('events made during a network cut are replayed, in order, once', async () =
     proxy.cut();
     await until(() => watcher.state !== 'open', 5000, 'the watcher to notice the cut');
     for (const id of ['cut-2', 'cut-3', 'cut-4']) await writer.register({ service: service('cut', id) });
+    await until(() => reconnecting.length >= 3, 5000, 'refused reconnect attempts');
     proxy.restore();
     for (const id of ['cut-2', 'cut-3', 'cut-4']) {
       const e = await next(it, 10_000, id);
