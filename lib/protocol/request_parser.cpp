@@ -4,6 +4,7 @@
 // register action shares for params.service.
 #include "request_parser.hpp"
 
+#include "container_codec.hpp"
 #include "service_codec.hpp"
 
 #include <simdjson.h>
@@ -339,6 +340,34 @@ bool read_service(decoder& d, dom::element e, const path& at, service_form form,
            required(d, m, "modified_revision", out.modified_revision);
 }
 
+// ---- the container object (stored lease records) ------------------------------------
+
+bool read(decoder& d, dom::element e, const path& at, managed_state& out) {
+    return read_enum(d, e, at, out, parse_managed_state, "created, running, exited, removed, lost");
+}
+
+bool read(decoder& d, dom::element e, const path& at, int& out) {
+    std::int64_t v = 0;
+    if (e.get_int64().get(v) || v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
+        return d.fail(at, "must be a 32-bit integer");
+    }
+    out = static_cast<int>(v);
+    return true;
+}
+
+bool read_container(decoder& d, dom::element e, const path& at, managed_container& out) {
+    static constexpr std::string_view names[] = {"lease_id", "container_id",  "name",          "image",
+                                                 "engine",   "state",         "exit_code",     "ttl_seconds",
+                                                 "created_at_ms", "expires_at_ms"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "lease_id", out.lease_id) &&
+           required(d, m, "container_id", out.container_id) && required(d, m, "name", out.name) &&
+           required(d, m, "image", out.image) && required(d, m, "engine", out.engine) &&
+           required(d, m, "state", out.state) && optional(d, m, "exit_code", out.exit_code) &&
+           required(d, m, "ttl_seconds", out.ttl) && required(d, m, "created_at_ms", out.created_at) &&
+           required(d, m, "expires_at_ms", out.expires_at);
+}
+
 // ---- request params -------------------------------------------------------------
 
 using params_element = std::optional<dom::element>;
@@ -504,6 +533,16 @@ result<service_instance> decode_service_record(std::string_view json) {
         return fail(errc::invalid_request, std::move(d.problem));
     }
     return s;
+}
+
+result<managed_container> decode_container_record(std::string_view json) {
+    thread_local dom::parser parser;
+    dom::element root;
+    if (parser.parse(json.data(), json.size()).get(root)) return fail(errc::invalid_request, "not valid JSON");
+    decoder d;
+    managed_container c;
+    if (!read_container(d, root, path{}, c)) return fail(errc::invalid_request, std::move(d.problem));
+    return c;
 }
 
 }  // namespace detail
