@@ -38,7 +38,8 @@ std::shared_ptr<event> container_event(event_type type, container_ptr c, std::st
     return e;
 }
 
-std::shared_ptr<event> state_changed(container_ptr c, managed_state previous, std::string reason = {}) {
+// `previous` is absent for a container that has just been created.
+std::shared_ptr<event> state_changed(container_ptr c, std::optional<managed_state> previous, std::string reason = {}) {
     auto e = container_event(event_type::container_state_changed, std::move(c), std::move(reason));
     e->previous_container_state = previous;
     return e;
@@ -581,7 +582,7 @@ task<result<container_ptr>> container_manager::create(container_request request)
         auto info = co_await n.cfg.engine->inspect(c->container_id, m.stopping);
         if (info) c->name = info->name;
     }
-    auto created_events = only(state_changed(c, managed_state::created));
+    auto created_events = only(state_changed(c, std::nullopt));
     auto recorded = co_await m.put(c, std::move(created_events), "container");
     if (!recorded) co_return unexpected{recorded.err()};
 

@@ -16,7 +16,7 @@
 
 namespace registry::detail {
 
-class event_relay {
+class event_relay : public std::enable_shared_from_this<event_relay> {
 public:
     // Producer side.
     void push(event_ptr e) {
@@ -56,6 +56,9 @@ public:
     }
 
     void close_from_stop() noexcept {
+        // Stopping the producer may finish it and the consumer inline, and
+        // with them every other owner of this relay.
+        const auto keep = shared_from_this();
         closed_ = true;
         producer_stop_.request_stop();
         wake();

@@ -65,7 +65,7 @@ TEST_CASE("container protocol: create, list, extend, logs, stop, remove") {
           R"({"type":"event","subscription":"s1","event":"container_state_changed","revision":1,"data":{"container":)"
           R"({"lease_id":1,"container_id":"a-c1","name":"job-1","image":"img","engine":"a","state":"created",)"
           R"("ttl_seconds":60,"created_at_ms":1700000000000,"expires_at_ms":1700000060000},)"
-          R"("previous_state":"created","state":"created","reason":""}})");
+          R"("state":"created","reason":""}})");
     CHECK(has(frames[1], R"("state":"running","ttl_seconds":60)"));
     CHECK(has(frames[1], R"("previous_state":"created","state":"running")"));
     CHECK(frames[2] == R"({"id":"2","type":"response","data":{"container":{"lease_id":1,"container_id":"a-c1",)"
