@@ -412,31 +412,38 @@ struct container_manager::impl {
 
     // ---- streams ------------------------------------------------------------------
 
+    // Relays every element of an engine stream as an event, until it ends or
+    // the consumer is gone; yields the stream's failure (opening it included).
+    template <typename T, typename ToEvent>
+    task<std::optional<error>> relay_stream(task<result<engine_stream<T>>> opening, detail::event_relay& relay,
+                                            ToEvent to_event) {
+        auto opened = co_await std::move(opening);
+        if (!opened) co_return opened.err();
+        auto& stream = *opened;
+        auto it = co_await stream.begin();
+        while (it != stream.end() && !relay.closed()) {
+            auto& item = *it;
+            if (!item) co_return item.err();
+            relay.push(to_event(std::move(*item)));
+            co_await ++it;
+        }
+        co_return std::nullopt;
+    }
+
     task<void> produce_logs(detail::event_relay_ptr relay, container_engine* engine, container_ptr c,
                             std::optional<std::size_t> tail) {
         std::stop_callback on_stop(stopping, [relay] { relay->stop_producer(); });
-        const std::stop_token cancel = relay->producer_token();
+        const log_options following{tail, true, true, true};
+        auto log_event = [&](output_chunk chunk) {
+            auto e = container_event(event_type::container_log, c);
+            e->revision = reg.revision();
+            e->output = std::move(chunk);
+            return e;
+        };
         std::optional<error> failure;
         try {
-            const log_options following{tail, true, true, true};
-            auto opened = co_await engine->logs(c->container_id, following, cancel);
-            if (!opened) {
-                failure = opened.err();
-            } else {
-                auto& stream = *opened;
-                for (auto it = co_await stream.begin(); it != stream.end(); co_await ++it) {
-                    if (relay->closed()) break;
-                    auto& item = *it;
-                    if (!item) {
-                        failure = item.err();
-                        break;
-                    }
-                    auto e = container_event(event_type::container_log, c);
-                    e->revision = reg.revision();
-                    e->output = std::move(*item);
-                    relay->push(std::move(e));
-                }
-            }
+            auto opening = engine->logs(c->container_id, following, relay->producer_token());
+            failure = co_await relay_stream(std::move(opening), *relay, log_event);
         } catch (const operation_cancelled&) {
         }
         auto last = container_event(event_type::container_log, c);
@@ -449,25 +456,12 @@ struct container_manager::impl {
 
     task<void> produce_pulls(detail::event_relay_ptr relay, std::string reference, std::vector<node*> targets) {
         std::stop_callback on_stop(stopping, [relay] { relay->stop_producer(); });
-        const std::stop_token cancel = relay->producer_token();
         for (node* n : targets) {
+            auto progress_event = [&](pull_progress p) { return pull_event(*n, reference, std::move(p), {}); };
             std::optional<error> failure;
             try {
-                auto opened = co_await n->cfg.engine->pull_image(reference, cancel);
-                if (!opened) {
-                    failure = opened.err();
-                } else {
-                    auto& stream = *opened;
-                    for (auto it = co_await stream.begin(); it != stream.end(); co_await ++it) {
-                        if (relay->closed()) break;
-                        auto& item = *it;
-                        if (!item) {
-                            failure = item.err();
-                            break;
-                        }
-                        relay->push(pull_event(*n, reference, std::move(*item), {}));
-                    }
-                }
+                auto opening = n->cfg.engine->pull_image(reference, relay->producer_token());
+                failure = co_await relay_stream(std::move(opening), *relay, progress_event);
             } catch (const operation_cancelled&) {
                 break;
             }
