@@ -188,7 +188,7 @@ TEST_CASE("create, follow the logs, see the exit code, remove") {
     CHECK(exists(p1, foreign));
 }
 
-TEST_CASE("an expired lease is reaped; an extended one survives") {
+TEST_CASE("an expired lease is reaped, an extended one survives") {
     rt::podman_service p1;
     it::registryd d(config("it-reap", {{"p1", p1.uri()}}));
     IT_DIAGNOSE(d);
