@@ -1,6 +1,10 @@
 #include "config.hpp"
 
+#include "engine_http.hpp"
+
 #include <yaml-cpp/yaml.h>
+
+#include <algorithm>
 
 #include <charconv>
 #include <fstream>
@@ -123,6 +127,8 @@ public:
                     if (k == "bookmark_interval_seconds") return set_seconds(R.bookmark_interval, n, path, 1);
                     return false;
                 });
+            } else if (key == "containers") {
+                containers(v, key);
             } else if (key == "store") {
                 auto& S = cfg_.store;
                 section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
@@ -194,6 +200,74 @@ private:
         const auto n = integer(v, path, min);
         if (n > 10u * 365 * 24 * 3600) fail(at(v, path) + "is too large");
         out = std::chrono::seconds(static_cast<std::int64_t>(n));
+        return true;
+    }
+
+    bool set_millis(std::chrono::milliseconds& out, const YAML::Node& v, const std::string& path, std::uint64_t min) {
+        const auto n = integer(v, path, min);
+        if (n > 24u * 3600 * 1000) fail(at(v, path) + "is too large");
+        out = std::chrono::milliseconds(static_cast<std::int64_t>(n));
+        return true;
+    }
+
+    static bool node_name(std::string_view s) {
+        return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                   c == '.' || c == '-';
+        });
+    }
+
+    void containers(const YAML::Node& v, const std::string& key) {
+        auto& C = cfg_.containers;
+        section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+            if (k == "instance_id") {
+                C.instance_id = scalar(n, path);
+                if (!node_name(C.instance_id)) fail(at(n, path) + "must be 1-64 characters of [A-Za-z0-9_.-]");
+                return true;
+            }
+            if (k == "engines") return engines(n, path);
+            if (k == "heartbeat_interval_ms") return set_millis(C.heartbeat_interval, n, path, 10);
+            if (k == "heartbeat_timeout_ms") return set_millis(C.heartbeat_timeout, n, path, 10);
+            if (k == "default_ttl_seconds") return set_seconds(C.default_ttl, n, path, 1);
+            if (k == "max_ttl_seconds") return set_seconds(C.max_ttl, n, path, 1);
+            if (k == "stop_grace_seconds") return set_seconds(C.stop_grace, n, path, 0);
+            if (k == "reap_attempts") return set_count(C.reap_attempts, n, path, 1);
+            if (k == "reap_backoff_ms") return set_millis(C.reap_backoff, n, path, 1);
+            if (k == "sweep_interval_ms") return set_millis(C.sweep_interval, n, path, 10);
+            return false;
+        });
+    }
+
+    bool engines(const YAML::Node& v, const std::string& path) {
+        if (!v.IsSequence()) fail(at(v, path) + "must be a list");
+        auto& list = cfg_.containers.engines;
+        list.clear();
+        std::size_t i = 0;
+        for (const auto& item : v) {
+            const std::string at_item = path + "[" + std::to_string(i++) + "]";
+            config::engine_entry e;
+            section(item, at_item, [&](const std::string& k, const YAML::Node& n, const std::string& p) {
+                if (k == "name") {
+                    e.name = scalar(n, p);
+                    if (!node_name(e.name)) fail(at(n, p) + "must be 1-64 characters of [A-Za-z0-9_.-]");
+                    return true;
+                }
+                if (k == "endpoint") {
+                    e.endpoint = scalar(n, p);
+                    auto parsed = engine_endpoint::parse(e.endpoint);
+                    if (!parsed) fail(at(n, p) + parsed.err().message);
+                    return true;
+                }
+                if (k == "capacity") return set_count(e.capacity, n, p, 1);
+                return false;
+            });
+            if (e.name.empty()) fail(at(item, at_item) + "name is required");
+            if (e.endpoint.empty()) fail(at(item, at_item) + "endpoint is required");
+            for (const auto& other : list) {
+                if (other.name == e.name) fail(at(item, at_item) + "the name '" + e.name + "' is used twice");
+            }
+            list.push_back(std::move(e));
+        }
         return true;
     }
 
@@ -277,6 +351,10 @@ void validate(const config& cfg) {
     // disconnect well-behaved clients as slow consumers.
     if (cfg.limits.outbound_queue_messages < cfg.limits.max_inflight_per_connection)
         fail("limits.outbound_queue_messages must be at least limits.max_inflight_per_connection");
+    const auto& C = cfg.containers;
+    if (C.default_ttl > C.max_ttl) fail("containers.default_ttl_seconds must not exceed containers.max_ttl_seconds");
+    if (C.heartbeat_timeout < C.heartbeat_interval)
+        fail("containers.heartbeat_timeout_ms must be at least containers.heartbeat_interval_ms");
 }
 
 command_line parse_command_line(int argc, const char* const* argv) {

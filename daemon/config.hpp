@@ -59,6 +59,26 @@ struct config {
         std::chrono::seconds bookmark_interval{10};
     } registry;
 
+    // Container engines as nodes (registry::container_manager). No engine:
+    // the container actions answer `unavailable`.
+    struct engine_entry {
+        std::string name;
+        std::string endpoint;  // unix:///path or tcp://host:port
+        std::size_t capacity = 8;
+    };
+    struct containers_section {
+        std::string instance_id = "registryd";  // the io.registry.instance label of our containers
+        std::vector<engine_entry> engines;
+        std::chrono::milliseconds heartbeat_interval{2000};
+        std::chrono::milliseconds heartbeat_timeout{6000};
+        std::chrono::seconds default_ttl{300};
+        std::chrono::seconds max_ttl{86400};
+        std::chrono::seconds stop_grace{5};
+        std::size_t reap_attempts = 3;
+        std::chrono::milliseconds reap_backoff{500};
+        std::chrono::milliseconds sweep_interval{5000};
+    } containers;
+
     struct store_section {
         // Rewrite the journal into a snapshot once it grows past this
         // (registry::file_store_options::compact_journal_bytes).

@@ -8,12 +8,14 @@
 
 #include "asio_clock.hpp"
 #include "config.hpp"
+#include "docker_engine.hpp"
 #include "file_store_port.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 #include "server.hpp"
 
 #include <registry/async_scope.hpp>
+#include <registry/container_manager.hpp>
 #include <registry/file_store.hpp>
 #include <registry/registry.hpp>
 #include <registry/task.hpp>
@@ -125,6 +127,41 @@ registry::registry_options registry_options_from(const registryd::config& cfg) {
     return o;
 }
 
+// One Docker Engine API client per configured engine (config validated the endpoints).
+std::vector<std::unique_ptr<registryd::docker_engine>> make_engines(asio::io_context& ioc,
+                                                                   const registryd::config& cfg) {
+    std::vector<std::unique_ptr<registryd::docker_engine>> out;
+    for (const auto& e : cfg.containers.engines) {
+        auto endpoint = registryd::engine_endpoint::parse(e.endpoint);
+        if (!endpoint) throw std::runtime_error("engine '" + e.name + "': " + endpoint.err().message);
+        out.push_back(std::make_unique<registryd::docker_engine>(ioc, std::move(endpoint).value()));
+    }
+    return out;
+}
+
+// Null when no engine is configured: the container actions are then unavailable.
+std::unique_ptr<registry::container_manager> make_container_manager(
+    registry::registry& reg, registry::clock& clk, registry::store& st, const registryd::config& cfg,
+    const std::vector<std::unique_ptr<registryd::docker_engine>>& engines) {
+    if (engines.empty()) return nullptr;
+    const auto& C = cfg.containers;
+    std::vector<registry::container_node> nodes;
+    for (std::size_t i = 0; i < engines.size(); ++i) {
+        nodes.push_back({C.engines[i].name, C.engines[i].endpoint, engines[i].get(), C.engines[i].capacity});
+    }
+    registry::container_manager_options o;
+    o.instance_id = C.instance_id;
+    o.default_ttl = C.default_ttl;
+    o.max_ttl = C.max_ttl;
+    o.heartbeat_interval = C.heartbeat_interval;
+    o.heartbeat_timeout = C.heartbeat_timeout;
+    o.reap_attempts = static_cast<unsigned>(C.reap_attempts);
+    o.reap_backoff = C.reap_backoff;
+    o.sweep_interval = C.sweep_interval;
+    o.stop_grace = C.stop_grace;
+    return std::make_unique<registry::container_manager>(reg, clk, st, std::move(nodes), o);
+}
+
 // The daemon's lifecycle, run as one coroutine on the io thread.
 class daemon_app {
 public:
@@ -136,11 +173,14 @@ public:
           port_(port),
           clock_(ioc),
           reg_(clock_, port_, registry_options_from(cfg)),
+          engines_(make_engines(ioc, cfg)),
+          containers_(make_container_manager(reg_, clock_, port_, cfg, engines_)),
           server_(ioc, cfg, reg_, metrics_,
                   [this] {
                       return registryd::metrics::gauges{reg_.size(), reg_.revision(), port_.fsyncs(),
                                                         reg_.available()};
-                  }),
+                  },
+                  containers_.get()),
           signals_(ioc, SIGINT, SIGTERM),
           deadline_(ioc),
           shutdown_requested_(ioc),
@@ -203,9 +243,23 @@ private:
             co_return;
         }
         log::info("registry loaded", {{"services", reg_.size()}, {"revision", reg_.revision()}});
+        if (containers_) {
+            const auto loaded = co_await containers_->open();
+            if (!loaded) {
+                log::error("cannot load the container leases",
+                           {{"code", registry::to_string(loaded.err().code)}, {"error", loaded.err().message}});
+                exit_code_ = 1;
+                co_await finish();
+                co_return;
+            }
+            log::info("container leases loaded", {{"containers", containers_->list().size()},
+                                                  {"engines", engines_.size()}});
+        }
 
         const std::stop_token stop = stop_.get_token();
         background_.spawn(reg_.run(stop));
+        // Each engine is reconciled as its first heartbeat finds it online.
+        if (containers_) background_.spawn(containers_->run(stop));
         background_.spawn(watch_availability(stop));
 
         if (!shutdown_requested_.is_set()) {
@@ -302,6 +356,8 @@ private:
     registryd::file_store_port& port_;
     registryd::asio_clock clock_;
     registry::registry reg_;
+    std::vector<std::unique_ptr<registryd::docker_engine>> engines_;
+    std::unique_ptr<registry::container_manager> containers_;
     registryd::metrics metrics_;
     registryd::server server_;
     asio::signal_set signals_;

@@ -112,11 +112,12 @@ class http_session;
 // shared_ptr to it.
 struct server::state : std::enable_shared_from_this<server::state> {
     state(asio::io_context& io, const config& c, registry::registry& r, metrics& mm,
-          std::function<metrics::gauges()> g)
+          std::function<metrics::gauges()> g, registry::container_manager* containers)
         : ioc(io),
           cfg(c),
           reg(r),
-          proto(r, registry::protocol::limits{c.limits.max_message_bytes, c.limits.max_subscriptions_per_connection}),
+          proto(r, registry::protocol::limits{c.limits.max_message_bytes, c.limits.max_subscriptions_per_connection},
+                containers),
           m(mm),
           gauges(std::move(g)),
           acceptor(io),
@@ -756,8 +757,8 @@ void server::state::on_accept(const error_code& ec, tcp::socket socket) {
 // server
 
 server::server(asio::io_context& ioc, const config& cfg, registry::registry& reg, metrics& m,
-               std::function<metrics::gauges()> gauges)
-    : state_(std::make_shared<state>(ioc, cfg, reg, m, std::move(gauges))) {}
+               std::function<metrics::gauges()> gauges, registry::container_manager* containers)
+    : state_(std::make_shared<state>(ioc, cfg, reg, m, std::move(gauges), containers)) {}
 
 server::~server() {
     error_code ignored;

@@ -20,6 +20,7 @@ class io_context;
 
 namespace registry {
 class registry;
+class container_manager;
 }
 
 namespace registryd {
@@ -27,9 +28,10 @@ namespace registryd {
 class server {
 public:
     // `gauges` is called on every /metrics scrape for the values that live
-    // elsewhere (registry size and revision, store fsyncs).
+    // elsewhere (registry size and revision, store fsyncs). Without
+    // `containers` the container actions answer `unavailable`.
     server(boost::asio::io_context& ioc, const config& cfg, registry::registry& reg, metrics& m,
-           std::function<metrics::gauges()> gauges);
+           std::function<metrics::gauges()> gauges, registry::container_manager* containers = nullptr);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;

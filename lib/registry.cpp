@@ -676,6 +676,19 @@ void registry::release_session(session_id owner) {
     }
 }
 
+task<result<std::uint64_t>> registry::record(std::vector<std::shared_ptr<event>> events,
+                                             std::vector<store_mutation> mutations, std::string_view what) {
+    auto& m = *impl_;
+    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
+    const bool change = !events.empty();
+    const std::uint64_t rev = change ? m.next_revision(std::move(events)) : m.state_revision;
+    store_batch batch{rev, std::move(mutations)};
+    const bool written = co_await m.commit(std::move(batch));
+    if (!written) co_return fail(errc::unavailable, "the store failed to persist the " + std::string(what));
+    if (change) m.mark_durable(rev, rev);
+    co_return rev;
+}
+
 std::uint64_t registry::revision() const noexcept { return impl_->state_revision; }
 std::size_t registry::size() const noexcept { return impl_->services.size(); }
 bool registry::available() const noexcept { return !impl_->failed; }

@@ -1,6 +1,9 @@
 // Registry events, as delivered to watchers.
 #pragma once
 
+#include <registry/container.hpp>
+#include <registry/managed_container.hpp>
+#include <registry/error.hpp>
 #include <registry/service.hpp>
 
 #include <cstdint>
@@ -22,6 +25,12 @@ enum class event_type {
     registry_loaded,        // the snapshot a watch starts with (data: every matching instance)
     bookmark,               // periodic: the current revision, nothing changed
     resync_required,        // the watcher missed events it cannot replay; a snapshot follows
+    // Containers (container_manager.hpp). lease_expired above covers a
+    // container's lease too (data: the container, reason "ttl").
+    container_state_changed,  // created, running, exited, removed, lost (data: the container, previous state)
+    container_reap_failed,    // the reaper gave up for this sweep (data: the container, reason); retried later
+    container_log,            // output of a followed container (per request, not a change: no revision of its own)
+    image_pull_progress,      // a progress line of an image_pull (per request, not a change)
 };
 
 std::string_view to_string(event_type t) noexcept;
@@ -38,6 +47,16 @@ struct event {
     std::vector<service_ptr> snapshot;           // registry_loaded only
     std::uint64_t resync_from = 0;               // resync_required: the revision the watcher asked for
     std::uint64_t oldest_revision = 0;           // resync_required: the oldest revision history still has
+
+    container_ptr container;                                // container events, lease_expired of a container
+    std::optional<managed_state> previous_container_state;  // container_state_changed
+    std::optional<output_chunk> output;                     // container_log (absent on the last one)
+    std::string engine;                                     // image_pull_progress: the node pulling
+    std::string reference;                                  // image_pull_progress: the image
+    std::optional<pull_progress> progress;                  // image_pull_progress (absent on the last one)
+    bool end = false;                                       // container_log, image_pull_progress: the stream's last
+    std::optional<error> failure;                           // container_reap_failed; a last image_pull_progress
+    unsigned attempts = 0;                                  // container_reap_failed
 
     // The protocol layer encodes an event once and shares the bytes with
     // every subscriber; it parks them here. Events are immutable otherwise

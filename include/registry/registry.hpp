@@ -139,6 +139,14 @@ public:
     // after the grace period unless renewed (keepalive/re-register) first.
     void release_session(session_id owner);
 
+    // For companions that share the registry's revisions, event stream and
+    // store (container_manager): writes `mutations` and, when `events` is not
+    // empty, publishes them under one new revision once durable; without
+    // events the batch keeps the current revision (like a renewal). Yields
+    // the revision. Their keys must not start with "svc/".
+    task<result<std::uint64_t>> record(std::vector<std::shared_ptr<event>> events,
+                                       std::vector<store_mutation> mutations, std::string_view what);
+
     std::uint64_t revision() const noexcept;  // last revision whose events were published
     std::size_t size() const noexcept;
     bool available() const noexcept;          // false once the store has failed

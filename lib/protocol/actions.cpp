@@ -28,13 +28,6 @@ void write_grant(detail::json_writer& w, const lease_grant& g) {
 
 }  // namespace
 
-template <typename WriteData>
-bool session::reply(call& c, WriteData&& write_data) {
-    frame f{encode_response(c.id, std::forward<WriteData>(write_data)), nullptr};
-    c.answered = true;
-    return send(std::move(f));
-}
-
 task<result<void>> session::on(call& c, register_params& p) {
     // The registry checks this too, but names fields relative to params.
     if (auto problems = detail::check_registration(p.reg, reg().options()); !problems.empty()) {

@@ -1,5 +1,6 @@
 #include "event_encoder.hpp"
 
+#include "container_writer.hpp"
 #include "json_writer.hpp"
 #include "service_writer.hpp"
 
@@ -14,6 +15,23 @@ void write_service_member(detail::json_writer& w, const event& e) {
     } else {
         w.null();
     }
+}
+
+void write_container_member(detail::json_writer& w, const event& e) {
+    w.key("container");
+    if (e.container) {
+        write_container(w, *e.container);
+    } else {
+        w.null();
+    }
+}
+
+void write_failure(detail::json_writer& w, const event& e) {
+    if (!e.failure) return;
+    w.key("error").begin_object()
+        .key("code").string(to_string(e.failure->code))
+        .key("message").string(e.failure->message)
+        .end_object();
 }
 
 void write_data(detail::json_writer& w, const event& e) {
@@ -47,7 +65,10 @@ void write_data(detail::json_writer& w, const event& e) {
             }
             break;
         case event_type::lease_expired:
-            if (e.service) {
+            if (e.container) {
+                w.key("lease_id").number(e.container->lease_id);
+                write_container_member(w, e);
+            } else if (e.service) {
                 w.key("lease_id").number(e.service->lease.id)
                     .key("instance_id").string(e.service->instance_id)
                     .key("name").string(e.service->name);
@@ -63,6 +84,39 @@ void write_data(detail::json_writer& w, const event& e) {
             break;
         case event_type::resync_required:
             w.key("from_revision").number(e.resync_from).key("oldest_revision").number(e.oldest_revision);
+            break;
+        case event_type::container_state_changed:
+            write_container_member(w, e);
+            if (e.previous_container_state) w.key("previous_state").string(to_string(*e.previous_container_state));
+            if (e.container) w.key("state").string(to_string(e.container->state));
+            w.key("reason").string(e.reason);
+            break;
+        case event_type::container_reap_failed:
+            write_container_member(w, e);
+            w.key("attempts").number(e.attempts);
+            write_failure(w, e);
+            break;
+        case event_type::container_log:
+            if (e.container) {
+                w.key("container_id").string(e.container->container_id).key("lease_id").number(e.container->lease_id);
+            }
+            if (e.output) {
+                w.key("stream").string(to_string(e.output->stream)).key("data").string(valid_utf8(e.output->bytes));
+            }
+            if (e.end) w.key("end").boolean(true);
+            write_failure(w, e);
+            break;
+        case event_type::image_pull_progress:
+            w.key("engine").string(e.engine).key("reference").string(e.reference);
+            if (e.progress) {
+                w.key("id").string(e.progress->id)
+                    .key("status").string(e.progress->status)
+                    .key("progress").string(e.progress->progress);
+                if (e.progress->current) w.key("current").number(*e.progress->current);
+                if (e.progress->total) w.key("total").number(*e.progress->total);
+            }
+            if (e.end) w.key("end").boolean(true);
+            write_failure(w, e);
             break;
     }
     w.end_object();

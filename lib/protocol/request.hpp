@@ -3,6 +3,7 @@
 // suspend while the parser moves on to the next frame.
 #pragma once
 
+#include <registry/container_manager.hpp>
 #include <registry/error.hpp>
 #include <registry/registry.hpp>
 
@@ -62,9 +63,60 @@ struct unsubscribe_params {
     std::string subscription;
 };
 
+// ---- containers (container_manager.hpp)
+
+struct container_create_params {
+    static constexpr std::string_view action = "container_create";
+    container_request request;
+};
+
+struct container_list_params {
+    static constexpr std::string_view action = "container_list";
+    std::optional<std::string> engine;
+    std::optional<managed_state> state;
+};
+
+struct container_logs_params {
+    static constexpr std::string_view action = "container_logs";
+    std::string container_id;
+    std::optional<std::uint64_t> tail;  // lines
+    bool follow = false;
+};
+
+struct container_stop_params {
+    static constexpr std::string_view action = "container_stop";
+    std::string container_id;
+    std::optional<std::uint64_t> grace_seconds;
+};
+
+struct container_remove_params {
+    static constexpr std::string_view action = "container_remove";
+    std::string container_id;
+    bool force = false;
+};
+
+struct container_extend_params {
+    static constexpr std::string_view action = "container_extend";
+    std::string container_id;
+    std::optional<seconds> ttl;
+};
+
+struct image_pull_params {
+    static constexpr std::string_view action = "image_pull";
+    std::string reference;
+    std::optional<std::string> engine;
+};
+
+struct list_nodes_params {
+    static constexpr std::string_view action = "list_nodes";
+};
+
 using request_params = std::variant<register_params, keepalive_params, deregister_params, get_service_params,
                                     list_services_params, list_endpoints_params, set_state_params,
-                                    subscribe_params, unsubscribe_params>;
+                                    subscribe_params, unsubscribe_params, container_create_params,
+                                    container_list_params, container_logs_params, container_stop_params,
+                                    container_remove_params, container_extend_params, image_pull_params,
+                                    list_nodes_params>;
 
 struct request {
     std::string id;

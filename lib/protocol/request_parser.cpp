@@ -4,6 +4,7 @@
 // register action shares for params.service.
 #include "request_parser.hpp"
 
+#include "container_codec.hpp"
 #include "service_codec.hpp"
 
 #include <simdjson.h>
@@ -12,6 +13,7 @@
 #include <array>
 #include <bitset>
 #include <cassert>
+#include <cctype>
 #include <initializer_list>
 #include <limits>
 #include <span>
@@ -196,7 +198,8 @@ bool read(decoder& d, dom::element e, const path& at, execution_kind& out) {
 bool read(decoder& d, dom::element e, const path& at, event_type& out) {
     return read_enum(d, e, at, out, parse_event_type,
                      "service_registered, service_deregistered, service_state_changed, endpoint_updated, "
-                     "health_check_result, lease_expired, registry_loaded, bookmark, resync_required");
+                     "health_check_result, lease_expired, registry_loaded, bookmark, resync_required, "
+                     "container_state_changed, container_reap_failed, container_log, image_pull_progress");
 }
 
 template <typename T>
@@ -339,6 +342,34 @@ bool read_service(decoder& d, dom::element e, const path& at, service_form form,
            required(d, m, "modified_revision", out.modified_revision);
 }
 
+// ---- the container object (stored lease records) ------------------------------------
+
+bool read(decoder& d, dom::element e, const path& at, managed_state& out) {
+    return read_enum(d, e, at, out, parse_managed_state, "created, running, exited, removed, lost");
+}
+
+bool read(decoder& d, dom::element e, const path& at, int& out) {
+    std::int64_t v = 0;
+    if (e.get_int64().get(v) || v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
+        return d.fail(at, "must be a 32-bit integer");
+    }
+    out = static_cast<int>(v);
+    return true;
+}
+
+bool read_container(decoder& d, dom::element e, const path& at, managed_container& out) {
+    static constexpr std::string_view names[] = {"lease_id", "container_id",  "name",          "image",
+                                                 "engine",   "state",         "exit_code",     "ttl_seconds",
+                                                 "created_at_ms", "expires_at_ms"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "lease_id", out.lease_id) &&
+           required(d, m, "container_id", out.container_id) && required(d, m, "name", out.name) &&
+           required(d, m, "image", out.image) && required(d, m, "engine", out.engine) &&
+           required(d, m, "state", out.state) && optional(d, m, "exit_code", out.exit_code) &&
+           required(d, m, "ttl_seconds", out.ttl) && required(d, m, "created_at_ms", out.created_at) &&
+           required(d, m, "expires_at_ms", out.expires_at);
+}
+
 // ---- request params -------------------------------------------------------------
 
 using params_element = std::optional<dom::element>;
@@ -413,6 +444,148 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     static constexpr std::string_view names[] = {"subscription"};
     members m{at, names};
     return open(d, e, m) && required(d, m, "subscription", p.subscription);
+}
+
+// ---- container actions --------------------------------------------------------------
+
+// The one non-integer number of the protocol: a share of CPUs.
+bool read(decoder& d, dom::element e, const path& at, double& out) {
+    if (e.get_double().get(out)) return d.fail(at, "must be a number");
+    return true;
+}
+
+std::optional<container_network> parse_network(std::string_view s) noexcept {
+    if (s == "none") return container_network::none;
+    if (s == "default") return container_network::default_;
+    return std::nullopt;
+}
+
+bool read(decoder& d, dom::element e, const path& at, container_network& out) {
+    return read_enum(d, e, at, out, parse_network, "none, default");
+}
+
+constexpr std::uint64_t min_memory_bytes = 6 * 1024 * 1024;  // Docker's and Podman's floor
+
+bool read(decoder& d, dom::element e, const path& at, container_limits& out) {
+    static constexpr std::string_view names[] = {"memory_bytes", "cpus", "pids"};
+    members m{at, names};
+    std::optional<std::uint64_t> pids;
+    if (!open(d, e, m) || !optional(d, m, "memory_bytes", out.memory_bytes) || !optional(d, m, "cpus", out.cpus) ||
+        !optional(d, m, "pids", pids)) {
+        return false;
+    }
+    if (out.memory_bytes && *out.memory_bytes < min_memory_bytes) {
+        return d.fail(at.member("memory_bytes"), "must be at least 6291456 (6 MiB)");
+    }
+    if (out.cpus && !(*out.cpus > 0 && *out.cpus <= 1024)) return d.fail(at.member("cpus"), "must be > 0 and <= 1024");
+    if (pids) {
+        if (*pids < 1 || *pids > 4194304) return d.fail(at.member("pids"), "must be 1-4194304");
+        out.pids = static_cast<std::int64_t>(*pids);
+    }
+    return true;
+}
+
+bool plain_text(std::string_view s) {
+    return std::none_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) <= 0x20; });
+}
+
+bool container_name(std::string_view s) {
+    if (s.empty() || s.size() > 128 || !std::isalnum(static_cast<unsigned char>(s[0]))) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+    });
+}
+
+bool check_image(decoder& d, const path& at, const std::string& image) {
+    if (image.empty() || image.size() > 255 || !plain_text(image)) {
+        return d.fail(at, "must be 1-255 characters without whitespace");
+    }
+    return true;
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_create_params& p) {
+    static constexpr std::string_view names[] = {"image",  "name",    "command",          "env",         "labels",
+                                                 "limits", "network", "read_only_rootfs", "ttl_seconds", "engine"};
+    members m{at, names};
+    auto& r = p.request;
+    auto& spec = r.spec;
+    const bool ok = open(d, e, m) && required(d, m, "image", spec.image) && optional(d, m, "name", spec.name) &&
+                    optional(d, m, "command", spec.command) && optional(d, m, "env", spec.env) &&
+                    optional(d, m, "labels", spec.labels) && optional(d, m, "limits", spec.limits) &&
+                    optional(d, m, "network", spec.network) &&
+                    optional(d, m, "read_only_rootfs", spec.read_only_rootfs) && optional(d, m, "ttl_seconds", r.ttl) &&
+                    optional(d, m, "engine", r.engine);
+    if (!ok || !check_image(d, at.member("image"), spec.image)) return false;
+    if (m.get("name") && !container_name(spec.name)) {
+        return d.fail(at.member("name"), "must be 1-128 characters of [A-Za-z0-9_.-], starting with a letter or digit");
+    }
+    if (spec.command.size() > 256) return d.fail(at.member("command"), "at most 256 entries");
+    if (spec.env.size() > 256) return d.fail(at.member("env"), "at most 256 variables");
+    for (const auto& [key, value] : spec.env) {
+        if (key.empty() || key.find('=') != std::string::npos) {
+            return d.fail(at.member("env").member(key), "a name must be non-empty and without '='");
+        }
+    }
+    if (spec.labels.size() > 64) return d.fail(at.member("labels"), "at most 64 labels");
+    for (const auto& [key, value] : spec.labels) {
+        if (key.empty()) return d.fail(at.member("labels"), "a label name must be non-empty");
+        if (key.starts_with(container_labels::reserved_prefix)) {
+            return d.fail(at.member("labels").member(key), "the prefix 'io.registry.' is reserved for the registry");
+        }
+    }
+    return true;
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_list_params& p) {
+    static constexpr std::string_view names[] = {"engine", "state"};
+    members m{at, names};
+    return open(d, e, m) && optional(d, m, "engine", p.engine) && optional(d, m, "state", p.state);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_logs_params& p) {
+    static constexpr std::string_view names[] = {"container_id", "tail", "follow"};
+    members m{at, names};
+    if (!open(d, e, m) || !required(d, m, "container_id", p.container_id) || !optional(d, m, "tail", p.tail) ||
+        !optional(d, m, "follow", p.follow)) {
+        return false;
+    }
+    if (p.tail && *p.tail > 100000) return d.fail(at.member("tail"), "must be 0-100000");
+    return true;
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_stop_params& p) {
+    static constexpr std::string_view names[] = {"container_id", "grace_seconds"};
+    members m{at, names};
+    if (!open(d, e, m) || !required(d, m, "container_id", p.container_id) ||
+        !optional(d, m, "grace_seconds", p.grace_seconds)) {
+        return false;
+    }
+    if (p.grace_seconds && *p.grace_seconds > 300) return d.fail(at.member("grace_seconds"), "must be 0-300");
+    return true;
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_remove_params& p) {
+    static constexpr std::string_view names[] = {"container_id", "force"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "container_id", p.container_id) && optional(d, m, "force", p.force);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_extend_params& p) {
+    static constexpr std::string_view names[] = {"container_id", "ttl_seconds"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "container_id", p.container_id) && optional(d, m, "ttl_seconds", p.ttl);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::image_pull_params& p) {
+    static constexpr std::string_view names[] = {"reference", "engine"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "reference", p.reference) && optional(d, m, "engine", p.engine) &&
+           check_image(d, at.member("reference"), p.reference);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::list_nodes_params&) {
+    members m{at, {}};
+    return open(d, e, m);
 }
 
 // Makes `out` hold the params type of the named action.
@@ -504,6 +677,16 @@ result<service_instance> decode_service_record(std::string_view json) {
         return fail(errc::invalid_request, std::move(d.problem));
     }
     return s;
+}
+
+result<managed_container> decode_container_record(std::string_view json) {
+    thread_local dom::parser parser;
+    dom::element root;
+    if (parser.parse(json.data(), json.size()).get(root)) return fail(errc::invalid_request, "not valid JSON");
+    decoder d;
+    managed_container c;
+    if (!read_container(d, root, path{}, c)) return fail(errc::invalid_request, std::move(d.problem));
+    return c;
 }
 
 }  // namespace detail

@@ -2,10 +2,12 @@
 
 namespace registry::protocol {
 
-server::server(registry& reg, limits lim) : impl_(std::make_unique<impl>(reg, lim)) {}
+server::server(registry& reg, limits lim, container_manager* containers)
+    : impl_(std::make_unique<impl>(reg, lim, containers)) {}
 server::~server() = default;
 
 registry& server::reg() noexcept { return impl_->reg; }
+container_manager* server::containers() noexcept { return impl_->containers; }
 const limits& server::lims() const noexcept { return impl_->lims; }
 server::impl& server::internals() noexcept { return *impl_; }
 

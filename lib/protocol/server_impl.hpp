@@ -8,10 +8,11 @@
 namespace registry::protocol {
 
 struct server::impl {
-    impl(class registry& r, struct limits l) : reg(r), lims(l) {}
+    impl(class registry& r, struct limits l, container_manager* c) : reg(r), lims(l), containers(c) {}
 
     class registry& reg;
     struct limits lims;
+    container_manager* containers;
     request_parser parser;
 };
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "request.hpp"
+#include "response.hpp"
 
 #include <registry/async_generator.hpp>
 #include <registry/async_scope.hpp>
@@ -54,6 +55,15 @@ private:
     task<result<void>> on(call& c, set_state_params& p);
     task<result<void>> on(call& c, subscribe_params& p);
     task<result<void>> on(call& c, unsubscribe_params& p);
+    // Containers (container_actions.cpp).
+    task<result<void>> on(call& c, container_create_params& p);
+    task<result<void>> on(call& c, container_list_params& p);
+    task<result<void>> on(call& c, container_logs_params& p);
+    task<result<void>> on(call& c, container_stop_params& p);
+    task<result<void>> on(call& c, container_remove_params& p);
+    task<result<void>> on(call& c, container_extend_params& p);
+    task<result<void>> on(call& c, image_pull_params& p);
+    task<result<void>> on(call& c, list_nodes_params& p);
 
     // Sends {"id":..,"type":"response","data":<write_data(w)>}; false if refused.
     template <typename WriteData>
@@ -62,6 +72,11 @@ private:
     bool send(frame f);
 
     void start_subscription(std::string id, async_generator<event_ptr> events, std::stop_source stop);
+    // A subscription of its own for a per-request stream (log follow, pull):
+    // answers {"subscription": id, <write_more>} and then streams `open`'s events.
+    result<void> stream(call& c, const std::function<async_generator<event_ptr>(std::stop_token)>& open,
+                        const std::function<void(detail::json_writer&)>& write_more);
+    result<container_manager*> containers();
     task<void> pump(std::string id, async_generator<event_ptr> events, std::stop_token stop);
     void stop_subscriptions();
 
@@ -75,5 +90,12 @@ private:
     std::uint64_t subscriptions_started_ = 0;  // names them s1, s2, ...
     async_scope pumps_;
 };
+
+template <typename WriteData>
+bool session::reply(call& c, WriteData&& write_data) {
+    frame f{encode_response(c.id, std::forward<WriteData>(write_data)), nullptr};
+    c.answered = true;
+    return send(std::move(f));
+}
 
 }  // namespace registry::protocol

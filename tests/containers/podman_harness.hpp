@@ -60,6 +60,10 @@ public:
     // `podman <this service's storage flags> args...`
     command_result podman(std::vector<std::string> args) const;
 
+    // Stops the API service (an engine going away); its containers keep
+    // running under conmon, and the destructor still removes them.
+    void stop_service() noexcept;
+
     // How long the constructor took (image import + service start).
     std::chrono::milliseconds startup_time() const noexcept { return startup_; }
 

@@ -1,6 +1,7 @@
 // The WebSocket protocol without a transport: frames in through
 // connection::handle(), frames out through a capturing outbox, over a real
 // registry on a fake clock and an in-memory store.
+#include "protocol_test_support.hpp"
 #include "registry_test_support.hpp"
 
 #include <registry/protocol/connection.hpp>
@@ -23,51 +24,6 @@ using testing::fake_clock;
 using testing::memory_store;
 
 namespace {
-
-struct capture final : protocol::outbox {
-    std::vector<protocol::frame> frames;
-    bool refuse = false;  // a full queue
-    std::size_t refused = 0;
-
-    bool send(protocol::frame f) override {
-        if (refuse) {
-            ++refused;
-            return false;
-        }
-        frames.push_back(std::move(f));
-        return true;
-    }
-
-    // Every frame's text, and forgets them.
-    std::vector<std::string> take() {
-        std::vector<std::string> out;
-        for (const auto& f : frames) out.push_back(f.text());
-        frames.clear();
-        return out;
-    }
-};
-
-struct client {
-    capture out;
-    protocol::connection conn;
-
-    client(protocol::server& srv, session_id id) : conn(srv, out, id) {}
-
-    // A request that completes without waiting; returns every frame it caused.
-    std::vector<std::string> send(const std::string& frame, std::string_view code = "ok") {
-        out.frames.clear();
-        const outcome o = run_now(conn.handle(frame));
-        CHECK(o.code == code);
-        return out.take();
-    }
-
-    // ... and that causes exactly one frame, its response.
-    std::string ask(const std::string& frame, std::string_view code = "ok") {
-        auto frames = send(frame, code);
-        REQUIRE(frames.size() == 1);
-        return frames.front();
-    }
-};
 
 struct fixture {
     fake_clock clk;
@@ -99,12 +55,6 @@ struct fixture {
         return *clients.back();
     }
 };
-
-std::string req(std::string_view id, std::string_view action, std::string_view params = {}) {
-    std::string out = R"({"id":")" + std::string(id) + R"(","type":"request","action":")" + std::string(action) + '"';
-    if (!params.empty()) out += R"(,"params":)" + std::string(params);
-    return out + "}";
-}
 
 std::string service(std::string_view name, std::string_view instance_id, int port = 8080) {
     return R"({"name":")" + std::string(name) + R"(","instance_id":")" + std::string(instance_id) +
@@ -540,7 +490,8 @@ TEST_CASE("protocol: subscribe filters") {
           error_response("3", "invalid_request",
                          "params.events[1]: must be one of service_registered, service_deregistered, "
                          "service_state_changed, endpoint_updated, health_check_result, lease_expired, "
-                         "registry_loaded, bookmark, resync_required"));
+                         "registry_loaded, bookmark, resync_required, container_state_changed, "
+                         "container_reap_failed, container_log, image_pull_progress"));
     CHECK(b.ask(req("4", "subscribe", R"({"services":"db"})"), "invalid_request") ==
           error_response("4", "invalid_request", "params.services: must be an array"));
     CHECK(b.ask(req("5", "subscribe", R"({"from_revision":-1})"), "invalid_request") ==

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <registry/async_scope.hpp>
+#include <registry/container_manager.hpp>
 #include <registry/error.hpp>
 #include <registry/protocol/frame.hpp>
 #include <registry/registry.hpp>
@@ -34,12 +35,14 @@ struct outcome {
 // handler first suspends, so one parser serves all connections).
 class server {
 public:
-    server(registry& reg, limits lim = {});
+    // Without a container manager, the container actions answer `unavailable`.
+    server(registry& reg, limits lim = {}, container_manager* containers = nullptr);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 
     registry& reg() noexcept;
+    container_manager* containers() noexcept;
     const limits& lims() const noexcept;
 
     struct impl;

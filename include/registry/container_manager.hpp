@@ -1,0 +1,136 @@
+// Containers under leases, on several engines (nodes).
+//
+// The manager runs containers on the engines it is given (one
+// container_engine port each), under leases: every managed container has a
+// lease id and an absolute expiry, written into its labels at create and kept
+// durably in the store (the expiry changes when the lease is extended, and
+// labels cannot change). A reaper driven by the clock stops and removes the
+// containers whose lease has expired. Each engine is a node with a capacity;
+// a heartbeat pings it, a node that does not answer for heartbeat_timeout
+// goes offline and its containers are lost (their leases dropped). A node
+// coming online (at start, or back after a loss) is reconciled first: the
+// containers carrying this registry's instance label are adopted, and
+// nothing without that label is ever touched.
+//
+// Changes go through the registry (registry::record): they share its
+// revisions, its event stream (container_state_changed, lease_expired,
+// container_reap_failed) and its store. Log follows and image pulls are
+// per-request streams of events that are not changes.
+//
+// Threading: like the registry, used from one thread; pure coroutines over
+// the ports, no thread, no event loop.
+#pragma once
+
+#include <registry/async_generator.hpp>
+#include <registry/container.hpp>
+#include <registry/event.hpp>
+#include <registry/managed_container.hpp>
+#include <registry/ports/clock.hpp>
+#include <registry/ports/container_engine.hpp>
+#include <registry/ports/store.hpp>
+#include <registry/result.hpp>
+#include <registry/task.hpp>
+
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace registry {
+
+class registry;
+
+// The labels every managed container carries.
+namespace container_labels {
+inline constexpr std::string_view instance = "io.registry.instance";    // the registry instance id
+inline constexpr std::string_view lease = "io.registry.lease";          // the lease id
+inline constexpr std::string_view expires = "io.registry.expires_at_ms";  // the expiry at create (ms since epoch)
+inline constexpr std::string_view reserved_prefix = "io.registry.";       // users may not set these
+}  // namespace container_labels
+
+struct container_node {
+    std::string name;
+    std::string endpoint;  // informational (list_nodes)
+    container_engine* engine = nullptr;
+    std::size_t capacity = 8;  // containers created or running at once
+};
+
+struct container_manager_options {
+    std::string instance_id = "registry";  // the instance label's value: which containers are ours
+    seconds default_ttl{300};
+    seconds min_ttl{1};
+    seconds max_ttl{86400};
+    milliseconds heartbeat_interval{2000};
+    milliseconds heartbeat_timeout{6000};  // no successful ping for this long: offline
+    unsigned reap_attempts = 3;
+    milliseconds reap_backoff{500};        // before the second attempt; doubles after each failure
+    milliseconds sweep_interval{5000};     // a lease whose reaping failed is retried this much later
+    seconds stop_grace{5};                 // the reaper's stop: SIGKILL after this
+};
+
+struct container_request {
+    container_spec spec;                // labels must not use container_labels::reserved_prefix
+    std::optional<seconds> ttl;         // default_ttl when absent
+    std::optional<std::string> engine;  // a node's name; absent: the least loaded online node
+};
+
+class container_manager {
+public:
+    container_manager(registry& reg, clock& clk, store& st, std::vector<container_node> nodes,
+                      container_manager_options options = {});
+    ~container_manager();
+    container_manager(const container_manager&) = delete;
+    container_manager& operator=(const container_manager&) = delete;
+
+    // Loads the leases from the store (after registry::open()).
+    task<result<void>> open();
+
+    // Heartbeats (reconciling each node as it comes online), the reaper, and
+    // every waiter and stream the manager started, until `stop`; returns once
+    // all of them have finished.
+    task<void> run(std::stop_token stop);
+
+    // Creates and starts a container under a new lease. Errors: invalid_request
+    // (ttl, reserved labels), not_found (no such engine, no such image: pull it
+    // first), unavailable (no online engine, the engine failed), limit_exceeded
+    // (every eligible node is at capacity), and the engine's errors.
+    task<result<container_ptr>> create(container_request request);
+
+    // The managed container with this engine id; nullptr for anything else.
+    container_ptr find(std::string_view container_id) const;
+    std::vector<container_ptr> list() const;  // by lease id
+    std::vector<node_status> nodes() const;   // in configuration order
+
+    task<result<container_ptr>> stop(std::string_view container_id, seconds grace);
+    task<result<container_ptr>> remove(std::string_view container_id, bool force);
+    // Renews the lease to now + ttl (durably; no event: like a keepalive).
+    task<result<container_ptr>> extend(std::string_view container_id, std::optional<seconds> ttl);
+
+    // The container's output so far (its last `tail` lines).
+    task<result<std::vector<output_chunk>>> logs(std::string_view container_id, std::optional<std::size_t> tail);
+
+    // container_log events (the last `tail` lines, then what it writes) until
+    // the container stops, ending with one whose `end` is set; or until
+    // `stop`, which ends the stream inline. The container must be managed
+    // (check find() first).
+    async_generator<event_ptr> follow_logs(std::string container_id, std::optional<std::size_t> tail,
+                                           std::stop_token stop);
+
+    // image_pull_progress events of pulling `reference` on the named node, or
+    // on every online node one after the other; each node's pull ends with an
+    // event whose `end` is set (and `failure` if it failed). `stop` ends the
+    // stream inline.
+    async_generator<event_ptr> pull_image(std::string reference, std::optional<std::string> engine,
+                                          std::stop_token stop);
+
+    const container_manager_options& options() const noexcept;
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace registry

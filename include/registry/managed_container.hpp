@@ -1,0 +1,47 @@
+// A container the registry manages under a lease, and an engine as a node of
+// the cluster: the values container_manager (container_manager.hpp) keeps and
+// publishes in its events.
+#pragma once
+
+#include <registry/ports/clock.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace registry {
+
+enum class managed_state { created, running, exited, removed, lost };
+
+std::string_view to_string(managed_state s) noexcept;
+std::optional<managed_state> parse_managed_state(std::string_view s) noexcept;
+
+struct managed_container {
+    std::uint64_t lease_id = 0;
+    std::string engine;        // the node's name
+    std::string container_id;  // the engine's id
+    std::string name;
+    std::string image;
+    seconds ttl{0};
+    time_point created_at{};
+    time_point expires_at{};  // the lease's current deadline (extensions included)
+    managed_state state = managed_state::created;
+    std::optional<int> exit_code;  // once exited
+};
+
+using container_ptr = std::shared_ptr<const managed_container>;
+
+// An engine as a node: what list_nodes shows.
+struct node_status {
+    std::string name;
+    std::string endpoint;  // as configured, informational
+    std::size_t capacity = 0;
+    bool online = false;
+    std::size_t running = 0;  // managed containers created or running there
+    std::optional<time_point> last_heartbeat;
+};
+
+}  // namespace registry

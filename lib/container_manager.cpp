@@ -1,0 +1,738 @@
+#include <registry/container_manager.hpp>
+
+#include "container_codec.hpp"
+#include "event_relay.hpp"
+
+#include <registry/async_scope.hpp>
+#include <registry/cancellation.hpp>
+#include <registry/registry.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+
+namespace registry {
+
+namespace {
+
+constexpr std::string_view key_prefix = "ctr/";
+constexpr std::string_view next_lease_key = "ctr-next-lease";
+
+std::string store_key(std::uint64_t lease_id) { return std::string(key_prefix) + std::to_string(lease_id); }
+
+std::int64_t ms(time_point t) { return t.time_since_epoch().count(); }
+
+template <typename Int>
+std::optional<Int> parse_number(std::string_view s) {
+    Int v{};
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+std::shared_ptr<event> container_event(event_type type, container_ptr c, std::string reason = {}) {
+    auto e = std::make_shared<event>();
+    e->type = type;
+    e->container = std::move(c);
+    e->reason = std::move(reason);
+    return e;
+}
+
+// `previous` is absent for a container that has just been created.
+std::shared_ptr<event> state_changed(container_ptr c, std::optional<managed_state> previous, std::string reason = {}) {
+    auto e = container_event(event_type::container_state_changed, std::move(c), std::move(reason));
+    e->previous_container_state = previous;
+    return e;
+}
+
+managed_state from_engine(container_status s) {
+    switch (s) {
+        case container_status::created: return managed_state::created;
+        case container_status::running:
+        case container_status::paused:
+        case container_status::restarting: return managed_state::running;
+        default: return managed_state::exited;
+    }
+}
+
+// A placeholder for a result a try block is about to assign. (A string
+// literal in a coroutine's local initializer trips GCC 12.)
+unexpected not_yet() { return fail(errc::internal, std::string("no result yet")); }
+
+// One event as the list record() takes. (Temporaries in a co_await
+// expression trip GCC 12: callers bind the list to a local first.)
+std::vector<std::shared_ptr<event>> only(std::shared_ptr<event> e) {
+    std::vector<std::shared_ptr<event>> events;
+    events.push_back(std::move(e));
+    return events;
+}
+
+bool occupies(managed_state s) { return s == managed_state::created || s == managed_state::running; }
+
+}  // namespace
+
+struct container_manager::impl {
+    impl(class registry& r, class clock& c, class store& s, std::vector<container_node> n,
+         container_manager_options o)
+        : reg(r), clk(c), st(s), opt(std::move(o)) {
+        for (auto& cfg : n) nodes.push_back(node{std::move(cfg), false, std::nullopt});
+    }
+
+    struct node {
+        container_node cfg;
+        bool online = false;
+        std::optional<time_point> last_heartbeat;
+    };
+
+    struct lease_slot {
+        container_ptr c;
+        bool reaping = false;
+        bool expiry_announced = false;
+        time_point retry_at{};  // after a failed sweep
+    };
+
+    class registry& reg;
+    class clock& clk;
+    class store& st;
+    container_manager_options opt;
+    std::vector<node> nodes;
+    std::map<std::uint64_t, lease_slot> leases;
+    std::map<std::string, std::uint64_t, std::less<>> by_container;
+    std::uint64_t next_lease_id = 1;
+
+    std::stop_token stopping;  // run()'s: ends the work below
+    async_scope work;          // heartbeats, reaper, waiters, reaps, stream producers
+
+    node* find_node(std::string_view name) {
+        for (auto& n : nodes) {
+            if (n.cfg.name == name) return &n;
+        }
+        return nullptr;
+    }
+
+    std::size_t load(const node& n) const {
+        std::size_t count = 0;
+        for (const auto& [id, slot] : leases) {
+            if (slot.c->engine == n.cfg.name && occupies(slot.c->state)) ++count;
+        }
+        return count;
+    }
+
+    // The lowest load relative to capacity wins; ties go to the first configured.
+    result<node*> schedule(const std::optional<std::string>& wanted) {
+        if (wanted) {
+            node* n = find_node(*wanted);
+            if (!n) return fail(errc::not_found, "no engine '" + *wanted + "'");
+            if (!n->online) return fail(errc::unavailable, "engine '" + *wanted + "' is offline");
+            if (load(*n) >= n->cfg.capacity) {
+                return fail(errc::limit_exceeded, "engine '" + *wanted + "' is at its capacity of " +
+                                                      std::to_string(n->cfg.capacity) + " containers");
+            }
+            return n;
+        }
+        node* best = nullptr;
+        double best_ratio = 0;
+        bool any_online = false;
+        for (auto& n : nodes) {
+            if (!n.online) continue;
+            any_online = true;
+            const std::size_t used = load(n);
+            if (used >= n.cfg.capacity) continue;
+            const double ratio = static_cast<double>(used) / static_cast<double>(n.cfg.capacity);
+            if (!best || ratio < best_ratio) {
+                best = &n;
+                best_ratio = ratio;
+            }
+        }
+        if (!best) {
+            return any_online ? fail(errc::limit_exceeded, "every online engine is at its capacity")
+                              : fail(errc::unavailable, "no container engine is online");
+        }
+        return best;
+    }
+
+    // ---- persistence: every change goes through the registry -------------------
+
+    task<result<std::uint64_t>> put(container_ptr next, std::vector<std::shared_ptr<event>> events,
+                                    std::string_view what) {
+        auto& slot = leases[next->lease_id];
+        slot.c = next;
+        by_container.insert_or_assign(next->container_id, next->lease_id);
+        std::vector<store_mutation> mutations;
+        mutations.push_back({store_key(next->lease_id), detail::encode_container_record(*next)});
+        co_return co_await reg.record(std::move(events), std::move(mutations), what);
+    }
+
+    // Forgets the lease; `events` get the container in its final state.
+    task<result<std::uint64_t>> drop(std::uint64_t lease_id, std::vector<std::shared_ptr<event>> events,
+                                     std::string_view what) {
+        auto it = leases.find(lease_id);
+        if (it != leases.end()) {
+            by_container.erase(it->second.c->container_id);
+            leases.erase(it);
+        }
+        std::vector<store_mutation> mutations;
+        mutations.push_back({store_key(lease_id), std::nullopt});
+        co_return co_await reg.record(std::move(events), std::move(mutations), what);
+    }
+
+    container_ptr with_state(const container_ptr& c, managed_state s, std::optional<int> exit_code = {}) {
+        auto next = std::make_shared<managed_container>(*c);
+        next->state = s;
+        if (exit_code) next->exit_code = exit_code;
+        return next;
+    }
+
+    // The lease's current container, if it is still the one `c` was.
+    container_ptr current(std::uint64_t lease_id) const {
+        auto it = leases.find(lease_id);
+        return it == leases.end() ? nullptr : it->second.c;
+    }
+
+    // ---- waiting for exits --------------------------------------------------------
+
+    void watch_exit(container_ptr c) {
+        node* n = find_node(c->engine);
+        if (n && !stopping.stop_requested()) work.spawn(wait_for_exit(n->cfg.engine, c->lease_id, c->container_id));
+    }
+
+    task<void> wait_for_exit(container_engine* engine, std::uint64_t lease_id, std::string container_id) {
+        result<int> code = not_yet();
+        try {
+            code = co_await engine->wait(container_id, stopping);
+        } catch (const operation_cancelled&) {
+            co_return;
+        }
+        // An engine gone is the heartbeat's business; a container removed meanwhile is no news.
+        if (!code) co_return;
+        auto c = current(lease_id);
+        if (!c || c->container_id != container_id || c->state != managed_state::running) co_return;
+        auto next = with_state(c, managed_state::exited, *code);
+        auto events = only(state_changed(next, c->state));
+        auto done = co_await put(next, std::move(events), "container exit");
+        (void)done;  // a failed store makes the registry unavailable; nothing more to do here
+    }
+
+    // ---- nodes ----------------------------------------------------------------------
+
+    task<void> heartbeat(node& n) {
+        while (!stopping.stop_requested()) {
+            result<void> pinged = not_yet();
+            try {
+                pinged = co_await n.cfg.engine->ping(stopping);
+            } catch (const operation_cancelled&) {
+                break;
+            }
+            const time_point now = clk.now();
+            if (pinged) {
+                n.last_heartbeat = now;
+                if (!n.online) co_await come_online(n);
+            } else if (n.online && (!n.last_heartbeat || now - *n.last_heartbeat >= opt.heartbeat_timeout)) {
+                co_await go_offline(n, pinged.err());
+            }
+            const bool slept = co_await clk.sleep_until(now + opt.heartbeat_interval, stopping);
+            if (!slept) break;
+        }
+    }
+
+    // Adopts the node's containers that carry our instance label, forgets the
+    // leases whose container is gone; the reaper takes the expired ones.
+    task<void> come_online(node& n) {
+        label_selector ours;
+        ours.equals(std::string(container_labels::instance), opt.instance_id);
+        result<std::vector<container_summary>> listed = not_yet();
+        try {
+            listed = co_await n.cfg.engine->list(ours, stopping);
+        } catch (const operation_cancelled&) {
+            co_return;
+        }
+        if (!listed) co_return;  // stays offline; the next heartbeat tries again
+        std::map<std::uint64_t, const container_summary*> found;
+        for (const auto& s : *listed) {
+            auto lease_label = s.labels.find(std::string(container_labels::lease));
+            auto expires_label = s.labels.find(std::string(container_labels::expires));
+            if (lease_label == s.labels.end() || expires_label == s.labels.end()) continue;
+            auto lease_id = parse_number<std::uint64_t>(lease_label->second);
+            auto expires = parse_number<std::int64_t>(expires_label->second);
+            if (!lease_id || !expires) continue;
+            found.emplace(*lease_id, &s);
+            next_lease_id = std::max(next_lease_id, *lease_id + 1);
+
+            const managed_state state = from_engine(s.status);
+            container_ptr known = current(*lease_id);
+            if (known && (known->engine != n.cfg.name || known->container_id != s.id)) continue;
+            auto next = std::make_shared<managed_container>();
+            if (known) {
+                *next = *known;  // the stored lease, extensions included
+            } else {
+                next->lease_id = *lease_id;
+                next->engine = n.cfg.name;
+                next->container_id = s.id;
+                next->name = s.name;
+                next->image = s.image;
+                next->created_at = s.created.value_or(clk.now());
+                next->expires_at = time_point{milliseconds{*expires}};
+                next->ttl = std::chrono::duration_cast<seconds>(next->expires_at - next->created_at);
+            }
+            next->state = state;
+            std::vector<std::shared_ptr<event>> none;
+            auto written = co_await put(next, std::move(none), "adopted container");
+            if (!written) co_return;
+            if (state == managed_state::running) watch_exit(next);
+        }
+        // Leases of this node whose container no longer exists.
+        std::vector<std::uint64_t> gone;
+        for (const auto& [id, slot] : leases) {
+            if (slot.c->engine == n.cfg.name && !found.contains(id)) gone.push_back(id);
+        }
+        for (std::uint64_t id : gone) {
+            auto c = current(id);
+            if (!c) continue;
+            auto removed = with_state(c, managed_state::removed);
+            auto events = only(state_changed(removed, c->state, "gone"));
+            auto dropped = co_await drop(id, std::move(events), "vanished container");
+            if (!dropped) co_return;
+        }
+        n.online = true;
+    }
+
+    // Every container of the node is lost: its lease is dropped (a node that
+    // comes back is reconciled: its containers are adopted or reaped then).
+    task<void> go_offline(node& n, const error& why) {
+        n.online = false;
+        std::vector<std::shared_ptr<event>> events;
+        std::vector<store_mutation> mutations;
+        for (auto it = leases.begin(); it != leases.end();) {
+            if (it->second.c->engine != n.cfg.name) {
+                ++it;
+                continue;
+            }
+            auto lost = with_state(it->second.c, managed_state::lost);
+            events.push_back(state_changed(lost, it->second.c->state, "engine offline: " + why.message));
+            mutations.push_back({store_key(it->first), std::nullopt});
+            by_container.erase(it->second.c->container_id);
+            it = leases.erase(it);
+        }
+        if (events.empty()) co_return;
+        auto written = co_await reg.record(std::move(events), std::move(mutations), "lost containers");
+        (void)written;
+    }
+
+    // ---- the reaper ---------------------------------------------------------------
+
+    // A lease set while the reaper sleeps is at least min_ttl away, so it
+    // never needs waking early.
+    milliseconds max_sleep() const {
+        return std::max(milliseconds{1}, std::min<milliseconds>(opt.min_ttl, opt.sweep_interval));
+    }
+
+    task<void> reaper() {
+        while (!stopping.stop_requested()) {
+            const time_point now = clk.now();
+            time_point next = now + max_sleep();
+            std::vector<std::uint64_t> due;
+            for (auto& [id, slot] : leases) {
+                if (slot.reaping) continue;
+                node* n = find_node(slot.c->engine);
+                if (!n || !n->online) continue;
+                const time_point at = std::max(slot.c->expires_at, slot.retry_at);
+                if (at <= now) {
+                    slot.reaping = true;
+                    due.push_back(id);
+                } else {
+                    next = std::min(next, at);
+                }
+            }
+            for (std::uint64_t id : due) work.spawn(reap(id));
+            const bool slept = co_await clk.sleep_until(next, stopping);
+            if (!slept) break;
+        }
+    }
+
+    task<result<void>> stop_and_remove(container_engine& engine, const std::string& id) {
+        auto stopped = co_await engine.stop(id, opt.stop_grace, stopping);
+        if (!stopped && stopped.err().code != errc::not_found) co_return unexpected{stopped.err()};
+        auto removed = co_await engine.remove(id, true, stopping);
+        if (!removed && removed.err().code != errc::not_found) co_return unexpected{removed.err()};
+        co_return result<void>{};
+    }
+
+    task<void> reap(std::uint64_t lease_id) {
+        try {
+            co_await reap_attempts(lease_id);
+        } catch (const operation_cancelled&) {
+        }
+    }
+
+    task<void> reap_attempts(std::uint64_t lease_id) {
+        auto c = current(lease_id);
+        if (!c) co_return;
+        if (!leases[lease_id].expiry_announced) {
+            leases[lease_id].expiry_announced = true;
+            auto events = only(container_event(event_type::lease_expired, c, "ttl"));
+            std::vector<store_mutation> none;
+            auto announced = co_await reg.record(std::move(events), std::move(none), "lease expiry");
+            if (!announced) co_return;
+        }
+        error last;
+        unsigned attempt = 0;
+        while (attempt < opt.reap_attempts) {
+            if (attempt > 0) {
+                const bool slept = co_await clk.sleep_until(clk.now() + opt.reap_backoff * (1 << (attempt - 1)),
+                                                           stopping);
+                if (!slept) co_return;
+            }
+            ++attempt;
+            c = current(lease_id);
+            node* n = c ? find_node(c->engine) : nullptr;
+            if (!n) co_return;  // lost meanwhile
+            auto done = co_await stop_and_remove(*n->cfg.engine, c->container_id);
+            c = current(lease_id);
+            if (!c) co_return;
+            if (done) {
+                auto removed = with_state(c, managed_state::removed);
+                auto events = only(state_changed(removed, c->state, "lease_expired"));
+                auto dropped = co_await drop(lease_id, std::move(events), "reaped container");
+                (void)dropped;
+                co_return;
+            }
+            last = done.err();
+        }
+        auto& slot = leases[lease_id];
+        slot.reaping = false;
+        slot.retry_at = clk.now() + opt.sweep_interval;
+        auto e = container_event(event_type::container_reap_failed, c, last.message);
+        e->failure = last;
+        e->attempts = attempt;
+        auto events = only(std::move(e));
+        std::vector<store_mutation> none;
+        auto reported = co_await reg.record(std::move(events), std::move(none), "reap failure");
+        (void)reported;
+    }
+
+    // ---- streams ------------------------------------------------------------------
+
+    // Relays every element of an engine stream as an event, until it ends or
+    // the consumer is gone; yields the stream's failure (opening it included).
+    template <typename T, typename ToEvent>
+    task<std::optional<error>> relay_stream(task<result<engine_stream<T>>> opening, detail::event_relay& relay,
+                                            ToEvent to_event) {
+        auto opened = co_await std::move(opening);
+        if (!opened) co_return opened.err();
+        auto& stream = *opened;
+        auto it = co_await stream.begin();
+        while (it != stream.end() && !relay.closed()) {
+            auto& item = *it;
+            if (!item) co_return item.err();
+            relay.push(to_event(std::move(*item)));
+            co_await ++it;
+        }
+        co_return std::nullopt;
+    }
+
+    task<void> produce_logs(detail::event_relay_ptr relay, container_engine* engine, container_ptr c,
+                            std::optional<std::size_t> tail) {
+        std::stop_callback on_stop(stopping, [relay] { relay->stop_producer(); });
+        const log_options following{tail, true, true, true};
+        auto log_event = [&](output_chunk chunk) {
+            auto e = container_event(event_type::container_log, c);
+            e->revision = reg.revision();
+            e->output = std::move(chunk);
+            return e;
+        };
+        std::optional<error> failure;
+        try {
+            auto opening = engine->logs(c->container_id, following, relay->producer_token());
+            failure = co_await relay_stream(std::move(opening), *relay, log_event);
+        } catch (const operation_cancelled&) {
+        }
+        auto last = container_event(event_type::container_log, c);
+        last->revision = reg.revision();
+        last->end = true;
+        last->failure = std::move(failure);
+        relay->push(std::move(last));
+        relay->finish();
+    }
+
+    task<void> produce_pulls(detail::event_relay_ptr relay, std::string reference, std::vector<node*> targets) {
+        std::stop_callback on_stop(stopping, [relay] { relay->stop_producer(); });
+        for (node* n : targets) {
+            auto progress_event = [&](pull_progress p) { return pull_event(*n, reference, std::move(p), {}); };
+            std::optional<error> failure;
+            try {
+                auto opening = n->cfg.engine->pull_image(reference, relay->producer_token());
+                failure = co_await relay_stream(std::move(opening), *relay, progress_event);
+            } catch (const operation_cancelled&) {
+                break;
+            }
+            if (relay->closed()) break;
+            relay->push(pull_event(*n, reference, std::nullopt, std::move(failure)));
+        }
+        relay->finish();
+    }
+
+    std::shared_ptr<event> pull_event(const node& n, const std::string& reference,
+                                      std::optional<pull_progress> progress, std::optional<error> failure) {
+        auto e = std::make_shared<event>();
+        e->type = event_type::image_pull_progress;
+        e->revision = reg.revision();
+        e->engine = n.cfg.name;
+        e->reference = reference;
+        e->end = !progress;
+        e->progress = std::move(progress);
+        e->failure = std::move(failure);
+        return e;
+    }
+};
+
+container_manager::container_manager(class registry& reg, class clock& clk, class store& st,
+                                     std::vector<container_node> nodes, container_manager_options options)
+    : impl_(std::make_unique<impl>(reg, clk, st, std::move(nodes), std::move(options))) {}
+
+container_manager::~container_manager() = default;
+
+const container_manager_options& container_manager::options() const noexcept { return impl_->opt; }
+
+task<result<void>> container_manager::open() {
+    auto& m = *impl_;
+    store_state state;
+    try {
+        state = co_await m.st.load();
+    } catch (const store_error& e) {
+        co_return fail(errc::unavailable, std::string("store: ") + e.what());
+    }
+    for (auto& [key, value] : state.entries) {
+        if (key == next_lease_key) {
+            auto n = parse_number<std::uint64_t>(value);
+            if (!n) co_return fail(errc::internal, "stored record '" + key + "': not a number");
+            m.next_lease_id = std::max(m.next_lease_id, *n);
+            continue;
+        }
+        if (!key.starts_with(key_prefix)) continue;
+        auto decoded = detail::decode_container_record(value);
+        if (!decoded) co_return fail(errc::internal, "stored record '" + key + "': " + decoded.err().message);
+        auto c = std::make_shared<managed_container>(std::move(decoded.value()));
+        m.next_lease_id = std::max(m.next_lease_id, c->lease_id + 1);
+        m.by_container.emplace(c->container_id, c->lease_id);
+        m.leases[c->lease_id].c = std::move(c);
+    }
+    co_return result<void>{};
+}
+
+task<void> container_manager::run(std::stop_token stop) {
+    auto& m = *impl_;
+    m.stopping = stop;
+    for (auto& n : m.nodes) m.work.spawn(m.heartbeat(n));
+    m.work.spawn(m.reaper());
+    co_await m.work.join();
+}
+
+task<result<container_ptr>> container_manager::create(container_request request) {
+    auto& m = *impl_;
+    const seconds ttl = request.ttl.value_or(m.opt.default_ttl);
+    if (ttl < m.opt.min_ttl || ttl > m.opt.max_ttl) {
+        co_return fail(errc::invalid_request, "ttl_seconds: must be " + std::to_string(m.opt.min_ttl.count()) + "-" +
+                                                  std::to_string(m.opt.max_ttl.count()));
+    }
+    for (const auto& [key, value] : request.spec.labels) {
+        if (key.starts_with(container_labels::reserved_prefix)) {
+            co_return fail(errc::invalid_request, "labels." + key + ": the prefix '" +
+                                                      std::string(container_labels::reserved_prefix) +
+                                                      "' is reserved for the registry");
+        }
+    }
+    auto chosen = m.schedule(request.engine);
+    if (!chosen) co_return unexpected{chosen.err()};
+    impl::node& n = **chosen;
+
+    // The lease id is durable before any container carries it.
+    const std::uint64_t lease_id = m.next_lease_id++;
+    std::vector<store_mutation> counter;
+    counter.push_back({std::string(next_lease_key), std::to_string(m.next_lease_id)});
+    std::vector<std::shared_ptr<event>> no_events;
+    auto reserved = co_await m.reg.record(std::move(no_events), std::move(counter), "lease id");
+    if (!reserved) co_return unexpected{reserved.err()};
+
+    const time_point now = m.clk.now();
+    const time_point expires = now + ttl;
+    container_spec spec = std::move(request.spec);
+    spec.labels[std::string(container_labels::instance)] = m.opt.instance_id;
+    spec.labels[std::string(container_labels::lease)] = std::to_string(lease_id);
+    spec.labels[std::string(container_labels::expires)] = std::to_string(ms(expires));
+    auto c = std::make_shared<managed_container>();
+    c->lease_id = lease_id;
+    c->engine = n.cfg.name;
+    c->name = spec.name;
+    c->image = spec.image;
+    c->ttl = ttl;
+    c->created_at = now;
+    c->expires_at = expires;
+    c->state = managed_state::created;
+
+    auto created = co_await n.cfg.engine->create(std::move(spec), m.stopping);
+    if (!created) co_return unexpected{created.err()};
+    c->container_id = std::move(*created);
+    if (c->name.empty()) {
+        auto info = co_await n.cfg.engine->inspect(c->container_id, m.stopping);
+        if (info) c->name = info->name;
+    }
+    auto created_events = only(state_changed(c, std::nullopt));
+    auto recorded = co_await m.put(c, std::move(created_events), "container");
+    if (!recorded) co_return unexpected{recorded.err()};
+
+    auto started = co_await n.cfg.engine->start(c->container_id, m.stopping);
+    auto now_c = m.current(lease_id);
+    if (!now_c) co_return fail(errc::unavailable, "engine '" + n.cfg.name + "' went offline");
+    if (!started) {
+        // Not left behind half made: the lease ends with the failed start.
+        auto removed = co_await n.cfg.engine->remove(c->container_id, true, m.stopping);
+        (void)removed;
+        auto gone = m.with_state(now_c, managed_state::removed);
+        auto events = only(state_changed(gone, now_c->state, "start failed"));
+        auto dropped = co_await m.drop(lease_id, std::move(events), "container");
+        (void)dropped;
+        co_return unexpected{started.err()};
+    }
+    if (now_c->state != managed_state::created) co_return now_c;  // exited or removed already
+    auto running = m.with_state(now_c, managed_state::running);
+    auto running_events = only(state_changed(running, managed_state::created));
+    auto written = co_await m.put(running, std::move(running_events), "container");
+    if (!written) co_return unexpected{written.err()};
+    m.watch_exit(running);
+    co_return container_ptr(running);
+}
+
+container_ptr container_manager::find(std::string_view container_id) const {
+    auto it = impl_->by_container.find(container_id);
+    return it == impl_->by_container.end() ? nullptr : impl_->current(it->second);
+}
+
+std::vector<container_ptr> container_manager::list() const {
+    std::vector<container_ptr> out;
+    for (const auto& [id, slot] : impl_->leases) out.push_back(slot.c);
+    return out;
+}
+
+std::vector<node_status> container_manager::nodes() const {
+    std::vector<node_status> out;
+    for (const auto& n : impl_->nodes) {
+        out.push_back(node_status{n.cfg.name, n.cfg.endpoint, n.cfg.capacity, n.online, impl_->load(n),
+                                  n.last_heartbeat});
+    }
+    return out;
+}
+
+namespace {
+error not_managed(std::string_view id) {
+    return error{errc::not_found, "no managed container '" + std::string(id) + "'"};
+}
+}  // namespace
+
+task<result<container_ptr>> container_manager::stop(std::string_view container_id, seconds grace) {
+    auto& m = *impl_;
+    auto c = find(container_id);
+    if (!c) co_return unexpected{not_managed(container_id)};
+    auto* n = m.find_node(c->engine);
+    auto stopped = co_await n->cfg.engine->stop(c->container_id, grace, m.stopping);
+    if (!stopped) co_return unexpected{stopped.err()};
+    auto now_c = m.current(c->lease_id);
+    if (!now_c) co_return fail(errc::not_found, "container '" + c->container_id + "' is no longer managed");
+    if (now_c->state != managed_state::running && now_c->state != managed_state::created) co_return now_c;
+    // The waiter records the exit code; if it has not yet, ask.
+    auto info = co_await n->cfg.engine->inspect(now_c->container_id, m.stopping);
+    now_c = m.current(c->lease_id);
+    if (!now_c) co_return fail(errc::not_found, "container '" + c->container_id + "' is no longer managed");
+    if (!info || now_c->state == managed_state::exited) co_return now_c;
+    auto next = m.with_state(now_c, managed_state::exited, info->state.exit_code);
+    auto events = only(state_changed(next, now_c->state, "stopped"));
+    auto written = co_await m.put(next, std::move(events), "container stop");
+    if (!written) co_return unexpected{written.err()};
+    co_return container_ptr(next);
+}
+
+task<result<container_ptr>> container_manager::remove(std::string_view container_id, bool force) {
+    auto& m = *impl_;
+    auto c = find(container_id);
+    if (!c) co_return unexpected{not_managed(container_id)};
+    auto* n = m.find_node(c->engine);
+    auto removed = co_await n->cfg.engine->remove(c->container_id, force, m.stopping);
+    if (!removed && removed.err().code != errc::not_found) co_return unexpected{removed.err()};
+    auto now_c = m.current(c->lease_id);
+    if (!now_c) co_return fail(errc::not_found, "container '" + c->container_id + "' is no longer managed");
+    auto gone = m.with_state(now_c, managed_state::removed);
+    auto events = only(state_changed(gone, now_c->state, "removed"));
+    auto dropped = co_await m.drop(c->lease_id, std::move(events), "container removal");
+    if (!dropped) co_return unexpected{dropped.err()};
+    co_return container_ptr(gone);
+}
+
+task<result<container_ptr>> container_manager::extend(std::string_view container_id, std::optional<seconds> ttl) {
+    auto& m = *impl_;
+    auto c = find(container_id);
+    if (!c) co_return unexpected{not_managed(container_id)};
+    const seconds t = ttl.value_or(c->ttl);
+    if (t < m.opt.min_ttl || t > m.opt.max_ttl) {
+        co_return fail(errc::invalid_request, "ttl_seconds: must be " + std::to_string(m.opt.min_ttl.count()) + "-" +
+                                                  std::to_string(m.opt.max_ttl.count()));
+    }
+    if (m.leases[c->lease_id].reaping || c->expires_at <= m.clk.now()) {
+        co_return fail(errc::lease_not_found, "the lease of container '" + c->container_id + "' has expired");
+    }
+    auto next = std::make_shared<managed_container>(*c);
+    next->ttl = t;
+    next->expires_at = m.clk.now() + t;
+    std::vector<std::shared_ptr<event>> no_events;
+    auto written = co_await m.put(next, std::move(no_events), "lease renewal");
+    if (!written) co_return unexpected{written.err()};
+    co_return container_ptr(next);
+}
+
+task<result<std::vector<output_chunk>>> container_manager::logs(std::string_view container_id,
+                                                                std::optional<std::size_t> tail) {
+    auto& m = *impl_;
+    auto c = find(container_id);
+    if (!c) co_return unexpected{not_managed(container_id)};
+    auto* n = m.find_node(c->engine);
+    const log_options tail_only{tail, false, true, true};
+    auto opened = co_await n->cfg.engine->logs(c->container_id, tail_only, m.stopping);
+    if (!opened) co_return unexpected{opened.err()};
+    std::vector<output_chunk> out;
+    auto& stream = *opened;
+    for (auto it = co_await stream.begin(); it != stream.end(); co_await ++it) {
+        auto& item = *it;
+        if (!item) co_return unexpected{item.err()};
+        out.push_back(std::move(*item));
+    }
+    co_return out;
+}
+
+async_generator<event_ptr> container_manager::follow_logs(std::string container_id, std::optional<std::size_t> tail,
+                                                          std::stop_token stop) {
+    auto& m = *impl_;
+    auto relay = std::make_shared<detail::event_relay>();
+    auto c = find(container_id);
+    if (c && !m.stopping.stop_requested()) {
+        m.work.spawn(m.produce_logs(relay, m.find_node(c->engine)->cfg.engine, c, tail));
+    } else {
+        relay->finish();
+    }
+    return detail::relay_events(detail::relay_ref{std::move(relay)}, std::move(stop));
+}
+
+async_generator<event_ptr> container_manager::pull_image(std::string reference, std::optional<std::string> engine,
+                                                         std::stop_token stop) {
+    auto& m = *impl_;
+    auto relay = std::make_shared<detail::event_relay>();
+    std::vector<impl::node*> targets;
+    for (auto& n : m.nodes) {
+        if (engine ? n.cfg.name == *engine : n.online) targets.push_back(&n);
+    }
+    if (!m.stopping.stop_requested()) {
+        m.work.spawn(m.produce_pulls(relay, std::move(reference), std::move(targets)));
+    } else {
+        relay->finish();
+    }
+    return detail::relay_events(detail::relay_ref{std::move(relay)}, std::move(stop));
+}
+
+}  // namespace registry

@@ -1,0 +1,305 @@
+// registryd managing containers on real Podman API services: the protocol's
+// container actions end to end, leases reaped and extended, a registryd
+// killed and restarted while its containers run, and an engine that goes
+// away. Each test starts its own Podman service(s) (podman_harness) and its
+// own registryd (integration harness); both clean up everything they made.
+#include "harness.hpp"
+#include "podman_harness.hpp"
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+namespace json = boost::json;
+namespace rt = registry_test;
+using namespace std::chrono_literals;
+using it::arr;
+using it::num;
+using it::str;
+
+struct engine_config {
+    std::string name;
+    std::string uri;
+};
+
+std::string config(const std::string& instance, const std::vector<engine_config>& engines) {
+    std::string yaml =
+        "containers:\n"
+        "  instance_id: " + instance + "\n"
+        "  heartbeat_interval_ms: 200\n"
+        "  heartbeat_timeout_ms: 1000\n"
+        "  stop_grace_seconds: 1\n"
+        "  reap_backoff_ms: 200\n"
+        "  sweep_interval_ms: 1000\n"
+        "  engines:\n";
+    for (const auto& e : engines) {
+        yaml += "    - name: " + e.name + "\n      endpoint: " + e.uri + "\n      capacity: 4\n";
+    }
+    return yaml;
+}
+
+bool exists(const rt::podman_service& p, const std::string& id) {
+    return p.podman({"container", "exists", id}).exit_code == 0;
+}
+
+std::string inspect(const rt::podman_service& p, const std::string& id, const std::string& format) {
+    auto r = p.podman({"inspect", "--format", format, id});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+    while (!r.output.empty() && (r.output.back() == '\n' || r.output.back() == '\r')) r.output.pop_back();
+    return r.output;
+}
+
+// Polls `done` every 100 ms until it holds or `timeout` passes.
+bool eventually(const std::function<bool()>& done, it::ms timeout) {
+    const auto deadline = it::steady::now() + it::scaled(timeout);
+    while (it::steady::now() < deadline) {
+        if (done()) return true;
+        std::this_thread::sleep_for(100ms);
+    }
+    return done();
+}
+
+void wait_online(it::ws_client& ws, const std::string& node, bool online = true) {
+    const bool reached = eventually(
+        [&] {
+            auto nodes = ws.call("list_nodes");
+            for (const auto& n : arr(nodes, "/nodes")) {
+                if (str(n, "/name") == node) return (str(n, "/status") == "online") == online;
+            }
+            return false;
+        },
+        15s);
+    REQUIRE_MESSAGE(reached, "engine " << node << " did not go " << (online ? "online" : "offline"));
+}
+
+// Every event the client received, kept, so a test can look back as well as wait.
+struct event_log {
+    it::ws_client& ws;
+    std::vector<json::value> seen;
+
+    json::value wait_for(const std::function<bool(const json::value&)>& match, it::ms timeout,
+                         const std::string& what) {
+        for (const auto& e : seen) {
+            if (match(e)) return e;
+        }
+        const auto deadline = it::steady::now() + it::scaled(timeout);
+        while (it::steady::now() < deadline) {
+            auto e = ws.next_event(std::chrono::duration_cast<it::ms>(deadline - it::steady::now()));
+            if (!e) break;
+            seen.push_back(*e);
+            if (match(*e)) return *e;
+        }
+        std::string all;
+        for (const auto& e : seen) all += it::dump(e) + "\n";
+        throw it::failure("no " + what + " within " + std::to_string(timeout.count()) + " ms; events:\n" + all);
+    }
+
+    json::value state(const std::string& id, const std::string& state, it::ms timeout = 15s) {
+        return wait_for(
+            [&](const json::value& e) {
+                return str(e, "/event") == "container_state_changed" &&
+                       str(e, "/data/container/container_id") == id && str(e, "/data/state") == state;
+            },
+            timeout, "container_state_changed " + state + " of " + id);
+    }
+};
+
+json::array strings(std::initializer_list<const char*> items) {
+    json::array a;
+    for (const char* s : items) a.emplace_back(s);
+    return a;
+}
+
+json::value create(it::ws_client& ws, json::array command, int ttl_seconds, const char* engine = nullptr) {
+    json::object params{{"image", rt::test_image}, {"command", std::move(command)}, {"ttl_seconds", ttl_seconds}};
+    if (engine) params["engine"] = engine;
+    return ws.call("container_create", std::move(params), it::scaled(60s));
+}
+
+void subscribe_containers(it::ws_client& ws) {
+    ws.call("subscribe", {{"events", strings({"container_state_changed", "lease_expired", "container_reap_failed"})},
+                          {"snapshot", false}});
+}
+
+TEST_CASE("create, follow the logs, see the exit code, remove") {
+    rt::podman_service p1;
+    it::registryd d(config("it-logs", {{"p1", p1.uri()}}));
+    IT_DIAGNOSE(d);
+    it::ws_client ws(d);
+    wait_online(ws, "p1");
+    subscribe_containers(ws);
+    event_log events{ws, {}};
+
+    auto made = create(ws, strings({"sh", "-c", "echo hello; sleep 2; echo world >&2; exit 3"}), 60);
+    const std::string id = str(made, "/container/container_id");
+    CHECK(str(made, "/container/state") == "running");
+    CHECK(str(made, "/container/engine") == "p1");
+    CHECK(str(made, "/container/image") == rt::test_image);
+    const std::int64_t expires = num(made, "/container/expires_at_ms");
+    CHECK(expires - num(made, "/container/created_at_ms") == 60000);
+    events.state(id, "created");
+    events.state(id, "running");
+    // The labels that make it recognisably ours.
+    CHECK(inspect(p1, id, "{{index .Config.Labels \"io.registry.instance\"}}") == "it-logs");
+    CHECK(inspect(p1, id, "{{index .Config.Labels \"io.registry.lease\"}}") ==
+          std::to_string(num(made, "/container/lease_id")));
+    CHECK(inspect(p1, id, "{{index .Config.Labels \"io.registry.expires_at_ms\"}}") == std::to_string(expires));
+
+    auto follow = ws.call("container_logs", {{"container_id", id}, {"follow", true}});
+    const std::string sub = str(follow, "/subscription");
+    std::string out, err;
+    events.wait_for(
+        [&](const json::value& e) {
+            if (str(e, "/event") != "container_log" || str(e, "/subscription") != sub) return false;
+            if (it::has(e, "/data/end")) return true;
+            (str(e, "/data/stream") == "stdout" ? out : err) += str(e, "/data/data");
+            return false;
+        },
+        20s, "the end of the log stream");
+    CHECK(out == "hello\n");
+    CHECK(err == "world\n");
+
+    auto exited = events.state(id, "exited");
+    CHECK(num(exited, "/data/container/exit_code") == 3);
+    CHECK(str(exited, "/data/previous_state") == "running");
+
+    auto tail = ws.call("container_logs", {{"container_id", id}, {"tail", 1}});
+    REQUIRE(arr(tail, "/output").size() == 1);
+    CHECK(str(tail, "/output/0/data") == "world\n");
+
+    auto removed = ws.call("container_remove", {{"container_id", id}});
+    CHECK(str(removed, "/container/state") == "removed");
+    events.state(id, "removed");
+    CHECK(!exists(p1, id));
+    CHECK(arr(ws.call("container_list"), "/containers").empty());
+
+    // Only managed containers can be addressed.
+    auto other = p1.podman({"create", rt::test_image, "sleep", "1"});
+    REQUIRE(other.exit_code == 0);
+    std::string foreign = other.output.substr(0, other.output.find('\n'));
+    auto refused = ws.request("container_remove", {{"container_id", foreign}});
+    CHECK(it::error_code(refused) == "not_found");
+    CHECK(exists(p1, foreign));
+}
+
+TEST_CASE("an expired lease is reaped, an extended one survives") {
+    rt::podman_service p1;
+    it::registryd d(config("it-reap", {{"p1", p1.uri()}}));
+    IT_DIAGNOSE(d);
+    it::ws_client ws(d);
+    wait_online(ws, "p1");
+    subscribe_containers(ws);
+    event_log events{ws, {}};
+
+    auto doomed = create(ws, strings({"sleep", "300"}), 2);
+    auto kept = create(ws, strings({"sleep", "300"}), 2);
+    const std::string doomed_id = str(doomed, "/container/container_id");
+    const std::string kept_id = str(kept, "/container/container_id");
+    auto extended = ws.call("container_extend", {{"container_id", kept_id}, {"ttl_seconds", 60}});
+    CHECK(num(extended, "/expires_at_ms") >= it::now_ms() + 59000);
+
+    auto expired = events.wait_for(
+        [&](const json::value& e) {
+            return str(e, "/event") == "lease_expired" && str(e, "/data/container/container_id") == doomed_id;
+        },
+        10s, "lease_expired");
+    CHECK(num(expired, "/data/lease_id") == num(doomed, "/container/lease_id"));
+    CHECK(it::now_ms() >= num(doomed, "/container/expires_at_ms"));
+    auto reaped = events.state(doomed_id, "removed");
+    CHECK(str(reaped, "/data/reason") == "lease_expired");
+    CHECK(!exists(p1, doomed_id));
+
+    // Well past its first deadline, the extended one still runs.
+    CHECK(it::now_ms() > num(kept, "/container/expires_at_ms") + 1000);
+    CHECK(inspect(p1, kept_id, "{{.State.Running}}") == "true");
+    auto listed = ws.call("container_list");
+    REQUIRE(arr(listed, "/containers").size() == 1);
+    CHECK(str(listed, "/containers/0/container_id") == kept_id);
+    CHECK(num(listed, "/containers/0/expires_at_ms") == num(extended, "/expires_at_ms"));
+    for (const auto& e : events.seen) CHECK(str(e, "/event") != "container_reap_failed");
+}
+
+TEST_CASE("registryd killed and restarted while containers run: adopted, then reaped on time") {
+    rt::podman_service p1;
+    it::registryd d(config("it-restart", {{"p1", p1.uri()}}));
+    IT_DIAGNOSE(d);
+    std::string short_id, long_id;
+    std::int64_t long_expiry = 0;
+    std::int64_t short_expiry = 0;
+    {
+        it::ws_client ws(d);
+        wait_online(ws, "p1");
+        auto short_lived = create(ws, strings({"sleep", "300"}), 3);
+        short_id = str(short_lived, "/container/container_id");
+        short_expiry = num(short_lived, "/container/expires_at_ms");
+        auto long_lived = create(ws, strings({"sleep", "300"}), 25);
+        long_id = str(long_lived, "/container/container_id");
+        long_expiry = num(long_lived, "/container/expires_at_ms");
+    }
+    d.kill9();
+    // The short lease runs out while registryd is down.
+    std::this_thread::sleep_for(it::ms(short_expiry - it::now_ms() + 1000));
+    REQUIRE(exists(p1, short_id));
+    d.start();
+    it::ws_client ws(d);
+    CHECK(eventually([&] { return !exists(p1, short_id); }, 10s));
+    REQUIRE(exists(p1, long_id));
+    CHECK(inspect(p1, long_id, "{{.State.Running}}") == "true");
+    wait_online(ws, "p1");
+    auto listed = ws.call("container_list");
+    REQUIRE(arr(listed, "/containers").size() == 1);
+    CHECK(str(listed, "/containers/0/container_id") == long_id);
+    CHECK(str(listed, "/containers/0/state") == "running");
+    CHECK(num(listed, "/containers/0/expires_at_ms") == long_expiry);
+
+    CHECK(it::now_ms() < long_expiry - 1000);
+    CHECK(eventually([&] { return !exists(p1, long_id); }, 40s));
+    CHECK(it::now_ms() >= long_expiry);
+    CHECK(arr(ws.call("container_list"), "/containers").empty());
+}
+
+TEST_CASE("an engine stopped mid-run: its containers are lost, new work goes to the other") {
+    rt::podman_service p1;
+    rt::podman_service p2;
+    it::registryd d(config("it-nodes", {{"p1", p1.uri()}, {"p2", p2.uri()}}));
+    IT_DIAGNOSE(d);
+    it::ws_client ws(d);
+    wait_online(ws, "p1");
+    wait_online(ws, "p2");
+    subscribe_containers(ws);
+    event_log events{ws, {}};
+
+    auto first = create(ws, strings({"sleep", "300"}), 120);
+    auto second = create(ws, strings({"sleep", "300"}), 120);
+    CHECK(str(first, "/container/engine") == "p1");
+    CHECK(str(second, "/container/engine") == "p2");  // the lower load
+    const std::string lost_id = str(second, "/container/container_id");
+
+    auto nodes = ws.call("list_nodes");
+    REQUIRE(arr(nodes, "/nodes").size() == 2);
+    CHECK(str(nodes, "/nodes/1/name") == "p2");
+    CHECK(num(nodes, "/nodes/1/running") == 1);
+    CHECK(num(nodes, "/nodes/1/capacity") == 4);
+    CHECK(it::now_ms() - num(nodes, "/nodes/1/last_heartbeat_ms") < 5000);
+
+    p2.stop_service();
+    auto lost = events.state(lost_id, "lost", 10s);
+    CHECK(str(lost, "/data/previous_state") == "running");
+    wait_online(ws, "p2", false);
+
+    auto third = create(ws, strings({"sleep", "300"}), 120);
+    CHECK(str(third, "/container/engine") == "p1");
+    auto refused = ws.request("container_create", {{"image", rt::test_image}, {"engine", "p2"}});
+    CHECK(it::error_code(refused) == "unavailable");
+    auto listed = ws.call("container_list");
+    CHECK(arr(listed, "/containers").size() == 2);
+    for (const auto& c : arr(listed, "/containers")) CHECK(str(c, "/engine") == "p1");
+}
+
+}  // namespace

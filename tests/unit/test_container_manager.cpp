@@ -1,0 +1,499 @@
+// container_manager on a fake clock, an in-memory store and in-memory engines:
+// leases and labels, the reaper (retries, backoff, 404, never forgetting),
+// reconciliation, extension, scheduling, nodes going offline, streams.
+#include "registry_test_support.hpp"
+
+#include <registry/container_manager.hpp>
+#include <registry/testing/memory_engine.hpp>
+
+#include <doctest/doctest.h>
+
+#include <optional>
+
+namespace {
+
+using namespace registry;
+using namespace std::chrono_literals;
+using registry::test::collector;
+using registry::test::run_now;
+using testing::memory_engine;
+
+std::string label(const memory_engine& e, const std::string& id, std::string_view key) {
+    return e.containers().at(id).spec.labels.at(std::string(key));
+}
+
+struct cluster {
+    testing::fake_clock clk;
+    testing::memory_store st;
+    memory_engine a{"a"};
+    memory_engine b{"b"};
+    std::optional<class registry> reg;
+    collector events;
+    std::optional<container_manager> mgr;
+    std::optional<std::stop_source> stop;
+    async_scope scope;
+    container_manager_options opt;
+    std::size_t cap_a = 2;
+    std::size_t cap_b = 4;
+
+    cluster() {
+        opt.instance_id = "reg-1";
+        opt.stop_grace = 1s;
+    }
+
+    void start() {
+        reg.emplace(clk, st);
+        REQUIRE(run_now(reg->open()));
+        watch_options w;
+        w.snapshot = false;
+        events.events.clear();
+        events.stop = std::stop_source{};
+        events.start(*reg, w);
+        std::vector<container_node> nodes{{"a", "mem://a", &a, cap_a}, {"b", "mem://b", &b, cap_b}};
+        mgr.emplace(*reg, clk, st, std::move(nodes), opt);
+        REQUIRE(run_now(mgr->open()));
+        stop.emplace();
+        scope.spawn(mgr->run(stop->get_token()));
+    }
+
+    void shut_down() {
+        if (!stop) return;
+        stop->request_stop();
+        REQUIRE(scope.active() == 0);
+        stop.reset();
+        events.end();
+        mgr.reset();
+        reg.reset();
+    }
+
+    ~cluster() { shut_down(); }
+
+    container_ptr create(std::optional<seconds> ttl = std::nullopt, std::optional<std::string> engine = {}) {
+        container_request r;
+        r.spec.image = "img";
+        r.spec.command = {"sleep", "100"};
+        r.ttl = ttl;
+        r.engine = std::move(engine);
+        auto made = run_now(mgr->create(std::move(r)));
+        REQUIRE_MESSAGE(made, (made ? "" : made.err().message));
+        return *made;
+    }
+
+    memory_engine& engine_of(const container_ptr& c) { return c->engine == "a" ? a : b; }
+
+    // "created", "running", ... of the container_state_changed events so far, and
+    // "expired"/"reap_failed" for the other container events.
+    std::vector<std::string> history(const container_ptr& c) const {
+        std::vector<std::string> out;
+        for (const auto& e : events.events) {
+            if (!e->container || e->container->lease_id != c->lease_id) continue;
+            if (e->type == event_type::container_state_changed) out.emplace_back(to_string(e->container->state));
+            if (e->type == event_type::lease_expired) out.emplace_back("expired");
+            if (e->type == event_type::container_reap_failed) out.emplace_back("reap_failed");
+        }
+        return out;
+    }
+};
+
+using strings = std::vector<std::string>;
+
+TEST_CASE("container_manager: create labels the container and records the lease durably") {
+    cluster k;
+    k.start();
+    auto c = k.create(60s);
+    CHECK(c->state == managed_state::running);
+    CHECK(c->expires_at == k.clk.now() + 60s);
+    memory_engine& e = k.engine_of(c);
+    CHECK(e.containers().at(c->container_id).status == container_status::running);
+    CHECK(label(e, c->container_id, container_labels::instance) == "reg-1");
+    CHECK(label(e, c->container_id, container_labels::lease) == std::to_string(c->lease_id));
+    CHECK(label(e, c->container_id, container_labels::expires) ==
+          std::to_string(c->expires_at.time_since_epoch().count()));
+    CHECK(k.history(c) == strings{"created", "running"});
+    CHECK(k.st.data().contains("ctr/" + std::to_string(c->lease_id)));
+    CHECK(k.mgr->find(c->container_id) == c);
+    CHECK(k.mgr->list().size() == 1);
+
+    // Revisions are the registry's: one per change.
+    const auto& ev = k.events.events;
+    REQUIRE(ev.size() == 2);
+    CHECK(ev[1]->revision == ev[0]->revision + 1);
+    CHECK(k.reg->revision() == ev[1]->revision);
+}
+
+TEST_CASE("container_manager: bad requests are refused before anything is created") {
+    cluster k;
+    k.start();
+    container_request r;
+    r.spec.image = "img";
+    r.spec.labels["io.registry.lease"] = "7";
+    auto refused = run_now(k.mgr->create(r));
+    REQUIRE(!refused);
+    CHECK(refused.err().code == errc::invalid_request);
+
+    r.spec.labels.clear();
+    r.ttl = 0s;
+    auto short_ttl = run_now(k.mgr->create(r));
+    REQUIRE(!short_ttl);
+    CHECK(short_ttl.err().message == "ttl_seconds: must be 1-86400");
+
+    r.ttl.reset();
+    r.spec.image = "nope";
+    auto no_image = run_now(k.mgr->create(r));
+    REQUIRE(!no_image);
+    CHECK(no_image.err().code == errc::not_found);
+
+    r.spec.image = "img";
+    r.engine = "z";
+    auto no_engine = run_now(k.mgr->create(r));
+    REQUIRE(!no_engine);
+    CHECK(no_engine.err().code == errc::not_found);
+    CHECK(k.a.containers().empty());
+    CHECK(k.b.containers().empty());
+    CHECK(k.mgr->list().empty());
+}
+
+TEST_CASE("container_manager: scheduling picks the lowest load relative to capacity") {
+    cluster k;  // a: capacity 2, b: capacity 4
+    k.start();
+    strings placed;
+    for (int i = 0; i < 6; ++i) placed.push_back(k.create()->engine);
+    // 0/2=0/4 -> a; 1/2 vs 0/4 -> b; .5 vs .25 -> b; .5=.5 -> a; 1 (full) -> b; b.
+    CHECK(placed == strings{"a", "b", "b", "a", "b", "b"});
+    container_request r;
+    r.spec.image = "img";
+    auto full = run_now(k.mgr->create(r));
+    REQUIRE(!full);
+    CHECK(full.err().code == errc::limit_exceeded);
+
+    // An exited container no longer counts.
+    auto on_a = k.mgr->list().front();
+    REQUIRE(on_a->engine == "a");
+    k.a.exit(on_a->container_id, 0);
+    CHECK(k.mgr->find(on_a->container_id)->state == managed_state::exited);
+    CHECK(k.create()->engine == "a");
+
+    auto nodes = k.mgr->nodes();
+    REQUIRE(nodes.size() == 2);
+    CHECK(nodes[0].name == "a");
+    CHECK(nodes[0].running == 2);
+    CHECK(nodes[0].capacity == 2);
+    CHECK(nodes[0].online);
+    CHECK(nodes[0].last_heartbeat == k.clk.now());
+    CHECK(nodes[1].running == 4);
+}
+
+TEST_CASE("container_manager: an exit is an event with the exit code") {
+    cluster k;
+    k.start();
+    auto c = k.create();
+    k.engine_of(c).exit(c->container_id, 3);
+    auto now = k.mgr->find(c->container_id);
+    CHECK(now->state == managed_state::exited);
+    REQUIRE(now->exit_code);
+    CHECK(*now->exit_code == 3);
+    CHECK(k.history(c) == strings{"created", "running", "exited"});
+
+    auto removed = run_now(k.mgr->remove(c->container_id, false));
+    REQUIRE(removed);
+    CHECK(k.history(c) == strings{"created", "running", "exited", "removed"});
+    CHECK(!k.engine_of(c).exists(c->container_id));
+    CHECK(k.mgr->list().empty());
+    CHECK(!k.st.data().contains("ctr/" + std::to_string(c->lease_id)));
+}
+
+TEST_CASE("container_manager: an expired lease is reaped: stopped, removed, forgotten") {
+    cluster k;
+    k.start();
+    auto c = k.create(10s);
+    memory_engine& e = k.engine_of(c);
+    k.clk.advance(9999ms);
+    CHECK(e.exists(c->container_id));
+    k.clk.advance(1ms);
+    CHECK(!e.exists(c->container_id));
+    CHECK(e.stop_calls == 1);
+    CHECK(k.history(c) == strings{"created", "running", "expired", "exited", "removed"});
+    CHECK(k.mgr->list().empty());
+    CHECK(!k.st.data().contains("ctr/" + std::to_string(c->lease_id)));
+}
+
+TEST_CASE("container_manager: the reaper retries with exponential backoff") {
+    cluster k;
+    k.opt.reap_backoff = 500ms;
+    k.start();
+    auto c = k.create(10s);
+    memory_engine& e = k.engine_of(c);
+    e.remove_failures = 2;  // the first two attempts fail
+    k.clk.advance(10s);
+    CHECK(e.stop_calls == 1);
+    k.clk.advance(499ms);
+    CHECK(e.stop_calls == 1);
+    k.clk.advance(1ms);  // +500 ms: the second attempt
+    CHECK(e.stop_calls == 2);
+    k.clk.advance(999ms);
+    CHECK(e.stop_calls == 2);
+    k.clk.advance(1ms);  // +1000 ms more: the third, which succeeds
+    CHECK(e.stop_calls == 3);
+    CHECK(!e.exists(c->container_id));
+    CHECK(k.history(c) == strings{"created", "running", "expired", "exited", "removed"});
+}
+
+TEST_CASE("container_manager: a container that is already gone (404) counts as reaped") {
+    cluster k;
+    k.start();
+    auto c = k.create(10s);
+    memory_engine& e = k.engine_of(c);
+    k.events.events.clear();
+    // Removed behind the registry's back: the waiter sees it vanish without an exit.
+    REQUIRE(run_now(e.remove(c->container_id, true)));
+    k.clk.advance(10s);
+    CHECK(e.stop_calls == 1);
+    CHECK(k.history(c) == strings{"expired", "removed"});
+    CHECK(k.mgr->list().empty());
+}
+
+TEST_CASE("container_manager: a lease the reaper cannot remove is reported and never forgotten") {
+    cluster k;
+    k.opt.reap_backoff = 500ms;
+    k.opt.sweep_interval = 5s;
+    k.start();
+    auto c = k.create(10s);
+    memory_engine& e = k.engine_of(c);
+    e.remove_failures = 1000;
+    k.clk.advance(10s + 1500ms);  // three attempts
+    CHECK(e.stop_calls == 3);
+    CHECK(k.history(c) == strings{"created", "running", "expired", "reap_failed"});
+    const auto& failed = k.events.events.back();
+    CHECK(failed->attempts == 3);
+    REQUIRE(failed->failure);
+    CHECK(failed->failure->code == errc::unavailable);
+    CHECK(k.mgr->find(c->container_id) != nullptr);
+    CHECK(k.st.data().contains("ctr/" + std::to_string(c->lease_id)));
+
+    k.clk.advance(4999ms);
+    CHECK(e.stop_calls == 3);
+    k.clk.advance(1ms);  // the next sweep: three more attempts
+    CHECK(e.stop_calls == 4);
+    k.clk.advance(1500ms);
+    CHECK(e.stop_calls == 6);
+    CHECK(k.history(c) == strings{"created", "running", "expired", "reap_failed", "reap_failed"});
+
+    e.remove_failures = 0;
+    k.clk.advance(5s);
+    CHECK(!e.exists(c->container_id));
+    CHECK(k.history(c) == strings{"created", "running", "expired", "reap_failed", "reap_failed", "exited", "removed"});
+    CHECK(k.mgr->list().empty());
+}
+
+TEST_CASE("container_manager: an extended lease survives its first deadline, durably") {
+    cluster k;
+    k.start();
+    auto c = k.create(10s);
+    memory_engine& e = k.engine_of(c);
+    k.clk.advance(8s);
+    auto extended = run_now(k.mgr->extend(c->container_id, 20s));
+    REQUIRE(extended);
+    CHECK((*extended)->expires_at == k.clk.now() + 20s);
+    k.clk.advance(5s);  // past the original deadline
+    CHECK(e.exists(c->container_id));
+    CHECK(k.st.data().at("ctr/" + std::to_string(c->lease_id)).find(
+              std::to_string((*extended)->expires_at.time_since_epoch().count())) != std::string::npos);
+    k.clk.advance(15s - 1ms);
+    CHECK(e.exists(c->container_id));
+    k.clk.advance(1ms);
+    CHECK(!e.exists(c->container_id));
+
+    auto gone = run_now(k.mgr->extend(c->container_id, 20s));
+    REQUIRE(!gone);
+    CHECK(gone.err().code == errc::not_found);
+}
+
+TEST_CASE("container_manager: a restart adopts its containers, keeps extensions, reaps on time") {
+    cluster k;
+    k.start();
+    auto short_lived = k.create(10s, "a");
+    auto extended = k.create(10s, "a");
+    auto renewed = run_now(k.mgr->extend(extended->container_id, 100s));
+    REQUIRE(renewed);
+    const time_point renewed_expiry = (*renewed)->expires_at;
+    // Not ours: no label, and another registry's.
+    container_spec unlabelled;
+    unlabelled.image = "img";
+    const std::string foreign = k.a.add(unlabelled, container_status::running);
+    container_spec other;
+    other.image = "img";
+    other.labels = {{"io.registry.instance", "reg-2"}, {"io.registry.lease", "1"}, {"io.registry.expires_at_ms", "1"}};
+    const std::string others = k.a.add(other, container_status::running);
+    k.shut_down();
+
+    k.clk.advance(20s);  // down while short_lived expired
+    k.start();
+    CHECK(!k.a.exists(short_lived->container_id));  // reaped at once
+    REQUIRE(k.a.exists(extended->container_id));
+    auto adopted = k.mgr->find(extended->container_id);
+    REQUIRE(adopted);
+    CHECK(adopted->state == managed_state::running);
+    CHECK(adopted->expires_at == renewed_expiry);  // the stored lease, not the label's 10 s
+    CHECK(k.mgr->list().size() == 1);
+    CHECK(k.a.exists(foreign));
+    CHECK(k.a.exists(others));
+    CHECK(k.mgr->find(foreign) == nullptr);
+
+    // The new lease ids do not collide with the adopted one.
+    auto fresh = k.create(10s, "b");
+    CHECK(fresh->lease_id > extended->lease_id);
+
+    // The waiter was resumed too: an exit is noticed.
+    k.a.exit(extended->container_id, 5);
+    CHECK(k.mgr->find(extended->container_id)->state == managed_state::exited);
+    k.clk.advance(90s);
+    CHECK(!k.a.exists(extended->container_id));
+    CHECK(k.a.exists(foreign));
+    CHECK(k.a.exists(others));
+}
+
+TEST_CASE("container_manager: without a stored record the labels give the lease") {
+    cluster k;
+    const auto expires = k.clk.now() + 30s;
+    container_spec ours;
+    ours.image = "img";
+    ours.labels = {{"io.registry.instance", "reg-1"},
+                   {"io.registry.lease", "41"},
+                   {"io.registry.expires_at_ms", std::to_string(expires.time_since_epoch().count())}};
+    const std::string id = k.a.add(ours, container_status::running);
+    container_spec expired = ours;
+    expired.labels["io.registry.lease"] = "42";
+    expired.labels["io.registry.expires_at_ms"] = std::to_string((k.clk.now() - 1s).time_since_epoch().count());
+    const std::string old = k.a.add(expired, container_status::exited);
+    k.start();
+    CHECK(!k.a.exists(old));
+    auto adopted = k.mgr->find(id);
+    REQUIRE(adopted);
+    CHECK(adopted->lease_id == 41);
+    CHECK(adopted->expires_at == expires);
+    CHECK(k.create(10s, "b")->lease_id == 43);
+    k.clk.advance(30s);
+    CHECK(!k.a.exists(id));
+}
+
+TEST_CASE("container_manager: an engine that stops answering goes offline and its containers are lost") {
+    cluster k;
+    k.opt.heartbeat_interval = 1s;
+    k.opt.heartbeat_timeout = 3s;
+    k.start();
+    auto on_a = k.create(100s, "a");
+    auto on_b = k.create(100s, "b");
+    k.a.go_offline();
+    k.clk.advance(2s);
+    CHECK(k.mgr->nodes()[0].online);  // not yet: within the timeout
+    k.clk.advance(1s);
+    CHECK(!k.mgr->nodes()[0].online);
+    CHECK(k.history(on_a) == strings{"created", "running", "lost"});
+    CHECK(k.mgr->find(on_a->container_id) == nullptr);
+    CHECK(!k.st.data().contains("ctr/" + std::to_string(on_a->lease_id)));
+    CHECK(k.mgr->find(on_b->container_id) != nullptr);
+
+    // New work goes elsewhere; asking for the offline node is unavailable.
+    CHECK(k.create()->engine == "b");
+    container_request r;
+    r.spec.image = "img";
+    r.engine = "a";
+    auto refused = run_now(k.mgr->create(r));
+    REQUIRE(!refused);
+    CHECK(refused.err().code == errc::unavailable);
+
+    // Back online: its containers are adopted again.
+    k.a.offline = false;
+    k.clk.advance(1s);
+    CHECK(k.mgr->nodes()[0].online);
+    CHECK(k.mgr->find(on_a->container_id) != nullptr);
+}
+
+TEST_CASE("container_manager: with every engine offline, create is unavailable") {
+    cluster k;
+    k.a.offline = true;
+    k.b.offline = true;
+    k.start();
+    container_request r;
+    r.spec.image = "img";
+    auto refused = run_now(k.mgr->create(r));
+    REQUIRE(!refused);
+    CHECK(refused.err().code == errc::unavailable);
+    CHECK(refused.err().message == "no container engine is online");
+}
+
+TEST_CASE("container_manager: logs, followed until the container exits or the consumer stops") {
+    cluster k;
+    k.start();
+    auto c = k.create();
+    memory_engine& e = k.engine_of(c);
+    e.write(c->container_id, "one\n");
+    e.write(c->container_id, "two\n", output_stream::err);
+    auto tail = run_now(k.mgr->logs(c->container_id, 1));
+    REQUIRE(tail);
+    REQUIRE(tail->size() == 1);
+    CHECK(tail->front().bytes == "two\n");
+
+    struct follower {
+        std::vector<event_ptr> got;
+        bool ended = false;
+        task<void> pump(async_generator<event_ptr> g) {
+            for (auto it = co_await g.begin(); it != g.end(); co_await ++it) got.push_back(*it);
+            ended = true;
+        }
+    };
+    follower f;
+    async_scope s;
+    s.spawn(f.pump(k.mgr->follow_logs(c->container_id, std::nullopt, {})));
+    REQUIRE(f.got.size() == 2);
+    e.write(c->container_id, "three\n");
+    REQUIRE(f.got.size() == 3);
+    CHECK(f.got[2]->output->bytes == "three\n");
+    CHECK(!f.ended);
+    e.exit(c->container_id, 0);
+    CHECK(f.ended);
+    REQUIRE(f.got.size() == 4);
+    CHECK(f.got[3]->end);
+    CHECK(f.got[3]->type == event_type::container_log);
+
+    // A stop ends the stream inline.
+    auto d = k.create();
+    follower g;
+    std::stop_source stop;
+    s.spawn(g.pump(k.mgr->follow_logs(d->container_id, std::nullopt, stop.get_token())));
+    CHECK(!g.ended);
+    stop.request_stop();
+    CHECK(g.ended);
+    CHECK(s.active() == 0);
+}
+
+TEST_CASE("container_manager: image pulls stream progress and end per engine") {
+    cluster k;
+    k.start();
+    struct puller {
+        std::vector<event_ptr> got;
+        task<void> pump(async_generator<event_ptr> g) {
+            for (auto it = co_await g.begin(); it != g.end(); co_await ++it) got.push_back(*it);
+        }
+    };
+    puller p;
+    async_scope s;
+    s.spawn(p.pump(k.mgr->pull_image("app:1", std::string("b"), {})));
+    REQUIRE(p.got.size() == 3);
+    CHECK(p.got[0]->progress->status == "Downloading");
+    CHECK(p.got[0]->engine == "b");
+    CHECK(p.got[2]->end);
+    CHECK(!p.got[2]->failure);
+    CHECK(k.b.images.contains("app:1"));
+
+    puller q;
+    s.spawn(q.pump(k.mgr->pull_image("missing", std::nullopt, {})));
+    REQUIRE(q.got.size() == 2);  // one failed end per online engine
+    CHECK(q.got[0]->engine == "a");
+    REQUIRE(q.got[0]->failure);
+    CHECK(q.got[0]->failure->code == errc::not_found);
+    CHECK(q.got[1]->engine == "b");
+    CHECK(s.active() == 0);
+}
+
+}  // namespace
