@@ -23,6 +23,7 @@
 //             from exec to the first successful read, then its idle RSS,
 //             then stops it with SIGTERM and waits for it
 //   wait      returns once a probe succeeds (a server is ready)
+//   fsync     the latency of a 4 KiB append + fdatasync on a directory's disk
 //   free-port prints a free TCP port of 127.0.0.1
 // Everything is on loopback: the generator refuses any other address.
 
@@ -55,6 +56,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -90,20 +92,19 @@ std::uint64_t now_ns() {
     std::_Exit(1);
 }
 
-// CPU seconds (user + system, every thread) of a process, from /proc.
+// CPU seconds of a process: the sum over its threads of the nanosecond
+// run time in /proc/PID/task/TID/schedstat (/proc/PID/stat counts in ticks
+// of 10 ms, too coarse for a start-up of a few dozen ms).
 double proc_cpu_seconds(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const auto close = s.rfind(')');
-    if (close == std::string::npos) return 0;
-    std::istringstream fields(s.substr(close + 2));
-    std::string f;
-    unsigned long long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && fields >> f; ++i) {  // field 3 is the state
-        if (i == 14) utime = std::stoull(f);
-        if (i == 15) stime = std::stoull(f);
+    const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+    std::error_code ec;
+    unsigned long long ns = 0;
+    for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+        std::ifstream in(t.path() / "schedstat");
+        unsigned long long run = 0;
+        if (in >> run) ns += run;
     }
-    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    return static_cast<double>(ns) / 1e9;
 }
 
 // CPU seconds the whole machine spent busy (every process, every core).
@@ -244,6 +245,7 @@ struct options {
     std::string probe;  // serve: ws-get:INSTANCE or http-range:KEY
     std::string child_log;
     double timeout = 30;
+    std::string dir;                   // fsync: where to write
     std::vector<std::string> command;  // serve: after --
 };
 
@@ -259,6 +261,7 @@ struct options {
                  "  serve  --port-file F|--port P --probe ws-get:INSTANCE|http-range:KEY [--cpu C] [--settle S]\n"
                  "         [--child-log FILE] -- COMMAND ARGS...   (probes also: ws-list, http-health)\n"
                  "  wait   --port-file F|--port P --probe PROBE [--timeout S]\n"
+                 "  fsync  --dir D [--count N]   (4 KiB append + fdatasync, N times)\n"
                  "  free-port\n");
     std::exit(2);
 }
@@ -296,6 +299,7 @@ options parse(int argc, char** argv) {
         else if (a == "--probe") o.probe = v;
         else if (a == "--child-log") o.child_log = v;
         else if (a == "--timeout") o.timeout = std::stod(v);
+        else if (a == "--dir") o.dir = v;
         else usage();
     }
     // Loopback only.
@@ -1207,11 +1211,15 @@ int run_serve(const options& o) {
         stop_child(false);
         die("the server did not serve within the timeout");
     }
+    // CPU time to serving: unlike the wall-clock time, load from elsewhere on
+    // the machine barely changes it.
+    const double cpu_serving = proc_cpu_seconds(pid);
     const long rss_serving = rss_kib(pid);
     std::this_thread::sleep_for(std::chrono::microseconds(static_cast<std::int64_t>(o.settle * 1e6)));
     const long rss_idle = rss_kib(pid);
-    std::printf("ok=1 pid=%d serve_ms=%.2f probes=%d rss_at_serving_kib=%ld rss_idle_kib=%ld", static_cast<int>(pid),
-                static_cast<double>(t_serving - t0) / 1e6, attempts, rss_serving, rss_idle);
+    std::printf("ok=1 pid=%d serve_ms=%.2f serve_cpu_ms=%.0f probes=%d rss_at_serving_kib=%ld rss_idle_kib=%ld",
+                static_cast<int>(pid), static_cast<double>(t_serving - t0) / 1e6, cpu_serving * 1e3, attempts,
+                rss_serving, rss_idle);
     stop_child(true);
     std::fflush(stdout);
     return 0;
@@ -1227,6 +1235,29 @@ int run_wait(const options& o) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     die("the server did not become ready");
+}
+
+// fsync mode: the cost of one durable append on this disk (what every
+// durable write pays at least once): appends 4 KiB and fdatasyncs, N times.
+int run_fsync(const options& o) {
+    const std::string path = o.dir + "/fsync-probe";
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) die("open " + path + ": " + std::strerror(errno));
+    const std::string block(4096, 'x');
+    histogram h;
+    const std::uint64_t n = o.count > 0 ? o.count : 50;
+    for (std::uint64_t i = 0; i < n; ++i) {
+        const std::uint64_t t = now_ns();
+        if (::write(fd, block.data(), block.size()) != static_cast<ssize_t>(block.size())) die("write failed");
+        if (::fdatasync(fd) != 0) die("fdatasync failed");
+        h.add(now_ns() - t);
+    }
+    ::close(fd);
+    ::unlink(path.c_str());
+    std::printf("ok=1 count=%llu median_us=%.1f p99_us=%.1f max_us=%.1f\n", static_cast<unsigned long long>(n),
+                static_cast<double>(h.quantile(0.5)) / 1e3, static_cast<double>(h.quantile(0.99)) / 1e3,
+                static_cast<double>(h.max()) / 1e3);
+    return 0;
 }
 
 int free_port() {
@@ -1254,6 +1285,7 @@ int main(int argc, char** argv) {
     if (o.mode == "idle") return run_idle(o);
     if (o.mode == "serve") return run_serve(o);
     if (o.mode == "wait") return run_wait(o);
+    if (o.mode == "fsync") return run_fsync(o);
     if (o.mode == "free-port") return free_port();
     usage();
 }
