@@ -14,6 +14,7 @@
 
 #include "server.hpp"
 
+#include "frame_fifo.hpp"
 #include "log.hpp"
 
 #include <registry/async_scope.hpp>
@@ -39,7 +40,6 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <optional>
 #include <stdexcept>
@@ -564,7 +564,7 @@ private:
 
     // Outbound queue. Declared before conn_: the connection may still send
     // while it is being destroyed.
-    std::deque<queued> queue_;
+    frame_fifo<queued> queue_;
     std::size_t queued_bytes_ = 0;
     bool writing_ = false;
     bool close_sent_ = false;

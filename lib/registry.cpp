@@ -317,6 +317,10 @@ task<result<void>> registry::open() {
         if (!key.starts_with(key_prefix)) continue;
         auto decoded = detail::decode_service_record(value);
         if (!decoded) co_return fail(errc::internal, "stored record '" + key + "': " + decoded.err().message);
+        // Freed as we go, the encoded copy's memory is reused by the decoded
+        // instances that follow instead of growing the heap: a start with
+        // 10,000 services touches fewer fresh pages (each one a page fault).
+        std::string().swap(value);
         auto s = std::make_shared<service_instance>(std::move(decoded.value()));
         lease_entry l{s->instance_id, s->lease.expires_at, std::nullopt, 0, s->lease.session_bound};
         // Its session died with the previous process: the grace starts now.

@@ -1,0 +1,368 @@
+#!/usr/bin/env bash
+# Runs every benchmark scenario (or the ones named) and prints one table:
+# scenario, registryd figure, baseline figure, ratio, target.
+#
+#   bench/run.sh                        # everything, ~3-4 minutes
+#   bench/run.sh get_service register   # some scenarios
+#
+# Scenarios: get_service register fanout idle_connections restart.
+# Environment: BENCH_DURATION (s per round, default 4), BENCH_WARMUP (s, 1),
+# BENCH_ROUNDS (3: registryd and its baselines alternate, the best round of
+# each counts: load from elsewhere on the machine only ever lowers a figure),
+# BENCH_CONNS (64), BENCH_DEPTH (requests in flight per connection, 16),
+# BENCH_BUILD_DIR (build/bench), BENCH_TMPDIR (/var/tmp: must be a real disk,
+# fsync is measured), BENCH_KEEP=1 (keep the work directory and its logs).
+#
+# Everything runs on 127.0.0.1 with ephemeral ports and its own temporary data
+# directories. Servers (registryd, echo_server, etcd) are pinned to CPU 0, the
+# load generator to CPU 1. Only the processes this script started are stopped,
+# by pid. This is not a test: it prints figures and exits 0 whatever they are.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BENCH_BUILD_DIR:-$ROOT/build/bench}
+DURATION=${BENCH_DURATION:-4}
+WARMUP=${BENCH_WARMUP:-1}
+ROUNDS=${BENCH_ROUNDS:-3}
+CONNS=${BENCH_CONNS:-64}
+DEPTH=${BENCH_DEPTH:-16}
+ALL_SCENARIOS=(get_service register fanout idle_connections restart)
+SCENARIOS=("$@")
+((${#SCENARIOS[@]})) || SCENARIOS=("${ALL_SCENARIOS[@]}")
+for s in "${SCENARIOS[@]}"; do
+  [[ " ${ALL_SCENARIOS[*]} " == *" $s "* ]] || { echo "unknown scenario '$s' (${ALL_SCENARIOS[*]})" >&2; exit 2; }
+done
+
+"$ROOT/bench/setup.sh"
+# 10000 idle connections need more than 10000 descriptors on each side
+# (every process raises its soft limit to the hard one itself).
+if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt 10240 ]; then
+  ulimit -Hn 16384 2>/dev/null || echo "bench: open-files hard limit $(ulimit -Hn) < 10240: idle_connections will fail" >&2
+fi
+echo "bench: building in $BUILD" >&2
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREGISTRY_BENCH=ON -DREGISTRY_TESTS=OFF >/dev/null
+cmake --build "$BUILD" -j2 --target registryd regbench echo_server >/dev/null
+
+REGISTRYD=$BUILD/registryd
+ECHO=$BUILD/bench/echo_server
+GEN=$BUILD/bench/regbench
+ETCD=$(command -v etcd)
+
+# Pinning: servers on CPU 0, the generator on CPU 1 (when there are two).
+if [ "$(nproc)" -ge 2 ]; then
+  SRV_CPU=0
+  SRV=(taskset -c 0)
+  GENR=(taskset -c 1 "$GEN")
+else
+  SRV_CPU=-1
+  SRV=()
+  GENR=("$GEN")
+fi
+
+WORK=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/registry-bench.XXXXXX")
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+log() { echo "bench: $*" >&2; }
+
+# kv KEY LINE: the value of KEY=... in a line of regbench output.
+kv() { sed -E -n "s/^(.* )?$1=([^ ]*).*/\2/p" <<<"$2"; }
+
+# Stops a process this script started: SIGTERM, then wait for it.
+stop() {
+  local pid=$1 rest=() p
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || rest+=("$p"); done
+  PIDS=("${rest[@]+"${rest[@]}"}")
+}
+
+# registryd's config for a named instance: its data dir and raised limits.
+registryd_config() {  # name
+  local name=$1
+  mkdir -p "$WORK/$name"
+  cat >"$WORK/$name.yaml" <<EOF
+listen: "127.0.0.1:0"
+data_dir: $WORK/$name/data
+log:
+  level: warn
+limits:
+  max_connections: 12000
+EOF
+  echo "$WORK/$name.yaml"
+}
+
+# start_registryd NAME: sets REG_PID, REG_PORT_FILE.
+start_registryd() {
+  local name=$1 cfg
+  cfg=$(registryd_config "$name")
+  REG_PORT_FILE=$WORK/$name.port
+  rm -f "$REG_PORT_FILE"
+  "${SRV[@]}" "$REGISTRYD" --config "$cfg" --port-file "$REG_PORT_FILE" 2>>"$WORK/$name.log" &
+  REG_PID=$!
+  PIDS+=("$REG_PID")
+  "$GEN" wait --port-file "$REG_PORT_FILE" --probe ws-list --timeout 20
+}
+
+# start_echo NAME REPLY_BYTES: sets ECHO_PID, ECHO_PORT_FILE.
+start_echo() {
+  ECHO_PORT_FILE=$WORK/$1.port
+  "${SRV[@]}" "$ECHO" --port-file "$ECHO_PORT_FILE" --reply-bytes "$2" 2>>"$WORK/$1.log" &
+  ECHO_PID=$!
+  PIDS+=("$ECHO_PID")
+  "$GEN" wait --port-file "$ECHO_PORT_FILE" --probe ws-list --timeout 20 2>/dev/null || true
+}
+
+# etcd_command NAME: the etcd command line (in ETCD_CMD) for a named member
+# with its own data dir and ports (ETCD_PORT).
+etcd_command() {
+  local name=$1 peer
+  if [ ! -f "$WORK/$name.ports" ]; then
+    echo "$("$GEN" free-port) $("$GEN" free-port)" >"$WORK/$name.ports"
+  fi
+  read -r ETCD_PORT peer <"$WORK/$name.ports"
+  ETCD_CMD=("$ETCD" --name bench --data-dir "$WORK/$name/data"
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT"
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer"
+    --initial-cluster "bench=http://127.0.0.1:$peer" --logger zap --log-level error)
+}
+
+# start_etcd NAME: sets ETCD_PID, ETCD_PORT.
+start_etcd() {
+  mkdir -p "$WORK/$1"
+  etcd_command "$1"
+  "${SRV[@]}" "${ETCD_CMD[@]}" 2>>"$WORK/$1.log" &
+  ETCD_PID=$!
+  PIDS+=("$ETCD_PID")
+  "$GEN" wait --port "$ETCD_PORT" --probe http-health --timeout 30
+}
+
+# Runs the generator; its one line of figures goes to stdout and to the details.
+gen() {
+  local line
+  line=$("${GENR[@]}" "$@" 2>>"$WORK/regbench.log") || { log "regbench $1 failed:"; tail -n 5 "$WORK/regbench.log" >&2; return 1; }
+  echo "$line"
+}
+
+#------------------------------------------------------------------------------
+# The table
+
+ROWS=()
+DETAILS=()
+row() { ROWS+=("$1|$2|$3|$4|$5|$6"); }  # scenario|registryd|baseline|ratio|target|verdict
+detail() { DETAILS+=("$*"); log "$*"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
+verdict() {  # value op limit -> "met" / "MISSED"
+  awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
+    ok = (op == ">=") ? (v + 0 >= l + 0) : (v + 0 <= l + 0)
+    print ok ? "met" : "MISSED" }'
+}
+fmt() { awk -v v="$1" -v d="${2:-0}" 'BEGIN { printf("%." d "f", v) }'; }
+div() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { printf("%." d "f", a / b) }'; }  # a/b with d decimals
+
+# best LINE...: the line with the highest rps.
+best() {
+  printf '%s\n' "$@" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^rps=/) { v = substr($i, 5) + 0; if (v > m) { m = v; l = $0 } } }
+    END { print l }'
+}
+# per_cpu LINE: requests per CPU-second of the server (rps / srv_cpu_pct * 100).
+per_cpu() { awk -v r="$(kv rps "$1")" -v c="$(kv srv_cpu_pct "$1")" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else print "-" }'; }
+
+rr_args() { echo --conns "$CONNS" --depth "$DEPTH" --duration "$DURATION" --warmup "$WARMUP"; }
+
+#------------------------------------------------------------------------------
+# Scenarios
+
+scenario_get_service() {
+  log "get_service: registryd, echo server and etcd range, $ROUNDS interleaved rounds"
+  start_registryd get
+  gen ws --port-file "$REG_PORT_FILE" --conns 8 --depth 16 --action register --prefix b --count 1000 >/dev/null
+  start_etcd etcd_get
+  gen http --port "$ETCD_PORT" --conns 8 --depth 16 --action put --prefix b --count 1000 >/dev/null
+  local regs=() echos=() etcds=() i line size
+  for ((i = 1; i <= ROUNDS; i++)); do
+    line=$(gen ws --port-file "$REG_PORT_FILE" $(rr_args) --action get --prefix b --pool 1000 --server-pid "$REG_PID")
+    detail "get_service registryd #$i: $line"; regs+=("$line")
+    if ((i == 1)); then  # the echo server's replies are as large as registryd's responses
+      size=$(kv resp_bytes "$line")
+      start_echo echo "$size"
+    fi
+    line=$(gen ws --port-file "$ECHO_PORT_FILE" $(rr_args) --action get --prefix b --pool 1000 --server-pid "$ECHO_PID")
+    detail "get_service echo ($size-byte replies) #$i: $line"; echos+=("$line")
+    line=$(gen http --port "$ETCD_PORT" $(rr_args) --action range --prefix b --pool 1000 --server-pid "$ETCD_PID")
+    detail "get_service etcd range #$i: $line"; etcds+=("$line")
+  done
+  stop "$REG_PID"
+  stop "$ECHO_PID"
+  stop "$ETCD_PID"
+
+  local reg echo etcd r e t
+  reg=$(best "${regs[@]}"); echo=$(best "${echos[@]}"); etcd=$(best "${etcds[@]}")
+  r=$(kv rps "$reg"); e=$(kv rps "$echo"); t=$(kv rps "$etcd")
+  row "get_service msgs/s, $CONNS conns x $DEPTH, vs echo" "$(fmt "$r")" "$(fmt "$e")" "$(ratio "$r" "$e")" ">= 0.8x" \
+    "$(verdict "$(awk -v a="$r" -v b="$e" 'BEGIN{print a/b}')" ">=" 0.8)"
+  row "get_service msgs/s vs etcd range" "$(fmt "$r")" "$(fmt "$t")" "$(ratio "$r" "$t")" ">= 5x" \
+    "$(verdict "$(awk -v a="$r" -v b="$t" 'BEGIN{print a/b}')" ">=" 5)"
+  row "get_service p50 / p99 latency (ms) vs echo" "$(div "$(kv p50_us "$reg")" 1000 1) / $(div "$(kv p99_us "$reg")" 1000 1)" \
+    "$(div "$(kv p50_us "$echo")" 1000 1) / $(div "$(kv p99_us "$echo")" 1000 1)" \
+    "$(ratio "$(kv p99_us "$reg")" "$(kv p99_us "$echo")")" "-" "-"
+  row "get_service msgs per server CPU-second vs echo" "$(per_cpu "$reg")" "$(per_cpu "$echo")" \
+    "$(ratio "$(per_cpu "$reg")" "$(per_cpu "$echo")")" "-" "-"
+}
+
+scenario_register() {
+  log "register: registryd (acknowledged after fdatasync) and etcd put with a lease, $ROUNDS interleaved rounds"
+  local regs=() etcds=() i line
+  for ((i = 1; i <= ROUNDS; i++)); do
+    start_registryd "register$i"  # fresh each round: the same state for every round
+    line=$(gen ws --port-file "$REG_PORT_FILE" $(rr_args) --action register --prefix w --server-pid "$REG_PID")
+    stop "$REG_PID"
+    detail "register registryd #$i: $line"; regs+=("$line")
+    start_etcd "etcd_put$i"
+    line=$(gen http --port "$ETCD_PORT" $(rr_args) --action put --prefix w --server-pid "$ETCD_PID")
+    stop "$ETCD_PID"
+    detail "register etcd put+lease #$i: $line"; etcds+=("$line")
+  done
+  local reg etcd r t
+  reg=$(best "${regs[@]}"); etcd=$(best "${etcds[@]}")
+  r=$(kv rps "$reg"); t=$(kv rps "$etcd")
+  row "durable register/s vs etcd put with lease" "$(fmt "$r")" "$(fmt "$t")" "$(ratio "$r" "$t")" ">= 3x" \
+    "$(verdict "$(awk -v a="$r" -v b="$t" 'BEGIN{print a/b}')" ">=" 3)"
+  row "register p50 / p99 latency (ms) vs etcd put" "$(div "$(kv p50_us "$reg")" 1000 1) / $(div "$(kv p99_us "$reg")" 1000 1)" \
+    "$(div "$(kv p50_us "$etcd")" 1000 1) / $(div "$(kv p99_us "$etcd")" 1000 1)" \
+    "$(ratio "$(kv p99_us "$reg")" "$(kv p99_us "$etcd")")" "-" "-"
+}
+
+scenario_fanout() {
+  log "fanout: 1000 subscribers, 100 registrations 20 ms apart"
+  FSYNC=$("$GEN" fsync --dir "$WORK" --count 50)
+  detail "fsync: $FSYNC"
+  start_registryd fanout
+  local f
+  f=$(gen fanout --port-file "$REG_PORT_FILE" --subscribers 1000 --registrations 100 --interval-ms 20 \
+    --prefix f --server-pid "$REG_PID")
+  stop "$REG_PID"
+  detail "fanout registryd: $f"
+  local p99
+  p99=$(awk -v v="$(kv p99_us "$f")" 'BEGIN { print v / 1000 }')
+  row "fan-out to 1000 subscribers: register sent -> event received, p99 (ms)" "$(fmt "$p99" 2)" "-" "-" "<= 5 ms" \
+    "$(verdict "$p99" "<=" 5)"
+  row "  of which durability: register sent -> first subscriber, p99 (ms)" "$(div "$(kv first_p99_us "$f")" 1000 2)" \
+    "-" "-" "-" "-"
+  row "  of which fan-out: first subscriber -> each other one, p99 (ms)" "$(div "$(kv spread_p99_us "$f")" 1000 2)" \
+    "-" "-" "-" "-"
+  row "  fsync of this disk (fdatasync of 4 KiB), median (ms)" "$(div "$(kv median_us "$FSYNC")" 1000 2)" "-" "-" "-" "-"
+}
+
+scenario_idle_connections() {
+  log "idle_connections: 10000 WebSocket connections"
+  start_registryd idle
+  local reg echo
+  reg=$(gen idle --port-file "$REG_PORT_FILE" --conns 10000 --server-pid "$REG_PID")
+  stop "$REG_PID"
+  detail "idle registryd: $reg"
+  start_echo echo_idle 512
+  echo=$(gen idle --port-file "$ECHO_PORT_FILE" --conns 10000 --server-pid "$ECHO_PID")
+  stop "$ECHO_PID"
+  detail "idle echo: $echo"
+  local r e
+  r=$(kv per_conn_bytes "$reg"); e=$(kv per_conn_bytes "$echo")
+  row "10000 idle connections: RSS bytes/conn vs echo" "$(fmt "$r")" "$(fmt "$e")" "$(ratio "$r" "$e")" "<= 2048" \
+    "$(verdict "$r" "<=" 2048)"
+}
+
+scenario_restart() {
+  log "restart: 10000 persisted services"
+  start_registryd restart
+  gen ws --port-file "$REG_PORT_FILE" --conns 16 --depth 16 --action register --prefix p --count 10000 >/dev/null
+  stop "$REG_PID"
+  local cfg serve times=() cpus=() i
+  cfg=$WORK/restart.yaml
+  for i in 1 2 3; do
+    serve=$(gen serve --port-file "$WORK/restart.port" --probe ws-get:p9999 --cpu "$SRV_CPU" \
+      --child-log "$WORK/restart.log" -- "$REGISTRYD" --config "$cfg" --port-file "$WORK/restart.port")
+    detail "restart registryd #$i: $serve"
+    times+=("$(kv serve_ms "$serve")")
+    cpus+=("$(kv serve_cpu_ms "$serve")")
+  done
+  local reg_ms reg_cpu reg_rss10k
+  reg_ms=$(printf '%s\n' "${times[@]}" | sort -g | sed -n 2p)  # the median of 3
+  reg_cpu=$(printf '%s\n' "${cpus[@]}" | sort -g | sed -n 2p)
+  reg_rss10k=$(kv rss_idle_kib "$serve")
+
+  log "restart: etcd with 10000 keys (put with a lease)"
+  start_etcd etcd_restart
+  gen http --port "$ETCD_PORT" --conns 16 --depth 16 --action put --prefix p --count 10000 >/dev/null
+  stop "$ETCD_PID"
+  local etcd_ms etcd_rss10k
+  times=() cpus=()
+  for i in 1 2 3; do
+    etcd_command etcd_restart
+    serve=$(gen serve --port "$ETCD_PORT" --probe "http-range:/registry/services/bench/p9999" --cpu "$SRV_CPU" \
+      --child-log "$WORK/etcd_restart.log" -- "${ETCD_CMD[@]}")
+    detail "restart etcd #$i: $serve"
+    times+=("$(kv serve_ms "$serve")")
+    cpus+=("$(kv serve_cpu_ms "$serve")")
+  done
+  local etcd_cpu
+  etcd_ms=$(printf '%s\n' "${times[@]}" | sort -g | sed -n 2p)
+  etcd_cpu=$(printf '%s\n' "${cpus[@]}" | sort -g | sed -n 2p)
+  etcd_rss10k=$(kv rss_idle_kib "$serve")
+
+  log "idle RSS: empty registryd and empty etcd"
+  local reg_idle etcd_idle
+  registryd_config idle_empty >/dev/null
+  reg_idle=$(gen serve --port-file "$WORK/idle_empty.port" --probe ws-list --cpu "$SRV_CPU" \
+    --child-log "$WORK/idle_empty.log" -- "$REGISTRYD" --config "$WORK/idle_empty.yaml" --port-file "$WORK/idle_empty.port")
+  detail "idle registryd (empty): $reg_idle"
+  mkdir -p "$WORK/etcd_empty"
+  etcd_command etcd_empty
+  etcd_idle=$(gen serve --port "$ETCD_PORT" --probe http-health --cpu "$SRV_CPU" \
+    --child-log "$WORK/etcd_empty.log" -- "${ETCD_CMD[@]}")
+  detail "idle etcd (empty): $etcd_idle"
+
+  row "restart, 10000 services: time to serving (ms) vs etcd" "$(fmt "$reg_ms" 1)" "$(fmt "$etcd_ms" 1)" \
+    "$(ratio "$reg_ms" "$etcd_ms")" "<= 100 ms" "$(verdict "$reg_ms" "<=" 100)"
+  row "  same, CPU time until serving (ms)" "$(fmt "$reg_cpu" 0)" "$(fmt "$etcd_cpu" 0)" \
+    "$(ratio "$reg_cpu" "$etcd_cpu")" "-" "-"
+  row "idle daemon RSS with 10000 services/keys (MiB) vs etcd" "$(div "$reg_rss10k" 1024 1)" \
+    "$(div "$etcd_rss10k" 1024 1)" "$(ratio "$reg_rss10k" "$etcd_rss10k")" "<= 10 MiB" \
+    "$(verdict "$(awk -v v="$reg_rss10k" 'BEGIN{print v/1024}')" "<=" 10)"
+  local ri ei
+  ri=$(kv rss_idle_kib "$reg_idle"); ei=$(kv rss_idle_kib "$etcd_idle")
+  row "  same, empty (MiB)" "$(div "$ri" 1024 1)" "$(div "$ei" 1024 1)" "$(ratio "$ri" "$ei")" "-" "-"
+}
+
+#------------------------------------------------------------------------------
+
+START=$(date +%s)
+for s in "${SCENARIOS[@]}"; do "scenario_$s"; done
+
+MACHINE="$(nproc) x $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), $(df -T "$WORK" | awk 'NR == 2 { print $2 }') data dirs"
+OUT=${BENCH_OUT:-$BUILD/bench-results.md}
+{
+  echo "registryd $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+changes'), $(date -u +%Y-%m-%dT%H:%MZ), $(($(date +%s) - START)) s"
+  echo "machine: $MACHINE; servers pinned to CPU 0, generator to CPU 1"
+  echo "etcd $("$ETCD" --version | sed -n 's/^etcd Version: //p'); $CONNS connections x $DEPTH in flight; best of $ROUNDS interleaved rounds of ${DURATION} s (after ${WARMUP} s warm-up)"
+  echo
+  echo "| scenario | registryd | baseline | ratio | target | |"
+  echo "|---|---:|---:|---:|---|---|"
+  for r in "${ROWS[@]}"; do
+    IFS='|' read -r a b c d e f <<<"$r"
+    echo "| $a | $b | $c | $d | $e | $f |"
+  done
+  echo
+  echo "Details (regbench output; gen_cpu_pct / srv_cpu_pct / other_cpu_pct: CPU of the generator, of the server and"
+  echo "of everything else on the machine during the measurement, in % of one core):"
+  echo
+  for d in "${DETAILS[@]}"; do echo "    $d"; done
+} | tee "$OUT"
+log "table written to $OUT"

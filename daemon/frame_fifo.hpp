@@ -1,0 +1,40 @@
+// A std::deque created on the first push. libstdc++'s std::deque allocates
+// its map and a 512-byte block as soon as it is constructed; with 10,000
+// idle WebSocket connections, each holding one outbound queue that an idle
+// connection never uses, that was ~0.6 KB of RSS per connection. Elements
+// never move once pushed (the front one is being written from).
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <utility>
+
+namespace registryd {
+
+template <typename T>
+class frame_fifo {
+public:
+    bool empty() const noexcept { return !items_ || items_->empty(); }
+    std::size_t size() const noexcept { return items_ ? items_->size() : 0; }
+
+    // Only on a non-empty fifo.
+    T& front() { return items_->front(); }
+    T& back() { return items_->back(); }
+    void pop_front() { items_->pop_front(); }
+    void pop_back() { items_->pop_back(); }
+
+    void push_back(T item) {
+        if (!items_) items_ = std::make_unique<std::deque<T>>();
+        items_->push_back(std::move(item));
+    }
+
+    void clear() noexcept {
+        if (items_) items_->clear();
+    }
+
+private:
+    std::unique_ptr<std::deque<T>> items_;
+};
+
+}  // namespace registryd
