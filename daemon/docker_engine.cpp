@@ -511,7 +511,7 @@ docker_engine::docker_engine(boost::asio::io_context& ioc, engine_endpoint endpo
 
 task<result<void>> docker_engine::ping(std::stop_token cancel) {
     auto req = make_request("GET", path("/_ping"));
-    auto r = co_await http_.request(std::move(req), cancel);
+    auto r = co_await http_.request(std::move(req), cancel, options_.ping_timeout);
     if (!r) co_return unexpected{r.err()};
     if (r->status != 200) co_return engine_failure(*r, "ping");
     co_return result<void>{};

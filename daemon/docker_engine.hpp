@@ -34,6 +34,9 @@ namespace registryd {
 struct docker_engine_options {
     std::string api_version = "v1.41";  // the path prefix; both Docker and Podman serve v1.41
     http_client_options http;            // connect and request timeouts, response size cap
+    // A ping is a heartbeat: an engine that accepts the connection but does
+    // not answer within this is as offline as one that refuses it.
+    std::chrono::milliseconds ping_timeout{5'000};
 };
 
 class docker_engine final : public registry::container_engine {

@@ -134,7 +134,9 @@ std::vector<std::unique_ptr<registryd::docker_engine>> make_engines(asio::io_con
     for (const auto& e : cfg.containers.engines) {
         auto endpoint = registryd::engine_endpoint::parse(e.endpoint);
         if (!endpoint) throw std::runtime_error("engine '" + e.name + "': " + endpoint.err().message);
-        out.push_back(std::make_unique<registryd::docker_engine>(ioc, std::move(endpoint).value()));
+        registryd::docker_engine_options options;
+        options.ping_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.containers.heartbeat_timeout);
+        out.push_back(std::make_unique<registryd::docker_engine>(ioc, std::move(endpoint).value(), options));
     }
     return out;
 }

@@ -264,3 +264,20 @@ TEST_CASE("fake engine: framed output across chunks, and a log stream cut short 
     CHECK(lines[0] == "GET /v1.41/containers/x/json HTTP/1.1");
     CHECK(lines[1] == "GET /v1.41/containers/x/logs?stdout=1&stderr=1&follow=1&tail=10 HTTP/1.1");
 }
+
+TEST_CASE("fake engine: a ping the engine accepts but never answers fails at the ping timeout") {
+    // The heartbeat relies on this to take a hung engine offline.
+    fake_engine fake({{{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK", 4000ms}}});
+    boost::asio::io_context io;
+    registryd::docker_engine_options options;
+    options.ping_timeout = 200ms;
+    registryd::docker_engine engine(io, endpoint_of(fake.uri()), options);
+    rt::run(io, [&]() -> task<void> {
+        const auto started = std::chrono::steady_clock::now();
+        auto pinged = co_await engine.ping();
+        const auto took = std::chrono::steady_clock::now() - started;
+        REQUIRE_FALSE(pinged.ok());
+        CHECK(pinged.err().code == errc::unavailable);
+        CHECK(took < 3000ms);  // the answer would have come after 4 s
+    }());
+}
