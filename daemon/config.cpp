@@ -129,6 +129,23 @@ public:
                     if (k == "compact_journal_bytes") return set_bytes(S.compact_journal_bytes, n, path, 1);
                     return false;
                 });
+            } else if (key == "deploy") {
+                auto& D = cfg_.deploy;
+                section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+                    if (k == "prefix") {
+                        D.prefix = scalar(n, path);
+                        if (D.prefix.size() < 2 || D.prefix.front() != '/') fail(at(n, path) + "must be an absolute path");
+                        while (D.prefix.size() > 1 && D.prefix.back() == '/') D.prefix.pop_back();
+                        return true;
+                    }
+                    if (k == "work_dir") {
+                        D.work_dir = scalar(n, path);
+                        return true;
+                    }
+                    if (k == "script_timeout_seconds") return set_seconds(D.script_timeout, n, path, 1);
+                    if (k == "max_package_bytes") return set_bytes(D.max_package_bytes, n, path, 1);
+                    return false;
+                });
             } else {
                 fail(at(kv.first, key) + "unknown key");
             }

@@ -8,5 +8,6 @@ server::~server() = default;
 registry& server::reg() noexcept { return impl_->reg; }
 const limits& server::lims() const noexcept { return impl_->lims; }
 server::impl& server::internals() noexcept { return *impl_; }
+void server::attach(deploy::deployer& d) noexcept { impl_->deployer = &d; }
 
 }  // namespace registry::protocol

@@ -3,6 +3,7 @@
 
 #include "request_parser.hpp"
 
+#include <registry/deploy/deployer.hpp>
 #include <registry/protocol/connection.hpp>
 
 namespace registry::protocol {
@@ -13,6 +14,7 @@ struct server::impl {
     class registry& reg;
     struct limits lims;
     request_parser parser;
+    deploy::deployer* deployer = nullptr;  // null: the deployment actions answer unavailable
 };
 
 }  // namespace registry::protocol
