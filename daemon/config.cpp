@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <functional>
@@ -144,6 +145,7 @@ public:
                     }
                     if (k == "script_timeout_seconds") return set_seconds(D.script_timeout, n, path, 1);
                     if (k == "max_package_bytes") return set_bytes(D.max_package_bytes, n, path, 1);
+                    if (k == "remote_hosts") return remote_hosts(D.remote_hosts, n, path);
                     return false;
                 });
             } else {
@@ -212,6 +214,61 @@ private:
         if (n > 10u * 365 * 24 * 3600) fail(at(v, path) + "is too large");
         out = std::chrono::seconds(static_cast<std::int64_t>(n));
         return true;
+    }
+
+    bool remote_hosts(std::vector<remote_host>& out, const YAML::Node& v, const std::string& path) {
+        if (!v.IsSequence()) fail(at(v, path) + "must be a list");
+        out.clear();
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            const std::string item = path + "[" + std::to_string(i) + "]";
+            const YAML::Node n = v[i];
+            if (!n.IsMap()) fail(at(n, item) + "must be a mapping");
+            remote_host h;
+            section(n, item, [&](const std::string& k, const YAML::Node& x, const std::string& p) {
+                if (k == "name") h.name = scalar(x, p);
+                else if (k == "host") h.host = scalar(x, p);
+                else if (k == "port") h.port = static_cast<std::uint16_t>(integer_in(x, p, 1, 65535));
+                else if (k == "user") h.user = scalar(x, p);
+                else if (k == "identity_file") h.identity_file = scalar(x, p);
+                else if (k == "public_key_file") h.public_key_file = scalar(x, p);
+                else if (k == "known_hosts") h.known_hosts = scalar(x, p);
+                else if (k == "accept_unknown_host_key") h.accept_unknown_host_key = boolean(x, p);
+                else if (k == "prefix") h.prefix = scalar(x, p);
+                else if (k == "endpoint_address") h.endpoint_address = scalar(x, p);
+                else if (k == "connect_timeout_seconds") return set_seconds(h.connect_timeout, x, p, 1);
+                else return false;
+                return true;
+            });
+            for (const auto& [key, value] : {std::pair<const char*, bool>{"name", h.name.empty()},
+                                             {"host", h.host.empty()},
+                                             {"user", h.user.empty()},
+                                             {"identity_file", h.identity_file.empty()},
+                                             {"known_hosts", h.known_hosts.empty()}}) {
+                if (value) fail(at(n, item + "." + key) + "is required");
+            }
+            bool name_ok = h.name != "local";
+            for (char c : h.name) name_ok = name_ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+            if (!name_ok) fail(at(n, item + ".name") + "must be [A-Za-z0-9._-] and not \"local\"");
+            for (const auto& other : out) {
+                if (other.name == h.name) fail(at(n, item + ".name") + "duplicate remote host name \"" + h.name + "\"");
+            }
+            if (h.prefix.size() < 2 || h.prefix.front() != '/') fail(at(n, item + ".prefix") + "must be an absolute path");
+            out.push_back(std::move(h));
+        }
+        return true;
+    }
+
+    std::uint64_t integer_in(const YAML::Node& v, const std::string& path, std::uint64_t min, std::uint64_t max) const {
+        const auto n = integer(v, path, min);
+        if (n > max) fail(at(v, path) + "must be at most " + std::to_string(max));
+        return n;
+    }
+
+    bool boolean(const YAML::Node& v, const std::string& path) const {
+        const std::string s = scalar(v, path);
+        if (s == "true") return true;
+        if (s == "false") return false;
+        fail(at(v, path) + "must be true or false");
     }
 
     config& cfg_;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "log.hpp"
+#include "remote_host.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -71,6 +72,7 @@ struct config {
         std::filesystem::path work_dir;       // unpacking scratch space; empty: {data_dir}/deploy
         std::chrono::seconds script_timeout{60};
         std::uint64_t max_package_bytes = 512ull << 20;  // unpacked
+        std::vector<remote_host> remote_hosts;           // SSH targets
     } deploy;
 };
 

@@ -15,6 +15,7 @@
 #include "metrics.hpp"
 #include "package_host.hpp"
 #include "server.hpp"
+#include "ssh_target.hpp"
 
 #include <registry/async_scope.hpp>
 #include <registry/deploy/deployer.hpp>
@@ -38,11 +39,13 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace {
 
@@ -170,6 +173,10 @@ public:
           drained_(ioc) {
         background_.on_error([this](std::exception_ptr e) { background_failed(e); });
         deployer_.add_target(local_target_);
+        for (const auto& host : cfg.deploy.remote_hosts) {
+            remote_targets_.push_back(std::make_unique<registryd::ssh_target>(ioc, host));
+            deployer_.add_target(*remote_targets_.back());
+        }
         server_.attach(deployer_);
     }
 
@@ -332,6 +339,7 @@ private:
     registryd::blocking_runner runner_;  // joins its threads before the io_context goes
     registryd::package_host packages_;
     registryd::local_target local_target_;
+    std::vector<std::unique_ptr<registryd::ssh_target>> remote_targets_;
     registry::deploy::deployer deployer_;
     asio::signal_set signals_;
     asio::steady_timer deadline_;

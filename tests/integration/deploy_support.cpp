@@ -1,11 +1,15 @@
 #include "deploy_support.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -108,5 +112,105 @@ std::string fetch_index(std::uint16_t port) {
         return "";
     }
 }
+
+}  // namespace it::deploy
+
+namespace it::deploy {
+
+namespace {
+
+void run_checked(const std::string& cmd) {
+    if (std::system(cmd.c_str()) != 0) throw failure("command failed: " + cmd);
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// "ssh-ed25519 AAAA..." of a .pub file (without the comment).
+std::string public_key(const fs::path& pub) {
+    std::istringstream in(slurp(pub));
+    std::string type, key;
+    in >> type >> key;
+    return type + " " + key;
+}
+
+}  // namespace
+
+sshd::sshd() {
+    const fs::path d = dir_.path();
+    for (const char* key : {"host_ed25519", "other_host_ed25519", "client_ed25519"}) {
+        run_checked("ssh-keygen -q -t ed25519 -N '' -C registry-test -f '" + (d / key).string() + "'");
+    }
+    client_key_ = d / "client_ed25519";
+    fs::copy_file(d / "client_ed25519.pub", d / "authorized_keys");
+    port_ = free_port();
+    const std::string host = "[127.0.0.1]:" + std::to_string(port_) + " ";
+    known_hosts_ = d / "known_hosts";
+    wrong_known_hosts_ = d / "wrong_known_hosts";
+    empty_known_hosts_ = d / "empty_known_hosts";
+    std::ofstream(known_hosts_) << host << public_key(d / "host_ed25519.pub") << "\n";
+    std::ofstream(wrong_known_hosts_) << host << public_key(d / "other_host_ed25519.pub") << "\n";
+    std::ofstream(empty_known_hosts_) << "";
+    std::ofstream(d / "sshd_config") << "Port " << port_ << "\n"
+                                     << "ListenAddress 127.0.0.1\n"
+                                     << "HostKey " << (d / "host_ed25519").string() << "\n"
+                                     << "PidFile " << (d / "sshd.pid").string() << "\n"
+                                     << "AuthorizedKeysFile " << (d / "authorized_keys").string() << "\n"
+                                     << "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+                                     << "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+                                     << "PermitRootLogin prohibit-password\n"
+                                     << "Subsystem sftp internal-sftp\n";
+    // sshd insists on its privilege separation directory (the Debian service
+    // creates it at boot; a container may not have it).
+    std::error_code ec;
+    fs::create_directories("/run/sshd", ec);
+    const std::string cfg = (d / "sshd_config").string();
+    const std::string logfile = (d / "sshd.log").string();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+        const int fd = ::open(logfile.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) ::dup2(fd, 2);
+        ::execl("/usr/sbin/sshd", "/usr/sbin/sshd", "-D", "-e", "-f", cfg.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    if (pid_ < 0) throw failure("fork failed");
+    const auto deadline = steady::now() + scaled(ms(10000));
+    for (;;) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(port_);
+        const bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        ::close(fd);
+        if (up) break;
+        int status = 0;
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            throw failure("sshd exited at start: " + log());
+        }
+        if (steady::now() > deadline) throw failure("sshd did not come up: " + log());
+        ::usleep(20000);
+    }
+}
+
+sshd::~sshd() {
+    if (pid_ > 0) {
+        ::kill(pid_, SIGTERM);
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+    }
+}
+
+std::string sshd::user() const {
+    const passwd* pw = ::getpwuid(::getuid());
+    return pw ? pw->pw_name : "root";
+}
+
+std::string sshd::log() const { return slurp(dir_.path() / "sshd.log"); }
 
 }  // namespace it::deploy

@@ -43,3 +43,33 @@ void kill_package_servers(const std::filesystem::path& prefix);
 std::string fetch_index(std::uint16_t port);
 
 }  // namespace it::deploy
+
+namespace it::deploy {
+
+// A real sshd (openssh-server) on a loopback port, owned by the test: its
+// own config, an ed25519 host key, an authorized client key and
+// internal-sftp, all in a temp dir. Stopped by pid on destruction.
+class sshd {
+public:
+    sshd();
+    ~sshd();
+    sshd(const sshd&) = delete;
+    sshd& operator=(const sshd&) = delete;
+
+    std::uint16_t port() const { return port_; }
+    std::string user() const;
+    const std::filesystem::path& client_key() const { return client_key_; }
+    // known_hosts files: with the real host key, with another key, empty.
+    const std::filesystem::path& known_hosts() const { return known_hosts_; }
+    const std::filesystem::path& wrong_known_hosts() const { return wrong_known_hosts_; }
+    const std::filesystem::path& empty_known_hosts() const { return empty_known_hosts_; }
+    std::string log() const;
+
+private:
+    temp_dir dir_{"registry-sshd"};
+    std::uint16_t port_ = 0;
+    pid_t pid_ = -1;
+    std::filesystem::path client_key_, known_hosts_, wrong_known_hosts_, empty_known_hosts_;
+};
+
+}  // namespace it::deploy
