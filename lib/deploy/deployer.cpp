@@ -163,6 +163,18 @@ struct deployer::impl {
         return at.target->run(std::move(c));
     }
 
+    // Runs a package script and reports it (exit code, output) as progress.
+    task<result<command_result>> reported(const installed& at, std::string_view relative, std::string label, progress& p,
+                                          progress_sink& report) {
+        auto r = co_await script(at, relative, opts.script_timeout);
+        if (!r) co_return r;
+        p.message = std::move(label);
+        p.exit_code = r->exit_code;
+        p.output = output_of(*r);
+        report(p);
+        co_return r;
+    }
+
     task<result<command_result>> shell(deploy_target& t, std::string text) {
         target_command c{std::move(text), {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
                                            {"LC_ALL", "C"}},
@@ -436,21 +448,13 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
     step(stage::starting, old ? "stopping " + old->dir + ", starting " + at->dir : "starting " + at->dir);
     if (old) {
         if (previous) stop_health_loop(*previous);
-        auto stopped = co_await script(*old, "scripts/stop.sh", opts.script_timeout);
+        auto stopped = co_await reported(*old, "scripts/stop.sh", "stop.sh of the previous version", p, report);
         if (!stopped) co_return failed(stopped.err());
-        p.exit_code = stopped->exit_code;
-        p.output = output_of(*stopped);
-        p.message = "stop.sh of the previous version";
-        report(p);
     }
     auto switched = co_await switch_current(t, at->home, at->dir);
     if (!switched) co_return failed(switched.err());
-    auto started = co_await script(*at, "scripts/start.sh", opts.script_timeout);
+    auto started = co_await reported(*at, "scripts/start.sh", "start.sh", p, report);
     if (!started) co_return failed(started.err());
-    p.exit_code = started->exit_code;
-    p.output = output_of(*started);
-    p.message = "start.sh";
-    report(p);
 
     std::string why;
     std::optional<health_result> health;
@@ -520,13 +524,9 @@ task<result<service_ptr>> deployer::impl::control(std::string id, service_comman
     p.target = at->target->name();
     if (command != service_command::start) {
         co_await move_to(id, service_state::stopping, "service_action");
-        auto r = co_await script(*at, "scripts/stop.sh", opts.script_timeout);
-        if (!r) co_return unexpected{r.err()};
         p.at = stage::starting;
-        p.message = "stop.sh";
-        p.exit_code = r->exit_code;
-        p.output = output_of(*r);
-        report(p);
+        auto r = co_await reported(*at, "scripts/stop.sh", "stop.sh", p, report);
+        if (!r) co_return unexpected{r.err()};
         at->stopped = true;
         if (r->exit_code != 0) {
             co_await move_to(id, service_state::failed, "stop.sh exited " + std::to_string(r->exit_code));
@@ -536,13 +536,9 @@ task<result<service_ptr>> deployer::impl::control(std::string id, service_comman
     }
     if (command != service_command::stop) {
         co_await move_to(id, service_state::starting, "service_action");
-        auto r = co_await script(*at, "scripts/start.sh", opts.script_timeout);
-        if (!r) co_return unexpected{r.err()};
         p.at = stage::starting;
-        p.message = "start.sh";
-        p.exit_code = r->exit_code;
-        p.output = output_of(*r);
-        report(p);
+        auto r = co_await reported(*at, "scripts/start.sh", "start.sh", p, report);
+        if (!r) co_return unexpected{r.err()};
         std::string why;
         if (r->exit_code != 0) {
             why = "start.sh exited " + std::to_string(r->exit_code) + ": " + p.output;
@@ -576,13 +572,9 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
     p.version = at->manifest.version;
     p.target = at->target->name();
     co_await move_to(id, service_state::stopping, "undeploy");
-    auto stopped = co_await script(*at, "scripts/stop.sh", opts.script_timeout);
-    if (!stopped) co_return unexpected{stopped.err()};
     p.at = stage::starting;
-    p.message = "stop.sh";
-    p.exit_code = stopped->exit_code;
-    p.output = output_of(*stopped);
-    report(p);
+    auto stopped = co_await reported(*at, "scripts/stop.sh", "stop.sh", p, report);
+    if (!stopped) co_return unexpected{stopped.err()};
     auto gone = co_await reg.deregister(id, "undeployed");
     (void)gone;  // an expired lease has removed it already
     installs.erase(id);

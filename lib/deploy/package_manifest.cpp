@@ -2,6 +2,8 @@
 // collects every problem with its field path instead of stopping at the first.
 #include <registry/deploy/package_manifest.hpp>
 
+#include "registration_rules.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,31 +14,20 @@ namespace registry::deploy {
 
 namespace {
 
-constexpr std::size_t max_name = 128;
 constexpr std::size_t max_version = 64;
 constexpr std::size_t max_list = 64;
 constexpr std::size_t max_text = 4096;
 
-bool is_name_char(char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
-}
-
 bool is_alnum(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 
-bool valid_name(std::string_view s) {
-    if (s.empty() || s.size() > max_name) return false;
-    for (char c : s) {
-        if (!is_name_char(c)) return false;
-    }
-    return true;
-}
+// The registry's own rule for names: package names become service names.
+bool valid_name(std::string_view s) { return detail::is_valid_name(s); }
 
 // A version becomes part of a directory name: no '/', no leading '.'.
 bool valid_version(std::string_view s) {
     if (s.empty() || s.size() > max_version || !is_alnum(s.front())) return false;
     for (char c : s) {
-        if (!is_name_char(c) && c != '+') return false;
+        if (!is_alnum(c) && c != '.' && c != '_' && c != '-' && c != '+') return false;
     }
     return true;
 }
