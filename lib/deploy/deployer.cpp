@@ -107,7 +107,9 @@ struct installed {
     std::string home;  // {prefix}/{sanitized-name}
     std::string dir;   // {prefix}/{sanitized-name}-{version}
     std::uint64_t lease_id = 0;
-    bool stopped = false;  // by service_action stop: health checks pause
+    // Health checks pause (the lease is still renewed) while the service is
+    // stopped by service_action, or being replaced by a deploy.
+    bool checks_paused = false;
     std::optional<std::stop_source> health_stop;
 };
 
@@ -276,10 +278,14 @@ struct deployer::impl {
             const bool slept = co_await clk.sleep_until(clk.now() + interval, stop);
             if (!slept || stop.stop_requested()) break;
             auto kept = co_await reg.keepalive(at->lease_id);
-            (void)kept;
-            if (!at->manifest.health || at->stopped) continue;
+            if (!kept && kept.err().code == errc::lease_not_found) {
+                // Lost (a stalled loop, a store hiccup): the service still runs, register it again.
+                auto again = co_await register_instance(*at, std::nullopt);
+                (void)again;
+            }
+            if (!at->manifest.health || at->checks_paused) continue;
             auto r = co_await script(*at, at->manifest.health->script, at->manifest.health->timeout);
-            if (stop.stop_requested()) break;
+            if (stop.stop_requested() || at->checks_paused) continue;
             health_result h;
             h.checked_at = clk.now();
             if (r) {
@@ -327,8 +333,10 @@ struct deployer::impl {
         }
         s.depends_on = at.manifest.depends_on;
         s.metadata = {{"deployed_by", "registryd"}, {"install_dir", at.dir}, {"target", at.target->name()}};
+        // Renewed once per interval plus a health run; a margin for slow hosts.
         const milliseconds interval = at.manifest.health ? at.manifest.health->interval : milliseconds(10000);
-        const auto ttl = std::chrono::duration_cast<seconds>(interval * 3) + seconds(10);
+        const milliseconds run = at.manifest.health ? at.manifest.health->timeout : milliseconds(0);
+        const auto ttl = std::chrono::duration_cast<seconds>(2 * (interval + run)) + seconds(30);
         r.ttl = std::clamp(ttl, reg.options().min_ttl, reg.options().max_ttl);
         if (reg.find(at.instance_id)) r.lease_id = at.lease_id ? std::optional(at.lease_id) : std::nullopt;
         auto grant = co_await reg.register_service(r);
@@ -447,7 +455,7 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
 
     step(stage::starting, old ? "stopping " + old->dir + ", starting " + at->dir : "starting " + at->dir);
     if (old) {
-        if (previous) stop_health_loop(*previous);
+        if (previous) previous->checks_paused = true;
         auto stopped = co_await reported(*old, "scripts/stop.sh", "stop.sh of the previous version", p, report);
         if (!stopped) co_return failed(stopped.err());
     }
@@ -491,7 +499,7 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
         progress r = p;
         r.at = stage::rolled_back;
         auto restored = co_await health_gate(*old, report, r);
-        if (previous) start_health_loop(previous);
+        if (previous) previous->checks_paused = false;
         const bool back_healthy = restarted->exit_code == 0 && restored && restored->exit_code == 0;
         error e{errc::deployment_failed,
                 why + "; rolled back to " + old->dir + (back_healthy ? "" : " (which is not healthy either)")};
@@ -504,6 +512,7 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
 
     auto grant = co_await register_instance(*at, health);
     if (!grant) co_return failed(grant.err());
+    if (previous) stop_health_loop(*previous);
     installs[at->instance_id] = at;
     start_health_loop(at);
     step(stage::done, "version " + m.version + " is running");
@@ -527,7 +536,7 @@ task<result<service_ptr>> deployer::impl::control(std::string id, service_comman
         p.at = stage::starting;
         auto r = co_await reported(*at, "scripts/stop.sh", "stop.sh", p, report);
         if (!r) co_return unexpected{r.err()};
-        at->stopped = true;
+        at->checks_paused = true;
         if (r->exit_code != 0) {
             co_await move_to(id, service_state::failed, "stop.sh exited " + std::to_string(r->exit_code));
             co_return fail(errc::deployment_failed, "stop.sh exited " + std::to_string(r->exit_code) + ": " + p.output);
@@ -552,7 +561,7 @@ task<result<service_ptr>> deployer::impl::control(std::string id, service_comman
             co_await move_to(id, service_state::failed, why);
             co_return fail(errc::deployment_failed, why);
         }
-        at->stopped = false;
+        at->checks_paused = false;
         co_await move_to(id, service_state::running, "service_action");
     }
     auto s = reg.find(id);
