@@ -56,7 +56,7 @@ bool contains(const std::vector<std::string>& v, std::string_view s) { return st
 
 }  // namespace
 
-TEST_CASE("deploy: a local deploy is registered, healthy and reachable; a redeploy switches; actions; undeploy") {
+TEST_CASE("deploy: a local deploy is registered, healthy and reachable, a redeploy switches, then stop, start and undeploy") {
     deploy_fixture f;
     IT_DIAGNOSE(f.d);
     const std::uint16_t port = dep::free_port();

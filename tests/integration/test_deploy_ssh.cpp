@@ -27,7 +27,7 @@ std::string remote_host_yaml(const std::string& name, const dep::sshd& ssh, cons
 
 }  // namespace
 
-TEST_CASE("deploy over ssh: installed on a real sshd, registered, healthy, reachable; wrong host keys refused") {
+TEST_CASE("deploy over ssh: installed on a real sshd, registered, healthy and reachable, and wrong host keys are refused") {
     dep::sshd ssh;
     INFO(ssh.log());
     it::temp_dir work{"registryd-deploy-ssh"};

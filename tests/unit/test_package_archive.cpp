@@ -282,7 +282,7 @@ TEST_CASE("package archive: a corpus of hostile archives is refused, nothing wri
     }
 }
 
-TEST_CASE("package archive: a valid package unpacks; setuid bits are dropped, inside links kept") {
+TEST_CASE("package archive: a valid package unpacks, setuid bits are dropped, inside links are kept") {
     sandbox sb;
     {
         tar_builder t(sb.archive());
