@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <functional>
@@ -133,6 +134,24 @@ public:
                 auto& S = cfg_.store;
                 section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
                     if (k == "compact_journal_bytes") return set_bytes(S.compact_journal_bytes, n, path, 1);
+                    return false;
+                });
+            } else if (key == "deploy") {
+                auto& D = cfg_.deploy;
+                section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+                    if (k == "prefix") {
+                        D.prefix = scalar(n, path);
+                        if (D.prefix.size() < 2 || D.prefix.front() != '/') fail(at(n, path) + "must be an absolute path");
+                        while (D.prefix.size() > 1 && D.prefix.back() == '/') D.prefix.pop_back();
+                        return true;
+                    }
+                    if (k == "work_dir") {
+                        D.work_dir = scalar(n, path);
+                        return true;
+                    }
+                    if (k == "script_timeout_seconds") return set_seconds(D.script_timeout, n, path, 1);
+                    if (k == "max_package_bytes") return set_bytes(D.max_package_bytes, n, path, 1);
+                    if (k == "remote_hosts") return remote_hosts(D.remote_hosts, n, path);
                     return false;
                 });
             } else {
@@ -269,6 +288,61 @@ private:
             list.push_back(std::move(e));
         }
         return true;
+    }
+
+    bool remote_hosts(std::vector<remote_host>& out, const YAML::Node& v, const std::string& path) {
+        if (!v.IsSequence()) fail(at(v, path) + "must be a list");
+        out.clear();
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            const std::string item = path + "[" + std::to_string(i) + "]";
+            const YAML::Node n = v[i];
+            if (!n.IsMap()) fail(at(n, item) + "must be a mapping");
+            remote_host h;
+            section(n, item, [&](const std::string& k, const YAML::Node& x, const std::string& p) {
+                if (k == "name") h.name = scalar(x, p);
+                else if (k == "host") h.host = scalar(x, p);
+                else if (k == "port") h.port = static_cast<std::uint16_t>(integer_in(x, p, 1, 65535));
+                else if (k == "user") h.user = scalar(x, p);
+                else if (k == "identity_file") h.identity_file = scalar(x, p);
+                else if (k == "public_key_file") h.public_key_file = scalar(x, p);
+                else if (k == "known_hosts") h.known_hosts = scalar(x, p);
+                else if (k == "accept_unknown_host_key") h.accept_unknown_host_key = boolean(x, p);
+                else if (k == "prefix") h.prefix = scalar(x, p);
+                else if (k == "endpoint_address") h.endpoint_address = scalar(x, p);
+                else if (k == "connect_timeout_seconds") return set_seconds(h.connect_timeout, x, p, 1);
+                else return false;
+                return true;
+            });
+            for (const auto& [key, value] : {std::pair<const char*, bool>{"name", h.name.empty()},
+                                             {"host", h.host.empty()},
+                                             {"user", h.user.empty()},
+                                             {"identity_file", h.identity_file.empty()},
+                                             {"known_hosts", h.known_hosts.empty()}}) {
+                if (value) fail(at(n, item + "." + key) + "is required");
+            }
+            bool name_ok = h.name != "local";
+            for (char c : h.name) name_ok = name_ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+            if (!name_ok) fail(at(n, item + ".name") + "must be [A-Za-z0-9._-] and not \"local\"");
+            for (const auto& other : out) {
+                if (other.name == h.name) fail(at(n, item + ".name") + "duplicate remote host name \"" + h.name + "\"");
+            }
+            if (h.prefix.size() < 2 || h.prefix.front() != '/') fail(at(n, item + ".prefix") + "must be an absolute path");
+            out.push_back(std::move(h));
+        }
+        return true;
+    }
+
+    std::uint64_t integer_in(const YAML::Node& v, const std::string& path, std::uint64_t min, std::uint64_t max) const {
+        const auto n = integer(v, path, min);
+        if (n > max) fail(at(v, path) + "must be at most " + std::to_string(max));
+        return n;
+    }
+
+    bool boolean(const YAML::Node& v, const std::string& path) const {
+        const std::string s = scalar(v, path);
+        if (s == "true") return true;
+        if (s == "false") return false;
+        fail(at(v, path) + "must be true or false");
     }
 
     config& cfg_;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "log.hpp"
+#include "remote_host.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -84,6 +85,15 @@ struct config {
         // (registry::file_store_options::compact_journal_bytes).
         std::uint64_t compact_journal_bytes = 8ull << 20;
     } store;
+
+    // Package deployment (docs/protocol.md, "Deployment").
+    struct deploy_section {
+        std::string prefix = "/opt";          // packages go to {prefix}/{name}-{version}/
+        std::filesystem::path work_dir;       // unpacking scratch space; empty: {data_dir}/deploy
+        std::chrono::seconds script_timeout{60};
+        std::uint64_t max_package_bytes = 512ull << 20;  // unpacked
+        std::vector<remote_host> remote_hosts;           // SSH targets
+    } deploy;
 };
 
 // A configuration or command-line error; the message names the key or flag.

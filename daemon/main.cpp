@@ -7,15 +7,20 @@
 // the bounded graceful shutdown. It includes Asio but not Beast (server.cpp).
 
 #include "asio_clock.hpp"
+#include "blocking_runner.hpp"
 #include "config.hpp"
 #include "docker_engine.hpp"
 #include "file_store_port.hpp"
+#include "local_target.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
+#include "package_host.hpp"
 #include "server.hpp"
+#include "ssh_target.hpp"
 
 #include <registry/async_scope.hpp>
 #include <registry/container_manager.hpp>
+#include <registry/deploy/deployer.hpp>
 #include <registry/file_store.hpp>
 #include <registry/registry.hpp>
 #include <registry/task.hpp>
@@ -36,11 +41,13 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace {
 
@@ -164,6 +171,21 @@ std::unique_ptr<registry::container_manager> make_container_manager(
     return std::make_unique<registry::container_manager>(reg, clk, st, std::move(nodes), o);
 }
 
+registry::deploy::deployer_options deployer_options_from(const registryd::config& cfg) {
+    registry::deploy::deployer_options o;
+    o.work_dir = cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir;
+    o.script_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.deploy.script_timeout);
+    o.limits.max_total_bytes = cfg.deploy.max_package_bytes;
+    std::error_code ec;
+    std::filesystem::create_directories(o.work_dir, ec);
+    if (ec) throw std::runtime_error("cannot create deploy.work_dir " + o.work_dir.string() + ": " + ec.message());
+    // Staging directories left by a previous run are of no use now.
+    for (const auto& e : std::filesystem::directory_iterator(o.work_dir, ec)) {
+        if (e.path().filename().string().rfind("staging-", 0) == 0) std::filesystem::remove_all(e.path(), ec);
+    }
+    return o;
+}
+
 // The daemon's lifecycle, run as one coroutine on the io thread.
 class daemon_app {
 public:
@@ -183,11 +205,21 @@ public:
                                                         reg_.available()};
                   },
                   containers_.get()),
+          runner_(ioc),
+          packages_(runner_),
+          local_target_(runner_, cfg.deploy.prefix),
+          deployer_(reg_, clock_, packages_, deployer_options_from(cfg)),
           signals_(ioc, SIGINT, SIGTERM),
           deadline_(ioc),
           shutdown_requested_(ioc),
           drained_(ioc) {
         background_.on_error([this](std::exception_ptr e) { background_failed(e); });
+        deployer_.add_target(local_target_);
+        for (const auto& host : cfg.deploy.remote_hosts) {
+            remote_targets_.push_back(std::make_unique<registryd::ssh_target>(ioc, host));
+            deployer_.add_target(*remote_targets_.back());
+        }
+        server_.attach(deployer_);
     }
 
     int exit_code() const noexcept { return exit_code_; }
@@ -300,6 +332,7 @@ private:
     // background work, flush the store, and let io_context::run() return.
     registry::task<void> finish() {
         stop_.request_stop();
+        co_await deployer_.shutdown();
         co_await background_.join();
         port_.stop();  // every queued group is durable; later commits would fail
         if (port_file_written_) {  // a stale file must not point the next reader at us
@@ -362,6 +395,11 @@ private:
     std::unique_ptr<registry::container_manager> containers_;
     registryd::metrics metrics_;
     registryd::server server_;
+    registryd::blocking_runner runner_;  // joins its threads before the io_context goes
+    registryd::package_host packages_;
+    registryd::local_target local_target_;
+    std::vector<std::unique_ptr<registryd::ssh_target>> remote_targets_;
+    registry::deploy::deployer deployer_;
     asio::signal_set signals_;
     asio::steady_timer deadline_;
     oneshot shutdown_requested_;

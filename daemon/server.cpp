@@ -844,4 +844,6 @@ std::size_t server::connections() const noexcept {
     return state_->http_sessions.size() + state_->ws_sessions.size();
 }
 
+void server::attach(registry::deploy::deployer& d) { state_->proto.attach(d); }
+
 }  // namespace registryd

@@ -21,6 +21,9 @@ class io_context;
 namespace registry {
 class registry;
 class container_manager;
+namespace deploy {
+class deployer;
+}
 }
 
 namespace registryd {
@@ -51,6 +54,9 @@ public:
     // Closes every remaining socket now (the shutdown deadline has passed).
     // Sessions still wait for their in-flight requests before they go away.
     void force_close();
+
+    // Enables the deployment actions (the deployer must outlive the server).
+    void attach(registry::deploy::deployer& d);
 
     // Open TCP connections of any kind (HTTP and WebSocket).
     std::size_t connections() const noexcept;

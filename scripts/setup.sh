@@ -4,4 +4,5 @@
 set -euo pipefail
 "$(dirname "$0")/apt-install.sh" \
   build-essential cmake ninja-build pkg-config \
-  libboost1.81-dev libsimdjson-dev libyaml-cpp-dev doctest-dev libarchive-dev
+  libboost1.81-dev libsimdjson-dev libyaml-cpp-dev doctest-dev libarchive-dev \
+  libssh2-1-dev openssh-server openssh-client python3

@@ -20,6 +20,11 @@ enum class errc {
     limit_exceeded,      // a configured quota (services, subscriptions, in-flight) is full
     unavailable,         // the store failed; the registry no longer accepts writes
     internal,            // a bug: never expected in normal operation
+    // Package deployment (docs/protocol.md, "Deployment").
+    invalid_package,      // the archive or its manifest is unsafe or invalid
+    requirement_not_met,  // requires.commands/libraries missing on the target, or depends_on not running
+    deployment_failed,    // a script failed or the health gate did not pass (rolled back when possible)
+    host_key_rejected,    // the SSH host key is unknown or does not match known_hosts
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -34,6 +39,10 @@ constexpr std::string_view to_string(errc code) noexcept {
         case errc::limit_exceeded: return "limit_exceeded";
         case errc::unavailable: return "unavailable";
         case errc::internal: return "internal";
+        case errc::invalid_package: return "invalid_package";
+        case errc::requirement_not_met: return "requirement_not_met";
+        case errc::deployment_failed: return "deployment_failed";
+        case errc::host_key_rejected: return "host_key_rejected";
     }
     return "internal";
 }

@@ -111,12 +111,33 @@ struct list_nodes_params {
     static constexpr std::string_view action = "list_nodes";
 };
 
+// Deployment (docs/protocol.md, "Deployment").
+struct deploy_package_params {
+    static constexpr std::string_view action = "deploy_package";
+    std::string path;  // the archive, on the daemon's host
+    std::string target = "local";
+    std::optional<std::string> name;
+    std::optional<std::string> version;
+};
+
+struct service_action_params {
+    static constexpr std::string_view action = "service_action";
+    std::string instance_id;
+    std::string command;  // start, stop, restart
+};
+
+struct undeploy_params {
+    static constexpr std::string_view action = "undeploy";
+    std::string instance_id;
+};
+
 using request_params = std::variant<register_params, keepalive_params, deregister_params, get_service_params,
                                     list_services_params, list_endpoints_params, set_state_params,
                                     subscribe_params, unsubscribe_params, container_create_params,
                                     container_list_params, container_logs_params, container_stop_params,
                                     container_remove_params, container_extend_params, image_pull_params,
-                                    list_nodes_params>;
+                                    list_nodes_params, deploy_package_params, service_action_params,
+                                    undeploy_params>;
 
 struct request {
     std::string id;

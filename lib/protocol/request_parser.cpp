@@ -588,6 +588,35 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     return open(d, e, m);
 }
 
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::deploy_package_params& p) {
+    static constexpr std::string_view names[] = {"path", "target", "name", "version"};
+    members m{at, names};
+    if (!open(d, e, m) || !required(d, m, "path", p.path) || !optional(d, m, "target", p.target) ||
+        !optional(d, m, "name", p.name) || !optional(d, m, "version", p.version)) {
+        return false;
+    }
+    if (p.path.empty() || p.path.front() != '/') return d.fail(at.member("path"), "must be an absolute path");
+    return true;
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::service_action_params& p) {
+    static constexpr std::string_view names[] = {"instance_id", "action"};
+    members m{at, names};
+    if (!open(d, e, m) || !required(d, m, "instance_id", p.instance_id) || !required(d, m, "action", p.command)) {
+        return false;
+    }
+    if (p.command != "start" && p.command != "stop" && p.command != "restart") {
+        return d.fail(at.member("action"), "must be one of start, stop, restart");
+    }
+    return true;
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::undeploy_params& p) {
+    static constexpr std::string_view names[] = {"instance_id"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "instance_id", p.instance_id);
+}
+
 // Makes `out` hold the params type of the named action.
 template <std::size_t I = 0>
 bool select_action(std::string_view action, protocol::request_params& out) {

@@ -10,5 +10,6 @@ registry& server::reg() noexcept { return impl_->reg; }
 container_manager* server::containers() noexcept { return impl_->containers; }
 const limits& server::lims() const noexcept { return impl_->lims; }
 server::impl& server::internals() noexcept { return *impl_; }
+void server::attach(deploy::deployer& d) noexcept { impl_->deployer = &d; }
 
 }  // namespace registry::protocol

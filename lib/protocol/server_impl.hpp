@@ -3,6 +3,7 @@
 
 #include "request_parser.hpp"
 
+#include <registry/deploy/deployer.hpp>
 #include <registry/protocol/connection.hpp>
 
 namespace registry::protocol {
@@ -14,6 +15,7 @@ struct server::impl {
     struct limits lims;
     container_manager* containers;
     request_parser parser;
+    deploy::deployer* deployer = nullptr;  // null: the deployment actions answer unavailable
 };
 
 }  // namespace registry::protocol

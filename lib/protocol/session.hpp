@@ -65,9 +65,15 @@ private:
     task<result<void>> on(call& c, image_pull_params& p);
     task<result<void>> on(call& c, list_nodes_params& p);
 
+    // deploy_actions.cpp
+    task<result<void>> on(call& c, deploy_package_params& p);
+    task<result<void>> on(call& c, service_action_params& p);
+    task<result<void>> on(call& c, undeploy_params& p);
+
     // Sends {"id":..,"type":"response","data":<write_data(w)>}; false if refused.
     template <typename WriteData>
     bool reply(call& c, WriteData&& write_data);
+    bool reply_encoded(call& c, std::string response);  // an encode_response() text (deploy_actions.cpp)
     void send_error(const std::string* id, const error& err);
     bool send(frame f);
 

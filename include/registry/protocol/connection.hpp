@@ -17,6 +17,10 @@
 #include <string>
 #include <string_view>
 
+namespace registry::deploy {
+class deployer;
+}
+
 namespace registry::protocol {
 
 struct limits {
@@ -44,6 +48,10 @@ public:
     registry& reg() noexcept;
     container_manager* containers() noexcept;
     const limits& lims() const noexcept;
+
+    // Enables deploy_package, service_action and undeploy. The deployer
+    // must outlive the server.
+    void attach(deploy::deployer& d) noexcept;
 
     struct impl;
     impl& internals() noexcept;

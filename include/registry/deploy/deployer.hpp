@@ -1,0 +1,122 @@
+// The deployer: installs a package archive on a target, health-gates it,
+// rolls back to the previous version when the gate fails, registers the
+// service, and keeps checking its health. It runs the scripts and moves the
+// directories through the deploy_target port (ports/deploy_target.hpp) and
+// unpacks through package_unpacker; it never blocks and never spawns a thread.
+//
+// On the target, a package lives in
+//   {prefix}/{sanitized-name}-{version}/   one directory per version (kept)
+//   {prefix}/{sanitized-name}/current      symlink to the running version,
+//                                          switched by rename(2)
+// Scripts run with /bin/sh, in the version's directory, with only this
+// environment: PATH, HOME=/, PACKAGE_NAME, PACKAGE_VERSION, PACKAGE_DIR and
+// PORT_<NAME> for each manifest port (name upper-cased, [^A-Z0-9] -> '_').
+//
+// Operations on one package (deploy, start/stop/restart, undeploy) do not
+// overlap: a second one while the first runs is a conflict.
+#pragma once
+
+#include <registry/async_scope.hpp>
+#include <registry/deploy/package_archive.hpp>
+#include <registry/ports/clock.hpp>
+#include <registry/ports/deploy_target.hpp>
+#include <registry/ports/package_unpacker.hpp>
+#include <registry/registry.hpp>
+#include <registry/result.hpp>
+#include <registry/task.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+
+namespace registry::deploy {
+
+enum class stage {
+    uploading,
+    validating,
+    checking_requirements,
+    installing,
+    starting,
+    health_gating,
+    done,
+    rolled_back,
+    failed,
+};
+
+std::string_view to_string(stage s) noexcept;
+
+struct progress {
+    stage at = stage::validating;
+    std::string package;  // empty until the manifest has been read
+    std::string version;
+    std::string target;
+    std::string message;
+    std::optional<std::uint64_t> bytes;
+    std::optional<int> exit_code;  // when a script ran
+    std::string output;            // its stdout and stderr
+};
+
+using progress_sink = std::function<void(const progress&)>;
+
+struct deploy_request {
+    std::filesystem::path archive;  // on the daemon's host
+    std::string target = "local";
+    std::optional<std::string> name;     // the manifest must agree
+    std::optional<std::string> version;
+};
+
+struct deploy_outcome {
+    std::string instance_id;
+    std::string name;
+    std::string version;
+    std::string install_dir;
+    std::optional<std::string> previous_version;
+    std::uint64_t revision = 0;
+};
+
+enum class service_command { start, stop, restart };
+
+std::optional<service_command> parse_service_command(std::string_view s) noexcept;
+
+struct deployer_options {
+    std::filesystem::path work_dir;  // local scratch space for unpacking (staging)
+    archive_limits limits;
+    milliseconds script_timeout{60000};  // start.sh, stop.sh and the requirement checks
+};
+
+class deployer {
+public:
+    deployer(class registry& reg, clock& clk, package_unpacker& unpacker, deployer_options options);
+    ~deployer();
+    deployer(const deployer&) = delete;
+    deployer& operator=(const deployer&) = delete;
+
+    // Targets must outlive the deployer. Names are unique.
+    void add_target(deploy_target& target);
+    bool has_target(std::string_view name) const;
+
+    task<result<deploy_outcome>> deploy(deploy_request request, progress_sink report);
+
+    // Runs stop.sh / start.sh of the installed version; the registered
+    // instance follows (stopping, stopped, starting, running).
+    task<result<service_ptr>> control(std::string instance_id, service_command command, progress_sink report);
+
+    // Stops the service, deregisters it and removes every installed version.
+    task<result<void>> undeploy(std::string instance_id, progress_sink report);
+
+    // Ends the periodic health checks; completes once they have.
+    task<void> shutdown();
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace registry::deploy

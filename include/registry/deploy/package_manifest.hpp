@@ -1,0 +1,60 @@
+// A package's manifest.yaml (the seed's "Package Format"): what the package
+// is, what it serves, what it needs on the target and how its health is
+// checked. Plain values; the YAML reader is compiled in lib/.
+#pragma once
+
+#include <registry/ports/clock.hpp>
+#include <registry/result.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace registry::deploy {
+
+struct package_port {
+    std::string name;          // endpoint name: "http"
+    std::uint16_t port = 0;
+    std::string protocol = "tcp";
+};
+
+struct package_health {
+    std::string script;               // relative to the package root: "scripts/health.sh"
+    milliseconds interval{30000};     // between checks, also between retries while gating
+    milliseconds timeout{5000};       // one run of the script
+    milliseconds deadline{60000};     // after start.sh: healthy within this, or the deploy rolls back
+};
+
+struct package_manifest {
+    std::string name;
+    std::string version;
+    std::string description;
+    std::string service_type = "managed_process";
+    std::vector<package_port> ports;
+    std::vector<std::string> depends_on;
+    std::vector<std::string> required_commands;
+    std::vector<std::string> required_libraries;
+    std::optional<package_health> health;
+};
+
+// Parses and validates manifest.yaml. Every problem is reported, each with
+// the path of its field ("service.ports[1].port: must be 1-65535"), joined by
+// "; " in an errc::invalid_request.
+result<package_manifest> parse_package_manifest(std::string_view yaml);
+
+// The same problems, one string each; empty when the manifest is valid.
+std::vector<std::string> check_package_manifest(std::string_view yaml, package_manifest* out = nullptr);
+
+// "30s", "500ms", "2m", "1h", or a bare number of seconds.
+std::optional<milliseconds> parse_duration(std::string_view text);
+
+// [^a-zA-Z0-9_-] -> '_': the name as it appears in install paths.
+std::string sanitize_package_name(std::string_view name);
+
+// "{sanitized-name}-{version}", the install directory's name under the prefix
+// (a valid version is already path-safe: it starts with [A-Za-z0-9]).
+std::string install_dir_name(const package_manifest& m);
+
+}  // namespace registry::deploy

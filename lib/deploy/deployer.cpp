@@ -1,0 +1,636 @@
+#include <registry/deploy/deployer.hpp>
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+namespace registry::deploy {
+
+namespace {
+
+constexpr std::size_t max_output = 4096;
+
+// A single-quoted sh word.
+std::string quote(std::string_view s) {
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'') {
+            out += "'\\''";
+        } else {
+            out += c;
+        }
+    }
+    out += '\'';
+    return out;
+}
+
+std::string port_variable(std::string_view port_name) {
+    std::string v = "PORT_";
+    for (char c : port_name) {
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+        v += ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) ? c : '_';
+    }
+    return v;
+}
+
+std::string trimmed(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+std::string output_of(const command_result& r) {
+    std::string out = trimmed(r.stdout_text);
+    std::string err = trimmed(r.stderr_text);
+    if (!err.empty()) out += (out.empty() ? "" : "\n") + err;
+    if (r.timed_out) out += (out.empty() ? "" : "\n") + std::string("(timed out)");
+    if (out.size() > max_output) out.erase(0, out.size() - max_output);
+    return out;
+}
+
+// Habitat's health hook convention.
+health_status status_of(const command_result& r) {
+    if (r.timed_out) return health_status::critical;
+    switch (r.exit_code) {
+        case 0: return health_status::healthy;
+        case 1: return health_status::warning;
+        case 2: return health_status::critical;
+        default: return health_status::unknown;
+    }
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        if (!line.empty()) out.push_back(line);
+    }
+    return out;
+}
+
+std::string seconds_text(milliseconds d) {
+    std::ostringstream s;
+    s << static_cast<double>(d.count()) / 1000.0 << "s";
+    return s.str();
+}
+
+}  // namespace
+
+std::string_view to_string(stage s) noexcept {
+    switch (s) {
+        case stage::uploading: return "uploading";
+        case stage::validating: return "validating";
+        case stage::checking_requirements: return "checking_requirements";
+        case stage::installing: return "installing";
+        case stage::starting: return "starting";
+        case stage::health_gating: return "health_gating";
+        case stage::done: return "done";
+        case stage::rolled_back: return "rolled_back";
+        case stage::failed: return "failed";
+    }
+    return "failed";
+}
+
+std::optional<service_command> parse_service_command(std::string_view s) noexcept {
+    if (s == "start") return service_command::start;
+    if (s == "stop") return service_command::stop;
+    if (s == "restart") return service_command::restart;
+    return std::nullopt;
+}
+
+// One package installed on one target.
+struct installed {
+    package_manifest manifest;
+    deploy_target* target = nullptr;
+    std::string instance_id;
+    std::string home;  // {prefix}/{sanitized-name}
+    std::string dir;   // {prefix}/{sanitized-name}-{version}
+    std::uint64_t lease_id = 0;
+    // Health checks pause (the lease is still renewed) while the service is
+    // stopped by service_action, or being replaced by a deploy.
+    bool checks_paused = false;
+    std::optional<std::stop_source> health_stop;
+};
+
+struct deployer::impl {
+    impl(class registry& r, clock& c, package_unpacker& u, deployer_options o)
+        : reg(r), clk(c), unpacker(u), opts(std::move(o)) {}
+
+    class registry& reg;
+    clock& clk;
+    package_unpacker& unpacker;
+    deployer_options opts;
+    std::map<std::string, deploy_target*, std::less<>> targets;
+    std::map<std::string, std::shared_ptr<installed>, std::less<>> installs;  // by instance id
+    std::set<std::string, std::less<>> busy;                                 // instance ids
+    std::uint64_t stagings = 0;
+    async_scope health_loops;
+
+    // Marks an instance busy for the lifetime of the guard.
+    struct busy_guard {
+        std::set<std::string, std::less<>>* set = nullptr;
+        std::string id;
+        busy_guard() = default;
+        busy_guard(const busy_guard&) = delete;
+        busy_guard& operator=(const busy_guard&) = delete;
+        ~busy_guard() {
+            if (set) set->erase(id);
+        }
+    };
+
+    result<void> acquire(busy_guard& g, const std::string& id) {
+        if (!busy.insert(id).second) return fail(errc::conflict, "an operation on '" + id + "' is in progress");
+        g.set = &busy;
+        g.id = id;
+        return {};
+    }
+
+    std::map<std::string, std::string> environment(const package_manifest& m, const std::string& dir) const {
+        std::map<std::string, std::string> env{
+            {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+            {"HOME", "/"},
+            {"LC_ALL", "C"},
+            {"PACKAGE_NAME", m.name},
+            {"PACKAGE_VERSION", m.version},
+            {"PACKAGE_DIR", dir},
+        };
+        for (const auto& p : m.ports) env[port_variable(p.name)] = std::to_string(p.port);
+        return env;
+    }
+
+    task<result<command_result>> script(const installed& at, std::string_view relative, milliseconds timeout) {
+        target_command c{"cd " + quote(at.dir) + " && exec /bin/sh " + quote(relative), environment(at.manifest, at.dir),
+                         timeout};
+        return at.target->run(std::move(c));
+    }
+
+    // Runs a package script and reports it (exit code, output) as progress.
+    task<result<command_result>> reported(const installed& at, std::string_view relative, std::string label, progress& p,
+                                          progress_sink& report) {
+        auto r = co_await script(at, relative, opts.script_timeout);
+        if (!r) co_return r;
+        p.message = std::move(label);
+        p.exit_code = r->exit_code;
+        p.output = output_of(*r);
+        report(p);
+        co_return r;
+    }
+
+    task<result<command_result>> shell(deploy_target& t, std::string text) {
+        target_command c{std::move(text), {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+                                           {"LC_ALL", "C"}},
+                         opts.script_timeout};
+        return t.run(std::move(c));
+    }
+
+    // A shell command that must succeed.
+    task<result<command_result>> must(deploy_target& t, std::string text, std::string_view what) {
+        auto r = co_await shell(t, std::move(text));
+        if (!r) co_return unexpected{r.err()};
+        if (r->exit_code != 0) {
+            co_return fail(errc::deployment_failed, std::string(what) + " failed on '" + t.name() + "': " + output_of(*r));
+        }
+        co_return r;
+    }
+
+    task<result<void>> check_requirements(deploy_target& t, const package_manifest& m) {
+        std::vector<std::string> missing;
+        for (const auto& dep : m.depends_on) {
+            service_filter f;
+            f.name = dep;
+            auto found = reg.list(f);
+            const bool running = std::any_of(found.begin(), found.end(),
+                                             [](const service_ptr& s) { return s->state == service_state::running; });
+            if (found.empty()) {
+                missing.push_back("depends_on: service '" + dep + "' is not registered");
+            } else if (!running) {
+                missing.push_back("depends_on: service '" + dep + "' is not running");
+            }
+        }
+        if (!m.required_commands.empty() || !m.required_libraries.empty()) {
+            std::string s = "for c in";
+            for (const auto& c : m.required_commands) s += " " + quote(c);
+            s += "; do command -v \"$c\" >/dev/null 2>&1 || echo \"requires.commands: '$c' not found\"; done\n"
+                 "for l in";
+            for (const auto& l : m.required_libraries) s += " " + quote(l);
+            s += "; do\n"
+                 "  ldconfig -p 2>/dev/null | awk -v l=\"$l\" '$1 == l {f = 1} END {exit !f}' && continue\n"
+                 "  found=\n"
+                 "  for d in /lib /lib64 /usr/lib /usr/lib64 /usr/local/lib /lib/*-linux-gnu /usr/lib/*-linux-gnu; do\n"
+                 "    [ -e \"$d/$l\" ] && found=1\n"
+                 "  done\n"
+                 "  [ -n \"$found\" ] || echo \"requires.libraries: '$l' not found\"\n"
+                 "done\n";
+            auto r = co_await must(t, std::move(s), "the requirement check");
+            if (!r) co_return unexpected{r.err()};
+            for (auto& line : lines_of(r->stdout_text)) missing.push_back(std::move(line));
+        }
+        if (missing.empty()) co_return result<void>{};
+        std::string message = "'" + m.name + "' cannot be installed on '" + t.name() + "': ";
+        for (std::size_t i = 0; i < missing.size(); ++i) message += (i ? "; " : "") + missing[i];
+        co_return fail(errc::requirement_not_met, std::move(message));
+    }
+
+    // Runs the health script every interval until it passes or the deadline
+    // is over; the last result either way.
+    task<result<command_result>> health_gate(const installed& at, progress_sink& report, progress p) {
+        const auto& h = at.manifest.health;
+        if (!h) co_return command_result{0, false, {}, {}};
+        const time_point deadline = clk.now() + h->deadline;
+        for (;;) {
+            auto r = co_await script(at, h->script, h->timeout);
+            if (!r) co_return r;
+            p.exit_code = r->exit_code;
+            p.output = output_of(*r);
+            p.message = r->exit_code == 0 ? "health check passed" : "health check did not pass yet";
+            report(p);
+            if (r->exit_code == 0 || clk.now() + h->interval > deadline) co_return r;
+            const bool slept = co_await clk.sleep_until(clk.now() + h->interval);
+            (void)slept;
+        }
+    }
+
+    task<result<void>> switch_current(deploy_target& t, const std::string& home, const std::string& dir) {
+        auto r = co_await must(t,
+                               "ln -sfn " + quote(dir) + " " + quote(home + "/current.new") + " && mv -T " +
+                                   quote(home + "/current.new") + " " + quote(home + "/current"),
+                               "switching the current link");
+        if (!r) co_return unexpected{r.err()};
+        co_return result<void>{};
+    }
+
+    void start_health_loop(const std::shared_ptr<installed>& at) {
+        at->health_stop.emplace();
+        health_loops.spawn(health_loop(at, at->health_stop->get_token()));
+    }
+
+    static void stop_health_loop(installed& at) {
+        if (at.health_stop) at.health_stop->request_stop();
+    }
+
+    // Keeps the lease alive and records the health script's verdict at the
+    // manifest's interval; critical takes a running service to failed, and
+    // healthy brings a failed one back to running.
+    task<void> health_loop(std::shared_ptr<installed> at, std::stop_token stop) {
+        const milliseconds interval = at->manifest.health ? at->manifest.health->interval : milliseconds(10000);
+        for (;;) {
+            const bool slept = co_await clk.sleep_until(clk.now() + interval, stop);
+            if (!slept || stop.stop_requested()) break;
+            auto kept = co_await reg.keepalive(at->lease_id);
+            if (!kept && kept.err().code == errc::lease_not_found) {
+                // Lost (a stalled loop, a store hiccup): the service still runs, register it again.
+                auto again = co_await register_instance(*at, std::nullopt);
+                (void)again;
+            }
+            if (!at->manifest.health || at->checks_paused) continue;
+            auto r = co_await script(*at, at->manifest.health->script, at->manifest.health->timeout);
+            if (stop.stop_requested() || at->checks_paused) continue;
+            health_result h;
+            h.checked_at = clk.now();
+            if (r) {
+                h.status = status_of(*r);
+                h.output = output_of(*r);
+            } else {
+                h.status = health_status::unknown;
+                h.output = r.err().message;
+            }
+            auto recorded = co_await reg.record_health(at->instance_id, h);
+            if (!recorded) continue;
+            const service_state state = (*recorded)->state;
+            if (h.status == health_status::critical && state == service_state::running) {
+                auto changed = co_await reg.set_state(at->instance_id, service_state::failed, "health check critical: " + h.output);
+                (void)changed;
+            } else if (h.status == health_status::healthy && state == service_state::failed) {
+                auto starting = co_await reg.set_state(at->instance_id, service_state::starting, "health check passed");
+                if (starting) {
+                    auto running = co_await reg.set_state(at->instance_id, service_state::running, "health check passed");
+                    (void)running;
+                }
+            }
+        }
+    }
+
+    // Moves the instance to `to` when the state machine allows it.
+    task<void> move_to(const std::string& id, service_state to, std::string reason) {
+        auto s = reg.find(id);
+        if (!s || !is_allowed_transition(s->state, to)) co_return;
+        auto r = co_await reg.set_state(id, to, std::move(reason));
+        (void)r;
+    }
+
+    task<result<lease_grant>> register_instance(installed& at, const std::optional<health_result>& health) {
+        registration r;
+        service_instance& s = r.service;
+        s.name = at.manifest.name;
+        s.instance_id = at.instance_id;
+        s.version = at.manifest.version;
+        s.execution.kind = execution_kind::managed_process;
+        s.execution.command = at.dir + "/scripts/start.sh";
+        s.where = at.target->where();
+        for (const auto& p : at.manifest.ports) {
+            s.endpoints.push_back(endpoint{p.name, at.target->endpoint_address(), p.port, p.protocol});
+        }
+        s.depends_on = at.manifest.depends_on;
+        s.metadata = {{"deployed_by", "registryd"}, {"install_dir", at.dir}, {"target", at.target->name()}};
+        // Renewed once per interval plus a health run; a margin for slow hosts.
+        const milliseconds interval = at.manifest.health ? at.manifest.health->interval : milliseconds(10000);
+        const milliseconds run = at.manifest.health ? at.manifest.health->timeout : milliseconds(0);
+        const auto ttl = std::chrono::duration_cast<seconds>(2 * (interval + run)) + seconds(30);
+        r.ttl = std::clamp(ttl, reg.options().min_ttl, reg.options().max_ttl);
+        if (reg.find(at.instance_id)) r.lease_id = at.lease_id ? std::optional(at.lease_id) : std::nullopt;
+        auto grant = co_await reg.register_service(r);
+        if (!grant && r.lease_id) {
+            // The old registration belongs to a lease we no longer hold: replace it.
+            auto gone = co_await reg.deregister(at.instance_id, "redeployed");
+            (void)gone;
+            r.lease_id.reset();
+            grant = co_await reg.register_service(r);
+        }
+        if (!grant) co_return grant;
+        at.lease_id = grant->lease_id;
+        co_await move_to(at.instance_id, service_state::running, "deployed version " + at.manifest.version);
+        if (health) {
+            auto recorded = co_await reg.record_health(at.instance_id, *health);
+            (void)recorded;
+        }
+        co_return grant;
+    }
+
+    task<result<deploy_outcome>> deploy(deploy_request req, progress_sink report);
+    task<result<service_ptr>> control(std::string id, service_command command, progress_sink report);
+    task<result<void>> undeploy(std::string id, progress_sink report);
+};
+
+task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress_sink report) {
+    progress p;
+    p.target = req.target;
+    auto failed = [&](const error& e) {
+        progress f = p;
+        f.at = stage::failed;
+        f.message = e.message;
+        report(f);
+        return unexpected{e};
+    };
+    auto step = [&](stage s, std::string message, std::optional<std::uint64_t> bytes = std::nullopt) {
+        p.at = s;
+        p.message = std::move(message);
+        p.exit_code.reset();
+        p.output.clear();
+        p.bytes = bytes;
+        report(p);
+    };
+    auto target_it = targets.find(req.target);
+    if (target_it == targets.end()) co_return failed(error{errc::not_found, "no deploy target '" + req.target + "'"});
+    deploy_target& t = *target_it->second;
+
+    step(stage::validating, "unpacking " + req.archive.filename().string());
+    const std::filesystem::path staging = opts.work_dir / ("staging-" + std::to_string(++stagings));
+    // A named request: GCC 12 destroys a braced temporary inside a co_await
+    // expression twice.
+    unpack_request what{req.archive, staging, req.name, req.version, opts.limits};
+    auto unpacked = co_await unpacker.unpack(std::move(what));
+    if (!unpacked) co_return failed(unpacked.err());
+    struct staging_guard {
+        package_unpacker& u;
+        std::filesystem::path path;
+        ~staging_guard() { u.discard(path); }
+    } staged{unpacker, staging};
+
+    auto at = std::make_shared<installed>();
+    at->manifest = unpacked->manifest;
+    at->target = &t;
+    const package_manifest& m = at->manifest;
+    at->instance_id = sanitize_package_name(m.name) + "." + t.name();
+    at->home = t.prefix() + "/" + sanitize_package_name(m.name);
+    at->dir = t.prefix() + "/" + install_dir_name(m);
+    p.package = m.name;
+    p.version = m.version;
+    busy_guard guard;
+    if (auto ok = acquire(guard, at->instance_id); !ok) co_return failed(ok.err());
+    std::shared_ptr<installed> previous;
+    if (auto it = installs.find(at->instance_id); it != installs.end()) {
+        previous = it->second;
+        at->lease_id = previous->lease_id;
+    }
+
+    step(stage::checking_requirements, "checking requirements on '" + t.name() + "'");
+    auto requirements = co_await check_requirements(t, m);
+    if (!requirements) co_return failed(requirements.err());
+
+    step(stage::installing, "installing into " + at->dir, unpacked->bytes);
+    const std::string upload_to = t.prefix() + "/.staging-" + install_dir_name(m) + "-" + std::to_string(stagings);
+    auto prepared = co_await must(t, "mkdir -p " + quote(t.prefix()) + " && rm -rf " + quote(upload_to), "preparing the prefix");
+    if (!prepared) co_return failed(prepared.err());
+    auto uploaded = co_await t.upload(staging, upload_to);
+    if (!uploaded) co_return failed(uploaded.err());
+    // Exit 3: this very version is the running one; replacing its directory
+    // under it is not a deploy.
+    const std::string install =
+        "if [ -e " + quote(at->dir) + " ]; then\n"
+        "  if [ \"$(readlink " + quote(at->home + "/current") + ")\" = " + quote(at->dir) + " ]; then rm -rf " +
+        quote(upload_to) + "; exit 3; fi\n"
+        "  rm -rf " + quote(at->dir) + "\n"
+        "fi\n"
+        "mv -T " + quote(upload_to) + " " + quote(at->dir) + " || exit 1\n"
+        "mkdir -p " + quote(at->home) + " || exit 1\n"
+        "grep -qxF " + quote(install_dir_name(m)) + " " + quote(at->home + "/installed") + " 2>/dev/null || echo " +
+        quote(install_dir_name(m)) + " >> " + quote(at->home + "/installed") + "\n"
+        "readlink " + quote(at->home + "/current") + " || true\n";
+    auto moved = co_await shell(t, install);
+    if (!moved) co_return failed(moved.err());
+    if (moved->exit_code == 3) {
+        co_return failed(error{errc::conflict, "version " + m.version + " of '" + m.name + "' is already the current one on '" +
+                                                   t.name() + "'"});
+    }
+    if (moved->exit_code != 0) co_return failed(error{errc::deployment_failed, "installing failed: " + output_of(*moved)});
+    const std::string previous_dir = trimmed(moved->stdout_text);
+
+    // The running version's scripts and environment, if it is ours.
+    std::shared_ptr<installed> old = previous && previous->dir == previous_dir ? previous : nullptr;
+    if (!old && !previous_dir.empty()) {
+        old = std::make_shared<installed>(*at);
+        old->dir = previous_dir;
+    }
+
+    step(stage::starting, old ? "stopping " + old->dir + ", starting " + at->dir : "starting " + at->dir);
+    if (old) {
+        if (previous) previous->checks_paused = true;
+        auto stopped = co_await reported(*old, "scripts/stop.sh", "stop.sh of the previous version", p, report);
+        if (!stopped) co_return failed(stopped.err());
+    }
+    auto switched = co_await switch_current(t, at->home, at->dir);
+    if (!switched) co_return failed(switched.err());
+    auto started = co_await reported(*at, "scripts/start.sh", "start.sh", p, report);
+    if (!started) co_return failed(started.err());
+
+    std::string why;
+    std::optional<health_result> health;
+    if (started->exit_code != 0 || started->timed_out) {
+        why = "start.sh " + (started->timed_out ? std::string("timed out") : "exited " + std::to_string(started->exit_code)) +
+              ": " + output_of(*started);
+    } else {
+        step(stage::health_gating,
+             m.health ? "waiting up to " + seconds_text(m.health->deadline) + " for " + m.health->script + " to pass"
+                      : "no health script");
+        auto gate = co_await health_gate(*at, report, p);
+        if (!gate) co_return failed(gate.err());
+        if (gate->exit_code == 0) {
+            health = health_result{health_status::healthy, output_of(*gate), clk.now()};
+        } else {
+            why = "health check did not pass within " + seconds_text(m.health->deadline) + ": " + output_of(*gate);
+        }
+    }
+
+    if (!why.empty()) {
+        // Roll back: stop the new version, put the previous one back.
+        auto stopped = co_await script(*at, "scripts/stop.sh", opts.script_timeout);
+        (void)stopped;
+        if (!old) {
+            auto unlinked = co_await shell(t, "rm -f " + quote(at->home + "/current"));
+            (void)unlinked;
+            co_return failed(error{errc::deployment_failed, why + "; no previous version to roll back to"});
+        }
+        auto back = co_await switch_current(t, at->home, old->dir);
+        if (!back) co_return failed(back.err());
+        auto restarted = co_await script(*old, "scripts/start.sh", opts.script_timeout);
+        if (!restarted) co_return failed(restarted.err());
+        // The restored version is gated too, so the answer says whether it is back.
+        progress r = p;
+        r.at = stage::rolled_back;
+        auto restored = co_await health_gate(*old, report, r);
+        if (previous) previous->checks_paused = false;
+        const bool back_healthy = restarted->exit_code == 0 && restored && restored->exit_code == 0;
+        error e{errc::deployment_failed,
+                why + "; rolled back to " + old->dir + (back_healthy ? "" : " (which is not healthy either)")};
+        r.message = e.message;
+        r.exit_code = restarted->exit_code;
+        r.output = output_of(*restarted);
+        report(r);
+        co_return unexpected{e};
+    }
+
+    auto grant = co_await register_instance(*at, health);
+    if (!grant) co_return failed(grant.err());
+    if (previous) stop_health_loop(*previous);
+    installs[at->instance_id] = at;
+    start_health_loop(at);
+    step(stage::done, "version " + m.version + " is running");
+    deploy_outcome out{at->instance_id, m.name, m.version, at->dir, std::nullopt, grant->revision};
+    if (old) out.previous_version = old->manifest.version;
+    co_return out;
+}
+
+task<result<service_ptr>> deployer::impl::control(std::string id, service_command command, progress_sink report) {
+    auto it = installs.find(id);
+    if (it == installs.end()) co_return fail(errc::not_found, "no deployed service '" + id + "'");
+    std::shared_ptr<installed> at = it->second;
+    busy_guard guard;
+    if (auto ok = acquire(guard, id); !ok) co_return unexpected{ok.err()};
+    progress p;
+    p.package = at->manifest.name;
+    p.version = at->manifest.version;
+    p.target = at->target->name();
+    if (command != service_command::start) {
+        co_await move_to(id, service_state::stopping, "service_action");
+        p.at = stage::starting;
+        auto r = co_await reported(*at, "scripts/stop.sh", "stop.sh", p, report);
+        if (!r) co_return unexpected{r.err()};
+        at->checks_paused = true;
+        if (r->exit_code != 0) {
+            co_await move_to(id, service_state::failed, "stop.sh exited " + std::to_string(r->exit_code));
+            co_return fail(errc::deployment_failed, "stop.sh exited " + std::to_string(r->exit_code) + ": " + p.output);
+        }
+        co_await move_to(id, service_state::stopped, "service_action");
+    }
+    if (command != service_command::stop) {
+        co_await move_to(id, service_state::starting, "service_action");
+        p.at = stage::starting;
+        auto r = co_await reported(*at, "scripts/start.sh", "start.sh", p, report);
+        if (!r) co_return unexpected{r.err()};
+        std::string why;
+        if (r->exit_code != 0) {
+            why = "start.sh exited " + std::to_string(r->exit_code) + ": " + p.output;
+        } else {
+            p.at = stage::health_gating;
+            auto gate = co_await health_gate(*at, report, p);
+            if (!gate) co_return unexpected{gate.err()};
+            if (gate->exit_code != 0) why = "health check did not pass: " + output_of(*gate);
+        }
+        if (!why.empty()) {
+            co_await move_to(id, service_state::failed, why);
+            co_return fail(errc::deployment_failed, why);
+        }
+        at->checks_paused = false;
+        co_await move_to(id, service_state::running, "service_action");
+    }
+    auto s = reg.find(id);
+    if (!s) co_return fail(errc::not_found, "no instance '" + id + "'");
+    co_return s;
+}
+
+task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report) {
+    auto it = installs.find(id);
+    if (it == installs.end()) co_return fail(errc::not_found, "no deployed service '" + id + "'");
+    std::shared_ptr<installed> at = it->second;
+    busy_guard guard;
+    if (auto ok = acquire(guard, id); !ok) co_return unexpected{ok.err()};
+    stop_health_loop(*at);
+    progress p;
+    p.package = at->manifest.name;
+    p.version = at->manifest.version;
+    p.target = at->target->name();
+    co_await move_to(id, service_state::stopping, "undeploy");
+    p.at = stage::starting;
+    auto stopped = co_await reported(*at, "scripts/stop.sh", "stop.sh", p, report);
+    if (!stopped) co_return unexpected{stopped.err()};
+    auto gone = co_await reg.deregister(id, "undeployed");
+    (void)gone;  // an expired lease has removed it already
+    installs.erase(id);
+    const std::string prefix = at->target->prefix();
+    auto removed = co_await must(*at->target,
+                                 "if [ -f " + quote(at->home + "/installed") + " ]; then\n"
+                                 "  while IFS= read -r v; do case \"$v\" in ''|*/*|.*) ;; *) rm -rf -- " +
+                                     quote(prefix) + "/\"$v\";; esac; done < " + quote(at->home + "/installed") + "\n"
+                                 "fi\n"
+                                 "rm -rf -- " + quote(at->home),
+                                 "removing the installed versions");
+    if (!removed) co_return unexpected{removed.err()};
+    p.at = stage::done;
+    p.message = "undeployed";
+    p.exit_code.reset();
+    p.output.clear();
+    report(p);
+    co_return result<void>{};
+}
+
+deployer::deployer(class registry& reg, clock& clk, package_unpacker& unpacker, deployer_options options)
+    : impl_(std::make_unique<impl>(reg, clk, unpacker, std::move(options))) {}
+
+deployer::~deployer() = default;
+
+void deployer::add_target(deploy_target& target) { impl_->targets[target.name()] = &target; }
+
+bool deployer::has_target(std::string_view name) const { return impl_->targets.find(name) != impl_->targets.end(); }
+
+task<result<deploy_outcome>> deployer::deploy(deploy_request request, progress_sink report) {
+    if (!report) report = [](const progress&) {};
+    return impl_->deploy(std::move(request), std::move(report));
+}
+
+task<result<service_ptr>> deployer::control(std::string instance_id, service_command command, progress_sink report) {
+    if (!report) report = [](const progress&) {};
+    return impl_->control(std::move(instance_id), command, std::move(report));
+}
+
+task<result<void>> deployer::undeploy(std::string instance_id, progress_sink report) {
+    if (!report) report = [](const progress&) {};
+    return impl_->undeploy(std::move(instance_id), std::move(report));
+}
+
+task<void> deployer::shutdown() {
+    for (auto& [id, at] : impl_->installs) impl::stop_health_loop(*at);
+    co_await impl_->health_loops.join();
+}
+
+}  // namespace registry::deploy

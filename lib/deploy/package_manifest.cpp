@@ -1,0 +1,292 @@
+// manifest.yaml, read with yaml-cpp. The reader walks the document once and
+// collects every problem with its field path instead of stopping at the first.
+#include <registry/deploy/package_manifest.hpp>
+
+#include "registration_rules.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+namespace registry::deploy {
+
+namespace {
+
+constexpr std::size_t max_version = 64;
+constexpr std::size_t max_list = 64;
+constexpr std::size_t max_text = 4096;
+
+bool is_alnum(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+
+// The registry's own rule for names: package names become service names.
+bool valid_name(std::string_view s) { return detail::is_valid_name(s); }
+
+// A version becomes part of a directory name: no '/', no leading '.'.
+bool valid_version(std::string_view s) {
+    if (s.empty() || s.size() > max_version || !is_alnum(s.front())) return false;
+    for (char c : s) {
+        if (!is_alnum(c) && c != '.' && c != '_' && c != '-' && c != '+') return false;
+    }
+    return true;
+}
+
+// A path inside the package: relative, no "..", no empty component.
+bool valid_relative_path(std::string_view s) {
+    if (s.empty() || s.size() > max_text || s.front() == '/') return false;
+    std::size_t start = 0;
+    while (start <= s.size()) {
+        const std::size_t end = std::min(s.find('/', start), s.size());
+        const std::string_view part = s.substr(start, end - start);
+        if (part.empty() || part == "..") return false;
+        start = end + 1;
+    }
+    return s.find('\0') == std::string_view::npos;
+}
+
+bool has_control(std::string_view s) {
+    for (unsigned char c : s) {
+        if (c < 0x20 || c == 0x7f) return true;
+    }
+    return false;
+}
+
+class reader {
+public:
+    std::vector<std::string> problems;
+
+    void problem(const std::string& at, std::string_view what) { problems.push_back(at + ": " + std::string(what)); }
+
+    // A map whose keys must all be in `allowed`; null when `n` is not a map.
+    bool map(const YAML::Node& n, const std::string& at, std::initializer_list<std::string_view> allowed) {
+        if (!n.IsMap()) {
+            problem(at.empty() ? "manifest" : at, "must be a mapping");
+            return false;
+        }
+        for (const auto& kv : n) {
+            const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("?");
+            if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) problem(join(at, key), "unknown field");
+        }
+        return true;
+    }
+
+    std::optional<std::string> scalar(const YAML::Node& n, const std::string& at) {
+        if (!n.IsScalar()) {
+            problem(at, "must be a string");
+            return std::nullopt;
+        }
+        return n.Scalar();
+    }
+
+    std::vector<std::string> strings(const YAML::Node& n, const std::string& at) {
+        std::vector<std::string> out;
+        if (!n.IsSequence()) {
+            problem(at, "must be a list");
+            return out;
+        }
+        if (n.size() > max_list) problem(at, "must have at most 64 items");
+        for (std::size_t i = 0; i < n.size(); ++i) {
+            const std::string item_at = at + "[" + std::to_string(i) + "]";
+            auto s = scalar(n[i], item_at);
+            if (!s) continue;
+            if (s->empty() || s->size() > max_text || has_control(*s)) {
+                problem(item_at, "must be a non-empty string without control characters");
+                continue;
+            }
+            out.push_back(std::move(*s));
+        }
+        return out;
+    }
+
+    std::optional<milliseconds> duration(const YAML::Node& n, const std::string& at) {
+        auto s = scalar(n, at);
+        if (!s) return std::nullopt;
+        auto d = parse_duration(*s);
+        if (!d || d->count() <= 0 || *d > milliseconds(24 * 3600 * 1000)) {
+            problem(at, "must be a duration between 1ms and 24h, like 30s, 500ms or 2m");
+            return std::nullopt;
+        }
+        return d;
+    }
+
+    static std::string join(const std::string& at, std::string_view key) {
+        return at.empty() ? std::string(key) : at + "." + std::string(key);
+    }
+
+    void document(const YAML::Node& root, package_manifest& m) {
+        if (!map(root, "", {"name", "version", "description", "service", "depends_on", "requires", "health"})) return;
+        if (auto n = root["name"]; !n) {
+            problem("name", "is required");
+        } else if (auto s = scalar(n, "name")) {
+            if (valid_name(*s)) m.name = *s; else problem("name", "must be 1-128 characters of [A-Za-z0-9._-]");
+        }
+        if (auto n = root["version"]; !n) {
+            problem("version", "is required");
+        } else if (auto s = scalar(n, "version")) {
+            if (valid_version(*s)) {
+                m.version = *s;
+            } else {
+                problem("version", "must be 1-64 characters of [A-Za-z0-9._+-] starting with a letter or digit");
+            }
+        }
+        if (auto n = root["description"]) {
+            if (auto s = scalar(n, "description")) {
+                if (s->size() > max_text) problem("description", "must be at most 4096 characters");
+                m.description = *s;
+            }
+        }
+        if (auto n = root["service"]; !n) {
+            problem("service", "is required");
+        } else {
+            service(n, m);
+        }
+        if (auto n = root["depends_on"]) {
+            m.depends_on = strings(n, "depends_on");
+            for (std::size_t i = 0; i < m.depends_on.size(); ++i) {
+                if (!valid_name(m.depends_on[i])) {
+                    problem("depends_on[" + std::to_string(i) + "]", "must be 1-128 characters of [A-Za-z0-9._-]");
+                }
+            }
+        }
+        if (auto n = root["requires"]; n && map(n, "requires", {"commands", "libraries"})) {
+            if (auto c = n["commands"]) m.required_commands = strings(c, "requires.commands");
+            if (auto l = n["libraries"]) m.required_libraries = strings(l, "requires.libraries");
+            for (std::size_t i = 0; i < m.required_libraries.size(); ++i) {
+                if (m.required_libraries[i].find('/') != std::string::npos) {
+                    problem("requires.libraries[" + std::to_string(i) + "]", "must be a library file name, like libpq.so.5");
+                }
+            }
+        }
+        if (auto n = root["health"]; n && map(n, "health", {"script", "interval", "timeout", "deadline"})) {
+            auto& h = m.health.emplace();
+            if (auto s = n["script"]; !s) {
+                problem("health.script", "is required");
+            } else if (auto text = scalar(s, "health.script")) {
+                if (valid_relative_path(*text)) {
+                    h.script = *text;
+                } else {
+                    problem("health.script", "must be a relative path inside the package");
+                }
+            }
+            if (auto d = n["interval"]) h.interval = duration(d, "health.interval").value_or(h.interval);
+            if (auto d = n["timeout"]) h.timeout = duration(d, "health.timeout").value_or(h.timeout);
+            if (auto d = n["deadline"]) h.deadline = duration(d, "health.deadline").value_or(h.deadline);
+        }
+    }
+
+    void service(const YAML::Node& n, package_manifest& m) {
+        if (!map(n, "service", {"type", "ports"})) return;
+        if (auto t = n["type"]) {
+            if (auto s = scalar(t, "service.type")) {
+                if (*s == "managed_process") {
+                    m.service_type = *s;
+                } else if (*s == "docker" || *s == "systemd") {
+                    problem("service.type", "only managed_process packages can be deployed");
+                } else {
+                    problem("service.type", "must be one of managed_process, docker, systemd");
+                }
+            }
+        }
+        auto ports = n["ports"];
+        if (!ports) return;
+        if (!ports.IsSequence()) {
+            problem("service.ports", "must be a list");
+            return;
+        }
+        if (ports.size() > max_list) problem("service.ports", "must have at most 64 items");
+        std::set<std::string> names;
+        for (std::size_t i = 0; i < ports.size(); ++i) {
+            const std::string at = "service.ports[" + std::to_string(i) + "]";
+            const YAML::Node p = ports[i];
+            if (!map(p, at, {"name", "port", "protocol"})) continue;
+            package_port out;
+            if (auto v = p["name"]; !v) {
+                problem(at + ".name", "is required");
+            } else if (auto s = scalar(v, at + ".name")) {
+                if (!valid_name(*s)) {
+                    problem(at + ".name", "must be 1-128 characters of [A-Za-z0-9._-]");
+                } else if (!names.insert(*s).second) {
+                    problem(at + ".name", "duplicate port name '" + *s + "'");
+                }
+                out.name = *s;
+            }
+            if (auto v = p["port"]; !v) {
+                problem(at + ".port", "is required");
+            } else if (auto s = scalar(v, at + ".port")) {
+                unsigned value = 0;
+                auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), value);
+                if (ec != std::errc{} || end != s->data() + s->size() || value == 0 || value > 65535) {
+                    problem(at + ".port", "must be 1-65535");
+                }
+                out.port = static_cast<std::uint16_t>(value);
+            }
+            if (auto v = p["protocol"]) {
+                if (auto s = scalar(v, at + ".protocol")) {
+                    if (*s != "tcp" && *s != "udp" && *s != "http" && *s != "https" && *s != "grpc") {
+                        problem(at + ".protocol", "must be one of tcp, udp, http, https, grpc");
+                    }
+                    out.protocol = *s;
+                }
+            }
+            m.ports.push_back(std::move(out));
+        }
+    }
+};
+
+}  // namespace
+
+std::optional<milliseconds> parse_duration(std::string_view text) {
+    std::uint64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end == text.data() || value > 1'000'000'000) return std::nullopt;
+    const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
+    std::uint64_t scale = 0;
+    if (unit.empty() || unit == "s") scale = 1000;
+    else if (unit == "ms") scale = 1;
+    else if (unit == "m") scale = 60'000;
+    else if (unit == "h") scale = 3'600'000;
+    else return std::nullopt;
+    return milliseconds(static_cast<milliseconds::rep>(value * scale));
+}
+
+std::vector<std::string> check_package_manifest(std::string_view yaml, package_manifest* out) {
+    reader r;
+    package_manifest m;
+    try {
+        const YAML::Node root = YAML::Load(std::string(yaml));
+        if (!root || root.IsNull()) {
+            r.problem("manifest", "is empty");
+        } else {
+            r.document(root, m);
+        }
+    } catch (const YAML::Exception& e) {
+        r.problem("manifest", "is not valid YAML (line " + std::to_string(e.mark.line + 1) + "): " + e.msg);
+    }
+    if (r.problems.empty() && out) *out = std::move(m);
+    return std::move(r.problems);
+}
+
+result<package_manifest> parse_package_manifest(std::string_view yaml) {
+    package_manifest m;
+    auto problems = check_package_manifest(yaml, &m);
+    if (problems.empty()) return m;
+    std::string message;
+    for (const auto& p : problems) {
+        if (!message.empty()) message += "; ";
+        message += p;
+    }
+    return fail(errc::invalid_package, "manifest.yaml: " + message);
+}
+
+std::string sanitize_package_name(std::string_view name) {
+    std::string out(name);
+    for (char& c : out) {
+        if (!is_alnum(c) && c != '_' && c != '-') c = '_';
+    }
+    return out;
+}
+
+std::string install_dir_name(const package_manifest& m) { return sanitize_package_name(m.name) + "-" + m.version; }
+
+}  // namespace registry::deploy

@@ -1,0 +1,75 @@
+// Helpers for the deployment tests: example packages built with the real
+// registry-pack from a copy of packages/static-site (with a free port and a
+// version of the test's choosing), a registryd configured to install under a
+// temp prefix, and the cleanup of the servers the deployed packages started.
+#pragma once
+
+#include "harness.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace it::deploy {
+
+// A TCP port nobody listens on right now.
+std::uint16_t free_port();
+
+struct package_options {
+    std::string version = "1.0.0";
+    std::uint16_t port = 0;
+    bool healthy = true;                      // false: health.sh always exits 2
+    std::vector<std::string> commands = {"python3"};
+    std::vector<std::string> libraries;
+    std::vector<std::string> depends_on;
+    std::string deadline = "10s";
+};
+
+// Copies packages/static-site into `work`, applies `o`, packs it with
+// registry-pack; returns the archive's path.
+std::filesystem::path build_package(const std::filesystem::path& work, const package_options& o);
+
+// The json array of deployment_progress events buffered on `client` for
+// request `id`, in order; other events are dropped.
+std::vector<json::value> progress_events(ws_client& client, const std::string& id);
+std::vector<std::string> stages(const std::vector<json::value>& events);
+
+// Kills (SIGKILL, by pid) every server a deployed package recorded in
+// {prefix}/*/run/pid: the packages' processes outlive registryd on purpose.
+void kill_package_servers(const std::filesystem::path& prefix);
+
+// GET / on 127.0.0.1:port; "" when nothing answers.
+std::string fetch_index(std::uint16_t port);
+
+}  // namespace it::deploy
+
+namespace it::deploy {
+
+// A real sshd (openssh-server) on a loopback port, owned by the test: its
+// own config, an ed25519 host key, an authorized client key and
+// internal-sftp, all in a temp dir. Stopped by pid on destruction.
+class sshd {
+public:
+    sshd();
+    ~sshd();
+    sshd(const sshd&) = delete;
+    sshd& operator=(const sshd&) = delete;
+
+    std::uint16_t port() const { return port_; }
+    std::string user() const;
+    const std::filesystem::path& client_key() const { return client_key_; }
+    // known_hosts files: with the real host key, with another key, empty.
+    const std::filesystem::path& known_hosts() const { return known_hosts_; }
+    const std::filesystem::path& wrong_known_hosts() const { return wrong_known_hosts_; }
+    const std::filesystem::path& empty_known_hosts() const { return empty_known_hosts_; }
+    std::string log() const;
+
+private:
+    temp_dir dir_{"registry-sshd"};
+    std::uint16_t port_ = 0;
+    pid_t pid_ = -1;
+    std::filesystem::path client_key_, known_hosts_, wrong_known_hosts_, empty_known_hosts_;
+};
+
+}  // namespace it::deploy

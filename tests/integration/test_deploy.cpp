@@ -1,0 +1,235 @@
+// Package deployment on the local target, against the real registryd: the
+// example package (packages/static-site, python3 -m http.server) packed by
+// registry-pack and installed under a temp prefix.
+#include "deploy_support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <fstream>
+#include <vector>
+
+using it::arr;
+using it::dump;
+using it::num;
+using it::str;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+namespace json = boost::json;
+namespace dep = it::deploy;
+
+namespace {
+
+// A registryd whose local target installs under work/opt.
+struct deploy_fixture {
+    it::temp_dir work{"registryd-deploy"};
+    fs::path prefix = work.path() / "opt";
+    it::registryd d{"deploy:\n  prefix: " + (work.path() / "opt").string() + "\n  script_timeout_seconds: 20\n"};
+    it::ws_client client{d};
+
+    ~deploy_fixture() { dep::kill_package_servers(prefix); }
+
+    json::value deploy(const fs::path& archive, std::string& id, json::object extra = {}) {
+        json::object params{{"path", archive.string()}, {"target", "local"}};
+        for (auto& [k, v] : extra) params[k] = v;
+        id = client.send_request("deploy_package", std::move(params));
+        return client.wait_response(id, it::scaled(60s));
+    }
+};
+
+dep::package_options options(std::string version, std::uint16_t port) {
+    dep::package_options o;
+    o.version = std::move(version);
+    o.port = port;
+    return o;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+    return s;
+}
+
+bool contains(const std::vector<std::string>& v, std::string_view s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+
+}  // namespace
+
+TEST_CASE("deploy: a local deploy is registered, healthy and reachable, a redeploy switches, then stop, start and undeploy") {
+    deploy_fixture f;
+    IT_DIAGNOSE(f.d);
+    const std::uint16_t port = dep::free_port();
+    it::ws_client watcher(f.d);
+    watcher.call("subscribe", it::parse_object(R"({"services": ["static-site"], "events": ["health_check_result"], "snapshot": false})"));
+
+    // --- version 1.0.0
+    const fs::path v1 = dep::build_package(f.work.path(), options("1.0.0", port));
+    std::string id;
+    const json::value r1 = f.deploy(v1, id);
+    INFO(dump(r1));
+    REQUIRE(it::error_code(r1).empty());
+    CHECK(str(r1, "/data/instance_id") == "static-site.local");
+    CHECK(str(r1, "/data/version") == "1.0.0");
+    CHECK(str(r1, "/data/install_dir") == (f.prefix / "static-site-1.0.0").string());
+    CHECK(it::at(r1, "/data/previous_version").is_null());
+    const auto events1 = dep::progress_events(f.client, id);
+    const auto stages1 = dep::stages(events1);
+    INFO(joined(stages1));
+    CHECK(stages1 == std::vector<std::string>{"validating", "checking_requirements", "installing", "starting",
+                                              "health_gating", "done"});
+    const bool start_output_captured = std::any_of(events1.begin(), events1.end(), [](const json::value& e) {
+        return str(e, "/data/message") == "start.sh" && it::has(e, "/data/output") &&
+               str(e, "/data/output").find("http.server on 127.0.0.1") != std::string::npos;
+    });
+    CHECK(start_output_captured);
+
+    CHECK(fs::read_symlink(f.prefix / "static-site" / "current") == f.prefix / "static-site-1.0.0");
+    CHECK(dep::fetch_index(port) == "static-site 1.0.0\n");
+    {
+        const json::value got = f.client.call("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"));
+        INFO(dump(got));
+        CHECK(str(got, "/service/state") == "running");
+        CHECK(str(got, "/service/version") == "1.0.0");
+        CHECK(str(got, "/service/health/status") == "healthy");
+        CHECK(str(got, "/service/execution/kind") == "managed_process");
+        CHECK(str(got, "/service/location/kind") == "local");
+        CHECK(num(got, "/service/endpoints/0/port") == port);
+        CHECK(str(got, "/service/endpoints/0/address") == "127.0.0.1");
+        CHECK(str(got, "/service/endpoints/0/protocol") == "http");
+    }
+    // The periodic check (interval 300ms) publishes results.
+    {
+        const json::value ev = watcher.expect_event("health_check_result", it::scaled(5s));
+        INFO(dump(ev));
+        CHECK(str(ev, "/data/health/status") == "healthy");
+        CHECK(str(ev, "/data/health/output") == "ok");
+    }
+
+    // --- version 1.1.0 replaces it
+    const fs::path v2 = dep::build_package(f.work.path(), options("1.1.0", port));
+    const json::value r2 = f.deploy(v2, id);
+    INFO(dump(r2));
+    REQUIRE(it::error_code(r2).empty());
+    CHECK(str(r2, "/data/previous_version") == "1.0.0");
+    CHECK(fs::read_symlink(f.prefix / "static-site" / "current") == f.prefix / "static-site-1.1.0");
+    CHECK(fs::is_directory(f.prefix / "static-site-1.0.0"));  // kept
+    CHECK(dep::fetch_index(port) == "static-site 1.1.0\n");
+    CHECK(str(f.client.call("get_service", it::parse_object(R"({"instance_id": "static-site.local"})")),
+              "/service/version") == "1.1.0");
+
+    // --- service_action stop / start
+    {
+        const json::value stopped = f.client.call("service_action",
+                                                  it::parse_object(R"({"instance_id": "static-site.local", "action": "stop"})"),
+                                                  it::scaled(30s));
+        CHECK(str(stopped, "/service/state") == "stopped");
+        CHECK(dep::fetch_index(port).empty());
+        const json::value started = f.client.call(
+            "service_action", it::parse_object(R"({"instance_id": "static-site.local", "action": "start"})"), it::scaled(30s));
+        CHECK(str(started, "/service/state") == "running");
+        CHECK(dep::fetch_index(port) == "static-site 1.1.0\n");
+    }
+
+    // --- undeploy
+    {
+        const json::value gone = f.client.call("undeploy", it::parse_object(R"({"instance_id": "static-site.local"})"),
+                                               it::scaled(30s));
+        CHECK(str(gone, "/instance_id") == "static-site.local");
+        CHECK(it::error_code(f.client.request("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"))) ==
+              "not_found");
+        CHECK(dep::fetch_index(port).empty());
+        CHECK_FALSE(fs::exists(f.prefix / "static-site-1.0.0"));
+        CHECK_FALSE(fs::exists(f.prefix / "static-site-1.1.0"));
+        CHECK_FALSE(fs::exists(f.prefix / "static-site"));
+    }
+}
+
+TEST_CASE("deploy: a version whose health check fails is rolled back to the previous one") {
+    deploy_fixture f;
+    IT_DIAGNOSE(f.d);
+    const std::uint16_t port = dep::free_port();
+    std::string id;
+    REQUIRE(it::error_code(f.deploy(dep::build_package(f.work.path(), options("1.0.0", port)), id)).empty());
+
+    dep::package_options sick_options = options("2.0.0", port);
+    sick_options.healthy = false;
+    sick_options.deadline = "1500ms";
+    const fs::path sick = dep::build_package(f.work.path(), sick_options);
+    const json::value r = f.deploy(sick, id);
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "deployment_failed");
+    CHECK(it::error_message(r).find("health check did not pass within 1.5s: database unreachable") != std::string::npos);
+    CHECK(it::error_message(r).find("rolled back to " + (f.prefix / "static-site-1.0.0").string()) != std::string::npos);
+    const auto events = dep::progress_events(f.client, id);
+    const auto st = dep::stages(events);
+    INFO(joined(st));
+    CHECK(st.back() == "rolled_back");
+    CHECK(contains(st, "health_gating"));
+    CHECK_FALSE(contains(st, "done"));
+    const bool health_output_reported = std::any_of(events.begin(), events.end(), [](const json::value& e) {
+        return str(e, "/data/stage") == "health_gating" && it::has(e, "/data/output") &&
+               str(e, "/data/output") == "database unreachable";
+    });
+    CHECK(health_output_reported);
+
+    CHECK(fs::read_symlink(f.prefix / "static-site" / "current") == f.prefix / "static-site-1.0.0");
+    CHECK(dep::fetch_index(port) == "static-site 1.0.0\n");
+    const json::value got = f.client.call("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"));
+    CHECK(str(got, "/service/version") == "1.0.0");
+    CHECK(str(got, "/service/state") == "running");
+}
+
+TEST_CASE("deploy: missing requirements are refused before anything is installed") {
+    deploy_fixture f;
+    IT_DIAGNOSE(f.d);
+    const std::uint16_t port = dep::free_port();
+    std::string id;
+    dep::package_options o = options("1.0.0", port);
+    o.commands = {"python3", "registry-no-such-command"};
+    o.libraries = {"libc.so.6", "libregistry-missing.so.9"};
+    o.depends_on = {"postgres"};
+    const fs::path archive = dep::build_package(f.work.path(), o);
+    const json::value r = f.deploy(archive, id);
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "requirement_not_met");
+    const std::string message = it::error_message(r);
+    CHECK(message.find("depends_on: service 'postgres' is not registered") != std::string::npos);
+    CHECK(message.find("requires.commands: 'registry-no-such-command' not found") != std::string::npos);
+    CHECK(message.find("requires.libraries: 'libregistry-missing.so.9' not found") != std::string::npos);
+    CHECK(message.find("python3") == std::string::npos);
+    CHECK(message.find("libc.so.6") == std::string::npos);
+    const auto st = dep::stages(dep::progress_events(f.client, id));
+    CHECK(st == std::vector<std::string>{"validating", "checking_requirements", "failed"});
+    CHECK_FALSE(fs::exists(f.prefix));  // nothing installed, not even the prefix
+    CHECK(it::error_code(f.client.request("get_service", it::parse_object(R"({"name": "static-site"})"))) == "not_found");
+}
+
+TEST_CASE("deploy: a hostile archive and bad requests get specific errors") {
+    deploy_fixture f;
+    IT_DIAGNOSE(f.d);
+    std::string id;
+    // A package whose manifest disagrees with the request.
+    const fs::path archive = dep::build_package(f.work.path(), options("1.0.0", dep::free_port()));
+    json::value r = f.deploy(archive, id, json::object{{"version", "9.9.9"}});
+    CHECK(it::error_code(r) == "invalid_package");
+    CHECK(it::error_message(r) == "the manifest has version '1.0.0', not '9.9.9'");
+    // Not an archive at all.
+    const fs::path junk = f.work.path() / "junk.tar.gz";
+    { std::ofstream(junk) << "junk"; }
+    r = f.deploy(junk, id);
+    CHECK(it::error_code(r) == "invalid_package");
+    CHECK(it::error_message(r).find("not a readable tar.gz archive") == 0);
+    CHECK_FALSE(fs::exists(f.prefix));
+    // Unknown target, relative path, bad action.
+    r = f.deploy(archive, id, json::object{{"target", "nowhere"}});
+    CHECK(it::error_code(r) == "not_found");
+    CHECK(it::error_message(r) == "no deploy target 'nowhere'");
+    r = f.client.request("deploy_package", it::parse_object(R"({"path": "relative.tar.gz"})"));
+    CHECK(it::error_code(r) == "invalid_request");
+    CHECK(it::error_message(r) == "params.path: must be an absolute path");
+    r = f.client.request("service_action", it::parse_object(R"({"instance_id": "x", "action": "reload"})"));
+    CHECK(it::error_message(r) == "params.action: must be one of start, stop, restart");
+    r = f.client.request("undeploy", it::parse_object(R"({"instance_id": "nothing.local"})"));
+    CHECK(it::error_code(r) == "not_found");
+}

@@ -1,0 +1,150 @@
+// The deployer's decisions on a fake clock, with a scripted target: the
+// health gate retries at the manifest interval, and a version that never
+// passes is stopped and unlinked when there is nothing to roll back to.
+#include "registry_test_support.hpp"
+
+#include <registry/deploy/deployer.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <deque>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace registry;
+using namespace registry::deploy;
+
+// Answers every command at once: the health script with the next queued
+// exit code, everything else with 0. Records what ran.
+class scripted_target final : public deploy_target {
+public:
+    std::deque<int> health_exits;
+    std::vector<std::string> ran;
+
+    const std::string& name() const override { return name_; }
+    location where() const override { return {}; }
+    std::string endpoint_address() const override { return "127.0.0.1"; }
+    std::string prefix() const override { return "/srv"; }
+
+    task<result<command_result>> run(target_command c) override {
+        ran.push_back(c.script);
+        command_result r{0, false, {}, {}};
+        if (c.script.find("scripts/health.sh") != std::string::npos) {
+            r.exit_code = health_exits.empty() ? 2 : health_exits.front();
+            if (!health_exits.empty()) health_exits.pop_front();
+            r.stdout_text = r.exit_code == 0 ? "ok" : "not yet";
+        }
+        co_return r;
+    }
+    task<result<void>> upload(std::filesystem::path, std::string to) override {
+        ran.push_back("upload " + to);
+        co_return result<void>{};
+    }
+
+    bool ran_matching(std::string_view needle) const {
+        return std::any_of(ran.begin(), ran.end(), [&](const std::string& s) { return s.find(needle) != std::string::npos; });
+    }
+
+private:
+    std::string name_ = "fake";
+};
+
+class manifest_unpacker final : public package_unpacker {
+public:
+    package_manifest manifest;
+    task<result<unpacked_package>> unpack(unpack_request) override { co_return unpacked_package{manifest, 5, 100}; }
+    void discard(const std::filesystem::path&) override {}
+};
+
+struct fixture {
+    testing::fake_clock clock;
+    testing::memory_store store;
+    class registry reg{clock, store};
+    scripted_target target;
+    manifest_unpacker unpacker;
+    deployer d{reg, clock, unpacker, deployer_options{}};
+    std::vector<progress> seen;
+
+    fixture() {
+        REQUIRE(test::run_now(reg.open()).ok());
+        d.add_target(target);
+        unpacker.manifest.name = "demo";
+        unpacker.manifest.version = "1.0.0";
+        unpacker.manifest.ports.push_back({"http", 8080, "http"});
+        unpacker.manifest.health = package_health{"scripts/health.sh", milliseconds(1000), milliseconds(500),
+                                                  milliseconds(3500)};
+    }
+    ~fixture() {
+        async_scope stopping;
+        stopping.spawn(d.shutdown());
+        CHECK(stopping.active() == 0);  // the health loops end at once on a fake clock
+    }
+
+    task<result<deploy_outcome>> deploy() {
+        deploy_request r;
+        r.archive = "/tmp/demo-1.0.0.tar.gz";
+        r.target = "fake";
+        return d.deploy(r, [this](const progress& p) { seen.push_back(p); });
+    }
+};
+
+}  // namespace
+
+TEST_CASE("deployer: the health gate retries at the interval until the script passes") {
+    fixture f;
+    f.target.health_exits = {2, 2, 0};
+    test::started<result<deploy_outcome>> deploying(f.deploy());
+    CHECK_FALSE(deploying.done());  // first check failed: waiting one interval
+    f.clock.advance(milliseconds(999));
+    CHECK_FALSE(deploying.done());
+    f.clock.advance(milliseconds(1));
+    CHECK_FALSE(deploying.done());  // second check failed
+    f.clock.advance(milliseconds(1000));
+    REQUIRE(deploying.done());
+    auto& out = deploying.get();
+    REQUIRE(out.ok());
+    CHECK(out->instance_id == "demo.fake");
+    CHECK(out->install_dir == "/srv/demo-1.0.0");
+    auto s = f.reg.find("demo.fake");
+    REQUIRE(s);
+    CHECK(s->state == service_state::running);
+    REQUIRE(s->health.has_value());
+    CHECK(s->health->status == health_status::healthy);
+    REQUIRE(s->endpoints.size() == 1);
+    CHECK(s->endpoints[0].port == 8080);
+    CHECK(f.target.ran_matching("upload /srv/.staging-demo-1.0.0-"));
+    CHECK(f.target.ran_matching("ln -sfn '/srv/demo-1.0.0' '/srv/demo/current.new'"));
+    CHECK(f.target.ran_matching("exec /bin/sh 'scripts/start.sh'"));
+    CHECK(f.seen.back().at == stage::done);
+    const auto gate_runs = std::count_if(f.seen.begin(), f.seen.end(), [](const progress& p) {
+        return p.at == stage::health_gating && p.exit_code.has_value();
+    });
+    CHECK(gate_runs == 3);
+
+    // The periodic check then runs at the interval and records each result.
+    f.target.health_exits = {1};
+    f.clock.advance(milliseconds(1000));
+    s = f.reg.find("demo.fake");
+    REQUIRE(s->health.has_value());
+    CHECK(s->health->status == health_status::warning);
+    CHECK(s->health->output == "not yet");
+}
+
+TEST_CASE("deployer: a first version that never gets healthy is stopped, unlinked and not registered") {
+    fixture f;
+    test::started<result<deploy_outcome>> deploying(f.deploy());
+    for (int i = 0; i < 5 && !deploying.done(); ++i) f.clock.advance(milliseconds(1000));
+    REQUIRE(deploying.done());
+    auto& out = deploying.get();
+    REQUIRE_FALSE(out.ok());
+    CHECK(out.err().code == errc::deployment_failed);
+    CHECK(out.err().message ==
+          "health check did not pass within 3.5s: not yet; no previous version to roll back to");
+    CHECK(f.target.ran_matching("exec /bin/sh 'scripts/stop.sh'"));
+    CHECK(f.target.ran_matching("rm -f '/srv/demo/current'"));
+    CHECK(f.reg.find("demo.fake") == nullptr);
+    CHECK(f.seen.back().at == stage::failed);
+}
