@@ -20,6 +20,7 @@ enum class errc {
     limit_exceeded,      // a configured quota (services, subscriptions, in-flight) is full
     unavailable,         // the store failed; the registry no longer accepts writes
     internal,            // a bug: never expected in normal operation
+    busy,                // every worker is taken and the wait queue is full: retry later
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -34,6 +35,7 @@ constexpr std::string_view to_string(errc code) noexcept {
         case errc::limit_exceeded: return "limit_exceeded";
         case errc::unavailable: return "unavailable";
         case errc::internal: return "internal";
+        case errc::busy: return "busy";
     }
     return "internal";
 }
