@@ -7,6 +7,7 @@
 #pragma once
 
 #include "log.hpp"
+#include "repl_config.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -64,6 +65,8 @@ struct config {
         // (registry::file_store_options::compact_journal_bytes).
         std::uint64_t compact_journal_bytes = 8ull << 20;
     } store;
+
+    repl_config repl;  // REPL execution (repl_config.hpp)
 };
 
 // A configuration or command-line error; the message names the key or flag.
@@ -71,6 +74,10 @@ class config_error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
+
+// "1048576", "1024KiB", "1MiB", "1GiB" (also KB/MB/GB, meaning the same
+// powers of 1024); nullopt if it is none of these.
+std::optional<std::uint64_t> parse_byte_size(std::string_view s);
 
 // Parses "HOST:PORT" ("[v6]:PORT" for IPv6). Throws config_error.
 listen_address parse_listen_address(std::string_view text);

@@ -8,6 +8,7 @@
 
 #include "asio_clock.hpp"
 #include "config.hpp"
+#include "docker_engine.hpp"
 #include "file_store_port.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
@@ -15,7 +16,9 @@
 
 #include <registry/async_scope.hpp>
 #include <registry/file_store.hpp>
+#include <registry/protocol/connection.hpp>
 #include <registry/registry.hpp>
+#include <registry/repl/executor.hpp>
 #include <registry/task.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -146,6 +149,7 @@ public:
           shutdown_requested_(ioc),
           drained_(ioc) {
         background_.on_error([this](std::exception_ptr e) { background_failed(e); });
+        start_repl();
     }
 
     int exit_code() const noexcept { return exit_code_; }
@@ -161,6 +165,24 @@ public:
     }
 
 private:
+    // REPL execution over the configured engine (repl.engine), if any.
+    void start_repl() {
+        const auto& R = cfg_.repl;
+        if (R.engine.empty()) return;
+        auto endpoint = registryd::engine_endpoint::parse(R.engine);
+        if (!endpoint) throw registryd::config_error("repl.engine: " + endpoint.err().message);
+        repl_engine_.emplace(ioc_, std::move(*endpoint));
+        registry::repl::executor_options o;
+        o.owner = R.owner;
+        o.max_queue = R.max_queue;
+        o.idempotency_window = R.idempotency_window;
+        o.warm_max_age = R.warm_max_age;
+        o.user = R.user;
+        repl_.emplace(clock_, std::vector<registry::repl::engine_slot>{{"local", &*repl_engine_, R.max_concurrent}},
+                      R.languages, std::move(o));
+        server_.protocol().set_repl(&*repl_);
+    }
+
     static std::string describe(std::exception_ptr e) {
         try {
             std::rethrow_exception(e);
@@ -207,6 +229,12 @@ private:
         const std::stop_token stop = stop_.get_token();
         background_.spawn(reg_.run(stop));
         background_.spawn(watch_availability(stop));
+        if (repl_) {
+            background_.spawn(repl_->run(stop));
+            log::info("repl execution enabled", {{"engine", cfg_.repl.engine},
+                                                 {"languages", cfg_.repl.languages.size()},
+                                                 {"max_concurrent", cfg_.repl.max_concurrent}});
+        }
 
         if (!shutdown_requested_.is_set()) {
             std::string addr;
@@ -303,6 +331,8 @@ private:
     registry::registry reg_;
     registryd::metrics metrics_;
     registryd::server server_;
+    std::optional<registryd::docker_engine> repl_engine_;
+    std::optional<registry::repl::executor> repl_;  // stopped with background_, before it is destroyed
     asio::signal_set signals_;
     asio::steady_timer deadline_;
     oneshot shutdown_requested_;

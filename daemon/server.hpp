@@ -20,7 +20,10 @@ class io_context;
 
 namespace registry {
 class registry;
+namespace protocol {
+class server;
 }
+}  // namespace registry
 
 namespace registryd {
 
@@ -52,6 +55,9 @@ public:
 
     // Open TCP connections of any kind (HTTP and WebSocket).
     std::size_t connections() const noexcept;
+
+    // The protocol state every connection shares (to attach the REPL executor).
+    registry::protocol::server& protocol() noexcept;
 
     struct state;
 

@@ -5,6 +5,7 @@
 
 #include <registry/error.hpp>
 #include <registry/registry.hpp>
+#include <registry/repl/execution.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -62,9 +63,26 @@ struct unsubscribe_params {
     std::string subscription;
 };
 
+// ---- REPL execution (repl/executor.hpp)
+
+struct repl_languages_params {
+    static constexpr std::string_view action = "repl_languages";
+};
+
+struct repl_execute_params {
+    static constexpr std::string_view action = "repl_execute";
+    repl::request req;
+};
+
+struct repl_cancel_params {
+    static constexpr std::string_view action = "repl_cancel";
+    std::string execution_id;
+};
+
 using request_params = std::variant<register_params, keepalive_params, deregister_params, get_service_params,
                                     list_services_params, list_endpoints_params, set_state_params,
-                                    subscribe_params, unsubscribe_params>;
+                                    subscribe_params, unsubscribe_params, repl_languages_params,
+                                    repl_execute_params, repl_cancel_params>;
 
 struct request {
     std::string id;

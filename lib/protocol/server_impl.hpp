@@ -13,6 +13,7 @@ struct server::impl {
     class registry& reg;
     struct limits lims;
     request_parser parser;
+    repl::executor* repl = nullptr;
 };
 
 }  // namespace registry::protocol

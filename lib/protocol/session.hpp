@@ -20,7 +20,7 @@
 
 namespace registry::protocol {
 
-class session {
+class session : public std::enable_shared_from_this<session> {
 public:
     session(server& srv, outbox& out, session_id id) : srv_(srv), out_(&out), id_(id) {}
     session(const session&) = delete;
@@ -54,6 +54,11 @@ private:
     task<result<void>> on(call& c, set_state_params& p);
     task<result<void>> on(call& c, subscribe_params& p);
     task<result<void>> on(call& c, unsubscribe_params& p);
+    // REPL execution (repl_actions.cpp).
+    task<result<void>> on(call& c, repl_languages_params& p);
+    task<result<void>> on(call& c, repl_execute_params& p);
+    task<result<void>> on(call& c, repl_cancel_params& p);
+    friend class repl_listener;
 
     // Sends {"id":..,"type":"response","data":<write_data(w)>}; false if refused.
     template <typename WriteData>

@@ -243,6 +243,7 @@ struct executor::impl {
         }
         const language* lang = find_language(req.language);
         if (!lang) return fail(errc::invalid_request, "params.language: unknown language '" + req.language + "'");
+        if (req.files.size() == 1 && req.files.front().name.empty()) req.files.front().name = lang->source_file;
         if (auto ok = check_sources(req); !ok) return unexpected{ok.err()};
         auto lim = resolve(*lang, req.limits);
         if (!lim) return unexpected{lim.err()};

@@ -16,6 +16,10 @@
 #include <string>
 #include <string_view>
 
+namespace registry::repl {
+class executor;
+}
+
 namespace registry::protocol {
 
 struct limits {
@@ -41,6 +45,11 @@ public:
 
     registry& reg() noexcept;
     const limits& lims() const noexcept;
+
+    // The REPL executor behind the repl_* actions; without one they answer
+    // `unavailable`. Set before the first connection.
+    void set_repl(repl::executor* executor) noexcept;
+    repl::executor* repl() noexcept;
 
     struct impl;
     impl& internals() noexcept;

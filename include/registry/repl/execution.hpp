@@ -23,7 +23,8 @@ struct source_file {
 
 struct request {
     std::string language;
-    std::vector<source_file> files;  // `code` arrives as one file named after language::source_file
+    // `code` arrives as one file with an empty name: it gets language::source_file.
+    std::vector<source_file> files;
     std::optional<std::string> stdin_data;
     std::vector<std::string> args;
     limit_overrides limits;
@@ -51,7 +52,6 @@ struct outcome {
     bool truncated = false;   // the output cap was reached (and the program killed)
     bool timed_out = false;
     bool cancelled = false;
-    bool oom_killed = false;
     milliseconds duration{0};  // from start to exit (compile included)
     std::optional<compile_outcome> compile;  // languages with a compile step, once it ran
     std::optional<error> failure;  // the execution could not be carried out (engine error, image missing)
