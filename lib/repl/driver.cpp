@@ -30,8 +30,7 @@ std::string driver_script(const language& lang, const request& req, std::string_
     const std::string& entry = req.files.front().name;
     std::string s =
         "# The REPL executor's driver (registry). See lib/repl/driver.hpp.\n"
-        "cd /work || exit 125\n"
-        "cp -R /repl/src/. /work/ || exit 125\n";
+        "cd /work || exit 125\n";
     if (!lang.compile.empty()) {
         s += "{ " + command_line(lang.compile, entry) + "; } </dev/null\n";
         s += "rc=$?\n";
@@ -39,13 +38,15 @@ std::string driver_script(const language& lang, const request& req, std::string_
         s += "printf '\\n@@registry-repl-compiled %s %d\\n' " + shell_quote(execution_id) + " \"$rc\" >&2\n";
         s += "[ \"$rc\" -eq 0 ] || exit \"$rc\"\n";
     }
-    s += "exec " + command_line(lang.run, entry, req.args) + (req.stdin_data ? "</repl/stdin\n" : "</dev/null\n");
+    s += "exec " + command_line(lang.run, entry, req.args) + (req.stdin_data ? "</work/.repl/stdin\n" : "</dev/null\n");
     return s;
 }
 
 }  // namespace
 
-std::vector<std::string> driver_command() { return {"/bin/sh", "/repl/run.sh"}; }
+std::vector<std::string> driver_command() {
+    return {"/bin/sh", "-c", "while [ ! -e /work/.repl/go ]; do sleep 0.05; done; exec /bin/sh /work/.repl/run.sh"};
+}
 
 std::string shell_quote(std::string_view text) {
     std::string out = "'";
@@ -62,10 +63,11 @@ std::string shell_quote(std::string_view text) {
 
 std::vector<archive_file> upload(const language& lang, const request& req, std::string_view execution_id) {
     std::vector<archive_file> files;
-    files.reserve(req.files.size() + 2);
-    files.push_back({"repl/run.sh", driver_script(lang, req, execution_id), 0644});
-    for (const auto& f : req.files) files.push_back({"repl/src/" + f.name, f.content, 0644});
-    if (req.stdin_data) files.push_back({"repl/stdin", *req.stdin_data, 0644});
+    files.reserve(req.files.size() + 3);
+    for (const auto& f : req.files) files.push_back({f.name, f.content, 0644});
+    if (req.stdin_data) files.push_back({".repl/stdin", *req.stdin_data, 0644});
+    files.push_back({".repl/run.sh", driver_script(lang, req, execution_id), 0644});
+    files.push_back({".repl/go", "", 0644});  // last: the archive is extracted in order
     return files;
 }
 

@@ -1,14 +1,18 @@
-// What runs inside a REPL container: the uploaded files and the driver script
-// that the container's fixed command (/bin/sh /repl/run.sh) executes. The
-// command is the same for every container of a language, so warm containers
-// can be created before their program is known.
+// What runs inside a REPL container: the uploaded files and the driver script.
 //
-// The driver copies /repl/src into the work dir (a tmpfs mounted at start,
-// so it cannot be uploaded into directly), runs the compile step if there is
-// one with its output in the normal streams, then prints a marker line on
-// both streams, and runs the program (exec, so it is the container's main
-// process) with /repl/stdin or /dev/null as its stdin. The marker tells the
-// executor where compile output ends and what the compile step returned.
+// A container is started before its program is known (warm containers long
+// before): its fixed command waits until /work/.repl/go exists, then runs
+// the driver /work/.repl/run.sh. The executor attaches to the waiting
+// container, then uploads the sources, the stdin, the driver and, last, `go`
+// into the work dir (a tmpfs: Podman extracts an archive for a running
+// container inside its mount namespace), so no output can be lost and the
+// expensive start is off the execution's path.
+//
+// The driver runs the compile step if there is one with its output in the
+// normal streams, then prints a marker line on both streams, and runs the
+// program (exec, so it is the container's main process) with
+// /work/.repl/stdin or /dev/null as its stdin. The marker tells the executor
+// where compile output ends and what the compile step returned.
 #pragma once
 
 #include <registry/container.hpp>
@@ -23,6 +27,7 @@
 namespace registry::repl::detail {
 
 inline constexpr std::string_view work_dir = "/work";
+inline constexpr std::string_view reserved_dir = ".repl";  // in work_dir: the driver's files
 
 // The container's command.
 std::vector<std::string> driver_command();
@@ -30,7 +35,8 @@ std::vector<std::string> driver_command();
 // 'text' for sh, whatever it contains but NUL.
 std::string shell_quote(std::string_view text);
 
-// Every file to upload to "/" before start: repl/run.sh, repl/src/..., repl/stdin.
+// Every file to upload to work_dir: the sources, .repl/stdin, .repl/run.sh and
+// then .repl/go, which starts it.
 std::vector<archive_file> upload(const language& lang, const request& req, std::string_view execution_id);
 
 // The start of the marker line: "\n@@registry-repl-compiled <id> ".

@@ -175,6 +175,9 @@ struct executor::impl {
                 return fail(errc::invalid_request,
                             join_problems(at, "must be a relative path without '.', '..' or empty components"));
             }
+            if (f.name == detail::reserved_dir || f.name.starts_with(std::string(detail::reserved_dir) + "/")) {
+                return fail(errc::invalid_request, join_problems(at, "'.repl' is reserved"));
+            }
             for (std::size_t j = 0; j < i; ++j) {
                 if (req.files[j].name == f.name) return fail(errc::invalid_request, join_problems(at, "duplicate"));
             }
@@ -357,19 +360,20 @@ struct executor::impl {
         return spec;
     }
 
-    // Creates a container and reports it to the lease sink; the id, or the
-    // error (the container is already removed then). Not cancellable: a
-    // create cut short could leave a container nobody knows of.
+    // Creates a container, reports it to the lease sink and starts it (its
+    // command waits for its program: driver.hpp); the id, or the error (the
+    // container is already removed then). Not cancellable: a create cut short
+    // could leave a container nobody knows of.
     task<result<std::string>> create(engine_state& eng, container_spec spec, time_point deadline) {
         auto id = co_await eng.slot.engine->create(std::move(spec));
         if (!id) co_return unexpected{id.err()};
         eng.live.insert(*id);
-        if (leases) {
-            auto leased = co_await leases->container_created(eng.slot.name, *id, deadline);
-            if (!leased) {
-                co_await discard(eng, *id);
-                co_return unexpected{leased.err()};
-            }
+        result<void> ready;
+        if (leases) ready = co_await leases->container_created(eng.slot.name, *id, deadline);
+        if (ready) ready = co_await eng.slot.engine->start(*id);
+        if (!ready) {
+            co_await discard(eng, *id);
+            co_return unexpected{ready.err()};
         }
         co_return std::move(*id);
     }
@@ -521,11 +525,8 @@ struct executor::impl {
     task<void> run_container(execution& ex, engine_state& eng, const std::string& id, run_state& st,
                              std::stop_source& kill, bool& started, time_point& t0) {
         container_engine& engine = *eng.slot.engine;
-        auto uploaded = co_await engine.put_archive(id, "/", detail::upload(*ex.lang, ex.req, ex.id), kill.get_token());
-        if (!uploaded) {
-            st.failure = uploaded.err();
-            co_return;
-        }
+        // The container is waiting for its files: attach first, so that no
+        // output is lost, then upload them (`go` last starts the program).
         auto attached = co_await engine.attach(id, kill.get_token());
         if (!attached) {
             st.failure = attached.err();
@@ -533,12 +534,13 @@ struct executor::impl {
         }
         engine_stream<output_chunk> stream = std::move(*attached);
         t0 = clk.now();
-        auto running = co_await engine.start(id, kill.get_token());
-        if (!running) {
-            st.failure = running.err();
+        started = true;
+        auto uploaded = co_await engine.put_archive(id, std::string(detail::work_dir),
+                                                    detail::upload(*ex.lang, ex.req, ex.id), kill.get_token());
+        if (!uploaded) {
+            st.failure = uploaded.err();
             co_return;
         }
-        started = true;
         std::stop_source done;
         co_await when_all(pump(ex, eng, id, stream, st, kill.get_token(), done),
                           watchdog(t0 + ex.lim.timeout, st, kill, done.get_token()));

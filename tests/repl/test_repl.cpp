@@ -9,6 +9,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <string>
 #include <thread>
@@ -100,9 +102,28 @@ std::vector<std::string> containers_of(const std::string& owner) {
     return ids;
 }
 
+// The shipped configuration (daemon/registryd.example.yaml) with this
+// test's engine and owner.
+std::string shipped_config(const std::string& owner) {
+    std::ifstream in(std::string(REGISTRY_SOURCE_DIR) + "/daemon/registryd.example.yaml");
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string yaml = text.str();
+    auto replace = [&](const std::string& from, const std::string& to) {
+        const auto at = yaml.find(from);
+        REQUIRE(at != std::string::npos);
+        yaml.replace(at, from.size(), to);
+    };
+    replace("  engine: \"\"\n", "  engine: " + podman().uri() + "\n");
+    replace("  owner: registryd\n", "  owner: " + owner + "\n");
+    return yaml;
+}
+
 // A daemon with REPL execution, checked for leftovers when the test ends.
 struct repl_daemon {
     explicit repl_daemon(options o = {}) : owner(rt::unique_name("it")), d(config(owner, o)) {}
+    struct shipped {};
+    explicit repl_daemon(shipped) : owner(rt::unique_name("it")), d(shipped_config(owner)) {}
     ~repl_daemon() {
         const auto status = d.terminate(30s);
         CHECK_MESSAGE(status.clean(), status.describe());
@@ -181,7 +202,7 @@ execution run_one(it::ws_client& ws, json::object params, it::ms timeout = 60s) 
 bool is_null(const json::value& v, std::string_view pointer) { return it::at(v, pointer).is_null(); }
 
 TEST_CASE("repl: hello world in sh and python, output streamed before the program exits") {
-    repl_daemon rd;
+    repl_daemon rd{repl_daemon::shipped{}};  // the languages of registryd.example.yaml, with warm pools
     IT_DIAGNOSE(rd.d);
     it::ws_client ws(rd.d);
     const std::vector<std::pair<json::object, const char*>> programs{
@@ -407,6 +428,18 @@ TEST_CASE("repl: a daemon killed mid-execution leaves nothing behind after its r
     const auto deadline = it::steady::now() + it::scaled(20s);
     while (!containers_of(rd.owner).empty() && it::steady::now() < deadline) std::this_thread::sleep_for(200ms);
     CHECK(containers_of(rd.owner).empty());
+}
+
+TEST_CASE("repl: a bad language configuration stops registryd with exit 2 and names the key") {
+    it::temp_dir dir;
+    const std::string file = (dir.path() / "bad.yaml").string();
+    std::ofstream(file) << "repl:\n  languages:\n    - name: sh\n      image: x\n      source_file: a\n"
+                           "      run: [sh]\n      defaults: {pids: 100}\n      maximum: {pids: 10}\n";
+    const auto r = rt::run_command({REGISTRYD_PATH, "--config", file, "--data-dir", (dir.path() / "d").string()});
+    CHECK(r.exit_code == 2);
+    CHECK_MESSAGE(r.output.find("repl.languages[0].defaults: must not exceed repl.languages[0].maximum") !=
+                      std::string::npos,
+                  r.output);
 }
 
 }  // namespace

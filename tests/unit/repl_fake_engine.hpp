@@ -68,7 +68,7 @@ public:
         container_status status = container_status::created;
         int exit_code = 0;
         bool attached = false;
-        bool attached_before_start = false;
+        bool attached_before_upload = false;
         std::deque<result<output_chunk>> pending;
         wakeup output;
         wakeup stopped;
@@ -95,11 +95,11 @@ public:
         return it == containers.end() ? nullptr : it->second;
     }
 
-    // The running containers, in creation order.
-    std::vector<container_ptr> running() const {
+    // The running containers that got their program, in creation order.
+    std::vector<container_ptr> busy() const {
         std::vector<container_ptr> out;
         for (const auto& [id, c] : containers) {
-            if (c->status == container_status::running) out.push_back(c);
+            if (c->status == container_status::running && !c->files.empty()) out.push_back(c);
         }
         std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return number(a->id) < number(b->id); });
         return out;
@@ -199,7 +199,6 @@ public:
         auto c = get(id);
         if (!c) co_return fail(errc::not_found, "no container " + id);
         c->attached = true;
-        c->attached_before_start = c->status == container_status::created;
         log.push_back("attach " + id);
         co_return stream(c, cancel);
     }
@@ -209,6 +208,7 @@ public:
         auto c = get(id);
         if (!c) co_return fail(errc::not_found, "no container " + id);
         log.push_back("put_archive " + id + " " + directory);
+        c->attached_before_upload = c->attached;
         c->files = std::move(files);
         co_return result<void>{};
     }

@@ -114,14 +114,14 @@ struct fixture {
 TEST_CASE("repl executor: a hardened container, sources uploaded and attached before start, output streamed") {
     fixture f;
     auto run = f.execute("print('hi')");
-    REQUIRE(f.engine.running().size() == 1);
-    auto c = f.engine.running().front();
+    REQUIRE(f.engine.busy().size() == 1);
+    auto c = f.engine.busy().front();
 
     // The container: the driver, read-only root, a tmpfs work dir, no caps,
     // a non-root user, no network, the limits, our labels.
     const auto& spec = c->spec;
     CHECK(spec.image == "localhost/registry-python:latest");
-    CHECK(spec.command == std::vector<std::string>{"/bin/sh", "/repl/run.sh"});
+    CHECK(spec.command.at(2).find("exec /bin/sh /work/.repl/run.sh") != std::string::npos);
     CHECK(spec.read_only_rootfs);
     CHECK(spec.drop_all_capabilities);
     CHECK(spec.no_new_privileges);
@@ -137,14 +137,16 @@ TEST_CASE("repl executor: a hardened container, sources uploaded and attached be
     CHECK(std::stoll(spec.labels.at("io.registry.repl.deadline_ms")) ==
           f.clk.now().time_since_epoch().count() + 5000 + 60000);
 
-    // Upload, attach, start, in this order.
-    const std::vector<std::string> expected{"create " + c->id, "put_archive " + c->id + " /", "attach " + c->id,
-                                            "start " + c->id};
+    // Created and started (waiting for its program), attached, then the
+    // program uploaded, `go` last.
+    const std::vector<std::string> expected{"create " + c->id, "start " + c->id, "attach " + c->id,
+                                            "put_archive " + c->id + " /work"};
     CHECK(f.engine.log == expected);
-    CHECK(c->attached_before_start);
-    REQUIRE(fake_repl_engine::file(*c, "repl/src/main.py"));
-    CHECK(fake_repl_engine::file(*c, "repl/src/main.py")->contents == "print('hi')");
-    const auto* driver = fake_repl_engine::file(*c, "repl/run.sh");
+    CHECK(c->attached_before_upload);
+    REQUIRE(fake_repl_engine::file(*c, "main.py"));
+    CHECK(fake_repl_engine::file(*c, "main.py")->contents == "print('hi')");
+    CHECK(c->files.back().path == ".repl/go");
+    const auto* driver = fake_repl_engine::file(*c, ".repl/run.sh");
     REQUIRE(driver);
     CHECK(driver->contents.find("exec 'python3' 'main.py' </dev/null") != std::string::npos);
 
@@ -185,18 +187,18 @@ TEST_CASE("repl executor: stdin and args reach the driver") {
     r.args = {"a b", "it's"};
     auto rec = std::make_shared<recorder>();
     REQUIRE(f.exec->execute(std::move(r), rec).ok());
-    auto c = f.engine.running().front();
-    CHECK(fake_repl_engine::file(*c, "repl/stdin")->contents == "input");
-    CHECK(fake_repl_engine::file(*c, "repl/src/lib/util.py"));
-    CHECK(fake_repl_engine::file(*c, "repl/run.sh")->contents.find(
-              R"(exec 'python3' 'main.py' 'a b' 'it'\''s' </repl/stdin)") != std::string::npos);
+    auto c = f.engine.busy().front();
+    CHECK(fake_repl_engine::file(*c, ".repl/stdin")->contents == "input");
+    CHECK(fake_repl_engine::file(*c, "lib/util.py"));
+    CHECK(fake_repl_engine::file(*c, ".repl/run.sh")->contents.find(
+              R"(exec 'python3' 'main.py' 'a b' 'it'\''s' </work/.repl/stdin)") != std::string::npos);
     f.engine.exit(c, 0);
 }
 
 TEST_CASE("repl executor: the wall-clock timeout kills and removes the container") {
     fixture f;
     auto run = f.execute("while True: pass", overrides([](repl::limit_overrides& o) { o.timeout = 2000ms; }));
-    auto c = f.engine.running().front();
+    auto c = f.engine.busy().front();
     f.clk.advance(1999ms);
     CHECK_FALSE(run.rec->finished);
     f.clk.advance(1ms);
@@ -211,7 +213,7 @@ TEST_CASE("repl executor: the wall-clock timeout kills and removes the container
 TEST_CASE("repl executor: the output cap truncates and kills") {
     fixture f;
     auto run = f.execute("flood", overrides([](repl::limit_overrides& o) { o.output_bytes = 10; }));
-    auto c = f.engine.running().front();
+    auto c = f.engine.busy().front();
     f.engine.write(c, output_stream::out, "123456");
     f.engine.write(c, output_stream::err, "789012345");
     REQUIRE(run.rec->finished);
@@ -227,7 +229,7 @@ TEST_CASE("repl executor: the output cap truncates and kills") {
 TEST_CASE("repl executor: a character split across chunks arrives whole; invalid bytes become U+FFFD") {
     fixture f;
     auto run = f.execute("print('é')");
-    auto c = f.engine.running().front();
+    auto c = f.engine.busy().front();
     f.engine.write(c, output_stream::out, "caf\xC3");
     f.engine.write(c, output_stream::out, "\xA9 \xFF!");
     f.engine.exit(c, 0);
@@ -264,7 +266,7 @@ TEST_CASE("repl executor: a concurrency limit per engine, a bounded queue with p
     auto b = f.execute("b");
     auto c = f.execute("c");
     auto d = f.execute("d");
-    CHECK(f.engine.running().size() == 2);
+    CHECK(f.engine.busy().size() == 2);
     CHECK(c.rec->positions == std::vector<std::size_t>{1});
     CHECK(d.rec->positions == std::vector<std::size_t>{2});
 
@@ -275,12 +277,12 @@ TEST_CASE("repl executor: a concurrency limit per engine, a bounded queue with p
     REQUIRE_FALSE(refused.ok());
     CHECK(refused.err().code == errc::busy);
 
-    f.engine.exit(f.engine.running().front(), 0);  // a finishes: c runs, d moves up
+    f.engine.exit(f.engine.busy().front(), 0);  // a finishes: c runs, d moves up
     REQUIRE(a.rec->finished);
-    CHECK(f.engine.running().size() == 2);
+    CHECK(f.engine.busy().size() == 2);
     CHECK(d.rec->positions == std::vector<std::size_t>{2, 1});
     CHECK(f.exec->queued() == 1);
-    for (int i = 0; i < 3; ++i) f.engine.exit(f.engine.running().front(), 0);
+    for (int i = 0; i < 3; ++i) f.engine.exit(f.engine.busy().front(), 0);
     CHECK(b.rec->finished);
     CHECK(c.rec->finished);
     CHECK(d.rec->finished);
@@ -291,8 +293,8 @@ TEST_CASE("repl executor: the compile step's output and status; a failed compile
     fixture f;
     SUBCASE("compiled, then run") {
         auto run = f.execute("echo hi", {}, "shc");
-        auto c = f.engine.running().front();
-        const std::string script = fake_repl_engine::file(*c, "repl/run.sh")->contents;
+        auto c = f.engine.busy().front();
+        const std::string script = fake_repl_engine::file(*c, ".repl/run.sh")->contents;
         CHECK(script.find("{ 'sh' '-n' 'main.sh' ; } </dev/null") != std::string::npos);
         const std::string marker = "\n@@registry-repl-compiled " + run.id + " 0\n";
         f.engine.write(c, output_stream::out, "compiling\n" + marker.substr(0, 10));
@@ -311,7 +313,7 @@ TEST_CASE("repl executor: the compile step's output and status; a failed compile
     }
     SUBCASE("compile error") {
         auto run = f.execute("if", {}, "shc");
-        auto c = f.engine.running().front();
+        auto c = f.engine.busy().front();
         const std::string marker = "\n@@registry-repl-compiled " + run.id + " 2\n";
         f.engine.write(c, output_stream::err, "syntax error" + marker);
         f.engine.write(c, output_stream::out, marker);
@@ -346,7 +348,7 @@ TEST_CASE("repl executor: an idempotency key returns the same execution within t
     CHECK(s2->execution_id == s1->execution_id);
     CHECK(f.engine.creates == 1);
 
-    auto c = f.engine.running().front();
+    auto c = f.engine.busy().front();
     f.engine.write(c, output_stream::out, "1\n");
     f.engine.exit(c, 0);
     CHECK(first->output.size() == 1);
@@ -364,7 +366,7 @@ TEST_CASE("repl executor: an idempotency key returns the same execution within t
     auto again = f.exec->execute(make(), std::make_shared<recorder>());
     CHECK(again->created);
     CHECK(again->execution_id != s1->execution_id);
-    f.engine.exit(f.engine.running().front(), 0);
+    f.engine.exit(f.engine.busy().front(), 0);
 }
 
 TEST_CASE("repl executor: strict validation of the request") {
@@ -390,6 +392,9 @@ TEST_CASE("repl executor: strict validation of the request") {
     r = base;
     r.files.clear();
     expect(r, "params.files");
+    r = base;
+    r.files = {{"main.py", "x"}, {".repl/go", "y"}};
+    expect(r, "params.files[1].name: '.repl' is reserved");
     r = base;
     r.limits.timeout = 31000ms;
     expect(r, "params.limits.timeout_ms: must be 1-30000");
@@ -424,7 +429,7 @@ TEST_CASE("repl executor: a warm pool serves executions with the default limits,
     CHECK_FALSE(f.engine.get(warm_id)->spec.labels.contains("io.registry.repl.execution"));
 
     auto run = f.execute("print(1)");
-    auto c = f.engine.running().front();
+    auto c = f.engine.busy().front();
     CHECK(c->id == warm_id);            // no create on the execution's path
     CHECK(f.engine.creates == 3);       // the pool refilled
     CHECK(f.exec->warm("python") == 2);
@@ -433,7 +438,7 @@ TEST_CASE("repl executor: a warm pool serves executions with the default limits,
 
     auto custom = f.execute("print(2)", overrides([](repl::limit_overrides& o) { o.memory_bytes = 128 << 20; }));
     CHECK(f.engine.creates == 4);       // other limits: a cold container
-    f.engine.exit(f.engine.running().front(), 0);
+    f.engine.exit(f.engine.busy().front(), 0);
 
     f.clk.advance(601s);  // aged warm containers are replaced
     CHECK(f.exec->warm("python") == 2);
@@ -499,7 +504,7 @@ TEST_CASE("repl executor: every container is reported to the lease sink with its
     fixture f(2, 8, 0, &sink);
     const auto t0 = f.clk.now().time_since_epoch().count();
     auto run = f.execute("1");
-    auto c = f.engine.running().front();
+    auto c = f.engine.busy().front();
     f.engine.exit(c, 0);
     REQUIRE(sink.calls.size() == 2);
     CHECK(sink.calls[0] == "created local " + c->id + " " + std::to_string(t0 + 5000 + 60000));
