@@ -1,5 +1,6 @@
 #include "driver.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace registry::repl::detail {
@@ -38,7 +39,11 @@ std::string driver_script(const language& lang, const request& req, std::string_
         s += "printf '\\n@@registry-repl-compiled %s %d\\n' " + shell_quote(execution_id) + " \"$rc\" >&2\n";
         s += "[ \"$rc\" -eq 0 ] || exit \"$rc\"\n";
     }
-    s += "exec " + command_line(lang.run, entry, req.args) + (req.stdin_data ? "</work/.repl/stdin\n" : "</dev/null\n");
+    s += command_line(lang.run, entry, req.args) + (req.stdin_data ? "</work/.repl/stdin\n" : "</dev/null\n");
+    s += "rc=$?\n";
+    s += "printf '@@registry-repl-exit %s %d\\n' " + shell_quote(execution_id) + " \"$rc\"\n";
+    s += "printf '@@registry-repl-exit %s %d\\n' " + shell_quote(execution_id) + " \"$rc\" >&2\n";
+    s += "exit \"$rc\"\n";
     return s;
 }
 
@@ -73,6 +78,37 @@ std::vector<archive_file> upload(const language& lang, const request& req, std::
 
 std::string compile_marker(std::string_view execution_id) {
     return "\n@@registry-repl-compiled " + std::string(execution_id) + " ";
+}
+
+std::string exit_marker(std::string_view execution_id) {
+    return "@@registry-repl-exit " + std::string(execution_id) + " ";
+}
+
+void exit_filter::feed(std::string_view bytes, std::string& out) {
+    if (status_) return;
+    held_.append(bytes);
+    const std::size_t at = held_.find(marker_);
+    if (at != std::string::npos) {
+        out.append(held_, 0, at);
+        held_.erase(0, at);
+        const std::size_t eol = held_.find('\n', marker_.size());
+        if (eol == std::string::npos) return;  // the status has not arrived yet
+        int status = 0;
+        std::from_chars(held_.data() + marker_.size(), held_.data() + eol, status);
+        status_ = status;
+        held_.clear();
+        return;
+    }
+    // Keep the longest tail that the marker starts with.
+    std::size_t keep = std::min(held_.size(), marker_.size() - 1);
+    while (keep > 0 && held_.compare(held_.size() - keep, keep, marker_, 0, keep) != 0) --keep;
+    out.append(held_, 0, held_.size() - keep);
+    held_.erase(0, held_.size() - keep);
+}
+
+void exit_filter::finish(std::string& out) {
+    if (!status_) out += held_;
+    held_.clear();
 }
 
 void compile_splitter::feed(std::string_view bytes, std::string& compile_out, std::string& run_out) {

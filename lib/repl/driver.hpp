@@ -9,10 +9,12 @@
 // expensive start is off the execution's path.
 //
 // The driver runs the compile step if there is one with its output in the
-// normal streams, then prints a marker line on both streams, and runs the
-// program (exec, so it is the container's main process) with
-// /work/.repl/stdin or /dev/null as its stdin. The marker tells the executor
-// where compile output ends and what the compile step returned.
+// normal streams, then prints a marker line on both streams (where compile
+// output ends, and what the compile step returned), runs the program with
+// /work/.repl/stdin or /dev/null as its stdin, and prints an exit marker
+// line with its status on both streams: the executor knows the program has
+// ended, and how, as soon as both arrive, without waiting for the container
+// to stop.
 #pragma once
 
 #include <registry/container.hpp>
@@ -41,6 +43,29 @@ std::vector<archive_file> upload(const language& lang, const request& req, std::
 
 // The start of the marker line: "\n@@registry-repl-compiled <id> ".
 std::string compile_marker(std::string_view execution_id);
+
+// The start of the exit marker line: "@@registry-repl-exit <id> ".
+std::string exit_marker(std::string_view execution_id);
+
+// One output stream of the program, up to the exit marker line: passed on as
+// it arrives but for a trailing piece that could be the marker's beginning.
+class exit_filter {
+public:
+    explicit exit_filter(std::string marker) : marker_(std::move(marker)) {}
+
+    // Appends to `out` what is certainly the program's; nothing once the
+    // marker line has been seen.
+    void feed(std::string_view bytes, std::string& out);
+    // At the end: whatever is held back.
+    void finish(std::string& out);
+
+    std::optional<int> status() const noexcept { return status_; }
+
+private:
+    std::string marker_;
+    std::string held_;
+    std::optional<int> status_;
+};
 
 // One output stream of a compiled language, split at the marker line.
 class compile_splitter {

@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <utility>
 
 namespace registry::repl {
@@ -55,7 +56,8 @@ struct engine_state {
     engine_slot slot;
     std::size_t active = 0;
     bool swept = false;
-    std::set<std::string, std::less<>> live;  // created by this executor and not removed yet
+    std::set<std::string, std::less<>> live;      // created by this executor and not removed yet
+    std::set<std::string, std::less<>> stranded;  // removal failed: retried by the housekeeping loop
     std::map<std::string, std::deque<warm_container>, std::less<>> warm;  // by language
     std::map<std::string, std::size_t, std::less<>> warm_creating;
 };
@@ -70,6 +72,7 @@ struct run_state {
     std::optional<error> failure;
     detail::utf8_stream out_text, err_text;
     std::optional<detail::compile_splitter> compile_out, compile_err;
+    std::optional<detail::exit_filter> exit_out, exit_err;
     std::string compile_stdout, compile_stderr;
 };
 
@@ -378,13 +381,24 @@ struct executor::impl {
         co_return std::move(*id);
     }
 
-    // Removes a container whatever happens (never cancelled: it must go).
+    // Removes a container whatever happens (never cancelled: it must go). An
+    // engine may refuse while the container is still exiting: retried with
+    // a backoff, then by the housekeeping loop.
     task<void> discard(engine_state& eng, std::string id) {
-        try {
-            auto removed = co_await eng.slot.engine->remove(id, true);
-            (void)removed;  // not_found is as good; another failure is left to the sweep and the lease reaper
-        } catch (...) {
+        bool gone = false;
+        for (int attempt = 0; attempt < 4 && !gone; ++attempt) {
+            if (attempt > 0) co_await clk.sleep_until(clk.now() + milliseconds(100 << attempt));
+            try {
+                auto removed = co_await eng.slot.engine->remove(id, true);
+                gone = removed || removed.err().code == errc::not_found;
+            } catch (...) {
+            }
         }
+        if (!gone) {
+            eng.stranded.insert(std::move(id));
+            co_return;
+        }
+        eng.stranded.erase(id);
         eng.live.erase(id);
         if (leases) {
             try {
@@ -433,23 +447,34 @@ struct executor::impl {
         for (auto& l : ex.listeners) l->on_output(ex.id, stream, seq, text);
     }
 
-    // Takes one chunk; false once the output cap is reached.
+    // Takes one chunk; false once the output cap is reached or the program
+    // has exited (both exit markers seen).
     bool consume(execution& ex, run_state& st, const output_chunk& chunk) {
-        std::string_view bytes = chunk.bytes;
-        const std::uint64_t room = ex.lim.output_bytes - st.output_bytes;
-        if (bytes.size() > room) {
-            bytes = bytes.substr(0, room);
-            st.truncated = true;
-        }
-        st.output_bytes += bytes.size();
         const bool err = chunk.stream == output_stream::err;
+        std::string_view bytes = chunk.bytes;
         std::string run_bytes;
         if (auto& split = err ? st.compile_err : st.compile_out) {
             split->feed(bytes, err ? st.compile_stderr : st.compile_stdout, run_bytes);
             bytes = run_bytes;
+            const std::uint64_t compile_bytes = st.compile_stdout.size() + st.compile_stderr.size() +
+                                                st.compile_out->held() + st.compile_err->held();
+            if (compile_bytes > ex.lim.output_bytes) st.truncated = true;
         }
-        emit(ex, chunk.stream, (err ? st.err_text : st.out_text).feed(bytes));
-        return !st.truncated;
+        std::string program;
+        (err ? st.exit_err : st.exit_out)->feed(bytes, program);
+        std::string_view out = program;
+        const std::uint64_t room = ex.lim.output_bytes - std::min(ex.lim.output_bytes, st.output_bytes);
+        if (out.size() > room) {
+            out = out.substr(0, room);
+            st.truncated = true;
+        }
+        st.output_bytes += out.size();
+        emit(ex, chunk.stream, (err ? st.err_text : st.out_text).feed(out));
+        if (st.exit_out->status() && st.exit_err->status()) {
+            st.exit_code = st.exit_out->status();
+            st.natural_end = true;
+        }
+        return !st.truncated && !st.natural_end;
     }
 
     task<void> pump(execution& ex, engine_state& eng, const std::string& id, engine_stream<output_chunk>& stream,
@@ -464,8 +489,9 @@ struct executor::impl {
                 const bool more = consume(ex, st, *item);
                 if (!more) break;
             }
-            if (!st.truncated && !st.failure) {
-                // The attach stream ends when the container stops.
+            if (!st.truncated && !st.failure && !st.natural_end) {
+                // No exit markers (a failed compile, the driver killed): the
+                // attach stream ended because the container stopped.
                 auto code = co_await eng.slot.engine->wait(id, kill);
                 if (code) {
                     st.exit_code = *code;
@@ -499,6 +525,8 @@ struct executor::impl {
             st.compile_out.emplace(detail::compile_marker(ex.id));
             st.compile_err.emplace(detail::compile_marker(ex.id));
         }
+        st.exit_out.emplace(detail::exit_marker(ex.id));
+        st.exit_err.emplace(detail::exit_marker(ex.id));
         bool started = false;
         time_point t0{};
         try {
@@ -549,6 +577,14 @@ struct executor::impl {
     // The outcome from what the run saw.
     void conclude(execution& ex, run_state& st, bool started) {
         outcome& r = ex.result;
+        if (!st.truncated) {  // a tail held back in case it was a marker's start
+            for (auto [filter, stream, text] : {std::tuple{&st.exit_out, output_stream::out, &st.out_text},
+                                                std::tuple{&st.exit_err, output_stream::err, &st.err_text}}) {
+                std::string tail;
+                (*filter)->finish(tail);
+                emit(ex, stream, text->feed(tail));
+            }
+        }
         emit(ex, output_stream::out, st.out_text.finish());
         emit(ex, output_stream::err, st.err_text.finish());
         r.truncated = st.truncated;
@@ -605,6 +641,12 @@ struct executor::impl {
         }
     }
 
+    void retry_stranded() {
+        for (auto& eng : engines) {
+            for (const auto& id : std::exchange(eng.stranded, {})) tasks.spawn(discard(eng, id));
+        }
+    }
+
     void replace_aged() {
         const time_point now = clk.now();
         for (auto& eng : engines) {
@@ -641,6 +683,7 @@ struct executor::impl {
                 if (!eng.swept) co_await sweep(eng, stop);
             }
             prune();
+            retry_stranded();
             replace_aged();
             fill_pools();
             const bool slept = co_await clk.sleep_until(clk.now() + housekeeping_interval, stop);
@@ -662,6 +705,7 @@ struct executor::impl {
         co_await tasks.join();
         std::vector<task<void>> removals;
         for (auto& eng : engines) {
+            for (const auto& id : std::exchange(eng.stranded, {})) removals.push_back(discard(eng, id));
             for (auto& [name, pool] : eng.warm) {
                 for (auto& w : pool) removals.push_back(discard(eng, std::move(w.id)));
                 pool.clear();

@@ -148,7 +148,7 @@ TEST_CASE("repl executor: a hardened container, sources uploaded and attached be
     CHECK(c->files.back().path == ".repl/go");
     const auto* driver = fake_repl_engine::file(*c, ".repl/run.sh");
     REQUIRE(driver);
-    CHECK(driver->contents.find("exec 'python3' 'main.py' </dev/null") != std::string::npos);
+    CHECK(driver->contents.find("\n'python3' 'main.py' </dev/null\nrc=$?\n") != std::string::npos);
 
     // Output arrives as it is written, before the exit.
     f.engine.write(c, output_stream::out, "one\n");
@@ -178,6 +178,27 @@ TEST_CASE("repl executor: a hardened container, sources uploaded and attached be
     CHECK(f.exec->running() == 0);
 }
 
+TEST_CASE("repl executor: the exit markers end the execution before the container stops") {
+    fixture f;
+    auto run = f.execute("print('hi')");
+    auto c = f.engine.busy().front();
+    const std::string marker = "@@registry-repl-exit " + run.id + " 4\n";
+    f.engine.write(c, output_stream::out, "hi\n@@regi");  // could be a marker: held back
+    REQUIRE(run.rec->output.size() == 1);
+    CHECK(std::get<2>(run.rec->output[0]) == "hi\n");
+    f.engine.write(c, output_stream::out, marker.substr(6));
+    f.engine.write(c, output_stream::err, "oops @");
+    CHECK_FALSE(run.rec->finished);
+    f.engine.write(c, output_stream::err, marker);
+    REQUIRE(run.rec->finished);  // the container has not exited
+    CHECK(run.rec->finished->exit_code == 4);
+    CHECK(run.rec->finished->stdout_data == "hi\n");
+    CHECK(run.rec->finished->stderr_data == "oops @");
+    CHECK(f.engine.containers.empty());
+    const auto script = fake_repl_engine::file(*c, ".repl/run.sh")->contents;
+    CHECK(script.find("printf '@@registry-repl-exit %s %d\\n' '" + run.id + "' \"$rc\" >&2") != std::string::npos);
+}
+
 TEST_CASE("repl executor: stdin and args reach the driver") {
     fixture f;
     repl::request r;
@@ -191,7 +212,7 @@ TEST_CASE("repl executor: stdin and args reach the driver") {
     CHECK(fake_repl_engine::file(*c, ".repl/stdin")->contents == "input");
     CHECK(fake_repl_engine::file(*c, "lib/util.py"));
     CHECK(fake_repl_engine::file(*c, ".repl/run.sh")->contents.find(
-              R"(exec 'python3' 'main.py' 'a b' 'it'\''s' </work/.repl/stdin)") != std::string::npos);
+              R"('python3' 'main.py' 'a b' 'it'\''s' </work/.repl/stdin)") != std::string::npos);
     f.engine.exit(c, 0);
 }
 
