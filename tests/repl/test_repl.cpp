@@ -16,10 +16,6 @@
 #include <thread>
 #include <vector>
 
-#ifndef REGISTRY_IMAGE_CACHE_DIR
-#error "REGISTRY_IMAGE_CACHE_DIR must be defined"
-#endif
-
 namespace {
 
 namespace json = boost::json;
@@ -35,7 +31,9 @@ rt::podman_service& podman() {
     struct with_python {
         rt::podman_service service{rt::podman_service::listen_on::unix_socket, "overlay"};
         with_python() {
-            const std::string cache = REGISTRY_IMAGE_CACHE_DIR;
+            // Shared by every build directory (and scripts/build-repl-images.sh):
+            // building it takes minutes.
+            const std::string cache = std::string(REGISTRY_SOURCE_DIR) + "/build/container-images";
             auto built = rt::run_command(
                 {std::string(REGISTRY_SOURCE_DIR) + "/tests/containers/build-images.sh", cache, "python"});
             if (built.exit_code != 0) throw std::runtime_error("build-images.sh python failed: " + built.output);
