@@ -40,8 +40,9 @@ std::optional<std::uint64_t> parse_uint(std::string_view s) {
     return v;
 }
 
-// "1048576", "1024KiB", "1MiB", "1GiB" (also KB/MB/GB, meaning the same powers of 1024).
-std::optional<std::uint64_t> parse_bytes(std::string_view s) {
+}  // namespace
+
+std::optional<std::uint64_t> parse_byte_size(std::string_view s) {
     std::size_t digits = 0;
     while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
     auto number = parse_uint(s.substr(0, digits));
@@ -63,6 +64,8 @@ std::optional<std::uint64_t> parse_bytes(std::string_view s) {
     if (*number > std::numeric_limits<std::uint64_t>::max() / mult) return std::nullopt;
     return *number * mult;
 }
+
+namespace {
 
 // Walks one YAML document against the schema, collecting the key path.
 class reader {
@@ -154,6 +157,8 @@ public:
                     if (k == "remote_hosts") return remote_hosts(D.remote_hosts, n, path);
                     return false;
                 });
+            } else if (key == "repl") {
+                read_repl_section(cfg_.repl, v, origin_);
             } else {
                 fail(at(kv.first, key) + "unknown key");
             }
@@ -207,7 +212,7 @@ private:
     template <typename T>
     bool set_bytes(T& out, const YAML::Node& v, const std::string& path, std::uint64_t min) {
         const std::string s = scalar(v, path);
-        auto n = parse_bytes(s);
+        auto n = parse_byte_size(s);
         if (!n) fail(at(v, path) + "must be a byte count such as 1048576 or \"1MiB\" (got \"" + s + "\")");
         if (*n < min) fail(at(v, path) + "must be at least " + std::to_string(min));
         if (*n > std::numeric_limits<T>::max()) fail(at(v, path) + "is too large");

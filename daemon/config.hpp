@@ -8,6 +8,7 @@
 
 #include "log.hpp"
 #include "remote_host.hpp"
+#include "repl_config.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -94,6 +95,7 @@ struct config {
         std::uint64_t max_package_bytes = 512ull << 20;  // unpacked
         std::vector<remote_host> remote_hosts;           // SSH targets
     } deploy;
+    repl_config repl;  // REPL execution (repl_config.hpp)
 };
 
 // A configuration or command-line error; the message names the key or flag.
@@ -101,6 +103,10 @@ class config_error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
+
+// "1048576", "1024KiB", "1MiB", "1GiB" (also KB/MB/GB, meaning the same
+// powers of 1024); nullopt if it is none of these.
+std::optional<std::uint64_t> parse_byte_size(std::string_view s);
 
 // Parses "HOST:PORT" ("[v6]:PORT" for IPv6). Throws config_error.
 listen_address parse_listen_address(std::string_view text);

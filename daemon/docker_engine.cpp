@@ -578,6 +578,14 @@ task<result<std::string>> docker_engine::create(registry::container_spec spec, s
     // (Docker: "default", i.e. bridge; Podman as root: bridge).
     if (spec.network == registry::container_network::none) host["NetworkMode"] = "none";
     host["ReadonlyRootfs"] = spec.read_only_rootfs;
+    if (!spec.user.empty()) body["User"] = spec.user;
+    if (!spec.tmpfs.empty()) {
+        json::object tmpfs;
+        for (const auto& [point, options] : spec.tmpfs) tmpfs[point] = options;
+        host["Tmpfs"] = std::move(tmpfs);
+    }
+    if (spec.drop_all_capabilities) host["CapDrop"] = json::array{"ALL"};
+    if (spec.no_new_privileges) host["SecurityOpt"] = json::array{"no-new-privileges"};
     body["HostConfig"] = std::move(host);
 
     std::string target = path("/containers/create");

@@ -22,7 +22,9 @@
 #include <registry/container_manager.hpp>
 #include <registry/deploy/deployer.hpp>
 #include <registry/file_store.hpp>
+#include <registry/protocol/connection.hpp>
 #include <registry/registry.hpp>
+#include <registry/repl/executor.hpp>
 #include <registry/task.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -220,6 +222,7 @@ public:
             deployer_.add_target(*remote_targets_.back());
         }
         server_.attach(deployer_);
+        start_repl();
     }
 
     int exit_code() const noexcept { return exit_code_; }
@@ -235,6 +238,24 @@ public:
     }
 
 private:
+    // REPL execution over the configured engine (repl.engine), if any.
+    void start_repl() {
+        const auto& R = cfg_.repl;
+        if (R.engine.empty()) return;
+        auto endpoint = registryd::engine_endpoint::parse(R.engine);
+        if (!endpoint) throw registryd::config_error("repl.engine: " + endpoint.err().message);
+        repl_engine_.emplace(ioc_, std::move(*endpoint));
+        registry::repl::executor_options o;
+        o.owner = R.owner;
+        o.max_queue = R.max_queue;
+        o.idempotency_window = R.idempotency_window;
+        o.warm_max_age = R.warm_max_age;
+        o.user = R.user;
+        repl_.emplace(clock_, std::vector<registry::repl::engine_slot>{{"local", &*repl_engine_, R.max_concurrent}},
+                      R.languages, std::move(o));
+        server_.protocol().set_repl(&*repl_);
+    }
+
     static std::string describe(std::exception_ptr e) {
         try {
             std::rethrow_exception(e);
@@ -295,6 +316,12 @@ private:
         // Each engine is reconciled as its first heartbeat finds it online.
         if (containers_) background_.spawn(containers_->run(stop));
         background_.spawn(watch_availability(stop));
+        if (repl_) {
+            background_.spawn(repl_->run(stop));
+            log::info("repl execution enabled", {{"engine", cfg_.repl.engine},
+                                                 {"languages", cfg_.repl.languages.size()},
+                                                 {"max_concurrent", cfg_.repl.max_concurrent}});
+        }
 
         if (!shutdown_requested_.is_set()) {
             std::string addr;
@@ -400,6 +427,8 @@ private:
     registryd::local_target local_target_;
     std::vector<std::unique_ptr<registryd::ssh_target>> remote_targets_;
     registry::deploy::deployer deployer_;
+    std::optional<registryd::docker_engine> repl_engine_;
+    std::optional<registry::repl::executor> repl_;  // stopped with background_, before it is destroyed
     asio::signal_set signals_;
     asio::steady_timer deadline_;
     oneshot shutdown_requested_;

@@ -766,6 +766,8 @@ server::~server() {
     state_->backoff.cancel();
 }
 
+registry::protocol::server& server::protocol() noexcept { return state_->proto; }
+
 listen_address server::listen() {
     auto& st = *state_;
     const auto& want = st.cfg.listen;

@@ -24,7 +24,10 @@ class container_manager;
 namespace deploy {
 class deployer;
 }
+namespace protocol {
+class server;
 }
+}  // namespace registry
 
 namespace registryd {
 
@@ -60,6 +63,9 @@ public:
 
     // Open TCP connections of any kind (HTTP and WebSocket).
     std::size_t connections() const noexcept;
+
+    // The protocol state every connection shares (to attach the REPL executor).
+    registry::protocol::server& protocol() noexcept;
 
     struct state;
 

@@ -45,6 +45,11 @@ struct container_spec {
     container_limits limits;
     container_network network = container_network::none;
     bool read_only_rootfs = false;
+    // Hardening for untrusted code (the REPL executor).
+    std::string user;                               // "uid:gid" or a name; empty: the image's user
+    std::map<std::string, std::string> tmpfs;       // mount point → options ("rw,size=64m,mode=1777")
+    bool drop_all_capabilities = false;
+    bool no_new_privileges = false;
 };
 
 enum class container_status { created, running, paused, restarting, removing, exited, dead, unknown };

@@ -25,6 +25,7 @@ enum class errc {
     requirement_not_met,  // requires.commands/libraries missing on the target, or depends_on not running
     deployment_failed,    // a script failed or the health gate did not pass (rolled back when possible)
     host_key_rejected,    // the SSH host key is unknown or does not match known_hosts
+    busy,                // every worker is taken and the wait queue is full: retry later
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -43,6 +44,7 @@ constexpr std::string_view to_string(errc code) noexcept {
         case errc::requirement_not_met: return "requirement_not_met";
         case errc::deployment_failed: return "deployment_failed";
         case errc::host_key_rejected: return "host_key_rejected";
+        case errc::busy: return "busy";
     }
     return "internal";
 }

@@ -6,6 +6,7 @@
 #include <registry/container_manager.hpp>
 #include <registry/error.hpp>
 #include <registry/registry.hpp>
+#include <registry/repl/execution.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -131,13 +132,30 @@ struct undeploy_params {
     std::string instance_id;
 };
 
+// ---- REPL execution (repl/executor.hpp)
+
+struct repl_languages_params {
+    static constexpr std::string_view action = "repl_languages";
+};
+
+struct repl_execute_params {
+    static constexpr std::string_view action = "repl_execute";
+    repl::request req;
+};
+
+struct repl_cancel_params {
+    static constexpr std::string_view action = "repl_cancel";
+    std::string execution_id;
+};
+
 using request_params = std::variant<register_params, keepalive_params, deregister_params, get_service_params,
                                     list_services_params, list_endpoints_params, set_state_params,
                                     subscribe_params, unsubscribe_params, container_create_params,
                                     container_list_params, container_logs_params, container_stop_params,
                                     container_remove_params, container_extend_params, image_pull_params,
                                     list_nodes_params, deploy_package_params, service_action_params,
-                                    undeploy_params>;
+                                    undeploy_params, repl_languages_params, repl_execute_params,
+                                    repl_cancel_params>;
 
 struct request {
     std::string id;

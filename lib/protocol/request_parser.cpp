@@ -617,6 +617,67 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     return open(d, e, m) && required(d, m, "instance_id", p.instance_id);
 }
 
+// ---- REPL execution
+
+bool read(decoder& d, dom::element e, const path& at, repl::source_file& out) {
+    static constexpr std::string_view names[] = {"name", "content"};
+    members m{at, names};
+    if (!open(d, e, m) || !required(d, m, "name", out.name) || !required(d, m, "content", out.content)) return false;
+    return !out.name.empty() || d.fail(at.member("name"), "must not be empty");
+}
+
+bool read(decoder& d, dom::element e, const path& at, milliseconds& out) {
+    std::uint64_t v = 0;
+    if (!read(d, e, at, v)) return false;
+    if (v > 86'400'000) return d.fail(at, "must be at most 86400000");
+    out = milliseconds{static_cast<std::int64_t>(v)};
+    return true;
+}
+
+bool read(decoder& d, dom::element e, const path& at, repl::limit_overrides& out) {
+    static constexpr std::string_view names[] = {"timeout_ms", "output_bytes", "memory_bytes",
+                                                 "pids",       "cpu_millicores", "network"};
+    members m{at, names};
+    return open(d, e, m) && optional(d, m, "timeout_ms", out.timeout) &&
+           optional(d, m, "output_bytes", out.output_bytes) && optional(d, m, "memory_bytes", out.memory_bytes) &&
+           optional(d, m, "pids", out.pids) && optional(d, m, "cpu_millicores", out.cpu_millicores) &&
+           optional(d, m, "network", out.network);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::repl_languages_params&) {
+    members m{at, {}};
+    return open(d, e, m);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::repl_execute_params& p) {
+    static constexpr std::string_view names[] = {"language", "code",   "files",          "stdin",
+                                                 "args",     "limits", "idempotency_key"};
+    members m{at, names};
+    auto& r = p.req;
+    if (!open(d, e, m) || !required(d, m, "language", r.language)) return false;
+    const bool code = m.get("code").has_value();
+    if (code == m.get("files").has_value()) return d.fail(at, "exactly one of code and files is required");
+    if (code) {
+        if (!required(d, m, "code", r.files.emplace_back().content)) return false;
+    } else if (!required(d, m, "files", r.files)) {
+        return false;
+    }
+    if (!optional(d, m, "stdin", r.stdin_data) || !optional(d, m, "args", r.args) ||
+        !optional(d, m, "limits", r.limits) || !optional(d, m, "idempotency_key", r.idempotency_key)) {
+        return false;
+    }
+    if (r.idempotency_key && (r.idempotency_key->empty() || r.idempotency_key->size() > 128)) {
+        return d.fail(at.member("idempotency_key"), "must be 1-128 bytes");
+    }
+    return true;
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::repl_cancel_params& p) {
+    static constexpr std::string_view names[] = {"execution_id"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "execution_id", p.execution_id);
+}
+
 // Makes `out` hold the params type of the named action.
 template <std::size_t I = 0>
 bool select_action(std::string_view action, protocol::request_params& out) {

@@ -16,6 +16,7 @@ struct server::impl {
     container_manager* containers;
     request_parser parser;
     deploy::deployer* deployer = nullptr;  // null: the deployment actions answer unavailable
+    repl::executor* repl = nullptr;
 };
 
 }  // namespace registry::protocol

@@ -21,7 +21,7 @@
 
 namespace registry::protocol {
 
-class session {
+class session : public std::enable_shared_from_this<session> {
 public:
     session(server& srv, outbox& out, session_id id) : srv_(srv), out_(&out), id_(id) {}
     session(const session&) = delete;
@@ -69,6 +69,12 @@ private:
     task<result<void>> on(call& c, deploy_package_params& p);
     task<result<void>> on(call& c, service_action_params& p);
     task<result<void>> on(call& c, undeploy_params& p);
+
+    // REPL execution (repl_actions.cpp).
+    task<result<void>> on(call& c, repl_languages_params& p);
+    task<result<void>> on(call& c, repl_execute_params& p);
+    task<result<void>> on(call& c, repl_cancel_params& p);
+    friend class repl_listener;
 
     // Sends {"id":..,"type":"response","data":<write_data(w)>}; false if refused.
     template <typename WriteData>

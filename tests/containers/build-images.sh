@@ -1,14 +1,48 @@
 #!/usr/bin/env bash
-# Builds the root filesystem tarball of the container tests' image, unless it
-# is there already: /bin/busybox from busybox-static plus a symlink per
-# applet, a few empty directories, owned by root. No registry needed: the
-# test harness `podman import`s the tarball into each test's own storage as
-# localhost/registry-busybox:latest.
+# Builds the root filesystem tarballs of the container images, unless they
+# are there already. No registry needed: the test harness (or
+# scripts/build-repl-images.sh) `podman import`s them.
 #
-#   tests/containers/build-images.sh OUT_DIR     → OUT_DIR/registry-busybox.tar.gz
+#   busybox: /bin/busybox from busybox-static plus a symlink per applet, a
+#            few empty directories, owned by root → localhost/registry-busybox
+#   python:  Debian bookworm's essential set plus python3-minimal, built by
+#            mmdebstrap (about 30 s on a fast mirror; docs and locales left
+#            out) → localhost/registry-python (the REPL's python language)
+#
+#   tests/containers/build-images.sh OUT_DIR [busybox] [python]
+#       → OUT_DIR/registry-busybox.tar.gz, OUT_DIR/registry-python.tar
 set -euo pipefail
 
-out_dir=${1:?usage: build-images.sh OUT_DIR}
+out_dir=${1:?usage: build-images.sh OUT_DIR [busybox] [python]}
+shift
+images=("$@")
+((${#images[@]})) || images=(busybox)
+
+build_python() {
+  local tarball="$out_dir/registry-python.tar"
+  [ -s "$tarball" ] && return 0
+  if ! command -v mmdebstrap >/dev/null; then
+    echo "build-images: mmdebstrap not found; run scripts/setup-containers.sh" >&2
+    return 1
+  fi
+  mkdir -p "$out_dir"
+  local tmp="$out_dir/.$$.registry-python.tar"  # mmdebstrap picks its format by the suffix
+  mmdebstrap --quiet --format=tar --variant=essential --include=python3-minimal \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    bookworm "$tmp" || { rm -f "$tmp"; return 1; }
+  mv -f "$tmp" "$tarball"
+  echo "build-images: built $tarball"
+}
+
+for image in "${images[@]}"; do
+  case $image in
+    busybox) ;;
+    python) build_python ;;
+    *) echo "build-images: unknown image '$image' (busybox, python)" >&2; exit 2 ;;
+  esac
+done
+[[ " ${images[*]} " == *" busybox "* ]] || exit 0
 tarball="$out_dir/registry-busybox.tar.gz"
 [ -s "$tarball" ] && exit 0
 

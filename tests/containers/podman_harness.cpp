@@ -145,7 +145,8 @@ command_result run_command(const std::vector<std::string>& argv_in, const std::s
     return r;
 }
 
-podman_service::podman_service(listen_on where) {
+podman_service::podman_service(listen_on where, std::string storage_driver)
+    : storage_driver_(std::move(storage_driver)) {
     const auto begin = std::chrono::steady_clock::now();
     // Short: the socket path must fit in sockaddr_un (108 bytes).
     char tmpl[] = "/tmp/rct-XXXXXX";
@@ -220,7 +221,7 @@ podman_service::~podman_service() { shut_down(); }
 
 std::vector<std::string> podman_service::global_flags() const {
     return {"--root",    (dir_ / "root").string(), "--runroot",       (dir_ / "runroot").string(),
-            "--tmpdir",  (dir_ / "tmp").string(),  "--storage-driver", "vfs"};
+            "--tmpdir",  (dir_ / "tmp").string(),  "--storage-driver", storage_driver_};
 }
 
 command_result podman_service::podman(std::vector<std::string> args) const {

@@ -48,7 +48,9 @@ class podman_service {
 public:
     enum class listen_on { unix_socket, tcp };
 
-    explicit podman_service(listen_on where = listen_on::unix_socket);
+    // `storage_driver`: vfs mounts nothing but copies a whole image per
+    // container; overlay is far quicker for large images.
+    explicit podman_service(listen_on where = listen_on::unix_socket, std::string storage_driver = "vfs");
     podman_service(const podman_service&) = delete;
     podman_service& operator=(const podman_service&) = delete;
     ~podman_service();
@@ -75,6 +77,7 @@ private:
     std::filesystem::path dir_;
     std::string conf_;
     std::string uri_;
+    std::string storage_driver_;
     std::uint16_t tcp_port_ = 0;
     pid_t pid_ = -1;
     std::chrono::milliseconds startup_{0};

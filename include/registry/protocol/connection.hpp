@@ -21,6 +21,10 @@ namespace registry::deploy {
 class deployer;
 }
 
+namespace registry::repl {
+class executor;
+}
+
 namespace registry::protocol {
 
 struct limits {
@@ -52,6 +56,11 @@ public:
     // Enables deploy_package, service_action and undeploy. The deployer
     // must outlive the server.
     void attach(deploy::deployer& d) noexcept;
+
+    // The REPL executor behind the repl_* actions; without one they answer
+    // `unavailable`. Set before the first connection.
+    void set_repl(repl::executor* executor) noexcept;
+    repl::executor* repl() noexcept;
 
     struct impl;
     impl& internals() noexcept;

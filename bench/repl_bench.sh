@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# REPL latency: the same Python hello world N times through registryd
+# (repl_execute → repl_finished, warm pool on) and through `podman run --rm`,
+# in the same run, on the same Podman storage. Prints p50/p99 of both and the
+# ratio registryd p50 / podman run p50 (target: <= 0.3).
+#
+#   bench/repl_bench.sh [N] [BUILD_DIR]     (defaults: 20, build/release)
+#
+# Needs a built registryd, podman + runc, mmdebstrap and busybox-static
+# (scripts/setup-containers.sh). Starts its own `podman system service` on a
+# private storage (overlay) and its own registryd, and stops both (by pid).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-20}
+build=${2:-build/release}
+registryd="$build/registryd"
+[ -x "$registryd" ] || { echo "repl_bench: $registryd not built" >&2; exit 1; }
+cache="$build/container-images"
+tests/containers/build-images.sh "$cache" busybox python
+
+dir=$(mktemp -d /tmp/repl-bench-XXXXXX)
+podman_pid=""
+registryd_pid=""
+cleanup() {
+  [ -n "$registryd_pid" ] && kill "$registryd_pid" 2>/dev/null && wait "$registryd_pid" 2>/dev/null
+  [ -n "$podman_pid" ] && { podman "${flags[@]}" rm --all --force --time 0 >/dev/null 2>&1 || true; }
+  [ -n "$podman_pid" ] && kill "$podman_pid" 2>/dev/null && wait "$podman_pid" 2>/dev/null
+  grep " $dir/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+cat >"$dir/containers.conf" <<'EOF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+EOF
+export CONTAINERS_CONF="$dir/containers.conf"
+flags=(--root "$dir/root" --runroot "$dir/runroot" --tmpdir "$dir/tmp" --storage-driver overlay)
+mkdir -p "$dir/tmp"
+image=localhost/registry-python:latest
+podman "${flags[@]}" import --change 'CMD ["/bin/sh"]' "$cache/registry-python.tar" "$image" >/dev/null
+podman "${flags[@]}" system service --time=0 "unix://$dir/podman.sock" >"$dir/podman.log" 2>&1 &
+podman_pid=$!
+for _ in $(seq 100); do [ -S "$dir/podman.sock" ] && break; sleep 0.1; done
+
+cat >"$dir/registryd.yaml" <<EOF
+repl:
+  engine: unix://$dir/podman.sock
+  owner: repl-bench
+  max_concurrent: 2
+  languages:
+    - name: python
+      image: $image
+      source_file: main.py
+      run: [python3, -u, "{source}"]
+      warm_pool: 2
+      defaults: {timeout_ms: 20000, output_bytes: 1MiB, memory_bytes: 256MiB, pids: 64, cpu_millicores: 1000}
+EOF
+"$registryd" --config "$dir/registryd.yaml" --listen 127.0.0.1:0 --data-dir "$dir/data" \
+  --port-file "$dir/port" --log-level warn 2>"$dir/registryd.log" &
+registryd_pid=$!
+for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.1; done
+[ -s "$dir/port" ] || { echo "repl_bench: registryd did not start" >&2; cat "$dir/registryd.log" >&2; exit 1; }
+
+# The client: a minimal WebSocket client (RFC 6455, text frames) in Python's
+# standard library, timing each execution from the request to repl_finished,
+# then each `podman run --rm`.
+python3 - "$(cat "$dir/port")" "$n" "$image" "${flags[@]}" <<'EOF'
+import base64, json, os, socket, struct, subprocess, sys, time
+
+addr, n, image, flags = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+host, port = addr.rsplit(":", 1)
+code = "print('hello world')\n"
+
+class WS:
+    def __init__(self):
+        self.s = socket.create_connection((host, int(port)))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.s.sendall((f"GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self.s.recv(4096)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        assert b" 101 " in head.split(b"\r\n")[0], head
+
+    def send(self, obj):
+        data = json.dumps(obj).encode()
+        mask = os.urandom(4)
+        n = len(data)
+        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n))
+        self.s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def _need(self, k):
+        while len(self.buf) < k:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise EOFError("registryd closed the connection")
+            self.buf += chunk
+
+    def recv(self):
+        self._need(2)
+        length = self.buf[1] & 0x7F
+        off = 2
+        if length == 126:
+            self._need(4); length = struct.unpack(">H", self.buf[2:4])[0]; off = 4
+        elif length == 127:
+            self._need(10); length = struct.unpack(">Q", self.buf[2:10])[0]; off = 10
+        self._need(off + length)
+        payload, self.buf = self.buf[off:off + length], self.buf[off + length:]
+        return json.loads(payload)
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+ws = WS()
+def via_registryd(i):
+    t0 = time.monotonic()
+    ws.send({"id": str(i), "type": "request", "action": "repl_execute",
+             "params": {"language": "python", "code": code}})
+    while True:
+        m = ws.recv()
+        if m.get("type") == "response" and "error" in m:
+            raise SystemExit(f"repl_execute failed: {m['error']}")
+        if m.get("event") == "repl_finished":
+            d = m["data"]
+            assert d["stdout"] == "hello world\n" and d["exit_code"] == 0, d
+            return (time.monotonic() - t0) * 1000
+
+def via_podman_run():
+    t0 = time.monotonic()
+    out = subprocess.run(["podman", *flags, "run", "--rm", image, "python3", "-c", code],
+                         capture_output=True, text=True)
+    assert out.stdout == "hello world\n", out
+    return (time.monotonic() - t0) * 1000
+
+via_registryd(-1)   # one warm-up each: image caches, the first warm container
+via_podman_run()
+reg, pod = [], []
+for i in range(n):
+    reg.append(via_registryd(i))
+    time.sleep(0.3)  # lets the warm pool refill, as between interactive requests
+    pod.append(via_podman_run())
+print(f"python hello world, {n} runs each (ms)")
+print(f"  registryd repl_execute: p50 {pct(reg, 50):7.1f}  p99 {pct(reg, 99):7.1f}")
+print(f"  podman run --rm:        p50 {pct(pod, 50):7.1f}  p99 {pct(pod, 99):7.1f}")
+print(f"  ratio p50 registryd / podman run: {pct(reg, 50) / pct(pod, 50):.2f}  (target <= 0.30)")
+EOF

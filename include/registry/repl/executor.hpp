@@ -1,0 +1,105 @@
+// The REPL executor: runs programs in ephemeral containers, one container per
+// execution, never reused.
+//
+// An execution: a container is taken from the language's warm pool (when the
+// request keeps the default container limits) or created; the sources, stdin
+// and a small driver script are uploaded as a tar archive (put_archive)
+// before start; the executor attaches before start, so no output is lost, and
+// reports output as it arrives. The driver copies the sources into the
+// writable work dir (a tmpfs; the root filesystem is read-only), runs the
+// compile step if the language has one, and then the program. The executor
+// kills the container at the wall-clock timeout, when the output cap is
+// reached or on cancel, and removes it in every case, right after
+// on_finished.
+//
+// Engines have a concurrency limit each; an execution that finds every engine
+// full waits in one bounded FIFO queue (listeners get on_queued with the
+// position whenever it changes); a full queue refuses with errc::busy.
+//
+// Threading: like the registry, used from one thread; coroutines over the
+// container_engine and clock ports, no thread of its own.
+#pragma once
+
+#include <registry/async_scope.hpp>
+#include <registry/ports/clock.hpp>
+#include <registry/ports/container_engine.hpp>
+#include <registry/repl/execution.hpp>
+#include <registry/repl/language.hpp>
+#include <registry/repl/lease_sink.hpp>
+#include <registry/result.hpp>
+#include <registry/task.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace registry::repl {
+
+struct engine_slot {
+    std::string name;
+    container_engine* engine = nullptr;
+    std::size_t max_concurrent = 4;  // executions running at once on this engine
+};
+
+struct executor_options {
+    std::string owner = "registryd";  // the owner label: which leftovers the start-up sweep removes
+    std::size_t max_queue = 64;       // executions waiting for an engine; beyond: busy
+    milliseconds idempotency_window{600'000};  // a key finds its execution for this long after it finished
+    std::size_t max_files = 64;
+    std::size_t max_source_bytes = 1 << 20;  // files + stdin together
+    std::size_t max_args = 64;
+    milliseconds warm_max_age{600'000};  // a warm container older than this is replaced
+    std::string user = "65534:65534";    // the non-root user programs run as
+    std::uint64_t work_dir_bytes = 64 << 20;  // size of the writable work dir (tmpfs)
+};
+
+struct submission {
+    std::string execution_id;
+    bool created = true;  // false: the idempotency key found an earlier execution
+};
+
+class executor {
+public:
+    executor(clock& clk, std::vector<engine_slot> engines, std::vector<language> languages,
+             executor_options options = {}, lease_sink* leases = nullptr);
+    ~executor();
+    executor(const executor&) = delete;
+    executor& operator=(const executor&) = delete;
+
+    // Removes the leftovers of an earlier run (containers with this owner's
+    // labels) on every engine, then keeps the warm pools filled, until `stop`.
+    // Then cancels every execution, removes every container (warm ones too)
+    // and returns once nothing is left running.
+    task<void> run(std::stop_token stop);
+
+    const std::vector<language>& languages() const noexcept;
+
+    // Validates and accepts an execution. `accepted` is called with the
+    // submission before anything is reported to `l` (the protocol answers
+    // there, so the response precedes every event). A known idempotency key
+    // adds `l` to that execution instead (a finished one reports on_finished
+    // to it at once). Errors: invalid_request (language, files, limits),
+    // busy (queue full), unavailable (not running, or shutting down).
+    result<submission> execute(request req, listener_ptr l,
+                               const std::function<void(const submission&)>& accepted = {});
+
+    // Stops a queued or running execution; it finishes with cancelled set.
+    // not_found for an unknown id; a finished one is left as it is (ok).
+    result<void> cancel(std::string_view execution_id);
+
+    // Executions running and waiting, for metrics and tests.
+    std::size_t running() const noexcept;
+    std::size_t queued() const noexcept;
+    std::size_t warm(std::string_view language) const noexcept;  // over every engine
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace registry::repl

@@ -1,0 +1,443 @@
+// REPL execution end to end: the real registryd, configured with a real
+// Podman API service (started by the test, own storage, overlay driver) and
+// the sh (busybox), python (Debian's python3-minimal) and shc (sh with a
+// `sh -n` syntax check as its compile step) languages. Each test checks that
+// its executions left no container behind.
+#include "harness.hpp"
+#include "podman_harness.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace json = boost::json;
+namespace rt = registry_test;
+using it::num;
+using it::str;
+using namespace std::chrono_literals;
+
+constexpr const char* python_image = "localhost/registry-python:latest";
+
+// One Podman service per test process, with both images.
+rt::podman_service& podman() {
+    struct with_python {
+        rt::podman_service service{rt::podman_service::listen_on::unix_socket, "overlay"};
+        with_python() {
+            // Shared by every build directory (and scripts/build-repl-images.sh):
+            // building it takes minutes.
+            const std::string cache = std::string(REGISTRY_SOURCE_DIR) + "/build/container-images";
+            auto built = rt::run_command(
+                {std::string(REGISTRY_SOURCE_DIR) + "/tests/containers/build-images.sh", cache, "python"});
+            if (built.exit_code != 0) throw std::runtime_error("build-images.sh python failed: " + built.output);
+            auto imported = service.podman(
+                {"import", "--change", "CMD [\"/bin/sh\"]", cache + "/registry-python.tar", python_image});
+            if (imported.exit_code != 0) throw std::runtime_error("podman import python failed: " + imported.output);
+        }
+    };
+    static with_python env;
+    return env.service;
+}
+
+struct options {
+    std::size_t max_concurrent = 4;
+    std::size_t warm_pool = 0;
+};
+
+std::string language_limits() {
+    return "      defaults: {timeout_ms: 20000, output_bytes: 65536, memory_bytes: 128MiB, pids: 64, cpu_millicores: 1000}\n"
+           "      maximum: {timeout_ms: 60000, output_bytes: 1MiB, memory_bytes: 512MiB, pids: 256, cpu_millicores: 2000}\n";
+}
+
+std::string config(const std::string& owner, options o = {}) {
+    return "repl:\n"
+           "  engine: " + podman().uri() + "\n"
+           "  owner: " + owner + "\n"
+           "  max_concurrent: " + std::to_string(o.max_concurrent) + "\n"
+           "  max_queue: 16\n"
+           "  languages:\n"
+           "    - name: sh\n"
+           "      version: busybox\n"
+           "      image: " + rt::test_image + "\n"
+           "      source_file: main.sh\n"
+           "      run: [sh, \"{source}\"]\n"
+           "      warm_pool: " + std::to_string(o.warm_pool) + "\n" + language_limits() +
+           "    - name: python\n"
+           "      version: \"3.11\"\n"
+           "      image: " + python_image + "\n"
+           "      source_file: main.py\n"
+           "      run: [python3, -u, \"{source}\"]\n"
+           "      warm_pool: " + std::to_string(o.warm_pool) + "\n" + language_limits() +
+           "    - name: shc\n"
+           "      image: " + rt::test_image + "\n"
+           "      source_file: main.sh\n"
+           "      compile: [sh, -n, \"{source}\"]\n"
+           "      run: [sh, \"{source}\"]\n" + language_limits();
+}
+
+// The containers this owner has on the engine.
+std::vector<std::string> containers_of(const std::string& owner) {
+    auto r = podman().podman({"ps", "-a", "-q", "--filter", "label=io.registry.repl.owner=" + owner});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+    std::vector<std::string> ids;
+    std::string line;
+    for (char c : r.output) {
+        if (c == '\n') {
+            if (!line.empty()) ids.push_back(line);
+            line.clear();
+        } else {
+            line += c;
+        }
+    }
+    if (!line.empty()) ids.push_back(line);
+    return ids;
+}
+
+// The shipped configuration (daemon/registryd.example.yaml) with this
+// test's engine and owner.
+std::string shipped_config(const std::string& owner) {
+    std::ifstream in(std::string(REGISTRY_SOURCE_DIR) + "/daemon/registryd.example.yaml");
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string yaml = text.str();
+    auto replace = [&](const std::string& from, const std::string& to) {
+        const auto at = yaml.find(from);
+        REQUIRE(at != std::string::npos);
+        yaml.replace(at, from.size(), to);
+    };
+    replace("  engine: \"\"\n", "  engine: " + podman().uri() + "\n");
+    replace("  owner: registryd\n", "  owner: " + owner + "\n");
+    return yaml;
+}
+
+// A daemon with REPL execution, checked for leftovers when the test ends.
+struct repl_daemon {
+    explicit repl_daemon(options o = {}) : owner(rt::unique_name("it")), d(config(owner, o)) {}
+    struct shipped {};
+    explicit repl_daemon(shipped) : owner(rt::unique_name("it")), d(shipped_config(owner)) {}
+    ~repl_daemon() {
+        const auto status = d.terminate(30s);
+        CHECK_MESSAGE(status.clean(), status.describe());
+        CHECK(containers_of(owner).empty());
+    }
+    std::string owner;
+    it::registryd d;
+};
+
+struct execution {
+    std::string id;
+    std::vector<json::value> output;                 // repl_output events
+    std::vector<std::int64_t> positions;              // repl_queued
+    std::vector<it::steady::time_point> output_at;
+    json::value finished;                             // repl_finished
+    it::steady::time_point finished_at;
+
+    std::string stream(const char* name) const {
+        std::string s;
+        for (const auto& o : output) {
+            if (str(o, "/data/stream") == name) s += str(o, "/data/data");
+        }
+        return s;
+    }
+};
+
+std::string start(it::ws_client& ws, json::object params) {
+    const json::value r = ws.call("repl_execute", std::move(params));
+    return str(r, "/execution_id");
+}
+
+json::object sh(const std::string& code, json::object limits = {}, const char* language = "sh") {
+    json::object p{{"language", language}, {"code", code}};
+    if (!limits.empty()) p["limits"] = std::move(limits);
+    return p;
+}
+
+// Collects the events of the given executions until each has finished.
+std::map<std::string, execution> collect(it::ws_client& ws, const std::vector<std::string>& ids, it::ms timeout = 60s) {
+    std::map<std::string, execution> runs;
+    for (const auto& id : ids) runs[id].id = id;
+    std::size_t open = ids.size();
+    const auto deadline = it::steady::now() + it::scaled(timeout);
+    while (open > 0) {
+        const auto left = std::chrono::duration_cast<it::ms>(deadline - it::steady::now());
+        REQUIRE_MESSAGE(left.count() > 0, "executions did not finish in time");
+        auto ev = ws.next_event(left);
+        REQUIRE_MESSAGE(ev, "executions did not finish in time");
+        const std::string type = str(*ev, "/event");
+        const std::string id = str(*ev, "/data/execution_id");
+        auto it = runs.find(id);
+        REQUIRE_MESSAGE(it != runs.end(), it::dump(*ev));
+        auto& run = it->second;
+        if (type == "repl_output") {
+            CHECK(num(*ev, "/data/seq") == static_cast<std::int64_t>(run.output.size() + 1));
+            run.output.push_back(*ev);
+            run.output_at.push_back(it::steady::now());
+        } else if (type == "repl_queued") {
+            run.positions.push_back(num(*ev, "/data/position"));
+        } else if (type == "repl_finished") {
+            run.finished = *ev;
+            run.finished_at = it::steady::now();
+            --open;
+        } else {
+            FAIL("unexpected event " << it::dump(*ev));
+        }
+    }
+    return runs;
+}
+
+execution run_one(it::ws_client& ws, json::object params, it::ms timeout = 60s) {
+    const std::string id = start(ws, std::move(params));
+    return collect(ws, {id}, timeout).at(id);
+}
+
+bool is_null(const json::value& v, std::string_view pointer) { return it::at(v, pointer).is_null(); }
+
+TEST_CASE("repl: hello world in sh and python, output streamed before the program exits") {
+    repl_daemon rd{repl_daemon::shipped{}};  // the languages of registryd.example.yaml, with warm pools
+    IT_DIAGNOSE(rd.d);
+    it::ws_client ws(rd.d);
+    const std::vector<std::pair<json::object, const char*>> programs{
+        {sh("echo first; sleep 1; echo second"), "sh"},
+        {json::object{{"language", "python"},
+                      {"code", "import time\nprint('first')\ntime.sleep(1)\nprint('second')\n"}},
+         "python"}};
+    for (const auto& [params, name] : programs) {
+        INFO(name);
+        const execution run = run_one(ws, params);
+        INFO(it::dump(run.finished));
+        REQUIRE(run.output.size() >= 2);
+        CHECK(str(run.output.front(), "/data/data").rfind("first", 0) == 0);  // python -u: "\n" may come apart
+        CHECK(str(run.output.front(), "/data/stream") == "stdout");
+        // "first" came while the program was still sleeping.
+        CHECK(run.finished_at - run.output_at.front() >= 700ms);
+        CHECK(num(run.finished, "/data/exit_code") == 0);
+        CHECK(is_null(run.finished, "/data/signal"));
+        CHECK(str(run.finished, "/data/stdout") == "first\nsecond\n");
+        CHECK(run.stream("stdout") == "first\nsecond\n");
+        CHECK_FALSE(it::boolean(run.finished, "/data/timed_out"));
+        CHECK(num(run.finished, "/data/duration_ms") >= 1000);
+        CHECK_FALSE(it::has(run.finished, "/data/compile"));
+    }
+}
+
+TEST_CASE("repl: stderr, exit codes, stdin and args") {
+    repl_daemon rd;
+    IT_DIAGNOSE(rd.d);
+    it::ws_client ws(rd.d);
+    const execution a = run_one(ws, sh("echo out; echo err >&2; exit 3"));
+    INFO(it::dump(a.finished));
+    CHECK(num(a.finished, "/data/exit_code") == 3);
+    CHECK(str(a.finished, "/data/stdout") == "out\n");
+    CHECK(str(a.finished, "/data/stderr") == "err\n");
+    CHECK(a.stream("stderr") == "err\n");
+
+    json::object p{{"language", "python"},
+                   {"files", json::array{json::object{{"name", "main.py"}, {"content", "import sys, helper\n"
+                                                                                         "print(sys.stdin.read().upper(), sys.argv[1:])\n"
+                                                                                         "sys.exit(helper.CODE)\n"}},
+                                         json::object{{"name", "helper.py"}, {"content", "CODE = 5\n"}}}},
+                   {"stdin", "hello"},
+                   {"args", json::array{"a b", "it's"}}};
+    const execution b = run_one(ws, p);
+    INFO(it::dump(b.finished));
+    CHECK(num(b.finished, "/data/exit_code") == 5);
+    CHECK(str(b.finished, "/data/stdout") == "HELLO ['a b', \"it's\"]\n");
+
+    // Who and where: a non-root user, a read-only root, a writable work dir, no capabilities.
+    const execution c = run_one(ws, sh("id -u; touch /x 2>/dev/null || echo ro; echo ok > f && cat f; "
+                                       "grep CapEff /proc/self/status"));
+    INFO(it::dump(c.finished));
+    CHECK(str(c.finished, "/data/stdout") == "65534\nro\nok\nCapEff:\t0000000000000000\n");
+}
+
+TEST_CASE("repl: an infinite loop is stopped by the timeout, an output flood is truncated") {
+    repl_daemon rd;
+    IT_DIAGNOSE(rd.d);
+    it::ws_client ws(rd.d);
+    const execution loop = run_one(ws, sh("while :; do :; done", json::object{{"timeout_ms", 1500}}));
+    INFO(it::dump(loop.finished));
+    CHECK(it::boolean(loop.finished, "/data/timed_out"));
+    CHECK(is_null(loop.finished, "/data/exit_code"));
+    CHECK(num(loop.finished, "/data/signal") == 9);
+    CHECK(num(loop.finished, "/data/duration_ms") >= 1500);
+    CHECK(num(loop.finished, "/data/duration_ms") < 10000);
+
+    const execution flood = run_one(ws, sh("yes", json::object{{"output_bytes", 10000}}));
+    CHECK(it::boolean(flood.finished, "/data/truncated"));
+    CHECK_FALSE(it::boolean(flood.finished, "/data/timed_out"));
+    CHECK(str(flood.finished, "/data/stdout").size() == 10000);
+    CHECK(flood.stream("stdout").size() == 10000);
+    CHECK(num(flood.finished, "/data/signal") == 9);
+}
+
+TEST_CASE("repl: a fork bomb is held by the pids limit; the network is unreachable") {
+    repl_daemon rd;
+    IT_DIAGNOSE(rd.d);
+    it::ws_client ws(rd.d);
+    const execution count = run_one(ws, json::object{{"language", "python"},
+                                                     {"code", "import os, time\n"
+                                                              "n = 0\n"
+                                                              "try:\n"
+                                                              "    while n < 1000:\n"
+                                                              "        if os.fork() == 0:\n"
+                                                              "            time.sleep(30)\n"
+                                                              "            os._exit(0)\n"
+                                                              "        n += 1\n"
+                                                              "except OSError as e:\n"
+                                                              "    print('blocked after', n, e.errno)\n"},
+                                                     {"limits", json::object{{"pids", 20}}}});
+    INFO(it::dump(count.finished));
+    const std::string out = str(count.finished, "/data/stdout");
+    REQUIRE(out.rfind("blocked after ", 0) == 0);
+    CHECK(std::stoi(out.substr(14)) < 20);
+    CHECK(out.find(" 11\n") != std::string::npos);  // EAGAIN
+
+    const execution bomb = run_one(ws, sh("b() { b | b & }; b; sleep 2; echo alive", json::object{{"pids", 16}, {"timeout_ms", 8000}}));
+    INFO(it::dump(bomb.finished));
+    CHECK(str(bomb.finished, "/data/stderr").find("fork") != std::string::npos);
+
+    const execution net = run_one(ws, json::object{{"language", "python"},
+                                                   {"code", "import socket\n"
+                                                            "print(open('/proc/net/dev').read().count(':'))\n"
+                                                            "try:\n"
+                                                            "    socket.create_connection(('1.1.1.1', 80), 3)\n"
+                                                            "    print('connected')\n"
+                                                            "except OSError as e:\n"
+                                                            "    print('unreachable', e.errno)\n"}});
+    INFO(it::dump(net.finished));
+    CHECK(str(net.finished, "/data/stdout") == "1\nunreachable 101\n");  // only lo; ENETUNREACH
+}
+
+TEST_CASE("repl: cancel stops a running execution") {
+    repl_daemon rd;
+    IT_DIAGNOSE(rd.d);
+    it::ws_client ws(rd.d);
+    const std::string id = start(ws, sh("echo started; sleep 30"));
+    const json::value first = ws.expect_event("repl_output", it::scaled(20s));
+    CHECK(str(first, "/data/data") == "started\n");
+    const auto t0 = it::steady::now();
+    const json::value r = ws.call("repl_cancel", json::object{{"execution_id", id}});
+    CHECK(str(r, "/execution_id") == id);
+    const json::value done = ws.expect_event("repl_finished", it::scaled(10s));
+    INFO(it::dump(done));
+    CHECK(it::boolean(done, "/data/cancelled"));
+    CHECK(num(done, "/data/signal") == 9);
+    CHECK(it::steady::now() - t0 < 5s);
+    CHECK(it::error_code(ws.request("repl_cancel", json::object{{"execution_id", "nope"}})) == "not_found");
+}
+
+TEST_CASE("repl: 8 concurrent executions with a concurrency limit of 2 queue with positions") {
+    repl_daemon rd(options{2, 0});
+    IT_DIAGNOSE(rd.d);
+    it::ws_client ws(rd.d);
+    std::vector<std::string> ids;
+    for (int i = 0; i < 8; ++i) ids.push_back(start(ws, sh("sleep 0.3; echo run " + std::to_string(i))));
+    const auto runs = collect(ws, ids, 120s);
+    std::size_t queued = 0;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        const auto& run = runs.at(ids[i]);
+        INFO(it::dump(run.finished));
+        CHECK(num(run.finished, "/data/exit_code") == 0);
+        CHECK(str(run.finished, "/data/stdout") == "run " + std::to_string(i) + "\n");
+        if (!run.positions.empty()) {
+            ++queued;
+            CHECK(run.positions.back() == 1);  // moved up to the head before it ran
+            CHECK(std::is_sorted(run.positions.rbegin(), run.positions.rend()));
+        }
+    }
+    CHECK(queued == 6);
+    CHECK(runs.at(ids[7]).positions.front() == 6);
+}
+
+TEST_CASE("repl: a compile error does not run; a good compile does") {
+    repl_daemon rd;
+    IT_DIAGNOSE(rd.d);
+    it::ws_client ws(rd.d);
+    const execution bad = run_one(ws, sh("echo never\nif then fi\n", {}, "shc"));
+    INFO(it::dump(bad.finished));
+    CHECK(num(bad.finished, "/data/compile/exit_code") != 0);
+    CHECK(str(bad.finished, "/data/compile/stderr").find("syntax error") != std::string::npos);
+    CHECK(is_null(bad.finished, "/data/exit_code"));
+    CHECK(bad.output.empty());
+
+    const execution good = run_one(ws, sh("echo ran\n", {}, "shc"));
+    INFO(it::dump(good.finished));
+    CHECK(num(good.finished, "/data/compile/exit_code") == 0);
+    CHECK(num(good.finished, "/data/exit_code") == 0);
+    CHECK(str(good.finished, "/data/stdout") == "ran\n");
+}
+
+TEST_CASE("repl: languages, strict validation, idempotency, a warm pool") {
+    repl_daemon rd(options{4, 1});
+    IT_DIAGNOSE(rd.d);
+    it::ws_client ws(rd.d);
+    const json::value langs = ws.call("repl_languages");
+    INFO(it::dump(langs));
+    REQUIRE(it::arr(langs, "/languages").size() == 3);
+    CHECK(str(langs, "/languages/1/name") == "python");
+    CHECK(num(langs, "/languages/1/maximum/pids") == 256);
+    CHECK(it::boolean(langs, "/languages/2/compiled"));
+
+    CHECK(it::error_code(ws.request("repl_execute", json::object{{"language", "cobol"}, {"code", "x"}})) ==
+          "invalid_request");
+    const json::value both = ws.request("repl_execute", json::object{{"language", "sh"}, {"code", "x"},
+                                                                     {"files", json::array{}}});
+    CHECK(it::error_message(both) == "params: exactly one of code and files is required");
+    const json::value over = ws.request("repl_execute", sh("x", json::object{{"pids", 100000}}));
+    CHECK(it::error_message(over) == "params.limits.pids: must be 1-256 for this language");
+    CHECK(it::error_code(ws.request("repl_execute", sh("x", json::object{{"nope", 1}}))) == "invalid_request");
+
+    json::object keyed = sh("echo once");
+    keyed["idempotency_key"] = "k-1";
+    const json::value r1 = ws.call("repl_execute", keyed);
+    const execution once = collect(ws, {str(r1, "/execution_id")}).begin()->second;
+    CHECK(str(once.finished, "/data/stdout") == "once\n");
+    const json::value r2 = ws.call("repl_execute", keyed);
+    CHECK(str(r2, "/execution_id") == str(r1, "/execution_id"));
+    CHECK_FALSE(it::boolean(r2, "/created"));
+    const json::value again = ws.expect_event("repl_finished");
+    CHECK(str(again, "/data/stdout") == "once\n");
+
+    // The warm pool: a container is waiting before the request comes.
+    std::this_thread::sleep_for(it::scaled(3s));
+    CHECK(containers_of(rd.owner).size() >= 2);  // one per language with a pool
+    const execution warm = run_one(ws, sh("echo warm"));
+    CHECK(str(warm.finished, "/data/stdout") == "warm\n");
+}
+
+TEST_CASE("repl: a daemon killed mid-execution leaves nothing behind after its restart") {
+    repl_daemon rd;
+    IT_DIAGNOSE(rd.d);
+    {
+        it::ws_client ws(rd.d);
+        start(ws, sh("echo started; sleep 60"));
+        ws.expect_event("repl_output", it::scaled(20s));
+    }
+    rd.d.kill9();
+    CHECK(containers_of(rd.owner).size() == 1);
+    rd.d.start();
+    const auto deadline = it::steady::now() + it::scaled(20s);
+    while (!containers_of(rd.owner).empty() && it::steady::now() < deadline) std::this_thread::sleep_for(200ms);
+    CHECK(containers_of(rd.owner).empty());
+}
+
+TEST_CASE("repl: a bad language configuration stops registryd with exit 2 and names the key") {
+    it::temp_dir dir;
+    const std::string file = (dir.path() / "bad.yaml").string();
+    std::ofstream(file) << "repl:\n  languages:\n    - name: sh\n      image: x\n      source_file: a\n"
+                           "      run: [sh]\n      defaults: {pids: 100}\n      maximum: {pids: 10}\n";
+    const auto r = rt::run_command({REGISTRYD_PATH, "--config", file, "--data-dir", (dir.path() / "d").string()});
+    CHECK(r.exit_code == 2);
+    CHECK_MESSAGE(r.output.find("repl.languages[0].defaults: must not exceed repl.languages[0].maximum") !=
+                      std::string::npos,
+                  r.output);
+}
+
+}  // namespace

@@ -1,0 +1,547 @@
+// The REPL executor over a fake engine and the fake clock: the container it
+// asks for, the order of upload/attach/start, streaming, limits, the queue,
+// idempotency, warm pools, the start-up sweep and the shutdown clean-up.
+#include "repl_fake_engine.hpp"
+
+#include "repl/driver.hpp"
+#include "repl/utf8_stream.hpp"
+
+#include <registry/async_scope.hpp>
+#include <registry/repl/executor.hpp>
+#include <registry/testing/fake_clock.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace registry;
+using namespace std::chrono_literals;
+using registry::test::fake_repl_engine;
+
+repl::language python_language() {
+    repl::language l;
+    l.name = "python";
+    l.version = "3.11";
+    l.image = "localhost/registry-python:latest";
+    l.source_file = "main.py";
+    l.run = {"python3", "{source}"};
+    l.defaults = repl::limits{5000ms, 1000, 64 << 20, 32, 500, false};
+    l.maximum = repl::limits{30000ms, 100000, 512 << 20, 128, 2000, false};
+    return l;
+}
+
+repl::language compiled_language() {
+    repl::language l = python_language();
+    l.name = "shc";
+    l.compile = {"sh", "-n", "{source}"};
+    l.run = {"sh", "{source}"};
+    return l;
+}
+
+template <typename Set>
+repl::limit_overrides overrides(Set set) {
+    repl::limit_overrides o;
+    set(o);
+    return o;
+}
+
+// Records what the executor reports.
+struct recorder final : repl::listener {
+    std::vector<std::size_t> positions;
+    std::vector<std::tuple<output_stream, std::uint64_t, std::string>> output;
+    std::optional<repl::outcome> finished;
+    int finished_calls = 0;
+
+    void on_queued(const std::string&, std::size_t position) override { positions.push_back(position); }
+    void on_output(const std::string&, output_stream s, std::uint64_t seq, std::string_view data) override {
+        CHECK_FALSE(finished.has_value());
+        output.emplace_back(s, seq, std::string(data));
+    }
+    void on_finished(const repl::outcome& o) override {
+        finished = o;
+        ++finished_calls;
+    }
+};
+
+struct fixture {
+    explicit fixture(std::size_t max_concurrent = 2, std::size_t max_queue = 8, std::size_t warm = 0,
+                     repl::lease_sink* sink = nullptr) {
+        auto py = python_language();
+        py.warm_pool = warm;
+        repl::executor_options o;
+        o.owner = "test";
+        o.max_queue = max_queue;
+        o.idempotency_window = 60s;
+        exec.emplace(clk, std::vector<repl::engine_slot>{{"local", &engine, max_concurrent}},
+                     std::vector<repl::language>{py, compiled_language()}, o, sink);
+        scope.spawn(exec->run(stop.get_token()));
+    }
+    ~fixture() { shut_down(); }
+
+    void shut_down() {
+        if (stop.stop_requested()) return;
+        stop.request_stop();
+        REQUIRE(scope.active() == 0);
+    }
+
+    struct started_run {
+        std::string id;
+        std::shared_ptr<recorder> rec;
+    };
+
+    started_run execute(std::string code, repl::limit_overrides limits = {}, std::string language = "python") {
+        repl::request r;
+        r.files.push_back({language == "shc" ? "main.sh" : "main.py", std::move(code)});
+        r.language = std::move(language);
+        r.limits = limits;
+        auto rec = std::make_shared<recorder>();
+        auto sub = exec->execute(std::move(r), rec);
+        REQUIRE_MESSAGE(sub.ok(), (sub.ok() ? "" : sub.err().message));
+        return {sub->execution_id, rec};
+    }
+
+    testing::fake_clock clk;
+    fake_repl_engine engine;
+    std::optional<repl::executor> exec;
+    std::stop_source stop;
+    async_scope scope;
+};
+
+TEST_CASE("repl executor: a hardened container, sources uploaded and attached before start, output streamed") {
+    fixture f;
+    auto run = f.execute("print('hi')");
+    REQUIRE(f.engine.busy().size() == 1);
+    auto c = f.engine.busy().front();
+
+    // The container: the driver, read-only root, a tmpfs work dir, no caps,
+    // a non-root user, no network, the limits, our labels.
+    const auto& spec = c->spec;
+    CHECK(spec.image == "localhost/registry-python:latest");
+    CHECK(spec.command.at(2).find("exec /bin/sh /work/.repl/run.sh") != std::string::npos);
+    CHECK(spec.read_only_rootfs);
+    CHECK(spec.drop_all_capabilities);
+    CHECK(spec.no_new_privileges);
+    CHECK(spec.user == "65534:65534");
+    CHECK(spec.network == container_network::none);
+    CHECK(spec.tmpfs.contains("/work"));
+    CHECK(spec.limits.memory_bytes == std::uint64_t{64 << 20});
+    CHECK(spec.limits.pids == 32);
+    CHECK(spec.limits.cpus == doctest::Approx(0.5));
+    CHECK(spec.labels.at("io.registry.repl") == "1");
+    CHECK(spec.labels.at("io.registry.repl.owner") == "test");
+    CHECK(spec.labels.at("io.registry.repl.execution") == run.id);
+    CHECK(std::stoll(spec.labels.at("io.registry.repl.deadline_ms")) ==
+          f.clk.now().time_since_epoch().count() + 5000 + 60000);
+
+    // Created and started (waiting for its program), attached, then the
+    // program uploaded, `go` last.
+    const std::vector<std::string> expected{"create " + c->id, "start " + c->id, "attach " + c->id,
+                                            "put_archive " + c->id + " /work"};
+    CHECK(f.engine.log == expected);
+    CHECK(c->attached_before_upload);
+    REQUIRE(fake_repl_engine::file(*c, "main.py"));
+    CHECK(fake_repl_engine::file(*c, "main.py")->contents == "print('hi')");
+    CHECK(c->files.back().path == ".repl/go");
+    const auto* driver = fake_repl_engine::file(*c, ".repl/run.sh");
+    REQUIRE(driver);
+    CHECK(driver->contents.find("\n'python3' 'main.py' </dev/null\nrc=$?\n") != std::string::npos);
+
+    // Output arrives as it is written, before the exit.
+    f.engine.write(c, output_stream::out, "one\n");
+    REQUIRE(run.rec->output.size() == 1);
+    CHECK(std::get<2>(run.rec->output[0]) == "one\n");
+    CHECK(std::get<1>(run.rec->output[0]) == 1);
+    f.clk.advance(1500ms);
+    f.engine.write(c, output_stream::err, "warn\n");
+    f.engine.write(c, output_stream::out, "two\n");
+    CHECK(run.rec->output.size() == 3);
+    CHECK(std::get<1>(run.rec->output[2]) == 3);
+    CHECK_FALSE(run.rec->finished);
+
+    f.engine.exit(c, 3);
+    REQUIRE(run.rec->finished);
+    const auto& o = *run.rec->finished;
+    CHECK(o.exit_code == 3);
+    CHECK_FALSE(o.signal);
+    CHECK(o.stdout_data == "one\ntwo\n");
+    CHECK(o.stderr_data == "warn\n");
+    CHECK_FALSE(o.truncated);
+    CHECK_FALSE(o.timed_out);
+    CHECK(o.duration == 1500ms);
+    CHECK(o.engine == "local");
+    CHECK_FALSE(o.compile);
+    CHECK(f.engine.containers.empty());  // removed right after
+    CHECK(f.exec->running() == 0);
+}
+
+TEST_CASE("repl executor: the exit markers end the execution before the container stops") {
+    fixture f;
+    auto run = f.execute("print('hi')");
+    auto c = f.engine.busy().front();
+    const std::string marker = "@@registry-repl-exit " + run.id + " 4\n";
+    f.engine.write(c, output_stream::out, "hi\n@@regi");  // could be a marker: held back
+    REQUIRE(run.rec->output.size() == 1);
+    CHECK(std::get<2>(run.rec->output[0]) == "hi\n");
+    f.engine.write(c, output_stream::out, marker.substr(6));
+    f.engine.write(c, output_stream::err, "oops @");
+    CHECK_FALSE(run.rec->finished);
+    f.engine.write(c, output_stream::err, marker);
+    REQUIRE(run.rec->finished);  // the container has not exited
+    CHECK(run.rec->finished->exit_code == 4);
+    CHECK(run.rec->finished->stdout_data == "hi\n");
+    CHECK(run.rec->finished->stderr_data == "oops @");
+    CHECK(f.engine.containers.empty());
+    const auto script = fake_repl_engine::file(*c, ".repl/run.sh")->contents;
+    CHECK(script.find("printf '@@registry-repl-exit %s %d\\n' '" + run.id + "' \"$rc\" >&2") != std::string::npos);
+}
+
+TEST_CASE("repl executor: stdin and args reach the driver") {
+    fixture f;
+    repl::request r;
+    r.language = "python";
+    r.files = {{"main.py", "import sys"}, {"lib/util.py", "x = 1"}};
+    r.stdin_data = "input";
+    r.args = {"a b", "it's"};
+    auto rec = std::make_shared<recorder>();
+    REQUIRE(f.exec->execute(std::move(r), rec).ok());
+    auto c = f.engine.busy().front();
+    CHECK(fake_repl_engine::file(*c, ".repl/stdin")->contents == "input");
+    CHECK(fake_repl_engine::file(*c, "lib/util.py"));
+    CHECK(fake_repl_engine::file(*c, ".repl/run.sh")->contents.find(
+              R"('python3' 'main.py' 'a b' 'it'\''s' </work/.repl/stdin)") != std::string::npos);
+    f.engine.exit(c, 0);
+}
+
+TEST_CASE("repl executor: the wall-clock timeout kills and removes the container") {
+    fixture f;
+    auto run = f.execute("while True: pass", overrides([](repl::limit_overrides& o) { o.timeout = 2000ms; }));
+    auto c = f.engine.busy().front();
+    f.clk.advance(1999ms);
+    CHECK_FALSE(run.rec->finished);
+    f.clk.advance(1ms);
+    REQUIRE(run.rec->finished);
+    CHECK(run.rec->finished->timed_out);
+    CHECK_FALSE(run.rec->finished->exit_code);
+    CHECK(run.rec->finished->signal == 9);
+    CHECK(run.rec->finished->duration == 2000ms);
+    CHECK(f.engine.containers.empty());
+}
+
+TEST_CASE("repl executor: the output cap truncates and kills") {
+    fixture f;
+    auto run = f.execute("flood", overrides([](repl::limit_overrides& o) { o.output_bytes = 10; }));
+    auto c = f.engine.busy().front();
+    f.engine.write(c, output_stream::out, "123456");
+    f.engine.write(c, output_stream::err, "789012345");
+    REQUIRE(run.rec->finished);
+    const auto& o = *run.rec->finished;
+    CHECK(o.truncated);
+    CHECK(o.stdout_data == "123456");
+    CHECK(o.stderr_data == "7890");
+    CHECK(o.signal == 9);
+    CHECK_FALSE(o.exit_code);
+    CHECK(f.engine.containers.empty());
+}
+
+TEST_CASE("repl executor: a character split across chunks arrives whole; invalid bytes become U+FFFD") {
+    fixture f;
+    auto run = f.execute("print('é')");
+    auto c = f.engine.busy().front();
+    f.engine.write(c, output_stream::out, "caf\xC3");
+    f.engine.write(c, output_stream::out, "\xA9 \xFF!");
+    f.engine.exit(c, 0);
+    REQUIRE(run.rec->output.size() == 2);
+    CHECK(std::get<2>(run.rec->output[0]) == "caf");
+    CHECK(std::get<2>(run.rec->output[1]) == "\xC3\xA9 \xEF\xBF\xBD!");
+    CHECK(run.rec->finished->stdout_data == "caf\xC3\xA9 \xEF\xBF\xBD!");
+    CHECK(repl::detail::to_valid_utf8("a\xE2\x82") == "a\xEF\xBF\xBD");
+}
+
+TEST_CASE("repl executor: cancel stops a running execution and drops a queued one") {
+    fixture f(1);
+    auto first = f.execute("1");
+    auto second = f.execute("2");
+    CHECK(second.rec->positions == std::vector<std::size_t>{1});
+    REQUIRE(f.exec->cancel(second.id).ok());
+    REQUIRE(second.rec->finished);
+    CHECK(second.rec->finished->cancelled);
+    CHECK(second.rec->finished->engine.empty());
+    CHECK(f.exec->queued() == 0);
+
+    REQUIRE(f.exec->cancel(first.id).ok());
+    REQUIRE(first.rec->finished);
+    CHECK(first.rec->finished->cancelled);
+    CHECK(first.rec->finished->signal == 9);
+    CHECK(f.engine.containers.empty());
+    CHECK(f.exec->cancel(first.id).ok());  // finished: nothing to do
+    CHECK(f.exec->cancel("nope").err().code == errc::not_found);
+}
+
+TEST_CASE("repl executor: a concurrency limit per engine, a bounded queue with positions, busy when full") {
+    fixture f(2, 2);
+    auto a = f.execute("a");
+    auto b = f.execute("b");
+    auto c = f.execute("c");
+    auto d = f.execute("d");
+    CHECK(f.engine.busy().size() == 2);
+    CHECK(c.rec->positions == std::vector<std::size_t>{1});
+    CHECK(d.rec->positions == std::vector<std::size_t>{2});
+
+    repl::request r;
+    r.language = "python";
+    r.files = {{"main.py", "e"}};
+    auto refused = f.exec->execute(std::move(r), std::make_shared<recorder>());
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.err().code == errc::busy);
+
+    f.engine.exit(f.engine.busy().front(), 0);  // a finishes: c runs, d moves up
+    REQUIRE(a.rec->finished);
+    CHECK(f.engine.busy().size() == 2);
+    CHECK(d.rec->positions == std::vector<std::size_t>{2, 1});
+    CHECK(f.exec->queued() == 1);
+    for (int i = 0; i < 3; ++i) f.engine.exit(f.engine.busy().front(), 0);
+    CHECK(b.rec->finished);
+    CHECK(c.rec->finished);
+    CHECK(d.rec->finished);
+    CHECK(f.engine.containers.empty());
+}
+
+TEST_CASE("repl executor: the compile step's output and status; a failed compile does not run") {
+    fixture f;
+    SUBCASE("compiled, then run") {
+        auto run = f.execute("echo hi", {}, "shc");
+        auto c = f.engine.busy().front();
+        const std::string script = fake_repl_engine::file(*c, ".repl/run.sh")->contents;
+        CHECK(script.find("{ 'sh' '-n' 'main.sh' ; } </dev/null") != std::string::npos);
+        const std::string marker = "\n@@registry-repl-compiled " + run.id + " 0\n";
+        f.engine.write(c, output_stream::out, "compiling\n" + marker.substr(0, 10));
+        f.engine.write(c, output_stream::out, marker.substr(10) + "hi\n");
+        f.engine.write(c, output_stream::err, "note" + marker);
+        f.engine.exit(c, 0);
+        REQUIRE(run.rec->finished);
+        const auto& o = *run.rec->finished;
+        REQUIRE(o.compile);
+        CHECK(o.compile->exit_code == 0);
+        CHECK(o.compile->stdout_data == "compiling\n");
+        CHECK(o.compile->stderr_data == "note");
+        CHECK(o.stdout_data == "hi\n");
+        CHECK(o.stderr_data.empty());
+        CHECK(o.exit_code == 0);
+    }
+    SUBCASE("compile error") {
+        auto run = f.execute("if", {}, "shc");
+        auto c = f.engine.busy().front();
+        const std::string marker = "\n@@registry-repl-compiled " + run.id + " 2\n";
+        f.engine.write(c, output_stream::err, "syntax error" + marker);
+        f.engine.write(c, output_stream::out, marker);
+        f.engine.exit(c, 2);
+        REQUIRE(run.rec->finished);
+        const auto& o = *run.rec->finished;
+        REQUIRE(o.compile);
+        CHECK(o.compile->exit_code == 2);
+        CHECK(o.compile->stderr_data == "syntax error");
+        CHECK_FALSE(o.exit_code);  // the program never ran
+        CHECK(run.rec->output.empty());
+    }
+}
+
+TEST_CASE("repl executor: an idempotency key returns the same execution within the window") {
+    fixture f;
+    auto make = [] {
+        repl::request r;
+        r.language = "python";
+        r.files = {{"main.py", "print(1)"}};
+        r.idempotency_key = "k1";
+        return r;
+    };
+    auto first = std::make_shared<recorder>();
+    auto s1 = f.exec->execute(make(), first);
+    REQUIRE(s1.ok());
+    CHECK(s1->created);
+    auto joined = std::make_shared<recorder>();
+    auto s2 = f.exec->execute(make(), joined);
+    REQUIRE(s2.ok());
+    CHECK_FALSE(s2->created);
+    CHECK(s2->execution_id == s1->execution_id);
+    CHECK(f.engine.creates == 1);
+
+    auto c = f.engine.busy().front();
+    f.engine.write(c, output_stream::out, "1\n");
+    f.engine.exit(c, 0);
+    CHECK(first->output.size() == 1);
+    CHECK(joined->output.size() == 1);
+    CHECK(joined->finished);
+
+    f.clk.advance(59s);
+    auto late = std::make_shared<recorder>();
+    auto s3 = f.exec->execute(make(), late);
+    CHECK(s3->execution_id == s1->execution_id);
+    REQUIRE(late->finished);  // at once
+    CHECK(late->finished->stdout_data == "1\n");
+
+    f.clk.advance(2s);
+    auto again = f.exec->execute(make(), std::make_shared<recorder>());
+    CHECK(again->created);
+    CHECK(again->execution_id != s1->execution_id);
+    f.engine.exit(f.engine.busy().front(), 0);
+}
+
+TEST_CASE("repl executor: strict validation of the request") {
+    fixture f;
+    auto expect = [&](repl::request r, std::string_view fragment) {
+        auto s = f.exec->execute(std::move(r), nullptr);
+        REQUIRE_FALSE(s.ok());
+        CHECK(s.err().code == errc::invalid_request);
+        CHECK_MESSAGE(s.err().message.find(fragment) != std::string::npos, s.err().message);
+    };
+    repl::request base;
+    base.language = "python";
+    base.files = {{"main.py", "x"}};
+    auto r = base;
+    r.language = "cobol";
+    expect(r, "unknown language 'cobol'");
+    r = base;
+    r.files = {{"../etc/passwd", "x"}};
+    expect(r, "params.files[0].name");
+    r = base;
+    r.files = {{"main.py", "x"}, {"main.py", "y"}};
+    expect(r, "params.files[1].name: duplicate");
+    r = base;
+    r.files.clear();
+    expect(r, "params.files");
+    r = base;
+    r.files = {{"main.py", "x"}, {".repl/go", "y"}};
+    expect(r, "params.files[1].name: '.repl' is reserved");
+    r = base;
+    r.limits.timeout = 31000ms;
+    expect(r, "params.limits.timeout_ms: must be 1-30000");
+    r = base;
+    r.limits.pids = 0;
+    expect(r, "params.limits.pids");
+    r = base;
+    r.limits.network = true;
+    expect(r, "params.limits.network: not allowed");
+    r = base;
+    r.args = {std::string("a\0b", 3)};
+    expect(r, "params.args[0]");
+    CHECK(f.engine.creates == 0);
+}
+
+TEST_CASE("repl executor: a missing image is a clear failure in the outcome") {
+    fixture f;
+    f.engine.missing_images.insert("localhost/registry-python:latest");
+    auto run = f.execute("x");
+    REQUIRE(run.rec->finished);
+    REQUIRE(run.rec->finished->failure);
+    CHECK(run.rec->finished->failure->code == errc::not_found);
+    CHECK(run.rec->finished->failure->message.find("build-repl-images.sh") != std::string::npos);
+    CHECK(f.exec->running() == 0);
+}
+
+TEST_CASE("repl executor: a warm pool serves executions with the default limits, each container once") {
+    fixture f(2, 8, 2);
+    CHECK(f.exec->warm("python") == 2);
+    CHECK(f.engine.creates == 2);
+    const auto warm_id = f.engine.containers.begin()->first;
+    CHECK_FALSE(f.engine.get(warm_id)->spec.labels.contains("io.registry.repl.execution"));
+
+    auto run = f.execute("print(1)");
+    auto c = f.engine.busy().front();
+    CHECK(c->id == warm_id);            // no create on the execution's path
+    CHECK(f.engine.creates == 3);       // the pool refilled
+    CHECK(f.exec->warm("python") == 2);
+    f.engine.exit(c, 0);
+    CHECK_FALSE(f.engine.get(warm_id));  // never reused
+
+    auto custom = f.execute("print(2)", overrides([](repl::limit_overrides& o) { o.memory_bytes = 128 << 20; }));
+    CHECK(f.engine.creates == 4);       // other limits: a cold container
+    f.engine.exit(f.engine.busy().front(), 0);
+
+    f.clk.advance(601s);  // aged warm containers are replaced
+    CHECK(f.exec->warm("python") == 2);
+    CHECK(f.engine.creates == 6);
+    CHECK(f.engine.containers.size() == 2);
+
+    f.shut_down();
+    CHECK(f.engine.containers.empty());
+}
+
+TEST_CASE("repl executor: the start-up sweep removes this owner's leftovers only") {
+    testing::fake_clock clk;
+    fake_repl_engine engine;
+    engine.adopt({{"io.registry.repl", "1"}, {"io.registry.repl.owner", "test"}});
+    engine.adopt({{"io.registry.repl", "1"}, {"io.registry.repl.owner", "someone-else"}});
+    engine.adopt({{"app", "db"}});
+    repl::executor_options o;
+    o.owner = "test";
+    repl::executor exec(clk, {{"local", &engine, 2}}, {python_language()}, o);
+    std::stop_source stop;
+    async_scope scope;
+    scope.spawn(exec.run(stop.get_token()));
+    CHECK(engine.containers.size() == 2);
+    CHECK_FALSE(engine.get("old1"));
+    stop.request_stop();
+    CHECK(scope.active() == 0);
+}
+
+TEST_CASE("repl executor: shutdown cancels running and queued executions and removes every container") {
+    fixture f(1, 4, 1);
+    auto running = f.execute("1");
+    auto waiting = f.execute("2");
+    CHECK(f.engine.containers.size() == 2);  // the running one and a fresh warm one
+    f.shut_down();
+    REQUIRE(running.rec->finished);
+    CHECK(running.rec->finished->cancelled);
+    REQUIRE(waiting.rec->finished);
+    CHECK(waiting.rec->finished->cancelled);
+    CHECK(f.engine.containers.empty());
+    repl::request r;
+    r.language = "python";
+    r.files = {{"main.py", "x"}};
+    CHECK(f.exec->execute(std::move(r), nullptr).err().code == errc::unavailable);
+}
+
+struct recording_sink final : repl::lease_sink {
+    std::vector<std::string> calls;
+    bool refuse = false;
+    task<result<void>> container_created(std::string_view engine, std::string_view id, time_point deadline) override {
+        calls.push_back("created " + std::string(engine) + " " + std::string(id) + " " +
+                        std::to_string(deadline.time_since_epoch().count()));
+        if (refuse) co_return fail(errc::unavailable, "no lease");
+        co_return result<void>{};
+    }
+    task<void> container_removed(std::string_view engine, std::string_view id) override {
+        calls.push_back("removed " + std::string(engine) + " " + std::string(id));
+        co_return;
+    }
+};
+
+TEST_CASE("repl executor: every container is reported to the lease sink with its deadline, and its removal") {
+    recording_sink sink;
+    fixture f(2, 8, 0, &sink);
+    const auto t0 = f.clk.now().time_since_epoch().count();
+    auto run = f.execute("1");
+    auto c = f.engine.busy().front();
+    f.engine.exit(c, 0);
+    REQUIRE(sink.calls.size() == 2);
+    CHECK(sink.calls[0] == "created local " + c->id + " " + std::to_string(t0 + 5000 + 60000));
+    CHECK(sink.calls[1] == "removed local " + c->id);
+
+    sink.refuse = true;
+    auto refused = f.execute("2");
+    REQUIRE(refused.rec->finished);
+    REQUIRE(refused.rec->finished->failure);
+    CHECK(refused.rec->finished->failure->message == "no lease");
+    CHECK(f.engine.containers.empty());
+}
+
+TEST_CASE("repl driver: shell quoting survives any text") {
+    CHECK(repl::detail::shell_quote("a'b") == R"('a'\''b')");
+    CHECK(repl::detail::shell_quote("$(rm -rf /)") == "'$(rm -rf /)'");
+}
+
+}  // namespace
