@@ -36,7 +36,7 @@ struct docker_engine_options {
     http_client_options http;            // connect and request timeouts, response size cap
     // A ping is a heartbeat: an engine that accepts the connection but does
     // not answer within this is as offline as one that refuses it.
-    std::chrono::milliseconds ping_timeout{5'000};
+    std::chrono::milliseconds ping_timeout{0};  // zero: http.request_timeout
 };
 
 class docker_engine final : public registry::container_engine {
