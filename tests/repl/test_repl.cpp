@@ -277,7 +277,7 @@ TEST_CASE("repl: an infinite loop is stopped by the timeout, an output flood is 
     CHECK(num(flood.finished, "/data/signal") == 9);
 }
 
-TEST_CASE("repl: a fork bomb is held by the pids limit; the network is unreachable") {
+TEST_CASE("repl: a fork bomb is held by the pids limit, and the network is unreachable") {
     repl_daemon rd;
     IT_DIAGNOSE(rd.d);
     it::ws_client ws(rd.d);
@@ -356,7 +356,7 @@ TEST_CASE("repl: 8 concurrent executions with a concurrency limit of 2 queue wit
     CHECK(runs.at(ids[7]).positions.front() == 6);
 }
 
-TEST_CASE("repl: a compile error does not run; a good compile does") {
+TEST_CASE("repl: a compile error does not run, a good compile does") {
     repl_daemon rd;
     IT_DIAGNOSE(rd.d);
     it::ws_client ws(rd.d);

@@ -247,7 +247,7 @@ TEST_CASE("repl executor: the output cap truncates and kills") {
     CHECK(f.engine.containers.empty());
 }
 
-TEST_CASE("repl executor: a character split across chunks arrives whole; invalid bytes become U+FFFD") {
+TEST_CASE("repl executor: a character split across chunks arrives whole, invalid bytes become U+FFFD") {
     fixture f;
     auto run = f.execute("print('é')");
     auto c = f.engine.busy().front();
@@ -310,7 +310,7 @@ TEST_CASE("repl executor: a concurrency limit per engine, a bounded queue with p
     CHECK(f.engine.containers.empty());
 }
 
-TEST_CASE("repl executor: the compile step's output and status; a failed compile does not run") {
+TEST_CASE("repl executor: the compile step's output and status, a failed compile does not run") {
     fixture f;
     SUBCASE("compiled, then run") {
         auto run = f.execute("echo hi", {}, "shc");
