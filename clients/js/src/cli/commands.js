@@ -434,7 +434,7 @@ const action = {
   async run(ctx) {
     const [verb, id] = need(ctx.positionals, 2, 'action and instance id');
     if (!['start', 'stop', 'restart'].includes(verb)) throw usageError(`action: expected start, stop or restart, got '${verb}'`);
-    const data = await ctx.client.serviceAction({ instance_id: id, command: verb }, { timeoutMs: 120_000 });
+    const data = await ctx.client.serviceAction({ instance_id: id, action: verb }, { timeoutMs: 120_000 });
     print(ctx, data, () => `${verb}: ${id}`);
   },
 };
