@@ -240,34 +240,39 @@ describe('errors', () => {
     assert.ok(Date.now() - started < 5000);
   });
 
-  // These commands are wired to actions of capabilities that are being built
-  // (containers, REPL, deployment). Against a daemon without them they must
-  // fail with a clear message naming the missing action; their function is
-  // tested once the daemon has them.
-  for (const [args, action] of [
-    [['nodes'], 'list_nodes'],
-    [['containers'], 'container_list'],
-    [['containers', 'logs', 'c1'], 'container_logs'],
-    [['containers', 'logs', '-f', 'c1'], 'container_logs'],
-    [['containers', 'stop', 'c1'], 'container_stop'],
-    [['containers', 'rm', 'c1'], 'container_remove'],
-    [['containers', 'extend', 'c1', '--ttl', '60'], 'container_extend'],
-    [['run', 'sh', '-'], 'repl_execute'],
-    [['deploy', 'pkg-1.0.tar.gz'], 'deploy_package'],
-    [['undeploy', 'pkg-1'], 'undeploy'],
-    [['action', 'restart', 'pkg-1'], 'service_action'],
+  // The capability commands reach their actions: against this daemon (no
+  // container engine, no REPL section, nothing deployed) each fails with the
+  // daemon's specific error code, as one final line on stderr.
+  for (const [args, code] of [
+    [['nodes'], 'unavailable'],
+    [['containers'], 'unavailable'],
+    [['containers', 'logs', 'c1'], 'unavailable'],
+    [['containers', 'logs', '-f', 'c1'], 'unavailable'],
+    [['containers', 'stop', 'c1'], 'unavailable'],
+    [['containers', 'rm', 'c1'], 'unavailable'],
+    [['containers', 'extend', 'c1', '--ttl', '60'], 'unavailable'],
+    [['run', 'sh', '-'], 'unavailable'],
+    [['undeploy', 'pkg-1'], 'not_found'],
+    [['action', 'restart', 'pkg-1'], 'not_found'],
   ]) {
-    test(`${args.join(' ')}: unknown_action is reported as a missing capability`, async () => {
+    test(`${args.join(' ')}: the daemon's ${code} is reported`, async () => {
       const p = start(args);
       p.child.stdin.end('echo hi\n');
       p.captureStdout();
-      const { code, stderr } = await p.exited;
-      assert.equal(code, 1);
-      assert.equal(
-        stderr().trim(),
-        `registryctl: this registryd does not support '${action}' yet (unknown_action: unknown action '${action}'); ` +
-          'the command needs a daemon with that capability',
-      );
+      const { code: exit, stderr } = await p.exited;
+      assert.equal(exit, 1);
+      const last = stderr().trim().split('\n').pop();
+      assert.match(last, new RegExp(`^registryctl: ${code}: \\S`), stderr());
     });
   }
+
+  test('deploy of a missing package file fails with a specific error, not a missing capability', async () => {
+    const p = start(['deploy', '/nonexistent/pkg-1.0.tar.gz']);
+    p.captureStdout();
+    const { code: exit, stderr } = await p.exited;
+    assert.equal(exit, 1);
+    const last = stderr().trim().split('\n').pop();
+    assert.match(last, /^registryctl: [a-z_]+: \S/, stderr());
+    assert.doesNotMatch(last, /unknown_action|does not support/);
+  });
 });
