@@ -232,9 +232,9 @@ describe('the envelope', () => {
     assert.match(err.message, /unknown action 'regsiter'/);
   });
 
-  test('an action of a capability this daemon lacks rejects clearly', async () => {
+  test('an action of a capability this daemon has not configured rejects with unavailable', async () => {
     const err = await rejection(c.listNodes());
-    assert.equal(err.code, 'unknown_action');
+    assert.equal(err.code, 'unavailable');
     assert.equal(err.action, 'list_nodes');
   });
 
