@@ -27,10 +27,20 @@ build_python() {
   fi
   mkdir -p "$out_dir"
   local tmp="$out_dir/.$$.registry-python.tar"  # mmdebstrap picks its format by the suffix
-  mmdebstrap --quiet --format=tar --variant=essential --include=python3-minimal \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
-    bookworm "$tmp" || { rm -f "$tmp"; return 1; }
+  # A download from the mirror fails now and then: try three times.
+  local attempt
+  for attempt in 1 2 3; do
+    if mmdebstrap --quiet --format=tar --variant=essential --include=python3-minimal \
+      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+      --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+      bookworm "$tmp"; then
+      break
+    fi
+    rm -f "$tmp"
+    [ "$attempt" -lt 3 ] || return 1
+    echo "build-images: mmdebstrap failed (attempt $attempt), retrying" >&2
+    sleep $((attempt * 5))
+  done
   mv -f "$tmp" "$tarball"
   echo "build-images: built $tarball"
 }
