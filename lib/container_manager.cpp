@@ -69,6 +69,10 @@ std::vector<std::shared_ptr<event>> only(std::shared_ptr<event> e) {
 
 bool occupies(managed_state s) { return s == managed_state::created || s == managed_state::running; }
 
+error not_managed(std::string_view id) {
+    return error{errc::not_found, "no managed container '" + std::string(id) + "'"};
+}
+
 }  // namespace
 
 struct container_manager::impl {
@@ -108,6 +112,20 @@ struct container_manager::impl {
             if (n.cfg.name == name) return &n;
         }
         return nullptr;
+    }
+
+    // A managed container and its node. A lease whose engine the configuration
+    // no longer names is kept (open()), but nothing can be done to it.
+    result<std::pair<container_ptr, node*>> locate(std::string_view container_id) {
+        auto it = by_container.find(container_id);
+        auto c = it == by_container.end() ? nullptr : current(it->second);
+        if (!c) return unexpected{not_managed(container_id)};
+        node* n = find_node(c->engine);
+        if (!n) {
+            return fail(errc::unavailable,
+                        "container '" + c->container_id + "' is on engine '" + c->engine + "', which is not configured");
+        }
+        return std::pair{std::move(c), n};
     }
 
     std::size_t load(const node& n) const {
@@ -622,17 +640,12 @@ std::vector<node_status> container_manager::nodes() const {
     return out;
 }
 
-namespace {
-error not_managed(std::string_view id) {
-    return error{errc::not_found, "no managed container '" + std::string(id) + "'"};
-}
-}  // namespace
-
 task<result<container_ptr>> container_manager::stop(std::string_view container_id, seconds grace) {
     auto& m = *impl_;
-    auto c = find(container_id);
-    if (!c) co_return unexpected{not_managed(container_id)};
-    auto* n = m.find_node(c->engine);
+    auto located = m.locate(container_id);
+    if (!located) co_return unexpected{located.err()};
+    const container_ptr c = located->first;
+    auto* n = located->second;
     auto stopped = co_await n->cfg.engine->stop(c->container_id, grace, m.stopping);
     if (!stopped) co_return unexpected{stopped.err()};
     auto now_c = m.current(c->lease_id);
@@ -652,9 +665,10 @@ task<result<container_ptr>> container_manager::stop(std::string_view container_i
 
 task<result<container_ptr>> container_manager::remove(std::string_view container_id, bool force) {
     auto& m = *impl_;
-    auto c = find(container_id);
-    if (!c) co_return unexpected{not_managed(container_id)};
-    auto* n = m.find_node(c->engine);
+    auto located = m.locate(container_id);
+    if (!located) co_return unexpected{located.err()};
+    const container_ptr c = located->first;
+    auto* n = located->second;
     auto removed = co_await n->cfg.engine->remove(c->container_id, force, m.stopping);
     if (!removed && removed.err().code != errc::not_found) co_return unexpected{removed.err()};
     auto now_c = m.current(c->lease_id);
@@ -690,9 +704,10 @@ task<result<container_ptr>> container_manager::extend(std::string_view container
 task<result<std::vector<output_chunk>>> container_manager::logs(std::string_view container_id,
                                                                 std::optional<std::size_t> tail) {
     auto& m = *impl_;
-    auto c = find(container_id);
-    if (!c) co_return unexpected{not_managed(container_id)};
-    auto* n = m.find_node(c->engine);
+    auto located = m.locate(container_id);
+    if (!located) co_return unexpected{located.err()};
+    const container_ptr c = located->first;
+    auto* n = located->second;
     const log_options tail_only{tail, false, true, true};
     auto opened = co_await n->cfg.engine->logs(c->container_id, tail_only, m.stopping);
     if (!opened) co_return unexpected{opened.err()};
@@ -710,9 +725,9 @@ async_generator<event_ptr> container_manager::follow_logs(std::string container_
                                                           std::stop_token stop) {
     auto& m = *impl_;
     auto relay = std::make_shared<detail::event_relay>();
-    auto c = find(container_id);
-    if (c && !m.stopping.stop_requested()) {
-        m.work.spawn(m.produce_logs(relay, m.find_node(c->engine)->cfg.engine, c, tail));
+    auto located = m.locate(container_id);
+    if (located && !m.stopping.stop_requested()) {
+        m.work.spawn(m.produce_logs(relay, located->second->cfg.engine, located->first, tail));
     } else {
         relay->finish();
     }

@@ -35,6 +35,7 @@ struct cluster {
     container_manager_options opt;
     std::size_t cap_a = 2;
     std::size_t cap_b = 4;
+    bool configure_b = true;  // false: a restart whose configuration dropped engine b
 
     cluster() {
         opt.instance_id = "reg-1";
@@ -49,7 +50,8 @@ struct cluster {
         events.events.clear();
         events.stop = std::stop_source{};
         events.start(*reg, w);
-        std::vector<container_node> nodes{{"a", "mem://a", &a, cap_a}, {"b", "mem://b", &b, cap_b}};
+        std::vector<container_node> nodes{{"a", "mem://a", &a, cap_a}};
+        if (configure_b) nodes.push_back({"b", "mem://b", &b, cap_b});
         mgr.emplace(*reg, clk, st, std::move(nodes), opt);
         REQUIRE(run_now(mgr->open()));
         stop.emplace();
@@ -350,6 +352,29 @@ TEST_CASE("container_manager: a restart adopts its containers, keeps extensions,
     CHECK(!k.a.exists(extended->container_id));
     CHECK(k.a.exists(foreign));
     CHECK(k.a.exists(others));
+}
+
+TEST_CASE("container_manager: a lease on an engine no longer configured is kept, and acting on it is unavailable") {
+    cluster k;
+    k.start();
+    auto on_b = k.create(100s, "b");
+    k.shut_down();
+
+    k.configure_b = false;
+    k.start();
+    REQUIRE(k.mgr->find(on_b->container_id));
+    auto stopped = run_now(k.mgr->stop(on_b->container_id, 1s));
+    REQUIRE_FALSE(stopped);
+    CHECK(stopped.err().code == errc::unavailable);
+    CHECK(stopped.err().message == "container '" + on_b->container_id + "' is on engine 'b', which is not configured");
+    auto removed = run_now(k.mgr->remove(on_b->container_id, true));
+    REQUIRE_FALSE(removed);
+    CHECK(removed.err().code == errc::unavailable);
+    auto logs = run_now(k.mgr->logs(on_b->container_id, std::nullopt));
+    REQUIRE_FALSE(logs);
+    CHECK(logs.err().code == errc::unavailable);
+    CHECK(k.b.exists(on_b->container_id));  // nothing was done to it
+    CHECK(k.mgr->list().size() == 1);
 }
 
 TEST_CASE("container_manager: without a stored record the labels give the lease") {
