@@ -6,7 +6,7 @@
 #
 #   bench/repl_bench.sh [N] [BUILD_DIR]     (defaults: 20, build/release)
 #
-# Needs a built registryd, podman + runc, mmdebstrap and busybox-static
+# Needs a built registryd, podman + runc, python3 and busybox-static
 # (scripts/setup-containers.sh). Starts its own `podman system service` on a
 # private storage (overlay) and its own registryd, and stops both (by pid).
 set -euo pipefail

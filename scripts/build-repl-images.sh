@@ -5,7 +5,7 @@
 #   localhost/registry-python:latest   (language python)
 # The root filesystems are cached in build/container-images. Extra arguments
 # go to every podman command (e.g. --root DIR --runroot DIR for another
-# storage). Needs podman, busybox-static, mmdebstrap (scripts/setup-containers.sh).
+# storage). Needs podman, busybox-static, python3 (scripts/setup-containers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=build/container-images

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Builds the root filesystem tarballs of the container images, unless they
-# are there already. No registry needed: the test harness (or
+# are there already. No registry and no network needed: the test harness (or
 # scripts/build-repl-images.sh) `podman import`s them.
 #
-#   busybox: /bin/busybox from busybox-static plus a symlink per applet, a
-#            few empty directories, owned by root → localhost/registry-busybox
-#   python:  Debian bookworm's essential set plus python3-minimal, built by
-#            mmdebstrap (about 30 s on a fast mirror; docs and locales left
-#            out) → localhost/registry-python (the REPL's python language)
+#   busybox: /usr/bin/busybox from busybox-static plus a symlink per applet
+#            → localhost/registry-busybox (the REPL's sh language)
+#   python:  the same, plus the Debian packages python3-minimal,
+#            python3.11-minimal, libpython3.11-minimal and libpython3.11-stdlib
+#            as installed on this host, and the shared libraries they load
+#            → localhost/registry-python (the REPL's python language). It was
+#            built by mmdebstrap before, which failed in CI whenever its
+#            downloads from the mirror did (three attempts running); copying
+#            installed packages needs no network and takes a few seconds.
 #
 #   tests/containers/build-images.sh OUT_DIR [busybox] [python]
 #       → OUT_DIR/registry-busybox.tar.gz, OUT_DIR/registry-python.tar
@@ -17,75 +21,96 @@ out_dir=${1:?usage: build-images.sh OUT_DIR [busybox] [python]}
 shift
 images=("$@")
 ((${#images[@]})) || images=(busybox)
+for image in "${images[@]}"; do
+  case $image in
+    busybox | python) ;;
+    *) echo "build-images: unknown image '$image' (busybox, python)" >&2; exit 2 ;;
+  esac
+done
 
-build_python() {
-  local tarball="$out_dir/registry-python.tar"
-  [ -s "$tarball" ] && return 0
-  if ! command -v mmdebstrap >/dev/null; then
-    echo "build-images: mmdebstrap not found; run scripts/setup-containers.sh" >&2
-    return 1
-  fi
-  mkdir -p "$out_dir"
-  local tmp="$out_dir/.$$.registry-python.tar"  # mmdebstrap picks its format by the suffix
-  # A download from the mirror fails now and then: try three times.
-  local attempt
-  for attempt in 1 2 3; do
-    if mmdebstrap --quiet --format=tar --variant=essential --include=python3-minimal \
-      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-      --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
-      bookworm "$tmp"; then
-      break
+find_busybox() {
+  local candidate
+  for candidate in /bin/busybox /usr/bin/busybox; do
+    if [ -x "$candidate" ]; then
+      if ldd "$candidate" >/dev/null 2>&1; then
+        echo "build-images: $candidate is dynamically linked; install busybox-static (scripts/setup-containers.sh)" >&2
+        return 1
+      fi
+      echo "$candidate"
+      return 0
     fi
-    rm -f "$tmp"
-    [ "$attempt" -lt 3 ] || return 1
-    echo "build-images: mmdebstrap failed (attempt $attempt), retrying" >&2
-    sleep $((attempt * 5))
   done
-  mv -f "$tmp" "$tarball"
+  echo "build-images: busybox not found; run scripts/setup-containers.sh (installs busybox-static)" >&2
+  return 1
+}
+
+# A merged-/usr tree owned by root: busybox and its applets in /usr/bin, the
+# usual top-level directories, root and nobody.
+make_base_rootfs() {  # root dir
+  local root=$1 busybox
+  busybox=$(find_busybox) || return 1
+  mkdir -p "$root"/{dev,etc,proc,root,sys,tmp,var/tmp,usr/bin,usr/lib,usr/lib64}
+  chmod 1777 "$root/tmp" "$root/var/tmp"
+  chmod 0700 "$root/root"
+  ln -s usr/bin "$root/bin"
+  ln -s usr/bin "$root/sbin"
+  ln -s usr/lib "$root/lib"
+  ln -s usr/lib64 "$root/lib64"
+  cp "$busybox" "$root/usr/bin/busybox"
+  local applet
+  for applet in $("$busybox" --list); do
+    [ "$applet" = busybox ] || ln -s busybox "$root/usr/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnobody:x:65534:\n' >"$root/etc/group"
+}
+
+add_python() {  # root dir
+  local root=$1 package
+  local packages=(python3-minimal python3.11-minimal libpython3.11-minimal libpython3.11-stdlib)
+  for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
+      echo "build-images: $package is not installed; run scripts/setup-containers.sh" >&2
+      return 1
+    fi
+  done
+  # Every file and symlink of the packages (tar creates their directories
+  # and follows the tree's /lib → usr/lib).
+  copy_into "$root" < <(dpkg -L "${packages[@]}" | sort -u | while read -r path; do
+    [ -f "$path" ] || [ -L "$path" ] && echo "$path"
+  done)
+  # The shared libraries (and the loader) of every executable and extension
+  # module, as this host resolves them: the name they are loaded by, which
+  # may be a symlink, and the real file.
+  copy_into "$root" < <(find "$root/usr/bin" "$root/usr/lib" -type f \( -perm -u+x -o -name '*.so*' \) -print0 |
+    xargs -0 ldd 2>/dev/null |
+    awk '$2 == "=>" && $3 ~ /^\// { print $3 } NF == 2 && $1 ~ /^\// && $2 ~ /^\(/ { print $1 }' |
+    sort -u | while read -r lib; do echo "$lib"; readlink -f "$lib"; done)
+}
+
+copy_into() {  # root dir; absolute host paths on stdin
+  sed 's|^/||' | tar -C / --no-recursion -cf - -T - | tar -C "$1" --keep-directory-symlink -xf -
+}
+
+build() {  # image name, tarball, tar compression flag
+  local name=$1 tarball=$2 compress=$3
+  [ -s "$tarball" ] && return 0
+  mkdir -p "$out_dir"
+  local work
+  work=$(mktemp -d "$out_dir/.build.XXXXXX")
+  local ok=0
+  if make_base_rootfs "$work/rootfs" && { [ "$name" != python ] || add_python "$work/rootfs"; }; then
+    tar --numeric-owner --owner=0 --group=0 -C "$work/rootfs" $compress -cf "$work/image" . &&
+      mv -f "$work/image" "$tarball" && ok=1
+  fi
+  rm -rf "$work"
+  [ "$ok" = 1 ] || return 1
   echo "build-images: built $tarball"
 }
 
 for image in "${images[@]}"; do
   case $image in
-    busybox) ;;
-    python) build_python ;;
-    *) echo "build-images: unknown image '$image' (busybox, python)" >&2; exit 2 ;;
+    busybox) build busybox "$out_dir/registry-busybox.tar.gz" -z ;;
+    python) build python "$out_dir/registry-python.tar" "" ;;
   esac
 done
-[[ " ${images[*]} " == *" busybox "* ]] || exit 0
-tarball="$out_dir/registry-busybox.tar.gz"
-[ -s "$tarball" ] && exit 0
-
-busybox=""
-for candidate in /bin/busybox /usr/bin/busybox; do
-  [ -x "$candidate" ] && { busybox=$candidate; break; }
-done
-if [ -z "$busybox" ]; then
-  echo "build-images: busybox not found; run scripts/setup-containers.sh (installs busybox-static)" >&2
-  exit 1
-fi
-if ldd "$busybox" >/dev/null 2>&1; then
-  echo "build-images: $busybox is dynamically linked; install busybox-static (scripts/setup-containers.sh)" >&2
-  exit 1
-fi
-
-mkdir -p "$out_dir"
-work=$(mktemp -d "$out_dir/.build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-
-root="$work/rootfs"
-mkdir -p "$root"/{bin,dev,etc,proc,root,sys,tmp,var/tmp,usr}
-chmod 1777 "$root/tmp" "$root/var/tmp"
-chmod 0700 "$root/root"
-cp "$busybox" "$root/bin/busybox"
-for applet in $("$busybox" --list); do
-  [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
-done
-ln -s ../bin "$root/usr/bin"
-ln -s bin "$root/sbin"
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
-printf 'root:x:0:\nnobody:x:65534:\n' >"$root/etc/group"
-
-tar --numeric-owner --owner=0 --group=0 -C "$root" -czf "$work/image.tar.gz" .
-mv -f "$work/image.tar.gz" "$tarball"
-echo "build-images: built $tarball"
