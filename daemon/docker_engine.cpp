@@ -32,16 +32,25 @@ using registry::unexpected;
 
 namespace docker {
 
-void frame_demuxer::feed(std::string_view bytes) {
-    if (pos_ == buf_.size()) {
-        buf_.clear();
-        pos_ = 0;
-    } else if (pos_ > 64 * 1024 && pos_ * 2 > buf_.size()) {
-        buf_.erase(0, pos_);
-        pos_ = 0;
+namespace {
+
+// Appends to a buffer whose first `pos` bytes are consumed. Those are dropped
+// when they are all of it, or most of a large one: a long stream neither grows
+// without bound nor moves its tail on every piece.
+void append_unconsumed(std::string& buf, std::size_t& pos, std::string_view bytes) {
+    if (pos == buf.size()) {
+        buf.clear();
+        pos = 0;
+    } else if (pos > 64 * 1024 && pos * 2 > buf.size()) {
+        buf.erase(0, pos);
+        pos = 0;
     }
-    buf_.append(bytes);
+    buf.append(bytes);
 }
+
+}  // namespace
+
+void frame_demuxer::feed(std::string_view bytes) { append_unconsumed(buf_, pos_, bytes); }
 
 namespace {
 
@@ -107,16 +116,7 @@ std::optional<registry::output_chunk> frame_demuxer::finish() {
     return std::nullopt;
 }
 
-void line_splitter::feed(std::string_view bytes) {
-    if (pos_ == buf_.size()) {
-        buf_.clear();
-        pos_ = 0;
-    } else if (pos_ > 64 * 1024 && pos_ * 2 > buf_.size()) {
-        buf_.erase(0, pos_);
-        pos_ = 0;
-    }
-    buf_.append(bytes);
-}
+void line_splitter::feed(std::string_view bytes) { append_unconsumed(buf_, pos_, bytes); }
 
 std::optional<std::string> line_splitter::next() {
     const auto nl = buf_.find('\n', pos_);

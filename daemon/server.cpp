@@ -147,6 +147,17 @@ struct server::state : std::enable_shared_from_this<server::state> {
         if (!shutting_down || !on_drained || !http_sessions.empty() || !ws_sessions.empty()) return;
         asio::post(ioc, std::exchange(on_drained, {}));
     }
+
+    // The sessions still alive, held: shutting one down may end it and erase
+    // it from the map, so callers walk this copy instead.
+    template <typename Session>
+    static std::vector<std::shared_ptr<Session>> live(
+        const std::unordered_map<std::uint64_t, std::weak_ptr<Session>>& sessions) {
+        std::vector<std::shared_ptr<Session>> out;
+        for (const auto& [id, w] : sessions)
+            if (auto s = w.lock()) out.push_back(std::move(s));
+        return out;
+    }
 };
 
 namespace {
@@ -814,13 +825,8 @@ void server::shutdown(std::function<void()> on_drained) {
     st.acceptor.close(ignored);
     st.backoff.cancel();
 
-    // Copy first: shutting a session down may end it (and erase it).
-    std::vector<std::shared_ptr<http_session>> https;
-    for (auto& [id, w] : st.http_sessions)
-        if (auto s = w.lock()) https.push_back(std::move(s));
-    std::vector<std::shared_ptr<ws_session>> wss;
-    for (auto& [id, w] : st.ws_sessions)
-        if (auto s = w.lock()) wss.push_back(std::move(s));
+    auto https = st.live(st.http_sessions);
+    auto wss = st.live(st.ws_sessions);
 
     log::info("shutting down", {{"websocket_connections", wss.size()}, {"http_connections", https.size()}});
     for (auto& s : https) s->shutdown();
@@ -832,14 +838,8 @@ void server::shutdown(std::function<void()> on_drained) {
 
 void server::force_close() {
     auto& st = *state_;
-    std::vector<std::shared_ptr<http_session>> https;
-    for (auto& [id, w] : st.http_sessions)
-        if (auto s = w.lock()) https.push_back(std::move(s));
-    std::vector<std::shared_ptr<ws_session>> wss;
-    for (auto& [id, w] : st.ws_sessions)
-        if (auto s = w.lock()) wss.push_back(std::move(s));
-    for (auto& s : https) s->close();
-    for (auto& s : wss) s->close_socket();
+    for (auto& s : st.live(st.http_sessions)) s->close();
+    for (auto& s : st.live(st.ws_sessions)) s->close_socket();
 }
 
 std::size_t server::connections() const noexcept {
