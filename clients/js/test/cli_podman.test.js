@@ -230,7 +230,7 @@ describe('registryctl on a real Podman', () => {
     const listed = (await c.containerList()).containers.find((x) => x.container_id === id);
     assert.ok(listed.expires_at_ms - Date.now() > 500_000, 'the lease runs 600 s from now');
 
-    const stopped = await run(['containers', 'stop', '--grace', '1', id]);
+    const stopped = await run(['containers', 'stop', '--grace', '0', id]);
     assert.equal(stopped.code, 0, stopped.stderr);
     assert.equal(stopped.stdout, `stopped ${id}`);
     const { code: logsCode } = await logs.exited;

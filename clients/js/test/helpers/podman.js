@@ -8,7 +8,8 @@
 // localhost/registry-busybox:latest.
 //
 // dispose() removes every container, stops the service by its pid (SIGTERM,
-// SIGKILL after 10 s) and deletes the directory.
+// SIGKILL after 10 s) and deletes the directory. The service also gets
+// SIGTERM if the test process dies first (setpriv --pdeathsig, util-linux).
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -23,6 +24,8 @@ const sourceDir = resolve(here, '../../../..');
 export const testImage = 'localhost/registry-busybox:latest';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Runs a command that ends with its parent; it execs, so the pid is the command's.
+const pdeathsig = existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--pdeathsig', 'TERM'] : [];
 
 // Why the Podman tests cannot run here, or null when they can.
 export function podmanMissing() {
@@ -96,7 +99,8 @@ export class PodmanService {
 
     const log = join(this.dir, 'service.log');
     const fd = openSync(log, 'w');
-    this.#child = spawn('podman', [...this.#flags(), 'system', 'service', '--time=0', this.uri], {
+    const argv = [...pdeathsig, 'podman', ...this.#flags(), 'system', 'service', '--time=0', this.uri];
+    this.#child = spawn(argv[0], argv.slice(1), {
       env: { ...process.env, CONTAINERS_CONF: this.#conf },
       stdio: ['ignore', fd, fd],
     });
