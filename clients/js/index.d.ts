@@ -142,6 +142,77 @@ export type RegistryEvent =
   | { event: 'resync_required'; revision: number; data: { from_revision: number; oldest_revision: number } }
   | { event: string; revision: number; data: any };
 
+// ------------------------------------------------------------ REPL execution
+
+export interface ReplLimits {
+  timeout_ms?: number;
+  output_bytes?: number;
+  memory_bytes?: number;
+  pids?: number;
+  cpu_millicores?: number;
+  network?: boolean;
+}
+/** repl_execute's params: exactly one of `code` and `files`. */
+export interface ReplExecuteParams {
+  language: string;
+  code?: string;
+  files?: { name: string; content: string }[];
+  stdin?: string;
+  args?: string[];
+  limits?: ReplLimits;
+  idempotency_key?: string;
+}
+/** One write of the program (a repl_output event). */
+export interface ReplOutput {
+  stream: 'stdout' | 'stderr';
+  /** Counts the execution's output events from 1, over both streams. */
+  seq: number;
+  data: string;
+}
+/** repl_finished's data. */
+export interface ReplFinished {
+  execution_id: string;
+  language: string;
+  engine: string;
+  /** null when registryd killed it (timeout, output cap, cancel) or it never ran. */
+  exit_code: number | null;
+  signal: number | null;
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+  timed_out: boolean;
+  cancelled: boolean;
+  duration_ms: number;
+  compile?: { exit_code: number; stdout: string; stderr: string };
+  error?: { code: ErrorCode; message: string };
+}
+export interface ExecuteOptions extends RequestOptions {
+  /** Each repl_queued: the execution waits at this position (1: next). */
+  onQueued?: (position: number) => void;
+}
+
+/** An execution registryd accepted (client.execute()). */
+export class ReplExecution {
+  private constructor();
+  readonly id: string;
+  /** false when its idempotency_key found an earlier execution. */
+  readonly created: boolean;
+  /** The id of the repl_execute request, which its events carry as request_id. */
+  readonly requestId: string;
+  /** The last repl_queued position; null when it never waited or once it ran. */
+  readonly queuePosition: number | null;
+  /** Its output as it comes; every iterator gets every chunk from the first. Throws when `finished` rejects. */
+  readonly output: AsyncIterable<ReplOutput>;
+  /**
+   * repl_finished's data, however it ended (exit, timeout, output cap, cancel,
+   * an `error`). Rejects with `connection_lost` or `closed` when its events
+   * can no longer arrive.
+   */
+  readonly finished: Promise<ReplFinished>;
+  /** repl_cancel: `finished` then resolves with `cancelled: true`. */
+  cancel(options?: RequestOptions): Promise<{ execution_id: string }>;
+}
+
 // ------------------------------------------------------------------ client
 
 /** Protocol error codes, and the client's own (timeout, not_connected, connection_lost, closed). */
@@ -212,6 +283,8 @@ export interface ClientEvents {
   reconnecting: { attempt: number; delayMs: number; error: Error | null };
   reregistered: RegisterData;
   error: Error;
+  /** An event frame that no subscription, request or execution of this client takes. */
+  event: { event: string; request_id?: string; data: any };
 }
 
 export class RegistryClient {
@@ -242,8 +315,10 @@ export class RegistryClient {
   containerExtend(params: object, options?: RequestOptions): Promise<any>;
   imagePull(params: object, options?: RequestOptions): Promise<any>;
   replLanguages(params?: object, options?: RequestOptions): Promise<any>;
-  replExecute(params: object, options?: RequestOptions): Promise<any>;
-  replCancel(params: object, options?: RequestOptions): Promise<any>;
+  replExecute(params: ReplExecuteParams, options?: RequestOptions): Promise<{ execution_id: string; created: boolean }>;
+  replCancel(params: { execution_id: string }, options?: RequestOptions): Promise<{ execution_id: string }>;
+  /** repl_execute, and the execution's events routed to the ReplExecution it resolves to. */
+  execute(params: ReplExecuteParams, options?: ExecuteOptions): Promise<ReplExecution>;
   deployPackage(params: object, options?: RequestOptions): Promise<any>;
   undeploy(params: object, options?: RequestOptions): Promise<any>;
   serviceAction(params: object, options?: RequestOptions): Promise<any>;

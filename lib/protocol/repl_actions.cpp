@@ -23,12 +23,13 @@ void write_limits(detail::json_writer& w, const repl::limits& l) {
         .end_object();
 }
 
-// {"type":"event","event":"<name>","data":{...}}
+// {"type":"event","event":"<name>","request_id":"<id>","data":{...}}
 template <typename WriteData>
-std::string encode_event(std::string_view name, WriteData&& write_data) {
+std::string encode_event(std::string_view name, std::string_view request_id, WriteData&& write_data) {
     std::string text;
     detail::json_writer w(text);
-    w.begin_object().key("type").string("event").key("event").string(name).key("data").begin_object();
+    w.begin_object().key("type").string("event").key("event").string(name).key("request_id").string(request_id)
+        .key("data").begin_object();
     write_data(w);
     w.end_object().end_object();
     return text;
@@ -74,27 +75,31 @@ result<repl::executor*> executor_of(server& srv) {
 
 }  // namespace
 
-// Sends an execution's events to one connection. It holds the session, as
-// every handler does: after the connection has gone, sends are refused.
+// Sends an execution's events to one connection, tagged with the id of the
+// repl_execute request they answer (that connection's, when several asked
+// for one execution by its idempotency key), so that a client can route them
+// as it routes responses. It holds the session, as every handler does: after
+// the connection has gone, sends are refused.
 class repl_listener final : public repl::listener {
 public:
-    explicit repl_listener(std::shared_ptr<session> s) : session_(std::move(s)) {}
+    repl_listener(std::shared_ptr<session> s, std::string request_id)
+        : session_(std::move(s)), request_id_(std::move(request_id)) {}
 
     void on_queued(const std::string& id, std::size_t position) override {
-        send(encode_event("repl_queued", [&](detail::json_writer& w) {
+        send(encode_event("repl_queued", request_id_, [&](detail::json_writer& w) {
             w.key("execution_id").string(id).key("position").number(position);
         }));
     }
 
     void on_output(const std::string& id, output_stream stream, std::uint64_t seq, std::string_view data) override {
-        send(encode_event("repl_output", [&](detail::json_writer& w) {
+        send(encode_event("repl_output", request_id_, [&](detail::json_writer& w) {
             w.key("execution_id").string(id).key("stream").string(to_string(stream)).key("seq").number(seq)
                 .key("data").string(data);
         }));
     }
 
     void on_finished(const repl::outcome& o) override {
-        send(encode_event("repl_finished", [&](detail::json_writer& w) { write_finished(w, o); }));
+        send(encode_event("repl_finished", request_id_, [&](detail::json_writer& w) { write_finished(w, o); }));
         session_.reset();  // nothing more to say
     }
 
@@ -104,6 +109,7 @@ private:
     }
 
     std::shared_ptr<session> session_;
+    std::string request_id_;
 };
 
 task<result<void>> session::on(call& c, repl_languages_params&) {
@@ -135,7 +141,7 @@ task<result<void>> session::on(call& c, repl_languages_params&) {
 task<result<void>> session::on(call& c, repl_execute_params& p) {
     auto e = executor_of(srv_);
     if (!e) co_return unexpected{e.err()};
-    auto listener = std::make_shared<repl_listener>(shared_from_this());
+    auto listener = std::make_shared<repl_listener>(shared_from_this(), c.id);
     // The response goes out in `accepted`, before the execution reports anything.
     auto accepted = [&](const repl::submission& s) {
         c.answered = true;

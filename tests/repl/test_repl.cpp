@@ -133,6 +133,7 @@ struct repl_daemon {
 
 struct execution {
     std::string id;
+    std::string request_id;                           // of its repl_execute: every event carries it
     std::vector<json::value> output;                 // repl_output events
     std::vector<std::int64_t> positions;              // repl_queued
     std::vector<it::steady::time_point> output_at;
@@ -148,9 +149,18 @@ struct execution {
     }
 };
 
-std::string start(it::ws_client& ws, json::object params) {
-    const json::value r = ws.call("repl_execute", std::move(params));
-    return str(r, "/execution_id");
+// An execution as its repl_execute response announced it.
+struct started {
+    std::string execution_id;
+    std::string request_id;
+};
+
+started start(it::ws_client& ws, json::object params) {
+    const std::string request_id = ws.send_request("repl_execute", std::move(params));
+    const json::value r = ws.wait_response(request_id);
+    INFO(it::dump(r));
+    REQUIRE(it::has(r, "/data/execution_id"));
+    return {str(r, "/data/execution_id"), request_id};
 }
 
 json::object sh(const std::string& code, json::object limits = {}, const char* language = "sh") {
@@ -159,10 +169,14 @@ json::object sh(const std::string& code, json::object limits = {}, const char* l
     return p;
 }
 
-// Collects the events of the given executions until each has finished.
-std::map<std::string, execution> collect(it::ws_client& ws, const std::vector<std::string>& ids, it::ms timeout = 60s) {
+// Collects the events of the given executions until each has finished,
+// checking that each event names its execution's request.
+std::map<std::string, execution> collect(it::ws_client& ws, const std::vector<started>& ids, it::ms timeout = 60s) {
     std::map<std::string, execution> runs;
-    for (const auto& id : ids) runs[id].id = id;
+    for (const auto& s : ids) {
+        runs[s.execution_id].id = s.execution_id;
+        runs[s.execution_id].request_id = s.request_id;
+    }
     std::size_t open = ids.size();
     const auto deadline = it::steady::now() + it::scaled(timeout);
     while (open > 0) {
@@ -175,6 +189,7 @@ std::map<std::string, execution> collect(it::ws_client& ws, const std::vector<st
         auto it = runs.find(id);
         REQUIRE_MESSAGE(it != runs.end(), it::dump(*ev));
         auto& run = it->second;
+        CHECK_MESSAGE(str(*ev, "/request_id") == run.request_id, it::dump(*ev));
         if (type == "repl_output") {
             CHECK(num(*ev, "/data/seq") == static_cast<std::int64_t>(run.output.size() + 1));
             run.output.push_back(*ev);
@@ -193,8 +208,8 @@ std::map<std::string, execution> collect(it::ws_client& ws, const std::vector<st
 }
 
 execution run_one(it::ws_client& ws, json::object params, it::ms timeout = 60s) {
-    const std::string id = start(ws, std::move(params));
-    return collect(ws, {id}, timeout).at(id);
+    const started s = start(ws, std::move(params));
+    return collect(ws, {s}, timeout).at(s.execution_id);
 }
 
 bool is_null(const json::value& v, std::string_view pointer) { return it::at(v, pointer).is_null(); }
@@ -319,9 +334,11 @@ TEST_CASE("repl: cancel stops a running execution") {
     repl_daemon rd;
     IT_DIAGNOSE(rd.d);
     it::ws_client ws(rd.d);
-    const std::string id = start(ws, sh("echo started; sleep 30"));
+    const started s = start(ws, sh("echo started; sleep 30"));
+    const std::string& id = s.execution_id;
     const json::value first = ws.expect_event("repl_output", it::scaled(20s));
     CHECK(str(first, "/data/data") == "started\n");
+    CHECK(str(first, "/request_id") == s.request_id);
     const auto t0 = it::steady::now();
     const json::value r = ws.call("repl_cancel", json::object{{"execution_id", id}});
     CHECK(str(r, "/execution_id") == id);
@@ -337,12 +354,12 @@ TEST_CASE("repl: 8 concurrent executions with a concurrency limit of 2 queue wit
     repl_daemon rd(options{2, 0});
     IT_DIAGNOSE(rd.d);
     it::ws_client ws(rd.d);
-    std::vector<std::string> ids;
+    std::vector<started> ids;
     for (int i = 0; i < 8; ++i) ids.push_back(start(ws, sh("sleep 0.3; echo run " + std::to_string(i))));
     const auto runs = collect(ws, ids, 120s);
     std::size_t queued = 0;
     for (std::size_t i = 0; i < ids.size(); ++i) {
-        const auto& run = runs.at(ids[i]);
+        const auto& run = runs.at(ids[i].execution_id);
         INFO(it::dump(run.finished));
         CHECK(num(run.finished, "/data/exit_code") == 0);
         CHECK(str(run.finished, "/data/stdout") == "run " + std::to_string(i) + "\n");
@@ -353,7 +370,7 @@ TEST_CASE("repl: 8 concurrent executions with a concurrency limit of 2 queue wit
         }
     }
     CHECK(queued == 6);
-    CHECK(runs.at(ids[7]).positions.front() == 6);
+    CHECK(runs.at(ids[7].execution_id).positions.front() == 6);
 }
 
 TEST_CASE("repl: a compile error does not run, a good compile does") {
@@ -396,14 +413,17 @@ TEST_CASE("repl: languages, strict validation, idempotency, a warm pool") {
 
     json::object keyed = sh("echo once");
     keyed["idempotency_key"] = "k-1";
-    const json::value r1 = ws.call("repl_execute", keyed);
-    const execution once = collect(ws, {str(r1, "/execution_id")}).begin()->second;
+    const started r1 = start(ws, keyed);
+    const execution once = collect(ws, {r1}).at(r1.execution_id);
     CHECK(str(once.finished, "/data/stdout") == "once\n");
-    const json::value r2 = ws.call("repl_execute", keyed);
-    CHECK(str(r2, "/execution_id") == str(r1, "/execution_id"));
-    CHECK_FALSE(it::boolean(r2, "/created"));
+    const std::string r2_id = ws.send_request("repl_execute", keyed);
+    const json::value r2 = ws.wait_response(r2_id);
+    CHECK(str(r2, "/data/execution_id") == r1.execution_id);
+    CHECK_FALSE(it::boolean(r2, "/data/created"));
+    // The repeat's events answer the repeat.
     const json::value again = ws.expect_event("repl_finished");
     CHECK(str(again, "/data/stdout") == "once\n");
+    CHECK(str(again, "/request_id") == r2_id);
 
     // The warm pool: a container is waiting before the request comes.
     std::this_thread::sleep_for(it::scaled(3s));

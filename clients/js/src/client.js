@@ -15,6 +15,7 @@
 
 import { backoffDelay, defaultBackoff } from './backoff.js';
 import { RegistryError } from './errors.js';
+import { executionLost, ReplExecution } from './repl_execution.js';
 import { ServiceHandle } from './service_handle.js';
 import { Subscription } from './subscription.js';
 import { openSocket, resolveWebSocket } from './websocket.js';
@@ -47,6 +48,7 @@ export class RegistryClient {
   #reconnectTimer = null;
   #subscriptions = new Set();
   #streams = new Set(); // subscriptions the server opened (requestStream): not resumable
+  #executions = new Map(); // repl_execute request id -> ReplExecution (current connection)
   #bySubscriptionId = new Map(); // server subscription id -> Subscription (current connection)
   #sessionRegistrations = new Map(); // instance_id -> {params, leaseId, onRenewed}
   #handles = new Set();
@@ -189,6 +191,29 @@ export class RegistryClient {
 
   replCancel(params, options) {
     return this.request('repl_cancel', params, options);
+  }
+
+  // Starts a REPL execution (repl_execute) and resolves to a ReplExecution
+  // once registryd accepted it: its `output` (an async iterable) and its
+  // `finished` promise carry the events registryd sends this connection
+  // about it. options: those of request(), and onQueued(position) for the
+  // repl_queued events.
+  async execute(params, options = {}) {
+    const { onQueued, ...requestOptions } = options;
+    let execution = null;
+    let settled = false;
+    await this.#request('repl_execute', params, requestOptions, (data, requestId) => {
+      if (settled) {
+        // The request timed out: nobody follows this execution.
+        this.replCancel({ execution_id: data.execution_id }).catch(() => {});
+        return;
+      }
+      execution = new ReplExecution(this, requestId, data, onQueued);
+      this.#executions.set(requestId, execution);
+    }).finally(() => {
+      settled = true;
+    });
+    return execution;
   }
 
   deployPackage(params, options) {
@@ -431,6 +456,8 @@ export class RegistryClient {
       stream._end(new RegistryError('connection_lost', 'connection lost; the stream cannot be resumed'));
     }
     this.#streams.clear();
+    for (const execution of this.#executions.values()) execution._end(executionLost(execution));
+    this.#executions.clear();
     if (this.#state === 'closed') return;
     // A connection closed right after it opened (a daemon at its connection
     // limit, say) does not reset the backoff, so it cannot become a tight loop.
@@ -467,10 +494,19 @@ export class RegistryClient {
     if (msg.type === 'event') {
       if (msg.subscription !== undefined) {
         this.#bySubscriptionId.get(msg.subscription)?._deliver(msg);
-      } else if (msg.request_id !== undefined) {
-        // Progress of one request (deploy_package), before its response.
-        const entry = this.#pending.get(msg.request_id);
-        if (entry?.onEvent) this.#callback(entry.onEvent, { event: msg.event, data: msg.data });
+        return;
+      }
+      // Events about one request: progress before its response
+      // (deploy_package), or an execution's events after it (repl_execute).
+      const entry = msg.request_id === undefined ? undefined : this.#pending.get(msg.request_id);
+      const execution = msg.request_id === undefined ? undefined : this.#executions.get(msg.request_id);
+      if (entry?.onEvent) {
+        this.#callback(entry.onEvent, { event: msg.event, data: msg.data });
+      } else if (execution) {
+        execution._deliver(msg);
+        if (msg.event === 'repl_finished') this.#executions.delete(msg.request_id);
+      } else {
+        this.#emit('event', { event: msg.event, request_id: msg.request_id, data: msg.data });
       }
       return;
     }
@@ -484,7 +520,7 @@ export class RegistryClient {
       // It timed out already.
       const onData = this.#late.get(msg.id);
       this.#late.delete(msg.id);
-      if (onData && msg.data) onData(msg.data);
+      if (onData && msg.data) onData(msg.data, msg.id);
       return;
     }
     if (msg.error) {
@@ -493,7 +529,7 @@ export class RegistryClient {
     }
     // Synchronous bookkeeping before any event that follows in the same read
     // (a promise continuation would run too late).
-    entry.onData?.(msg.data);
+    entry.onData?.(msg.data, msg.id);
     this.#settle(entry, null, msg.data);
   }
 
@@ -515,6 +551,8 @@ export class RegistryClient {
     for (const sub of [...this.#subscriptions, ...this.#streams]) sub._end();
     this.#subscriptions.clear();
     this.#streams.clear();
+    for (const execution of this.#executions.values()) execution._end(closed('repl_execute'));
+    this.#executions.clear();
     const ws = this.#ws;
     this.#ws = null;
     if (!ws) return;
@@ -592,7 +630,11 @@ export class RegistryClient {
     }
   }
 
-  // ---- client events: open, close, reconnecting, reregistered, error ----
+  // ---- client events: open, close, reconnecting, reregistered, error, event
+  //
+  // 'event' gets {event, request_id, data} for each event frame that no
+  // subscription, request or execution of this client takes: e.g. those of an
+  // execution started with replExecute() rather than execute().
 
   on(name, fn) {
     if (!this.#listeners.has(name)) this.#listeners.set(name, new Set());

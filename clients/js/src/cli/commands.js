@@ -353,42 +353,95 @@ const containers = {
   },
 };
 
+// `run`'s exit status when the program has none of its own (docs in README).
+const runExitCodes = Object.freeze({
+  timedOut: 124, // as timeout(1)
+  failed: 125, // registryctl or registryd could not run it, as `docker run`
+  cancelled: 130, // 128 + SIGINT: Ctrl-C (or a repl_cancel) stopped it
+});
+
+// --limit timeout_ms=1500 -> {timeout_ms: 1500}; network takes true/false.
+function limits(list) {
+  const o = {};
+  for (const [key, value] of Object.entries(pairs(list, '--limit'))) {
+    if (key === 'network') {
+      if (value !== 'true' && value !== 'false') throw usageError(`--limit network: expected true or false, got '${value}'`);
+      o.network = value === 'true';
+    } else {
+      o[key] = int(value, `--limit ${key}`);
+    }
+  }
+  return o;
+}
+
+// The exit status of `registryctl run` for a repl_finished.
+function runExitCode(f) {
+  if (f.error) return runExitCodes.failed;
+  if (f.compile && f.compile.exit_code !== 0) return f.compile.exit_code;
+  if (Number.isInteger(f.exit_code)) return f.exit_code;
+  if (f.timed_out) return runExitCodes.timedOut;
+  if (f.cancelled) return runExitCodes.cancelled;
+  if (Number.isInteger(f.signal)) return 128 + f.signal; // the output cap: SIGKILL, 137
+  return runExitCodes.failed;
+}
+
+// What the program's own output does not say about its end, for stderr.
+function runNotes(f) {
+  const notes = [];
+  if (f.compile && f.compile.exit_code !== 0) notes.push(`compile step failed with exit code ${f.compile.exit_code}`);
+  if (f.timed_out) notes.push(`timed out after ${f.duration_ms} ms; killed`);
+  if (f.truncated) notes.push('output cap reached; killed');
+  if (f.cancelled) notes.push('cancelled');
+  if (f.error) notes.push(`${f.error.code}: ${f.error.message}`);
+  return notes.map((n) => `registryctl: ${n}`);
+}
+
 const run = {
-  args: '<language> <file|-> [--stdin FILE]',
-  summary: "run code in a container, streaming its output; exits with the program's exit code",
-  options: { stdin: { type: 'string' } },
+  args: '<language> <file|-> [ARGS...] [--stdin FILE|-] [--limit KEY=VALUE]... [--key IDEMPOTENCY_KEY]',
+  summary:
+    "run code in a container, streaming its stdout and stderr; exits with the program's exit code " +
+    '(124 timeout, 130 cancelled, 137 output cap, 125 could not run; a failed compile: its exit code)',
+  options: {
+    stdin: { type: 'string' },
+    limit: { type: 'string', multiple: true },
+    key: { type: 'string' },
+  },
+  // A failure of its own must not look like the program's exit status.
+  failureExitCode: runExitCodes.failed,
   async run(ctx) {
-    const [language, file] = need(ctx.positionals, 2, 'language and file');
-    const code = file === '-' ? await readStdin() : await readFile(file, 'utf8');
-    const params = { language, code };
-    if (ctx.values.stdin !== undefined) params.stdin = await readFile(ctx.values.stdin, 'utf8');
-    // Output comes as repl_output events, then repl_finished. Subscribe
-    // before starting so that nothing is missed; events that arrive before
-    // the response (and so before the execution id is known) are kept.
-    const sub = await ctx.client.subscribe({ snapshot: false });
-    let executionId = null;
-    const early = [];
-    let finish;
-    const finished = new Promise((r) => {
-      finish = r;
+    if (ctx.positionals.length < 2) throw usageError('missing language and file');
+    const [language, file, ...args] = ctx.positionals;
+    const { values } = ctx;
+    if (file === '-' && values.stdin === '-') throw usageError('run: the program and --stdin cannot both be read from stdin');
+    const params = { language, code: await readSource(file) };
+    if (values.stdin !== undefined) params.stdin = await readSource(values.stdin);
+    if (args.length) params.args = args;
+    if (values.limit) params.limits = limits(values.limit);
+    if (values.key !== undefined) params.idempotency_key = values.key;
+
+    const execution = await ctx.client.execute(params, {
+      onQueued: (position) => ctx.err(`registryctl: queued at position ${position}`),
     });
-    const onEvent = (e) => {
-      if (executionId === null) {
-        early.push(e);
-        return;
+    // Ctrl-C cancels the execution, whose end is then reported as usual.
+    const signal = untilSignal();
+    signal.promise.then(() => execution.cancel().catch(() => {}));
+    let finished;
+    try {
+      if (!ctx.json) for await (const chunk of execution.output) writeOutput(ctx, chunk);
+      finished = await execution.finished;
+    } finally {
+      signal.dispose();
+    }
+    if (ctx.json) {
+      ctx.out(JSON.stringify(finished));
+    } else {
+      if (finished.compile && finished.compile.exit_code !== 0) {
+        ctx.stdout.write(finished.compile.stdout);
+        process.stderr.write(finished.compile.stderr);
       }
-      if (e.data.execution_id !== executionId) return;
-      if (e.event === 'repl_output') writeOutput(ctx, e.data);
-      else if (e.event === 'repl_finished') finish(e.data);
-    };
-    sub.on(['repl_output', 'repl_finished'], onEvent);
-    const started = await ctx.client.replExecute(params);
-    executionId = started.execution_id;
-    for (const e of early.splice(0)) onEvent(e);
-    const result = await finished;
-    if (ctx.json) ctx.out(JSON.stringify(result));
-    if (result.timed_out) ctx.err('registryctl: the program timed out');
-    return Number.isInteger(result.exit_code) ? result.exit_code : 1;
+      for (const note of runNotes(finished)) ctx.err(note);
+    }
+    return runExitCode(finished);
   },
 };
 
@@ -443,6 +496,11 @@ async function readStdin() {
   const chunks = [];
   for await (const c of process.stdin) chunks.push(c);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+// A file's text, or stdin's for '-'.
+function readSource(file) {
+  return file === '-' ? readStdin() : readFile(file, 'utf8');
 }
 
 export const commands = {

@@ -15,12 +15,13 @@ export function endpointText(e) {
   return `${e.name}=${e.protocol}://${e.address}:${e.port}`;
 }
 
-// "in 25s", "in 3m", "2s ago".
+// "in 25s", "in 3m", "2s ago"; less than half a second away is "0s ago" (a
+// heartbeat just now is not in the future).
 export function relativeTime(ms, now = Date.now()) {
   const d = Math.round((ms - now) / 1000);
   const abs = Math.abs(d);
   const text = abs < 120 ? `${abs}s` : abs < 7200 ? `${Math.round(abs / 60)}m` : `${Math.round(abs / 3600)}h`;
-  return d >= 0 ? `in ${text}` : `${text} ago`;
+  return d > 0 ? `in ${text}` : `${text} ago`;
 }
 
 export function servicesTable(services) {

@@ -1,7 +1,7 @@
 // registryctl: the command line on RegistryClient. main() parses the
 // arguments, runs one command and returns the exit code: 0 ok, 1 the request
-// failed (the server's error code and message are printed), 2 bad usage, or
-// the program's own exit code for `run`.
+// failed (the server's error code and message are printed), 2 bad usage; for
+// `run` the program's own exit code, and 125 when it could not be run.
 
 import { parseArgs } from 'node:util';
 
@@ -56,6 +56,7 @@ export async function main(argv, { env = process.env, stdout = process.stdout, s
   const out = write(stdout);
   const err = write(stderr);
   let client = null;
+  let command = null;
   try {
     const [name, rest] = splitCommand(argv);
     if (!name) {
@@ -65,7 +66,7 @@ export async function main(argv, { env = process.env, stdout = process.stdout, s
       }
       throw new UsageError('no command given');
     }
-    const command = commands[name];
+    command = commands[name];
     if (!command) throw new UsageError(`unknown command '${name}'`);
     let parsed;
     try {
@@ -97,12 +98,14 @@ export async function main(argv, { env = process.env, stdout = process.stdout, s
       err(`registryctl: ${e.message}\n\n${usage()}`);
       return 2;
     }
+    const failed = command?.failureExitCode ?? 1;
     if (e instanceof RegistryError) {
       err(`registryctl: ${describe(e)}`);
-      return 1;
+      return failed;
     }
-    err(`registryctl: ${e?.stack ?? e}`);
-    return 1;
+    // A system error (a file that cannot be read) says all in its message.
+    err(`registryctl: ${e?.syscall ? e.message : (e?.stack ?? e)}`);
+    return failed;
   } finally {
     await client?.close();
   }

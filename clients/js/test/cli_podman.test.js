@@ -1,0 +1,248 @@
+// registryctl as a subprocess against a real registryd wired to a real Podman
+// API service (test/helpers/podman.js): `run` streams a program's output and
+// exits with its exit code, the container commands' success paths, `nodes`.
+// Without podman every test is skipped (and counted as skipped).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test as nodeTest } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { client, until } from './helpers/common.js';
+import { podmanMissing, startPodman, testImage } from './helpers/podman.js';
+import { startRegistryd } from './helpers/registryd.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bin = resolve(here, '../bin/registryctl.js');
+const missing = podmanMissing();
+const test = (name, fn) => nodeTest(name, { skip: missing ?? false }, fn);
+const owner = `js-${process.pid}`;
+
+function config(engine) {
+  const limits =
+    '      defaults: {timeout_ms: 20000, output_bytes: 65536, memory_bytes: 128MiB, pids: 64, cpu_millicores: 1000}\n' +
+    '      maximum: {timeout_ms: 60000, output_bytes: 1MiB, memory_bytes: 512MiB, pids: 256, cpu_millicores: 2000}\n';
+  return (
+    'containers:\n' +
+    `  instance_id: ${owner}\n` +
+    '  heartbeat_interval_ms: 200\n' +
+    '  heartbeat_timeout_ms: 2000\n' +
+    '  stop_grace_seconds: 1\n' +
+    '  engines:\n' +
+    `    - name: node-1\n      endpoint: ${engine}\n      capacity: 4\n` +
+    'repl:\n' +
+    `  engine: ${engine}\n` +
+    `  owner: ${owner}\n` +
+    '  max_concurrent: 2\n' +
+    '  max_queue: 8\n' +
+    '  languages:\n' +
+    `    - name: sh\n      version: busybox\n      image: ${testImage}\n      source_file: main.sh\n` +
+    '      run: [sh, "{source}"]\n' +
+    limits +
+    `    - name: shc\n      image: ${testImage}\n      source_file: main.sh\n` +
+    '      compile: [sh, -n, "{source}"]\n      run: [sh, "{source}"]\n' +
+    limits
+  );
+}
+
+describe('registryctl on a real Podman', () => {
+  let podman;
+  let daemon;
+  let c;
+  let dir;
+  const children = new Set();
+
+  before(async () => {
+    if (missing) return;
+    podman = await startPodman();
+    daemon = await startRegistryd({ config: config(podman.uri) });
+    c = client(daemon.url);
+    dir = await mkdtemp(join(tmpdir(), 'registryctl-run-'));
+  });
+
+  after(async () => {
+    for (const child of children) child.kill('SIGKILL');
+    await c?.close();
+    await daemon?.dispose();
+    try {
+      // Every REPL container is removed once its execution has finished.
+      if (podman) assert.deepEqual(await podman.containers(`io.registry.repl.owner=${owner}`), []);
+    } finally {
+      await podman?.dispose();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  // registryctl with `args`: its stdout as lines, its stderr collected.
+  function start(args, { input } = {}) {
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { ...process.env, REGISTRY_URL: daemon.url, REGISTRY_TOKEN: '' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    child.stdin.end(input ?? '');
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s) => (stderr += s));
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const exited = new Promise((res) =>
+      child.on('exit', (code, signal) => {
+        children.delete(child);
+        res({ code, signal, at: Date.now() });
+      }),
+    );
+    return { child, lines, exited, stderr: () => stderr };
+  }
+
+  async function nextLine(lines, ms = 20_000) {
+    let t;
+    const timeout = new Promise((_, rej) => {
+      t = setTimeout(() => rej(new Error(`no output line within ${ms} ms`)), ms);
+    });
+    try {
+      const r = await Promise.race([lines.next(), timeout]);
+      if (r.done) throw new Error('registryctl ended its output');
+      return r.value;
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
+  // Runs registryctl to its end: {code, stdout, stderr}.
+  async function run(args, options) {
+    const p = start(args, options);
+    const out = [];
+    for await (const line of p.lines) out.push(line);
+    const { code, signal } = await p.exited;
+    assert.equal(signal, null, `registryctl ${args.join(' ')} was killed by ${signal}`);
+    return { code, stdout: out.join('\n'), stderr: p.stderr() };
+  }
+
+  async function script(name, text) {
+    const file = join(dir, name);
+    await writeFile(file, text);
+    return file;
+  }
+
+  describe('run', () => {
+    test("streams the output while the program runs and exits with the program's code", async () => {
+      const file = await script('stream.sh', 'echo first\nsleep 1.5\necho "second $# $1|$2" >&2\nexit 7\n');
+      const p = start(['run', 'sh', file, '--', 'a', 'b c']);
+      assert.equal(await nextLine(p.lines), 'first');
+      const firstAt = Date.now();
+      const { code, at } = await p.exited;
+      assert.equal(code, 7, p.stderr());
+      assert.ok(at - firstAt >= 1000, `"first" came ${at - firstAt} ms before the exit: not streamed`);
+      assert.equal(p.stderr(), 'second 2 a|b c\n');
+    });
+
+    test('reads the program from stdin (-) and its input from --stdin', async () => {
+      const input = await script('input.txt', 'hello\n');
+      const r = await run(['run', 'sh', '-', '--stdin', input], { input: 'tr a-z A-Z\nexit 4\n' });
+      assert.equal(r.code, 4, r.stderr);
+      assert.equal(r.stdout, 'HELLO');
+      assert.equal(r.stderr, '');
+    });
+
+    test('a timeout exits 124, a failed compile with its exit code, --json prints repl_finished', async () => {
+      const loop = await script('loop.sh', 'echo started\nwhile :; do :; done\n');
+      const timedOut = await run(['run', 'sh', loop, '--limit', 'timeout_ms=1000']);
+      assert.equal(timedOut.code, 124, timedOut.stderr);
+      assert.equal(timedOut.stdout, 'started');
+      assert.match(timedOut.stderr, /^registryctl: timed out after \d+ ms; killed$/m);
+
+      const bad = await script('bad.sh', 'echo never\nif then fi\n');
+      const compile = await run(['run', 'shc', bad]);
+      assert.equal(compile.code, 2, compile.stderr);
+      assert.equal(compile.stdout, '');
+      assert.match(compile.stderr, /syntax error/);
+      assert.match(compile.stderr, /^registryctl: compile step failed with exit code 2$/m);
+
+      const json = await run(['run', 'sh', '-', '--json'], { input: 'echo out; echo err >&2; exit 3\n' });
+      assert.equal(json.code, 3, json.stderr);
+      const finished = JSON.parse(json.stdout);
+      assert.equal(finished.exit_code, 3);
+      assert.equal(finished.stdout, 'out\n');
+      assert.equal(finished.stderr, 'err\n');
+      assert.equal(finished.timed_out, false);
+    });
+
+    test('Ctrl-C cancels the execution and exits 130', async () => {
+      const p = start(['run', 'sh', '-'], { input: 'echo started\nsleep 30\n' });
+      assert.equal(await nextLine(p.lines), 'started');
+      const t0 = Date.now();
+      p.child.kill('SIGINT');
+      const { code } = await p.exited;
+      assert.equal(code, 130, p.stderr());
+      assert.match(p.stderr(), /^registryctl: cancelled$/m);
+      assert.ok(Date.now() - t0 < 10_000);
+    });
+
+    test('a request registryd refuses exits 125 with its error, not a program status', async () => {
+      const r = await run(['run', 'cobol', '-'], { input: 'DISPLAY "HI".\n' });
+      assert.equal(r.code, 125);
+      assert.match(r.stderr, /^registryctl: invalid_request: \S/);
+      const missingFile = await run(['run', 'sh', join(dir, 'no-such-file.sh')]);
+      assert.equal(missingFile.code, 125);
+      assert.match(missingFile.stderr, /^registryctl: ENOENT: no such file or directory/);
+    });
+  });
+
+  test('nodes shows the engine online', async () => {
+    await until(async () => (await c.listNodes()).nodes[0]?.status === 'online', 10_000, 'the engine online');
+    const r = await run(['nodes']);
+    assert.equal(r.code, 0, r.stderr);
+    const [head, row, ...more] = r.stdout.split('\n');
+    assert.match(head, /^NODE\s+ENDPOINT\s+STATUS\s+RUNNING\s+CAPACITY\s+HEARTBEAT$/);
+    const uri = podman.uri.replace(/[/.]/g, '\\$&');
+    assert.match(row, new RegExp(`^node-1\\s+${uri}\\s+online\\s+\\d+\\s+4\\s+\\d+s ago$`));
+    assert.deepEqual(more, []);
+  });
+
+  test('containers: list, logs -f, extend, stop and rm a container made with the client', async () => {
+    const { container } = await c.containerCreate({
+      image: testImage,
+      name: 'cli-job',
+      command: ['sh', '-c', 'echo one; echo two >&2; sleep 1; echo three; sleep 60'],
+      ttl_seconds: 60,
+    });
+    const id = container.container_id;
+
+    const list = await run(['containers', 'list', '--state', 'running']);
+    assert.equal(list.code, 0, list.stderr);
+    const rows = list.stdout.split('\n');
+    assert.match(rows[0], /^CONTAINER\s+NAME\s+IMAGE\s+ENGINE\s+STATE\s+EXPIRES$/);
+    const image = testImage.replace(/[/.]/g, '\\$&');
+    assert.match(rows[1], new RegExp(`^${id}\\s+cli-job\\s+${image}\\s+node-1\\s+running\\s+in \\d+s$`));
+    assert.equal(rows.length, 2);
+
+    // Followed logs stream until the container stops.
+    const logs = start(['containers', 'logs', '-f', id]);
+    assert.equal(await nextLine(logs.lines), 'one');
+    assert.equal(await nextLine(logs.lines), 'three');
+    assert.equal(logs.child.exitCode, null, 'still following');
+
+    const extended = await run(['containers', 'extend', id, '--ttl', '600']);
+    assert.equal(extended.code, 0, extended.stderr);
+    assert.match(extended.stdout, new RegExp(`^${id}: expires in (10m|59\\ds)$`));
+    const listed = (await c.containerList()).containers.find((x) => x.container_id === id);
+    assert.ok(listed.expires_at_ms - Date.now() > 500_000, 'the lease runs 600 s from now');
+
+    const stopped = await run(['containers', 'stop', '--grace', '0', id]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.equal(stopped.stdout, `stopped ${id}`);
+    const { code: logsCode } = await logs.exited;
+    assert.equal(logsCode, 0, logs.stderr());
+    assert.equal(logs.stderr(), 'two\n');
+    assert.equal((await c.containerList()).containers.find((x) => x.container_id === id).state, 'exited');
+
+    const removed = await run(['containers', 'rm', id]);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.equal(removed.stdout, `removed ${id}`);
+    const after = await run(['containers', '--json']);
+    assert.deepEqual(JSON.parse(after.stdout).containers, []);
+    assert.deepEqual(await podman.containers(`io.registry.instance=${owner}`), []);
+  });
+});
