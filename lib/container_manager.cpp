@@ -17,8 +17,10 @@ namespace {
 
 constexpr std::string_view key_prefix = "ctr/";
 constexpr std::string_view next_lease_key = "ctr-next-lease";
+constexpr std::string_view lost_prefix = "ctr-lost/";
 
 std::string store_key(std::uint64_t lease_id) { return std::string(key_prefix) + std::to_string(lease_id); }
+std::string lost_key(std::uint64_t lease_id) { return std::string(lost_prefix) + std::to_string(lease_id); }
 
 std::int64_t ms(time_point t) { return t.time_since_epoch().count(); }
 
@@ -122,6 +124,10 @@ struct container_manager::impl {
     std::map<std::uint64_t, lease_slot> leases;
     std::map<std::string, std::uint64_t, std::less<>> by_container;
     std::uint64_t next_lease_id = 1;
+    // The deadlines of leases lost with their node, extensions included: a
+    // container's labels only have its deadline at create, so re-adoption
+    // takes the later of the two. Kept (durably) until they pass.
+    std::map<std::uint64_t, time_point> lost_deadlines;
 
     std::stop_token stopping;  // run()'s: ends the work below
     bool running = false;      // run() has started the nodes
@@ -320,6 +326,8 @@ struct container_manager::impl {
                 next->created_at = s.created.value_or(clk.now());
                 next->expires_at = time_point{milliseconds{*expires}};
                 next->ttl = std::chrono::duration_cast<seconds>(next->expires_at - next->created_at);
+                auto extended = lost_deadlines.find(*lease_id);
+                if (extended != lost_deadlines.end()) next->expires_at = std::max(next->expires_at, extended->second);
             }
             next->state = state;
             std::vector<std::shared_ptr<event>> none;
@@ -349,6 +357,7 @@ struct container_manager::impl {
         n.online = false;
         std::vector<std::shared_ptr<event>> events;
         std::vector<store_mutation> mutations;
+        const time_point now = clk.now();
         for (auto it = leases.begin(); it != leases.end();) {
             if (it->second.c->engine != n.cfg.name) {
                 ++it;
@@ -357,6 +366,10 @@ struct container_manager::impl {
             auto lost = with_state(it->second.c, managed_state::lost);
             events.push_back(state_changed(lost, it->second.c->state, reason));
             mutations.push_back({store_key(it->first), std::nullopt});
+            if (lost->expires_at > now) {
+                lost_deadlines[it->first] = lost->expires_at;
+                mutations.push_back({lost_key(it->first), std::to_string(ms(lost->expires_at))});
+            }
             by_container.erase(it->second.c->container_id);
             it = leases.erase(it);
         }
@@ -391,9 +404,26 @@ struct container_manager::impl {
                 }
             }
             for (std::uint64_t id : due) work.spawn(reap(id));
+            co_await forget_past_lost_deadlines(now);
             const bool slept = co_await clk.sleep_until(next, stopping);
             if (!slept) break;
         }
+    }
+
+    task<void> forget_past_lost_deadlines(time_point now) {
+        std::vector<store_mutation> mutations;
+        for (auto it = lost_deadlines.begin(); it != lost_deadlines.end();) {
+            if (it->second > now) {
+                ++it;
+                continue;
+            }
+            mutations.push_back({lost_key(it->first), std::nullopt});
+            it = lost_deadlines.erase(it);
+        }
+        if (mutations.empty()) co_return;
+        std::vector<std::shared_ptr<event>> none;
+        auto written = co_await reg.record(std::move(none), std::move(mutations), "past lost deadlines");
+        (void)written;
     }
 
     task<result<void>> stop_and_remove(container_engine& engine, const std::string& id) {
@@ -553,6 +583,13 @@ task<result<void>> container_manager::open() {
             auto n = parse_number<std::uint64_t>(value);
             if (!n) co_return fail(errc::internal, "stored record '" + key + "': not a number");
             m.next_lease_id = std::max(m.next_lease_id, *n);
+            continue;
+        }
+        if (key.starts_with(lost_prefix)) {
+            auto id = parse_number<std::uint64_t>(std::string_view(key).substr(lost_prefix.size()));
+            auto at = parse_number<std::int64_t>(value);
+            if (!id || !at) co_return fail(errc::internal, "stored record '" + key + "': not a number");
+            m.lost_deadlines[*id] = time_point{milliseconds{*at}};
             continue;
         }
         if (!key.starts_with(key_prefix)) continue;

@@ -7,10 +7,12 @@
 // labels cannot change). A reaper driven by the clock stops and removes the
 // containers whose lease has expired. Each engine is a node with a capacity;
 // a heartbeat pings it, a node that does not answer for heartbeat_timeout
-// goes offline and its containers are lost (their leases dropped). A node
-// coming online (at start, or back after a loss) is reconciled first: the
-// containers carrying this registry's instance label are adopted, and
-// nothing without that label is ever touched.
+// goes offline and its containers are lost (their leases dropped; only each
+// one's deadline is kept, in the store until it passes, since the labels
+// have the deadline at create and not the extensions). A node coming online
+// (at start, or back after a loss) is reconciled first: the containers
+// carrying this registry's instance label are adopted, and nothing without
+// that label is ever touched.
 //
 // Changes go through the registry (registry::record): they share its
 // revisions, its event stream (container_state_changed, lease_expired,

@@ -238,6 +238,9 @@ TEST_CASE("registered_engines: an engine whose lease expires leaves, and coming 
     k.add(r);
     auto long_lived = k.create("worker-1", 100s);
     auto short_lived = k.create("worker-1", 8s);
+    auto extended = k.create("worker-1", 8s);
+    auto renewed = run_now(k.mgr->extend(extended->container_id, 100s));
+    REQUIRE(renewed);
     k.clk.advance(5s);
     CHECK(!k.node("worker-1"));
     CHECK(k.history(long_lived).back() == "lost (engine left: lease_expired)");
@@ -254,6 +257,10 @@ TEST_CASE("registered_engines: an engine whose lease expires leaves, and coming 
     CHECK(k.mgr->find(short_lived->container_id));  // adopted, expired
     k.clk.advance(1s);                               // the reaper's next round
     CHECK(!k.w.exists(short_lived->container_id));
+    // Its labels say 8 s, but the extension was not forgotten.
+    REQUIRE(k.mgr->find(extended->container_id));
+    CHECK(k.mgr->find(extended->container_id)->expires_at == (*renewed)->expires_at);
+    CHECK(k.w.exists(extended->container_id));
     CHECK(k.w.exists(long_lived->container_id));
 }
 
