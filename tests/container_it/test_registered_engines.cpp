@@ -135,6 +135,9 @@ TEST_CASE("a Podman registered as a container_engine service is a node until it 
     CHECK(running(p2, id));
     CHECK(p1.podman({"container", "exists", id}).exit_code != 0);
     CHECK(num(node(ws, "p2"), "/running") == 1);
+    auto extended = ws.call("container_extend", {{"container_id", id}, {"ttl_seconds", 600}});
+    const std::int64_t deadline = num(extended, "/expires_at_ms");
+    CHECK(deadline > num(made, "/container/expires_at_ms"));
 
     // Deregistered: the node leaves, the container is lost to registryd but keeps running.
     agent.call("deregister", {{"instance_id", "p2"}});
@@ -153,7 +156,7 @@ TEST_CASE("a Podman registered as a container_engine service is a node until it 
     auto containers = ws.call("container_list");
     for (const auto& c : arr(containers, "/containers")) {
         if (str(c, "/container_id") != id) continue;
-        CHECK(num(c, "/expires_at_ms") == num(made, "/container/expires_at_ms"));
+        CHECK(num(c, "/expires_at_ms") == deadline);  // the extension, not the label's deadline
         CHECK(str(c, "/engine") == "p2");
     }
 
