@@ -250,6 +250,10 @@ private:
                 return true;
             }
             if (k == "engines") return engines(n, path);
+            if (k == "accept_registered_engines") {
+                C.accept_registered_engines = boolean(n, path);
+                return true;
+            }
             if (k == "heartbeat_interval_ms") return set_millis(C.heartbeat_interval, n, path, 10);
             if (k == "heartbeat_timeout_ms") return set_millis(C.heartbeat_timeout, n, path, 10);
             if (k == "default_ttl_seconds") return set_seconds(C.default_ttl, n, path, 1);

@@ -61,8 +61,9 @@ struct config {
         std::chrono::seconds bookmark_interval{10};
     } registry;
 
-    // Container engines as nodes (registry::container_manager). No engine:
-    // the container actions answer `unavailable`.
+    // Container engines as nodes (registry::container_manager). No engine
+    // configured and none accepted from registrations: the container actions
+    // answer `unavailable`.
     struct engine_entry {
         std::string name;
         std::string endpoint;  // unix:///path or tcp://host:port
@@ -71,6 +72,10 @@ struct config {
     struct containers_section {
         std::string instance_id = "registryd";  // the io.registry.instance label of our containers
         std::vector<engine_entry> engines;
+        // Services registering themselves as container engines
+        // (registry::registered_engines) become nodes too. Off by default: it
+        // lets any client point registryd at an engine of its choice.
+        bool accept_registered_engines = false;
         std::chrono::milliseconds heartbeat_interval{2000};
         std::chrono::milliseconds heartbeat_timeout{6000};
         std::chrono::seconds default_ttl{300};

@@ -10,6 +10,7 @@
 #include "blocking_runner.hpp"
 #include "config.hpp"
 #include "docker_engine.hpp"
+#include "docker_engine_connector.hpp"
 #include "file_store_port.hpp"
 #include "local_target.hpp"
 #include "log.hpp"
@@ -23,6 +24,7 @@
 #include <registry/deploy/deployer.hpp>
 #include <registry/file_store.hpp>
 #include <registry/protocol/connection.hpp>
+#include <registry/registered_engines.hpp>
 #include <registry/registry.hpp>
 #include <registry/repl/executor.hpp>
 #include <registry/task.hpp>
@@ -136,6 +138,13 @@ registry::registry_options registry_options_from(const registryd::config& cfg) {
     return o;
 }
 
+// The same for configured and registered engines.
+registryd::docker_engine_options engine_options_from(const registryd::config& cfg) {
+    registryd::docker_engine_options options;
+    options.ping_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.containers.heartbeat_timeout);
+    return options;
+}
+
 // One Docker Engine API client per configured engine (config validated the endpoints).
 std::vector<std::unique_ptr<registryd::docker_engine>> make_engines(asio::io_context& ioc,
                                                                    const registryd::config& cfg) {
@@ -143,18 +152,18 @@ std::vector<std::unique_ptr<registryd::docker_engine>> make_engines(asio::io_con
     for (const auto& e : cfg.containers.engines) {
         auto endpoint = registryd::engine_endpoint::parse(e.endpoint);
         if (!endpoint) throw std::runtime_error("engine '" + e.name + "': " + endpoint.err().message);
-        registryd::docker_engine_options options;
-        options.ping_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.containers.heartbeat_timeout);
-        out.push_back(std::make_unique<registryd::docker_engine>(ioc, std::move(endpoint).value(), options));
+        out.push_back(std::make_unique<registryd::docker_engine>(ioc, std::move(endpoint).value(),
+                                                                 engine_options_from(cfg)));
     }
     return out;
 }
 
-// Null when no engine is configured: the container actions are then unavailable.
+// Null when no engine is configured and none may register: the container
+// actions are then unavailable.
 std::unique_ptr<registry::container_manager> make_container_manager(
     registry::registry& reg, registry::clock& clk, registry::store& st, const registryd::config& cfg,
     const std::vector<std::unique_ptr<registryd::docker_engine>>& engines) {
-    if (engines.empty()) return nullptr;
+    if (engines.empty() && !cfg.containers.accept_registered_engines) return nullptr;
     const auto& C = cfg.containers;
     std::vector<registry::container_node> nodes;
     for (std::size_t i = 0; i < engines.size(); ++i) {
@@ -201,6 +210,7 @@ public:
           reg_(clock_, port_, registry_options_from(cfg)),
           engines_(make_engines(ioc, cfg)),
           containers_(make_container_manager(reg_, clock_, port_, cfg, engines_)),
+          engine_connector_(ioc, engine_options_from(cfg)),
           server_(ioc, cfg, reg_, metrics_,
                   [this] {
                       return registryd::metrics::gauges{reg_.size(), reg_.revision(), port_.fsyncs(),
@@ -223,6 +233,15 @@ public:
         }
         server_.attach(deployer_);
         start_repl();
+        if (containers_ && cfg.containers.accept_registered_engines) {
+            registered_engines_.emplace(reg_, *containers_, engine_connector_,
+                                        [](const std::string& instance_id, const registry::error& why) {
+                                            log::warn("registered container engine not used",
+                                                      {{"instance_id", instance_id},
+                                                       {"code", registry::to_string(why.code)},
+                                                       {"error", why.message}});
+                                        });
+        }
     }
 
     int exit_code() const noexcept { return exit_code_; }
@@ -315,6 +334,8 @@ private:
         background_.spawn(reg_.run(stop));
         // Each engine is reconciled as its first heartbeat finds it online.
         if (containers_) background_.spawn(containers_->run(stop));
+        // Engine services (persisted ones included) become nodes from the registry's snapshot on.
+        if (registered_engines_) background_.spawn(registered_engines_->run(stop));
         background_.spawn(watch_availability(stop));
         if (repl_) {
             background_.spawn(repl_->run(stop));
@@ -420,6 +441,8 @@ private:
     registry::registry reg_;
     std::vector<std::unique_ptr<registryd::docker_engine>> engines_;
     std::unique_ptr<registry::container_manager> containers_;
+    registryd::docker_engine_connector engine_connector_;
+    std::optional<registry::registered_engines> registered_engines_;  // containers.accept_registered_engines
     registryd::metrics metrics_;
     registryd::server server_;
     registryd::blocking_runner runner_;  // joins its threads before the io_context goes

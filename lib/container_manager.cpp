@@ -17,8 +17,10 @@ namespace {
 
 constexpr std::string_view key_prefix = "ctr/";
 constexpr std::string_view next_lease_key = "ctr-next-lease";
+constexpr std::string_view lost_prefix = "ctr-lost/";
 
 std::string store_key(std::uint64_t lease_id) { return std::string(key_prefix) + std::to_string(lease_id); }
+std::string lost_key(std::uint64_t lease_id) { return std::string(lost_prefix) + std::to_string(lease_id); }
 
 std::int64_t ms(time_point t) { return t.time_since_epoch().count(); }
 
@@ -79,14 +81,33 @@ struct container_manager::impl {
     impl(class registry& r, class clock& c, class store& s, std::vector<container_node> n,
          container_manager_options o)
         : reg(r), clk(c), st(s), opt(std::move(o)) {
-        for (auto& cfg : n) nodes.push_back(node{std::move(cfg), false, std::nullopt});
+        for (auto& cfg : n) nodes.push_back(std::make_shared<node>(std::move(cfg), nullptr));
     }
 
-    struct node {
-        container_node cfg;
-        bool online = false;
-        std::optional<time_point> last_heartbeat;
+    struct stop_requester {
+        std::stop_source* source;
+        void operator()() const noexcept { source->request_stop(); }
     };
+
+    // Shared by the tasks working on it: a node that leaves (remove_node)
+    // stays alive, with its engine, until the last of them has finished.
+    struct node {
+        node(container_node c, std::shared_ptr<container_engine> e) : cfg(std::move(c)), owned(std::move(e)) {
+            if (owned) cfg.engine = owned.get();
+        }
+        container_node cfg;
+        std::shared_ptr<container_engine> owned;  // added with add_node: its engine client
+        bool online = false;
+        bool left = false;  // remove_node
+        std::optional<time_point> last_heartbeat;
+        // Requested when the node leaves or the manager stops: ends its
+        // heartbeat, exit waiters and log follows.
+        std::stop_source leaving;
+        std::optional<std::stop_callback<stop_requester>> stop_with_manager;
+
+        std::stop_token token() const { return leaving.get_token(); }
+    };
+    using node_ptr = std::shared_ptr<node>;
 
     struct lease_slot {
         container_ptr c;
@@ -99,28 +120,39 @@ struct container_manager::impl {
     class clock& clk;
     class store& st;
     container_manager_options opt;
-    std::vector<node> nodes;
+    std::vector<node_ptr> nodes;  // configured ones first, then as added
     std::map<std::uint64_t, lease_slot> leases;
     std::map<std::string, std::uint64_t, std::less<>> by_container;
     std::uint64_t next_lease_id = 1;
+    // The deadlines of leases lost with their node, extensions included: a
+    // container's labels only have its deadline at create, so re-adoption
+    // takes the later of the two. Kept (durably) until they pass.
+    std::map<std::uint64_t, time_point> lost_deadlines;
 
     std::stop_token stopping;  // run()'s: ends the work below
+    bool running = false;      // run() has started the nodes
     async_scope work;          // heartbeats, reaper, waiters, reaps, stream producers
 
-    node* find_node(std::string_view name) {
-        for (auto& n : nodes) {
-            if (n.cfg.name == name) return &n;
+    node_ptr find_node(std::string_view name) const {
+        for (const auto& n : nodes) {
+            if (n->cfg.name == name) return n;
         }
         return nullptr;
     }
 
+    // Its heartbeat (which brings it online), and its work ending with the manager's.
+    void start_node(const node_ptr& n) {
+        n->stop_with_manager.emplace(stopping, stop_requester{&n->leaving});
+        if (!stopping.stop_requested()) work.spawn(heartbeat(n));
+    }
+
     // A managed container and its node. A lease whose engine the configuration
     // no longer names is kept (open()), but nothing can be done to it.
-    result<std::pair<container_ptr, node*>> locate(std::string_view container_id) {
+    result<std::pair<container_ptr, node_ptr>> locate(std::string_view container_id) {
         auto it = by_container.find(container_id);
         auto c = it == by_container.end() ? nullptr : current(it->second);
         if (!c) return unexpected{not_managed(container_id)};
-        node* n = find_node(c->engine);
+        node_ptr n = find_node(c->engine);
         if (!n) {
             return fail(errc::unavailable,
                         "container '" + c->container_id + "' is on engine '" + c->engine + "', which is not configured");
@@ -137,9 +169,9 @@ struct container_manager::impl {
     }
 
     // The lowest load relative to capacity wins; ties go to the first configured.
-    result<node*> schedule(const std::optional<std::string>& wanted) {
+    result<node_ptr> schedule(const std::optional<std::string>& wanted) {
         if (wanted) {
-            node* n = find_node(*wanted);
+            node_ptr n = find_node(*wanted);
             if (!n) return fail(errc::not_found, "no engine '" + *wanted + "'");
             if (!n->online) return fail(errc::unavailable, "engine '" + *wanted + "' is offline");
             if (load(*n) >= n->cfg.capacity) {
@@ -148,17 +180,17 @@ struct container_manager::impl {
             }
             return n;
         }
-        node* best = nullptr;
+        node_ptr best;
         double best_ratio = 0;
         bool any_online = false;
-        for (auto& n : nodes) {
-            if (!n.online) continue;
+        for (const auto& n : nodes) {
+            if (!n->online) continue;
             any_online = true;
-            const std::size_t used = load(n);
-            if (used >= n.cfg.capacity) continue;
-            const double ratio = static_cast<double>(used) / static_cast<double>(n.cfg.capacity);
+            const std::size_t used = load(*n);
+            if (used >= n->cfg.capacity) continue;
+            const double ratio = static_cast<double>(used) / static_cast<double>(n->cfg.capacity);
             if (!best || ratio < best_ratio) {
-                best = &n;
+                best = n;
                 best_ratio = ratio;
             }
         }
@@ -210,19 +242,19 @@ struct container_manager::impl {
     // ---- waiting for exits --------------------------------------------------------
 
     void watch_exit(container_ptr c) {
-        node* n = find_node(c->engine);
-        if (n && !stopping.stop_requested()) work.spawn(wait_for_exit(n->cfg.engine, c->lease_id, c->container_id));
+        node_ptr n = find_node(c->engine);
+        if (n && !stopping.stop_requested()) work.spawn(wait_for_exit(n, c->lease_id, c->container_id));
     }
 
-    task<void> wait_for_exit(container_engine* engine, std::uint64_t lease_id, std::string container_id) {
+    task<void> wait_for_exit(node_ptr n, std::uint64_t lease_id, std::string container_id) {
         result<int> code = not_yet();
         try {
-            code = co_await engine->wait(container_id, stopping);
+            code = co_await n->cfg.engine->wait(container_id, n->token());
         } catch (const operation_cancelled&) {
             co_return;
         }
         // An engine gone is the heartbeat's business; a container removed meanwhile is no news.
-        if (!code) co_return;
+        if (!code || n->left) co_return;
         auto c = current(lease_id);
         if (!c || c->container_id != container_id || c->state != managed_state::running) co_return;
         auto next = with_state(c, managed_state::exited, *code);
@@ -233,22 +265,25 @@ struct container_manager::impl {
 
     // ---- nodes ----------------------------------------------------------------------
 
-    task<void> heartbeat(node& n) {
-        while (!stopping.stop_requested()) {
+    task<void> heartbeat(node_ptr np) {
+        node& n = *np;
+        const std::stop_token stop = n.token();
+        while (!stop.stop_requested()) {
             result<void> pinged = not_yet();
             try {
-                pinged = co_await n.cfg.engine->ping(stopping);
+                pinged = co_await n.cfg.engine->ping(stop);
             } catch (const operation_cancelled&) {
                 break;
             }
+            if (n.left) break;
             const time_point now = clk.now();
             if (pinged) {
                 n.last_heartbeat = now;
                 if (!n.online) co_await come_online(n);
             } else if (n.online && (!n.last_heartbeat || now - *n.last_heartbeat >= opt.heartbeat_timeout)) {
-                co_await go_offline(n, pinged.err());
+                co_await go_offline(n, "engine offline: " + pinged.err().message);
             }
-            const bool slept = co_await clk.sleep_until(now + opt.heartbeat_interval, stopping);
+            const bool slept = co_await clk.sleep_until(now + opt.heartbeat_interval, stop);
             if (!slept) break;
         }
     }
@@ -260,11 +295,11 @@ struct container_manager::impl {
         ours.equals(std::string(container_labels::instance), opt.instance_id);
         result<std::vector<container_summary>> listed = not_yet();
         try {
-            listed = co_await n.cfg.engine->list(ours, stopping);
+            listed = co_await n.cfg.engine->list(ours, n.token());
         } catch (const operation_cancelled&) {
             co_return;
         }
-        if (!listed) co_return;  // stays offline; the next heartbeat tries again
+        if (!listed || n.left) co_return;  // stays offline; the next heartbeat tries again
         std::map<std::uint64_t, const container_summary*> found;
         for (const auto& s : *listed) {
             auto lease_label = s.labels.find(std::string(container_labels::lease));
@@ -291,11 +326,13 @@ struct container_manager::impl {
                 next->created_at = s.created.value_or(clk.now());
                 next->expires_at = time_point{milliseconds{*expires}};
                 next->ttl = std::chrono::duration_cast<seconds>(next->expires_at - next->created_at);
+                auto extended = lost_deadlines.find(*lease_id);
+                if (extended != lost_deadlines.end()) next->expires_at = std::max(next->expires_at, extended->second);
             }
             next->state = state;
             std::vector<std::shared_ptr<event>> none;
             auto written = co_await put(next, std::move(none), "adopted container");
-            if (!written) co_return;
+            if (!written || n.left) co_return;
             if (state == managed_state::running) watch_exit(next);
         }
         // Leases of this node whose container no longer exists.
@@ -309,25 +346,30 @@ struct container_manager::impl {
             auto removed = with_state(c, managed_state::removed);
             auto events = only(state_changed(removed, c->state, "gone"));
             auto dropped = co_await drop(id, std::move(events), "vanished container");
-            if (!dropped) co_return;
+            if (!dropped || n.left) co_return;
         }
         n.online = true;
     }
 
     // Every container of the node is lost: its lease is dropped (a node that
     // comes back is reconciled: its containers are adopted or reaped then).
-    task<void> go_offline(node& n, const error& why) {
+    task<void> go_offline(node& n, std::string reason) {
         n.online = false;
         std::vector<std::shared_ptr<event>> events;
         std::vector<store_mutation> mutations;
+        const time_point now = clk.now();
         for (auto it = leases.begin(); it != leases.end();) {
             if (it->second.c->engine != n.cfg.name) {
                 ++it;
                 continue;
             }
             auto lost = with_state(it->second.c, managed_state::lost);
-            events.push_back(state_changed(lost, it->second.c->state, "engine offline: " + why.message));
+            events.push_back(state_changed(lost, it->second.c->state, reason));
             mutations.push_back({store_key(it->first), std::nullopt});
+            if (lost->expires_at > now) {
+                lost_deadlines[it->first] = lost->expires_at;
+                mutations.push_back({lost_key(it->first), std::to_string(ms(lost->expires_at))});
+            }
             by_container.erase(it->second.c->container_id);
             it = leases.erase(it);
         }
@@ -351,7 +393,7 @@ struct container_manager::impl {
             std::vector<std::uint64_t> due;
             for (auto& [id, slot] : leases) {
                 if (slot.reaping) continue;
-                node* n = find_node(slot.c->engine);
+                const node_ptr n = find_node(slot.c->engine);
                 if (!n || !n->online) continue;
                 const time_point at = std::max(slot.c->expires_at, slot.retry_at);
                 if (at <= now) {
@@ -362,9 +404,26 @@ struct container_manager::impl {
                 }
             }
             for (std::uint64_t id : due) work.spawn(reap(id));
+            co_await forget_past_lost_deadlines(now);
             const bool slept = co_await clk.sleep_until(next, stopping);
             if (!slept) break;
         }
+    }
+
+    task<void> forget_past_lost_deadlines(time_point now) {
+        std::vector<store_mutation> mutations;
+        for (auto it = lost_deadlines.begin(); it != lost_deadlines.end();) {
+            if (it->second > now) {
+                ++it;
+                continue;
+            }
+            mutations.push_back({lost_key(it->first), std::nullopt});
+            it = lost_deadlines.erase(it);
+        }
+        if (mutations.empty()) co_return;
+        std::vector<std::shared_ptr<event>> none;
+        auto written = co_await reg.record(std::move(none), std::move(mutations), "past lost deadlines");
+        (void)written;
     }
 
     task<result<void>> stop_and_remove(container_engine& engine, const std::string& id) {
@@ -402,7 +461,7 @@ struct container_manager::impl {
             }
             ++attempt;
             c = current(lease_id);
-            node* n = c ? find_node(c->engine) : nullptr;
+            const node_ptr n = c ? find_node(c->engine) : nullptr;
             if (!n) co_return;  // lost meanwhile
             auto done = co_await stop_and_remove(*n->cfg.engine, c->container_id);
             c = current(lease_id);
@@ -448,9 +507,9 @@ struct container_manager::impl {
         co_return std::nullopt;
     }
 
-    task<void> produce_logs(detail::event_relay_ptr relay, container_engine* engine, container_ptr c,
+    task<void> produce_logs(detail::event_relay_ptr relay, node_ptr n, container_ptr c,
                             std::optional<std::size_t> tail) {
-        std::stop_callback on_stop(stopping, [relay] { relay->stop_producer(); });
+        std::stop_callback on_stop(n->token(), [relay] { relay->stop_producer(); });
         const log_options following{tail, true, true, true};
         auto log_event = [&](output_chunk chunk) {
             auto e = container_event(event_type::container_log, c);
@@ -460,7 +519,7 @@ struct container_manager::impl {
         };
         std::optional<error> failure;
         try {
-            auto opening = engine->logs(c->container_id, following, relay->producer_token());
+            auto opening = n->cfg.engine->logs(c->container_id, following, relay->producer_token());
             failure = co_await relay_stream(std::move(opening), *relay, log_event);
         } catch (const operation_cancelled&) {
         }
@@ -472,9 +531,9 @@ struct container_manager::impl {
         relay->finish();
     }
 
-    task<void> produce_pulls(detail::event_relay_ptr relay, std::string reference, std::vector<node*> targets) {
+    task<void> produce_pulls(detail::event_relay_ptr relay, std::string reference, std::vector<node_ptr> targets) {
         std::stop_callback on_stop(stopping, [relay] { relay->stop_producer(); });
-        for (node* n : targets) {
+        for (const node_ptr& n : targets) {
             auto progress_event = [&](pull_progress p) { return pull_event(*n, reference, std::move(p), {}); };
             std::optional<error> failure;
             try {
@@ -526,6 +585,13 @@ task<result<void>> container_manager::open() {
             m.next_lease_id = std::max(m.next_lease_id, *n);
             continue;
         }
+        if (key.starts_with(lost_prefix)) {
+            auto id = parse_number<std::uint64_t>(std::string_view(key).substr(lost_prefix.size()));
+            auto at = parse_number<std::int64_t>(value);
+            if (!id || !at) co_return fail(errc::internal, "stored record '" + key + "': not a number");
+            m.lost_deadlines[*id] = time_point{milliseconds{*at}};
+            continue;
+        }
         if (!key.starts_with(key_prefix)) continue;
         auto decoded = detail::decode_container_record(value);
         if (!decoded) co_return fail(errc::internal, "stored record '" + key + "': " + decoded.err().message);
@@ -540,7 +606,8 @@ task<result<void>> container_manager::open() {
 task<void> container_manager::run(std::stop_token stop) {
     auto& m = *impl_;
     m.stopping = stop;
-    for (auto& n : m.nodes) m.work.spawn(m.heartbeat(n));
+    m.running = true;
+    for (const auto& n : m.nodes) m.start_node(n);
     m.work.spawn(m.reaper());
     co_await m.work.join();
 }
@@ -561,7 +628,8 @@ task<result<container_ptr>> container_manager::create(container_request request)
     }
     auto chosen = m.schedule(request.engine);
     if (!chosen) co_return unexpected{chosen.err()};
-    impl::node& n = **chosen;
+    const impl::node_ptr np = std::move(*chosen);  // alive until create is done, even if the node leaves
+    impl::node& n = *np;
 
     // The lease id is durable before any container carries it.
     const std::uint64_t lease_id = m.next_lease_id++;
@@ -589,6 +657,9 @@ task<result<container_ptr>> container_manager::create(container_request request)
 
     auto created = co_await n.cfg.engine->create(std::move(spec), m.stopping);
     if (!created) co_return unexpected{created.err()};
+    if (n.left) {  // its labels get it adopted if the engine comes back
+        co_return fail(errc::unavailable, "engine '" + n.cfg.name + "' left while the container was created");
+    }
     c->container_id = std::move(*created);
     if (c->name.empty()) {
         auto info = co_await n.cfg.engine->inspect(c->container_id, m.stopping);
@@ -634,10 +705,39 @@ std::vector<container_ptr> container_manager::list() const {
 std::vector<node_status> container_manager::nodes() const {
     std::vector<node_status> out;
     for (const auto& n : impl_->nodes) {
-        out.push_back(node_status{n.cfg.name, n.cfg.endpoint, n.cfg.capacity, n.online, impl_->load(n),
-                                  n.last_heartbeat});
+        out.push_back(node_status{n->cfg.name, n->cfg.endpoint, n->cfg.capacity, n->online, impl_->load(*n),
+                                  n->last_heartbeat});
     }
     return out;
+}
+
+result<void> container_manager::add_node(container_node node, std::shared_ptr<container_engine> engine) {
+    auto& m = *impl_;
+    if (m.find_node(node.name)) return fail(errc::conflict, "an engine named '" + node.name + "' exists already");
+    if (!engine && !node.engine) return fail(errc::invalid_request, "engine '" + node.name + "': no engine client");
+    auto n = std::make_shared<impl::node>(std::move(node), std::move(engine));
+    m.nodes.push_back(n);
+    if (m.running) m.start_node(n);
+    return {};
+}
+
+task<result<void>> container_manager::remove_node(std::string name, std::string reason) {
+    auto& m = *impl_;
+    const impl::node_ptr n = m.find_node(name);
+    if (!n) co_return fail(errc::not_found, "no engine '" + name + "'");
+    std::erase(m.nodes, n);
+    n->left = true;
+    n->leaving.request_stop();
+    co_await m.go_offline(*n, std::move(reason));
+    co_return result<void>{};
+}
+
+result<void> container_manager::set_capacity(std::string_view name, std::size_t capacity) {
+    const impl::node_ptr n = impl_->find_node(name);
+    if (!n) return fail(errc::not_found, "no engine '" + std::string(name) + "'");
+    if (capacity == 0) return fail(errc::invalid_request, "capacity: must be at least 1");
+    n->cfg.capacity = capacity;
+    return {};
 }
 
 task<result<container_ptr>> container_manager::stop(std::string_view container_id, seconds grace) {
@@ -645,7 +745,7 @@ task<result<container_ptr>> container_manager::stop(std::string_view container_i
     auto located = m.locate(container_id);
     if (!located) co_return unexpected{located.err()};
     const container_ptr c = located->first;
-    auto* n = located->second;
+    const auto n = located->second;
     auto stopped = co_await n->cfg.engine->stop(c->container_id, grace, m.stopping);
     if (!stopped) co_return unexpected{stopped.err()};
     auto now_c = m.current(c->lease_id);
@@ -668,7 +768,7 @@ task<result<container_ptr>> container_manager::remove(std::string_view container
     auto located = m.locate(container_id);
     if (!located) co_return unexpected{located.err()};
     const container_ptr c = located->first;
-    auto* n = located->second;
+    const auto n = located->second;
     auto removed = co_await n->cfg.engine->remove(c->container_id, force, m.stopping);
     if (!removed && removed.err().code != errc::not_found) co_return unexpected{removed.err()};
     auto now_c = m.current(c->lease_id);
@@ -707,7 +807,7 @@ task<result<std::vector<output_chunk>>> container_manager::logs(std::string_view
     auto located = m.locate(container_id);
     if (!located) co_return unexpected{located.err()};
     const container_ptr c = located->first;
-    auto* n = located->second;
+    const auto n = located->second;
     const log_options tail_only{tail, false, true, true};
     auto opened = co_await n->cfg.engine->logs(c->container_id, tail_only, m.stopping);
     if (!opened) co_return unexpected{opened.err()};
@@ -727,7 +827,7 @@ async_generator<event_ptr> container_manager::follow_logs(std::string container_
     auto relay = std::make_shared<detail::event_relay>();
     auto located = m.locate(container_id);
     if (located && !m.stopping.stop_requested()) {
-        m.work.spawn(m.produce_logs(relay, located->second->cfg.engine, located->first, tail));
+        m.work.spawn(m.produce_logs(relay, located->second, located->first, tail));
     } else {
         relay->finish();
     }
@@ -738,9 +838,9 @@ async_generator<event_ptr> container_manager::pull_image(std::string reference, 
                                                          std::stop_token stop) {
     auto& m = *impl_;
     auto relay = std::make_shared<detail::event_relay>();
-    std::vector<impl::node*> targets;
-    for (auto& n : m.nodes) {
-        if (engine ? n.cfg.name == *engine : n.online) targets.push_back(&n);
+    std::vector<impl::node_ptr> targets;
+    for (const auto& n : m.nodes) {
+        if (engine ? n->cfg.name == *engine : n->online) targets.push_back(n);
     }
     if (!m.stopping.stop_requested()) {
         m.work.spawn(m.produce_pulls(relay, std::move(reference), std::move(targets)));

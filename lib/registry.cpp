@@ -116,6 +116,8 @@ struct registry::impl {
     std::unordered_map<std::uint64_t, watcher*> watchers;
     std::uint64_t next_watcher_id = 1;
 
+    std::vector<registration_rule> rules;  // add_registration_rule()
+
     bool failed = false;
     bool opened = false;
 
@@ -237,10 +239,14 @@ struct registry::impl {
             }
             if (w->waiting) to_wake.push_back(id);
         }
-        // Resuming a consumer may end other watches; look each one up again.
+        // Resuming a consumer may end other watches, or record a change whose
+        // publish (nested in this one) already woke and drained them: look
+        // each one up again, and wake it only if it has something to read.
         for (std::uint64_t id : to_wake) {
             auto it = watchers.find(id);
-            if (it != watchers.end() && it->second->waiting) std::exchange(it->second->waiting, {}).resume();
+            if (it == watchers.end() || !it->second->waiting) continue;
+            watcher& w = *it->second;
+            if (w.closed || w.overflowed || !w.queue.empty()) std::exchange(w.waiting, {}).resume();
         }
     }
 
@@ -362,6 +368,9 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
     if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
     if (auto problems = detail::check_registration(reg, m.opt); !problems.empty()) {
         co_return fail(errc::invalid_request, join(problems));
+    }
+    for (const auto& rule : m.rules) {
+        if (auto refused = rule(reg)) co_return unexpected{std::move(*refused)};
     }
     const seconds ttl = reg.ttl.value_or(m.opt.default_ttl);
     const time_point now = m.clk.now();
@@ -662,6 +671,8 @@ async_generator<event_ptr> registry::watch(watch_options options) {
         co_yield e;
     }
 }
+
+void registry::add_registration_rule(registration_rule rule) { impl_->rules.push_back(std::move(rule)); }
 
 void registry::release_session(session_id owner) {
     auto& m = *impl_;

@@ -7,10 +7,12 @@
 // labels cannot change). A reaper driven by the clock stops and removes the
 // containers whose lease has expired. Each engine is a node with a capacity;
 // a heartbeat pings it, a node that does not answer for heartbeat_timeout
-// goes offline and its containers are lost (their leases dropped). A node
-// coming online (at start, or back after a loss) is reconciled first: the
-// containers carrying this registry's instance label are adopted, and
-// nothing without that label is ever touched.
+// goes offline and its containers are lost (their leases dropped; only each
+// one's deadline is kept, in the store until it passes, since the labels
+// have the deadline at create and not the extensions). A node coming online
+// (at start, or back after a loss) is reconciled first: the containers
+// carrying this registry's instance label are adopted, and nothing without
+// that label is ever touched.
 //
 // Changes go through the registry (registry::record): they share its
 // revisions, its event stream (container_state_changed, lease_expired,
@@ -101,7 +103,21 @@ public:
     // The managed container with this engine id; nullptr for anything else.
     container_ptr find(std::string_view container_id) const;
     std::vector<container_ptr> list() const;  // by lease id
-    std::vector<node_status> nodes() const;   // in configuration order
+    std::vector<node_status> nodes() const;   // the configured ones, then the added ones as added
+
+    // Nodes that come and go while it runs (registered_engines.hpp). A node
+    // added is pinged at once and reconciled when it answers, like a
+    // configured one; `engine` stays alive until nothing uses it any more.
+    // conflict: a node of that name exists.
+    result<void> add_node(container_node node, std::shared_ptr<container_engine> engine);
+    // Its containers are lost, as when it goes offline (container_state_changed
+    // to lost with `reason`, leases dropped), but left untouched on the engine:
+    // a node that comes back is reconciled (valid leases adopted, expired ones
+    // reaped). Its heartbeat, exit waiters and log follows end. not_found: no
+    // such node.
+    task<result<void>> remove_node(std::string name, std::string reason);
+    // not_found: no such node; invalid_request: zero.
+    result<void> set_capacity(std::string_view name, std::size_t capacity);
 
     task<result<container_ptr>> stop(std::string_view container_id, seconds grace);
     task<result<container_ptr>> remove(std::string_view container_id, bool force);

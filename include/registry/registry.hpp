@@ -22,6 +22,7 @@
 #include <registry/task.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -102,6 +103,11 @@ struct watch_options {
     std::stop_token stop;
 };
 
+// A rule a companion adds to what a registration must satisfy (beyond the
+// built-in ones), e.g. registered_engines: a container engine's declaration.
+// An error is the registration's answer; nullopt lets it through.
+using registration_rule = std::function<std::optional<error>(const registration&)>;
+
 class registry {
 public:
     registry(clock& clk, store& st, registry_options options = {});
@@ -138,6 +144,10 @@ public:
     // The connection behind `owner` is gone: its session-bound leases expire
     // after the grace period unless renewed (keepalive/re-register) first.
     void release_session(session_id owner);
+
+    // Checked on every register (new or re-register), after the built-in
+    // rules, in the order added. Not applied to what open() loads.
+    void add_registration_rule(registration_rule rule);
 
     // For companions that share the registry's revisions, event stream and
     // store (container_manager): writes `mutations` and, when `events` is not

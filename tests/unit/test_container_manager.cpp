@@ -522,3 +522,43 @@ TEST_CASE("container_manager: image pulls stream progress and end per engine") {
 }
 
 }  // namespace
+
+namespace {
+
+using namespace registry;
+using namespace std::chrono_literals;
+using registry::test::run_now;
+
+TEST_CASE("container_manager: an extended lease lost with its engine comes back with its extension, even after a restart") {
+    cluster k;
+    k.opt.heartbeat_interval = 1s;
+    k.opt.heartbeat_timeout = 3s;
+    k.start();
+    auto c = k.create(10s, "a");
+    auto extended = run_now(k.mgr->extend(c->container_id, 100s));
+    REQUIRE(extended);
+    const time_point deadline = (*extended)->expires_at;
+    k.a.go_offline();
+    k.clk.advance(3s);
+    REQUIRE(k.mgr->find(c->container_id) == nullptr);  // lost
+    CHECK(k.st.data().contains("ctr-lost/" + std::to_string(c->lease_id)));
+    k.shut_down();
+
+    k.clk.advance(20s);  // past the label's deadline, not the extension's
+    k.start();
+    k.a.offline = false;
+    k.clk.advance(1s);
+    auto adopted = k.mgr->find(c->container_id);
+    REQUIRE(adopted);
+    CHECK(adopted->expires_at == deadline);
+    k.clk.advance(5s);
+    CHECK(k.a.exists(c->container_id));
+
+    // Reaped at the extended deadline; the lost record is forgotten once past.
+    k.clk.advance_to(deadline);
+    k.clk.advance(1s);
+    CHECK(!k.a.exists(c->container_id));
+    CHECK(!k.st.data().contains("ctr-lost/" + std::to_string(c->lease_id)));
+}
+
+}  // namespace
