@@ -46,9 +46,13 @@ podman_pid=$!
 for _ in $(seq 100); do [ -S "$dir/podman.sock" ] && break; sleep 0.1; done
 
 cat >"$dir/registryd.yaml" <<EOF
+containers:
+  instance_id: repl-bench
+  engines:
+    - name: local
+      endpoint: unix://$dir/podman.sock
 repl:
-  engine: unix://$dir/podman.sock
-  owner: repl-bench
+  enabled: true
   max_concurrent: 2
   languages:
     - name: python

@@ -438,6 +438,8 @@ void validate(const config& cfg) {
     if (C.default_ttl > C.max_ttl) fail("containers.default_ttl_seconds must not exceed containers.max_ttl_seconds");
     if (C.heartbeat_timeout < C.heartbeat_interval)
         fail("containers.heartbeat_timeout_ms must be at least containers.heartbeat_interval_ms");
+    if (cfg.repl.enabled && C.engines.empty())
+        fail("repl.enabled: REPL executions need at least one engine in containers.engines");
 }
 
 command_line parse_command_line(int argc, const char* const* argv) {

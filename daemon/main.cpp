@@ -27,6 +27,7 @@
 #include <registry/registered_engines.hpp>
 #include <registry/registry.hpp>
 #include <registry/repl/executor.hpp>
+#include <registry/repl/manager_lease_sink.hpp>
 #include <registry/task.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -257,21 +258,24 @@ public:
     }
 
 private:
-    // REPL execution over the configured engine (repl.engine), if any.
+    // REPL execution (repl.enabled) on the container manager's engines, its
+    // containers held under the manager's leases. (Config validation made
+    // sure there is an engine, so a manager.)
     void start_repl() {
         const auto& R = cfg_.repl;
-        if (R.engine.empty()) return;
-        auto endpoint = registryd::engine_endpoint::parse(R.engine);
-        if (!endpoint) throw registryd::config_error("repl.engine: " + endpoint.err().message);
-        repl_engine_.emplace(ioc_, std::move(*endpoint));
+        if (!R.enabled) return;
+        std::vector<registry::repl::engine_slot> slots;
+        for (std::size_t i = 0; i < engines_.size(); ++i) {
+            slots.push_back({cfg_.containers.engines[i].name, engines_[i].get(), R.max_concurrent});
+        }
         registry::repl::executor_options o;
-        o.owner = R.owner;
         o.max_queue = R.max_queue;
         o.idempotency_window = R.idempotency_window;
+        o.lease_grace = R.lease_grace;
         o.warm_max_age = R.warm_max_age;
         o.user = R.user;
-        repl_.emplace(clock_, std::vector<registry::repl::engine_slot>{{"local", &*repl_engine_, R.max_concurrent}},
-                      R.languages, std::move(o));
+        repl_leases_.emplace(*containers_);
+        repl_.emplace(clock_, std::move(slots), R.languages, std::move(o), &*repl_leases_);
         server_.protocol().set_repl(&*repl_);
     }
 
@@ -339,7 +343,7 @@ private:
         background_.spawn(watch_availability(stop));
         if (repl_) {
             background_.spawn(repl_->run(stop));
-            log::info("repl execution enabled", {{"engine", cfg_.repl.engine},
+            log::info("repl execution enabled", {{"engines", engines_.size()},
                                                  {"languages", cfg_.repl.languages.size()},
                                                  {"max_concurrent", cfg_.repl.max_concurrent}});
         }
@@ -450,7 +454,7 @@ private:
     registryd::local_target local_target_;
     std::vector<std::unique_ptr<registryd::ssh_target>> remote_targets_;
     registry::deploy::deployer deployer_;
-    std::optional<registryd::docker_engine> repl_engine_;
+    std::optional<registry::repl::manager_lease_sink> repl_leases_;
     std::optional<registry::repl::executor> repl_;  // stopped with background_, before it is destroyed
     asio::signal_set signals_;
     asio::steady_timer deadline_;

@@ -1,7 +1,6 @@
 #include "repl_config.hpp"
 
 #include "config.hpp"
-#include "engine_http.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -142,11 +141,12 @@ void read_repl_section(repl_config& out, const YAML::Node& section, std::string_
     if (section.IsNull()) return;
     const repl_reader r(origin);
     r.mapping(section, "repl", [&](const std::string& k, const YAML::Node& n, const std::string& p) {
-        if (k == "engine") {
-            out.engine = r.text(n, p, true);
-            if (auto e = engine_endpoint::parse(out.engine); !out.engine.empty() && !e) r.fail(n, p, e.err().message);
-        } else if (k == "owner") {
-            out.owner = r.text(n, p);
+        if (k == "engine" || k == "owner") {
+            // Earlier versions had an engine of their own for the REPL.
+            r.fail(n, p, "no longer supported: REPL executions run on the engines of containers.engines, "
+                         "under its instance_id (set repl.enabled: true)");
+        } else if (k == "enabled") {
+            out.enabled = r.boolean(n, p);
         } else if (k == "max_concurrent") {
             out.max_concurrent = r.number(n, p, 1, 10'000);
         } else if (k == "max_queue") {
@@ -155,6 +155,8 @@ void read_repl_section(repl_config& out, const YAML::Node& section, std::string_
             out.idempotency_window = std::chrono::seconds(r.number(n, p, 0, 86'400));
         } else if (k == "warm_max_age_seconds") {
             out.warm_max_age = std::chrono::seconds(r.number(n, p, 1, 86'400));
+        } else if (k == "lease_grace_seconds") {
+            out.lease_grace = std::chrono::seconds(r.number(n, p, 1, 86'400));
         } else if (k == "user") {
             out.user = r.text(n, p);
         } else if (k == "languages") {

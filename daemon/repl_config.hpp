@@ -1,7 +1,7 @@
-// The `repl` section of registryd's configuration: which engine runs REPL
-// executions, how many at once, and the languages (registryd.example.yaml
-// documents every key). Without an engine, the repl_* actions answer
-// `unavailable`.
+// The `repl` section of registryd's configuration: whether REPL executions
+// run (on the engines of the `containers` section), how many at once, and
+// the languages (registryd.example.yaml documents every key). Off, the
+// repl_* actions answer `unavailable`.
 #pragma once
 
 #include <registry/repl/language.hpp>
@@ -19,12 +19,12 @@ class Node;
 namespace registryd {
 
 struct repl_config {
-    std::string engine;  // "unix:///run/podman/podman.sock", "tcp://host:port"; empty: off
-    std::string owner = "registryd";
-    std::size_t max_concurrent = 4;
+    bool enabled = false;
+    std::size_t max_concurrent = 4;  // per engine
     std::size_t max_queue = 64;
     std::chrono::seconds idempotency_window{600};
     std::chrono::seconds warm_max_age{600};
+    std::chrono::seconds lease_grace{60};
     std::string user = "65534:65534";
     std::vector<registry::repl::language> languages;
 };

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <charconv>
 #include <map>
+#include <set>
 
 namespace registry {
 
@@ -128,6 +129,15 @@ struct container_manager::impl {
     // container's labels only have its deadline at create, so re-adoption
     // takes the later of the two. Kept (durably) until they pass.
     std::map<std::uint64_t, time_point> lost_deadlines;
+
+    // Held containers (hold()): in memory only, their labels are the durable copy.
+    struct held_slot {
+        time_point expires_at{};
+        bool reaping = false;
+        time_point retry_at{};  // after a failed sweep
+    };
+    using held_key = std::pair<std::string, std::string>;  // node name, container id
+    std::map<held_key, held_slot> held;
 
     std::stop_token stopping;  // run()'s: ends the work below
     bool running = false;      // run() has started the nodes
@@ -301,7 +311,12 @@ struct container_manager::impl {
         }
         if (!listed || n.left) co_return;  // stays offline; the next heartbeat tries again
         std::map<std::uint64_t, const container_summary*> found;
+        std::set<std::string> held_found;
         for (const auto& s : *listed) {
+            if (s.labels.contains(std::string(container_labels::holder))) {
+                if (adopt_held(n, s)) held_found.insert(s.id);
+                continue;
+            }
             auto lease_label = s.labels.find(std::string(container_labels::lease));
             auto expires_label = s.labels.find(std::string(container_labels::expires));
             if (lease_label == s.labels.end() || expires_label == s.labels.end()) continue;
@@ -348,7 +363,23 @@ struct container_manager::impl {
             auto dropped = co_await drop(id, std::move(events), "vanished container");
             if (!dropped || n.left) co_return;
         }
+        // Held containers of this node that no longer exist.
+        std::erase_if(held, [&](const auto& h) {
+            return h.first.first == n.cfg.name && !held_found.contains(h.first.second);
+        });
         n.online = true;
+    }
+
+    // A held container found at reconciliation keeps its lease (the one in
+    // memory if it is held already, else its label's); false for one whose
+    // expiry label is unreadable: not ours to touch.
+    bool adopt_held(const node& n, const container_summary& s) {
+        auto label = s.labels.find(std::string(container_labels::expires));
+        if (label == s.labels.end()) return false;
+        auto expires = parse_number<std::int64_t>(label->second);
+        if (!expires) return false;
+        held.try_emplace(held_key{n.cfg.name, s.id}, held_slot{time_point{milliseconds{*expires}}});
+        return true;
     }
 
     // Every container of the node is lost: its lease is dropped (a node that
@@ -381,7 +412,8 @@ struct container_manager::impl {
     // ---- the reaper ---------------------------------------------------------------
 
     // A lease set while the reaper sleeps is at least min_ttl away, so it
-    // never needs waking early.
+    // never needs waking early. (A held container's may be nearer: it is
+    // reaped up to this much late.)
     milliseconds max_sleep() const {
         return std::max(milliseconds{1}, std::min<milliseconds>(opt.min_ttl, opt.sweep_interval));
     }
@@ -403,7 +435,21 @@ struct container_manager::impl {
                     next = std::min(next, at);
                 }
             }
+            std::vector<held_key> held_due;
+            for (auto& [key, slot] : held) {
+                if (slot.reaping) continue;
+                node* n = find_node(key.first);
+                if (!n || !n->online) continue;
+                const time_point at = std::max(slot.expires_at, slot.retry_at);
+                if (at <= now) {
+                    slot.reaping = true;
+                    held_due.push_back(key);
+                } else {
+                    next = std::min(next, at);
+                }
+            }
             for (std::uint64_t id : due) work.spawn(reap(id));
+            for (auto& key : held_due) work.spawn(reap_held(std::move(key)));
             co_await forget_past_lost_deadlines(now);
             const bool slept = co_await clk.sleep_until(next, stopping);
             if (!slept) break;
@@ -485,6 +531,36 @@ struct container_manager::impl {
         std::vector<store_mutation> none;
         auto reported = co_await reg.record(std::move(events), std::move(none), "reap failure");
         (void)reported;
+    }
+
+    // A held container is reaped quietly (it is nobody's business but its
+    // holder's, which is gone), with the same retries.
+    task<void> reap_held(held_key key) {
+        try {
+            co_await reap_held_attempts(std::move(key));
+        } catch (const operation_cancelled&) {
+        }
+    }
+
+    task<void> reap_held_attempts(held_key key) {
+        for (unsigned attempt = 0; attempt < opt.reap_attempts; ++attempt) {
+            if (attempt > 0) {
+                const bool slept = co_await clk.sleep_until(clk.now() + opt.reap_backoff * (1 << (attempt - 1)),
+                                                           stopping);
+                if (!slept) co_return;
+            }
+            node* n = find_node(key.first);
+            if (!n || !held.contains(key)) co_return;  // released meanwhile
+            auto done = co_await stop_and_remove(*n->cfg.engine, key.second);
+            if (done) {
+                held.erase(key);
+                co_return;
+            }
+        }
+        auto it = held.find(key);
+        if (it == held.end()) co_return;
+        it->second.reaping = false;
+        it->second.retry_at = clk.now() + opt.sweep_interval;
     }
 
     // ---- streams ------------------------------------------------------------------
@@ -569,6 +645,36 @@ container_manager::container_manager(class registry& reg, class clock& clk, clas
 container_manager::~container_manager() = default;
 
 const container_manager_options& container_manager::options() const noexcept { return impl_->opt; }
+
+std::map<std::string, std::string> container_manager::hold_labels(std::string_view holder, time_point deadline) const {
+    return {{std::string(container_labels::instance), impl_->opt.instance_id},
+            {std::string(container_labels::holder), std::string(holder)},
+            {std::string(container_labels::expires), std::to_string(ms(deadline))}};
+}
+
+result<void> container_manager::hold(std::string_view engine, std::string_view container_id, time_point deadline) {
+    auto& m = *impl_;
+    const impl::node* n = m.find_node(engine);
+    if (!n) return fail(errc::not_found, "no engine '" + std::string(engine) + "'");
+    if (!n->online) return fail(errc::unavailable, "engine '" + std::string(engine) + "' is offline");
+    m.held.insert_or_assign(impl::held_key{engine, container_id}, impl::held_slot{deadline});
+    return {};
+}
+
+void container_manager::release(std::string_view engine, std::string_view container_id) {
+    impl_->held.erase(impl::held_key{engine, container_id});
+}
+
+std::vector<held_container> container_manager::held() const {
+    std::vector<held_container> out;
+    for (const auto& [key, slot] : impl_->held) out.push_back({key.first, key.second, slot.expires_at});
+    return out;
+}
+
+bool container_manager::online(std::string_view engine) const {
+    const impl::node* n = impl_->find_node(engine);
+    return n && n->online;
+}
 
 task<result<void>> container_manager::open() {
     auto& m = *impl_;

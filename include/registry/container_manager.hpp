@@ -14,6 +14,11 @@
 // carrying this registry's instance label are adopted, and nothing without
 // that label is ever touched.
 //
+// Besides its own, the manager holds containers that another component (the
+// REPL executor) creates and removes itself: it only keeps their lease, so
+// that the reaper removes them if that component never does (registryd
+// killed mid-way). See hold().
+//
 // Changes go through the registry (registry::record): they share its
 // revisions, its event stream (container_state_changed, lease_expired,
 // container_reap_failed) and its store. Log follows and image pulls are
@@ -33,6 +38,7 @@
 #include <registry/result.hpp>
 #include <registry/task.hpp>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -50,6 +56,7 @@ inline constexpr std::string_view instance = "io.registry.instance";    // the r
 inline constexpr std::string_view lease = "io.registry.lease";          // the lease id
 inline constexpr std::string_view expires = "io.registry.expires_at_ms";  // the expiry at create (ms since epoch)
 inline constexpr std::string_view reserved_prefix = "io.registry.";       // users may not set these
+inline constexpr std::string_view holder = "io.registry.holder";  // held containers only (no lease label): who holds it
 }  // namespace container_labels
 
 struct container_node {
@@ -76,6 +83,14 @@ struct container_request {
     container_spec spec;                // labels must not use container_labels::reserved_prefix
     std::optional<seconds> ttl;         // default_ttl when absent
     std::optional<std::string> engine;  // a node's name; absent: the least loaded online node
+};
+
+// A container held under a lease for the component that created it
+// (container_manager::hold).
+struct held_container {
+    std::string engine;
+    std::string container_id;
+    time_point expires_at{};
 };
 
 class container_manager {
@@ -140,6 +155,26 @@ public:
     // stream inline.
     async_generator<event_ptr> pull_image(std::string reference, std::optional<std::string> engine,
                                           std::stop_token stop);
+
+    // Held containers: created and removed by another component, which
+    // holds them here under a lease so that the reaper removes them at its
+    // deadline if the component never does. They are not managed: find(),
+    // list(), the events and a node's load leave them out; their lease is
+    // in their labels only (never extended), and a node coming online adopts
+    // the ones there, like its own, so a restart reaps what a killed
+    // registryd left.
+
+    // The labels a held container must be created with (labels cannot change).
+    std::map<std::string, std::string> hold_labels(std::string_view holder, time_point deadline) const;
+    // Holds a container created with hold_labels until release(). Errors:
+    // not_found (no such engine), unavailable (the engine is offline).
+    result<void> hold(std::string_view engine, std::string_view container_id, time_point deadline);
+    // Its holder has removed it (or is about to): the lease ends.
+    void release(std::string_view engine, std::string_view container_id);
+    std::vector<held_container> held() const;  // by engine, then container id
+
+    // A configured engine that answers its heartbeat.
+    bool online(std::string_view engine) const;
 
     const container_manager_options& options() const noexcept;
 

@@ -69,7 +69,7 @@ void write_finished(detail::json_writer& w, const repl::outcome& o) {
 
 result<repl::executor*> executor_of(server& srv) {
     repl::executor* e = srv.repl();
-    if (!e) return fail(errc::unavailable, "REPL execution is not configured on this server (repl.engine)");
+    if (!e) return fail(errc::unavailable, "REPL execution is not enabled on this server (repl.enabled)");
     return e;
 }
 

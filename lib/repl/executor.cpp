@@ -18,9 +18,6 @@ namespace registry::repl {
 
 namespace {
 
-// A killed container's time to go away is not the program's: a cold
-// container's deadline label leaves this much beyond its timeout.
-constexpr milliseconds deadline_slack{60'000};
 constexpr milliseconds housekeeping_interval{1'000};
 
 std::int64_t ms_since_epoch(time_point t) { return t.time_since_epoch().count(); }
@@ -55,8 +52,6 @@ struct engine_state {
 
     engine_slot slot;
     std::size_t active = 0;
-    bool swept = false;
-    std::set<std::string, std::less<>> live;      // created by this executor and not removed yet
     std::set<std::string, std::less<>> stranded;  // removal failed: retried by the housekeeping loop
     std::map<std::string, std::deque<warm_container>, std::less<>> warm;  // by language
     std::map<std::string, std::size_t, std::less<>> warm_creating;
@@ -201,10 +196,13 @@ struct executor::impl {
         return {};
     }
 
+    // Without a sink every engine is; with one, the ones it calls online.
+    bool usable(const engine_state& e) const { return !leases || leases->online(e.slot.name); }
+
     engine_state* free_engine() {
         engine_state* best = nullptr;
         for (auto& e : engines) {
-            if (e.active >= e.slot.max_concurrent) continue;
+            if (e.active >= e.slot.max_concurrent || !usable(e)) continue;
             if (!best || e.active * best->slot.max_concurrent < best->active * e.slot.max_concurrent) best = &e;
         }
         return best;
@@ -344,10 +342,9 @@ struct executor::impl {
         spec.image = lang.image;
         spec.command = detail::driver_command();
         spec.env = {{"HOME", std::string(detail::work_dir)}, {"TMPDIR", "/tmp"}, {"LANG", "C.UTF-8"}};
-        spec.labels = {{std::string(repl_labels::marker), "1"},
-                       {std::string(repl_labels::owner), opts.owner},
-                       {std::string(repl_labels::language), lang.name},
-                       {std::string(repl_labels::deadline), std::to_string(ms_since_epoch(deadline))}};
+        if (leases) spec.labels = leases->lease_labels(deadline);
+        spec.labels.emplace(repl_labels::marker, "1");
+        spec.labels.emplace(repl_labels::language, lang.name);
         if (!execution_id.empty()) spec.labels.emplace(repl_labels::execution, execution_id);
         spec.limits.memory_bytes = lim.memory_bytes;
         spec.limits.pids = lim.pids;
@@ -370,7 +367,6 @@ struct executor::impl {
     task<result<std::string>> create(engine_state& eng, container_spec spec, time_point deadline) {
         auto id = co_await eng.slot.engine->create(std::move(spec));
         if (!id) co_return unexpected{id.err()};
-        eng.live.insert(*id);
         result<void> ready;
         if (leases) ready = co_await leases->container_created(eng.slot.name, *id, deadline);
         if (ready) ready = co_await eng.slot.engine->start(*id);
@@ -399,7 +395,6 @@ struct executor::impl {
             co_return;
         }
         eng.stranded.erase(id);
-        eng.live.erase(id);
         if (leases) {
             try {
                 co_await leases->container_removed(eng.slot.name, id);
@@ -428,7 +423,7 @@ struct executor::impl {
                 co_return std::move(*id);
             }
         }
-        const time_point deadline = clk.now() + ex.lim.timeout + deadline_slack;
+        const time_point deadline = clk.now() + ex.lim.timeout + opts.lease_grace;
         auto id = co_await create(eng, spec_for(*ex.lang, ex.lim, ex.id, deadline), deadline);
         if (!id && id.err().code == errc::not_found) {
             co_return fail(errc::not_found, "image '" + ex.lang->image + "' of language '" + ex.lang->name +
@@ -618,7 +613,7 @@ struct executor::impl {
     void fill_pools() {
         if (!accepting) return;
         for (auto& eng : engines) {
-            if (!eng.swept) continue;
+            if (!usable(eng)) continue;
             for (const auto& lang : langs) {
                 const std::size_t have = eng.warm[lang.name].size() + eng.warm_creating[lang.name];
                 for (std::size_t i = have; i < lang.warm_pool; ++i) {
@@ -630,7 +625,7 @@ struct executor::impl {
     }
 
     task<void> create_warm(engine_state& eng, const language& lang) {
-        const time_point deadline = clk.now() + opts.warm_max_age + lang.maximum.timeout + deadline_slack;
+        const time_point deadline = clk.now() + opts.warm_max_age + lang.maximum.timeout + opts.lease_grace;
         auto id = co_await create(eng, spec_for(lang, lang.defaults, {}, deadline), deadline);
         --eng.warm_creating[lang.name];
         if (!id) co_return;  // retried by the housekeeping loop
@@ -661,27 +656,10 @@ struct executor::impl {
 
     // ---- lifecycle
 
-    // Removes what an earlier run of this owner left on the engine.
-    task<void> sweep(engine_state& eng, std::stop_token stop) {
-        label_selector ours;
-        ours.equals(std::string(repl_labels::marker), "1").equals(std::string(repl_labels::owner), opts.owner);
-        try {
-            auto found = co_await eng.slot.engine->list(std::move(ours), stop);
-            if (!found) co_return;  // unreachable: tried again on the next round
-            for (const auto& c : *found) {
-                if (!eng.live.contains(c.id)) co_await discard(eng, c.id);
-            }
-            eng.swept = true;
-        } catch (const operation_cancelled&) {
-        }
-    }
-
     task<void> run(std::stop_token stop) {
         accepting = true;
         for (;;) {
-            for (auto& eng : engines) {
-                if (!eng.swept) co_await sweep(eng, stop);
-            }
+            dispatch();  // executions queued while no engine was online
             prune();
             retry_stranded();
             replace_aged();

@@ -1,8 +1,9 @@
 // REPL execution end to end: the real registryd, configured with a real
-// Podman API service (started by the test, own storage, overlay driver) and
-// the sh (busybox), python (Debian's python3-minimal) and shc (sh with a
-// `sh -n` syntax check as its compile step) languages. Each test checks that
-// its executions left no container behind.
+// Podman API service (started by the test, own storage, overlay driver) as
+// its one container engine and the sh (busybox), python (Debian's
+// python3-minimal) and shc (sh with a `sh -n` syntax check as its compile
+// step) languages. Each daemon has an instance id of its own; each test
+// checks that its executions left no container behind.
 #include "harness.hpp"
 #include "podman_harness.hpp"
 
@@ -56,12 +57,18 @@ std::string language_limits() {
            "      maximum: {timeout_ms: 60000, output_bytes: 1MiB, memory_bytes: 512MiB, pids: 256, cpu_millicores: 2000}\n";
 }
 
-std::string config(const std::string& owner, options o = {}) {
-    return "repl:\n"
-           "  engine: " + podman().uri() + "\n"
-           "  owner: " + owner + "\n"
+// A short lease grace: the killed-daemon test waits for a lease to end.
+std::string config(const std::string& instance, options o = {}) {
+    return "containers:\n"
+           "  instance_id: " + instance + "\n"
+           "  engines:\n"
+           "    - name: local\n"
+           "      endpoint: " + podman().uri() + "\n"
+           "repl:\n"
+           "  enabled: true\n"
            "  max_concurrent: " + std::to_string(o.max_concurrent) + "\n"
            "  max_queue: 16\n"
+           "  lease_grace_seconds: 5\n"
            "  languages:\n"
            "    - name: sh\n"
            "      version: busybox\n"
@@ -82,9 +89,9 @@ std::string config(const std::string& owner, options o = {}) {
            "      run: [sh, \"{source}\"]\n" + language_limits();
 }
 
-// The containers this owner has on the engine.
-std::vector<std::string> containers_of(const std::string& owner) {
-    auto r = podman().podman({"ps", "-a", "-q", "--filter", "label=io.registry.repl.owner=" + owner});
+// The containers a daemon with this instance id has on the engine.
+std::vector<std::string> containers_of(const std::string& instance) {
+    auto r = podman().podman({"ps", "-a", "-q", "--filter", "label=io.registry.instance=" + instance});
     REQUIRE_MESSAGE(r.exit_code == 0, r.output);
     std::vector<std::string> ids;
     std::string line;
@@ -101,8 +108,8 @@ std::vector<std::string> containers_of(const std::string& owner) {
 }
 
 // The shipped configuration (daemon/registryd.example.yaml) with this
-// test's engine and owner.
-std::string shipped_config(const std::string& owner) {
+// test's engine and instance id, and REPL execution enabled.
+std::string shipped_config(const std::string& instance) {
     std::ifstream in(std::string(REGISTRY_SOURCE_DIR) + "/daemon/registryd.example.yaml");
     std::stringstream text;
     text << in.rdbuf();
@@ -112,22 +119,35 @@ std::string shipped_config(const std::string& owner) {
         REQUIRE(at != std::string::npos);
         yaml.replace(at, from.size(), to);
     };
-    replace("  engine: \"\"\n", "  engine: " + podman().uri() + "\n");
-    replace("  owner: registryd\n", "  owner: " + owner + "\n");
+    replace("  instance_id: registryd\n", "  instance_id: " + instance + "\n");
+    replace("      endpoint: unix:///run/podman/podman.sock", "      endpoint: " + podman().uri());
+    replace("  enabled: false\n", "  enabled: true\n");
     return yaml;
+}
+
+// Until the daemon's engine is online: before that, executions wait in the queue.
+void wait_online(it::registryd& d) {
+    it::ws_client ws(d);
+    const auto deadline = it::steady::now() + it::scaled(15s);
+    for (;;) {
+        const json::value nodes = ws.call("list_nodes");
+        if (str(nodes, "/nodes/0/status") == "online") return;
+        REQUIRE_MESSAGE(it::steady::now() < deadline, it::dump(nodes));
+        std::this_thread::sleep_for(100ms);
+    }
 }
 
 // A daemon with REPL execution, checked for leftovers when the test ends.
 struct repl_daemon {
-    explicit repl_daemon(options o = {}) : owner(rt::unique_name("it")), d(config(owner, o)) {}
+    explicit repl_daemon(options o = {}) : instance(rt::unique_name("it")), d(config(instance, o)) { wait_online(d); }
     struct shipped {};
-    explicit repl_daemon(shipped) : owner(rt::unique_name("it")), d(shipped_config(owner)) {}
+    explicit repl_daemon(shipped) : instance(rt::unique_name("it")), d(shipped_config(instance)) { wait_online(d); }
     ~repl_daemon() {
         const auto status = d.terminate(30s);
         CHECK_MESSAGE(status.clean(), status.describe());
-        CHECK(containers_of(owner).empty());
+        CHECK(containers_of(instance).empty());
     }
-    std::string owner;
+    std::string instance;
     it::registryd d;
 };
 
@@ -427,7 +447,7 @@ TEST_CASE("repl: languages, strict validation, idempotency, a warm pool") {
 
     // The warm pool: a container is waiting before the request comes.
     std::this_thread::sleep_for(it::scaled(3s));
-    CHECK(containers_of(rd.owner).size() >= 2);  // one per language with a pool
+    CHECK(containers_of(rd.instance).size() >= 2);  // one per language with a pool
     const execution warm = run_one(ws, sh("echo warm"));
     CHECK(str(warm.finished, "/data/stdout") == "warm\n");
 }
@@ -435,29 +455,45 @@ TEST_CASE("repl: languages, strict validation, idempotency, a warm pool") {
 TEST_CASE("repl: a daemon killed mid-execution leaves nothing behind after its restart") {
     repl_daemon rd;
     IT_DIAGNOSE(rd.d);
+    const auto before_create = std::chrono::system_clock::now();
     {
         it::ws_client ws(rd.d);
-        start(ws, sh("echo started; sleep 60"));
+        start(ws, sh("echo started; sleep 60", json::object{{"timeout_ms", 5000}}));
         ws.expect_event("repl_output", it::scaled(20s));
     }
     rd.d.kill9();
-    CHECK(containers_of(rd.owner).size() == 1);
+    CHECK(containers_of(rd.instance).size() == 1);
     rd.d.start();
-    const auto deadline = it::steady::now() + it::scaled(20s);
-    while (!containers_of(rd.owner).empty() && it::steady::now() < deadline) std::this_thread::sleep_for(200ms);
-    CHECK(containers_of(rd.owner).empty());
+    wait_online(rd.d);
+    // The container's lease ends 5 s (the timeout) + 5 s (lease_grace_seconds)
+    // after its create: the restarted daemon adopted it and lets it run until
+    // then, and its reaper removes it then.
+    const auto lease_end = before_create + 10s;
+    if (std::chrono::system_clock::now() < lease_end - 1s) CHECK(containers_of(rd.instance).size() == 1);
+    const auto deadline = it::steady::now() + it::scaled(30s);
+    while (!containers_of(rd.instance).empty() && it::steady::now() < deadline) std::this_thread::sleep_for(200ms);
+    CHECK(containers_of(rd.instance).empty());
+    CHECK(std::chrono::system_clock::now() >= lease_end);
 }
 
-TEST_CASE("repl: a bad language configuration stops registryd with exit 2 and names the key") {
+TEST_CASE("repl: a bad repl configuration stops registryd with exit 2 and names the key") {
     it::temp_dir dir;
-    const std::string file = (dir.path() / "bad.yaml").string();
-    std::ofstream(file) << "repl:\n  languages:\n    - name: sh\n      image: x\n      source_file: a\n"
-                           "      run: [sh]\n      defaults: {pids: 100}\n      maximum: {pids: 10}\n";
-    const auto r = rt::run_command({REGISTRYD_PATH, "--config", file, "--data-dir", (dir.path() / "d").string()});
-    CHECK(r.exit_code == 2);
-    CHECK_MESSAGE(r.output.find("repl.languages[0].defaults: must not exceed repl.languages[0].maximum") !=
-                      std::string::npos,
-                  r.output);
+    auto refused = [&](const std::string& yaml, const std::string& message) {
+        INFO(yaml);
+        const std::string file = (dir.path() / "bad.yaml").string();
+        std::ofstream(file) << yaml;
+        const auto r = rt::run_command({REGISTRYD_PATH, "--config", file, "--data-dir", (dir.path() / "d").string()});
+        CHECK(r.exit_code == 2);
+        CHECK_MESSAGE(r.output.find(message) != std::string::npos, r.output);
+    };
+    refused("repl:\n  languages:\n    - name: sh\n      image: x\n      source_file: a\n"
+            "      run: [sh]\n      defaults: {pids: 100}\n      maximum: {pids: 10}\n",
+            "repl.languages[0].defaults: must not exceed repl.languages[0].maximum");
+    refused("repl:\n  enabled: true\n",
+            "repl.enabled: REPL executions need at least one engine in containers.engines");
+    // The engine of earlier versions' repl section.
+    refused("repl:\n  engine: unix:///run/podman/podman.sock\n",
+            "repl.engine: no longer supported: REPL executions run on the engines of containers.engines");
 }
 
 }  // namespace

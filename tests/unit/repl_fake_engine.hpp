@@ -81,13 +81,23 @@ public:
     std::size_t creates = 0;
     std::size_t removes = 0;
 
-    // Adds a container as if an earlier run had left it.
-    container_ptr adopt(std::map<std::string, std::string> labels) {
-        auto c = std::make_shared<container>();
-        c->id = "old" + std::to_string(++next_);
-        c->spec.labels = std::move(labels);
-        containers[c->id] = c;
-        return c;
+    // The engine as a new process finds it after the one using this object
+    // died: the same containers, in fresh records (the dead process's
+    // attachments and waits went with it, and nothing resumes its coroutines).
+    std::unique_ptr<fake_repl_engine> survivor() const {
+        auto e = std::make_unique<fake_repl_engine>();
+        for (const auto& [id, c] : containers) {
+            auto copy = std::make_shared<container>();
+            copy->id = id;
+            copy->spec = c->spec;
+            copy->files = c->files;
+            copy->status = c->status;
+            copy->exit_code = c->exit_code;
+            e->containers[id] = copy;
+        }
+        e->missing_images = missing_images;
+        e->next_ = next_;
+        return e;
     }
 
     container_ptr get(const std::string& id) const {

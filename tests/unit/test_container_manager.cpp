@@ -447,6 +447,112 @@ TEST_CASE("container_manager: with every engine offline, create is unavailable")
     CHECK(refused.err().message == "no container engine is online");
 }
 
+std::string ms_text(time_point t) { return std::to_string(t.time_since_epoch().count()); }
+
+TEST_CASE("container_manager: a held container is reaped at its deadline, quietly, unless released") {
+    cluster k;
+    k.start();
+    const time_point deadline = k.clk.now() + 10s;
+    container_spec spec;
+    spec.image = "img";
+    spec.labels = k.mgr->hold_labels("tester", deadline);
+    CHECK(spec.labels == std::map<std::string, std::string>{{"io.registry.expires_at_ms", ms_text(deadline)},
+                                                            {"io.registry.holder", "tester"},
+                                                            {"io.registry.instance", "reg-1"}});
+    const std::string id = k.a.add(spec, container_status::running);
+    const std::string released = k.a.add(spec, container_status::running);
+    REQUIRE(k.mgr->hold("a", id, deadline));
+    REQUIRE(k.mgr->hold("a", released, deadline));
+    k.mgr->release("a", released);
+    auto held = k.mgr->held();
+    REQUIRE(held.size() == 1);
+    CHECK(held[0].container_id == id);
+    // Not managed: not listed, not counted, no event, nothing stored.
+    CHECK(k.mgr->list().empty());
+    CHECK(k.mgr->find(id) == nullptr);
+    CHECK(k.mgr->nodes()[0].running == 0);
+
+    k.clk.advance(10s - 1ms);
+    CHECK(k.a.exists(id));
+    k.clk.advance(1ms);
+    CHECK(!k.a.exists(id));
+    CHECK(k.a.exists(released));
+    CHECK(k.mgr->held().empty());
+    CHECK(k.events.events.empty());
+    CHECK(k.st.data().count("ctr-next-lease") == 0);
+
+    auto unknown = k.mgr->hold("z", "x", deadline);
+    REQUIRE_FALSE(unknown);
+    CHECK(unknown.err().code == errc::not_found);
+    CHECK(unknown.err().message == "no engine 'z'");
+
+    // An offline node takes none; one that vanished while it was offline is
+    // forgotten when it comes back.
+    const std::string vanishing = k.b.add(spec, container_status::running);
+    REQUIRE(k.mgr->hold("b", vanishing, k.clk.now() + 100s));
+    k.b.go_offline();
+    k.clk.advance(6s);
+    CHECK_FALSE(k.mgr->online("b"));
+    CHECK(k.mgr->online("a"));
+    auto offline = k.mgr->hold("b", "x", deadline);
+    REQUIRE_FALSE(offline);
+    CHECK(offline.err().code == errc::unavailable);
+    CHECK(k.mgr->held().size() == 1);  // kept while offline
+    k.b.offline = false;
+    REQUIRE(run_now(k.b.remove(vanishing, true)));
+    k.clk.advance(2s);
+    CHECK(k.mgr->online("b"));
+    CHECK(k.mgr->held().empty());
+    CHECK(k.events.events.empty());
+}
+
+TEST_CASE("container_manager: a restart adopts held containers from their labels, reaps them on time, retries") {
+    cluster k;
+    k.opt.reap_backoff = 500ms;
+    k.opt.sweep_interval = 5s;
+    const time_point deadline = k.clk.now() + 30s;
+    // What a killed registryd left: a held container with a lease, an expired
+    // one, one whose expiry is unreadable, another registry's.
+    container_spec held;
+    held.image = "img";
+    held.labels = {{"io.registry.instance", "reg-1"}, {"io.registry.holder", "repl"},
+                   {"io.registry.expires_at_ms", ms_text(deadline)}};
+    const std::string live = k.a.add(held, container_status::running);
+    container_spec expired = held;
+    expired.labels["io.registry.expires_at_ms"] = ms_text(k.clk.now() - 1s);
+    const std::string old = k.b.add(expired, container_status::exited);
+    container_spec garbled = held;
+    garbled.labels["io.registry.expires_at_ms"] = "soon";
+    const std::string unreadable = k.a.add(garbled, container_status::running);
+    container_spec foreign = expired;
+    foreign.labels["io.registry.instance"] = "reg-2";
+    const std::string others = k.a.add(foreign, container_status::running);
+    k.start();
+    CHECK(!k.b.exists(old));  // reaped at once
+    auto adopted = k.mgr->held();
+    REQUIRE(adopted.size() == 1);
+    CHECK(adopted[0].engine == "a");
+    CHECK(adopted[0].container_id == live);
+    CHECK(adopted[0].expires_at == deadline);
+    CHECK(k.mgr->list().empty());
+
+    k.a.remove_failures = 4;  // three attempts fail, and the first of the next sweep
+    k.clk.advance_to(deadline - 1ms);
+    CHECK(k.a.exists(live));
+    k.clk.advance(1ms + 1500ms);
+    CHECK(k.a.stop_calls == 3);
+    CHECK(k.a.exists(live));
+    CHECK(k.mgr->held().size() == 1);
+    k.clk.advance(5s);
+    CHECK(k.a.stop_calls == 4);
+    k.clk.advance(500ms);
+    CHECK(!k.a.exists(live));
+    CHECK(k.mgr->held().empty());
+    CHECK(k.a.exists(unreadable));
+    CHECK(k.a.exists(others));
+    CHECK(k.events.events.empty());
+}
+
 TEST_CASE("container_manager: logs, followed until the container exits or the consumer stops") {
     cluster k;
     k.start();

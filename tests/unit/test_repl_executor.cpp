@@ -1,14 +1,21 @@
 // The REPL executor over a fake engine and the fake clock: the container it
 // asks for, the order of upload/attach/start, streaming, limits, the queue,
-// idempotency, warm pools, the start-up sweep and the shutdown clean-up.
+// idempotency, warm pools, the shutdown clean-up, and the containers' leases:
+// through a lease sink, and held by a real container manager (reaped after a
+// killed registryd).
 #include "repl_fake_engine.hpp"
 
 #include "repl/driver.hpp"
 #include "repl/utf8_stream.hpp"
 
+#include "registry_test_support.hpp"
+
 #include <registry/async_scope.hpp>
+#include <registry/container_manager.hpp>
 #include <registry/repl/executor.hpp>
+#include <registry/repl/manager_lease_sink.hpp>
 #include <registry/testing/fake_clock.hpp>
+#include <registry/testing/memory_store.hpp>
 
 #include <doctest/doctest.h>
 
@@ -73,7 +80,6 @@ struct fixture {
         auto py = python_language();
         py.warm_pool = warm;
         repl::executor_options o;
-        o.owner = "test";
         o.max_queue = max_queue;
         o.idempotency_window = 60s;
         exec.emplace(clk, std::vector<repl::engine_slot>{{"local", &engine, max_concurrent}},
@@ -132,10 +138,9 @@ TEST_CASE("repl executor: a hardened container, sources uploaded and attached be
     CHECK(spec.limits.pids == 32);
     CHECK(spec.limits.cpus == doctest::Approx(0.5));
     CHECK(spec.labels.at("io.registry.repl") == "1");
-    CHECK(spec.labels.at("io.registry.repl.owner") == "test");
+    CHECK(spec.labels.at("io.registry.repl.language") == "python");
     CHECK(spec.labels.at("io.registry.repl.execution") == run.id);
-    CHECK(std::stoll(spec.labels.at("io.registry.repl.deadline_ms")) ==
-          f.clk.now().time_since_epoch().count() + 5000 + 60000);
+    CHECK(spec.labels.size() == 3);  // no lease sink: no lease labels
 
     // Created and started (waiting for its program), attached, then the
     // program uploaded, `go` last.
@@ -470,24 +475,6 @@ TEST_CASE("repl executor: a warm pool serves executions with the default limits,
     CHECK(f.engine.containers.empty());
 }
 
-TEST_CASE("repl executor: the start-up sweep removes this owner's leftovers only") {
-    testing::fake_clock clk;
-    fake_repl_engine engine;
-    engine.adopt({{"io.registry.repl", "1"}, {"io.registry.repl.owner", "test"}});
-    engine.adopt({{"io.registry.repl", "1"}, {"io.registry.repl.owner", "someone-else"}});
-    engine.adopt({{"app", "db"}});
-    repl::executor_options o;
-    o.owner = "test";
-    repl::executor exec(clk, {{"local", &engine, 2}}, {python_language()}, o);
-    std::stop_source stop;
-    async_scope scope;
-    scope.spawn(exec.run(stop.get_token()));
-    CHECK(engine.containers.size() == 2);
-    CHECK_FALSE(engine.get("old1"));
-    stop.request_stop();
-    CHECK(scope.active() == 0);
-}
-
 TEST_CASE("repl executor: shutdown cancels running and queued executions and removes every container") {
     fixture f(1, 4, 1);
     auto running = f.execute("1");
@@ -508,6 +495,11 @@ TEST_CASE("repl executor: shutdown cancels running and queued executions and rem
 struct recording_sink final : repl::lease_sink {
     std::vector<std::string> calls;
     bool refuse = false;
+    bool engine_online = true;
+    bool online(std::string_view) const override { return engine_online; }
+    std::map<std::string, std::string> lease_labels(time_point deadline) const override {
+        return {{"lease.deadline", std::to_string(deadline.time_since_epoch().count())}};
+    }
     task<result<void>> container_created(std::string_view engine, std::string_view id, time_point deadline) override {
         calls.push_back("created " + std::string(engine) + " " + std::string(id) + " " +
                         std::to_string(deadline.time_since_epoch().count()));
@@ -530,6 +522,8 @@ TEST_CASE("repl executor: every container is reported to the lease sink with its
     REQUIRE(sink.calls.size() == 2);
     CHECK(sink.calls[0] == "created local " + c->id + " " + std::to_string(t0 + 5000 + 60000));
     CHECK(sink.calls[1] == "removed local " + c->id);
+    CHECK(c->spec.labels.at("lease.deadline") == std::to_string(t0 + 5000 + 60000));  // the sink's labels
+    CHECK(c->spec.labels.at("io.registry.repl") == "1");
 
     sink.refuse = true;
     auto refused = f.execute("2");
@@ -537,6 +531,139 @@ TEST_CASE("repl executor: every container is reported to the lease sink with its
     REQUIRE(refused.rec->finished->failure);
     CHECK(refused.rec->finished->failure->message == "no lease");
     CHECK(f.engine.containers.empty());
+}
+
+TEST_CASE("repl executor: an engine the lease sink calls offline is not used until it is online") {
+    recording_sink sink;
+    sink.engine_online = false;
+    fixture f(2, 8, 1, &sink);
+    CHECK(f.exec->warm("python") == 0);  // no pool on an offline engine
+    auto run = f.execute("1");
+    CHECK(run.rec->positions == std::vector<std::size_t>{1});
+    CHECK(f.engine.creates == 0);
+
+    sink.engine_online = true;
+    f.clk.advance(1s);  // the next housekeeping round
+    CHECK(f.exec->queued() == 0);
+    REQUIRE(f.engine.busy().size() == 1);
+    CHECK(f.exec->warm("python") == 1);
+    f.engine.exit(f.engine.busy().front(), 0);
+    REQUIRE(run.rec->finished);
+    CHECK(run.rec->finished->exit_code == 0);
+}
+
+// registryd's wiring: a registry, a container manager whose one node is the
+// engine, and the executor on that node with its containers held under the
+// manager's leases.
+struct managed_repl {
+    managed_repl(testing::fake_clock& c, fake_repl_engine& engine) {
+        reg.emplace(c, st);
+        REQUIRE(test::run_now(reg->open()));
+        container_manager_options mo;
+        mo.instance_id = "reg-1";
+        mgr.emplace(*reg, c, st, std::vector<container_node>{{"local", "fake://", &engine, 8}}, mo);
+        REQUIRE(test::run_now(mgr->open()));
+        scope.spawn(mgr->run(stop.get_token()));  // the first heartbeat brings the node online
+        sink.emplace(*mgr);
+        repl::executor_options o;
+        o.lease_grace = 10s;
+        exec.emplace(c, std::vector<repl::engine_slot>{{"local", &engine, 2}},
+                     std::vector<repl::language>{python_language()}, o, &*sink);
+        scope.spawn(exec->run(stop.get_token()));
+    }
+    ~managed_repl() {
+        stop.request_stop();
+        CHECK(scope.active() == 0);
+    }
+
+    std::shared_ptr<recorder> execute(std::string code, milliseconds timeout) {
+        repl::request r;
+        r.language = "python";
+        r.files = {{"main.py", std::move(code)}};
+        r.limits.timeout = timeout;
+        auto rec = std::make_shared<recorder>();
+        auto sub = exec->execute(std::move(r), rec);
+        REQUIRE(sub.ok());
+        return rec;
+    }
+
+    bool stored_leases() const {
+        for (const auto& [key, value] : st.data()) {
+            if (key.starts_with("ctr")) return true;
+        }
+        return false;
+    }
+
+    testing::memory_store st;
+    std::optional<class registry> reg;
+    std::optional<container_manager> mgr;
+    std::optional<repl::manager_lease_sink> sink;
+    std::optional<repl::executor> exec;
+    std::stop_source stop;
+    async_scope scope;
+};
+
+std::string ms_text(time_point t) { return std::to_string(t.time_since_epoch().count()); }
+
+TEST_CASE("repl executor: a container is held under the container manager's lease while it runs, released after") {
+    testing::fake_clock clk;
+    fake_repl_engine engine;
+    managed_repl d(clk, engine);
+    auto rec = d.execute("print(1)", 5000ms);
+    REQUIRE(engine.busy().size() == 1);
+    auto c = engine.busy().front();
+    const time_point deadline = clk.now() + 5000ms + 10s;  // the timeout, then the lease grace
+    CHECK(c->spec.labels.at("io.registry.instance") == "reg-1");
+    CHECK(c->spec.labels.at("io.registry.holder") == "repl");
+    CHECK(c->spec.labels.at("io.registry.expires_at_ms") == ms_text(deadline));
+    CHECK_FALSE(c->spec.labels.contains("io.registry.lease"));
+    auto held = d.mgr->held();
+    REQUIRE(held.size() == 1);
+    CHECK(held[0].engine == "local");
+    CHECK(held[0].container_id == c->id);
+    CHECK(held[0].expires_at == deadline);
+    // Not one of the manager's own: not listed, not counted, not stored.
+    CHECK(d.mgr->list().empty());
+    CHECK(d.mgr->find(c->id) == nullptr);
+    CHECK(d.mgr->nodes().at(0).running == 0);
+    CHECK_FALSE(d.stored_leases());
+
+    engine.exit(c, 0);
+    REQUIRE(rec->finished);
+    CHECK(rec->finished->exit_code == 0);
+    CHECK(engine.containers.empty());
+    CHECK(d.mgr->held().empty());
+}
+
+TEST_CASE("repl executor: after a killed registryd the new one's reaper removes its container at the deadline, not before") {
+    testing::fake_clock dead_clock;
+    fake_repl_engine dead_engine;
+    managed_repl killed(dead_clock, dead_engine);
+    auto rec = killed.execute("import time; time.sleep(60)", 5000ms);
+    REQUIRE(dead_engine.busy().size() == 1);
+    const std::string id = dead_engine.busy().front()->id;
+    const time_point deadline = dead_clock.now() + 5000ms + 10s;
+
+    // Killed: nothing of it runs again (its clock and its engine connections
+    // went with it). A new registryd starts a second later on the same engine.
+    auto engine = dead_engine.survivor();
+    testing::fake_clock clk;
+    clk.advance(1s);
+    managed_repl restarted(clk, *engine);
+    REQUIRE(engine->get(id));  // adopted: its lease runs on
+    auto held = restarted.mgr->held();
+    REQUIRE(held.size() == 1);
+    CHECK(held[0].container_id == id);
+    CHECK(held[0].expires_at == deadline);
+    CHECK(restarted.mgr->list().empty());
+
+    clk.advance_to(deadline - 1ms);
+    CHECK(engine->get(id));
+    clk.advance(1ms);
+    CHECK_FALSE(engine->get(id));
+    CHECK(engine->log == std::vector<std::string>{"remove " + id});  // the reaper; the new executor did nothing
+    CHECK(restarted.mgr->held().empty());
+    CHECK_FALSE(rec->finished);  // the dead registryd never finished it
 }
 
 TEST_CASE("repl driver: shell quoting survives any text") {

@@ -34,8 +34,7 @@ function config(engine) {
     '  engines:\n' +
     `    - name: node-1\n      endpoint: ${engine}\n      capacity: 4\n` +
     'repl:\n' +
-    `  engine: ${engine}\n` +
-    `  owner: ${owner}\n` +
+    '  enabled: true\n' +
     '  max_concurrent: 2\n' +
     '  max_queue: 8\n' +
     '  languages:\n' +

@@ -13,8 +13,13 @@
 // on_finished.
 //
 // Engines have a concurrency limit each; an execution that finds every engine
-// full waits in one bounded FIFO queue (listeners get on_queued with the
-// position whenever it changes); a full queue refuses with errc::busy.
+// full (or offline, as the lease sink says) waits in one bounded FIFO queue
+// (listeners get on_queued with the position whenever it changes); a full
+// queue refuses with errc::busy.
+//
+// Every container is under a lease from the lease sink (lease_sink.hpp), so
+// that what a killed process leaves behind is reaped at its deadline; without
+// a sink, nothing outlives the executor's own clean-up.
 //
 // Threading: like the registry, used from one thread; coroutines over the
 // container_engine and clock ports, no thread of its own.
@@ -40,14 +45,16 @@
 namespace registry::repl {
 
 struct engine_slot {
-    std::string name;
+    std::string name;  // as the lease sink knows it (a container manager's node)
     container_engine* engine = nullptr;
     std::size_t max_concurrent = 4;  // executions running at once on this engine
 };
 
 struct executor_options {
-    std::string owner = "registryd";  // the owner label: which leftovers the start-up sweep removes
-    std::size_t max_queue = 64;       // executions waiting for an engine; beyond: busy
+    std::size_t max_queue = 64;  // executions waiting for an engine; beyond: busy
+    // A container's lease ends this long after the latest time its execution
+    // can end (its timeout): room for attaching, uploading and removing it.
+    milliseconds lease_grace{60'000};
     milliseconds idempotency_window{600'000};  // a key finds its execution for this long after it finished
     std::size_t max_files = 64;
     std::size_t max_source_bytes = 1 << 20;  // files + stdin together
@@ -70,10 +77,10 @@ public:
     executor(const executor&) = delete;
     executor& operator=(const executor&) = delete;
 
-    // Removes the leftovers of an earlier run (containers with this owner's
-    // labels) on every engine, then keeps the warm pools filled, until `stop`.
-    // Then cancels every execution, removes every container (warm ones too)
-    // and returns once nothing is left running.
+    // Keeps the warm pools of the online engines filled and starts queued
+    // executions as engines come online, until `stop`. Then cancels every
+    // execution, removes every container (warm ones too) and returns once
+    // nothing is left running.
     task<void> run(std::stop_token stop);
 
     const std::vector<language>& languages() const noexcept;
