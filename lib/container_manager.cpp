@@ -438,7 +438,7 @@ struct container_manager::impl {
             std::vector<held_key> held_due;
             for (auto& [key, slot] : held) {
                 if (slot.reaping) continue;
-                node* n = find_node(key.first);
+                const node_ptr n = find_node(key.first);
                 if (!n || !n->online) continue;
                 const time_point at = std::max(slot.expires_at, slot.retry_at);
                 if (at <= now) {
@@ -549,7 +549,7 @@ struct container_manager::impl {
                                                            stopping);
                 if (!slept) co_return;
             }
-            node* n = find_node(key.first);
+            const node_ptr n = find_node(key.first);
             if (!n || !held.contains(key)) co_return;  // released meanwhile
             auto done = co_await stop_and_remove(*n->cfg.engine, key.second);
             if (done) {
@@ -654,7 +654,7 @@ std::map<std::string, std::string> container_manager::hold_labels(std::string_vi
 
 result<void> container_manager::hold(std::string_view engine, std::string_view container_id, time_point deadline) {
     auto& m = *impl_;
-    const impl::node* n = m.find_node(engine);
+    const impl::node_ptr n = m.find_node(engine);
     if (!n) return fail(errc::not_found, "no engine '" + std::string(engine) + "'");
     if (!n->online) return fail(errc::unavailable, "engine '" + std::string(engine) + "' is offline");
     m.held.insert_or_assign(impl::held_key{engine, container_id}, impl::held_slot{deadline});
@@ -672,7 +672,7 @@ std::vector<held_container> container_manager::held() const {
 }
 
 bool container_manager::online(std::string_view engine) const {
-    const impl::node* n = impl_->find_node(engine);
+    const impl::node_ptr n = impl_->find_node(engine);
     return n && n->online;
 }
 

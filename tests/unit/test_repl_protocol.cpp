@@ -39,7 +39,6 @@ struct repl_fixture {
         sh.defaults = repl::limits{5000ms, 1000, 64 << 20, 32, 500, false};
         sh.maximum = sh.defaults;
         repl::executor_options o;
-        o.owner = "test";
         o.max_queue = 8;
         o.idempotency_window = 60s;
         // One execution at a time: the second one queues.
