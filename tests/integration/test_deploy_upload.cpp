@@ -89,7 +89,7 @@ bool directory_empty(const fs::path& p) { return !fs::exists(p) || fs::is_empty(
 
 }  // namespace
 
-TEST_CASE("deploy upload: a package uploaded in chunks is deployed, and still controlled after a registryd restart") {
+TEST_CASE("deploy upload: a package uploaded in chunks is deployed, and still controlled after registryd is killed and restarted") {
     upload_fixture f;
     IT_DIAGNOSE(f.d);
     const std::uint16_t port = dep::free_port();
@@ -142,9 +142,9 @@ TEST_CASE("deploy upload: a package uploaded in chunks is deployed, and still co
     r = client.request("deploy_package", json::object{{"upload_id", upload_id}});
     CHECK(it::error_code(r) == "not_found");
 
-    // --- a restart: the deployment is loaded from the store
+    // --- a crash and a restart: the deployment is loaded from the store
     client.close();
-    REQUIRE(f.d.terminate().clean());
+    f.d.kill9();
     CHECK(dep::fetch_index(port) == "static-site 1.0.0\n");  // the service outlives registryd
     f.d.start();
     it::ws_client after(f.d);
