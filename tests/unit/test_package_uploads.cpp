@@ -5,12 +5,10 @@
 #include "registry_test_support.hpp"
 
 #include <registry/deploy/package_uploads.hpp>
+#include <registry/testing/memory_upload_files.hpp>
 
 #include <doctest/doctest.h>
 
-#include <cstdio>
-#include <map>
-#include <set>
 #include <string>
 
 namespace {
@@ -18,45 +16,11 @@ namespace {
 using namespace registry;
 using namespace registry::deploy;
 
-// Stands in for SHA-256: a 64-hex-digit FNV-1a of the content. The state
-// machine only compares digests; registryd's port computes the real one.
-std::string fake_digest(std::string_view content) {
-    std::string out;
-    std::uint64_t h = 1469598103934665603ull;
-    for (int round = 0; round < 4; ++round) {
-        for (unsigned char c : content) h = (h ^ c) * 1099511628211ull;
-        h = (h ^ static_cast<unsigned>(round)) * 1099511628211ull;
-        char buf[17];
-        std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-        out += buf;
-    }
-    return out;
-}
-
-class memory_upload_files final : public upload_files {
-public:
-    std::map<std::string, std::string> files;
-    std::set<std::string> removed;
-
-    task<result<void>> create(std::string id) override {
-        files[id];
-        co_return result<void>{};
-    }
-    task<result<void>> append(std::string id, std::string data) override {
-        files.at(id) += data;
-        co_return result<void>{};
-    }
-    task<result<std::string>> sha256(std::string id) override { co_return fake_digest(files.at(id)); }
-    std::filesystem::path path(const std::string& id) const override { return "/uploads/" + id + ".tar.gz"; }
-    void remove(const std::string& id) override {
-        files.erase(id);
-        removed.insert(id);
-    }
-};
+using testing::fake_digest;
 
 struct fixture {
     testing::fake_clock clock;
-    memory_upload_files files;
+    testing::memory_upload_files files;
     upload_options options = [] {
         upload_options o;
         o.max_bytes = 100;
