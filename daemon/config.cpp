@@ -155,6 +155,11 @@ public:
                     if (k == "script_timeout_seconds") return set_seconds(D.script_timeout, n, path, 1);
                     if (k == "max_package_bytes") return set_bytes(D.max_package_bytes, n, path, 1);
                     if (k == "remote_hosts") return remote_hosts(D.remote_hosts, n, path);
+                    if (k == "package_dirs") return package_dirs(D.package_dirs, n, path);
+                    if (k == "max_upload_bytes") return set_bytes(D.max_upload_bytes, n, path, 1);
+                    if (k == "upload_chunk_bytes") return set_bytes(D.upload_chunk_bytes, n, path, 1);
+                    if (k == "max_uploads") return set_count(D.max_uploads, n, path, 1);
+                    if (k == "upload_idle_seconds") return set_seconds(D.upload_idle_timeout, n, path, 1);
                     return false;
                 });
             } else if (key == "repl") {
@@ -295,6 +300,19 @@ private:
                 if (other.name == e.name) fail(at(item, at_item) + "the name '" + e.name + "' is used twice");
             }
             list.push_back(std::move(e));
+        }
+        return true;
+    }
+
+    bool package_dirs(std::vector<std::filesystem::path>& out, const YAML::Node& v, const std::string& path) {
+        if (!v.IsSequence()) fail(at(v, path) + "must be a list");
+        out.clear();
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            const std::string item = path + "[" + std::to_string(i) + "]";
+            const std::string dir = scalar(v[i], item);
+            if (dir.empty() || dir.front() != '/') fail(at(v[i], item) + "must be an absolute path");
+            if (dir == "/") fail(at(v[i], item) + "must not be / (that would allow every file)");
+            out.emplace_back(dir);
         }
         return true;
     }
@@ -440,6 +458,14 @@ void validate(const config& cfg) {
         fail("containers.heartbeat_timeout_ms must be at least containers.heartbeat_interval_ms");
     if (cfg.repl.enabled && C.engines.empty())
         fail("repl.enabled: REPL executions need at least one engine in containers.engines");
+
+    // A chunk travels as base64 (4 characters per 3 bytes) inside a frame with
+    // its envelope: the largest chunk must fit in the largest frame.
+    const std::uint64_t chunk_frame = (cfg.deploy.upload_chunk_bytes + 2) / 3 * 4 + 1024;
+    if (chunk_frame > cfg.limits.max_message_bytes)
+        fail("deploy.upload_chunk_bytes: a chunk of " + std::to_string(cfg.deploy.upload_chunk_bytes) +
+             " bytes needs frames of " + std::to_string(chunk_frame) +
+             " bytes (base64 and the envelope), more than limits.max_message_bytes");
 }
 
 command_line parse_command_line(int argc, const char* const* argv) {

@@ -99,6 +99,14 @@ struct config {
         std::chrono::seconds script_timeout{60};
         std::uint64_t max_package_bytes = 512ull << 20;  // unpacked
         std::vector<remote_host> remote_hosts;           // SSH targets
+        // deploy_package's path form: the archive must be inside one of these
+        // (after realpath). Empty: the path form is refused (forbidden).
+        std::vector<std::filesystem::path> package_dirs;
+        // Uploads over the WebSocket (package_upload_*).
+        std::uint64_t max_upload_bytes = 512ull << 20;
+        std::size_t upload_chunk_bytes = 512 * 1024;  // decoded; base64 must fit limits.max_message_bytes
+        std::size_t max_uploads = 16;
+        std::chrono::seconds upload_idle_timeout{300};
     } deploy;
     repl_config repl;  // REPL execution (repl_config.hpp)
 };

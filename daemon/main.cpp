@@ -16,12 +16,14 @@
 #include "log.hpp"
 #include "metrics.hpp"
 #include "package_host.hpp"
+#include "upload_dir.hpp"
 #include "server.hpp"
 #include "ssh_target.hpp"
 
 #include <registry/async_scope.hpp>
 #include <registry/container_manager.hpp>
 #include <registry/deploy/deployer.hpp>
+#include <registry/deploy/package_uploads.hpp>
 #include <registry/file_store.hpp>
 #include <registry/protocol/connection.hpp>
 #include <registry/registered_engines.hpp>
@@ -198,6 +200,15 @@ registry::deploy::deployer_options deployer_options_from(const registryd::config
     return o;
 }
 
+registry::deploy::upload_options upload_options_from(const registryd::config& cfg) {
+    registry::deploy::upload_options o;
+    o.max_bytes = cfg.deploy.max_upload_bytes;
+    o.max_chunk_bytes = cfg.deploy.upload_chunk_bytes;
+    o.max_uploads = cfg.deploy.max_uploads;
+    o.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.deploy.upload_idle_timeout);
+    return o;
+}
+
 // The daemon's lifecycle, run as one coroutine on the io thread.
 class daemon_app {
 public:
@@ -219,9 +230,11 @@ public:
                   },
                   containers_.get()),
           runner_(ioc),
-          packages_(runner_),
+          packages_(runner_, cfg.deploy.package_dirs),
           local_target_(runner_, cfg.deploy.prefix),
-          deployer_(reg_, clock_, packages_, deployer_options_from(cfg)),
+          deployer_(reg_, clock_, port_, packages_, deployer_options_from(cfg)),
+          upload_dir_(runner_, (cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir) / "uploads"),
+          uploads_(clock_, upload_dir_, upload_options_from(cfg)),
           signals_(ioc, SIGINT, SIGTERM),
           deadline_(ioc),
           shutdown_requested_(ioc),
@@ -233,6 +246,7 @@ public:
             deployer_.add_target(*remote_targets_.back());
         }
         server_.attach(deployer_);
+        server_.attach(uploads_);
         start_repl();
         if (containers_ && cfg.containers.accept_registered_engines) {
             registered_engines_.emplace(reg_, *containers_, engine_connector_,
@@ -334,8 +348,24 @@ private:
                                                   {"engines", engines_.size()}});
         }
 
+        {
+            const auto deployments = co_await deployer_.open();
+            if (!deployments) {
+                log::error("cannot load the deployments",
+                           {{"code", registry::to_string(deployments.err().code)}, {"error", deployments.err().message}});
+                exit_code_ = 1;
+                co_await finish();
+                co_return;
+            }
+            if (*deployments > 0) {
+                log::warn("deployments on targets that are no longer configured are not controlled",
+                          {{"deployments", *deployments}});
+            }
+        }
+
         const std::stop_token stop = stop_.get_token();
         background_.spawn(reg_.run(stop));
+        background_.spawn(uploads_.run(stop));
         // Each engine is reconciled as its first heartbeat finds it online.
         if (containers_) background_.spawn(containers_->run(stop));
         // Engine services (persisted ones included) become nodes from the registry's snapshot on.
@@ -455,6 +485,8 @@ private:
     std::vector<std::unique_ptr<registryd::ssh_target>> remote_targets_;
     registry::deploy::deployer deployer_;
     std::optional<registry::repl::manager_lease_sink> repl_leases_;
+    registryd::upload_dir upload_dir_;
+    registry::deploy::package_uploads uploads_;
     std::optional<registry::repl::executor> repl_;  // stopped with background_, before it is destroyed
     asio::signal_set signals_;
     asio::steady_timer deadline_;

@@ -847,5 +847,6 @@ std::size_t server::connections() const noexcept {
 }
 
 void server::attach(registry::deploy::deployer& d) { state_->proto.attach(d); }
+void server::attach(registry::deploy::package_uploads& u) { state_->proto.attach(u); }
 
 }  // namespace registryd

@@ -23,6 +23,7 @@ class registry;
 class container_manager;
 namespace deploy {
 class deployer;
+class package_uploads;
 }
 namespace protocol {
 class server;
@@ -60,6 +61,8 @@ public:
 
     // Enables the deployment actions (the deployer must outlive the server).
     void attach(registry::deploy::deployer& d);
+    // Enables the package upload actions (the uploads must outlive the server).
+    void attach(registry::deploy::package_uploads& u);
 
     // Open TCP connections of any kind (HTTP and WebSocket).
     std::size_t connections() const noexcept;

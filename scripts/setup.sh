@@ -5,4 +5,4 @@ set -euo pipefail
 "$(dirname "$0")/apt-install.sh" \
   build-essential cmake ninja-build pkg-config \
   libboost1.81-dev libsimdjson-dev libyaml-cpp-dev doctest-dev libarchive-dev \
-  libssh2-1-dev openssh-server openssh-client python3
+  libssh2-1-dev libssl-dev openssh-server openssh-client python3

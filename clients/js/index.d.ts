@@ -231,6 +231,7 @@ export type ErrorCode =
   | 'not_connected'
   | 'connection_lost'
   | 'closed'
+  | 'file_unreadable'
   | (string & {});
 
 export class RegistryError extends Error {
@@ -241,7 +242,7 @@ export class RegistryError extends Error {
   readonly action?: string;
   static fromResponse(error: { code: string; message: string }, action?: string): RegistryError;
 }
-export const clientErrorCodes: readonly ['timeout', 'not_connected', 'connection_lost', 'closed'];
+export const clientErrorCodes: readonly ['timeout', 'not_connected', 'connection_lost', 'closed', 'file_unreadable'];
 
 export interface BackoffOptions {
   initialDelayMs?: number;
@@ -319,7 +320,10 @@ export class RegistryClient {
   replCancel(params: { execution_id: string }, options?: RequestOptions): Promise<{ execution_id: string }>;
   /** repl_execute, and the execution's events routed to the ReplExecution it resolves to. */
   execute(params: ReplExecuteParams, options?: ExecuteOptions): Promise<ReplExecution>;
-  deployPackage(params: object, options?: RequestOptions): Promise<any>;
+  /** With `file` (a local path, Node only) the file is uploaded in chunks with its sha256 first. */
+  deployPackage(params: object, options?: RequestOptions & { chunkBytes?: number }): Promise<any>;
+  /** Uploads a local package file (Node only); resolves to its upload_id. */
+  uploadPackage(file: string, options?: { chunkBytes?: number; timeoutMs?: number; onEvent?: (e: { event: string; data: any }) => void }): Promise<string>;
   undeploy(params: object, options?: RequestOptions): Promise<any>;
   serviceAction(params: object, options?: RequestOptions): Promise<any>;
 

@@ -26,6 +26,11 @@ enum class errc {
     deployment_failed,    // a script failed or the health gate did not pass (rolled back when possible)
     host_key_rejected,    // the SSH host key is unknown or does not match known_hosts
     busy,                // every worker is taken and the wait queue is full: retry later
+    // Package uploads (docs/protocol.md, "package_upload_begin").
+    offset_mismatch,    // a chunk's offset is not where the received bytes end (resume from there)
+    checksum_mismatch,  // the uploaded bytes do not have the declared sha256 (the upload is deleted)
+    upload_incomplete,  // deploy_package names an upload that has not received every byte
+    forbidden,          // the configuration does not allow it (a package path outside deploy.package_dirs)
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -45,6 +50,10 @@ constexpr std::string_view to_string(errc code) noexcept {
         case errc::deployment_failed: return "deployment_failed";
         case errc::host_key_rejected: return "host_key_rejected";
         case errc::busy: return "busy";
+        case errc::offset_mismatch: return "offset_mismatch";
+        case errc::checksum_mismatch: return "checksum_mismatch";
+        case errc::upload_incomplete: return "upload_incomplete";
+        case errc::forbidden: return "forbidden";
     }
     return "internal";
 }

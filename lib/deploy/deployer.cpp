@@ -1,5 +1,7 @@
 #include <registry/deploy/deployer.hpp>
 
+#include "deploy/deployment_record.hpp"
+
 #include <algorithm>
 #include <set>
 #include <sstream>
@@ -114,11 +116,12 @@ struct installed {
 };
 
 struct deployer::impl {
-    impl(class registry& r, clock& c, package_unpacker& u, deployer_options o)
-        : reg(r), clk(c), unpacker(u), opts(std::move(o)) {}
+    impl(class registry& r, clock& c, store& s, package_unpacker& u, deployer_options o)
+        : reg(r), clk(c), st(s), unpacker(u), opts(std::move(o)) {}
 
     class registry& reg;
     clock& clk;
+    store& st;
     package_unpacker& unpacker;
     deployer_options opts;
     std::map<std::string, deploy_target*, std::less<>> targets;
@@ -357,6 +360,25 @@ struct deployer::impl {
         co_return grant;
     }
 
+    static std::string store_key(const std::string& instance_id) {
+        return std::string(detail::deployment_key_prefix) + instance_id;
+    }
+
+    // Writes (or, with nullopt, erases) the instance's stored record.
+    task<result<void>> persist(const std::string& instance_id, std::optional<std::string> record) {
+        std::vector<store_mutation> mutations;
+        mutations.push_back({store_key(instance_id), std::move(record)});
+        std::vector<std::shared_ptr<event>> no_events;
+        auto written = co_await reg.record(std::move(no_events), std::move(mutations), "deployment");
+        if (!written) co_return unexpected{written.err()};
+        co_return result<void>{};
+    }
+
+    static std::string record_of(const installed& at) {
+        return detail::encode_deployment_record({at.instance_id, at.target->name(), at.home, at.dir, at.manifest});
+    }
+
+    task<result<std::size_t>> open();
     task<result<deploy_outcome>> deploy(deploy_request req, progress_sink report);
     task<result<service_ptr>> control(std::string id, service_command command, progress_sink report);
     task<result<void>> undeploy(std::string id, progress_sink report);
@@ -383,6 +405,12 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
     auto target_it = targets.find(req.target);
     if (target_it == targets.end()) co_return failed(error{errc::not_found, "no deploy target '" + req.target + "'"});
     deploy_target& t = *target_it->second;
+
+    if (!req.uploaded) {
+        auto admitted = unpacker.admit(req.archive);
+        if (!admitted) co_return failed(admitted.err());
+        req.archive = std::move(*admitted);
+    }
 
     step(stage::validating, "unpacking " + req.archive.filename().string());
     const std::filesystem::path staging = opts.work_dir / ("staging-" + std::to_string(++stagings));
@@ -512,6 +540,8 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
 
     auto grant = co_await register_instance(*at, health);
     if (!grant) co_return failed(grant.err());
+    auto kept = co_await persist(at->instance_id, record_of(*at));
+    if (!kept) co_return failed(kept.err());
     if (previous) stop_health_loop(*previous);
     installs[at->instance_id] = at;
     start_health_loop(at);
@@ -587,6 +617,8 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
     auto gone = co_await reg.deregister(id, "undeployed");
     (void)gone;  // an expired lease has removed it already
     installs.erase(id);
+    auto forgotten = co_await persist(id, std::nullopt);
+    if (!forgotten) co_return unexpected{forgotten.err()};
     const std::string prefix = at->target->prefix();
     auto removed = co_await must(*at->target,
                                  "if [ -f " + quote(at->home + "/installed") + " ]; then\n"
@@ -604,8 +636,45 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
     co_return result<void>{};
 }
 
-deployer::deployer(class registry& reg, clock& clk, package_unpacker& unpacker, deployer_options options)
-    : impl_(std::make_unique<impl>(reg, clk, unpacker, std::move(options))) {}
+task<result<std::size_t>> deployer::impl::open() {
+    store_state state;
+    try {
+        state = co_await st.load();
+    } catch (const store_error& e) {
+        co_return fail(errc::unavailable, std::string("store: ") + e.what());
+    }
+    std::size_t elsewhere = 0;
+    for (const auto& [key, value] : state.entries) {
+        if (!key.starts_with(detail::deployment_key_prefix)) continue;
+        auto decoded = detail::decode_deployment_record(value);
+        if (!decoded) co_return fail(errc::internal, "stored record '" + key + "': " + decoded.err().message);
+        auto target = targets.find(decoded->target);
+        if (target == targets.end()) {
+            ++elsewhere;
+            continue;
+        }
+        auto at = std::make_shared<installed>();
+        at->manifest = std::move(decoded->manifest);
+        at->target = target->second;
+        at->instance_id = std::move(decoded->instance_id);
+        at->home = std::move(decoded->home);
+        at->dir = std::move(decoded->dir);
+        // Its lease is the registry's (restored with it); an expired one is
+        // registered again by the health loop.
+        if (auto s = reg.find(at->instance_id)) {
+            at->lease_id = s->lease.id;
+            at->checks_paused = s->state == service_state::stopped;
+        }
+        installs[at->instance_id] = at;
+        start_health_loop(at);
+    }
+    co_return elsewhere;
+}
+
+deployer::deployer(class registry& reg, clock& clk, store& st, package_unpacker& unpacker, deployer_options options)
+    : impl_(std::make_unique<impl>(reg, clk, st, unpacker, std::move(options))) {}
+
+task<result<std::size_t>> deployer::open() { return impl_->open(); }
 
 deployer::~deployer() = default;
 

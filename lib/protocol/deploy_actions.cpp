@@ -4,6 +4,7 @@
 // response.
 #include "session.hpp"
 
+#include "progress_encoder.hpp"
 #include "response.hpp"
 #include "server_impl.hpp"
 #include "service_writer.hpp"
@@ -18,7 +19,8 @@ result<deploy::deployer*> deployer_of(server& srv) {
     return d;
 }
 
-// {"type":"event","event":"deployment_progress","request_id":..,"data":{..}}
+}  // namespace
+
 std::string encode_progress(std::string_view request_id, const deploy::progress& p) {
     std::string text;
     detail::json_writer w(text);
@@ -33,13 +35,12 @@ std::string encode_progress(std::string_view request_id, const deploy::progress&
         .key("target").string(p.target)
         .key("message").string(p.message);
     if (p.bytes) w.key("bytes").number(*p.bytes);
+    if (p.bytes_total) w.key("bytes_total").number(*p.bytes_total);
     if (p.exit_code) w.key("exit_code").number(*p.exit_code);
     if (p.exit_code || !p.output.empty()) w.key("output").string(p.output);
     w.end_object().end_object();
     return text;
 }
-
-}  // namespace
 
 bool session::reply_encoded(call& c, std::string response) {
     c.answered = true;
@@ -49,7 +50,23 @@ bool session::reply_encoded(call& c, std::string response) {
 task<result<void>> session::on(call& c, deploy_package_params& p) {
     auto d = deployer_of(srv_);
     if (!d) co_return unexpected{d.err()};
-    deploy::deploy_request req{p.path, p.target, p.name, p.version};
+    deploy::deploy_request req{p.path.value_or(""), false, p.target, p.name, p.version};
+    deploy::package_uploads* uploads = srv_.internals().uploads;
+    if (p.upload_id) {
+        if (!uploads) co_return fail(errc::unavailable, "package uploads are not enabled on this server");
+        auto file = uploads->claim(*p.upload_id);
+        if (!file) co_return unexpected{file.err()};
+        req.archive = std::move(*file);
+        req.uploaded = true;
+    }
+    // The upload is deleted after this deploy, whatever its outcome.
+    struct upload_release {
+        deploy::package_uploads* uploads;
+        std::optional<std::string> id;
+        ~upload_release() {
+            if (uploads && id) uploads->release(*id);
+        }
+    } release{uploads, p.upload_id};
     auto report = [this, id = c.id](const deploy::progress& pr) { send(frame{encode_progress(id, pr), nullptr}); };
     auto done = co_await (*d)->deploy(std::move(req), report);
     if (!done) co_return unexpected{done.err()};

@@ -115,10 +115,30 @@ struct list_nodes_params {
 // Deployment (docs/protocol.md, "Deployment").
 struct deploy_package_params {
     static constexpr std::string_view action = "deploy_package";
-    std::string path;  // the archive, on the daemon's host
+    // Exactly one: an uploaded package, or an archive on the daemon's host.
+    std::optional<std::string> upload_id;
+    std::optional<std::string> path;
     std::string target = "local";
     std::optional<std::string> name;
     std::optional<std::string> version;
+};
+
+struct package_upload_begin_params {
+    static constexpr std::string_view action = "package_upload_begin";
+    std::uint64_t size = 0;
+    std::string sha256;  // lowercased
+};
+
+struct package_upload_chunk_params {
+    static constexpr std::string_view action = "package_upload_chunk";
+    std::string upload_id;
+    std::uint64_t offset = 0;
+    std::string data;  // decoded from base64
+};
+
+struct package_upload_status_params {
+    static constexpr std::string_view action = "package_upload_status";
+    std::string upload_id;
 };
 
 struct service_action_params {
@@ -153,7 +173,8 @@ using request_params = std::variant<register_params, keepalive_params, deregiste
                                     subscribe_params, unsubscribe_params, container_create_params,
                                     container_list_params, container_logs_params, container_stop_params,
                                     container_remove_params, container_extend_params, image_pull_params,
-                                    list_nodes_params, deploy_package_params, service_action_params,
+                                    list_nodes_params, deploy_package_params, package_upload_begin_params,
+                                    package_upload_chunk_params, package_upload_status_params, service_action_params,
                                     undeploy_params, repl_languages_params, repl_execute_params,
                                     repl_cancel_params>;
 

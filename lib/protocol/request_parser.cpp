@@ -5,6 +5,7 @@
 #include "request_parser.hpp"
 
 #include "container_codec.hpp"
+#include "deploy/deployment_record.hpp"
 #include "service_codec.hpp"
 
 #include <simdjson.h>
@@ -370,6 +371,51 @@ bool read_container(decoder& d, dom::element e, const path& at, managed_containe
            required(d, m, "expires_at_ms", out.expires_at);
 }
 
+// ---- the deployment object (stored deployment records) ------------------------------
+
+bool read_millis(decoder& d, const members& m, std::string_view name, milliseconds& out) {
+    std::uint64_t v = 0;
+    if (!required(d, m, name, v)) return false;
+    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return d.fail(m.at.member(name), "too large");
+    out = milliseconds{static_cast<std::int64_t>(v)};
+    return true;
+}
+
+bool read(decoder& d, dom::element e, const path& at, deploy::package_port& out) {
+    static constexpr std::string_view names[] = {"name", "port", "protocol"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "name", out.name) && required(d, m, "port", out.port) &&
+           required(d, m, "protocol", out.protocol);
+}
+
+bool read(decoder& d, dom::element e, const path& at, std::optional<deploy::package_health>& out) {
+    if (e.is_null()) {
+        out.reset();
+        return true;
+    }
+    static constexpr std::string_view names[] = {"script", "interval_ms", "timeout_ms", "deadline_ms"};
+    members m{at, names};
+    auto& h = out.emplace();
+    return open(d, e, m) && required(d, m, "script", h.script) && read_millis(d, m, "interval_ms", h.interval) &&
+           read_millis(d, m, "timeout_ms", h.timeout) && read_millis(d, m, "deadline_ms", h.deadline);
+}
+
+bool read(decoder& d, dom::element e, const path& at, deploy::package_manifest& out) {
+    static constexpr std::string_view names[] = {"name", "version", "ports", "depends_on", "health"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "name", out.name) && required(d, m, "version", out.version) &&
+           required(d, m, "ports", out.ports) && required(d, m, "depends_on", out.depends_on) &&
+           required(d, m, "health", out.health);
+}
+
+bool read_deployment(decoder& d, dom::element e, const path& at, detail::deployment_record& out) {
+    static constexpr std::string_view names[] = {"instance_id", "target", "home", "dir", "manifest"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "instance_id", out.instance_id) && required(d, m, "target", out.target) &&
+           required(d, m, "home", out.home) && required(d, m, "dir", out.dir) &&
+           required(d, m, "manifest", out.manifest);
+}
+
 // ---- request params -------------------------------------------------------------
 
 using params_element = std::optional<dom::element>;
@@ -589,14 +635,83 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
 }
 
 bool read_params(decoder& d, const params_element& e, const path& at, protocol::deploy_package_params& p) {
-    static constexpr std::string_view names[] = {"path", "target", "name", "version"};
+    static constexpr std::string_view names[] = {"upload_id", "path", "target", "name", "version"};
     members m{at, names};
-    if (!open(d, e, m) || !required(d, m, "path", p.path) || !optional(d, m, "target", p.target) ||
-        !optional(d, m, "name", p.name) || !optional(d, m, "version", p.version)) {
+    if (!open(d, e, m) || !optional(d, m, "upload_id", p.upload_id) || !optional(d, m, "path", p.path) ||
+        !optional(d, m, "target", p.target) || !optional(d, m, "name", p.name) ||
+        !optional(d, m, "version", p.version)) {
         return false;
     }
-    if (p.path.empty() || p.path.front() != '/') return d.fail(at.member("path"), "must be an absolute path");
+    if (p.upload_id.has_value() == p.path.has_value()) return d.fail(at, "exactly one of upload_id and path is required");
+    if (p.path && (p.path->empty() || p.path->front() != '/')) return d.fail(at.member("path"), "must be an absolute path");
     return true;
+}
+
+// 64 hex digits, lowercased in place.
+bool check_sha256(decoder& d, const path& at, std::string& hex) {
+    const bool ok = hex.size() == 64 && std::all_of(hex.begin(), hex.end(), [](char c) {
+        return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+    });
+    if (!ok) return d.fail(at, "must be 64 hexadecimal digits");
+    for (char& c : hex) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return true;
+}
+
+// Standard base64 (RFC 4648 section 4) with padding; nothing else allowed.
+bool decode_base64(std::string_view in, std::string& out) {
+    auto value = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+        if (c >= '0' && c <= '9') return c - '0' + 52;
+        if (c == '+') return 62;
+        if (c == '/') return 63;
+        return -1;
+    };
+    if (in.size() % 4 != 0) return false;
+    out.clear();
+    out.reserve(in.size() / 4 * 3);
+    for (std::size_t i = 0; i < in.size(); i += 4) {
+        const bool last = i + 4 == in.size();
+        const std::size_t pad = last ? (in[i + 3] == '=') + (in[i + 2] == '=' && in[i + 3] == '=') : 0;
+        int v[4] = {0, 0, 0, 0};
+        for (std::size_t k = 0; k < 4 - pad; ++k) {
+            v[k] = value(in[i + k]);
+            if (v[k] < 0) return false;
+        }
+        const std::uint32_t n = (static_cast<std::uint32_t>(v[0]) << 18) | (static_cast<std::uint32_t>(v[1]) << 12) |
+                                (static_cast<std::uint32_t>(v[2]) << 6) | static_cast<std::uint32_t>(v[3]);
+        out += static_cast<char>((n >> 16) & 0xff);
+        if (pad < 2) out += static_cast<char>((n >> 8) & 0xff);
+        if (pad < 1) out += static_cast<char>(n & 0xff);
+    }
+    return true;
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::package_upload_begin_params& p) {
+    static constexpr std::string_view names[] = {"size", "sha256"};
+    members m{at, names};
+    if (!open(d, e, m) || !required(d, m, "size", p.size) || !required(d, m, "sha256", p.sha256)) return false;
+    if (p.size == 0) return d.fail(at.member("size"), "must be at least 1");
+    return check_sha256(d, at.member("sha256"), p.sha256);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::package_upload_chunk_params& p) {
+    static constexpr std::string_view names[] = {"upload_id", "offset", "data"};
+    members m{at, names};
+    std::string_view encoded;
+    if (!open(d, e, m) || !required(d, m, "upload_id", p.upload_id) || !required(d, m, "offset", p.offset)) return false;
+    auto data = m.get("data");
+    if (!data) return d.fail(at.member("data"), "is required");
+    if (data->get_string().get(encoded)) return d.fail(at.member("data"), "must be a string");
+    if (encoded.empty()) return d.fail(at.member("data"), "must not be empty");
+    if (!decode_base64(encoded, p.data)) return d.fail(at.member("data"), "must be base64 (RFC 4648, with padding)");
+    return true;
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::package_upload_status_params& p) {
+    static constexpr std::string_view names[] = {"upload_id"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "upload_id", p.upload_id);
 }
 
 bool read_params(decoder& d, const params_element& e, const path& at, protocol::service_action_params& p) {
@@ -767,6 +882,16 @@ result<service_instance> decode_service_record(std::string_view json) {
         return fail(errc::invalid_request, std::move(d.problem));
     }
     return s;
+}
+
+result<deployment_record> decode_deployment_record(std::string_view json) {
+    thread_local dom::parser parser;
+    dom::element root;
+    if (parser.parse(json.data(), json.size()).get(root)) return fail(errc::invalid_request, "not valid JSON");
+    decoder d;
+    deployment_record r;
+    if (!read_deployment(d, root, path{}, r)) return fail(errc::invalid_request, std::move(d.problem));
+    return r;
 }
 
 result<managed_container> decode_container_record(std::string_view json) {

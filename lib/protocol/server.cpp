@@ -11,6 +11,7 @@ container_manager* server::containers() noexcept { return impl_->containers; }
 const limits& server::lims() const noexcept { return impl_->lims; }
 server::impl& server::internals() noexcept { return *impl_; }
 void server::attach(deploy::deployer& d) noexcept { impl_->deployer = &d; }
+void server::attach(deploy::package_uploads& u) noexcept { impl_->uploads = &u; }
 void server::set_repl(repl::executor* executor) noexcept { impl_->repl = executor; }
 repl::executor* server::repl() noexcept { return impl_->repl; }
 

@@ -4,6 +4,7 @@
 #include "request_parser.hpp"
 
 #include <registry/deploy/deployer.hpp>
+#include <registry/deploy/package_uploads.hpp>
 #include <registry/protocol/connection.hpp>
 
 namespace registry::protocol {
@@ -16,6 +17,7 @@ struct server::impl {
     container_manager* containers;
     request_parser parser;
     deploy::deployer* deployer = nullptr;  // null: the deployment actions answer unavailable
+    deploy::package_uploads* uploads = nullptr;  // null: the upload actions answer unavailable
     repl::executor* repl = nullptr;
 };
 

@@ -69,6 +69,10 @@ private:
     task<result<void>> on(call& c, deploy_package_params& p);
     task<result<void>> on(call& c, service_action_params& p);
     task<result<void>> on(call& c, undeploy_params& p);
+    // upload_actions.cpp
+    task<result<void>> on(call& c, package_upload_begin_params& p);
+    task<result<void>> on(call& c, package_upload_chunk_params& p);
+    task<result<void>> on(call& c, package_upload_status_params& p);
 
     // REPL execution (repl_actions.cpp).
     task<result<void>> on(call& c, repl_languages_params& p);

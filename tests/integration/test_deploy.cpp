@@ -26,7 +26,8 @@ namespace {
 struct deploy_fixture {
     it::temp_dir work{"registryd-deploy"};
     fs::path prefix = work.path() / "opt";
-    it::registryd d{"deploy:\n  prefix: " + (work.path() / "opt").string() + "\n  script_timeout_seconds: 20\n"};
+    it::registryd d{"deploy:\n  prefix: " + (work.path() / "opt").string() + "\n  package_dirs: [" + work.path().string() +
+                    "]\n  script_timeout_seconds: 20\n"};
     it::ws_client client{d};
 
     ~deploy_fixture() { dep::kill_package_servers(prefix); }

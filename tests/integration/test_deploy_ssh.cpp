@@ -35,6 +35,7 @@ TEST_CASE("deploy over ssh: installed on a real sshd, registered, healthy and re
     const fs::path wrong = work.path() / "wrong-opt";
     const fs::path unknown = work.path() / "unknown-opt";
     it::registryd d{"deploy:\n  prefix: " + (work.path() / "local-opt").string() +
+                    "\n  package_dirs: [" + work.path().string() + "]" +
                     "\n  script_timeout_seconds: 20\n  remote_hosts:\n" +
                     remote_host_yaml("box", ssh, ssh.known_hosts(), remote) +
                     remote_host_yaml("box-wrong-key", ssh, ssh.wrong_known_hosts(), wrong) +

@@ -55,6 +55,7 @@ private:
 class manifest_unpacker final : public package_unpacker {
 public:
     package_manifest manifest;
+    result<std::filesystem::path> admit(const std::filesystem::path& requested) override { return requested; }
     task<result<unpacked_package>> unpack(unpack_request) override { co_return unpacked_package{manifest, 5, 100}; }
     void discard(const std::filesystem::path&) override {}
 };
@@ -65,7 +66,7 @@ struct fixture {
     class registry reg{clock, store};
     scripted_target target;
     manifest_unpacker unpacker;
-    deployer d{reg, clock, unpacker, deployer_options{}};
+    deployer d{reg, clock, store, unpacker, deployer_options{}};
     std::vector<progress> seen;
 
     fixture() {
@@ -90,6 +91,13 @@ struct fixture {
         return d.deploy(r, [this](const progress& p) { seen.push_back(p); });
     }
 };
+
+// Ends a deployer's health loops (at once on a fake clock).
+void shut_down(deployer& d) {
+    async_scope stopping;
+    stopping.spawn(d.shutdown());
+    REQUIRE(stopping.active() == 0);
+}
 
 }  // namespace
 
@@ -147,4 +155,96 @@ TEST_CASE("deployer: a first version that never gets healthy is stopped, unlinke
     CHECK(f.target.ran_matching("rm -f '/srv/demo/current'"));
     CHECK(f.reg.find("demo.fake") == nullptr);
     CHECK(f.seen.back().at == stage::failed);
+}
+
+TEST_CASE("deployer: a deployer opened on the store of an earlier one controls and undeploys its deployments") {
+    testing::fake_clock clock;
+    testing::memory_store store;
+    scripted_target target;
+    manifest_unpacker unpacker;
+    unpacker.manifest.name = "demo";
+    unpacker.manifest.version = "1.0.0";
+    unpacker.manifest.ports.push_back({"http", 8080, "http"});
+    unpacker.manifest.health = package_health{"scripts/health.sh", milliseconds(1000), milliseconds(500),
+                                              milliseconds(3500)};
+    {
+        class registry reg{clock, store};
+        REQUIRE(test::run_now(reg.open()).ok());
+        deployer before{reg, clock, store, unpacker, deployer_options{}};
+        before.add_target(target);
+        target.health_exits = {0};
+        deploy_request r;
+        r.archive = "/tmp/demo-1.0.0.tar.gz";
+        r.target = "fake";
+        auto out = test::run_now(before.deploy(r, {}));
+        REQUIRE(out.ok());
+        shut_down(before);
+    }
+
+    // The restart: a new registry and deployer on the same store.
+    class registry reg{clock, store};
+    REQUIRE(test::run_now(reg.open()).ok());
+    deployer after{reg, clock, store, unpacker, deployer_options{}};
+    after.add_target(target);
+    auto opened = test::run_now(after.open());
+    REQUIRE(opened.ok());
+    CHECK(*opened == 0);
+    const auto lease = reg.find("demo.fake")->lease.id;
+
+    // Its health loop runs again: it renews the same lease and records results.
+    target.health_exits = {1};
+    clock.advance(milliseconds(1000));
+    auto s = reg.find("demo.fake");
+    REQUIRE(s);
+    CHECK(s->lease.id == lease);
+    REQUIRE(s->health.has_value());
+    CHECK(s->health->status == health_status::warning);
+
+    target.ran.clear();
+    target.health_exits = {0};
+    auto restarted = test::run_now(after.control("demo.fake", service_command::restart, {}));
+    REQUIRE(restarted.ok());
+    CHECK((*restarted)->state == service_state::running);
+    CHECK(target.ran_matching("cd '/srv/demo-1.0.0' && exec /bin/sh 'scripts/stop.sh'"));
+    CHECK(target.ran_matching("cd '/srv/demo-1.0.0' && exec /bin/sh 'scripts/start.sh'"));
+
+    REQUIRE(test::run_now(after.undeploy("demo.fake", {})).ok());
+    CHECK(reg.find("demo.fake") == nullptr);
+    CHECK(target.ran_matching("rm -rf -- '/srv/demo'"));
+    const store_state left = test::run_now(store.load());
+    const bool record_left = std::any_of(left.entries.begin(), left.entries.end(),
+                                         [](const auto& e) { return e.first.rfind("dep/", 0) == 0; });
+    CHECK_FALSE(record_left);
+    auto unknown = test::run_now(after.control("demo.fake", service_command::start, {}));
+    REQUIRE_FALSE(unknown.ok());
+    CHECK(unknown.err().code == errc::not_found);
+    shut_down(after);
+}
+
+TEST_CASE("deployer: deployments on a target that is no longer configured are counted, not loaded") {
+    testing::fake_clock clock;
+    testing::memory_store store;
+    scripted_target target;
+    manifest_unpacker unpacker;
+    unpacker.manifest.name = "demo";
+    unpacker.manifest.version = "1.0.0";
+    {
+        class registry reg{clock, store};
+        REQUIRE(test::run_now(reg.open()).ok());
+        deployer before{reg, clock, store, unpacker, deployer_options{}};
+        before.add_target(target);
+        deploy_request r;
+        r.target = "fake";
+        REQUIRE(test::run_now(before.deploy(r, {})).ok());
+        shut_down(before);
+    }
+    class registry reg{clock, store};
+    REQUIRE(test::run_now(reg.open()).ok());
+    deployer after{reg, clock, store, unpacker, deployer_options{}};  // no target "fake"
+    auto opened = test::run_now(after.open());
+    REQUIRE(opened.ok());
+    CHECK(*opened == 1);
+    auto control = test::run_now(after.control("demo.fake", service_command::stop, {}));
+    REQUIRE_FALSE(control.ok());
+    CHECK(control.err().code == errc::not_found);
 }

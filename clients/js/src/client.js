@@ -216,8 +216,17 @@ export class RegistryClient {
     return execution;
   }
 
-  deployPackage(params, options) {
-    return this.request('deploy_package', params, options);
+  // With `file` (a local path; Node only), uploads it in chunks with its
+  // sha256 first (package_upload.js); otherwise `path` or `upload_id`.
+  async deployPackage(params, options) {
+    if (params?.file === undefined) return this.request('deploy_package', params, options);
+    const { deployPackageFile } = await import('./package_upload.js');
+    return deployPackageFile(this, params, options);
+  }
+
+  async uploadPackage(file, options) {
+    const { uploadPackage } = await import('./package_upload.js');
+    return uploadPackage(this, file, options);
   }
 
   undeploy(params, options) {

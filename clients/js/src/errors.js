@@ -7,6 +7,7 @@
 //   connection_lost  the connection dropped after the request was sent; the
 //                    server may or may not have carried it out
 //   closed           the client was closed
+//   file_unreadable  a local file (a package to upload) cannot be read
 export class RegistryError extends Error {
   constructor(code, message, details = {}) {
     super(message);
@@ -25,4 +26,4 @@ export class RegistryError extends Error {
 }
 
 // Codes the client produces itself (as opposed to the server's).
-export const clientErrorCodes = Object.freeze(['timeout', 'not_connected', 'connection_lost', 'closed']);
+export const clientErrorCodes = Object.freeze(['timeout', 'not_connected', 'connection_lost', 'closed', 'file_unreadable']);

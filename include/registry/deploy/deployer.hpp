@@ -14,6 +14,10 @@
 //
 // Operations on one package (deploy, start/stop/restart, undeploy) do not
 // overlap: a second one while the first runs is a conflict.
+//
+// Each deployment is kept in the store (key "dep/{instance_id}"), so a
+// restarted embedder that calls open() controls and health-checks the
+// packages installed before the restart.
 #pragma once
 
 #include <registry/async_scope.hpp>
@@ -21,6 +25,7 @@
 #include <registry/ports/clock.hpp>
 #include <registry/ports/deploy_target.hpp>
 #include <registry/ports/package_unpacker.hpp>
+#include <registry/ports/store.hpp>
 #include <registry/registry.hpp>
 #include <registry/result.hpp>
 #include <registry/task.hpp>
@@ -58,6 +63,7 @@ struct progress {
     std::string target;
     std::string message;
     std::optional<std::uint64_t> bytes;
+    std::optional<std::uint64_t> bytes_total;  // uploading: the declared size
     std::optional<int> exit_code;  // when a script ran
     std::string output;            // its stdout and stderr
 };
@@ -66,6 +72,9 @@ using progress_sink = std::function<void(const progress&)>;
 
 struct deploy_request {
     std::filesystem::path archive;  // on the daemon's host
+    // An upload's file (trusted location); otherwise a client-named path,
+    // which must pass package_unpacker::admit.
+    bool uploaded = false;
     std::string target = "local";
     std::optional<std::string> name;     // the manifest must agree
     std::optional<std::string> version;
@@ -92,7 +101,7 @@ struct deployer_options {
 
 class deployer {
 public:
-    deployer(class registry& reg, clock& clk, package_unpacker& unpacker, deployer_options options);
+    deployer(class registry& reg, clock& clk, store& st, package_unpacker& unpacker, deployer_options options);
     ~deployer();
     deployer(const deployer&) = delete;
     deployer& operator=(const deployer&) = delete;
@@ -100,6 +109,12 @@ public:
     // Targets must outlive the deployer. Names are unique.
     void add_target(deploy_target& target);
     bool has_target(std::string_view name) const;
+
+    // Loads the deployments kept in the store (after registry::open() and
+    // add_target) and resumes their health checks. Deployments on a target
+    // that is no longer configured stay stored, untouched; the count of
+    // those is the result.
+    task<result<std::size_t>> open();
 
     task<result<deploy_outcome>> deploy(deploy_request request, progress_sink report);
 

@@ -19,6 +19,7 @@
 
 namespace registry::deploy {
 class deployer;
+class package_uploads;
 }
 
 namespace registry::repl {
@@ -56,6 +57,9 @@ public:
     // Enables deploy_package, service_action and undeploy. The deployer
     // must outlive the server.
     void attach(deploy::deployer& d) noexcept;
+    // Enables package_upload_* and deploy_package's upload_id; must outlive
+    // the server.
+    void attach(deploy::package_uploads& u) noexcept;
 
     // The REPL executor behind the repl_* actions; without one they answer
     // `unavailable`. Set before the first connection.

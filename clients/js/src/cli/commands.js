@@ -454,19 +454,29 @@ function progressLine(d) {
 }
 
 const deploy = {
-  args: '<package.tar.gz> [--host H]',
-  summary: "deploy a package (a path on the daemon's host), showing its progress",
-  options: { host: { type: 'string' } },
+  args: '<package.tar.gz> [--host H] [--on-server]',
+  summary:
+    'upload a package (in chunks, with its sha256) and deploy it, showing its progress; ' +
+    "--on-server: the path is on the daemon's host instead (inside its deploy.package_dirs)",
+  options: { host: { type: 'string' }, 'on-server': { type: 'boolean' } },
   async run(ctx) {
     const [file] = need(ctx.positionals, 1, 'package file');
-    // deployment_progress events are about this request (their request_id
-    // is its id) and come before the response.
+    // deployment_progress events are about the request that caused them
+    // (each upload chunk, then the deploy) and come before its response. The
+    // upload's are drawn at most once per 5 %.
+    let drawn = -1;
     const onEvent = (e) => {
       if (e.event !== 'deployment_progress') return;
-      if (ctx.json) ctx.out(JSON.stringify(e.data));
-      else ctx.err(progressLine(e.data));
+      if (ctx.json) return ctx.out(JSON.stringify(e.data));
+      if (e.data.stage === 'uploading' && e.data.bytes_total) {
+        const step = Math.floor((20 * e.data.bytes) / e.data.bytes_total);
+        if (step === drawn) return;
+        drawn = step;
+      }
+      ctx.err(progressLine(e.data));
     };
-    const params = { path: resolve(file), target: ctx.values.host ?? 'local' };
+    const target = ctx.values.host ?? 'local';
+    const params = ctx.values['on-server'] ? { path: resolve(file), target } : { file: resolve(file), target };
     const data = await ctx.client.deployPackage(params, { timeoutMs: 600_000, onEvent });
     print(ctx, data, (d) => `deployed ${d.name ?? ''} ${d.version ?? ''} as ${d.instance_id ?? '?'}`.replace(/ +/g, ' '));
   },

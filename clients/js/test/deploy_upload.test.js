@@ -1,0 +1,165 @@
+// deployPackage({file}) and `registryctl deploy` against a real registryd:
+// the example package (packages/static-site, packed by registry-pack with a
+// free port) uploaded in chunks with its sha256 and installed on the local
+// target under a temp prefix.
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { client } from './helpers/common.js';
+import { registrydBin, startRegistryd } from './helpers/registryd.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bin = resolve(here, '../bin/registryctl.js');
+const packagesDir = resolve(here, '../../../packages');
+const registryPack = join(dirname(registrydBin), 'registry-pack');
+const chunkBytes = 256;
+
+let work;
+let daemon;
+let c;
+
+async function freePort() {
+  const server = createServer();
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+// packages/static-site with `port` and a quick health interval, packed.
+async function buildPackage(version, port) {
+  const src = join(work, `src-${version}`);
+  await cp(join(packagesDir, 'static-site'), src, { recursive: true });
+  const manifest = (await readFile(join(src, 'manifest.yaml'), 'utf8'))
+    .replace(/version: .*/, `version: ${version}`)
+    .replace(/port: 8181/, `port: ${port}`)
+    .replace(/interval: .*/, 'interval: 300ms')
+    .replace(/deadline: .*/, 'deadline: 10s');
+  await writeFile(join(src, 'manifest.yaml'), manifest);
+  await writeFile(join(src, 'www', 'index.html'), `static-site ${version}\n`);
+  const { stdout } = await promisify(execFile)(registryPack, [src, join(work, 'archives')]);
+  return stdout.trim();
+}
+
+async function fetchIndex(port) {
+  try {
+    return await (await fetch(`http://127.0.0.1:${port}/`)).text();
+  } catch {
+    return '';
+  }
+}
+
+// The packages' servers outlive registryd on purpose: kill them by pid.
+async function killPackageServers() {
+  for (const dir of await readdir(join(work, 'opt')).catch(() => [])) {
+    const pid = Number(await readFile(join(work, 'opt', dir, 'run', 'pid'), 'utf8').catch(() => ''));
+    if (pid > 1) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+  }
+}
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'registry-js-deploy-'));
+  daemon = await startRegistryd({
+    config: `deploy:\n  prefix: ${join(work, 'opt')}\n  script_timeout_seconds: 20\n  upload_chunk_bytes: ${chunkBytes}\n`,
+  });
+  c = client(daemon.url);
+});
+
+after(async () => {
+  await killPackageServers();
+  await c?.close();
+  await daemon?.dispose();
+  await rm(work, { recursive: true, force: true });
+});
+
+test('deployPackage({file}) uploads the file in chunks with its sha256 and deploys it', async () => {
+  const port = await freePort();
+  const archive = await buildPackage('1.0.0', port);
+  const size = (await readFile(archive)).length;
+  assert.ok(size > 2 * chunkBytes, `the package (${size} bytes) takes several chunks`);
+  const events = [];
+  const data = await c.deployPackage(
+    { file: archive, target: 'local' },
+    { timeoutMs: 60_000, onEvent: (e) => events.push(e.data) },
+  );
+  assert.equal(data.instance_id, 'static-site.local');
+  assert.equal(data.version, '1.0.0');
+  const uploading = events.filter((d) => d.stage === 'uploading');
+  assert.equal(uploading.length, Math.ceil(size / chunkBytes));
+  assert.deepEqual(
+    uploading.map((d) => d.bytes),
+    uploading.map((_, i) => Math.min(size, (i + 1) * chunkBytes)),
+  );
+  assert.ok(uploading.every((d) => d.bytes_total === size));
+  assert.equal(events.at(-1).stage, 'done');
+  assert.equal(await fetchIndex(port), 'static-site 1.0.0\n');
+  // The upload was deleted once deployed.
+  assert.deepEqual(await readdir(join(daemon.dir, 'data', 'deploy', 'uploads')), []);
+  await c.undeploy({ instance_id: 'static-site.local' }, { timeoutMs: 30_000 });
+  assert.equal(await fetchIndex(port), '');
+});
+
+test('uploadPackage resumes from the offset the server reports', async () => {
+  const archive = await buildPackage('1.0.1', await freePort());
+  const bytes = await readFile(archive);
+  // A first chunk sent by hand, as by a client that then lost track.
+  const { createHash } = await import('node:crypto');
+  const begun = await c.request('package_upload_begin', {
+    size: bytes.length,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+  });
+  await c.request('package_upload_chunk', {
+    upload_id: begun.upload_id,
+    offset: 0,
+    data: bytes.subarray(0, chunkBytes).toString('base64'),
+  });
+  const wrong = await c
+    .request('package_upload_chunk', { upload_id: begun.upload_id, offset: 0, data: 'AAAA' })
+    .catch((e) => e);
+  assert.equal(wrong.code, 'offset_mismatch');
+  const status = await c.request('package_upload_status', { upload_id: begun.upload_id });
+  assert.equal(status.received, chunkBytes);
+  assert.equal(status.complete, false);
+});
+
+test('registryctl deploy shows the upload progress bar and the stages', async () => {
+  const port = await freePort();
+  const archive = await buildPackage('2.0.0', port);
+  const child = spawn(process.execPath, [bin, 'deploy', archive], {
+    env: { ...process.env, REGISTRY_URL: daemon.url, REGISTRY_TOKEN: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (s) => (stdout += s));
+  child.stderr.on('data', (s) => (stderr += s));
+  const code = await new Promise((r) => child.on('exit', r));
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /^\[#+ *\] +\d+% uploading: received \d+ of \d+ bytes$/m);
+  assert.match(stderr, /^\[#{30}\] 100% uploading: received all \d+ bytes, sha256 verified$/m);
+  assert.match(stderr, /^done: version 2\.0\.0 is running$/m);
+  assert.match(stdout, /deployed static-site 2\.0\.0 as static-site\.local/);
+  assert.equal(await fetchIndex(port), 'static-site 2.0.0\n');
+
+  const missing = spawn(process.execPath, [bin, 'deploy', join(work, 'nothing.tar.gz')], {
+    env: { ...process.env, REGISTRY_URL: daemon.url, REGISTRY_TOKEN: '' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let missingErr = '';
+  missing.stderr.on('data', (s) => (missingErr += s));
+  assert.equal(await new Promise((r) => missing.on('exit', r)), 1);
+  assert.match(missingErr, /^registryctl: file_unreadable: .*nothing\.tar\.gz: no such file$/m);
+
+  await c.undeploy({ instance_id: 'static-site.local' }, { timeoutMs: 30_000 });
+});

@@ -1,0 +1,33 @@
+// The stored form of one deployment (store key "dep/{instance_id}"): what a
+// restarted registryd needs to run service_action, undeploy and the health
+// checks of a package it installed earlier. JSON like every stored record:
+// {"instance_id", "target", "home", "dir", "manifest": {"name", "version",
+//  "ports": [{"name", "port", "protocol"}], "depends_on": [..],
+//  "health": {"script", "interval_ms", "timeout_ms", "deadline_ms"} | null}}
+#pragma once
+
+#include <registry/deploy/package_manifest.hpp>
+#include <registry/result.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace registry::detail {
+
+inline constexpr std::string_view deployment_key_prefix = "dep/";
+
+struct deployment_record {
+    std::string instance_id;
+    std::string target;  // a deploy_target's name
+    std::string home;    // {prefix}/{sanitized-name}
+    std::string dir;     // {prefix}/{sanitized-name}-{version}
+    deploy::package_manifest manifest;  // the fields the scripts and the registration use
+};
+
+std::string encode_deployment_record(const deployment_record& r);
+
+// Parses what encode_deployment_record wrote (protocol/request_parser.cpp,
+// where simdjson lives). invalid_request with the field's path otherwise.
+result<deployment_record> decode_deployment_record(std::string_view json);
+
+}  // namespace registry::detail
