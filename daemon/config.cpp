@@ -441,6 +441,18 @@ void apply_yaml_file(config& cfg, const std::filesystem::path& file) {
     apply_yaml(cfg, text.str(), file.string());
 }
 
+namespace {
+
+// A chunk travels as base64 (4 characters per 3 bytes) inside a frame with
+// its envelope: the largest chunk must fit in the largest frame.
+constexpr std::uint64_t upload_envelope_bytes = 1024;
+std::uint64_t upload_chunk_frame(std::uint64_t chunk) { return (chunk + 2) / 3 * 4 + upload_envelope_bytes; }
+std::uint64_t max_upload_chunk(std::uint64_t max_message_bytes) {
+    return max_message_bytes > upload_envelope_bytes ? (max_message_bytes - upload_envelope_bytes) / 4 * 3 : 0;
+}
+
+}  // namespace
+
 void validate(const config& cfg) {
     const auto& R = cfg.registry;
     if (R.min_ttl > R.max_ttl) fail("registry.min_ttl_seconds must not exceed registry.max_ttl_seconds");
@@ -459,12 +471,9 @@ void validate(const config& cfg) {
     if (cfg.repl.enabled && C.engines.empty())
         fail("repl.enabled: REPL executions need at least one engine in containers.engines");
 
-    // A chunk travels as base64 (4 characters per 3 bytes) inside a frame with
-    // its envelope: the largest chunk must fit in the largest frame.
-    const std::uint64_t chunk_frame = (cfg.deploy.upload_chunk_bytes + 2) / 3 * 4 + 1024;
-    if (chunk_frame > cfg.limits.max_message_bytes)
+    if (cfg.deploy.upload_chunk_bytes > max_upload_chunk(cfg.limits.max_message_bytes))
         fail("deploy.upload_chunk_bytes: a chunk of " + std::to_string(cfg.deploy.upload_chunk_bytes) +
-             " bytes needs frames of " + std::to_string(chunk_frame) +
+             " bytes needs frames of " + std::to_string(upload_chunk_frame(cfg.deploy.upload_chunk_bytes)) +
              " bytes (base64 and the envelope), more than limits.max_message_bytes");
 }
 
@@ -543,6 +552,11 @@ config load(const command_line& cli) {
     if (cli.listen) cfg.listen = *cli.listen;
     if (cli.data_dir) cfg.data_dir = *cli.data_dir;
     if (cli.log_level) cfg.log.level = *cli.log_level;
+    // Unset, the chunk size follows a lowered limits.max_message_bytes rather
+    // than refusing to start over an option nobody set.
+    if (cfg.deploy.upload_chunk_bytes == 0)
+        cfg.deploy.upload_chunk_bytes =
+            static_cast<std::size_t>(std::min<std::uint64_t>(512 * 1024, max_upload_chunk(cfg.limits.max_message_bytes)));
     validate(cfg);
     return cfg;
 }

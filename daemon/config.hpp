@@ -104,7 +104,9 @@ struct config {
         std::vector<std::filesystem::path> package_dirs;
         // Uploads over the WebSocket (package_upload_*).
         std::uint64_t max_upload_bytes = 512ull << 20;
-        std::size_t upload_chunk_bytes = 512 * 1024;  // decoded; base64 must fit limits.max_message_bytes
+        // Decoded; as base64 with its envelope it must fit limits.max_message_bytes.
+        // 0 (unset): 512 KiB, or the largest chunk that fits (load() settles it).
+        std::size_t upload_chunk_bytes = 0;
         std::size_t max_uploads = 16;
         std::chrono::seconds upload_idle_timeout{300};
     } deploy;

@@ -248,3 +248,24 @@ TEST_CASE("deploy upload: without deploy.package_dirs the path form is refused")
     CHECK(it::error_message(r) == "deploy_package's path form is disabled (deploy.package_dirs is empty): upload the "
                                   "package with package_upload_begin instead");
 }
+
+TEST_CASE("deploy upload: the chunk size follows a lowered limits.max_message_bytes, and a chunk size that cannot fit is refused at start") {
+    {
+        // Only the frame limit is set: chunks shrink to fit it, base64 and envelope included.
+        it::registryd d{"limits:\n  max_message_bytes: 4096\n"};
+        it::ws_client client(d);
+        const json::value begun = client.call("package_upload_begin",
+                                              json::object{{"size", 10}, {"sha256", std::string(64, 'a')}});
+        CHECK(num(begun, "/max_chunk_bytes") == (4096 - 1024) / 4 * 3);
+    }
+    // Both set, and they disagree: registryd names the option and exits 2.
+    std::string failure;
+    try {
+        it::registryd d{"limits:\n  max_message_bytes: 4096\ndeploy:\n  upload_chunk_bytes: 64KiB\n"};
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    INFO(failure);
+    CHECK(failure.find("exited with status 2") != std::string::npos);
+    CHECK(failure.find("deploy.upload_chunk_bytes: a chunk of 65536 bytes") != std::string::npos);
+}
