@@ -871,37 +871,38 @@ parsed_frame request_parser::parse(std::string_view frame) {
 
 namespace detail {
 
-result<service_instance> decode_service_record(std::string_view json) {
-    // Records are decoded one at a time, on whichever thread loads the store.
-    thread_local dom::parser parser;
-    dom::element root;
-    if (parser.parse(json.data(), json.size()).get(root)) return fail(errc::invalid_request, "not valid JSON");
-    decoder d;
-    service_instance s;
-    if (!read_service(d, root, path{}, service_form::record, s)) {
-        return fail(errc::invalid_request, std::move(d.problem));
-    }
-    return s;
-}
+namespace {
 
-result<deployment_record> decode_deployment_record(std::string_view json) {
+// Records are decoded one at a time, on whichever thread loads the store.
+template <typename Record, typename Read>
+result<Record> decode_record(std::string_view json, Read read) {
     thread_local dom::parser parser;
     dom::element root;
     if (parser.parse(json.data(), json.size()).get(root)) return fail(errc::invalid_request, "not valid JSON");
     decoder d;
-    deployment_record r;
-    if (!read_deployment(d, root, path{}, r)) return fail(errc::invalid_request, std::move(d.problem));
+    Record r;
+    if (!read(d, root, r)) return fail(errc::invalid_request, std::move(d.problem));
     return r;
 }
 
+}  // namespace
+
+result<service_instance> decode_service_record(std::string_view json) {
+    return decode_record<service_instance>(json, [](decoder& d, dom::element root, service_instance& s) {
+        return read_service(d, root, path{}, service_form::record, s);
+    });
+}
+
+result<deployment_record> decode_deployment_record(std::string_view json) {
+    return decode_record<deployment_record>(json, [](decoder& d, dom::element root, deployment_record& r) {
+        return read_deployment(d, root, path{}, r);
+    });
+}
+
 result<managed_container> decode_container_record(std::string_view json) {
-    thread_local dom::parser parser;
-    dom::element root;
-    if (parser.parse(json.data(), json.size()).get(root)) return fail(errc::invalid_request, "not valid JSON");
-    decoder d;
-    managed_container c;
-    if (!read_container(d, root, path{}, c)) return fail(errc::invalid_request, std::move(d.problem));
-    return c;
+    return decode_record<managed_container>(json, [](decoder& d, dom::element root, managed_container& c) {
+        return read_container(d, root, path{}, c);
+    });
 }
 
 }  // namespace detail
