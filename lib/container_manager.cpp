@@ -533,8 +533,10 @@ struct container_manager::impl {
         (void)reported;
     }
 
-    // A held container is reaped quietly (it is nobody's business but its
-    // holder's, which is gone), with the same retries.
+    // A held container is reaped without events (it is nobody's business but
+    // its holder's, which is gone), with the same retries; only a sweep whose
+    // every attempt failed is reported, as for a lease, since an operator must
+    // hear of a container that stays behind.
     task<void> reap_held(held_key key) {
         try {
             co_await reap_held_attempts(std::move(key));
@@ -543,6 +545,7 @@ struct container_manager::impl {
     }
 
     task<void> reap_held_attempts(held_key key) {
+        error last;
         for (unsigned attempt = 0; attempt < opt.reap_attempts; ++attempt) {
             if (attempt > 0) {
                 const bool slept = co_await clk.sleep_until(clk.now() + opt.reap_backoff * (1 << (attempt - 1)),
@@ -556,11 +559,24 @@ struct container_manager::impl {
                 held.erase(key);
                 co_return;
             }
+            last = done.err();
         }
         auto it = held.find(key);
         if (it == held.end()) co_return;
         it->second.reaping = false;
         it->second.retry_at = clk.now() + opt.sweep_interval;
+        auto c = std::make_shared<managed_container>();  // lease_id 0: held, not leased
+        c->engine = key.first;
+        c->container_id = key.second;
+        c->expires_at = it->second.expires_at;
+        c->state = managed_state::running;
+        auto e = container_event(event_type::container_reap_failed, std::move(c), last.message);
+        e->failure = last;
+        e->attempts = opt.reap_attempts;
+        auto events = only(std::move(e));
+        std::vector<store_mutation> none;
+        auto reported = co_await reg.record(std::move(events), std::move(none), "reap failure");
+        (void)reported;
     }
 
     // ---- streams ------------------------------------------------------------------

@@ -543,6 +543,18 @@ TEST_CASE("container_manager: a restart adopts held containers from their labels
     CHECK(k.a.stop_calls == 3);
     CHECK(k.a.exists(live));
     CHECK(k.mgr->held().size() == 1);
+    // The failed sweep is reported (the only event about a held container).
+    REQUIRE(k.events.events.size() == 1);
+    CHECK(k.events.events[0]->type == event_type::container_reap_failed);
+    REQUIRE(k.events.events[0]->container);
+    CHECK(k.events.events[0]->container->lease_id == 0);
+    CHECK(k.events.events[0]->container->engine == "a");
+    CHECK(k.events.events[0]->container->container_id == live);
+    CHECK(k.events.events[0]->container->expires_at == deadline);
+    CHECK(k.events.events[0]->attempts == 3);
+    REQUIRE(k.events.events[0]->failure);
+    CHECK(k.events.events[0]->failure->code == errc::unavailable);
+    k.events.events.clear();
     k.clk.advance(5s);
     CHECK(k.a.stop_calls == 4);
     k.clk.advance(500ms);
