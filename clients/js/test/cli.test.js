@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { client, service, sleep } from './helpers/common.js';
+import { client, nextLine, service, sleep } from './helpers/common.js';
 import { startRegistryd } from './helpers/registryd.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -69,20 +69,6 @@ async function run(args, env) {
   const stderr = (await p.exited).stderr();
   assert.equal(signal, null, `registryctl ${args.join(' ')} was killed by ${signal}`);
   return { code, stdout: chunks.join('\n'), stderr };
-}
-
-async function nextLine(lines, ms = 15_000) {
-  let t;
-  const timeout = new Promise((_, rej) => {
-    t = setTimeout(() => rej(new Error(`no output line within ${ms} ms`)), ms);
-  });
-  try {
-    const r = await Promise.race([lines.next(), timeout]);
-    if (r.done) throw new Error('registryctl ended its output');
-    return r.value;
-  } finally {
-    clearTimeout(t);
-  }
 }
 
 describe('registry commands', () => {

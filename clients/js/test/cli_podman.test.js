@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, test as nodeTest } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { client, until } from './helpers/common.js';
+import { client, nextLine, until } from './helpers/common.js';
 import { podmanMissing, startPodman, testImage } from './helpers/podman.js';
 import { startRegistryd } from './helpers/registryd.js';
 
@@ -95,20 +95,6 @@ describe('registryctl on a real Podman', () => {
     return { child, lines, exited, stderr: () => stderr };
   }
 
-  async function nextLine(lines, ms = 20_000) {
-    let t;
-    const timeout = new Promise((_, rej) => {
-      t = setTimeout(() => rej(new Error(`no output line within ${ms} ms`)), ms);
-    });
-    try {
-      const r = await Promise.race([lines.next(), timeout]);
-      if (r.done) throw new Error('registryctl ended its output');
-      return r.value;
-    } finally {
-      clearTimeout(t);
-    }
-  }
-
   // Runs registryctl to its end: {code, stdout, stderr}.
   async function run(args, options) {
     const p = start(args, options);
@@ -129,7 +115,7 @@ describe('registryctl on a real Podman', () => {
     test("streams the output while the program runs and exits with the program's code", async () => {
       const file = await script('stream.sh', 'echo first\nsleep 1.5\necho "second $# $1|$2" >&2\nexit 7\n');
       const p = start(['run', 'sh', file, '--', 'a', 'b c']);
-      assert.equal(await nextLine(p.lines), 'first');
+      assert.equal(await nextLine(p.lines, 20_000), 'first');
       const firstAt = Date.now();
       const { code, at } = await p.exited;
       assert.equal(code, 7, p.stderr());
@@ -170,7 +156,7 @@ describe('registryctl on a real Podman', () => {
 
     test('Ctrl-C cancels the execution and exits 130', async () => {
       const p = start(['run', 'sh', '-'], { input: 'echo started\nsleep 30\n' });
-      assert.equal(await nextLine(p.lines), 'started');
+      assert.equal(await nextLine(p.lines, 20_000), 'started');
       const t0 = Date.now();
       p.child.kill('SIGINT');
       const { code } = await p.exited;
@@ -219,8 +205,8 @@ describe('registryctl on a real Podman', () => {
 
     // Followed logs stream until the container stops.
     const logs = start(['containers', 'logs', '-f', id]);
-    assert.equal(await nextLine(logs.lines), 'one');
-    assert.equal(await nextLine(logs.lines), 'three');
+    assert.equal(await nextLine(logs.lines, 20_000), 'one');
+    assert.equal(await nextLine(logs.lines, 20_000), 'three');
     assert.equal(logs.child.exitCode, null, 'still following');
 
     const extended = await run(['containers', 'extend', id, '--ttl', '600']);

@@ -47,3 +47,19 @@ export async function until(predicate, ms = 5000, what = 'the condition') {
     await sleep(20);
   }
 }
+
+// The next line of a process's output (an async iterator of lines, e.g. from
+// readline), or a rejection once `ms` passed or the output ended.
+export async function nextLine(lines, ms = 15_000) {
+  let t;
+  const timeout = new Promise((_, rej) => {
+    t = setTimeout(() => rej(new Error(`no output line within ${ms} ms`)), ms);
+  });
+  try {
+    const r = await Promise.race([lines.next(), timeout]);
+    if (r.done) throw new Error('the output ended');
+    return r.value;
+  } finally {
+    clearTimeout(t);
+  }
+}
