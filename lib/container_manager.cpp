@@ -498,39 +498,25 @@ struct container_manager::impl {
             if (!announced) co_return;
         }
         error last;
-        unsigned attempt = 0;
-        while (attempt < opt.reap_attempts) {
-            if (attempt > 0) {
-                const bool slept = co_await clk.sleep_until(clk.now() + opt.reap_backoff * (1 << (attempt - 1)),
-                                                           stopping);
-                if (!slept) co_return;
-            }
-            ++attempt;
-            c = current(lease_id);
-            const node_ptr n = c ? find_node(c->engine) : nullptr;
-            if (!n) co_return;  // lost meanwhile
-            auto done = co_await stop_and_remove(*n->cfg.engine, c->container_id);
-            c = current(lease_id);
-            if (!c) co_return;
-            if (done) {
-                auto removed = with_state(c, managed_state::removed);
-                auto events = only(state_changed(removed, c->state, "lease_expired"));
-                auto dropped = co_await drop(lease_id, std::move(events), "reaped container");
-                (void)dropped;
-                co_return;
-            }
-            last = done.err();
+        const reap_result reaped = co_await remove_with_retries(
+            [&]() -> node_ptr {
+                auto now_c = current(lease_id);
+                return now_c ? find_node(now_c->engine) : nullptr;  // none: lost meanwhile
+            },
+            c->container_id, last);
+        c = current(lease_id);
+        if (!c || reaped == reap_result::given_up) co_return;
+        if (reaped == reap_result::removed) {
+            auto gone = with_state(c, managed_state::removed);
+            auto events = only(state_changed(gone, c->state, "lease_expired"));
+            auto dropped = co_await drop(lease_id, std::move(events), "reaped container");
+            (void)dropped;
+            co_return;
         }
         auto& slot = leases[lease_id];
         slot.reaping = false;
         slot.retry_at = clk.now() + opt.sweep_interval;
-        auto e = container_event(event_type::container_reap_failed, c, last.message);
-        e->failure = last;
-        e->attempts = attempt;
-        auto events = only(std::move(e));
-        std::vector<store_mutation> none;
-        auto reported = co_await reg.record(std::move(events), std::move(none), "reap failure");
-        (void)reported;
+        co_await report_reap_failure(std::move(c), last);
     }
 
     // A held container is reaped without events (it is nobody's business but
@@ -546,23 +532,15 @@ struct container_manager::impl {
 
     task<void> reap_held_attempts(held_key key) {
         error last;
-        for (unsigned attempt = 0; attempt < opt.reap_attempts; ++attempt) {
-            if (attempt > 0) {
-                const bool slept = co_await clk.sleep_until(clk.now() + opt.reap_backoff * (1 << (attempt - 1)),
-                                                           stopping);
-                if (!slept) co_return;
-            }
-            const node_ptr n = find_node(key.first);
-            if (!n || !held.contains(key)) co_return;  // released meanwhile
-            auto done = co_await stop_and_remove(*n->cfg.engine, key.second);
-            if (done) {
-                held.erase(key);
-                co_return;
-            }
-            last = done.err();
-        }
+        const reap_result reaped = co_await remove_with_retries(
+            [&]() -> node_ptr { return held.contains(key) ? find_node(key.first) : nullptr; },  // none: released
+            key.second, last);
         auto it = held.find(key);
-        if (it == held.end()) co_return;
+        if (it == held.end() || reaped == reap_result::given_up) co_return;
+        if (reaped == reap_result::removed) {
+            held.erase(it);
+            co_return;
+        }
         it->second.reaping = false;
         it->second.retry_at = clk.now() + opt.sweep_interval;
         auto c = std::make_shared<managed_container>();  // lease_id 0: held, not leased
@@ -570,6 +548,32 @@ struct container_manager::impl {
         c->container_id = key.second;
         c->expires_at = it->second.expires_at;
         c->state = managed_state::running;
+        co_await report_reap_failure(std::move(c), last);
+    }
+
+    // Stops and removes a container in up to reap_attempts tries, with
+    // exponential backoff between them. Before each try `node_of()` names the
+    // node it is on, or nullptr when it is no longer ours to reap (given_up,
+    // as on stop). `last` is the last try's failure when every try failed.
+    enum class reap_result { removed, failed, given_up };
+    template <typename NodeOf>
+    task<reap_result> remove_with_retries(NodeOf node_of, const std::string& container_id, error& last) {
+        for (unsigned attempt = 0; attempt < opt.reap_attempts; ++attempt) {
+            if (attempt > 0) {
+                const bool slept = co_await clk.sleep_until(clk.now() + opt.reap_backoff * (1 << (attempt - 1)),
+                                                           stopping);
+                if (!slept) co_return reap_result::given_up;
+            }
+            const node_ptr n = node_of();
+            if (!n) co_return reap_result::given_up;
+            auto done = co_await stop_and_remove(*n->cfg.engine, container_id);
+            if (done) co_return reap_result::removed;
+            last = done.err();
+        }
+        co_return reap_result::failed;
+    }
+
+    task<void> report_reap_failure(container_ptr c, const error& last) {
         auto e = container_event(event_type::container_reap_failed, std::move(c), last.message);
         e->failure = last;
         e->attempts = opt.reap_attempts;
