@@ -1001,14 +1001,14 @@ int run_fanout(const options& o) {
         "ok=%d subscribers=%d registrations=%d complete=%d deliveries=%llu p50_us=%.1f p99_us=%.1f p999_us=%.1f "
         "max_us=%.1f all_p50_us=%.1f all_p99_us=%.1f all_max_us=%.1f resp_p50_us=%.1f resp_p99_us=%.1f "
         "first_p50_us=%.1f first_p99_us=%.1f spread_p50_us=%.1f spread_p99_us=%.1f "
-        "gen_cpu_pct=%.1f srv_cpu_pct=%.1f other_cpu_pct=%.1f\n",
+        "gen_cpu_pct=%.1f srv_cpu_pct=%.1f other_cpu_pct=%.1f srv_cpu_ms_per_event=%.2f\n",
         st.registrations_done == o.registrations ? 1 : 0, o.subscribers, o.registrations, st.registrations_done,
         static_cast<unsigned long long>(st.deliveries), us(st.delivery.quantile(0.5)), us(st.delivery.quantile(0.99)),
         us(st.delivery.quantile(0.999)), us(st.delivery.max()), us(st.to_all.quantile(0.5)),
         us(st.to_all.quantile(0.99)), us(st.to_all.max()), us(st.response.quantile(0.5)),
         us(st.response.quantile(0.99)), us(st.first.quantile(0.5)), us(st.first.quantile(0.99)),
         us(st.spread.quantile(0.5)), us(st.spread.quantile(0.99)), 100 * gen_cpu / secs, 100 * srv_cpu / secs,
-        100 * other_cpu / secs);
+        100 * other_cpu / secs, 1e3 * srv_cpu / std::max(1, st.registrations_done));
     std::fflush(stdout);
     for (auto& s : subs) s->close();
     reg.close();

@@ -41,11 +41,12 @@ if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt 10240 ]; then
 fi
 echo "bench: building in $BUILD" >&2
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREGISTRY_BENCH=ON -DREGISTRY_TESTS=OFF >/dev/null
-cmake --build "$BUILD" -j2 --target registryd regbench echo_server >/dev/null
+cmake --build "$BUILD" -j2 --target registryd regbench echo_server send_floor >/dev/null
 
 REGISTRYD=$BUILD/registryd
 ECHO=$BUILD/bench/echo_server
 GEN=$BUILD/bench/regbench
+SEND_FLOOR=$BUILD/bench/send_floor
 ETCD=$(command -v etcd)
 
 # Pinning: servers on CPU 0, the generator on CPU 1 (when there are two).
@@ -260,6 +261,19 @@ scenario_fanout() {
   row "  of which fan-out: first subscriber -> each other one, p99 (ms)" "$(div "$(kv spread_p99_us "$f")" 1000 2)" \
     "-" "-" "-" "-"
   row "  fsync of this disk (fdatasync of 4 KiB), median (ms)" "$(div "$(kv median_us "$FSYNC")" 1000 2)" "-" "-" "-" "-"
+  row "  registryd's CPU per event (1000 deliveries), ms" "$(kv srv_cpu_ms_per_event "$f")" "-" "-" "-" "-"
+  # The kernel's own floor: one send per subscriber, nothing else, pinned as
+  # the servers and the generator are.
+  local floor
+  floor=$("$SEND_FLOOR" --sockets 1000 --events 100 --interval-ms 20 --sender-cpu "$SRV_CPU" \
+    --reader-cpu "$((SRV_CPU < 0 ? -1 : 1))")
+  detail "send_floor: $floor"
+  row "  kernel floor: one write() per subscriber, sender CPU per event (ms)" \
+    "$(awk -v v="$(kv write_cpu_us_per_delivery "$floor")" 'BEGIN { printf "%.2f", v }')" "-" "-" "-" "-"
+  if [ -n "$(kv uring_cpu_us_per_delivery "$floor")" ]; then
+    row "  same, every send in one io_uring submit, sender CPU per event (ms)" \
+      "$(awk -v v="$(kv uring_cpu_us_per_delivery "$floor")" 'BEGIN { printf "%.2f", v }')" "-" "-" "-" "-"
+  fi
 }
 
 scenario_idle_connections() {
