@@ -2,7 +2,8 @@
 # REPL latency: the same Python hello world N times through registryd
 # (repl_execute → repl_finished, warm pool on) and through `podman run --rm`,
 # in the same run, on the same Podman storage. Prints p50/p99 of both and the
-# ratio registryd p50 / podman run p50 (target: <= 0.3).
+# ratio registryd p50 / podman run p50 (target: <= 0.3); its last line repeats
+# the figures as key=value pairs (bench/run.sh's `repl` scenario reads it).
 #
 #   bench/repl_bench.sh [N] [BUILD_DIR]     (defaults: 20, build/release)
 #
@@ -152,4 +153,7 @@ print(f"python hello world, {n} runs each (ms)")
 print(f"  registryd repl_execute: p50 {pct(reg, 50):7.1f}  p99 {pct(reg, 99):7.1f}")
 print(f"  podman run --rm:        p50 {pct(pod, 50):7.1f}  p99 {pct(pod, 99):7.1f}")
 print(f"  ratio p50 registryd / podman run: {pct(reg, 50) / pct(pod, 50):.2f}  (target <= 0.30)")
+# The same figures as one key=value line, for bench/run.sh's table.
+print(f"runs={n} registryd_p50_ms={pct(reg, 50):.1f} registryd_p99_ms={pct(reg, 99):.1f} "
+      f"podman_p50_ms={pct(pod, 50):.1f} podman_p99_ms={pct(pod, 99):.1f}")
 EOF

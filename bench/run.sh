@@ -2,16 +2,17 @@
 # Runs every benchmark scenario (or the ones named) and prints one table:
 # scenario, registryd figure, baseline figure, ratio, target.
 #
-#   bench/run.sh                        # everything, ~3-4 minutes
+#   bench/run.sh                        # everything, ~5 minutes
 #   bench/run.sh get_service register   # some scenarios
 #
-# Scenarios: get_service register fanout idle_connections restart.
+# Scenarios: get_service register fanout idle_connections restart repl.
 # Environment: BENCH_DURATION (s per round, default 4), BENCH_WARMUP (s, 1),
 # BENCH_ROUNDS (3: registryd and its baselines alternate, the best round of
 # each counts: load from elsewhere on the machine only ever lowers a figure),
 # BENCH_CONNS (64), BENCH_DEPTH (requests in flight per connection, 16),
 # BENCH_BUILD_DIR (build/bench), BENCH_TMPDIR (/var/tmp: must be a real disk,
-# fsync is measured), BENCH_KEEP=1 (keep the work directory and its logs).
+# fsync is measured), BENCH_KEEP=1 (keep the work directory and its logs),
+# BENCH_REPL_RUNS (executions of each kind in the repl scenario, 20).
 #
 # Everything runs on 127.0.0.1 with ephemeral ports and its own temporary data
 # directories. Servers (registryd, echo_server, etcd) are pinned to CPU 0, the
@@ -26,7 +27,8 @@ WARMUP=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-64}
 DEPTH=${BENCH_DEPTH:-16}
-ALL_SCENARIOS=(get_service register fanout idle_connections restart)
+REPL_RUNS=${BENCH_REPL_RUNS:-20}
+ALL_SCENARIOS=(get_service register fanout idle_connections restart repl)
 SCENARIOS=("$@")
 ((${#SCENARIOS[@]})) || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
@@ -353,6 +355,24 @@ scenario_restart() {
   local ri ei
   ri=$(kv rss_idle_kib "$reg_idle"); ei=$(kv rss_idle_kib "$etcd_idle")
   row "  same, empty (MiB)" "$(div "$ri" 1024 1)" "$(div "$ei" 1024 1)" "$(ratio "$ri" "$ei")" "-" "-"
+}
+
+# The REPL: bench/repl_bench.sh (its own Podman service and registryd) on this
+# build's registryd; python hello world through repl_execute vs podman run --rm.
+scenario_repl() {
+  log "repl: python hello world x $REPL_RUNS through registryd and through podman run --rm"
+  "$ROOT/scripts/setup-containers.sh" >/dev/null
+  local out line
+  out=$("$ROOT/bench/repl_bench.sh" "$REPL_RUNS" "$BUILD" 2>>"$WORK/repl.log") || {
+    log "repl_bench failed:"; tail -n 5 "$WORK/repl.log" >&2; return 1; }
+  line=$(tail -n 1 <<<"$out")
+  detail "repl: $line"
+  local r p
+  r=$(kv registryd_p50_ms "$line"); p=$(kv podman_p50_ms "$line")
+  row "REPL python hello world p50 (ms) vs podman run --rm" "$(fmt "$r" 1)" "$(fmt "$p" 1)" "$(ratio "$r" "$p")" \
+    "<= 0.3x" "$(verdict "$(awk -v a="$r" -v b="$p" 'BEGIN{print a/b}')" "<=" 0.3)"
+  row "  same, p99 (ms)" "$(fmt "$(kv registryd_p99_ms "$line")" 1)" "$(fmt "$(kv podman_p99_ms "$line")" 1)" \
+    "$(ratio "$(kv registryd_p99_ms "$line")" "$(kv podman_p99_ms "$line")")" "-" "-"
 }
 
 #------------------------------------------------------------------------------
