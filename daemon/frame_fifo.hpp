@@ -20,6 +20,7 @@ public:
 
     // Only on a non-empty fifo.
     T& front() { return items_->front(); }
+    T& operator[](std::size_t i) { return (*items_)[i]; }
     T& back() { return items_->back(); }
     void pop_front() { items_->pop_front(); }
     void pop_back() { items_->pop_back(); }

@@ -2,10 +2,13 @@
 //
 // Structure (after Beast's advanced_server example):
 //   listener      accepts TCP connections, hands each to an http_session.
-//   http_session  reads HTTP requests; serves /healthz and /metrics; on a
-//                 WebSocket upgrade hands its socket to a ws_session.
-//   ws_session    one per WebSocket connection: owns the library's
-//                 protocol::connection and is its outbox.
+//   http_session  reads HTTP requests (Beast); serves /healthz and /metrics;
+//                 on a WebSocket upgrade hands its socket to a ws_session.
+//   ws_session    one per WebSocket connection: answers the upgrade, speaks
+//                 RFC 6455 itself over the TCP socket (websocket_frame_*),
+//                 owns the library's protocol::connection and is its outbox.
+//   sweep         one server-wide periodic check of every ws_session's idle
+//                 and closing deadlines (no timer per connection).
 //
 // Lifetimes are explicit: a session is owned by shared_ptrs held by its
 // pending asynchronous operations and by its in-flight request coroutines;
@@ -16,6 +19,10 @@
 
 #include "frame_fifo.hpp"
 #include "log.hpp"
+#include "websocket_accept_key.hpp"
+#include "websocket_close_code.hpp"
+#include "websocket_frame_parser.hpp"
+#include "websocket_frame_writer.hpp"
 
 #include <registry/async_scope.hpp>
 #include <registry/protocol/connection.hpp>
@@ -26,15 +33,17 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
-#include <boost/beast/websocket/stream.hpp>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <array>
@@ -42,6 +51,8 @@
 #include <cstdint>
 #include <exception>
 #include <optional>
+#include <span>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -55,7 +66,6 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
@@ -65,22 +75,34 @@ constexpr std::string_view server_name = "registryd";
 constexpr std::size_t http_header_limit = 16 * 1024;
 constexpr std::uint64_t http_body_limit = 64 * 1024;
 
-// A WebSocket message is read in pieces of at most this many bytes.
+// WebSocket input is read in pieces of at most this many bytes, into one
+// buffer shared by every session (one thread; nothing is kept in it between
+// reads).
 constexpr std::size_t read_chunk_bytes = 64 * 1024;
+std::array<char, read_chunk_bytes> read_scratch;
+
+// At most this many queued frames go out in one sendmsg (3 iovecs each).
+constexpr std::size_t max_frames_per_write = 64;
 
 // Beyond limits.max_message_bytes a message is read and discarded (the
-// connection survives, see ws_session). Beyond this hard cap Beast fails the
-// read with message_too_big and closes the connection with 1009: nobody
-// legitimately streams that much into a registry request.
-constexpr std::size_t hard_message_cap_min = 64 * 1024 * 1024;
+// connection survives, see ws_session). Beyond this hard cap the connection
+// is closed with 1009: nobody legitimately streams that much into a registry
+// request.
+constexpr std::uint64_t hard_message_cap_min = 64 * 1024 * 1024;
 
 // After a retryable accept error (EMFILE, ENFILE, ENOBUFS, ENOMEM) wait this
 // long before accepting again instead of spinning.
 constexpr auto accept_backoff = std::chrono::milliseconds(100);
 
 // How long a closing WebSocket may take (its last write, the close frame and
-// the peer's reply) before its socket is closed under it.
+// the peer's reply) beyond timeouts.handshake before its socket is closed
+// under it.
 constexpr auto close_grace_extra = std::chrono::seconds(1);
+
+// The sweep runs every quarter of the shortest WebSocket timeout, between
+// these bounds: a ping or a close is at most that late.
+constexpr auto sweep_period_min = std::chrono::milliseconds(100);
+constexpr auto sweep_period_max = std::chrono::milliseconds(1000);
 
 std::string endpoint_string(const tcp::socket& s) {
     error_code ec;
@@ -121,7 +143,12 @@ struct server::state : std::enable_shared_from_this<server::state> {
           m(mm),
           gauges(std::move(g)),
           acceptor(io),
-          backoff(io) {}
+          backoff(io),
+          sweep_timer(io),
+          sweep_period(std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::min(c.timeouts.idle, c.timeouts.handshake)) /
+                                      4,
+                                  sweep_period_min, sweep_period_max)) {}
 
     asio::io_context& ioc;
     const config cfg;
@@ -132,6 +159,13 @@ struct server::state : std::enable_shared_from_this<server::state> {
 
     tcp::acceptor acceptor;
     asio::steady_timer backoff;
+    asio::steady_timer sweep_timer;
+    const std::chrono::milliseconds sweep_period;
+
+    // Sessions with frames to write, flushed together by one posted handler:
+    // the frames each one queues meanwhile (pipelined responses, the events
+    // of a change) go out in one write.
+    std::vector<std::shared_ptr<ws_session>> to_flush;
 
     std::uint64_t next_id = 1;  // connection ids; also the registry's session ids (never 0)
     std::unordered_map<std::uint64_t, std::weak_ptr<http_session>> http_sessions;
@@ -142,6 +176,12 @@ struct server::state : std::enable_shared_from_this<server::state> {
 
     void do_accept();
     void on_accept(const error_code& ec, tcp::socket socket);
+
+    void schedule_flush(std::shared_ptr<ws_session> s);
+    void flush_scheduled();
+
+    void arm_sweep();
+    void sweep();
 
     void check_drained() {
         if (!shutting_down || !on_drained || !http_sessions.empty() || !ws_sessions.empty()) return;
@@ -165,58 +205,91 @@ namespace {
 //------------------------------------------------------------------------------
 // WebSocket session
 //
+// registryd's own RFC 6455 server side over the plain TCP socket (Beast only
+// reads the upgrade request): the frame codec is websocket_frame_parser /
+// websocket_frame_writer, the session does the I/O and the policies below.
+// An idle connection holds no buffer and no composed operation: it waits for
+// readability (socket.async_wait), reads into one buffer shared by every
+// session (everything runs on one thread) and keeps only what the parser
+// needs between reads (a cut frame header, a control frame's payload, the
+// message being assembled). Timeouts are not per-connection timers but one
+// server-wide sweep (server::state::sweep) over each session's timestamps.
+//
+// Handshake:
+//   Beast's checks and answers are reproduced (400 for a request that is not
+//   a valid upgrade or has a missing/malformed Sec-WebSocket-Key, 426 with
+//   Sec-WebSocket-Version: 13 for another version); no subprotocol and no
+//   extension is ever accepted (permessage-deflate is not offered back).
+//
 // Outbound (the library calls send()):
-//   Frames go into a bounded FIFO queue and are written one at a time, in
-//   queue order, each as a two-buffer sequence {head, *body} (no copy into
-//   one string). SLOW-CONSUMER POLICY: when a frame arrives while the queue
-//   already holds limits.outbound_queue_messages frames, or would then hold
-//   more than limits.outbound_queue_bytes bytes, send() refuses it (returns
-//   false; the library ends the connection's subscriptions) and the session
-//   closes the WebSocket with 1008 (policy violation), reason "slow consumer:
-//   outbound queue full". Frames still queued are dropped; the frame being
-//   written is finished first, then the close frame is sent. An empty queue
-//   always takes one frame, so a single response larger than
-//   outbound_queue_bytes is still delivered. The client is expected to
-//   reconnect and resume with from_revision (it loses nothing).
+//   Frames go into a bounded FIFO queue, each entry holding its frame header
+//   inline and the library's {head, *body} (never copied). Every frame queued
+//   when the session gets to write goes out in one gather write (sendmsg of
+//   up to max_frames_per_write frames), attempted right away on the
+//   non-blocking socket; only when the socket's buffer is full does the
+//   session wait for writability. SLOW-CONSUMER POLICY: when a frame arrives
+//   while the queue already holds limits.outbound_queue_messages frames, or
+//   would then hold more than limits.outbound_queue_bytes bytes, send()
+//   refuses it (returns false; the library ends the connection's
+//   subscriptions) and the session closes the WebSocket with 1008 (policy
+//   violation), reason "slow consumer: outbound queue full". Frames still
+//   queued are dropped; a frame partly written is finished first, then the
+//   close frame is sent. An empty queue always takes one frame, so a single
+//   response larger than outbound_queue_bytes is still delivered. The client
+//   is expected to reconnect and resume with from_revision (it loses nothing).
 //
 // Inbound:
-//   Messages are read in pieces (read_some). OVERSIZE POLICY: a text message
-//   longer than limits.max_message_bytes is not an error of the connection:
-//   the rest of it is read and discarded, and once it is complete the client
-//   gets {id:null, error:{code:"payload_too_large"}} through
-//   connection::reject(); the connection stays open. Binary messages are
-//   discarded likewise and answered with invalid_request. Only a message
-//   above the hard cap (max(64 MiB, 4 x max_message_bytes)) makes Beast fail
-//   the connection (it attempts a 1009 close; with the rest of the message
-//   still unread the client usually just sees the TCP connection reset).
+//   Frames are parsed as they arrive. A protocol violation (unmasked frame,
+//   reserved bit, unknown opcode, bad fragmentation, bad close frame) closes
+//   the connection with 1002, a text message that is not UTF-8 with 1007.
+//   Pings are answered with a pong carrying their payload, also between the
+//   fragments of a message. OVERSIZE POLICY: a text message longer than
+//   limits.max_message_bytes is not an error of the connection: the rest of
+//   it is read and discarded, and once it is complete the client gets
+//   {id:null, error:{code:"payload_too_large"}} through connection::reject();
+//   the connection stays open. Binary messages are discarded likewise and
+//   answered with invalid_request. Only a message above the hard cap
+//   (max(64 MiB, 4 x max_message_bytes)) fails the connection: close 1009.
 //   Each complete text message is copied into a coroutine that runs
 //   connection::handle() in the session's async_scope. At most
 //   limits.max_inflight_per_connection of them run at once: at that count the
-//   session stops reading until one completes (TCP back-pressure). (While
-//   reading is paused, Beast sees no inbound traffic: a pause longer than
+//   session stops reading until one completes (TCP back-pressure; bytes
+//   already read wait in a buffer released once they are parsed). (While
+//   reading is paused no inbound traffic is seen: a pause longer than
 //   timeouts.idle_seconds, i.e. a stalled store, ends in an idle timeout.)
 //
+// Idle timeout:
+//   After timeouts.idle_seconds / 2 without inbound traffic the session sends
+//   a ping; after timeouts.idle_seconds without any it closes the TCP
+//   connection (no close frame: the peer is presumed gone). Checked by the
+//   sweep, so up to one sweep period (at most 1 s) late.
+//
 // Closing:
-//   On a read/write error or the peer's close: connection::close() at once,
-//   the queue is dropped; in-flight requests run to completion (their
-//   responses are discarded) and hold the session alive until then.
+//   On a read/write error: connection::close() at once, the queue is
+//   dropped; in-flight requests run to completion (their responses are
+//   discarded) and hold the session alive until then.
+//   On the peer's close frame: the same, and the close is answered with the
+//   peer's code (1000 if it gave none), then the TCP connection is closed.
 //   On server shutdown: stop reading, let in-flight requests complete (their
 //   responses are still sent), connection::close(), flush the queue, close
 //   with 1001 (going away).
+//   A close the server starts waits for the peer's close frame (reading and
+//   discarding anything else) for at most timeouts.handshake_seconds + 1 s,
+//   then the socket is closed under it; after a protocol error the server
+//   stops sending and only waits for the peer to hang up, as long.
 //------------------------------------------------------------------------------
 class ws_session final : public std::enable_shared_from_this<ws_session>, public registry::protocol::outbox {
 public:
+    using clock = std::chrono::steady_clock;
+
     ws_session(std::shared_ptr<server::state> st, std::uint64_t id, tcp::socket&& socket, std::string remote)
-        : st_(std::move(st)),
-          id_(id),
-          remote_(std::move(remote)),
-          ws_(std::move(socket)),
-          conn_(st_->proto, *this, id) {
+        : st_(std::move(st)), id_(id), remote_(std::move(remote)), socket_(std::move(socket)), conn_(st_->proto, *this, id) {
         st_->m.connection_opened();
     }
 
     ~ws_session() override {
         // Every in-flight request has completed (each held a shared_ptr).
+        state_ = phase::closed;  // the connection may still send while it ends
         conn_.close();
         st_->ws_sessions.erase(id_);
         st_->m.connection_closed();
@@ -228,102 +301,29 @@ public:
     ws_session& operator=(const ws_session&) = delete;
 
     template <typename Body, typename Allocator>
-    void run(http::request<Body, http::basic_fields<Allocator>> req) {
+    void run(const http::request<Body, http::basic_fields<Allocator>>& req) {
         st_->ws_sessions.emplace(id_, weak_from_this());
-        const auto& cfg = st_->cfg;
-
-        // The HTTP read's deadline must not apply to the WebSocket: Beast's
-        // own timeouts take over.
-        beast::get_lowest_layer(ws_).expires_never();
-
-        websocket::stream_base::timeout opt{};
-        opt.handshake_timeout = cfg.timeouts.handshake;  // opening and closing handshakes
-        opt.idle_timeout = cfg.timeouts.idle;            // ping after idle/2, close after idle
-        opt.keep_alive_pings = true;
-        ws_.set_option(opt);
-        ws_.set_option(websocket::stream_base::decorator(
-            [](websocket::response_type& res) { res.set(http::field::server, server_name); }));
-        ws_.read_message_max(std::max(hard_message_cap_min, cfg.limits.max_message_bytes * 4));
-        ws_.auto_fragment(false);
-
-        state_ = phase::handshake;
-        ws_.async_accept(req, [self = shared_from_this()](const error_code& ec) { self->on_accept(ec); });
-    }
-
-    // Server shutdown, see the class comment.
-    void shutdown() {
-        switch (state_) {
-            case phase::handshake:
-                close_socket();
-                break;
-            case phase::open:
-                state_ = phase::draining;
-                if (in_flight_ == 0) begin_close(websocket::close_code::going_away, "server shutting down", true);
-                break;
-            default:
-                break;
-        }
-    }
-
-    void close_socket() {
         error_code ec;
-        beast::get_lowest_layer(ws_).socket().close(ec);
-    }
-
-    // registry::protocol::outbox
-    bool send(registry::protocol::frame f) override {
-        // The transport is gone or going: the frame has nowhere to go. This
-        // is not back-pressure, so it is not refused.
-        if (state_ == phase::closing || state_ == phase::closed) return true;
-
-        const auto& lim = st_->cfg.limits;
-        const std::size_t size = f.size();
-        if (!queue_.empty() &&
-            (queue_.size() >= lim.outbound_queue_messages || queued_bytes_ + size > lim.outbound_queue_bytes)) {
-            st_->m.slow_consumer_disconnect();
-            log::warn("slow consumer: outbound queue full, closing",
-                      {{"conn", id_},
-                       {"remote", remote_},
-                       {"queued_messages", queue_.size()},
-                       {"queued_bytes", queued_bytes_}});
-            // We are inside the library (send() is called while it fans out
-            // events): connection::close() must wait for a fresh handler.
-            begin_close(websocket::close_code::policy_error, "slow consumer: outbound queue full", false);
-            return false;
-        }
-
-        const bool event = is_event_frame(f);
-        queued_bytes_ += size;
-        queue_.push_back(queued{std::move(f), size, event});
-        if (!writing_) do_write();
-        return true;
-    }
-
-private:
-    enum class phase {
-        created,
-        handshake,
-        open,      // reading and writing
-        draining,  // server shutdown: no more reads, waiting for in-flight requests
-        closing,   // connection closed; flushing/closing the WebSocket
-        closed,    // transport gone
-    };
-
-    struct queued {
-        registry::protocol::frame f;
-        std::size_t size;
-        bool event;
-    };
-
-    void on_accept(const error_code& ec) {
+        socket_.non_blocking(true, ec);
         if (ec) {
             log::debug("websocket handshake failed", {{"conn", id_}, {"remote", remote_}, {"error", ec.message()}});
             state_ = phase::closed;
-            conn_.close();
             return;
         }
-        if (state_ != phase::handshake) return;
+
+        auto answer = upgrade_response(req);
+        if (!answer.accepted) {
+            log::debug("websocket handshake failed", {{"conn", id_}, {"remote", remote_}, {"error", answer.error}});
+            // The refusal is the last thing written; then the socket closes.
+            state_ = phase::closing;
+            peer_closed_ = true;
+            deadline_ = clock::now() + st_->cfg.timeouts.handshake;
+            enqueue(std::move(answer.bytes), queued::kind::close);
+            return;
+        }
+        enqueue(std::move(answer.bytes), queued::kind::control);
         state_ = phase::open;
+        last_inbound_ = clock::now();
         log::debug("connection opened", {{"conn", id_}, {"remote", remote_}});
         if (st_->shutting_down) {
             shutdown();
@@ -332,84 +332,341 @@ private:
         maybe_read();
     }
 
+    // Server shutdown, see the class comment.
+    void shutdown() {
+        if (state_ != phase::open) return;
+        state_ = phase::draining;
+        unread_.reset();
+        if (in_flight_ == 0) begin_close(websocket::close_code::going_away, "server shutting down", true);
+    }
+
+    void close_socket() {
+        error_code ec;
+        socket_.close(ec);
+    }
+
+    // The sweep's question: does tick() have something to do at `now`?
+    bool due(clock::time_point now) const noexcept {
+        switch (state_) {
+            case phase::open: {
+                const clock::duration idle = st_->cfg.timeouts.idle;
+                return now - last_inbound_ >= (ping_sent_ ? idle : idle / 2);
+            }
+            case phase::closing:
+                return now >= deadline_;
+            default:
+                return false;
+        }
+    }
+
+    // Idle ping and timeout, closing deadline (see the class comment).
+    void tick(clock::time_point now) {
+        if (!due(now)) return;
+        if (state_ == phase::closing) {
+            log::debug("closing connection forcibly", {{"conn", id_}});
+            close_socket();
+            return;
+        }
+        if (!ping_sent_) {
+            ping_sent_ = true;
+            enqueue(websocket::ping_frame({}), queued::kind::control);
+            return;
+        }
+        log::info("connection timed out", {{"conn", id_}, {"remote", remote_}});
+        end(false);
+    }
+
+    // registry::protocol::outbox
+    bool send(registry::protocol::frame f) override {
+        // The transport is gone or going: the frame has nowhere to go. This
+        // is not back-pressure, so it is not refused.
+        if (state_ != phase::open && state_ != phase::draining) return true;
+
+        const auto& lim = st_->cfg.limits;
+        const std::size_t size = f.size();
+        if (queued_frames_ != 0 &&
+            (queued_frames_ >= lim.outbound_queue_messages || queued_bytes_ + size > lim.outbound_queue_bytes)) {
+            st_->m.slow_consumer_disconnect();
+            log::warn("slow consumer: outbound queue full, closing",
+                      {{"conn", id_},
+                       {"remote", remote_},
+                       {"queued_messages", queued_frames_},
+                       {"queued_bytes", queued_bytes_}});
+            // We are inside the library (send() is called while it fans out
+            // events): connection::close() must wait for a fresh handler.
+            begin_close(websocket::close_code::policy_error, "slow consumer: outbound queue full", false);
+            return false;
+        }
+
+        queued q;
+        q.what = is_event_frame(f) ? queued::kind::event : queued::kind::response;
+        q.header = websocket::text_frame_header(size);
+        q.f = std::move(f);
+        push(std::move(q));
+        ++queued_frames_;
+        queued_bytes_ += size;
+        return true;
+    }
+
+    // Writes what is queued (see the class comment); called once per burst
+    // of send()s through server::state::schedule_flush.
+    void flush() {
+        flush_scheduled_ = false;
+        if (writing_ || state_ == phase::closed) return;
+        while (!queue_.empty()) {
+            const ssize_t n = write_queued();
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    wait_writable();
+                    return;
+                }
+                on_transport_error(error_code(errno, boost::system::system_category()), "write");
+                return;
+            }
+            written(static_cast<std::size_t>(n));
+            if (state_ == phase::closed) return;
+        }
+    }
+
+private:
+    enum class phase : std::uint8_t {
+        created,
+        open,      // reading and writing
+        draining,  // server shutdown: no more reads, waiting for in-flight requests
+        closing,   // connection closed; flushing, closing the WebSocket
+        closed,    // transport gone
+    };
+
+    struct queued {
+        enum class kind : std::uint8_t {
+            response,  // a library frame
+            event,     // a library frame carrying an event (counted once written)
+            control,   // bytes written as they are (ping, pong, the 101 response)
+            close,     // the last bytes the session writes (close frame, refusal)
+        };
+        registry::protocol::frame f;
+        websocket::frame_header header;  // empty unless a library frame
+        kind what = kind::control;
+
+        std::size_t wire_size() const noexcept { return header.size + f.size(); }
+    };
+
+    struct upgrade_answer {
+        bool accepted = false;
+        std::string bytes;  // the HTTP response
+        std::string error;  // why it was refused
+    };
+
+    // Beast's accept checks, in its order, with its messages.
+    template <typename Body, typename Allocator>
+    static upgrade_answer upgrade_response(const http::request<Body, http::basic_fields<Allocator>>& req) {
+        upgrade_answer out;
+        http::response<http::string_body> res;
+        res.version(req.version());
+        auto refuse = [&](http::status status, std::string_view why) {
+            res.result(status);
+            res.set(http::field::server, server_name);
+            res.body() = std::string(why);
+            res.prepare_payload();
+            out.error = std::string(why);
+        };
+        const auto connection = req.find(http::field::connection);
+        const auto upgrade = req.find(http::field::upgrade);
+        const auto key = req.find(http::field::sec_websocket_key);
+        const auto version = req.find(http::field::sec_websocket_version);
+        if (req.version() != 11) {
+            refuse(http::status::bad_request, "The WebSocket handshake was not HTTP/1.1");
+        } else if (req.method() != http::verb::get) {
+            refuse(http::status::bad_request, "The WebSocket handshake method was not GET");
+        } else if (req.count(http::field::host) == 0) {
+            refuse(http::status::bad_request, "The WebSocket handshake Host field is missing");
+        } else if (connection == req.end()) {
+            refuse(http::status::bad_request, "The WebSocket handshake Connection field is missing");
+        } else if (!http::token_list{connection->value()}.exists("upgrade")) {
+            refuse(http::status::bad_request, "The WebSocket handshake Connection field is missing the upgrade token");
+        } else if (upgrade == req.end()) {
+            refuse(http::status::bad_request, "The WebSocket handshake Upgrade field is missing");
+        } else if (!http::token_list{upgrade->value()}.exists("websocket")) {
+            refuse(http::status::bad_request, "The WebSocket handshake Upgrade field is missing the websocket token");
+        } else if (key == req.end()) {
+            refuse(http::status::bad_request, "The WebSocket handshake Sec-WebSocket-Key field is missing");
+        } else if (!websocket::is_valid_key(key->value())) {
+            refuse(http::status::bad_request, "The WebSocket handshake Sec-WebSocket-Key field is invalid");
+        } else if (version == req.end()) {
+            refuse(http::status::bad_request, "The WebSocket handshake Sec-WebSocket-Version field is missing");
+        } else if (version->value() != "13") {
+            res.set(http::field::sec_websocket_version, "13");
+            refuse(http::status::upgrade_required, "The WebSocket handshake Sec-WebSocket-Version field is invalid");
+        } else {
+            out.accepted = true;
+            res.result(http::status::switching_protocols);
+            res.set(http::field::upgrade, "websocket");
+            res.set(http::field::connection, "upgrade");
+            res.set(http::field::sec_websocket_accept, websocket::accept_key(key->value()));
+            res.set(http::field::server, server_name);
+        }
+        std::ostringstream text;
+        text << res;
+        out.bytes = std::move(text).str();
+        return out;
+    }
+
     //--------------------------------------------------------------------------
     // Reading
 
+    // Reads on while the session is open and below its in-flight limit
+    // (resumed by request_done()), or closing (for the peer's answer).
     void maybe_read() {
-        if (reading_ || state_ != phase::open) return;
-        if (in_flight_ >= st_->cfg.limits.max_inflight_per_connection) return;  // resumed by request_done()
-        std::size_t want = read_chunk_bytes;
-        if (!discarding_) {
-            // One byte past the limit is enough to know it is exceeded.
-            want = std::min(want, st_->cfg.limits.max_message_bytes + 1 - rbuf_.size());
+        if (reading_ || parsing_) return;
+        const std::size_t max_inflight = st_->cfg.limits.max_inflight_per_connection;
+        if (state_ == phase::open && unread_ && in_flight_ < max_inflight) {
+            // Bytes read before the pause come first.
+            const std::unique_ptr<std::string> pending = std::move(unread_);
+            std::span<char> in(pending->data(), pending->size());
+            parse(in);
+            keep_unread(in);
         }
+        if (reading_) return;  // started by a close while parsing
+        if (state_ == phase::open && (unread_ || in_flight_ >= max_inflight)) return;
+        if (state_ != phase::open && state_ != phase::closing) return;
         reading_ = true;
-        ws_.async_read_some(rbuf_, want, [self = shared_from_this()](const error_code& ec, std::size_t n) {
-            self->on_read(ec, n);
-        });
+        socket_.async_wait(tcp::socket::wait_read,
+                           [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
     }
 
-    void on_read(const error_code& ec, std::size_t n) {
+    void on_readable(const error_code& ec) {
         reading_ = false;
         if (ec) {
             on_transport_error(ec, "read");
             return;
         }
-        const bool done = ws_.is_message_done();
-
-        if (state_ != phase::open) {
-            // Shutting down: nothing more is dispatched, nothing more is read.
-            rbuf_.clear();
-            if (done) st_->m.message_rejected("shutting_down");
+        if (state_ == phase::closed) return;
+        error_code rec;
+        const std::size_t n = socket_.read_some(asio::buffer(read_scratch), rec);
+        if (rec == asio::error::would_block || rec == asio::error::try_again) {
+            maybe_read();
             return;
         }
-
-        if (!discarding_ && (ws_.got_binary() || rbuf_.size() > st_->cfg.limits.max_message_bytes)) {
-            discarding_ = true;
-            discarded_bytes_ = rbuf_.size();
-            rbuf_.clear();
-        } else if (discarding_) {
-            discarded_bytes_ += n;
-            rbuf_.clear();
-        }
-
-        if (done) {
-            if (discarding_) {
-                const bool binary = ws_.got_binary();
-                const std::uint64_t bytes = discarded_bytes_;
-                reset_message();
-                if (binary) {
-                    st_->m.message_rejected("binary");
-                    log::debug("binary message rejected", {{"conn", id_}, {"bytes", bytes}});
-                    conn_.reject(registry::errc::invalid_request, "binary frames are not supported");
-                } else {
-                    st_->m.message_rejected("too_large");
-                    log::info("oversize message rejected",
-                              {{"conn", id_},
-                               {"remote", remote_},
-                               {"bytes", bytes},
-                               {"limit", st_->cfg.limits.max_message_bytes}});
-                    conn_.reject(registry::errc::payload_too_large,
-                                 "message of " + std::to_string(bytes) + " bytes exceeds the limit of " +
-                                     std::to_string(st_->cfg.limits.max_message_bytes) + " bytes");
-                }
-            } else {
-                // The coroutine must own its bytes. Take them out of the
-                // read buffer (and reset it) before dispatching: the request
-                // may complete inline and start the next read.
-                std::string text = beast::buffers_to_string(rbuf_.data());
-                reset_message();
-                dispatch(std::move(text));
+        if (rec) {
+            if (state_ == phase::closing && rec == asio::error::eof) {
+                // The peer hung up after (or instead of) answering our close.
+                end(true);
+                return;
             }
+            on_transport_error(rec, "read");
+            return;
         }
+        last_inbound_ = clock::now();
+        ping_sent_ = false;
+        std::span<char> in(read_scratch.data(), n);
+        if (input_failed_) in = {};  // after a protocol error only the hang-up matters
+        parse(in);
+        keep_unread(in);
         maybe_read();
     }
 
-    void reset_message() {
-        rbuf_.clear();
-        if (rbuf_.capacity() > 2 * read_chunk_bytes) rbuf_.shrink_to_fit();
+    // Bytes left unparsed by a pause wait in a buffer of their own (the read
+    // buffer is shared), released once they are parsed.
+    void keep_unread(std::span<char> rest) {
+        if (!rest.empty() && state_ == phase::open) unread_ = std::make_unique<std::string>(rest.data(), rest.size());
+    }
+
+    // Parses `in` until it is used up, or the session pauses (the rest is
+    // left in `in`) or stops reading.
+    void parse(std::span<char>& in) {
+        parsing_ = true;
+        while (!in.empty()) {
+            if (state_ == phase::open && in_flight_ >= st_->cfg.limits.max_inflight_per_connection) break;
+            if (state_ != phase::open && state_ != phase::closing) {
+                in = {};
+                break;
+            }
+            const websocket::parse_event e = parser_.next(in);
+            using kind = websocket::parse_event::kind;
+            if (e.what == kind::data) {
+                on_data(e);
+            } else if (e.what == kind::ping) {
+                if (state_ == phase::open) enqueue(websocket::pong_frame(e.bytes), queued::kind::control);
+            } else if (e.what == kind::close) {
+                on_peer_close(e.code);
+            } else if (e.what == kind::error) {
+                on_protocol_error(e.code, e.bytes);
+                in = {};
+            }
+        }
+        parsing_ = false;
+    }
+
+    void on_data(const websocket::parse_event& e) {
+        if (state_ != phase::open) return;  // closing: the rest is discarded
+
+        message_bytes_ += e.bytes.size();
+        if (message_bytes_ > hard_message_cap()) {
+            log::warn("message above the hard cap, connection closed", {{"conn", id_}, {"remote", remote_}});
+            fail_input(websocket::close_code::too_big, "message too big");
+            return;
+        }
+        const std::size_t limit = st_->cfg.limits.max_message_bytes;
+        if (!discarding_ && (e.binary || message_bytes_ > limit)) {
+            discarding_ = true;
+            message_ = std::string();
+        }
+        if (!discarding_) message_.append(e.bytes);
+        if (!e.last) return;
+
+        const std::uint64_t bytes = message_bytes_;
+        const bool discarded = discarding_;
+        // The coroutine owns its bytes; the session's message state is reset
+        // before dispatching: the request may complete inline.
+        std::string text = std::exchange(message_, {});
+        message_bytes_ = 0;
         discarding_ = false;
-        discarded_bytes_ = 0;
+        if (!discarded) {
+            dispatch(std::move(text));
+        } else if (e.binary) {
+            st_->m.message_rejected("binary");
+            log::debug("binary message rejected", {{"conn", id_}, {"bytes", bytes}});
+            conn_.reject(registry::errc::invalid_request, "binary frames are not supported");
+        } else {
+            st_->m.message_rejected("too_large");
+            log::info("oversize message rejected",
+                      {{"conn", id_}, {"remote", remote_}, {"bytes", bytes}, {"limit", limit}});
+            conn_.reject(registry::errc::payload_too_large, "message of " + std::to_string(bytes) +
+                                                                " bytes exceeds the limit of " +
+                                                                std::to_string(limit) + " bytes");
+        }
+    }
+
+    std::uint64_t hard_message_cap() const noexcept {
+        return std::max<std::uint64_t>(hard_message_cap_min, std::uint64_t{st_->cfg.limits.max_message_bytes} * 4);
+    }
+
+    void on_peer_close(websocket::close_code code) {
+        if (state_ == phase::closing) {
+            // The answer to our close frame (or a close crossing it).
+            peer_closed_ = true;
+            if (close_sent_) end(true);
+            return;
+        }
+        log::debug("connection closed by peer", {{"conn", id_}, {"code", static_cast<std::uint64_t>(code)}});
+        peer_closed_ = true;
+        begin_close(code == websocket::close_code::none ? websocket::close_code::normal : code, {}, false);
+    }
+
+    void on_protocol_error(websocket::close_code code, std::string_view why) {
+        log::debug("websocket protocol error", {{"conn", id_}, {"remote", remote_}, {"error", why}});
+        fail_input(code, why);
+    }
+
+    // The peer's input cannot be trusted any more: close with `code`, stop
+    // parsing, wait for the hang-up.
+    void fail_input(websocket::close_code code, std::string_view why) {
+        input_failed_ = true;
+        message_ = std::string();
+        unread_.reset();
+        if (state_ == phase::closing) return;
+        begin_close(code, why, false);
     }
 
     //--------------------------------------------------------------------------
@@ -457,41 +714,91 @@ private:
     //--------------------------------------------------------------------------
     // Writing
 
-    void do_write() {
+    // Queues bytes of the session's own (not subject to the queue's bounds).
+    void enqueue(std::string bytes, queued::kind what) {
+        queued q;
+        q.f.head = std::move(bytes);
+        q.what = what;
+        push(std::move(q));
+    }
+
+    void push(queued q) {
+        queue_.push_back(std::move(q));
+        if (!flush_scheduled_ && !writing_) {
+            flush_scheduled_ = true;
+            st_->schedule_flush(shared_from_this());
+        }
+    }
+
+    // One sendmsg of the queued frames, the first one from write_offset_.
+    ssize_t write_queued() {
+        std::array<iovec, 3 * max_frames_per_write> iov;
+        std::size_t count = 0;
+        std::size_t skip = write_offset_;
+        auto add = [&](const char* data, std::size_t size) {
+            if (skip >= size) {
+                skip -= size;
+                return;
+            }
+            iov[count++] = iovec{const_cast<char*>(data + skip), size - skip};
+            skip = 0;
+        };
+        const std::size_t frames = std::min(queue_.size(), max_frames_per_write);
+        for (std::size_t i = 0; i < frames; ++i) {
+            const queued& q = queue_[i];
+            add(q.header.bytes.data(), q.header.size);
+            add(q.f.head.data(), q.f.head.size());
+            if (q.f.body) add(q.f.body->data(), q.f.body->size());
+        }
+        msghdr msg{};
+        msg.msg_iov = iov.data();
+        msg.msg_iovlen = count;
+        return ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL);
+    }
+
+    // Accounts for `n` bytes written from the front of the queue.
+    void written(std::size_t n) {
+        while (n > 0 && !queue_.empty()) {
+            queued& q = queue_.front();
+            const std::size_t left = q.wire_size() - write_offset_;
+            if (n < left) {
+                write_offset_ += n;
+                return;
+            }
+            n -= left;
+            write_offset_ = 0;
+            const queued::kind what = q.what;
+            if (what == queued::kind::response || what == queued::kind::event) {
+                --queued_frames_;
+                queued_bytes_ -= q.f.size();
+            }
+            queue_.pop_front();
+            if (what == queued::kind::event) st_->m.events_sent();
+            if (what == queued::kind::close) on_close_written();
+        }
+    }
+
+    void wait_writable() {
         writing_ = true;
-        const auto& f = queue_.front().f;
-        std::array<asio::const_buffer, 2> buffers{asio::buffer(f.head),
-                                                  f.body ? asio::buffer(*f.body) : asio::const_buffer{}};
-        ws_.text(true);
-        ws_.async_write(buffers, [self = shared_from_this()](const error_code& ec, std::size_t) {
-            self->on_write(ec);
+        socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](const error_code& ec) {
+            self->writing_ = false;
+            if (ec) {
+                self->on_transport_error(ec, "write");
+                return;
+            }
+            self->flush();
         });
     }
 
-    void on_write(const error_code& ec) {
-        writing_ = false;
-        if (ec) {
-            on_transport_error(ec, "write");
-            return;
-        }
-        if (!queue_.empty()) {  // empty if dropped by on_transport_error meanwhile
-            if (queue_.front().event) st_->m.events_sent();
-            queued_bytes_ -= queue_.front().size;
-            queue_.pop_front();
-        }
-        if (state_ == phase::closed) return;
-        if (!queue_.empty()) {
-            do_write();
-        } else if (state_ == phase::closing && !close_sent_) {
-            send_close();
-        }
-    }
-
-    // Drops every queued frame except the one being written.
+    // Drops every queued frame except one partly written.
     void drop_queue() {
-        const std::size_t keep = writing_ ? 1 : 0;
+        const std::size_t keep = write_offset_ > 0 ? 1 : 0;
         while (queue_.size() > keep) {
-            queued_bytes_ -= queue_.back().size;
+            const queued& q = queue_.back();
+            if (q.what == queued::kind::response || q.what == queued::kind::event) {
+                --queued_frames_;
+                queued_bytes_ -= q.f.size();
+            }
             queue_.pop_back();
         }
     }
@@ -500,7 +807,7 @@ private:
     // Closing
 
     // Closes the WebSocket with `code`: the queue is written (`flush`) or
-    // dropped (except a frame being written), then the close frame goes out.
+    // dropped (except a frame partly written), then the close frame goes out.
     // connection::close() (ending the subscriptions) runs from a posted
     // handler: begin_close() may be called from inside the library (send()
     // during a fan-out, or a request coroutine resumed by the registry).
@@ -508,88 +815,79 @@ private:
     void begin_close(websocket::close_code code, std::string_view reason, bool flush) {
         if (state_ == phase::closing || state_ == phase::closed) return;
         state_ = phase::closing;
-        close_reason_ = websocket::close_reason(code, reason);
+        unread_.reset();
         if (!flush) drop_queue();
-        asio::post(ws_.get_executor(), [self = shared_from_this()] { self->conn_.close(); });
-        arm_close_deadline();
-        if (!writing_ && queue_.empty() && !close_sent_) send_close();
+        asio::post(socket_.get_executor(), [self = shared_from_this()] { self->conn_.close(); });
+        deadline_ = clock::now() + st_->cfg.timeouts.handshake + close_grace_extra;
+        enqueue(websocket::close_frame(code, reason), queued::kind::close);
+        maybe_read();  // for the peer's answer
     }
 
-    void send_close() {
+    void on_close_written() {
         close_sent_ = true;
-        ws_.async_close(close_reason_, [self = shared_from_this()](const error_code& ec) {
-            if (ec && ec != asio::error::operation_aborted) {
-                log::debug("websocket close failed", {{"conn", self->id_}, {"error", ec.message()}});
-            }
-            self->state_ = phase::closed;
-            self->cancel_close_deadline();
-        });
+        if (peer_closed_) {
+            end(true);
+        } else if (input_failed_) {
+            // Nothing more will be sent: tell the peer, and wait for its end.
+            error_code ignored;
+            socket_.shutdown(tcp::socket::shutdown_send, ignored);
+        }
     }
 
-    // A closing connection whose peer does not read (it is a slow consumer,
-    // or gone) could keep a write pending for a long time: bound it.
-    void arm_close_deadline() {
-        if (close_timer_) return;
-        close_timer_.emplace(ws_.get_executor());
-        close_timer_->expires_after(st_->cfg.timeouts.handshake + close_grace_extra);
-        close_timer_->async_wait([self = shared_from_this()](const error_code& ec) {
-            if (ec) return;  // cancelled
-            log::debug("closing connection forcibly", {{"conn", self->id_}});
-            self->close_socket();
-        });
-    }
-
-    void cancel_close_deadline() {
-        if (close_timer_) close_timer_->cancel();
+    // The end of the transport: `clean` after a completed closing handshake.
+    void end(bool clean) {
+        if (!clean) conn_.close();
+        state_ = phase::closed;
+        queue_.clear();
+        queued_frames_ = 0;
+        queued_bytes_ = 0;
+        write_offset_ = 0;
+        unread_.reset();
+        message_ = std::string();
+        close_socket();  // pending waits complete with operation_aborted
     }
 
     void on_transport_error(const error_code& ec, std::string_view op) {
-        const bool was_closed = state_ == phase::closed;
-        state_ = phase::closed;
-        conn_.close();
-        drop_queue();
-        if (!writing_) {
-            queue_.clear();
-            queued_bytes_ = 0;
-        }
-        cancel_close_deadline();
-        if (was_closed) return;
-        if (ec == websocket::error::closed) {
-            log::debug("connection closed by peer",
-                       {{"conn", id_}, {"code", static_cast<std::uint64_t>(ws_.reason().code)}});
-        } else if (ec == websocket::error::message_too_big) {
-            log::warn("message above the hard cap, connection closed", {{"conn", id_}, {"remote", remote_}});
-        } else if (ec == beast::error::timeout) {
-            log::info("connection timed out", {{"conn", id_}, {"remote", remote_}});
-        } else if (ec != asio::error::operation_aborted) {
+        if (state_ == phase::closed) return;
+        if (ec != asio::error::operation_aborted && ec != asio::error::eof) {
+            log::debug("connection failed", {{"conn", id_}, {"op", op}, {"error", ec.message()}});
+        } else if (ec == asio::error::eof && state_ != phase::closing) {
             log::debug("connection failed", {{"conn", id_}, {"op", op}, {"error", ec.message()}});
         }
-        // Make a pending operation of the other direction fail too.
-        close_socket();
+        end(false);
     }
 
     std::shared_ptr<server::state> st_;
     const std::uint64_t id_;
     const std::string remote_;
-    websocket::stream<beast::tcp_stream> ws_;
+    tcp::socket socket_;
 
     // Outbound queue. Declared before conn_: the connection may still send
     // while it is being destroyed.
     frame_fifo<queued> queue_;
+    std::size_t queued_frames_ = 0;  // library frames in queue_ (the bounds count only them)
     std::size_t queued_bytes_ = 0;
-    bool writing_ = false;
-    bool close_sent_ = false;
-    websocket::close_reason close_reason_;
-    std::optional<asio::steady_timer> close_timer_;
+    std::size_t write_offset_ = 0;  // bytes of queue_.front() already written
 
-    // Inbound message assembly.
-    beast::flat_buffer rbuf_;
-    bool reading_ = false;
-    bool discarding_ = false;
-    std::uint64_t discarded_bytes_ = 0;
+    // Inbound.
+    websocket::frame_parser parser_;
+    std::string message_;  // the text message being assembled
+    std::uint64_t message_bytes_ = 0;
+    std::unique_ptr<std::string> unread_;  // read while paused, not yet parsed
 
-    phase state_ = phase::created;
+    clock::time_point last_inbound_{};
+    clock::time_point deadline_{};  // closing: when the socket is closed under it
     std::size_t in_flight_ = 0;
+    phase state_ = phase::created;
+    bool reading_ = false;          // a wait for readability is pending
+    bool parsing_ = false;          // inside parse(): requests completing inline must not read
+    bool writing_ = false;          // a wait for writability is pending
+    bool flush_scheduled_ = false;  // in server::state's flush list
+    bool discarding_ = false;       // the current message is over the limit or binary
+    bool ping_sent_ = false;        // an idle ping is out since the last inbound bytes
+    bool close_sent_ = false;
+    bool peer_closed_ = false;   // the peer's close frame arrived (or a refusal is being written)
+    bool input_failed_ = false;  // a protocol error: the rest of the input is ignored
 
     registry::protocol::connection conn_;
     // Declared last, destroyed first: it is idle by then (every request
@@ -656,7 +954,7 @@ private:
         }
 
         auto& req = parser_->get();
-        if (websocket::is_upgrade(req)) {
+        if (beast::websocket::is_upgrade(req)) {
             if (st_->shutting_down) {
                 respond(http::status::service_unavailable, "shutting down\n", false);
                 return;
@@ -733,6 +1031,45 @@ private:
 }  // namespace
 
 //------------------------------------------------------------------------------
+// Flushing and the sweep
+
+void server::state::schedule_flush(std::shared_ptr<ws_session> s) {
+    to_flush.push_back(std::move(s));
+    if (to_flush.size() == 1) asio::post(ioc, [self = shared_from_this()] { self->flush_scheduled(); });
+}
+
+void server::state::flush_scheduled() {
+    // Sessions scheduled while these flush wait for the next round.
+    std::vector<std::shared_ptr<ws_session>> now;
+    now.swap(to_flush);
+    for (auto& s : now) s->flush();
+    now.clear();
+    if (to_flush.empty()) to_flush.swap(now);  // keep the capacity
+}
+
+void server::state::arm_sweep() {
+    sweep_timer.expires_after(sweep_period);
+    sweep_timer.async_wait([self = shared_from_this()](const error_code& ec) {
+        if (!ec) self->sweep();
+    });
+}
+
+void server::state::sweep() {
+    const auto now = std::chrono::steady_clock::now();
+    // Collected first: what a session does on its tick must not change the
+    // map being walked. Every live session has an owner besides this lock.
+    std::vector<std::shared_ptr<ws_session>> due;
+    for (const auto& [id, w] : ws_sessions) {
+        auto s = w.lock();
+        if (s && s->due(now)) due.push_back(std::move(s));
+    }
+    for (auto& s : due) s->tick(now);
+    due.clear();
+    if (shutting_down && ws_sessions.empty()) return;
+    arm_sweep();
+}
+
+//------------------------------------------------------------------------------
 // Listener
 
 void server::state::do_accept() {
@@ -775,6 +1112,7 @@ server::~server() {
     error_code ignored;
     state_->acceptor.close(ignored);
     state_->backoff.cancel();
+    state_->sweep_timer.cancel();
 }
 
 registry::protocol::server& server::protocol() noexcept { return state_->proto; }
@@ -814,6 +1152,7 @@ listen_address server::listen() {
     check("getsockname");
 
     st.do_accept();
+    st.arm_sweep();
     return listen_address{bound.address().to_string(), bound.port()};
 }
 
