@@ -1,0 +1,421 @@
+// registryd's WebSocket transport (its own RFC 6455 framing) seen from a raw
+// TCP socket: frames are built byte by byte here, so that what a library
+// client would never send (unmasked frames, bad UTF-8, a ping between two
+// fragments) can be sent, and what the server answers is seen as it is.
+#include "harness.hpp"
+
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+
+using it::dump;
+using it::str;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::uint8_t op_continuation = 0x0;
+constexpr std::uint8_t op_text = 0x1;
+constexpr std::uint8_t op_binary = 0x2;
+constexpr std::uint8_t op_close = 0x8;
+constexpr std::uint8_t op_ping = 0x9;
+constexpr std::uint8_t op_pong = 0xA;
+
+struct received {
+    std::uint8_t opcode = 0;
+    bool fin = false;
+    std::string payload;
+
+    int close_code() const {
+        if (payload.size() < 2) return 0;
+        return (static_cast<std::uint8_t>(payload[0]) << 8) | static_cast<std::uint8_t>(payload[1]);
+    }
+};
+
+// A TCP connection speaking WebSocket by hand. Every wait is bounded.
+class raw_client {
+public:
+    explicit raw_client(const it::registryd& d) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd_ < 0) throw it::failure("socket: " + std::string(std::strerror(errno)));
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(d.port());
+        ::inet_pton(AF_INET, d.host().c_str(), &a.sin_addr);
+        if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            throw it::failure("connect: " + std::string(std::strerror(errno)));
+        }
+    }
+    ~raw_client() { ::close(fd_); }
+    raw_client(const raw_client&) = delete;
+    raw_client& operator=(const raw_client&) = delete;
+
+    // Sends an upgrade request with these extra header lines and returns the
+    // response head (status line and headers).
+    std::string upgrade(const std::string& headers = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                                     "Sec-WebSocket-Version: 13\r\n") {
+        send_raw("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + headers +
+                 "\r\n");
+        const auto deadline = it::steady::now() + it::scaled(it::default_timeout);
+        for (;;) {
+            const auto end = in_.find("\r\n\r\n");
+            if (end != std::string::npos) {
+                std::string head = in_.substr(0, end + 4);
+                in_.erase(0, end + 4);
+                return head;
+            }
+            if (!fill(deadline)) throw it::failure("no HTTP response; got: " + in_);
+        }
+    }
+
+    void upgrade_ok() {
+        const std::string head = upgrade();
+        REQUIRE_MESSAGE(head.rfind("HTTP/1.1 101 ", 0) == 0, head);
+    }
+
+    void send_raw(const std::string& bytes) {
+        std::size_t off = 0;
+        while (off < bytes.size()) {
+            const ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+            if (n < 0) throw it::failure("send: " + std::string(std::strerror(errno)));
+            off += static_cast<std::size_t>(n);
+        }
+    }
+
+    void send_frame(std::uint8_t opcode, const std::string& payload, bool fin = true, bool masked = true) {
+        std::string f;
+        f.push_back(static_cast<char>((fin ? 0x80 : 0) | opcode));
+        const std::uint8_t mask_bit = masked ? 0x80 : 0;
+        if (payload.size() <= 125) {
+            f.push_back(static_cast<char>(mask_bit | payload.size()));
+        } else if (payload.size() <= 0xFFFF) {
+            f.push_back(static_cast<char>(mask_bit | 126));
+            f.push_back(static_cast<char>(payload.size() >> 8));
+            f.push_back(static_cast<char>(payload.size() & 0xFF));
+        } else {
+            f.push_back(static_cast<char>(mask_bit | 127));
+            for (int i = 7; i >= 0; --i) f.push_back(static_cast<char>((std::uint64_t{payload.size()} >> (8 * i)) & 0xFF));
+        }
+        const char key[4] = {0x12, 0x34, 0x56, 0x78};
+        if (masked) f.append(key, 4);
+        for (std::size_t i = 0; i < payload.size(); ++i) f.push_back(masked ? static_cast<char>(payload[i] ^ key[i % 4]) : payload[i]);
+        send_raw(f);
+    }
+
+    void send_close(int code, const std::string& reason) {
+        std::string p;
+        p.push_back(static_cast<char>(code >> 8));
+        p.push_back(static_cast<char>(code & 0xFF));
+        send_frame(op_close, p + reason);
+    }
+
+    // The next frame; nullopt when the server ended the TCP connection.
+    // Throws on timeout.
+    std::optional<received> next_frame(it::ms timeout = it::default_timeout) {
+        const auto deadline = it::steady::now() + it::scaled(timeout);
+        for (;;) {
+            if (auto f = take_frame()) return f;
+            if (!fill(deadline)) {
+                if (eof_) return std::nullopt;
+                throw it::failure("no frame within " + std::to_string(timeout.count()) + " ms");
+            }
+        }
+    }
+
+    // The next frame, which must be there; skips nothing.
+    received frame(it::ms timeout = it::default_timeout) {
+        auto f = next_frame(timeout);
+        REQUIRE_MESSAGE(f.has_value(), "the server closed the connection");
+        return *f;
+    }
+
+    // The server ends the TCP connection (after any frames, returned).
+    void expect_eof(it::ms timeout = it::default_timeout) {
+        const auto f = next_frame(timeout);
+        REQUIRE_MESSAGE(!f.has_value(), "unexpected frame, opcode " << int(f->opcode) << ": " << f->payload);
+    }
+
+    bool eof() const { return eof_; }
+
+private:
+    // Reads what is there (waiting until `deadline`); false on EOF/error or timeout.
+    bool fill(it::steady::time_point deadline) {
+        if (eof_) return false;
+        const auto left = std::chrono::duration_cast<it::ms>(deadline - it::steady::now()).count();
+        if (left <= 0) return false;
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+        char buf[65536];
+        const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n <= 0) {
+            eof_ = true;  // EOF or reset: the connection is gone either way
+            return false;
+        }
+        in_.append(buf, static_cast<std::size_t>(n));
+        return true;
+    }
+
+    std::optional<received> take_frame() {
+        if (in_.size() < 2) return std::nullopt;
+        const auto b0 = static_cast<std::uint8_t>(in_[0]);
+        const auto b1 = static_cast<std::uint8_t>(in_[1]);
+        REQUIRE_MESSAGE((b1 & 0x80) == 0, "server frames must not be masked");
+        std::size_t pos = 2;
+        std::uint64_t len = b1 & 0x7F;
+        if (len == 126) {
+            if (in_.size() < 4) return std::nullopt;
+            len = (std::uint64_t{static_cast<std::uint8_t>(in_[2])} << 8) | static_cast<std::uint8_t>(in_[3]);
+            pos = 4;
+        } else if (len == 127) {
+            if (in_.size() < 10) return std::nullopt;
+            len = 0;
+            for (std::size_t i = 2; i < 10; ++i) len = (len << 8) | static_cast<std::uint8_t>(in_[i]);
+            pos = 10;
+        }
+        if (in_.size() < pos + len) return std::nullopt;
+        received r{static_cast<std::uint8_t>(b0 & 0x0F), (b0 & 0x80) != 0, in_.substr(pos, len)};
+        in_.erase(0, pos + len);
+        return r;
+    }
+
+    int fd_ = -1;
+    std::string in_;
+    bool eof_ = false;
+};
+
+// The server's close frame with `code`, then the end of the connection.
+void expect_close(raw_client& c, int code) {
+    const received f = c.frame();
+    REQUIRE_MESSAGE(f.opcode == op_close, "opcode " << int(f.opcode) << ": " << f.payload);
+    CHECK(f.close_code() == code);
+    c.expect_eof();
+}
+
+const std::string list_services = R"({"id":"ls","type":"request","action":"list_services"})";
+
+}  // namespace
+
+TEST_CASE("websocket transport: the handshake answers like Beast did, refusals included") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    {
+        raw_client c(d);
+        const std::string head = c.upgrade();
+        CHECK(head.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0) == 0);
+        CHECK(head.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != std::string::npos);
+        CHECK(head.find("Server: registryd\r\n") != std::string::npos);
+        // No extension and no subprotocol is ever accepted.
+        CHECK(head.find("Sec-WebSocket-Extensions") == std::string::npos);
+        CHECK(head.find("Sec-WebSocket-Protocol") == std::string::npos);
+    }
+    {
+        raw_client c(d);
+        const std::string head = c.upgrade(
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\nSec-WebSocket-Protocol: json\r\n");
+        CHECK(head.rfind("HTTP/1.1 101 ", 0) == 0);
+        CHECK(head.find("Sec-WebSocket-Extensions") == std::string::npos);
+        CHECK(head.find("Sec-WebSocket-Protocol") == std::string::npos);
+    }
+    {
+        raw_client c(d);
+        const std::string head = c.upgrade("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n");
+        CHECK(head.rfind("HTTP/1.1 426 Upgrade Required\r\n", 0) == 0);
+        CHECK(head.find("Sec-WebSocket-Version: 13\r\n") != std::string::npos);
+        c.expect_eof();
+    }
+    for (const std::string& headers : {std::string("Sec-WebSocket-Version: 13\r\n"),
+                                      std::string("Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n"),
+                                      std::string("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")}) {
+        INFO("headers: ", headers);
+        raw_client c(d);
+        const std::string head = c.upgrade(headers);
+        CHECK(head.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
+        c.expect_eof();
+    }
+    // The server still serves.
+    raw_client c(d);
+    c.upgrade_ok();
+    c.send_frame(op_text, list_services);
+    CHECK(c.frame().payload.find(R"("id":"ls")") != std::string::npos);
+}
+
+TEST_CASE("websocket transport: an unmasked frame is closed with 1002") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    raw_client c(d);
+    c.upgrade_ok();
+    c.send_frame(op_text, list_services, true, false);
+    expect_close(c, 1002);
+}
+
+TEST_CASE("websocket transport: protocol violations are closed with 1002") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    {
+        raw_client c(d);
+        c.upgrade_ok();
+        c.send_frame(op_continuation, "orphan");
+        expect_close(c, 1002);
+    }
+    {
+        raw_client c(d);
+        c.upgrade_ok();
+        c.send_frame(0x3, "reserved opcode");
+        expect_close(c, 1002);
+    }
+    {
+        raw_client c(d);
+        c.upgrade_ok();
+        c.send_close(1005, "");  // reserved for reporting, never sent
+        expect_close(c, 1002);
+    }
+}
+
+TEST_CASE("websocket transport: a text message that is not UTF-8 is closed with 1007") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    raw_client c(d);
+    c.upgrade_ok();
+    // The bad byte sequence is split over two fragments.
+    c.send_frame(op_text, "{\"id\":\"\xE2", false);
+    c.send_frame(op_continuation, "\x28\xA1\"}");
+    expect_close(c, 1007);
+}
+
+TEST_CASE("websocket transport: a ping between the fragments of a request is answered, then the request") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    raw_client c(d);
+    c.upgrade_ok();
+    c.send_frame(op_text, R"({"id":"frag","type":)", false);
+    c.send_frame(op_ping, "between");
+    c.send_frame(op_continuation, R"("request","action":)", false);
+    c.send_frame(op_continuation, R"("list_services"})");
+    const received pong = c.frame();
+    CHECK(pong.opcode == op_pong);
+    CHECK(pong.payload == "between");
+    const received response = c.frame();
+    CHECK(response.opcode == op_text);
+    CHECK(response.fin);
+    const json::value r = it::parse(response.payload);
+    CHECK(str(r, "/id") == "frag");
+    CHECK(it::has(r, "/data/services"));
+}
+
+TEST_CASE("websocket transport: pipelined requests are all answered, and the close handshake echoes the code") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    raw_client c(d);
+    c.upgrade_ok();
+    for (int i = 0; i < 20; ++i) c.send_frame(op_text, R"({"id":")" + std::to_string(i) + R"(","type":"request","action":"list_services"})");
+    int answered = 0;
+    while (answered < 20) {
+        const received f = c.frame();
+        REQUIRE(f.opcode == op_text);
+        ++answered;
+    }
+    c.send_close(4001, "done here");
+    const received f = c.frame();
+    CHECK(f.opcode == op_close);
+    CHECK(f.close_code() == 4001);
+    c.expect_eof();
+}
+
+TEST_CASE("websocket transport: oversize and binary messages are answered and the connection stays open") {
+    it::registryd d{"limits:\n  max_message_bytes: 1024\n"};
+    IT_DIAGNOSE(d);
+    raw_client c(d);
+    c.upgrade_ok();
+    // 3,000 bytes in three fragments, with a ping in the middle.
+    c.send_frame(op_text, std::string(1000, ' '), false);
+    c.send_frame(op_ping, "still there");
+    c.send_frame(op_continuation, std::string(1000, ' '), false);
+    c.send_frame(op_continuation, std::string(1000, ' '));
+    const received pong = c.frame();
+    CHECK(pong.opcode == op_pong);
+    CHECK(pong.payload == "still there");
+    const json::value too_large = it::parse(c.frame().payload);
+    CHECK(it::error_code(too_large) == "payload_too_large");
+    CHECK(too_large.at("id").is_null());
+    CHECK(it::error_message(too_large) == "message of 3000 bytes exceeds the limit of 1024 bytes");
+
+    c.send_frame(op_binary, "\x01\x02\x03");
+    const json::value binary = it::parse(c.frame().payload);
+    CHECK(it::error_code(binary) == "invalid_request");
+    CHECK(it::error_message(binary) == "binary frames are not supported");
+
+    c.send_frame(op_text, list_services);
+    CHECK(str(it::parse(c.frame().payload), "/id") == "ls");
+}
+
+TEST_CASE("websocket transport: a message above the hard cap is closed with 1009") {
+    it::registryd d{"limits:\n  max_message_bytes: 1024\n"};
+    IT_DIAGNOSE(d);
+    raw_client c(d);
+    c.upgrade_ok();
+    // max(64 MiB, 4 x 1024) is 64 MiB: 65 fragments of 1 MiB cross it. The
+    // server keeps reading (and discarding) until we hang up.
+    const std::string mib(1 << 20, 'x');
+    c.send_frame(op_text, mib, false);
+    for (int i = 0; i < 64; ++i) c.send_frame(op_continuation, mib, false);
+    const auto f = c.next_frame();
+    REQUIRE(f.has_value());
+    CHECK(f->opcode == op_close);
+    CHECK(f->close_code() == 1009);
+}
+
+TEST_CASE("websocket transport: an idle connection is pinged at idle/2, kept by its pongs, closed at idle without them") {
+    it::registryd d{"timeouts:\n  idle_seconds: 2\n"};
+    IT_DIAGNOSE(d);
+
+    raw_client answering(d);
+    answering.upgrade_ok();
+    raw_client silent(d);
+    silent.upgrade_ok();
+    const auto t0 = it::steady::now();
+
+    // The answering client pongs every ping for 5 s (2.5 idle timeouts).
+    int pings = 0;
+    while (it::steady::now() - t0 < 5s) {
+        const auto f = answering.next_frame(3s);
+        REQUIRE_MESSAGE(f.has_value(), "an answering client was disconnected");
+        REQUIRE(f->opcode == op_ping);
+        ++pings;
+        answering.send_frame(op_pong, f->payload);
+    }
+    CHECK(pings >= 2);
+
+    // The silent client got one ping (after ~1 s), then the connection ended
+    // at the idle timeout, without a close frame.
+    const auto ping = silent.next_frame(100ms);
+    REQUIRE(ping.has_value());
+    CHECK(ping->opcode == op_ping);
+    silent.expect_eof(100ms);
+    CHECK(silent.eof());
+
+    // Timing, on a fresh silent client: ping after >= 1 s, end after >= 2 s
+    // and within the sweep's lateness.
+    raw_client timed(d);
+    timed.upgrade_ok();
+    const auto t1 = it::steady::now();
+    const auto p = timed.frame(3s);
+    const auto ping_after = it::steady::now() - t1;
+    CHECK(p.opcode == op_ping);
+    CHECK(ping_after >= 1s);
+    timed.expect_eof(3s);
+    const auto closed_after = it::steady::now() - t1;
+    CHECK(closed_after >= 2s);
+    CHECK(closed_after < it::scaled(3500ms));
+}
