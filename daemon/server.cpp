@@ -578,7 +578,7 @@ private:
         parsing_ = true;
         while (!in.empty()) {
             if (state_ == phase::open && in_flight_ >= st_->cfg.limits.max_inflight_per_connection) break;
-            if (state_ != phase::open && state_ != phase::closing) {
+            if (state_ == phase::closed) {
                 in = {};
                 break;
             }
@@ -587,7 +587,9 @@ private:
             if (e.what == kind::data) {
                 on_data(e);
             } else if (e.what == kind::ping) {
-                if (state_ == phase::open) enqueue(websocket::pong_frame(e.bytes), queued::kind::control);
+                if (state_ == phase::open || state_ == phase::draining) {
+                    enqueue(websocket::pong_frame(e.bytes), queued::kind::control);
+                }
             } else if (e.what == kind::close) {
                 on_peer_close(e.code);
             } else if (e.what == kind::error) {
@@ -599,6 +601,12 @@ private:
     }
 
     void on_data(const websocket::parse_event& e) {
+        if (state_ == phase::draining) {
+            // Shutting down: nothing more is dispatched.
+            message_ = std::string();
+            if (e.last) st_->m.message_rejected("shutting_down");
+            return;
+        }
         if (state_ != phase::open) return;  // closing: the rest is discarded
 
         message_bytes_ += e.bytes.size();
