@@ -84,6 +84,9 @@ std::array<char, read_chunk_bytes> read_scratch;
 // At most this many queued frames go out in one sendmsg (3 iovecs each).
 constexpr std::size_t max_frames_per_write = 64;
 
+// The server's list of sessions to flush keeps at most this capacity.
+constexpr std::size_t flush_list_keep = 4096;
+
 // Beyond limits.max_message_bytes a message is read and discarded (the
 // connection survives, see ws_session). Beyond this hard cap the connection
 // is closed with 1009: nobody legitimately streams that much into a registry
@@ -311,18 +314,25 @@ public:
             return;
         }
 
+        // The answer is written at once (a fresh socket's buffer takes it).
         auto answer = upgrade_response(req);
+        queued q;
+        q.f.head = std::move(answer.bytes);
         if (!answer.accepted) {
             log::debug("websocket handshake failed", {{"conn", id_}, {"remote", remote_}, {"error", answer.error}});
             // The refusal is the last thing written; then the socket closes.
             state_ = phase::closing;
             peer_closed_ = true;
             deadline_ = clock::now() + st_->cfg.timeouts.handshake;
-            enqueue(std::move(answer.bytes), queued::kind::close);
+            q.what = queued::kind::close;
+            queue_.push_back(std::move(q));
+            flush();
             return;
         }
-        enqueue(std::move(answer.bytes), queued::kind::control);
+        queue_.push_back(std::move(q));
         state_ = phase::open;
+        flush();
+        if (state_ != phase::open) return;  // the write failed
         last_inbound_ = clock::now();
         log::debug("connection opened", {{"conn", id_}, {"remote", remote_}});
         if (st_->shutting_down) {
@@ -364,7 +374,7 @@ public:
         if (!due(now)) return;
         if (state_ == phase::closing) {
             log::debug("closing connection forcibly", {{"conn", id_}});
-            close_socket();
+            end(false);
             return;
         }
         if (!ping_sent_) {
@@ -1052,7 +1062,8 @@ void server::state::flush_scheduled() {
     now.swap(to_flush);
     for (auto& s : now) s->flush();
     now.clear();
-    if (to_flush.empty()) to_flush.swap(now);  // keep the capacity
+    // Keep the capacity of an ordinary burst (a fan-out to a few thousand).
+    if (to_flush.empty() && now.capacity() <= flush_list_keep) to_flush.swap(now);
 }
 
 void server::state::arm_sweep() {
