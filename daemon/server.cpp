@@ -44,6 +44,7 @@
 
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -106,6 +107,24 @@ constexpr auto close_grace_extra = std::chrono::seconds(1);
 // these bounds: a ping or a close is at most that late.
 constexpr auto sweep_period_min = std::chrono::milliseconds(100);
 constexpr auto sweep_period_max = std::chrono::milliseconds(1000);
+
+// A WebSocket session's socket is bound to the io_context's own executor:
+// then a pending wait carries an 8-byte executor instead of two
+// any_io_executors, which is most of what an idle connection's pending
+// operation costs.
+using ws_socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
+
+// Moves an accepted socket's descriptor into a ws_socket.
+ws_socket adopt_socket(asio::io_context& ioc, tcp::socket&& s, error_code& ec) {
+    ws_socket out(ioc.get_executor());
+    const tcp protocol = s.local_endpoint(ec).protocol();
+    if (ec) return out;
+    const auto fd = s.release(ec);
+    if (ec) return out;
+    out.assign(protocol, fd, ec);
+    if (ec) ::close(fd);
+    return out;
+}
 
 std::string endpoint_string(const tcp::socket& s) {
     error_code ec;
@@ -285,7 +304,7 @@ class ws_session final : public std::enable_shared_from_this<ws_session>, public
 public:
     using clock = std::chrono::steady_clock;
 
-    ws_session(std::shared_ptr<server::state> st, std::uint64_t id, tcp::socket&& socket, std::string remote)
+    ws_session(std::shared_ptr<server::state> st, std::uint64_t id, ws_socket&& socket, std::string remote)
         : st_(std::move(st)), id_(id), remote_(std::move(remote)), socket_(std::move(socket)), conn_(st_->proto, *this, id) {
         st_->m.connection_opened();
     }
@@ -541,7 +560,7 @@ private:
         if (state_ == phase::open && (unread_ || in_flight_ >= max_inflight)) return;
         if (state_ != phase::open && state_ != phase::closing) return;
         reading_ = true;
-        socket_.async_wait(tcp::socket::wait_read,
+        socket_.async_wait(ws_socket::wait_read,
                            [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
     }
 
@@ -798,7 +817,7 @@ private:
 
     void wait_writable() {
         writing_ = true;
-        socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](const error_code& ec) {
+        socket_.async_wait(ws_socket::wait_write, [self = shared_from_this()](const error_code& ec) {
             self->writing_ = false;
             if (ec) {
                 self->on_transport_error(ec, "write");
@@ -848,7 +867,7 @@ private:
         } else if (input_failed_) {
             // Nothing more will be sent: tell the peer, and wait for its end.
             error_code ignored;
-            socket_.shutdown(tcp::socket::shutdown_send, ignored);
+            socket_.shutdown(ws_socket::shutdown_send, ignored);
         }
     }
 
@@ -878,7 +897,7 @@ private:
     std::shared_ptr<server::state> st_;
     const std::uint64_t id_;
     const std::string remote_;
-    tcp::socket socket_;
+    ws_socket socket_;
 
     // Outbound queue. Declared before conn_: the connection may still send
     // while it is being destroyed.
@@ -985,7 +1004,13 @@ private:
                 return;
             }
             // The socket moves to the WebSocket session; this session ends.
-            auto ws = std::make_shared<ws_session>(st_, id_, stream_.release_socket(), remote_);
+            error_code ec;
+            ws_socket socket = adopt_socket(st_->ioc, stream_.release_socket(), ec);
+            if (ec) {
+                log::debug("websocket handshake failed", {{"conn", id_}, {"remote", remote_}, {"error", ec.message()}});
+                return;
+            }
+            auto ws = std::make_shared<ws_session>(st_, id_, std::move(socket), remote_);
             ws->run(parser_->release());
             return;
         }
