@@ -556,7 +556,6 @@ private:
             parse(in);
             keep_unread(in);
         }
-        if (reading_) return;  // started by a close while parsing
         if (state_ == phase::open && (unread_ || in_flight_ >= max_inflight)) return;
         if (state_ != phase::open && state_ != phase::closing) return;
         reading_ = true;
