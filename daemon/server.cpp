@@ -108,6 +108,12 @@ constexpr auto close_grace_extra = std::chrono::seconds(1);
 constexpr auto sweep_period_min = std::chrono::milliseconds(100);
 constexpr auto sweep_period_max = std::chrono::milliseconds(1000);
 
+std::chrono::milliseconds sweep_period_for(const config& c) {
+    const auto shortest = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::min(c.timeouts.idle, c.timeouts.handshake));
+    return std::clamp(shortest / 4, sweep_period_min, sweep_period_max);
+}
+
 // A WebSocket session's socket is bound to the io_context's own executor:
 // then a pending wait carries an 8-byte executor instead of two
 // any_io_executors, which is most of what an idle connection's pending
@@ -167,10 +173,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
           acceptor(io),
           backoff(io),
           sweep_timer(io),
-          sweep_period(std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      std::min(c.timeouts.idle, c.timeouts.handshake)) /
-                                      4,
-                                  sweep_period_min, sweep_period_max)) {}
+          sweep_period(sweep_period_for(c)) {}
 
     asio::io_context& ioc;
     const config cfg;
@@ -305,7 +308,11 @@ public:
     using clock = std::chrono::steady_clock;
 
     ws_session(std::shared_ptr<server::state> st, std::uint64_t id, ws_socket&& socket, std::string remote)
-        : st_(std::move(st)), id_(id), remote_(std::move(remote)), socket_(std::move(socket)), conn_(st_->proto, *this, id) {
+        : st_(std::move(st)),
+          id_(id),
+          remote_(std::move(remote)),
+          socket_(std::move(socket)),
+          conn_(st_->proto, *this, id) {
         st_->m.connection_opened();
     }
 
@@ -880,6 +887,11 @@ private:
         write_offset_ = 0;
         unread_.reset();
         message_ = std::string();
+        // shutdown() before close(): the descriptor may have been inherited
+        // by a child process (a deployed service), and then close() alone
+        // would not end the TCP connection.
+        error_code ignored;
+        socket_.shutdown(ws_socket::shutdown_both, ignored);
         close_socket();  // pending waits complete with operation_aborted
     }
 

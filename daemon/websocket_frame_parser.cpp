@@ -55,7 +55,9 @@ parse_event frame_parser::next(std::span<char>& in) {
             fin_ = (b0 & 0x80) != 0;
             opcode_ = b0 & 0x0F;
             const std::uint8_t len7 = b1 & 0x7F;
-            if ((b0 & 0x70) != 0) return fail(close_code::protocol_error, "reserved bits set (no extension was negotiated)");
+            if ((b0 & 0x70) != 0) {
+                return fail(close_code::protocol_error, "reserved bits set (no extension was negotiated)");
+            }
             if ((b1 & 0x80) == 0) return fail(close_code::protocol_error, "client frames must be masked");
             if (opcode_ != op_continuation && opcode_ != op_text && opcode_ != op_binary && opcode_ != op_close &&
                 opcode_ != op_ping && opcode_ != op_pong) {

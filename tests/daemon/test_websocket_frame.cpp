@@ -169,13 +169,16 @@ TEST_CASE("frame parser: a ping between the fragments of a message is reported b
 }
 
 TEST_CASE("frame parser: protocol violations are 1002") {
-    SUBCASE("unmasked frame") { CHECK(first_error(client_frame(0x1, "hi", {.masked = false})) == ws::close_code::protocol_error); }
+    SUBCASE("unmasked frame") {
+        CHECK(first_error(client_frame(0x1, "hi", {.masked = false})) == ws::close_code::protocol_error);
+    }
     SUBCASE("reserved bits") {
         for (std::uint8_t rsv : {0x40, 0x20, 0x10})
             CHECK(first_error(client_frame(0x1, "hi", {.rsv = rsv})) == ws::close_code::protocol_error);
     }
     SUBCASE("unknown opcodes") {
-        for (std::uint8_t op : {0x3, 0x7, 0xB, 0xF}) CHECK(first_error(client_frame(op, "")) == ws::close_code::protocol_error);
+        for (std::uint8_t op : {0x3, 0x7, 0xB, 0xF})
+            CHECK(first_error(client_frame(op, "")) == ws::close_code::protocol_error);
     }
     SUBCASE("fragmented control frame") {
         CHECK(first_error(client_frame(0x9, "x", {.fin = false})) == ws::close_code::protocol_error);
@@ -285,7 +288,9 @@ TEST_CASE("frame writer: text headers use the shortest length form") {
 
 TEST_CASE("frame writer: control frames") {
     CHECK(ws::ping_frame("") == std::string("\x89\x00", 2));
-    CHECK(ws::pong_frame("abc") == std::string("\x8A\x03" "abc", 5));
+    CHECK(ws::pong_frame("abc") == std::string("\x8A\x03"
+                                               "abc",
+                                               5));
     CHECK(ws::close_frame(ws::close_code::none, "ignored") == std::string("\x88\x00", 2));
     CHECK(ws::close_frame(ws::close_code::policy_error, "slow consumer: outbound queue full") ==
           std::string("\x88\x24\x03\xF0", 4) + "slow consumer: outbound queue full");
@@ -304,10 +309,10 @@ TEST_CASE("accept key: the RFC 6455 example and malformed keys") {
     CHECK(ws::accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     CHECK(ws::is_valid_key("dGhlIHNhbXBsZSBub25jZQ=="));
     CHECK_FALSE(ws::is_valid_key(""));
-    CHECK_FALSE(ws::is_valid_key("dGhlIHNhbXBsZSBub25jZQ"));       // no padding
-    CHECK_FALSE(ws::is_valid_key("dGhlIHNhbXBsZSBub25jZQ==="));    // too long
-    CHECK_FALSE(ws::is_valid_key("dGhlIHNhbXBsZSBub25j*Q=="));     // not base64
-    CHECK_FALSE(ws::is_valid_key("dGhlIHNhbXBsZSBub25jZR=="));     // bits after the 16th byte
+    CHECK_FALSE(ws::is_valid_key("dGhlIHNhbXBsZSBub25jZQ"));     // no padding
+    CHECK_FALSE(ws::is_valid_key("dGhlIHNhbXBsZSBub25jZQ==="));  // too long
+    CHECK_FALSE(ws::is_valid_key("dGhlIHNhbXBsZSBub25j*Q=="));   // not base64
+    CHECK_FALSE(ws::is_valid_key("dGhlIHNhbXBsZSBub25jZR=="));   // bits after the 16th byte
 }
 
 TEST_CASE("utf8 validator: incremental") {

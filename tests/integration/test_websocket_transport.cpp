@@ -63,8 +63,9 @@ public:
 
     // Sends an upgrade request with these extra header lines and returns the
     // response head (status line and headers).
-    std::string upgrade(const std::string& headers = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                                     "Sec-WebSocket-Version: 13\r\n") {
+    std::string upgrade(const std::string& headers =
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                            "Sec-WebSocket-Version: 13\r\n") {
         send_raw("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + headers +
                  "\r\n");
         const auto deadline = it::steady::now() + it::scaled(it::default_timeout);
@@ -105,11 +106,13 @@ public:
             f.push_back(static_cast<char>(payload.size() & 0xFF));
         } else {
             f.push_back(static_cast<char>(mask_bit | 127));
-            for (int i = 7; i >= 0; --i) f.push_back(static_cast<char>((std::uint64_t{payload.size()} >> (8 * i)) & 0xFF));
+            for (int i = 7; i >= 0; --i)
+                f.push_back(static_cast<char>((std::uint64_t{payload.size()} >> (8 * i)) & 0xFF));
         }
         const char key[4] = {0x12, 0x34, 0x56, 0x78};
         if (masked) f.append(key, 4);
-        for (std::size_t i = 0; i < payload.size(); ++i) f.push_back(masked ? static_cast<char>(payload[i] ^ key[i % 4]) : payload[i]);
+        for (std::size_t i = 0; i < payload.size(); ++i)
+            f.push_back(masked ? static_cast<char>(payload[i] ^ key[i % 4]) : payload[i]);
         send_raw(f);
     }
 
@@ -230,14 +233,15 @@ TEST_CASE("websocket transport: the handshake answers like Beast did, refusals i
     }
     {
         raw_client c(d);
-        const std::string head = c.upgrade("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n");
+        const std::string head =
+            c.upgrade("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n");
         CHECK(head.rfind("HTTP/1.1 426 Upgrade Required\r\n", 0) == 0);
         CHECK(head.find("Sec-WebSocket-Version: 13\r\n") != std::string::npos);
         c.expect_eof();
     }
     for (const std::string& headers : {std::string("Sec-WebSocket-Version: 13\r\n"),
-                                      std::string("Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n"),
-                                      std::string("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")}) {
+                                       std::string("Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n"),
+                                       std::string("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")}) {
         INFO("headers: ", headers);
         raw_client c(d);
         const std::string head = c.upgrade(headers);
@@ -319,7 +323,8 @@ TEST_CASE("websocket transport: pipelined requests are all answered, and the clo
     IT_DIAGNOSE(d);
     raw_client c(d);
     c.upgrade_ok();
-    for (int i = 0; i < 20; ++i) c.send_frame(op_text, R"({"id":")" + std::to_string(i) + R"(","type":"request","action":"list_services"})");
+    for (int i = 0; i < 20; ++i)
+        c.send_frame(op_text, R"({"id":")" + std::to_string(i) + R"(","type":"request","action":"list_services"})");
     int answered = 0;
     while (answered < 20) {
         const received f = c.frame();
@@ -376,7 +381,8 @@ TEST_CASE("websocket transport: a message above the hard cap is closed with 1009
     CHECK(f->close_code() == 1009);
 }
 
-TEST_CASE("websocket transport: an idle connection is pinged at idle/2, kept by its pongs, closed at idle without them") {
+TEST_CASE(
+    "websocket transport: an idle connection is pinged at idle/2, kept by its pongs, closed at idle without them") {
     it::registryd d{"timeouts:\n  idle_seconds: 2\n"};
     IT_DIAGNOSE(d);
 
