@@ -75,6 +75,10 @@ registry::result<registry::command_result> run_local_command(const registry::tar
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&actions, out.write, 1);
     posix_spawn_file_actions_adddup2(&actions, err.write, 2);
+    // Nothing else of registryd's: its sockets (Asio opens them without
+    // close-on-exec) would otherwise live on in every service a deploy
+    // starts, keeping clients' connections open after registryd closed them.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     posix_spawnattr_init(&attr);
     // Its own process group: a timeout kills everything it started, and a
     // signal to registryd's group does not reach the services it starts.

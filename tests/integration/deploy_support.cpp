@@ -104,6 +104,19 @@ void kill_package_servers(const fs::path& prefix) {
     }
 }
 
+int open_sockets(const fs::path& install_dir) {
+    std::ifstream in(install_dir / "run" / "pid");
+    pid_t pid = 0;
+    if (!(in >> pid) || pid <= 1) return -1;
+    std::error_code ec;
+    int sockets = 0;
+    for (const auto& e : fs::directory_iterator(fs::path("/proc") / std::to_string(pid) / "fd", ec)) {
+        std::error_code link_ec;
+        if (fs::read_symlink(e.path(), link_ec).string().starts_with("socket:")) ++sockets;
+    }
+    return ec ? -1 : sockets;
+}
+
 std::string fetch_index(std::uint16_t port) {
     try {
         auto r = http_get("127.0.0.1", port, "/", ms(2000));

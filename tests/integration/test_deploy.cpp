@@ -87,6 +87,10 @@ TEST_CASE("deploy: a local deploy is registered, healthy and reachable, a redepl
 
     CHECK(fs::read_symlink(f.prefix / "static-site" / "current") == f.prefix / "static-site-1.0.0");
     CHECK(dep::fetch_index(port) == "static-site 1.0.0\n");
+    // The service inherited none of registryd's descriptors: its only socket
+    // is its own listener (registryd's listener and its clients' connections
+    // stay registryd's).
+    CHECK(dep::open_sockets(f.prefix / "static-site-1.0.0") == 1);
     {
         const json::value got = f.client.call("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"));
         INFO(dump(got));
@@ -176,6 +180,10 @@ TEST_CASE("deploy: a version whose health check fails is rolled back to the prev
 
     CHECK(fs::read_symlink(f.prefix / "static-site" / "current") == f.prefix / "static-site-1.0.0");
     CHECK(dep::fetch_index(port) == "static-site 1.0.0\n");
+    // The service inherited none of registryd's descriptors: its only socket
+    // is its own listener (registryd's listener and its clients' connections
+    // stay registryd's).
+    CHECK(dep::open_sockets(f.prefix / "static-site-1.0.0") == 1);
     const json::value got = f.client.call("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"));
     CHECK(str(got, "/service/version") == "1.0.0");
     CHECK(str(got, "/service/state") == "running");
