@@ -12,6 +12,8 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -71,9 +73,9 @@ public:
         return awaiter{*this, w};
     }
 
-    registry::store_state state() {
+    registry::store_state state(std::string_view prefix) {
         std::lock_guard lock(fs_mutex_);
-        return fs_.state();
+        return fs_.state(prefix);
     }
 
     void stop() {
@@ -171,7 +173,9 @@ file_store_port::file_store_port(asio::io_context& io, registry::file_store& fs)
 
 file_store_port::~file_store_port() { stop(); }
 
-registry::task<registry::store_state> file_store_port::load() { co_return writer_->state(); }
+registry::task<registry::store_state> file_store_port::load(std::string prefix) {
+    co_return writer_->state(prefix);
+}
 
 registry::task<void> file_store_port::commit(registry::store_batch batch) {
     waiter w;

@@ -313,14 +313,13 @@ task<result<void>> registry::open() {
     auto& m = *impl_;
     store_state state;
     try {
-        state = co_await m.st.load();
+        state = co_await m.st.load(std::string(key_prefix));
     } catch (const store_error& e) {
         m.failed = true;
         co_return fail(errc::unavailable, std::string("store: ") + e.what());
     }
     const time_point now = m.clk.now();
     for (auto& [key, value] : state.entries) {
-        if (!key.starts_with(key_prefix)) continue;
         auto decoded = detail::decode_service_record(value);
         if (!decoded) co_return fail(errc::internal, "stored record '" + key + "': " + decoded.err().message);
         // Freed as we go, the encoded copy's memory is reused by the decoded

@@ -7,8 +7,9 @@
 //    global revision (etcd: stored under a meta key), which never decreases;
 //  - lease deadlines live inside the values as absolute times, so expiry is
 //    driven by the registry's clock, not by the store;
-//  - load() returns the full state at the last durable revision, which is
-//    all a restart needs.
+//  - load(prefix) returns the entries under a key prefix at the last durable
+//    revision (etcd: one range), which is all a restart needs: each owner of
+//    a prefix reads only its own records.
 #pragma once
 
 #include <registry/task.hpp>
@@ -48,7 +49,9 @@ class store {
 public:
     virtual ~store() = default;
 
-    virtual task<store_state> load() = 0;
+    // The entries whose keys start with `prefix`, sorted by key, and the
+    // store's revision.
+    virtual task<store_state> load(std::string prefix) = 0;
 
     // Completes once the batch is durable. Contract the registry relies on:
     // the batch is queued before the task's first suspension, and batches

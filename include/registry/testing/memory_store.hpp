@@ -15,10 +15,12 @@ namespace registry::testing {
 
 class memory_store final : public store {
 public:
-    task<store_state> load() override {
+    task<store_state> load(std::string prefix) override {
         store_state state;
         state.revision = revision_;
-        state.entries.assign(data_.begin(), data_.end());
+        for (auto it = data_.lower_bound(prefix); it != data_.end() && it->first.starts_with(prefix); ++it) {
+            state.entries.push_back(*it);
+        }
         co_return state;
     }
 
