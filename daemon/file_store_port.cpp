@@ -73,9 +73,9 @@ public:
         return awaiter{*this, w};
     }
 
-    registry::store_state state(std::string_view prefix) {
+    std::uint64_t visit(std::string_view prefix, const registry::store_visitor& each) {
         std::lock_guard lock(fs_mutex_);
-        return fs_.state(prefix);
+        return fs_.visit(prefix, each);
     }
 
     void stop() {
@@ -173,8 +173,8 @@ file_store_port::file_store_port(asio::io_context& io, registry::file_store& fs)
 
 file_store_port::~file_store_port() { stop(); }
 
-registry::task<registry::store_state> file_store_port::load(std::string prefix) {
-    co_return writer_->state(prefix);
+registry::task<std::uint64_t> file_store_port::load(std::string prefix, registry::store_visitor each) {
+    co_return writer_->visit(prefix, each);
 }
 
 registry::task<void> file_store_port::commit(registry::store_batch batch) {

@@ -701,7 +701,7 @@ task<result<void>> container_manager::open() {
     auto& m = *impl_;
     store_state state;
     try {
-        state = co_await m.st.load(std::string(store_prefix));
+        state = co_await load_copy(m.st, std::string(store_prefix));
     } catch (const store_error& e) {
         co_return fail(errc::unavailable, std::string("store: ") + e.what());
     }

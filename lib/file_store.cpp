@@ -68,6 +68,10 @@
 #include <utility>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -89,8 +93,9 @@ constexpr std::size_t snapshot_header_size = 16;
 constexpr std::uint8_t kind_erase = 0;
 constexpr std::uint8_t kind_put = 1;
 
-// CRC-32C (Castagnoli), slicing-by-8: the journal is checksummed on every
-// append, so the byte-at-a-time loop would show up next to the fdatasync.
+// CRC-32C (Castagnoli), slicing-by-8 where the CPU has no crc32 instruction:
+// the journal is checksummed on every append, so the byte-at-a-time loop
+// would show up next to the fdatasync.
 using crc_tables = std::array<std::array<std::uint32_t, 256>, 8>;
 
 constexpr crc_tables make_crc_tables() {
@@ -114,8 +119,7 @@ std::uint32_t load_le32(const unsigned char* p) {
 
 constexpr std::uint32_t crc32c_initial = 0xFFFFFFFFu;
 
-// Feeds `bytes` to a running CRC-32C; crc32c_final(state) is the checksum.
-std::uint32_t crc32c_update(std::uint32_t crc, std::string_view bytes) {
+std::uint32_t crc32c_update_table(std::uint32_t crc, std::string_view bytes) {
     auto p = reinterpret_cast<const unsigned char*>(bytes.data());
     std::size_t n = bytes.size();
     for (; n >= 8; p += 8, n -= 8) {
@@ -127,6 +131,34 @@ std::uint32_t crc32c_update(std::uint32_t crc, std::string_view bytes) {
     }
     for (; n > 0; ++p, --n) crc = crc_table[0][(crc ^ *p) & 0xFF] ^ (crc >> 8);
     return crc;
+}
+
+#if defined(__x86_64__)
+// SSE4.2's crc32 instruction computes this very CRC, several times faster
+// than the tables: checking the whole journal at open was a twelfth of the
+// start-up CPU with 10,000 services.
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_update_sse42(std::uint32_t crc, std::string_view bytes) {
+    const char* p = bytes.data();
+    std::size_t n = bytes.size();
+    std::uint64_t wide = crc;
+    for (; n >= 8; p += 8, n -= 8) {
+        std::uint64_t word;
+        std::memcpy(&word, p, 8);
+        wide = _mm_crc32_u64(wide, word);
+    }
+    crc = static_cast<std::uint32_t>(wide);
+    for (; n > 0; ++p, --n) crc = _mm_crc32_u8(crc, static_cast<unsigned char>(*p));
+    return crc;
+}
+#endif
+
+// Feeds `bytes` to a running CRC-32C; crc32c_final(state) is the checksum.
+std::uint32_t crc32c_update(std::uint32_t crc, std::string_view bytes) {
+#if defined(__x86_64__)
+    static const bool has_sse42 = __builtin_cpu_supports("sse4.2");
+    if (has_sse42) return crc32c_update_sse42(crc, bytes);
+#endif
+    return crc32c_update_table(crc, bytes);
 }
 
 std::uint32_t crc32c_final(std::uint32_t crc) { return ~crc; }
@@ -412,23 +444,21 @@ result<std::unique_ptr<file_store>> file_store::open(const fs::path& dir, file_s
     return store;
 }
 
-store_state file_store::state(std::string_view prefix) const {
-    store_state s;
-    s.revision = revision_;
-    const auto first = entries_.lower_bound(prefix);
-    auto last = first;
-    while (last != entries_.end() && last->first.starts_with(prefix)) ++last;
-    if (first == last) return s;
-
-    std::optional<mapped_file> snapshot;
+std::uint64_t file_store::visit(std::string_view prefix, const store_visitor& each) const {
+    std::optional<mapped_file> snapshot;  // mapped once a value in it is asked for
     std::optional<mapped_file> journal;
-    s.entries.reserve(static_cast<std::size_t>(std::distance(first, last)));
-    for (auto it = first; it != last; ++it) {
+    for (auto it = entries_.lower_bound(prefix); it != entries_.end() && it->first.starts_with(prefix); ++it) {
         const value_location& at = it->second;
         std::optional<mapped_file>& file = at.in_snapshot ? snapshot : journal;
         if (!file) file.emplace(at.in_snapshot ? snapshot_fd_ : journal_fd_, dir_ / (at.in_snapshot ? "snapshot" : "journal"));
-        s.entries.emplace_back(it->first, file->bytes().substr(at.offset, at.length));
+        each(it->first, file->bytes().substr(at.offset, at.length));
     }
+    return revision_;
+}
+
+store_state file_store::state(std::string_view prefix) const {
+    store_state s;
+    s.revision = visit(prefix, [&s](std::string_view key, std::string_view value) { s.entries.emplace_back(key, value); });
     return s;
 }
 

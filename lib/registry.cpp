@@ -311,21 +311,18 @@ registry::~registry() { assert(impl_->watchers.empty()); }
 
 task<result<void>> registry::open() {
     auto& m = *impl_;
-    store_state state;
-    try {
-        state = co_await m.st.load(std::string(key_prefix));
-    } catch (const store_error& e) {
-        m.failed = true;
-        co_return fail(errc::unavailable, std::string("store: ") + e.what());
-    }
     const time_point now = m.clk.now();
-    for (auto& [key, value] : state.entries) {
+    std::optional<error> bad;  // the first stored record that does not decode
+    // Each record is decoded where the store keeps it: no copy of the
+    // encoded state is made on the way.
+    const std::string prefix(key_prefix);
+    store_visitor restore = [&m, &bad, now](std::string_view key, std::string_view value) {
+        if (bad) return;
         auto decoded = detail::decode_service_record(value);
-        if (!decoded) co_return fail(errc::internal, "stored record '" + key + "': " + decoded.err().message);
-        // Freed as we go, the encoded copy's memory is reused by the decoded
-        // instances that follow instead of growing the heap: a start with
-        // 10,000 services touches fewer fresh pages (each one a page fault).
-        std::string().swap(value);
+        if (!decoded) {
+            bad = error{errc::internal, "stored record '" + std::string(key) + "': " + decoded.err().message};
+            return;
+        }
         auto s = std::make_shared<service_instance>(std::move(decoded.value()));
         lease_entry l{s->instance_id, s->lease.expires_at, std::nullopt, 0, s->lease.session_bound};
         // Its session died with the previous process: the grace starts now.
@@ -333,10 +330,18 @@ task<result<void>> registry::open() {
         const std::uint64_t lease_id = s->lease.id;
         m.leases.emplace(lease_id, l);
         m.expiry.emplace(impl::effective_deadline(l), lease_id);
-        m.services.emplace(s->instance_id, std::move(s));
+        m.services.emplace_hint(m.services.end(), s->instance_id, std::move(s));  // keys come in order
+    };
+    std::uint64_t revision = 0;
+    try {
+        revision = co_await m.st.load(prefix, restore);
+    } catch (const store_error& e) {
+        m.failed = true;
+        co_return fail(errc::unavailable, std::string("store: ") + e.what());
     }
-    m.state_revision = m.published_revision = state.revision;
-    m.first_retained = state.revision + 1;
+    if (bad) co_return unexpected{std::move(*bad)};
+    m.state_revision = m.published_revision = revision;
+    m.first_retained = revision + 1;
     m.opened = true;
     co_return result<void>{};
 }

@@ -75,10 +75,14 @@ public:
     file_store& operator=(const file_store&) = delete;
     ~file_store();
 
-    // The entries whose keys start with `prefix` (all of them by default),
-    // read from the files: the store keeps only where each value lies, so the
-    // registry's decoded copy is the only one in memory. Throws store_error
-    // if the files cannot be read.
+    // Calls `each` with the entries whose keys start with `prefix`, in key
+    // order, their values viewed where they lie in the (mapped) files: the
+    // store keeps only where each value is, so the registry's decoded copy is
+    // the only one in memory. The views are valid during the call only.
+    // Returns the revision. Throws store_error if the files cannot be read.
+    std::uint64_t visit(std::string_view prefix, const store_visitor& each) const;
+
+    // The same entries, copied.
     store_state state(std::string_view prefix = {}) const;
 
     // Writes the batches as one journal record with one write and one

@@ -639,7 +639,7 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
 task<result<std::size_t>> deployer::impl::open() {
     store_state state;
     try {
-        state = co_await st.load(std::string(detail::deployment_key_prefix));
+        state = co_await load_copy(st, std::string(detail::deployment_key_prefix));
     } catch (const store_error& e) {
         co_return fail(errc::unavailable, std::string("store: ") + e.what());
     }

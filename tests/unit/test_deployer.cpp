@@ -211,7 +211,7 @@ TEST_CASE("deployer: a deployer opened on the store of an earlier one controls a
     REQUIRE(test::run_now(after.undeploy("demo.fake", {})).ok());
     CHECK(reg.find("demo.fake") == nullptr);
     CHECK(target.ran_matching("rm -rf -- '/srv/demo'"));
-    const store_state left = test::run_now(store.load("dep/"));
+    const store_state left = test::run_now(load_copy(store, "dep/"));
     CHECK(left.entries.empty());
     auto unknown = test::run_now(after.control("demo.fake", service_command::start, {}));
     REQUIRE_FALSE(unknown.ok());

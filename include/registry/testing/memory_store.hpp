@@ -15,13 +15,11 @@ namespace registry::testing {
 
 class memory_store final : public store {
 public:
-    task<store_state> load(std::string prefix) override {
-        store_state state;
-        state.revision = revision_;
+    task<std::uint64_t> load(std::string prefix, store_visitor each) override {
         for (auto it = data_.lower_bound(prefix); it != data_.end() && it->first.starts_with(prefix); ++it) {
-            state.entries.push_back(*it);
+            each(it->first, it->second);
         }
-        co_return state;
+        co_return revision_;
     }
 
     task<void> commit(store_batch batch) override {
