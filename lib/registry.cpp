@@ -1,5 +1,6 @@
 #include <registry/registry.hpp>
 
+#include "expiry_queue.hpp"
 #include "registration_rules.hpp"
 #include "service_codec.hpp"
 
@@ -102,7 +103,7 @@ struct registry::impl {
 
     std::map<std::string, service_ptr, std::less<>> services;  // by instance id
     std::unordered_map<std::uint64_t, lease_entry> leases;
-    std::set<std::pair<time_point, std::uint64_t>> expiry;  // (effective deadline, lease id)
+    detail::expiry_queue expiry;  // effective deadlines, with stale entries (see is_current)
     std::unordered_map<session_id, std::unordered_set<std::uint64_t>> sessions;
 
     std::uint64_t state_revision = 0;      // last revision assigned to a change
@@ -128,7 +129,27 @@ struct registry::impl {
         return l.orphaned_at ? std::min(l.deadline, *l.orphaned_at) : l.deadline;
     }
 
-    void schedule(std::uint64_t lease_id, const lease_entry& l) { expiry.emplace(effective_deadline(l), lease_id); }
+    // A lease is scheduled again whenever its effective deadline changes;
+    // the entry for the old deadline stays queued, stale.
+    void schedule(std::uint64_t lease_id, const lease_entry& l) {
+        expiry.push(effective_deadline(l), lease_id);
+        if (expiry.size() > 2 * leases.size() + 64) {
+            std::vector<detail::expiry_queue::entry> current;
+            current.reserve(leases.size());
+            for (const auto& [id, live] : leases) current.push_back({effective_deadline(live), id});
+            expiry.rebuild(std::move(current));
+        }
+    }
+
+    // An expiry entry still stands for its lease's deadline.
+    bool is_current(const detail::expiry_queue::entry& e) const {
+        auto it = leases.find(e.lease_id);
+        return it != leases.end() && effective_deadline(it->second) == e.deadline;
+    }
+
+    std::optional<detail::expiry_queue::entry> next_expiry() {
+        return expiry.next([this](const detail::expiry_queue::entry& e) { return is_current(e); });
+    }
 
     // How long the reaper may sleep without looking again. A deadline set
     // while it sleeps is at least min_ttl (or the session grace) away, so it
@@ -137,8 +158,6 @@ struct registry::impl {
     milliseconds max_sleep() const {
         return std::max(milliseconds{1}, std::min<milliseconds>(opt.min_ttl, opt.session_grace));
     }
-
-    void unschedule(std::uint64_t lease_id, const lease_entry& l) { expiry.erase({effective_deadline(l), lease_id}); }
 
     // Removes a lease from its session, if it has one.
     void detach(std::uint64_t lease_id, lease_entry& l) {
@@ -164,7 +183,6 @@ struct registry::impl {
     void drop_lease(std::uint64_t lease_id) {
         auto it = leases.find(lease_id);
         if (it == leases.end()) return;
-        unschedule(lease_id, it->second);
         detach(lease_id, it->second);
         leases.erase(it);
     }
@@ -280,8 +298,9 @@ struct registry::impl {
         const time_point now = clk.now();
         store_batch batch;
         std::uint64_t first = 0;
-        while (!expiry.empty() && expiry.begin()->first <= now) {
-            const std::uint64_t lease_id = expiry.begin()->second;
+        for (auto due = next_expiry(); due && due->deadline <= now; due = next_expiry()) {
+            const std::uint64_t lease_id = due->lease_id;
+            expiry.pop();
             auto lit = leases.find(lease_id);
             const bool by_session = lit->second.orphaned_at && *lit->second.orphaned_at <= lit->second.deadline;
             auto sit = services.find(lit->second.instance_id);
@@ -329,7 +348,7 @@ task<result<void>> registry::open() {
         if (l.session_bound) l.orphaned_at = now + m.opt.session_grace;
         const std::uint64_t lease_id = s->lease.id;
         m.leases.emplace(lease_id, l);
-        m.expiry.emplace(impl::effective_deadline(l), lease_id);
+        m.expiry.push(impl::effective_deadline(l), lease_id);
         m.services.emplace_hint(m.services.end(), s->instance_id, std::move(s));  // keys come in order
     };
     std::uint64_t revision = 0;
@@ -357,7 +376,7 @@ task<void> registry::run(std::stop_token stop) {
             next_bookmark = now + m.opt.bookmark_interval;
         }
         time_point until = std::min(next_bookmark, now + m.max_sleep());
-        if (!m.expiry.empty()) until = std::min(until, m.expiry.begin()->first);
+        if (const auto next = m.next_expiry()) until = std::min(until, next->deadline);
         co_await m.clk.sleep_until(until, stop);
     }
 }
@@ -443,7 +462,6 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
     // Lease bookkeeping.
     if (previous) {
         auto& l = m.leases.at(lease_id);
-        m.unschedule(lease_id, l);
         l.deadline = deadline;
         l.session_bound = reg.session_bound;
         if (reg.session_bound) {
@@ -489,7 +507,6 @@ task<result<lease_grant>> registry::keepalive(std::uint64_t lease_id, session_id
     auto current = m.services.at(l.instance_id);
     const time_point deadline = m.clk.now() + current->lease.ttl;
 
-    m.unschedule(lease_id, l);
     l.deadline = deadline;
     if (l.session_bound && owner != 0) m.bind(lease_id, l, owner);
     m.schedule(lease_id, l);
@@ -688,7 +705,6 @@ void registry::release_session(session_id owner) {
     for (std::uint64_t id : lease_ids) {
         auto lit = m.leases.find(id);
         if (lit == m.leases.end()) continue;
-        m.unschedule(id, lit->second);
         lit->second.owner = 0;
         lit->second.orphaned_at = orphaned;
         m.schedule(id, lit->second);
