@@ -86,8 +86,12 @@ struct watcher {
     }
 };
 
+using service_map = std::map<std::string, service_ptr, std::less<>>;  // by instance id
+
 struct lease_entry {
-    std::string instance_id;
+    // Its instance's entry: map iterators stay valid until that entry is
+    // erased, which drops the lease too. Saves a copy of the instance id.
+    service_map::iterator service;
     time_point deadline{};                  // the persisted one: renewed by keepalive
     std::optional<time_point> orphaned_at;  // session-bound and its session is gone: deadline capped by grace
     session_id owner = 0;
@@ -101,7 +105,7 @@ struct registry::impl {
     class store& st;
     registry_options opt;
 
-    std::map<std::string, service_ptr, std::less<>> services;  // by instance id
+    service_map services;
     std::unordered_map<std::uint64_t, lease_entry> leases;
     detail::expiry_queue expiry;  // effective deadlines, with stale entries (see is_current)
     std::unordered_map<session_id, std::unordered_set<std::uint64_t>> sessions;
@@ -303,7 +307,7 @@ struct registry::impl {
             expiry.pop();
             auto lit = leases.find(lease_id);
             const bool by_session = lit->second.orphaned_at && *lit->second.orphaned_at <= lit->second.deadline;
-            auto sit = services.find(lit->second.instance_id);
+            auto sit = lit->second.service;
             service_ptr gone = sit->second;
             services.erase(sit);
             drop_lease(lease_id);
@@ -343,13 +347,15 @@ task<result<void>> registry::open() {
             return;
         }
         auto s = std::make_shared<service_instance>(std::move(decoded.value()));
-        lease_entry l{s->instance_id, s->lease.expires_at, std::nullopt, 0, s->lease.session_bound};
+        const std::uint64_t lease_id = s->lease.id;
+        const time_point expires_at = s->lease.expires_at;
+        const bool session_bound = s->lease.session_bound;
+        const auto entry = m.services.emplace_hint(m.services.end(), s->instance_id, std::move(s));  // keys come in order
+        lease_entry l{entry, expires_at, std::nullopt, 0, session_bound};
         // Its session died with the previous process: the grace starts now.
         if (l.session_bound) l.orphaned_at = now + m.opt.session_grace;
-        const std::uint64_t lease_id = s->lease.id;
         m.leases.emplace(lease_id, l);
         m.expiry.push(impl::effective_deadline(l), lease_id);
-        m.services.emplace_hint(m.services.end(), s->instance_id, std::move(s));  // keys come in order
     };
     std::uint64_t revision = 0;
     try {
@@ -458,6 +464,7 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
         events.push_back(make_event(event_type::service_registered, 0, next));
     }
     next->lease = lease{lease_id, ttl, deadline, reg.session_bound};
+    const auto entry = m.services.insert_or_assign(next->instance_id, next).first;
 
     // Lease bookkeeping.
     if (previous) {
@@ -471,7 +478,7 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
         }
         m.schedule(lease_id, l);
     } else {
-        auto& l = m.leases.emplace(lease_id, lease_entry{next->instance_id, deadline, std::nullopt, 0, reg.session_bound})
+        auto& l = m.leases.emplace(lease_id, lease_entry{entry, deadline, std::nullopt, 0, reg.session_bound})
                       .first->second;
         if (reg.session_bound) m.bind(lease_id, l, owner);
         m.schedule(lease_id, l);
@@ -484,7 +491,6 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
         if (!previous) next->created_revision = rev;
         next->modified_revision = rev;
     }
-    m.services.insert_or_assign(next->instance_id, next);
 
     store_batch batch{rev, {}};
     batch.mutations.push_back({store_key(next->instance_id), detail::encode_service_record(*next)});
@@ -504,7 +510,7 @@ task<result<lease_grant>> registry::keepalive(std::uint64_t lease_id, session_id
         co_return fail(errc::lease_not_found, "lease " + std::to_string(lease_id) + " does not exist (it may have expired)");
     }
     auto& l = lit->second;
-    auto current = m.services.at(l.instance_id);
+    auto current = l.service->second;
     const time_point deadline = m.clk.now() + current->lease.ttl;
 
     l.deadline = deadline;
