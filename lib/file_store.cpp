@@ -41,9 +41,16 @@
 // reason a valid record following a damaged one proves the damaged one was
 // durable once, so that is reported as corruption instead of being cut.
 //
+// In memory the store keeps only where each key's latest value lies (in the
+// snapshot or the journal: offset and length), not the value: visit() and
+// compaction read the values back from the files, which it never rewrites in
+// place.
+//
 // Compaction, with what a crash after each step leaves:
-//   1. write and fsync snapshot.tmp   the old snapshot and the full journal;
-//                                     the tmp file is deleted on open
+//   1. write and fsync snapshot.tmp,  the old snapshot and the full journal;
+//      copying each live value from   the tmp file is deleted on open
+//      the old snapshot (kept open)
+//      or the journal
 //   2. rename it over snapshot        either snapshot may be visible; both are
 //                                     complete and consistent with the full
 //                                     journal, whose records <= S get skipped
