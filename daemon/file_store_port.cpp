@@ -12,6 +12,8 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -71,9 +73,9 @@ public:
         return awaiter{*this, w};
     }
 
-    registry::store_state state() {
+    std::uint64_t visit(std::string_view prefix, const registry::store_visitor& each) {
         std::lock_guard lock(fs_mutex_);
-        return fs_.state();
+        return fs_.visit(prefix, each);
     }
 
     void stop() {
@@ -171,7 +173,9 @@ file_store_port::file_store_port(asio::io_context& io, registry::file_store& fs)
 
 file_store_port::~file_store_port() { stop(); }
 
-registry::task<registry::store_state> file_store_port::load() { co_return writer_->state(); }
+registry::task<std::uint64_t> file_store_port::load(std::string prefix, registry::store_visitor each) {
+    co_return writer_->visit(prefix, each);
+}
 
 registry::task<void> file_store_port::commit(registry::store_batch batch) {
     waiter w;

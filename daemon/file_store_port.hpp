@@ -33,7 +33,7 @@ public:
     file_store_port& operator=(const file_store_port&) = delete;
     ~file_store_port() override;  // stop()
 
-    registry::task<registry::store_state> load() override;
+    registry::task<std::uint64_t> load(std::string prefix, registry::store_visitor each) override;
     registry::task<void> commit(registry::store_batch batch) override;
 
     // Hands whatever is queued to the writer, waits until every group is

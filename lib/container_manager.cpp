@@ -19,6 +19,7 @@ namespace {
 constexpr std::string_view key_prefix = "ctr/";
 constexpr std::string_view next_lease_key = "ctr-next-lease";
 constexpr std::string_view lost_prefix = "ctr-lost/";
+constexpr std::string_view store_prefix = "ctr";  // what the three keys above share
 
 std::string store_key(std::uint64_t lease_id) { return std::string(key_prefix) + std::to_string(lease_id); }
 std::string lost_key(std::uint64_t lease_id) { return std::string(lost_prefix) + std::to_string(lease_id); }
@@ -700,7 +701,7 @@ task<result<void>> container_manager::open() {
     auto& m = *impl_;
     store_state state;
     try {
-        state = co_await m.st.load();
+        state = co_await load_copy(m.st, std::string(store_prefix));
     } catch (const store_error& e) {
         co_return fail(errc::unavailable, std::string("store: ") + e.what());
     }

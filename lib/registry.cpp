@@ -1,5 +1,6 @@
 #include <registry/registry.hpp>
 
+#include "expiry_queue.hpp"
 #include "registration_rules.hpp"
 #include "service_codec.hpp"
 
@@ -85,8 +86,12 @@ struct watcher {
     }
 };
 
+using service_map = std::map<std::string, service_ptr, std::less<>>;  // by instance id
+
 struct lease_entry {
-    std::string instance_id;
+    // Its instance's entry: map iterators stay valid until that entry is
+    // erased, which drops the lease too. Saves a copy of the instance id.
+    service_map::iterator service;
     time_point deadline{};                  // the persisted one: renewed by keepalive
     std::optional<time_point> orphaned_at;  // session-bound and its session is gone: deadline capped by grace
     session_id owner = 0;
@@ -100,9 +105,9 @@ struct registry::impl {
     class store& st;
     registry_options opt;
 
-    std::map<std::string, service_ptr, std::less<>> services;  // by instance id
+    service_map services;
     std::unordered_map<std::uint64_t, lease_entry> leases;
-    std::set<std::pair<time_point, std::uint64_t>> expiry;  // (effective deadline, lease id)
+    detail::expiry_queue expiry;  // effective deadlines, with stale entries (see is_current)
     std::unordered_map<session_id, std::unordered_set<std::uint64_t>> sessions;
 
     std::uint64_t state_revision = 0;      // last revision assigned to a change
@@ -128,7 +133,27 @@ struct registry::impl {
         return l.orphaned_at ? std::min(l.deadline, *l.orphaned_at) : l.deadline;
     }
 
-    void schedule(std::uint64_t lease_id, const lease_entry& l) { expiry.emplace(effective_deadline(l), lease_id); }
+    // A lease is scheduled again whenever its effective deadline changes;
+    // the entry for the old deadline stays queued, stale.
+    void schedule(std::uint64_t lease_id, const lease_entry& l) {
+        expiry.push(effective_deadline(l), lease_id);
+        if (expiry.size() > 2 * leases.size() + 64) {
+            std::vector<detail::expiry_queue::entry> current;
+            current.reserve(leases.size());
+            for (const auto& [id, live] : leases) current.push_back({effective_deadline(live), id});
+            expiry.rebuild(std::move(current));
+        }
+    }
+
+    // An expiry entry still stands for its lease's deadline.
+    bool is_current(const detail::expiry_queue::entry& e) const {
+        auto it = leases.find(e.lease_id);
+        return it != leases.end() && effective_deadline(it->second) == e.deadline;
+    }
+
+    std::optional<detail::expiry_queue::entry> next_expiry() {
+        return expiry.next([this](const detail::expiry_queue::entry& e) { return is_current(e); });
+    }
 
     // How long the reaper may sleep without looking again. A deadline set
     // while it sleeps is at least min_ttl (or the session grace) away, so it
@@ -137,8 +162,6 @@ struct registry::impl {
     milliseconds max_sleep() const {
         return std::max(milliseconds{1}, std::min<milliseconds>(opt.min_ttl, opt.session_grace));
     }
-
-    void unschedule(std::uint64_t lease_id, const lease_entry& l) { expiry.erase({effective_deadline(l), lease_id}); }
 
     // Removes a lease from its session, if it has one.
     void detach(std::uint64_t lease_id, lease_entry& l) {
@@ -164,7 +187,6 @@ struct registry::impl {
     void drop_lease(std::uint64_t lease_id) {
         auto it = leases.find(lease_id);
         if (it == leases.end()) return;
-        unschedule(lease_id, it->second);
         detach(lease_id, it->second);
         leases.erase(it);
     }
@@ -280,11 +302,12 @@ struct registry::impl {
         const time_point now = clk.now();
         store_batch batch;
         std::uint64_t first = 0;
-        while (!expiry.empty() && expiry.begin()->first <= now) {
-            const std::uint64_t lease_id = expiry.begin()->second;
+        for (auto due = next_expiry(); due && due->deadline <= now; due = next_expiry()) {
+            const std::uint64_t lease_id = due->lease_id;
+            expiry.pop();
             auto lit = leases.find(lease_id);
             const bool by_session = lit->second.orphaned_at && *lit->second.orphaned_at <= lit->second.deadline;
-            auto sit = services.find(lit->second.instance_id);
+            auto sit = lit->second.service;
             service_ptr gone = sit->second;
             services.erase(sit);
             drop_lease(lease_id);
@@ -311,33 +334,39 @@ registry::~registry() { assert(impl_->watchers.empty()); }
 
 task<result<void>> registry::open() {
     auto& m = *impl_;
-    store_state state;
+    const time_point now = m.clk.now();
+    std::optional<error> bad;  // the first stored record that does not decode
+    // Each record is decoded where the store keeps it: no copy of the
+    // encoded state is made on the way.
+    const std::string prefix(key_prefix);
+    store_visitor restore = [&m, &bad, now](std::string_view key, std::string_view value) {
+        if (bad) return;
+        auto decoded = detail::decode_service_record(value);
+        if (!decoded) {
+            bad = error{errc::internal, "stored record '" + std::string(key) + "': " + decoded.err().message};
+            return;
+        }
+        auto s = std::make_shared<service_instance>(std::move(decoded.value()));
+        const std::uint64_t lease_id = s->lease.id;
+        const time_point expires_at = s->lease.expires_at;
+        const bool session_bound = s->lease.session_bound;
+        const auto entry = m.services.emplace_hint(m.services.end(), s->instance_id, std::move(s));  // keys come in order
+        lease_entry l{entry, expires_at, std::nullopt, 0, session_bound};
+        // Its session died with the previous process: the grace starts now.
+        if (l.session_bound) l.orphaned_at = now + m.opt.session_grace;
+        m.leases.emplace(lease_id, l);
+        m.expiry.push(impl::effective_deadline(l), lease_id);
+    };
+    std::uint64_t revision = 0;
     try {
-        state = co_await m.st.load();
+        revision = co_await m.st.load(prefix, restore);
     } catch (const store_error& e) {
         m.failed = true;
         co_return fail(errc::unavailable, std::string("store: ") + e.what());
     }
-    const time_point now = m.clk.now();
-    for (auto& [key, value] : state.entries) {
-        if (!key.starts_with(key_prefix)) continue;
-        auto decoded = detail::decode_service_record(value);
-        if (!decoded) co_return fail(errc::internal, "stored record '" + key + "': " + decoded.err().message);
-        // Freed as we go, the encoded copy's memory is reused by the decoded
-        // instances that follow instead of growing the heap: a start with
-        // 10,000 services touches fewer fresh pages (each one a page fault).
-        std::string().swap(value);
-        auto s = std::make_shared<service_instance>(std::move(decoded.value()));
-        lease_entry l{s->instance_id, s->lease.expires_at, std::nullopt, 0, s->lease.session_bound};
-        // Its session died with the previous process: the grace starts now.
-        if (l.session_bound) l.orphaned_at = now + m.opt.session_grace;
-        const std::uint64_t lease_id = s->lease.id;
-        m.leases.emplace(lease_id, l);
-        m.expiry.emplace(impl::effective_deadline(l), lease_id);
-        m.services.emplace(s->instance_id, std::move(s));
-    }
-    m.state_revision = m.published_revision = state.revision;
-    m.first_retained = state.revision + 1;
+    if (bad) co_return unexpected{std::move(*bad)};
+    m.state_revision = m.published_revision = revision;
+    m.first_retained = revision + 1;
     m.opened = true;
     co_return result<void>{};
 }
@@ -353,7 +382,7 @@ task<void> registry::run(std::stop_token stop) {
             next_bookmark = now + m.opt.bookmark_interval;
         }
         time_point until = std::min(next_bookmark, now + m.max_sleep());
-        if (!m.expiry.empty()) until = std::min(until, m.expiry.begin()->first);
+        if (const auto next = m.next_expiry()) until = std::min(until, next->deadline);
         co_await m.clk.sleep_until(until, stop);
     }
 }
@@ -435,11 +464,11 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
         events.push_back(make_event(event_type::service_registered, 0, next));
     }
     next->lease = lease{lease_id, ttl, deadline, reg.session_bound};
+    const auto entry = m.services.insert_or_assign(next->instance_id, next).first;
 
     // Lease bookkeeping.
     if (previous) {
         auto& l = m.leases.at(lease_id);
-        m.unschedule(lease_id, l);
         l.deadline = deadline;
         l.session_bound = reg.session_bound;
         if (reg.session_bound) {
@@ -449,7 +478,7 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
         }
         m.schedule(lease_id, l);
     } else {
-        auto& l = m.leases.emplace(lease_id, lease_entry{next->instance_id, deadline, std::nullopt, 0, reg.session_bound})
+        auto& l = m.leases.emplace(lease_id, lease_entry{entry, deadline, std::nullopt, 0, reg.session_bound})
                       .first->second;
         if (reg.session_bound) m.bind(lease_id, l, owner);
         m.schedule(lease_id, l);
@@ -462,7 +491,6 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
         if (!previous) next->created_revision = rev;
         next->modified_revision = rev;
     }
-    m.services.insert_or_assign(next->instance_id, next);
 
     store_batch batch{rev, {}};
     batch.mutations.push_back({store_key(next->instance_id), detail::encode_service_record(*next)});
@@ -482,10 +510,9 @@ task<result<lease_grant>> registry::keepalive(std::uint64_t lease_id, session_id
         co_return fail(errc::lease_not_found, "lease " + std::to_string(lease_id) + " does not exist (it may have expired)");
     }
     auto& l = lit->second;
-    auto current = m.services.at(l.instance_id);
+    auto current = l.service->second;
     const time_point deadline = m.clk.now() + current->lease.ttl;
 
-    m.unschedule(lease_id, l);
     l.deadline = deadline;
     if (l.session_bound && owner != 0) m.bind(lease_id, l, owner);
     m.schedule(lease_id, l);
@@ -684,7 +711,6 @@ void registry::release_session(session_id owner) {
     for (std::uint64_t id : lease_ids) {
         auto lit = m.leases.find(id);
         if (lit == m.leases.end()) continue;
-        m.unschedule(id, lit->second);
         lit->second.owner = 0;
         lit->second.orphaned_at = orphaned;
         m.schedule(id, lit->second);

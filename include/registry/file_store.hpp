@@ -75,7 +75,15 @@ public:
     file_store& operator=(const file_store&) = delete;
     ~file_store();
 
-    store_state state() const;
+    // Calls `each` with the entries whose keys start with `prefix`, in key
+    // order, their values viewed where they lie in the (mapped) files: the
+    // store keeps only where each value is, so the registry's decoded copy is
+    // the only one in memory. The views are valid during the call only.
+    // Returns the revision. Throws store_error if the files cannot be read.
+    std::uint64_t visit(std::string_view prefix, const store_visitor& each) const;
+
+    // The same entries, copied.
+    store_state state(std::string_view prefix = {}) const;
 
     // Writes the batches as one journal record with one write and one
     // fdatasync; returns once they are durable. Throws store_error on any
@@ -93,20 +101,27 @@ private:
     void load_snapshot();
     void create_journal();
     void replay_journal();
-    void apply_record(std::string_view payload, const std::filesystem::path& journal);
+    void apply_record(std::string_view payload, std::uint64_t payload_offset, const std::filesystem::path& journal);
     void compact();
     void sync(int fd, sync_kind kind, std::optional<file_store_step> step, const std::filesystem::path& path);
     void fault_point(file_store_step step) const;
-    void put(std::string_view key, std::string_view value);
-    void erase(std::string_view key);
+
+    // Where a key's current value lies: its bytes in the snapshot or in the
+    // journal. Values are read back only by state() and by compaction.
+    struct value_location {
+        std::uint64_t offset = 0;
+        std::uint32_t length = 0;
+        bool in_snapshot = false;
+    };
 
     std::filesystem::path dir_;
     file_store_options options_;
     int dir_fd_ = -1;
     int lock_fd_ = -1;
     int journal_fd_ = -1;
+    int snapshot_fd_ = -1;  // the current snapshot, kept open to read values from
 
-    std::map<std::string, std::string, std::less<>> entries_;
+    std::map<std::string, value_location, std::less<>> entries_;
     std::uint64_t revision_ = 0;
     std::uint64_t snapshot_sequence_ = 0;  // last record the snapshot contains
     std::uint64_t next_sequence_ = 1;      // of the next journal record

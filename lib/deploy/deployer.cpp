@@ -639,13 +639,12 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
 task<result<std::size_t>> deployer::impl::open() {
     store_state state;
     try {
-        state = co_await st.load();
+        state = co_await load_copy(st, std::string(detail::deployment_key_prefix));
     } catch (const store_error& e) {
         co_return fail(errc::unavailable, std::string("store: ") + e.what());
     }
     std::size_t elsewhere = 0;
     for (const auto& [key, value] : state.entries) {
-        if (!key.starts_with(detail::deployment_key_prefix)) continue;
         auto decoded = detail::decode_deployment_record(value);
         if (!decoded) co_return fail(errc::internal, "stored record '" + key + "': " + decoded.err().message);
         auto target = targets.find(decoded->target);

@@ -441,3 +441,176 @@ TEST_CASE("file_store: a large state reopens intact") {
         check_state(*open_store(dir.path(), compacting_every(threshold)), expected);
     }
 }
+
+TEST_CASE("file_store: compaction after many overwrites and deletes keeps only the live values") {
+    temp_dir dir;
+    model expected;
+    {
+        auto store = open_store(dir.path(), compacting_every(4096));
+        // Twenty keys rewritten over and over with values of changing sizes,
+        // every third write of a key erasing it instead: values move between
+        // the journal and successive snapshots many times.
+        for (int i = 0; i < 600; ++i) {
+            store_batch batch;
+            batch.revision = expected.revision + 1;
+            const std::string key = "k/" + std::to_string(i % 20);
+            if (i % 3 == 2) {
+                batch.mutations.push_back({key, std::nullopt});
+            } else {
+                batch.mutations.push_back({key, std::string(static_cast<std::size_t>(1 + i % 50), 'a' + i % 26)});
+            }
+            append_one(*store, expected, batch);
+            if (i % 50 == 0) check_state(*store, expected);
+        }
+        CHECK(store->stats().compactions > 5);
+        check_state(*store, expected);
+    }
+    // The snapshot holds at most the twenty live values, not the history.
+    CHECK(fs::file_size(dir.path() / "snapshot") <= 16 + 24 + 20 * (8 + 4 + 50));
+    auto store = open_store(dir.path(), compacting_every(4096));
+    check_state(*store, expected);
+    CHECK(store->stats().recovery.snapshot_loaded);
+}
+
+TEST_CASE("file_store: values larger than the compaction buffer survive compaction") {
+    temp_dir dir;
+    model expected;
+    {
+        auto store = open_store(dir.path(), compacting_every(100 << 10));
+        for (int i = 0; i < 6; ++i) {
+            store_batch batch;
+            batch.revision = expected.revision + 1;
+            batch.mutations.push_back({"big/" + std::to_string(i), std::string((200 << 10) + i, 'A' + i)});
+            batch.mutations.push_back({"small/" + std::to_string(i), "v" + std::to_string(i)});
+            append_one(*store, expected, batch);
+        }
+        CHECK(store->stats().compactions >= 3);
+        check_state(*store, expected);
+    }
+    check_state(*open_store(dir.path()), expected);
+}
+
+TEST_CASE("file_store: a torn journal tail after compaction is cut off and the snapshot's values stay") {
+    temp_dir dir;
+    model before_last;
+    std::uint64_t last_start = 0;
+    {
+        auto store = open_store(dir.path(), compacting_every(1500));
+        int i = 0;
+        while (store->stats().compactions < 2) append_one(*store, before_last, numbered_batch(i++));
+        append_one(*store, before_last, numbered_batch(i++));  // one record after the snapshot
+        last_start = store->stats().journal_bytes;
+        model ignored = before_last;
+        append_one(*store, ignored, numbered_batch(i));
+    }
+    const fs::path journal = dir.path() / "journal";
+    const std::string full = read_bytes(journal);
+    REQUIRE(full.size() > last_start + 20);
+    write_bytes(journal, full.substr(0, last_start + 20));
+
+    {
+        auto store = open_store(dir.path(), compacting_every(1500));
+        CHECK(store->stats().recovery.snapshot_loaded);
+        CHECK(store->stats().recovery.truncated_tail_bytes == 20);
+        CHECK(store->stats().recovery.records_replayed == 1);
+        check_state(*store, before_last);
+        // Writing on, through the next compaction, reads the values back from
+        // the snapshot recovery found.
+        for (int i = 500; i < 540; ++i) append_one(*store, before_last, numbered_batch(i));
+        CHECK(store->stats().compactions > 0);
+        check_state(*store, before_last);
+    }
+    check_state(*open_store(dir.path()), before_last);
+}
+
+TEST_CASE("file_store: state(prefix) returns only the entries under the prefix") {
+    temp_dir dir;
+    auto store = open_store(dir.path(), compacting_every(512));
+    store_batch first;
+    first.revision = 1;
+    for (const char* key : {"a", "ctr-next-lease", "ctr/1", "ctr/2", "svc/x", "svc/y", "svc0", "z"}) {
+        first.mutations.push_back({key, std::string(100, key[0])});
+    }
+    store->append(std::span(&first, 1));
+    REQUIRE(store->stats().compactions == 1);  // these values now lie in the snapshot
+    store_batch second;
+    second.revision = 2;
+    second.mutations.push_back({"svc/y", "in the journal"});
+    second.mutations.push_back({"svc/x", std::nullopt});
+    store->append(std::span(&second, 1));
+
+    using entries = std::vector<std::pair<std::string, std::string>>;
+    const registry::store_state svc = store->state("svc/");
+    CHECK(svc.revision == 2);
+    CHECK(svc.entries == entries{{"svc/y", "in the journal"}});
+    CHECK(store->state("ctr").entries ==
+          entries{{"ctr-next-lease", std::string(100, 'c')}, {"ctr/1", std::string(100, 'c')}, {"ctr/2", std::string(100, 'c')}});
+    CHECK(store->state("none/").entries.empty());
+    CHECK(store->state().entries.size() == 7);
+}
+
+namespace {
+
+// CRC-32C bit by bit, independent of the store's own (table or crc32
+// instruction) implementation.
+std::uint32_t reference_crc32c(std::string_view bytes) {
+    std::uint32_t crc = 0xFFFFFFFFu;
+    for (unsigned char c : bytes) {
+        crc ^= c;
+        for (int bit = 0; bit < 8; ++bit) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+    }
+    return ~crc;
+}
+
+void append_le(std::string& out, std::uint64_t value, int width) {
+    for (int i = 0; i < width; ++i) out.push_back(static_cast<char>(value >> (8 * i)));
+}
+
+}  // namespace
+
+TEST_CASE("file_store: opens a snapshot and journal written by hand with the CRC-32C of the format") {
+    REQUIRE(reference_crc32c("123456789") == 0xE3069283u);  // the published check value
+    temp_dir dir;
+    // The snapshot: revision 7, through record 2, one entry of 300 bytes (so
+    // the checksum runs over whole words and a tail).
+    std::string body;
+    append_le(body, 7, 8);
+    append_le(body, 2, 8);
+    append_le(body, 1, 8);
+    append_le(body, 5, 4);
+    body += "svc/a";
+    append_le(body, 300, 4);
+    body += std::string(300, 'x');
+    std::string snapshot = "RGSNAPSH";
+    append_le(snapshot, 1, 4);
+    append_le(snapshot, reference_crc32c(body), 4);
+    write_bytes(dir.path() / "snapshot", snapshot + body);
+
+    // The journal: record 3 puts svc/b at revision 8.
+    std::string payload;
+    append_le(payload, 1, 4);
+    append_le(payload, 8, 8);
+    append_le(payload, 1, 4);
+    payload.push_back(1);
+    append_le(payload, 5, 4);
+    payload += "svc/b";
+    append_le(payload, 3, 4);
+    payload += "new";
+    std::string covered;
+    append_le(covered, payload.size(), 4);
+    append_le(covered, 3, 8);
+    covered += payload;
+    std::string journal = "RGJOURNL";
+    append_le(journal, 1, 4);
+    append_le(journal, reference_crc32c(covered), 4);
+    write_bytes(dir.path() / "journal", journal + covered);
+
+    auto store = open_store(dir.path());
+    CHECK(store->stats().recovery.snapshot_loaded);
+    CHECK(store->stats().recovery.records_replayed == 1);
+    CHECK(store->stats().recovery.truncated_tail_bytes == 0);
+    const registry::store_state state = store->state();
+    CHECK(state.revision == 8);
+    CHECK(state.entries ==
+          std::vector<std::pair<std::string, std::string>>{{"svc/a", std::string(300, 'x')}, {"svc/b", "new"}});
+}

@@ -145,6 +145,36 @@ TEST_CASE("registry: a lease expires at its deadline, with events, unless kept a
     (void)short_lived;
 }
 
+TEST_CASE("registry: leases renewed many times expire at their last deadline, each once") {
+    // Every renewal leaves the previous deadline queued (stale): hundreds of
+    // them, so the expiry queue is rebuilt several times meanwhile.
+    fixture f;
+    collector c;
+    c.start(*f.reg);
+    auto first = f.add("api", "api-1", 5s);
+    auto second = f.add("api", "api-2", 5s);
+    for (int i = 0; i < 300; ++i) {
+        f.clk.advance(10ms);
+        REQUIRE(run_now(f.reg->keepalive(first.lease_id)).ok());
+        if (i < 200) REQUIRE(run_now(f.reg->keepalive(second.lease_id)).ok());
+    }
+    // Now 3 s in: api-2 was last renewed at 2 s (deadline 7 s), api-1 at 3 s (8 s).
+    f.clk.advance(3999ms);
+    CHECK(f.reg->find("api-2"));
+    f.clk.advance(1ms);
+    CHECK_FALSE(f.reg->find("api-2"));
+    CHECK(f.reg->find("api-1"));
+    f.clk.advance(999ms);
+    CHECK(f.reg->find("api-1"));
+    f.clk.advance(1ms);
+    CHECK_FALSE(f.reg->find("api-1"));
+    f.clk.advance(10s);
+    CHECK(c.types() == std::vector<event_type>{event_type::registry_loaded, event_type::service_registered,
+                                               event_type::service_registered, event_type::lease_expired,
+                                               event_type::service_deregistered, event_type::lease_expired,
+                                               event_type::service_deregistered});
+}
+
 TEST_CASE("registry: a change is acknowledged and published only once durable, in revision order") {
     fixture f;
     collector c;

@@ -7,16 +7,20 @@
 //    global revision (etcd: stored under a meta key), which never decreases;
 //  - lease deadlines live inside the values as absolute times, so expiry is
 //    driven by the registry's clock, not by the store;
-//  - load() returns the full state at the last durable revision, which is
-//    all a restart needs.
+//  - load(prefix, each) hands over the entries under a key prefix at the
+//    last durable revision (etcd: one range), which is all a restart needs:
+//    each owner of a prefix reads only its own records, and decodes them
+//    where the store keeps them instead of from a copy.
 #pragma once
 
 #include <registry/task.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -44,16 +48,31 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// Receives the entries load() finds, one call each; the views are valid
+// during the call only, and it must not call into the store.
+using store_visitor = std::function<void(std::string_view key, std::string_view value)>;
+
 class store {
 public:
     virtual ~store() = default;
 
-    virtual task<store_state> load() = 0;
+    // Calls `each` with every entry whose key starts with `prefix`, in key
+    // order, and returns the store's revision.
+    virtual task<std::uint64_t> load(std::string prefix, store_visitor each) = 0;
 
     // Completes once the batch is durable. Contract the registry relies on:
     // the batch is queued before the task's first suspension, and batches
     // complete in the order they were started.
     virtual task<void> commit(store_batch batch) = 0;
 };
+
+// The entries under `prefix`, copied: for owners of a handful of records.
+inline task<store_state> load_copy(store& st, std::string prefix) {
+    store_state state;
+    state.revision = co_await st.load(std::move(prefix), [&state](std::string_view key, std::string_view value) {
+        state.entries.emplace_back(key, value);
+    });
+    co_return state;
+}
 
 }  // namespace registry

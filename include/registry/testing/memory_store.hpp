@@ -15,11 +15,11 @@ namespace registry::testing {
 
 class memory_store final : public store {
 public:
-    task<store_state> load() override {
-        store_state state;
-        state.revision = revision_;
-        state.entries.assign(data_.begin(), data_.end());
-        co_return state;
+    task<std::uint64_t> load(std::string prefix, store_visitor each) override {
+        for (auto it = data_.lower_bound(prefix); it != data_.end() && it->first.starts_with(prefix); ++it) {
+            each(it->first, it->second);
+        }
+        co_return revision_;
     }
 
     task<void> commit(store_batch batch) override {
