@@ -113,7 +113,7 @@ if [ "$TOOL" = perf ]; then
   } | tee "$WORK/report.txt"
 else
   # Count the load only: not the start-up, nor the registrations that set it up.
-  callgrind_control -z "$PID" >/dev/null
+  callgrind_control -z "$PID" >/dev/null 2>&1
   load | tee "$WORK/load.txt"
   cleanup; PID=
   requests=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' "$WORK/load.txt" | head -1)
