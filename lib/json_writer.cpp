@@ -98,7 +98,7 @@ void json_writer::quoted(std::string_view s, bool is_key) {
             *p++ = '"';
             *p = ':';
             p += is_key;
-            out_->append(buf, p);
+            out_->append(buf, static_cast<std::size_t>(p - buf));
             return;
         }
     }

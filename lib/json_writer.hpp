@@ -53,7 +53,7 @@ public:
         char* begin = buf + 1;
         if (needs_comma()) *--begin = ',';
         char* end = std::to_chars(buf + 1, buf + sizeof buf, value).ptr;
-        out_->append(begin, end);
+        out_->append(begin, static_cast<std::size_t>(end - begin));  // (pointer, size): no aliasing checks
         return *this;
     }
 
