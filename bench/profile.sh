@@ -4,7 +4,7 @@
 #   bench/profile.sh get_service            # perf, call graphs (DWARF), 5 s of load
 #   bench/profile.sh register
 #   bench/profile.sh fanout
-#   bench/profile.sh --callgrind get_service  # instruction counts (stable run to run), bounded load
+#   bench/profile.sh --callgrind get_service  # instruction counts (stable run to run) of a bounded load, per request
 #   bench/profile.sh idle                   # heaptrack: who holds the memory of 2000 idle connections
 #
 # perf is used when `perf stat -e instructions true` works, valgrind's
@@ -112,10 +112,17 @@ if [ "$TOOL" = perf ]; then
       grep -E 'registry|ws_session|sendmsg|recvmsg|epoll_wait|file_store|malloc|free' | grep -v inlined | cut -c1-180 | head -50
   } | tee "$WORK/report.txt"
 else
+  # Count the load only: not the start-up, nor the registrations that set it up.
+  callgrind_control -z "$PID" >/dev/null 2>&1
   load | tee "$WORK/load.txt"
   cleanup; PID=
-  callgrind_annotate --inclusive=no "$WORK/callgrind.out" 2>/dev/null | head -60 | cut -c1-200 | tee "$WORK/report.txt"
+  requests=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' "$WORK/load.txt" | head -1)
+  total=$(callgrind_annotate "$WORK/callgrind.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+  if [ -n "$requests" ] && [ -n "$total" ] && [ "$requests" -gt 0 ]; then
+    echo "instructions per request: $((total / requests)) ($total over $requests requests)" | tee "$WORK/per-request.txt"
+  fi
+  callgrind_annotate --inclusive=no --threshold=100 "$WORK/callgrind.out" 2>/dev/null | head -60 | cut -c1-200 | tee "$WORK/report.txt"
   echo
-  callgrind_annotate --inclusive=yes "$WORK/callgrind.out" 2>/dev/null | sed -n '1,80p' | cut -c1-200 | tee -a "$WORK/report.txt"
+  callgrind_annotate --inclusive=yes --threshold=100 "$WORK/callgrind.out" 2>/dev/null | sed -n '1,80p' | cut -c1-200 | tee -a "$WORK/report.txt"
 fi
 echo "profile: raw data and report in $WORK" >&2

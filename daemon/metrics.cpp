@@ -1,5 +1,6 @@
 #include "metrics.hpp"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
@@ -62,23 +63,34 @@ void metrics::request(std::string_view action, std::string_view code, double sec
     if (action.empty()) action = "none";
     if (code.empty()) code = "none";
 
-    auto key = std::make_pair(std::string(action), std::string(code));
-    auto it = requests_total_.find(key);
-    if (it == requests_total_.end()) {
-        if (requests_total_.size() >= max_label_sets) {
-            key = {"other", "other"};
-            action = "other";
+    auto it = actions_.find(action);
+    code_count* counter = nullptr;
+    if (it != actions_.end()) {
+        for (auto& c : it->second.codes) {
+            if (c.code == code) {
+                counter = &c;
+                break;
+            }
         }
-        it = requests_total_.try_emplace(std::move(key), 0).first;
     }
-    ++it->second;
+    if (!counter) {
+        if (label_sets_ >= max_label_sets) {
+            action = "other";
+            code = "other";
+            it = actions_.find(action);
+        }
+        if (it == actions_.end()) it = actions_.try_emplace(std::string(action)).first;
+        auto& codes = it->second.codes;
+        auto c = std::find_if(codes.begin(), codes.end(), [&](const code_count& cc) { return cc.code == code; });
+        if (c == codes.end()) {
+            ++label_sets_;
+            c = codes.insert(codes.end(), code_count{std::string(code), 0});
+        }
+        counter = &*c;
+    }
+    ++counter->n;
 
-    auto h = durations_.find(action);
-    if (h == durations_.end()) {
-        if (durations_.size() >= max_label_sets) action = "other";
-        h = durations_.try_emplace(std::string(action)).first;
-    }
-    auto& hist = h->second;
+    auto& hist = it->second.duration;
     ++hist.count;
     hist.sum += seconds;
     for (std::size_t i = 0; i < duration_buckets.size(); ++i) {
@@ -97,7 +109,7 @@ void metrics::message_rejected(std::string_view reason) {
 
 std::string metrics::render(const gauges& g) const {
     std::string out;
-    out.reserve(4096 + requests_total_.size() * 96 + durations_.size() * 1200);
+    out.reserve(4096 + label_sets_ * 96 + actions_.size() * 1200);
 
     header(out, "registryd_connections", "gauge", "Open WebSocket connections.");
     sample(out, "registryd_connections", connections_);
@@ -109,21 +121,35 @@ std::string metrics::render(const gauges& g) const {
            "WebSocket upgrades refused with 503 because limits.max_connections was reached.");
     sample(out, "registryd_connections_refused_total", connections_refused_total_);
 
+    // Sorted by action, then code, as Prometheus clients list them.
+    std::vector<const std::pair<const std::string, action_stats>*> by_action;
+    by_action.reserve(actions_.size());
+    for (const auto& entry : actions_) by_action.push_back(&entry);
+    std::sort(by_action.begin(), by_action.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+
     header(out, "registryd_requests_total", "counter", "Requests handled, by action and result code.");
-    for (const auto& [key, n] : requests_total_) {
-        out += "registryd_requests_total{action=\"";
-        out += escape_label_value(key.first);
-        out += "\",code=\"";
-        out += escape_label_value(key.second);
-        out += "\"} ";
-        append_u64(out, n);
-        out += '\n';
+    for (const auto* entry : by_action) {
+        std::vector<const code_count*> codes;
+        codes.reserve(entry->second.codes.size());
+        for (const auto& c : entry->second.codes) codes.push_back(&c);
+        std::sort(codes.begin(), codes.end(), [](const auto* a, const auto* b) { return a->code < b->code; });
+        const std::string a = escape_label_value(entry->first);
+        for (const auto* c : codes) {
+            out += "registryd_requests_total{action=\"";
+            out += a;
+            out += "\",code=\"";
+            out += escape_label_value(c->code);
+            out += "\"} ";
+            append_u64(out, c->n);
+            out += '\n';
+        }
     }
 
     header(out, "registryd_request_duration_seconds", "histogram",
            "Time from a request frame's arrival to its handler's completion, by action.");
-    for (const auto& [action, h] : durations_) {
-        const std::string a = escape_label_value(action);
+    for (const auto* entry : by_action) {
+        const std::string a = escape_label_value(entry->first);
+        const histogram& h = entry->second.duration;
         std::uint64_t cumulative = 0;
         for (std::size_t i = 0; i < duration_buckets.size(); ++i) {
             cumulative += h.buckets[i];

@@ -5,10 +5,12 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
-#include <utility>
+#include <unordered_map>
+#include <vector>
 
 namespace registryd {
 
@@ -60,8 +62,23 @@ private:
     std::uint64_t connections_refused_total_ = 0;
     std::uint64_t events_sent_total_ = 0;
     std::uint64_t slow_consumer_disconnects_total_ = 0;
-    std::map<std::pair<std::string, std::string>, std::uint64_t, std::less<>> requests_total_;
-    std::map<std::string, histogram, std::less<>> durations_;  // by action
+    struct code_count {
+        std::string code;
+        std::uint64_t n = 0;
+    };
+    struct action_stats {
+        histogram duration;
+        std::vector<code_count> codes;  // "ok" and a few error codes: searched in order
+    };
+    struct label_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+
+    // Counted per request: found by the action's name as given, without
+    // building a key string (render() sorts them).
+    std::unordered_map<std::string, action_stats, label_hash, std::equal_to<>> actions_;
+    std::size_t label_sets_ = 0;  // (action, code) pairs counted in actions_
     std::map<std::string, std::uint64_t, std::less<>> rejected_total_;
 };
 

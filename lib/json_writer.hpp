@@ -1,6 +1,11 @@
 // A minimal JSON writer that appends to a caller-owned std::string: the only
 // allocations are the string's own growth. It does not check that the calls
 // form a valid document; the encoders that use it are few and tested.
+//
+// Each call appends its token, with the comma before it, in one append: a
+// response is written per request, and a std::string append is a call and a
+// capacity check (a key used to cost five of them and a table lookup per
+// byte).
 #pragma once
 
 #include <charconv>
@@ -15,8 +20,7 @@ public:
     explicit json_writer(std::string& out) noexcept : out_(&out) {}
 
     json_writer& begin_object() {
-        separate();
-        out_->push_back('{');
+        opening('{');
         return *this;
     }
     json_writer& end_object() {
@@ -24,8 +28,7 @@ public:
         return *this;
     }
     json_writer& begin_array() {
-        separate();
-        out_->push_back('[');
+        opening('[');
         return *this;
     }
     json_writer& end_array() {
@@ -34,50 +37,60 @@ public:
     }
 
     json_writer& key(std::string_view name) {
-        separate();
-        quoted(name);
-        out_->push_back(':');
+        quoted(name, true);
         return *this;
     }
 
     json_writer& string(std::string_view value) {
-        separate();
-        quoted(value);
+        quoted(value, false);
         return *this;
     }
 
     template <std::integral I>
         requires(!std::same_as<I, bool>)
     json_writer& number(I value) {
-        separate();
-        char buf[24];
-        auto end = std::to_chars(buf, buf + sizeof buf, value).ptr;
-        out_->append(buf, end);
+        char buf[1 + 24];
+        char* begin = buf + 1;
+        if (needs_comma()) *--begin = ',';
+        char* end = std::to_chars(buf + 1, buf + sizeof buf, value).ptr;
+        out_->append(begin, static_cast<std::size_t>(end - begin));  // (pointer, size): no aliasing checks
         return *this;
     }
 
     json_writer& boolean(bool value) {
-        separate();
-        out_->append(value ? "true" : "false");
+        literal(value ? ",true" : ",false");
         return *this;
     }
 
     json_writer& null() {
-        separate();
-        out_->append("null");
+        literal(",null");
         return *this;
     }
 
 private:
     // A comma is due exactly when the last thing written ended a value or a
     // member, which the last byte tells: no nesting stack to keep.
-    void separate() {
-        if (out_->empty()) return;
+    bool needs_comma() const noexcept {
+        if (out_->empty()) return false;
         const char last = out_->back();
-        if (last != '{' && last != '[' && last != ':' && last != ',') out_->push_back(',');
+        return last != '{' && last != '[' && last != ':' && last != ',';
     }
 
-    void quoted(std::string_view s);
+    void opening(char bracket) {
+        const char token[] = {',', bracket};
+        const bool comma = needs_comma();
+        out_->append(token + !comma, 1 + comma);
+    }
+
+    // `with_comma` is the token preceded by a comma.
+    void literal(std::string_view with_comma) {
+        if (!needs_comma()) with_comma.remove_prefix(1);
+        out_->append(with_comma);
+    }
+
+    // [,]"s" (and ':' after a key), with s escaped.
+    void quoted(std::string_view s, bool is_key);
+    void escaped(std::string_view s);
 
     std::string* out_;
 };

@@ -10,7 +10,7 @@ namespace registry::detail {
 
 std::string encode_service_record(const service_instance& s) {
     std::string out;
-    out.reserve(512);
+    out.reserve(protocol::service_json_capacity(s));
     json_writer w(out);
     protocol::write_service(w, s);
     return out;

@@ -3,6 +3,7 @@
 // The scope must be joined (or be idle) before it is destroyed.
 #pragma once
 
+#include <registry/frame_allocator.hpp>
 #include <registry/task.hpp>
 
 #include <cassert>
@@ -48,6 +49,11 @@ public:
 private:
     struct detached {
         struct promise_type {
+            static void* operator new(std::size_t size) { return detail::frame_allocator::allocate(size); }
+            static void operator delete(void* frame, std::size_t size) noexcept {
+                detail::frame_allocator::deallocate(frame, size);
+            }
+
             detached get_return_object() noexcept { return {}; }
             std::suspend_never initial_suspend() noexcept { return {}; }
             std::suspend_never final_suspend() noexcept { return {}; }

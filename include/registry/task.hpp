@@ -8,8 +8,11 @@
 // executor: a task runs on whatever thread resumes it.
 #pragma once
 
+#include <registry/frame_allocator.hpp>
+
 #include <atomic>
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <type_traits>
 #include <utility>
@@ -24,6 +27,10 @@ namespace detail {
 
 class task_promise_base {
 public:
+    // Frames come from a per-thread cache (see frame_allocator.hpp).
+    static void* operator new(std::size_t size) { return frame_allocator::allocate(size); }
+    static void operator delete(void* frame, std::size_t size) noexcept { frame_allocator::deallocate(frame, size); }
+
     struct final_awaiter {
         bool await_ready() const noexcept { return false; }
 

@@ -79,11 +79,14 @@ task<result<void>> session::on(call& c, get_service_params& p) {
     if (!p.by_name) {
         auto s = reg().find(p.key);
         if (!s) co_return fail(errc::not_found, "no instance '" + p.key + "'");
-        reply(c, [&](detail::json_writer& w) {
-            w.begin_object().key("service");
-            write_service(w, *s);
-            w.end_object();
-        });
+        reply(
+            c,
+            [&](detail::json_writer& w) {
+                w.begin_object().key("service");
+                write_service(w, *s);
+                w.end_object();
+            },
+            16 + service_json_capacity(*s));
         co_return result<void>{};
     }
     service_filter by_name;

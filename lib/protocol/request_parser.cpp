@@ -793,17 +793,18 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     return open(d, e, m) && required(d, m, "execution_id", p.execution_id);
 }
 
-// Makes `out` hold the params type of the named action.
+// The empty params of the named action. Only that alternative is built: a
+// default request_params would be a register_params (a whole service
+// instance) made and destroyed for every request.
 template <std::size_t I = 0>
-bool select_action(std::string_view action, protocol::request_params& out) {
+std::optional<protocol::request_params> params_of(std::string_view action) {
     if constexpr (I < std::variant_size_v<protocol::request_params>) {
         if (std::variant_alternative_t<I, protocol::request_params>::action == action) {
-            out.emplace<I>();
-            return true;
+            return std::optional<protocol::request_params>{std::in_place, std::in_place_index<I>};
         }
-        return select_action<I + 1>(action, out);
+        return params_of<I + 1>(action);
     }
-    return false;
+    return std::nullopt;
 }
 
 // 1-128 characters, counted as code points (simdjson has checked the UTF-8).
@@ -842,7 +843,7 @@ parsed_frame request_parser::parse(std::string_view frame) {
     if (id_value.get_string().get(id_text) || !valid_id(id_text)) {
         return invalid(std::nullopt, {}, "id: must be a string of 1-128 characters");
     }
-    request req{std::string(id_text), {}};
+    std::string id(id_text);
 
     const path top;
     static constexpr std::string_view names[] = {"id", "type", "action", "params"};
@@ -851,13 +852,15 @@ parsed_frame request_parser::parse(std::string_view frame) {
     std::string type;
     std::string action;
     if (!open(d, root, m) || !required(d, m, "type", type)) {
-        return invalid(std::move(req.id), {}, std::move(d.problem));
+        return invalid(std::move(id), {}, std::move(d.problem));
     }
-    if (type != "request") return invalid(std::move(req.id), {}, R"(type: must be "request")");
-    if (!required(d, m, "action", action)) return invalid(std::move(req.id), {}, std::move(d.problem));
-    if (!select_action(action, req.params)) {
-        return rejection{std::move(req.id), {}, error{errc::unknown_action, "unknown action '" + action + "'"}};
+    if (type != "request") return invalid(std::move(id), {}, R"(type: must be "request")");
+    if (!required(d, m, "action", action)) return invalid(std::move(id), {}, std::move(d.problem));
+    std::optional<request_params> params_of_action = params_of(action);
+    if (!params_of_action) {
+        return rejection{std::move(id), {}, error{errc::unknown_action, "unknown action '" + action + "'"}};
     }
+    request req{std::move(id), std::move(*params_of_action)};
     const std::string_view name = std::visit([](const auto& p) { return p.action; }, req.params);
     const path params_at = top.member("params");
     const params_element params = m.get("params");

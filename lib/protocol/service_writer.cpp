@@ -96,4 +96,18 @@ void write_service(detail::json_writer& w, const service_instance& s) {
         .end_object();
 }
 
+// Every key, bracket and number at its widest, then the strings.
+std::size_t service_json_capacity(const service_instance& s) noexcept {
+    constexpr std::size_t fixed = 640;       // the members written for every service, and the optional ones
+    constexpr std::size_t per_endpoint = 80;  // keys, brackets, port
+    std::size_t n = fixed + s.name.size() + s.instance_id.size() + s.version.size() + s.failure_reason.size() +
+                    s.execution.command.size() + s.execution.container_id.size() + s.execution.image.size() +
+                    s.execution.unit_name.size() + s.where.host.size() + s.where.ssh_user.size();
+    for (const auto& ep : s.endpoints) n += per_endpoint + ep.name.size() + ep.address.size() + ep.protocol.size();
+    for (const auto& d : s.depends_on) n += 3 + d.size();
+    for (const auto& [k, v] : s.metadata) n += 6 + k.size() + v.size();
+    if (s.health) n += s.health->output.size();
+    return n;
+}
+
 }  // namespace registry::protocol

@@ -11,6 +11,7 @@
 #include <registry/async_scope.hpp>
 #include <registry/protocol/connection.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -81,8 +82,9 @@ private:
     friend class repl_listener;
 
     // Sends {"id":..,"type":"response","data":<write_data(w)>}; false if refused.
+    // `data_capacity`: see encode_response().
     template <typename WriteData>
-    bool reply(call& c, WriteData&& write_data);
+    bool reply(call& c, WriteData&& write_data, std::size_t data_capacity = 200);
     bool reply_encoded(call& c, std::string response);  // an encode_response() text (deploy_actions.cpp)
     void send_error(const std::string* id, const error& err);
     bool send(frame f);
@@ -108,8 +110,8 @@ private:
 };
 
 template <typename WriteData>
-bool session::reply(call& c, WriteData&& write_data) {
-    frame f{encode_response(c.id, std::forward<WriteData>(write_data)), nullptr};
+bool session::reply(call& c, WriteData&& write_data, std::size_t data_capacity) {
+    frame f{encode_response(c.id, std::forward<WriteData>(write_data), data_capacity), nullptr};
     c.answered = true;
     return send(std::move(f));
 }

@@ -431,6 +431,14 @@ TEST_CASE("integration: /healthz and /metrics over plain HTTP") {
     REQUIRE(registers.has_value());
     CHECK(*registers >= 3);  // two ok, one invalid_request
     CHECK(metrics.body.find("# TYPE registryd_requests_total counter") != std::string::npos);
+    // One line per (action, code), sorted; one histogram per action.
+    const auto register_lines = metrics.body.find("\nregistryd_requests_total{action=\"register\",code=\"invalid_request\"} 1\n"
+                                           "registryd_requests_total{action=\"register\",code=\"ok\"} 2\n");
+    CHECK(register_lines != std::string::npos);
+    CHECK(metrics.body.find("\nregistryd_request_duration_seconds_bucket{action=\"register\",le=\"+Inf\"} 3\n") !=
+          std::string::npos);
+    CHECK(metrics.body.find("\nregistryd_request_duration_seconds_count{action=\"register\"} 3\n") !=
+          std::string::npos);
     const auto connections = sample(metrics.body, "registryd_connections");
     REQUIRE(connections.has_value());
     CHECK(*connections >= 1);

@@ -58,3 +58,46 @@ TEST_CASE("json_writer: integers over the whole 64-bit ranges") {
         .end_array();
     CHECK(out == "[-9223372036854775808,18446744073709551615,65535,0]");
 }
+
+TEST_CASE("json_writer: a character to escape is found at every position of short and long strings") {
+    // Strings are checked a word at a time with overlapping tails: put each
+    // special byte at each position of each length, around the word sizes,
+    // the stack-assembled limit and beyond.
+    const std::string specials = std::string("\"\\\x00\x1f\n", 5);
+    for (std::size_t length : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 24, 119, 120, 121, 200}) {
+        for (std::size_t at = 0; at < length; ++at) {
+            for (char special : specials) {
+                std::string value(length, 'a');
+                value[at] = special;
+                std::string out;
+                json_writer w(out);
+                w.key(value).string(value);
+                std::string expected = "\"" + std::string(at, 'a');
+                switch (special) {
+                    case '"': expected += "\\\""; break;
+                    case '\\': expected += "\\\\"; break;
+                    case '\n': expected += "\\n"; break;
+                    case '\x1f': expected += "\\u001f"; break;
+                    default: expected += "\\u0000";
+                }
+                expected += std::string(length - at - 1, 'a') + "\"";
+                INFO("length ", length, " at ", at, " byte ", int(special));
+                REQUIRE(out == expected + ":" + expected);
+            }
+        }
+    }
+}
+
+TEST_CASE("json_writer: plain strings of every length are copied whole, bytes above 0x7f untouched") {
+    std::string alphabet;
+    for (int c = 0x20; c < 0x100; ++c) {
+        if (c != '"' && c != '\\') alphabet += static_cast<char>(c);
+    }
+    for (std::size_t length = 0; length <= alphabet.size(); ++length) {
+        const std::string value = alphabet.substr(alphabet.size() - length);
+        std::string out = "[";
+        json_writer w(out);
+        w.string(value).number(length).begin_object().key(value).boolean(false).end_object().null().end_array();
+        REQUIRE(out == "[\"" + value + "\"," + std::to_string(length) + ",{\"" + value + "\":false},null]");
+    }
+}

@@ -1,9 +1,12 @@
 // The stored service record: the protocol's service object, round trip and
 // strict decoding.
+#include "protocol/service_writer.hpp"
 #include "service_codec.hpp"
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <cstdint>
 #include <string>
 
 using namespace registry;
@@ -133,4 +136,36 @@ TEST_CASE("service codec: decoding is strict and names the field") {
           "created_revision: must be a non-negative integer");
     CHECK(decode_error(replace(R"({"kind":"local"})", R"({"kind":"local","host":"h"})")) ==
           "location.host: not allowed when kind is 'local'");
+}
+
+TEST_CASE("service codec: the capacity reserved for a service's text covers it, at its widest") {
+    // Every optional member present, every number at its widest, for each
+    // execution kind; then the sample with its strings, endpoints, metadata.
+    service_instance widest;
+    widest.where = location{true, "h", "u", 65535};
+    widest.state = service_state::failed;
+    widest.failure_reason = "f";
+    widest.health = health_result{health_status::critical, "o", time_point{std::chrono::milliseconds::min()}};
+    widest.lease = lease{~std::uint64_t{0}, seconds::min(), time_point{std::chrono::milliseconds::min()}, false};
+    widest.registered_at = time_point{std::chrono::milliseconds::min()};
+    widest.created_revision = ~std::uint64_t{0};
+    widest.modified_revision = ~std::uint64_t{0};
+    for (auto kind : {execution_kind::managed_process, execution_kind::container, execution_kind::systemd_unit}) {
+        widest.execution = execution_info{};
+        widest.execution.kind = kind;
+        widest.execution.pid = ~std::uint32_t{0};
+        widest.execution.command = "c";
+        widest.execution.container_id = "c";
+        widest.execution.image = "i";
+        widest.execution.unit_name = "u";
+        const std::string text = encode_service_record(widest);
+        INFO(text);
+        CHECK(text.size() <= protocol::service_json_capacity(widest));
+        // The fixed part is the widest variant's: the others get a few dozen bytes more.
+        CHECK(protocol::service_json_capacity(widest) - text.size() < 96);
+    }
+    const service_instance s = sample();
+    const std::string text = encode_service_record(s);
+    CHECK(text.size() <= protocol::service_json_capacity(s));
+    CHECK(protocol::service_json_capacity(s) < 2 * text.size());
 }
