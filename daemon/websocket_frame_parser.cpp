@@ -1,19 +1,10 @@
 #include "websocket_frame_parser.hpp"
 
+#include "websocket_opcode.hpp"
+
 namespace registryd::websocket {
 
-namespace {
-
-constexpr std::uint8_t op_continuation = 0x0;
-constexpr std::uint8_t op_text = 0x1;
-constexpr std::uint8_t op_binary = 0x2;
-constexpr std::uint8_t op_close = 0x8;
-constexpr std::uint8_t op_ping = 0x9;
-constexpr std::uint8_t op_pong = 0xA;
-
-constexpr bool is_control(std::uint8_t op) noexcept { return (op & 0x8) != 0; }
-
-}  // namespace
+using opcode::is_control;
 
 parse_event frame_parser::fail(close_code code, std::string_view why) {
     state_ = state::failed;
@@ -59,16 +50,16 @@ parse_event frame_parser::next(std::span<char>& in) {
                 return fail(close_code::protocol_error, "reserved bits set (no extension was negotiated)");
             }
             if ((b1 & 0x80) == 0) return fail(close_code::protocol_error, "client frames must be masked");
-            if (opcode_ != op_continuation && opcode_ != op_text && opcode_ != op_binary && opcode_ != op_close &&
-                opcode_ != op_ping && opcode_ != op_pong) {
+            if (opcode_ != opcode::continuation && opcode_ != opcode::text && opcode_ != opcode::binary &&
+                opcode_ != opcode::close && opcode_ != opcode::ping && opcode_ != opcode::pong) {
                 return fail(close_code::protocol_error, "unknown opcode");
             }
             if (is_control(opcode_)) {
                 if (!fin_) return fail(close_code::protocol_error, "fragmented control frame");
                 if (len7 > 125) return fail(close_code::protocol_error, "control frame payload above 125 bytes");
-            } else if (opcode_ == op_continuation && !in_message_) {
+            } else if (opcode_ == opcode::continuation && !in_message_) {
                 return fail(close_code::protocol_error, "continuation frame without a message to continue");
-            } else if (opcode_ != op_continuation && in_message_) {
+            } else if (opcode_ != opcode::continuation && in_message_) {
                 return fail(close_code::protocol_error, "new message before the fragmented one was finished");
             }
             header_need_ = static_cast<std::uint8_t>(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4);
@@ -109,9 +100,9 @@ parse_event frame_parser::header_complete() {
         }
         return {};
     }
-    if (opcode_ != op_continuation) {
+    if (opcode_ != opcode::continuation) {
         in_message_ = true;
-        message_binary_ = opcode_ == op_binary;
+        message_binary_ = opcode_ == opcode::binary;
         utf8_.reset();
     }
     if (remaining_ == 0) {
@@ -162,15 +153,15 @@ parse_event frame_parser::payload(std::span<char>& in) {
 parse_event frame_parser::control_complete() {
     parse_event e;
     e.bytes = control_;
-    if (opcode_ == op_ping) {
+    if (opcode_ == opcode::ping) {
         e.what = parse_event::kind::ping;
         return e;
     }
-    if (opcode_ == op_pong) {
+    if (opcode_ == opcode::pong) {
         e.what = parse_event::kind::pong;
         return e;
     }
-    // op_close
+    // opcode::close
     e.what = parse_event::kind::close;
     if (control_.empty()) return e;
     if (control_.size() == 1) return fail(close_code::protocol_error, "close frame payload of 1 byte");

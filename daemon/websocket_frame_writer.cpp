@@ -1,16 +1,18 @@
 #include "websocket_frame_writer.hpp"
 
+#include "websocket_opcode.hpp"
+
 namespace registryd::websocket {
 
 namespace {
 
 constexpr std::size_t max_control_payload = 125;
 
-std::string control_frame(std::uint8_t opcode, std::string_view payload) {
+std::string control_frame(std::uint8_t op, std::string_view payload) {
     payload = payload.substr(0, max_control_payload);
     std::string out;
     out.reserve(2 + payload.size());
-    out.push_back(static_cast<char>(0x80 | opcode));
+    out.push_back(static_cast<char>(0x80 | op));
     out.push_back(static_cast<char>(payload.size()));
     out.append(payload);
     return out;
@@ -29,7 +31,7 @@ std::string_view utf8_prefix(std::string_view s, std::size_t max) {
 
 frame_header text_frame_header(std::uint64_t payload_bytes) noexcept {
     frame_header h;
-    h.bytes[0] = static_cast<char>(0x81);  // FIN, text
+    h.bytes[0] = static_cast<char>(0x80 | opcode::text);  // FIN, text
     if (payload_bytes <= 125) {
         h.bytes[1] = static_cast<char>(payload_bytes);
         h.size = 2;
@@ -46,18 +48,18 @@ frame_header text_frame_header(std::uint64_t payload_bytes) noexcept {
     return h;
 }
 
-std::string ping_frame(std::string_view payload) { return control_frame(0x9, payload); }
+std::string ping_frame(std::string_view payload) { return control_frame(opcode::ping, payload); }
 
-std::string pong_frame(std::string_view payload) { return control_frame(0xA, payload); }
+std::string pong_frame(std::string_view payload) { return control_frame(opcode::pong, payload); }
 
 std::string close_frame(close_code code, std::string_view reason) {
-    if (code == close_code::none) return control_frame(0x8, {});
+    if (code == close_code::none) return control_frame(opcode::close, {});
     const auto c = static_cast<std::uint16_t>(code);
     std::string payload;
     payload.push_back(static_cast<char>(c >> 8));
     payload.push_back(static_cast<char>(c & 0xFF));
     payload.append(utf8_prefix(reason, max_control_payload - 2));
-    return control_frame(0x8, payload);
+    return control_frame(opcode::close, payload);
 }
 
 }  // namespace registryd::websocket

@@ -3,6 +3,7 @@
 // client would never send (unmasked frames, bad UTF-8, a ping between two
 // fragments) can be sent, and what the server answers is seen as it is.
 #include "harness.hpp"
+#include "websocket_opcode.hpp"
 
 #include <doctest/doctest.h>
 
@@ -25,12 +26,7 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::uint8_t op_continuation = 0x0;
-constexpr std::uint8_t op_text = 0x1;
-constexpr std::uint8_t op_binary = 0x2;
-constexpr std::uint8_t op_close = 0x8;
-constexpr std::uint8_t op_ping = 0x9;
-constexpr std::uint8_t op_pong = 0xA;
+namespace opcode = registryd::websocket::opcode;
 
 struct received {
     std::uint8_t opcode = 0;
@@ -120,7 +116,7 @@ public:
         std::string p;
         p.push_back(static_cast<char>(code >> 8));
         p.push_back(static_cast<char>(code & 0xFF));
-        send_frame(op_close, p + reason);
+        send_frame(opcode::close, p + reason);
     }
 
     // The next frame; nullopt when the server ended the TCP connection.
@@ -200,7 +196,7 @@ private:
 // The server's close frame with `code`, then the end of the connection.
 void expect_close(raw_client& c, int code) {
     const received f = c.frame();
-    REQUIRE_MESSAGE(f.opcode == op_close, "opcode " << int(f.opcode) << ": " << f.payload);
+    REQUIRE_MESSAGE(f.opcode == opcode::close, "opcode " << int(f.opcode) << ": " << f.payload);
     CHECK(f.close_code() == code);
     c.expect_eof();
 }
@@ -251,7 +247,7 @@ TEST_CASE("websocket transport: the handshake answers like Beast did, refusals i
     // The server still serves.
     raw_client c(d);
     c.upgrade_ok();
-    c.send_frame(op_text, list_services);
+    c.send_frame(opcode::text, list_services);
     CHECK(c.frame().payload.find(R"("id":"ls")") != std::string::npos);
 }
 
@@ -260,7 +256,7 @@ TEST_CASE("websocket transport: an unmasked frame is closed with 1002") {
     IT_DIAGNOSE(d);
     raw_client c(d);
     c.upgrade_ok();
-    c.send_frame(op_text, list_services, true, false);
+    c.send_frame(opcode::text, list_services, true, false);
     expect_close(c, 1002);
 }
 
@@ -270,7 +266,7 @@ TEST_CASE("websocket transport: protocol violations are closed with 1002") {
     {
         raw_client c(d);
         c.upgrade_ok();
-        c.send_frame(op_continuation, "orphan");
+        c.send_frame(opcode::continuation, "orphan");
         expect_close(c, 1002);
     }
     {
@@ -293,8 +289,8 @@ TEST_CASE("websocket transport: a text message that is not UTF-8 is closed with 
     raw_client c(d);
     c.upgrade_ok();
     // The bad byte sequence is split over two fragments.
-    c.send_frame(op_text, "{\"id\":\"\xE2", false);
-    c.send_frame(op_continuation, "\x28\xA1\"}");
+    c.send_frame(opcode::text, "{\"id\":\"\xE2", false);
+    c.send_frame(opcode::continuation, "\x28\xA1\"}");
     expect_close(c, 1007);
 }
 
@@ -303,15 +299,15 @@ TEST_CASE("websocket transport: a ping between the fragments of a request is ans
     IT_DIAGNOSE(d);
     raw_client c(d);
     c.upgrade_ok();
-    c.send_frame(op_text, R"({"id":"frag","type":)", false);
-    c.send_frame(op_ping, "between");
-    c.send_frame(op_continuation, R"("request","action":)", false);
-    c.send_frame(op_continuation, R"("list_services"})");
+    c.send_frame(opcode::text, R"({"id":"frag","type":)", false);
+    c.send_frame(opcode::ping, "between");
+    c.send_frame(opcode::continuation, R"("request","action":)", false);
+    c.send_frame(opcode::continuation, R"("list_services"})");
     const received pong = c.frame();
-    CHECK(pong.opcode == op_pong);
+    CHECK(pong.opcode == opcode::pong);
     CHECK(pong.payload == "between");
     const received response = c.frame();
-    CHECK(response.opcode == op_text);
+    CHECK(response.opcode == opcode::text);
     CHECK(response.fin);
     const json::value r = it::parse(response.payload);
     CHECK(str(r, "/id") == "frag");
@@ -324,16 +320,16 @@ TEST_CASE("websocket transport: pipelined requests are all answered, and the clo
     raw_client c(d);
     c.upgrade_ok();
     for (int i = 0; i < 20; ++i)
-        c.send_frame(op_text, R"({"id":")" + std::to_string(i) + R"(","type":"request","action":"list_services"})");
+        c.send_frame(opcode::text, R"({"id":")" + std::to_string(i) + R"(","type":"request","action":"list_services"})");
     int answered = 0;
     while (answered < 20) {
         const received f = c.frame();
-        REQUIRE(f.opcode == op_text);
+        REQUIRE(f.opcode == opcode::text);
         ++answered;
     }
     c.send_close(4001, "done here");
     const received f = c.frame();
-    CHECK(f.opcode == op_close);
+    CHECK(f.opcode == opcode::close);
     CHECK(f.close_code() == 4001);
     c.expect_eof();
 }
@@ -344,24 +340,24 @@ TEST_CASE("websocket transport: oversize and binary messages are answered and th
     raw_client c(d);
     c.upgrade_ok();
     // 3,000 bytes in three fragments, with a ping in the middle.
-    c.send_frame(op_text, std::string(1000, ' '), false);
-    c.send_frame(op_ping, "still there");
-    c.send_frame(op_continuation, std::string(1000, ' '), false);
-    c.send_frame(op_continuation, std::string(1000, ' '));
+    c.send_frame(opcode::text, std::string(1000, ' '), false);
+    c.send_frame(opcode::ping, "still there");
+    c.send_frame(opcode::continuation, std::string(1000, ' '), false);
+    c.send_frame(opcode::continuation, std::string(1000, ' '));
     const received pong = c.frame();
-    CHECK(pong.opcode == op_pong);
+    CHECK(pong.opcode == opcode::pong);
     CHECK(pong.payload == "still there");
     const json::value too_large = it::parse(c.frame().payload);
     CHECK(it::error_code(too_large) == "payload_too_large");
     CHECK(too_large.at("id").is_null());
     CHECK(it::error_message(too_large) == "message of 3000 bytes exceeds the limit of 1024 bytes");
 
-    c.send_frame(op_binary, "\x01\x02\x03");
+    c.send_frame(opcode::binary, "\x01\x02\x03");
     const json::value binary = it::parse(c.frame().payload);
     CHECK(it::error_code(binary) == "invalid_request");
     CHECK(it::error_message(binary) == "binary frames are not supported");
 
-    c.send_frame(op_text, list_services);
+    c.send_frame(opcode::text, list_services);
     CHECK(str(it::parse(c.frame().payload), "/id") == "ls");
 }
 
@@ -373,11 +369,11 @@ TEST_CASE("websocket transport: a message above the hard cap is closed with 1009
     // max(64 MiB, 4 x 1024) is 64 MiB: 65 fragments of 1 MiB cross it. The
     // server keeps reading (and discarding) until we hang up.
     const std::string mib(1 << 20, 'x');
-    c.send_frame(op_text, mib, false);
-    for (int i = 0; i < 64; ++i) c.send_frame(op_continuation, mib, false);
+    c.send_frame(opcode::text, mib, false);
+    for (int i = 0; i < 64; ++i) c.send_frame(opcode::continuation, mib, false);
     const auto f = c.next_frame();
     REQUIRE(f.has_value());
-    CHECK(f->opcode == op_close);
+    CHECK(f->opcode == opcode::close);
     CHECK(f->close_code() == 1009);
 }
 
@@ -397,9 +393,9 @@ TEST_CASE(
     while (it::steady::now() - t0 < 5s) {
         const auto f = answering.next_frame(3s);
         REQUIRE_MESSAGE(f.has_value(), "an answering client was disconnected");
-        REQUIRE(f->opcode == op_ping);
+        REQUIRE(f->opcode == opcode::ping);
         ++pings;
-        answering.send_frame(op_pong, f->payload);
+        answering.send_frame(opcode::pong, f->payload);
     }
     CHECK(pings >= 2);
 
@@ -407,7 +403,7 @@ TEST_CASE(
     // at the idle timeout, without a close frame.
     const auto ping = silent.next_frame(100ms);
     REQUIRE(ping.has_value());
-    CHECK(ping->opcode == op_ping);
+    CHECK(ping->opcode == opcode::ping);
     silent.expect_eof(100ms);
     CHECK(silent.eof());
 
@@ -418,7 +414,7 @@ TEST_CASE(
     const auto t1 = it::steady::now();
     const auto p = timed.frame(3s);
     const auto ping_after = it::steady::now() - t1;
-    CHECK(p.opcode == op_ping);
+    CHECK(p.opcode == opcode::ping);
     CHECK(ping_after >= 1s);
     timed.expect_eof(3s);
     const auto closed_after = it::steady::now() - t1;
