@@ -10,7 +10,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace it::deploy {
@@ -104,17 +106,29 @@ void kill_package_servers(const fs::path& prefix) {
     }
 }
 
-int open_sockets(const fs::path& install_dir) {
-    std::ifstream in(install_dir / "run" / "pid");
-    pid_t pid = 0;
-    if (!(in >> pid) || pid <= 1) return -1;
+namespace {
+
+// The inodes of the sockets process `pid` has open ("socket:[N]" links).
+std::set<std::string> socket_inodes(pid_t pid) {
+    std::set<std::string> out;
     std::error_code ec;
-    int sockets = 0;
     for (const auto& e : fs::directory_iterator(fs::path("/proc") / std::to_string(pid) / "fd", ec)) {
         std::error_code link_ec;
-        if (fs::read_symlink(e.path(), link_ec).string().starts_with("socket:")) ++sockets;
+        const std::string target = fs::read_symlink(e.path(), link_ec).string();
+        if (target.starts_with("socket:")) out.insert(target);
     }
-    return ec ? -1 : sockets;
+    return out;
+}
+
+}  // namespace
+
+int shared_sockets(const fs::path& install_dir, pid_t other) {
+    std::ifstream in(install_dir / "run" / "pid");
+    pid_t pid = 0;
+    if (!(in >> pid) || pid <= 1 || ::kill(pid, 0) != 0) return -1;
+    const std::set<std::string> mine = socket_inodes(pid);
+    const std::set<std::string> theirs = socket_inodes(other);
+    return static_cast<int>(std::count_if(mine.begin(), mine.end(), [&](const std::string& s) { return theirs.contains(s); }));
 }
 
 std::string fetch_index(std::uint16_t port) {

@@ -6,6 +6,8 @@
 
 #include "harness.hpp"
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -39,9 +41,10 @@ std::vector<std::string> stages(const std::vector<json::value>& events);
 // {prefix}/*/run/pid: the packages' processes outlive registryd on purpose.
 void kill_package_servers(const std::filesystem::path& prefix);
 
-// How many sockets the server a package installed in `install_dir` started
-// (its run/pid) has open; -1 when there is no such process.
-int open_sockets(const std::filesystem::path& install_dir);
+// How many of the sockets process `other` has open the server a package
+// installed in `install_dir` started (its run/pid) has open too; -1 when
+// there is no such server.
+int shared_sockets(const std::filesystem::path& install_dir, pid_t other);
 
 // GET / on 127.0.0.1:port; "" when nothing answers.
 std::string fetch_index(std::uint16_t port);

@@ -87,10 +87,9 @@ TEST_CASE("deploy: a local deploy is registered, healthy and reachable, a redepl
 
     CHECK(fs::read_symlink(f.prefix / "static-site" / "current") == f.prefix / "static-site-1.0.0");
     CHECK(dep::fetch_index(port) == "static-site 1.0.0\n");
-    // The service inherited none of registryd's descriptors: its only socket
-    // is its own listener (registryd's listener and its clients' connections
-    // stay registryd's).
-    CHECK(dep::open_sockets(f.prefix / "static-site-1.0.0") == 1);
+    // The service inherited none of registryd's descriptors: it shares no
+    // socket with registryd (its listener and its clients' connections).
+    CHECK(dep::shared_sockets(f.prefix / "static-site-1.0.0", f.d.pid()) == 0);
     {
         const json::value got = f.client.call("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"));
         INFO(dump(got));
@@ -180,10 +179,9 @@ TEST_CASE("deploy: a version whose health check fails is rolled back to the prev
 
     CHECK(fs::read_symlink(f.prefix / "static-site" / "current") == f.prefix / "static-site-1.0.0");
     CHECK(dep::fetch_index(port) == "static-site 1.0.0\n");
-    // The service inherited none of registryd's descriptors: its only socket
-    // is its own listener (registryd's listener and its clients' connections
-    // stay registryd's).
-    CHECK(dep::open_sockets(f.prefix / "static-site-1.0.0") == 1);
+    // The service inherited none of registryd's descriptors: it shares no
+    // socket with registryd (its listener and its clients' connections).
+    CHECK(dep::shared_sockets(f.prefix / "static-site-1.0.0", f.d.pid()) == 0);
     const json::value got = f.client.call("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"));
     CHECK(str(got, "/service/version") == "1.0.0");
     CHECK(str(got, "/service/state") == "running");
