@@ -8,6 +8,7 @@
 // executor: a task runs on whatever thread resumes it.
 #pragma once
 
+#include <registry/broken_promise.hpp>
 #include <registry/frame_allocator.hpp>
 
 #include <atomic>
@@ -156,7 +157,8 @@ public:
         if (handle_) handle_.destroy();
     }
 
-    // True once the coroutine has run to completion (or has none).
+    // True once the coroutine has run to completion (or has none). Awaiting a
+    // task with none throws broken_promise.
     bool is_ready() const noexcept { return !handle_ || handle_.done(); }
 
     auto operator co_await() & noexcept { return awaiter<false>{handle_}; }
@@ -174,6 +176,7 @@ private:
         }
 
         decltype(auto) await_resume() {
+            if (!handle) throw broken_promise{};
             if constexpr (Move && !std::is_reference_v<T> && !std::is_void_v<T>) {
                 return std::move(handle.promise()).result();
             } else {

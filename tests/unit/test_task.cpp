@@ -127,6 +127,23 @@ TEST_CASE("operation_cancelled propagates like any exception") {
     CHECK(sync_wait(observe()) == "operation cancelled");
 }
 
+TEST_CASE("awaiting a task without a coroutine throws broken_promise") {
+    task<int> empty;
+    CHECK(empty.is_ready());
+    CHECK_THROWS_AS(sync_wait(std::move(empty)), registry::broken_promise);
+
+    task<int> source = forty_two();
+    task<int> target = std::move(source);
+    CHECK_THROWS_AS(sync_wait(std::move(source)), registry::broken_promise);  // NOLINT(bugprone-use-after-move)
+    CHECK(sync_wait(std::move(target)) == 42);
+
+    task<void> no_void;
+    CHECK_THROWS_AS(sync_wait(std::move(no_void)), registry::broken_promise);
+    auto awaits_lvalue = [](task<int>& t) -> task<int> { co_return co_await t; };
+    task<int> lvalue;
+    CHECK_THROWS_AS(sync_wait(awaits_lvalue(lvalue)), registry::broken_promise);
+}
+
 TEST_CASE("task is lazy: the body runs only when awaited") {
     int runs = 0;
     auto body = [](int& count) -> task<int> {
