@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREGISTRY_TESTS=OFF >/dev/null
+# The same tree and options as scripts/test.sh, so running one after the other
+# builds incrementally; only registryd is built here.
+scripts/configure.sh release
 cmake --build build/release --target registryd
 exec build/release/registryd "$@"
