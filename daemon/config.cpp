@@ -496,6 +496,9 @@ command_line parse_command_line(int argc, const char* const* argv) {
             cli.version = true;
         } else if (is_flag(arg, "--config", inline_value)) {
             cli.config_file = value("--config");
+        } else if (is_flag(arg, "--check-config", inline_value)) {
+            cli.config_file = value("--check-config");
+            cli.check_config = true;
         } else if (is_flag(arg, "--listen", inline_value)) {
             const std::string v = value("--listen");
             try {
@@ -537,6 +540,8 @@ std::string usage(std::string_view program) {
          "  --port-file FILE    once listening, write \"HOST:PORT\\n\" of the bound address\n"
          "                      to FILE (atomically: temporary file + rename)\n"
          "  --log-level LEVEL   debug, info, warn or error; overrides `log.level`\n"
+         "  --check-config FILE validate FILE (and the other flags) as --config would, print\n"
+         "                      \"FILE: ok\" and exit 0, or the error and exit 2\n"
          "  --version           print the version and exit\n"
          "  -h, --help          print this help and exit\n"
          "\n"

@@ -145,6 +145,7 @@ struct command_line {
     std::optional<log::level> log_level;
     bool help = false;
     bool version = false;
+    bool check_config = false;  // --check-config FILE: validate config_file and exit
 };
 
 // Throws config_error for an unknown flag, a missing or bad value.

@@ -19,6 +19,7 @@
 #include "upload_dir.hpp"
 #include "server.hpp"
 #include "ssh_target.hpp"
+#include "systemd_notify.hpp"
 
 #include <registry/async_scope.hpp>
 #include <registry/container_manager.hpp>
@@ -399,8 +400,11 @@ private:
             }
             log::info("listening",
                       {{"addr", addr}, {"data_dir", cfg_.data_dir.string()}, {"version", version}});
+            if (!registryd::notify_systemd("READY=1\nSTATUS=listening on " + addr))
+                log::warn("cannot notify systemd (NOTIFY_SOCKET)", {});
 
             co_await shutdown_requested_.wait();
+            registryd::notify_systemd("STOPPING=1");
             reg_.bookmark();  // flushed before the close frames: subscribers resume exactly after a restart
             arm_shutdown_deadline();
             server_.shutdown([this] { drained_.set(); });
@@ -519,7 +523,15 @@ int main(int argc, char** argv) {
             return 0;
         }
         cfg = registryd::load(cli);
+        if (cli.check_config) {
+            std::printf("%s: ok\n", cli.config_file->c_str());
+            return 0;
+        }
     } catch (const registryd::config_error& e) {
+        if (cli.check_config) {
+            std::fprintf(stderr, "registryd: %s\n", e.what());
+            return 2;
+        }
         std::fprintf(stderr, "registryd: %s\nTry 'registryd --help'.\n", e.what());
         return 2;
     }

@@ -55,7 +55,7 @@ run_suite() {
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-run_suite release release "unit daemon integration containers container-it repl scripts"
+run_suite release release "unit daemon integration containers container-it repl scripts package"
 # The sanitizer tree runs every test except the real-Podman suites: those
 # take minutes of mostly waiting on containers, serially, and the code they
 # drive is covered under the sanitizers by the unit tests' in-memory engine.
