@@ -9,6 +9,7 @@ bin=$(realpath -m "$1")
 log=$(realpath -m "$2")
 : >"$log"
 scripts/setup-node.sh || exit 1
+scripts/setup-browser.sh || exit 1  # test/browser_bundle.test.js runs the bundled client in chromium
 major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$major" -ge 20 ] || echo "warning: node $(node --version) is older than the client's supported 20"
 cd clients/js

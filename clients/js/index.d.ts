@@ -320,10 +320,10 @@ export class RegistryClient {
   replCancel(params: { execution_id: string }, options?: RequestOptions): Promise<{ execution_id: string }>;
   /** repl_execute, and the execution's events routed to the ReplExecution it resolves to. */
   execute(params: ReplExecuteParams, options?: ExecuteOptions): Promise<ReplExecution>;
-  /** With `file` (a local path, Node only) the file is uploaded in chunks with its sha256 first. */
+  /** With `file` (a path in Node; a Blob or File anywhere) the package is uploaded in chunks with its sha256 first. */
   deployPackage(params: object, options?: RequestOptions & { chunkBytes?: number }): Promise<any>;
-  /** Uploads a local package file (Node only); resolves to its upload_id. */
-  uploadPackage(file: string, options?: { chunkBytes?: number; timeoutMs?: number; onEvent?: (e: { event: string; data: any }) => void }): Promise<string>;
+  /** Uploads a package (a path in Node; a Blob or File anywhere); resolves to its upload_id. */
+  uploadPackage(file: string | Blob, options?: { chunkBytes?: number; timeoutMs?: number; onEvent?: (e: { event: string; data: any }) => void }): Promise<string>;
   undeploy(params: object, options?: RequestOptions): Promise<any>;
   serviceAction(params: object, options?: RequestOptions): Promise<any>;
 

@@ -216,8 +216,9 @@ export class RegistryClient {
     return execution;
   }
 
-  // With `file` (a local path; Node only), uploads it in chunks with its
-  // sha256 first (package_upload.js); otherwise `path` or `upload_id`.
+  // With `file` (a path in Node; a Blob or File anywhere), uploads it in
+  // chunks with its sha256 first (package_upload.js); otherwise `path` or
+  // `upload_id`.
   async deployPackage(params, options) {
     if (params?.file === undefined) return this.request('deploy_package', params, options);
     const { deployPackageFile } = await import('./package_upload.js');

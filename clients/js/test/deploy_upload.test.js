@@ -3,70 +3,24 @@
 // free port) uploaded in chunks with its sha256 and installed on the local
 // target under a temp prefix.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 
 import { client } from './helpers/common.js';
-import { registrydBin, startRegistryd } from './helpers/registryd.js';
+import { buildStaticSite, fetchIndex, freePort, killPackageServers } from './helpers/packages.js';
+import { startRegistryd } from './helpers/registryd.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const bin = resolve(here, '../bin/registryctl.js');
-const packagesDir = resolve(here, '../../../packages');
-const registryPack = join(dirname(registrydBin), 'registry-pack');
 const chunkBytes = 256;
 
 let work;
 let daemon;
 let c;
-
-async function freePort() {
-  const server = createServer();
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address();
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
-// packages/static-site with `port` and a quick health interval, packed.
-async function buildPackage(version, port) {
-  const src = join(work, `src-${version}`);
-  await cp(join(packagesDir, 'static-site'), src, { recursive: true });
-  const manifest = (await readFile(join(src, 'manifest.yaml'), 'utf8'))
-    .replace(/version: .*/, `version: ${version}`)
-    .replace(/port: 8181/, `port: ${port}`)
-    .replace(/interval: .*/, 'interval: 300ms')
-    .replace(/deadline: .*/, 'deadline: 10s');
-  await writeFile(join(src, 'manifest.yaml'), manifest);
-  await writeFile(join(src, 'www', 'index.html'), `static-site ${version}\n`);
-  const { stdout } = await promisify(execFile)(registryPack, [src, join(work, 'archives')]);
-  return stdout.trim();
-}
-
-async function fetchIndex(port) {
-  try {
-    return await (await fetch(`http://127.0.0.1:${port}/`)).text();
-  } catch {
-    return '';
-  }
-}
-
-// The packages' servers outlive registryd on purpose: kill them by pid.
-async function killPackageServers() {
-  for (const dir of await readdir(join(work, 'opt')).catch(() => [])) {
-    const pid = Number(await readFile(join(work, 'opt', dir, 'run', 'pid'), 'utf8').catch(() => ''));
-    if (pid > 1) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {}
-    }
-  }
-}
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'registry-js-deploy-'));
@@ -77,7 +31,7 @@ before(async () => {
 });
 
 after(async () => {
-  await killPackageServers();
+  await killPackageServers(join(work, 'opt'));
   await c?.close();
   await daemon?.dispose();
   await rm(work, { recursive: true, force: true });
@@ -85,7 +39,7 @@ after(async () => {
 
 test('deployPackage({file}) uploads the file in chunks with its sha256 and deploys it', async () => {
   const port = await freePort();
-  const archive = await buildPackage('1.0.0', port);
+  const archive = await buildStaticSite(work, '1.0.0', port);
   const size = (await readFile(archive)).length;
   assert.ok(size > 2 * chunkBytes, `the package (${size} bytes) takes several chunks`);
   const events = [];
@@ -111,7 +65,7 @@ test('deployPackage({file}) uploads the file in chunks with its sha256 and deplo
 });
 
 test('uploadPackage resumes from the offset the server reports', async () => {
-  const archive = await buildPackage('1.0.1', await freePort());
+  const archive = await buildStaticSite(work, '1.0.1', await freePort());
   const bytes = await readFile(archive);
   // A first chunk sent by hand, as by a client that then lost track.
   const { createHash } = await import('node:crypto');
@@ -135,7 +89,7 @@ test('uploadPackage resumes from the offset the server reports', async () => {
 
 test('registryctl deploy shows the upload progress bar and the stages', async () => {
   const port = await freePort();
-  const archive = await buildPackage('2.0.0', port);
+  const archive = await buildStaticSite(work, '2.0.0', port);
   const child = spawn(process.execPath, [bin, 'deploy', archive], {
     env: { ...process.env, REGISTRY_URL: daemon.url, REGISTRY_TOKEN: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
