@@ -152,7 +152,7 @@ task<result<void>> session::on(call& c, subscribe_params& p) {
     if (subscriptions_.size() >= max) {
         co_return fail(errc::limit_exceeded, "at most " + std::to_string(max) + " subscriptions per connection");
     }
-    std::string id = 's' + std::to_string(++subscriptions_started_);  // 's' + : GCC 12 -O3 warns falsely (-Wrestrict) on "s" + std::string&&
+    std::string id = "s" + std::to_string(++subscriptions_started_);
     std::stop_source stop;
     p.watch.stop = stop.get_token();
     // Lazy: the watch registers (and takes its snapshot) when the pump starts,

@@ -41,7 +41,7 @@ result<void> session::stream(call& c, const std::function<async_generator<event_
     if (subscriptions_.size() >= max) {
         return fail(errc::limit_exceeded, "at most " + std::to_string(max) + " subscriptions per connection");
     }
-    std::string id = 's' + std::to_string(++subscriptions_started_);  // 's' + : GCC 12 -O3 warns falsely (-Wrestrict) on "s" + std::string&&
+    std::string id = "s" + std::to_string(++subscriptions_started_);
     std::stop_source stop;
     auto events = open(stop.get_token());
     const bool sent = reply(c, [&](detail::json_writer& w) {
