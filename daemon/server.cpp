@@ -42,6 +42,8 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -51,6 +53,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <limits>
 #include <optional>
 #include <span>
 #include <sstream>
@@ -245,6 +248,8 @@ namespace {
 //   a valid upgrade or has a missing/malformed Sec-WebSocket-Key, 426 with
 //   Sec-WebSocket-Version: 13 for another version); no subprotocol and no
 //   extension is ever accepted (permessage-deflate is not offered back).
+//   Bytes Beast read past the upgrade request (a client pipelining its first
+//   frames) are handed over and parsed first.
 //
 // Outbound (the library calls send()):
 //   Frames go into a bounded FIFO queue, each entry holding its frame header
@@ -293,15 +298,19 @@ namespace {
 //   On a read/write error: connection::close() at once, the queue is
 //   dropped; in-flight requests run to completion (their responses are
 //   discarded) and hold the session alive until then.
-//   On the peer's close frame: the same, and the close is answered with the
-//   peer's code (1000 if it gave none), then the TCP connection is closed.
+//   On the peer's close frame: nothing after it is read; as on a server
+//   shutdown (below) the requests before it complete and their responses are
+//   sent, then the close is answered with the peer's code (1000 if it gave
+//   none) and the TCP connection is closed.
 //   On server shutdown: stop reading, let in-flight requests complete (their
 //   responses are still sent), connection::close(), flush the queue, close
 //   with 1001 (going away).
 //   A close the server starts waits for the peer's close frame (reading and
 //   discarding anything else) for at most timeouts.handshake_seconds + 1 s,
 //   then the socket is closed under it; after a protocol error the server
-//   stops sending and only waits for the peer to hang up, as long.
+//   stops sending and only waits for the peer to hang up, as long. The
+//   deadline starts again while the kernel's send queue (SIOCOUTQ) shrinks:
+//   a peer that still reads, however slowly, gets up to the close frame.
 //------------------------------------------------------------------------------
 class ws_session final : public std::enable_shared_from_this<ws_session>, public registry::protocol::outbox {
 public:
@@ -329,8 +338,10 @@ public:
     ws_session(const ws_session&) = delete;
     ws_session& operator=(const ws_session&) = delete;
 
+    // `early` holds bytes that arrived after the upgrade request in the same
+    // read (a pipelining client's first frames): they are parsed first.
     template <typename Body, typename Allocator>
-    void run(const http::request<Body, http::basic_fields<Allocator>>& req) {
+    void run(const http::request<Body, http::basic_fields<Allocator>>& req, std::string_view early) {
         st_->ws_sessions.emplace(id_, weak_from_this());
         error_code ec;
         socket_.non_blocking(true, ec);
@@ -365,6 +376,12 @@ public:
             shutdown();
             return;
         }
+        if (!early.empty()) {
+            std::string bytes(early);  // the parser unmasks in place
+            std::span<char> in(bytes.data(), bytes.size());
+            parse(in);
+            keep_unread(in);
+        }
         maybe_read();
     }
 
@@ -373,7 +390,7 @@ public:
         if (state_ != phase::open) return;
         state_ = phase::draining;
         unread_.reset();
-        if (in_flight_ == 0) begin_close(websocket::close_code::going_away, "server shutting down", true);
+        if (in_flight_ == 0) begin_close(drain_code_, "server shutting down", true);
     }
 
     void close_socket() {
@@ -399,6 +416,16 @@ public:
     void tick(clock::time_point now) {
         if (!due(now)) return;
         if (state_ == phase::closing) {
+            // A peer that still reads what the kernel holds for it is given
+            // the time to read up to the close frame (a slow consumer gets
+            // its 1008).
+            int unsent = 0;
+            if (::ioctl(socket_.native_handle(), SIOCOUTQ, &unsent) == 0 && unsent > 0 &&
+                static_cast<std::uint32_t>(unsent) < kernel_unsent_) {
+                kernel_unsent_ = static_cast<std::uint32_t>(unsent);
+                extend_close_deadline();
+                return;
+            }
             log::debug("closing connection forcibly", {{"conn", id_}});
             end(false);
             return;
@@ -627,6 +654,7 @@ private:
                 }
             } else if (e.what == kind::close) {
                 on_peer_close(e.code);
+                in = {};  // nothing may follow a close frame
             } else if (e.what == kind::error) {
                 on_protocol_error(e.code, e.bytes);
                 in = {};
@@ -694,7 +722,13 @@ private:
         }
         log::debug("connection closed by peer", {{"conn", id_}, {"code", static_cast<std::uint64_t>(code)}});
         peer_closed_ = true;
-        begin_close(code == websocket::close_code::none ? websocket::close_code::normal : code, {}, false);
+        unread_.reset();
+        // What the peer sent before its close is answered first: requests in
+        // flight complete (draining), their responses and those queued are
+        // written, then the close is echoed.
+        drain_code_ = code == websocket::close_code::none ? websocket::close_code::normal : code;
+        if (state_ == phase::open) state_ = phase::draining;
+        if (in_flight_ == 0) begin_close(drain_code_, {}, true);
     }
 
     void on_protocol_error(websocket::close_code code, std::string_view why) {
@@ -748,7 +782,7 @@ private:
     void request_done() {
         --in_flight_;
         if (state_ == phase::draining) {
-            if (in_flight_ == 0) begin_close(websocket::close_code::going_away, "server shutting down", true);
+            if (in_flight_ == 0) begin_close(drain_code_, peer_closed_ ? "" : "server shutting down", true);
             return;
         }
         maybe_read();
@@ -861,9 +895,13 @@ private:
         unread_.reset();
         if (!flush) drop_queue();
         asio::post(socket_.get_executor(), [self = shared_from_this()] { self->conn_.close(); });
-        deadline_ = clock::now() + st_->cfg.timeouts.handshake + close_grace_extra;
+        extend_close_deadline();
         enqueue(websocket::close_frame(code, reason), queued::kind::close);
         maybe_read();  // for the peer's answer
+    }
+
+    void extend_close_deadline() {
+        deadline_ = clock::now() + st_->cfg.timeouts.handshake + close_grace_extra;
     }
 
     void on_close_written() {
@@ -936,6 +974,11 @@ private:
     bool close_sent_ = false;
     bool peer_closed_ = false;   // the peer's close frame arrived (or a refusal is being written)
     bool input_failed_ = false;  // a protocol error: the rest of the input is ignored
+    // The close code sent once draining ends: 1001 for a server shutdown,
+    // the peer's code after its close frame.
+    websocket::close_code drain_code_ = websocket::close_code::going_away;
+    // Closing: the least the kernel's send queue held at a closing deadline.
+    std::uint32_t kernel_unsent_ = std::numeric_limits<std::uint32_t>::max();
 
     registry::protocol::connection conn_;
     // Declared last, destroyed first: it is idle by then (every request
@@ -994,6 +1037,14 @@ private:
             stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
             return;
         }
+        if (ec == http::error::header_limit) {
+            respond(http::status::request_header_fields_too_large, "request header fields too large\n", false);
+            return;
+        }
+        if (ec == http::error::body_limit) {
+            respond(http::status::payload_too_large, "request body too large\n", false);
+            return;
+        }
         if (ec) {
             if (ec != beast::error::timeout && ec != asio::error::operation_aborted) {
                 log::debug("http read failed", {{"conn", id_}, {"error", ec.message()}});
@@ -1002,7 +1053,10 @@ private:
         }
 
         auto& req = parser_->get();
-        if (beast::websocket::is_upgrade(req)) {
+        // Any request naming the websocket upgrade goes to the handshake's
+        // checks (an HTTP/1.0 or POST one is refused there with 400, not 404).
+        const auto upgrade = req.find(http::field::upgrade);
+        if (upgrade != req.end() && http::token_list{upgrade->value()}.exists("websocket")) {
             if (st_->shutting_down) {
                 respond(http::status::service_unavailable, "shutting down\n", false);
                 return;
@@ -1022,7 +1076,8 @@ private:
                 return;
             }
             auto ws = std::make_shared<ws_session>(st_, id_, std::move(socket), remote_);
-            ws->run(parser_->release());
+            const auto early = buffer_.data();
+            ws->run(parser_->release(), std::string_view(static_cast<const char*>(early.data()), early.size()));
             return;
         }
 
@@ -1067,9 +1122,21 @@ private:
         if (!keep_alive || st_->shutting_down) {
             error_code ignored;
             stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+            linger();
             return;
         }
         do_read();
+    }
+
+    // After the last response: what the client still sends (the rest of a
+    // refused header block) is read and discarded until it hangs up, within
+    // the handshake timeout. Closing with unread bytes would send a reset,
+    // which can destroy the response before the client reads it.
+    void linger() {
+        buffer_.clear();
+        stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](const error_code& ec, std::size_t) {
+            if (!ec) self->linger();
+        });
     }
 
     std::shared_ptr<server::state> st_;

@@ -16,7 +16,13 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <algorithm>
+#include <atomic>
+#include <functional>
 #include <optional>
+#include <thread>
+#include <vector>
+#include <set>
 #include <string>
 
 using it::dump;
@@ -39,18 +45,37 @@ struct received {
     }
 };
 
+struct raw_options {
+    const char* source = nullptr;  // a loopback address to connect from (e.g. "127.0.0.2")
+    int receive_buffer_bytes = 0;  // SO_RCVBUF (0: the system's default)
+};
+
 // A TCP connection speaking WebSocket by hand. Every wait is bounded.
 class raw_client {
 public:
-    explicit raw_client(const it::registryd& d) {
+    explicit raw_client(const it::registryd& d, raw_options o = {}) {
         fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd_ < 0) throw it::failure("socket: " + std::string(std::strerror(errno)));
+        if (o.receive_buffer_bytes > 0)
+            ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &o.receive_buffer_bytes, sizeof o.receive_buffer_bytes);
+        if (o.source) {
+            sockaddr_in from{};
+            from.sin_family = AF_INET;
+            ::inet_pton(AF_INET, o.source, &from.sin_addr);
+            if (::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+                const std::string e = std::strerror(errno);
+                ::close(fd_);
+                throw it::failure("bind " + std::string(o.source) + ": " + e);
+            }
+        }
         sockaddr_in a{};
         a.sin_family = AF_INET;
         a.sin_port = htons(d.port());
         ::inet_pton(AF_INET, d.host().c_str(), &a.sin_addr);
         if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-            throw it::failure("connect: " + std::string(std::strerror(errno)));
+            const std::string e = std::strerror(errno);
+            ::close(fd_);
+            throw it::failure("connect: " + e);
         }
     }
     ~raw_client() { ::close(fd_); }
@@ -64,6 +89,11 @@ public:
                             "Sec-WebSocket-Version: 13\r\n") {
         send_raw("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + headers +
                  "\r\n");
+        return read_head();
+    }
+
+    // The HTTP response head (status line and headers) the server sent.
+    std::string read_head() {
         const auto deadline = it::steady::now() + it::scaled(it::default_timeout);
         for (;;) {
             const auto end = in_.find("\r\n\r\n");
@@ -82,15 +112,34 @@ public:
     }
 
     void send_raw(const std::string& bytes) {
+        if (!try_send_raw(bytes)) throw it::failure("send: " + std::string(std::strerror(errno)));
+    }
+
+    // false if the connection failed (the server closed it).
+    bool try_send_raw(std::string_view bytes) {
         std::size_t off = 0;
         while (off < bytes.size()) {
             const ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-            if (n < 0) throw it::failure("send: " + std::string(std::strerror(errno)));
+            if (n < 0) return false;
             off += static_cast<std::size_t>(n);
         }
+        return true;
     }
 
+    // Reads at most `bytes` per read, pausing `pause` before each: a slow reader.
+    void throttle(std::size_t bytes, it::ms pause) {
+        read_size_ = bytes;
+        read_pause_ = pause;
+    }
+
+    std::uint64_t bytes_read() const { return bytes_read_; }
+
     void send_frame(std::uint8_t opcode, const std::string& payload, bool fin = true, bool masked = true) {
+        send_raw(encode(opcode, payload, fin, masked));
+    }
+
+    // One frame's bytes, as a client sends it.
+    static std::string encode(std::uint8_t opcode, const std::string& payload, bool fin = true, bool masked = true) {
         std::string f;
         f.push_back(static_cast<char>((fin ? 0x80 : 0) | opcode));
         const std::uint8_t mask_bit = masked ? 0x80 : 0;
@@ -109,7 +158,7 @@ public:
         if (masked) f.append(key, 4);
         for (std::size_t i = 0; i < payload.size(); ++i)
             f.push_back(masked ? static_cast<char>(payload[i] ^ key[i % 4]) : payload[i]);
-        send_raw(f);
+        return f;
     }
 
     void send_close(int code, const std::string& reason) {
@@ -153,15 +202,17 @@ private:
         if (eof_) return false;
         const auto left = std::chrono::duration_cast<it::ms>(deadline - it::steady::now()).count();
         if (left <= 0) return false;
+        if (read_pause_.count() > 0) std::this_thread::sleep_for(read_pause_);
         pollfd p{fd_, POLLIN, 0};
         if (::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
         char buf[65536];
-        const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        const ssize_t n = ::recv(fd_, buf, std::min(sizeof buf, read_size_), 0);
         if (n <= 0) {
             eof_ = true;  // EOF or reset: the connection is gone either way
             return false;
         }
         in_.append(buf, static_cast<std::size_t>(n));
+        bytes_read_ += static_cast<std::uint64_t>(n);
         return true;
     }
 
@@ -191,6 +242,9 @@ private:
     int fd_ = -1;
     std::string in_;
     bool eof_ = false;
+    std::size_t read_size_ = 65536;
+    it::ms read_pause_{0};
+    std::uint64_t bytes_read_ = 0;
 };
 
 // The server's close frame with `code`, then the end of the connection.
@@ -420,4 +474,139 @@ TEST_CASE(
     const auto closed_after = it::steady::now() - t1;
     CHECK(closed_after >= 2s);
     CHECK(closed_after < it::scaled(3500ms));
+}
+
+TEST_CASE("websocket transport: a frame sent in the same write as the upgrade request is answered (issue 15, 7)") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    for (const bool whole : {true, false}) {
+        INFO("whole frame: ", whole);
+        raw_client c(d);
+        // The upgrade request and a masked text frame (or its first half) in
+        // one send: they arrive in one read.
+        const std::string frame = raw_client::encode(opcode::text, list_services);
+        const std::size_t first = whole ? frame.size() : frame.size() / 2;
+        c.send_raw(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" +
+            frame.substr(0, first));
+        const std::string head = c.read_head();
+        REQUIRE_MESSAGE(head.rfind("HTTP/1.1 101 ", 0) == 0, head);
+        if (!whole) c.send_raw(frame.substr(first));
+        const received r = c.frame();
+        CHECK(r.opcode == opcode::text);
+        CHECK(str(it::parse(r.payload), "/id") == "ls");
+    }
+}
+
+TEST_CASE("websocket transport: requests followed by a close in the same write are answered, then the close (issue 15, 9)") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    for (int round = 0; round < 20; ++round) {
+        INFO("round ", round);
+        raw_client c(d);
+        c.upgrade_ok();
+        // A register (completed by the store, later) and a list (completed at
+        // once), then the close, all in one write.
+        const std::string reg = R"({"id":"r","type":"request","action":"register","params":{"service":{"name":"s9","instance_id":"i)" +
+                                std::to_string(round) + R"("},"ttl_seconds":30}})";
+        c.send_raw(c.encode(opcode::text, reg) + c.encode(opcode::text, list_services) +
+                   c.encode(opcode::close, std::string("\x03\xE8", 2)));
+        std::set<std::string> answered;
+        for (int i = 0; i < 2; ++i) {
+            const received f = c.frame();
+            REQUIRE_MESSAGE(f.opcode == opcode::text, "opcode " << int(f.opcode) << ": " << f.payload);
+            const json::value v = it::parse(f.payload);
+            CHECK(it::error_code(v).empty());
+            answered.insert(str(v, "/id"));
+        }
+        CHECK(answered == std::set<std::string>{"r", "ls"});
+        expect_close(c, 1000);
+    }
+}
+
+TEST_CASE("websocket transport: HTTP/1.0 and POST upgrades get 400, a 20 KiB header block gets 431 (issue 15, 10)") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    const std::string rest =
+        " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    {
+        raw_client c(d);
+        c.send_raw("GET / HTTP/1.0\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        const std::string head = c.read_head();
+        CHECK_MESSAGE(head.rfind("HTTP/1.0 400 Bad Request\r\n", 0) == 0, head);
+        c.expect_eof();
+    }
+    {
+        raw_client c(d);
+        c.send_raw("POST /" + rest);
+        const std::string head = c.read_head();
+        CHECK_MESSAGE(head.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0, head);
+        c.expect_eof();
+    }
+    for (const bool upgrade : {true, false}) {
+        INFO("upgrade: ", upgrade);
+        raw_client c(d);
+        std::string headers;
+        for (int i = 0; i < 20; ++i) headers += "X-Filler-" + std::to_string(i) + ": " + std::string(1000, 'a') + "\r\n";
+        c.send_raw(std::string("GET ") + (upgrade ? "/" : "/healthz") + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers +
+                   (upgrade ? rest.substr(rest.find("Upgrade:")) : std::string("\r\n")));
+        const std::string head = c.read_head();
+        CHECK_MESSAGE(head.rfind("HTTP/1.1 431 Request Header Fields Too Large\r\n", 0) == 0, head);
+        c.expect_eof();
+    }
+    // The server still serves.
+    raw_client c(d);
+    c.upgrade_ok();
+    c.send_frame(opcode::text, list_services);
+    CHECK(str(it::parse(c.frame().payload), "/id") == "ls");
+}
+
+TEST_CASE("websocket transport: a slow reader gets the 1008 close after what was written (issue 15, 8)") {
+    // The closing handshake's deadline is 2 s; the reader needs longer than
+    // that to read what the kernel holds before the close frame.
+    it::registryd d{"limits:\n  outbound_queue_bytes: 256KiB\n  outbound_queue_messages: 64\ntimeouts:\n  handshake_seconds: 1\n"};
+    IT_DIAGNOSE(d);
+    raw_client slow(d);
+    slow.upgrade_ok();
+    slow.send_frame(opcode::text, R"({"id":"s","type":"request","action":"subscribe"})");
+    REQUIRE(slow.frame().opcode == opcode::text);  // the response
+    slow.throttle(16 * 1024, 50ms);                // ~320 KB/s
+
+    std::string writer_error;
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+        try {
+            it::ws_client w(d);
+            const std::string padding(2000, 'p');
+            for (int i = 0; i < 6000 && !stop; ++i) {
+                json::object svc = it::service("slow", "slow-" + std::to_string(i));
+                svc["metadata"] = json::object{{"padding", padding}};
+                w.call("register", it::registration(std::move(svc), 300), it::scaled(10s));
+            }
+        } catch (const std::exception& e) {
+            writer_error = e.what();
+        }
+    });
+    std::optional<received> last;
+    std::size_t frames = 0;
+    try {
+        while (auto fr = slow.next_frame(10s)) {
+            ++frames;
+            last = fr;
+            if (fr->opcode == opcode::close) break;
+        }
+    } catch (const std::exception& e) {
+        writer_error += std::string(" reader: ") + e.what();
+    }
+    stop = true;
+    writer.join();
+    MESSAGE("the slow reader read ", frames, " frames, ", slow.bytes_read() >> 10, " KiB");
+    REQUIRE_MESSAGE(writer_error.empty(), writer_error);
+    REQUIRE(last.has_value());
+    CHECK_MESSAGE(last->opcode == opcode::close, "the last frame: opcode ", int(last->opcode));
+    CHECK(last->close_code() == 1008);
+    CHECK(last->payload.substr(2) == "slow consumer: outbound queue full");
 }
