@@ -564,6 +564,238 @@ TEST_CASE("websocket transport: HTTP/1.0 and POST upgrades get 400, a 20 KiB hea
     CHECK(str(it::parse(c.frame().payload), "/id") == "ls");
 }
 
+//------------------------------------------------------------------------------
+// Attacks (issue 15): each runs bounded in count and time while a well-behaved
+// client on its own connection keeps calling list_services. registryd's RSS
+// must stay under its memory budget plus `rss_slack` (the daemon's own
+// footprint: code, the registry, allocator slack), and every call of the
+// well-behaved client must be answered within `answer_bound` (generous: the
+// machine running the tests is shared and loaded).
+
+namespace {
+
+// Under AddressSanitizer RSS says nothing (shadow memory, the quarantine of
+// freed blocks): only the budget's own figures are checked there.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool rss_checked = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool rss_checked = false;
+#else
+constexpr bool rss_checked = true;
+#endif
+#else
+constexpr bool rss_checked = true;
+#endif
+
+constexpr std::uint64_t test_budget = 16 << 20;
+constexpr std::uint64_t rss_slack = 48 << 20;
+constexpr it::ms answer_bound{2000};
+
+const std::string budget_config = "limits:\n  memory_budget_bytes: 16MiB\n";
+
+// The value of a /metrics sample (the whole line's name and labels); -1 if absent.
+std::int64_t metric(const it::registryd& d, const std::string& sample) {
+    const std::string body = it::http_get(d.host(), d.port(), "/metrics").body;
+    const auto at = body.find("\n" + sample + " ");
+    if (at == std::string::npos) return -1;
+    return std::stoll(body.substr(at + sample.size() + 2));
+}
+
+struct attack_control {
+    std::atomic<bool> built{false};  // the attack is in place
+    std::atomic<bool> stop{false};   // the attack may end (release its connections)
+};
+
+struct attack_figures {
+    it::ms slowest{0};
+    int calls = 0;
+    std::uint64_t rss_before = 0;
+    std::uint64_t peak_rss = 0;
+    std::int64_t budget_peak = 0;  // registryd_memory_budget_peak_bytes
+    std::string describe() const {
+        return std::to_string(calls) + " calls of the well-behaved client, slowest " + std::to_string(slowest.count()) +
+               " ms; RSS " + std::to_string(rss_before >> 20) + " MiB before, peak " + std::to_string(peak_rss >> 20) +
+               " MiB; the budget's peak " + std::to_string(budget_peak >> 10) + " KiB";
+    }
+};
+
+// Runs `attack` on a thread. It builds its attack, sets `built`, waits for
+// `stop`, and returns (closing its connections). Meanwhile the well-behaved
+// client calls list_services and the daemon's RSS is sampled, for one more
+// second once the attack is built.
+attack_figures under_attack(it::registryd& d, const std::function<void(attack_control&)>& attack) {
+    attack_figures f;
+    it::ws_client good(d);
+    good.call("list_services");
+    f.rss_before = d.rss_bytes();
+    f.peak_rss = f.rss_before;
+    attack_control ctl;
+    std::string attack_error;
+    std::thread t([&] {
+        try {
+            attack(ctl);
+        } catch (const std::exception& e) {
+            attack_error = e.what();
+        }
+        ctl.built = true;
+    });
+    const auto deadline = it::steady::now() + it::scaled(60s);
+    std::optional<it::steady::time_point> built_at;
+    std::string good_error;
+    try {
+        for (;;) {
+            const auto t0 = it::steady::now();
+            good.call("list_services", {}, it::scaled(10s));
+            f.slowest = std::max(f.slowest, std::chrono::duration_cast<it::ms>(it::steady::now() - t0));
+            ++f.calls;
+            f.peak_rss = std::max(f.peak_rss, d.rss_bytes());
+            if (!built_at && ctl.built) built_at = it::steady::now();
+            if (built_at && it::steady::now() - *built_at > 1s) break;
+            if (it::steady::now() > deadline) throw it::failure("the attack was not built within 60 s");
+            std::this_thread::sleep_for(10ms);
+        }
+        f.peak_rss = std::max(f.peak_rss, d.rss_bytes());
+        f.budget_peak = metric(d, "registryd_memory_budget_peak_bytes");
+    } catch (const std::exception& e) {
+        good_error = e.what();
+    }
+    ctl.stop = true;
+    t.join();
+    REQUIRE_MESSAGE(attack_error.empty(), attack_error);
+    REQUIRE_MESSAGE(good_error.empty(), "the well-behaved client: " << good_error << "; " << f.describe());
+    return f;
+}
+
+void wait_stop(const attack_control& ctl) {
+    while (!ctl.stop) std::this_thread::sleep_for(10ms);
+}
+
+}  // namespace
+
+TEST_CASE("websocket transport: a ping flood from a client that never reads grows nothing (issue 15, 1)") {
+    it::registryd d{budget_config};
+    IT_DIAGNOSE(d);
+    constexpr int batches = 1200, pings_per_batch = 500;  // 600,000 pings, 79 MB
+    const auto f = under_attack(d, [&](attack_control& ctl) {
+        raw_client a(d, {nullptr, 4096});
+        a.upgrade_ok();
+        std::string batch;
+        for (int i = 0; i < pings_per_batch; ++i) batch += raw_client::encode(opcode::ping, std::string(125, 'p'));
+        for (int i = 0; i < batches; ++i)
+            if (!a.try_send_raw(batch)) throw it::failure("the server closed the pinging connection");
+        ctl.built = true;
+        wait_stop(ctl);
+    });
+    MESSAGE(f.describe());
+    if (rss_checked) CHECK(f.peak_rss < test_budget + rss_slack);
+    CHECK(f.budget_peak <= std::int64_t{test_budget});
+    CHECK(f.slowest < it::scaled(answer_bound));
+    CHECK(d.running());
+}
+
+TEST_CASE("websocket transport: unfinished messages kept alive by pings stay within the memory budget (issue 15, 3)") {
+    it::registryd d{budget_config};
+    IT_DIAGNOSE(d);
+    constexpr int connections = 150;  // each with a 1,000,000-byte first fragment: 150 MB
+    std::vector<std::unique_ptr<raw_client>> attackers;
+    const auto f = under_attack(d, [&](attack_control& ctl) {
+        const std::string fragment = raw_client::encode(opcode::text, std::string(1000000, ' '), false);
+        const std::string ping = raw_client::encode(opcode::ping, "alive");
+        for (int i = 0; i < connections; ++i) {
+            auto a = std::make_unique<raw_client>(d, raw_options{nullptr, 4096});
+            a->upgrade_ok();
+            // A shed connection may fail the send: that is the defence.
+            if (a->try_send_raw(fragment)) a->try_send_raw(ping);
+            attackers.push_back(std::move(a));
+        }
+        ctl.built = true;
+        wait_stop(ctl);
+    });
+    MESSAGE(f.describe());
+    if (rss_checked) CHECK(f.peak_rss < test_budget + rss_slack);
+    CHECK(f.budget_peak <= std::int64_t{test_budget});
+    CHECK(f.slowest < it::scaled(answer_bound));
+    // The connections that did not fit were closed with 1013 and a reason;
+    // the others got their pong and hold their message.
+    int shed = 0;
+    for (auto& a : attackers) {
+        for (;;) {
+            std::optional<received> fr;
+            try {
+                fr = a->next_frame(300ms);
+            } catch (const it::failure&) {
+                break;  // nothing more: a connection still held
+            }
+            if (!fr) break;
+            if (fr->opcode == opcode::close) {
+                CHECK(fr->close_code() == 1013);
+                CHECK(fr->payload.substr(2) == "server memory budget exhausted");
+                ++shed;
+                break;
+            }
+        }
+    }
+    CHECK(shed >= connections - 16);
+    CHECK(metric(d, "registryd_transport_refusals_total{reason=\"memory_budget\"}") >= shed);
+    CHECK(d.running());
+}
+
+TEST_CASE("websocket transport: bare TCP connections cannot crowd out well-behaved clients (issue 15, 5)") {
+    // 300 descriptors; connections that never send a request are capped at 32
+    // (the oldest makes room), one source address at 100 connections.
+    it::registryd d{
+        "limits:\n  max_connections: 150\n  max_handshakes: 32\n  max_connections_per_source: 100\n"
+        "timeouts:\n  handshake_seconds: 30\n",
+        false};
+    d.limit_open_files(300);
+    d.start();
+    IT_DIAGNOSE(d);
+    constexpr int bare = 400;  // from 127.0.0.2, never a byte sent
+    std::vector<std::unique_ptr<raw_client>> attackers;
+    const auto f = under_attack(d, [&](attack_control& ctl) {
+        for (int i = 0; i < bare; ++i) attackers.push_back(std::make_unique<raw_client>(d, raw_options{"127.0.0.2", 0}));
+        ctl.built = true;
+        wait_stop(ctl);
+    });
+    MESSAGE(f.describe());
+    CHECK(f.slowest < it::scaled(answer_bound));
+
+    // With the bare connections still open: a new client is served at once,
+    // and so is /healthz.
+    std::vector<std::unique_ptr<raw_client>> more;
+    for (int i = 0; i < bare; ++i) more.push_back(std::make_unique<raw_client>(d, raw_options{"127.0.0.2", 0}));
+    const auto t0 = it::steady::now();
+    it::ws_client fresh(d);
+    fresh.call("list_services");
+    CHECK(it::http_get(d.host(), d.port(), "/healthz").status == 200);
+    const auto served = std::chrono::duration_cast<it::ms>(it::steady::now() - t0);
+    MESSAGE("a new client with 800 bare connections made: served in ", served.count(), " ms");
+    CHECK(served < it::scaled(answer_bound));
+    CHECK(metric(d, "registryd_transport_refusals_total{reason=\"handshake_limit\"}") > 0);
+    more.clear();
+    attackers.clear();
+
+    // One source address holds at most 100 connections, upgraded or not.
+    std::vector<std::unique_ptr<raw_client>> upgraded;
+    int refused = 0;
+    for (int i = 0; i < 110; ++i) {
+        auto c = std::make_unique<raw_client>(d, raw_options{"127.0.0.3", 0});
+        try {
+            c->upgrade_ok();
+            upgraded.push_back(std::move(c));
+        } catch (const it::failure&) {
+            ++refused;  // closed at once: no HTTP response
+        }
+    }
+    CHECK(upgraded.size() == 100);
+    CHECK(refused == 10);
+    CHECK(metric(d, "registryd_transport_refusals_total{reason=\"source_quota\"}") >= 10);
+    it::ws_client other(d);  // another address (127.0.0.1) is not affected
+    other.call("list_services");
+    CHECK(d.running());
+}
+
 TEST_CASE("websocket transport: a slow reader gets the 1008 close after what was written (issue 15, 8)") {
     // The closing handshake's deadline is 2 s; the reader needs longer than
     // that to read what the kernel holds before the close frame.
