@@ -370,7 +370,8 @@ namespace {
 //   dropped; in-flight requests run to completion (their responses are
 //   discarded) and hold the session alive until then.
 //   On the peer's close frame: nothing after it is read; as on a server
-//   shutdown (below) the requests before it complete and their responses are
+//   shutdown (below) the requests before it complete (within
+//   timeouts.handshake_seconds, checked by the sweep) and their responses are
 //   sent, then the close is answered with the peer's code (1000 if it gave
 //   none) and the TCP connection is closed.
 //   On server shutdown: stop reading, let in-flight requests complete (their
@@ -483,6 +484,8 @@ public:
             }
             case phase::closing:
                 return now >= deadline_;
+            case phase::draining:  // after the peer's close: its requests have until deadline_
+                return peer_closed_ && now >= deadline_;
             default:
                 return false;
         }
@@ -491,6 +494,11 @@ public:
     // Idle ping and timeout, closing deadline (see the class comment).
     void tick(clock::time_point now) {
         if (!due(now)) return;
+        if (state_ == phase::draining) {
+            log::debug("requests still in flight at the peer's close, closing", {{"conn", id_}, {"in_flight", in_flight_}});
+            begin_close(drain_code_, {}, true);
+            return;
+        }
         if (state_ == phase::closing) {
             // A peer that still reads what the kernel holds for it is given
             // the time to read up to the close frame (a slow consumer gets
@@ -862,7 +870,13 @@ private:
         // written, then the close is echoed.
         drain_code_ = code == websocket::close_code::none ? websocket::close_code::normal : code;
         if (state_ == phase::open) state_ = phase::draining;
-        if (in_flight_ == 0) begin_close(drain_code_, {}, true);
+        if (in_flight_ == 0) {
+            begin_close(drain_code_, {}, true);
+        } else {
+            // A request that takes longer does not hold the close: its
+            // response is dropped.
+            deadline_ = clock::now() + st_->cfg.timeouts.handshake;
+        }
     }
 
     void on_protocol_error(websocket::close_code code, std::string_view why) {
