@@ -805,18 +805,27 @@ TEST_CASE("websocket transport: a slow reader gets the 1008 close after what was
     slow.upgrade_ok();
     slow.send_frame(opcode::text, R"({"id":"s","type":"request","action":"subscribe"})");
     REQUIRE(slow.frame().opcode == opcode::text);  // the response
-    slow.throttle(16 * 1024, 50ms);                // ~320 KB/s
+    slow.throttle(8 * 1024, 50ms);                 // ~160 KB/s
 
+    // Events of ~2.4 KB, 32 registrations in flight: far faster than the
+    // reader, until it has its close.
     std::string writer_error;
     std::atomic<bool> stop{false};
     std::thread writer([&] {
         try {
             it::ws_client w(d);
             const std::string padding(2000, 'p');
-            for (int i = 0; i < 6000 && !stop; ++i) {
-                json::object svc = it::service("slow", "slow-" + std::to_string(i));
-                svc["metadata"] = json::object{{"padding", padding}};
-                w.call("register", it::registration(std::move(svc), 300), it::scaled(10s));
+            int sent = 0, inflight = 0;
+            while (!stop && sent < 20000) {
+                while (inflight < 32) {
+                    json::object svc = it::service("slow", "slow-" + std::to_string(sent++));
+                    svc["metadata"] = json::object{{"padding", padding}};
+                    w.send_request("register", it::registration(std::move(svc), 300));
+                    ++inflight;
+                }
+                const json::value r = w.next_response(it::scaled(10s));
+                if (!it::error_code(r).empty()) throw it::failure("register failed: " + dump(r));
+                --inflight;
             }
         } catch (const std::exception& e) {
             writer_error = e.what();
