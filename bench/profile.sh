@@ -41,6 +41,7 @@ log:
   level: warn
 limits:
   max_connections: 12000
+  max_connections_per_source: 12000
 EOF
 PORT_FILE=$WORK/port
 if [ "$TOOL" = heaptrack ]; then

@@ -99,6 +99,7 @@ log:
   level: warn
 limits:
   max_connections: 12000
+  max_connections_per_source: 12000
 EOF
   echo "$WORK/$name.yaml"
 }

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <utility>
 
+#include <unistd.h>
+
 namespace registryd {
 
 namespace {
@@ -110,6 +112,9 @@ public:
                     if (k == "outbound_queue_messages") return set_count(L.outbound_queue_messages, n, path, 1);
                     if (k == "max_subscriptions_per_connection")
                         return set_count(L.max_subscriptions_per_connection, n, path, 0);
+                    if (k == "memory_budget_bytes") return set_bytes(L.memory_budget_bytes, n, path, 1 << 20);
+                    if (k == "max_handshakes") return set_count(L.max_handshakes, n, path, 1);
+                    if (k == "max_connections_per_source") return set_count(L.max_connections_per_source, n, path, 1);
                     return false;
                 });
             } else if (key == "timeouts") {
@@ -464,6 +469,9 @@ void validate(const config& cfg) {
     // disconnect well-behaved clients as slow consumers.
     if (cfg.limits.outbound_queue_messages < cfg.limits.max_inflight_per_connection)
         fail("limits.outbound_queue_messages must be at least limits.max_inflight_per_connection");
+    // One connection alone can always send a message of the largest size.
+    if (cfg.limits.memory_budget_bytes != 0 && cfg.limits.memory_budget_bytes < cfg.limits.max_message_bytes)
+        fail("limits.memory_budget_bytes must be at least limits.max_message_bytes");
     const auto& C = cfg.containers;
     if (C.default_ttl > C.max_ttl) fail("containers.default_ttl_seconds must not exceed containers.max_ttl_seconds");
     if (C.heartbeat_timeout < C.heartbeat_interval)
@@ -563,7 +571,22 @@ config load(const command_line& cli) {
         cfg.deploy.upload_chunk_bytes =
             static_cast<std::size_t>(std::min<std::uint64_t>(512 * 1024, max_upload_chunk(cfg.limits.max_message_bytes)));
     validate(cfg);
+    if (cfg.limits.memory_budget_bytes == 0)
+        cfg.limits.memory_budget_bytes = std::max<std::uint64_t>(default_memory_budget(), cfg.limits.max_message_bytes);
     return cfg;
+}
+
+std::uint64_t default_memory_budget() {
+    const long pages = ::sysconf(_SC_PHYS_PAGES);
+    const long page = ::sysconf(_SC_PAGESIZE);
+    std::uint64_t available = pages > 0 && page > 0 ? std::uint64_t(pages) * std::uint64_t(page) : 0;
+    // Under a cgroup v2 memory limit ("max" when there is none).
+    std::ifstream cgroup("/sys/fs/cgroup/memory.max");
+    std::string text;
+    if (cgroup >> text) {
+        if (const auto n = parse_uint(text); n && (*n < available || available == 0)) available = *n;
+    }
+    return std::max<std::uint64_t>(available / 4, 64ull << 20);
 }
 
 }  // namespace registryd

@@ -44,6 +44,15 @@ struct config {
         std::size_t outbound_queue_bytes = 4 << 20;
         std::size_t outbound_queue_messages = 4096;
         std::size_t max_subscriptions_per_connection = 64;
+        // What every connection's variable buffers draw from together
+        // (memory_budget.hpp). 0 (unset): default_memory_budget(), settled
+        // by load().
+        std::uint64_t memory_budget_bytes = 0;
+        // Connections that have not completed a WebSocket upgrade (plain
+        // HTTP ones included); beyond it the oldest is closed.
+        std::size_t max_handshakes = 1024;
+        // Connections (upgraded or not) from one source address.
+        std::size_t max_connections_per_source = 1000;
     } limits;
 
     struct timeouts_section {
@@ -132,6 +141,10 @@ void apply_yaml(config& cfg, std::string_view yaml_text, std::string_view origin
 
 // Reads and applies a YAML file. Throws config_error.
 void apply_yaml_file(config& cfg, const std::filesystem::path& file);
+
+// limits.memory_budget_bytes when unset: a quarter of the memory registryd
+// may use (the machine's, or a lower cgroup v2 memory.max), at least 64 MiB.
+std::uint64_t default_memory_budget();
 
 // Cross-field checks (min_ttl <= default_ttl <= max_ttl, ...). Throws config_error.
 void validate(const config& cfg);

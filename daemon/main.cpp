@@ -38,6 +38,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -116,7 +117,7 @@ void write_port_file(const std::filesystem::path& file, const std::string& addr)
 
 // Raises the soft open-files limit to the hard limit: 10000 connections need
 // more than the usual 1024 descriptors.
-void raise_fd_limit(std::size_t max_connections) {
+void raise_fd_limit(const registryd::config& cfg) {
     rlimit rl{};
     if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
     if (rl.rlim_cur < rl.rlim_max) {
@@ -124,9 +125,11 @@ void raise_fd_limit(std::size_t max_connections) {
         raised.rlim_cur = rl.rlim_max;
         if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
     }
-    const std::uint64_t needed = static_cast<std::uint64_t>(max_connections) + 64;
+    // The server keeps server::descriptor_reserve of them for itself.
+    const std::uint64_t needed =
+        static_cast<std::uint64_t>(cfg.limits.max_connections) + cfg.limits.max_handshakes + registryd::server::descriptor_reserve;
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed) {
-        log::warn("open-files limit is lower than limits.max_connections needs",
+        log::warn("open-files limit is lower than limits.max_connections and limits.max_handshakes need",
                   {{"nofile", static_cast<std::uint64_t>(rl.rlim_cur)}, {"needed", needed}});
     }
 }
@@ -508,6 +511,12 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Buffers of 128 KiB and more (large messages and responses) are mapped
+    // and go back to the system when freed: a fixed threshold keeps glibc
+    // from raising it after the first such free and then keeping the freed
+    // buffers in its heap, so RSS follows the memory budget (docs/protocol.md,
+    // "Limits") instead of its peak.
+    ::mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     registryd::command_line cli;
     registryd::config cfg;
     const std::string program = "registryd";
@@ -549,7 +558,8 @@ int main(int argc, char** argv) {
                            {"pid", static_cast<std::int64_t>(::getpid())},
                            {"listen", cfg.listen.to_string()},
                            {"data_dir", cfg.data_dir.string()}});
-    raise_fd_limit(cfg.limits.max_connections);
+    raise_fd_limit(cfg);
+    log::info("memory budget", {{"memory_budget_bytes", cfg.limits.memory_budget_bytes}});
 
     registry::file_store_options store_options;
     store_options.compact_journal_bytes = cfg.store.compact_journal_bytes;

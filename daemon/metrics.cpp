@@ -1,5 +1,7 @@
 #include "metrics.hpp"
 
+#include "memory_budget.hpp"
+
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -107,6 +109,12 @@ void metrics::message_rejected(std::string_view reason) {
     ++it->second;
 }
 
+void metrics::refused(std::string_view reason) {
+    auto it = refused_total_.find(reason);
+    if (it == refused_total_.end()) it = refused_total_.try_emplace(std::string(reason), 0).first;
+    ++it->second;
+}
+
 std::string metrics::render(const gauges& g) const {
     std::string out;
     out.reserve(4096 + label_sets_ * 96 + actions_.size() * 1200);
@@ -191,6 +199,27 @@ std::string metrics::render(const gauges& g) const {
         out += "\"} ";
         append_u64(out, n);
         out += '\n';
+    }
+
+    header(out, "registryd_transport_refusals_total", "counter",
+           "Connections refused or closed by a transport limit, by reason (memory_budget, max_connections, "
+           "handshake_limit, source_quota, descriptors, slow_consumer).");
+    for (const auto& [reason, n] : refused_total_) {
+        out += "registryd_transport_refusals_total{reason=\"";
+        out += escape_label_value(reason);
+        out += "\"} ";
+        append_u64(out, n);
+        out += '\n';
+    }
+
+    if (budget_) {
+        header(out, "registryd_memory_budget_bytes", "gauge", "limits.memory_budget_bytes.");
+        sample(out, "registryd_memory_budget_bytes", budget_->limit());
+        header(out, "registryd_memory_budget_used_bytes", "gauge",
+               "Bytes of connection buffers charged to the memory budget now.");
+        sample(out, "registryd_memory_budget_used_bytes", budget_->used());
+        header(out, "registryd_memory_budget_peak_bytes", "gauge", "The most charged to the memory budget since start.");
+        sample(out, "registryd_memory_budget_peak_bytes", budget_->peak());
     }
 
     header(out, "registryd_store_fsyncs_total", "counter", "fsync calls made by the durable store.");

@@ -14,6 +14,8 @@
 
 namespace registryd {
 
+class memory_budget;
+
 class metrics {
 public:
     // Upper bounds of registryd_request_duration_seconds, 50us .. 1s (+Inf implied).
@@ -48,6 +50,14 @@ public:
     // "too_large", "binary", "shutting_down".
     void message_rejected(std::string_view reason);
 
+    // A connection refused or closed by a transport limit (docs/protocol.md,
+    // "Limits"): "memory_budget", "max_connections", "handshake_limit",
+    // "source_quota", "descriptors", "slow_consumer".
+    void refused(std::string_view reason);
+
+    // The memory budget's figures, read at scrape time.
+    void watch(const memory_budget& b) noexcept { budget_ = &b; }
+
     std::string render(const gauges& g) const;
 
 private:
@@ -80,6 +90,8 @@ private:
     std::unordered_map<std::string, action_stats, label_hash, std::equal_to<>> actions_;
     std::size_t label_sets_ = 0;  // (action, code) pairs counted in actions_
     std::map<std::string, std::uint64_t, std::less<>> rejected_total_;
+    std::map<std::string, std::uint64_t, std::less<>> refused_total_;
+    const memory_budget* budget_ = nullptr;
 };
 
 // Escapes a Prometheus label value (backslash, double quote, newline).

@@ -19,6 +19,7 @@
 
 #include "frame_fifo.hpp"
 #include "log.hpp"
+#include "memory_budget.hpp"
 #include "websocket_accept_key.hpp"
 #include "websocket_close_code.hpp"
 #include "websocket_frame_parser.hpp"
@@ -42,6 +43,9 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -51,6 +55,8 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <limits>
+#include <map>
 #include <optional>
 #include <span>
 #include <sstream>
@@ -156,6 +162,42 @@ bool is_event_frame(const registry::protocol::frame& f) noexcept {
 class ws_session;
 class http_session;
 
+// One connection's place in its source address's count
+// (limits.max_connections_per_source): taken at accept, moved from the HTTP
+// session to the WebSocket session, given back when the connection ends.
+// (One pointer: it is part of every idle connection.)
+class source_slot {
+public:
+    struct count {
+        std::size_t connections = 0;
+        std::unordered_map<asio::ip::address, count>* in = nullptr;  // to erase itself at 0
+    };
+    using counts = std::unordered_map<asio::ip::address, count>;
+
+    source_slot() = default;
+    source_slot(counts& c, const asio::ip::address& a) : entry_(&*c.try_emplace(a).first) {
+        entry_->second.in = &c;
+        ++entry_->second.connections;
+    }
+    source_slot(source_slot&& o) noexcept : entry_(std::exchange(o.entry_, nullptr)) {}
+    source_slot& operator=(source_slot&& o) noexcept {
+        if (this != &o) {
+            give_back();
+            entry_ = std::exchange(o.entry_, nullptr);
+        }
+        return *this;
+    }
+    ~source_slot() { give_back(); }
+
+private:
+    void give_back() noexcept {
+        if (entry_ && --entry_->second.connections == 0) entry_->second.in->erase(entry_->first);
+        entry_ = nullptr;
+    }
+
+    counts::value_type* entry_ = nullptr;  // unordered_map nodes never move
+};
+
 }  // namespace
 
 // State shared by the listener and every session. Sessions hold a
@@ -173,7 +215,10 @@ struct server::state : std::enable_shared_from_this<server::state> {
           acceptor(io),
           backoff(io),
           sweep_timer(io),
-          sweep_period(sweep_period_for(c)) {}
+          sweep_period(sweep_period_for(c)),
+          budget(c.limits.memory_budget_bytes) {
+        m.watch(budget);
+    }
 
     asio::io_context& ioc;
     const config cfg;
@@ -193,8 +238,16 @@ struct server::state : std::enable_shared_from_this<server::state> {
     std::vector<std::shared_ptr<ws_session>> to_flush;
 
     std::uint64_t next_id = 1;  // connection ids; also the registry's session ids (never 0)
-    std::unordered_map<std::uint64_t, std::weak_ptr<http_session>> http_sessions;
+    // Connections not (yet) upgraded, oldest (lowest id) first: at
+    // limits.max_handshakes the oldest is closed for a new one.
+    std::map<std::uint64_t, std::weak_ptr<http_session>> http_sessions;
     std::unordered_map<std::uint64_t, std::weak_ptr<ws_session>> ws_sessions;
+    // Connections per source address (limits.max_connections_per_source).
+    source_slot::counts per_source;
+    // Sockets the server may hold: RLIMIT_NOFILE less server::descriptor_reserve.
+    std::size_t socket_cap = 0;
+
+    memory_budget budget;
 
     bool shutting_down = false;
     std::function<void()> on_drained;
@@ -208,6 +261,15 @@ struct server::state : std::enable_shared_from_this<server::state> {
     void arm_sweep();
     void sweep();
 
+    // Frees at least `n` bytes of the memory budget by shedding the most
+    // expensive WebSocket connections, as long as they cost more than
+    // `asking` does with `n` more; false if that is not enough (the asking
+    // connection is then the most expensive).
+    bool relieve(std::uint64_t n, const ws_session& asking);
+
+    // Closes the oldest connection that has not upgraded (to make room).
+    bool evict_oldest_handshake(std::string_view reason);
+
     void check_drained() {
         if (!shutting_down || !on_drained || !http_sessions.empty() || !ws_sessions.empty()) return;
         asio::post(ioc, std::exchange(on_drained, {}));
@@ -215,10 +277,10 @@ struct server::state : std::enable_shared_from_this<server::state> {
 
     // The sessions still alive, held: shutting one down may end it and erase
     // it from the map, so callers walk this copy instead.
-    template <typename Session>
-    static std::vector<std::shared_ptr<Session>> live(
-        const std::unordered_map<std::uint64_t, std::weak_ptr<Session>>& sessions) {
-        std::vector<std::shared_ptr<Session>> out;
+    template <typename Map>
+    static auto live(const Map& sessions) {
+        using session = typename Map::mapped_type::element_type;
+        std::vector<std::shared_ptr<session>> out;
         for (const auto& [id, w] : sessions)
             if (auto s = w.lock()) out.push_back(std::move(s));
         return out;
@@ -245,6 +307,19 @@ namespace {
 //   a valid upgrade or has a missing/malformed Sec-WebSocket-Key, 426 with
 //   Sec-WebSocket-Version: 13 for another version); no subprotocol and no
 //   extension is ever accepted (permessage-deflate is not offered back).
+//   Bytes Beast read past the upgrade request (a client pipelining its first
+//   frames) are handed over and parsed first.
+//
+// MEMORY BUDGET (docs/protocol.md, "Limits"):
+//   The message being assembled, the texts of requests in flight, bytes kept
+//   while paused and the queued library frames are charged to the server's
+//   one memory_budget before they are allocated (a message grows by doubling
+//   up to limits.max_message_bytes). A charge that does not fit sheds the
+//   connections that hold more (server::state::relieve); if this one holds
+//   the most, it is closed itself: 1013, reason "server memory budget
+//   exhausted", its queue and partial message dropped at once. Control
+//   frames are not charged: at most one pong waits unwritten (queue_pong),
+//   plus one idle ping and the close frame.
 //
 // Outbound (the library calls send()):
 //   Frames go into a bounded FIFO queue, each entry holding its frame header
@@ -268,7 +343,8 @@ namespace {
 //   reserved bit, unknown opcode, bad fragmentation, bad close frame) closes
 //   the connection with 1002, a text message that is not UTF-8 with 1007.
 //   Pings are answered with a pong carrying their payload, also between the
-//   fragments of a message. OVERSIZE POLICY: a text message longer than
+//   fragments of a message; a pong not yet written answers the latest ping
+//   only. OVERSIZE POLICY: a text message longer than
 //   limits.max_message_bytes is not an error of the connection: the rest of
 //   it is read and discarded, and once it is complete the client gets
 //   {id:null, error:{code:"payload_too_large"}} through connection::reject();
@@ -293,22 +369,29 @@ namespace {
 //   On a read/write error: connection::close() at once, the queue is
 //   dropped; in-flight requests run to completion (their responses are
 //   discarded) and hold the session alive until then.
-//   On the peer's close frame: the same, and the close is answered with the
-//   peer's code (1000 if it gave none), then the TCP connection is closed.
+//   On the peer's close frame: nothing after it is read; as on a server
+//   shutdown (below) the requests before it complete (within
+//   timeouts.handshake_seconds, checked by the sweep) and their responses are
+//   sent, then the close is answered with the peer's code (1000 if it gave
+//   none) and the TCP connection is closed.
 //   On server shutdown: stop reading, let in-flight requests complete (their
 //   responses are still sent), connection::close(), flush the queue, close
 //   with 1001 (going away).
 //   A close the server starts waits for the peer's close frame (reading and
 //   discarding anything else) for at most timeouts.handshake_seconds + 1 s,
 //   then the socket is closed under it; after a protocol error the server
-//   stops sending and only waits for the peer to hang up, as long.
+//   stops sending and only waits for the peer to hang up, as long. The
+//   deadline starts again while the kernel's send queue (SIOCOUTQ) shrinks:
+//   a peer that still reads, however slowly, gets up to the close frame.
 //------------------------------------------------------------------------------
 class ws_session final : public std::enable_shared_from_this<ws_session>, public registry::protocol::outbox {
 public:
     using clock = std::chrono::steady_clock;
 
-    ws_session(std::shared_ptr<server::state> st, std::uint64_t id, ws_socket&& socket, std::string remote)
+    ws_session(std::shared_ptr<server::state> st, std::uint64_t id, ws_socket&& socket, std::string remote,
+               source_slot slot)
         : st_(std::move(st)),
+          slot_(std::move(slot)),
           id_(id),
           remote_(std::move(remote)),
           socket_(std::move(socket)),
@@ -320,6 +403,9 @@ public:
         // Every in-flight request has completed (each held a shared_ptr).
         state_ = phase::closed;  // the connection may still send while it ends
         conn_.close();
+        drop_message();
+        drop_unread();
+        release(queued_bytes_);
         st_->ws_sessions.erase(id_);
         st_->m.connection_closed();
         log::debug("connection closed", {{"conn", id_}, {"remote", remote_}});
@@ -329,8 +415,10 @@ public:
     ws_session(const ws_session&) = delete;
     ws_session& operator=(const ws_session&) = delete;
 
+    // `early` holds bytes that arrived after the upgrade request in the same
+    // read (a pipelining client's first frames): they are parsed first.
     template <typename Body, typename Allocator>
-    void run(const http::request<Body, http::basic_fields<Allocator>>& req) {
+    void run(const http::request<Body, http::basic_fields<Allocator>>& req, std::string_view early) {
         st_->ws_sessions.emplace(id_, weak_from_this());
         error_code ec;
         socket_.non_blocking(true, ec);
@@ -365,6 +453,12 @@ public:
             shutdown();
             return;
         }
+        if (!early.empty()) {
+            std::string bytes(early);  // the parser unmasks in place
+            std::span<char> in(bytes.data(), bytes.size());
+            parse(in);
+            keep_unread(in);
+        }
         maybe_read();
     }
 
@@ -372,8 +466,8 @@ public:
     void shutdown() {
         if (state_ != phase::open) return;
         state_ = phase::draining;
-        unread_.reset();
-        if (in_flight_ == 0) begin_close(websocket::close_code::going_away, "server shutting down", true);
+        drop_unread();
+        if (in_flight_ == 0) begin_close(drain_code_, "server shutting down", true);
     }
 
     void close_socket() {
@@ -390,6 +484,8 @@ public:
             }
             case phase::closing:
                 return now >= deadline_;
+            case phase::draining:  // after the peer's close: its requests have until deadline_
+                return peer_closed_ && now >= deadline_;
             default:
                 return false;
         }
@@ -398,7 +494,22 @@ public:
     // Idle ping and timeout, closing deadline (see the class comment).
     void tick(clock::time_point now) {
         if (!due(now)) return;
+        if (state_ == phase::draining) {
+            log::debug("requests still in flight at the peer's close, closing", {{"conn", id_}, {"in_flight", in_flight_}});
+            begin_close(drain_code_, {}, true);
+            return;
+        }
         if (state_ == phase::closing) {
+            // A peer that still reads what the kernel holds for it is given
+            // the time to read up to the close frame (a slow consumer gets
+            // its 1008).
+            int unsent = 0;
+            if (::ioctl(socket_.native_handle(), SIOCOUTQ, &unsent) == 0 && unsent > 0 &&
+                static_cast<std::uint32_t>(unsent) < kernel_unsent_) {
+                kernel_unsent_ = static_cast<std::uint32_t>(unsent);
+                extend_close_deadline();
+                return;
+            }
             log::debug("closing connection forcibly", {{"conn", id_}});
             end(false);
             return;
@@ -430,7 +541,12 @@ public:
                        {"queued_bytes", queued_bytes_}});
             // We are inside the library (send() is called while it fans out
             // events): connection::close() must wait for a fresh handler.
+            st_->m.refused("slow_consumer");
             begin_close(websocket::close_code::policy_error, "slow consumer: outbound queue full", false);
+            return false;
+        }
+        if (!charge(size)) {
+            shed();
             return false;
         }
 
@@ -442,6 +558,26 @@ public:
         ++queued_frames_;
         queued_bytes_ += size;
         return true;
+    }
+
+    // What this connection holds of the memory budget.
+    std::uint64_t charged() const noexcept { return sheddable() + inflight_bytes_; }
+
+    // What closing it would give back at once (requests in flight keep
+    // theirs until they complete).
+    std::uint64_t sheddable() const noexcept {
+        if (state_ != phase::open && state_ != phase::draining) return 0;
+        return queued_bytes_ + message_charge_ + (unread_ ? unread_->size() : 0);
+    }
+
+    // The memory budget is short and this connection costs the most: close
+    // it with 1013, dropping what it holds.
+    void shed() {
+        if (state_ != phase::open && state_ != phase::draining) return;
+        st_->m.refused("memory_budget");
+        log::warn("memory budget exhausted, closing the most expensive connection",
+                  {{"conn", id_}, {"remote", remote_}, {"charged_bytes", charged()}});
+        begin_close(websocket::close_code::try_again_later, "server memory budget exhausted", false);
     }
 
     // Writes what is queued (see the class comment); called once per burst
@@ -478,7 +614,8 @@ private:
         enum class kind : std::uint8_t {
             response,  // a library frame
             event,     // a library frame carrying an event (counted once written)
-            control,   // bytes written as they are (ping, pong, the 101 response)
+            control,   // bytes written as they are (ping, the 101 response)
+            pong,      // at most one waits unwritten (queue_pong)
             close,     // the last bytes the session writes (close frame, refusal)
         };
         registry::protocol::frame f;
@@ -562,6 +699,7 @@ private:
             std::span<char> in(pending->data(), pending->size());
             parse(in);
             keep_unread(in);
+            release(pending->size());
         }
         if (state_ == phase::open && (unread_ || in_flight_ >= max_inflight)) return;
         if (state_ != phase::open && state_ != phase::closing) return;
@@ -604,7 +742,25 @@ private:
     // Bytes left unparsed by a pause wait in a buffer of their own (the read
     // buffer is shared), released once they are parsed.
     void keep_unread(std::span<char> rest) {
-        if (!rest.empty() && state_ == phase::open) unread_ = std::make_unique<std::string>(rest.data(), rest.size());
+        if (rest.empty() || state_ != phase::open) return;
+        if (!charge(rest.size())) {
+            shed();
+            return;
+        }
+        unread_ = std::make_unique<std::string>(rest.data(), rest.size());
+    }
+
+    void drop_unread() {
+        if (!unread_) return;
+        release(unread_->size());
+        unread_.reset();
+    }
+
+    void drop_message() {
+        // Not `message_ = std::string()`: assigning a short string keeps the
+        // buffer (libstdc++), which the budget would no longer count.
+        std::string().swap(message_);
+        release(std::exchange(message_charge_, 0));
     }
 
     // Parses `in` until it is used up, or the session pauses (the rest is
@@ -622,11 +778,10 @@ private:
             if (e.what == kind::data) {
                 on_data(e);
             } else if (e.what == kind::ping) {
-                if (state_ == phase::open || state_ == phase::draining) {
-                    enqueue(websocket::pong_frame(e.bytes), queued::kind::control);
-                }
+                if (state_ == phase::open || state_ == phase::draining) queue_pong(e.bytes);
             } else if (e.what == kind::close) {
                 on_peer_close(e.code);
+                in = {};  // nothing may follow a close frame
             } else if (e.what == kind::error) {
                 on_protocol_error(e.code, e.bytes);
                 in = {};
@@ -638,7 +793,7 @@ private:
     void on_data(const websocket::parse_event& e) {
         if (state_ == phase::draining) {
             // Shutting down: nothing more is dispatched.
-            message_ = std::string();
+            drop_message();
             if (e.last) st_->m.message_rejected("shutting_down");
             return;
         }
@@ -653,9 +808,23 @@ private:
         const std::size_t limit = st_->cfg.limits.max_message_bytes;
         if (!discarding_ && (e.binary || message_bytes_ > limit)) {
             discarding_ = true;
-            message_ = std::string();
+            drop_message();
         }
-        if (!discarding_) message_.append(e.bytes);
+        if (!discarding_) {
+            // The message grows by doubling (up to the limit), each step
+            // charged to the memory budget before it is allocated.
+            const std::size_t need = message_.size() + e.bytes.size();
+            if (need > message_charge_) {
+                const std::size_t want = std::min(std::max(need, 2 * message_charge_), limit);
+                if (!charge(want - message_charge_)) {
+                    shed();
+                    return;
+                }
+                message_.reserve(want);
+                message_charge_ = want;
+            }
+            message_.append(e.bytes);
+        }
         if (!e.last) return;
 
         const std::uint64_t bytes = message_bytes_;
@@ -663,10 +832,11 @@ private:
         // The coroutine owns its bytes; the session's message state is reset
         // before dispatching: the request may complete inline.
         std::string text = std::exchange(message_, {});
+        const std::size_t text_charge = std::exchange(message_charge_, 0);
         message_bytes_ = 0;
         discarding_ = false;
         if (!discarded) {
-            dispatch(std::move(text));
+            dispatch(std::move(text), text_charge);
         } else if (e.binary) {
             st_->m.message_rejected("binary");
             log::debug("binary message rejected", {{"conn", id_}, {"bytes", bytes}});
@@ -694,7 +864,19 @@ private:
         }
         log::debug("connection closed by peer", {{"conn", id_}, {"code", static_cast<std::uint64_t>(code)}});
         peer_closed_ = true;
-        begin_close(code == websocket::close_code::none ? websocket::close_code::normal : code, {}, false);
+        drop_unread();
+        // What the peer sent before its close is answered first: requests in
+        // flight complete (draining), their responses and those queued are
+        // written, then the close is echoed.
+        drain_code_ = code == websocket::close_code::none ? websocket::close_code::normal : code;
+        if (state_ == phase::open) state_ = phase::draining;
+        if (in_flight_ == 0) {
+            begin_close(drain_code_, {}, true);
+        } else {
+            // A request that takes longer does not hold the close: its
+            // response is dropped.
+            deadline_ = clock::now() + st_->cfg.timeouts.handshake;
+        }
     }
 
     void on_protocol_error(websocket::close_code code, std::string_view why) {
@@ -706,8 +888,8 @@ private:
     // parsing, wait for the hang-up.
     void fail_input(websocket::close_code code, std::string_view why) {
         input_failed_ = true;
-        message_ = std::string();
-        unread_.reset();
+        drop_message();
+        drop_unread();
         if (state_ == phase::closing) return;
         begin_close(code, why, false);
     }
@@ -715,14 +897,18 @@ private:
     //--------------------------------------------------------------------------
     // Requests
 
-    void dispatch(std::string text) {
+    // The message's charge to the memory budget stays with the request until
+    // it completes.
+    void dispatch(std::string text, std::size_t charge) {
         ++in_flight_;
-        scope_.spawn(handle_request(shared_from_this(), std::move(text)));
+        inflight_bytes_ += charge;
+        scope_.spawn(handle_request(shared_from_this(), std::move(text), charge));
     }
 
     // Owns the request's bytes and a reference to the session for as long as
     // the library works on it.
-    static registry::task<void> handle_request(std::shared_ptr<ws_session> self, std::string text) {
+    static registry::task<void> handle_request(std::shared_ptr<ws_session> self, std::string text,
+                                               std::size_t charge) {
         const auto start = std::chrono::steady_clock::now();
         try {
             const registry::protocol::outcome o = co_await self->conn_.handle(text);
@@ -734,7 +920,7 @@ private:
             log::error("request handler failed", {{"conn", self->id_}, {"error", "unknown exception"}});
             self->record({}, "internal", start);
         }
-        self->request_done();
+        self->request_done(charge);
     }
 
     void record(std::string_view action, std::string_view code, std::chrono::steady_clock::time_point start) {
@@ -745,10 +931,12 @@ private:
         }
     }
 
-    void request_done() {
+    void request_done(std::size_t charge) {
         --in_flight_;
+        inflight_bytes_ -= charge;
+        release(charge);
         if (state_ == phase::draining) {
-            if (in_flight_ == 0) begin_close(websocket::close_code::going_away, "server shutting down", true);
+            if (in_flight_ == 0) begin_close(drain_code_, peer_closed_ ? "" : "server shutting down", true);
             return;
         }
         maybe_read();
@@ -757,12 +945,31 @@ private:
     //--------------------------------------------------------------------------
     // Writing
 
+    // Draws `n` bytes from the memory budget, shedding more expensive
+    // connections if it is short; false if this one is the most expensive.
+    bool charge(std::uint64_t n) {
+        return st_->budget.try_charge(n) || st_->relieve(n, *this);
+    }
+
+    void release(std::uint64_t n) noexcept { st_->budget.release(n); }
+
     // Queues bytes of the session's own (not subject to the queue's bounds).
     void enqueue(std::string bytes, queued::kind what) {
         queued q;
         q.f.head = std::move(bytes);
         q.what = what;
         push(std::move(q));
+    }
+
+    // RFC 6455 5.5.3 lets a pong answer only the latest of several pings: a
+    // pong still waiting unwritten takes the new payload, so a client that
+    // pings without reading grows nothing (issue 15, ping flood).
+    void queue_pong(std::string_view payload) {
+        if (!queue_.empty() && queue_.back().what == queued::kind::pong && (queue_.size() > 1 || write_offset_ == 0)) {
+            queue_.back().f.head = websocket::pong_frame(payload);
+            return;
+        }
+        enqueue(websocket::pong_frame(payload), queued::kind::pong);
     }
 
     void push(queued q) {
@@ -814,6 +1021,7 @@ private:
             if (what == queued::kind::response || what == queued::kind::event) {
                 --queued_frames_;
                 queued_bytes_ -= q.f.size();
+                release(q.f.size());
             }
             queue_.pop_front();
             if (what == queued::kind::event) st_->m.events_sent();
@@ -841,6 +1049,7 @@ private:
             if (q.what == queued::kind::response || q.what == queued::kind::event) {
                 --queued_frames_;
                 queued_bytes_ -= q.f.size();
+                release(q.f.size());
             }
             queue_.pop_back();
         }
@@ -858,12 +1067,17 @@ private:
     void begin_close(websocket::close_code code, std::string_view reason, bool flush) {
         if (state_ == phase::closing || state_ == phase::closed) return;
         state_ = phase::closing;
-        unread_.reset();
+        drop_unread();
+        drop_message();
         if (!flush) drop_queue();
         asio::post(socket_.get_executor(), [self = shared_from_this()] { self->conn_.close(); });
-        deadline_ = clock::now() + st_->cfg.timeouts.handshake + close_grace_extra;
+        extend_close_deadline();
         enqueue(websocket::close_frame(code, reason), queued::kind::close);
         maybe_read();  // for the peer's answer
+    }
+
+    void extend_close_deadline() {
+        deadline_ = clock::now() + st_->cfg.timeouts.handshake + close_grace_extra;
     }
 
     void on_close_written() {
@@ -883,10 +1097,10 @@ private:
         state_ = phase::closed;
         queue_.clear();
         queued_frames_ = 0;
-        queued_bytes_ = 0;
+        release(std::exchange(queued_bytes_, 0));
         write_offset_ = 0;
-        unread_.reset();
-        message_ = std::string();
+        drop_unread();
+        drop_message();
         // shutdown() before close(): the descriptor may have been inherited
         // by a child process (a deployed service), and then close() alone
         // would not end the TCP connection.
@@ -906,6 +1120,7 @@ private:
     }
 
     std::shared_ptr<server::state> st_;
+    source_slot slot_;
     const std::uint64_t id_;
     const std::string remote_;
     ws_socket socket_;
@@ -923,6 +1138,10 @@ private:
     std::uint64_t message_bytes_ = 0;
     std::unique_ptr<std::string> unread_;  // read while paused, not yet parsed
 
+    // Charged to the memory budget, besides queued_bytes_ and unread_'s size.
+    std::size_t message_charge_ = 0;  // message_'s reserved capacity
+    std::size_t inflight_bytes_ = 0;  // the texts of requests in flight
+
     clock::time_point last_inbound_{};
     clock::time_point deadline_{};  // closing: when the socket is closed under it
     std::size_t in_flight_ = 0;
@@ -936,6 +1155,11 @@ private:
     bool close_sent_ = false;
     bool peer_closed_ = false;   // the peer's close frame arrived (or a refusal is being written)
     bool input_failed_ = false;  // a protocol error: the rest of the input is ignored
+    // The close code sent once draining ends: 1001 for a server shutdown,
+    // the peer's code after its close frame.
+    websocket::close_code drain_code_ = websocket::close_code::going_away;
+    // Closing: the least the kernel's send queue held at a closing deadline.
+    std::uint32_t kernel_unsent_ = std::numeric_limits<std::uint32_t>::max();
 
     registry::protocol::connection conn_;
     // Declared last, destroyed first: it is idle by then (every request
@@ -948,8 +1172,12 @@ private:
 //------------------------------------------------------------------------------
 class http_session final : public std::enable_shared_from_this<http_session> {
 public:
-    http_session(std::shared_ptr<server::state> st, std::uint64_t id, tcp::socket&& socket)
-        : st_(std::move(st)), id_(id), remote_(endpoint_string(socket)), stream_(std::move(socket)) {}
+    http_session(std::shared_ptr<server::state> st, std::uint64_t id, tcp::socket&& socket, source_slot slot)
+        : st_(std::move(st)),
+          slot_(std::move(slot)),
+          id_(id),
+          remote_(endpoint_string(socket)),
+          stream_(std::move(socket)) {}
 
     ~http_session() {
         st_->http_sessions.erase(id_);
@@ -994,6 +1222,14 @@ private:
             stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
             return;
         }
+        if (ec == http::error::header_limit) {
+            respond(http::status::request_header_fields_too_large, "request header fields too large\n", false);
+            return;
+        }
+        if (ec == http::error::body_limit) {
+            respond(http::status::payload_too_large, "request body too large\n", false);
+            return;
+        }
         if (ec) {
             if (ec != beast::error::timeout && ec != asio::error::operation_aborted) {
                 log::debug("http read failed", {{"conn", id_}, {"error", ec.message()}});
@@ -1002,13 +1238,17 @@ private:
         }
 
         auto& req = parser_->get();
-        if (beast::websocket::is_upgrade(req)) {
+        // Any request naming the websocket upgrade goes to the handshake's
+        // checks (an HTTP/1.0 or POST one is refused there with 400, not 404).
+        const auto upgrade = req.find(http::field::upgrade);
+        if (upgrade != req.end() && http::token_list{upgrade->value()}.exists("websocket")) {
             if (st_->shutting_down) {
                 respond(http::status::service_unavailable, "shutting down\n", false);
                 return;
             }
             if (st_->m.connections() >= st_->cfg.limits.max_connections) {
                 st_->m.connection_refused();
+                st_->m.refused("max_connections");
                 log::warn("connection limit reached, upgrade refused",
                           {{"remote", remote_}, {"max_connections", st_->cfg.limits.max_connections}});
                 respond(http::status::service_unavailable, "too many connections\n", false);
@@ -1021,8 +1261,9 @@ private:
                 log::debug("websocket handshake failed", {{"conn", id_}, {"remote", remote_}, {"error", ec.message()}});
                 return;
             }
-            auto ws = std::make_shared<ws_session>(st_, id_, std::move(socket), remote_);
-            ws->run(parser_->release());
+            auto ws = std::make_shared<ws_session>(st_, id_, std::move(socket), remote_, std::move(slot_));
+            const auto early = buffer_.data();
+            ws->run(parser_->release(), std::string_view(static_cast<const char*>(early.data()), early.size()));
             return;
         }
 
@@ -1067,12 +1308,25 @@ private:
         if (!keep_alive || st_->shutting_down) {
             error_code ignored;
             stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+            linger();
             return;
         }
         do_read();
     }
 
+    // After the last response: what the client still sends (the rest of a
+    // refused header block) is read and discarded until it hangs up, within
+    // the handshake timeout. Closing with unread bytes would send a reset,
+    // which can destroy the response before the client reads it.
+    void linger() {
+        buffer_.clear();
+        stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](const error_code& ec, std::size_t) {
+            if (!ec) self->linger();
+        });
+    }
+
     std::shared_ptr<server::state> st_;
+    source_slot slot_;  // moves to the WebSocket session
     const std::uint64_t id_;
     const std::string remote_;
     beast::tcp_stream stream_;
@@ -1125,6 +1379,43 @@ void server::state::sweep() {
 }
 
 //------------------------------------------------------------------------------
+// The memory budget and the connection limits
+
+bool server::state::relieve(std::uint64_t n, const ws_session& asking) {
+    // Scans every connection: this runs only when the budget is short.
+    for (int round = 0; round < 16; ++round) {
+        std::shared_ptr<ws_session> victim;
+        std::uint64_t most = asking.charged() + n;
+        for (const auto& [id, w] : ws_sessions) {
+            auto s = w.lock();
+            if (!s || s.get() == &asking || s->sheddable() == 0) continue;
+            if (s->charged() > most) {
+                most = s->charged();
+                victim = std::move(s);
+            }
+        }
+        if (!victim) return false;
+        victim->shed();
+        if (budget.try_charge(n)) return true;
+    }
+    return false;
+}
+
+bool server::state::evict_oldest_handshake(std::string_view reason) {
+    while (!http_sessions.empty()) {
+        const auto oldest = http_sessions.begin();
+        auto s = oldest->second.lock();
+        http_sessions.erase(oldest);  // it is going: not counted any more
+        if (!s) continue;
+        m.refused(reason);
+        log::debug("connection closed to make room", {{"reason", reason}});
+        s->close();
+        return true;
+    }
+    return false;
+}
+
+//------------------------------------------------------------------------------
 // Listener
 
 void server::state::do_accept() {
@@ -1149,10 +1440,37 @@ void server::state::on_accept(const error_code& ec, tcp::socket socket) {
         do_accept();
         return;
     }
+    error_code ec2;
+    const tcp::endpoint peer = socket.remote_endpoint(ec2);
+    if (ec2) {  // already gone
+        do_accept();
+        return;
+    }
+    const auto refuse = [&](std::string_view reason) {
+        m.refused(reason);
+        log::debug("connection refused", {{"reason", reason}, {"remote", peer.address().to_string()}});
+        error_code ignored;
+        socket.close(ignored);
+        do_accept();
+    };
+    if (const auto it = per_source.find(peer.address());
+        it != per_source.end() && it->second.connections >= cfg.limits.max_connections_per_source) {
+        refuse("source_quota");
+        return;
+    }
+    // Connections that never upgrade cannot crowd out new ones: the oldest
+    // makes room, within limits.max_handshakes and the descriptors.
+    if (http_sessions.size() >= cfg.limits.max_handshakes) {
+        evict_oldest_handshake("handshake_limit");
+    } else if (http_sessions.size() + ws_sessions.size() >= socket_cap && !evict_oldest_handshake("descriptors")) {
+        refuse("descriptors");
+        return;
+    }
     error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     const std::uint64_t id = next_id++;
-    std::make_shared<http_session>(shared_from_this(), id, std::move(socket))->run();
+    std::make_shared<http_session>(shared_from_this(), id, std::move(socket), source_slot(per_source, peer.address()))
+        ->run();
     do_accept();
 }
 
@@ -1205,6 +1523,11 @@ listen_address server::listen() {
     check("listen");
     const tcp::endpoint bound = st.acceptor.local_endpoint(ec);
     check("getsockname");
+
+    rlimit rl{};
+    st.socket_cap = std::numeric_limits<std::size_t>::max();
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        st.socket_cap = rl.rlim_cur > descriptor_reserve ? rl.rlim_cur - descriptor_reserve : 1;
 
     st.do_accept();
     st.arm_sweep();

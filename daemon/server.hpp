@@ -12,6 +12,7 @@
 #include "config.hpp"
 #include "metrics.hpp"
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 
@@ -35,6 +36,10 @@ namespace registryd {
 
 class server {
 public:
+    // Descriptors never used for connections (the store, engines, deploys,
+    // the listener): accepting stops short of RLIMIT_NOFILE by this many.
+    static constexpr std::size_t descriptor_reserve = 64;
+
     // `gauges` is called on every /metrics scrape for the values that live
     // elsewhere (registry size and revision, store fsyncs). Without
     // `containers` the container actions answer `unavailable`.

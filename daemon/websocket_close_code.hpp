@@ -13,6 +13,7 @@ enum class close_code : std::uint16_t {
     bad_payload = 1007,  // a text message that is not UTF-8
     policy_error = 1008,
     too_big = 1009,
+    try_again_later = 1013,  // shed when the memory budget runs short
 };
 
 // Whether a peer may send `code` in a close frame: 1004-1006 and 1015 are

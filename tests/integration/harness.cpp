@@ -27,6 +27,7 @@
 #include <map>
 #include <sstream>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
@@ -227,6 +228,7 @@ void registryd::start(ms timeout) {
     const std::string log_path = log_file.string();
     const pid_t parent = ::getpid();
     const long open_max = ::sysconf(_SC_OPEN_MAX);
+    const rlimit nofile{static_cast<rlim_t>(nofile_), static_cast<rlim_t>(nofile_)};
 
     const pid_t pid = ::fork();
     if (pid < 0) throw failure(std::string("fork failed: ") + std::strerror(errno));
@@ -245,6 +247,7 @@ void registryd::start(ms timeout) {
         if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
             for (long fd = 3; fd < open_max; ++fd) ::close(static_cast<int>(fd));
         }
+        if (nofile.rlim_cur != 0 && ::setrlimit(RLIMIT_NOFILE, &nofile) != 0) ::_exit(125);
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -294,6 +297,15 @@ void registryd::start(ms timeout) {
         }
         std::this_thread::sleep_for(5ms);
     }
+}
+
+std::uint64_t registryd::rss_bytes() const {
+    std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // "VmRSS:   12345 kB"
+    }
+    throw failure("no VmRSS for pid " + std::to_string(pid_));
 }
 
 bool registryd::running() {

@@ -110,6 +110,11 @@ public:
     // SIGKILL and reap.
     exit_status kill9();
 
+    // The open-files limit (soft and hard) of the next start(); 0: inherited.
+    void limit_open_files(std::uint64_t n) { nofile_ = n; }
+    // The daemon's resident set size (VmRSS of /proc/PID/status), in bytes.
+    std::uint64_t rss_bytes() const;
+
     bool running();  // reaps the process if it has exited
     pid_t pid() const { return pid_; }
     const std::string& host() const { return host_; }
@@ -127,6 +132,7 @@ private:
     std::string config_;
     pid_t pid_ = -1;
     int starts_ = 0;
+    std::uint64_t nofile_ = 0;
     std::string host_;
     std::uint16_t port_ = 0;
     std::optional<exit_status> last_exit_;
