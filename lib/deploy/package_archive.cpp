@@ -90,11 +90,13 @@ public:
     extractor(const unpack_request& req, int root) : req_(req), root_(root) {}
 
     result<unpacked_package> run() {
+        fd_closer in{open_archive()};
+        if (in.fd < 0) return unexpected{opened_.err()};
         std::unique_ptr<archive, archive_closer> a(archive_read_new());
         if (!a) return fail(errc::internal, "libarchive: out of memory");
         archive_read_support_filter_gzip(a.get());
         archive_read_support_format_tar(a.get());
-        if (archive_read_open_filename(a.get(), req_.archive.c_str(), 64 * 1024) != ARCHIVE_OK) {
+        if (archive_read_open_fd(a.get(), in.fd, 64 * 1024) != ARCHIVE_OK) {
             return fail(errc::invalid_package, "not a readable tar.gz archive: " + error_of(a.get()));
         }
         for (;;) {
@@ -112,6 +114,35 @@ public:
     }
 
 private:
+    static std::string kind_of(mode_t mode) {
+        if (S_ISFIFO(mode)) return "a FIFO";
+        if (S_ISDIR(mode)) return "a directory";
+        if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+        if (S_ISSOCK(mode)) return "a socket";
+        return "unknown type";
+    }
+
+    // The archive, opened without blocking (a FIFO's open would wait for a
+    // writer forever) and only if it is a regular file; -1 with opened_ set
+    // to the error otherwise.
+    int open_archive() {
+        const std::string& name = req_.archive.string();
+        const int fd = ::open(name.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0) {
+            opened_ = fail(errc::invalid_package, "not a readable tar.gz archive: " + name + ": " + std::strerror(errno));
+            return -1;
+        }
+        struct stat st {};
+        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            opened_ = fail(errc::invalid_package, name + " is not a regular file (" + kind_of(st.st_mode) + ")");
+            ::close(fd);
+            return -1;
+        }
+        // Reads of a regular file never block; libarchive expects a blocking descriptor.
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        return fd;
+    }
+
     static std::string error_of(archive* a) {
         const char* s = archive_error_string(a);
         return s ? s : "unknown error";
@@ -286,6 +317,7 @@ private:
 
     const unpack_request& req_;
     int root_;
+    result<void> opened_;
     std::map<std::string, kind> seen_;
     std::size_t entries_ = 0;
     std::uint64_t bytes_ = 0;

@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <string>
@@ -239,4 +241,19 @@ TEST_CASE("deploy: a hostile archive and bad requests get specific errors") {
     CHECK(it::error_message(r) == "params.action: must be one of start, stop, restart");
     r = f.client.request("undeploy", it::parse_object(R"({"instance_id": "nothing.local"})"));
     CHECK(it::error_code(r) == "not_found");
+}
+
+// Issue 16 #11: a FIFO in a package directory does not hang the deploy.
+TEST_CASE("deploy: a FIFO named as the package is refused at once, and registryd still stops promptly") {
+    deploy_fixture f;
+    IT_DIAGNOSE(f.d);
+    const fs::path fifo = f.work.path() / "static-site-1.0.0.tar.gz";
+    REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+    const std::string id = f.client.send_request("deploy_package", json::object{{"path", fifo.string()}});
+    const json::value r = f.client.wait_response(id, it::scaled(10s));
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "invalid_package");
+    CHECK(it::error_message(r) == fifo.string() + " is not a regular file (a FIFO)");
+    const it::exit_status exit = f.d.terminate(it::scaled(10s));
+    CHECK_MESSAGE(exit.clean(), exit.describe());
 }

@@ -241,6 +241,10 @@ std::vector<hostile_case> corpus() {
     other_version.want_version = "2.0.0";
     c.push_back(other_version);
 
+    c.emplace_back("the archive is a FIFO", [](const sandbox& sb) { REQUIRE(::mkfifo(sb.archive().c_str(), 0644) == 0); },
+                   "pkg.tar.gz is not a regular file (a FIFO)");
+    c.emplace_back("the archive is a directory", [](const sandbox& sb) { fs::create_directory(sb.archive()); },
+                   "pkg.tar.gz is not a regular file (a directory)");
     c.emplace_back("not an archive", [](const sandbox& sb) { std::ofstream(sb.archive()) << "this is not a tarball"; },
                  "not a readable tar.gz archive");
     c.emplace_back("truncated archive", [](const sandbox& sb) {
