@@ -229,22 +229,35 @@ private:
         if (it == seen_.end() || it->second != kind::file) {
             return refuse(raw, "hard link target '" + *rel + "' is not a regular file earlier in the package");
         }
+        // A target receives the link as a copy of the file: it counts in full.
+        const std::uint64_t size = file_bytes_[*rel];
+        if (size > req_.limits.max_total_bytes - bytes_) return too_large(raw);
+        bytes_ += size;
         if (::linkat(root_, rel->c_str(), root_, path.c_str(), 0) != 0) return os_error(raw, "link");
         seen_.emplace(path, kind::file);
+        file_bytes_[path] = size;
         return {};
+    }
+
+    unexpected too_large(std::string_view raw) const {
+        return fail(errc::invalid_package, "entry '" + std::string(raw) + "': unpacked size exceeds " +
+                                               std::to_string(req_.limits.max_total_bytes) + " bytes");
     }
 
     result<void> file(archive* a, archive_entry* e, std::string_view raw, const std::string& path) {
         const auto& lim = req_.limits;
+        // A sparse member's holes are not in the archive's data but take disk
+        // once a target copies the file: refused, like any data with a gap.
+        if (archive_entry_sparse_count(e) > 0) return refuse(raw, "sparse files are not allowed");
         if (archive_entry_size_is_set(e) && static_cast<std::uint64_t>(archive_entry_size(e)) > lim.max_total_bytes - bytes_) {
-            return fail(errc::invalid_package, "entry '" + std::string(raw) + "': unpacked size exceeds " +
-                                                   std::to_string(lim.max_total_bytes) + " bytes");
+            return too_large(raw);
         }
         // Mode bits beyond rwx (setuid, setgid, sticky) are dropped.
         const mode_t mode = (archive_entry_perm(e) & 0777) | 0600;
         fd_closer out{::openat(root_, path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)};
         if (out.fd < 0) return os_error(raw, "create");
         seen_.emplace(path, kind::file);
+        std::uint64_t written = 0;
         for (;;) {
             const void* block = nullptr;
             std::size_t size = 0;
@@ -254,6 +267,11 @@ private:
             if (r < ARCHIVE_WARN) {
                 return fail(errc::invalid_package, "entry '" + std::string(raw) + "': " + error_of(a));
             }
+            if (offset < 0 || static_cast<std::uint64_t>(offset) != written) {
+                return refuse(raw, "sparse files are not allowed (a hole at byte " + std::to_string(written) + ")");
+            }
+            written += size;
+            file_bytes_[path] = written;
             bytes_ += size;
             if (bytes_ > lim.max_total_bytes) {
                 return fail(errc::invalid_package, "unpacked size exceeds " + std::to_string(lim.max_total_bytes) + " bytes");
@@ -319,6 +337,7 @@ private:
     int root_;
     result<void> opened_;
     std::map<std::string, kind> seen_;
+    std::map<std::string, std::uint64_t> file_bytes_;  // regular files' sizes, for their hard links
     std::size_t entries_ = 0;
     std::uint64_t bytes_ = 0;
 };

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <fstream>
@@ -26,10 +27,13 @@ namespace {
 
 // A registryd whose local target installs under work/opt.
 struct deploy_fixture {
+    explicit deploy_fixture(const std::string& more_deploy_config = {})
+        : d{"deploy:\n  prefix: " + (work.path() / "opt").string() + "\n  package_dirs: [" + work.path().string() +
+            "]\n  script_timeout_seconds: 20\n" + more_deploy_config} {}
+
     it::temp_dir work{"registryd-deploy"};
     fs::path prefix = work.path() / "opt";
-    it::registryd d{"deploy:\n  prefix: " + (work.path() / "opt").string() + "\n  package_dirs: [" + work.path().string() +
-                    "]\n  script_timeout_seconds: 20\n"};
+    it::registryd d;
     it::ws_client client{d};
 
     ~deploy_fixture() { dep::kill_package_servers(prefix); }
@@ -256,4 +260,32 @@ TEST_CASE("deploy: a FIFO named as the package is refused at once, and registryd
     CHECK(it::error_message(r) == fifo.string() + " is not a regular file (a FIFO)");
     const it::exit_status exit = f.d.terminate(it::scaled(10s));
     CHECK_MESSAGE(exit.clean(), exit.describe());
+}
+
+// Issue 16 #1: a GNU sparse member (a few hundred bytes in the archive) is
+// not let through to be written out in full under the install root.
+TEST_CASE("deploy: a package with sparse files is refused, nothing is installed") {
+    deploy_fixture f{"  max_package_bytes: 1MiB\n"};
+    IT_DIAGNOSE(f.d);
+    dep::build_package(f.work.path(), options("1.0.0", dep::free_port()));
+    const fs::path src = f.work.path() / "src-1.0.0";
+    fs::create_directories(src / "data");
+    // Three files of 900 KiB, all hole: each under the cap, 2.7 MiB together.
+    for (int i = 0; i < 3; ++i) {
+        const fs::path hole = src / "data" / ("hole" + std::to_string(i));
+        { std::ofstream out(hole); }
+        fs::resize_file(hole, 900 << 10);
+    }
+    const fs::path archive = f.work.path() / "static-site-1.0.0.tar.gz";
+    const std::string tar = "tar --sparse --format=gnu -czf '" + archive.string() + "' -C '" + src.string() + "' . 2>&1";
+    REQUIRE(std::system(tar.c_str()) == 0);
+    REQUIRE(fs::file_size(archive) < 64 * 1024);
+    std::string id;
+    const json::value r = f.deploy(archive, id);
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "invalid_package");
+    CHECK(it::error_message(r).find("sparse files are not allowed") != std::string::npos);
+    CHECK_FALSE(fs::exists(f.prefix / "static-site-1.0.0"));
+    CHECK(it::error_code(f.client.request("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"))) ==
+          "not_found");
 }
