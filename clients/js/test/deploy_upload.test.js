@@ -163,3 +163,46 @@ test('registryctl deploy shows the upload progress bar and the stages', async ()
 
   await c.undeploy({ instance_id: 'static-site.local' }, { timeoutMs: 30_000 });
 });
+
+async function registryctl(args) {
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { ...process.env, REGISTRY_URL: daemon.url, REGISTRY_TOKEN: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (s) => (stdout += s));
+  child.stderr.on('data', (s) => (stderr += s));
+  const code = await new Promise((r) => child.on('exit', r));
+  return { code, stdout, stderr };
+}
+
+test('registryctl deploy sends the name and version the file name or --name / --version state', async () => {
+  const port = await freePort();
+  const archive = await buildPackage('3.0.0', port);
+  // A file whose name states another version than its manifest's is refused.
+  const misnamed = join(work, 'static-site-3.0.1.tar.gz');
+  await cp(archive, misnamed);
+  let r = await registryctl(['deploy', misnamed]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^registryctl: invalid_package: the manifest has version '3\.0\.0', not '3\.0\.1'$/m);
+  r = await registryctl(['deploy', archive, '--name', 'other-site']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^registryctl: invalid_package: the manifest names package 'static-site', not 'other-site'$/m);
+  assert.equal(await fetchIndex(port), '');
+  // A flag wins over the file name.
+  r = await registryctl(['deploy', misnamed, '--version', '3.0.0']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /deployed static-site 3\.0\.0 as static-site\.local/);
+  assert.equal(await fetchIndex(port), 'static-site 3.0.0\n');
+  await c.undeploy({ instance_id: 'static-site.local' }, { timeoutMs: 30_000 });
+});
+
+test('packageIdentity reads {name}-{version}.tar.gz', async () => {
+  const { packageIdentity } = await import('../src/cli/commands.js');
+  assert.deepEqual(packageIdentity('/srv/static-site-1.0.0.tar.gz'), { name: 'static-site', version: '1.0.0' });
+  assert.deepEqual(packageIdentity('app-2-1.0.0-rc1.tgz'), { name: 'app-2', version: '1.0.0-rc1' });
+  assert.deepEqual(packageIdentity('site.tar.gz'), {});
+  assert.deepEqual(packageIdentity('site-latest.tar.gz'), {});
+  assert.deepEqual(packageIdentity('site-1.0.zip'), {});
+});
