@@ -77,6 +77,28 @@ std::string seconds_text(milliseconds d) {
     return s.str();
 }
 
+// Kills (SIGKILL) the processes of a version: those whose working directory
+// is inside `dir` or whose environment has its PACKAGE_DIR (what start.sh
+// started inherits it). Fails, naming them, if any is left.
+std::string kill_script(const std::string& dir) {
+    return "d=" + quote(dir) + "\n"
+           "scan() {\n"
+           "  for p in /proc/[0-9]*; do\n"
+           "    pid=${p#/proc/}\n"
+           "    [ \"$pid\" = \"$$\" ] && continue\n"
+           "    case \"$(readlink \"$p/cwd\" 2>/dev/null)\" in \"$d\"|\"$d\"/*) echo \"$pid\"; continue;; esac\n"
+           "    tr '\\0' '\\n' < \"$p/environ\" 2>/dev/null | grep -qxF \"PACKAGE_DIR=$d\" && echo \"$pid\"\n"
+           "  done\n"
+           "}\n"
+           "pids=$(scan)\n"
+           "[ -n \"$pids\" ] || { echo \"no process of $d was running\"; exit 0; }\n"
+           "kill -9 $pids 2>/dev/null\n"
+           "echo \"killed\" $pids\n"
+           "i=0\n"
+           "while left=$(scan); [ -n \"$left\" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done\n"
+           "[ -z \"$left\" ] || { echo \"still running after SIGKILL:\" $left; exit 1; }\n";
+}
+
 }  // namespace
 
 std::string_view to_string(stage s) noexcept {
@@ -378,10 +400,37 @@ struct deployer::impl {
         return detail::encode_deployment_record({at.instance_id, at.target->name(), at.home, at.dir, at.manifest});
     }
 
+    // undeploy after a stop.sh that failed: the service may still run, so
+    // without `force` nothing is removed, and it stays registered (failed) and
+    // health-checked; with `force` its processes are killed.
+    task<result<void>> stop_failed(std::shared_ptr<installed> at, const command_result& stop, bool force, progress& p,
+                                   progress_sink& report) {
+        const std::string why = "stop.sh " +
+                                (stop.timed_out ? std::string("timed out") : "exited " + std::to_string(stop.exit_code)) +
+                                ": " + output_of(stop);
+        if (force) {
+            auto killed = co_await must(*at->target, kill_script(at->dir), "killing the processes of " + at->dir);
+            if (killed) {
+                p.message = why + "; force: killing the processes of " + at->dir;
+                p.exit_code = killed->exit_code;
+                p.output = output_of(*killed);
+                report(p);
+                co_return result<void>{};
+            }
+            co_await move_to(at->instance_id, service_state::failed, why);
+            start_health_loop(at);
+            co_return unexpected{killed.err()};
+        }
+        co_await move_to(at->instance_id, service_state::failed, why);
+        start_health_loop(at);
+        co_return fail(errc::deployment_failed, why + "; nothing was removed and '" + at->instance_id +
+                                                    "' stays registered (undeploy with force kills its processes)");
+    }
+
     task<result<std::size_t>> open();
     task<result<deploy_outcome>> deploy(deploy_request req, progress_sink report);
     task<result<service_ptr>> control(std::string id, service_command command, progress_sink report);
-    task<result<void>> undeploy(std::string id, progress_sink report);
+    task<result<void>> undeploy(std::string id, progress_sink report, bool force);
 };
 
 task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress_sink report) {
@@ -599,7 +648,7 @@ task<result<service_ptr>> deployer::impl::control(std::string id, service_comman
     co_return s;
 }
 
-task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report) {
+task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report, bool force) {
     auto it = installs.find(id);
     if (it == installs.end()) co_return fail(errc::not_found, "no deployed service '" + id + "'");
     std::shared_ptr<installed> at = it->second;
@@ -614,6 +663,10 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
     p.at = stage::starting;
     auto stopped = co_await reported(*at, "scripts/stop.sh", "stop.sh", p, report);
     if (!stopped) co_return unexpected{stopped.err()};
+    if (stopped->exit_code != 0 || stopped->timed_out) {
+        auto handled = co_await stop_failed(at, *stopped, force, p, report);
+        if (!handled) co_return unexpected{handled.err()};
+    }
     auto gone = co_await reg.deregister(id, "undeployed");
     (void)gone;  // an expired lease has removed it already
     installs.erase(id);
@@ -691,9 +744,9 @@ task<result<service_ptr>> deployer::control(std::string instance_id, service_com
     return impl_->control(std::move(instance_id), command, std::move(report));
 }
 
-task<result<void>> deployer::undeploy(std::string instance_id, progress_sink report) {
+task<result<void>> deployer::undeploy(std::string instance_id, progress_sink report, bool force) {
     if (!report) report = [](const progress&) {};
-    return impl_->undeploy(std::move(instance_id), std::move(report));
+    return impl_->undeploy(std::move(instance_id), std::move(report), force);
 }
 
 task<void> deployer::shutdown() {

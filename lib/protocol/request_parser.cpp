@@ -729,9 +729,9 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
 }
 
 bool read_params(decoder& d, const params_element& e, const path& at, protocol::undeploy_params& p) {
-    static constexpr std::string_view names[] = {"instance_id"};
+    static constexpr std::string_view names[] = {"instance_id", "force"};
     members m{at, names};
-    return open(d, e, m) && required(d, m, "instance_id", p.instance_id);
+    return open(d, e, m) && required(d, m, "instance_id", p.instance_id) && optional(d, m, "force", p.force);
 }
 
 // ---- REPL execution

@@ -63,6 +63,9 @@ fs::path build_package(const fs::path& work, const package_options& o) {
     if (!o.healthy) {
         std::ofstream(src / "scripts" / "health.sh", std::ios::trunc) << "#!/bin/sh\necho 'database unreachable'\nexit 2\n";
     }
+    if (o.stop_fails) {
+        std::ofstream(src / "scripts" / "stop.sh", std::ios::trunc) << "#!/bin/sh\necho 'cannot stop: busy'\nexit 3\n";
+    }
     const fs::path out = work / "archives";
     fs::create_directories(out);
     const std::string cmd = std::string(REGISTRY_PACK_PATH) + " '" + src.string() + "' '" + out.string() + "' 2>&1";

@@ -22,6 +22,7 @@ struct package_options {
     std::string version = "1.0.0";
     std::uint16_t port = 0;
     bool healthy = true;                      // false: health.sh always exits 2
+    bool stop_fails = false;                  // true: stop.sh says "cannot stop: busy", exits 3, stops nothing
     std::vector<std::string> commands = {"python3"};
     std::vector<std::string> libraries;
     std::vector<std::string> depends_on;

@@ -247,21 +247,6 @@ TEST_CASE("deploy: a hostile archive and bad requests get specific errors") {
     CHECK(it::error_code(r) == "not_found");
 }
 
-// Issue 16 #11: a FIFO in a package directory does not hang the deploy.
-TEST_CASE("deploy: a FIFO named as the package is refused at once, and registryd still stops promptly") {
-    deploy_fixture f;
-    IT_DIAGNOSE(f.d);
-    const fs::path fifo = f.work.path() / "static-site-1.0.0.tar.gz";
-    REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
-    const std::string id = f.client.send_request("deploy_package", json::object{{"path", fifo.string()}});
-    const json::value r = f.client.wait_response(id, it::scaled(10s));
-    INFO(dump(r));
-    CHECK(it::error_code(r) == "invalid_package");
-    CHECK(it::error_message(r) == fifo.string() + " is not a regular file (a FIFO)");
-    const it::exit_status exit = f.d.terminate(it::scaled(10s));
-    CHECK_MESSAGE(exit.clean(), exit.describe());
-}
-
 // Issue 16 #1: a GNU sparse member (a few hundred bytes in the archive) is
 // not let through to be written out in full under the install root.
 TEST_CASE("deploy: a package with sparse files is refused, nothing is installed") {
@@ -286,6 +271,63 @@ TEST_CASE("deploy: a package with sparse files is refused, nothing is installed"
     CHECK(it::error_code(r) == "invalid_package");
     CHECK(it::error_message(r).find("sparse files are not allowed") != std::string::npos);
     CHECK_FALSE(fs::exists(f.prefix / "static-site-1.0.0"));
+    CHECK(it::error_code(f.client.request("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"))) ==
+          "not_found");
+}
+
+// Issue 16 #11: a FIFO in a package directory does not hang the deploy.
+TEST_CASE("deploy: a FIFO named as the package is refused at once, and registryd still stops promptly") {
+    deploy_fixture f;
+    IT_DIAGNOSE(f.d);
+    const fs::path fifo = f.work.path() / "static-site-1.0.0.tar.gz";
+    REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+    const std::string id = f.client.send_request("deploy_package", json::object{{"path", fifo.string()}});
+    const json::value r = f.client.wait_response(id, it::scaled(10s));
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "invalid_package");
+    CHECK(it::error_message(r) == fifo.string() + " is not a regular file (a FIFO)");
+    const it::exit_status exit = f.d.terminate(it::scaled(10s));
+    CHECK_MESSAGE(exit.clean(), exit.describe());
+}
+
+// Issue 16 #4: a stop.sh that fails is the caller's error, and the files and
+// the registration stay until the service is stopped, or killed by force.
+TEST_CASE("deploy: undeploy with a failing stop.sh keeps everything until forced, then kills the server") {
+    deploy_fixture f;
+    IT_DIAGNOSE(f.d);
+    const std::uint16_t port = dep::free_port();
+    dep::package_options o = options("1.0.0", port);
+    o.stop_fails = true;
+    std::string id;
+    REQUIRE(it::error_code(f.deploy(dep::build_package(f.work.path(), o), id)).empty());
+    REQUIRE(dep::fetch_index(port) == "static-site 1.0.0\n");
+
+    const json::value refused = f.client.request("undeploy", it::parse_object(R"({"instance_id": "static-site.local"})"),
+                                                 it::scaled(30s));
+    INFO(dump(refused));
+    CHECK(it::error_code(refused) == "deployment_failed");
+    CHECK(it::error_message(refused) ==
+          "stop.sh exited 3: cannot stop: busy; nothing was removed and 'static-site.local' stays registered (undeploy "
+          "with force kills its processes)");
+    CHECK(dep::fetch_index(port) == "static-site 1.0.0\n");
+    CHECK(fs::is_directory(f.prefix / "static-site-1.0.0"));
+    CHECK(fs::read_symlink(f.prefix / "static-site" / "current") == f.prefix / "static-site-1.0.0");
+    // Still registered, and the health checks that go on bring it back to running.
+    bool running = false;
+    for (auto until = std::chrono::steady_clock::now() + it::scaled(10s); !running && std::chrono::steady_clock::now() < until;) {
+        const json::value got = f.client.call("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"));
+        running = str(got, "/service/state") == "running";
+        if (!running) f.client.pump(100ms);
+    }
+    CHECK(running);
+
+    const json::value forced = f.client.request(
+        "undeploy", it::parse_object(R"({"instance_id": "static-site.local", "force": true})"), it::scaled(30s));
+    INFO(dump(forced));
+    CHECK(it::error_code(forced).empty());
+    CHECK(dep::fetch_index(port).empty());
+    CHECK_FALSE(fs::exists(f.prefix / "static-site-1.0.0"));
+    CHECK_FALSE(fs::exists(f.prefix / "static-site"));
     CHECK(it::error_code(f.client.request("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"))) ==
           "not_found");
 }

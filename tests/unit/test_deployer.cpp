@@ -22,6 +22,7 @@ using namespace registry::deploy;
 class scripted_target final : public deploy_target {
 public:
     std::deque<int> health_exits;
+    std::deque<int> stop_exits;  // stop.sh: the next one (0 when empty), with the output "cannot stop"
     std::vector<std::string> ran;
 
     const std::string& name() const override { return name_; }
@@ -36,6 +37,11 @@ public:
             r.exit_code = health_exits.empty() ? 2 : health_exits.front();
             if (!health_exits.empty()) health_exits.pop_front();
             r.stdout_text = r.exit_code == 0 ? "ok" : "not yet";
+        }
+        if (c.script.find("scripts/stop.sh") != std::string::npos && !stop_exits.empty()) {
+            r.exit_code = stop_exits.front();
+            stop_exits.pop_front();
+            r.stderr_text = "cannot stop";
         }
         co_return r;
     }
@@ -245,4 +251,42 @@ TEST_CASE("deployer: deployments on a target that is no longer configured are co
     auto control = test::run_now(after.control("demo.fake", service_command::stop, {}));
     REQUIRE_FALSE(control.ok());
     CHECK(control.err().code == errc::not_found);
+}
+
+TEST_CASE("deployer: undeploy with a failing stop.sh removes nothing unless forced, then kills the processes") {
+    fixture f;
+    f.target.health_exits = {0};
+    REQUIRE(test::run_now(f.deploy()).ok());
+
+    f.target.ran.clear();
+    f.target.stop_exits = {3};
+    std::vector<progress> seen;
+    auto refused = test::run_now(f.d.undeploy("demo.fake", [&](const progress& p) { seen.push_back(p); }));
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.err().code == errc::deployment_failed);
+    CHECK(refused.err().message == "stop.sh exited 3: cannot stop; nothing was removed and 'demo.fake' stays registered "
+                                   "(undeploy with force kills its processes)");
+    REQUIRE_FALSE(seen.empty());
+    CHECK(seen.back().exit_code == 3);
+    CHECK(seen.back().output == "cannot stop");
+    CHECK_FALSE(f.target.ran_matching("rm -rf"));
+    CHECK_FALSE(f.target.ran_matching("kill -9"));
+    auto s = f.reg.find("demo.fake");
+    REQUIRE(s);
+    CHECK(s->state == service_state::failed);
+    CHECK(s->failure_reason == "stop.sh exited 3: cannot stop");
+    CHECK_FALSE(test::run_now(load_copy(f.store, "dep/")).entries.empty());
+    // It still runs: the health checks carry on and bring it back to running.
+    f.target.health_exits = {0};
+    f.clock.advance(milliseconds(1000));
+    CHECK(f.reg.find("demo.fake")->state == service_state::running);
+
+    f.target.stop_exits = {3};
+    auto forced = test::run_now(f.d.undeploy("demo.fake", {}, true));
+    REQUIRE(forced.ok());
+    CHECK(f.target.ran_matching("d='/srv/demo-1.0.0'\nscan() {"));
+    CHECK(f.target.ran_matching("kill -9 $pids"));
+    CHECK(f.target.ran_matching("rm -rf -- '/srv/demo'"));
+    CHECK(f.reg.find("demo.fake") == nullptr);
+    CHECK(test::run_now(load_copy(f.store, "dep/")).entries.empty());
 }

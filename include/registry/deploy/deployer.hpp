@@ -123,7 +123,12 @@ public:
     task<result<service_ptr>> control(std::string instance_id, service_command command, progress_sink report);
 
     // Stops the service, deregisters it and removes every installed version.
-    task<result<void>> undeploy(std::string instance_id, progress_sink report);
+    // A stop.sh that fails (non-zero exit, timeout) is errc::deployment_failed
+    // with its exit code and output, and nothing is removed (the instance
+    // stays registered, failed, and health-checked) unless `force`: then the
+    // version's processes (working directory inside its directory, or its
+    // PACKAGE_DIR in their environment) are killed with SIGKILL first.
+    task<result<void>> undeploy(std::string instance_id, progress_sink report, bool force = false);
 
     // Ends the periodic health checks; completes once they have.
     task<void> shutdown();
