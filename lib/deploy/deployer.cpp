@@ -427,13 +427,48 @@ struct deployer::impl {
                                                     "' stays registered (undeploy with force kills its processes)");
     }
 
+    // What a first deploy that failed installed: stopped if it is current,
+    // its directory, its line in `installed`, and the home if that was all,
+    // so that nothing is left that no deployment (and no undeploy) reaches.
+    task<void> remove_first_install(const installed& at) {
+        auto current = co_await shell(*at.target, "readlink " + quote(at.home + "/current") + " || true");
+        if (current && trimmed(current->stdout_text) == at.dir) {
+            auto stopped = co_await script(at, "scripts/stop.sh", opts.script_timeout);
+            (void)stopped;
+        }
+        const std::string name = install_dir_name(at.manifest);
+        const std::string list = quote(at.home + "/installed");
+        auto removed = co_await shell(*at.target,
+                                      "rm -rf -- " + quote(at.dir) + "\n"
+                                      "[ \"$(readlink " + quote(at.home + "/current") + ")\" = " + quote(at.dir) + " ] && rm -f " +
+                                          quote(at.home + "/current") + "\n"
+                                      "if [ -f " + list + " ]; then grep -vxF " + quote(name) + " " + list + " > " + list +
+                                          ".new; mv -f " + list + ".new " + list + "; fi\n"
+                                      "if [ ! -s " + list + " ] && [ ! -L " + quote(at.home + "/current") + " ]; then rm -rf -- " +
+                                          quote(at.home) + "; fi\n");
+        (void)removed;
+    }
+
     task<result<std::size_t>> open();
     task<result<deploy_outcome>> deploy(deploy_request req, progress_sink report);
+    task<result<deploy_outcome>> deploy_once(deploy_request req, progress_sink& report, std::shared_ptr<installed>& fresh);
     task<result<service_ptr>> control(std::string id, service_command command, progress_sink report);
     task<result<void>> undeploy(std::string id, progress_sink report, bool force);
 };
 
 task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress_sink report) {
+    std::shared_ptr<installed> fresh;
+    auto out = co_await deploy_once(std::move(req), report, fresh);
+    if (!out && fresh) {
+        // No suspension since deploy_once released it: nothing else can hold it.
+        busy_guard guard;
+        if (acquire(guard, fresh->instance_id)) co_await remove_first_install(*fresh);
+    }
+    co_return out;
+}
+
+task<result<deploy_outcome>> deployer::impl::deploy_once(deploy_request req, progress_sink& report,
+                                                         std::shared_ptr<installed>& fresh) {
     progress p;
     p.target = req.target;
     auto failed = [&](const error& e) {
@@ -522,6 +557,7 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
     }
     if (moved->exit_code != 0) co_return failed(error{errc::deployment_failed, "installing failed: " + output_of(*moved)});
     const std::string previous_dir = trimmed(moved->stdout_text);
+    if (!previous) fresh = at;  // removed again if this first deploy fails
 
     // The running version's scripts and environment, if it is ours.
     std::shared_ptr<installed> old = previous && previous->dir == previous_dir ? previous : nullptr;
@@ -589,6 +625,7 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
 
     auto grant = co_await register_instance(*at, health);
     if (!grant) co_return failed(grant.err());
+    fresh.reset();
     auto kept = co_await persist(at->instance_id, record_of(*at));
     if (!kept) co_return failed(kept.err());
     if (previous) stop_health_loop(*previous);

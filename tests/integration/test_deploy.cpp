@@ -331,3 +331,34 @@ TEST_CASE("deploy: undeploy with a failing stop.sh keeps everything until forced
     CHECK(it::error_code(f.client.request("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"))) ==
           "not_found");
 }
+
+// Issue 16 #9: a first deploy that fails leaves nothing that undeploy (which
+// answers not_found: there is no deployment) could not reach.
+TEST_CASE("deploy: a failed first deploy is removed completely") {
+    deploy_fixture f;
+    IT_DIAGNOSE(f.d);
+    const std::uint16_t port = dep::free_port();
+    dep::package_options sick = options("1.0.0", port);
+    sick.healthy = false;
+    sick.deadline = "1s";
+    std::string id;
+    const json::value r = f.deploy(dep::build_package(f.work.path(), sick), id);
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "deployment_failed");
+    CHECK(it::error_message(r).find("no previous version to roll back to") != std::string::npos);
+    CHECK(dep::fetch_index(port).empty());
+    CHECK_FALSE(fs::exists(fs::symlink_status(f.prefix / "static-site-1.0.0")));
+    CHECK_FALSE(fs::exists(fs::symlink_status(f.prefix / "static-site")));
+    std::vector<std::string> left;
+    for (const auto& e : fs::recursive_directory_iterator(f.prefix)) {
+        if (!e.is_directory()) left.push_back(e.path().string());
+    }
+    CHECK(left.empty());
+    CHECK(it::error_code(f.client.request("undeploy", it::parse_object(R"({"instance_id": "static-site.local"})"))) ==
+          "not_found");
+    // A good version installs after it as a first deploy.
+    const json::value ok = f.deploy(dep::build_package(f.work.path(), options("1.0.0", port)), id);
+    INFO(dump(ok));
+    CHECK(it::error_code(ok).empty());
+    CHECK(dep::fetch_index(port) == "static-site 1.0.0\n");
+}

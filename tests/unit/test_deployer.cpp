@@ -161,6 +161,25 @@ TEST_CASE("deployer: a first version that never gets healthy is stopped, unlinke
     CHECK(f.target.ran_matching("rm -f '/srv/demo/current'"));
     CHECK(f.reg.find("demo.fake") == nullptr);
     CHECK(f.seen.back().at == stage::failed);
+    // Nothing of it is left behind that no undeploy could reach.
+    CHECK(f.target.ran_matching("rm -rf -- '/srv/demo-1.0.0'\n"));
+    CHECK(f.target.ran_matching("grep -vxF 'demo-1.0.0' '/srv/demo/installed'"));
+    CHECK(f.target.ran_matching("then rm -rf -- '/srv/demo'; fi"));
+}
+
+TEST_CASE("deployer: a failed redeploy keeps the versions the deployment installed") {
+    fixture f;
+    f.target.health_exits = {0};
+    REQUIRE(test::run_now(f.deploy()).ok());
+    f.unpacker.manifest.version = "2.0.0";
+    f.target.ran.clear();
+    test::started<result<deploy_outcome>> deploying(f.deploy());
+    for (int i = 0; i < 10 && !deploying.done(); ++i) f.clock.advance(milliseconds(1000));
+    REQUIRE(deploying.done());
+    REQUIRE_FALSE(deploying.get().ok());
+    CHECK(f.target.ran_matching("mv -T '/srv/.staging-demo-2.0.0-"));
+    CHECK_FALSE(f.target.ran_matching("rm -rf -- '/srv/demo-2.0.0'"));
+    CHECK_FALSE(f.target.ran_matching("grep -vxF"));
 }
 
 TEST_CASE("deployer: a deployer opened on the store of an earlier one controls and undeploys its deployments") {

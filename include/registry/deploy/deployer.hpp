@@ -12,6 +12,9 @@
 // environment: PATH, HOME=/, PACKAGE_NAME, PACKAGE_VERSION, PACKAGE_DIR and
 // PORT_<NAME> for each manifest port (name upper-cased, [^A-Z0-9] -> '_').
 //
+// A first deploy that fails (no earlier deployment of the package on the
+// target) removes what it installed: nothing is left that no undeploy reaches.
+//
 // Operations on one package (deploy, start/stop/restart, undeploy) do not
 // overlap: a second one while the first runs is a conflict.
 //
