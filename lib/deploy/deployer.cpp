@@ -427,6 +427,49 @@ struct deployer::impl {
                                                     "' stays registered (undeploy with force kills its processes)");
     }
 
+    // Each home and version directory under a prefix belongs to one package
+    // name, written in {prefix}/.owner/{directory} (no sanitized name starts
+    // with '.'): names that sanitize alike ("a.b", "a_b") or that meet a
+    // version at a '-' ("app-1" and "app" 1) cannot share a path, so no
+    // package installs into or removes another's. An entry that exists
+    // unclaimed (an earlier registryd's) is adopted only by the deployment
+    // that knows it. Writes the claims; conflict when a path is taken.
+    task<result<void>> claim(deploy_target& t, const installed& at, bool known) {
+        const std::string home = entry_of(at.home);
+        const std::string dir = entry_of(at.dir);
+        auto r = co_await shell(t,
+            "p=" + quote(t.prefix()) + "; n=" + quote(at.manifest.name) + "; h=" + quote(home) + "; v=" + quote(dir) + "\n"
+            "taken() {\n"
+            "  if [ -f \"$p/.owner/$1\" ]; then\n"
+            "    [ \"$(cat \"$p/.owner/$1\")\" = \"$n\" ] && return 1\n"
+            "    echo \"$p/$1 belongs to package '$(cat \"$p/.owner/$1\")'\"; return 0\n"
+            "  fi\n"
+            "  if [ -e \"$p/$1\" ] || [ -L \"$p/$1\" ]; then\n"
+            "    [ \"$2\" = 1 ] && return 1\n"
+            "    echo \"$p/$1 exists and does not belong to package '$n'\"; return 0\n"
+            "  fi\n"
+            "  return 1\n"
+            "}\n"
+            "known=" + std::string(known ? "1" : "0") + "\n"
+            "taken \"$h\" \"$known\" && exit 4\n"
+            "listed=0; [ \"$known\" = 1 ] && grep -qxF \"$v\" \"$p/$h/installed\" 2>/dev/null && listed=1\n"
+            "taken \"$v\" \"$listed\" && exit 4\n"
+            "mkdir -p \"$p/.owner\" || exit 1\n"
+            "for e in \"$h\" \"$v\"; do\n"
+            "  [ -f \"$p/.owner/$e\" ] || (set -C; printf '%s\\n' \"$n\" > \"$p/.owner/$e\") 2>/dev/null\n"
+            "  [ \"$(cat \"$p/.owner/$e\" 2>/dev/null)\" = \"$n\" ] || { echo \"$p/$e belongs to package '$(cat \"$p/.owner/$e\")'\"; exit 4; }\n"
+            "done\n");
+        if (!r) co_return unexpected{r.err()};
+        if (r->exit_code == 4) {
+            co_return fail(errc::conflict, "'" + at.manifest.name + "' " + at.manifest.version + " cannot be installed on '" +
+                                               t.name() + "': " + output_of(*r));
+        }
+        if (r->exit_code != 0) co_return fail(errc::deployment_failed, "claiming " + at.dir + " failed on '" + t.name() + "': " + output_of(*r));
+        co_return result<void>{};
+    }
+
+    static std::string entry_of(const std::string& path) { return std::filesystem::path(path).filename().string(); }
+
     // What a first deploy that failed installed: stopped if it is current,
     // its directory, its line in `installed`, and the home if that was all,
     // so that nothing is left that no deployment (and no undeploy) reaches.
@@ -444,8 +487,10 @@ struct deployer::impl {
                                           quote(at.home + "/current") + "\n"
                                       "if [ -f " + list + " ]; then grep -vxF " + quote(name) + " " + list + " > " + list +
                                           ".new; mv -f " + list + ".new " + list + "; fi\n"
+                                      "rm -f " + quote(at.target->prefix() + "/.owner/" + entry_of(at.dir)) + "\n"
                                       "if [ ! -s " + list + " ] && [ ! -L " + quote(at.home + "/current") + " ]; then rm -rf -- " +
-                                          quote(at.home) + "; fi\n");
+                                          quote(at.home) + "; rm -f " + quote(at.target->prefix() + "/.owner/" + entry_of(at.home)) +
+                                          "; fi\n");
         (void)removed;
     }
 
@@ -525,12 +570,18 @@ task<result<deploy_outcome>> deployer::impl::deploy_once(deploy_request req, pro
         previous = it->second;
         at->lease_id = previous->lease_id;
     }
+    if (previous && previous->manifest.name != m.name) {
+        co_return failed(error{errc::conflict, "'" + m.name + "' cannot be deployed on '" + t.name() + "': its instance id '" +
+                                                   at->instance_id + "' is package '" + previous->manifest.name + "''s"});
+    }
 
     step(stage::checking_requirements, "checking requirements on '" + t.name() + "'");
     auto requirements = co_await check_requirements(t, m);
     if (!requirements) co_return failed(requirements.err());
 
     step(stage::installing, "installing into " + at->dir, unpacked->bytes);
+    auto claimed = co_await claim(t, *at, previous != nullptr);
+    if (!claimed) co_return failed(claimed.err());
     const std::string upload_to = t.prefix() + "/.staging-" + install_dir_name(m) + "-" + std::to_string(stagings);
     auto prepared = co_await must(t, "mkdir -p " + quote(t.prefix()) + " && rm -rf " + quote(upload_to), "preparing the prefix");
     if (!prepared) co_return failed(prepared.err());
@@ -710,12 +761,16 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
     auto forgotten = co_await persist(id, std::nullopt);
     if (!forgotten) co_return unexpected{forgotten.err()};
     const std::string prefix = at->target->prefix();
+    // Only what this package claimed (or nobody did: an earlier registryd's).
     auto removed = co_await must(*at->target,
+                                 "p=" + quote(prefix) + "; n=" + quote(at->manifest.name) + "\n"
+                                 "ours() { [ ! -e \"$p/.owner/$1\" ] || [ \"$(cat \"$p/.owner/$1\")\" = \"$n\" ]; }\n"
+                                 "drop() { if ours \"$1\"; then rm -rf -- \"$p/$1\" && rm -f \"$p/.owner/$1\"; fi; }\n"
                                  "if [ -f " + quote(at->home + "/installed") + " ]; then\n"
-                                 "  while IFS= read -r v; do case \"$v\" in ''|*/*|.*) ;; *) rm -rf -- " +
-                                     quote(prefix) + "/\"$v\";; esac; done < " + quote(at->home + "/installed") + "\n"
+                                 "  while IFS= read -r v; do case \"$v\" in ''|*/*|.*) ;; *) drop \"$v\" || exit 1;; esac; done < " +
+                                     quote(at->home + "/installed") + "\n"
                                  "fi\n"
-                                 "rm -rf -- " + quote(at->home),
+                                 "drop " + quote(entry_of(at->home)),
                                  "removing the installed versions");
     if (!removed) co_return unexpected{removed.err()};
     p.at = stage::done;

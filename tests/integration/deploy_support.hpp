@@ -19,6 +19,7 @@ namespace it::deploy {
 std::uint16_t free_port();
 
 struct package_options {
+    std::string name = "static-site";
     std::string version = "1.0.0";
     std::uint16_t port = 0;
     bool healthy = true;                      // false: health.sh always exits 2

@@ -253,7 +253,7 @@ TEST_CASE("deploy: a package with sparse files is refused, nothing is installed"
     deploy_fixture f{"  max_package_bytes: 1MiB\n"};
     IT_DIAGNOSE(f.d);
     dep::build_package(f.work.path(), options("1.0.0", dep::free_port()));
-    const fs::path src = f.work.path() / "src-1.0.0";
+    const fs::path src = f.work.path() / "src-static-site-1.0.0";
     fs::create_directories(src / "data");
     // Three files of 900 KiB, all hole: each under the cap, 2.7 MiB together.
     for (int i = 0; i < 3; ++i) {
@@ -361,4 +361,67 @@ TEST_CASE("deploy: a failed first deploy is removed completely") {
     INFO(dump(ok));
     CHECK(it::error_code(ok).empty());
     CHECK(dep::fetch_index(port) == "static-site 1.0.0\n");
+}
+
+// Issue 16 #3: no two (name, version) pairs share a path or an instance id.
+// "app" 1 installs into {prefix}/app-1, the home of a package "app-1"; "a.b"
+// and "a_b" share the instance id a_b.local and the home {prefix}/a_b.
+TEST_CASE("deploy: a package cannot take another package's directory or instance id, in either order") {
+    deploy_fixture f;
+    IT_DIAGNOSE(f.d);
+    auto package = [&](const std::string& name, const std::string& version, std::uint16_t port) {
+        dep::package_options o = options(version, port);
+        o.name = name;
+        return dep::build_package(f.work.path(), o);
+    };
+    auto instance = [&](const std::string& id) {
+        return f.client.request("get_service", json::object{{"instance_id", id}});
+    };
+    std::string id;
+    const std::uint16_t app_port = dep::free_port();
+    REQUIRE(it::error_code(f.deploy(package("app", "1", app_port), id)).empty());
+    REQUIRE(dep::fetch_index(app_port) == "static-site 1\n");
+
+    // app-1's home would be app 1's install directory.
+    json::value r = f.deploy(package("app-1", "1.0.0", dep::free_port()), id);
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "conflict");
+    CHECK(it::error_message(r) == "'app-1' 1.0.0 cannot be installed on 'local': " + (f.prefix / "app-1").string() +
+                                      " belongs to package 'app'");
+    CHECK(it::error_code(instance("app-1.local")) == "not_found");
+    CHECK(fs::is_directory(f.prefix / "app-1" / "www"));  // app's version, untouched
+    CHECK_FALSE(fs::exists(f.prefix / "app-1" / "current"));
+    CHECK(dep::fetch_index(app_port) == "static-site 1\n");
+
+    // a.b, then a_b: one instance id and one home.
+    const std::uint16_t ab_port = dep::free_port();
+    REQUIRE(it::error_code(f.deploy(package("a.b", "1.0.0", ab_port), id)).empty());
+    r = f.deploy(package("a_b", "1.0.0", dep::free_port()), id);
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "conflict");
+    CHECK(it::error_message(r) == "'a_b' cannot be deployed on 'local': its instance id 'a_b.local' is package 'a.b''s");
+    CHECK(str(instance("a_b.local"), "/data/service/name") == "a.b");
+    CHECK(dep::fetch_index(ab_port) == "static-site 1.0.0\n");
+
+    // The other order: app-1 first, then app 1 would install into its home.
+    REQUIRE(it::error_code(f.client.request("undeploy", it::parse_object(R"({"instance_id": "app.local"})"), it::scaled(30s)))
+                .empty());
+    const std::uint16_t app1_port = dep::free_port();
+    REQUIRE(it::error_code(f.deploy(package("app-1", "1.0.0", app1_port), id)).empty());
+    r = f.deploy(package("app", "1", dep::free_port()), id);
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "conflict");
+    CHECK(it::error_message(r) ==
+          "'app' 1 cannot be installed on 'local': " + (f.prefix / "app-1").string() + " belongs to package 'app-1'");
+    CHECK(fs::read_symlink(f.prefix / "app-1" / "current") == f.prefix / "app-1-1.0.0");
+    CHECK(dep::fetch_index(app1_port) == "static-site 1.0.0\n");
+    CHECK(str(instance("app-1.local"), "/data/service/state") == "running");
+
+    // Each undeploy removes its own package only.
+    REQUIRE(it::error_code(f.client.request("undeploy", it::parse_object(R"({"instance_id": "app-1.local"})"), it::scaled(30s)))
+                .empty());
+    CHECK_FALSE(fs::exists(f.prefix / "app-1"));
+    CHECK_FALSE(fs::exists(f.prefix / "app-1-1.0.0"));
+    CHECK(dep::fetch_index(ab_port) == "static-site 1.0.0\n");
+    CHECK(fs::is_directory(f.prefix / "a_b-1.0.0"));
 }

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@ class scripted_target final : public deploy_target {
 public:
     std::deque<int> health_exits;
     std::deque<int> stop_exits;  // stop.sh: the next one (0 when empty), with the output "cannot stop"
+    std::optional<command_result> claim_answer;  // for the claim of the package's paths
     std::vector<std::string> ran;
 
     const std::string& name() const override { return name_; }
@@ -38,6 +40,7 @@ public:
             if (!health_exits.empty()) health_exits.pop_front();
             r.stdout_text = r.exit_code == 0 ? "ok" : "not yet";
         }
+        if (claim_answer && c.script.find("taken() {") != std::string::npos) co_return *claim_answer;
         if (c.script.find("scripts/stop.sh") != std::string::npos && !stop_exits.empty()) {
             r.exit_code = stop_exits.front();
             stop_exits.pop_front();
@@ -164,7 +167,8 @@ TEST_CASE("deployer: a first version that never gets healthy is stopped, unlinke
     // Nothing of it is left behind that no undeploy could reach.
     CHECK(f.target.ran_matching("rm -rf -- '/srv/demo-1.0.0'\n"));
     CHECK(f.target.ran_matching("grep -vxF 'demo-1.0.0' '/srv/demo/installed'"));
-    CHECK(f.target.ran_matching("then rm -rf -- '/srv/demo'; fi"));
+    CHECK(f.target.ran_matching("rm -f '/srv/.owner/demo-1.0.0'\n"));
+    CHECK(f.target.ran_matching("then rm -rf -- '/srv/demo'; rm -f '/srv/.owner/demo'; fi"));
 }
 
 TEST_CASE("deployer: a failed redeploy keeps the versions the deployment installed") {
@@ -235,7 +239,8 @@ TEST_CASE("deployer: a deployer opened on the store of an earlier one controls a
 
     REQUIRE(test::run_now(after.undeploy("demo.fake", {})).ok());
     CHECK(reg.find("demo.fake") == nullptr);
-    CHECK(target.ran_matching("rm -rf -- '/srv/demo'"));
+    CHECK(target.ran_matching("p='/srv'; n='demo'\n"));
+    CHECK(target.ran_matching("drop 'demo'"));
     const store_state left = test::run_now(load_copy(store, "dep/"));
     CHECK(left.entries.empty());
     auto unknown = test::run_now(after.control("demo.fake", service_command::start, {}));
@@ -305,7 +310,39 @@ TEST_CASE("deployer: undeploy with a failing stop.sh removes nothing unless forc
     REQUIRE(forced.ok());
     CHECK(f.target.ran_matching("d='/srv/demo-1.0.0'\nscan() {"));
     CHECK(f.target.ran_matching("kill -9 $pids"));
-    CHECK(f.target.ran_matching("rm -rf -- '/srv/demo'"));
+    CHECK(f.target.ran_matching("drop 'demo'"));
     CHECK(f.reg.find("demo.fake") == nullptr);
     CHECK(test::run_now(load_copy(f.store, "dep/")).entries.empty());
+}
+
+TEST_CASE("deployer: a package whose instance id or paths are another package's is refused") {
+    fixture f;
+    f.unpacker.manifest.name = "de.mo";
+    f.target.health_exits = {0};
+    auto first = test::run_now(f.deploy());
+    REQUIRE(first.ok());
+    CHECK(first->instance_id == "de_mo.fake");
+    CHECK(f.target.ran_matching("p='/srv'; n='de.mo'; h='de_mo'; v='de_mo-1.0.0'\ntaken() {"));
+
+    // "de_mo" sanitizes to the same instance id and home: refused before anything runs.
+    f.unpacker.manifest.name = "de_mo";
+    f.target.ran.clear();
+    auto same_id = test::run_now(f.deploy());
+    REQUIRE_FALSE(same_id.ok());
+    CHECK(same_id.err().code == errc::conflict);
+    CHECK(same_id.err().message == "'de_mo' cannot be deployed on 'fake': its instance id 'de_mo.fake' is package 'de.mo''s");
+    CHECK(f.target.ran.empty());
+    CHECK(f.reg.find("de_mo.fake")->name == "de.mo");
+
+    // A path the target says another package claimed: refused before the upload.
+    f.unpacker.manifest.name = "de";
+    f.unpacker.manifest.version = "mo-1.0.0";
+    f.target.claim_answer = command_result{4, false, "/srv/de_mo-1.0.0 belongs to package 'de.mo'\n", {}};
+    auto taken = test::run_now(f.deploy());
+    REQUIRE_FALSE(taken.ok());
+    CHECK(taken.err().code == errc::conflict);
+    CHECK(taken.err().message ==
+          "'de' mo-1.0.0 cannot be installed on 'fake': /srv/de_mo-1.0.0 belongs to package 'de.mo'");
+    CHECK_FALSE(f.target.ran_matching("upload "));
+    CHECK(f.reg.find("de.fake") == nullptr);
 }

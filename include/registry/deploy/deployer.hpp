@@ -8,6 +8,10 @@
 //   {prefix}/{sanitized-name}-{version}/   one directory per version (kept)
 //   {prefix}/{sanitized-name}/current      symlink to the running version,
 //                                          switched by rename(2)
+//   {prefix}/.owner/{directory}            the package name each of those
+//                                          belongs to: a deploy whose paths
+//                                          or instance id are another
+//                                          package's is a conflict
 // Scripts run with /bin/sh, in the version's directory, with only this
 // environment: PATH, HOME=/, PACKAGE_NAME, PACKAGE_VERSION, PACKAGE_DIR and
 // PORT_<NAME> for each manifest port (name upper-cased, [^A-Z0-9] -> '_').
