@@ -33,10 +33,12 @@ async function freePort() {
   return port;
 }
 
-// packages/static-site with `port` and a quick health interval, packed.
-async function buildPackage(version, port) {
+// packages/static-site with `port` and a quick health interval, packed;
+// `stopFails`: its stop.sh says "cannot stop: busy" and exits 3.
+async function buildPackage(version, port, { stopFails = false } = {}) {
   const src = join(work, `src-${version}`);
   await cp(join(packagesDir, 'static-site'), src, { recursive: true });
+  if (stopFails) await writeFile(join(src, 'scripts', 'stop.sh'), "#!/bin/sh\necho 'cannot stop: busy'\nexit 3\n");
   const manifest = (await readFile(join(src, 'manifest.yaml'), 'utf8'))
     .replace(/version: .*/, `version: ${version}`)
     .replace(/port: 8181/, `port: ${port}`)
@@ -205,4 +207,21 @@ test('packageIdentity reads {name}-{version}.tar.gz', async () => {
   assert.deepEqual(packageIdentity('site.tar.gz'), {});
   assert.deepEqual(packageIdentity('site-latest.tar.gz'), {});
   assert.deepEqual(packageIdentity('site-1.0.zip'), {});
+});
+
+test('registryctl undeploy reports a failing stop.sh and removes nothing; --force kills the service', async () => {
+  const port = await freePort();
+  const archive = await buildPackage('4.0.0', port, { stopFails: true });
+  await c.deployPackage({ file: archive, target: 'local' }, { timeoutMs: 60_000 });
+  assert.equal(await fetchIndex(port), 'static-site 4.0.0\n');
+  let r = await registryctl(['undeploy', 'static-site.local']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^registryctl: deployment_failed: stop\.sh exited 3: cannot stop: busy; nothing was removed/m);
+  assert.equal(await fetchIndex(port), 'static-site 4.0.0\n');
+  assert.equal((await c.getService({ instance_id: 'static-site.local' })).service.version, '4.0.0');
+  r = await registryctl(['undeploy', 'static-site.local', '--force']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /undeployed static-site\.local/);
+  assert.equal(await fetchIndex(port), '');
+  assert.deepEqual(await readdir(join(work, 'opt')), ['.owner']);
 });

@@ -510,11 +510,15 @@ const deploy = {
 };
 
 const undeploy = {
-  args: '<instance_id>',
-  summary: 'stop, deregister and remove a deployed service',
+  args: '<instance_id> [--force]',
+  summary:
+    'stop, deregister and remove a deployed service; if its stop.sh fails nothing is removed, ' +
+    'unless --force: then its processes are killed first',
+  options: { force: { type: 'boolean' } },
   async run(ctx) {
     const [id] = need(ctx.positionals, 1, 'instance id');
-    print(ctx, await ctx.client.undeploy({ instance_id: id }, { timeoutMs: 120_000 }), () => `undeployed ${id}`);
+    const params = ctx.values.force ? { instance_id: id, force: true } : { instance_id: id };
+    print(ctx, await ctx.client.undeploy(params, { timeoutMs: 120_000 }), () => `undeployed ${id}`);
   },
 };
 
