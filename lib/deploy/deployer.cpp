@@ -405,9 +405,8 @@ struct deployer::impl {
     // health-checked; with `force` its processes are killed.
     task<result<void>> stop_failed(std::shared_ptr<installed> at, const command_result& stop, bool force, progress& p,
                                    progress_sink& report) {
-        const std::string why = "stop.sh " +
-                                (stop.timed_out ? std::string("timed out") : "exited " + std::to_string(stop.exit_code)) +
-                                ": " + output_of(stop);
+        const std::string how = stop.timed_out ? std::string("timed out") : "exited " + std::to_string(stop.exit_code);
+        const std::string why = "stop.sh " + how + ": " + output_of(stop);
         if (force) {
             auto killed = co_await must(*at->target, kill_script(at->dir), "killing the processes of " + at->dir);
             if (killed) {
@@ -437,8 +436,10 @@ struct deployer::impl {
     task<result<void>> claim(deploy_target& t, const installed& at, bool known) {
         const std::string home = entry_of(at.home);
         const std::string dir = entry_of(at.dir);
-        auto r = co_await shell(t,
-            "p=" + quote(t.prefix()) + "; n=" + quote(at.manifest.name) + "; h=" + quote(home) + "; v=" + quote(dir) + "\n"
+        auto r = co_await shell(
+            t,
+            "p=" + quote(t.prefix()) + "; n=" + quote(at.manifest.name) + "; h=" + quote(home) + "; v=" + quote(dir) +
+            "\n"
             "taken() {\n"
             "  if [ -f \"$p/.owner/$1\" ]; then\n"
             "    [ \"$(cat \"$p/.owner/$1\")\" = \"$n\" ] && return 1\n"
@@ -457,14 +458,18 @@ struct deployer::impl {
             "mkdir -p \"$p/.owner\" || exit 1\n"
             "for e in \"$h\" \"$v\"; do\n"
             "  [ -f \"$p/.owner/$e\" ] || (set -C; printf '%s\\n' \"$n\" > \"$p/.owner/$e\") 2>/dev/null\n"
-            "  [ \"$(cat \"$p/.owner/$e\" 2>/dev/null)\" = \"$n\" ] || { echo \"$p/$e belongs to package '$(cat \"$p/.owner/$e\")'\"; exit 4; }\n"
+            "  [ \"$(cat \"$p/.owner/$e\" 2>/dev/null)\" = \"$n\" ] && continue\n"
+            "  echo \"$p/$e belongs to package '$(cat \"$p/.owner/$e\")'\"; exit 4\n"
             "done\n");
         if (!r) co_return unexpected{r.err()};
+        const std::string what = "'" + at.manifest.name + "' " + at.manifest.version;
         if (r->exit_code == 4) {
-            co_return fail(errc::conflict, "'" + at.manifest.name + "' " + at.manifest.version + " cannot be installed on '" +
-                                               t.name() + "': " + output_of(*r));
+            co_return fail(errc::conflict, what + " cannot be installed on '" + t.name() + "': " + output_of(*r));
         }
-        if (r->exit_code != 0) co_return fail(errc::deployment_failed, "claiming " + at.dir + " failed on '" + t.name() + "': " + output_of(*r));
+        if (r->exit_code != 0) {
+            co_return fail(errc::deployment_failed, "claiming the paths of " + what + " failed on '" + t.name() +
+                                                        "': " + output_of(*r));
+        }
         co_return result<void>{};
     }
 
@@ -479,24 +484,23 @@ struct deployer::impl {
             auto stopped = co_await script(at, "scripts/stop.sh", opts.script_timeout);
             (void)stopped;
         }
-        const std::string name = install_dir_name(at.manifest);
-        const std::string list = quote(at.home + "/installed");
-        auto removed = co_await shell(*at.target,
-                                      "rm -rf -- " + quote(at.dir) + "\n"
-                                      "[ \"$(readlink " + quote(at.home + "/current") + ")\" = " + quote(at.dir) + " ] && rm -f " +
-                                          quote(at.home + "/current") + "\n"
-                                      "if [ -f " + list + " ]; then grep -vxF " + quote(name) + " " + list + " > " + list +
-                                          ".new; mv -f " + list + ".new " + list + "; fi\n"
-                                      "rm -f " + quote(at.target->prefix() + "/.owner/" + entry_of(at.dir)) + "\n"
-                                      "if [ ! -s " + list + " ] && [ ! -L " + quote(at.home + "/current") + " ]; then rm -rf -- " +
-                                          quote(at.home) + "; rm -f " + quote(at.target->prefix() + "/.owner/" + entry_of(at.home)) +
-                                          "; fi\n");
+        auto removed = co_await shell(
+            *at.target,
+            "p=" + quote(at.target->prefix()) + "; h=" + quote(entry_of(at.home)) + "; v=" + quote(entry_of(at.dir)) + "\n"
+            "rm -rf -- \"$p/$v\" && rm -f \"$p/.owner/$v\"\n"
+            "[ \"$(readlink \"$p/$h/current\")\" = \"$p/$v\" ] && rm -f \"$p/$h/current\"\n"
+            "if [ -f \"$p/$h/installed\" ]; then\n"
+            "  grep -vxF \"$v\" \"$p/$h/installed\" > \"$p/$h/installed.new\"\n"
+            "  mv -f \"$p/$h/installed.new\" \"$p/$h/installed\"\n"
+            "fi\n"
+            "if [ ! -s \"$p/$h/installed\" ] && [ ! -L \"$p/$h/current\" ]; then rm -rf -- \"$p/$h\" && rm -f \"$p/.owner/$h\"; fi\n");
         (void)removed;
     }
 
     task<result<std::size_t>> open();
     task<result<deploy_outcome>> deploy(deploy_request req, progress_sink report);
-    task<result<deploy_outcome>> deploy_once(deploy_request req, progress_sink& report, std::shared_ptr<installed>& fresh);
+    task<result<deploy_outcome>> deploy_once(deploy_request req, progress_sink& report,
+                                             std::shared_ptr<installed>& fresh);
     task<result<service_ptr>> control(std::string id, service_command command, progress_sink report);
     task<result<void>> undeploy(std::string id, progress_sink report, bool force);
 };

@@ -165,10 +165,9 @@ TEST_CASE("deployer: a first version that never gets healthy is stopped, unlinke
     CHECK(f.reg.find("demo.fake") == nullptr);
     CHECK(f.seen.back().at == stage::failed);
     // Nothing of it is left behind that no undeploy could reach.
-    CHECK(f.target.ran_matching("rm -rf -- '/srv/demo-1.0.0'\n"));
-    CHECK(f.target.ran_matching("grep -vxF 'demo-1.0.0' '/srv/demo/installed'"));
-    CHECK(f.target.ran_matching("rm -f '/srv/.owner/demo-1.0.0'\n"));
-    CHECK(f.target.ran_matching("then rm -rf -- '/srv/demo'; rm -f '/srv/.owner/demo'; fi"));
+    CHECK(f.target.ran_matching("p='/srv'; h='demo'; v='demo-1.0.0'\nrm -rf -- \"$p/$v\" && rm -f \"$p/.owner/$v\"\n"));
+    CHECK(f.target.ran_matching("grep -vxF \"$v\" \"$p/$h/installed\""));
+    CHECK(f.target.ran_matching("then rm -rf -- \"$p/$h\" && rm -f \"$p/.owner/$h\"; fi"));
 }
 
 TEST_CASE("deployer: a failed redeploy keeps the versions the deployment installed") {
