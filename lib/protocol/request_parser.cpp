@@ -822,9 +822,9 @@ protocol::rejection invalid(std::optional<std::string> id, std::string_view acti
 
 // simdjson refuses a whole document for one integer beyond 64 bits
 // (NUMBER_ERROR; BIGINT_ERROR in later versions), which would lose the
-// request's id. A frame it refuses is read
-// again with each of those integers replaced by this string (U+FDD0, a
-// noncharacter), to answer with the id and the path of the first one.
+// request's id. A frame it refuses is read again with each of those integers
+// replaced by this string (U+FDD0, a noncharacter), to answer with the id and
+// the path of the first one; the request is never carried out.
 constexpr std::string_view big_integer_marker = "\xef\xb7\x90";
 
 // A JSON integer literal (-?[0-9]+) outside int64 and uint64.
