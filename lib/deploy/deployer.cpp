@@ -77,6 +77,28 @@ std::string seconds_text(milliseconds d) {
     return s.str();
 }
 
+// Kills (SIGKILL) the processes of a version: those whose working directory
+// is inside `dir` or whose environment has its PACKAGE_DIR (what start.sh
+// started inherits it). Fails, naming them, if any is left.
+std::string kill_script(const std::string& dir) {
+    return "d=" + quote(dir) + "\n"
+           "scan() {\n"
+           "  for p in /proc/[0-9]*; do\n"
+           "    pid=${p#/proc/}\n"
+           "    [ \"$pid\" = \"$$\" ] && continue\n"
+           "    case \"$(readlink \"$p/cwd\" 2>/dev/null)\" in \"$d\"|\"$d\"/*) echo \"$pid\"; continue;; esac\n"
+           "    tr '\\0' '\\n' < \"$p/environ\" 2>/dev/null | grep -qxF \"PACKAGE_DIR=$d\" && echo \"$pid\"\n"
+           "  done\n"
+           "}\n"
+           "pids=$(scan)\n"
+           "[ -n \"$pids\" ] || { echo \"no process of $d was running\"; exit 0; }\n"
+           "kill -9 $pids 2>/dev/null\n"
+           "echo \"killed\" $pids\n"
+           "i=0\n"
+           "while left=$(scan); [ -n \"$left\" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done\n"
+           "[ -z \"$left\" ] || { echo \"still running after SIGKILL:\" $left; exit 1; }\n";
+}
+
 }  // namespace
 
 std::string_view to_string(stage s) noexcept {
@@ -378,13 +400,124 @@ struct deployer::impl {
         return detail::encode_deployment_record({at.instance_id, at.target->name(), at.home, at.dir, at.manifest});
     }
 
+    // undeploy after a stop.sh that failed: the service may still run, so
+    // without `force` nothing is removed, and it stays registered (failed) and
+    // health-checked; with `force` its processes are killed.
+    task<result<void>> stop_failed(std::shared_ptr<installed> at, const command_result& stop, bool force, progress& p,
+                                   progress_sink& report) {
+        const std::string how = stop.timed_out ? std::string("timed out") : "exited " + std::to_string(stop.exit_code);
+        const std::string why = "stop.sh " + how + ": " + output_of(stop);
+        if (force) {
+            auto killed = co_await must(*at->target, kill_script(at->dir), "killing the processes of " + at->dir);
+            if (killed) {
+                p.message = why + "; force: killing the processes of " + at->dir;
+                p.exit_code = killed->exit_code;
+                p.output = output_of(*killed);
+                report(p);
+                co_return result<void>{};
+            }
+            co_await move_to(at->instance_id, service_state::failed, why);
+            start_health_loop(at);
+            co_return unexpected{killed.err()};
+        }
+        co_await move_to(at->instance_id, service_state::failed, why);
+        start_health_loop(at);
+        co_return fail(errc::deployment_failed, why + "; nothing was removed and '" + at->instance_id +
+                                                    "' stays registered (undeploy with force kills its processes)");
+    }
+
+    // Each home and version directory under a prefix belongs to one package
+    // name, written in {prefix}/.owner/{directory} (no sanitized name starts
+    // with '.'): names that sanitize alike ("a.b", "a_b") or that meet a
+    // version at a '-' ("app-1" and "app" 1) cannot share a path, so no
+    // package installs into or removes another's. An entry that exists
+    // unclaimed (an earlier registryd's) is adopted only by the deployment
+    // that knows it. Writes the claims; conflict when a path is taken.
+    task<result<void>> claim(deploy_target& t, const installed& at, bool known) {
+        const std::string home = entry_of(at.home);
+        const std::string dir = entry_of(at.dir);
+        auto r = co_await shell(
+            t,
+            "p=" + quote(t.prefix()) + "; n=" + quote(at.manifest.name) + "; h=" + quote(home) + "; v=" + quote(dir) +
+            "\n"
+            "taken() {\n"
+            "  if [ -f \"$p/.owner/$1\" ]; then\n"
+            "    [ \"$(cat \"$p/.owner/$1\")\" = \"$n\" ] && return 1\n"
+            "    echo \"$p/$1 belongs to package '$(cat \"$p/.owner/$1\")'\"; return 0\n"
+            "  fi\n"
+            "  if [ -e \"$p/$1\" ] || [ -L \"$p/$1\" ]; then\n"
+            "    [ \"$2\" = 1 ] && return 1\n"
+            "    echo \"$p/$1 exists and does not belong to package '$n'\"; return 0\n"
+            "  fi\n"
+            "  return 1\n"
+            "}\n"
+            "known=" + std::string(known ? "1" : "0") + "\n"
+            "taken \"$h\" \"$known\" && exit 4\n"
+            "listed=0; [ \"$known\" = 1 ] && grep -qxF \"$v\" \"$p/$h/installed\" 2>/dev/null && listed=1\n"
+            "taken \"$v\" \"$listed\" && exit 4\n"
+            "mkdir -p \"$p/.owner\" || exit 1\n"
+            "for e in \"$h\" \"$v\"; do\n"
+            "  [ -f \"$p/.owner/$e\" ] || (set -C; printf '%s\\n' \"$n\" > \"$p/.owner/$e\") 2>/dev/null\n"
+            "  [ \"$(cat \"$p/.owner/$e\" 2>/dev/null)\" = \"$n\" ] && continue\n"
+            "  echo \"$p/$e belongs to package '$(cat \"$p/.owner/$e\")'\"; exit 4\n"
+            "done\n");
+        if (!r) co_return unexpected{r.err()};
+        const std::string what = "'" + at.manifest.name + "' " + at.manifest.version;
+        if (r->exit_code == 4) {
+            co_return fail(errc::conflict, what + " cannot be installed on '" + t.name() + "': " + output_of(*r));
+        }
+        if (r->exit_code != 0) {
+            co_return fail(errc::deployment_failed, "claiming the paths of " + what + " failed on '" + t.name() +
+                                                        "': " + output_of(*r));
+        }
+        co_return result<void>{};
+    }
+
+    static std::string entry_of(const std::string& path) { return std::filesystem::path(path).filename().string(); }
+
+    // What a first deploy that failed installed: stopped if it is current,
+    // its directory, its line in `installed`, and the home if that was all,
+    // so that nothing is left that no deployment (and no undeploy) reaches.
+    task<void> remove_first_install(const installed& at) {
+        auto current = co_await shell(*at.target, "readlink " + quote(at.home + "/current") + " || true");
+        if (current && trimmed(current->stdout_text) == at.dir) {
+            auto stopped = co_await script(at, "scripts/stop.sh", opts.script_timeout);
+            (void)stopped;
+        }
+        auto removed = co_await shell(
+            *at.target,
+            "p=" + quote(at.target->prefix()) + "; h=" + quote(entry_of(at.home)) + "; v=" + quote(entry_of(at.dir)) + "\n"
+            "rm -rf -- \"$p/$v\" && rm -f \"$p/.owner/$v\"\n"
+            "[ \"$(readlink \"$p/$h/current\")\" = \"$p/$v\" ] && rm -f \"$p/$h/current\"\n"
+            "if [ -f \"$p/$h/installed\" ]; then\n"
+            "  grep -vxF \"$v\" \"$p/$h/installed\" > \"$p/$h/installed.new\"\n"
+            "  mv -f \"$p/$h/installed.new\" \"$p/$h/installed\"\n"
+            "fi\n"
+            "if [ ! -s \"$p/$h/installed\" ] && [ ! -L \"$p/$h/current\" ]; then rm -rf -- \"$p/$h\" && rm -f \"$p/.owner/$h\"; fi\n");
+        (void)removed;
+    }
+
     task<result<std::size_t>> open();
     task<result<deploy_outcome>> deploy(deploy_request req, progress_sink report);
+    task<result<deploy_outcome>> deploy_once(deploy_request req, progress_sink& report,
+                                             std::shared_ptr<installed>& fresh);
     task<result<service_ptr>> control(std::string id, service_command command, progress_sink report);
-    task<result<void>> undeploy(std::string id, progress_sink report);
+    task<result<void>> undeploy(std::string id, progress_sink report, bool force);
 };
 
 task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress_sink report) {
+    std::shared_ptr<installed> fresh;
+    auto out = co_await deploy_once(std::move(req), report, fresh);
+    if (!out && fresh) {
+        // No suspension since deploy_once released it: nothing else can hold it.
+        busy_guard guard;
+        if (acquire(guard, fresh->instance_id)) co_await remove_first_install(*fresh);
+    }
+    co_return out;
+}
+
+task<result<deploy_outcome>> deployer::impl::deploy_once(deploy_request req, progress_sink& report,
+                                                         std::shared_ptr<installed>& fresh) {
     progress p;
     p.target = req.target;
     auto failed = [&](const error& e) {
@@ -441,12 +574,18 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
         previous = it->second;
         at->lease_id = previous->lease_id;
     }
+    if (previous && previous->manifest.name != m.name) {
+        co_return failed(error{errc::conflict, "'" + m.name + "' cannot be deployed on '" + t.name() + "': its instance id '" +
+                                                   at->instance_id + "' is package '" + previous->manifest.name + "''s"});
+    }
 
     step(stage::checking_requirements, "checking requirements on '" + t.name() + "'");
     auto requirements = co_await check_requirements(t, m);
     if (!requirements) co_return failed(requirements.err());
 
     step(stage::installing, "installing into " + at->dir, unpacked->bytes);
+    auto claimed = co_await claim(t, *at, previous != nullptr);
+    if (!claimed) co_return failed(claimed.err());
     const std::string upload_to = t.prefix() + "/.staging-" + install_dir_name(m) + "-" + std::to_string(stagings);
     auto prepared = co_await must(t, "mkdir -p " + quote(t.prefix()) + " && rm -rf " + quote(upload_to), "preparing the prefix");
     if (!prepared) co_return failed(prepared.err());
@@ -473,6 +612,7 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
     }
     if (moved->exit_code != 0) co_return failed(error{errc::deployment_failed, "installing failed: " + output_of(*moved)});
     const std::string previous_dir = trimmed(moved->stdout_text);
+    if (!previous) fresh = at;  // removed again if this first deploy fails
 
     // The running version's scripts and environment, if it is ours.
     std::shared_ptr<installed> old = previous && previous->dir == previous_dir ? previous : nullptr;
@@ -540,6 +680,7 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
 
     auto grant = co_await register_instance(*at, health);
     if (!grant) co_return failed(grant.err());
+    fresh.reset();
     auto kept = co_await persist(at->instance_id, record_of(*at));
     if (!kept) co_return failed(kept.err());
     if (previous) stop_health_loop(*previous);
@@ -599,7 +740,7 @@ task<result<service_ptr>> deployer::impl::control(std::string id, service_comman
     co_return s;
 }
 
-task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report) {
+task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report, bool force) {
     auto it = installs.find(id);
     if (it == installs.end()) co_return fail(errc::not_found, "no deployed service '" + id + "'");
     std::shared_ptr<installed> at = it->second;
@@ -614,18 +755,26 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
     p.at = stage::starting;
     auto stopped = co_await reported(*at, "scripts/stop.sh", "stop.sh", p, report);
     if (!stopped) co_return unexpected{stopped.err()};
+    if (stopped->exit_code != 0 || stopped->timed_out) {
+        auto handled = co_await stop_failed(at, *stopped, force, p, report);
+        if (!handled) co_return unexpected{handled.err()};
+    }
     auto gone = co_await reg.deregister(id, "undeployed");
     (void)gone;  // an expired lease has removed it already
     installs.erase(id);
     auto forgotten = co_await persist(id, std::nullopt);
     if (!forgotten) co_return unexpected{forgotten.err()};
     const std::string prefix = at->target->prefix();
+    // Only what this package claimed (or nobody did: an earlier registryd's).
     auto removed = co_await must(*at->target,
+                                 "p=" + quote(prefix) + "; n=" + quote(at->manifest.name) + "\n"
+                                 "ours() { [ ! -e \"$p/.owner/$1\" ] || [ \"$(cat \"$p/.owner/$1\")\" = \"$n\" ]; }\n"
+                                 "drop() { if ours \"$1\"; then rm -rf -- \"$p/$1\" && rm -f \"$p/.owner/$1\"; fi; }\n"
                                  "if [ -f " + quote(at->home + "/installed") + " ]; then\n"
-                                 "  while IFS= read -r v; do case \"$v\" in ''|*/*|.*) ;; *) rm -rf -- " +
-                                     quote(prefix) + "/\"$v\";; esac; done < " + quote(at->home + "/installed") + "\n"
+                                 "  while IFS= read -r v; do case \"$v\" in ''|*/*|.*) ;; *) drop \"$v\" || exit 1;; esac; done < " +
+                                     quote(at->home + "/installed") + "\n"
                                  "fi\n"
-                                 "rm -rf -- " + quote(at->home),
+                                 "drop " + quote(entry_of(at->home)),
                                  "removing the installed versions");
     if (!removed) co_return unexpected{removed.err()};
     p.at = stage::done;
@@ -691,9 +840,9 @@ task<result<service_ptr>> deployer::control(std::string instance_id, service_com
     return impl_->control(std::move(instance_id), command, std::move(report));
 }
 
-task<result<void>> deployer::undeploy(std::string instance_id, progress_sink report) {
+task<result<void>> deployer::undeploy(std::string instance_id, progress_sink report, bool force) {
     if (!report) report = [](const progress&) {};
-    return impl_->undeploy(std::move(instance_id), std::move(report));
+    return impl_->undeploy(std::move(instance_id), std::move(report), force);
 }
 
 task<void> deployer::shutdown() {

@@ -90,11 +90,13 @@ public:
     extractor(const unpack_request& req, int root) : req_(req), root_(root) {}
 
     result<unpacked_package> run() {
+        fd_closer in{open_archive()};
+        if (in.fd < 0) return unexpected{opened_.err()};
         std::unique_ptr<archive, archive_closer> a(archive_read_new());
         if (!a) return fail(errc::internal, "libarchive: out of memory");
         archive_read_support_filter_gzip(a.get());
         archive_read_support_format_tar(a.get());
-        if (archive_read_open_filename(a.get(), req_.archive.c_str(), 64 * 1024) != ARCHIVE_OK) {
+        if (archive_read_open_fd(a.get(), in.fd, 64 * 1024) != ARCHIVE_OK) {
             return fail(errc::invalid_package, "not a readable tar.gz archive: " + error_of(a.get()));
         }
         for (;;) {
@@ -112,6 +114,35 @@ public:
     }
 
 private:
+    static std::string kind_of(mode_t mode) {
+        if (S_ISFIFO(mode)) return "a FIFO";
+        if (S_ISDIR(mode)) return "a directory";
+        if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+        if (S_ISSOCK(mode)) return "a socket";
+        return "unknown type";
+    }
+
+    // The archive, opened without blocking (a FIFO's open would wait for a
+    // writer forever) and only if it is a regular file; -1 with opened_ set
+    // to the error otherwise.
+    int open_archive() {
+        const std::string& name = req_.archive.string();
+        const int fd = ::open(name.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0) {
+            opened_ = fail(errc::invalid_package, "not a readable tar.gz archive: " + name + ": " + std::strerror(errno));
+            return -1;
+        }
+        struct stat st {};
+        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            opened_ = fail(errc::invalid_package, name + " is not a regular file (" + kind_of(st.st_mode) + ")");
+            ::close(fd);
+            return -1;
+        }
+        // Reads of a regular file never block; libarchive expects a blocking descriptor.
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        return fd;
+    }
+
     static std::string error_of(archive* a) {
         const char* s = archive_error_string(a);
         return s ? s : "unknown error";
@@ -198,22 +229,35 @@ private:
         if (it == seen_.end() || it->second != kind::file) {
             return refuse(raw, "hard link target '" + *rel + "' is not a regular file earlier in the package");
         }
+        // A target receives the link as a copy of the file: it counts in full.
+        const std::uint64_t size = file_bytes_[*rel];
+        if (size > req_.limits.max_total_bytes - bytes_) return too_large(raw);
+        bytes_ += size;
         if (::linkat(root_, rel->c_str(), root_, path.c_str(), 0) != 0) return os_error(raw, "link");
         seen_.emplace(path, kind::file);
+        file_bytes_[path] = size;
         return {};
+    }
+
+    unexpected too_large(std::string_view raw) const {
+        return fail(errc::invalid_package, "entry '" + std::string(raw) + "': unpacked size exceeds " +
+                                               std::to_string(req_.limits.max_total_bytes) + " bytes");
     }
 
     result<void> file(archive* a, archive_entry* e, std::string_view raw, const std::string& path) {
         const auto& lim = req_.limits;
+        // A sparse member's holes are not in the archive's data but take disk
+        // once a target copies the file: refused, like any data with a gap.
+        if (archive_entry_sparse_count(e) > 0) return refuse(raw, "sparse files are not allowed");
         if (archive_entry_size_is_set(e) && static_cast<std::uint64_t>(archive_entry_size(e)) > lim.max_total_bytes - bytes_) {
-            return fail(errc::invalid_package, "entry '" + std::string(raw) + "': unpacked size exceeds " +
-                                                   std::to_string(lim.max_total_bytes) + " bytes");
+            return too_large(raw);
         }
         // Mode bits beyond rwx (setuid, setgid, sticky) are dropped.
         const mode_t mode = (archive_entry_perm(e) & 0777) | 0600;
         fd_closer out{::openat(root_, path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)};
         if (out.fd < 0) return os_error(raw, "create");
         seen_.emplace(path, kind::file);
+        std::uint64_t written = 0;
         for (;;) {
             const void* block = nullptr;
             std::size_t size = 0;
@@ -223,6 +267,11 @@ private:
             if (r < ARCHIVE_WARN) {
                 return fail(errc::invalid_package, "entry '" + std::string(raw) + "': " + error_of(a));
             }
+            if (offset < 0 || static_cast<std::uint64_t>(offset) != written) {
+                return refuse(raw, "sparse files are not allowed (a hole at byte " + std::to_string(written) + ")");
+            }
+            written += size;
+            file_bytes_[path] = written;
             bytes_ += size;
             if (bytes_ > lim.max_total_bytes) {
                 return fail(errc::invalid_package, "unpacked size exceeds " + std::to_string(lim.max_total_bytes) + " bytes");
@@ -286,7 +335,9 @@ private:
 
     const unpack_request& req_;
     int root_;
+    result<void> opened_;
     std::map<std::string, kind> seen_;
+    std::map<std::string, std::uint64_t> file_bytes_;  // regular files' sizes, for their hard links
     std::size_t entries_ = 0;
     std::uint64_t bytes_ = 0;
 };

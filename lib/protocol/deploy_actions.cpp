@@ -105,7 +105,7 @@ task<result<void>> session::on(call& c, undeploy_params& p) {
     auto d = deployer_of(srv_);
     if (!d) co_return unexpected{d.err()};
     auto report = [this, id = c.id](const deploy::progress& pr) { send(frame{encode_progress(id, pr), nullptr}); };
-    auto done = co_await (*d)->undeploy(p.instance_id, report);
+    auto done = co_await (*d)->undeploy(p.instance_id, report, p.force);
     if (!done) co_return unexpected{done.err()};
     reply_encoded(c, encode_response(c.id, [&](detail::json_writer& w) {
         w.begin_object().key("instance_id").string(p.instance_id).end_object();

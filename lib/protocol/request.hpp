@@ -150,6 +150,7 @@ struct service_action_params {
 struct undeploy_params {
     static constexpr std::string_view action = "undeploy";
     std::string instance_id;
+    bool force = false;
 };
 
 // ---- REPL execution (repl/executor.hpp)

@@ -15,6 +15,8 @@
 #include <bitset>
 #include <cassert>
 #include <cctype>
+#include <charconv>
+#include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <span>
@@ -727,9 +729,9 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
 }
 
 bool read_params(decoder& d, const params_element& e, const path& at, protocol::undeploy_params& p) {
-    static constexpr std::string_view names[] = {"instance_id"};
+    static constexpr std::string_view names[] = {"instance_id", "force"};
     members m{at, names};
-    return open(d, e, m) && required(d, m, "instance_id", p.instance_id);
+    return open(d, e, m) && required(d, m, "instance_id", p.instance_id) && optional(d, m, "force", p.force);
 }
 
 // ---- REPL execution
@@ -818,6 +820,85 @@ protocol::rejection invalid(std::optional<std::string> id, std::string_view acti
     return {std::move(id), action, error{errc::invalid_request, std::move(message)}};
 }
 
+// simdjson refuses a whole document for one integer beyond 64 bits
+// (NUMBER_ERROR; BIGINT_ERROR in later versions), which would lose the
+// request's id. A frame it refuses is read again with each of those integers
+// replaced by this string (U+FDD0, a noncharacter), to answer with the id and
+// the path of the first one; the request is never carried out.
+constexpr std::string_view big_integer_marker = "\xef\xb7\x90";
+
+// A JSON integer literal (-?[0-9]+) outside int64 and uint64.
+bool beyond_64_bits(std::string_view number) {
+    const std::string_view digits = number.substr(number.starts_with('-') ? 1 : 0);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos) return false;
+    const char* end = number.data() + number.size();
+    if (number.starts_with('-')) {
+        std::int64_t v = 0;
+        return std::from_chars(number.data(), end, v).ec == std::errc::result_out_of_range;
+    }
+    std::uint64_t v = 0;
+    return std::from_chars(number.data(), end, v).ec == std::errc::result_out_of_range;
+}
+
+// The frame with every integer literal beyond 64 bits (outside strings)
+// replaced by the marker; nullopt when there is none.
+std::optional<std::string> with_big_integers_marked(std::string_view frame) {
+    std::string out;
+    out.reserve(frame.size());
+    bool marked = false;
+    for (std::size_t i = 0; i < frame.size();) {
+        const char c = frame[i];
+        std::size_t j = i + 1;
+        if (c == '"') {
+            while (j < frame.size() && frame[j] != '"') j += frame[j] == '\\' ? 2 : 1;
+            j = std::min(j + 1, frame.size());
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            while (j < frame.size() && frame[j] != '\0' && std::strchr("0123456789.eE+-", frame[j]) != nullptr) ++j;
+            const std::string_view number = frame.substr(i, j - i);
+            if (beyond_64_bits(number)) {
+                out += "\"\\ufdd0\"";
+                marked = true;
+                i = j;
+                continue;
+            }
+        }
+        out.append(frame.substr(i, std::min(j, frame.size()) - i));
+        i = j;
+    }
+    if (!marked) return std::nullopt;
+    return out;
+}
+
+// The path of the first marker in `e`, rendered into `out`.
+bool find_marker(dom::element e, const path& at, std::string& out) {
+    switch (e.type()) {
+        case dom::element_type::STRING: {
+            std::string_view s;
+            if (e.get_string().get(s) || s != big_integer_marker) return false;
+            at.render(out);
+            return true;
+        }
+        case dom::element_type::ARRAY: {
+            dom::array items;
+            if (e.get_array().get(items)) return false;
+            std::size_t i = 0;
+            for (dom::element x : items) {
+                if (find_marker(x, at.element(i++), out)) return true;
+            }
+            return false;
+        }
+        case dom::element_type::OBJECT: {
+            dom::object fields;
+            if (e.get_object().get(fields)) return false;
+            for (auto [key, value] : fields) {
+                if (find_marker(value, at.member(key), out)) return true;
+            }
+            return false;
+        }
+        default: return false;
+    }
+}
+
 }  // namespace
 
 namespace protocol {
@@ -831,9 +912,33 @@ request_parser::~request_parser() = default;
 
 parsed_frame request_parser::parse(std::string_view frame) {
     dom::element root;
-    if (impl_->parser.parse(frame.data(), frame.size()).get(root)) {
+    if (impl_->parser.parse(frame.data(), frame.size()).get(root)) return parse_with_big_integer(frame);
+    return read_frame(root);
+}
+
+// A frame simdjson refused: not JSON, unless that was an integer beyond 64 bits.
+parsed_frame request_parser::parse_with_big_integer(std::string_view frame) {
+    const auto marked = with_big_integers_marked(frame);
+    dom::element root;
+    if (!marked || impl_->parser.parse(marked->data(), marked->size()).get(root)) {
         return invalid(std::nullopt, {}, "frame is not valid JSON");
     }
+    parsed_frame read = read_frame(root);
+    if (auto* r = std::get_if<rejection>(&read); r && !r->id) return read;  // no id to answer with
+    const std::string& id = std::visit([](const auto& x) -> const std::string& {
+        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, rejection>) return *x.id; else return x.id;
+    }, read);
+    if (id == big_integer_marker) return invalid(std::nullopt, {}, "id: must be a string of 1-128 characters");
+    std::string field;
+    find_marker(root, path{}, field);
+    field += ": must be an integer of at most 64 bits";
+    if (auto* r = std::get_if<rejection>(&read)) return invalid(std::move(r->id), r->action, std::move(field));
+    auto& req = std::get<request>(read);
+    const std::string_view action = std::visit([](const auto& p) { return p.action; }, req.params);
+    return invalid(std::move(req.id), action, std::move(field));
+}
+
+parsed_frame request_parser::read_frame(const simdjson::dom::element& root) {
     if (!root.is_object()) return invalid(std::nullopt, {}, "frame is not a JSON object");
 
     // The id first: every later rejection carries it.

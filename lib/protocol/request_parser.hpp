@@ -9,6 +9,10 @@
 #include <memory>
 #include <string_view>
 
+namespace simdjson::dom {
+class element;
+}
+
 namespace registry::protocol {
 
 class request_parser {
@@ -22,6 +26,9 @@ public:
     parsed_frame parse(std::string_view frame);
 
 private:
+    parsed_frame parse_with_big_integer(std::string_view frame);
+    parsed_frame read_frame(const simdjson::dom::element& root);
+
     struct impl;
     std::unique_ptr<impl> impl_;
 };

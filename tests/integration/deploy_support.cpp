@@ -45,12 +45,12 @@ std::string yaml_list(const std::vector<std::string>& items) {
 }  // namespace
 
 fs::path build_package(const fs::path& work, const package_options& o) {
-    const fs::path src = work / ("src-" + o.version + (o.healthy ? "" : "-sick"));
+    const fs::path src = work / ("src-" + o.name + "-" + o.version + (o.healthy ? "" : "-sick"));
     fs::remove_all(src);
     fs::copy(fs::path(REGISTRY_PACKAGES_DIR) / "static-site", src, fs::copy_options::recursive);
     {
         std::ofstream m(src / "manifest.yaml", std::ios::trunc);
-        m << "name: static-site\n"
+        m << "name: " << o.name << "\n"
           << "version: " << o.version << "\n"
           << "description: integration test build\n"
           << "service:\n  type: managed_process\n  ports:\n    - {name: http, port: " << o.port << ", protocol: http}\n"
@@ -62,6 +62,9 @@ fs::path build_package(const fs::path& work, const package_options& o) {
     std::ofstream(src / "www" / "index.html", std::ios::trunc) << "static-site " << o.version << "\n";
     if (!o.healthy) {
         std::ofstream(src / "scripts" / "health.sh", std::ios::trunc) << "#!/bin/sh\necho 'database unreachable'\nexit 2\n";
+    }
+    if (o.stop_fails) {
+        std::ofstream(src / "scripts" / "stop.sh", std::ios::trunc) << "#!/bin/sh\necho 'cannot stop: busy'\nexit 3\n";
     }
     const fs::path out = work / "archives";
     fs::create_directories(out);

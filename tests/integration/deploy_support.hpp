@@ -19,9 +19,11 @@ namespace it::deploy {
 std::uint16_t free_port();
 
 struct package_options {
+    std::string name = "static-site";
     std::string version = "1.0.0";
     std::uint16_t port = 0;
     bool healthy = true;                      // false: health.sh always exits 2
+    bool stop_fails = false;                  // true: stop.sh says "cannot stop: busy", exits 3, stops nothing
     std::vector<std::string> commands = {"python3"};
     std::vector<std::string> libraries;
     std::vector<std::string> depends_on;

@@ -5,7 +5,10 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <fstream>
@@ -24,10 +27,13 @@ namespace {
 
 // A registryd whose local target installs under work/opt.
 struct deploy_fixture {
+    explicit deploy_fixture(const std::string& more_deploy_config = {})
+        : d{"deploy:\n  prefix: " + (work.path() / "opt").string() + "\n  package_dirs: [" + work.path().string() +
+            "]\n  script_timeout_seconds: 20\n" + more_deploy_config} {}
+
     it::temp_dir work{"registryd-deploy"};
     fs::path prefix = work.path() / "opt";
-    it::registryd d{"deploy:\n  prefix: " + (work.path() / "opt").string() + "\n  package_dirs: [" + work.path().string() +
-                    "]\n  script_timeout_seconds: 20\n"};
+    it::registryd d;
     it::ws_client client{d};
 
     ~deploy_fixture() { dep::kill_package_servers(prefix); }
@@ -239,4 +245,183 @@ TEST_CASE("deploy: a hostile archive and bad requests get specific errors") {
     CHECK(it::error_message(r) == "params.action: must be one of start, stop, restart");
     r = f.client.request("undeploy", it::parse_object(R"({"instance_id": "nothing.local"})"));
     CHECK(it::error_code(r) == "not_found");
+}
+
+// Issue 16 #1: a GNU sparse member (a few hundred bytes in the archive) is
+// not let through to be written out in full under the install root.
+TEST_CASE("deploy: a package with sparse files is refused, nothing is installed") {
+    deploy_fixture f{"  max_package_bytes: 1MiB\n"};
+    IT_DIAGNOSE(f.d);
+    dep::build_package(f.work.path(), options("1.0.0", dep::free_port()));
+    const fs::path src = f.work.path() / "src-static-site-1.0.0";
+    fs::create_directories(src / "data");
+    // Three files of 900 KiB, all hole: each under the cap, 2.7 MiB together.
+    for (int i = 0; i < 3; ++i) {
+        const fs::path hole = src / "data" / ("hole" + std::to_string(i));
+        { std::ofstream out(hole); }
+        fs::resize_file(hole, 900 << 10);
+    }
+    const fs::path archive = f.work.path() / "static-site-1.0.0.tar.gz";
+    const std::string tar = "tar --sparse --format=gnu -czf '" + archive.string() + "' -C '" + src.string() + "' . 2>&1";
+    REQUIRE(std::system(tar.c_str()) == 0);
+    REQUIRE(fs::file_size(archive) < 64 * 1024);
+    std::string id;
+    const json::value r = f.deploy(archive, id);
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "invalid_package");
+    CHECK(it::error_message(r).find("sparse files are not allowed") != std::string::npos);
+    CHECK_FALSE(fs::exists(f.prefix / "static-site-1.0.0"));
+    CHECK(it::error_code(f.client.request("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"))) ==
+          "not_found");
+}
+
+// Issue 16 #11: a FIFO in a package directory does not hang the deploy.
+TEST_CASE("deploy: a FIFO named as the package is refused at once, and registryd still stops promptly") {
+    deploy_fixture f;
+    IT_DIAGNOSE(f.d);
+    const fs::path fifo = f.work.path() / "static-site-1.0.0.tar.gz";
+    REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+    const std::string id = f.client.send_request("deploy_package", json::object{{"path", fifo.string()}});
+    const json::value r = f.client.wait_response(id, it::scaled(10s));
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "invalid_package");
+    CHECK(it::error_message(r) == fifo.string() + " is not a regular file (a FIFO)");
+    const it::exit_status exit = f.d.terminate(it::scaled(10s));
+    CHECK_MESSAGE(exit.clean(), exit.describe());
+}
+
+// Issue 16 #4: a stop.sh that fails is the caller's error, and the files and
+// the registration stay until the service is stopped, or killed by force.
+TEST_CASE("deploy: undeploy with a failing stop.sh keeps everything until forced, then kills the server") {
+    deploy_fixture f;
+    IT_DIAGNOSE(f.d);
+    const std::uint16_t port = dep::free_port();
+    dep::package_options o = options("1.0.0", port);
+    o.stop_fails = true;
+    std::string id;
+    REQUIRE(it::error_code(f.deploy(dep::build_package(f.work.path(), o), id)).empty());
+    REQUIRE(dep::fetch_index(port) == "static-site 1.0.0\n");
+
+    const json::value refused = f.client.request("undeploy", it::parse_object(R"({"instance_id": "static-site.local"})"),
+                                                 it::scaled(30s));
+    INFO(dump(refused));
+    CHECK(it::error_code(refused) == "deployment_failed");
+    CHECK(it::error_message(refused) ==
+          "stop.sh exited 3: cannot stop: busy; nothing was removed and 'static-site.local' stays registered (undeploy "
+          "with force kills its processes)");
+    CHECK(dep::fetch_index(port) == "static-site 1.0.0\n");
+    CHECK(fs::is_directory(f.prefix / "static-site-1.0.0"));
+    CHECK(fs::read_symlink(f.prefix / "static-site" / "current") == f.prefix / "static-site-1.0.0");
+    // Still registered, and the health checks that go on bring it back to running.
+    bool running = false;
+    for (auto until = std::chrono::steady_clock::now() + it::scaled(10s); !running && std::chrono::steady_clock::now() < until;) {
+        const json::value got = f.client.call("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"));
+        running = str(got, "/service/state") == "running";
+        if (!running) f.client.pump(100ms);
+    }
+    CHECK(running);
+
+    const json::value forced = f.client.request(
+        "undeploy", it::parse_object(R"({"instance_id": "static-site.local", "force": true})"), it::scaled(30s));
+    INFO(dump(forced));
+    CHECK(it::error_code(forced).empty());
+    CHECK(dep::fetch_index(port).empty());
+    CHECK_FALSE(fs::exists(f.prefix / "static-site-1.0.0"));
+    CHECK_FALSE(fs::exists(f.prefix / "static-site"));
+    CHECK(it::error_code(f.client.request("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"))) ==
+          "not_found");
+}
+
+// Issue 16 #9: a first deploy that fails leaves nothing that undeploy (which
+// answers not_found: there is no deployment) could not reach.
+TEST_CASE("deploy: a failed first deploy is removed completely") {
+    deploy_fixture f;
+    IT_DIAGNOSE(f.d);
+    const std::uint16_t port = dep::free_port();
+    dep::package_options sick = options("1.0.0", port);
+    sick.healthy = false;
+    sick.deadline = "1s";
+    std::string id;
+    const json::value r = f.deploy(dep::build_package(f.work.path(), sick), id);
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "deployment_failed");
+    CHECK(it::error_message(r).find("no previous version to roll back to") != std::string::npos);
+    CHECK(dep::fetch_index(port).empty());
+    CHECK_FALSE(fs::exists(fs::symlink_status(f.prefix / "static-site-1.0.0")));
+    CHECK_FALSE(fs::exists(fs::symlink_status(f.prefix / "static-site")));
+    std::vector<std::string> left;
+    for (const auto& e : fs::recursive_directory_iterator(f.prefix)) {
+        if (!e.is_directory()) left.push_back(e.path().string());
+    }
+    CHECK(left.empty());
+    CHECK(it::error_code(f.client.request("undeploy", it::parse_object(R"({"instance_id": "static-site.local"})"))) ==
+          "not_found");
+    // A good version installs after it as a first deploy.
+    const json::value ok = f.deploy(dep::build_package(f.work.path(), options("1.0.0", port)), id);
+    INFO(dump(ok));
+    CHECK(it::error_code(ok).empty());
+    CHECK(dep::fetch_index(port) == "static-site 1.0.0\n");
+}
+
+// Issue 16 #3: no two (name, version) pairs share a path or an instance id.
+// "app" 1 installs into {prefix}/app-1, the home of a package "app-1"; "a.b"
+// and "a_b" share the instance id a_b.local and the home {prefix}/a_b.
+TEST_CASE("deploy: a package cannot take another package's directory or instance id, in either order") {
+    deploy_fixture f;
+    IT_DIAGNOSE(f.d);
+    auto package = [&](const std::string& name, const std::string& version, std::uint16_t port) {
+        dep::package_options o = options(version, port);
+        o.name = name;
+        return dep::build_package(f.work.path(), o);
+    };
+    auto instance = [&](const std::string& id) {
+        return f.client.request("get_service", json::object{{"instance_id", id}});
+    };
+    std::string id;
+    const std::uint16_t app_port = dep::free_port();
+    REQUIRE(it::error_code(f.deploy(package("app", "1", app_port), id)).empty());
+    REQUIRE(dep::fetch_index(app_port) == "static-site 1\n");
+
+    // app-1's home would be app 1's install directory.
+    json::value r = f.deploy(package("app-1", "1.0.0", dep::free_port()), id);
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "conflict");
+    CHECK(it::error_message(r) == "'app-1' 1.0.0 cannot be installed on 'local': " + (f.prefix / "app-1").string() +
+                                      " belongs to package 'app'");
+    CHECK(it::error_code(instance("app-1.local")) == "not_found");
+    CHECK(fs::is_directory(f.prefix / "app-1" / "www"));  // app's version, untouched
+    CHECK_FALSE(fs::exists(f.prefix / "app-1" / "current"));
+    CHECK(dep::fetch_index(app_port) == "static-site 1\n");
+
+    // a.b, then a_b: one instance id and one home.
+    const std::uint16_t ab_port = dep::free_port();
+    REQUIRE(it::error_code(f.deploy(package("a.b", "1.0.0", ab_port), id)).empty());
+    r = f.deploy(package("a_b", "1.0.0", dep::free_port()), id);
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "conflict");
+    CHECK(it::error_message(r) == "'a_b' cannot be deployed on 'local': its instance id 'a_b.local' is package 'a.b''s");
+    CHECK(str(instance("a_b.local"), "/data/service/name") == "a.b");
+    CHECK(dep::fetch_index(ab_port) == "static-site 1.0.0\n");
+
+    // The other order: app-1 first, then app 1 would install into its home.
+    REQUIRE(it::error_code(f.client.request("undeploy", it::parse_object(R"({"instance_id": "app.local"})"), it::scaled(30s)))
+                .empty());
+    const std::uint16_t app1_port = dep::free_port();
+    REQUIRE(it::error_code(f.deploy(package("app-1", "1.0.0", app1_port), id)).empty());
+    r = f.deploy(package("app", "1", dep::free_port()), id);
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "conflict");
+    CHECK(it::error_message(r) ==
+          "'app' 1 cannot be installed on 'local': " + (f.prefix / "app-1").string() + " belongs to package 'app-1'");
+    CHECK(fs::read_symlink(f.prefix / "app-1" / "current") == f.prefix / "app-1-1.0.0");
+    CHECK(dep::fetch_index(app1_port) == "static-site 1.0.0\n");
+    CHECK(str(instance("app-1.local"), "/data/service/state") == "running");
+
+    // Each undeploy removes its own package only.
+    REQUIRE(it::error_code(f.client.request("undeploy", it::parse_object(R"({"instance_id": "app-1.local"})"), it::scaled(30s)))
+                .empty());
+    CHECK_FALSE(fs::exists(f.prefix / "app-1"));
+    CHECK_FALSE(fs::exists(f.prefix / "app-1-1.0.0"));
+    CHECK(dep::fetch_index(ab_port) == "static-site 1.0.0\n");
+    CHECK(fs::is_directory(f.prefix / "a_b-1.0.0"));
 }

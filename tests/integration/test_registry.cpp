@@ -348,6 +348,10 @@ TEST_CASE("integration: strict protocol errors leave the connection usable") {
              "m4", "invalid_request", "params");
     id_error("unknown param field", R"({"id": "m6", "type": "request", "action": "list_services", "params": {"nmae": "x"}})",
              "m6", "invalid_request", "params.nmae");
+    // A number above 2^64: the answer still carries the id and names the field.
+    id_error("integer beyond 64 bits",
+             R"({"id": "m8", "type": "request", "action": "package_upload_begin", "params": {"size": 18446744073709551616, "sha256": "x"}})",
+             "m8", "invalid_request", "params.size: must be an integer of at most 64 bits");
     {
         // Absent params means {}.
         c.send_text(R"({"id": "m7", "type": "request", "action": "list_services"})");

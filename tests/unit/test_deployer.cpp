@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,8 @@ using namespace registry::deploy;
 class scripted_target final : public deploy_target {
 public:
     std::deque<int> health_exits;
+    std::deque<int> stop_exits;  // stop.sh: the next one (0 when empty), with the output "cannot stop"
+    std::optional<command_result> claim_answer;  // for the claim of the package's paths
     std::vector<std::string> ran;
 
     const std::string& name() const override { return name_; }
@@ -36,6 +39,12 @@ public:
             r.exit_code = health_exits.empty() ? 2 : health_exits.front();
             if (!health_exits.empty()) health_exits.pop_front();
             r.stdout_text = r.exit_code == 0 ? "ok" : "not yet";
+        }
+        if (claim_answer && c.script.find("taken() {") != std::string::npos) co_return *claim_answer;
+        if (c.script.find("scripts/stop.sh") != std::string::npos && !stop_exits.empty()) {
+            r.exit_code = stop_exits.front();
+            stop_exits.pop_front();
+            r.stderr_text = "cannot stop";
         }
         co_return r;
     }
@@ -155,6 +164,25 @@ TEST_CASE("deployer: a first version that never gets healthy is stopped, unlinke
     CHECK(f.target.ran_matching("rm -f '/srv/demo/current'"));
     CHECK(f.reg.find("demo.fake") == nullptr);
     CHECK(f.seen.back().at == stage::failed);
+    // Nothing of it is left behind that no undeploy could reach.
+    CHECK(f.target.ran_matching("p='/srv'; h='demo'; v='demo-1.0.0'\nrm -rf -- \"$p/$v\" && rm -f \"$p/.owner/$v\"\n"));
+    CHECK(f.target.ran_matching("grep -vxF \"$v\" \"$p/$h/installed\""));
+    CHECK(f.target.ran_matching("then rm -rf -- \"$p/$h\" && rm -f \"$p/.owner/$h\"; fi"));
+}
+
+TEST_CASE("deployer: a failed redeploy keeps the versions the deployment installed") {
+    fixture f;
+    f.target.health_exits = {0};
+    REQUIRE(test::run_now(f.deploy()).ok());
+    f.unpacker.manifest.version = "2.0.0";
+    f.target.ran.clear();
+    test::started<result<deploy_outcome>> deploying(f.deploy());
+    for (int i = 0; i < 10 && !deploying.done(); ++i) f.clock.advance(milliseconds(1000));
+    REQUIRE(deploying.done());
+    REQUIRE_FALSE(deploying.get().ok());
+    CHECK(f.target.ran_matching("mv -T '/srv/.staging-demo-2.0.0-"));
+    CHECK_FALSE(f.target.ran_matching("rm -rf -- '/srv/demo-2.0.0'"));
+    CHECK_FALSE(f.target.ran_matching("grep -vxF"));
 }
 
 TEST_CASE("deployer: a deployer opened on the store of an earlier one controls and undeploys its deployments") {
@@ -210,7 +238,8 @@ TEST_CASE("deployer: a deployer opened on the store of an earlier one controls a
 
     REQUIRE(test::run_now(after.undeploy("demo.fake", {})).ok());
     CHECK(reg.find("demo.fake") == nullptr);
-    CHECK(target.ran_matching("rm -rf -- '/srv/demo'"));
+    CHECK(target.ran_matching("p='/srv'; n='demo'\n"));
+    CHECK(target.ran_matching("drop 'demo'"));
     const store_state left = test::run_now(load_copy(store, "dep/"));
     CHECK(left.entries.empty());
     auto unknown = test::run_now(after.control("demo.fake", service_command::start, {}));
@@ -245,4 +274,74 @@ TEST_CASE("deployer: deployments on a target that is no longer configured are co
     auto control = test::run_now(after.control("demo.fake", service_command::stop, {}));
     REQUIRE_FALSE(control.ok());
     CHECK(control.err().code == errc::not_found);
+}
+
+TEST_CASE("deployer: undeploy with a failing stop.sh removes nothing unless forced, then kills the processes") {
+    fixture f;
+    f.target.health_exits = {0};
+    REQUIRE(test::run_now(f.deploy()).ok());
+
+    f.target.ran.clear();
+    f.target.stop_exits = {3};
+    std::vector<progress> seen;
+    auto refused = test::run_now(f.d.undeploy("demo.fake", [&](const progress& p) { seen.push_back(p); }));
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.err().code == errc::deployment_failed);
+    CHECK(refused.err().message == "stop.sh exited 3: cannot stop; nothing was removed and 'demo.fake' stays registered "
+                                   "(undeploy with force kills its processes)");
+    REQUIRE_FALSE(seen.empty());
+    CHECK(seen.back().exit_code == 3);
+    CHECK(seen.back().output == "cannot stop");
+    CHECK_FALSE(f.target.ran_matching("rm -rf"));
+    CHECK_FALSE(f.target.ran_matching("kill -9"));
+    auto s = f.reg.find("demo.fake");
+    REQUIRE(s);
+    CHECK(s->state == service_state::failed);
+    CHECK(s->failure_reason == "stop.sh exited 3: cannot stop");
+    CHECK_FALSE(test::run_now(load_copy(f.store, "dep/")).entries.empty());
+    // It still runs: the health checks carry on and bring it back to running.
+    f.target.health_exits = {0};
+    f.clock.advance(milliseconds(1000));
+    CHECK(f.reg.find("demo.fake")->state == service_state::running);
+
+    f.target.stop_exits = {3};
+    auto forced = test::run_now(f.d.undeploy("demo.fake", {}, true));
+    REQUIRE(forced.ok());
+    CHECK(f.target.ran_matching("d='/srv/demo-1.0.0'\nscan() {"));
+    CHECK(f.target.ran_matching("kill -9 $pids"));
+    CHECK(f.target.ran_matching("drop 'demo'"));
+    CHECK(f.reg.find("demo.fake") == nullptr);
+    CHECK(test::run_now(load_copy(f.store, "dep/")).entries.empty());
+}
+
+TEST_CASE("deployer: a package whose instance id or paths are another package's is refused") {
+    fixture f;
+    f.unpacker.manifest.name = "de.mo";
+    f.target.health_exits = {0};
+    auto first = test::run_now(f.deploy());
+    REQUIRE(first.ok());
+    CHECK(first->instance_id == "de_mo.fake");
+    CHECK(f.target.ran_matching("p='/srv'; n='de.mo'; h='de_mo'; v='de_mo-1.0.0'\ntaken() {"));
+
+    // "de_mo" sanitizes to the same instance id and home: refused before anything runs.
+    f.unpacker.manifest.name = "de_mo";
+    f.target.ran.clear();
+    auto same_id = test::run_now(f.deploy());
+    REQUIRE_FALSE(same_id.ok());
+    CHECK(same_id.err().code == errc::conflict);
+    CHECK(same_id.err().message == "'de_mo' cannot be deployed on 'fake': its instance id 'de_mo.fake' is package 'de.mo''s");
+    CHECK(f.target.ran.empty());
+    CHECK(f.reg.find("de_mo.fake")->name == "de.mo");
+
+    // A path the target says another package claimed: refused before the upload.
+    f.unpacker.manifest.name = "de";
+    f.unpacker.manifest.version = "mo-1.0.0";
+    f.target.claim_answer = command_result{4, false, "/srv/de_mo-1.0.0 belongs to package 'de.mo'\n", {}};
+    auto taken = test::run_now(f.deploy());
+    REQUIRE_FALSE(taken.ok());
+    CHECK(taken.err().code == errc::conflict);
+    CHECK(taken.err().message ==
+          "'de' mo-1.0.0 cannot be installed on 'fake': /srv/de_mo-1.0.0 belongs to package 'de.mo'");
+    CHECK_FALSE(f.target.ran_matching("upload "));
+    CHECK(f.reg.find("de.fake") == nullptr);
 }

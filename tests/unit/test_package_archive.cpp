@@ -81,6 +81,16 @@ public:
             archive_entry_set_size(e, 0);
         });
     }
+    // A sparse file of `size` bytes with data only in its first and last 16
+    // (the writer skips the hole in the bytes it is given).
+    tar_builder& sparse(const std::string& path, std::size_t size) {
+        const std::string data(size, 'x');
+        return add(path, AE_IFREG, 0644, [&](archive_entry* e) {
+            archive_entry_set_size(e, static_cast<la_int64_t>(size));
+            archive_entry_sparse_add_entry(e, 0, 16);
+            archive_entry_sparse_add_entry(e, static_cast<la_int64_t>(size) - 16, 16);
+        }, &data);
+    }
     tar_builder& special(const std::string& path, unsigned type) {
         return add(path, type, 0644, [](archive_entry* e) { archive_entry_set_rdev(e, ::makedev(1, 3)); });
     }
@@ -241,6 +251,21 @@ std::vector<hostile_case> corpus() {
     other_version.want_version = "2.0.0";
     c.push_back(other_version);
 
+    c.emplace_back("sparse file", [](const sandbox& sb) { tar_builder(sb.archive()).package().sparse("data/holes", 256 << 10); },
+                   "entry 'data/holes': sparse files are not allowed");
+    // Targets receive hard links as copies: 5 x 40 KiB against a 128 KiB cap.
+    hostile_case links{"hard links beyond the size cap", [](const sandbox& sb) {
+                           tar_builder t(sb.archive());
+                           t.package().file("data/blob", std::string(40 << 10, 'b'));
+                           for (int i = 0; i < 4; ++i) t.hardlink("data/link" + std::to_string(i), "data/blob");
+                       },
+                       "entry 'data/link2': unpacked size exceeds 131072 bytes"};
+    links.limits.max_total_bytes = 128 << 10;
+    c.push_back(links);
+    c.emplace_back("the archive is a FIFO", [](const sandbox& sb) { REQUIRE(::mkfifo(sb.archive().c_str(), 0644) == 0); },
+                   "pkg.tar.gz is not a regular file (a FIFO)");
+    c.emplace_back("the archive is a directory", [](const sandbox& sb) { fs::create_directory(sb.archive()); },
+                   "pkg.tar.gz is not a regular file (a directory)");
     c.emplace_back("not an archive", [](const sandbox& sb) { std::ofstream(sb.archive()) << "this is not a tarball"; },
                  "not a readable tar.gz archive");
     c.emplace_back("truncated archive", [](const sandbox& sb) {

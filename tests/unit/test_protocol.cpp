@@ -355,6 +355,21 @@ TEST_CASE("protocol: envelope validation") {
     // The id is echoed with escaping.
     check(R"({"id":"a\"b\n","type":"request","action":"nope"})", R"(a\"b\n)", "unknown_action",
           "unknown action 'nope'");
+    // An integer beyond 64 bits (simdjson refuses the whole document) is
+    // answered with the request's id and the field's path.
+    check(R"({"id":"big","type":"request","action":"keepalive","params":{"lease_id":18446744073709551616}})", "big",
+          "invalid_request", "params.lease_id: must be an integer of at most 64 bits");
+    check(R"({"id":"big","type":"request","action":"list_services","params":{"x":[1,"99999999999999999999999",-9223372036854775809]}})",
+          "big", "invalid_request", "params.x[2]: must be an integer of at most 64 bits");
+    check(R"({"id":"big","type":"request","action":"nope","z":1.5,"extra":123456789012345678901234567890})", "big",
+          "invalid_request", "extra: must be an integer of at most 64 bits");
+    check(R"({"id":123456789012345678901234567890,"type":"request","action":"list_services"})", "null", "invalid_request",
+          "id: must be a string of 1-128 characters");
+    check(R"({"id":"1","type":"request","action":"list_services","params":{"n":18446744073709551616)", "null",
+          "invalid_request", "frame is not valid JSON");
+    // The largest 64-bit values are ordinary numbers.
+    check(R"({"id":"1","type":"request","action":"keepalive","params":{"lease_id":18446744073709551615}})", "1",
+          "lease_not_found", "lease 18446744073709551615 does not exist (it may have expired)");
 
     // Every outcome names the action once it is known.
     CHECK(run_now(a.conn.handle(req("1", "keepalive"))).action == "keepalive");

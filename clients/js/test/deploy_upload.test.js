@@ -4,7 +4,7 @@
 // target under a temp prefix.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -116,4 +116,64 @@ test('registryctl deploy shows the upload progress bar and the stages', async ()
   assert.match(missingErr, /^registryctl: file_unreadable: .*nothing\.tar\.gz: no such file$/m);
 
   await c.undeploy({ instance_id: 'static-site.local' }, { timeoutMs: 30_000 });
+});
+
+async function registryctl(args) {
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { ...process.env, REGISTRY_URL: daemon.url, REGISTRY_TOKEN: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (s) => (stdout += s));
+  child.stderr.on('data', (s) => (stderr += s));
+  const code = await new Promise((r) => child.on('exit', r));
+  return { code, stdout, stderr };
+}
+
+test('registryctl deploy sends the name and version the file name or --name / --version state', async () => {
+  const port = await freePort();
+  const archive = await buildStaticSite(work, '3.0.0', port);
+  // A file whose name states another version than its manifest's is refused.
+  const misnamed = join(work, 'static-site-3.0.1.tar.gz');
+  await cp(archive, misnamed);
+  let r = await registryctl(['deploy', misnamed]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^registryctl: invalid_package: the manifest has version '3\.0\.0', not '3\.0\.1'$/m);
+  r = await registryctl(['deploy', archive, '--name', 'other-site']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^registryctl: invalid_package: the manifest names package 'static-site', not 'other-site'$/m);
+  assert.equal(await fetchIndex(port), '');
+  // A flag wins over the file name.
+  r = await registryctl(['deploy', misnamed, '--version', '3.0.0']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /deployed static-site 3\.0\.0 as static-site\.local/);
+  assert.equal(await fetchIndex(port), 'static-site 3.0.0\n');
+  await c.undeploy({ instance_id: 'static-site.local' }, { timeoutMs: 30_000 });
+});
+
+test('packageIdentity reads {name}-{version}.tar.gz', async () => {
+  const { packageIdentity } = await import('../src/cli/commands.js');
+  assert.deepEqual(packageIdentity('/srv/static-site-1.0.0.tar.gz'), { name: 'static-site', version: '1.0.0' });
+  assert.deepEqual(packageIdentity('app-2-1.0.0-rc1.tgz'), { name: 'app-2', version: '1.0.0-rc1' });
+  assert.deepEqual(packageIdentity('site.tar.gz'), {});
+  assert.deepEqual(packageIdentity('site-latest.tar.gz'), {});
+  assert.deepEqual(packageIdentity('site-1.0.zip'), {});
+});
+
+test('registryctl undeploy reports a failing stop.sh and removes nothing; --force kills the service', async () => {
+  const port = await freePort();
+  const archive = await buildStaticSite(work, '4.0.0', port, { stopFails: true });
+  await c.deployPackage({ file: archive, target: 'local' }, { timeoutMs: 60_000 });
+  assert.equal(await fetchIndex(port), 'static-site 4.0.0\n');
+  let r = await registryctl(['undeploy', 'static-site.local']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^registryctl: deployment_failed: stop\.sh exited 3: cannot stop: busy; nothing was removed/m);
+  assert.equal(await fetchIndex(port), 'static-site 4.0.0\n');
+  assert.equal((await c.getService({ instance_id: 'static-site.local' })).service.version, '4.0.0');
+  r = await registryctl(['undeploy', 'static-site.local', '--force']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /undeployed static-site\.local/);
+  assert.equal(await fetchIndex(port), '');
+  assert.deepEqual(await readdir(join(work, 'opt')), ['.owner']);
 });

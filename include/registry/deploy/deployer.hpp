@@ -8,9 +8,16 @@
 //   {prefix}/{sanitized-name}-{version}/   one directory per version (kept)
 //   {prefix}/{sanitized-name}/current      symlink to the running version,
 //                                          switched by rename(2)
+//   {prefix}/.owner/{directory}            the package name each of those
+//                                          belongs to: a deploy whose paths
+//                                          or instance id are another
+//                                          package's is a conflict
 // Scripts run with /bin/sh, in the version's directory, with only this
 // environment: PATH, HOME=/, PACKAGE_NAME, PACKAGE_VERSION, PACKAGE_DIR and
 // PORT_<NAME> for each manifest port (name upper-cased, [^A-Z0-9] -> '_').
+//
+// A first deploy that fails (no earlier deployment of the package on the
+// target) removes what it installed: nothing is left that no undeploy reaches.
 //
 // Operations on one package (deploy, start/stop/restart, undeploy) do not
 // overlap: a second one while the first runs is a conflict.
@@ -123,7 +130,12 @@ public:
     task<result<service_ptr>> control(std::string instance_id, service_command command, progress_sink report);
 
     // Stops the service, deregisters it and removes every installed version.
-    task<result<void>> undeploy(std::string instance_id, progress_sink report);
+    // A stop.sh that fails (non-zero exit, timeout) is errc::deployment_failed
+    // with its exit code and output, and nothing is removed (the instance
+    // stays registered, failed, and health-checked) unless `force`: then the
+    // version's processes (working directory inside its directory, or its
+    // PACKAGE_DIR in their environment) are killed with SIGKILL first.
+    task<result<void>> undeploy(std::string instance_id, progress_sink report, bool force = false);
 
     // Ends the periodic health checks; completes once they have.
     task<void> shutdown();

@@ -3,10 +3,13 @@
 // relative to the staging directory, entry by entry, after checking each one.
 //
 // Refused, each with errc::invalid_package and a message naming the entry:
-// absolute paths, ".." components, paths through a symlink, symlinks or hard
-// links that point outside the package, device nodes, FIFOs and sockets,
-// duplicate entries, more entries / more bytes / a higher compression ratio
-// than the limits allow, a missing or invalid manifest.yaml, missing
+// an archive that is not a regular file (opened without blocking: a FIFO
+// is refused, not waited on), absolute paths, ".." components, paths through
+// a symlink, symlinks or hard links that point outside the package, device
+// nodes, FIFOs and sockets, sparse files, duplicate entries, more entries /
+// more bytes (a hard link counts as a copy of its file: targets write it out)
+// / a higher compression ratio than the limits allow, a missing or invalid
+// manifest.yaml, missing
 // scripts/start.sh or scripts/stop.sh, a manifest whose name or version is
 // not the one asked for. setuid/setgid/sticky bits are dropped.
 //

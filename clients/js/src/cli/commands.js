@@ -2,7 +2,7 @@
 // prints a table (or the data as JSON with --json).
 
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 
 import * as fmt from './format.js';
 import { usageError } from './usage_error.js';
@@ -453,12 +453,34 @@ function progressLine(d) {
   return `${bar}${d.stage}${bytes}${d.message ? `: ${d.message}` : ''}`;
 }
 
+// "static-site-1.2.0.tar.gz" -> {name: 'static-site', version: '1.2.0'}
+// (registry-pack's {name}-{version}.tar.gz): the version starts after the
+// last '-' that a digit follows. {} when the file name is not of that form.
+export function packageIdentity(file) {
+  const stem = /^(.+)\.(?:tar\.gz|tgz)$/.exec(basename(file))?.[1] ?? '';
+  for (let i = stem.length - 2; i > 0; i--) {
+    if (stem[i] !== '-' || !/[0-9]/.test(stem[i + 1])) continue;
+    const name = stem.slice(0, i);
+    const version = stem.slice(i + 1);
+    if (!/^[A-Za-z0-9._-]+$/.test(name) || !/^[A-Za-z0-9._+-]+$/.test(version)) break;
+    return { name, version };
+  }
+  return {};
+}
+
 const deploy = {
-  args: '<package.tar.gz> [--host H] [--on-server]',
+  args: '<package.tar.gz> [--host H] [--on-server] [--name N] [--version V]',
   summary:
     'upload a package (in chunks, with its sha256) and deploy it, showing its progress; ' +
-    "--on-server: the path is on the daemon's host instead (inside its deploy.package_dirs)",
-  options: { host: { type: 'string' }, 'on-server': { type: 'boolean' } },
+    "--on-server: the path is on the daemon's host instead (inside its deploy.package_dirs); " +
+    'the daemon checks that the manifest has the name and version the file name ({name}-{version}.tar.gz) ' +
+    'or --name / --version state',
+  options: {
+    host: { type: 'string' },
+    'on-server': { type: 'boolean' },
+    name: { type: 'string' },
+    version: { type: 'string' },
+  },
   async run(ctx) {
     const [file] = need(ctx.positionals, 1, 'package file');
     // deployment_progress events are about the request that caused them
@@ -477,17 +499,26 @@ const deploy = {
     };
     const target = ctx.values.host ?? 'local';
     const params = ctx.values['on-server'] ? { path: resolve(file), target } : { file: resolve(file), target };
+    const stated = packageIdentity(file);
+    const name = ctx.values.name ?? stated.name;
+    const version = ctx.values.version ?? stated.version;
+    if (name !== undefined) params.name = name;
+    if (version !== undefined) params.version = version;
     const data = await ctx.client.deployPackage(params, { timeoutMs: 600_000, onEvent });
     print(ctx, data, (d) => `deployed ${d.name ?? ''} ${d.version ?? ''} as ${d.instance_id ?? '?'}`.replace(/ +/g, ' '));
   },
 };
 
 const undeploy = {
-  args: '<instance_id>',
-  summary: 'stop, deregister and remove a deployed service',
+  args: '<instance_id> [--force]',
+  summary:
+    'stop, deregister and remove a deployed service; if its stop.sh fails nothing is removed, ' +
+    'unless --force: then its processes are killed first',
+  options: { force: { type: 'boolean' } },
   async run(ctx) {
     const [id] = need(ctx.positionals, 1, 'instance id');
-    print(ctx, await ctx.client.undeploy({ instance_id: id }, { timeoutMs: 120_000 }), () => `undeployed ${id}`);
+    const params = ctx.values.force ? { instance_id: id, force: true } : { instance_id: id };
+    print(ctx, await ctx.client.undeploy(params, { timeoutMs: 120_000 }), () => `undeployed ${id}`);
   },
 };
 

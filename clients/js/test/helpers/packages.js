@@ -22,10 +22,12 @@ export async function freePort() {
 }
 
 // Packs packages/static-site as `version`, serving "static-site VERSION\n"
-// on `port`, under `work`; resolves to the archive's path.
-export async function buildStaticSite(work, version, port) {
+// on `port`, under `work`; resolves to the archive's path. `stopFails`: its
+// stop.sh says "cannot stop: busy" and exits 3.
+export async function buildStaticSite(work, version, port, { stopFails = false } = {}) {
   const src = join(work, `src-${version}`);
   await cp(join(packagesDir, 'static-site'), src, { recursive: true });
+  if (stopFails) await writeFile(join(src, 'scripts', 'stop.sh'), "#!/bin/sh\necho 'cannot stop: busy'\nexit 3\n");
   const manifest = (await readFile(join(src, 'manifest.yaml'), 'utf8'))
     .replace(/version: .*/, `version: ${version}`)
     .replace(/port: 8181/, `port: ${port}`)
