@@ -309,7 +309,8 @@ export class RegistryClient {
   keepalive(leaseId: number | { lease_id: number }, options?: RequestOptions): Promise<KeepaliveData>;
   deregister(instanceId: string | { instance_id: string }, options?: RequestOptions): Promise<DeregisterData>;
   getService(instanceId: string | { instance_id: string }, options?: RequestOptions): Promise<{ service: Service }>;
-  getService(query: { name: string }, options?: RequestOptions): Promise<{ services: Service[] }>;
+  /** Every instance of the name, all pages gathered; with `limit` or `continue`, that one page. */
+  getService(query: { name: string } & PageParams, options?: RequestOptions): Promise<Page & { services: Service[] }>;
   /** Every match, from all the pages of one listing; with `limit` or `continue`, that one page. */
   listServices(filter?: ServiceFilter, options?: RequestOptions): Promise<Page & { services: Service[] }>;
   listEndpoints(filter?: EndpointFilter, options?: RequestOptions): Promise<Page & { endpoints: ListedEndpoint[] }>;

@@ -16,12 +16,6 @@ namespace {
 
 std::int64_t ms(time_point t) { return t.time_since_epoch().count(); }
 
-void write_services(detail::json_writer& w, const std::vector<service_ptr>& services) {
-    w.begin_array();
-    for (const auto& s : services) write_service(w, *s);
-    w.end_array();
-}
-
 void write_grant(detail::json_writer& w, const lease_grant& g) {
     w.key("lease_id").number(g.lease_id)
         .key("instance_id").string(g.instance_id)
@@ -93,20 +87,21 @@ task<result<void>> session::on(call& c, get_service_params& p) {
             16 + service_json_capacity(*s));
         co_return result<void>{};
     }
-    service_filter by_name;
-    by_name.name = p.key;
-    auto services = reg().list(by_name);
-    if (services.empty()) co_return fail(errc::not_found, "no instance of service '" + p.key + "'");
-    reply(c, [&](detail::json_writer& w) {
-        w.begin_object().key("services");
-        write_services(w, services);
-        w.end_object();
-    });
-    co_return result<void>{};
+    // By name: every instance of the name, in pages like list_services.
+    std::vector<service_ptr> services;
+    if (!p.page.continue_token) {
+        service_filter by_name;
+        by_name.name = p.key;
+        services = reg().list(by_name);
+        if (services.empty()) co_return fail(errc::not_found, "no instance of service '" + p.key + "'");
+    }
+    co_return send_page<service_ptr>(
+        c, p.action, p.page, "services", [&] { return std::move(services); },
+        [](detail::json_writer& w, const service_ptr& s) { write_service(w, *s); });
 }
 
 template <typename Item, typename WriteItem>
-result<void> session::send_page(call& c, const page_params& page, std::string_view key,
+result<void> session::send_page(call& c, std::string_view action, const page_params& page, std::string_view key,
                                 const std::function<std::vector<Item>()>& all, WriteItem&& write_item) {
     auto& listings = srv_.internals().listings;
     const std::size_t max = srv_.lims().max_page_items;
@@ -128,7 +123,7 @@ result<void> session::send_page(call& c, const page_params& page, std::string_vi
                             "list again without continue");
         }
         auto* held = std::get_if<std::vector<Item>>(&l->found);
-        if (!held || at->offset >= held->size()) {
+        if (!held || l->action != action || at->offset >= held->size()) {
             return fail(errc::invalid_request, "params.continue: not a continue token of this action");
         }
         revision = l->revision;
@@ -149,7 +144,7 @@ result<void> session::send_page(call& c, const page_params& page, std::string_vi
         for (std::size_t i = offset; i < end; ++i) write_item(w, (*items)[i]);
         w.end_array();
         if (more) {
-            if (listing_id == 0) listing_id = listings.open(id_, revision, std::move(fresh));
+            if (listing_id == 0) listing_id = listings.open(id_, action, revision, std::move(fresh));
             w.key("continue").string(listing_cache::token(listing_id, revision, end));
             w.key("remaining").number(static_cast<std::uint64_t>(total - end));
         }
@@ -162,13 +157,13 @@ result<void> session::send_page(call& c, const page_params& page, std::string_vi
 
 task<result<void>> session::on(call& c, list_services_params& p) {
     co_return send_page<service_ptr>(
-        c, p.page, "services", [&] { return reg().list(p.filter); },
+        c, p.action, p.page, "services", [&] { return reg().list(p.filter); },
         [](detail::json_writer& w, const service_ptr& s) { write_service(w, *s); });
 }
 
 task<result<void>> session::on(call& c, list_endpoints_params& p) {
     co_return send_page<endpoint_view>(
-        c, p.page, "endpoints", [&] { return reg().endpoints(p.filter); },
+        c, p.action, p.page, "endpoints", [&] { return reg().endpoints(p.filter); },
         [](detail::json_writer& w, const endpoint_view& e) {
             const service_instance& s = *e.service;
             w.begin_object()

@@ -4,7 +4,7 @@
 
 namespace registry::protocol {
 
-std::uint64_t listing_cache::open(session_id owner, std::uint64_t revision, items found) {
+std::uint64_t listing_cache::open(session_id owner, std::string_view action, std::uint64_t revision, items found) {
     auto oldest_of = [&](session_id who) {
         for (auto it = lru_.end(); it != lru_.begin();) {
             --it;
@@ -17,7 +17,7 @@ std::uint64_t listing_cache::open(session_id owner, std::uint64_t revision, item
     }
     while (!lru_.empty() && lru_.size() >= max_open_) erase(std::prev(lru_.end()));
     const std::uint64_t id = next_id_++;
-    lru_.push_front(listing{id, owner, revision, std::move(found)});
+    lru_.push_front(listing{id, owner, action, revision, std::move(found)});
     by_id_.emplace(id, lru_.begin());
     ++per_session_[owner];
     return id;

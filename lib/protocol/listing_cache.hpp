@@ -1,7 +1,8 @@
-// The listings that list_services and list_endpoints hand out in pages
-// (docs/protocol.md, "Limits"). A listing keeps what its first page found —
-// pointers to the immutable service instances of that revision — so every
-// page of one listing is of one revision, whatever changed since.
+// The listings that list_services, list_endpoints and get_service (by name)
+// hand out in pages (docs/protocol.md, "Limits"). A listing keeps what its
+// first page found — pointers to the immutable service instances of that
+// revision — so every page of one listing is of one revision, whatever
+// changed since.
 //
 // Bounded: at most `max_open` listings in all and `max_per_session` per
 // connection; a new one evicts the least recently used listing of its
@@ -31,6 +32,7 @@ public:
     struct listing {
         std::uint64_t id = 0;
         session_id owner = 0;
+        std::string_view action;  // the request's action name (a static string)
         std::uint64_t revision = 0;
         items found;
     };
@@ -46,7 +48,7 @@ public:
         : max_open_(max_open), max_per_session_(max_per_session) {}
 
     // Keeps a listing whose first page has been answered; returns its id.
-    std::uint64_t open(session_id owner, std::uint64_t revision, items found);
+    std::uint64_t open(session_id owner, std::string_view action, std::uint64_t revision, items found);
 
     // The listing a token of `owner` names, marked as just used; null when
     // it is gone (or belongs to another connection).

@@ -468,17 +468,6 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     return open(d, e, m) && required(d, m, "instance_id", p.instance_id);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::get_service_params& p) {
-    static constexpr std::string_view names[] = {"instance_id", "name"};
-    members m{at, names};
-    if (!open(d, e, m)) return false;
-    p.by_name = m.get("name").has_value();
-    if (p.by_name == m.get("instance_id").has_value()) {
-        return d.fail(at, "exactly one of instance_id and name is required");
-    }
-    return p.by_name ? required(d, m, "name", p.key) : required(d, m, "instance_id", p.key);
-}
-
 // limit and continue; with continue, the filters are the first page's and
 // may not be given again.
 bool read_page(decoder& d, const members& m, protocol::page_params& page) {
@@ -491,6 +480,23 @@ bool read_page(decoder& d, const members& m, protocol::page_params& page) {
         }
     }
     return true;
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::get_service_params& p) {
+    static constexpr std::string_view names[] = {"instance_id", "name", "limit", "continue"};
+    members m{at, names};
+    if (!open(d, e, m)) return false;
+    if (m.get("continue")) {  // the next page of a by-name answer
+        p.by_name = true;
+        return read_page(d, m, p.page);
+    }
+    p.by_name = m.get("name").has_value();
+    if (p.by_name == m.get("instance_id").has_value()) {
+        return d.fail(at, "exactly one of instance_id and name is required");
+    }
+    if (!p.by_name && m.get("limit")) return d.fail(at.member("limit"), "only with name");
+    return (p.by_name ? required(d, m, "name", p.key) : required(d, m, "instance_id", p.key)) &&
+           read_page(d, m, p.page);
 }
 
 bool read_params(decoder& d, const params_element& e, const path& at, protocol::list_services_params& p) {

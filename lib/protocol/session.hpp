@@ -99,11 +99,11 @@ private:
     std::optional<std::stop_source> forget_subscription(std::string_view id);
     void count_for_source(std::size_t added, std::size_t removed);
 
-    // One page of a listing (list_services, list_endpoints): the first from
-    // `all`, found now at `revision`; a next one from the listing its token
-    // names. `write_item(w, item)` writes one element of the `key` array.
+    // One page of a listing (list_services, list_endpoints, get_service by
+    // name): the first from `all`, found now; a next one from the listing its
+    // token names. `write_item(w, item)` writes one element of the `key` array.
     template <typename Item, typename WriteItem>
-    result<void> send_page(call& c, const page_params& page, std::string_view key,
+    result<void> send_page(call& c, std::string_view action, const page_params& page, std::string_view key,
                            const std::function<std::vector<Item>()>& all, WriteItem&& write_item);
     // A subscription of its own for a per-request stream (log follow, pull):
     // answers {"subscription": id, <write_more>} and then streams `open`'s events.

@@ -83,6 +83,12 @@ TEST_CASE("integration: list_services and list_endpoints answer in pages of one 
     CHECK(arr(now, "/services").size() == 10);
     auto endpoints = w.call("list_endpoints");
     CHECK(it::has(endpoints, "/revision"));
+    // get_service by name: every instance of a name, in pages too.
+    auto by_name = w.call("get_service", json::object{{"name", "svc"}});
+    CHECK(arr(by_name, "/services").size() == 40);
+    CHECK(num(by_name, "/remaining") == 64);  // 99 a-*, 5 b-*
+    auto next = w.call("get_service", json::object{{"continue", str(by_name, "/continue")}});
+    CHECK(arr(next, "/services").size() == 40);
 }
 
 TEST_CASE("integration: subscriptions are limited per source address (issue 15, defect 4)") {

@@ -172,6 +172,25 @@ TEST_CASE("limits: list_endpoints in pages") {
     CHECK(str(last, "/data/endpoints/0/name") == "admin");
 }
 
+TEST_CASE("limits: get_service by name in pages; a token is its action's") {
+    protocol::limits lim;
+    lim.max_page_items = 2;
+    fixture f(lim);
+    auto& a = f.connect();
+    for (int i = 1; i <= 3; ++i) a.ask(req("r", "register", reg_params("api-" + std::to_string(i))));
+    auto first = a.ask(req("1", "get_service", R"({"name":"api"})"));
+    CHECK(ids(first) == strings{"api-1", "api-2"});
+    CHECK(num(first, "/data/remaining") == 1);
+    const std::string token = str(first, "/data/continue");
+    CHECK(error_of(a.ask(req("2", "list_services", R"({"continue":")" + token + R"("})"), "invalid_request")) ==
+          "invalid_request: params.continue: not a continue token of this action");
+    auto last = a.ask(req("3", "get_service", R"({"continue":")" + token + R"("})"));
+    CHECK(ids(last) == strings{"api-3"});
+    CHECK(error_of(a.ask(req("4", "get_service", R"({"instance_id":"api-1","limit":1})"), "invalid_request")) ==
+          "invalid_request: params.limit: only with name");
+    a.ask(req("5", "get_service", R"({"name":"nope"})"), "not_found");
+}
+
 TEST_CASE("limits: subscriptions per source address, over its connections") {
     protocol::limits lim;
     lim.max_subscriptions = 2;

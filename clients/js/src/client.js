@@ -95,8 +95,12 @@ export class RegistryClient {
     }
   }
 
-  // `instanceId` or {instance_id} resolves to {service}; {name} to {services}.
+  // `instanceId` or {instance_id} resolves to {service}; {name} to {revision,
+  // services}, every page gathered (with `limit` or `continue`: that one page).
   getService(query, options) {
+    if (typeof query === 'object' && query.name !== undefined) {
+      return this.#gather('get_service', 'services', query, options);
+    }
     return this.request('get_service', typeof query === 'object' ? query : { instance_id: query }, options);
   }
 

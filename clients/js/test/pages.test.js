@@ -48,6 +48,9 @@ test('listServices and listEndpoints gather every page; the server bounds a page
   assert.equal(one.remaining, 3);
   const endpoints = await c.listEndpoints({ service: 'pg' });
   assert.equal(endpoints.endpoints.length, 6);
+  const byName = await c.getService({ name: 'pg' });
+  assert.equal(byName.services.length, 6);
+  assert.equal(byName.revision, all.revision);
 });
 
 test('a finished listing is continue_expired', async () => {
