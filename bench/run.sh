@@ -100,6 +100,11 @@ log:
 limits:
   max_connections: 12000
   max_connections_per_source: 12000
+# Every load generator connects from 127.0.0.1: no per-address quota.
+quotas:
+  registrations_per_address: 0
+  registrations_per_connection: 0
+  subscriptions_per_address: 0
 EOF
   echo "$WORK/$name.yaml"
 }

@@ -100,6 +100,8 @@ public:
                         cfg_.log.level = *l;
                         return true;
                     }
+                    if (k == "repeat_burst") return set_count(cfg_.log.repeat_burst, n, path, 1);
+                    if (k == "repeat_window_seconds") return set_seconds(cfg_.log.repeat_window, n, path, 1);
                     return false;
                 });
             } else if (key == "limits") {
@@ -115,6 +117,22 @@ public:
                     if (k == "memory_budget_bytes") return set_bytes(L.memory_budget_bytes, n, path, 1 << 20);
                     if (k == "max_handshakes") return set_count(L.max_handshakes, n, path, 1);
                     if (k == "max_connections_per_source") return set_count(L.max_connections_per_source, n, path, 1);
+                    return false;
+                });
+            } else if (key == "quotas") {
+                auto& Q = cfg_.quotas;
+                section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+                    if (k == "registrations_per_address") return set_count(Q.registrations_per_address, n, path, 0);
+                    if (k == "registrations_per_connection") return set_count(Q.registrations_per_connection, n, path, 0);
+                    if (k == "subscriptions_per_address") return set_count(Q.subscriptions_per_address, n, path, 0);
+                    return false;
+                });
+            } else if (key == "listings") {
+                auto& P = cfg_.listings;
+                section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+                    if (k == "max_page_items") return set_count(P.max_page_items, n, path, 1);
+                    if (k == "max_open") return set_count(P.max_open, n, path, 1);
+                    if (k == "max_open_per_connection") return set_count(P.max_open_per_connection, n, path, 1);
                     return false;
                 });
             } else if (key == "timeouts") {

@@ -35,6 +35,8 @@ struct config {
 
     struct log_section {
         log::level level = log::level::info;
+        std::size_t repeat_burst = 10;  // lines of one warning/error message per window (log::set_repeat_limit)
+        std::chrono::seconds repeat_window{10};
     } log;
 
     struct limits_section {
@@ -54,6 +56,21 @@ struct config {
         // Connections (upgraded or not) from one source address.
         std::size_t max_connections_per_source = 1000;
     } limits;
+
+    // Per-client quotas (docs/protocol.md, "Limits"), so that a few clients
+    // cannot take what the global limits allow for everyone. 0: no quota.
+    struct quotas_section {
+        std::size_t registrations_per_address = 100000;  // live instances registered from one source address
+        std::size_t registrations_per_connection = 10000;
+        std::size_t subscriptions_per_address = 1024;    // over every connection from that address
+    } quotas;
+
+    // list_services / list_endpoints in pages (docs/protocol.md, "Limits").
+    struct listings_section {
+        std::size_t max_page_items = 1000;  // also without a limit in the request
+        std::size_t max_open = 64;          // listings continued over pages, held in all
+        std::size_t max_open_per_connection = 4;
+    } listings;
 
     struct timeouts_section {
         std::chrono::seconds idle{60};

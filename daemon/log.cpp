@@ -1,16 +1,23 @@
 #include "log.hpp"
 
+#include "log_throttle.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
 
 namespace registryd::log {
 
 namespace {
 
 std::atomic<level> g_level{level::info};
+
+// Warnings and errors are mostly about what clients do: throttled per message.
+std::mutex g_throttle_mutex;
+log_throttle g_throttle;
 
 void append_timestamp(std::string& out) {
     using namespace std::chrono;
@@ -158,8 +165,26 @@ std::string format_line(level l, std::string_view msg, std::initializer_list<fie
     return line;
 }
 
+void set_repeat_limit(std::size_t burst, std::chrono::seconds window) {
+    std::lock_guard lock(g_throttle_mutex);
+    g_throttle = log_throttle(burst, window);
+}
+
 void write(level l, std::string_view msg, std::initializer_list<field> fields) {
     if (!enabled(l)) return;
+    std::string throttled;
+    if (l >= level::warn) {
+        std::optional<std::uint64_t> suppressed;
+        {
+            std::lock_guard lock(g_throttle_mutex);
+            suppressed = g_throttle.admit(msg, log_throttle::clock::now());
+        }
+        if (!suppressed) return;
+        if (*suppressed != 0) {
+            throttled = std::string(msg) + " (" + std::to_string(*suppressed) + " similar suppressed)";
+            msg = throttled;
+        }
+    }
     const std::string line = format_line(l, msg, fields);
     // stderr is unbuffered: one fwrite is one write(2) under stdio's lock,
     // so lines from different threads do not interleave.

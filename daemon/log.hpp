@@ -8,6 +8,8 @@
 // local buffer and written with one call.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -48,6 +50,11 @@ struct field {
 };
 
 void write(level l, std::string_view msg, std::initializer_list<field> fields = {});
+
+// Warnings and errors of one message (the same `msg`) beyond `burst` lines
+// per `window` are dropped; the next one written ends its message with
+// " (N similar suppressed)". Default: 10 per 10 s (log.repeat_* in the YAML).
+void set_repeat_limit(std::size_t burst, std::chrono::seconds window);
 
 inline void debug(std::string_view msg, std::initializer_list<field> fields = {}) {
     if (enabled(level::debug)) write(level::debug, msg, fields);

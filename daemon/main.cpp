@@ -142,6 +142,8 @@ registry::registry_options registry_options_from(const registryd::config& cfg) {
     o.session_grace = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.registry.session_grace);
     o.history_limit = cfg.registry.history_limit;
     o.bookmark_interval = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.registry.bookmark_interval);
+    o.max_services_per_origin = cfg.quotas.registrations_per_address;
+    o.max_services_per_session = cfg.quotas.registrations_per_connection;
     return o;
 }
 
@@ -546,6 +548,7 @@ int main(int argc, char** argv) {
     }
 
     log::set_level(cfg.log.level);
+    log::set_repeat_limit(cfg.log.repeat_burst, cfg.log.repeat_window);
     std::signal(SIGPIPE, SIG_IGN);  // a peer gone mid-write is an error code, not a signal
 
     // A port file left by an earlier run must not be mistaken for ours.

@@ -146,6 +146,25 @@ std::string endpoint_string(const tcp::socket& s) {
     return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" + std::to_string(ep.port());
 }
 
+// The address part of endpoint_string()'s "ADDR:PORT" / "[V6]:PORT": what
+// the protocol's per-source quotas count by.
+std::string source_address(std::string_view endpoint) {
+    endpoint = endpoint.substr(0, endpoint.rfind(':'));
+    if (endpoint.size() >= 2 && endpoint.front() == '[') endpoint = endpoint.substr(1, endpoint.size() - 2);
+    return std::string(endpoint);
+}
+
+registry::protocol::limits protocol_limits_from(const config& c) {
+    registry::protocol::limits l;
+    l.max_message_bytes = c.limits.max_message_bytes;
+    l.max_subscriptions = c.limits.max_subscriptions_per_connection;
+    l.max_subscriptions_per_source = c.quotas.subscriptions_per_address;
+    l.max_page_items = c.listings.max_page_items;
+    l.max_open_listings = c.listings.max_open;
+    l.max_open_listings_per_connection = c.listings.max_open_per_connection;
+    return l;
+}
+
 // True for frames that carry an event (as opposed to a response); they are
 // counted in registryd_events_sent_total once written. The protocol layer
 // encodes events as `{"type":"event",...`.
@@ -208,8 +227,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
         : ioc(io),
           cfg(c),
           reg(r),
-          proto(r, registry::protocol::limits{c.limits.max_message_bytes, c.limits.max_subscriptions_per_connection},
-                containers),
+          proto(r, protocol_limits_from(c), containers),
           m(mm),
           gauges(std::move(g)),
           acceptor(io),
@@ -395,7 +413,7 @@ public:
           id_(id),
           remote_(std::move(remote)),
           socket_(std::move(socket)),
-          conn_(st_->proto, *this, id) {
+          conn_(st_->proto, *this, id, source_address(remote_)) {
         st_->m.connection_opened();
     }
 

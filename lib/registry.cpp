@@ -96,6 +96,9 @@ struct lease_entry {
     std::optional<time_point> orphaned_at;  // session-bound and its session is gone: deadline capped by grace
     session_id owner = 0;
     bool session_bound = false;
+    // Who created it, for the quotas (registry_options::max_services_per_*).
+    std::string origin;
+    session_id creator = 0;
 };
 
 struct registry::impl {
@@ -109,6 +112,8 @@ struct registry::impl {
     std::unordered_map<std::uint64_t, lease_entry> leases;
     detail::expiry_queue expiry;  // effective deadlines, with stale entries (see is_current)
     std::unordered_map<session_id, std::unordered_set<std::uint64_t>> sessions;
+    std::unordered_map<std::string, std::size_t> by_origin;  // live leases per origin (non-empty ones)
+    std::unordered_map<session_id, std::size_t> by_creator;  // live leases per creating session (non-zero)
 
     std::uint64_t state_revision = 0;      // last revision assigned to a change
     std::uint64_t published_revision = 0;  // last revision whose events went out
@@ -188,7 +193,47 @@ struct registry::impl {
         auto it = leases.find(lease_id);
         if (it == leases.end()) return;
         detach(lease_id, it->second);
+        uncount(it->second);
         leases.erase(it);
+    }
+
+    // ---- quotas ---------------------------------------------------------------
+
+    template <typename Map, typename Key>
+    static void decrement(Map& counts, const Key& key) {
+        auto it = counts.find(key);
+        if (it != counts.end() && --it->second == 0) counts.erase(it);
+    }
+
+    template <typename Map, typename Key>
+    static std::size_t count_of(const Map& counts, const Key& key) {
+        auto it = counts.find(key);
+        return it == counts.end() ? 0 : it->second;
+    }
+
+    void count(const lease_entry& l) {
+        if (!l.origin.empty()) ++by_origin[l.origin];
+        if (l.creator != 0) ++by_creator[l.creator];
+    }
+
+    void uncount(const lease_entry& l) {
+        if (!l.origin.empty()) decrement(by_origin, l.origin);
+        if (l.creator != 0) decrement(by_creator, l.creator);
+    }
+
+    // A new registration from `origin` over session `creator`, if a quota allows it.
+    std::optional<error> over_quota(const std::string& origin, session_id creator) const {
+        if (opt.max_services_per_origin != 0 && !origin.empty() &&
+            count_of(by_origin, origin) >= opt.max_services_per_origin) {
+            return error{errc::limit_exceeded, "quota registrations_per_address: " + origin + " holds its maximum of " +
+                                                   std::to_string(opt.max_services_per_origin) + " registrations"};
+        }
+        if (opt.max_services_per_session != 0 && creator != 0 &&
+            count_of(by_creator, creator) >= opt.max_services_per_session) {
+            return error{errc::limit_exceeded, "quota registrations_per_connection: this connection holds its maximum of " +
+                                                   std::to_string(opt.max_services_per_session) + " registrations"};
+        }
+        return std::nullopt;
     }
 
     // ---- changes ------------------------------------------------------------
@@ -351,7 +396,7 @@ task<result<void>> registry::open() {
         const time_point expires_at = s->lease.expires_at;
         const bool session_bound = s->lease.session_bound;
         const auto entry = m.services.emplace_hint(m.services.end(), s->instance_id, std::move(s));  // keys come in order
-        lease_entry l{entry, expires_at, std::nullopt, 0, session_bound};
+        lease_entry l{entry, expires_at, std::nullopt, 0, session_bound, {}, 0};  // counted toward no quota
         // Its session died with the previous process: the grace starts now.
         if (l.session_bound) l.orphaned_at = now + m.opt.session_grace;
         m.leases.emplace(lease_id, l);
@@ -423,6 +468,8 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
     } else if (m.services.size() >= m.opt.max_services) {
         co_return fail(errc::limit_exceeded, "the registry holds its maximum of " +
                                                  std::to_string(m.opt.max_services) + " services");
+    } else if (auto refused = m.over_quota(reg.origin, owner)) {
+        co_return unexpected{std::move(*refused)};
     }
 
     auto next = std::make_shared<service_instance>(std::move(reg.service));
@@ -478,8 +525,11 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
         }
         m.schedule(lease_id, l);
     } else {
-        auto& l = m.leases.emplace(lease_id, lease_entry{entry, deadline, std::nullopt, 0, reg.session_bound})
+        auto& l = m.leases
+                      .emplace(lease_id, lease_entry{entry, deadline, std::nullopt, 0, reg.session_bound,
+                                                     std::move(reg.origin), owner})
                       .first->second;
+        m.count(l);
         if (reg.session_bound) m.bind(lease_id, l, owner);
         m.schedule(lease_id, l);
     }

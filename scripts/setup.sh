@@ -5,4 +5,5 @@ set -euo pipefail
 "$(dirname "$0")/apt-install.sh" \
   build-essential cmake ninja-build pkg-config \
   libboost1.81-dev libsimdjson-dev libyaml-cpp-dev doctest-dev libarchive-dev \
-  libssh2-1-dev libssl-dev openssh-server openssh-client python3
+  libssh2-1-dev libssl-dev openssh-server openssh-client python3 \
+  clang libclang-rt-14-dev  # tests/fuzz: libFuzzer, ASan, UBSan

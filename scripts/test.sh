@@ -55,12 +55,30 @@ run_suite() {
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-run_suite release release "unit daemon integration containers container-it repl scripts package"
+run_suite release release "unit daemon integration containers container-it repl scripts package fuzz-replay"
 # The sanitizer tree runs every test except the real-Podman suites: those
 # take minutes of mostly waiting on containers, serially, and the code they
 # drive is covered under the sanitizers by the unit tests' in-memory engine.
 # That keeps a CI run on 2 cores well under 30 minutes.
-run_suite sanitizers asan "unit daemon integration"
+run_suite sanitizers asan "unit daemon integration fuzz-replay"
+
+# The libFuzzer targets (tests/fuzz), 10 s each on their own clang build;
+# one count per target. Longer runs: tests/fuzz/run.sh SECONDS.
+echo "=== fuzz: build and run"
+fuzz_log=build/fuzz-run.log
+mkdir -p build
+tests/fuzz/run.sh 10 2>&1 | tee "$fuzz_log"
+fuzz_summary=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed$' "$fuzz_log" | tail -n 1)
+if [ -z "$fuzz_summary" ]; then
+  failed=$((failed + 1))
+  status=1
+else
+  fuzz_pass=$(sed -E 's/^fuzz: ([0-9]+) passed.*/\1/' <<<"$fuzz_summary")
+  fuzz_fail=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$fuzz_summary")
+  passed=$((passed + fuzz_pass))
+  failed=$((failed + fuzz_fail))
+  [ "$fuzz_fail" -eq 0 ] || status=1
+fi
 
 # The JavaScript client (clients/js) against the release registryd; a test
 # file that cannot run at all counts as one failure.

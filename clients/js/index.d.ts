@@ -75,17 +75,29 @@ export interface DeregisterData {
   instance_id: string;
   revision: number;
 }
-export interface ServiceFilter {
+/** A listing's page (docs/protocol.md, "Limits"): `continue` goes alone (or with `limit`). */
+export interface PageParams {
+  limit?: number;
+  continue?: string;
+}
+export interface ServiceFilter extends PageParams {
   name?: string;
   version?: string;
   state?: ServiceState;
   host?: string;
   metadata?: Record<string, string>;
 }
-export interface EndpointFilter {
+export interface EndpointFilter extends PageParams {
   service?: string;
   endpoint?: string;
   protocol?: string;
+}
+export interface Page {
+  revision: number;
+  /** Present when more follow: the next page's token. */
+  continue?: string;
+  /** Present when more follow: how many. */
+  remaining?: number;
 }
 export interface ListedEndpoint extends Endpoint {
   service: string;
@@ -297,9 +309,14 @@ export class RegistryClient {
   keepalive(leaseId: number | { lease_id: number }, options?: RequestOptions): Promise<KeepaliveData>;
   deregister(instanceId: string | { instance_id: string }, options?: RequestOptions): Promise<DeregisterData>;
   getService(instanceId: string | { instance_id: string }, options?: RequestOptions): Promise<{ service: Service }>;
-  getService(query: { name: string }, options?: RequestOptions): Promise<{ services: Service[] }>;
-  listServices(filter?: ServiceFilter, options?: RequestOptions): Promise<{ revision: number; services: Service[] }>;
-  listEndpoints(filter?: EndpointFilter, options?: RequestOptions): Promise<{ revision: number; endpoints: ListedEndpoint[] }>;
+  /** Every instance of the name, all pages gathered; with `limit` or `continue`, that one page. */
+  getService(query: { name: string } & PageParams, options?: RequestOptions): Promise<Page & { services: Service[] }>;
+  /** Every match, from all the pages of one listing; with `limit` or `continue`, that one page. */
+  listServices(filter?: ServiceFilter, options?: RequestOptions): Promise<Page & { services: Service[] }>;
+  listEndpoints(filter?: EndpointFilter, options?: RequestOptions): Promise<Page & { endpoints: ListedEndpoint[] }>;
+  /** The pages of one listing, all of one revision; rejects with code 'continue_expired' when the server dropped it. */
+  listServicesPages(filter?: ServiceFilter, options?: RequestOptions): AsyncGenerator<Page & { services: Service[] }, void, undefined>;
+  listEndpointsPages(filter?: EndpointFilter, options?: RequestOptions): AsyncGenerator<Page & { endpoints: ListedEndpoint[] }, void, undefined>;
   setState(instanceId: string, state: ServiceState, reason?: string, options?: RequestOptions): Promise<SetStateData>;
   setState(params: SetStateParams): Promise<SetStateData>;
   subscribe(params?: SubscribeParams, options?: RequestOptions): Promise<Subscription>;

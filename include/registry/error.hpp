@@ -31,6 +31,7 @@ enum class errc {
     checksum_mismatch,  // the uploaded bytes do not have the declared sha256 (the upload is deleted)
     upload_incomplete,  // deploy_package names an upload that has not received every byte
     forbidden,          // the configuration does not allow it (a package path outside deploy.package_dirs)
+    continue_expired,   // a listing's continue token names a listing no longer held: list again
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -54,6 +55,7 @@ constexpr std::string_view to_string(errc code) noexcept {
         case errc::checksum_mismatch: return "checksum_mismatch";
         case errc::upload_incomplete: return "upload_incomplete";
         case errc::forbidden: return "forbidden";
+        case errc::continue_expired: return "continue_expired";
     }
     return "internal";
 }

@@ -42,6 +42,14 @@ struct registry_options {
     milliseconds bookmark_interval{10000};
     std::size_t watch_queue_limit = 65536;  // a watcher further behind than this gets resync_required
     std::size_t max_services = 1000000;
+    // Quotas on new registrations, so that a few clients cannot fill
+    // max_services for everyone (0: no quota). Per origin (the embedder's
+    // name for where a registration comes from: registryd gives the source
+    // address) and per session (the connection that registered). Counted
+    // while the instance lives, whether its connection is open or not;
+    // instances loaded by open() count toward neither.
+    std::size_t max_services_per_origin = 0;
+    std::size_t max_services_per_session = 0;
 };
 
 // An opaque connection identity for session-bound leases; 0 means none.
@@ -55,6 +63,7 @@ struct registration {
     std::optional<seconds> ttl;            // default_ttl when absent
     bool session_bound = false;
     std::optional<std::uint64_t> lease_id;  // re-register: must match the instance's lease
+    std::string origin;                     // for max_services_per_origin; empty: not counted
 };
 
 struct lease_grant {

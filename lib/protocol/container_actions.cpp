@@ -37,10 +37,7 @@ result<container_manager*> session::containers() {
 
 result<void> session::stream(call& c, const std::function<async_generator<event_ptr>(std::stop_token)>& open,
                              const std::function<void(detail::json_writer&)>& write_more) {
-    const std::size_t max = srv_.lims().max_subscriptions;
-    if (subscriptions_.size() >= max) {
-        return fail(errc::limit_exceeded, "at most " + std::to_string(max) + " subscriptions per connection");
-    }
+    if (auto allowed = may_subscribe(); !allowed) return allowed;
     std::string id = "s" + std::to_string(++subscriptions_started_);
     std::stop_source stop;
     auto events = open(stop.get_token());

@@ -31,20 +31,31 @@ struct deregister_params {
     std::string instance_id;
 };
 
+
+// A listing's page (docs/protocol.md, "Limits"): the first page has the
+// filters, the next ones only the token the previous page gave.
+struct page_params {
+    std::optional<std::uint64_t> limit;  // at most limits::max_page_items whatever is asked
+    std::optional<std::string> continue_token;
+};
+
 struct get_service_params {
     static constexpr std::string_view action = "get_service";
     std::string key;       // an instance id, or a service name when by_name
-    bool by_name = false;
+    bool by_name = false;  // also with page.continue_token (key then empty)
+    page_params page;      // by_name only
 };
 
 struct list_services_params {
     static constexpr std::string_view action = "list_services";
     service_filter filter;
+    page_params page;
 };
 
 struct list_endpoints_params {
     static constexpr std::string_view action = "list_endpoints";
     endpoint_filter filter;
+    page_params page;
 };
 
 struct set_state_params {

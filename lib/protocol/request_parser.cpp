@@ -20,6 +20,7 @@
 #include <initializer_list>
 #include <limits>
 #include <span>
+#include <utility>
 
 namespace registry {
 
@@ -51,9 +52,17 @@ struct path {
     }
 };
 
+// Every string of a request is at most this long (docs/protocol.md,
+// "Limits"), unless read as long text (REPL code, files, stdin): one client
+// must not make registryd store, broadcast or log megabytes of free text.
+constexpr std::size_t max_request_string = 4096;
+
 // Collects the first problem; every reader returns false once there is one.
 struct decoder {
     std::string problem;
+    // Strings (and object keys) longer than this are refused; stored records
+    // are not limited (they were checked when they came in).
+    std::size_t max_string = std::numeric_limits<std::size_t>::max();
 
     bool fail(const path& at, std::string_view what) {
         at.render(problem);
@@ -95,7 +104,10 @@ bool open(decoder& d, dom::element e, members& m) {
     if (e.get_object().get(obj)) return d.fail(m.at, "must be an object");
     for (auto [key, value] : obj) {
         const std::size_t i = m.index_of(key);
-        if (i == m.names.size()) return d.fail(m.at.member(key), "unknown field");
+        if (i == m.names.size()) {
+            if (key.size() > 128) return d.fail(m.at, "unknown field (a name of " + std::to_string(key.size()) + " bytes)");
+            return d.fail(m.at.member(key), "unknown field");
+        }
         if (m.present[i]) return d.fail(m.at.member(key), "duplicate field");
         m.present.set(i);
         m.values[i] = value;
@@ -117,11 +129,23 @@ bool only(decoder& d, const members& m, std::initializer_list<std::string_view> 
 
 // ---- values -------------------------------------------------------------------
 
+std::string too_long(std::size_t max) { return "must be at most " + std::to_string(max) + " bytes"; }
+
 bool read(decoder& d, dom::element e, const path& at, std::string& out) {
     std::string_view s;
     if (e.get_string().get(s)) return d.fail(at, "must be a string");
+    if (s.size() > d.max_string) return d.fail(at, too_long(d.max_string));
     out.assign(s);
     return true;
+}
+
+// A field whose size only the message size bounds (and the REPL's own limits).
+template <typename T>
+bool read_long_text(decoder& d, dom::element e, const path& at, T& out) {
+    const std::size_t saved = std::exchange(d.max_string, std::numeric_limits<std::size_t>::max());
+    const bool ok = read(d, e, at, out);
+    d.max_string = saved;
+    return ok;
 }
 
 bool read(decoder& d, dom::element e, const path& at, bool& out) {
@@ -240,6 +264,7 @@ bool read(decoder& d, dom::element e, const path& at, std::map<std::string, std:
     if (e.get_object().get(obj)) return d.fail(at, "must be an object");
     for (auto [key, value] : obj) {
         const path p = at.member(key);
+        if (key.size() > d.max_string) return d.fail(at, "a key " + too_long(d.max_string));
         std::string v;
         if (!read(d, value, p, v)) return false;
         if (!out.emplace(key, std::move(v)).second) return d.fail(p, "duplicate field");
@@ -445,32 +470,52 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     return open(d, e, m) && required(d, m, "instance_id", p.instance_id);
 }
 
+// limit and continue; with continue, the filters are the first page's and
+// may not be given again.
+bool read_page(decoder& d, const members& m, protocol::page_params& page) {
+    if (!optional(d, m, "limit", page.limit) || !optional(d, m, "continue", page.continue_token)) return false;
+    if (page.limit && *page.limit == 0) return d.fail(m.at.member("limit"), "must be at least 1");
+    if (!page.continue_token) return true;
+    for (std::size_t i = 0; i < m.names.size(); ++i) {
+        if (m.present[i] && m.names[i] != "limit" && m.names[i] != "continue") {
+            return d.fail(m.at.member(m.names[i]), "not allowed with continue (the first page's filters apply)");
+        }
+    }
+    return true;
+}
+
 bool read_params(decoder& d, const params_element& e, const path& at, protocol::get_service_params& p) {
-    static constexpr std::string_view names[] = {"instance_id", "name"};
+    static constexpr std::string_view names[] = {"instance_id", "name", "limit", "continue"};
     members m{at, names};
     if (!open(d, e, m)) return false;
+    if (m.get("continue")) {  // the next page of a by-name answer
+        p.by_name = true;
+        return read_page(d, m, p.page);
+    }
     p.by_name = m.get("name").has_value();
     if (p.by_name == m.get("instance_id").has_value()) {
         return d.fail(at, "exactly one of instance_id and name is required");
     }
-    return p.by_name ? required(d, m, "name", p.key) : required(d, m, "instance_id", p.key);
+    if (!p.by_name && m.get("limit")) return d.fail(at.member("limit"), "only with name");
+    return (p.by_name ? required(d, m, "name", p.key) : required(d, m, "instance_id", p.key)) &&
+           read_page(d, m, p.page);
 }
 
 bool read_params(decoder& d, const params_element& e, const path& at, protocol::list_services_params& p) {
-    static constexpr std::string_view names[] = {"name", "version", "state", "host", "metadata"};
+    static constexpr std::string_view names[] = {"name", "version", "state", "host", "metadata", "limit", "continue"};
     members m{at, names};
     auto& f = p.filter;
     return open(d, e, m) && optional(d, m, "name", f.name) && optional(d, m, "version", f.version) &&
            optional(d, m, "state", f.state) && optional(d, m, "host", f.host) &&
-           optional(d, m, "metadata", f.metadata);
+           optional(d, m, "metadata", f.metadata) && read_page(d, m, p.page);
 }
 
 bool read_params(decoder& d, const params_element& e, const path& at, protocol::list_endpoints_params& p) {
-    static constexpr std::string_view names[] = {"service", "endpoint", "protocol"};
+    static constexpr std::string_view names[] = {"service", "endpoint", "protocol", "limit", "continue"};
     members m{at, names};
     auto& f = p.filter;
     return open(d, e, m) && optional(d, m, "service", f.service) && optional(d, m, "endpoint", f.endpoint) &&
-           optional(d, m, "protocol", f.protocol);
+           optional(d, m, "protocol", f.protocol) && read_page(d, m, p.page);
 }
 
 bool read_params(decoder& d, const params_element& e, const path& at, protocol::set_state_params& p) {
@@ -739,7 +784,10 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
 bool read(decoder& d, dom::element e, const path& at, repl::source_file& out) {
     static constexpr std::string_view names[] = {"name", "content"};
     members m{at, names};
-    if (!open(d, e, m) || !required(d, m, "name", out.name) || !required(d, m, "content", out.content)) return false;
+    if (!open(d, e, m) || !required(d, m, "name", out.name)) return false;
+    auto content = m.get("content");
+    if (!content) return d.fail(at.member("content"), "is required");
+    if (!read_long_text(d, *content, at.member("content"), out.content)) return false;
     return !out.name.empty() || d.fail(at.member("name"), "must not be empty");
 }
 
@@ -775,11 +823,12 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     const bool code = m.get("code").has_value();
     if (code == m.get("files").has_value()) return d.fail(at, "exactly one of code and files is required");
     if (code) {
-        if (!required(d, m, "code", r.files.emplace_back().content)) return false;
+        if (!read_long_text(d, *m.get("code"), at.member("code"), r.files.emplace_back().content)) return false;
     } else if (!required(d, m, "files", r.files)) {
         return false;
     }
-    if (!optional(d, m, "stdin", r.stdin_data) || !optional(d, m, "args", r.args) ||
+    if (auto in = m.get("stdin"); in && !read_long_text(d, *in, at.member("stdin"), r.stdin_data)) return false;
+    if (!optional(d, m, "args", r.args) ||
         !optional(d, m, "limits", r.limits) || !optional(d, m, "idempotency_key", r.idempotency_key)) {
         return false;
     }
@@ -954,6 +1003,7 @@ parsed_frame request_parser::read_frame(const simdjson::dom::element& root) {
     static constexpr std::string_view names[] = {"id", "type", "action", "params"};
     members m{top, names};
     decoder d;
+    d.max_string = max_request_string;
     std::string type;
     std::string action;
     if (!open(d, root, m) || !required(d, m, "type", type)) {

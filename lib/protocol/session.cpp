@@ -72,6 +72,7 @@ void session::close() {
     if (closed_) return;
     closed_ = true;
     stop_subscriptions();
+    srv_.internals().listings.close_session(id_);
     reg().release_session(id_);
 }
 
@@ -92,9 +93,43 @@ bool session::send(frame f) {
     return false;
 }
 
+result<void> session::may_subscribe() const {
+    const auto& lims = srv_.lims();
+    if (subscriptions_.size() >= lims.max_subscriptions) {
+        return fail(errc::limit_exceeded,
+                    "at most " + std::to_string(lims.max_subscriptions) + " subscriptions per connection");
+    }
+    if (lims.max_subscriptions_per_source != 0 && !source_.empty()) {
+        const auto& by_source = srv_.internals().subscriptions_by_source;
+        auto it = by_source.find(source_);
+        if (it != by_source.end() && it->second >= lims.max_subscriptions_per_source) {
+            return fail(errc::limit_exceeded, "quota subscriptions_per_address: " + source_ + " holds its maximum of " +
+                                                  std::to_string(lims.max_subscriptions_per_source) + " subscriptions");
+        }
+    }
+    return result<void>{};
+}
+
 void session::start_subscription(std::string id, async_generator<event_ptr> events, std::stop_source stop) {
-    subscriptions_.emplace(id, stop);
+    if (subscriptions_.emplace(id, stop).second) count_for_source(1, 0);
     pumps_.spawn(pump(std::move(id), std::move(events), stop.get_token()));
+}
+
+std::optional<std::stop_source> session::forget_subscription(std::string_view id) {
+    auto it = subscriptions_.find(id);
+    if (it == subscriptions_.end()) return std::nullopt;
+    std::stop_source stop = std::move(it->second);
+    subscriptions_.erase(it);
+    count_for_source(0, 1);
+    return stop;
+}
+
+void session::count_for_source(std::size_t added, std::size_t removed) {
+    if (source_.empty()) return;
+    auto& by_source = srv_.internals().subscriptions_by_source;
+    auto it = by_source.try_emplace(source_, 0).first;
+    it->second = it->second + added - removed;
+    if (it->second == 0) by_source.erase(it);
 }
 
 // Suspends only inside the watch, which ends inline when `stop` is requested:
@@ -109,12 +144,13 @@ task<void> session::pump(std::string id, async_generator<event_ptr> events, std:
         // Out of memory encoding an event, or a registry bug: end this
         // subscription rather than the process.
     }
-    subscriptions_.erase(id);
+    forget_subscription(id);
 }
 
 void session::stop_subscriptions() {
     // Pumps erase their own entry as they end, inline: detach the map first.
     auto stopping = std::exchange(subscriptions_, {});
+    count_for_source(0, stopping.size());
     for (auto& [id, stop] : stopping) stop.request_stop();
 }
 

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -24,7 +25,8 @@ namespace registry::protocol {
 
 class session : public std::enable_shared_from_this<session> {
 public:
-    session(server& srv, outbox& out, session_id id) : srv_(srv), out_(&out), id_(id) {}
+    session(server& srv, outbox& out, session_id id, std::string source)
+        : srv_(srv), out_(&out), id_(id), source_(std::move(source)) {}
     session(const session&) = delete;
     session& operator=(const session&) = delete;
 
@@ -89,7 +91,20 @@ private:
     void send_error(const std::string* id, const error& err);
     bool send(frame f);
 
+    // Both subscription quotas: per connection and per source address.
+    result<void> may_subscribe() const;
     void start_subscription(std::string id, async_generator<event_ptr> events, std::stop_source stop);
+    // Every change to subscriptions_ goes through these two, which keep the
+    // per-source count (server::impl::subscriptions_by_source) true.
+    std::optional<std::stop_source> forget_subscription(std::string_view id);
+    void count_for_source(std::size_t added, std::size_t removed);
+
+    // One page of a listing (list_services, list_endpoints, get_service by
+    // name): the first from `all`, found now; a next one from the listing its
+    // token names. `write_item(w, item)` writes one element of the `key` array.
+    template <typename Item, typename WriteItem>
+    result<void> send_page(call& c, std::string_view action, const page_params& page, std::string_view key,
+                           const std::function<std::vector<Item>()>& all, WriteItem&& write_item);
     // A subscription of its own for a per-request stream (log follow, pull):
     // answers {"subscription": id, <write_more>} and then streams `open`'s events.
     result<void> stream(call& c, const std::function<async_generator<event_ptr>(std::stop_token)>& open,
@@ -103,6 +118,7 @@ private:
     server& srv_;
     outbox* out_;  // not touched once closed: the embedder may have destroyed it
     session_id id_;
+    std::string source_;  // the peer's address, for per-source quotas; empty: none
     bool closed_ = false;
     std::map<std::string, std::stop_source, std::less<>> subscriptions_;
     std::uint64_t subscriptions_started_ = 0;  // names them s1, s2, ...

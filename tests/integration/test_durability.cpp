@@ -185,8 +185,14 @@ void check_kill9_under_load(const std::string& extra_config) {
             for (int r = 0; r <= round; ++r) {
                 for (int t = 0; t < threads; ++t) {
                     const std::string name = "load-r" + std::to_string(r) + "-t" + std::to_string(t);
-                    const json::value listed = c.call("list_services", json::object{{"name", name}}, 30s);
-                    for (const auto& s : it::arr(listed, "/services")) present.insert(str(s, "/instance_id"));
+                    // Every page of the listing (at most listings.max_page_items each).
+                    json::object params{{"name", name}};
+                    for (;;) {
+                        const json::value listed = c.call("list_services", params, 30s);
+                        for (const auto& s : it::arr(listed, "/services")) present.insert(str(s, "/instance_id"));
+                        if (!it::has(listed, "/continue")) break;
+                        params = json::object{{"continue", str(listed, "/continue")}};
+                    }
                 }
             }
             std::size_t missing = 0;

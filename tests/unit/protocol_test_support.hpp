@@ -41,7 +41,7 @@ struct client {
     capture out;
     protocol::connection conn;
 
-    client(protocol::server& srv, session_id id) : conn(srv, out, id) {}
+    client(protocol::server& srv, session_id id, std::string source = {}) : conn(srv, out, id, std::move(source)) {}
 
     // A request that completes without waiting; returns every frame it caused.
     std::vector<std::string> send(const std::string& frame, std::string_view code = "ok") {

@@ -95,17 +95,57 @@ export class RegistryClient {
     }
   }
 
-  // `instanceId` or {instance_id} resolves to {service}; {name} to {services}.
+  // `instanceId` or {instance_id} resolves to {service}; {name} to {revision,
+  // services}, every page gathered (with `limit` or `continue`: that one page).
   getService(query, options) {
+    if (typeof query === 'object' && query.name !== undefined) {
+      return this.#gather('get_service', 'services', query, options);
+    }
     return this.request('get_service', typeof query === 'object' ? query : { instance_id: query }, options);
   }
 
+  // Every match, gathered from all the pages of one listing (one revision).
+  // With `limit` or `continue` in `filter`: that one page, as the server sent it.
   listServices(filter = {}, options) {
-    return this.request('list_services', filter, options);
+    return this.#gather('list_services', 'services', filter, options);
   }
 
   listEndpoints(filter = {}, options) {
-    return this.request('list_endpoints', filter, options);
+    return this.#gather('list_endpoints', 'endpoints', filter, options);
+  }
+
+  // The pages of one listing, as an async iterator: each page's data
+  // ({revision, services, continue?, remaining?}), every page of the same
+  // revision. `filter.limit` bounds each page (the server bounds it too). A
+  // listing the server no longer holds rejects with code 'continue_expired'
+  // (a reconnect drops the connection's listings): list again.
+  listServicesPages(filter = {}, options) {
+    return this.#pages('list_services', filter, options);
+  }
+
+  listEndpointsPages(filter = {}, options) {
+    return this.#pages('list_endpoints', filter, options);
+  }
+
+  async *#pages(action, filter, options) {
+    let page = await this.request(action, filter, options);
+    yield page;
+    while (page.continue !== undefined) {
+      const params = { continue: page.continue };
+      if (filter.limit !== undefined) params.limit = filter.limit;
+      page = await this.request(action, params, options);
+      yield page;
+    }
+  }
+
+  async #gather(action, key, filter, options) {
+    if (filter.limit !== undefined || filter.continue !== undefined) return this.request(action, filter, options);
+    let all = null;
+    for await (const page of this.#pages(action, filter, options)) {
+      if (all === null) all = { revision: page.revision, [key]: [] };
+      all[key].push(...page[key]);
+    }
+    return all;
   }
 
   setState(instanceId, state, reason, options) {

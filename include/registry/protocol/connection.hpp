@@ -28,9 +28,14 @@ class executor;
 
 namespace registry::protocol {
 
+// docs/protocol.md, "Limits". 0 means no limit where a comment says so.
 struct limits {
     std::size_t max_message_bytes = 1 << 20;
-    std::size_t max_subscriptions = 64;  // per connection
+    std::size_t max_subscriptions = 64;                // per connection
+    std::size_t max_subscriptions_per_source = 1024;   // per source address, over its connections; 0: none
+    std::size_t max_page_items = 1000;                 // a listing's page, whatever the request's limit
+    std::size_t max_open_listings = 64;                // listings continued over pages, held in all
+    std::size_t max_open_listings_per_connection = 4;
 };
 
 // What happened to one request, for the embedder's metrics and logs.
@@ -76,7 +81,9 @@ private:
 class connection {
 public:
     // `id` identifies the session for session-bound leases; unique per server.
-    connection(server& srv, outbox& out, session_id id);
+    // `source` names where the connection comes from (registryd: the peer's
+    // IP address) for the per-source quotas; empty: counted toward none.
+    connection(server& srv, outbox& out, session_id id, std::string source = {});
     ~connection();  // calls close()
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
