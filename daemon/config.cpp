@@ -290,8 +290,73 @@ private:
             if (k == "reap_attempts") return set_count(C.reap_attempts, n, path, 1);
             if (k == "reap_backoff_ms") return set_millis(C.reap_backoff, n, path, 1);
             if (k == "sweep_interval_ms") return set_millis(C.sweep_interval, n, path, 10);
+            if (k == "presets") return presets(n, path);
             return false;
         });
+    }
+
+    // containers.presets: NAME: {image, command, limits: {memory_bytes, cpus, pids}},
+    // checked as container_create checks the same fields.
+    bool presets(const YAML::Node& v, const std::string& path) {
+        auto& out = cfg_.containers.presets;
+        out.clear();
+        section(v, path, [&](const std::string& name, const YAML::Node& item, const std::string& at_item) {
+            if (!node_name(name)) fail(at(item, at_item) + "a preset's name must be 1-64 characters of [A-Za-z0-9_.-]");
+            registry::container_preset p;
+            section(item, at_item, [&](const std::string& k, const YAML::Node& n, const std::string& fp) {
+                if (k == "image") {
+                    p.image = scalar(n, fp);
+                    const bool plain = std::none_of(p.image.begin(), p.image.end(),
+                                                    [](char c) { return static_cast<unsigned char>(c) <= 0x20; });
+                    if (p.image.empty() || p.image.size() > 255 || !plain) {
+                        fail(at(n, fp) + "must be 1-255 characters without whitespace");
+                    }
+                    return true;
+                }
+                if (k == "command") {
+                    if (!n.IsSequence()) fail(at(n, fp) + "must be a list of strings");
+                    if (n.size() > 256) fail(at(n, fp) + "at most 256 entries");
+                    p.command.clear();
+                    for (std::size_t i = 0; i < n.size(); ++i) p.command.push_back(scalar(n[i], fp + "[" + std::to_string(i) + "]"));
+                    return true;
+                }
+                if (k == "limits") return preset_limits(p.limits, n, fp);
+                return false;
+            });
+            if (p.image.empty()) fail(at(item, at_item) + "image is required");
+            out.insert_or_assign(name, std::move(p));
+            return true;
+        });
+        return true;
+    }
+
+    bool preset_limits(registry::container_limits& out, const YAML::Node& v, const std::string& path) {
+        section(v, path, [&](const std::string& k, const YAML::Node& n, const std::string& p) {
+            if (k == "memory_bytes") {
+                std::uint64_t bytes = 0;
+                set_bytes(bytes, n, p, 6u << 20);
+                out.memory_bytes = bytes;
+                return true;
+            }
+            if (k == "cpus") {
+                const std::string s = scalar(n, p);
+                double cpus = 0;
+                auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), cpus);
+                if (ec != std::errc{} || end != s.data() + s.size() || !(cpus > 0 && cpus <= 1024)) {
+                    fail(at(n, p) + "must be a number > 0 and <= 1024 (got \"" + s + "\")");
+                }
+                out.cpus = cpus;
+                return true;
+            }
+            if (k == "pids") {
+                const auto pids = integer(n, p, 1);
+                if (pids > 4194304) fail(at(n, p) + "must be 1-4194304");
+                out.pids = static_cast<std::int64_t>(pids);
+                return true;
+            }
+            return false;
+        });
+        return true;
     }
 
     bool engines(const YAML::Node& v, const std::string& path) {

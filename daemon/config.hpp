@@ -10,10 +10,14 @@
 #include "remote_host.hpp"
 #include "repl_config.hpp"
 
+#include <registry/container_manager.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -110,6 +114,8 @@ struct config {
         std::size_t reap_attempts = 3;
         std::chrono::milliseconds reap_backoff{500};
         std::chrono::milliseconds sweep_interval{5000};
+        // Named images for container_create's `preset`.
+        std::map<std::string, registry::container_preset, std::less<>> presets;
     } containers;
 
     struct store_section {

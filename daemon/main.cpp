@@ -188,6 +188,20 @@ std::unique_ptr<registry::container_manager> make_container_manager(
     o.reap_backoff = C.reap_backoff;
     o.sweep_interval = C.sweep_interval;
     o.stop_grace = C.stop_grace;
+    o.presets = C.presets;
+    // Every reaping leaves a line (as the container-lease seed's worker does),
+    // besides its events: who reaped what, when, and how it went.
+    o.on_reap = [](const registry::reap_report& r) {
+        const std::int64_t timestamp = r.at.time_since_epoch().count();
+        if (r.removed) {
+            log::info("container reaped", {{"container_id", r.container_id}, {"action", "reap"}, {"status", "removed"},
+                                           {"timestamp", timestamp}, {"engine", r.engine}, {"lease_id", r.lease_id}});
+        } else {
+            log::warn("container reap failed",
+                      {{"container_id", r.container_id}, {"action", "reap"}, {"status", "failed"},
+                       {"timestamp", timestamp}, {"engine", r.engine}, {"lease_id", r.lease_id}, {"error", r.error}});
+        }
+    };
     return std::make_unique<registry::container_manager>(reg, clk, st, std::move(nodes), o);
 }
 

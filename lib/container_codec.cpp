@@ -9,7 +9,7 @@ std::string encode_container_record(const managed_container& c) {
     std::string out;
     out.reserve(256);
     json_writer w(out);
-    protocol::write_container(w, c);
+    protocol::write_container(w, c, protocol::container_view::full);
     return out;
 }
 

@@ -71,6 +71,23 @@ std::vector<std::shared_ptr<event>> only(std::shared_ptr<event> e) {
     return events;
 }
 
+// The engine's account of the container's run (its inspect's State).
+void take_run_state(managed_container& c, const container_state& s) {
+    if (s.started_at) c.started_at = s.started_at;
+    if (s.finished_at) c.finished_at = s.finished_at;
+    c.error = s.error;
+}
+
+// What an adopted container without a stored record runs, from its inspect.
+void take_spec(managed_container& c, const container_info& info) {
+    c.command = info.command;
+    c.limits = info.limits;
+    c.labels.clear();
+    for (const auto& [key, value] : info.labels) {
+        if (!key.starts_with(container_labels::reserved_prefix)) c.labels.emplace(key, value);
+    }
+}
+
 bool occupies(managed_state s) { return s == managed_state::created || s == managed_state::running; }
 
 error not_managed(std::string_view id) {
@@ -237,10 +254,9 @@ struct container_manager::impl {
         co_return co_await reg.record(std::move(events), std::move(mutations), what);
     }
 
-    container_ptr with_state(const container_ptr& c, managed_state s, std::optional<int> exit_code = {}) {
+    container_ptr with_state(const container_ptr& c, managed_state s) {
         auto next = std::make_shared<managed_container>(*c);
         next->state = s;
-        if (exit_code) next->exit_code = exit_code;
         return next;
     }
 
@@ -266,9 +282,19 @@ struct container_manager::impl {
         }
         // An engine gone is the heartbeat's business; a container removed meanwhile is no news.
         if (!code || n->left) co_return;
+        result<container_info> info = not_yet();
+        try {
+            info = co_await n->cfg.engine->inspect(container_id, n->token());
+        } catch (const operation_cancelled&) {
+            co_return;
+        }
+        if (n->left) co_return;
         auto c = current(lease_id);
         if (!c || c->container_id != container_id || c->state != managed_state::running) co_return;
-        auto next = with_state(c, managed_state::exited, *code);
+        auto next = std::make_shared<managed_container>(*c);
+        next->state = managed_state::exited;
+        next->exit_code = *code;
+        if (info) take_run_state(*next, info->state);
         auto events = only(state_changed(next, c->state));
         auto done = co_await put(next, std::move(events), "container exit");
         (void)done;  // a failed store makes the registry unavailable; nothing more to do here
@@ -330,6 +356,20 @@ struct container_manager::impl {
             const managed_state state = from_engine(s.status);
             container_ptr known = current(*lease_id);
             if (known && (known->engine != n.cfg.name || known->container_id != s.id)) continue;
+            // What the listing does not say: times, error, exit code (and
+            // without a record, what it runs).
+            std::optional<container_info> inspected;
+            if (!known || known->state != state) {
+                result<container_info> info = not_yet();
+                try {
+                    info = co_await n.cfg.engine->inspect(s.id, n.token());
+                } catch (const operation_cancelled&) {
+                    co_return;
+                }
+                if (n.left) co_return;
+                if (info) inspected = std::move(*info);
+                if (current(*lease_id) != known) continue;  // changed meanwhile: not ours to overwrite
+            }
             auto next = std::make_shared<managed_container>();
             if (known) {
                 *next = *known;  // the stored lease, extensions included
@@ -344,8 +384,13 @@ struct container_manager::impl {
                 next->ttl = std::chrono::duration_cast<seconds>(next->expires_at - next->created_at);
                 auto extended = lost_deadlines.find(*lease_id);
                 if (extended != lost_deadlines.end()) next->expires_at = std::max(next->expires_at, extended->second);
+                if (inspected) take_spec(*next, *inspected);
             }
             next->state = state;
+            if (inspected) {
+                take_run_state(*next, inspected->state);
+                if (state == managed_state::exited) next->exit_code = inspected->state.exit_code;
+            }
             std::vector<std::shared_ptr<event>> none;
             auto written = co_await put(next, std::move(none), "adopted container");
             if (!written || n.left) co_return;
@@ -507,6 +552,7 @@ struct container_manager::impl {
             c->container_id, last);
         c = current(lease_id);
         if (!c || reaped == reap_result::given_up) co_return;
+        report_reap(c->engine, c->container_id, lease_id, reaped, last);
         if (reaped == reap_result::removed) {
             auto gone = with_state(c, managed_state::removed);
             auto events = only(state_changed(gone, c->state, "lease_expired"));
@@ -538,6 +584,7 @@ struct container_manager::impl {
             key.second, last);
         auto it = held.find(key);
         if (it == held.end() || reaped == reap_result::given_up) co_return;
+        report_reap(key.first, key.second, 0, reaped, last);
         if (reaped == reap_result::removed) {
             held.erase(it);
             co_return;
@@ -572,6 +619,13 @@ struct container_manager::impl {
             last = done.err();
         }
         co_return reap_result::failed;
+    }
+
+    void report_reap(const std::string& engine, const std::string& container_id, std::uint64_t lease_id,
+                     reap_result reaped, const error& last) const {
+        if (!opt.on_reap) return;
+        const bool removed = reaped == reap_result::removed;
+        opt.on_reap(reap_report{engine, container_id, lease_id, removed, clk.now(), removed ? std::string() : last.message});
     }
 
     task<void> report_reap_failure(container_ptr c, const error& last) {
@@ -739,8 +793,32 @@ task<void> container_manager::run(std::stop_token stop) {
     co_await m.work.join();
 }
 
+result<void> container_manager::apply_preset(container_request& request) const {
+    if (request.preset) {
+        auto it = impl_->opt.presets.find(*request.preset);
+        if (it == impl_->opt.presets.end()) {
+            std::string known;
+            for (const auto& [name, p] : impl_->opt.presets) known += (known.empty() ? "" : ", ") + name;
+            return fail(errc::invalid_request, "preset: no preset '" + *request.preset + "' (configured: " +
+                                                   (known.empty() ? std::string("none") : known) + ")");
+        }
+        const container_preset& p = it->second;
+        auto& spec = request.spec;
+        if (spec.image.empty()) spec.image = p.image;
+        if (spec.command.empty()) spec.command = p.command;
+        if (!spec.limits.memory_bytes) spec.limits.memory_bytes = p.limits.memory_bytes;
+        if (!spec.limits.cpus) spec.limits.cpus = p.limits.cpus;
+        if (!spec.limits.pids) spec.limits.pids = p.limits.pids;
+        request.preset.reset();
+    }
+    if (request.spec.image.empty()) return fail(errc::invalid_request, "image: is required (or a preset)");
+    return {};
+}
+
 task<result<container_ptr>> container_manager::create(container_request request) {
     auto& m = *impl_;
+    auto preset = apply_preset(request);
+    if (!preset) co_return unexpected{preset.err()};
     const seconds ttl = request.ttl.value_or(m.opt.default_ttl);
     if (ttl < m.opt.min_ttl || ttl > m.opt.max_ttl) {
         co_return fail(errc::invalid_request, "ttl_seconds: must be " + std::to_string(m.opt.min_ttl.count()) + "-" +
@@ -769,6 +847,7 @@ task<result<container_ptr>> container_manager::create(container_request request)
     const time_point now = m.clk.now();
     const time_point expires = now + ttl;
     container_spec spec = std::move(request.spec);
+    auto user_labels = spec.labels;
     spec.labels[std::string(container_labels::instance)] = m.opt.instance_id;
     spec.labels[std::string(container_labels::lease)] = std::to_string(lease_id);
     spec.labels[std::string(container_labels::expires)] = std::to_string(ms(expires));
@@ -781,6 +860,9 @@ task<result<container_ptr>> container_manager::create(container_request request)
     c->created_at = now;
     c->expires_at = expires;
     c->state = managed_state::created;
+    c->command = spec.command;
+    c->limits = spec.limits;
+    c->labels = std::move(user_labels);
 
     auto created = co_await n.cfg.engine->create(std::move(spec), m.stopping);
     if (!created) co_return unexpected{created.err()};
@@ -797,6 +879,11 @@ task<result<container_ptr>> container_manager::create(container_request request)
     if (!recorded) co_return unexpected{recorded.err()};
 
     auto started = co_await n.cfg.engine->start(c->container_id, m.stopping);
+    std::optional<time_point> started_at;
+    if (started) {
+        auto info = co_await n.cfg.engine->inspect(c->container_id, m.stopping);
+        if (info) started_at = info->state.started_at;
+    }
     auto now_c = m.current(lease_id);
     if (!now_c) co_return fail(errc::unavailable, "engine '" + n.cfg.name + "' went offline");
     if (!started) {
@@ -810,7 +897,9 @@ task<result<container_ptr>> container_manager::create(container_request request)
         co_return unexpected{started.err()};
     }
     if (now_c->state != managed_state::created) co_return now_c;  // exited or removed already
-    auto running = m.with_state(now_c, managed_state::running);
+    auto running = std::make_shared<managed_container>(*now_c);
+    running->state = managed_state::running;
+    running->started_at = started_at;
     auto running_events = only(state_changed(running, managed_state::created));
     auto written = co_await m.put(running, std::move(running_events), "container");
     if (!written) co_return unexpected{written.err()};
@@ -883,7 +972,10 @@ task<result<container_ptr>> container_manager::stop(std::string_view container_i
     now_c = m.current(c->lease_id);
     if (!now_c) co_return fail(errc::not_found, "container '" + c->container_id + "' is no longer managed");
     if (!info || now_c->state == managed_state::exited) co_return now_c;
-    auto next = m.with_state(now_c, managed_state::exited, info->state.exit_code);
+    auto next = std::make_shared<managed_container>(*now_c);
+    next->state = managed_state::exited;
+    next->exit_code = info->state.exit_code;
+    take_run_state(*next, info->state);
     auto events = only(state_changed(next, now_c->state, "stopped"));
     auto written = co_await m.put(next, std::move(events), "container stop");
     if (!written) co_return unexpected{written.err()};

@@ -57,6 +57,17 @@ public:
         return *this;
     }
 
+    // The shortest text that reads back as `value` (finite values only: JSON
+    // has no NaN or infinity).
+    json_writer& real(double value) {
+        char buf[1 + 32];
+        char* begin = buf + 1;
+        if (needs_comma()) *--begin = ',';
+        char* end = std::to_chars(buf + 1, buf + sizeof buf, value).ptr;
+        out_->append(begin, static_cast<std::size_t>(end - begin));
+        return *this;
+    }
+
     json_writer& boolean(bool value) {
         literal(value ? ",true" : ",false");
         return *this;

@@ -33,6 +33,33 @@ export interface ServiceDescription {
 }
 
 /** A service instance as the server sends it. */
+export type ContainerState = 'created' | 'running' | 'exited' | 'removed' | 'lost';
+
+// The container object (container_list, container events); the times,
+// exit code and error only once known.
+export interface Container {
+  lease_id: number;
+  container_id: string;
+  name: string;
+  image: string;
+  engine: string;
+  state: ContainerState;
+  exit_code?: number;
+  ttl_seconds: number;
+  created_at_ms: number;
+  expires_at_ms: number;
+  started_at_ms?: number;
+  finished_at_ms?: number;
+  error?: string;
+}
+
+// A container in full (container_get).
+export interface ContainerDetail extends Container {
+  command: string[];
+  limits: { memory_bytes?: number; cpus?: number; pids?: number };
+  labels: Record<string, string>;
+}
+
 export interface Service {
   name: string;
   instance_id: string;
@@ -327,6 +354,7 @@ export class RegistryClient {
   listNodes(params?: object, options?: RequestOptions): Promise<any>;
   containerCreate(params: object, options?: RequestOptions): Promise<any>;
   containerList(params?: object, options?: RequestOptions): Promise<any>;
+  containerGet(containerId: string | { container_id: string }, options?: RequestOptions): Promise<{ container: ContainerDetail }>;
   containerLogs(params: object, options?: RequestOptions): Promise<any>;
   containerStop(params: object, options?: RequestOptions): Promise<any>;
   containerRemove(params: object, options?: RequestOptions): Promise<any>;

@@ -38,6 +38,8 @@
 #include <registry/result.hpp>
 #include <registry/task.hpp>
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -66,6 +68,27 @@ struct container_node {
     std::size_t capacity = 8;  // containers created or running at once
 };
 
+// What the reaper did with a container whose lease ran out (a managed one,
+// or a held one: lease_id 0): removed it, or gave up on this sweep after
+// every attempt failed (`error` then says why; it is retried). The
+// embedder's record of it, beside the events (registryd: a log line).
+struct reap_report {
+    std::string engine;
+    std::string container_id;
+    std::uint64_t lease_id = 0;
+    bool removed = false;
+    time_point at{};
+    std::string error;  // when not removed
+};
+
+// A named image with its command and limits (config: containers.presets),
+// what container_request::preset refers to.
+struct container_preset {
+    std::string image;
+    std::vector<std::string> command;  // empty: the image's default
+    container_limits limits;
+};
+
 struct container_manager_options {
     std::string instance_id = "registry";  // the instance label's value: which containers are ours
     seconds default_ttl{300};
@@ -77,10 +100,15 @@ struct container_manager_options {
     milliseconds reap_backoff{500};        // before the second attempt; doubles after each failure
     milliseconds sweep_interval{5000};     // a lease whose reaping failed is retried this much later
     seconds stop_grace{5};                 // the reaper's stop: SIGKILL after this
+    std::function<void(const reap_report&)> on_reap;  // optional; called inline, must not throw
+    std::map<std::string, container_preset, std::less<>> presets;
 };
 
 struct container_request {
+    // With `preset`, what the request leaves unset is the preset's: the image
+    // when empty, the command when empty, each limit when absent.
     container_spec spec;                // labels must not use container_labels::reserved_prefix
+    std::optional<std::string> preset;  // a name in container_manager_options::presets
     std::optional<seconds> ttl;         // default_ttl when absent
     std::optional<std::string> engine;  // a node's name; absent: the least loaded online node
 };
@@ -109,8 +137,12 @@ public:
     // all of them have finished.
     task<void> run(std::stop_token stop);
 
-    // Creates and starts a container under a new lease. Errors: invalid_request
-    // (ttl, reserved labels), not_found (no such engine, no such image: pull it
+    // Fills in what `request` leaves to its preset, if it names one.
+    // invalid_request: no such preset ("preset: ..."); no image at all.
+    result<void> apply_preset(container_request& request) const;
+
+    // Creates and starts a container under a new lease (apply_preset first).
+    // Errors: invalid_request (ttl, reserved labels, preset), not_found (no such engine, no such image: pull it
     // first), unavailable (no online engine, the engine failed), limit_exceeded
     // (every eligible node is at capacity), and the engine's errors.
     task<result<container_ptr>> create(container_request request);

@@ -3,14 +3,17 @@
 // publishes in its events.
 #pragma once
 
+#include <registry/container.hpp>
 #include <registry/ports/clock.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace registry {
 
@@ -30,6 +33,15 @@ struct managed_container {
     time_point expires_at{};  // the lease's current deadline (extensions included)
     managed_state state = managed_state::created;
     std::optional<int> exit_code;  // once exited
+    // From the engine's inspect (State.StartedAt, FinishedAt, Error), kept in
+    // the record so that they outlive the container and a restart.
+    std::optional<time_point> started_at;   // nullopt: not started (yet)
+    std::optional<time_point> finished_at;  // nullopt: not finished (yet)
+    std::string error;                      // the engine's error running it; usually empty
+    // What it runs, as requested (or, adopted without a record, as inspected).
+    std::vector<std::string> command;            // empty: the image's default
+    container_limits limits;
+    std::map<std::string, std::string> labels;  // the user's; not the registry's io.registry.* ones
 };
 
 using container_ptr = std::shared_ptr<const managed_container>;

@@ -55,6 +55,8 @@ task<result<void>> session::on(call& c, container_create_params& p) {
     if (!m) co_return unexpected{m.err()};
     auto ttl_ok = check_ttl(p.request.ttl, (*m)->options());
     if (!ttl_ok) co_return ttl_ok;
+    auto preset_ok = (*m)->apply_preset(p.request);
+    if (!preset_ok) co_return fail(errc::invalid_request, "params." + preset_ok.err().message);
     auto made = co_await (*m)->create(std::move(p.request));
     if (!made) co_return unexpected{made.err()};
     reply(c, [&](detail::json_writer& w) { write_container_data(w, **made); });
@@ -73,6 +75,19 @@ task<result<void>> session::on(call& c, container_list_params& p) {
             write_container(w, *ct);
         }
         w.end_array().end_object();
+    });
+    co_return result<void>{};
+}
+
+task<result<void>> session::on(call& c, container_get_params& p) {
+    auto m = containers();
+    if (!m) co_return unexpected{m.err()};
+    auto ct = (*m)->find(p.container_id);
+    if (!ct) co_return fail(errc::not_found, "no managed container '" + p.container_id + "'");
+    reply(c, [&](detail::json_writer& w) {
+        w.begin_object().key("container");
+        write_container(w, *ct, container_view::full);
+        w.end_object();
     });
     co_return result<void>{};
 }

@@ -30,7 +30,7 @@ std::size_t utf8_sequence(std::string_view s) {
 
 }  // namespace
 
-void write_container(detail::json_writer& w, const managed_container& c) {
+void write_container(detail::json_writer& w, const managed_container& c, container_view view) {
     w.begin_object()
         .key("lease_id").number(c.lease_id)
         .key("container_id").string(c.container_id)
@@ -41,8 +41,22 @@ void write_container(detail::json_writer& w, const managed_container& c) {
     if (c.exit_code) w.key("exit_code").number(*c.exit_code);
     w.key("ttl_seconds").number(c.ttl.count())
         .key("created_at_ms").number(ms(c.created_at))
-        .key("expires_at_ms").number(ms(c.expires_at))
-        .end_object();
+        .key("expires_at_ms").number(ms(c.expires_at));
+    if (c.started_at) w.key("started_at_ms").number(ms(*c.started_at));
+    if (c.finished_at) w.key("finished_at_ms").number(ms(*c.finished_at));
+    if (!c.error.empty()) w.key("error").string(c.error);
+    if (view == container_view::full) {
+        w.key("command").begin_array();
+        for (const auto& arg : c.command) w.string(arg);
+        w.end_array().key("limits").begin_object();
+        if (c.limits.memory_bytes) w.key("memory_bytes").number(*c.limits.memory_bytes);
+        if (c.limits.cpus) w.key("cpus").real(*c.limits.cpus);
+        if (c.limits.pids) w.key("pids").number(*c.limits.pids);
+        w.end_object().key("labels").begin_object();
+        for (const auto& [key, value] : c.labels) w.key(key).string(value);
+        w.end_object();
+    }
+    w.end_object();
 }
 
 std::string valid_utf8(std::string_view bytes) {

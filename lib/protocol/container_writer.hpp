@@ -12,7 +12,12 @@
 
 namespace registry::protocol {
 
-void write_container(detail::json_writer& w, const managed_container& c);
+// How much of a container: `summary` in listings and events, `full` (adds
+// command, limits, labels) in container_get and the stored lease record.
+enum class container_view { summary, full };
+
+void write_container(detail::json_writer& w, const managed_container& c,
+                     container_view view = container_view::summary);
 
 // Container output is bytes; JSON strings are UTF-8. Invalid sequences
 // become U+FFFD.

@@ -88,6 +88,11 @@ struct container_list_params {
     std::optional<managed_state> state;
 };
 
+struct container_get_params {
+    static constexpr std::string_view action = "container_get";
+    std::string container_id;
+};
+
 struct container_logs_params {
     static constexpr std::string_view action = "container_logs";
     std::string container_id;
@@ -185,7 +190,7 @@ using request_params = std::variant<register_params, keepalive_params, deregiste
                                     subscribe_params, unsubscribe_params, container_create_params,
                                     container_list_params, container_logs_params, container_stop_params,
                                     container_remove_params, container_extend_params, image_pull_params,
-                                    list_nodes_params, deploy_package_params, package_upload_begin_params,
+                                    list_nodes_params, container_get_params, deploy_package_params, package_upload_begin_params,
                                     package_upload_chunk_params, package_upload_status_params, service_action_params,
                                     undeploy_params, repl_languages_params, repl_execute_params,
                                     repl_cancel_params>;

@@ -385,12 +385,32 @@ bool read(decoder& d, dom::element e, const path& at, int& out) {
     return true;
 }
 
-bool read_container(decoder& d, dom::element e, const path& at, managed_container& out) {
-    static constexpr std::string_view names[] = {"lease_id", "container_id",  "name",          "image",
-                                                 "engine",   "state",         "exit_code",     "ttl_seconds",
-                                                 "created_at_ms", "expires_at_ms"};
+// The one non-integer number of the protocol: a share of CPUs.
+bool read(decoder& d, dom::element e, const path& at, double& out) {
+    if (e.get_double().get(out)) return d.fail(at, "must be a number");
+    return true;
+}
+
+// A stored record's limits, as they were accepted (or inspected): read back
+// without the request's bounds, so that no engine's figure can make a record
+// unreadable.
+bool read_stored_limits(decoder& d, dom::element e, const path& at, container_limits& out) {
+    static constexpr std::string_view names[] = {"memory_bytes", "cpus", "pids"};
     members m{at, names};
-    return open(d, e, m) && required(d, m, "lease_id", out.lease_id) &&
+    return open(d, e, m) && optional(d, m, "memory_bytes", out.memory_bytes) && optional(d, m, "cpus", out.cpus) &&
+           optional(d, m, "pids", out.pids);
+}
+
+bool read_container(decoder& d, dom::element e, const path& at, managed_container& out) {
+    static constexpr std::string_view names[] = {
+        "lease_id",       "container_id",   "name",  "image",   "engine", "state",  "exit_code", "ttl_seconds",
+        "created_at_ms",  "expires_at_ms",  "started_at_ms", "finished_at_ms", "error", "command", "limits", "labels"};
+    members m{at, names};
+    return open(d, e, m) && optional(d, m, "started_at_ms", out.started_at) &&
+           optional(d, m, "finished_at_ms", out.finished_at) && optional(d, m, "error", out.error) &&
+           optional(d, m, "command", out.command) && optional(d, m, "labels", out.labels) &&
+           (!m.get("limits") || read_stored_limits(d, *m.get("limits"), at.member("limits"), out.limits)) &&
+           required(d, m, "lease_id", out.lease_id) &&
            required(d, m, "container_id", out.container_id) && required(d, m, "name", out.name) &&
            required(d, m, "image", out.image) && required(d, m, "engine", out.engine) &&
            required(d, m, "state", out.state) && optional(d, m, "exit_code", out.exit_code) &&
@@ -541,12 +561,6 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
 
 // ---- container actions --------------------------------------------------------------
 
-// The one non-integer number of the protocol: a share of CPUs.
-bool read(decoder& d, dom::element e, const path& at, double& out) {
-    if (e.get_double().get(out)) return d.fail(at, "must be a number");
-    return true;
-}
-
 std::optional<container_network> parse_network(std::string_view s) noexcept {
     if (s == "none") return container_network::none;
     if (s == "default") return container_network::default_;
@@ -597,18 +611,21 @@ bool check_image(decoder& d, const path& at, const std::string& image) {
 }
 
 bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_create_params& p) {
-    static constexpr std::string_view names[] = {"image",  "name",    "command",          "env",         "labels",
-                                                 "limits", "network", "read_only_rootfs", "ttl_seconds", "engine"};
+    static constexpr std::string_view names[] = {"image",   "name",             "command",     "env",
+                                                 "labels",  "limits",           "network",     "read_only_rootfs",
+                                                 "ttl_seconds", "engine",       "preset"};
     members m{at, names};
     auto& r = p.request;
     auto& spec = r.spec;
-    const bool ok = open(d, e, m) && required(d, m, "image", spec.image) && optional(d, m, "name", spec.name) &&
+    const bool ok = open(d, e, m) && optional(d, m, "preset", r.preset) &&
+                    (r.preset ? optional(d, m, "image", spec.image) : required(d, m, "image", spec.image)) &&
+                    optional(d, m, "name", spec.name) &&
                     optional(d, m, "command", spec.command) && optional(d, m, "env", spec.env) &&
                     optional(d, m, "labels", spec.labels) && optional(d, m, "limits", spec.limits) &&
                     optional(d, m, "network", spec.network) &&
                     optional(d, m, "read_only_rootfs", spec.read_only_rootfs) && optional(d, m, "ttl_seconds", r.ttl) &&
                     optional(d, m, "engine", r.engine);
-    if (!ok || !check_image(d, at.member("image"), spec.image)) return false;
+    if (!ok || (m.get("image") && !check_image(d, at.member("image"), spec.image))) return false;
     if (m.get("name") && !container_name(spec.name)) {
         return d.fail(at.member("name"), "must be 1-128 characters of [A-Za-z0-9_.-], starting with a letter or digit");
     }
@@ -633,6 +650,12 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     static constexpr std::string_view names[] = {"engine", "state"};
     members m{at, names};
     return open(d, e, m) && optional(d, m, "engine", p.engine) && optional(d, m, "state", p.state);
+}
+
+bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_get_params& p) {
+    static constexpr std::string_view names[] = {"container_id"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "container_id", p.container_id);
 }
 
 bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_logs_params& p) {

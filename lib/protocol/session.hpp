@@ -67,6 +67,7 @@ private:
     task<result<void>> on(call& c, container_extend_params& p);
     task<result<void>> on(call& c, image_pull_params& p);
     task<result<void>> on(call& c, list_nodes_params& p);
+    task<result<void>> on(call& c, container_get_params& p);
 
     // deploy_actions.cpp
     task<result<void>> on(call& c, deploy_package_params& p);

@@ -6,8 +6,10 @@
 #include "harness.hpp"
 #include "podman_harness.hpp"
 
+#include <boost/json/parse.hpp>
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
@@ -37,6 +39,8 @@ std::string config(const std::string& instance, const std::vector<engine_config>
         "  stop_grace_seconds: 1\n"
         "  reap_backoff_ms: 200\n"
         "  sweep_interval_ms: 1000\n"
+        "  presets:\n"
+        "    sleeper: {image: " + std::string(rt::test_image) + ", command: [sleep, \"300\"], limits: {pids: 16, memory_bytes: 32MiB}}\n"
         "  engines:\n";
     for (const auto& e : engines) {
         yaml += "    - name: " + e.name + "\n      endpoint: " + e.uri + "\n      capacity: 4\n";
@@ -109,6 +113,18 @@ struct event_log {
             timeout, "container_state_changed " + state + " of " + id);
     }
 };
+
+// The JSON log line registryd wrote when it reaped `id`, if it has.
+bool reap_log_line(const it::registryd& d, const std::string& id, json::value& out) {
+    std::ifstream in(d.dir() / "registryd.stderr");
+    std::string text;
+    while (std::getline(in, text)) {
+        if (text.find("\"container reaped\"") == std::string::npos || text.find(id) == std::string::npos) continue;
+        out = json::parse(text);
+        return str(out, "/container_id") == id;
+    }
+    return false;
+}
 
 json::array strings(std::initializer_list<const char*> items) {
     json::array a;
@@ -188,6 +204,76 @@ TEST_CASE("create, follow the logs, see the exit code, remove") {
     CHECK(exists(p1, foreign));
 }
 
+TEST_CASE("container_get: the engine's start and finish times, exit code, limits and labels, across a restart; presets") {
+    rt::podman_service p1;
+    it::registryd d(config("it-get", {{"p1", p1.uri()}}));
+    IT_DIAGNOSE(d);
+    json::object params{{"image", rt::test_image},
+                        {"name", "it-get"},
+                        {"command", strings({"sh", "-c", "sleep 1; exit 3"})},
+                        {"labels", {{"team", "core"}}},
+                        {"limits", {{"memory_bytes", 64 << 20}, {"cpus", 0.5}, {"pids", 32}}},
+                        {"ttl_seconds", 120}};
+    const std::int64_t before = it::now_ms();
+    std::string id;
+    json::value exited;
+    {
+        it::ws_client ws(d);
+        wait_online(ws, "p1");
+        auto made = ws.call("container_create", params, it::scaled(60s));
+        id = str(made, "/container/container_id");
+        CHECK(num(made, "/container/started_at_ms") >= before - 1000);
+        CHECK(!it::has(made, "/container/finished_at_ms"));
+        REQUIRE(eventually([&] { return str(ws.call("container_get", {{"container_id", id}}), "/container/state") == "exited"; },
+                           20s));
+        exited = ws.call("container_get", {{"container_id", id}});
+    }
+    CHECK(num(exited, "/container/exit_code") == 3);
+    CHECK(str(exited, "/container/name") == "it-get");
+    CHECK(str(exited, "/container/engine") == "p1");
+    CHECK(str(exited, "/container/image") == rt::test_image);
+    CHECK(it::dump(exited.at_pointer("/container/command")) == R"(["sh","-c","sleep 1; exit 3"])");
+    CHECK(it::dump(exited.at_pointer("/container/labels")) == R"({"team":"core"})");
+    CHECK(num(exited, "/container/limits/memory_bytes") == 67108864);
+    CHECK(exited.at_pointer("/container/limits/cpus").to_number<double>() == 0.5);
+    CHECK(num(exited, "/container/limits/pids") == 32);
+    CHECK(!it::has(exited, "/container/error"));
+    // The engine's own times, to the millisecond of what Podman reports.
+    const std::int64_t started = num(exited, "/container/started_at_ms");
+    const std::int64_t finished = num(exited, "/container/finished_at_ms");
+    CHECK(finished - started >= 900);
+    CHECK(finished <= it::now_ms());
+    CHECK(inspect(p1, id, "{{.State.StartedAt.UnixMilli}}") == std::to_string(started));
+    CHECK(inspect(p1, id, "{{.State.FinishedAt.UnixMilli}}") == std::to_string(finished));
+
+    // Kept in the store: a registryd killed and started again has them all.
+    d.kill9();
+    d.start();
+    it::ws_client ws(d);
+    wait_online(ws, "p1");
+    auto again = ws.call("container_get", {{"container_id", id}});
+    CHECK(it::dump(again) == it::dump(exited));
+
+    auto refused = ws.request("container_get", {{"container_id", "nope"}});
+    CHECK(it::error_code(refused) == "not_found");
+    ws.call("container_remove", {{"container_id", id}});
+
+    // A preset of the configuration, with a limit overridden.
+    auto preset = ws.call("container_create", {{"preset", "sleeper"}, {"limits", {{"pids", 8}}}, {"ttl_seconds", 30}},
+                          it::scaled(60s));
+    const std::string preset_id = str(preset, "/container/container_id");
+    CHECK(str(preset, "/container/image") == rt::test_image);
+    CHECK(inspect(p1, preset_id, "{{json .Config.Cmd}}") == R"(["sleep","300"])");
+    CHECK(inspect(p1, preset_id, "{{.HostConfig.PidsLimit}}") == "8");
+    CHECK(inspect(p1, preset_id, "{{.HostConfig.Memory}}") == std::to_string(32 << 20));
+    auto got = ws.call("container_get", {{"container_id", preset_id}});
+    CHECK(it::dump(got.at_pointer("/container/command")) == R"(["sleep","300"])");
+    auto unknown = ws.request("container_create", {{"preset", "ubuntu"}});
+    CHECK(it::error_code(unknown) == "invalid_request");
+    CHECK(str(unknown, "/error/message") == "params.preset: no preset 'ubuntu' (configured: sleeper)");
+    ws.call("container_remove", {{"container_id", preset_id}, {"force", true}});
+}
+
 TEST_CASE("an expired lease is reaped, an extended one survives") {
     rt::podman_service p1;
     it::registryd d(config("it-reap", {{"p1", p1.uri()}}));
@@ -216,6 +302,17 @@ TEST_CASE("an expired lease is reaped, an extended one survives") {
     auto reaped = events.state(doomed_id, "removed");
     CHECK(str(reaped, "/data/reason") == "lease_expired");
     CHECK(!exists(p1, doomed_id));
+    // Besides its events, the reaping left an info line in registryd's log.
+    json::value line;
+    CHECK(eventually([&] { return reap_log_line(d, doomed_id, line); }, 5s));
+    CHECK(str(line, "/level") == "info");
+    CHECK(str(line, "/msg") == "container reaped");
+    CHECK(str(line, "/action") == "reap");
+    CHECK(str(line, "/status") == "removed");
+    CHECK(num(line, "/timestamp") >= num(doomed, "/container/expires_at_ms"));
+    CHECK(num(line, "/timestamp") <= it::now_ms());
+    CHECK(num(line, "/lease_id") == num(doomed, "/container/lease_id"));
+    CHECK(str(line, "/engine") == "p1");
 
     // Well past its first deadline, the extended one still runs.
     const std::int64_t past_first_deadline = num(kept, "/container/expires_at_ms") + 1500;

@@ -40,6 +40,8 @@ struct cluster {
     cluster() {
         opt.instance_id = "reg-1";
         opt.stop_grace = 1s;
+        a.clk = &clk;
+        b.clk = &clk;
     }
 
     void start() {
@@ -155,6 +157,51 @@ TEST_CASE("container_manager: bad requests are refused before anything is create
     CHECK(k.mgr->list().empty());
 }
 
+TEST_CASE("container_manager: a preset gives what the request leaves unset; unknown presets are refused") {
+    cluster k;
+    container_preset sleeper{"img", {"sleep", "100"}, {}};
+    sleeper.limits.memory_bytes = 64u << 20;
+    sleeper.limits.pids = 16;
+    k.opt.presets.emplace("sleeper", sleeper);
+    k.start();
+
+    container_request plain;
+    plain.preset = "sleeper";
+    auto made = run_now(k.mgr->create(std::move(plain)));
+    REQUIRE(made);
+    const auto& spec = k.engine_of(*made).containers().at((*made)->container_id).spec;
+    CHECK(spec.image == "img");
+    CHECK(spec.command == strings{"sleep", "100"});
+    CHECK(spec.limits == sleeper.limits);
+    CHECK((*made)->image == "img");
+    CHECK((*made)->command == strings{"sleep", "100"});
+
+    container_request overridden;
+    overridden.preset = "sleeper";
+    overridden.spec.command = {"true"};
+    overridden.spec.limits.pids = 4;
+    overridden.spec.limits.cpus = 0.25;
+    auto other = run_now(k.mgr->create(std::move(overridden)));
+    REQUIRE(other);
+    const auto& other_spec = k.engine_of(*other).containers().at((*other)->container_id).spec;
+    CHECK(other_spec.command == strings{"true"});
+    CHECK(other_spec.limits.pids == 4);
+    CHECK(other_spec.limits.cpus == 0.25);
+    CHECK(other_spec.limits.memory_bytes == sleeper.limits.memory_bytes);  // not overridden: the preset's
+
+    container_request unknown;
+    unknown.preset = "ubuntu";
+    auto refused = run_now(k.mgr->create(std::move(unknown)));
+    REQUIRE(!refused);
+    CHECK(refused.err().code == errc::invalid_request);
+    CHECK(refused.err().message == "preset: no preset 'ubuntu' (configured: sleeper)");
+    container_request nothing;
+    auto no_image = run_now(k.mgr->create(std::move(nothing)));
+    REQUIRE(!no_image);
+    CHECK(no_image.err().code == errc::invalid_request);
+    CHECK(k.mgr->list().size() == 2);
+}
+
 TEST_CASE("container_manager: scheduling picks the lowest load relative to capacity") {
     cluster k;  // a: capacity 2, b: capacity 4
     k.start();
@@ -204,6 +251,72 @@ TEST_CASE("container_manager: an exit is an event with the exit code") {
     CHECK(!k.st.data().contains("ctr/" + std::to_string(c->lease_id)));
 }
 
+TEST_CASE("container_manager: start and finish times and the engine's error come from inspect, across a restart") {
+    cluster k;
+    k.start();
+    container_request r;
+    r.spec.image = "img";
+    r.spec.command = {"sh", "-c", "exit 4"};
+    r.spec.labels = {{"team", "core"}};
+    r.spec.limits.memory_bytes = 64u << 20;
+    r.spec.limits.cpus = 0.5;
+    r.spec.limits.pids = 32;
+    r.engine = "a";
+    const time_point started = k.clk.now();
+    auto made = run_now(k.mgr->create(std::move(r)));
+    REQUIRE(made);
+    const std::string id = (*made)->container_id;
+    REQUIRE((*made)->started_at);
+    CHECK(*(*made)->started_at == started);
+    CHECK(!(*made)->finished_at);
+    CHECK((*made)->error.empty());
+    CHECK((*made)->command == strings{"sh", "-c", "exit 4"});
+    CHECK((*made)->labels == std::map<std::string, std::string>{{"team", "core"}});  // not io.registry.*
+    CHECK((*made)->limits.pids == 32);
+
+    k.clk.advance(5s);
+    k.a.set_error(id, "oci runtime: out of cheese");
+    k.a.exit(id, 4);
+    auto exited = k.mgr->find(id);
+    REQUIRE(exited->finished_at);
+    CHECK(*exited->finished_at == started + 5s);
+    CHECK(exited->error == "oci runtime: out of cheese");
+    CHECK(exited->exit_code == 4);
+    // The exited event carries them too.
+    REQUIRE(!k.events.events.empty());
+    CHECK(k.events.events.back()->container->finished_at == exited->finished_at);
+
+    // A restart reads them back from the store, with what it runs.
+    k.shut_down();
+    k.start();
+    auto reloaded = k.mgr->find(id);
+    REQUIRE(reloaded);
+    CHECK(reloaded->started_at == exited->started_at);
+    CHECK(reloaded->finished_at == exited->finished_at);
+    CHECK(reloaded->error == exited->error);
+    CHECK(reloaded->exit_code == 4);
+    CHECK(reloaded->command == exited->command);
+    CHECK(reloaded->labels == exited->labels);
+    CHECK(reloaded->limits == exited->limits);
+}
+
+TEST_CASE("container_manager: a container that exited while registryd was down is adopted with its finish time") {
+    cluster k;
+    k.start();
+    auto c = k.create(100s, "a");
+    k.shut_down();
+    k.clk.advance(3s);
+    k.a.exit(c->container_id, 9);
+    k.start();
+    auto adopted = k.mgr->find(c->container_id);
+    REQUIRE(adopted);
+    CHECK(adopted->state == managed_state::exited);
+    CHECK(adopted->exit_code == 9);
+    REQUIRE(adopted->finished_at);
+    CHECK(*adopted->finished_at == k.clk.now());
+    CHECK(adopted->started_at == c->started_at);
+}
+
 TEST_CASE("container_manager: an expired lease is reaped: stopped, removed, forgotten") {
     cluster k;
     k.start();
@@ -238,6 +351,36 @@ TEST_CASE("container_manager: the reaper retries with exponential backoff") {
     CHECK(e.stop_calls == 3);
     CHECK(!e.exists(c->container_id));
     CHECK(k.history(c) == strings{"created", "running", "expired", "exited", "removed"});
+}
+
+TEST_CASE("container_manager: every reaping is reported to on_reap: removed, or failed with the error") {
+    cluster k;
+    std::vector<reap_report> reports;
+    k.opt.on_reap = [&](const reap_report& r) { reports.push_back(r); };
+    k.opt.reap_backoff = 500ms;
+    k.start();
+    auto gone = k.create(10s, "a");
+    auto stuck = k.create(20s, "b");
+    k.b.remove_failures = 3;
+    k.clk.advance(10s);
+    REQUIRE(reports.size() == 1);
+    CHECK(reports[0].container_id == gone->container_id);
+    CHECK(reports[0].engine == "a");
+    CHECK(reports[0].lease_id == gone->lease_id);
+    CHECK(reports[0].removed);
+    CHECK(reports[0].at == gone->expires_at);
+    CHECK(reports[0].error.empty());
+
+    k.clk.advance(10s + 1500ms);  // stuck's three attempts
+    REQUIRE(reports.size() == 2);
+    CHECK(reports[1].container_id == stuck->container_id);
+    CHECK(!reports[1].removed);
+    CHECK(reports[1].error == "engine busy");
+    k.clk.advance(k.opt.sweep_interval);  // the next sweep removes it
+    REQUIRE(reports.size() == 3);
+    CHECK(reports[2].container_id == stuck->container_id);
+    CHECK(reports[2].removed);
+    CHECK(!k.b.exists(stuck->container_id));
 }
 
 TEST_CASE("container_manager: a container that is already gone (404) counts as reaped") {

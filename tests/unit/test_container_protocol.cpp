@@ -36,6 +36,7 @@ struct containers_fixture {
             container_manager_options o;
             o.instance_id = "reg-1";
             o.max_ttl = 3600s;
+            o.presets.emplace("busy", container_preset{"img", {"sh", "-c", "sleep 9"}, {}});
             mgr.emplace(reg, clk, st, std::vector<container_node>{{"a", "mem://a", &a, 2}}, o);
             REQUIRE(run_now(mgr->open()));
             runner.spawn(mgr->run(stop.get_token()));
@@ -126,6 +127,51 @@ TEST_CASE("container protocol: create, list, extend, logs, stop, remove") {
           R"({"id":"10","type":"response","error":{"code":"not_found","message":"no managed container 'a-c1'"}})");
 }
 
+TEST_CASE("container protocol: container_get, one container in full") {
+    containers_fixture f;
+    f.a.clk = &f.clk;
+    auto& c = *f.c;
+    c.send(req("1", "container_create", create_params));
+    const std::string running =
+        R"({"id":"2","type":"response","data":{"container":{"lease_id":1,"container_id":"a-c1","name":"job-1",)"
+        R"("image":"img","engine":"a","state":"running","ttl_seconds":60,"created_at_ms":1700000000000,)"
+        R"("expires_at_ms":1700000060000,"started_at_ms":1700000000000,"command":["sh","-c","echo hi"],)"
+        R"("limits":{"memory_bytes":67108864,"cpus":0.5,"pids":64},"labels":{"team":"x"}}}})";
+    CHECK(c.ask(req("2", "container_get", R"({"container_id":"a-c1"})")) == running);
+    // Listings and events keep to the summary: no command, limits or labels.
+    CHECK(!has(c.ask(req("3", "container_list", "{}")), "\"command\""));
+
+    f.clk.advance(2500ms);
+    f.a.set_error("a-c1", "it broke");
+    f.a.exit("a-c1", 3);
+    CHECK(c.ask(req("4", "container_get", R"({"container_id":"a-c1"})")) ==
+          R"({"id":"4","type":"response","data":{"container":{"lease_id":1,"container_id":"a-c1","name":"job-1",)"
+          R"("image":"img","engine":"a","state":"exited","exit_code":3,"ttl_seconds":60,)"
+          R"("created_at_ms":1700000000000,"expires_at_ms":1700000060000,"started_at_ms":1700000000000,)"
+          R"("finished_at_ms":1700000002500,"error":"it broke","command":["sh","-c","echo hi"],)"
+          R"("limits":{"memory_bytes":67108864,"cpus":0.5,"pids":64},"labels":{"team":"x"}}}})");
+
+    CHECK(c.ask(req("5", "container_get", R"({"container_id":"nope"})"), "not_found") ==
+          R"({"id":"5","type":"response","error":{"code":"not_found","message":"no managed container 'nope'"}})");
+    CHECK(c.ask(req("6", "container_get", "{}"), "invalid_request") ==
+          R"({"id":"6","type":"response","error":{"code":"invalid_request","message":"params.container_id: is required"}})");
+}
+
+TEST_CASE("container protocol: container_create with a preset, explicit fields overriding it") {
+    containers_fixture f;
+    auto& c = *f.c;
+    auto frames = c.send(req("1", "container_create", R"({"preset":"busy","limits":{"pids":8}})"));
+    REQUIRE(frames.size() == 1);
+    CHECK(has(frames[0], R"("image":"img")"));
+    const auto& spec = f.a.containers().at("a-c1").spec;
+    CHECK(spec.image == "img");
+    CHECK(spec.command == std::vector<std::string>{"sh", "-c", "sleep 9"});
+    CHECK(spec.limits.pids == 8);
+    frames = c.send(req("2", "container_create", R"({"preset":"busy","command":["true"]})"));
+    REQUIRE(frames.size() == 1);
+    CHECK(f.a.containers().at("a-c2").spec.command == std::vector<std::string>{"true"});
+}
+
 TEST_CASE("container protocol: expiry events, nodes, pulls") {
     containers_fixture f;
     auto& c = *f.c;
@@ -202,6 +248,11 @@ TEST_CASE("container protocol: strict parameters") {
     CHECK(error_of("container_list", R"({"state":"sleeping"})") ==
           message("params.state: must be one of created, running, exited, removed, lost"));
     CHECK(error_of("list_nodes", R"({"x":1})") == message("params.x: unknown field"));
+    CHECK(error_of("container_create", R"({"preset":"nope"})") ==
+          message("params.preset: no preset 'nope' (configured: busy)"));
+    CHECK(error_of("container_create", R"({"preset":1})") == message("params.preset: must be a string"));
+    CHECK(error_of("container_create", R"({"preset":"busy","image":""})") ==
+          message("params.image: must be 1-255 characters without whitespace"));
     CHECK(error_of("image_pull", "{}") == message("params.reference: is required"));
     CHECK(f.a.containers().empty());
 

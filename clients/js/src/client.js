@@ -201,6 +201,12 @@ export class RegistryClient {
     return this.request('container_list', params, options);
   }
 
+  // `containerId` or {container_id} resolves to {container}: one managed
+  // container in full (command, limits, labels, times, exit code, error).
+  containerGet(query, options) {
+    return this.request('container_get', typeof query === 'object' ? query : { container_id: query }, options);
+  }
+
   containerLogs(params, options) {
     return this.request('container_logs', params, options);
   }

@@ -31,6 +31,8 @@ function config(engine) {
     '  heartbeat_interval_ms: 200\n' +
     '  heartbeat_timeout_ms: 2000\n' +
     '  stop_grace_seconds: 1\n' +
+    '  presets:\n' +
+    `    sleeper: {image: ${testImage}, command: [sleep, "300"], limits: {pids: 16}}\n` +
     '  engines:\n' +
     `    - name: node-1\n      endpoint: ${engine}\n      capacity: 4\n` +
     'repl:\n' +
@@ -184,6 +186,92 @@ describe('registryctl on a real Podman', () => {
     const uri = podman.uri.replace(/[/.]/g, '\\$&');
     assert.match(row, new RegExp(`^node-1\\s+${uri}\\s+online\\s+\\d+\\s+4\\s+\\d+s ago$`));
     assert.deepEqual(more, []);
+  });
+
+  test('containers get: one container in full, with its times, exit code, limits and labels', async () => {
+    const before = Date.now();
+    const { container } = await c.containerCreate({
+      image: testImage,
+      name: 'cli-get',
+      command: ['sh', '-c', 'sleep 1; exit 3'],
+      labels: { team: 'core' },
+      limits: { memory_bytes: 64 * 1024 * 1024, cpus: 0.5, pids: 32 },
+      ttl_seconds: 60,
+    });
+    const id = container.container_id;
+    const exited = await until(
+      async () => {
+        const { container: got } = await c.containerGet(id);
+        return got.state === 'exited' ? got : null;
+      },
+      30_000,
+      'the container to exit',
+    );
+    assert.equal(exited.exit_code, 3);
+    assert.ok(exited.started_at_ms >= before - 1000 && exited.started_at_ms <= Date.now(), 'started_at_ms');
+    assert.ok(exited.finished_at_ms - exited.started_at_ms >= 900, 'it ran about a second');
+    assert.deepEqual(exited.command, ['sh', '-c', 'sleep 1; exit 3']);
+    assert.deepEqual(exited.labels, { team: 'core' });
+    assert.deepEqual(exited.limits, { memory_bytes: 67108864, cpus: 0.5, pids: 32 });
+    assert.equal(exited.error, undefined);
+
+    const json = await run(['containers', 'get', '--json', id]);
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout).container, exited);
+
+    const human = await run(['containers', 'get', id]);
+    assert.equal(human.code, 0, human.stderr);
+    const lines = human.stdout.split('\n');
+    assert.equal(lines[0], `container: ${id}`);
+    assert.ok(lines.includes('name:      cli-get'), human.stdout);
+    assert.ok(lines.includes("command:   sh -c 'sleep 1; exit 3'"), human.stdout);
+    assert.ok(lines.includes('state:     exited (exit code 3)'), human.stdout);
+    assert.ok(lines.some((l) => l.startsWith(`started:   ${new Date(exited.started_at_ms).toISOString()} (`)), human.stdout);
+    assert.ok(lines.some((l) => l.startsWith(`finished:  ${new Date(exited.finished_at_ms).toISOString()} (`)), human.stdout);
+    assert.ok(lines.includes('limits:    memory 64 MiB, cpus 0.5, pids 32'), human.stdout);
+    assert.ok(lines.includes('labels:    team=core'), human.stdout);
+
+    const missingOne = await run(['containers', 'get', 'nope']);
+    assert.notEqual(missingOne.code, 0);
+    assert.match(missingOne.stderr, /not_found.*no managed container 'nope'/);
+    await c.containerRemove({ container_id: id });
+  });
+
+  test('containers create: from a preset with overrides, or from an image with a command', async () => {
+    const fromPreset = await run(['containers', 'create', '--preset', 'sleeper', '--pids', '8', '--ttl', '60', '--json']);
+    assert.equal(fromPreset.code, 0, fromPreset.stderr);
+    const { container: made } = JSON.parse(fromPreset.stdout);
+    const { container: presetOne } = await c.containerGet(made.container_id);
+    assert.deepEqual(presetOne.command, ['sleep', '300']);
+    assert.deepEqual(presetOne.limits, { pids: 8 });
+    assert.equal(presetOne.image, testImage);
+    assert.equal(presetOne.ttl_seconds, 60);
+
+    const fromImage = await run(['containers', 'create', '--image', testImage, '--name', 'cli-made', '--label', 'team=core', '--', 'sh', '-c', 'exit 4']);
+    assert.equal(fromImage.code, 0, fromImage.stderr);
+    const m = /^created ([0-9a-f]{64}) \(cli-made\) on node-1, expires in (\d+s|5m)$/.exec(fromImage.stdout);
+    assert.ok(m, fromImage.stdout);
+    const exited = await until(
+      async () => {
+        const { container } = await c.containerGet(m[1]);
+        return container.state === 'exited' ? container : null;
+      },
+      30_000,
+      'the container to exit',
+    );
+    assert.equal(exited.exit_code, 4);
+    assert.deepEqual(exited.command, ['sh', '-c', 'exit 4']);
+    assert.deepEqual(exited.labels, { team: 'core' });
+
+    const unknown = await run(['containers', 'create', '--preset', 'ubuntu']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /invalid_request: params\.preset: no preset 'ubuntu' \(configured: sleeper\)/);
+    const neither = await run(['containers', 'create']);
+    assert.equal(neither.code, 2);
+    assert.match(neither.stderr, /--preset or --image is required/);
+
+    await c.containerRemove({ container_id: made.container_id, force: true });
+    await c.containerRemove({ container_id: m[1] });
   });
 
   test('containers: list, logs -f, extend, stop and rm a container made with the client', async () => {

@@ -27,6 +27,9 @@ public:
         container_status status = container_status::created;
         int exit_code = 0;
         std::vector<output_chunk> output;
+        std::optional<time_point> started_at;  // stamped from `clk`, if set
+        std::optional<time_point> finished_at;
+        std::string error;  // what inspect reports as the engine's error
     };
 
     explicit memory_engine(std::string name = "engine") : name_(std::move(name)) { images.insert("img"); }
@@ -37,6 +40,7 @@ public:
     int remove_failures = 0;          // the next this many stop/remove calls fail with unavailable
     std::size_t remove_calls = 0;
     std::size_t stop_calls = 0;
+    const clock* clk = nullptr;  // when set, start and exit stamp the container's times
 
     const std::map<std::string, container>& containers() const noexcept { return containers_; }
     bool exists(const std::string& id) const { return containers_.contains(id); }
@@ -44,7 +48,7 @@ public:
     // Adds a container as if made by someone (or some earlier process).
     std::string add(container_spec spec, container_status status) {
         const std::string id = name_ + "-c" + std::to_string(++created_);
-        containers_[id] = container{std::move(spec), status, 0, {}};
+        containers_[id] = container{std::move(spec), status, 0, {}, {}, {}, {}};
         return id;
     }
     void write(const std::string& id, std::string text, output_stream s = output_stream::out) {
@@ -55,8 +59,11 @@ public:
         auto& c = containers_.at(id);
         c.status = container_status::exited;
         c.exit_code = code;
+        if (clk) c.finished_at = clk->now();
         notify();
     }
+    // What inspect reports as the engine's error running it (State.Error).
+    void set_error(const std::string& id, std::string error) { containers_.at(id).error = std::move(error); }
     void go_offline() {
         offline = true;
         notify();
@@ -80,7 +87,10 @@ public:
         if (offline) co_return down();
         auto it = containers_.find(id);
         if (it == containers_.end()) co_return missing(id);
-        if (it->second.status == container_status::created) it->second.status = container_status::running;
+        if (it->second.status == container_status::created) {
+            it->second.status = container_status::running;
+            if (clk) it->second.started_at = clk->now();
+        }
         co_return result<void>{};
     }
     task<result<void>> stop(std::string id, std::chrono::seconds, std::stop_token = {}) override {
@@ -119,6 +129,11 @@ public:
         info.state.status = it->second.status;
         info.state.running = it->second.status == container_status::running;
         info.state.exit_code = it->second.exit_code;
+        info.state.started_at = it->second.started_at;
+        info.state.finished_at = it->second.finished_at;
+        info.state.error = it->second.error;
+        info.command = it->second.spec.command;
+        info.limits = it->second.spec.limits;
         co_return info;
     }
     task<result<std::vector<container_summary>>> list(label_selector labels, std::stop_token = {}) override {

@@ -261,7 +261,7 @@ function writeOutput(ctx, chunk) {
 }
 
 const containers = {
-  args: '[list [--state S] [--engine E] | logs [-f] [--tail N] ID | stop [--grace S] ID | rm [--force] ID | extend ID --ttl S]',
+  args: '[list [--state S] [--engine E] | create (--preset NAME | --image IMG) [--name N] [--ttl S] [--engine E] [--label K=V]... [--memory BYTES] [--cpus N] [--pids N] [-- CMD...] | get ID | logs [-f] [--tail N] ID | stop [--grace S] ID | rm [--force] ID | extend ID --ttl S]',
   summary: 'manage containers',
   options: {
     state: { type: 'string' },
@@ -271,6 +271,13 @@ const containers = {
     grace: { type: 'string' },
     force: { type: 'boolean', default: false },
     ttl: { type: 'string' },
+    preset: { type: 'string' },
+    image: { type: 'string' },
+    name: { type: 'string' },
+    label: { type: 'string', multiple: true },
+    memory: { type: 'string' },
+    cpus: { type: 'string' },
+    pids: { type: 'string' },
   },
   async run(ctx) {
     const [sub = 'list', ...args] = ctx.positionals;
@@ -294,6 +301,38 @@ const containers = {
             ]),
           ),
         );
+        return;
+      }
+      case 'create': {
+        // What the preset gives, the flags override (docs/protocol.md, container_create).
+        if (values.preset === undefined && values.image === undefined) {
+          throw usageError('containers create: --preset or --image is required');
+        }
+        const params = {};
+        if (values.preset !== undefined) params.preset = values.preset;
+        if (values.image !== undefined) params.image = values.image;
+        if (values.name !== undefined) params.name = values.name;
+        if (values.ttl !== undefined) params.ttl_seconds = int(values.ttl, '--ttl');
+        if (values.engine !== undefined) params.engine = values.engine;
+        if (values.label) params.labels = pairs(values.label, '--label');
+        const limits = {};
+        if (values.memory !== undefined) limits.memory_bytes = int(values.memory, '--memory');
+        if (values.cpus !== undefined) {
+          const cpus = Number(values.cpus);
+          if (!(cpus > 0)) throw usageError(`--cpus: expected a positive number, got '${values.cpus}'`);
+          limits.cpus = cpus;
+        }
+        if (values.pids !== undefined) limits.pids = int(values.pids, '--pids');
+        if (Object.keys(limits).length) params.limits = limits;
+        if (args.length) params.command = args;
+        print(ctx, await client.containerCreate(params), ({ container: c }) =>
+          `created ${c.container_id}${c.name ? ` (${c.name})` : ''} on ${c.engine}, expires ${fmt.relativeTime(c.expires_at_ms)}`,
+        );
+        return;
+      }
+      case 'get': {
+        const [id] = need(args, 1, 'container id');
+        print(ctx, await client.containerGet(id), (d) => fmt.containerDetail(d.container));
         return;
       }
       case 'logs': {

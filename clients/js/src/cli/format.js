@@ -77,6 +77,54 @@ export function serviceDetail(s) {
   return rows.map(([k, v]) => `${`${k}:`.padEnd(w + 1)} ${v}`).join('\n');
 }
 
+// A byte count as "64 MiB", "1.5 GiB", "512 B".
+function bytesText(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i += 1;
+  }
+  return `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+// A command as a shell would read it back: words with anything special quoted.
+function commandText(args) {
+  return args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+function timeText(ms) {
+  return ms === undefined ? '-' : `${new Date(ms).toISOString()} (${relativeTime(ms)})`;
+}
+
+// A container in detail (container_get), one "key: value" a line.
+export function containerDetail(c) {
+  const limits = [];
+  if (c.limits?.memory_bytes !== undefined) limits.push(`memory ${bytesText(c.limits.memory_bytes)}`);
+  if (c.limits?.cpus !== undefined) limits.push(`cpus ${c.limits.cpus}`);
+  if (c.limits?.pids !== undefined) limits.push(`pids ${c.limits.pids}`);
+  const rows = [
+    ['container', c.container_id],
+    ['name', c.name || '-'],
+    ['image', c.image],
+    ['command', c.command?.length ? commandText(c.command) : '(the image\'s)'],
+    ['engine', c.engine],
+    ['state', c.exit_code !== undefined ? `${c.state} (exit code ${c.exit_code})` : c.state],
+    ['created', timeText(c.created_at_ms)],
+    ['started', timeText(c.started_at_ms)],
+    ['finished', timeText(c.finished_at_ms)],
+  ];
+  if (c.error) rows.push(['error', c.error]);
+  rows.push(
+    ['lease', `${c.lease_id}, ttl ${c.ttl_seconds}s, expires ${relativeTime(c.expires_at_ms)}`],
+    ['limits', limits.join(', ') || '-'],
+    ['labels', Object.entries(c.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ') || '-'],
+  );
+  const w = Math.max(...rows.map((r) => r[0].length));
+  return rows.map(([k, v]) => `${`${k}:`.padEnd(w + 1)} ${v}`).join('\n');
+}
+
 // One line for an event: "REVISION EVENT INSTANCE details".
 export function eventLine(e) {
   const d = e.data;
