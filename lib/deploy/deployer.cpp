@@ -13,6 +13,7 @@ namespace registry::deploy {
 namespace {
 
 constexpr std::size_t max_output = 4096;
+constexpr milliseconds first_gate_retry{100};
 
 // A single-quoted sh word.
 std::string quote(std::string_view s) {
@@ -235,12 +236,15 @@ struct deployer::impl {
         co_return fail(errc::requirement_not_met, std::move(message));
     }
 
-    // Runs the health script every interval until it passes or the deadline
-    // is over; the last result either way.
+    // Runs the health script until it passes or the deadline is over; the
+    // last result either way. A service is usually up a moment after
+    // start.sh: the first retries come soon (100 ms, doubling up to the
+    // interval), and the last check runs at the deadline.
     task<result<command_result>> health_gate(const installed& at, progress_sink& report, progress p) {
         const auto& h = at.manifest.health;
         if (!h) co_return command_result{0, false, {}, {}};
         const time_point deadline = clk.now() + h->deadline;
+        milliseconds backoff = std::min(first_gate_retry, h->interval);
         for (;;) {
             auto r = co_await script(at, h->script, h->timeout);
             if (!r) co_return r;
@@ -248,9 +252,10 @@ struct deployer::impl {
             p.output = output_of(*r);
             p.message = r->exit_code == 0 ? "health check passed" : "health check did not pass yet";
             report(p);
-            if (r->exit_code == 0 || clk.now() + h->interval > deadline) co_return r;
-            const bool slept = co_await clk.sleep_until(clk.now() + h->interval);
+            if (r->exit_code == 0 || clk.now() >= deadline) co_return r;
+            const bool slept = co_await clk.sleep_until(std::min(clk.now() + backoff, deadline));
             (void)slept;
+            backoff = std::min(backoff * 2, h->interval);
         }
     }
 

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -56,8 +57,20 @@ fs::path build_package(const fs::path& work, const package_options& o) {
           << "service:\n  type: managed_process\n  ports:\n    - {name: http, port: " << o.port << ", protocol: http}\n"
           << "requires:\n  commands: " << yaml_list(o.commands) << "\n  libraries: " << yaml_list(o.libraries) << "\n"
           << "depends_on: " << yaml_list(o.depends_on) << "\n"
-          << "health:\n  script: scripts/health.sh\n  interval: 300ms\n  timeout: 3s\n  deadline: " << o.deadline
-          << "\n";
+          << "health:\n  script: scripts/health.sh\n  interval: " << o.interval << "\n  timeout: 3s\n  deadline: "
+          << o.deadline << "\n";
+    }
+    if (o.failing_checks > 0) {
+        std::ifstream in(src / "scripts" / "health.sh");
+        std::string shebang, rest;
+        std::getline(in, shebang);
+        rest.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        std::ofstream(src / "scripts" / "health.sh", std::ios::trunc)
+            << shebang << "\n"
+            << "n=$(cat \"$PACKAGE_DIR/run/checks\" 2>/dev/null || echo 0); n=$((n + 1))\n"
+            << "echo \"$n\" >\"$PACKAGE_DIR/run/checks\"\n"
+            << "if [ \"$n\" -le " << o.failing_checks << " ]; then echo \"warming up ($n)\"; exit 2; fi\n"
+            << rest;
     }
     std::ofstream(src / "www" / "index.html", std::ios::trunc) << "static-site " << o.version << "\n";
     if (!o.healthy) {

@@ -26,6 +26,8 @@ struct package_options {
     std::vector<std::string> libraries;
     std::vector<std::string> depends_on;
     std::string deadline = "10s";
+    std::string interval = "300ms";
+    int failing_checks = 0;      // health.sh exits 2 on its first N runs in a version's directory
 };
 
 // Copies packages/static-site into `work`, applies `o`, packs it with
