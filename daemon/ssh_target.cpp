@@ -212,9 +212,12 @@ public:
         if (!sftp_) co_return fail(errc::unavailable, "ssh " + host_.name + ": SFTP is not available: " + last_error());
         auto made = co_await mkdir(to, 0755);
         if (!made) co_return made;
+        // Paths are taken lexically: fs::relative would resolve a symlink to
+        // its target (and upload `latest.html -> index.html` as index.html).
+        // The iterator does not follow directory links.
         std::vector<fs::path> entries;
         for (auto it = fs::recursive_directory_iterator(from); it != fs::recursive_directory_iterator(); ++it) {
-            entries.push_back(fs::relative(it->path(), from));
+            entries.push_back(it->path().lexically_relative(from));
         }
         std::string links;  // symlinks are made over exec: SFTP servers disagree on SYMLINK's argument order
         for (const auto& rel : entries) {

@@ -456,7 +456,13 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
     auto prepared = co_await must(t, "mkdir -p " + quote(t.prefix()) + " && rm -rf " + quote(upload_to), "preparing the prefix");
     if (!prepared) co_return failed(prepared.err());
     auto uploaded = co_await t.upload(staging, upload_to);
-    if (!uploaded) co_return failed(uploaded.err());
+    if (!uploaded) {
+        // What arrived before the failure is nobody's: remove it (best effort,
+        // the target may be what failed).
+        auto cleaned = co_await shell(t, "rm -rf -- " + quote(upload_to));
+        (void)cleaned;
+        co_return failed(uploaded.err());
+    }
     // Exit 3: this very version is the running one; replacing its directory
     // under it is not a deploy.
     const std::string install =
@@ -465,7 +471,7 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
         quote(upload_to) + "; exit 3; fi\n"
         "  rm -rf " + quote(at->dir) + "\n"
         "fi\n"
-        "mv -T " + quote(upload_to) + " " + quote(at->dir) + " || exit 1\n"
+        "mv -T " + quote(upload_to) + " " + quote(at->dir) + " || { rm -rf -- " + quote(upload_to) + "; exit 1; }\n"
         "mkdir -p " + quote(at->home) + " || exit 1\n"
         "grep -qxF " + quote(install_dir_name(m)) + " " + quote(at->home + "/installed") + " 2>/dev/null || echo " +
         quote(install_dir_name(m)) + " >> " + quote(at->home + "/installed") + "\n"

@@ -138,3 +138,16 @@ TEST_CASE("deployer: the gate's retries back off from 100 ms to the interval, an
     CHECK(deploying.get().ok());
 }
 
+TEST_CASE("deployer: a failed upload's staging directory is removed from the target") {
+    fixture f;
+    test::collector events;
+    watch_options w;
+    w.snapshot = false;
+    events.start(f.reg, w);
+    f.target.upload_fails = true;
+    auto out = f.deployed();
+    REQUIRE_FALSE(out.ok());
+    CHECK(out.err().code == errc::unavailable);
+    CHECK(f.target.ran_matching("rm -rf -- '/srv/.staging-demo-1.0.0-1'"));
+}
+

@@ -1,0 +1,114 @@
+// Remote deployment over a real loopback sshd, as an operator meets it:
+// packages with symlinks, and a deploy that loses the host mid-upload.
+#include "deploy_support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using it::dump;
+using it::num;
+using it::str;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+namespace json = boost::json;
+namespace dep = it::deploy;
+
+namespace {
+
+std::string remote_host_yaml(const std::string& name, const dep::sshd& ssh, const fs::path& known_hosts,
+                             const fs::path& prefix) {
+    return "    - name: " + name + "\n      host: 127.0.0.1\n      port: " + std::to_string(ssh.port()) +
+           "\n      user: " + ssh.user() + "\n      identity_file: " + ssh.client_key().string() +
+           "\n      known_hosts: " + known_hosts.string() + "\n      prefix: " + prefix.string() + "\n";
+}
+
+// A registryd with the remote host "box" (prefix work/remote-opt) and
+// "box-wrong-key" (a known_hosts entry with another key).
+struct ssh_fixture {
+    dep::sshd ssh;
+    it::temp_dir work{"registryd-ssh-rollout"};
+    fs::path remote = work.path() / "remote-opt";
+    it::registryd d{"deploy:\n  prefix: " + (work.path() / "local-opt").string() + "\n  package_dirs: [" +
+                    work.path().string() + "]\n  script_timeout_seconds: 20\n  remote_hosts:\n" +
+                    remote_host_yaml("box", ssh, ssh.known_hosts(), work.path() / "remote-opt") +
+                    remote_host_yaml("box-wrong-key", ssh, ssh.wrong_known_hosts(), work.path() / "wrong-opt")};
+    std::unique_ptr<it::ws_client> client = std::make_unique<it::ws_client>(d);
+
+    ~ssh_fixture() { dep::kill_package_servers(remote); }
+
+    json::value deploy(const fs::path& archive, it::ms timeout = it::scaled(120s)) {
+        return client->request("deploy_package", json::object{{"path", archive.string()}, {"target", "box"}}, timeout);
+    }
+    json::value service() {
+        return client->call("get_service", it::parse_object(R"({"instance_id": "static-site.box"})"));
+    }
+    std::vector<std::string> stagings() const {
+        std::vector<std::string> out;
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(remote, ec)) {
+            if (e.path().filename().string().rfind(".staging-", 0) == 0) out.push_back(e.path().filename().string());
+        }
+        return out;
+    }
+};
+
+// Polls `done` until it holds or `timeout` passes.
+template <typename F>
+bool eventually(F done, it::ms timeout) {
+    const auto deadline = it::steady::now() + timeout;
+    for (;;) {
+        if (done()) return true;
+        if (it::steady::now() > deadline) return false;
+        std::this_thread::sleep_for(50ms);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("deploy over ssh: links in a package arrive as links, and no staging directory is left on the host") {
+    ssh_fixture f;
+    INFO(f.ssh.log());
+    IT_DIAGNOSE(f.d);
+    dep::package_options o;
+    o.port = dep::free_port();
+    o.symlinks = true;
+    const fs::path v1 = dep::build_package(f.work.path(), o);
+    const json::value r = f.deploy(v1);
+    INFO(dump(r));
+    REQUIRE(it::error_code(r).empty());
+    const fs::path dir = f.remote / "static-site-1.0.0";
+    CHECK(fs::is_symlink(dir / "www" / "latest.html"));
+    CHECK(fs::read_symlink(dir / "www" / "latest.html") == "index.html");
+    CHECK(fs::is_symlink(dir / "www" / "site.conf"));
+    CHECK(fs::read_symlink(dir / "www" / "site.conf") == "../config/site.conf");
+    CHECK(fs::is_regular_file(dir / "config" / "site.conf"));
+    CHECK(fs::is_regular_file(dir / "www" / "index.html"));
+    const auto latest = it::http_get("127.0.0.1", o.port, "/latest.html", it::scaled(5s));
+    CHECK(latest.body == "static-site 1.0.0\n");
+    CHECK(f.stagings().empty());
+
+    // A remote deploy that fails in the middle of its upload (the host's
+    // sessions die) removes what it had uploaded.
+    o.version = "1.1.0";
+    o.padding_bytes = 48u << 20;
+    const fs::path v2 = dep::build_package(f.work.path(), o);
+    const std::string id =
+        f.client->send_request("deploy_package", json::object{{"path", v2.string()}, {"target", "box"}});
+    REQUIRE(eventually([&] { return !f.stagings().empty(); }, it::scaled(60s)));
+    f.ssh.stop();
+    f.ssh.start();
+    const json::value failed = f.client->wait_response(id, it::scaled(120s));
+    INFO(dump(failed));
+    CHECK((it::error_code(failed) == "unavailable" || it::error_code(failed) == "deployment_failed"));
+    CHECK(eventually([&] { return f.stagings().empty(); }, it::ms(100)));
+    INFO("left: " << (f.stagings().empty() ? "" : f.stagings().front()));
+    CHECK_FALSE(fs::exists(f.remote / "static-site-1.1.0"));
+    CHECK(fs::read_symlink(f.remote / "static-site" / "current") == dir);
+}
+
