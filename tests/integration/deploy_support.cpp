@@ -305,6 +305,15 @@ void sshd::stop() {
     pid_ = -1;
 }
 
+int sshd::accepted_connections() const {
+    std::istringstream in(log());
+    int n = 0;
+    for (std::string line; std::getline(in, line);) {
+        if (line.find("Accepted publickey") != std::string::npos) ++n;
+    }
+    return n;
+}
+
 std::string sshd::user() const {
     const passwd* pw = ::getpwuid(::getuid());
     return pw ? pw->pw_name : "root";

@@ -75,6 +75,9 @@ public:
     const std::filesystem::path& wrong_known_hosts() const { return wrong_known_hosts_; }
     const std::filesystem::path& empty_known_hosts() const { return empty_known_hosts_; }
     std::string log() const;
+    // How many SSH connections sshd accepted (its "Accepted publickey" lines).
+    int accepted_connections() const;
+
     // The host goes away: sshd and every session it runs are killed (by
     // pid), so nothing answers on the port; start() brings it back on the
     // same port with the same keys.
