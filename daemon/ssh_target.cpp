@@ -91,6 +91,17 @@ void init_libssh2() {
     std::call_once(once, [] { libssh2_init(0); });
 }
 
+// Suspends for `d` on the event loop.
+struct pause {
+    asio::steady_timer timer;
+    pause(asio::io_context& ioc, std::chrono::milliseconds d) : timer(ioc, d) {}
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) {
+        timer.async_wait([h](const boost::system::error_code&) { h.resume(); });
+    }
+    void await_resume() const noexcept {}
+};
+
 constexpr std::size_t upload_piece = 1024 * 1024;  // read from disk and handed to SFTP at a time
 constexpr std::size_t max_idle_connections = 4;
 constexpr auto idle_lifetime = std::chrono::seconds(120);
@@ -109,6 +120,10 @@ public:
     }
     ssh_connection(const ssh_connection&) = delete;
     ssh_connection& operator=(const ssh_connection&) = delete;
+
+    // Whether the TCP connection was made (a failed open() that got this far
+    // reached the host: not worth retrying).
+    bool reached() const noexcept { return reached_; }
 
     // Ends the deadline of the operation that completed (the connection is
     // idle now).
@@ -137,6 +152,7 @@ public:
             connect_awaiter c{socket_, *endpoints.begin(), {}};
             co_await c;
             if (c.ec) co_return fail(errc::unavailable, "ssh " + where + ": cannot connect: " + c.ec.message());
+            reached_ = true;
         }
         session_ = libssh2_session_init();
         if (!session_) co_return fail(errc::internal, "libssh2_session_init failed");
@@ -401,6 +417,7 @@ private:
     std::shared_ptr<deadline_state> deadline_;
     LIBSSH2_SESSION* session_ = nullptr;
     LIBSSH2_SFTP* sftp_ = nullptr;
+    bool reached_ = false;
     std::vector<char> buffer_;  // an upload's piece in flight
 };
 
@@ -445,11 +462,19 @@ registry::task<registry::result<std::unique_ptr<ssh_connection>>> ssh_target::ch
         }
     }
     reused = false;
-    auto c = std::make_unique<ssh_connection>(ioc_, host_);
-    c->deadline(std::chrono::duration_cast<std::chrono::milliseconds>(host_.connect_timeout));
-    auto opened = co_await c->open();
-    if (!opened) co_return registry::unexpected{opened.err()};
-    co_return std::move(c);
+    const std::chrono::milliseconds backoff[] = {std::chrono::milliseconds(250), std::chrono::milliseconds(500),
+                                                 std::chrono::milliseconds(1000)};
+    for (std::size_t attempt = 0;; ++attempt) {
+        auto c = std::make_unique<ssh_connection>(ioc_, host_);
+        c->deadline(std::chrono::duration_cast<std::chrono::milliseconds>(host_.connect_timeout));
+        auto opened = co_await c->open();
+        if (opened) co_return std::move(c);
+        // Only a host that could not be reached at all is tried again: a
+        // refused key or login will be refused again.
+        if (c->reached() || attempt == std::size(backoff)) co_return registry::unexpected{opened.err()};
+        pause wait_a_little(ioc_, backoff[attempt]);
+        co_await wait_a_little;
+    }
 }
 
 void ssh_target::checkin(std::unique_ptr<ssh_connection> c) {

@@ -6,7 +6,9 @@
 // (or opens one) and gives it back when it succeeded, so a deployment's
 // commands and upload, and the periodic health checks, share one session
 // instead of paying a handshake each. A connection that turns out dead before
-// a command was started is replaced and the command tried again.
+// a command was started is replaced and the command tried again. A host that
+// refuses or does not answer the TCP connect is tried again with backoff
+// (250 ms, 500 ms, 1 s) before the operation fails as unavailable.
 //
 // Uploads stream each file from disk in 1 MiB pieces: memory does not grow
 // with the package.

@@ -319,6 +319,23 @@ struct deployer::impl {
         }
     }
 
+    // A target that cannot be reached changes nothing: checked before an
+    // operation moves the instance's state.
+    task<result<void>> reachable(deploy_target& t) {
+        auto r = co_await shell(t, "true");
+        if (!r) co_return unexpected{r.err()};
+        co_return result<void>{};
+    }
+
+    // The target was lost in the middle of an operation: what the service
+    // does is unknown, so it is failed (with the reason), and its health
+    // checks carry on, renewing its lease and bringing it back to running
+    // once the host answers healthy again.
+    task<void> lost_during(installed& at, std::string_view operation, const error& e) {
+        at.checks_paused = false;
+        co_await move_to(at.instance_id, service_state::failed, std::string(operation) + ": " + e.message);
+    }
+
     // Moves the instance to `to` when the state machine allows it.
     task<void> move_to(const std::string& id, service_state to, std::string reason) {
         auto s = reg.find(id);
@@ -446,6 +463,15 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
         previous = it->second;
         at->lease_id = previous->lease_id;
     }
+    // However this ends, the running version's checks resume as they were
+    // (a failed deploy must not leave its health unwatched).
+    struct checks_restore {
+        std::shared_ptr<installed> at;
+        bool paused = false;
+        ~checks_restore() {
+            if (at) at->checks_paused = paused;
+        }
+    } restore_checks{previous, previous && previous->checks_paused};
 
     step(stage::checking_requirements, "checking requirements on '" + t.name() + "'");
     auto requirements = co_await check_requirements(t, m);
@@ -538,7 +564,7 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
         progress r = p;
         r.at = stage::rolled_back;
         auto restored = co_await health_gate(*old, report, r);
-        if (previous) previous->checks_paused = false;
+        restore_checks.paused = false;  // it was started again
         const bool back_healthy = restarted->exit_code == 0 && restored && restored->exit_code == 0;
         error e{errc::deployment_failed,
                 why + "; rolled back to " + old->dir + (back_healthy ? "" : " (which is not healthy either)")};
@@ -572,11 +598,15 @@ task<result<service_ptr>> deployer::impl::control(std::string id, service_comman
     p.package = at->manifest.name;
     p.version = at->manifest.version;
     p.target = at->target->name();
+    if (auto up = co_await reachable(*at->target); !up) co_return unexpected{up.err()};
     if (command != service_command::start) {
         co_await move_to(id, service_state::stopping, "service_action");
         p.at = stage::starting;
         auto r = co_await reported(*at, "scripts/stop.sh", "stop.sh", p, report);
-        if (!r) co_return unexpected{r.err()};
+        if (!r) {
+            co_await lost_during(*at, "service_action", r.err());
+            co_return unexpected{r.err()};
+        }
         at->checks_paused = true;
         if (r->exit_code != 0) {
             co_await move_to(id, service_state::failed, "stop.sh exited " + std::to_string(r->exit_code));
@@ -588,7 +618,10 @@ task<result<service_ptr>> deployer::impl::control(std::string id, service_comman
         co_await move_to(id, service_state::starting, "service_action");
         p.at = stage::starting;
         auto r = co_await reported(*at, "scripts/start.sh", "start.sh", p, report);
-        if (!r) co_return unexpected{r.err()};
+        if (!r) {
+            co_await lost_during(*at, "service_action", r.err());
+            co_return unexpected{r.err()};
+        }
         std::string why;
         if (r->exit_code != 0) {
             why = "start.sh exited " + std::to_string(r->exit_code) + ": " + p.output;
@@ -616,7 +649,10 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
     std::shared_ptr<installed> at = it->second;
     busy_guard guard;
     if (auto ok = acquire(guard, id); !ok) co_return unexpected{ok.err()};
-    stop_health_loop(*at);
+    if (auto up = co_await reachable(*at->target); !up) co_return unexpected{up.err()};
+    // The health loop (and the lease it renews) ends only once the service
+    // is really stopped.
+    at->checks_paused = true;
     progress p;
     p.package = at->manifest.name;
     p.version = at->manifest.version;
@@ -624,7 +660,11 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
     co_await move_to(id, service_state::stopping, "undeploy");
     p.at = stage::starting;
     auto stopped = co_await reported(*at, "scripts/stop.sh", "stop.sh", p, report);
-    if (!stopped) co_return unexpected{stopped.err()};
+    if (!stopped) {
+        co_await lost_during(*at, "undeploy", stopped.err());
+        co_return unexpected{stopped.err()};
+    }
+    stop_health_loop(*at);
     auto gone = co_await reg.deregister(id, "undeployed");
     (void)gone;  // an expired lease has removed it already
     installs.erase(id);
@@ -674,6 +714,12 @@ task<result<std::size_t>> deployer::impl::open() {
         if (auto s = reg.find(at->instance_id)) {
             at->lease_id = s->lease.id;
             at->checks_paused = s->state == service_state::stopped;
+            if (s->state == service_state::stopping || s->state == service_state::starting) {
+                // An operation that the restart interrupted: nobody knows how
+                // far it got. The health checks tell.
+                co_await move_to(at->instance_id, service_state::failed,
+                                 "registryd restarted during an operation on it");
+            }
         }
         installs[at->instance_id] = at;
         start_health_loop(at);

@@ -122,6 +122,49 @@ TEST_CASE("deploy over ssh: links in a package arrive as links, and no staging d
     CHECK(fs::read_symlink(f.remote / "static-site" / "current") == dir);
 }
 
+TEST_CASE("deploy over ssh: an unreachable host leaves state, lease and health checks as they were; it is retried") {
+    ssh_fixture f;
+    INFO(f.ssh.log());
+    IT_DIAGNOSE(f.d);
+    dep::package_options o;
+    o.port = dep::free_port();
+    const fs::path v1 = dep::build_package(f.work.path(), o);
+    REQUIRE(it::error_code(f.deploy(v1)).empty());
+
+    f.ssh.stop();
+    json::value r = f.client->request("undeploy", it::parse_object(R"({"instance_id": "static-site.box"})"), it::scaled(60s));
+    CHECK(it::error_code(r) == "unavailable");
+    r = f.client->request("service_action", it::parse_object(R"({"instance_id": "static-site.box", "action": "stop"})"),
+                          it::scaled(60s));
+    CHECK(it::error_code(r) == "unavailable");
+    CHECK(str(f.service(), "/service/state") == "running");
+    CHECK(dep::fetch_index(o.port) == "static-site 1.0.0\n");  // it does run
+    // The lease is still renewed by the health loop.
+    std::int64_t expires = num(f.service(), "/service/lease/expires_at_ms");
+    CHECK(eventually([&] { return num(f.service(), "/service/lease/expires_at_ms") > expires; }, it::scaled(20s)));
+
+    // A restart of registryd while the host is away: the same.
+    f.client.reset();
+    REQUIRE(f.d.terminate().clean());
+    f.d.start();
+    f.client = std::make_unique<it::ws_client>(f.d);
+    CHECK(str(f.service(), "/service/state") == "running");
+    expires = num(f.service(), "/service/lease/expires_at_ms");
+    CHECK(eventually([&] { return num(f.service(), "/service/lease/expires_at_ms") > expires; }, it::scaled(20s)));
+
+    // The host comes back while an undeploy is retrying its connection: it succeeds.
+    std::thread back([&] {
+        std::this_thread::sleep_for(100ms);
+        f.ssh.start();
+    });
+    r = f.client->request("undeploy", it::parse_object(R"({"instance_id": "static-site.box"})"), it::scaled(60s));
+    back.join();
+    INFO(dump(r));
+    CHECK(it::error_code(r).empty());
+    CHECK(dep::fetch_index(o.port).empty());
+    CHECK_FALSE(fs::exists(f.remote / "static-site"));
+}
+
 TEST_CASE("deploy over ssh: one SSH connection per deployment, reused by the health checks; a big package is streamed") {
     ssh_fixture f;
     INFO(f.ssh.log());

@@ -151,3 +151,31 @@ TEST_CASE("deployer: a failed upload's staging directory is removed from the tar
     CHECK(f.target.ran_matching("rm -rf -- '/srv/.staging-demo-1.0.0-1'"));
 }
 
+TEST_CASE("deployer: an unreachable target leaves the instance's state, lease and health checks as they were") {
+    fixture f;
+    REQUIRE(f.deployed().ok());
+    const auto lease = f.reg.find("demo.fake")->lease;
+    f.target.down = true;
+    auto gone = test::run_now(f.d.undeploy("demo.fake", {}));
+    REQUIRE_FALSE(gone.ok());
+    CHECK(gone.err().code == errc::unavailable);
+    auto stopped = test::run_now(f.d.control("demo.fake", service_command::stop, {}));
+    REQUIRE_FALSE(stopped.ok());
+    CHECK(stopped.err().code == errc::unavailable);
+    auto s = f.reg.find("demo.fake");
+    REQUIRE(s);
+    CHECK(s->state == service_state::running);
+    // The health loop still renews the lease, far past its first TTL.
+    for (int i = 0; i < 120; ++i) f.clock.advance(milliseconds(1000));
+    s = f.reg.find("demo.fake");
+    REQUIRE(s);
+    CHECK(s->lease.id == lease.id);
+    CHECK(s->lease.expires_at > lease.expires_at);
+    REQUIRE(s->health.has_value());
+    CHECK(s->health->status == health_status::unknown);
+
+    // Back: the undeploy goes through.
+    f.target.down = false;
+    REQUIRE(test::run_now(f.d.undeploy("demo.fake", {})).ok());
+    CHECK(f.reg.find("demo.fake") == nullptr);
+}
