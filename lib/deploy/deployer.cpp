@@ -400,13 +400,58 @@ struct deployer::impl {
         return detail::encode_deployment_record({at.instance_id, at.target->name(), at.home, at.dir, at.manifest});
     }
 
+    // One deploy as its deployment_* events tell it.
+    struct course {
+        deployment_change change;
+        bool started = false;      // deployment_started was published
+        bool rolled_back = false;
+    };
+
+    // Publishes a deployment_* event (best effort: a store that fails has
+    // failed the deploy already).
+    task<void> publish(event_type type, const course& c, std::optional<error> failure = std::nullopt) {
+        auto e = std::make_shared<event>();
+        e->type = type;
+        e->deployment = std::make_shared<const deployment_change>(c.change);
+        e->failure = std::move(failure);
+        std::vector<std::shared_ptr<event>> events{std::move(e)};
+        std::vector<store_mutation> none;
+        auto r = co_await reg.record(std::move(events), std::move(none), "deployment event");
+        (void)r;
+    }
+
+    task<void> entered(course& c, const progress& p) {
+        c.change.stage = std::string(to_string(p.at));
+        c.change.message = p.message;
+        if (c.started) co_await publish(event_type::deployment_stage, c);
+    }
+
     task<result<std::size_t>> open();
     task<result<deploy_outcome>> deploy(deploy_request req, progress_sink report);
+    task<result<deploy_outcome>> run_deploy(deploy_request req, progress_sink& report, course& c);
     task<result<service_ptr>> control(std::string id, service_command command, progress_sink report);
     task<result<void>> undeploy(std::string id, progress_sink report);
 };
 
 task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress_sink report) {
+    course c;
+    c.change.target = req.target;
+    c.change.connection = req.connection;
+    c.change.request_id = req.request_id;
+    auto out = co_await run_deploy(std::move(req), report, c);
+    if (c.started) {
+        if (out) {
+            c.change.message = "version " + out->version + " is running";
+            co_await publish(event_type::deployment_succeeded, c);
+        } else {
+            c.change.message = out.err().message;
+            co_await publish(c.rolled_back ? event_type::deployment_rolled_back : event_type::deployment_failed, c, out.err());
+        }
+    }
+    co_return out;
+}
+
+task<result<deploy_outcome>> deployer::impl::run_deploy(deploy_request req, progress_sink& report, course& c) {
     progress p;
     p.target = req.target;
     auto failed = [&](const error& e) {
@@ -472,12 +517,21 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
             if (at) at->checks_paused = paused;
         }
     } restore_checks{previous, previous && previous->checks_paused};
+    c.change.instance_id = at->instance_id;
+    c.change.package = m.name;
+    c.change.to_version = m.version;
+    if (previous) c.change.from_version = previous->manifest.version;
+    c.change.message = "deploying " + m.name + " " + m.version + " on '" + t.name() + "'";
+    c.started = true;
+    co_await publish(event_type::deployment_started, c);
 
     step(stage::checking_requirements, "checking requirements on '" + t.name() + "'");
+    co_await entered(c, p);
     auto requirements = co_await check_requirements(t, m);
     if (!requirements) co_return failed(requirements.err());
 
     step(stage::installing, "installing into " + at->dir, unpacked->bytes);
+    co_await entered(c, p);
     const std::string upload_to = t.prefix() + "/.staging-" + install_dir_name(m) + "-" + std::to_string(stagings);
     auto prepared = co_await must(t, "mkdir -p " + quote(t.prefix()) + " && rm -rf " + quote(upload_to), "preparing the prefix");
     if (!prepared) co_return failed(prepared.err());
@@ -519,13 +573,18 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
     }
 
     step(stage::starting, old ? "stopping " + old->dir + ", starting " + at->dir : "starting " + at->dir);
+    co_await entered(c, p);
+    const std::string deploying = "deploying version " + m.version;
     if (old) {
         if (previous) previous->checks_paused = true;
+        co_await move_to(at->instance_id, service_state::stopping, deploying);
         auto stopped = co_await reported(*old, "scripts/stop.sh", "stop.sh of the previous version", p, report);
         if (!stopped) co_return failed(stopped.err());
+        co_await move_to(at->instance_id, service_state::stopped, deploying);
     }
     auto switched = co_await switch_current(t, at->home, at->dir);
     if (!switched) co_return failed(switched.err());
+    co_await move_to(at->instance_id, service_state::starting, deploying);
     auto started = co_await reported(*at, "scripts/start.sh", "start.sh", p, report);
     if (!started) co_return failed(started.err());
 
@@ -538,6 +597,7 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
         step(stage::health_gating,
              m.health ? "waiting up to " + seconds_text(m.health->deadline) + " for " + m.health->script + " to pass"
                       : "no health script");
+        co_await entered(c, p);
         auto gate = co_await health_gate(*at, report, p);
         if (!gate) co_return failed(gate.err());
         if (gate->exit_code == 0) {
@@ -548,6 +608,7 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
     }
 
     if (!why.empty()) {
+        co_await move_to(at->instance_id, service_state::failed, why);
         // Roll back: stop the new version, put the previous one back.
         auto stopped = co_await script(*at, "scripts/stop.sh", opts.script_timeout);
         (void)stopped;
@@ -568,6 +629,13 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
         const bool back_healthy = restarted->exit_code == 0 && restored && restored->exit_code == 0;
         error e{errc::deployment_failed,
                 why + "; rolled back to " + old->dir + (back_healthy ? "" : " (which is not healthy either)")};
+        c.rolled_back = true;
+        c.change.restored_healthy = back_healthy;
+        if (back_healthy) {
+            const std::string back_to = "rolled back to " + old->dir;
+            co_await move_to(at->instance_id, service_state::starting, back_to);
+            co_await move_to(at->instance_id, service_state::running, back_to);
+        }
         r.message = e.message;
         r.exit_code = restarted->exit_code;
         r.output = output_of(*restarted);

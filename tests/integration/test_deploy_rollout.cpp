@@ -1,10 +1,15 @@
 // What an operator sees during a rollout, on the real registryd with the local
-// target: the health gate's first checks come soon after start.sh.
+// target: the health gate's first checks come soon after start.sh,
+// subscribers get deployment_* events and the instance's state follows the
+// new version through its gate and a rollback, and deploys, rollbacks and
+// undeploys are logged at info level.
 #include "deploy_support.hpp"
 
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -33,6 +38,42 @@ struct rollout_fixture {
     }
 };
 
+// Every non-bookmark event buffered on `c` (waiting up to `wait` for the first).
+std::vector<json::value> drain(it::ws_client& c, it::ms wait = it::ms(0)) {
+    std::vector<json::value> out;
+    for (auto ev = c.next_event(wait); ev; ev = c.next_event(it::ms(0))) out.push_back(*ev);
+    return out;
+}
+
+// "deployment_stage:installing", "service_state_changed:starting", ... in order.
+std::vector<std::string> course_of(const std::vector<json::value>& events) {
+    std::vector<std::string> out;
+    for (const auto& e : events) {
+        const std::string type = str(e, "/event");
+        if (type == "deployment_stage") {
+            out.push_back(type + ":" + str(e, "/data/stage"));
+        } else if (type == "service_state_changed") {
+            out.push_back(type + ":" + str(e, "/data/state"));
+        } else if (type.rfind("deployment_", 0) == 0) {
+            out.push_back(type);
+        }
+    }
+    return out;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+    return s;
+}
+
+const json::value* find_event(const std::vector<json::value>& events, std::string_view type) {
+    for (const auto& e : events) {
+        if (str(e, "/event") == type) return &e;
+    }
+    return nullptr;
+}
+
 }  // namespace
 
 TEST_CASE("deploy: the health gate checks again soon after start.sh, not a whole interval later") {
@@ -60,5 +101,113 @@ TEST_CASE("deploy: the health gate checks again soon after start.sh, not a whole
     const json::value got = f.client.call("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"));
     CHECK(str(got, "/service/state") == "running");
     CHECK(str(got, "/service/health/status") == "healthy");
+}
+
+TEST_CASE("deploy: subscribers see deployment events; the instance is starting during the gate, failed when it fails, then rolled back") {
+    rollout_fixture f;
+    IT_DIAGNOSE(f.d);
+    const std::uint16_t port = dep::free_port();
+    it::ws_client watcher(f.d);
+    watcher.call("subscribe", it::parse_object(R"({"services": ["static-site"], "snapshot": false})"));
+    it::ws_client deploy_only(f.d);
+    deploy_only.call("subscribe", it::parse_object(
+        R"({"events": ["deployment_started", "deployment_succeeded", "deployment_failed", "deployment_rolled_back"], "snapshot": false})"));
+    it::ws_client other_service(f.d);
+    other_service.call("subscribe", it::parse_object(R"({"services": ["not-static-site"], "snapshot": false})"));
+
+    // --- a first deploy: started, the stages, succeeded
+    dep::package_options o;
+    o.port = port;
+    const fs::path v1 = dep::build_package(f.work.path(), o);
+    std::string id1;
+    json::value r = f.deploy(v1, id1);
+    INFO(dump(r));
+    REQUIRE(it::error_code(r).empty());
+    watcher.pump(it::ms(300));
+    auto events = drain(watcher);
+    std::string course = joined(course_of(events));
+    INFO(course);
+    CHECK(course.rfind("deployment_started,deployment_stage:checking_requirements,deployment_stage:installing,"
+                       "deployment_stage:starting,deployment_stage:health_gating,", 0) == 0);
+    CHECK(course.find("deployment_succeeded") != std::string::npos);
+    const json::value* started = find_event(events, "deployment_started");
+    REQUIRE(started);
+    CHECK(str(*started, "/data/instance_id") == "static-site.local");
+    CHECK(str(*started, "/data/package") == "static-site");
+    CHECK(str(*started, "/data/target") == "local");
+    CHECK(it::at(*started, "/data/from_version").is_null());
+    CHECK(str(*started, "/data/to_version") == "1.0.0");
+    CHECK(str(*started, "/data/requested_by/request_id") == id1);
+    CHECK(num(*started, "/revision") > 0);
+    const json::value* succeeded = find_event(events, "deployment_succeeded");
+    REQUIRE(succeeded);
+    CHECK(str(*succeeded, "/data/to_version") == "1.0.0");
+    CHECK(str(*succeeded, "/data/message") == "version 1.0.0 is running");
+
+    // --- an upgrade that never gets healthy: the state goes through the gate
+    // to failed, then back to running on the old version; rolled_back says so.
+    o.version = "2.0.0";
+    o.healthy = false;
+    o.deadline = "1500ms";
+    const fs::path v2 = dep::build_package(f.work.path(), o);
+    std::string id2;
+    r = f.deploy(v2, id2);
+    CHECK(it::error_code(r) == "deployment_failed");
+    watcher.pump(it::ms(300));
+    events = drain(watcher);
+    course = joined(course_of(events));
+    INFO(course);
+    CHECK(course.rfind("deployment_started,deployment_stage:checking_requirements,deployment_stage:installing,"
+                       "deployment_stage:starting,service_state_changed:stopping,service_state_changed:stopped,"
+                       "service_state_changed:starting,deployment_stage:health_gating,service_state_changed:failed,"
+                       "service_state_changed:starting,service_state_changed:running,deployment_rolled_back", 0) == 0);
+    started = find_event(events, "deployment_started");
+    REQUIRE(started);
+    CHECK(str(*started, "/data/from_version") == "1.0.0");
+    CHECK(str(*started, "/data/to_version") == "2.0.0");
+    CHECK(str(*started, "/data/requested_by/request_id") == id2);
+    for (const auto& e : events) {
+        if (str(e, "/event") == "service_state_changed" && str(e, "/data/state") == "failed") {
+            CHECK(str(e, "/data/reason").rfind("health check did not pass within 1.5s: database unreachable", 0) == 0);
+        }
+    }
+    const json::value* rolled = find_event(events, "deployment_rolled_back");
+    REQUIRE(rolled);
+    CHECK(str(*rolled, "/data/from_version") == "1.0.0");
+    CHECK(str(*rolled, "/data/to_version") == "2.0.0");
+    CHECK(it::boolean(*rolled, "/data/healthy"));
+    CHECK(str(*rolled, "/data/error/code") == "deployment_failed");
+    CHECK(str(*rolled, "/data/error/message") == it::error_message(r));
+    const json::value got = f.client.call("get_service", it::parse_object(R"({"instance_id": "static-site.local"})"));
+    CHECK(str(got, "/service/state") == "running");
+    CHECK(str(got, "/service/version") == "1.0.0");
+
+    // --- the type filter and the service filter apply to deployment events
+    deploy_only.pump(it::ms(100));
+    CHECK(joined(course_of(drain(deploy_only))) ==
+          "deployment_started,deployment_succeeded,deployment_started,deployment_rolled_back");
+    other_service.pump(it::ms(100));
+    CHECK(drain(other_service).empty());
+
+    // --- a deploy that fails with nothing to roll back to: deployment_failed
+    // with the stage it failed in.
+    f.client.call("undeploy", it::parse_object(R"({"instance_id": "static-site.local"})"), it::scaled(30s));
+    watcher.pump(it::ms(100));
+    (void)drain(watcher);
+    o.version = "3.0.0";
+    o.deadline = "500ms";
+    const fs::path v3 = dep::build_package(f.work.path(), o);
+    std::string id3;
+    r = f.deploy(v3, id3);
+    CHECK(it::error_code(r) == "deployment_failed");
+    watcher.pump(it::ms(300));
+    events = drain(watcher);
+    const json::value* failed = find_event(events, "deployment_failed");
+    REQUIRE(failed);
+    CHECK(str(*failed, "/data/stage") == "health_gating");
+    CHECK(it::at(*failed, "/data/from_version").is_null());
+    CHECK(str(*failed, "/data/to_version") == "3.0.0");
+    CHECK(str(*failed, "/data/error/code") == "deployment_failed");
+    CHECK(str(*failed, "/data/requested_by/request_id") == id3);
 }
 

@@ -107,6 +107,8 @@ struct fixture {
         deploy_request r;
         r.archive = "/tmp/demo.tar.gz";
         r.target = "fake";
+        r.connection = 7;
+        r.request_id = "req-1";
         return d.deploy(r, {});
     }
 
@@ -118,6 +120,25 @@ struct fixture {
         return std::move(running.get());
     }
 };
+
+std::vector<std::string> states_of(const std::vector<event_ptr>& events) {
+    std::vector<std::string> out;
+    for (const auto& e : events) {
+        if (e->type == event_type::service_state_changed) out.emplace_back(to_string(e->service->state));
+        if (e->type == event_type::deployment_stage) out.push_back("stage:" + e->deployment->stage);
+        if (e->type != event_type::service_state_changed && e->type != event_type::deployment_stage &&
+            e->deployment) {
+            out.emplace_back(to_string(e->type));
+        }
+    }
+    return out;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+    return s;
+}
 
 }  // namespace
 
@@ -138,6 +159,54 @@ TEST_CASE("deployer: the gate's retries back off from 100 ms to the interval, an
     CHECK(deploying.get().ok());
 }
 
+TEST_CASE("deployer: deployment events tell a deploy and a rollback; the instance is starting in the gate, failed when it fails") {
+    fixture f;
+    test::collector events;
+    watch_options w;
+    w.snapshot = false;
+    events.start(f.reg, w);
+    REQUIRE(f.deployed().ok());
+    CHECK(joined(states_of(events.events)) ==
+          "deployment_started,stage:checking_requirements,stage:installing,stage:starting,stage:health_gating,running,"
+          "deployment_succeeded");
+    const event& started = *events.events.front();
+    REQUIRE(started.deployment);
+    CHECK(started.deployment->instance_id == "demo.fake");
+    CHECK(started.deployment->package == "demo");
+    CHECK(started.deployment->target == "fake");
+    CHECK_FALSE(started.deployment->from_version.has_value());
+    CHECK(started.deployment->to_version == "1.0.0");
+    CHECK(started.deployment->connection == std::optional<std::uint64_t>(7));
+    CHECK(started.deployment->request_id == std::optional<std::string>("req-1"));
+    CHECK(started.revision > 0);
+    events.events.clear();
+
+    // 2.0.0 never passes; 1.0.0 passes again after the rollback.
+    f.manifest("2.0.0");
+    f.target.health_exits = {2, 2, 2, 2, 2, 2, 2, 0};
+    auto out = f.deployed();
+    REQUIRE_FALSE(out.ok());
+    CHECK(joined(states_of(events.events)) ==
+          "deployment_started,stage:checking_requirements,stage:installing,stage:starting,stopping,stopped,starting,"
+          "stage:health_gating,failed,starting,running,deployment_rolled_back");
+    const auto failed = std::find_if(events.events.begin(), events.events.end(), [](const event_ptr& e) {
+        return e->type == event_type::service_state_changed && e->service->state == service_state::failed;
+    });
+    REQUIRE(failed != events.events.end());
+    CHECK((*failed)->reason == "health check did not pass within 3.5s: not yet");
+    const event& rolled = *events.events.back();
+    CHECK(rolled.deployment->from_version == std::optional<std::string>("1.0.0"));
+    CHECK(rolled.deployment->to_version == "2.0.0");
+    CHECK(rolled.deployment->restored_healthy == std::optional<bool>(true));
+    REQUIRE(rolled.failure.has_value());
+    CHECK(rolled.failure->code == errc::deployment_failed);
+    CHECK(rolled.failure->message == out.err().message);
+    auto s = f.reg.find("demo.fake");
+    CHECK(s->state == service_state::running);
+    CHECK(s->version == "1.0.0");
+
+}
+
 TEST_CASE("deployer: a failed upload's staging directory is removed from the target") {
     fixture f;
     test::collector events;
@@ -149,6 +218,10 @@ TEST_CASE("deployer: a failed upload's staging directory is removed from the tar
     REQUIRE_FALSE(out.ok());
     CHECK(out.err().code == errc::unavailable);
     CHECK(f.target.ran_matching("rm -rf -- '/srv/.staging-demo-1.0.0-1'"));
+    REQUIRE_FALSE(events.events.empty());
+    const event& last = *events.events.back();
+    CHECK(last.type == event_type::deployment_failed);
+    CHECK(last.deployment->stage == "installing");
 }
 
 TEST_CASE("deployer: an unreachable target leaves the instance's state, lease and health checks as they were") {

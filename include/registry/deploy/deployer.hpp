@@ -78,6 +78,9 @@ struct deploy_request {
     std::string target = "local";
     std::optional<std::string> name;     // the manifest must agree
     std::optional<std::string> version;
+    // Who asked, for the deployment_* events (deployment_change).
+    std::optional<std::uint64_t> connection;
+    std::optional<std::string> request_id;
 };
 
 struct deploy_outcome {
