@@ -1,5 +1,7 @@
 #include "ssh_target.hpp"
 
+#include "log.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -165,7 +167,11 @@ public:
         if (rc != 0) co_return fail(errc::unavailable, "ssh " + where + ": handshake failed: " + last_error());
 
         auto verified = verify_host_key(where);
-        if (!verified) co_return verified;
+        if (!verified) {
+            log::info("ssh host key rejected", {{"target", host_.name}, {"host", host_.host}, {"port", host_.port},
+                                                {"outcome", "refused"}, {"message", verified.err().message}});
+            co_return verified;
+        }
 
         const std::string pub = host_.public_key_file.empty() ? host_.identity_file.string() + ".pub"
                                                               : host_.public_key_file.string();

@@ -426,11 +426,39 @@ struct deployer::impl {
         if (c.started) co_await publish(event_type::deployment_stage, c);
     }
 
+    void log_outcome(const course& c, std::string operation, const result<void>& r, std::string message) const {
+        if (!opts.log) return;
+        operation_record o;
+        o.operation = std::move(operation);
+        o.outcome = r ? "succeeded" : c.rolled_back ? "rolled_back" : "failed";
+        o.instance_id = c.change.instance_id;
+        o.package = c.change.package;
+        o.version = c.change.to_version;
+        o.from_version = c.change.from_version;
+        o.target = c.change.target;
+        o.message = r ? std::move(message) : r.err().message;
+        if (!r) o.error = r.err().code;
+        opts.log(o);
+    }
+
     task<result<std::size_t>> open();
     task<result<deploy_outcome>> deploy(deploy_request req, progress_sink report);
     task<result<deploy_outcome>> run_deploy(deploy_request req, progress_sink& report, course& c);
     task<result<service_ptr>> control(std::string id, service_command command, progress_sink report);
     task<result<void>> undeploy(std::string id, progress_sink report);
+
+    task<result<void>> logged_undeploy(std::string id, progress_sink report) {
+        course c;
+        c.change.instance_id = id;
+        if (auto it = installs.find(id); it != installs.end()) {
+            c.change.package = it->second->manifest.name;
+            c.change.to_version = it->second->manifest.version;
+            c.change.target = it->second->target->name();
+        }
+        auto r = co_await undeploy(std::move(id), std::move(report));
+        log_outcome(c, "undeploy", r, "undeployed");
+        co_return r;
+    }
 };
 
 task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress_sink report) {
@@ -448,6 +476,8 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
             co_await publish(c.rolled_back ? event_type::deployment_rolled_back : event_type::deployment_failed, c, out.err());
         }
     }
+    const result<void> status = out ? result<void>{} : result<void>(unexpected{out.err()});
+    log_outcome(c, "deploy", status, out ? "version " + out->version + " is running" : "");
     co_return out;
 }
 
@@ -818,7 +848,7 @@ task<result<service_ptr>> deployer::control(std::string instance_id, service_com
 
 task<result<void>> deployer::undeploy(std::string instance_id, progress_sink report) {
     if (!report) report = [](const progress&) {};
-    return impl_->undeploy(std::move(instance_id), std::move(report));
+    return impl_->logged_undeploy(std::move(instance_id), std::move(report));
 }
 
 task<void> deployer::shutdown() {

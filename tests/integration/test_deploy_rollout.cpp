@@ -74,6 +74,18 @@ const json::value* find_event(const std::vector<json::value>& events, std::strin
     return nullptr;
 }
 
+// registryd's log lines (JSON) whose "msg" is `msg`.
+std::vector<json::value> log_lines(const it::registryd& d, std::string_view msg) {
+    std::ifstream in(d.dir() / "registryd.stderr");
+    std::vector<json::value> out;
+    for (std::string line; std::getline(in, line);) {
+        if (line.empty() || line.front() != '{') continue;
+        json::value v = it::parse(line);
+        if (it::has(v, "/msg") && str(v, "/msg") == msg) out.push_back(std::move(v));
+    }
+    return out;
+}
+
 }  // namespace
 
 TEST_CASE("deploy: the health gate checks again soon after start.sh, not a whole interval later") {
@@ -211,3 +223,40 @@ TEST_CASE("deploy: subscribers see deployment events; the instance is starting d
     CHECK(str(*failed, "/data/requested_by/request_id") == id3);
 }
 
+TEST_CASE("deploy: deploys, rollbacks and undeploys are logged at info level with package, version, target and outcome") {
+    rollout_fixture f;
+    IT_DIAGNOSE(f.d);
+    dep::package_options o;
+    o.port = dep::free_port();
+    const fs::path v1 = dep::build_package(f.work.path(), o);
+    std::string id;
+    REQUIRE(it::error_code(f.deploy(v1, id)).empty());
+    o.version = "2.0.0";
+    o.healthy = false;
+    o.deadline = "500ms";
+    const fs::path v2 = dep::build_package(f.work.path(), o);
+    CHECK(it::error_code(f.deploy(v2, id)) == "deployment_failed");
+    f.client.call("undeploy", it::parse_object(R"({"instance_id": "static-site.local"})"), it::scaled(30s));
+
+    const auto deploys = log_lines(f.d, "deploy");
+    REQUIRE(deploys.size() == 2);
+    CHECK(str(deploys[0], "/level") == "info");
+    CHECK(str(deploys[0], "/outcome") == "succeeded");
+    CHECK(str(deploys[0], "/package") == "static-site");
+    CHECK(str(deploys[0], "/version") == "1.0.0");
+    CHECK(str(deploys[0], "/target") == "local");
+    CHECK(str(deploys[0], "/instance_id") == "static-site.local");
+    CHECK(str(deploys[1], "/level") == "info");
+    CHECK(str(deploys[1], "/outcome") == "rolled_back");
+    CHECK(str(deploys[1], "/version") == "2.0.0");
+    CHECK(str(deploys[1], "/from_version") == "1.0.0");
+    CHECK(str(deploys[1], "/code") == "deployment_failed");
+    CHECK(str(deploys[1], "/message").find("rolled back to") != std::string::npos);
+    const auto undeploys = log_lines(f.d, "undeploy");
+    REQUIRE(undeploys.size() == 1);
+    CHECK(str(undeploys[0], "/level") == "info");
+    CHECK(str(undeploys[0], "/outcome") == "succeeded");
+    CHECK(str(undeploys[0], "/package") == "static-site");
+    CHECK(str(undeploys[0], "/version") == "1.0.0");
+    CHECK(str(undeploys[0], "/target") == "local");
+}

@@ -122,6 +122,40 @@ TEST_CASE("deploy over ssh: links in a package arrive as links, and no staging d
     CHECK(fs::read_symlink(f.remote / "static-site" / "current") == dir);
 }
 
+TEST_CASE("deploy over ssh: host key rejections are logged at info level") {
+    ssh_fixture f;
+    IT_DIAGNOSE(f.d);
+    dep::package_options o;
+    o.port = dep::free_port();
+    const fs::path v1 = dep::build_package(f.work.path(), o);
+    const json::value r =
+        f.client->request("deploy_package", json::object{{"path", v1.string()}, {"target", "box-wrong-key"}}, it::scaled(30s));
+    CHECK(it::error_code(r) == "host_key_rejected");
+    std::ifstream in(f.d.dir() / "registryd.stderr");
+    int rejections = 0;
+    int deploys = 0;
+    for (std::string line; std::getline(in, line);) {
+        if (line.empty() || line.front() != '{') continue;
+        const json::value v = it::parse(line);
+        if (str(v, "/msg") == "ssh host key rejected") {
+            ++rejections;
+            CHECK(str(v, "/level") == "info");
+            CHECK(str(v, "/target") == "box-wrong-key");
+            CHECK(str(v, "/outcome") == "refused");
+            CHECK(str(v, "/message").find("does not match") != std::string::npos);
+        } else if (str(v, "/msg") == "deploy") {
+            ++deploys;
+            CHECK(str(v, "/outcome") == "failed");
+            CHECK(str(v, "/target") == "box-wrong-key");
+            CHECK(str(v, "/package") == "static-site");
+            CHECK(str(v, "/version") == "1.0.0");
+            CHECK(str(v, "/code") == "host_key_rejected");
+        }
+    }
+    CHECK(rejections >= 1);
+    CHECK(deploys == 1);
+}
+
 TEST_CASE("deploy over ssh: an unreachable host leaves state, lease and health checks as they were; it is retried") {
     ssh_fixture f;
     INFO(f.ssh.log());

@@ -82,7 +82,14 @@ struct fixture {
     class registry reg{clock, store};
     scripted_target target;
     manifest_unpacker unpacker;
-    deployer d{reg, clock, store, unpacker, deployer_options{}};
+    std::vector<operation_record> logged;
+    deployer d{reg, clock, store, unpacker, options()};
+
+    deployer_options options() {
+        deployer_options o;
+        o.log = [this](const operation_record& r) { logged.push_back(r); };
+        return o;
+    }
 
     fixture() {
         REQUIRE(test::run_now(reg.open()).ok());
@@ -205,6 +212,15 @@ TEST_CASE("deployer: deployment events tell a deploy and a rollback; the instanc
     CHECK(s->state == service_state::running);
     CHECK(s->version == "1.0.0");
 
+    REQUIRE(f.logged.size() == 2);
+    CHECK(f.logged[0].operation == "deploy");
+    CHECK(f.logged[0].outcome == "succeeded");
+    CHECK(f.logged[0].version == "1.0.0");
+    CHECK(f.logged[1].outcome == "rolled_back");
+    CHECK(f.logged[1].version == "2.0.0");
+    CHECK(f.logged[1].from_version == std::optional<std::string>("1.0.0"));
+    CHECK(f.logged[1].error == std::optional<errc>(errc::deployment_failed));
+    CHECK(f.logged[1].target == "fake");
 }
 
 TEST_CASE("deployer: a failed upload's staging directory is removed from the target") {
@@ -222,6 +238,8 @@ TEST_CASE("deployer: a failed upload's staging directory is removed from the tar
     const event& last = *events.events.back();
     CHECK(last.type == event_type::deployment_failed);
     CHECK(last.deployment->stage == "installing");
+    REQUIRE(f.logged.size() == 1);
+    CHECK(f.logged[0].outcome == "failed");
 }
 
 TEST_CASE("deployer: an unreachable target leaves the instance's state, lease and health checks as they were") {
@@ -246,6 +264,10 @@ TEST_CASE("deployer: an unreachable target leaves the instance's state, lease an
     CHECK(s->lease.expires_at > lease.expires_at);
     REQUIRE(s->health.has_value());
     CHECK(s->health->status == health_status::unknown);
+    REQUIRE(f.logged.size() == 2);
+    CHECK(f.logged[1].operation == "undeploy");
+    CHECK(f.logged[1].outcome == "failed");
+    CHECK(f.logged[1].error == std::optional<errc>(errc::unavailable));
 
     // Back: the undeploy goes through.
     f.target.down = false;
