@@ -246,6 +246,7 @@ struct options {
     std::string child_log;
     double timeout = 30;
     std::string dir;                   // fsync: where to write
+    std::string params = "{}";         // request: the request's params (JSON)
     std::vector<std::string> command;  // serve: after --
 };
 
@@ -262,6 +263,7 @@ struct options {
                  "         [--child-log FILE] -- COMMAND ARGS...   (probes also: ws-list, http-health)\n"
                  "  wait   --port-file F|--port P --probe PROBE [--timeout S]\n"
                  "  fsync  --dir D [--count N]   (4 KiB append + fdatasync, N times)\n"
+                 "  request --port-file F|--port P --action A [--params JSON] [--timeout S]   (one request, timed)\n"
                  "  free-port\n");
     std::exit(2);
 }
@@ -300,6 +302,7 @@ options parse(int argc, char** argv) {
         else if (a == "--child-log") o.child_log = v;
         else if (a == "--timeout") o.timeout = std::stod(v);
         else if (a == "--dir") o.dir = v;
+        else if (a == "--params") o.params = v;
         else usage();
     }
     // Loopback only.
@@ -1237,6 +1240,36 @@ int run_wait(const options& o) {
     die("the server did not become ready");
 }
 
+// request mode: one request (e.g. deploy_package), its events skipped, timed
+// from the send to the response: "ms=... ok=0|1 response=<the first 300 bytes>".
+int run_request(const options& o) {
+    const int port = resolve_port(o);
+    asio::io_context io;
+    websocket::stream<tcp::socket> ws(io);
+    ws.next_layer().connect(tcp::endpoint(asio::ip::make_address(o.host), static_cast<unsigned short>(port)));
+    ws.handshake("127.0.0.1:" + std::to_string(port), "/");
+    ws.read_message_max(64u << 20);
+    const std::string text = R"({"id":"1","type":"request","action":")" + o.action + R"(","params":)" + o.params + "}";
+    const std::uint64_t began = now_ns();
+    ws.write(asio::buffer(text));
+    for (;;) {
+        beast::flat_buffer buf;
+        ws.read(buf);
+        const std::string msg = beast::buffers_to_string(buf.data());
+        const response_info r = inspect_response(msg);
+        if (!r.is_response || r.id != "1") continue;
+        const double ms = static_cast<double>(now_ns() - began) / 1e6;
+        std::string shown = msg.substr(0, 300);
+        for (char& c : shown) {
+            if (c == ' ' || c == '\n') c = '_';
+        }
+        std::printf("ms=%.1f ok=%d response=%s\n", ms, r.ok ? 1 : 0, shown.c_str());
+        error_code ignored;
+        ws.next_layer().close(ignored);
+        return r.ok ? 0 : 1;
+    }
+}
+
 // fsync mode: the cost of one durable append on this disk (what every
 // durable write pays at least once): appends 4 KiB and fdatasyncs, N times.
 int run_fsync(const options& o) {
@@ -1286,6 +1319,7 @@ int main(int argc, char** argv) {
     if (o.mode == "serve") return run_serve(o);
     if (o.mode == "wait") return run_wait(o);
     if (o.mode == "fsync") return run_fsync(o);
+    if (o.mode == "request") return run_request(o);
     if (o.mode == "free-port") return free_port();
     usage();
 }

@@ -5,14 +5,16 @@
 #   bench/run.sh                        # everything, ~5 minutes
 #   bench/run.sh get_service register   # some scenarios
 #
-# Scenarios: get_service register fanout idle_connections restart repl.
+# Scenarios: get_service register fanout idle_connections restart repl deploy.
 # Environment: BENCH_DURATION (s per round, default 4), BENCH_WARMUP (s, 1),
 # BENCH_ROUNDS (3: registryd and its baselines alternate, the best round of
 # each counts: load from elsewhere on the machine only ever lowers a figure),
 # BENCH_CONNS (64), BENCH_DEPTH (requests in flight per connection, 16),
 # BENCH_BUILD_DIR (build/bench), BENCH_TMPDIR (/var/tmp: must be a real disk,
 # fsync is measured), BENCH_KEEP=1 (keep the work directory and its logs),
-# BENCH_REPL_RUNS (executions of each kind in the repl scenario, 20).
+# BENCH_REPL_RUNS (executions of each kind in the repl scenario, 20),
+# BENCH_DEPLOY_MB (the deploy scenario's package, 10), BENCH_DEPLOY_BIG_MB (its
+# memory run, 200).
 #
 # Everything runs on 127.0.0.1 with ephemeral ports and its own temporary data
 # directories. Servers (registryd, echo_server, etcd) are pinned to CPU 0, the
@@ -28,7 +30,9 @@ ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-64}
 DEPTH=${BENCH_DEPTH:-16}
 REPL_RUNS=${BENCH_REPL_RUNS:-20}
-ALL_SCENARIOS=(get_service register fanout idle_connections restart repl)
+DEPLOY_MB=${BENCH_DEPLOY_MB:-10}
+DEPLOY_BIG_MB=${BENCH_DEPLOY_BIG_MB:-200}
+ALL_SCENARIOS=(get_service register fanout idle_connections restart repl deploy)
 SCENARIOS=("$@")
 ((${#SCENARIOS[@]})) || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
@@ -43,7 +47,7 @@ if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt 10240 ]; then
 fi
 echo "bench: building in $BUILD" >&2
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREGISTRY_BENCH=ON -DREGISTRY_TESTS=OFF >/dev/null
-cmake --build "$BUILD" -j2 --target registryd regbench echo_server send_floor >/dev/null
+cmake --build "$BUILD" -j2 --target registryd regbench echo_server send_floor registry-pack >/dev/null
 
 REGISTRYD=$BUILD/registryd
 ECHO=$BUILD/bench/echo_server
@@ -379,6 +383,115 @@ scenario_repl() {
     "<= 0.3x" "$(verdict "$(awk -v a="$r" -v b="$p" 'BEGIN{print a/b}')" "<=" 0.3)"
   row "  same, p99 (ms)" "$(fmt "$(kv registryd_p99_ms "$line")" 1)" "$(fmt "$(kv podman_p99_ms "$line")" 1)" \
     "$(ratio "$(kv registryd_p99_ms "$line")" "$(kv podman_p99_ms "$line")")" "-" "-"
+}
+
+# Remote deployment: a package (a copy of packages/static-site with
+# DEPLOY_MB of random bytes) deployed over SSH to a loopback sshd of this
+# script's, by registryd (deploy_package, timed to its response: unpack,
+# upload, scripts, health gate, registration) and by hand (scp the tarball,
+# ssh: unpack + start.sh, then ssh health.sh every 100 ms until it passes),
+# alternating, BENCH_ROUNDS rounds each, the best counts. Then registryd's
+# peak RSS during a DEPLOY_BIG_MB deploy (a fresh registryd: its VmHWM).
+deploy_sshd() {
+  local d=$WORK/sshd
+  mkdir -p "$d" /run/sshd
+  ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
+  ssh-keygen -q -t ed25519 -N '' -f "$d/client_key"
+  cp "$d/client_key.pub" "$d/authorized_keys"
+  SSHD_PORT=$("$GEN" free-port)
+  echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$d/host_key.pub")" >"$d/known_hosts"
+  printf '%s\n' "Port $SSHD_PORT" "ListenAddress 127.0.0.1" "HostKey $d/host_key" "PidFile $d/sshd.pid" \
+    "AuthorizedKeysFile $d/authorized_keys" "StrictModes no" "UsePAM no" "PasswordAuthentication no" \
+    "KbdInteractiveAuthentication no" "PubkeyAuthentication yes" "PermitRootLogin prohibit-password" \
+    "Subsystem sftp internal-sftp" >"$d/sshd_config"
+  "${SRV[@]}" /usr/sbin/sshd -D -e -f "$d/sshd_config" 2>>"$WORK/sshd.log" &
+  PIDS+=("$!")
+  local i
+  for i in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$SSHD_PORT") 2>/dev/null && break; sleep 0.05; done
+  SSH_OPTS=(-i "$d/client_key" -o UserKnownHostsFile="$d/known_hosts" -o StrictHostKeyChecking=yes -o BatchMode=yes
+    -o LogLevel=ERROR)
+}
+
+# deploy_package_src VERSION PORT MB: packs it, prints the archive's path.
+deploy_package_src() {
+  local version=$1 port=$2 mb=$3 src=$WORK/pkg-src-$1
+  rm -rf "$src"
+  cp -r "$ROOT/packages/static-site" "$src"
+  sed -i -e "s/^version: .*/version: $version/" -e "s/port: 8181/port: $port/" "$src/manifest.yaml"
+  head -c "$((mb << 20))" /dev/urandom >"$src/www/padding.bin"
+  mkdir -p "$WORK/packages"
+  "$BUILD/registry-pack" "$src" "$WORK/packages" | tail -n 1
+}
+
+# deploy_registryd NAME: a registryd with the remote host "box" (the sshd).
+deploy_registryd() {
+  local name=$1 cfg
+  cfg=$(registryd_config "$name")
+  sed -i 's/level: warn/level: info/' "$cfg"
+  printf '%s\n' "deploy:" "  prefix: $WORK/$name/local-opt" "  package_dirs: [$WORK/packages]" "  remote_hosts:" \
+    "    - name: box" "      host: 127.0.0.1" "      port: $SSHD_PORT" "      user: $(id -un)" \
+    "      identity_file: $WORK/sshd/client_key" "      known_hosts: $WORK/sshd/known_hosts" \
+    "      prefix: $WORK/$name/remote-opt" >>"$cfg"
+  REG_PORT_FILE=$WORK/$name.port
+  rm -f "$REG_PORT_FILE"
+  "${SRV[@]}" "$REGISTRYD" --config "$cfg" --port-file "$REG_PORT_FILE" 2>>"$WORK/$name.log" &
+  REG_PID=$!
+  PIDS+=("$REG_PID")
+  "$GEN" wait --port-file "$REG_PORT_FILE" --probe ws-list --timeout 20
+}
+
+now_ms() { date +%s%3N; }
+
+scenario_deploy() {
+  log "deploy: a ${DEPLOY_MB} MB package over SSH (loopback sshd): registryd vs scp + ssh start.sh + health poll"
+  deploy_sshd
+  local port pkg line ms reg=() hand=() round t0 dir env
+  port=$("$GEN" free-port)
+  pkg=$(deploy_package_src 1.0.0 "$port" "$DEPLOY_MB")
+  deploy_registryd deploy
+  for round in $(seq "$ROUNDS"); do
+    line=$(timeout 300 "$GEN" request --port-file "$REG_PORT_FILE" --action deploy_package \
+      --params "{\"path\":\"$pkg\",\"target\":\"box\"}") || { log "deploy through registryd failed: $line"; return 1; }
+    detail "deploy registryd #$round: $line"
+    reg+=("$(kv ms "$line")")
+    "$GEN" request --port-file "$REG_PORT_FILE" --action undeploy \
+      --params '{"instance_id":"static-site.box"}' >/dev/null
+
+    dir=$WORK/by-hand/static-site-1.0.0
+    env="PATH=/usr/bin:/bin PACKAGE_NAME=static-site PACKAGE_VERSION=1.0.0 PACKAGE_DIR=$dir PORT_HTTP=$port"
+    t0=$(now_ms)
+    scp -q "${SSH_OPTS[@]}" -P "$SSHD_PORT" "$pkg" "127.0.0.1:$WORK/by-hand.tar.gz"
+    ssh "${SSH_OPTS[@]}" -p "$SSHD_PORT" 127.0.0.1 \
+      "mkdir -p $dir && tar xzf $WORK/by-hand.tar.gz -C $dir && cd $dir && env -i $env /bin/sh scripts/start.sh" >/dev/null
+    until ssh "${SSH_OPTS[@]}" -p "$SSHD_PORT" 127.0.0.1 "cd $dir && env -i $env /bin/sh scripts/health.sh" >/dev/null; do
+      sleep 0.1
+    done
+    ms=$(($(now_ms) - t0))
+    detail "deploy by hand #$round: ms=$ms"
+    hand+=("$ms")
+    ssh "${SSH_OPTS[@]}" -p "$SSHD_PORT" 127.0.0.1 \
+      "cd $dir && env -i $env /bin/sh scripts/stop.sh; rm -rf $WORK/by-hand $WORK/by-hand.tar.gz" >/dev/null
+  done
+  stop "$REG_PID"
+  local r h
+  r=$(printf '%s\n' "${reg[@]}" | sort -g | head -n 1)
+  h=$(printf '%s\n' "${hand[@]}" | sort -g | head -n 1)
+  row "deploy ${DEPLOY_MB} MB over SSH until healthy (ms) vs scp + ssh by hand" "$(fmt "$r" 0)" "$(fmt "$h" 0)" \
+    "$(ratio "$r" "$h")" "<= 0.8x" "$(verdict "$(awk -v a="$r" -v b="$h" 'BEGIN{print a/b}')" "<=" 0.8)"
+
+  log "deploy: registryd's peak RSS during a ${DEPLOY_BIG_MB} MB remote deploy"
+  pkg=$(deploy_package_src 2.0.0 "$port" "$DEPLOY_BIG_MB")
+  deploy_registryd deploy_big
+  line=$(timeout 900 "$GEN" request --port-file "$REG_PORT_FILE" --action deploy_package \
+    --params "{\"path\":\"$pkg\",\"target\":\"box\"}") || { log "big deploy failed: $line"; return 1; }
+  local hwm
+  hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$REG_PID/status")
+  detail "deploy ${DEPLOY_BIG_MB} MB registryd: $line peak_rss_kib=$hwm"
+  "$GEN" request --port-file "$REG_PORT_FILE" --action undeploy --params '{"instance_id":"static-site.box"}' >/dev/null
+  stop "$REG_PID"
+  row "  registryd peak RSS during a ${DEPLOY_BIG_MB} MB remote deploy (MiB)" "$(div "$hwm" 1024 1)" "-" "-" "< 64 MiB" \
+    "$(awk -v v="$hwm" 'BEGIN { print (v / 1024 < 64) ? "met" : "MISSED" }')"
+  row "  same, its deploy time (ms)" "$(fmt "$(kv ms "$line")" 0)" "-" "-" "-" "-"
 }
 
 #------------------------------------------------------------------------------

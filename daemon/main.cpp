@@ -210,6 +210,18 @@ registry::deploy::deployer_options deployer_options_from(const registryd::config
     o.work_dir = cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir;
     o.script_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.deploy.script_timeout);
     o.limits.max_total_bytes = cfg.deploy.max_package_bytes;
+    // {"msg":"deploy","outcome":"rolled_back","package":...,"version":...,"target":...}
+    o.log = [](const registry::deploy::operation_record& r) {
+        const std::string_view code = r.error ? registry::to_string(*r.error) : std::string_view{};
+        log::info(r.operation, {{"outcome", r.outcome},
+                                {"package", r.package},
+                                {"version", r.version},
+                                {"from_version", r.from_version.value_or("")},
+                                {"target", r.target},
+                                {"instance_id", r.instance_id},
+                                {"code", code},
+                                {"message", r.message}});
+    };
     std::error_code ec;
     std::filesystem::create_directories(o.work_dir, ec);
     if (ec) throw std::runtime_error("cannot create deploy.work_dir " + o.work_dir.string() + ": " + ec.message());

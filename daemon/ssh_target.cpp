@@ -1,5 +1,7 @@
 #include "ssh_target.hpp"
 
+#include "log.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -11,8 +13,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <coroutine>
-#include <fstream>
+#include <cstring>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -90,21 +93,46 @@ void init_libssh2() {
     std::call_once(once, [] { libssh2_init(0); });
 }
 
-// One SSH connection, used by one operation and then dropped.
-class connection {
+// Suspends for `d` on the event loop.
+struct pause {
+    asio::steady_timer timer;
+    pause(asio::io_context& ioc, std::chrono::milliseconds d) : timer(ioc, d) {}
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) {
+        timer.async_wait([h](const boost::system::error_code&) { h.resume(); });
+    }
+    void await_resume() const noexcept {}
+};
+
+constexpr std::size_t upload_piece = 1024 * 1024;  // read from disk and handed to SFTP at a time
+constexpr std::size_t max_idle_connections = 4;
+constexpr auto idle_lifetime = std::chrono::seconds(120);
+
+}  // namespace
+
+// One SSH connection, used by one operation at a time.
+class ssh_connection {
 public:
-    connection(asio::io_context& ioc, const remote_host& host)
+    ssh_connection(asio::io_context& ioc, const remote_host& host)
         : host_(host), socket_(ioc), timer_(ioc), deadline_(std::make_shared<deadline_state>(deadline_state{false, &socket_})) {}
-    ~connection() {
+    ~ssh_connection() {
         deadline_->socket = nullptr;  // a deadline handler already queued must not touch it
         if (sftp_) libssh2_sftp_shutdown(sftp_);
         if (session_) libssh2_session_free(session_);
     }
-    connection(const connection&) = delete;
-    connection& operator=(const connection&) = delete;
+    ssh_connection(const ssh_connection&) = delete;
+    ssh_connection& operator=(const ssh_connection&) = delete;
 
-    // Bounds everything that follows: when it passes, the socket is closed
-    // and the pending step fails.
+    // Whether the TCP connection was made (a failed open() that got this far
+    // reached the host: not worth retrying).
+    bool reached() const noexcept { return reached_; }
+
+    // Ends the deadline of the operation that completed (the connection is
+    // idle now).
+    void idle() { timer_.cancel(); }
+
+    // Bounds everything that follows (until the next deadline or idle()):
+    // when it passes, the socket is closed and the pending step fails.
     void deadline(std::chrono::milliseconds d) {
         timer_.expires_after(d);
         timer_.async_wait([st = deadline_](const boost::system::error_code& ec) {
@@ -126,6 +154,7 @@ public:
             connect_awaiter c{socket_, *endpoints.begin(), {}};
             co_await c;
             if (c.ec) co_return fail(errc::unavailable, "ssh " + where + ": cannot connect: " + c.ec.message());
+            reached_ = true;
         }
         session_ = libssh2_session_init();
         if (!session_) co_return fail(errc::internal, "libssh2_session_init failed");
@@ -138,7 +167,11 @@ public:
         if (rc != 0) co_return fail(errc::unavailable, "ssh " + where + ": handshake failed: " + last_error());
 
         auto verified = verify_host_key(where);
-        if (!verified) co_return verified;
+        if (!verified) {
+            log::info("ssh host key rejected", {{"target", host_.name}, {"host", host_.host}, {"port", host_.port},
+                                                {"outcome", "refused"}, {"message", verified.err().message}});
+            co_return verified;
+        }
 
         const std::string pub = host_.public_key_file.empty() ? host_.identity_file.string() + ".pub"
                                                               : host_.public_key_file.string();
@@ -155,7 +188,8 @@ public:
         co_return registry::result<void>{};
     }
 
-    registry::task<registry::result<registry::command_result>> exec(const std::string& command) {
+    // `started`: set once the channel is open, from when the command may run.
+    registry::task<registry::result<registry::command_result>> exec(const std::string& command, bool& started) {
         LIBSSH2_CHANNEL* channel = nullptr;
         for (;;) {
             channel = libssh2_channel_open_session(session_);
@@ -164,6 +198,7 @@ public:
             if (!ok) co_return lost(host_.name, "opening a channel");
         }
         if (!channel) co_return fail(errc::unavailable, "ssh " + host_.name + ": cannot open a channel: " + last_error());
+        started = true;
         std::unique_ptr<LIBSSH2_CHANNEL, int (*)(LIBSSH2_CHANNEL*)> owned(channel, libssh2_channel_free);
         int rc = 0;
         while ((rc = libssh2_channel_exec(channel, command.c_str())) == LIBSSH2_ERROR_EAGAIN) {
@@ -179,6 +214,9 @@ public:
             const ssize_t err = libssh2_channel_read_stderr(channel, buf, sizeof buf);
             if (err > 0) append_capped(r.stderr_text, buf, static_cast<std::size_t>(err));
             if (out > 0 || err > 0) continue;
+            // Reading one stream may have taken the other's packets off the
+            // socket: what libssh2 holds already would never wake a wait.
+            if (libssh2_poll_channel_read(channel, 0) || libssh2_poll_channel_read(channel, 1)) continue;
             if (libssh2_channel_eof(channel)) break;
             if ((out < 0 && out != LIBSSH2_ERROR_EAGAIN) || (err < 0 && err != LIBSSH2_ERROR_EAGAIN)) {
                 co_return fail(errc::unavailable, "ssh " + host_.name + ": reading the output: " + last_error());
@@ -201,20 +239,25 @@ public:
         co_return r;
     }
 
-    registry::task<registry::result<void>> upload(const std::filesystem::path& from, const std::string& to) {
+    // `started`: set once something may have been created on the host.
+    registry::task<registry::result<void>> upload(const std::filesystem::path& from, const std::string& to, bool& started) {
         namespace fs = std::filesystem;
-        for (;;) {
+        while (!sftp_) {  // the SFTP channel stays open for the connection's next uploads
             sftp_ = libssh2_sftp_init(session_);
             if (sftp_ || libssh2_session_last_errno(session_) != LIBSSH2_ERROR_EAGAIN) break;
             auto ok = co_await wait();
             if (!ok) co_return lost(host_.name, "starting SFTP");
         }
         if (!sftp_) co_return fail(errc::unavailable, "ssh " + host_.name + ": SFTP is not available: " + last_error());
+        started = true;
         auto made = co_await mkdir(to, 0755);
         if (!made) co_return made;
+        // Paths are taken lexically: fs::relative would resolve a symlink to
+        // its target (and upload `latest.html -> index.html` as index.html).
+        // The iterator does not follow directory links.
         std::vector<fs::path> entries;
         for (auto it = fs::recursive_directory_iterator(from); it != fs::recursive_directory_iterator(); ++it) {
-            entries.push_back(fs::relative(it->path(), from));
+            entries.push_back(it->path().lexically_relative(from));
         }
         std::string links;  // symlinks are made over exec: SFTP servers disagree on SYMLINK's argument order
         for (const auto& rel : entries) {
@@ -232,7 +275,8 @@ public:
             }
         }
         if (!links.empty()) {
-            auto r = co_await exec(links);
+            bool ran = false;
+            auto r = co_await exec(links, ran);
             if (!r) co_return registry::unexpected{r.err()};
             if (r->exit_code != 0) co_return fail(errc::deployment_failed, "ssh " + host_.name + ": creating symlinks: " + r->stderr_text);
         }
@@ -263,6 +307,24 @@ private:
 
     registry::unexpected lost(const std::string& where, const std::string& step) const {
         return fail(errc::unavailable, "ssh " + where + ": " + (deadline_->expired ? "timed out during " : "connection lost during ") + step);
+    }
+
+    // A failed SFTP step: the connection lost (unavailable, like any
+    // unreachable host) or the host refusing it (deployment_failed).
+    errc sftp_error() const {
+        switch (libssh2_session_last_errno(session_)) {
+            case LIBSSH2_ERROR_SOCKET_SEND:
+            case LIBSSH2_ERROR_SOCKET_RECV:
+            case LIBSSH2_ERROR_SOCKET_DISCONNECT:
+            case LIBSSH2_ERROR_SOCKET_TIMEOUT:
+            case LIBSSH2_ERROR_CHANNEL_CLOSED:
+            case LIBSSH2_ERROR_CHANNEL_EOF_SENT:
+            case LIBSSH2_ERROR_CHANNEL_FAILURE:
+            case LIBSSH2_ERROR_TIMEOUT:
+                return errc::unavailable;
+            default:
+                return errc::deployment_failed;
+        }
     }
 
     std::string last_error() const {
@@ -303,14 +365,18 @@ private:
             auto ok = co_await wait();
             if (!ok) co_return lost(host_.name, "mkdir " + path);
         }
-        if (rc != 0) co_return fail(errc::deployment_failed, "sftp mkdir " + path + " on " + host_.name + ": " + last_error());
+        if (rc != 0) co_return fail(sftp_error(), "sftp mkdir " + path + " on " + host_.name + ": " + last_error());
         co_return registry::result<void>{};
     }
 
+    // Streams the file: one piece in memory at a time.
     registry::task<registry::result<void>> put(const std::filesystem::path& local, const std::string& remote, long mode) {
-        std::ifstream in(local, std::ios::binary);
-        const std::string data{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-        if (!in && !in.eof()) co_return fail(errc::internal, "cannot read " + local.string());
+        const int fd = ::open(local.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0) co_return fail(errc::internal, "cannot read " + local.string());
+        struct fd_closer {
+            int fd;
+            ~fd_closer() { ::close(fd); }
+        } closer{fd};
         LIBSSH2_SFTP_HANDLE* h = nullptr;
         for (;;) {
             h = libssh2_sftp_open_ex(sftp_, remote.c_str(), static_cast<unsigned>(remote.size()),
@@ -319,24 +385,31 @@ private:
             auto ok = co_await wait();
             if (!ok) co_return lost(host_.name, "open " + remote);
         }
-        if (!h) co_return fail(errc::deployment_failed, "sftp open " + remote + " on " + host_.name + ": " + last_error());
-        std::size_t sent = 0;
-        while (sent < data.size()) {
-            const ssize_t n = libssh2_sftp_write(h, data.data() + sent, data.size() - sent);
-            if (n == LIBSSH2_ERROR_EAGAIN) {
-                auto ok = co_await wait();
-                if (!ok) co_return lost(host_.name, "writing " + remote);
-                continue;
+        if (!h) co_return fail(sftp_error(), "sftp open " + remote + " on " + host_.name + ": " + last_error());
+        if (buffer_.size() < upload_piece) buffer_.resize(upload_piece);
+        for (;;) {
+            const ssize_t got = ::read(fd, buffer_.data(), buffer_.size());
+            if (got < 0 && errno == EINTR) continue;
+            if (got < 0) co_return fail(errc::internal, "cannot read " + local.string() + ": " + std::strerror(errno));
+            if (got == 0) break;
+            std::size_t sent = 0;
+            while (sent < static_cast<std::size_t>(got)) {
+                const ssize_t n = libssh2_sftp_write(h, buffer_.data() + sent, static_cast<std::size_t>(got) - sent);
+                if (n == LIBSSH2_ERROR_EAGAIN) {
+                    auto ok = co_await wait();
+                    if (!ok) co_return lost(host_.name, "writing " + remote);
+                    continue;
+                }
+                if (n < 0) co_return fail(sftp_error(), "sftp write " + remote + ": " + last_error());
+                sent += static_cast<std::size_t>(n);
             }
-            if (n < 0) co_return fail(errc::deployment_failed, "sftp write " + remote + ": " + last_error());
-            sent += static_cast<std::size_t>(n);
         }
         int rc = 0;
         while ((rc = libssh2_sftp_close_handle(h)) == LIBSSH2_ERROR_EAGAIN) {
             auto ok = co_await wait();
             if (!ok) co_return lost(host_.name, "closing " + remote);
         }
-        if (rc != 0) co_return fail(errc::deployment_failed, "sftp close " + remote + ": " + last_error());
+        if (rc != 0) co_return fail(sftp_error(), "sftp close " + remote + ": " + last_error());
         co_return registry::result<void>{};
     }
 
@@ -350,7 +423,11 @@ private:
     std::shared_ptr<deadline_state> deadline_;
     LIBSSH2_SESSION* session_ = nullptr;
     LIBSSH2_SFTP* sftp_ = nullptr;
+    bool reached_ = false;
+    std::vector<char> buffer_;  // an upload's piece in flight
 };
+
+namespace {
 
 // env -i NAME=VALUE ... timeout -k 2 SECONDS /bin/sh -c SCRIPT: a clean
 // environment, and the command killed on the remote host after its timeout
@@ -367,6 +444,8 @@ std::string remote_command(const registry::target_command& c) {
 
 ssh_target::ssh_target(asio::io_context& ioc, remote_host host) : ioc_(ioc), host_(std::move(host)) {}
 
+ssh_target::~ssh_target() = default;
+
 registry::location ssh_target::where() const {
     registry::location l;
     l.remote = true;
@@ -378,25 +457,70 @@ registry::location ssh_target::where() const {
 
 std::string ssh_target::endpoint_address() const { return host_.endpoint_address.empty() ? host_.host : host_.endpoint_address; }
 
+registry::task<registry::result<std::unique_ptr<ssh_connection>>> ssh_target::checkout(bool& reused) {
+    const auto now = std::chrono::steady_clock::now();
+    while (!idle_.empty()) {
+        idle_connection c = std::move(idle_.back());
+        idle_.pop_back();
+        if (now - c.since < idle_lifetime) {
+            reused = true;
+            co_return std::move(c.connection);
+        }
+    }
+    reused = false;
+    const std::chrono::milliseconds backoff[] = {std::chrono::milliseconds(250), std::chrono::milliseconds(500),
+                                                 std::chrono::milliseconds(1000)};
+    for (std::size_t attempt = 0;; ++attempt) {
+        auto c = std::make_unique<ssh_connection>(ioc_, host_);
+        c->deadline(std::chrono::duration_cast<std::chrono::milliseconds>(host_.connect_timeout));
+        auto opened = co_await c->open();
+        if (opened) co_return std::move(c);
+        // Only a host that could not be reached at all is tried again: a
+        // refused key or login will be refused again.
+        if (c->reached() || attempt == std::size(backoff)) co_return registry::unexpected{opened.err()};
+        pause wait_a_little(ioc_, backoff[attempt]);
+        co_await wait_a_little;
+    }
+}
+
+void ssh_target::checkin(std::unique_ptr<ssh_connection> c) {
+    c->idle();
+    if (idle_.size() >= max_idle_connections) return;
+    idle_.push_back({std::move(c), std::chrono::steady_clock::now()});
+}
+
 registry::task<registry::result<registry::command_result>> ssh_target::run(registry::target_command command) {
-    connection c(ioc_, host_);
-    // The remote `timeout` ends the command; the connection gets a margin on top.
-    c.deadline(std::chrono::duration_cast<std::chrono::milliseconds>(host_.connect_timeout) + command.timeout +
-               std::chrono::seconds(5));
-    auto opened = co_await c.open();
-    if (!opened) co_return registry::unexpected{opened.err()};
     const std::string text = remote_command(command);
-    auto r = co_await c.exec(text);
-    if (r && (r->exit_code == 124 || r->exit_code == 137)) r->timed_out = true;
-    co_return r;
+    // The remote `timeout` ends the command; the connection gets a margin on top.
+    const auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(host_.connect_timeout) + command.timeout +
+                       std::chrono::seconds(5);
+    for (;;) {
+        bool reused = false;
+        auto c = co_await checkout(reused);
+        if (!c) co_return registry::unexpected{c.err()};
+        (*c)->deadline(limit);
+        bool started = false;
+        auto r = co_await (*c)->exec(text, started);
+        if (!r && reused && !started) continue;  // the idle connection was dead: a fresh one
+        if (!r) co_return r;
+        if (r->exit_code == 124 || r->exit_code == 137) r->timed_out = true;
+        checkin(std::move(*c));
+        co_return r;
+    }
 }
 
 registry::task<registry::result<void>> ssh_target::upload(std::filesystem::path from, std::string to) {
-    connection c(ioc_, host_);
-    c.deadline(std::chrono::duration_cast<std::chrono::milliseconds>(host_.connect_timeout) + std::chrono::minutes(10));
-    auto opened = co_await c.open();
-    if (!opened) co_return opened;
-    co_return co_await c.upload(from, to);
+    for (;;) {
+        bool reused = false;
+        auto c = co_await checkout(reused);
+        if (!c) co_return registry::unexpected{c.err()};
+        (*c)->deadline(std::chrono::duration_cast<std::chrono::milliseconds>(host_.connect_timeout) + std::chrono::minutes(10));
+        bool started = false;
+        auto r = co_await (*c)->upload(from, to, started);
+        if (!r && reused && !started) continue;
+        if (r) checkin(std::move(*c));
+        co_return r;
+    }
 }
 
 }  // namespace registryd

@@ -8,7 +8,8 @@ constexpr event_type all_event_types[] = {
     event_type::endpoint_updated,   event_type::health_check_result,  event_type::lease_expired,
     event_type::registry_loaded,    event_type::bookmark,             event_type::resync_required,
     event_type::container_state_changed, event_type::container_reap_failed, event_type::container_log,
-    event_type::image_pull_progress,
+    event_type::image_pull_progress,     event_type::deployment_started,    event_type::deployment_stage,
+    event_type::deployment_succeeded,    event_type::deployment_failed,     event_type::deployment_rolled_back,
 };
 constexpr managed_state all_managed_states[] = {managed_state::created, managed_state::running, managed_state::exited,
                                                 managed_state::removed, managed_state::lost};
@@ -29,6 +30,11 @@ std::string_view to_string(event_type t) noexcept {
         case event_type::container_reap_failed: return "container_reap_failed";
         case event_type::container_log: return "container_log";
         case event_type::image_pull_progress: return "image_pull_progress";
+        case event_type::deployment_started: return "deployment_started";
+        case event_type::deployment_stage: return "deployment_stage";
+        case event_type::deployment_succeeded: return "deployment_succeeded";
+        case event_type::deployment_failed: return "deployment_failed";
+        case event_type::deployment_rolled_back: return "deployment_rolled_back";
     }
     return "bookmark";
 }

@@ -82,6 +82,7 @@ struct watcher {
     bool wants(const event& e) const {
         if (e.type != event_type::bookmark && !types.empty() && !types.contains(e.type)) return false;
         if (!services.empty() && e.service && !services.contains(e.service->name)) return false;
+        if (!services.empty() && e.deployment && !services.contains(e.deployment->package)) return false;
         return true;
     }
 };

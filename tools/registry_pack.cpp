@@ -41,7 +41,7 @@ int fail(const std::string& message) {
 bool write_archive(const fs::path& source, const fs::path& out, std::string& error) {
     std::vector<fs::path> paths;
     for (auto it = fs::recursive_directory_iterator(source); it != fs::recursive_directory_iterator(); ++it) {
-        paths.push_back(fs::relative(it->path(), source));
+        paths.push_back(it->path().lexically_relative(source));
     }
     std::sort(paths.begin(), paths.end());
     archive* a = archive_write_new();

@@ -151,7 +151,12 @@ export type EventType =
   | 'lease_expired'
   | 'registry_loaded'
   | 'bookmark'
-  | 'resync_required';
+  | 'resync_required'
+  | 'deployment_started'
+  | 'deployment_stage'
+  | 'deployment_succeeded'
+  | 'deployment_failed'
+  | 'deployment_rolled_back';
 
 export interface SubscribeParams {
   events?: EventType[];
@@ -179,7 +184,31 @@ export type RegistryEvent =
   | { event: 'registry_loaded'; revision: number; data: { services: Service[] } }
   | { event: 'bookmark'; revision: number; data: Record<string, never> }
   | { event: 'resync_required'; revision: number; data: { from_revision: number; oldest_revision: number } }
+  | {
+      event: 'deployment_started' | 'deployment_stage' | 'deployment_succeeded' | 'deployment_failed' | 'deployment_rolled_back';
+      revision: number;
+      data: Deployment;
+    }
   | { event: string; revision: number; data: any };
+
+/** The data of the deployment_* events: one deploy_package's course, for every subscriber. */
+export interface Deployment {
+  instance_id: string;
+  package: string;
+  target: string;
+  /** The version running before, or null. */
+  from_version: string | null;
+  to_version: string;
+  /** deployment_stage, deployment_failed: checking_requirements, installing, starting, health_gating (or validating). */
+  stage?: string;
+  message: string;
+  /** deployment_rolled_back: whether the restored version passed its health gate. */
+  healthy?: boolean;
+  /** deployment_failed, deployment_rolled_back. */
+  error?: { code: string; message: string };
+  /** The connection and request that asked for it. */
+  requested_by?: { connection?: number; request_id?: string };
+}
 
 // ------------------------------------------------------------ REPL execution
 

@@ -31,12 +31,35 @@ enum class event_type {
     container_reap_failed,    // the reaper gave up for this sweep (data: the container, reason); retried later
     container_log,            // output of a followed container (per request, not a change: no revision of its own)
     image_pull_progress,      // a progress line of an image_pull (per request, not a change)
+    // Deployments (deploy/deployer.hpp): the course of one deploy_package,
+    // for every subscriber (data: the deployment).
+    deployment_started,      // the package is known and the target chosen
+    deployment_stage,        // it entered a stage (checking_requirements, installing, starting, health_gating)
+    deployment_succeeded,    // the new version is running and healthy
+    deployment_failed,       // it failed (data: the stage, the error); nothing was rolled back
+    deployment_rolled_back,  // the new version failed; the previous one was put back (data: the error, healthy)
 };
 
 std::string_view to_string(event_type t) noexcept;
 std::optional<event_type> parse_event_type(std::string_view s) noexcept;
 
 using service_ptr = std::shared_ptr<const service_instance>;
+
+// One deployment, as its deployment_* events describe it.
+struct deployment_change {
+    std::string instance_id;
+    std::string package;
+    std::string target;
+    std::optional<std::string> from_version;  // the version running before, if any
+    std::string to_version;                   // the version being deployed
+    std::string stage;                        // deployment_stage, deployment_failed: where
+    std::string message;
+    std::optional<bool> restored_healthy;     // deployment_rolled_back: the previous version passed its gate
+    // Who asked: the connection and the id of its request (until access
+    // control gives clients an identity, that is all there is).
+    std::optional<std::uint64_t> connection;
+    std::optional<std::string> request_id;
+};
 
 struct event {
     event_type type = event_type::bookmark;
@@ -57,6 +80,7 @@ struct event {
     bool end = false;                                       // container_log, image_pull_progress: the stream's last
     std::optional<error> failure;                           // container_reap_failed; a last image_pull_progress
     unsigned attempts = 0;                                  // container_reap_failed
+    std::shared_ptr<const deployment_change> deployment;    // deployment_* (failure: _failed, _rolled_back)
 
     // The protocol layer encodes an event once and shares the bytes with
     // every subscriber; it parks them here. Events are immutable otherwise

@@ -13,6 +13,7 @@ namespace registry::deploy {
 namespace {
 
 constexpr std::size_t max_output = 4096;
+constexpr milliseconds first_gate_retry{100};
 
 // A single-quoted sh word.
 std::string quote(std::string_view s) {
@@ -257,12 +258,15 @@ struct deployer::impl {
         co_return fail(errc::requirement_not_met, std::move(message));
     }
 
-    // Runs the health script every interval until it passes or the deadline
-    // is over; the last result either way.
+    // Runs the health script until it passes or the deadline is over; the
+    // last result either way. A service is usually up a moment after
+    // start.sh: the first retries come soon (100 ms, doubling up to the
+    // interval), and the last check runs at the deadline.
     task<result<command_result>> health_gate(const installed& at, progress_sink& report, progress p) {
         const auto& h = at.manifest.health;
         if (!h) co_return command_result{0, false, {}, {}};
         const time_point deadline = clk.now() + h->deadline;
+        milliseconds backoff = std::min(first_gate_retry, h->interval);
         for (;;) {
             auto r = co_await script(at, h->script, h->timeout);
             if (!r) co_return r;
@@ -270,9 +274,10 @@ struct deployer::impl {
             p.output = output_of(*r);
             p.message = r->exit_code == 0 ? "health check passed" : "health check did not pass yet";
             report(p);
-            if (r->exit_code == 0 || clk.now() + h->interval > deadline) co_return r;
-            const bool slept = co_await clk.sleep_until(clk.now() + h->interval);
+            if (r->exit_code == 0 || clk.now() >= deadline) co_return r;
+            const bool slept = co_await clk.sleep_until(std::min(clk.now() + backoff, deadline));
             (void)slept;
+            backoff = std::min(backoff * 2, h->interval);
         }
     }
 
@@ -334,6 +339,23 @@ struct deployer::impl {
                 }
             }
         }
+    }
+
+    // A target that cannot be reached changes nothing: checked before an
+    // operation moves the instance's state.
+    task<result<void>> reachable(deploy_target& t) {
+        auto r = co_await shell(t, "true");
+        if (!r) co_return unexpected{r.err()};
+        co_return result<void>{};
+    }
+
+    // The target was lost in the middle of an operation: what the service
+    // does is unknown, so it is failed (with the reason), and its health
+    // checks carry on, renewing its lease and bringing it back to running
+    // once the host answers healthy again.
+    task<void> lost_during(installed& at, std::string_view operation, const error& e) {
+        at.checks_paused = false;
+        co_await move_to(at.instance_id, service_state::failed, std::string(operation) + ": " + e.message);
     }
 
     // Moves the instance to `to` when the state machine allows it.
@@ -417,11 +439,11 @@ struct deployer::impl {
                 co_return result<void>{};
             }
             co_await move_to(at->instance_id, service_state::failed, why);
-            start_health_loop(at);
+            at->checks_paused = false;
             co_return unexpected{killed.err()};
         }
         co_await move_to(at->instance_id, service_state::failed, why);
-        start_health_loop(at);
+        at->checks_paused = false;
         co_return fail(errc::deployment_failed, why + "; nothing was removed and '" + at->instance_id +
                                                     "' stays registered (undeploy with force kills its processes)");
     }
@@ -497,27 +519,96 @@ struct deployer::impl {
         (void)removed;
     }
 
+    // One deploy as its deployment_* events tell it.
+    struct course {
+        deployment_change change;
+        bool started = false;      // deployment_started was published
+        bool rolled_back = false;
+    };
+
+    // Publishes a deployment_* event (best effort: a store that fails has
+    // failed the deploy already).
+    task<void> publish(event_type type, const course& c, std::optional<error> failure = std::nullopt) {
+        auto e = std::make_shared<event>();
+        e->type = type;
+        e->deployment = std::make_shared<const deployment_change>(c.change);
+        e->failure = std::move(failure);
+        std::vector<std::shared_ptr<event>> events{std::move(e)};
+        std::vector<store_mutation> none;
+        auto r = co_await reg.record(std::move(events), std::move(none), "deployment event");
+        (void)r;
+    }
+
+    task<void> entered(course& c, const progress& p) {
+        c.change.stage = std::string(to_string(p.at));
+        c.change.message = p.message;
+        if (c.started) co_await publish(event_type::deployment_stage, c);
+    }
+
+    void log_outcome(const course& c, std::string operation, const result<void>& r, std::string message) const {
+        if (!opts.log) return;
+        operation_record o;
+        o.operation = std::move(operation);
+        o.outcome = r ? "succeeded" : c.rolled_back ? "rolled_back" : "failed";
+        o.instance_id = c.change.instance_id;
+        o.package = c.change.package;
+        o.version = c.change.to_version;
+        o.from_version = c.change.from_version;
+        o.target = c.change.target;
+        o.message = r ? std::move(message) : r.err().message;
+        if (!r) o.error = r.err().code;
+        opts.log(o);
+    }
+
     task<result<std::size_t>> open();
     task<result<deploy_outcome>> deploy(deploy_request req, progress_sink report);
-    task<result<deploy_outcome>> deploy_once(deploy_request req, progress_sink& report,
-                                             std::shared_ptr<installed>& fresh);
+    task<result<deploy_outcome>> run_deploy(deploy_request req, progress_sink& report, course& c,
+                                            std::shared_ptr<installed>& fresh);
     task<result<service_ptr>> control(std::string id, service_command command, progress_sink report);
     task<result<void>> undeploy(std::string id, progress_sink report, bool force);
+
+    task<result<void>> logged_undeploy(std::string id, progress_sink report, bool force) {
+        course c;
+        c.change.instance_id = id;
+        if (auto it = installs.find(id); it != installs.end()) {
+            c.change.package = it->second->manifest.name;
+            c.change.to_version = it->second->manifest.version;
+            c.change.target = it->second->target->name();
+        }
+        auto r = co_await undeploy(std::move(id), std::move(report), force);
+        log_outcome(c, "undeploy", r, "undeployed");
+        co_return r;
+    }
 };
 
 task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress_sink report) {
+    course c;
+    c.change.target = req.target;
+    c.change.connection = req.connection;
+    c.change.request_id = req.request_id;
     std::shared_ptr<installed> fresh;
-    auto out = co_await deploy_once(std::move(req), report, fresh);
+    auto out = co_await run_deploy(std::move(req), report, c, fresh);
     if (!out && fresh) {
-        // No suspension since deploy_once released it: nothing else can hold it.
+        // No suspension since run_deploy released it: nothing else can hold it.
         busy_guard guard;
         if (acquire(guard, fresh->instance_id)) co_await remove_first_install(*fresh);
     }
+    if (c.started) {
+        if (out) {
+            c.change.message = "version " + out->version + " is running";
+            co_await publish(event_type::deployment_succeeded, c);
+        } else {
+            c.change.message = out.err().message;
+            co_await publish(c.rolled_back ? event_type::deployment_rolled_back : event_type::deployment_failed, c, out.err());
+        }
+    }
+    const result<void> status = out ? result<void>{} : result<void>(unexpected{out.err()});
+    log_outcome(c, "deploy", status, out ? "version " + out->version + " is running" : "");
     co_return out;
 }
 
-task<result<deploy_outcome>> deployer::impl::deploy_once(deploy_request req, progress_sink& report,
-                                                         std::shared_ptr<installed>& fresh) {
+task<result<deploy_outcome>> deployer::impl::run_deploy(deploy_request req, progress_sink& report, course& c,
+                                                        std::shared_ptr<installed>& fresh) {
     progress p;
     p.target = req.target;
     auto failed = [&](const error& e) {
@@ -578,19 +669,43 @@ task<result<deploy_outcome>> deployer::impl::deploy_once(deploy_request req, pro
         co_return failed(error{errc::conflict, "'" + m.name + "' cannot be deployed on '" + t.name() + "': its instance id '" +
                                                    at->instance_id + "' is package '" + previous->manifest.name + "''s"});
     }
+    // However this ends, the running version's checks resume as they were
+    // (a failed deploy must not leave its health unwatched).
+    struct checks_restore {
+        std::shared_ptr<installed> at;
+        bool paused = false;
+        ~checks_restore() {
+            if (at) at->checks_paused = paused;
+        }
+    } restore_checks{previous, previous && previous->checks_paused};
+    c.change.instance_id = at->instance_id;
+    c.change.package = m.name;
+    c.change.to_version = m.version;
+    if (previous) c.change.from_version = previous->manifest.version;
+    c.change.message = "deploying " + m.name + " " + m.version + " on '" + t.name() + "'";
+    c.started = true;
+    co_await publish(event_type::deployment_started, c);
 
     step(stage::checking_requirements, "checking requirements on '" + t.name() + "'");
+    co_await entered(c, p);
     auto requirements = co_await check_requirements(t, m);
     if (!requirements) co_return failed(requirements.err());
 
     step(stage::installing, "installing into " + at->dir, unpacked->bytes);
+    co_await entered(c, p);
     auto claimed = co_await claim(t, *at, previous != nullptr);
     if (!claimed) co_return failed(claimed.err());
     const std::string upload_to = t.prefix() + "/.staging-" + install_dir_name(m) + "-" + std::to_string(stagings);
     auto prepared = co_await must(t, "mkdir -p " + quote(t.prefix()) + " && rm -rf " + quote(upload_to), "preparing the prefix");
     if (!prepared) co_return failed(prepared.err());
     auto uploaded = co_await t.upload(staging, upload_to);
-    if (!uploaded) co_return failed(uploaded.err());
+    if (!uploaded) {
+        // What arrived before the failure is nobody's: remove it (best effort,
+        // the target may be what failed).
+        auto cleaned = co_await shell(t, "rm -rf -- " + quote(upload_to));
+        (void)cleaned;
+        co_return failed(uploaded.err());
+    }
     // Exit 3: this very version is the running one; replacing its directory
     // under it is not a deploy.
     const std::string install =
@@ -599,7 +714,7 @@ task<result<deploy_outcome>> deployer::impl::deploy_once(deploy_request req, pro
         quote(upload_to) + "; exit 3; fi\n"
         "  rm -rf " + quote(at->dir) + "\n"
         "fi\n"
-        "mv -T " + quote(upload_to) + " " + quote(at->dir) + " || exit 1\n"
+        "mv -T " + quote(upload_to) + " " + quote(at->dir) + " || { rm -rf -- " + quote(upload_to) + "; exit 1; }\n"
         "mkdir -p " + quote(at->home) + " || exit 1\n"
         "grep -qxF " + quote(install_dir_name(m)) + " " + quote(at->home + "/installed") + " 2>/dev/null || echo " +
         quote(install_dir_name(m)) + " >> " + quote(at->home + "/installed") + "\n"
@@ -622,13 +737,18 @@ task<result<deploy_outcome>> deployer::impl::deploy_once(deploy_request req, pro
     }
 
     step(stage::starting, old ? "stopping " + old->dir + ", starting " + at->dir : "starting " + at->dir);
+    co_await entered(c, p);
+    const std::string deploying = "deploying version " + m.version;
     if (old) {
         if (previous) previous->checks_paused = true;
+        co_await move_to(at->instance_id, service_state::stopping, deploying);
         auto stopped = co_await reported(*old, "scripts/stop.sh", "stop.sh of the previous version", p, report);
         if (!stopped) co_return failed(stopped.err());
+        co_await move_to(at->instance_id, service_state::stopped, deploying);
     }
     auto switched = co_await switch_current(t, at->home, at->dir);
     if (!switched) co_return failed(switched.err());
+    co_await move_to(at->instance_id, service_state::starting, deploying);
     auto started = co_await reported(*at, "scripts/start.sh", "start.sh", p, report);
     if (!started) co_return failed(started.err());
 
@@ -641,6 +761,7 @@ task<result<deploy_outcome>> deployer::impl::deploy_once(deploy_request req, pro
         step(stage::health_gating,
              m.health ? "waiting up to " + seconds_text(m.health->deadline) + " for " + m.health->script + " to pass"
                       : "no health script");
+        co_await entered(c, p);
         auto gate = co_await health_gate(*at, report, p);
         if (!gate) co_return failed(gate.err());
         if (gate->exit_code == 0) {
@@ -651,6 +772,7 @@ task<result<deploy_outcome>> deployer::impl::deploy_once(deploy_request req, pro
     }
 
     if (!why.empty()) {
+        co_await move_to(at->instance_id, service_state::failed, why);
         // Roll back: stop the new version, put the previous one back.
         auto stopped = co_await script(*at, "scripts/stop.sh", opts.script_timeout);
         (void)stopped;
@@ -667,10 +789,17 @@ task<result<deploy_outcome>> deployer::impl::deploy_once(deploy_request req, pro
         progress r = p;
         r.at = stage::rolled_back;
         auto restored = co_await health_gate(*old, report, r);
-        if (previous) previous->checks_paused = false;
+        restore_checks.paused = false;  // it was started again
         const bool back_healthy = restarted->exit_code == 0 && restored && restored->exit_code == 0;
         error e{errc::deployment_failed,
                 why + "; rolled back to " + old->dir + (back_healthy ? "" : " (which is not healthy either)")};
+        c.rolled_back = true;
+        c.change.restored_healthy = back_healthy;
+        if (back_healthy) {
+            const std::string back_to = "rolled back to " + old->dir;
+            co_await move_to(at->instance_id, service_state::starting, back_to);
+            co_await move_to(at->instance_id, service_state::running, back_to);
+        }
         r.message = e.message;
         r.exit_code = restarted->exit_code;
         r.output = output_of(*restarted);
@@ -702,11 +831,15 @@ task<result<service_ptr>> deployer::impl::control(std::string id, service_comman
     p.package = at->manifest.name;
     p.version = at->manifest.version;
     p.target = at->target->name();
+    if (auto up = co_await reachable(*at->target); !up) co_return unexpected{up.err()};
     if (command != service_command::start) {
         co_await move_to(id, service_state::stopping, "service_action");
         p.at = stage::starting;
         auto r = co_await reported(*at, "scripts/stop.sh", "stop.sh", p, report);
-        if (!r) co_return unexpected{r.err()};
+        if (!r) {
+            co_await lost_during(*at, "service_action", r.err());
+            co_return unexpected{r.err()};
+        }
         at->checks_paused = true;
         if (r->exit_code != 0) {
             co_await move_to(id, service_state::failed, "stop.sh exited " + std::to_string(r->exit_code));
@@ -718,7 +851,10 @@ task<result<service_ptr>> deployer::impl::control(std::string id, service_comman
         co_await move_to(id, service_state::starting, "service_action");
         p.at = stage::starting;
         auto r = co_await reported(*at, "scripts/start.sh", "start.sh", p, report);
-        if (!r) co_return unexpected{r.err()};
+        if (!r) {
+            co_await lost_during(*at, "service_action", r.err());
+            co_return unexpected{r.err()};
+        }
         std::string why;
         if (r->exit_code != 0) {
             why = "start.sh exited " + std::to_string(r->exit_code) + ": " + p.output;
@@ -746,7 +882,10 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
     std::shared_ptr<installed> at = it->second;
     busy_guard guard;
     if (auto ok = acquire(guard, id); !ok) co_return unexpected{ok.err()};
-    stop_health_loop(*at);
+    if (auto up = co_await reachable(*at->target); !up) co_return unexpected{up.err()};
+    // The health loop (and the lease it renews) ends only once the service
+    // is really stopped.
+    at->checks_paused = true;
     progress p;
     p.package = at->manifest.name;
     p.version = at->manifest.version;
@@ -754,11 +893,15 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
     co_await move_to(id, service_state::stopping, "undeploy");
     p.at = stage::starting;
     auto stopped = co_await reported(*at, "scripts/stop.sh", "stop.sh", p, report);
-    if (!stopped) co_return unexpected{stopped.err()};
+    if (!stopped) {
+        co_await lost_during(*at, "undeploy", stopped.err());
+        co_return unexpected{stopped.err()};
+    }
     if (stopped->exit_code != 0 || stopped->timed_out) {
         auto handled = co_await stop_failed(at, *stopped, force, p, report);
         if (!handled) co_return unexpected{handled.err()};
     }
+    stop_health_loop(*at);
     auto gone = co_await reg.deregister(id, "undeployed");
     (void)gone;  // an expired lease has removed it already
     installs.erase(id);
@@ -812,6 +955,12 @@ task<result<std::size_t>> deployer::impl::open() {
         if (auto s = reg.find(at->instance_id)) {
             at->lease_id = s->lease.id;
             at->checks_paused = s->state == service_state::stopped;
+            if (s->state == service_state::stopping || s->state == service_state::starting) {
+                // An operation that the restart interrupted: nobody knows how
+                // far it got. The health checks tell.
+                co_await move_to(at->instance_id, service_state::failed,
+                                 "registryd restarted during an operation on it");
+            }
         }
         installs[at->instance_id] = at;
         start_health_loop(at);
@@ -842,7 +991,7 @@ task<result<service_ptr>> deployer::control(std::string instance_id, service_com
 
 task<result<void>> deployer::undeploy(std::string instance_id, progress_sink report, bool force) {
     if (!report) report = [](const progress&) {};
-    return impl_->undeploy(std::move(instance_id), std::move(report), force);
+    return impl_->logged_undeploy(std::move(instance_id), std::move(report), force);
 }
 
 task<void> deployer::shutdown() {

@@ -50,7 +50,7 @@ bool session::reply_encoded(call& c, std::string response) {
 task<result<void>> session::on(call& c, deploy_package_params& p) {
     auto d = deployer_of(srv_);
     if (!d) co_return unexpected{d.err()};
-    deploy::deploy_request req{p.path.value_or(""), false, p.target, p.name, p.version};
+    deploy::deploy_request req{p.path.value_or(""), false, p.target, p.name, p.version, id_, c.id};
     deploy::package_uploads* uploads = srv_.internals().uploads;
     if (p.upload_id) {
         if (!uploads) co_return fail(errc::unavailable, "package uploads are not enabled on this server");

@@ -34,6 +34,31 @@ void write_failure(detail::json_writer& w, const event& e) {
         .end_object();
 }
 
+void write_deployment(detail::json_writer& w, const event& e) {
+    if (!e.deployment) return;
+    const deployment_change& d = *e.deployment;
+    w.key("instance_id").string(d.instance_id)
+        .key("package").string(d.package)
+        .key("target").string(d.target)
+        .key("from_version");
+    if (d.from_version) {
+        w.string(*d.from_version);
+    } else {
+        w.null();
+    }
+    w.key("to_version").string(d.to_version);
+    if (e.type == event_type::deployment_stage || e.type == event_type::deployment_failed) w.key("stage").string(d.stage);
+    w.key("message").string(d.message);
+    if (d.restored_healthy) w.key("healthy").boolean(*d.restored_healthy);
+    write_failure(w, e);
+    if (d.connection || d.request_id) {
+        w.key("requested_by").begin_object();
+        if (d.connection) w.key("connection").number(*d.connection);
+        if (d.request_id) w.key("request_id").string(*d.request_id);
+        w.end_object();
+    }
+}
+
 void write_data(detail::json_writer& w, const event& e) {
     w.begin_object();
     switch (e.type) {
@@ -117,6 +142,13 @@ void write_data(detail::json_writer& w, const event& e) {
             }
             if (e.end) w.key("end").boolean(true);
             write_failure(w, e);
+            break;
+        case event_type::deployment_started:
+        case event_type::deployment_stage:
+        case event_type::deployment_succeeded:
+        case event_type::deployment_failed:
+        case event_type::deployment_rolled_back:
+            write_deployment(w, e);
             break;
     }
     w.end_object();

@@ -226,7 +226,9 @@ bool read(decoder& d, dom::element e, const path& at, event_type& out) {
     return read_enum(d, e, at, out, parse_event_type,
                      "service_registered, service_deregistered, service_state_changed, endpoint_updated, "
                      "health_check_result, lease_expired, registry_loaded, bookmark, resync_required, "
-                     "container_state_changed, container_reap_failed, container_log, image_pull_progress");
+                     "container_state_changed, container_reap_failed, container_log, image_pull_progress, "
+                     "deployment_started, deployment_stage, deployment_succeeded, deployment_failed, "
+                     "deployment_rolled_back");
 }
 
 template <typename T>

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -56,8 +57,35 @@ fs::path build_package(const fs::path& work, const package_options& o) {
           << "service:\n  type: managed_process\n  ports:\n    - {name: http, port: " << o.port << ", protocol: http}\n"
           << "requires:\n  commands: " << yaml_list(o.commands) << "\n  libraries: " << yaml_list(o.libraries) << "\n"
           << "depends_on: " << yaml_list(o.depends_on) << "\n"
-          << "health:\n  script: scripts/health.sh\n  interval: 300ms\n  timeout: 3s\n  deadline: " << o.deadline
-          << "\n";
+          << "health:\n  script: scripts/health.sh\n  interval: " << o.interval << "\n  timeout: 3s\n  deadline: "
+          << o.deadline << "\n";
+    }
+    if (o.failing_checks > 0) {
+        std::ifstream in(src / "scripts" / "health.sh");
+        std::string shebang, rest;
+        std::getline(in, shebang);
+        rest.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        std::ofstream(src / "scripts" / "health.sh", std::ios::trunc)
+            << shebang << "\n"
+            << "n=$(cat \"$PACKAGE_DIR/run/checks\" 2>/dev/null || echo 0); n=$((n + 1))\n"
+            << "echo \"$n\" >\"$PACKAGE_DIR/run/checks\"\n"
+            << "if [ \"$n\" -le " << o.failing_checks << " ]; then echo \"warming up ($n)\"; exit 2; fi\n"
+            << rest;
+    }
+    if (o.symlinks) {
+        fs::create_symlink("index.html", src / "www" / "latest.html");
+        fs::create_symlink("../config/site.conf", src / "www" / "site.conf");
+    }
+    if (o.padding_bytes > 0) {
+        std::ifstream random("/dev/urandom", std::ios::binary);
+        std::ofstream pad(src / "www" / "padding.bin", std::ios::binary | std::ios::trunc);
+        std::vector<char> buf(1 << 20);
+        for (std::uint64_t left = o.padding_bytes; left > 0;) {
+            const auto n = static_cast<std::streamsize>(std::min<std::uint64_t>(left, buf.size()));
+            random.read(buf.data(), n);
+            pad.write(buf.data(), n);
+            left -= static_cast<std::uint64_t>(n);
+        }
     }
     std::ofstream(src / "www" / "index.html", std::ios::trunc) << "static-site " << o.version << "\n";
     if (!o.healthy) {
@@ -194,6 +222,11 @@ sshd::sshd() {
                                      << "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
                                      << "PermitRootLogin prohibit-password\n"
                                      << "Subsystem sftp internal-sftp\n";
+    start();
+}
+
+void sshd::start() {
+    const fs::path d = dir_.path();
     // sshd insists on its privilege separation directory (the Debian service
     // creates it at boot; a container may not have it).
     std::error_code ec;
@@ -202,7 +235,7 @@ sshd::sshd() {
     const std::string logfile = (d / "sshd.log").string();
     pid_ = ::fork();
     if (pid_ == 0) {
-        const int fd = ::open(logfile.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        const int fd = ::open(logfile.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd >= 0) ::dup2(fd, 2);
         ::execl("/usr/sbin/sshd", "/usr/sbin/sshd", "-D", "-e", "-f", cfg.c_str(), static_cast<char*>(nullptr));
         ::_exit(127);
@@ -228,12 +261,60 @@ sshd::sshd() {
     }
 }
 
-sshd::~sshd() {
-    if (pid_ > 0) {
-        ::kill(pid_, SIGTERM);
-        int status = 0;
-        ::waitpid(pid_, &status, 0);
+sshd::~sshd() { stop(); }
+
+namespace {
+
+// The pids whose parent is `parent` (from /proc/*/stat).
+std::vector<pid_t> children_of(pid_t parent) {
+    std::vector<pid_t> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/proc", ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream in(e.path() / "stat");
+        std::string stat;
+        std::getline(in, stat);
+        const auto close = stat.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(stat.substr(close + 1));
+        std::string state;
+        pid_t ppid = 0;
+        if (rest >> state >> ppid && ppid == parent) out.push_back(static_cast<pid_t>(std::stol(name)));
     }
+    return out;
+}
+
+}  // namespace
+
+void sshd::stop() {
+    if (pid_ <= 0) return;
+    // The sessions' sshd processes first (they hold the connections), then
+    // the listener. The commands they run are left to finish: killing a
+    // login shell in its startup files can leave their locks behind (pyenv's
+    // rehash lock makes every later ssh session wait a minute).
+    std::vector<pid_t> tree = children_of(pid_);
+    for (std::size_t i = 0; i < tree.size(); ++i) {
+        for (pid_t child : children_of(tree[i])) tree.push_back(child);
+    }
+    for (pid_t p : tree) {
+        std::ifstream comm("/proc/" + std::to_string(p) + "/comm");
+        std::string name;
+        if (std::getline(comm, name) && name == "sshd") ::kill(p, SIGKILL);
+    }
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+}
+
+int sshd::accepted_connections() const {
+    std::istringstream in(log());
+    int n = 0;
+    for (std::string line; std::getline(in, line);) {
+        if (line.find("Accepted publickey") != std::string::npos) ++n;
+    }
+    return n;
 }
 
 std::string sshd::user() const {

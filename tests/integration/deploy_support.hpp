@@ -28,6 +28,10 @@ struct package_options {
     std::vector<std::string> libraries;
     std::vector<std::string> depends_on;
     std::string deadline = "10s";
+    std::string interval = "300ms";
+    int failing_checks = 0;      // health.sh exits 2 on its first N runs in a version's directory
+    bool symlinks = false;       // www/latest.html -> index.html, www/site.conf -> ../config/site.conf
+    std::uint64_t padding_bytes = 0;  // a file of random bytes, www/padding.bin
 };
 
 // Copies packages/static-site into `work`, applies `o`, packs it with
@@ -73,6 +77,14 @@ public:
     const std::filesystem::path& wrong_known_hosts() const { return wrong_known_hosts_; }
     const std::filesystem::path& empty_known_hosts() const { return empty_known_hosts_; }
     std::string log() const;
+    // How many SSH connections sshd accepted (its "Accepted publickey" lines).
+    int accepted_connections() const;
+
+    // The host goes away: sshd and every session it runs are killed (by
+    // pid), so nothing answers on the port; start() brings it back on the
+    // same port with the same keys.
+    void stop();
+    void start();
 
 private:
     temp_dir dir_{"registry-sshd"};

@@ -110,16 +110,18 @@ void shut_down(deployer& d) {
 
 }  // namespace
 
-TEST_CASE("deployer: the health gate retries at the interval until the script passes") {
+TEST_CASE("deployer: the health gate retries soon, backing off, until the script passes") {
     fixture f;
     f.target.health_exits = {2, 2, 0};
     test::started<result<deploy_outcome>> deploying(f.deploy());
-    CHECK_FALSE(deploying.done());  // first check failed: waiting one interval
-    f.clock.advance(milliseconds(999));
+    CHECK_FALSE(deploying.done());  // first check failed: the next one 100 ms later
+    f.clock.advance(milliseconds(99));
     CHECK_FALSE(deploying.done());
     f.clock.advance(milliseconds(1));
-    CHECK_FALSE(deploying.done());  // second check failed
-    f.clock.advance(milliseconds(1000));
+    CHECK_FALSE(deploying.done());  // second check failed: the next one 200 ms later
+    f.clock.advance(milliseconds(199));
+    CHECK_FALSE(deploying.done());
+    f.clock.advance(milliseconds(1));
     REQUIRE(deploying.done());
     auto& out = deploying.get();
     REQUIRE(out.ok());

@@ -506,7 +506,8 @@ TEST_CASE("protocol: subscribe filters") {
                          "params.events[1]: must be one of service_registered, service_deregistered, "
                          "service_state_changed, endpoint_updated, health_check_result, lease_expired, "
                          "registry_loaded, bookmark, resync_required, container_state_changed, "
-                         "container_reap_failed, container_log, image_pull_progress"));
+                         "container_reap_failed, container_log, image_pull_progress, deployment_started, "
+                         "deployment_stage, deployment_succeeded, deployment_failed, deployment_rolled_back"));
     CHECK(b.ask(req("4", "subscribe", R"({"services":"db"})"), "invalid_request") ==
           error_response("4", "invalid_request", "params.services: must be an array"));
     CHECK(b.ask(req("5", "subscribe", R"({"from_revision":-1})"), "invalid_request") ==

@@ -85,6 +85,9 @@ struct deploy_request {
     std::string target = "local";
     std::optional<std::string> name;     // the manifest must agree
     std::optional<std::string> version;
+    // Who asked, for the deployment_* events (deployment_change).
+    std::optional<std::uint64_t> connection;
+    std::optional<std::string> request_id;
 };
 
 struct deploy_outcome {
@@ -100,10 +103,24 @@ enum class service_command { start, stop, restart };
 
 std::optional<service_command> parse_service_command(std::string_view s) noexcept;
 
+// The outcome of a deploy or an undeploy, for the embedder's log.
+struct operation_record {
+    std::string operation;  // "deploy", "undeploy"
+    std::string outcome;    // "succeeded", "failed", "rolled_back"
+    std::string instance_id;  // empty when the package was never read
+    std::string package;
+    std::string version;
+    std::optional<std::string> from_version;
+    std::string target;
+    std::string message;        // what happened, or the error
+    std::optional<errc> error;  // failed, rolled_back
+};
+
 struct deployer_options {
     std::filesystem::path work_dir;  // local scratch space for unpacking (staging)
     archive_limits limits;
     milliseconds script_timeout{60000};  // start.sh, stop.sh and the requirement checks
+    std::function<void(const operation_record&)> log;  // optional
 };
 
 class deployer {

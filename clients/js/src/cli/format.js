@@ -155,6 +155,17 @@ export function eventLine(e) {
     case 'resync_required':
       details = `from_revision=${d.from_revision} oldest_revision=${d.oldest_revision}`;
       break;
+    case 'deployment_started':
+    case 'deployment_stage':
+    case 'deployment_succeeded':
+    case 'deployment_failed':
+    case 'deployment_rolled_back':
+      details =
+        `${d.from_version ?? '-'} -> ${d.to_version} on ${d.target}` +
+        (d.stage ? ` stage=${d.stage}` : '') +
+        (d.healthy !== undefined ? ` healthy=${d.healthy}` : '') +
+        (d.message ? ` (${d.message})` : '');
+      break;
     default:
       details = JSON.stringify(d);
   }
