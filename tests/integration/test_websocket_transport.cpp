@@ -799,7 +799,9 @@ TEST_CASE("websocket transport: bare TCP connections cannot crowd out well-behav
 TEST_CASE("websocket transport: a slow reader gets the 1008 close after what was written (issue 15, 8)") {
     // The closing handshake's deadline is 2 s; the reader needs longer than
     // that to read what the kernel holds before the close frame.
-    it::registryd d{"limits:\n  outbound_queue_bytes: 256KiB\n  outbound_queue_messages: 64\ntimeouts:\n  handshake_seconds: 1\n"};
+    // One writer registers up to 20,000 instances: no per-connection quota.
+    it::registryd d{"limits:\n  outbound_queue_bytes: 256KiB\n  outbound_queue_messages: 64\ntimeouts:\n  handshake_seconds: 1\n"
+                    "quotas:\n  registrations_per_connection: 0\n  registrations_per_address: 0\n"};
     IT_DIAGNOSE(d);
     raw_client slow(d);
     slow.upgrade_ok();
