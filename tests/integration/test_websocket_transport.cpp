@@ -741,6 +741,62 @@ TEST_CASE("websocket transport: unfinished messages kept alive by pings stay wit
     CHECK(d.running());
 }
 
+TEST_CASE("websocket transport: list_services from clients that never read stays within the memory budget (issue 15, 2)") {
+    // 3,000 instances of ~1 KB: a whole listing would be ~3.5 MB, and 20
+    // clients asking 40 times each without reading would have registryd hold
+    // ~2.8 GB. Pages (at most listings.max_page_items) bound each response,
+    // and what is queued counts against the connection's outbound bound and
+    // the budget: the clients are closed (1008 or 1013) long before.
+    it::registryd d{budget_config};
+    IT_DIAGNOSE(d);
+    {
+        it::ws_client w(d);
+        const std::string padding(1000, 'p');
+        int sent = 0, inflight = 0, answered = 0;
+        while (answered < 3000) {
+            while (sent < 3000 && inflight < 32) {
+                json::object svc = it::service("amp", "amp-" + std::to_string(sent++));
+                svc["metadata"] = json::object{{"padding", padding}};
+                w.send_request("register", it::registration(std::move(svc), 600));
+                ++inflight;
+            }
+            const json::value r = w.next_response(it::scaled(10s));
+            REQUIRE_MESSAGE(it::error_code(r).empty(), dump(r));
+            --inflight;
+            ++answered;
+        }
+    }
+    constexpr int clients = 20;
+    constexpr int requests = 40;
+    std::vector<std::unique_ptr<raw_client>> attackers;
+    const auto f = under_attack(d, [&](attack_control& ctl) {
+        std::string burst;
+        for (int i = 0; i < requests; ++i) {
+            burst += raw_client::encode(
+                opcode::text, R"({"id":"a)" + std::to_string(i) + R"(","type":"request","action":"list_services"})");
+        }
+        for (int i = 0; i < clients; ++i) {
+            auto a = std::make_unique<raw_client>(d, raw_options{nullptr, 4096});
+            a->upgrade_ok();
+            a->try_send_raw(burst);  // a shed connection may fail the send: that is the defence
+            attackers.push_back(std::move(a));
+        }
+        ctl.built = true;
+        wait_stop(ctl);
+    });
+    MESSAGE(f.describe());
+    if (rss_checked) CHECK(f.peak_rss < test_budget + rss_slack);
+    CHECK(f.budget_peak <= std::int64_t{test_budget});
+    CHECK(f.slowest < it::scaled(answer_bound));
+    // Every attacker was closed, as a slow consumer (its queue's own bound)
+    // or by the budget, whichever came first.
+    const auto refused = [&](const char* reason) {
+        return std::max<std::int64_t>(0, metric(d, std::string("registryd_transport_refusals_total{reason=\"") + reason + "\"}"));
+    };
+    CHECK(refused("slow_consumer") + refused("memory_budget") >= clients);
+    CHECK(d.running());
+}
+
 TEST_CASE("websocket transport: bare TCP connections cannot crowd out well-behaved clients (issue 15, 5)") {
     // 300 descriptors; connections that never send a request are capped at 32
     // (the oldest makes room), one source address at 100 connections.
