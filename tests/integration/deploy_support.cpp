@@ -324,4 +324,11 @@ std::string sshd::user() const {
 
 std::string sshd::log() const { return slurp(dir_.path() / "sshd.log"); }
 
+std::string remote_host_yaml(const std::string& name, const sshd& ssh, const std::filesystem::path& known_hosts,
+                             const std::filesystem::path& prefix) {
+    return "    - name: " + name + "\n      host: 127.0.0.1\n      port: " + std::to_string(ssh.port()) +
+           "\n      user: " + ssh.user() + "\n      identity_file: " + ssh.client_key().string() +
+           "\n      known_hosts: " + known_hosts.string() + "\n      prefix: " + prefix.string() + "\n";
+}
+
 }  // namespace it::deploy

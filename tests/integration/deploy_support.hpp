@@ -93,4 +93,9 @@ private:
     std::filesystem::path client_key_, known_hosts_, wrong_known_hosts_, empty_known_hosts_;
 };
 
+// A `deploy.remote_hosts` entry of registryd's YAML for `ssh`: the host
+// `name`, checked against `known_hosts`, installing under `prefix`.
+std::string remote_host_yaml(const std::string& name, const sshd& ssh, const std::filesystem::path& known_hosts,
+                             const std::filesystem::path& prefix);
+
 }  // namespace it::deploy

@@ -16,16 +16,7 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 namespace dep = it::deploy;
 
-namespace {
-
-std::string remote_host_yaml(const std::string& name, const dep::sshd& ssh, const fs::path& known_hosts,
-                             const fs::path& prefix) {
-    return "    - name: " + name + "\n      host: 127.0.0.1\n      port: " + std::to_string(ssh.port()) +
-           "\n      user: " + ssh.user() + "\n      identity_file: " + ssh.client_key().string() +
-           "\n      known_hosts: " + known_hosts.string() + "\n      prefix: " + prefix.string() + "\n";
-}
-
-}  // namespace
+using dep::remote_host_yaml;
 
 TEST_CASE("deploy over ssh: installed on a real sshd, registered, healthy and reachable, and wrong host keys are refused") {
     dep::sshd ssh;

@@ -20,14 +20,9 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 namespace dep = it::deploy;
 
-namespace {
+using dep::remote_host_yaml;
 
-std::string remote_host_yaml(const std::string& name, const dep::sshd& ssh, const fs::path& known_hosts,
-                             const fs::path& prefix) {
-    return "    - name: " + name + "\n      host: 127.0.0.1\n      port: " + std::to_string(ssh.port()) +
-           "\n      user: " + ssh.user() + "\n      identity_file: " + ssh.client_key().string() +
-           "\n      known_hosts: " + known_hosts.string() + "\n      prefix: " + prefix.string() + "\n";
-}
+namespace {
 
 // A registryd with the remote host "box" (prefix work/remote-opt) and
 // "box-wrong-key" (a known_hosts entry with another key).

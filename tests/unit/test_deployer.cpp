@@ -1,6 +1,7 @@
 // The deployer's decisions on a fake clock, with a scripted target: the
 // health gate retries at the manifest interval, and a version that never
 // passes is stopped and unlinked when there is nothing to roll back to.
+#include "deployer_test_support.hpp"
 #include "registry_test_support.hpp"
 
 #include <registry/deploy/deployer.hpp>
@@ -18,56 +19,8 @@ namespace {
 using namespace registry;
 using namespace registry::deploy;
 
-// Answers every command at once: the health script with the next queued
-// exit code, everything else with 0. Records what ran.
-class scripted_target final : public deploy_target {
-public:
-    std::deque<int> health_exits;
-    std::deque<int> stop_exits;  // stop.sh: the next one (0 when empty), with the output "cannot stop"
-    std::optional<command_result> claim_answer;  // for the claim of the package's paths
-    std::vector<std::string> ran;
-
-    const std::string& name() const override { return name_; }
-    location where() const override { return {}; }
-    std::string endpoint_address() const override { return "127.0.0.1"; }
-    std::string prefix() const override { return "/srv"; }
-
-    task<result<command_result>> run(target_command c) override {
-        ran.push_back(c.script);
-        command_result r{0, false, {}, {}};
-        if (c.script.find("scripts/health.sh") != std::string::npos) {
-            r.exit_code = health_exits.empty() ? 2 : health_exits.front();
-            if (!health_exits.empty()) health_exits.pop_front();
-            r.stdout_text = r.exit_code == 0 ? "ok" : "not yet";
-        }
-        if (claim_answer && c.script.find("taken() {") != std::string::npos) co_return *claim_answer;
-        if (c.script.find("scripts/stop.sh") != std::string::npos && !stop_exits.empty()) {
-            r.exit_code = stop_exits.front();
-            stop_exits.pop_front();
-            r.stderr_text = "cannot stop";
-        }
-        co_return r;
-    }
-    task<result<void>> upload(std::filesystem::path, std::string to) override {
-        ran.push_back("upload " + to);
-        co_return result<void>{};
-    }
-
-    bool ran_matching(std::string_view needle) const {
-        return std::any_of(ran.begin(), ran.end(), [&](const std::string& s) { return s.find(needle) != std::string::npos; });
-    }
-
-private:
-    std::string name_ = "fake";
-};
-
-class manifest_unpacker final : public package_unpacker {
-public:
-    package_manifest manifest;
-    result<std::filesystem::path> admit(const std::filesystem::path& requested) override { return requested; }
-    task<result<unpacked_package>> unpack(unpack_request) override { co_return unpacked_package{manifest, 5, 100}; }
-    void discard(const std::filesystem::path&) override {}
-};
+using test::manifest_unpacker;
+using test::scripted_target;
 
 struct fixture {
     testing::fake_clock clock;

@@ -2,6 +2,7 @@
 // the health gate's backoff, the deployment_* events and the instance's
 // state through a rollback, the outcome log, a failed upload's staging, and a
 // target that cannot be reached.
+#include "deployer_test_support.hpp"
 #include "registry_test_support.hpp"
 
 #include <registry/deploy/deployer.hpp>
@@ -18,63 +19,8 @@ namespace {
 using namespace registry;
 using namespace registry::deploy;
 
-// Answers every command at once: the health script with the next queued exit
-// code (then `health_default`), everything else with 0. Unreachable when
-// `down` is set; an upload fails when `upload_fails` is. Records what ran.
-class scripted_target final : public deploy_target {
-public:
-    std::deque<int> health_exits;
-    int health_default = 0;
-    bool down = false;
-    bool upload_fails = false;
-    std::vector<std::string> ran;
-    std::string current;
-
-    const std::string& name() const override { return name_; }
-    location where() const override { return {}; }
-    std::string endpoint_address() const override { return "127.0.0.1"; }
-    std::string prefix() const override { return "/srv"; }
-
-    task<result<command_result>> run(target_command c) override {
-        if (down) co_return fail(errc::unavailable, "ssh fake: cannot connect: Connection refused");
-        ran.push_back(c.script);
-        command_result r{0, false, {}, {}};
-        // The `current` link, as the install script reads and switch_current sets it.
-        if (c.script.rfind("ln -sfn '", 0) == 0) {
-            current = c.script.substr(9, c.script.find('\'', 9) - 9);
-        } else if (c.script.find("mv -T") != std::string::npos && c.script.find("readlink") != std::string::npos) {
-            r.stdout_text = current + "\n";
-        } else if (c.script.find("/current'") != std::string::npos && c.script.rfind("rm -f ", 0) == 0) {
-            current.clear();
-        }
-        if (c.script.find("scripts/health.sh") != std::string::npos) {
-            r.exit_code = health_exits.empty() ? health_default : health_exits.front();
-            if (!health_exits.empty()) health_exits.pop_front();
-            r.stdout_text = r.exit_code == 0 ? "ok" : "not yet";
-        }
-        co_return r;
-    }
-    task<result<void>> upload(std::filesystem::path, std::string to) override {
-        ran.push_back("upload " + to);
-        if (upload_fails) co_return fail(errc::unavailable, "ssh fake: connection lost during writing");
-        co_return result<void>{};
-    }
-
-    bool ran_matching(std::string_view needle) const {
-        return std::any_of(ran.begin(), ran.end(), [&](const std::string& s) { return s.find(needle) != std::string::npos; });
-    }
-
-private:
-    std::string name_ = "fake";
-};
-
-class manifest_unpacker final : public package_unpacker {
-public:
-    package_manifest manifest;
-    result<std::filesystem::path> admit(const std::filesystem::path& requested) override { return requested; }
-    task<result<unpacked_package>> unpack(unpack_request) override { co_return unpacked_package{manifest, 5, 100}; }
-    void discard(const std::filesystem::path&) override {}
-};
+using test::manifest_unpacker;
+using test::scripted_target;
 
 struct fixture {
     testing::fake_clock clock;
@@ -92,6 +38,8 @@ struct fixture {
     }
 
     fixture() {
+        target.health_default = 0;
+        target.track_current = true;
         REQUIRE(test::run_now(reg.open()).ok());
         d.add_target(target);
         manifest("1.0.0");
