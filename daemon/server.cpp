@@ -722,6 +722,15 @@ private:
         if (state_ == phase::open && (unread_ || in_flight_ >= max_inflight)) return;
         if (state_ != phase::open && state_ != phase::closing) return;
         reading_ = true;
+        if (may_have_more_) {
+            // The last read filled the buffer: more may be waiting, and Asio's
+            // epoll reactor is edge-triggered, so a wait would see no new edge
+            // if the peer cannot send more until we read (its window closed).
+            // Read again, after what else is ready to run.
+            may_have_more_ = false;
+            asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_readable({}); });
+            return;
+        }
         socket_.async_wait(ws_socket::wait_read,
                            [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
     }
@@ -750,6 +759,7 @@ private:
         }
         last_inbound_ = clock::now();
         ping_sent_ = false;
+        may_have_more_ = n == read_scratch.size();
         std::span<char> in(read_scratch.data(), n);
         if (input_failed_) in = {};  // after a protocol error only the hang-up matters
         parse(in);
@@ -1164,7 +1174,8 @@ private:
     clock::time_point deadline_{};  // closing: when the socket is closed under it
     std::size_t in_flight_ = 0;
     phase state_ = phase::created;
-    bool reading_ = false;          // a wait for readability is pending
+    bool reading_ = false;          // a wait for readability (or a posted read) is pending
+    bool may_have_more_ = false;    // the last read filled read_scratch
     bool parsing_ = false;          // inside parse(): requests completing inline must not read
     bool writing_ = false;          // a wait for writability is pending
     bool flush_scheduled_ = false;  // in server::state's flush list
