@@ -671,6 +671,15 @@ void wait_stop(const attack_control& ctl) {
     while (!ctl.stop) std::this_thread::sleep_for(10ms);
 }
 
+// What every memory attack must leave true: RSS under the budget plus the
+// slack, the budget's own peak within it, the well-behaved client answered.
+void check_bounded(const attack_figures& f) {
+    MESSAGE(f.describe());
+    if (rss_checked) CHECK(f.peak_rss < test_budget + rss_slack);
+    CHECK(f.budget_peak <= std::int64_t{test_budget});
+    CHECK(f.slowest < it::scaled(answer_bound));
+}
+
 }  // namespace
 
 TEST_CASE("websocket transport: a ping flood from a client that never reads grows nothing (issue 15, 1)") {
@@ -687,10 +696,7 @@ TEST_CASE("websocket transport: a ping flood from a client that never reads grow
         ctl.built = true;
         wait_stop(ctl);
     });
-    MESSAGE(f.describe());
-    if (rss_checked) CHECK(f.peak_rss < test_budget + rss_slack);
-    CHECK(f.budget_peak <= std::int64_t{test_budget});
-    CHECK(f.slowest < it::scaled(answer_bound));
+    check_bounded(f);
     CHECK(d.running());
 }
 
@@ -712,10 +718,7 @@ TEST_CASE("websocket transport: unfinished messages kept alive by pings stay wit
         ctl.built = true;
         wait_stop(ctl);
     });
-    MESSAGE(f.describe());
-    if (rss_checked) CHECK(f.peak_rss < test_budget + rss_slack);
-    CHECK(f.budget_peak <= std::int64_t{test_budget});
-    CHECK(f.slowest < it::scaled(answer_bound));
+    check_bounded(f);
     // The connections that did not fit were closed with 1013 and a reason;
     // the others got their pong and hold their message.
     int shed = 0;
@@ -784,10 +787,7 @@ TEST_CASE("websocket transport: list_services from clients that never read stays
         ctl.built = true;
         wait_stop(ctl);
     });
-    MESSAGE(f.describe());
-    if (rss_checked) CHECK(f.peak_rss < test_budget + rss_slack);
-    CHECK(f.budget_peak <= std::int64_t{test_budget});
-    CHECK(f.slowest < it::scaled(answer_bound));
+    check_bounded(f);
     // Every attacker was closed, as a slow consumer (its queue's own bound)
     // or by the budget, whichever came first.
     const auto refused = [&](const char* reason) {
