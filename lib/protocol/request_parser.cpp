@@ -518,9 +518,11 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     if (p.by_name == m.get("instance_id").has_value()) {
         return d.fail(at, "exactly one of instance_id and name is required");
     }
-    if (!p.by_name && m.get("limit")) return d.fail(at.member("limit"), "only with name");
-    return (p.by_name ? required(d, m, "name", p.key) : required(d, m, "instance_id", p.key)) &&
-           read_page(d, m, p.page);
+    if (!p.by_name) {  // one instance: no page to read
+        if (m.get("limit")) return d.fail(at.member("limit"), "only with name");
+        return required(d, m, "instance_id", p.key);
+    }
+    return required(d, m, "name", p.key) && read_page(d, m, p.page);
 }
 
 bool read_params(decoder& d, const params_element& e, const path& at, protocol::list_services_params& p) {

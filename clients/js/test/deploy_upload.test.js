@@ -90,15 +90,7 @@ test('uploadPackage resumes from the offset the server reports', async () => {
 test('registryctl deploy shows the upload progress bar and the stages', async () => {
   const port = await freePort();
   const archive = await buildStaticSite(work, '2.0.0', port);
-  const child = spawn(process.execPath, [bin, 'deploy', archive], {
-    env: { ...process.env, REGISTRY_URL: daemon.url, REGISTRY_TOKEN: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (s) => (stdout += s));
-  child.stderr.on('data', (s) => (stderr += s));
-  const code = await new Promise((r) => child.on('exit', r));
+  const { code, stdout, stderr } = await registryctl(['deploy', archive]);
   assert.equal(code, 0, stderr);
   assert.match(stderr, /^\[#+ *\] +\d+% uploading: received \d+ of \d+ bytes$/m);
   assert.match(stderr, /^\[#{30}\] 100% uploading: received all \d+ bytes, sha256 verified$/m);
@@ -106,14 +98,9 @@ test('registryctl deploy shows the upload progress bar and the stages', async ()
   assert.match(stdout, /deployed static-site 2\.0\.0 as static-site\.local/);
   assert.equal(await fetchIndex(port), 'static-site 2.0.0\n');
 
-  const missing = spawn(process.execPath, [bin, 'deploy', join(work, 'nothing.tar.gz')], {
-    env: { ...process.env, REGISTRY_URL: daemon.url, REGISTRY_TOKEN: '' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let missingErr = '';
-  missing.stderr.on('data', (s) => (missingErr += s));
-  assert.equal(await new Promise((r) => missing.on('exit', r)), 1);
-  assert.match(missingErr, /^registryctl: file_unreadable: .*nothing\.tar\.gz: no such file$/m);
+  const missing = await registryctl(['deploy', join(work, 'nothing.tar.gz')]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /^registryctl: file_unreadable: .*nothing\.tar\.gz: no such file$/m);
 
   await c.undeploy({ instance_id: 'static-site.local' }, { timeoutMs: 30_000 });
 });
