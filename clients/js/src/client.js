@@ -207,7 +207,11 @@ export class RegistryClient {
     return this.request('container_get', typeof query === 'object' ? query : { container_id: query }, options);
   }
 
+  // Without `follow`: {container_id, output}. With `follow: true` the
+  // response opens a subscription of container_log events, so this is
+  // requestStream(): {data, subscription}.
   containerLogs(params, options) {
+    if (params?.follow === true) return this.requestStream('container_logs', params, options);
     return this.request('container_logs', params, options);
   }
 
@@ -223,8 +227,10 @@ export class RegistryClient {
     return this.request('container_extend', params, options);
   }
 
+  // The response opens a subscription of image_pull_progress events:
+  // {data, subscription}, as requestStream().
   imagePull(params, options) {
-    return this.request('image_pull', params, options);
+    return this.requestStream('image_pull', params, options);
   }
 
   replLanguages(params = {}, options) {

@@ -77,6 +77,35 @@ test('such a stream ends with connection_lost when the connection drops', async 
   await assert.rejects(subscription.events().next(), { code: 'connection_lost' });
 });
 
+test('imagePull and containerLogs with follow are such streams: their events reach the subscription', async () => {
+  scripts.set('image_pull', (req, send) => {
+    send({ id: req.id, type: 'response', data: { subscription: 's4', reference: req.params.reference } });
+    send({ type: 'event', subscription: 's4', event: 'image_pull_progress', revision: 4,
+      data: { engine: 'a', reference: 'app:1', id: 'layer1', status: 'Downloading', progress: '[==>   ]', current: 10, total: 100 } });
+    send({ type: 'event', subscription: 's4', event: 'image_pull_progress', revision: 4,
+      data: { engine: 'a', reference: 'app:1', end: true } });
+  });
+  scripts.set('container_logs', (req, send) => {
+    if (!req.params.follow) {
+      send({ id: req.id, type: 'response', data: { container_id: 'a-c1', output: [{ stream: 'stdout', data: 'x\n' }] } });
+      return;
+    }
+    send({ id: req.id, type: 'response', data: { subscription: 's5', container_id: 'a-c1' } });
+    send({ type: 'event', subscription: 's5', event: 'container_log', revision: 4,
+      data: { container_id: 'a-c1', lease_id: 1, stream: 'stdout', data: 'hello\n' } });
+  });
+  const c = make();
+  const pull = await c.imagePull({ reference: 'app:1' });
+  assert.deepEqual(pull.data, { subscription: 's4', reference: 'app:1' });
+  const pulled = pull.subscription.events();
+  assert.equal((await next(pulled)).data.current, 10);
+  assert.equal((await next(pulled)).data.end, true);
+  const logs = await c.containerLogs({ container_id: 'a-c1', follow: true });
+  assert.equal(logs.subscription.id, 's5');
+  assert.equal((await next(logs.subscription.events())).data.data, 'hello\n');
+  assert.deepEqual(await c.containerLogs({ container_id: 'a-c1' }), { container_id: 'a-c1', output: [{ stream: 'stdout', data: 'x\n' }] });
+});
+
 test('events marked with a request id go to that request, before its response', async () => {
   scripts.set('deploy_package', (req, send) => {
     for (const stage of ['validating', 'installing', 'starting', 'done']) {
