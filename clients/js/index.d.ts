@@ -1,5 +1,6 @@
 // Type declarations of registry-client (src/index.js). The protocol's shapes
 // follow docs/protocol.md; params and data keep the protocol's snake_case.
+// Events are discriminated unions on `event`: narrowing on it types `data`.
 
 // ---------------------------------------------------------------- protocol
 
@@ -32,34 +33,13 @@ export interface ServiceDescription {
   metadata?: Record<string, string>;
 }
 
+export interface Health {
+  status: HealthStatus;
+  output: string;
+  checked_at_ms: number;
+}
+
 /** A service instance as the server sends it. */
-export type ContainerState = 'created' | 'running' | 'exited' | 'removed' | 'lost';
-
-// The container object (container_list, container events); the times,
-// exit code and error only once known.
-export interface Container {
-  lease_id: number;
-  container_id: string;
-  name: string;
-  image: string;
-  engine: string;
-  state: ContainerState;
-  exit_code?: number;
-  ttl_seconds: number;
-  created_at_ms: number;
-  expires_at_ms: number;
-  started_at_ms?: number;
-  finished_at_ms?: number;
-  error?: string;
-}
-
-// A container in full (container_get).
-export interface ContainerDetail extends Container {
-  command: string[];
-  limits: { memory_bytes?: number; cpus?: number; pids?: number };
-  labels: Record<string, string>;
-}
-
 export interface Service {
   name: string;
   instance_id: string;
@@ -70,12 +50,20 @@ export interface Service {
   depends_on: string[];
   metadata: Record<string, string>;
   state: ServiceState;
+  /** Only when `failed`. */
   failure_reason?: string;
-  health: { status: HealthStatus; output: string; checked_at_ms: number } | null;
+  /** null until a health result is recorded. */
+  health: Health | null;
   lease: { id: number; ttl_seconds: number; expires_at_ms: number; session_bound: boolean };
   registered_at_ms: number;
   created_revision: number;
   modified_revision: number;
+}
+
+/** The error object of the protocol (error responses, events, repl_finished). */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
 }
 
 export interface RegisterParams {
@@ -142,72 +130,323 @@ export interface SetStateData {
   service: Service;
 }
 
-export type EventType =
-  | 'service_registered'
-  | 'service_deregistered'
-  | 'service_state_changed'
-  | 'endpoint_updated'
-  | 'health_check_result'
-  | 'lease_expired'
-  | 'registry_loaded'
-  | 'bookmark'
-  | 'resync_required'
-  | 'deployment_started'
-  | 'deployment_stage'
-  | 'deployment_succeeded'
-  | 'deployment_failed'
-  | 'deployment_rolled_back';
+// ------------------------------------------------------------------ events
 
-export interface SubscribeParams {
-  events?: EventType[];
-  services?: string[];
-  from_revision?: number;
-  snapshot?: boolean;
+/** One event as listeners and iterators get it: its type, revision and data. */
+export interface EventFrame<E extends string, D> {
+  event: E;
+  revision: number;
+  data: D;
 }
 
-/** An event as delivered to listeners and iterators. */
+/**
+ * The events of a subscription (docs/protocol.md: "Events", "Container
+ * events", "Deployment events"), a union discriminated by `event`.
+ * `lease_expired` has two shapes: a service's, and a container's (`'container' in e.data`).
+ */
 export type RegistryEvent =
-  | { event: 'service_registered'; revision: number; data: { service: Service } }
-  | { event: 'service_deregistered'; revision: number; data: { service: Service; reason: 'deregistered' | 'lease_expired' } }
-  | {
-      event: 'service_state_changed';
-      revision: number;
-      data: { service: Service; previous_state: ServiceState; state: ServiceState; reason: string };
-    }
-  | { event: 'endpoint_updated'; revision: number; data: { service: Service; endpoints: Endpoint[] } }
-  | { event: 'health_check_result'; revision: number; data: { service: Service; health: Service['health'] } }
-  | {
-      event: 'lease_expired';
-      revision: number;
-      data: { lease_id: number; instance_id: string; name: string; reason: 'ttl' | 'session_closed' };
-    }
-  | { event: 'registry_loaded'; revision: number; data: { services: Service[] } }
-  | { event: 'bookmark'; revision: number; data: Record<string, never> }
-  | { event: 'resync_required'; revision: number; data: { from_revision: number; oldest_revision: number } }
-  | {
-      event: 'deployment_started' | 'deployment_stage' | 'deployment_succeeded' | 'deployment_failed' | 'deployment_rolled_back';
-      revision: number;
-      data: Deployment;
-    }
-  | { event: string; revision: number; data: any };
+  | EventFrame<'service_registered', { service: Service }>
+  | EventFrame<'service_deregistered', { service: Service; reason: 'deregistered' | 'lease_expired' | 'undeployed' | 'redeployed' }>
+  | EventFrame<'service_state_changed', { service: Service; previous_state: ServiceState; state: ServiceState; reason: string }>
+  | EventFrame<'endpoint_updated', { service: Service; endpoints: Endpoint[] }>
+  | EventFrame<'health_check_result', { service: Service; health: Health | null }>
+  | EventFrame<'lease_expired', ServiceLeaseExpired>
+  | EventFrame<'lease_expired', ContainerLeaseExpired>
+  | EventFrame<'registry_loaded', { services: Service[] }>
+  | EventFrame<'bookmark', Record<string, never>>
+  | EventFrame<'resync_required', { from_revision: number; oldest_revision: number }>
+  | EventFrame<'container_state_changed', ContainerStateChanged>
+  | EventFrame<'container_reap_failed', { container: Container; attempts: number; error: ErrorBody }>
+  | EventFrame<'container_log', ContainerLogOutput | ContainerLogEnd>
+  | EventFrame<'image_pull_progress', ImagePullProgress | ImagePullEnd>
+  | EventFrame<'deployment_started', Deployment>
+  | EventFrame<'deployment_stage', Deployment & { stage: DeploymentStage }>
+  | EventFrame<'deployment_succeeded', Deployment>
+  | EventFrame<'deployment_failed', Deployment & { stage: DeploymentStage; error: ErrorBody }>
+  | EventFrame<'deployment_rolled_back', Deployment & { healthy: boolean; error: ErrorBody }>;
 
-/** The data of the deployment_* events: one deploy_package's course, for every subscriber. */
+export type EventType = RegistryEvent['event'];
+/** The event(s) of type T among E. */
+export type EventOfType<T extends string, E extends RegistryEvent = RegistryEvent> = Extract<E, { event: T }>;
+/** What a listener or iterator without `types` gets: every event but bookmarks. */
+export type DeliveredEvent<E extends RegistryEvent = RegistryEvent> = Exclude<E, { event: 'bookmark' }>;
+
+/** A service's lease ran out; its `service_deregistered` follows with the same revision. */
+export interface ServiceLeaseExpired {
+  lease_id: number;
+  instance_id: string;
+  name: string;
+  reason: 'ttl' | 'session_closed';
+}
+/** A container's lease ran out; the reaper's `removed` follows. */
+export interface ContainerLeaseExpired {
+  lease_id: number;
+  container: Container;
+  reason: 'ttl';
+}
+export interface ContainerStateChanged {
+  container: Container;
+  /** Absent for `created`. */
+  previous_state?: ContainerState;
+  state: ContainerState;
+  /** removed, lease_expired, stopped, start failed, gone, engine offline: ..., engine left: ...; "" otherwise. */
+  reason: string;
+}
+/** A write of a followed container (container_logs with follow). */
+export interface ContainerLogOutput {
+  container_id: string;
+  lease_id: number;
+  stream: 'stdout' | 'stderr';
+  data: string;
+  end?: undefined;
+}
+/** The last container_log of a follow: the container stopped (`error` if the engine failed meanwhile). */
+export interface ContainerLogEnd {
+  container_id: string;
+  lease_id: number;
+  end: true;
+  error?: ErrorBody;
+}
+/** A progress line of an engine's pull; `id`, `progress`, `current` and `total` are the engine's. */
+export interface ImagePullProgress {
+  engine: string;
+  reference: string;
+  id: string;
+  status: string;
+  progress: string;
+  current?: number;
+  total?: number;
+  end?: undefined;
+}
+/** Per node, the last image_pull_progress (`error` if that node's pull failed). */
+export interface ImagePullEnd {
+  engine: string;
+  reference: string;
+  end: true;
+  error?: ErrorBody;
+}
+
+/** The stage a deployment_stage event enters, or a deployment_failed one failed in. */
+export type DeploymentStage = 'checking_requirements' | 'installing' | 'starting' | 'health_gating';
+
+/** What every deployment_* event says: one deploy_package's course, for every subscriber. */
 export interface Deployment {
   instance_id: string;
   package: string;
   target: string;
   /** The version running before, or null. */
   from_version: string | null;
+  /** The version being deployed. */
   to_version: string;
-  /** deployment_stage, deployment_failed: checking_requirements, installing, starting, health_gating (or validating). */
-  stage?: string;
   message: string;
-  /** deployment_rolled_back: whether the restored version passed its health gate. */
-  healthy?: boolean;
-  /** deployment_failed, deployment_rolled_back. */
-  error?: { code: string; message: string };
   /** The connection and request that asked for it. */
   requested_by?: { connection?: number; request_id?: string };
+}
+
+/** The stages of deployment_progress (the requester's events). */
+export type ProgressStage =
+  | 'uploading'
+  | 'validating'
+  | 'checking_requirements'
+  | 'installing'
+  | 'starting'
+  | 'health_gating'
+  | 'done'
+  | 'rolled_back'
+  | 'failed';
+
+/** deployment_progress's data: a stage or a script run of deploy_package, package_upload_chunk, service_action or undeploy. */
+export interface DeploymentProgress {
+  stage: ProgressStage;
+  /** "" until the manifest has been read. */
+  package: string;
+  version: string;
+  target: string;
+  message: string;
+  /** uploading: the bytes received so far; installing: the unpacked size. */
+  bytes?: number;
+  /** uploading: the upload's declared size. */
+  bytes_total?: number;
+  /** When a script ran: its exit status and its stdout + stderr (the last 4 KiB). */
+  exit_code?: number;
+  output?: string;
+}
+
+/** The events registryd marks with a request's id (`request_id`) instead of a subscription. */
+export interface DeploymentProgressEvent {
+  event: 'deployment_progress';
+  data: DeploymentProgress;
+}
+export type ReplEvent =
+  | { event: 'repl_queued'; data: { execution_id: string; position: number } }
+  | { event: 'repl_output'; data: ReplOutput & { execution_id: string } }
+  | { event: 'repl_finished'; data: ReplFinished };
+export type RequestEvent = DeploymentProgressEvent | ReplEvent;
+
+// -------------------------------------------------------------- containers
+
+export type ContainerState = 'created' | 'running' | 'exited' | 'removed' | 'lost';
+
+/** The container object (container_list, container events); the times, exit code and error only once known. */
+export interface Container {
+  lease_id: number;
+  container_id: string;
+  name: string;
+  image: string;
+  engine: string;
+  state: ContainerState;
+  /** Once it has exited. */
+  exit_code?: number;
+  ttl_seconds: number;
+  created_at_ms: number;
+  expires_at_ms: number;
+  started_at_ms?: number;
+  finished_at_ms?: number;
+  /** The engine's error, when it reports one. */
+  error?: string;
+}
+
+export interface ContainerLimits {
+  memory_bytes?: number;
+  /** The only non-integer number of the protocol. */
+  cpus?: number;
+  pids?: number;
+}
+
+/** A container in full (container_get). */
+export interface ContainerDetail extends Container {
+  /** As requested; [] for the image's default. */
+  command: string[];
+  limits: ContainerLimits;
+  /** The user's, without the registry's io.registry.* ones. */
+  labels: Record<string, string>;
+}
+
+export interface ContainerCreateParams {
+  /** Required unless `preset` gives it. */
+  image?: string;
+  preset?: string;
+  name?: string;
+  command?: string[];
+  env?: Record<string, string>;
+  labels?: Record<string, string>;
+  limits?: ContainerLimits;
+  network?: 'none' | 'default';
+  read_only_rootfs?: boolean;
+  ttl_seconds?: number;
+  engine?: string;
+}
+export interface ContainerListParams {
+  engine?: string;
+  state?: ContainerState;
+}
+export interface ContainerListData {
+  revision: number;
+  containers: Container[];
+}
+export interface ContainerLogsParams {
+  container_id: string;
+  /** Only the last N lines (0-100000). */
+  tail?: number;
+  follow?: boolean;
+}
+export interface ContainerLogsData {
+  container_id: string;
+  output: { stream: 'stdout' | 'stderr'; data: string }[];
+}
+export interface ContainerStopParams {
+  container_id: string;
+  /** 0-300, default 10: SIGKILL after it. */
+  grace_seconds?: number;
+}
+export interface ContainerRemoveParams {
+  container_id: string;
+  /** Kill a running container first (else `conflict`). */
+  force?: boolean;
+}
+export interface ContainerExtendParams {
+  container_id: string;
+  /** Default: the lease's current TTL. */
+  ttl_seconds?: number;
+}
+export interface ContainerExtendData {
+  lease_id: number;
+  container_id: string;
+  ttl_seconds: number;
+  expires_at_ms: number;
+}
+export interface ImagePullParams {
+  reference: string;
+  /** Default: every online node, one after the other. */
+  engine?: string;
+}
+/** A container engine (list_nodes): configured ones first, then registered ones. */
+export interface EngineNode {
+  name: string;
+  endpoint: string;
+  status: 'online' | 'offline';
+  capacity: number;
+  /** Managed containers created or running there. */
+  running: number;
+  /** The last successful ping; null before any. */
+  last_heartbeat_ms: number | null;
+}
+export type ContainerLogEvent = EventOfType<'container_log'>;
+export type ImagePullEvent = EventOfType<'image_pull_progress'>;
+
+/** An action whose response opens a subscription of the server's making (requestStream). */
+export interface Stream<D, E extends RegistryEvent = RegistryEvent> {
+  data: D;
+  subscription: Subscription<E>;
+}
+
+// -------------------------------------------------------------- deployment
+
+interface DeployCommon {
+  /** `local` (default) or a configured remote host. */
+  target?: string;
+  /** When given, the manifest's name must be this. */
+  name?: string;
+  /** When given, the manifest's version must be this. */
+  version?: string;
+}
+/**
+ * deployPackage's params: exactly one of `file` (a path in Node; a Blob or
+ * File anywhere: uploaded first, with its sha256), `path` (an archive on
+ * registryd's host) and `upload_id` (a complete upload).
+ */
+export type DeployPackageParams = DeployCommon &
+  (
+    | { file: string | Blob; path?: never; upload_id?: never }
+    | { path: string; file?: never; upload_id?: never }
+    | { upload_id: string; file?: never; path?: never }
+  );
+export interface DeployData {
+  instance_id: string;
+  name: string;
+  version: string;
+  install_dir: string;
+  /** null on a first deploy. */
+  previous_version: string | null;
+  revision: number;
+}
+/** package_upload_begin, package_upload_chunk, package_upload_status. */
+export interface UploadStatus {
+  upload_id: string;
+  size: number;
+  /** Where the next chunk goes. */
+  received: number;
+  complete: boolean;
+  expires_at_ms: number;
+}
+export interface UndeployParams {
+  instance_id: string;
+  /** Kill the service's processes if stop.sh fails, and undeploy anyway. */
+  force?: boolean;
+}
+export interface ServiceActionParams {
+  instance_id: string;
+  action: 'start' | 'stop' | 'restart';
 }
 
 // ------------------------------------------------------------ REPL execution
@@ -220,15 +459,31 @@ export interface ReplLimits {
   cpu_millicores?: number;
   network?: boolean;
 }
+/** A configured language (repl_languages). */
+export interface ReplLanguage {
+  name: string;
+  version: string;
+  image: string;
+  source_file: string;
+  compiled: boolean;
+  warm_pool: number;
+  /** What an execution gets when it asks for nothing. */
+  defaults: Required<ReplLimits>;
+  /** What it may ask for. */
+  maximum: Required<ReplLimits>;
+}
 /** repl_execute's params: exactly one of `code` and `files`. */
-export interface ReplExecuteParams {
+export type ReplExecuteParams = {
   language: string;
-  code?: string;
-  files?: { name: string; content: string }[];
   stdin?: string;
   args?: string[];
   limits?: ReplLimits;
   idempotency_key?: string;
+} & ({ code: string; files?: never } | { files: { name: string; content: string }[]; code?: never });
+export interface ReplExecuteData {
+  execution_id: string;
+  /** false when its idempotency_key found an earlier execution. */
+  created: boolean;
 }
 /** One write of the program (a repl_output event). */
 export interface ReplOutput {
@@ -241,6 +496,7 @@ export interface ReplOutput {
 export interface ReplFinished {
   execution_id: string;
   language: string;
+  /** "" if it never got one (cancelled while queued). */
   engine: string;
   /** null when registryd killed it (timeout, output cap, cancel) or it never ran. */
   exit_code: number | null;
@@ -252,9 +508,9 @@ export interface ReplFinished {
   cancelled: boolean;
   duration_ms: number;
   compile?: { exit_code: number; stdout: string; stderr: string };
-  error?: { code: ErrorCode; message: string };
+  error?: ErrorBody;
 }
-export interface ExecuteOptions extends RequestOptions {
+export interface ExecuteOptions extends RequestOptions<ReplEvent> {
   /** Each repl_queued: the execution waits at this position (1: next). */
   onQueued?: (position: number) => void;
 }
@@ -281,9 +537,46 @@ export class ReplExecution {
   cancel(options?: RequestOptions): Promise<{ execution_id: string }>;
 }
 
+// ----------------------------------------------------------------- actions
+
+/** Every action's params and response data, for client.request(). */
+export interface Actions {
+  register: { params: RegisterParams; data: RegisterData };
+  keepalive: { params: { lease_id: number }; data: KeepaliveData };
+  deregister: { params: { instance_id: string }; data: DeregisterData };
+  get_service: {
+    params: { instance_id: string } | ({ name: string } & PageParams);
+    data: { service: Service } | (Page & { services: Service[] });
+  };
+  list_services: { params: ServiceFilter; data: Page & { services: Service[] } };
+  list_endpoints: { params: EndpointFilter; data: Page & { endpoints: ListedEndpoint[] } };
+  set_state: { params: SetStateParams; data: SetStateData };
+  subscribe: { params: SubscribeParams; data: { subscription: string; revision: number } };
+  unsubscribe: { params: { subscription: string }; data: { subscription: string } };
+  list_nodes: { params: Record<string, never>; data: { nodes: EngineNode[] } };
+  container_create: { params: ContainerCreateParams; data: { container: Container } };
+  container_list: { params: ContainerListParams; data: ContainerListData };
+  container_get: { params: { container_id: string }; data: { container: ContainerDetail } };
+  container_logs: { params: ContainerLogsParams; data: ContainerLogsData | { subscription: string; container_id: string } };
+  container_stop: { params: ContainerStopParams; data: { container: Container } };
+  container_remove: { params: ContainerRemoveParams; data: { container: Container } };
+  container_extend: { params: ContainerExtendParams; data: ContainerExtendData };
+  image_pull: { params: ImagePullParams; data: { subscription: string; reference: string } };
+  repl_languages: { params: Record<string, never>; data: { languages: ReplLanguage[] } };
+  repl_execute: { params: ReplExecuteParams; data: ReplExecuteData };
+  repl_cancel: { params: { execution_id: string }; data: { execution_id: string } };
+  deploy_package: { params: Exclude<DeployPackageParams, { file: string | Blob }>; data: DeployData };
+  package_upload_begin: { params: { size: number; sha256: string }; data: UploadStatus & { max_chunk_bytes: number } };
+  package_upload_chunk: { params: { upload_id: string; offset: number; data: string }; data: UploadStatus };
+  package_upload_status: { params: { upload_id: string }; data: UploadStatus };
+  service_action: { params: ServiceActionParams; data: { service: Service } };
+  undeploy: { params: UndeployParams; data: { instance_id: string } };
+}
+export type Action = keyof Actions;
+
 // ------------------------------------------------------------------ client
 
-/** Protocol error codes, and the client's own (timeout, not_connected, connection_lost, closed). */
+/** Protocol error codes, and the client's own (timeout, not_connected, connection_lost, closed, file_unreadable). */
 export type ErrorCode =
   | 'invalid_request'
   | 'unknown_action'
@@ -293,8 +586,18 @@ export type ErrorCode =
   | 'invalid_transition'
   | 'payload_too_large'
   | 'limit_exceeded'
+  | 'continue_expired'
   | 'unavailable'
   | 'internal'
+  | 'invalid_package'
+  | 'requirement_not_met'
+  | 'deployment_failed'
+  | 'host_key_rejected'
+  | 'offset_mismatch'
+  | 'checksum_mismatch'
+  | 'upload_incomplete'
+  | 'forbidden'
+  | 'busy'
   | 'timeout'
   | 'not_connected'
   | 'connection_lost'
@@ -336,13 +639,16 @@ export interface ClientOptions {
 }
 export const defaultOptions: Readonly<ClientOptions>;
 
-export interface RequestOptions {
+/** E: the events the server marks with this request's id (deployment_progress, repl_*). */
+export interface RequestOptions<E extends RequestEvent = RequestEvent> {
   timeoutMs?: number;
   /** 0: fail at once with `not_connected` when disconnected. */
   connectWaitMs?: number;
   /** Events the server sends about this request (marked with its id as `request_id`), e.g. deployment_progress. */
-  onEvent?: (event: { event: string; data: any }) => void;
+  onEvent?: (event: E) => void;
 }
+/** The options of an action whose requester gets deployment_progress events. */
+export type DeployOptions = RequestOptions<DeploymentProgressEvent>;
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'waiting' | 'closed';
 
@@ -352,8 +658,15 @@ export interface ClientEvents {
   reconnecting: { attempt: number; delayMs: number; error: Error | null };
   reregistered: RegisterData;
   error: Error;
-  /** An event frame that no subscription, request or execution of this client takes. */
-  event: { event: string; request_id?: string; data: any };
+  /** An event frame marked with a request's id that no request or execution of this client takes. */
+  event: RequestEvent & { request_id?: string };
+}
+
+export interface SubscribeParams {
+  events?: EventType[];
+  services?: string[];
+  from_revision?: number;
+  snapshot?: boolean;
 }
 
 export class RegistryClient {
@@ -376,39 +689,70 @@ export class RegistryClient {
   setState(instanceId: string, state: ServiceState, reason?: string, options?: RequestOptions): Promise<SetStateData>;
   setState(params: SetStateParams): Promise<SetStateData>;
   subscribe(params?: SubscribeParams, options?: RequestOptions): Promise<Subscription>;
-  unsubscribe(subscription: Subscription, options?: RequestOptions): Promise<{ subscription: string | null }>;
+  unsubscribe(subscription: Subscription<RegistryEvent>, options?: RequestOptions): Promise<{ subscription: string | null }>;
 
-  // Actions of capabilities registryd may not have yet; without them they
-  // reject with code 'unknown_action'. Params and data as in docs/protocol.md.
-  listNodes(params?: object, options?: RequestOptions): Promise<any>;
-  containerCreate(params: object, options?: RequestOptions): Promise<any>;
-  containerList(params?: object, options?: RequestOptions): Promise<any>;
+  // Actions of capabilities a registryd may lack (containers, REPL,
+  // deployment); without them they reject with code 'unknown_action' (or
+  // 'unavailable'). Params and data as in docs/protocol.md.
+  listNodes(params?: Record<string, never>, options?: RequestOptions): Promise<{ nodes: EngineNode[] }>;
+  containerCreate(params: ContainerCreateParams, options?: RequestOptions): Promise<{ container: Container }>;
+  containerList(params?: ContainerListParams, options?: RequestOptions): Promise<ContainerListData>;
   containerGet(containerId: string | { container_id: string }, options?: RequestOptions): Promise<{ container: ContainerDetail }>;
-  containerLogs(params: object, options?: RequestOptions): Promise<any>;
-  containerStop(params: object, options?: RequestOptions): Promise<any>;
-  containerRemove(params: object, options?: RequestOptions): Promise<any>;
-  containerExtend(params: object, options?: RequestOptions): Promise<any>;
-  imagePull(params: object, options?: RequestOptions): Promise<any>;
-  replLanguages(params?: object, options?: RequestOptions): Promise<any>;
-  replExecute(params: ReplExecuteParams, options?: RequestOptions): Promise<{ execution_id: string; created: boolean }>;
+  /** With `follow: true`, a stream of container_log events (as requestStream), the last one with `end: true`. */
+  containerLogs(
+    params: ContainerLogsParams & { follow: true },
+    options?: RequestOptions,
+  ): Promise<Stream<{ subscription: string; container_id: string }, ContainerLogEvent>>;
+  containerLogs(params: ContainerLogsParams & { follow?: false }, options?: RequestOptions): Promise<ContainerLogsData>;
+  containerStop(params: ContainerStopParams, options?: RequestOptions): Promise<{ container: Container }>;
+  containerRemove(params: ContainerRemoveParams, options?: RequestOptions): Promise<{ container: Container }>;
+  containerExtend(params: ContainerExtendParams, options?: RequestOptions): Promise<ContainerExtendData>;
+  /** A stream of image_pull_progress events (as requestStream), per node a last one with `end: true`. */
+  imagePull(params: ImagePullParams, options?: RequestOptions): Promise<Stream<{ subscription: string; reference: string }, ImagePullEvent>>;
+  replLanguages(params?: Record<string, never>, options?: RequestOptions): Promise<{ languages: ReplLanguage[] }>;
+  /** Only the response; the execution's events go to `onEvent`, else to client.on('event'). See execute(). */
+  replExecute(params: ReplExecuteParams, options?: RequestOptions<ReplEvent>): Promise<ReplExecuteData>;
   replCancel(params: { execution_id: string }, options?: RequestOptions): Promise<{ execution_id: string }>;
   /** repl_execute, and the execution's events routed to the ReplExecution it resolves to. */
   execute(params: ReplExecuteParams, options?: ExecuteOptions): Promise<ReplExecution>;
   /** With `file` (a path in Node; a Blob or File anywhere) the package is uploaded in chunks with its sha256 first. */
-  deployPackage(params: object, options?: RequestOptions & { chunkBytes?: number }): Promise<any>;
+  deployPackage(params: DeployPackageParams, options?: DeployOptions & { chunkBytes?: number }): Promise<DeployData>;
   /** Uploads a package (a path in Node; a Blob or File anywhere); resolves to its upload_id. */
-  uploadPackage(file: string | Blob, options?: { chunkBytes?: number; timeoutMs?: number; onEvent?: (e: { event: string; data: any }) => void }): Promise<string>;
-  undeploy(params: object, options?: RequestOptions): Promise<any>;
-  serviceAction(params: object, options?: RequestOptions): Promise<any>;
+  uploadPackage(
+    file: string | Blob,
+    options?: { chunkBytes?: number; timeoutMs?: number; onEvent?: DeployOptions['onEvent'] },
+  ): Promise<string>;
+  undeploy(params: UndeployParams, options?: DeployOptions): Promise<{ instance_id: string }>;
+  serviceAction(params: ServiceActionParams, options?: DeployOptions): Promise<{ service: Service }>;
 
   /** Any action: resolves to the response's `data`. */
-  request<T = any>(action: string, params?: object, options?: RequestOptions): Promise<T>;
+  request<A extends Action>(action: A, params?: Actions[A]['params'], options?: RequestOptions): Promise<Actions[A]['data']>;
+  /** An action this declaration does not know (with T, any action: T opts out of the checks). */
+  request<T = unknown, A extends string = string>(
+    action: A & (A extends Action ? never : unknown),
+    params?: object,
+    options?: RequestOptions,
+  ): Promise<T>;
   /**
    * An action whose response opens a subscription of the server's making
    * (`data.subscription`). The stream is not resumable: it ends with a
    * `connection_lost` error when the connection drops.
    */
-  requestStream<T = any>(action: string, params?: object, options?: RequestOptions): Promise<{ data: T; subscription: Subscription }>;
+  requestStream(
+    action: 'container_logs',
+    params: ContainerLogsParams & { follow: true },
+    options?: RequestOptions,
+  ): Promise<Stream<{ subscription: string; container_id: string }, ContainerLogEvent>>;
+  requestStream(
+    action: 'image_pull',
+    params: ImagePullParams,
+    options?: RequestOptions,
+  ): Promise<Stream<{ subscription: string; reference: string }, ImagePullEvent>>;
+  requestStream<T = unknown, E extends RegistryEvent = RegistryEvent>(
+    action: string,
+    params?: object,
+    options?: RequestOptions,
+  ): Promise<Stream<T, E>>;
 
   /** Registers and keeps the lease alive until handle.close(). */
   registerService(service: ServiceDescription, options?: ServiceHandleOptions): Promise<ServiceHandle>;
@@ -419,13 +763,20 @@ export class RegistryClient {
   on<K extends keyof ClientEvents>(name: K, fn: (value: ClientEvents[K]) => void): () => void;
 }
 
-export interface EventSelection {
-  /** An event type or a list of them; absent or '*': every event but bookmarks. */
-  types?: EventType | EventType[] | '*' | string | string[];
-  filter?: (event: RegistryEvent) => boolean;
+/** Which events a listener or iterator gets: `types` (an event type or a list of them), then `filter`. */
+export interface EventSelection<T extends string, E extends RegistryEvent> {
+  types: T | readonly T[];
+  filter?: (event: EventOfType<T, E>) => boolean;
+}
+/** Without `types` (or '*'): every event but bookmarks. */
+export interface AnyEventSelection<E extends RegistryEvent> {
+  types?: '*';
+  filter?: (event: DeliveredEvent<E>) => boolean;
 }
 
-export class Subscription implements AsyncIterable<RegistryEvent> {
+/** E: the events it carries (every RegistryEvent; a stream's only its own). */
+export class Subscription<E extends RegistryEvent = RegistryEvent> implements AsyncIterable<DeliveredEvent<E>> {
+  private constructor();
   /** The server's id on the current connection; null while disconnected. */
   readonly id: string | null;
   readonly closed: boolean;
@@ -434,13 +785,21 @@ export class Subscription implements AsyncIterable<RegistryEvent> {
   /** The instances this subscription's events describe (reloaded by every snapshot). */
   services: Map<string, Service>;
 
-  on(types: EventSelection['types'], fn: (event: RegistryEvent) => void, options?: { filter?: EventSelection['filter'] }): () => void;
-  on(fn: (event: RegistryEvent) => void): () => void;
-  off(fn: (event: RegistryEvent) => void): void;
+  /** `fn` for each event of `types` that passes `filter`; returns the remover. */
+  on<T extends E['event']>(
+    types: T | readonly T[],
+    fn: (event: EventOfType<T, E>) => void,
+    options?: { filter?: (event: EventOfType<T, E>) => boolean },
+  ): () => void;
+  on(types: '*', fn: (event: DeliveredEvent<E>) => void, options?: { filter?: (event: DeliveredEvent<E>) => boolean }): () => void;
+  /** Every event but bookmarks. */
+  on(fn: (event: DeliveredEvent<E>) => void): () => void;
+  off(fn: (event: never) => void): void;
   /** `fn(null)` after close(); `fn(error)` when the subscription could not go on. Returns the remover. */
   onEnd(fn: (error: RegistryError | null) => void): () => void;
-  events(selection?: EventSelection): AsyncIterableIterator<RegistryEvent>;
-  [Symbol.asyncIterator](): AsyncIterableIterator<RegistryEvent>;
+  events<T extends E['event']>(selection: EventSelection<T, E>): AsyncIterableIterator<EventOfType<T, E>>;
+  events(selection?: AnyEventSelection<E>): AsyncIterableIterator<DeliveredEvent<E>>;
+  [Symbol.asyncIterator](): AsyncIterableIterator<DeliveredEvent<E>>;
   close(): Promise<void>;
 }
 
@@ -458,6 +817,7 @@ export interface ServiceHandleEvents {
 }
 
 export class ServiceHandle {
+  private constructor();
   readonly instanceId: string;
   readonly leaseId: number;
   readonly ttlSeconds: number;

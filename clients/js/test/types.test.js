@@ -1,7 +1,12 @@
 // index.d.ts compiles, and types a program that uses the whole client API
-// (test/fixtures/types_check.ts) under --strict.
+// (test/fixtures/types_check.ts) under --strict. Each file of
+// test/fixtures/types_wrong/ makes one kind of mistake the declarations must
+// catch (a field of another event, a misspelt event type, a result's field
+// that does not exist, ...): tsc --strict must fail on it with exactly the
+// errors its `// error TSnnnn` comments name, on those lines, and no other.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { test } from 'node:test';
@@ -10,12 +15,38 @@ import { promisify } from 'node:util';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+const wrongDir = resolve(here, 'fixtures/types_wrong');
+
+function compile(files) {
+  const args = [
+    tsc, '--noEmit', '--strict', '--pretty', 'false', '--target', 'es2022', '--module', 'nodenext',
+    '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', ...files,
+  ];
+  return promisify(execFile)(process.execPath, args, { cwd: resolve(here, '..') }).catch((e) => e);
+}
 
 test('the TypeScript declarations type-check a program using the client', async () => {
-  const args = [
-    tsc, '--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext',
-    '--lib', 'es2022,dom', resolve(here, 'fixtures/types_check.ts'),
-  ];
-  const r = await promisify(execFile)(process.execPath, args, { cwd: resolve(here, '..') }).catch((e) => e);
+  const r = await compile([resolve(here, 'fixtures/types_check.ts')]);
   assert.equal(r.code ?? 0, 0, `tsc failed:\n${r.stdout}${r.stderr}`);
+});
+
+test('tsc --strict rejects each mistake of test/fixtures/types_wrong with the expected error, on its line', async () => {
+  const names = (await readdir(wrongDir)).filter((n) => n.endsWith('.ts')).sort();
+  assert.ok(names.length >= 10, `only ${names.length} fixtures`);
+  const expected = new Map(); // file -> ["line:TSnnnn", ...]
+  for (const name of names) {
+    const lines = (await readFile(resolve(wrongDir, name), 'utf8')).split('\n');
+    const marks = lines.flatMap((l, i) => [...l.matchAll(/\/\/ error (TS\d+)/g)].map((m) => `${i + 1}:${m[1]}`));
+    assert.ok(marks.length > 0, `${name} names no expected error`);
+    expected.set(name, marks);
+  }
+  // One run for all (each file is a module of its own; errors are per file).
+  const r = await compile(names.map((n) => resolve(wrongDir, n)));
+  assert.notEqual(r.code ?? 0, 0, 'tsc accepted the wrong programs');
+  const actual = new Map(names.map((n) => [n, []]));
+  for (const m of `${r.stdout}`.matchAll(/^(?:.*\/)?([^/(\n]+\.ts)\((\d+),\d+\): error (TS\d+):/gm)) {
+    assert.ok(actual.has(m[1]), `an error in ${m[1]}: ${m[0]}`);
+    actual.get(m[1]).push(`${m[2]}:${m[3]}`);
+  }
+  for (const name of names) assert.deepEqual(actual.get(name), expected.get(name), `${name}:\n${r.stdout}`);
 });
