@@ -149,7 +149,7 @@ export type RegistryEvent =
   | EventFrame<'service_deregistered', { service: Service; reason: 'deregistered' | 'lease_expired' | 'undeployed' | 'redeployed' }>
   | EventFrame<'service_state_changed', { service: Service; previous_state: ServiceState; state: ServiceState; reason: string }>
   | EventFrame<'endpoint_updated', { service: Service; endpoints: Endpoint[] }>
-  | EventFrame<'health_check_result', { service: Service; health: Health | null }>
+  | EventFrame<'health_check_result', { service: Service; health: Health }>
   | EventFrame<'lease_expired', ServiceLeaseExpired>
   | EventFrame<'lease_expired', ContainerLeaseExpired>
   | EventFrame<'registry_loaded', { services: Service[] }>
@@ -764,12 +764,12 @@ export class RegistryClient {
 }
 
 /** Which events a listener or iterator gets: `types` (an event type or a list of them), then `filter`. */
-export interface EventSelection<T extends string, E extends RegistryEvent> {
+export interface EventSelection<T extends string = EventType, E extends RegistryEvent = RegistryEvent> {
   types: T | readonly T[];
   filter?: (event: EventOfType<T, E>) => boolean;
 }
 /** Without `types` (or '*'): every event but bookmarks. */
-export interface AnyEventSelection<E extends RegistryEvent> {
+export interface AnyEventSelection<E extends RegistryEvent = RegistryEvent> {
   types?: '*';
   filter?: (event: DeliveredEvent<E>) => boolean;
 }

@@ -4,11 +4,13 @@
 // catch (a field of another event, a misspelt event type, a result's field
 // that does not exist, ...): tsc --strict must fail on it with exactly the
 // errors its `// error TSnnnn` comments name, on those lines, and no other.
+// The README's examples type-check too.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -49,4 +51,28 @@ test('tsc --strict rejects each mistake of test/fixtures/types_wrong with the ex
     actual.get(m[1]).push(`${m[2]}:${m[3]}`);
   }
   for (const name of names) assert.deepEqual(actual.get(name), expected.get(name), `${name}:\n${r.stdout}`);
+});
+
+test('the README\'s examples type-check against the declarations', async () => {
+  const readme = await readFile(resolve(here, '../README.md'), 'utf8');
+  // Each ```js block as the body of a function; the browser one reads the DOM
+  // as JavaScript does (an Element's files), so it is left out.
+  const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]).filter((b) => !b.includes('document.'));
+  assert.ok(blocks.length >= 4, `only ${blocks.length} examples`);
+  const imports = "import { RegistryClient, RegistryError } from 'registry-client';";
+  const program = [
+    imports,
+    'declare const process: { env: Record<string, string | undefined>; stdout: { write(s: string): void }; stderr: { write(s: string): void } };',
+    'declare const client: RegistryClient;',
+    ...blocks.map((b, i) => `export async function example${i}(): Promise<void> {\n${b.replace(imports, '').replace(/\bconst client = /, 'const ownClient = ')}\n}`),
+  ].join('\n');
+  // In the package's test dir, so that 'registry-client' resolves to this package.
+  const dir = await mkdtemp(join(here, 'fixtures/readme-'));
+  try {
+    await writeFile(join(dir, 'readme.ts'), program);
+    const r = await compile([join(dir, 'readme.ts')]);
+    assert.equal(r.code ?? 0, 0, `tsc failed on the README's examples:\n${r.stdout}${r.stderr}\n${program}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
