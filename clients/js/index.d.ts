@@ -573,6 +573,10 @@ export interface Actions {
   undeploy: { params: UndeployParams; data: { instance_id: string } };
 }
 export type Action = keyof Actions;
+/** request()'s params and options for action A: the params may be left out only when none is required. */
+export type RequestArgs<A extends Action> = {} extends Actions[A]['params']
+  ? [params?: Actions[A]['params'], options?: RequestOptions]
+  : [params: Actions[A]['params'], options?: RequestOptions];
 
 // ------------------------------------------------------------------ client
 
@@ -726,7 +730,7 @@ export class RegistryClient {
   serviceAction(params: ServiceActionParams, options?: DeployOptions): Promise<{ service: Service }>;
 
   /** Any action: resolves to the response's `data`. */
-  request<A extends Action>(action: A, params?: Actions[A]['params'], options?: RequestOptions): Promise<Actions[A]['data']>;
+  request<A extends Action>(action: A, ...args: RequestArgs<A>): Promise<Actions[A]['data']>;
   /** An action this declaration does not know (with T, any action: T opts out of the checks). */
   request<T = unknown, A extends string = string>(
     action: A & (A extends Action ? never : unknown),
