@@ -168,6 +168,8 @@ export type RegistryEvent =
 export type EventType = RegistryEvent['event'];
 /** The event(s) of type T among E. */
 export type EventOfType<T extends string, E extends RegistryEvent = RegistryEvent> = Extract<E, { event: T }>;
+/** The events of subscribe()'s subscriptions: container_log and image_pull_progress come only in their own streams. */
+export type SubscriptionEvent = Exclude<RegistryEvent, { event: 'container_log' | 'image_pull_progress' }>;
 /** What a listener or iterator without `types` gets: every event but bookmarks. */
 export type DeliveredEvent<E extends RegistryEvent = RegistryEvent> = Exclude<E, { event: 'bookmark' }>;
 
@@ -692,7 +694,7 @@ export class RegistryClient {
   listEndpointsPages(filter?: EndpointFilter, options?: RequestOptions): AsyncGenerator<Page & { endpoints: ListedEndpoint[] }, void, undefined>;
   setState(instanceId: string, state: ServiceState, reason?: string, options?: RequestOptions): Promise<SetStateData>;
   setState(params: SetStateParams): Promise<SetStateData>;
-  subscribe(params?: SubscribeParams, options?: RequestOptions): Promise<Subscription>;
+  subscribe(params?: SubscribeParams, options?: RequestOptions): Promise<Subscription<SubscriptionEvent>>;
   unsubscribe(subscription: Subscription<RegistryEvent>, options?: RequestOptions): Promise<{ subscription: string | null }>;
 
   // Actions of capabilities a registryd may lack (containers, REPL,
