@@ -180,13 +180,17 @@ test('the packed tarball, as a dependency: Node imports it, tsc types it, esbuil
   const source = await import(pathToFileURL(join(pkgDir, 'src/index.js')).href);
   assert.deepEqual(JSON.parse(node.stdout), Object.keys(source).sort());
 
-  // tsc: the `types` condition, as a consumer's program sees it.
+  // tsc: the `types` condition, as a consumer's program sees it, in Node's
+  // resolution and in a bundler's.
   await cp(join(here, 'fixtures/types_check.ts'), join(project, 'check.ts'));
-  const typed = await run(process.execPath, [tsc, '--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext',
-    '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', '--traceResolution', join(project, 'check.ts')],
-  { cwd: project, maxBuffer: 64 << 20 }).catch((e) => e);
-  assert.equal(typed.code ?? 0, 0, `tsc failed:\n${typed.stdout.split('\n').filter((l) => l.includes('error')).join('\n')}`);
-  assert.match(typed.stdout, /Module name 'registry-client' was successfully resolved to '[^']*node_modules\/registry-client\/index\.d\.ts'/);
+  for (const [module, resolution] of [['nodenext', 'nodenext'], ['esnext', 'bundler']]) {
+    const typed = await run(process.execPath, [tsc, '--noEmit', '--strict', '--target', 'es2022', '--module', module,
+      '--moduleResolution', resolution, '--lib', 'es2022,dom', '--traceResolution', join(project, 'check.ts')],
+    { cwd: project, maxBuffer: 64 << 20 }).catch((e) => e);
+    const errors = typed.stdout.split('\n').filter((l) => l.includes('error')).join('\n');
+    assert.equal(typed.code ?? 0, 0, `tsc (${resolution}) failed:\n${errors}`);
+    assert.match(typed.stdout, /Module name 'registry-client' was successfully resolved to '[^']*node_modules\/registry-client\/index\.d\.ts'/);
+  }
 
   // esbuild: the `browser` condition and the browser branch of #package-source.
   const built = await esbuild.build({
