@@ -76,3 +76,23 @@ test('the README\'s examples type-check against the declarations', async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('the declarations declare exactly the values the package exports', async () => {
+  const runtime = Object.keys(await import('../src/index.js')).sort();
+  assert.ok(runtime.length >= 9, runtime.join(', '));
+  const names = runtime.map((n) => `'${n}'`).join(' | ');
+  const program = [
+    "import * as r from 'registry-client';",
+    `type Runtime = ${names};`,
+    'export const missing: [Exclude<Runtime, keyof typeof r>] extends [never] ? true : false = true;',
+    'export const extra: [Exclude<keyof typeof r, Runtime>] extends [never] ? true : false = true;',
+  ].join('\n');
+  const dir = await mkdtemp(join(here, 'fixtures/exports-'));
+  try {
+    await writeFile(join(dir, 'exports.ts'), program);
+    const r = await compile([join(dir, 'exports.ts')]);
+    assert.equal(r.code ?? 0, 0, `the declared values differ from ${runtime.join(', ')}:\n${r.stdout}${r.stderr}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
