@@ -1,5 +1,6 @@
 #include <registry/deploy/deployer.hpp>
 
+#include "deploy/commands_ahead.hpp"
 #include "deploy/deployment_record.hpp"
 
 #include <algorithm>
@@ -185,16 +186,20 @@ struct deployer::impl {
         return env;
     }
 
-    task<result<command_result>> script(const installed& at, std::string_view relative, milliseconds timeout) {
-        target_command c{"cd " + quote(at.dir) + " && exec /bin/sh " + quote(relative), environment(at.manifest, at.dir),
-                         timeout};
-        return at.target->run(std::move(c));
+    target_command script_command(const installed& at, std::string_view relative, milliseconds timeout) const {
+        return {"cd " + quote(at.dir) + " && exec /bin/sh " + quote(relative), environment(at.manifest, at.dir), timeout};
+    }
+
+    // Runs a package script on its target, or `via` (commands_ahead) when set.
+    task<result<command_result>> script(const installed& at, std::string_view relative, milliseconds timeout,
+                                        deploy_target* via = nullptr) {
+        return (via ? *via : *at.target).run(script_command(at, relative, timeout));
     }
 
     // Runs a package script and reports it (exit code, output) as progress.
     task<result<command_result>> reported(const installed& at, std::string_view relative, std::string label, progress& p,
-                                          progress_sink& report) {
-        auto r = co_await script(at, relative, opts.script_timeout);
+                                          progress_sink& report, deploy_target* via = nullptr) {
+        auto r = co_await script(at, relative, opts.script_timeout, via);
         if (!r) co_return r;
         p.message = std::move(label);
         p.exit_code = r->exit_code;
@@ -203,12 +208,12 @@ struct deployer::impl {
         co_return r;
     }
 
-    task<result<command_result>> shell(deploy_target& t, std::string text) {
-        target_command c{std::move(text), {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-                                           {"LC_ALL", "C"}},
-                         opts.script_timeout};
-        return t.run(std::move(c));
+    target_command shell_command(std::string text) const {
+        return {std::move(text), {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, {"LC_ALL", "C"}},
+                opts.script_timeout};
     }
+
+    task<result<command_result>> shell(deploy_target& t, std::string text) { return t.run(shell_command(std::move(text))); }
 
     // A shell command that must succeed.
     task<result<command_result>> must(deploy_target& t, std::string text, std::string_view what) {
@@ -220,7 +225,8 @@ struct deployer::impl {
         co_return r;
     }
 
-    task<result<void>> check_requirements(deploy_target& t, const package_manifest& m) {
+    // The depends_on services that are not running (checked here, not on the target).
+    std::vector<std::string> missing_dependencies(const package_manifest& m) const {
         std::vector<std::string> missing;
         for (const auto& dep : m.depends_on) {
             service_filter f;
@@ -234,21 +240,33 @@ struct deployer::impl {
                 missing.push_back("depends_on: service '" + dep + "' is not running");
             }
         }
-        if (!m.required_commands.empty() || !m.required_libraries.empty()) {
-            std::string s = "for c in";
-            for (const auto& c : m.required_commands) s += " " + quote(c);
-            s += "; do command -v \"$c\" >/dev/null 2>&1 || echo \"requires.commands: '$c' not found\"; done\n"
-                 "for l in";
-            for (const auto& l : m.required_libraries) s += " " + quote(l);
-            s += "; do\n"
-                 "  ldconfig -p 2>/dev/null | awk -v l=\"$l\" '$1 == l {f = 1} END {exit !f}' && continue\n"
-                 "  found=\n"
-                 "  for d in /lib /lib64 /usr/lib /usr/lib64 /usr/local/lib /lib/*-linux-gnu /usr/lib/*-linux-gnu; do\n"
-                 "    [ -e \"$d/$l\" ] && found=1\n"
-                 "  done\n"
-                 "  [ -n \"$found\" ] || echo \"requires.libraries: '$l' not found\"\n"
-                 "done\n";
-            auto r = co_await must(t, std::move(s), "the requirement check");
+        return missing;
+    }
+
+    // The check of requires.commands and requires.libraries on the target:
+    // prints a line for each one missing. None when the manifest requires none.
+    static std::optional<std::string> requirement_script(const package_manifest& m) {
+        if (m.required_commands.empty() && m.required_libraries.empty()) return std::nullopt;
+        std::string s = "for c in";
+        for (const auto& c : m.required_commands) s += " " + quote(c);
+        s += "; do command -v \"$c\" >/dev/null 2>&1 || echo \"requires.commands: '$c' not found\"; done\n"
+             "for l in";
+        for (const auto& l : m.required_libraries) s += " " + quote(l);
+        s += "; do\n"
+             "  ldconfig -p 2>/dev/null | awk -v l=\"$l\" '$1 == l {f = 1} END {exit !f}' && continue\n"
+             "  found=\n"
+             "  for d in /lib /lib64 /usr/lib /usr/lib64 /usr/local/lib /lib/*-linux-gnu /usr/lib/*-linux-gnu; do\n"
+             "    [ -e \"$d/$l\" ] && found=1\n"
+             "  done\n"
+             "  [ -n \"$found\" ] || echo \"requires.libraries: '$l' not found\"\n"
+             "done\n";
+        return s;
+    }
+
+    // `missing`: missing_dependencies(m), taken before the check on the target.
+    task<result<void>> check_requirements(deploy_target& t, const package_manifest& m, std::vector<std::string> missing) {
+        if (auto s = requirement_script(m)) {
+            auto r = co_await must(t, std::move(*s), "the requirement check");
             if (!r) co_return unexpected{r.err()};
             for (auto& line : lines_of(r->stdout_text)) missing.push_back(std::move(line));
         }
@@ -262,13 +280,14 @@ struct deployer::impl {
     // last result either way. A service is usually up a moment after
     // start.sh: the first retries come soon (100 ms, doubling up to the
     // interval), and the last check runs at the deadline.
-    task<result<command_result>> health_gate(const installed& at, progress_sink& report, progress p) {
+    task<result<command_result>> health_gate(const installed& at, progress_sink& report, progress p,
+                                             deploy_target* via = nullptr) {
         const auto& h = at.manifest.health;
         if (!h) co_return command_result{0, false, {}, {}};
         const time_point deadline = clk.now() + h->deadline;
         milliseconds backoff = std::min(first_gate_retry, h->interval);
         for (;;) {
-            auto r = co_await script(at, h->script, h->timeout);
+            auto r = co_await script(at, h->script, h->timeout, via);
             if (!r) co_return r;
             p.exit_code = r->exit_code;
             p.output = output_of(*r);
@@ -281,11 +300,13 @@ struct deployer::impl {
         }
     }
 
+    static std::string switch_script(const std::string& home, const std::string& dir) {
+        return "ln -sfn " + quote(dir) + " " + quote(home + "/current.new") + " && mv -T " + quote(home + "/current.new") +
+               " " + quote(home + "/current");
+    }
+
     task<result<void>> switch_current(deploy_target& t, const std::string& home, const std::string& dir) {
-        auto r = co_await must(t,
-                               "ln -sfn " + quote(dir) + " " + quote(home + "/current.new") + " && mv -T " +
-                                   quote(home + "/current.new") + " " + quote(home + "/current"),
-                               "switching the current link");
+        auto r = co_await must(t, switch_script(home, dir), "switching the current link");
         if (!r) co_return unexpected{r.err()};
         co_return result<void>{};
     }
@@ -455,12 +476,11 @@ struct deployer::impl {
     // package installs into or removes another's. An entry that exists
     // unclaimed (an earlier registryd's) is adopted only by the deployment
     // that knows it. Writes the claims; conflict when a path is taken.
-    task<result<void>> claim(deploy_target& t, const installed& at, bool known) {
+    static std::string claim_script(const std::string& prefix, const installed& at, bool known) {
         const std::string home = entry_of(at.home);
         const std::string dir = entry_of(at.dir);
-        auto r = co_await shell(
-            t,
-            "p=" + quote(t.prefix()) + "; n=" + quote(at.manifest.name) + "; h=" + quote(home) + "; v=" + quote(dir) +
+        return
+            "p=" + quote(prefix) + "; n=" + quote(at.manifest.name) + "; h=" + quote(home) + "; v=" + quote(dir) +
             "\n"
             "taken() {\n"
             "  if [ -f \"$p/.owner/$1\" ]; then\n"
@@ -482,7 +502,11 @@ struct deployer::impl {
             "  [ -f \"$p/.owner/$e\" ] || (set -C; printf '%s\\n' \"$n\" > \"$p/.owner/$e\") 2>/dev/null\n"
             "  [ \"$(cat \"$p/.owner/$e\" 2>/dev/null)\" = \"$n\" ] && continue\n"
             "  echo \"$p/$e belongs to package '$(cat \"$p/.owner/$e\")'\"; exit 4\n"
-            "done\n");
+            "done\n";
+    }
+
+    task<result<void>> claim(deploy_target& t, const installed& at, bool known) {
+        auto r = co_await shell(t, claim_script(t.prefix(), at, known));
         if (!r) co_return unexpected{r.err()};
         const std::string what = "'" + at.manifest.name + "' " + at.manifest.version;
         if (r->exit_code == 4) {
@@ -628,7 +652,9 @@ task<result<deploy_outcome>> deployer::impl::run_deploy(deploy_request req, prog
     };
     auto target_it = targets.find(req.target);
     if (target_it == targets.end()) co_return failed(error{errc::not_found, "no deploy target '" + req.target + "'"});
-    deploy_target& t = *target_it->second;
+    // Each stage runs its commands one at a time through `t`; where the next
+    // few commands are known, they run ahead as one sequence.
+    commands_ahead t(*target_it->second);
 
     if (!req.uploaded) {
         auto admitted = unpacker.admit(req.archive);
@@ -651,7 +677,7 @@ task<result<deploy_outcome>> deployer::impl::run_deploy(deploy_request req, prog
 
     auto at = std::make_shared<installed>();
     at->manifest = unpacked->manifest;
-    at->target = &t;
+    at->target = target_it->second;
     const package_manifest& m = at->manifest;
     at->instance_id = sanitize_package_name(m.name) + "." + t.name();
     at->home = t.prefix() + "/" + sanitize_package_name(m.name);
@@ -688,15 +714,28 @@ task<result<deploy_outcome>> deployer::impl::run_deploy(deploy_request req, prog
 
     step(stage::checking_requirements, "checking requirements on '" + t.name() + "'");
     co_await entered(c, p);
-    auto requirements = co_await check_requirements(t, m);
+    const std::string upload_to = t.prefix() + "/.staging-" + install_dir_name(m) + "-" + std::to_string(stagings);
+    const std::string prepare = "mkdir -p " + quote(t.prefix()) + " && rm -rf " + quote(upload_to);
+    std::vector<std::string> missing = missing_dependencies(m);
+    {
+        // The requirement check, the claim and the preparation of the prefix;
+        // the claim only when nothing is missing.
+        std::vector<sequenced_command> ahead;
+        if (auto check = requirement_script(m)) ahead.push_back({shell_command(std::move(*check)), true});
+        if (missing.empty()) {
+            ahead.push_back({shell_command(claim_script(t.prefix(), *at, previous != nullptr)), false});
+            ahead.push_back({shell_command(prepare), false});
+        }
+        if (!ahead.empty()) co_await t.run_ahead(std::move(ahead));
+    }
+    auto requirements = co_await check_requirements(t, m, std::move(missing));
     if (!requirements) co_return failed(requirements.err());
 
     step(stage::installing, "installing into " + at->dir, unpacked->bytes);
     co_await entered(c, p);
     auto claimed = co_await claim(t, *at, previous != nullptr);
     if (!claimed) co_return failed(claimed.err());
-    const std::string upload_to = t.prefix() + "/.staging-" + install_dir_name(m) + "-" + std::to_string(stagings);
-    auto prepared = co_await must(t, "mkdir -p " + quote(t.prefix()) + " && rm -rf " + quote(upload_to), "preparing the prefix");
+    auto prepared = co_await must(t, prepare, "preparing the prefix");
     if (!prepared) co_return failed(prepared.err());
     auto uploaded = co_await t.upload(staging, upload_to);
     if (!uploaded) {
@@ -719,6 +758,16 @@ task<result<deploy_outcome>> deployer::impl::run_deploy(deploy_request req, prog
         "grep -qxF " + quote(install_dir_name(m)) + " " + quote(at->home + "/installed") + " 2>/dev/null || echo " +
         quote(install_dir_name(m)) + " >> " + quote(at->home + "/installed") + "\n"
         "readlink " + quote(at->home + "/current") + " || true\n";
+    {
+        // A first install (nothing current: the install prints nothing) goes
+        // on to switch, start and the gate's first health check.
+        std::vector<sequenced_command> ahead;
+        ahead.push_back({shell_command(install), true});
+        ahead.push_back({shell_command(switch_script(at->home, at->dir)), false});
+        ahead.push_back({script_command(*at, "scripts/start.sh", opts.script_timeout), false});
+        if (m.health) ahead.push_back({script_command(*at, m.health->script, m.health->timeout), false});
+        co_await t.run_ahead(std::move(ahead));
+    }
     auto moved = co_await shell(t, install);
     if (!moved) co_return failed(moved.err());
     if (moved->exit_code == 3) {
@@ -749,7 +798,7 @@ task<result<deploy_outcome>> deployer::impl::run_deploy(deploy_request req, prog
     auto switched = co_await switch_current(t, at->home, at->dir);
     if (!switched) co_return failed(switched.err());
     co_await move_to(at->instance_id, service_state::starting, deploying);
-    auto started = co_await reported(*at, "scripts/start.sh", "start.sh", p, report);
+    auto started = co_await reported(*at, "scripts/start.sh", "start.sh", p, report, &t);
     if (!started) co_return failed(started.err());
 
     std::string why;
@@ -762,7 +811,7 @@ task<result<deploy_outcome>> deployer::impl::run_deploy(deploy_request req, prog
              m.health ? "waiting up to " + seconds_text(m.health->deadline) + " for " + m.health->script + " to pass"
                       : "no health script");
         co_await entered(c, p);
-        auto gate = co_await health_gate(*at, report, p);
+        auto gate = co_await health_gate(*at, report, p, &t);
         if (!gate) co_return failed(gate.err());
         if (gate->exit_code == 0) {
             health = health_result{health_status::healthy, output_of(*gate), clk.now()};
