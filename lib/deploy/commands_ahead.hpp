@@ -30,6 +30,8 @@ public:
         }
     }
 
+    deploy_target& underlying() const { return target_; }
+
     const std::string& name() const override { return target_.name(); }
     location where() const override { return target_.where(); }
     std::string endpoint_address() const override { return target_.endpoint_address(); }
