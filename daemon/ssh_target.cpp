@@ -1,6 +1,7 @@
 #include "ssh_target.hpp"
 
 #include "log.hpp"
+#include "remote_command.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -30,17 +31,11 @@ using tcp = asio::ip::tcp;
 using registry::errc;
 using registry::fail;
 
-constexpr std::size_t output_cap = 64 * 1024;
+constexpr std::size_t output_cap = remote_output_cap;
 
-std::string quote(std::string_view s) {
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
-
-void append_capped(std::string& out, const char* data, std::size_t n) {
+void append_capped(std::string& out, const char* data, std::size_t n, std::size_t cap) {
     out.append(data, n);
-    if (out.size() > output_cap) out.erase(0, out.size() - output_cap);
+    if (out.size() > cap) out.erase(0, out.size() - cap);
 }
 
 int knownhost_key_type(int hostkey_type) {
@@ -189,7 +184,9 @@ public:
     }
 
     // `started`: set once the channel is open, from when the command may run.
-    registry::task<registry::result<registry::command_result>> exec(const std::string& command, bool& started) {
+    // `cap`: how much of each stream is kept (the tail).
+    registry::task<registry::result<registry::command_result>> exec(const std::string& command, bool& started,
+                                                                    std::size_t cap = output_cap) {
         LIBSSH2_CHANNEL* channel = nullptr;
         for (;;) {
             channel = libssh2_channel_open_session(session_);
@@ -210,9 +207,9 @@ public:
         char buf[16384];
         for (;;) {
             const ssize_t out = libssh2_channel_read(channel, buf, sizeof buf);
-            if (out > 0) append_capped(r.stdout_text, buf, static_cast<std::size_t>(out));
+            if (out > 0) append_capped(r.stdout_text, buf, static_cast<std::size_t>(out), cap);
             const ssize_t err = libssh2_channel_read_stderr(channel, buf, sizeof buf);
-            if (err > 0) append_capped(r.stderr_text, buf, static_cast<std::size_t>(err));
+            if (err > 0) append_capped(r.stderr_text, buf, static_cast<std::size_t>(err), cap);
             if (out > 0 || err > 0) continue;
             // Reading one stream may have taken the other's packets off the
             // socket: what libssh2 holds already would never wake a wait.
@@ -265,7 +262,7 @@ public:
             const std::string remote = to + "/" + rel.string();
             const auto st = fs::symlink_status(local);
             if (fs::is_symlink(st)) {
-                links += "ln -s " + quote(fs::read_symlink(local).string()) + " " + quote(remote) + " || exit 1\n";
+                links += "ln -s " + sh_quote(fs::read_symlink(local).string()) + " " + sh_quote(remote) + " || exit 1\n";
             } else if (fs::is_directory(st)) {
                 auto r = co_await mkdir(remote, 0755);
                 if (!r) co_return r;
@@ -427,21 +424,6 @@ private:
     std::vector<char> buffer_;  // an upload's piece in flight
 };
 
-namespace {
-
-// env -i NAME=VALUE ... timeout -k 2 SECONDS /bin/sh -c SCRIPT: a clean
-// environment, and the command killed on the remote host after its timeout
-// (exit 124/137).
-std::string remote_command(const registry::target_command& c) {
-    std::string s = "exec env -i";
-    for (const auto& [k, v] : c.env) s += " " + quote(k + "=" + v);
-    const auto secs = std::max<long long>(1, (c.timeout.count() + 999) / 1000);
-    s += " timeout -k 2 " + std::to_string(secs) + " /bin/sh -c " + quote(c.script);
-    return s;
-}
-
-}  // namespace
-
 ssh_target::ssh_target(asio::io_context& ioc, remote_host host) : ioc_(ioc), host_(std::move(host)) {}
 
 ssh_target::~ssh_target() = default;
@@ -489,24 +471,41 @@ void ssh_target::checkin(std::unique_ptr<ssh_connection> c) {
     idle_.push_back({std::move(c), std::chrono::steady_clock::now()});
 }
 
-registry::task<registry::result<registry::command_result>> ssh_target::run(registry::target_command command) {
-    const std::string text = remote_command(command);
-    // The remote `timeout` ends the command; the connection gets a margin on top.
-    const auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(host_.connect_timeout) + command.timeout +
-                       std::chrono::seconds(5);
+registry::task<registry::result<registry::command_result>> ssh_target::exec(std::string text, std::chrono::milliseconds limit,
+                                                                          std::size_t cap) {
     for (;;) {
         bool reused = false;
         auto c = co_await checkout(reused);
         if (!c) co_return registry::unexpected{c.err()};
         (*c)->deadline(limit);
         bool started = false;
-        auto r = co_await (*c)->exec(text, started);
+        auto r = co_await (*c)->exec(text, started, cap);
         if (!r && reused && !started) continue;  // the idle connection was dead: a fresh one
         if (!r) co_return r;
-        if (r->exit_code == 124 || r->exit_code == 137) r->timed_out = true;
         checkin(std::move(*c));
         co_return r;
     }
+}
+
+registry::task<registry::result<registry::command_result>> ssh_target::run(registry::target_command command) {
+    // The remote `timeout` ends the command; the connection gets a margin on top.
+    const auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(host_.connect_timeout) + command.timeout +
+                       std::chrono::seconds(5);
+    auto r = co_await exec(remote_command(command), limit, output_cap);
+    if (r && (r->exit_code == 124 || r->exit_code == 137)) r->timed_out = true;
+    co_return r;
+}
+
+registry::task<std::vector<registry::result<registry::command_result>>> ssh_target::run_sequence(
+    std::vector<registry::sequenced_command> commands) {
+    std::vector<registry::result<registry::command_result>> out;
+    if (commands.empty()) co_return out;
+    auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(host_.connect_timeout) + std::chrono::seconds(5);
+    for (const auto& c : commands) limit += c.command.timeout + std::chrono::seconds(2);
+    auto r = co_await exec("exec /bin/sh -c " + sh_quote(sequence_script(commands)), limit,
+                           commands.size() * (2 * output_cap + 64));
+    out = parse_sequence(host_.name, r);
+    co_return out;
 }
 
 registry::task<registry::result<void>> ssh_target::upload(std::filesystem::path from, std::string to) {

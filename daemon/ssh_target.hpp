@@ -55,12 +55,20 @@ public:
     std::string prefix() const override { return host_.prefix; }
 
     registry::task<registry::result<registry::command_result>> run(registry::target_command command) override;
+    // One exec channel for the whole sequence: every command on the host
+    // starts the user's login shell (its rc files) once instead of each.
+    registry::task<std::vector<registry::result<registry::command_result>>> run_sequence(
+        std::vector<registry::sequenced_command> commands) override;
     registry::task<registry::result<void>> upload(std::filesystem::path from, std::string to) override;
 
 private:
     // An idle connection (the newest), or a new one; `reused` says which.
     registry::task<registry::result<std::unique_ptr<ssh_connection>>> checkout(bool& reused);
     void checkin(std::unique_ptr<ssh_connection> c);
+    // Runs `text` with a fresh connection if an idle one was dead; `limit`
+    // bounds it, `output_cap` is what is kept of each stream.
+    registry::task<registry::result<registry::command_result>> exec(std::string text, std::chrono::milliseconds limit,
+                                                                    std::size_t output_cap);
 
     boost::asio::io_context& ioc_;
     remote_host host_;

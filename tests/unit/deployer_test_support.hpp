@@ -24,7 +24,9 @@ using deploy::unpacked_package;
 // package's paths with `claim_answer` if set, everything else with 0.
 // Unreachable when `down` is set; an upload fails when `upload_fails` is.
 // With `track_current`, the `current` link is kept as the install script
-// sets it and read back where the deployer reads it. Records what ran.
+// sets it and read back where the deployer reads it. Records what ran, and
+// counts the round trips a remote target would make (a command, or a
+// sequence of them).
 class scripted_target final : public deploy_target {
 public:
     std::deque<int> health_exits;
@@ -36,6 +38,7 @@ public:
     bool track_current = false;
     std::string current;
     std::vector<std::string> ran;
+    int round_trips = 0;
 
     const std::string& name() const override { return name_; }
     location where() const override { return {}; }
@@ -44,13 +47,14 @@ public:
 
     task<result<command_result>> run(target_command c) override {
         if (down) co_return fail(errc::unavailable, "ssh fake: cannot connect: Connection refused");
+        if (!in_sequence_) ++round_trips;
         ran.push_back(c.script);
         command_result r{0, false, {}, {}};
         if (track_current) {
             if (c.script.rfind("ln -sfn '", 0) == 0) {
                 current = c.script.substr(9, c.script.find('\'', 9) - 9);
             } else if (c.script.find("mv -T") != std::string::npos && c.script.find("readlink") != std::string::npos) {
-                r.stdout_text = current + "\n";
+                if (!current.empty()) r.stdout_text = current + "\n";  // readlink prints nothing for no link
             } else if (c.script.find("/current'") != std::string::npos && c.script.rfind("rm -f ", 0) == 0) {
                 current.clear();
             }
@@ -68,6 +72,14 @@ public:
         }
         co_return r;
     }
+    // One round trip; the commands run one by one, as the default does.
+    task<std::vector<result<command_result>>> run_sequence(std::vector<sequenced_command> commands) override {
+        ++round_trips;
+        in_sequence_ = true;
+        auto out = co_await deploy_target::run_sequence(std::move(commands));
+        in_sequence_ = false;
+        co_return out;
+    }
     task<result<void>> upload(std::filesystem::path, std::string to) override {
         ran.push_back("upload " + to);
         if (upload_fails) co_return fail(errc::unavailable, "ssh fake: connection lost during writing");
@@ -80,6 +92,7 @@ public:
 
 private:
     std::string name_ = "fake";
+    bool in_sequence_ = false;
 };
 
 class manifest_unpacker final : public package_unpacker {

@@ -300,3 +300,38 @@ TEST_CASE("deployer: a package whose instance id or paths are another package's 
     CHECK_FALSE(f.target.ran_matching("upload "));
     CHECK(f.reg.find("de.fake") == nullptr);
 }
+
+TEST_CASE("deployer: a first deploy runs its commands in two sequences, and a replacing one stops the old version first") {
+    fixture f;
+    f.target.track_current = true;
+    f.target.health_exits = {0};
+    auto out = test::run_now(f.deploy());
+    REQUIRE(out.ok());
+    // Claim and prefix before the upload; install, switch, start.sh and the
+    // first health check after it.
+    CHECK(f.target.round_trips == 2);
+    REQUIRE(f.target.ran.size() == 7);
+    CHECK(f.target.ran[0].find("taken() {") != std::string::npos);
+    CHECK(f.target.ran[1].rfind("mkdir -p '/srv'", 0) == 0);
+    CHECK(f.target.ran[2].rfind("upload /srv/.staging-demo-1.0.0-", 0) == 0);
+    CHECK(f.target.ran[3].find("mv -T") != std::string::npos);
+    CHECK(f.target.ran[4].rfind("ln -sfn '/srv/demo-1.0.0'", 0) == 0);
+    CHECK(f.target.ran[5].find("scripts/start.sh") != std::string::npos);
+    CHECK(f.target.ran[6].find("scripts/health.sh") != std::string::npos);
+
+    // 1.0.0 is current: the install's sequence ends with the install, and
+    // stop.sh of 1.0.0 runs before the switch to 1.1.0.
+    f.unpacker.manifest.version = "1.1.0";
+    f.target.ran.clear();
+    f.target.round_trips = 0;
+    f.target.health_exits = {0};
+    auto again = test::run_now(f.deploy());
+    REQUIRE(again.ok());
+    REQUIRE(f.target.ran.size() == 8);
+    CHECK(f.target.ran[3].find("mv -T") != std::string::npos);
+    CHECK(f.target.ran[4].find("'/srv/demo-1.0.0' && exec /bin/sh 'scripts/stop.sh'") != std::string::npos);
+    CHECK(f.target.ran[5].rfind("ln -sfn '/srv/demo-1.1.0'", 0) == 0);
+    CHECK(f.target.ran[6].find("'/srv/demo-1.1.0' && exec /bin/sh 'scripts/start.sh'") != std::string::npos);
+    CHECK(f.target.ran[7].find("scripts/health.sh") != std::string::npos);
+    CHECK(f.target.round_trips == 6);  // claim+prefix, install, stop.sh, switch, start.sh, health
+}

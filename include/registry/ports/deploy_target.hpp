@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace registry {
 
@@ -30,6 +32,14 @@ struct command_result {
     bool timed_out = false;
     std::string stdout_text;  // both capped (the tail is kept)
     std::string stderr_text;
+};
+
+// One command of a sequence (deploy_target::run_sequence).
+struct sequenced_command {
+    target_command command;
+    // The commands after this one run only if it exited 0 and, when this is
+    // set, printed nothing on stdout.
+    bool then_only_if_silent = false;
 };
 
 class deploy_target {
@@ -48,6 +58,24 @@ public:
     // errc::unavailable when the target cannot be reached; a command that
     // runs and fails is a successful result with its exit code.
     virtual task<result<command_result>> run(target_command command) = 0;
+
+    // Runs the commands in order, each as run() would, and stops after the
+    // first that exits non-zero (or prints on stdout where that stops it) or
+    // cannot be run: one result per command that ran, the last one perhaps
+    // an error. A target where each command costs a round trip (SSH: a
+    // channel, and the login shell's start-up on the host) overrides this to
+    // run them all as one.
+    virtual task<std::vector<result<command_result>>> run_sequence(std::vector<sequenced_command> commands) {
+        std::vector<result<command_result>> out;
+        for (auto& c : commands) {
+            const bool only_if_silent = c.then_only_if_silent;
+            auto r = co_await run(std::move(c.command));
+            const bool go_on = r && r->exit_code == 0 && !(only_if_silent && !r->stdout_text.empty());
+            out.push_back(std::move(r));
+            if (!go_on) break;
+        }
+        co_return out;
+    }
 
     // Copies the local directory tree `from` (regular files, directories and
     // symlinks, with their permission bits) to `to` on the target, which must

@@ -1,0 +1,29 @@
+// One package installed on one target: what the deployer keeps of each
+// deployment (and stores, deployment_record.hpp), and the state of its
+// health checks.
+#pragma once
+
+#include <registry/deploy/package_manifest.hpp>
+#include <registry/ports/deploy_target.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <stop_token>
+#include <string>
+
+namespace registry::deploy {
+
+struct installed {
+    package_manifest manifest;
+    deploy_target* target = nullptr;
+    std::string instance_id;
+    std::string home;  // {prefix}/{sanitized-name}
+    std::string dir;   // {prefix}/{sanitized-name}-{version}
+    std::uint64_t lease_id = 0;
+    // Health checks pause (the lease is still renewed) while the service is
+    // stopped by service_action, or being replaced by a deploy.
+    bool checks_paused = false;
+    std::optional<std::stop_source> health_stop;
+};
+
+}  // namespace registry::deploy
