@@ -7,7 +7,7 @@
 // thread-safe: one caller at a time.
 //
 // The on-disk format and the crash-safety argument are at the top of
-// lib/file_store.cpp.
+// lib/file_store/format.hpp.
 #pragma once
 
 #include <registry/ports/store.hpp>

@@ -1,0 +1,73 @@
+// The REPL executor: engine slots, the FIFO queue, cancellation.
+#include "executor_impl.hpp"
+
+#include <algorithm>
+
+namespace registry::repl {
+
+// Without a sink every engine is; with one, the ones it calls online.
+bool executor::impl::usable(const engine_state& e) const { return !leases || leases->online(e.slot.name); }
+
+detail::engine_state* executor::impl::free_engine() {
+    engine_state* best = nullptr;
+    for (auto& e : engines) {
+        if (e.active >= e.slot.max_concurrent || !usable(e)) continue;
+        if (!best || e.active * best->slot.max_concurrent < best->active * e.slot.max_concurrent) best = &e;
+    }
+    return best;
+}
+
+void executor::impl::report_positions() {
+    std::size_t position = 0;
+    for (auto& ex : queue) {
+        if (++position == ex->last_position) continue;
+        ex->last_position = position;
+        for (auto& l : ex->listeners) l->on_queued(ex->id, position);
+    }
+}
+
+void executor::impl::dispatch() {
+    bool moved = false;
+    while (!queue.empty()) {
+        engine_state* eng = free_engine();
+        if (!eng) break;
+        execution_ptr ex = std::move(queue.front());
+        queue.pop_front();
+        start(ex, *eng);
+        moved = true;
+    }
+    if (moved) report_positions();
+}
+
+void executor::impl::start(const execution_ptr& ex, engine_state& eng) {
+    ex->state = phase::running;
+    ++eng.active;
+    ++running_count;
+    tasks.spawn(run_execution(ex, eng));
+}
+
+void executor::impl::finish(execution& ex) {
+    ex.state = phase::finished;
+    ex.finished_at = clk.now();
+    auto listeners = std::move(ex.listeners);
+    ex.listeners.clear();
+    for (auto& l : listeners) l->on_finished(ex.result);
+}
+
+result<void> executor::impl::cancel(std::string_view id) {
+    auto it = executions.find(id);
+    if (it == executions.end()) return fail(errc::not_found, "no execution '" + std::string(id) + "'");
+    execution_ptr ex = it->second;
+    if (ex->state == phase::queued) {
+        queue.erase(std::find(queue.begin(), queue.end(), ex));
+        ex->result.cancelled = true;
+        finish(*ex);
+        report_positions();
+    } else if (ex->state == phase::running && !ex->cancel_requested) {
+        ex->cancel_requested = true;
+        ex->cancel->request_stop();
+    }
+    return {};
+}
+
+}  // namespace registry::repl
