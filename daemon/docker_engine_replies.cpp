@@ -109,7 +109,9 @@ struct document {
     dom::element root;
     bool ok = false;
 
-    explicit document(std::string_view text) { ok = parser.parse(text.data(), text.size()).get(root) == simdjson::SUCCESS; }
+    explicit document(std::string_view text) {
+        ok = parser.parse(text.data(), text.size()).get(root) == simdjson::SUCCESS;
+    }
 
     fields object() const { return ok ? fields(root) : fields(); }
 };
