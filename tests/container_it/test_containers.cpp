@@ -204,7 +204,7 @@ TEST_CASE("create, follow the logs, see the exit code, remove") {
     CHECK(exists(p1, foreign));
 }
 
-TEST_CASE("container_get: the engine's start and finish times, exit code, limits and labels, across a restart; presets") {
+TEST_CASE("container_get: the engine's start and finish times, exit code, limits and labels, across a restart, and presets") {
     rt::podman_service p1;
     it::registryd d(config("it-get", {{"p1", p1.uri()}}));
     IT_DIAGNOSE(d);
