@@ -17,6 +17,11 @@
 // and timeouts → unavailable, naming the engine's address.
 //
 // Runs on the io_context's thread, like engine_http_client.
+//
+// The calls are in docker_engine.cpp; what they share: docker_engine_requests
+// (targets, JSON bodies written with json_writer), docker_engine_replies (the
+// answers, read with simdjson; the status → error mapping), docker_engine_streams
+// (logs, attach, pull progress) and docker_engine_wire.cpp (the pieces below).
 #pragma once
 
 #include "engine_http.hpp"

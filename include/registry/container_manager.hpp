@@ -26,6 +26,8 @@
 //
 // Threading: like the registry, used from one thread; pure coroutines over
 // the ports, no thread, no event loop.
+//
+// Implemented in lib/containers/ (manager_impl.hpp lists the parts).
 #pragma once
 
 #include <registry/async_generator.hpp>

@@ -6,7 +6,6 @@
 #include "harness.hpp"
 #include "podman_harness.hpp"
 
-#include <boost/json/parse.hpp>
 #include <doctest/doctest.h>
 
 #include <fstream>
@@ -18,7 +17,7 @@
 
 namespace {
 
-namespace json = boost::json;
+namespace json = it::json;
 namespace rt = registry_test;
 using namespace std::chrono_literals;
 using it::arr;
@@ -120,7 +119,7 @@ bool reap_log_line(const it::registryd& d, const std::string& id, json::value& o
     std::string text;
     while (std::getline(in, text)) {
         if (text.find("\"container reaped\"") == std::string::npos || text.find(id) == std::string::npos) continue;
-        out = json::parse(text);
+        out = it::parse(text);
         return str(out, "/container_id") == id;
     }
     return false;
@@ -204,7 +203,7 @@ TEST_CASE("create, follow the logs, see the exit code, remove") {
     CHECK(exists(p1, foreign));
 }
 
-TEST_CASE("container_get: the engine's start and finish times, exit code, limits and labels, across a restart; presets") {
+TEST_CASE("container_get: the engine's start and finish times, exit code, limits and labels, across a restart, and presets") {
     rt::podman_service p1;
     it::registryd d(config("it-get", {{"p1", p1.uri()}}));
     IT_DIAGNOSE(d);

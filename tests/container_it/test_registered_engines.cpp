@@ -14,7 +14,7 @@
 
 namespace {
 
-namespace json = boost::json;
+namespace json = it::json;
 namespace rt = registry_test;
 using namespace std::chrono_literals;
 using it::arr;

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -217,6 +218,79 @@ TEST_CASE("fake engine: Docker's statuses map to error codes with the engine's m
         REQUIRE_FALSE(gateway.ok());
         CHECK(gateway.err().code == errc::internal);
         CHECK(gateway.err().message == "remove abc: no json");
+    }());
+}
+
+TEST_CASE("fake engine: a 2xx answer that is not the JSON expected is an internal error naming the call") {
+    const std::string why = ": unexpected reply from the container engine: ";
+    fake_engine fake({
+        {{json_response(200, "OK", "[1,2]"), 0ms}},
+        {{json_response(201, "Created", R"({"Warnings":[]})"), 0ms}},
+        {{json_response(200, "OK", "not json"), 0ms}},
+        {{json_response(200, "OK", R"({"a":1})"), 0ms}},
+        {{json_response(200, "OK", R"({"StatusCode":"7"})"), 0ms}},
+        {{json_response(200, "OK", R"({"StatusCode":1,"Error":{"Message":"oops"}})"), 0ms}},
+        {{json_response(500, "Internal Server Error",
+                        R"({"cause":"no such container","message":"no container with name or ID \"abc\" found: no such container","response":500})"),
+          0ms}},
+        // Members of unexpected types read as absent; any number is a number.
+        {{json_response(200, "OK",
+                        R"({"Id":"abc","Name":"/web","Config":{"Cmd":["sh",1],"Labels":{"a":"b","n":2}},)"
+                        R"("State":{"Status":"running","Running":true,"ExitCode":"7"},)"
+                        R"("HostConfig":{"Memory":1.5e9,"NanoCpus":500000000,"PidsLimit":-1}})"),
+          0ms}},
+        {{chunked_200 + chunk("not json\n") + last_chunk, 0ms}},
+    });
+    boost::asio::io_context io;
+    registryd::docker_engine engine(io, endpoint_of(fake.uri()));
+    rt::run(io, [&]() -> task<void> {
+        auto version = co_await engine.version();
+        REQUIRE_FALSE(version.ok());
+        CHECK(version.err().code == errc::internal);
+        CHECK(version.err().message == "version" + why + "not a JSON object");
+        registry::container_spec s;
+        s.image = "app";
+        auto created = co_await engine.create(s);
+        REQUIRE_FALSE(created.ok());
+        CHECK(created.err().code == errc::internal);
+        CHECK(created.err().message == "create container" + why + "no Id");
+        auto inspected = co_await engine.inspect("abc");
+        REQUIRE_FALSE(inspected.ok());
+        CHECK(inspected.err().code == errc::internal);
+        CHECK(inspected.err().message == "inspect abc" + why + "not a JSON object");
+        auto listed = co_await engine.list({});
+        REQUIRE_FALSE(listed.ok());
+        CHECK(listed.err().code == errc::internal);
+        CHECK(listed.err().message == "list containers" + why + "not a JSON array");
+        auto no_code = co_await engine.wait("abc");
+        REQUIRE_FALSE(no_code.ok());
+        CHECK(no_code.err().code == errc::internal);
+        CHECK(no_code.err().message == "wait abc" + why + "no StatusCode");
+        auto wait_error = co_await engine.wait("abc");
+        REQUIRE_FALSE(wait_error.ok());
+        CHECK(wait_error.err().code == errc::internal);
+        CHECK(wait_error.err().message == "wait abc: oops");
+        auto podman = co_await engine.start("abc");
+        REQUIRE_FALSE(podman.ok());
+        CHECK(podman.err().code == errc::not_found);
+        CHECK(podman.err().message == "start abc: no container with name or ID \"abc\" found: no such container");
+        auto lenient = co_await engine.inspect("abc");
+        REQUIRE_MESSAGE(lenient.ok(), lenient.err().message);
+        CHECK(lenient->id == "abc");
+        CHECK(lenient->name == "web");
+        CHECK(lenient->command == std::vector<std::string>{"sh"});
+        CHECK(lenient->labels == std::map<std::string, std::string>{{"a", "b"}});
+        CHECK(lenient->state.status == registry::container_status::running);
+        CHECK(lenient->state.running);
+        CHECK(lenient->state.exit_code == 0);
+        CHECK(lenient->limits.memory_bytes == 1'500'000'000u);
+        CHECK(lenient->limits.cpus == 0.5);
+        CHECK_FALSE(lenient->limits.pids);
+        auto items = co_await drain(engine, "busybox");
+        REQUIRE(items.size() == 1);
+        REQUIRE_FALSE(items[0].ok());
+        CHECK(items[0].err().code == errc::internal);
+        CHECK(items[0].err().message == "pull busybox: unparsable progress line from the container engine: not json");
     }());
 }
 

@@ -1,4 +1,4 @@
-// The one TU with Asio, Beast and the Boost.JSON implementation.
+// The one TU with Asio and Beast.
 #include "harness.hpp"
 
 #include <boost/asio/connect.hpp>
@@ -13,7 +13,6 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/stream.hpp>
-#include <boost/json/src.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -55,13 +54,12 @@ ms scaled(ms d) {
 // ---------------------------------------------------------------- JSON helpers
 
 json::value parse(std::string_view text) {
-    boost::system::error_code ec;
-    json::value v = json::parse(json::string_view(text.data(), text.size()), ec);
-    if (ec) {
+    try {
+        return json::parse(text);
+    } catch (const std::invalid_argument& e) {
         std::string shown(text.substr(0, 500));
-        throw failure("not valid JSON (" + ec.message() + "): " + shown);
+        throw failure("not valid JSON (" + std::string(e.what()) + "): " + shown);
     }
-    return v;
 }
 
 json::object parse_object(std::string_view text) {
@@ -83,15 +81,13 @@ std::string shown(const json::value& v) {
 }  // namespace
 
 const json::value& at(const json::value& v, std::string_view pointer) {
-    boost::system::error_code ec;
-    const json::value* p = v.find_pointer(json::string_view(pointer.data(), pointer.size()), ec);
+    const json::value* p = v.find_pointer(pointer);
     if (!p) throw failure("JSON has no " + std::string(pointer) + " in " + shown(v));
     return *p;
 }
 
 bool has(const json::value& v, std::string_view pointer) {
-    boost::system::error_code ec;
-    return v.find_pointer(json::string_view(pointer.data(), pointer.size()), ec) != nullptr;
+    return v.find_pointer(pointer) != nullptr;
 }
 
 std::int64_t num(const json::value& v, std::string_view pointer) {
@@ -440,9 +436,14 @@ struct ws_client::impl {
         if (!ws.got_text()) {
             fail_protocol("binary frame (" + std::to_string(text.size()) + " bytes)");
         } else {
-            boost::system::error_code pec;
-            json::value v = json::parse(text, pec);
-            if (pec || !v.is_object()) {
+            json::value v;
+            bool parsed = true;
+            try {
+                v = json::parse(text);
+            } catch (const std::invalid_argument&) {
+                parsed = false;
+            }
+            if (!parsed || !v.is_object()) {
                 fail_protocol("not a JSON object: " + text.substr(0, 300));
             } else {
                 dispatch(std::move(v), text);

@@ -1,7 +1,7 @@
 // Integration-test harness for registryd: a temp dir per test, the real
 // daemon started with fork/exec and stopped by pid, and a small synchronous
 // WebSocket client. This header is deliberately light: Asio and Beast live
-// only in harness.cpp (compile time); tests see Boost.JSON values.
+// only in harness.cpp (compile time); tests see harness_json.hpp's values.
 //
 // Every wait is bounded; a timeout throws it::failure with a message saying
 // what was awaited. Nothing outlives its owner: ~registryd SIGKILLs a daemon
@@ -13,10 +13,7 @@
 //   REGISTRYD_IT_TIMEOUT_SCALE=3 multiply every timeout (sanitizer builds)
 #pragma once
 
-#include <boost/json/array.hpp>
-#include <boost/json/object.hpp>
-#include <boost/json/string.hpp>
-#include <boost/json/value.hpp>
+#include "harness_json.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -32,7 +29,6 @@
 
 namespace it {
 
-namespace json = boost::json;
 using namespace std::chrono_literals;
 using ms = std::chrono::milliseconds;
 using steady = std::chrono::steady_clock;

@@ -19,7 +19,7 @@ using it::num;
 using it::str;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-namespace json = boost::json;
+namespace json = it::json;
 namespace dep = it::deploy;
 
 namespace {

@@ -19,7 +19,7 @@ using it::num;
 using it::parse_object;
 using it::str;
 using namespace std::chrono_literals;
-namespace json = boost::json;
+namespace json = it::json;
 
 TEST_CASE("integration: a clean restart keeps every service with the same lease deadline") {
     it::registryd d;

@@ -17,7 +17,7 @@ using it::arr;
 using it::num;
 using it::str;
 using namespace std::chrono_literals;
-namespace json = boost::json;
+namespace json = it::json;
 
 namespace {
 

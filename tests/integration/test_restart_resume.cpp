@@ -10,7 +10,7 @@
 using it::num;
 using it::str;
 using namespace std::chrono_literals;
-namespace json = boost::json;
+namespace json = it::json;
 
 TEST_CASE("integration: SIGTERM sends a bookmark, and a filtered subscriber resumes from it without a resync") {
     it::registryd d;

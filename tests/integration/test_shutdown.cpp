@@ -10,7 +10,7 @@ using it::dump;
 using it::num;
 using it::str;
 using namespace std::chrono_literals;
-namespace json = boost::json;
+namespace json = it::json;
 
 TEST_CASE("integration: SIGTERM with connected clients closes them and exits 0 within the shutdown timeout") {
     it::registryd d{"timeouts:\n  shutdown_seconds: 2\n"};

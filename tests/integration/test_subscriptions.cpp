@@ -17,7 +17,7 @@ using it::num;
 using it::parse_object;
 using it::str;
 using namespace std::chrono_literals;
-namespace json = boost::json;
+namespace json = it::json;
 
 namespace {
 

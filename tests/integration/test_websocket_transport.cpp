@@ -28,7 +28,7 @@
 using it::dump;
 using it::str;
 using namespace std::chrono_literals;
-namespace json = boost::json;
+namespace json = it::json;
 
 namespace {
 

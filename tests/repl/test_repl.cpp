@@ -19,7 +19,7 @@
 
 namespace {
 
-namespace json = boost::json;
+namespace json = it::json;
 namespace rt = registry_test;
 using it::num;
 using it::str;

@@ -157,7 +157,7 @@ TEST_CASE("container_manager: bad requests are refused before anything is create
     CHECK(k.mgr->list().empty());
 }
 
-TEST_CASE("container_manager: a preset gives what the request leaves unset; unknown presets are refused") {
+TEST_CASE("container_manager: a preset gives what the request leaves unset, and unknown presets are refused") {
     cluster k;
     container_preset sleeper{"img", {"sleep", "100"}, {}};
     sleeper.limits.memory_bytes = 64u << 20;

@@ -1,3 +1,0 @@
-// Boost.JSON's implementation, compiled once for the whole daemon (header-only
-// mode: every other translation unit includes only the headers).
-#include <boost/json/src.hpp>

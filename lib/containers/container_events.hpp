@@ -1,0 +1,98 @@
+// The events the container manager records, and the small conversions
+// between the engine's account of a container and the managed one.
+#pragma once
+
+#include <registry/container.hpp>
+#include <registry/container_manager.hpp>
+#include <registry/event.hpp>
+#include <registry/managed_container.hpp>
+#include <registry/result.hpp>
+
+#include <charconv>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace registry::containers {
+
+inline std::int64_t ms(time_point t) { return t.time_since_epoch().count(); }
+
+template <typename Int>
+std::optional<Int> parse_number(std::string_view s) {
+    Int v{};
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+inline std::shared_ptr<event> container_event(event_type type, container_ptr c, std::string reason = {}) {
+    auto e = std::make_shared<event>();
+    e->type = type;
+    e->container = std::move(c);
+    e->reason = std::move(reason);
+    return e;
+}
+
+// `previous` is absent for a container that has just been created.
+inline std::shared_ptr<event> state_changed(container_ptr c, std::optional<managed_state> previous,
+                                            std::string reason = {}) {
+    auto e = container_event(event_type::container_state_changed, std::move(c), std::move(reason));
+    e->previous_container_state = previous;
+    return e;
+}
+
+// One event as the list registry::record() takes. (Temporaries in a co_await
+// expression trip GCC 12: callers bind the list to a local first.)
+inline std::vector<std::shared_ptr<event>> only(std::shared_ptr<event> e) {
+    std::vector<std::shared_ptr<event>> events;
+    events.push_back(std::move(e));
+    return events;
+}
+
+// A placeholder for a result a try block is about to assign. (A string
+// literal in a coroutine's local initializer trips GCC 12.)
+inline unexpected not_yet() { return fail(errc::internal, std::string("no result yet")); }
+
+inline error not_managed(std::string_view id) {
+    return error{errc::not_found, "no managed container '" + std::string(id) + "'"};
+}
+
+inline managed_state from_engine(container_status s) {
+    switch (s) {
+        case container_status::created: return managed_state::created;
+        case container_status::running:
+        case container_status::paused:
+        case container_status::restarting: return managed_state::running;
+        default: return managed_state::exited;
+    }
+}
+
+// Created or running: what counts against a node's capacity.
+inline bool occupies(managed_state s) { return s == managed_state::created || s == managed_state::running; }
+
+// The engine's account of the container's run (its inspect's State).
+inline void take_run_state(managed_container& c, const container_state& s) {
+    if (s.started_at) c.started_at = s.started_at;
+    if (s.finished_at) c.finished_at = s.finished_at;
+    c.error = s.error;
+}
+
+// What an adopted container without a stored record runs, from its inspect.
+inline void take_spec(managed_container& c, const container_info& info) {
+    c.command = info.command;
+    c.limits = info.limits;
+    c.labels.clear();
+    for (const auto& [key, value] : info.labels) {
+        if (!key.starts_with(container_labels::reserved_prefix)) c.labels.emplace(key, value);
+    }
+}
+
+inline container_ptr with_state(const container_ptr& c, managed_state s) {
+    auto next = std::make_shared<managed_container>(*c);
+    next->state = s;
+    return next;
+}
+
+}  // namespace registry::containers
