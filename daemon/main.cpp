@@ -6,20 +6,20 @@
 // thread). This file is the lifecycle: configuration, startup, signals and
 // the bounded graceful shutdown. It includes Asio but not Beast (server.cpp).
 
-#include "asio_clock.hpp"
-#include "blocking_runner.hpp"
-#include "config.hpp"
-#include "docker_engine.hpp"
-#include "docker_engine_connector.hpp"
-#include "file_store_port.hpp"
-#include "local_target.hpp"
-#include "log.hpp"
-#include "metrics.hpp"
-#include "package_host.hpp"
-#include "upload_dir.hpp"
+#include "config/config.hpp"
+#include "deploy/local_target.hpp"
+#include "deploy/package_host.hpp"
+#include "deploy/ssh_target.hpp"
+#include "deploy/upload_dir.hpp"
+#include "engine/docker_engine.hpp"
+#include "engine/docker_engine_connector.hpp"
+#include "observability/log.hpp"
+#include "observability/metrics.hpp"
+#include "observability/systemd_notify.hpp"
+#include "runtime/asio_clock.hpp"
+#include "runtime/blocking_runner.hpp"
 #include "server.hpp"
-#include "ssh_target.hpp"
-#include "systemd_notify.hpp"
+#include "store/file_store_port.hpp"
 
 #include <registry/async_scope.hpp>
 #include <registry/container_manager.hpp>

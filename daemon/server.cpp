@@ -5,7 +5,7 @@
 //   http_session  reads HTTP requests (Beast); serves /healthz and /metrics;
 //                 on a WebSocket upgrade hands its socket to a ws_session.
 //   ws_session    one per WebSocket connection: answers the upgrade, speaks
-//                 RFC 6455 itself over the TCP socket (websocket_frame_*),
+//                 RFC 6455 itself over the TCP socket (websocket/frame_*),
 //                 owns the library's protocol::connection and is its outbox.
 //   sweep         one server-wide periodic check of every ws_session's idle
 //                 and closing deadlines (no timer per connection).
@@ -17,13 +17,13 @@
 
 #include "server.hpp"
 
-#include "frame_fifo.hpp"
-#include "log.hpp"
-#include "memory_budget.hpp"
-#include "websocket_accept_key.hpp"
-#include "websocket_close_code.hpp"
-#include "websocket_frame_parser.hpp"
-#include "websocket_frame_writer.hpp"
+#include "observability/log.hpp"
+#include "websocket/accept_key.hpp"
+#include "websocket/close_code.hpp"
+#include "websocket/frame_fifo.hpp"
+#include "websocket/frame_parser.hpp"
+#include "websocket/frame_writer.hpp"
+#include "websocket/memory_budget.hpp"
 
 #include <registry/async_scope.hpp>
 #include <registry/protocol/connection.hpp>
@@ -311,8 +311,8 @@ namespace {
 // WebSocket session
 //
 // registryd's own RFC 6455 server side over the plain TCP socket (Beast only
-// reads the upgrade request): the frame codec is websocket_frame_parser /
-// websocket_frame_writer, the session does the I/O and the policies below.
+// reads the upgrade request): the frame codec is websocket/frame_parser /
+// websocket/frame_writer, the session does the I/O and the policies below.
 // An idle connection holds no buffer and no composed operation: it waits for
 // readability (socket.async_wait), reads into one buffer shared by every
 // session (everything runs on one thread) and keeps only what the parser

@@ -2,15 +2,15 @@
 // (GET /healthz, GET /metrics, 404 otherwise) and WebSocket upgrades (any
 // path) on the same port. Every Beast/HTTP detail and the WebSocket sessions
 // live in server.cpp, the only translation unit that includes Beast (the
-// WebSocket framing itself is in websocket_frame_*, free of Asio); this
+// WebSocket framing itself is in websocket/frame_*, free of Asio); this
 // header is light on purpose.
 //
 // Everything runs on the one io_context thread, which is also the registry's
 // thread: no strands, no locks.
 #pragma once
 
-#include "config.hpp"
-#include "metrics.hpp"
+#include "config/config.hpp"
+#include "observability/metrics.hpp"
 
 #include <cstddef>
 #include <functional>
