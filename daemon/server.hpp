@@ -1,8 +1,9 @@
 // The network side of registryd: one TCP listener serving plain HTTP
 // (GET /healthz, GET /metrics, 404 otherwise) and WebSocket upgrades (any
-// path) on the same port. Every Beast/HTTP detail and the WebSocket sessions
-// live in server.cpp, the only translation unit that includes Beast (the
-// WebSocket framing itself is in websocket/frame_*, free of Asio); this
+// path) on the same port. Beast is included only by the HTTP side
+// (http/http_session.cpp, http/handshake.cpp; and engine/engine_http.cpp, the
+// Docker Engine API client); the WebSocket connection is registryd's own
+// (websocket/: a state machine free of Asio under a thin Asio driver). This
 // header is light on purpose.
 //
 // Everything runs on the one io_context thread, which is also the registry's

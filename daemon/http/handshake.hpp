@@ -1,0 +1,27 @@
+// The answer to a WebSocket upgrade request (RFC 6455 §4.2): Beast's accept
+// checks, in its order and with its messages (400 for a request that is not
+// a valid upgrade or has a missing/malformed Sec-WebSocket-Key, 426 with
+// Sec-WebSocket-Version: 13 for another version). No subprotocol and no
+// extension is ever accepted (permessage-deflate is not offered back).
+#pragma once
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace registryd {
+
+// The Server field of every HTTP response registryd writes.
+inline constexpr std::string_view server_name = "registryd";
+
+struct upgrade_answer {
+    bool accepted = false;
+    std::string bytes;  // the HTTP response, 101 or the refusal
+    std::string error;  // why it was refused
+};
+
+upgrade_answer answer_upgrade(const boost::beast::http::request<boost::beast::http::string_body>& req);
+
+}  // namespace registryd
