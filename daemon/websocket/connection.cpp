@@ -18,8 +18,7 @@ bool is_event_frame(const registry::protocol::frame& f) noexcept {
     return std::string_view(*f.body).substr(0, rest.size()) == rest;
 }
 
-connection::connection(const connection_policy& policy, std::uint64_t id, std::string remote)
-    : policy_(policy), id_(id), remote_(std::move(remote)) {}
+connection::connection(std::uint64_t id, std::string remote) : id_(id), remote_(std::move(remote)) {}
 
 //------------------------------------------------------------------------------
 // Opening
@@ -35,7 +34,7 @@ void connection::accept(std::string response, clock::time_point now) {
 void connection::refuse(std::string response, clock::time_point now) {
     state_ = phase::closing;
     peer_closed_ = true;
-    deadline_ = now + policy_.handshake;
+    deadline_ = now + policy().handshake;
     queued q;
     q.f.head = std::move(response);
     q.what = queued::kind::close;
@@ -47,7 +46,7 @@ void connection::refuse(std::string response, clock::time_point now) {
 
 bool connection::wants_read() const noexcept {
     if (parsing_) return false;
-    if (state_ == phase::open) return !unread_ && in_flight_ < policy_.max_inflight;
+    if (state_ == phase::open) return !unread_ && in_flight_ < policy().max_inflight;
     return state_ == phase::closing;
 }
 
@@ -63,7 +62,7 @@ void connection::received(std::span<char> in, clock::time_point now) {
 // Bytes read before a pause come first, once the requests are below their
 // limit again.
 void connection::resume(clock::time_point now) {
-    if (parsing_ || state_ != phase::open || !unread_ || in_flight_ >= policy_.max_inflight) return;
+    if (parsing_ || state_ != phase::open || !unread_ || in_flight_ >= policy().max_inflight) return;
     const std::unique_ptr<std::string> pending = std::move(unread_);
     std::span<char> in(pending->data(), pending->size());
     parse(in, now);
@@ -101,7 +100,7 @@ void connection::drop_message() noexcept {
 void connection::parse(std::span<char>& in, clock::time_point now) {
     parsing_ = true;
     while (!in.empty()) {
-        if (state_ == phase::open && in_flight_ >= policy_.max_inflight) break;
+        if (state_ == phase::open && in_flight_ >= policy().max_inflight) break;
         if (state_ == phase::closed) {
             in = {};
             break;
@@ -139,7 +138,7 @@ void connection::on_data(const parse_event& e, clock::time_point now) {
         fail_input(close_code::too_big, "message too big", now);
         return;
     }
-    const std::size_t limit = policy_.max_message_bytes;
+    const std::size_t limit = policy().max_message_bytes;
     if (!discarding_ && (e.binary || message_bytes_ > limit)) {
         discarding_ = true;
         drop_message();
@@ -185,7 +184,7 @@ void connection::on_data(const parse_event& e, clock::time_point now) {
 }
 
 std::uint64_t connection::hard_message_cap() const noexcept {
-    return std::max<std::uint64_t>(hard_message_cap_min, std::uint64_t{policy_.max_message_bytes} * 4);
+    return std::max<std::uint64_t>(hard_message_cap_min, std::uint64_t{policy().max_message_bytes} * 4);
 }
 
 void connection::on_peer_close(close_code code, clock::time_point now) {
@@ -208,7 +207,7 @@ void connection::on_peer_close(close_code code, clock::time_point now) {
     } else {
         // A request that takes longer does not hold the close: its
         // response is dropped.
-        deadline_ = now + policy_.handshake;
+        deadline_ = now + policy().handshake;
     }
 }
 
@@ -261,7 +260,7 @@ bool connection::send(registry::protocol::frame f) {
 
     const std::size_t size = f.size();
     if (queued_frames_ != 0 &&
-        (queued_frames_ >= policy_.outbound_queue_messages || queued_bytes_ + size > policy_.outbound_queue_bytes)) {
+        (queued_frames_ >= policy().outbound_queue_messages || queued_bytes_ + size > policy().outbound_queue_bytes)) {
         count(connection_metric::slow_consumer);
         log::warn("slow consumer: outbound queue full, closing",
                   {{"conn", id_}, {"remote", remote_}, {"queued_messages", queued_frames_}, {"queued_bytes", queued_bytes_}});
@@ -385,7 +384,7 @@ void connection::drop_queue() noexcept {
 bool connection::due(clock::time_point now) const noexcept {
     switch (state_) {
         case phase::open:
-            return now - last_inbound_ >= (ping_sent_ ? policy_.idle : policy_.idle / 2);
+            return now - last_inbound_ >= (ping_sent_ ? policy().idle : policy().idle / 2);
         case phase::closing:
             return now >= deadline_;
         case phase::draining:  // after the peer's close: its requests have until deadline_
@@ -398,7 +397,7 @@ bool connection::due(clock::time_point now) const noexcept {
 void connection::tick(clock::time_point now, std::uint32_t kernel_unsent) {
     if (!due(now)) return;
     if (state_ == phase::draining) {
-        log::debug("requests still in flight at the peer's close, closing", {{"conn", id_}, {"in_flight", in_flight_}});
+        log::debug("requests still in flight at the peer's close, closing", {{"conn", id_}, {"in_flight", std::uint64_t{in_flight_}}});
         begin_close(drain_code_, {}, true, now);
         return;
     }
@@ -443,7 +442,7 @@ void connection::begin_close(close_code code, std::string_view reason, bool flus
 }
 
 void connection::extend_close_deadline(clock::time_point now) {
-    deadline_ = now + policy_.handshake + close_grace_extra;
+    deadline_ = now + policy().handshake + close_grace_extra;
 }
 
 void connection::on_close_written() {

@@ -143,8 +143,7 @@ public:
     // transport is closed under it.
     static constexpr auto close_grace_extra = std::chrono::seconds(1);
 
-    // `policy` outlives the connection (the server's).
-    connection(const connection_policy& policy, std::uint64_t id, std::string remote);
+    connection(std::uint64_t id, std::string remote);
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
 
@@ -229,6 +228,9 @@ protected:
 
     // Draws `n` bytes from the memory budget (shedding more expensive
     // connections if it is short); false if this one is the most expensive.
+    // The server's policies (asked, not held: a reference would cost every
+    // idle connection 8 bytes).
+    virtual const connection_policy& policy() const noexcept = 0;
     virtual bool charge(std::uint64_t n) = 0;
     virtual void release(std::uint64_t n) noexcept = 0;
     // The time, for send() (the other inputs are given it).
@@ -294,7 +296,6 @@ private:
     void on_close_written();
     void end(bool clean);
 
-    const connection_policy& policy_;
     const std::uint64_t id_;
     const std::string remote_;
 
@@ -316,7 +317,6 @@ private:
 
     clock::time_point last_inbound_{};
     clock::time_point deadline_{};  // closing: when the transport is closed under it
-    std::size_t in_flight_ = 0;
     phase state_ = phase::created;
     bool parsing_ = false;      // inside parse(): requests completing inline must not read
     bool discarding_ = false;   // the current message is over the limit or binary
@@ -329,6 +329,9 @@ private:
     close_code drain_code_ = close_code::going_away;
     // Closing: the least the kernel's send queue held at a closing deadline.
     std::uint32_t kernel_unsent_ = std::numeric_limits<std::uint32_t>::max();
+    // Last, 32 bits: with the flags above it leaves 4 bytes of tail padding,
+    // where the driver's own flags go (an idle connection's size).
+    std::uint32_t in_flight_ = 0;
 };
 
 // True for frames that carry an event (as opposed to a response); they are

@@ -48,7 +48,7 @@ ws_socket adopt_socket(asio::io_context& ioc, tcp::socket&& s, error_code& ec) {
 
 ws_session::ws_session(std::shared_ptr<server::state> st, std::uint64_t id, ws_socket&& socket, std::string remote,
                        source_slot slot)
-    : connection(st->policy, id, std::move(remote)),
+    : connection(id, std::move(remote)),
       st_(std::move(st)),
       slot_(std::move(slot)),
       socket_(std::move(socket)),
@@ -230,6 +230,8 @@ void ws_session::reject(registry::errc code, std::string message) { conn_.reject
 
 //------------------------------------------------------------------------------
 // Writing
+
+const websocket::connection_policy& ws_session::policy() const noexcept { return st_->policy; }
 
 bool ws_session::charge(std::uint64_t n) { return st_->budget.try_charge(n) || st_->relieve(n, *this); }
 

@@ -85,6 +85,7 @@ public:
 
 private:
     // websocket::connection's hooks
+    const websocket::connection_policy& policy() const noexcept override;
     bool charge(std::uint64_t n) override;
     void release(std::uint64_t n) noexcept override;
     clock::time_point now() const override { return clock::now(); }
@@ -105,13 +106,14 @@ private:
                                                std::size_t charge);
     clock::time_point record(std::string_view action, std::string_view code, clock::time_point start);
 
-    std::shared_ptr<server::state> st_;
-    source_slot slot_;
-    ws_socket socket_;
+    // First: they fit in the tail padding of websocket::connection.
     bool reading_ = false;          // a wait for readability (or a posted read) is pending
     bool may_have_more_ = false;    // the last read filled the read buffer
     bool writing_ = false;          // a wait for writability is pending
     bool flush_scheduled_ = false;  // in server::state's flush list
+    std::shared_ptr<server::state> st_;
+    source_slot slot_;
+    ws_socket socket_;
 
     registry::protocol::connection conn_;
     // Declared last, destroyed first: it is idle by then (every request

@@ -100,7 +100,7 @@ constexpr std::uint8_t op_text = 0x1, op_binary = 0x2, op_continuation = 0x0, op
 class fake_driver final : public ws::connection {
 public:
     explicit fake_driver(const ws::connection_policy& p, std::uint64_t budget = 1ull << 40)
-        : connection(p, 7, "127.0.0.1:5000"), budget_(budget) {}
+        : connection(7, "127.0.0.1:5000"), policy_(p), budget_(budget) {}
     ~fake_driver() { finish(); }
 
     time_point t{std::chrono::seconds(1000)};
@@ -160,6 +160,7 @@ public:
     }
 
 private:
+    const ws::connection_policy& policy() const noexcept override { return policy_; }
     bool charge(std::uint64_t n) override {
         if (n > budget_ - used) return false;
         used += n;
@@ -184,6 +185,7 @@ private:
     void close_transport() override { transport_closed = true; }
     void count(ws::connection_metric what) override { ++counted[what]; }
 
+    const ws::connection_policy& policy_;
     std::uint64_t budget_;
 };
 
