@@ -6,9 +6,9 @@
 // "limits.max_conections: unknown key"); registryd exits 2 on them.
 #pragma once
 
-#include "observability/log.hpp"
-#include "deploy/remote_host.hpp"
 #include "config/repl_config.hpp"
+#include "deploy/remote_host.hpp"
+#include "observability/log.hpp"
 
 #include <registry/container_manager.hpp>
 
@@ -172,22 +172,7 @@ std::uint64_t default_memory_budget();
 // Cross-field checks (min_ttl <= default_ttl <= max_ttl, ...). Throws config_error.
 void validate(const config& cfg);
 
-// The command line.
-struct command_line {
-    std::optional<std::filesystem::path> config_file;
-    std::optional<listen_address> listen;
-    std::optional<std::filesystem::path> data_dir;
-    std::optional<std::filesystem::path> port_file;
-    std::optional<log::level> log_level;
-    bool help = false;
-    bool version = false;
-    bool check_config = false;  // --check-config FILE: validate config_file and exit
-};
-
-// Throws config_error for an unknown flag, a missing or bad value.
-command_line parse_command_line(int argc, const char* const* argv);
-
-std::string usage(std::string_view program);
+struct command_line;  // config/command_line.hpp
 
 // Defaults, then the config file (if any), then the flags; validated.
 config load(const command_line& cli);
