@@ -307,7 +307,7 @@ void connection::enqueue(std::string bytes, queued::kind what) {
 
 // RFC 6455 5.5.3 lets a pong answer only the latest of several pings: a pong
 // still waiting unwritten takes the new payload, so a client that pings
-// without reading grows nothing (issue 15, ping flood).
+// without reading (a ping flood) grows nothing.
 void connection::queue_pong(std::string_view payload) {
     if (!queue_.empty() && queue_.back().what == queued::kind::pong && (queue_.size() > 1 || write_offset_ == 0)) {
         queue_.back().f.head = pong_frame(payload);
