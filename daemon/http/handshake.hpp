@@ -5,22 +5,17 @@
 // extension is ever accepted (permessage-deflate is not offered back).
 #pragma once
 
+#include "http/upgrade_answer.hpp"
+
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
-#include <string>
 #include <string_view>
 
 namespace registryd {
 
 // The Server field of every HTTP response registryd writes.
 inline constexpr std::string_view server_name = "registryd";
-
-struct upgrade_answer {
-    bool accepted = false;
-    std::string bytes;  // the HTTP response, 101 or the refusal
-    std::string error;  // why it was refused
-};
 
 upgrade_answer answer_upgrade(const boost::beast::http::request<boost::beast::http::string_body>& req);
 

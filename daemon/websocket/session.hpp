@@ -16,8 +16,8 @@
 // it is destroyed when the last of them completes.
 #pragma once
 
-#include "http/handshake.hpp"
 #include "http/source_slot.hpp"
+#include "http/upgrade_answer.hpp"
 #include "server.hpp"
 #include "websocket/connection.hpp"
 
