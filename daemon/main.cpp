@@ -1,25 +1,30 @@
 // registryd: the service registry daemon.
 //
 // Binds the runtime-agnostic registry library to Boost.Asio: one io_context
-// run by the main thread carries all networking and every library coroutine
-// (the file store's writer thread, inside file_store_port, is the only other
-// thread). This file is the lifecycle: configuration, startup, signals and
-// the bounded graceful shutdown. It includes Asio but not Beast (server.cpp).
+// run by the main thread carries all networking and every library coroutine.
+// The other threads are the file store's writer (inside file_store_port) and
+// the short-lived ones of runtime/blocking_runner (unpacking a package,
+// running a deploy script), which hand their results back to the io thread.
+// This file is the lifecycle: configuration, startup (the subsystems wired
+// from the options of subsystem_options), signals and the bounded graceful
+// shutdown. It includes Asio but not Beast (http/).
 
-#include "asio_clock.hpp"
-#include "blocking_runner.hpp"
-#include "config.hpp"
-#include "docker_engine.hpp"
-#include "docker_engine_connector.hpp"
-#include "file_store_port.hpp"
-#include "local_target.hpp"
-#include "log.hpp"
-#include "metrics.hpp"
-#include "package_host.hpp"
-#include "upload_dir.hpp"
+#include "config/command_line.hpp"
+#include "config/config.hpp"
+#include "deploy/local_target.hpp"
+#include "deploy/package_host.hpp"
+#include "deploy/ssh_target.hpp"
+#include "deploy/upload_dir.hpp"
+#include "engine/docker_engine.hpp"
+#include "engine/docker_engine_connector.hpp"
+#include "observability/log.hpp"
+#include "observability/metrics.hpp"
+#include "observability/systemd_notify.hpp"
+#include "runtime/asio_clock.hpp"
+#include "runtime/blocking_runner.hpp"
 #include "server.hpp"
-#include "ssh_target.hpp"
-#include "systemd_notify.hpp"
+#include "store/file_store_port.hpp"
+#include "subsystem_options.hpp"
 
 #include <registry/async_scope.hpp>
 #include <registry/container_manager.hpp>
@@ -63,6 +68,13 @@ namespace {
 namespace asio = boost::asio;
 namespace log = registryd::log;
 using namespace std::chrono_literals;
+
+using registryd::deployer_options_from;
+using registryd::engine_options_from;
+using registryd::make_container_manager;
+using registryd::make_engines;
+using registryd::registry_options_from;
+using registryd::upload_options_from;
 
 constexpr std::string_view version = "0.1.0";
 
@@ -132,113 +144,6 @@ void raise_fd_limit(const registryd::config& cfg) {
         log::warn("open-files limit is lower than limits.max_connections and limits.max_handshakes need",
                   {{"nofile", static_cast<std::uint64_t>(rl.rlim_cur)}, {"needed", needed}});
     }
-}
-
-registry::registry_options registry_options_from(const registryd::config& cfg) {
-    registry::registry_options o;
-    o.default_ttl = cfg.registry.default_ttl;
-    o.min_ttl = cfg.registry.min_ttl;
-    o.max_ttl = cfg.registry.max_ttl;
-    o.session_grace = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.registry.session_grace);
-    o.history_limit = cfg.registry.history_limit;
-    o.bookmark_interval = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.registry.bookmark_interval);
-    o.max_services_per_origin = cfg.quotas.registrations_per_address;
-    o.max_services_per_session = cfg.quotas.registrations_per_connection;
-    return o;
-}
-
-// The same for configured and registered engines.
-registryd::docker_engine_options engine_options_from(const registryd::config& cfg) {
-    registryd::docker_engine_options options;
-    options.ping_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.containers.heartbeat_timeout);
-    return options;
-}
-
-// One Docker Engine API client per configured engine (config validated the endpoints).
-std::vector<std::unique_ptr<registryd::docker_engine>> make_engines(asio::io_context& ioc,
-                                                                   const registryd::config& cfg) {
-    std::vector<std::unique_ptr<registryd::docker_engine>> out;
-    for (const auto& e : cfg.containers.engines) {
-        auto endpoint = registryd::engine_endpoint::parse(e.endpoint);
-        if (!endpoint) throw std::runtime_error("engine '" + e.name + "': " + endpoint.err().message);
-        out.push_back(std::make_unique<registryd::docker_engine>(ioc, std::move(endpoint).value(),
-                                                                 engine_options_from(cfg)));
-    }
-    return out;
-}
-
-// Null when no engine is configured and none may register: the container
-// actions are then unavailable.
-std::unique_ptr<registry::container_manager> make_container_manager(
-    registry::registry& reg, registry::clock& clk, registry::store& st, const registryd::config& cfg,
-    const std::vector<std::unique_ptr<registryd::docker_engine>>& engines) {
-    if (engines.empty() && !cfg.containers.accept_registered_engines) return nullptr;
-    const auto& C = cfg.containers;
-    std::vector<registry::container_node> nodes;
-    for (std::size_t i = 0; i < engines.size(); ++i) {
-        nodes.push_back({C.engines[i].name, C.engines[i].endpoint, engines[i].get(), C.engines[i].capacity});
-    }
-    registry::container_manager_options o;
-    o.instance_id = C.instance_id;
-    o.default_ttl = C.default_ttl;
-    o.max_ttl = C.max_ttl;
-    o.heartbeat_interval = C.heartbeat_interval;
-    o.heartbeat_timeout = C.heartbeat_timeout;
-    o.reap_attempts = static_cast<unsigned>(C.reap_attempts);
-    o.reap_backoff = C.reap_backoff;
-    o.sweep_interval = C.sweep_interval;
-    o.stop_grace = C.stop_grace;
-    o.presets = C.presets;
-    // Every reaping leaves a line (as the container-lease seed's worker does),
-    // besides its events: who reaped what, when, and how it went.
-    o.on_reap = [](const registry::reap_report& r) {
-        const std::int64_t timestamp = r.at.time_since_epoch().count();
-        if (r.removed) {
-            log::info("container reaped", {{"container_id", r.container_id}, {"action", "reap"}, {"status", "removed"},
-                                           {"timestamp", timestamp}, {"engine", r.engine}, {"lease_id", r.lease_id}});
-        } else {
-            log::warn("container reap failed",
-                      {{"container_id", r.container_id}, {"action", "reap"}, {"status", "failed"},
-                       {"timestamp", timestamp}, {"engine", r.engine}, {"lease_id", r.lease_id}, {"error", r.error}});
-        }
-    };
-    return std::make_unique<registry::container_manager>(reg, clk, st, std::move(nodes), o);
-}
-
-registry::deploy::deployer_options deployer_options_from(const registryd::config& cfg) {
-    registry::deploy::deployer_options o;
-    o.work_dir = cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir;
-    o.script_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.deploy.script_timeout);
-    o.limits.max_total_bytes = cfg.deploy.max_package_bytes;
-    // {"msg":"deploy","outcome":"rolled_back","package":...,"version":...,"target":...}
-    o.log = [](const registry::deploy::operation_record& r) {
-        const std::string_view code = r.error ? registry::to_string(*r.error) : std::string_view{};
-        log::info(r.operation, {{"outcome", r.outcome},
-                                {"package", r.package},
-                                {"version", r.version},
-                                {"from_version", r.from_version.value_or("")},
-                                {"target", r.target},
-                                {"instance_id", r.instance_id},
-                                {"code", code},
-                                {"message", r.message}});
-    };
-    std::error_code ec;
-    std::filesystem::create_directories(o.work_dir, ec);
-    if (ec) throw std::runtime_error("cannot create deploy.work_dir " + o.work_dir.string() + ": " + ec.message());
-    // Staging directories left by a previous run are of no use now.
-    for (const auto& e : std::filesystem::directory_iterator(o.work_dir, ec)) {
-        if (e.path().filename().string().rfind("staging-", 0) == 0) std::filesystem::remove_all(e.path(), ec);
-    }
-    return o;
-}
-
-registry::deploy::upload_options upload_options_from(const registryd::config& cfg) {
-    registry::deploy::upload_options o;
-    o.max_bytes = cfg.deploy.max_upload_bytes;
-    o.max_chunk_bytes = cfg.deploy.upload_chunk_bytes;
-    o.max_uploads = cfg.deploy.max_uploads;
-    o.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.deploy.upload_idle_timeout);
-    return o;
 }
 
 // The daemon's lifecycle, run as one coroutine on the io thread.

@@ -1,5 +1,5 @@
 // docker_engine against a real Podman API service (podman_harness.hpp).
-#include "docker_engine.hpp"
+#include "engine/docker_engine.hpp"
 #include "podman_harness.hpp"
 
 #include <registry/cancellation.hpp>

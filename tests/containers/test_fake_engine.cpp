@@ -2,7 +2,7 @@
 // cases Podman cannot be made to produce here (a successful pull's progress,
 // an error in the middle of a pull, Docker's own error statuses, a stream cut
 // short, lines split across chunks).
-#include "docker_engine.hpp"
+#include "engine/docker_engine.hpp"
 #include "podman_harness.hpp"
 
 #include <boost/asio/io_context.hpp>

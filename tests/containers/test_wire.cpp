@@ -1,7 +1,7 @@
 // The Docker wire format pieces and the tar builder, without an engine.
-#include "docker_engine.hpp"
-#include "engine_http.hpp"
-#include "tar_builder.hpp"
+#include "engine/docker_engine.hpp"
+#include "engine/engine_http.hpp"
+#include "deploy/tar_builder.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>

@@ -1,6 +1,6 @@
 // Warning lines limited per message, with a count of what was dropped.
 
-#include "log_throttle.hpp"
+#include "observability/log_throttle.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,7 +1,7 @@
 // The one-exec-channel form of a command sequence (ssh_target::run_sequence):
 // the script runs here under /bin/sh as sshd's shell would run it, and its
 // output is read back into one result per command that ran.
-#include "remote_command.hpp"
+#include "deploy/remote_command.hpp"
 
 #include <doctest/doctest.h>
 

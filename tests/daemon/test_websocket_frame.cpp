@@ -1,11 +1,11 @@
-// The WebSocket codec of registryd (daemon/websocket_frame_*,
-// websocket_accept_key, utf8_validator), in isolation: client frames built
+// The WebSocket codec of registryd (daemon/websocket/frame_*,
+// websocket/accept_key, utf8_validator), in isolation: client frames built
 // byte by byte, fed whole and in every split.
 
-#include "utf8_validator.hpp"
-#include "websocket_accept_key.hpp"
-#include "websocket_frame_parser.hpp"
-#include "websocket_frame_writer.hpp"
+#include "websocket/utf8_validator.hpp"
+#include "websocket/accept_key.hpp"
+#include "websocket/frame_parser.hpp"
+#include "websocket/frame_writer.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,8 +1,8 @@
-// libFuzzer target: registryd's YAML configuration (daemon/config). Any
+// libFuzzer target: registryd's YAML configuration (daemon/config/config). Any
 // document is applied or refused with a config_error naming the key; no
 // other exception may escape (registryd would die with a stack trace
 // instead of "exit 2 with the key's name").
-#include "config.hpp"
+#include "config/config.hpp"
 
 #include <cstddef>
 #include <cstdint>

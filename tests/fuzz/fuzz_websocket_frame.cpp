@@ -1,8 +1,8 @@
-// libFuzzer target: the WebSocket frame parser (daemon/websocket_frame_parser)
+// libFuzzer target: the WebSocket frame parser (daemon/websocket/frame_parser)
 // on a client's byte stream, cut into reads at points the input chooses.
 // Checks beyond "no crash": a data piece lies inside the bytes given, a
 // control payload is at most 125 bytes, and nothing is reported after an error.
-#include "websocket_frame_parser.hpp"
+#include "websocket/frame_parser.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-10}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(websocket_frame request_parser record_decoders package_manifest package_archive config)
+[ ${#targets[@]} -gt 0 ] || targets=(websocket_frame websocket_connection request_parser record_decoders package_manifest package_archive config)
 build=build/fuzz
 
 if ! { cmake -S . -B "$build" -G Ninja -DREGISTRY_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ \

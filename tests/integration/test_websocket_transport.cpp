@@ -3,7 +3,7 @@
 // client would never send (unmasked frames, bad UTF-8, a ping between two
 // fragments) can be sent, and what the server answers is seen as it is.
 #include "harness.hpp"
-#include "websocket_opcode.hpp"
+#include "websocket/opcode.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,0 +1,180 @@
+// registryd's configuration: defaults, the YAML file, the command line.
+//
+// Precedence: built-in defaults < --config FILE < command-line flags.
+// daemon/registryd.example.yaml documents every key. Unknown keys, wrong
+// types and out-of-range values are errors that name the key path (e.g.
+// "limits.max_conections: unknown key"); registryd exits 2 on them.
+#pragma once
+
+#include "config/repl_config.hpp"
+#include "deploy/remote_host.hpp"
+#include "observability/log.hpp"
+
+#include <registry/container_manager.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace registryd {
+
+struct listen_address {
+    std::string host = "127.0.0.1";  // IP literal or host name; IPv6 as [::1] on the command line
+    std::uint16_t port = 8080;       // 0: an ephemeral port (see --port-file)
+
+    std::string to_string() const;  // "HOST:PORT", IPv6 hosts bracketed
+};
+
+struct config {
+    listen_address listen;
+    std::filesystem::path data_dir = "./registry-data";
+
+    struct log_section {
+        log::level level = log::level::info;
+        std::size_t repeat_burst = 10;  // lines of one warning/error message per window (log::set_repeat_limit)
+        std::chrono::seconds repeat_window{10};
+    } log;
+
+    struct limits_section {
+        std::size_t max_message_bytes = 1 << 20;
+        std::size_t max_connections = 10000;
+        std::size_t max_inflight_per_connection = 64;
+        std::size_t outbound_queue_bytes = 4 << 20;
+        std::size_t outbound_queue_messages = 4096;
+        std::size_t max_subscriptions_per_connection = 64;
+        // What every connection's variable buffers draw from together
+        // (websocket/memory_budget.hpp). 0 (unset): default_memory_budget(), settled
+        // by load().
+        std::uint64_t memory_budget_bytes = 0;
+        // Connections that have not completed a WebSocket upgrade (plain
+        // HTTP ones included); beyond it the oldest is closed.
+        std::size_t max_handshakes = 1024;
+        // Connections (upgraded or not) from one source address.
+        std::size_t max_connections_per_source = 1000;
+    } limits;
+
+    // Per-client quotas (docs/protocol.md, "Limits"), so that a few clients
+    // cannot take what the global limits allow for everyone. 0: no quota.
+    struct quotas_section {
+        std::size_t registrations_per_address = 100000;  // live instances registered from one source address
+        std::size_t registrations_per_connection = 10000;
+        std::size_t subscriptions_per_address = 1024;    // over every connection from that address
+    } quotas;
+
+    // list_services / list_endpoints in pages (docs/protocol.md, "Limits").
+    struct listings_section {
+        std::size_t max_page_items = 1000;  // also without a limit in the request
+        std::size_t max_open = 64;          // listings continued over pages, held in all
+        std::size_t max_open_per_connection = 4;
+    } listings;
+
+    struct timeouts_section {
+        std::chrono::seconds idle{60};
+        std::chrono::seconds handshake{10};
+        std::chrono::seconds shutdown{10};
+    } timeouts;
+
+    struct registry_section {
+        std::chrono::seconds default_ttl{30};
+        std::chrono::seconds min_ttl{1};
+        std::chrono::seconds max_ttl{86400};
+        std::chrono::seconds session_grace{10};
+        std::size_t history_limit = 10000;
+        std::chrono::seconds bookmark_interval{10};
+    } registry;
+
+    // Container engines as nodes (registry::container_manager). No engine
+    // configured and none accepted from registrations: the container actions
+    // answer `unavailable`.
+    struct engine_entry {
+        std::string name;
+        std::string endpoint;  // unix:///path or tcp://host:port
+        std::size_t capacity = 8;
+    };
+    struct containers_section {
+        std::string instance_id = "registryd";  // the io.registry.instance label of our containers
+        std::vector<engine_entry> engines;
+        // Services registering themselves as container engines
+        // (registry::registered_engines) become nodes too. Off by default: it
+        // lets any client point registryd at an engine of its choice.
+        bool accept_registered_engines = false;
+        std::chrono::milliseconds heartbeat_interval{2000};
+        std::chrono::milliseconds heartbeat_timeout{6000};
+        std::chrono::seconds default_ttl{300};
+        std::chrono::seconds max_ttl{86400};
+        std::chrono::seconds stop_grace{5};
+        std::size_t reap_attempts = 3;
+        std::chrono::milliseconds reap_backoff{500};
+        std::chrono::milliseconds sweep_interval{5000};
+        // Named images for container_create's `preset`.
+        std::map<std::string, registry::container_preset, std::less<>> presets;
+    } containers;
+
+    struct store_section {
+        // Rewrite the journal into a snapshot once it grows past this
+        // (registry::file_store_options::compact_journal_bytes).
+        std::uint64_t compact_journal_bytes = 8ull << 20;
+    } store;
+
+    // Package deployment (docs/protocol.md, "Deployment").
+    struct deploy_section {
+        std::string prefix = "/opt";          // packages go to {prefix}/{name}-{version}/
+        std::filesystem::path work_dir;       // unpacking scratch space; empty: {data_dir}/deploy
+        std::chrono::seconds script_timeout{60};
+        std::uint64_t max_package_bytes = 512ull << 20;  // unpacked
+        std::vector<remote_host> remote_hosts;           // SSH targets
+        // deploy_package's path form: the archive must be inside one of these
+        // (after realpath). Empty: the path form is refused (forbidden).
+        std::vector<std::filesystem::path> package_dirs;
+        // Uploads over the WebSocket (package_upload_*).
+        std::uint64_t max_upload_bytes = 512ull << 20;
+        // Decoded; as base64 with its envelope it must fit limits.max_message_bytes.
+        // 0 (unset): 512 KiB, or the largest chunk that fits (load() settles it).
+        std::size_t upload_chunk_bytes = 0;
+        std::size_t max_uploads = 16;
+        std::chrono::seconds upload_idle_timeout{300};
+    } deploy;
+    repl_config repl;  // REPL execution (config/repl_config.hpp)
+};
+
+// A configuration or command-line error; the message names the key or flag.
+class config_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// "1048576", "1024KiB", "1MiB", "1GiB" (also KB/MB/GB, meaning the same
+// powers of 1024); nullopt if it is none of these.
+std::optional<std::uint64_t> parse_byte_size(std::string_view s);
+
+// Parses "HOST:PORT" ("[v6]:PORT" for IPv6). Throws config_error.
+listen_address parse_listen_address(std::string_view text);
+
+// Applies a YAML document on top of `cfg`. `origin` names the source in
+// error messages (the file name). Throws config_error.
+void apply_yaml(config& cfg, std::string_view yaml_text, std::string_view origin);
+
+// Reads and applies a YAML file. Throws config_error.
+void apply_yaml_file(config& cfg, const std::filesystem::path& file);
+
+// limits.memory_budget_bytes when unset: a quarter of the memory registryd
+// may use (the machine's, or a lower cgroup v2 memory.max), at least 64 MiB.
+std::uint64_t default_memory_budget();
+
+// Cross-field checks (min_ttl <= default_ttl <= max_ttl, ...). Throws config_error.
+void validate(const config& cfg);
+
+struct command_line;  // config/command_line.hpp
+
+// Defaults, then the config file (if any), then the flags; validated.
+config load(const command_line& cli);
+
+}  // namespace registryd

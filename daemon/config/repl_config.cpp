@@ -1,0 +1,180 @@
+#include "config/repl_config.hpp"
+
+#include "config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <functional>
+#include <limits>
+
+namespace registryd {
+
+namespace {
+
+class repl_reader {
+public:
+    explicit repl_reader(std::string_view origin) : origin_(origin) {}
+
+    [[noreturn]] void fail(const YAML::Node& n, const std::string& path, const std::string& what) const {
+        std::string s(origin_);
+        if (!n.Mark().is_null()) s += ":" + std::to_string(n.Mark().line + 1);
+        throw config_error(s + ": " + path + ": " + what);
+    }
+
+    void mapping(const YAML::Node& v, const std::string& path,
+                 const std::function<bool(const std::string&, const YAML::Node&, const std::string&)>& h) const {
+        if (!v.IsMap()) fail(v, path, "must be a mapping");
+        for (const auto& kv : v) {
+            if (!kv.first.IsScalar()) fail(kv.first, path, "keys must be strings");
+            const std::string k = kv.first.Scalar();
+            const std::string p = path + "." + k;
+            if (!h(k, kv.second, p)) fail(kv.first, p, "unknown key");
+        }
+    }
+
+    std::string text(const YAML::Node& v, const std::string& path, bool allow_empty = false) const {
+        if (!v.IsScalar()) fail(v, path, "must be a string");
+        if (!allow_empty && v.Scalar().empty()) fail(v, path, "must not be empty");
+        return v.Scalar();
+    }
+
+    std::uint64_t number(const YAML::Node& v, const std::string& path, std::uint64_t min, std::uint64_t max) const {
+        const std::string s = text(v, path);
+        std::uint64_t n = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+        if (ec != std::errc{} || end != s.data() + s.size()) fail(v, path, "must be a non-negative integer");
+        if (n < min || n > max) fail(v, path, "must be " + std::to_string(min) + "-" + std::to_string(max));
+        return n;
+    }
+
+    std::uint64_t bytes(const YAML::Node& v, const std::string& path) const {
+        auto n = parse_byte_size(text(v, path));
+        if (!n || *n == 0) fail(v, path, "must be a positive byte count such as 1048576 or \"1MiB\"");
+        return *n;
+    }
+
+    bool boolean(const YAML::Node& v, const std::string& path) const {
+        const std::string s = text(v, path);
+        if (s == "true") return true;
+        if (s == "false") return false;
+        fail(v, path, "must be true or false");
+    }
+
+    std::vector<std::string> argv(const YAML::Node& v, const std::string& path) const {
+        if (!v.IsSequence()) fail(v, path, "must be a list of strings");
+        std::vector<std::string> out;
+        for (std::size_t i = 0; i < v.size(); ++i) out.push_back(text(v[i], path + "[" + std::to_string(i) + "]", true));
+        return out;
+    }
+
+    void limits(registry::repl::limits& l, const YAML::Node& v, const std::string& path) const {
+        mapping(v, path, [&](const std::string& k, const YAML::Node& n, const std::string& p) {
+            if (k == "timeout_ms") {
+                l.timeout = std::chrono::milliseconds(number(n, p, 1, 86'400'000));
+            } else if (k == "output_bytes") {
+                l.output_bytes = bytes(n, p);
+            } else if (k == "memory_bytes") {
+                l.memory_bytes = bytes(n, p);
+            } else if (k == "pids") {
+                l.pids = static_cast<std::int64_t>(number(n, p, 1, 1'000'000));
+            } else if (k == "cpu_millicores") {
+                l.cpu_millicores = static_cast<std::uint32_t>(number(n, p, 1, 1'000'000));
+            } else if (k == "network") {
+                l.network = boolean(n, p);
+            } else {
+                return false;
+            }
+            return true;
+        });
+    }
+
+    registry::repl::language language(const YAML::Node& v, const std::string& path) const {
+        registry::repl::language l;
+        bool have_maximum = false;
+        mapping(v, path, [&](const std::string& k, const YAML::Node& n, const std::string& p) {
+            if (k == "name") {
+                l.name = text(n, p);
+            } else if (k == "version") {
+                l.version = text(n, p, true);
+            } else if (k == "image") {
+                l.image = text(n, p);
+            } else if (k == "source_file") {
+                l.source_file = text(n, p);
+            } else if (k == "compile") {
+                l.compile = argv(n, p);
+            } else if (k == "run") {
+                l.run = argv(n, p);
+            } else if (k == "warm_pool") {
+                l.warm_pool = number(n, p, 0, 64);
+            } else if (k == "defaults") {
+                limits(l.defaults, n, p);
+            } else if (k == "maximum") {
+                limits(l.maximum, n, p);
+                have_maximum = true;
+            } else {
+                return false;
+            }
+            return true;
+        });
+        for (const char* required : {"name", "image", "source_file", "run"}) {
+            if (!v[required]) fail(v, path + "." + required, "is required");
+        }
+        if (l.run.empty()) fail(v, path + ".run", "must not be empty");
+        if (!have_maximum) l.maximum = l.defaults;
+        const auto& d = l.defaults;
+        const auto& m = l.maximum;
+        if (d.timeout > m.timeout || d.output_bytes > m.output_bytes || d.memory_bytes > m.memory_bytes ||
+            d.pids > m.pids || d.cpu_millicores > m.cpu_millicores || (d.network && !m.network)) {
+            fail(v, path + ".defaults", "must not exceed " + path + ".maximum");
+        }
+        return l;
+    }
+
+private:
+    std::string origin_;
+};
+
+}  // namespace
+
+void read_repl_section(repl_config& out, const YAML::Node& section, std::string_view origin) {
+    if (section.IsNull()) return;
+    const repl_reader r(origin);
+    r.mapping(section, "repl", [&](const std::string& k, const YAML::Node& n, const std::string& p) {
+        if (k == "engine" || k == "owner") {
+            // Earlier versions had an engine of their own for the REPL.
+            r.fail(n, p, "no longer supported: REPL executions run on the engines of containers.engines, "
+                         "under its instance_id (set repl.enabled: true)");
+        } else if (k == "enabled") {
+            out.enabled = r.boolean(n, p);
+        } else if (k == "max_concurrent") {
+            out.max_concurrent = r.number(n, p, 1, 10'000);
+        } else if (k == "max_queue") {
+            out.max_queue = r.number(n, p, 0, 1'000'000);
+        } else if (k == "idempotency_window_seconds") {
+            out.idempotency_window = std::chrono::seconds(r.number(n, p, 0, 86'400));
+        } else if (k == "warm_max_age_seconds") {
+            out.warm_max_age = std::chrono::seconds(r.number(n, p, 1, 86'400));
+        } else if (k == "lease_grace_seconds") {
+            out.lease_grace = std::chrono::seconds(r.number(n, p, 1, 86'400));
+        } else if (k == "user") {
+            out.user = r.text(n, p);
+        } else if (k == "languages") {
+            if (!n.IsSequence()) r.fail(n, p, "must be a list");
+            out.languages.clear();
+            for (std::size_t i = 0; i < n.size(); ++i) {
+                const std::string at = p + "[" + std::to_string(i) + "]";
+                auto lang = r.language(n[i], at);
+                for (const auto& other : out.languages) {
+                    if (other.name == lang.name) r.fail(n[i], at + ".name", "duplicate language '" + lang.name + "'");
+                }
+                out.languages.push_back(std::move(lang));
+            }
+        } else {
+            return false;
+        }
+        return true;
+    });
+}
+
+}  // namespace registryd

@@ -1,0 +1,31 @@
+// The local deploy target: packages installed on registryd's own host,
+// under deploy.prefix. Commands and copies run on blocking_runner threads.
+#pragma once
+
+#include "runtime/blocking_runner.hpp"
+
+#include <registry/ports/deploy_target.hpp>
+
+#include <string>
+
+namespace registryd {
+
+class local_target final : public registry::deploy_target {
+public:
+    local_target(blocking_runner& runner, std::string prefix);
+
+    const std::string& name() const override { return name_; }
+    registry::location where() const override { return {}; }
+    std::string endpoint_address() const override { return "127.0.0.1"; }
+    std::string prefix() const override { return prefix_; }
+
+    registry::task<registry::result<registry::command_result>> run(registry::target_command command) override;
+    registry::task<registry::result<void>> upload(std::filesystem::path from, std::string to) override;
+
+private:
+    blocking_runner& runner_;
+    std::string name_ = "local";
+    std::string prefix_;
+};
+
+}  // namespace registryd

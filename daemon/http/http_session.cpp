@@ -1,0 +1,190 @@
+#include "http/http_session.hpp"
+
+#include "http/handshake.hpp"
+#include "observability/log.hpp"
+#include "server_state.hpp"
+#include "websocket/session.hpp"
+
+#include <registry/registry.hpp>
+
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <utility>
+
+namespace registryd {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+namespace {
+
+// Plain HTTP requests are tiny (GET without a body).
+constexpr std::size_t http_header_limit = 16 * 1024;
+constexpr std::uint64_t http_body_limit = 64 * 1024;
+
+std::string endpoint_string(const tcp::socket& s) {
+    error_code ec;
+    auto ep = s.remote_endpoint(ec);
+    if (ec) return "?";
+    const auto addr = ep.address();
+    return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" + std::to_string(ep.port());
+}
+
+}  // namespace
+
+http_session::http_session(std::shared_ptr<server::state> st, std::uint64_t id, tcp::socket&& socket,
+                           source_slot slot)
+    : st_(std::move(st)),
+      slot_(std::move(slot)),
+      id_(id),
+      remote_(endpoint_string(socket)),
+      stream_(std::move(socket)) {}
+
+http_session::~http_session() {
+    st_->http_sessions.erase(id_);
+    st_->check_drained();
+}
+
+void http_session::run() {
+    st_->http_sessions.emplace(id_, weak_from_this());
+    do_read();
+}
+
+void http_session::shutdown() {
+    if (!writing_) close();
+}
+
+void http_session::close() {
+    error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+}
+
+void http_session::do_read() {
+    parser_.emplace();
+    parser_->header_limit(http_header_limit);
+    parser_->body_limit(http_body_limit);
+    // Bounds both the first request (and so the WebSocket handshake
+    // request) and an idle keep-alive connection.
+    stream_.expires_after(st_->cfg.timeouts.handshake);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_read(ec); });
+}
+
+void http_session::on_read(const error_code& ec) {
+    if (ec == http::error::end_of_stream) {
+        error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        return;
+    }
+    if (ec == http::error::header_limit) {
+        respond(http::status::request_header_fields_too_large, "request header fields too large\n", false);
+        return;
+    }
+    if (ec == http::error::body_limit) {
+        respond(http::status::payload_too_large, "request body too large\n", false);
+        return;
+    }
+    if (ec) {
+        if (ec != beast::error::timeout && ec != asio::error::operation_aborted) {
+            log::debug("http read failed", {{"conn", id_}, {"error", ec.message()}});
+        }
+        return;
+    }
+
+    auto& req = parser_->get();
+    // Any request naming the websocket upgrade goes to the handshake's
+    // checks (an HTTP/1.0 or POST one is refused there with 400, not 404).
+    const auto upgrade_field = req.find(http::field::upgrade);
+    if (upgrade_field != req.end() && http::token_list{upgrade_field->value()}.exists("websocket")) {
+        upgrade();
+        return;
+    }
+
+    const bool keep_alive = req.keep_alive();
+    std::string_view target = req.target();
+    target = target.substr(0, target.find('?'));
+
+    if (req.method() == http::verb::get && target == "/healthz") {
+        if (st_->reg.available()) {
+            respond(http::status::ok, "ok\n", keep_alive);
+        } else {
+            respond(http::status::service_unavailable, "unavailable\n", keep_alive);
+        }
+    } else if (req.method() == http::verb::get && target == "/metrics") {
+        respond(http::status::ok, st_->m.render(st_->gauges()), keep_alive, "text/plain; version=0.0.4; charset=utf-8");
+    } else {
+        respond(http::status::not_found, "not found\n", keep_alive);
+    }
+}
+
+void http_session::upgrade() {
+    if (st_->shutting_down) {
+        respond(http::status::service_unavailable, "shutting down\n", false);
+        return;
+    }
+    if (st_->m.connections() >= st_->cfg.limits.max_connections) {
+        st_->m.connection_refused();
+        st_->m.refused("max_connections");
+        log::warn("connection limit reached, upgrade refused",
+                  {{"remote", remote_}, {"max_connections", st_->cfg.limits.max_connections}});
+        respond(http::status::service_unavailable, "too many connections\n", false);
+        return;
+    }
+    // The socket moves to the WebSocket session; this session ends.
+    error_code ec;
+    ws_socket socket = adopt_socket(st_->ioc, stream_.release_socket(), ec);
+    if (ec) {
+        log::debug("websocket handshake failed", {{"conn", id_}, {"remote", remote_}, {"error", ec.message()}});
+        return;
+    }
+    auto ws = std::make_shared<ws_session>(st_, id_, std::move(socket), remote_, std::move(slot_));
+    const auto early = buffer_.data();
+    ws->run(answer_upgrade(parser_->release()),
+            std::string_view(static_cast<const char*>(early.data()), early.size()));
+}
+
+void http_session::respond(http::status status, std::string body, bool keep_alive, std::string_view content_type) {
+    if (st_->shutting_down) keep_alive = false;
+    res_.emplace(status, parser_->get().version());
+    res_->set(http::field::server, server_name);
+    res_->set(http::field::content_type, content_type);
+    res_->keep_alive(keep_alive);
+    res_->body() = std::move(body);
+    res_->prepare_payload();
+    writing_ = true;
+    http::async_write(stream_, *res_,
+                      [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_write(ec); });
+}
+
+void http_session::on_write(const error_code& ec) {
+    writing_ = false;
+    const bool keep_alive = res_->keep_alive();
+    res_.reset();
+    if (ec) return;
+    if (!keep_alive || st_->shutting_down) {
+        error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        linger();
+        return;
+    }
+    do_read();
+}
+
+// After the last response: what the client still sends (the rest of a
+// refused header block) is read and discarded until it hangs up, within the
+// handshake timeout. Closing with unread bytes would send a reset, which can
+// destroy the response before the client reads it.
+void http_session::linger() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](const error_code& ec, std::size_t) {
+        if (!ec) self->linger();
+    });
+}
+
+}  // namespace registryd

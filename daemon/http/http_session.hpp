@@ -1,0 +1,61 @@
+// One plain HTTP connection (after Beast's advanced_server example): reads
+// requests, serves GET /healthz and GET /metrics (404 otherwise), and on a
+// WebSocket upgrade hands its socket, with the answer to the upgrade
+// (http/handshake) and the bytes read past it, to a ws_session.
+#pragma once
+
+#include "http/source_slot.hpp"
+#include "server.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace registryd {
+
+class http_session final : public std::enable_shared_from_this<http_session> {
+public:
+    http_session(std::shared_ptr<server::state> st, std::uint64_t id, boost::asio::ip::tcp::socket&& socket,
+                 source_slot slot);
+    ~http_session();
+
+    http_session(const http_session&) = delete;
+    http_session& operator=(const http_session&) = delete;
+
+    void run();
+
+    // Server shutdown: an idle connection is closed now; one that is writing
+    // a response is closed after it.
+    void shutdown();
+
+    void close();
+
+private:
+    void do_read();
+    void on_read(const boost::system::error_code& ec);
+    void upgrade();
+    void respond(boost::beast::http::status status, std::string body, bool keep_alive,
+                 std::string_view content_type = "text/plain; charset=utf-8");
+    void on_write(const boost::system::error_code& ec);
+    void linger();
+
+    std::shared_ptr<server::state> st_;
+    source_slot slot_;  // moves to the WebSocket session
+    const std::uint64_t id_;
+    const std::string remote_;
+    boost::beast::tcp_stream stream_;
+    boost::beast::flat_buffer buffer_;
+    std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+    std::optional<boost::beast::http::response<boost::beast::http::string_body>> res_;
+    bool writing_ = false;
+};
+
+}  // namespace registryd

@@ -1,0 +1,42 @@
+// What each subsystem registryd wires together is made of, from the
+// configuration: the options of the registry, the container manager, the
+// engines, the deployer and the uploads (main.cpp wires and runs them).
+#pragma once
+
+#include "config/config.hpp"
+#include "engine/docker_engine.hpp"
+
+#include <registry/container_manager.hpp>
+#include <registry/deploy/deployer.hpp>
+#include <registry/deploy/package_uploads.hpp>
+#include <registry/registry.hpp>
+
+#include <memory>
+#include <vector>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace registryd {
+
+registry::registry_options registry_options_from(const config& cfg);
+
+// The same for configured and registered engines.
+docker_engine_options engine_options_from(const config& cfg);
+
+// One Docker Engine API client per configured engine (config validated the endpoints).
+std::vector<std::unique_ptr<docker_engine>> make_engines(boost::asio::io_context& ioc, const config& cfg);
+
+// Null when no engine is configured and none may register: the container
+// actions are then unavailable.
+std::unique_ptr<registry::container_manager> make_container_manager(
+    registry::registry& reg, registry::clock& clk, registry::store& st, const config& cfg,
+    const std::vector<std::unique_ptr<docker_engine>>& engines);
+
+// Creates deploy.work_dir and clears the staging directories a previous run left.
+registry::deploy::deployer_options deployer_options_from(const config& cfg);
+
+registry::deploy::upload_options upload_options_from(const config& cfg);
+
+}  // namespace registryd
