@@ -1,6 +1,8 @@
 #include <registry/container_manager.hpp>
 
-#include "container_codec.hpp"
+#include "codec/container_record.hpp"
+#include "codec/keyspace.hpp"
+#include "codec/time.hpp"
 #include "event_relay.hpp"
 
 #include <registry/async_scope.hpp>
@@ -16,15 +18,15 @@ namespace registry {
 
 namespace {
 
-constexpr std::string_view key_prefix = "ctr/";
-constexpr std::string_view next_lease_key = "ctr-next-lease";
-constexpr std::string_view lost_prefix = "ctr-lost/";
-constexpr std::string_view store_prefix = "ctr";  // what the three keys above share
+constexpr std::string_view key_prefix = detail::keyspace::containers;
+constexpr std::string_view next_lease_key = detail::keyspace::next_container_lease;
+constexpr std::string_view lost_prefix = detail::keyspace::lost_containers;
+constexpr std::string_view store_prefix = detail::keyspace::containers_all;  // what the three keys above share
 
 std::string store_key(std::uint64_t lease_id) { return std::string(key_prefix) + std::to_string(lease_id); }
 std::string lost_key(std::uint64_t lease_id) { return std::string(lost_prefix) + std::to_string(lease_id); }
 
-std::int64_t ms(time_point t) { return t.time_since_epoch().count(); }
+using detail::ms;
 
 template <typename Int>
 std::optional<Int> parse_number(std::string_view s) {

@@ -1,8 +1,9 @@
 #include <registry/registry.hpp>
 
+#include "codec/keyspace.hpp"
+#include "codec/service_record.hpp"
 #include "expiry_queue.hpp"
 #include "registration_rules.hpp"
-#include "service_codec.hpp"
 
 #include <registry/cancellation.hpp>
 
@@ -19,7 +20,7 @@ namespace registry {
 
 namespace {
 
-constexpr std::string_view key_prefix = "svc/";
+constexpr std::string_view key_prefix = detail::keyspace::services;
 
 std::string store_key(std::string_view instance_id) {
     std::string key(key_prefix);

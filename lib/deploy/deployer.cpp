@@ -1,6 +1,7 @@
 #include <registry/deploy/deployer.hpp>
 
-#include "deploy/deployment_record.hpp"
+#include "codec/deployment_record.hpp"
+#include "codec/keyspace.hpp"
 
 #include <algorithm>
 #include <set>
@@ -405,7 +406,7 @@ struct deployer::impl {
     }
 
     static std::string store_key(const std::string& instance_id) {
-        return std::string(detail::deployment_key_prefix) + instance_id;
+        return std::string(detail::keyspace::deployments) + instance_id;
     }
 
     // Writes (or, with nullopt, erases) the instance's stored record.
@@ -931,7 +932,7 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
 task<result<std::size_t>> deployer::impl::open() {
     store_state state;
     try {
-        state = co_await load_copy(st, std::string(detail::deployment_key_prefix));
+        state = co_await load_copy(st, std::string(detail::keyspace::deployments));
     } catch (const store_error& e) {
         co_return fail(errc::unavailable, std::string("store: ") + e.what());
     }

@@ -3,18 +3,19 @@
 // the store commits; the registry numbers and orders the changes.
 #include "session.hpp"
 
+#include "codec/service_record.hpp"
+#include "codec/time.hpp"
 #include "registration_rules.hpp"
 #include "response.hpp"
 #include "server_impl.hpp"
-#include "service_writer.hpp"
 
 #include <algorithm>
 
 namespace registry::protocol {
 
-namespace {
+using detail::ms;
 
-std::int64_t ms(time_point t) { return t.time_since_epoch().count(); }
+namespace {
 
 void write_grant(detail::json_writer& w, const lease_grant& g) {
     w.key("lease_id").number(g.lease_id)
@@ -84,7 +85,7 @@ task<result<void>> session::on(call& c, get_service_params& p) {
                 write_service(w, *s);
                 w.end_object();
             },
-            16 + service_json_capacity(*s));
+            16 + detail::service_json_capacity(*s));
         co_return result<void>{};
     }
     // By name: every instance of the name, in pages like list_services.

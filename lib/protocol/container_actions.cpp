@@ -3,15 +3,17 @@
 // with a subscription id of their own and stream their events under it.
 #include "session.hpp"
 
-#include "container_writer.hpp"
+#include "codec/container_record.hpp"
+#include "codec/time.hpp"
+#include "codec/utf8.hpp"
 
 namespace registry::protocol {
+
+using detail::ms;
 
 namespace {
 
 constexpr std::size_t default_tail_lines = 1000;
-
-std::int64_t ms(time_point t) { return t.time_since_epoch().count(); }
 
 result<void> check_ttl(const std::optional<seconds>& ttl, const container_manager_options& o) {
     if (ttl && (*ttl < o.min_ttl || *ttl > o.max_ttl)) {
@@ -86,7 +88,7 @@ task<result<void>> session::on(call& c, container_get_params& p) {
     if (!ct) co_return fail(errc::not_found, "no managed container '" + p.container_id + "'");
     reply(c, [&](detail::json_writer& w) {
         w.begin_object().key("container");
-        write_container(w, *ct, container_view::full);
+        write_container(w, *ct, detail::container_view::full);
         w.end_object();
     });
     co_return result<void>{};
@@ -113,7 +115,7 @@ task<result<void>> session::on(call& c, container_logs_params& p) {
         for (const auto& chunk : *output) {
             w.begin_object()
                 .key("stream").string(to_string(chunk.stream))
-                .key("data").string(valid_utf8(chunk.bytes))
+                .key("data").string(detail::valid_utf8(chunk.bytes))
                 .end_object();
         }
         w.end_array().end_object();

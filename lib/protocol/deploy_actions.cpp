@@ -7,7 +7,7 @@
 #include "progress_encoder.hpp"
 #include "response.hpp"
 #include "server_impl.hpp"
-#include "service_writer.hpp"
+#include "codec/service_record.hpp"
 
 namespace registry::protocol {
 

@@ -3,7 +3,7 @@
 // connections that asked for it: repl_queued, repl_output, repl_finished.
 #include "session.hpp"
 
-#include "json_writer.hpp"
+#include "codec/json_writer.hpp"
 #include "response.hpp"
 
 #include <registry/repl/executor.hpp>

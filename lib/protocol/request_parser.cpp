@@ -1,14 +1,10 @@
-// The one translation unit that includes simdjson (it is heavy to compile).
-// It reads every JSON document the library receives: request frames, and the
-// stored service records (detail::decode_service_record), whose reader the
-// register action shares for params.service.
+// Request frames: the envelope and every action's params, read with the
+// codec's JSON reader (codec/json_reader.hpp); params.service is the service
+// record's reader in its registration form.
 #include "request_parser.hpp"
 
-#include "container_codec.hpp"
-#include "deploy/deployment_record.hpp"
-#include "service_codec.hpp"
-
-#include <simdjson.h>
+#include "codec/json_reader.hpp"
+#include "codec/service_record.hpp"
 
 #include <algorithm>
 #include <array>
@@ -22,454 +18,13 @@
 #include <span>
 #include <utility>
 
-namespace registry {
-
-namespace {
-
-namespace dom = simdjson::dom;
-
-// Where a value sits, e.g. params.service.endpoints[1].port: a chain through
-// the callers' stack frames, rendered only when there is an error to report.
-struct path {
-    const path* parent = nullptr;
-    std::string_view name;  // a member's name; unused for an array element
-    std::size_t index = 0;
-    bool is_element = false;
-
-    path member(std::string_view n) const { return {this, n, 0, false}; }
-    path element(std::size_t i) const { return {this, {}, i, true}; }
-
-    void render(std::string& out) const {
-        if (parent) parent->render(out);
-        if (is_element) {
-            out += '[';
-            out += std::to_string(index);
-            out += ']';
-        } else if (!name.empty() || parent) {
-            if (!out.empty()) out += '.';
-            out += name;
-        }
-    }
-};
-
-// Every string of a request is at most this long (docs/protocol.md,
-// "Limits"), unless read as long text (REPL code, files, stdin): one client
-// must not make registryd store, broadcast or log megabytes of free text.
-constexpr std::size_t max_request_string = 4096;
-
-// Collects the first problem; every reader returns false once there is one.
-struct decoder {
-    std::string problem;
-    // Strings (and object keys) longer than this are refused; stored records
-    // are not limited (they were checked when they came in).
-    std::size_t max_string = std::numeric_limits<std::size_t>::max();
-
-    bool fail(const path& at, std::string_view what) {
-        at.render(problem);
-        if (!problem.empty()) problem += ": ";
-        problem += what;
-        return false;
-    }
-};
-
-// One object's members, checked against the names it may have.
-constexpr std::size_t max_members = 16;
-
-struct members {
-    members(const path& where, std::span<const std::string_view> allowed) : at(where), names(allowed) {
-        assert(allowed.size() <= max_members);
-    }
-
-    const path& at;
-    std::span<const std::string_view> names;
-    std::array<dom::element, max_members> values;
-    std::bitset<max_members> present;
-
-    std::size_t index_of(std::string_view name) const {
-        for (std::size_t i = 0; i < names.size(); ++i) {
-            if (names[i] == name) return i;
-        }
-        return names.size();
-    }
-
-    std::optional<dom::element> get(std::string_view name) const {
-        const std::size_t i = index_of(name);
-        if (i == names.size() || !present[i]) return std::nullopt;
-        return values[i];
-    }
-};
-
-bool open(decoder& d, dom::element e, members& m) {
-    dom::object obj;
-    if (e.get_object().get(obj)) return d.fail(m.at, "must be an object");
-    for (auto [key, value] : obj) {
-        const std::size_t i = m.index_of(key);
-        if (i == m.names.size()) {
-            if (key.size() > 128) return d.fail(m.at, "unknown field (a name of " + std::to_string(key.size()) + " bytes)");
-            return d.fail(m.at.member(key), "unknown field");
-        }
-        if (m.present[i]) return d.fail(m.at.member(key), "duplicate field");
-        m.present.set(i);
-        m.values[i] = value;
-    }
-    return true;
-}
-
-// An absent object (params) is an empty one.
-bool open(decoder& d, const std::optional<dom::element>& e, members& m) { return !e || open(d, *e, m); }
-
-// Members that exist for some variants of an object only (execution kinds).
-bool only(decoder& d, const members& m, std::initializer_list<std::string_view> allowed, std::string_view variant) {
-    for (std::size_t i = 0; i < m.names.size(); ++i) {
-        if (!m.present[i] || std::find(allowed.begin(), allowed.end(), m.names[i]) != allowed.end()) continue;
-        return d.fail(m.at.member(m.names[i]), "not allowed when kind is '" + std::string(variant) + "'");
-    }
-    return true;
-}
-
-// ---- values -------------------------------------------------------------------
-
-std::string too_long(std::size_t max) { return "must be at most " + std::to_string(max) + " bytes"; }
-
-bool read(decoder& d, dom::element e, const path& at, std::string& out) {
-    std::string_view s;
-    if (e.get_string().get(s)) return d.fail(at, "must be a string");
-    if (s.size() > d.max_string) return d.fail(at, too_long(d.max_string));
-    out.assign(s);
-    return true;
-}
-
-// A field whose size only the message size bounds (and the REPL's own limits).
-template <typename T>
-bool read_long_text(decoder& d, dom::element e, const path& at, T& out) {
-    const std::size_t saved = std::exchange(d.max_string, std::numeric_limits<std::size_t>::max());
-    const bool ok = read(d, e, at, out);
-    d.max_string = saved;
-    return ok;
-}
-
-bool read(decoder& d, dom::element e, const path& at, bool& out) {
-    if (e.get_bool().get(out)) return d.fail(at, "must be a boolean");
-    return true;
-}
-
-bool read(decoder& d, dom::element e, const path& at, std::uint64_t& out) {
-    if (e.get_uint64().get(out)) return d.fail(at, "must be a non-negative integer");
-    return true;
-}
-
-bool read(decoder& d, dom::element e, const path& at, std::uint32_t& out) {
-    std::uint64_t v = 0;
-    if (e.get_uint64().get(v) || v > std::numeric_limits<std::uint32_t>::max()) {
-        return d.fail(at, "must be 0-4294967295");
-    }
-    out = static_cast<std::uint32_t>(v);
-    return true;
-}
-
-// Every 16-bit field of the protocol is a port.
-bool read(decoder& d, dom::element e, const path& at, std::uint16_t& out) {
-    std::uint64_t v = 0;
-    if (e.get_uint64().get(v) || v == 0 || v > 65535) return d.fail(at, "must be 1-65535");
-    out = static_cast<std::uint16_t>(v);
-    return true;
-}
-
-bool read(decoder& d, dom::element e, const path& at, std::int64_t& out) {
-    if (e.type() == dom::element_type::UINT64) {
-        out = std::numeric_limits<std::int64_t>::max();  // beyond any bound checked later
-        return true;
-    }
-    if (e.get_int64().get(out)) return d.fail(at, "must be an integer");
-    return true;
-}
-
-bool read(decoder& d, dom::element e, const path& at, seconds& out) {
-    std::int64_t v = 0;
-    if (!read(d, e, at, v)) return false;
-    out = seconds{v};
-    return true;
-}
-
-bool read(decoder& d, dom::element e, const path& at, time_point& out) {
-    std::int64_t v = 0;
-    if (!read(d, e, at, v)) return false;
-    out = time_point{milliseconds{v}};
-    return true;
-}
-
-// Enumerations, by the names their to_string gives.
-template <typename Enum>
-bool read_enum(decoder& d, dom::element e, const path& at, Enum& out,
-               std::optional<Enum> (*parse)(std::string_view) noexcept, std::string_view names) {
-    std::string_view s;
-    if (e.get_string().get(s)) return d.fail(at, "must be a string");
-    auto v = parse(s);
-    if (!v) return d.fail(at, "must be one of " + std::string(names));
-    out = *v;
-    return true;
-}
-
-bool read(decoder& d, dom::element e, const path& at, service_state& out) {
-    return read_enum(d, e, at, out, parse_service_state, "registered, starting, running, stopping, stopped, failed");
-}
-
-bool read(decoder& d, dom::element e, const path& at, health_status& out) {
-    return read_enum(d, e, at, out, parse_health_status, "healthy, warning, critical, unknown");
-}
-
-bool read(decoder& d, dom::element e, const path& at, execution_kind& out) {
-    return read_enum(d, e, at, out, parse_execution_kind, "managed_process, container, systemd_unit");
-}
-
-bool read(decoder& d, dom::element e, const path& at, event_type& out) {
-    return read_enum(d, e, at, out, parse_event_type,
-                     "service_registered, service_deregistered, service_state_changed, endpoint_updated, "
-                     "health_check_result, lease_expired, registry_loaded, bookmark, resync_required, "
-                     "container_state_changed, container_reap_failed, container_log, image_pull_progress, "
-                     "deployment_started, deployment_stage, deployment_succeeded, deployment_failed, "
-                     "deployment_rolled_back");
-}
-
-template <typename T>
-bool read(decoder& d, dom::element e, const path& at, std::optional<T>& out) {
-    return read(d, e, at, out.emplace());
-}
-
-// vector or set; duplicates in a set collapse.
-template <typename Container>
-bool read_array(decoder& d, dom::element e, const path& at, Container& out) {
-    dom::array items;
-    if (e.get_array().get(items)) return d.fail(at, "must be an array");
-    std::size_t i = 0;
-    for (dom::element item : items) {
-        typename Container::value_type v{};
-        if (!read(d, item, at.element(i++), v)) return false;
-        out.insert(out.end(), std::move(v));
-    }
-    return true;
-}
-
-template <typename T>
-bool read(decoder& d, dom::element e, const path& at, std::vector<T>& out) {
-    return read_array(d, e, at, out);
-}
-
-template <typename T>
-bool read(decoder& d, dom::element e, const path& at, std::set<T>& out) {
-    return read_array(d, e, at, out);
-}
-
-// An object of strings with free-form keys (metadata).
-bool read(decoder& d, dom::element e, const path& at, std::map<std::string, std::string>& out) {
-    dom::object obj;
-    if (e.get_object().get(obj)) return d.fail(at, "must be an object");
-    for (auto [key, value] : obj) {
-        const path p = at.member(key);
-        if (key.size() > d.max_string) return d.fail(at, "a key " + too_long(d.max_string));
-        std::string v;
-        if (!read(d, value, p, v)) return false;
-        if (!out.emplace(key, std::move(v)).second) return d.fail(p, "duplicate field");
-    }
-    return true;
-}
-
-template <typename T>
-bool required(decoder& d, const members& m, std::string_view name, T& out) {
-    auto v = m.get(name);
-    if (!v) return d.fail(m.at.member(name), "is required");
-    return read(d, *v, m.at.member(name), out);
-}
-
-template <typename T>
-bool optional(decoder& d, const members& m, std::string_view name, T& out) {
-    auto v = m.get(name);
-    return !v || read(d, *v, m.at.member(name), out);
-}
-
-// ---- the service object ---------------------------------------------------------
-
-bool read(decoder& d, dom::element e, const path& at, endpoint& out) {
-    static constexpr std::string_view names[] = {"name", "address", "port", "protocol"};
-    members m{at, names};
-    return open(d, e, m) && required(d, m, "name", out.name) && required(d, m, "address", out.address) &&
-           required(d, m, "port", out.port) && required(d, m, "protocol", out.protocol);
-}
-
-bool read(decoder& d, dom::element e, const path& at, execution_info& out) {
-    static constexpr std::string_view names[] = {"kind", "pid", "command", "container_id", "image", "unit_name"};
-    members m{at, names};
-    if (!open(d, e, m) || !required(d, m, "kind", out.kind)) return false;
-    switch (out.kind) {
-        case execution_kind::managed_process:
-            return only(d, m, {"kind", "pid", "command"}, "managed_process") && optional(d, m, "pid", out.pid) &&
-                   optional(d, m, "command", out.command);
-        case execution_kind::container:
-            return only(d, m, {"kind", "container_id", "image"}, "container") &&
-                   required(d, m, "container_id", out.container_id) && optional(d, m, "image", out.image);
-        case execution_kind::systemd_unit:
-            return only(d, m, {"kind", "unit_name"}, "systemd_unit") && required(d, m, "unit_name", out.unit_name);
-    }
-    return false;
-}
-
-bool read(decoder& d, dom::element e, const path& at, location& out) {
-    static constexpr std::string_view names[] = {"kind", "host", "ssh_user", "ssh_port"};
-    members m{at, names};
-    std::string kind;
-    if (!open(d, e, m) || !required(d, m, "kind", kind)) return false;
-    if (kind == "local") return only(d, m, {"kind"}, "local");
-    if (kind != "remote") return d.fail(at.member("kind"), "must be one of local, remote");
-    out.remote = true;
-    return required(d, m, "host", out.host) && optional(d, m, "ssh_user", out.ssh_user) &&
-           optional(d, m, "ssh_port", out.ssh_port);
-}
-
-// null until a health result is recorded.
-bool read(decoder& d, dom::element e, const path& at, std::optional<health_result>& out) {
-    if (e.is_null()) {
-        out.reset();
-        return true;
-    }
-    static constexpr std::string_view names[] = {"status", "output", "checked_at_ms"};
-    members m{at, names};
-    auto& h = out.emplace();
-    return open(d, e, m) && required(d, m, "status", h.status) && required(d, m, "output", h.output) &&
-           required(d, m, "checked_at_ms", h.checked_at);
-}
-
-bool read(decoder& d, dom::element e, const path& at, lease& out) {
-    static constexpr std::string_view names[] = {"id", "ttl_seconds", "expires_at_ms", "session_bound"};
-    members m{at, names};
-    return open(d, e, m) && required(d, m, "id", out.id) && required(d, m, "ttl_seconds", out.ttl) &&
-           required(d, m, "expires_at_ms", out.expires_at) && required(d, m, "session_bound", out.session_bound);
-}
-
-// A registration gives the descriptive fields; a stored record has them all.
-enum class service_form { registration, record };
-
-bool read_service(decoder& d, dom::element e, const path& at, service_form form, service_instance& out) {
-    static constexpr std::string_view names[] = {
-        "name",     "instance_id",    "version", "execution", "location",         "endpoints",        "depends_on",
-        "metadata", "state",          "failure_reason", "health", "lease", "registered_at_ms", "created_revision",
-        "modified_revision"};
-    constexpr std::size_t registration_names = 8;
-    const bool record = form == service_form::record;
-    members m{at, std::span(names).first(record ? std::size(names) : registration_names)};
-    auto descriptive = [&](std::string_view name, auto& value) {
-        return record ? required(d, m, name, value) : optional(d, m, name, value);
-    };
-    const bool ok = open(d, e, m) && required(d, m, "name", out.name) &&
-                    descriptive("instance_id", out.instance_id) && descriptive("version", out.version) &&
-                    descriptive("execution", out.execution) && descriptive("location", out.where) &&
-                    descriptive("endpoints", out.endpoints) && descriptive("depends_on", out.depends_on) &&
-                    descriptive("metadata", out.metadata);
-    if (!ok || !record) return ok;
-    return required(d, m, "state", out.state) && optional(d, m, "failure_reason", out.failure_reason) &&
-           required(d, m, "health", out.health) && required(d, m, "lease", out.lease) &&
-           required(d, m, "registered_at_ms", out.registered_at) &&
-           required(d, m, "created_revision", out.created_revision) &&
-           required(d, m, "modified_revision", out.modified_revision);
-}
-
-// ---- the container object (stored lease records) ------------------------------------
-
-bool read(decoder& d, dom::element e, const path& at, managed_state& out) {
-    return read_enum(d, e, at, out, parse_managed_state, "created, running, exited, removed, lost");
-}
-
-bool read(decoder& d, dom::element e, const path& at, int& out) {
-    std::int64_t v = 0;
-    if (e.get_int64().get(v) || v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
-        return d.fail(at, "must be a 32-bit integer");
-    }
-    out = static_cast<int>(v);
-    return true;
-}
-
-// The one non-integer number of the protocol: a share of CPUs.
-bool read(decoder& d, dom::element e, const path& at, double& out) {
-    if (e.get_double().get(out)) return d.fail(at, "must be a number");
-    return true;
-}
-
-// A stored record's limits, as they were accepted (or inspected): read back
-// without the request's bounds, so that no engine's figure can make a record
-// unreadable.
-bool read_stored_limits(decoder& d, dom::element e, const path& at, container_limits& out) {
-    static constexpr std::string_view names[] = {"memory_bytes", "cpus", "pids"};
-    members m{at, names};
-    return open(d, e, m) && optional(d, m, "memory_bytes", out.memory_bytes) && optional(d, m, "cpus", out.cpus) &&
-           optional(d, m, "pids", out.pids);
-}
-
-bool read_container(decoder& d, dom::element e, const path& at, managed_container& out) {
-    static constexpr std::string_view names[] = {
-        "lease_id",       "container_id",   "name",  "image",   "engine", "state",  "exit_code", "ttl_seconds",
-        "created_at_ms",  "expires_at_ms",  "started_at_ms", "finished_at_ms", "error", "command", "limits", "labels"};
-    members m{at, names};
-    return open(d, e, m) && optional(d, m, "started_at_ms", out.started_at) &&
-           optional(d, m, "finished_at_ms", out.finished_at) && optional(d, m, "error", out.error) &&
-           optional(d, m, "command", out.command) && optional(d, m, "labels", out.labels) &&
-           (!m.get("limits") || read_stored_limits(d, *m.get("limits"), at.member("limits"), out.limits)) &&
-           required(d, m, "lease_id", out.lease_id) &&
-           required(d, m, "container_id", out.container_id) && required(d, m, "name", out.name) &&
-           required(d, m, "image", out.image) && required(d, m, "engine", out.engine) &&
-           required(d, m, "state", out.state) && optional(d, m, "exit_code", out.exit_code) &&
-           required(d, m, "ttl_seconds", out.ttl) && required(d, m, "created_at_ms", out.created_at) &&
-           required(d, m, "expires_at_ms", out.expires_at);
-}
-
-// ---- the deployment object (stored deployment records) ------------------------------
-
-bool read_millis(decoder& d, const members& m, std::string_view name, milliseconds& out) {
-    std::uint64_t v = 0;
-    if (!required(d, m, name, v)) return false;
-    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return d.fail(m.at.member(name), "too large");
-    out = milliseconds{static_cast<std::int64_t>(v)};
-    return true;
-}
-
-bool read(decoder& d, dom::element e, const path& at, deploy::package_port& out) {
-    static constexpr std::string_view names[] = {"name", "port", "protocol"};
-    members m{at, names};
-    return open(d, e, m) && required(d, m, "name", out.name) && required(d, m, "port", out.port) &&
-           required(d, m, "protocol", out.protocol);
-}
-
-bool read(decoder& d, dom::element e, const path& at, std::optional<deploy::package_health>& out) {
-    if (e.is_null()) {
-        out.reset();
-        return true;
-    }
-    static constexpr std::string_view names[] = {"script", "interval_ms", "timeout_ms", "deadline_ms"};
-    members m{at, names};
-    auto& h = out.emplace();
-    return open(d, e, m) && required(d, m, "script", h.script) && read_millis(d, m, "interval_ms", h.interval) &&
-           read_millis(d, m, "timeout_ms", h.timeout) && read_millis(d, m, "deadline_ms", h.deadline);
-}
-
-bool read(decoder& d, dom::element e, const path& at, deploy::package_manifest& out) {
-    static constexpr std::string_view names[] = {"name", "version", "ports", "depends_on", "health"};
-    members m{at, names};
-    return open(d, e, m) && required(d, m, "name", out.name) && required(d, m, "version", out.version) &&
-           required(d, m, "ports", out.ports) && required(d, m, "depends_on", out.depends_on) &&
-           required(d, m, "health", out.health);
-}
-
-bool read_deployment(decoder& d, dom::element e, const path& at, detail::deployment_record& out) {
-    static constexpr std::string_view names[] = {"instance_id", "target", "home", "dir", "manifest"};
-    members m{at, names};
-    return open(d, e, m) && required(d, m, "instance_id", out.instance_id) && required(d, m, "target", out.target) &&
-           required(d, m, "home", out.home) && required(d, m, "dir", out.dir) &&
-           required(d, m, "manifest", out.manifest);
-}
+namespace registry::detail {
 
 // ---- request params -------------------------------------------------------------
 
 using params_element = std::optional<dom::element>;
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::register_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::register_params& p) {
     static constexpr std::string_view names[] = {"service", "ttl_seconds", "session_bound", "lease_id"};
     members m{at, names};
     if (!open(d, e, m)) return false;
@@ -480,13 +35,13 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
            optional(d, m, "lease_id", p.reg.lease_id);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::keepalive_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::keepalive_params& p) {
     static constexpr std::string_view names[] = {"lease_id"};
     members m{at, names};
     return open(d, e, m) && required(d, m, "lease_id", p.lease_id);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::deregister_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::deregister_params& p) {
     static constexpr std::string_view names[] = {"instance_id"};
     members m{at, names};
     return open(d, e, m) && required(d, m, "instance_id", p.instance_id);
@@ -494,7 +49,7 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
 
 // limit and continue; with continue, the filters are the first page's and
 // may not be given again.
-bool read_page(decoder& d, const members& m, protocol::page_params& page) {
+static bool read_page(decoder& d, const members& m, protocol::page_params& page) {
     if (!optional(d, m, "limit", page.limit) || !optional(d, m, "continue", page.continue_token)) return false;
     if (page.limit && *page.limit == 0) return d.fail(m.at.member("limit"), "must be at least 1");
     if (!page.continue_token) return true;
@@ -506,7 +61,7 @@ bool read_page(decoder& d, const members& m, protocol::page_params& page) {
     return true;
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::get_service_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::get_service_params& p) {
     static constexpr std::string_view names[] = {"instance_id", "name", "limit", "continue"};
     members m{at, names};
     if (!open(d, e, m)) return false;
@@ -525,7 +80,7 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     return required(d, m, "name", p.key) && read_page(d, m, p.page);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::list_services_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::list_services_params& p) {
     static constexpr std::string_view names[] = {"name", "version", "state", "host", "metadata", "limit", "continue"};
     members m{at, names};
     auto& f = p.filter;
@@ -534,7 +89,7 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
            optional(d, m, "metadata", f.metadata) && read_page(d, m, p.page);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::list_endpoints_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::list_endpoints_params& p) {
     static constexpr std::string_view names[] = {"service", "endpoint", "protocol", "limit", "continue"};
     members m{at, names};
     auto& f = p.filter;
@@ -542,14 +97,14 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
            optional(d, m, "protocol", f.protocol) && read_page(d, m, p.page);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::set_state_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::set_state_params& p) {
     static constexpr std::string_view names[] = {"instance_id", "state", "reason"};
     members m{at, names};
     return open(d, e, m) && required(d, m, "instance_id", p.instance_id) && required(d, m, "state", p.state) &&
            optional(d, m, "reason", p.reason);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::subscribe_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::subscribe_params& p) {
     static constexpr std::string_view names[] = {"events", "services", "from_revision", "snapshot"};
     members m{at, names};
     auto& w = p.watch;
@@ -557,7 +112,7 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
            optional(d, m, "from_revision", w.from_revision) && optional(d, m, "snapshot", w.snapshot);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::unsubscribe_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::unsubscribe_params& p) {
     static constexpr std::string_view names[] = {"subscription"};
     members m{at, names};
     return open(d, e, m) && required(d, m, "subscription", p.subscription);
@@ -565,19 +120,9 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
 
 // ---- container actions --------------------------------------------------------------
 
-std::optional<container_network> parse_network(std::string_view s) noexcept {
-    if (s == "none") return container_network::none;
-    if (s == "default") return container_network::default_;
-    return std::nullopt;
-}
-
-bool read(decoder& d, dom::element e, const path& at, container_network& out) {
-    return read_enum(d, e, at, out, parse_network, "none, default");
-}
-
 constexpr std::uint64_t min_memory_bytes = 6 * 1024 * 1024;  // Docker's and Podman's floor
 
-bool read(decoder& d, dom::element e, const path& at, container_limits& out) {
+static bool read(decoder& d, dom::element e, const path& at, container_limits& out) {
     static constexpr std::string_view names[] = {"memory_bytes", "cpus", "pids"};
     members m{at, names};
     std::optional<std::uint64_t> pids;
@@ -596,25 +141,25 @@ bool read(decoder& d, dom::element e, const path& at, container_limits& out) {
     return true;
 }
 
-bool plain_text(std::string_view s) {
+static bool plain_text(std::string_view s) {
     return std::none_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) <= 0x20; });
 }
 
-bool container_name(std::string_view s) {
+static bool container_name(std::string_view s) {
     if (s.empty() || s.size() > 128 || !std::isalnum(static_cast<unsigned char>(s[0]))) return false;
     return std::all_of(s.begin(), s.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
     });
 }
 
-bool check_image(decoder& d, const path& at, const std::string& image) {
+static bool check_image(decoder& d, const path& at, const std::string& image) {
     if (image.empty() || image.size() > 255 || !plain_text(image)) {
         return d.fail(at, "must be 1-255 characters without whitespace");
     }
     return true;
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_create_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_create_params& p) {
     static constexpr std::string_view names[] = {"image",   "name",             "command",     "env",
                                                  "labels",  "limits",           "network",     "read_only_rootfs",
                                                  "ttl_seconds", "engine",       "preset"};
@@ -650,19 +195,19 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     return true;
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_list_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_list_params& p) {
     static constexpr std::string_view names[] = {"engine", "state"};
     members m{at, names};
     return open(d, e, m) && optional(d, m, "engine", p.engine) && optional(d, m, "state", p.state);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_get_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_get_params& p) {
     static constexpr std::string_view names[] = {"container_id"};
     members m{at, names};
     return open(d, e, m) && required(d, m, "container_id", p.container_id);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_logs_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_logs_params& p) {
     static constexpr std::string_view names[] = {"container_id", "tail", "follow"};
     members m{at, names};
     if (!open(d, e, m) || !required(d, m, "container_id", p.container_id) || !optional(d, m, "tail", p.tail) ||
@@ -673,7 +218,7 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     return true;
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_stop_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_stop_params& p) {
     static constexpr std::string_view names[] = {"container_id", "grace_seconds"};
     members m{at, names};
     if (!open(d, e, m) || !required(d, m, "container_id", p.container_id) ||
@@ -684,31 +229,31 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     return true;
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_remove_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_remove_params& p) {
     static constexpr std::string_view names[] = {"container_id", "force"};
     members m{at, names};
     return open(d, e, m) && required(d, m, "container_id", p.container_id) && optional(d, m, "force", p.force);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_extend_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::container_extend_params& p) {
     static constexpr std::string_view names[] = {"container_id", "ttl_seconds"};
     members m{at, names};
     return open(d, e, m) && required(d, m, "container_id", p.container_id) && optional(d, m, "ttl_seconds", p.ttl);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::image_pull_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::image_pull_params& p) {
     static constexpr std::string_view names[] = {"reference", "engine"};
     members m{at, names};
     return open(d, e, m) && required(d, m, "reference", p.reference) && optional(d, m, "engine", p.engine) &&
            check_image(d, at.member("reference"), p.reference);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::list_nodes_params&) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::list_nodes_params&) {
     members m{at, {}};
     return open(d, e, m);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::deploy_package_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::deploy_package_params& p) {
     static constexpr std::string_view names[] = {"upload_id", "path", "target", "name", "version"};
     members m{at, names};
     if (!open(d, e, m) || !optional(d, m, "upload_id", p.upload_id) || !optional(d, m, "path", p.path) ||
@@ -722,7 +267,7 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
 }
 
 // 64 hex digits, lowercased in place.
-bool check_sha256(decoder& d, const path& at, std::string& hex) {
+static bool check_sha256(decoder& d, const path& at, std::string& hex) {
     const bool ok = hex.size() == 64 && std::all_of(hex.begin(), hex.end(), [](char c) {
         return std::isxdigit(static_cast<unsigned char>(c)) != 0;
     });
@@ -732,7 +277,7 @@ bool check_sha256(decoder& d, const path& at, std::string& hex) {
 }
 
 // Standard base64 (RFC 4648 section 4) with padding; nothing else allowed.
-bool decode_base64(std::string_view in, std::string& out) {
+static bool decode_base64(std::string_view in, std::string& out) {
     auto value = [](char c) -> int {
         if (c >= 'A' && c <= 'Z') return c - 'A';
         if (c >= 'a' && c <= 'z') return c - 'a' + 26;
@@ -761,7 +306,7 @@ bool decode_base64(std::string_view in, std::string& out) {
     return true;
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::package_upload_begin_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::package_upload_begin_params& p) {
     static constexpr std::string_view names[] = {"size", "sha256"};
     members m{at, names};
     if (!open(d, e, m) || !required(d, m, "size", p.size) || !required(d, m, "sha256", p.sha256)) return false;
@@ -769,7 +314,7 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     return check_sha256(d, at.member("sha256"), p.sha256);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::package_upload_chunk_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::package_upload_chunk_params& p) {
     static constexpr std::string_view names[] = {"upload_id", "offset", "data"};
     members m{at, names};
     std::string_view encoded;
@@ -782,13 +327,13 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     return true;
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::package_upload_status_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::package_upload_status_params& p) {
     static constexpr std::string_view names[] = {"upload_id"};
     members m{at, names};
     return open(d, e, m) && required(d, m, "upload_id", p.upload_id);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::service_action_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::service_action_params& p) {
     static constexpr std::string_view names[] = {"instance_id", "action"};
     members m{at, names};
     if (!open(d, e, m) || !required(d, m, "instance_id", p.instance_id) || !required(d, m, "action", p.command)) {
@@ -800,7 +345,7 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     return true;
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::undeploy_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::undeploy_params& p) {
     static constexpr std::string_view names[] = {"instance_id", "force"};
     members m{at, names};
     return open(d, e, m) && required(d, m, "instance_id", p.instance_id) && optional(d, m, "force", p.force);
@@ -808,7 +353,7 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
 
 // ---- REPL execution
 
-bool read(decoder& d, dom::element e, const path& at, repl::source_file& out) {
+static bool read(decoder& d, dom::element e, const path& at, repl::source_file& out) {
     static constexpr std::string_view names[] = {"name", "content"};
     members m{at, names};
     if (!open(d, e, m) || !required(d, m, "name", out.name)) return false;
@@ -818,7 +363,7 @@ bool read(decoder& d, dom::element e, const path& at, repl::source_file& out) {
     return !out.name.empty() || d.fail(at.member("name"), "must not be empty");
 }
 
-bool read(decoder& d, dom::element e, const path& at, milliseconds& out) {
+static bool read(decoder& d, dom::element e, const path& at, milliseconds& out) {
     std::uint64_t v = 0;
     if (!read(d, e, at, v)) return false;
     if (v > 86'400'000) return d.fail(at, "must be at most 86400000");
@@ -826,7 +371,7 @@ bool read(decoder& d, dom::element e, const path& at, milliseconds& out) {
     return true;
 }
 
-bool read(decoder& d, dom::element e, const path& at, repl::limit_overrides& out) {
+static bool read(decoder& d, dom::element e, const path& at, repl::limit_overrides& out) {
     static constexpr std::string_view names[] = {"timeout_ms", "output_bytes", "memory_bytes",
                                                  "pids",       "cpu_millicores", "network"};
     members m{at, names};
@@ -836,12 +381,12 @@ bool read(decoder& d, dom::element e, const path& at, repl::limit_overrides& out
            optional(d, m, "network", out.network);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::repl_languages_params&) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::repl_languages_params&) {
     members m{at, {}};
     return open(d, e, m);
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::repl_execute_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::repl_execute_params& p) {
     static constexpr std::string_view names[] = {"language", "code",   "files",          "stdin",
                                                  "args",     "limits", "idempotency_key"};
     members m{at, names};
@@ -865,7 +410,7 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
     return true;
 }
 
-bool read_params(decoder& d, const params_element& e, const path& at, protocol::repl_cancel_params& p) {
+static bool read_params(decoder& d, const params_element& e, const path& at, protocol::repl_cancel_params& p) {
     static constexpr std::string_view names[] = {"execution_id"};
     members m{at, names};
     return open(d, e, m) && required(d, m, "execution_id", p.execution_id);
@@ -875,7 +420,7 @@ bool read_params(decoder& d, const params_element& e, const path& at, protocol::
 // default request_params would be a register_params (a whole service
 // instance) made and destroyed for every request.
 template <std::size_t I = 0>
-std::optional<protocol::request_params> params_of(std::string_view action) {
+static std::optional<protocol::request_params> params_of(std::string_view action) {
     if constexpr (I < std::variant_size_v<protocol::request_params>) {
         if (std::variant_alternative_t<I, protocol::request_params>::action == action) {
             return std::optional<protocol::request_params>{std::in_place, std::in_place_index<I>};
@@ -886,13 +431,13 @@ std::optional<protocol::request_params> params_of(std::string_view action) {
 }
 
 // 1-128 characters, counted as code points (simdjson has checked the UTF-8).
-bool valid_id(std::string_view id) {
+static bool valid_id(std::string_view id) {
     std::size_t chars = 0;
     for (unsigned char c : id) chars += (c & 0xc0) != 0x80;
     return chars >= 1 && chars <= 128;
 }
 
-protocol::rejection invalid(std::optional<std::string> id, std::string_view action, std::string message) {
+static protocol::rejection invalid(std::optional<std::string> id, std::string_view action, std::string message) {
     return {std::move(id), action, error{errc::invalid_request, std::move(message)}};
 }
 
@@ -904,7 +449,7 @@ protocol::rejection invalid(std::optional<std::string> id, std::string_view acti
 constexpr std::string_view big_integer_marker = "\xef\xb7\x90";
 
 // A JSON integer literal (-?[0-9]+) outside int64 and uint64.
-bool beyond_64_bits(std::string_view number) {
+static bool beyond_64_bits(std::string_view number) {
     const std::string_view digits = number.substr(number.starts_with('-') ? 1 : 0);
     if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos) return false;
     const char* end = number.data() + number.size();
@@ -918,7 +463,7 @@ bool beyond_64_bits(std::string_view number) {
 
 // The frame with every integer literal beyond 64 bits (outside strings)
 // replaced by the marker; nullopt when there is none.
-std::optional<std::string> with_big_integers_marked(std::string_view frame) {
+static std::optional<std::string> with_big_integers_marked(std::string_view frame) {
     std::string out;
     out.reserve(frame.size());
     bool marked = false;
@@ -946,7 +491,7 @@ std::optional<std::string> with_big_integers_marked(std::string_view frame) {
 }
 
 // The path of the first marker in `e`, rendered into `out`.
-bool find_marker(dom::element e, const path& at, std::string& out) {
+static bool find_marker(dom::element e, const path& at, std::string& out) {
     switch (e.type()) {
         case dom::element_type::STRING: {
             std::string_view s;
@@ -975,9 +520,11 @@ bool find_marker(dom::element e, const path& at, std::string& out) {
     }
 }
 
-}  // namespace
+}  // namespace registry::detail
 
-namespace protocol {
+namespace registry::protocol {
+
+using namespace detail;  // the readers
 
 struct request_parser::impl {
     dom::parser parser;
@@ -1052,44 +599,4 @@ parsed_frame request_parser::read_frame(const simdjson::dom::element& root) {
     return req;
 }
 
-}  // namespace protocol
-
-namespace detail {
-
-namespace {
-
-// Records are decoded one at a time, on whichever thread loads the store.
-template <typename Record, typename Read>
-result<Record> decode_record(std::string_view json, Read read) {
-    thread_local dom::parser parser;
-    dom::element root;
-    if (parser.parse(json.data(), json.size()).get(root)) return fail(errc::invalid_request, "not valid JSON");
-    decoder d;
-    Record r;
-    if (!read(d, root, r)) return fail(errc::invalid_request, std::move(d.problem));
-    return r;
-}
-
-}  // namespace
-
-result<service_instance> decode_service_record(std::string_view json) {
-    return decode_record<service_instance>(json, [](decoder& d, dom::element root, service_instance& s) {
-        return read_service(d, root, path{}, service_form::record, s);
-    });
-}
-
-result<deployment_record> decode_deployment_record(std::string_view json) {
-    return decode_record<deployment_record>(json, [](decoder& d, dom::element root, deployment_record& r) {
-        return read_deployment(d, root, path{}, r);
-    });
-}
-
-result<managed_container> decode_container_record(std::string_view json) {
-    return decode_record<managed_container>(json, [](decoder& d, dom::element root, managed_container& c) {
-        return read_container(d, root, path{}, c);
-    });
-}
-
-}  // namespace detail
-
-}  // namespace registry
+}  // namespace registry::protocol
