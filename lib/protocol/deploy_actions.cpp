@@ -44,7 +44,7 @@ std::string encode_progress(std::string_view request_id, const deploy::progress&
 
 bool session::reply_encoded(call& c, std::string response) {
     c.answered = true;
-    return send(frame{std::move(response), nullptr});
+    return send(frame{std::move(response), nullptr, frame_kind::response});
 }
 
 task<result<void>> session::on(call& c, deploy_package_params& p) {
@@ -67,7 +67,7 @@ task<result<void>> session::on(call& c, deploy_package_params& p) {
             if (uploads && id) uploads->release(*id);
         }
     } release{uploads, p.upload_id};
-    auto report = [this, id = c.id](const deploy::progress& pr) { send(frame{encode_progress(id, pr), nullptr}); };
+    auto report = [this, id = c.id](const deploy::progress& pr) { send(frame{encode_progress(id, pr), nullptr, frame_kind::event}); };
     auto done = co_await (*d)->deploy(std::move(req), report);
     if (!done) co_return unexpected{done.err()};
     reply_encoded(c, encode_response(c.id, [&](detail::json_writer& w) {
@@ -90,7 +90,7 @@ task<result<void>> session::on(call& c, deploy_package_params& p) {
 task<result<void>> session::on(call& c, service_action_params& p) {
     auto d = deployer_of(srv_);
     if (!d) co_return unexpected{d.err()};
-    auto report = [this, id = c.id](const deploy::progress& pr) { send(frame{encode_progress(id, pr), nullptr}); };
+    auto report = [this, id = c.id](const deploy::progress& pr) { send(frame{encode_progress(id, pr), nullptr, frame_kind::event}); };
     auto done = co_await (*d)->control(p.instance_id, *deploy::parse_service_command(p.command), report);
     if (!done) co_return unexpected{done.err()};
     reply_encoded(c, encode_response(c.id, [&](detail::json_writer& w) {
@@ -104,7 +104,7 @@ task<result<void>> session::on(call& c, service_action_params& p) {
 task<result<void>> session::on(call& c, undeploy_params& p) {
     auto d = deployer_of(srv_);
     if (!d) co_return unexpected{d.err()};
-    auto report = [this, id = c.id](const deploy::progress& pr) { send(frame{encode_progress(id, pr), nullptr}); };
+    auto report = [this, id = c.id](const deploy::progress& pr) { send(frame{encode_progress(id, pr), nullptr, frame_kind::event}); };
     auto done = co_await (*d)->undeploy(p.instance_id, report, p.force);
     if (!done) co_return unexpected{done.err()};
     reply_encoded(c, encode_response(c.id, [&](detail::json_writer& w) {

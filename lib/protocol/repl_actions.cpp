@@ -105,7 +105,7 @@ public:
 
 private:
     void send(std::string text) {
-        if (session_) session_->send(frame{std::move(text), nullptr});
+        if (session_) session_->send(frame{std::move(text), nullptr, frame_kind::event});
     }
 
     std::shared_ptr<session> session_;
@@ -134,7 +134,7 @@ task<result<void>> session::on(call& c, repl_languages_params&) {
                    }
                    w.end_array().end_object();
                }),
-               nullptr});
+               nullptr, frame_kind::response});
     co_return result<void>{};
 }
 
@@ -149,7 +149,7 @@ task<result<void>> session::on(call& c, repl_execute_params& p) {
                        w.begin_object().key("execution_id").string(s.execution_id).key("created").boolean(s.created)
                            .end_object();
                    }),
-                   nullptr});
+                   nullptr, frame_kind::response});
     };
     auto submitted = (*e)->execute(std::move(p.req), std::move(listener), accepted);
     if (!submitted) co_return unexpected{submitted.err()};
@@ -165,7 +165,7 @@ task<result<void>> session::on(call& c, repl_cancel_params& p) {
     send(frame{encode_response(c.id, [&](detail::json_writer& w) {
                    w.begin_object().key("execution_id").string(p.execution_id).end_object();
                }),
-               nullptr});
+               nullptr, frame_kind::response});
     co_return result<void>{};
 }
 

@@ -78,7 +78,7 @@ void session::close() {
 
 void session::send_error(const std::string* id, const error& err) {
     try {
-        send(frame{encode_error(id, err), nullptr});
+        send(frame{encode_error(id, err), nullptr, frame_kind::response});
     } catch (...) {
         // Out of memory, or an outbox that throws: the answer is lost, the
         // connection is not; the request's outcome still reports the error.
@@ -138,7 +138,7 @@ task<void> session::pump(std::string id, async_generator<event_ptr> events, std:
     try {
         const std::string head = event_head(id);
         for (auto it = co_await events.begin(); it != events.end(); co_await ++it) {
-            if (!send(frame{head, event_body(**it)}) || stop.stop_requested()) break;
+            if (!send(frame{head, event_body(**it), frame_kind::event}) || stop.stop_requested()) break;
         }
     } catch (...) {
         // Out of memory encoding an event, or a registry bug: end this

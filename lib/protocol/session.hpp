@@ -128,7 +128,7 @@ private:
 
 template <typename WriteData>
 bool session::reply(call& c, WriteData&& write_data, std::size_t data_capacity) {
-    frame f{encode_response(c.id, std::forward<WriteData>(write_data), data_capacity), nullptr};
+    frame f{encode_response(c.id, std::forward<WriteData>(write_data), data_capacity), nullptr, frame_kind::response};
     c.answered = true;
     return send(std::move(f));
 }

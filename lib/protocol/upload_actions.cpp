@@ -53,7 +53,7 @@ task<result<void>> session::on(call& c, package_upload_chunk_params& p) {
     pr.message = written->complete ? "received all " + std::to_string(written->size) + " bytes, sha256 verified"
                                    : "received " + std::to_string(written->received) + " of " +
                                          std::to_string(written->size) + " bytes";
-    send(frame{encode_progress(c.id, pr), nullptr});
+    send(frame{encode_progress(c.id, pr), nullptr, frame_kind::event});
     reply(c, [&](detail::json_writer& w) {
         w.begin_object();
         write_status(w, *written);
