@@ -41,7 +41,6 @@ public:
 
     session_id id() const noexcept { return id_; }
     const std::string& source() const noexcept { return source_; }
-    server& srv() noexcept { return srv_; }
 
     // Queues a frame; false if refused (closed, or a full queue: then the
     // subscriptions stop).
