@@ -32,6 +32,7 @@
 #include <registry/deploy/package_uploads.hpp>
 #include <registry/file_store.hpp>
 #include <registry/protocol/connection.hpp>
+#include <registry/protocol/repl.hpp>
 #include <registry/registered_engines.hpp>
 #include <registry/registry.hpp>
 #include <registry/repl/executor.hpp>
@@ -227,7 +228,7 @@ private:
         o.user = R.user;
         repl_leases_.emplace(*containers_);
         repl_.emplace(clock_, std::move(slots), R.languages, std::move(o), &*repl_leases_);
-        server_.protocol().set_repl(&*repl_);
+        registry::protocol::add_repl_actions(server_.protocol(), *repl_);
     }
 
     static std::string describe(std::exception_ptr e) {

@@ -1,7 +1,7 @@
 #include "engine/docker_engine_requests.hpp"
 
 #include "engine/docker_engine.hpp"
-#include "json_writer.hpp"
+#include "codec/json_writer.hpp"
 
 #include <cmath>
 #include <cstdint>

@@ -32,9 +32,7 @@ enum class container_network {
     default_  // the engine's default network (Docker and Podman: a bridge with outbound access)
 };
 
-constexpr std::string_view to_string(container_network n) noexcept {
-    return n == container_network::none ? "none" : "default";
-}
+std::string_view to_string(container_network n) noexcept;
 
 struct container_spec {
     std::string name;                          // empty: the engine picks one

@@ -2,6 +2,8 @@
 // between the engine's account of a container and the managed one.
 #pragma once
 
+#include "codec/time.hpp"
+
 #include <registry/container.hpp>
 #include <registry/container_manager.hpp>
 #include <registry/event.hpp>
@@ -17,7 +19,7 @@
 
 namespace registry::containers {
 
-inline std::int64_t ms(time_point t) { return t.time_since_epoch().count(); }
+using detail::ms;
 
 template <typename Int>
 std::optional<Int> parse_number(std::string_view s) {

@@ -1,6 +1,6 @@
 #include "lease_book.hpp"
 
-#include "container_codec.hpp"
+#include "codec/container_record.hpp"
 #include "container_events.hpp"
 #include "store_keys.hpp"
 

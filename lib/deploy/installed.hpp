@@ -1,5 +1,5 @@
 // One package installed on one target: what the deployer keeps of each
-// deployment (and stores, deployment_record.hpp), and the state of its
+// deployment (and stores, codec/deployment_record.hpp), and the state of its
 // health checks.
 #pragma once
 

@@ -1,7 +1,8 @@
 // Recovery on restart: the deployments kept in the store, controlled and
 // health-checked again.
 #include "deploy/deployer_impl.hpp"
-#include "deploy/deployment_record.hpp"
+#include "codec/deployment_record.hpp"
+#include "codec/keyspace.hpp"
 
 #include <registry/ports/store.hpp>
 
@@ -10,7 +11,7 @@ namespace registry::deploy {
 task<result<std::size_t>> deployer::impl::open() {
     store_state state;
     try {
-        state = co_await load_copy(st, std::string(detail::deployment_key_prefix));
+        state = co_await load_copy(st, std::string(detail::keyspace::deployments));
     } catch (const store_error& e) {
         co_return fail(errc::unavailable, std::string("store: ") + e.what());
     }

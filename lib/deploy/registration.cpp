@@ -1,7 +1,8 @@
 // The deployed instance in the registry (its state and registration) and
 // the deployment in the store.
 #include "deploy/deployer_impl.hpp"
-#include "deploy/deployment_record.hpp"
+#include "codec/deployment_record.hpp"
+#include "codec/keyspace.hpp"
 
 #include <algorithm>
 
@@ -9,7 +10,7 @@ namespace registry::deploy {
 
 namespace {
 
-std::string store_key(const std::string& instance_id) { return std::string(detail::deployment_key_prefix) + instance_id; }
+std::string store_key(const std::string& instance_id) { return std::string(detail::keyspace::deployments) + instance_id; }
 
 }  // namespace
 

@@ -1,8 +1,9 @@
 #include "event_encoder.hpp"
 
-#include "container_writer.hpp"
-#include "json_writer.hpp"
-#include "service_writer.hpp"
+#include "codec/container_record.hpp"
+#include "codec/json_writer.hpp"
+#include "codec/service_record.hpp"
+#include "codec/utf8.hpp"
 
 namespace registry::protocol {
 
@@ -126,7 +127,7 @@ void write_data(detail::json_writer& w, const event& e) {
                 w.key("container_id").string(e.container->container_id).key("lease_id").number(e.container->lease_id);
             }
             if (e.output) {
-                w.key("stream").string(to_string(e.output->stream)).key("data").string(valid_utf8(e.output->bytes));
+                w.key("stream").string(to_string(e.output->stream)).key("data").string(detail::valid_utf8(e.output->bytes));
             }
             if (e.end) w.key("end").boolean(true);
             write_failure(w, e);

@@ -1,19 +1,32 @@
-// Turns a request frame into a request or a rejection, checking it strictly
-// against docs/protocol.md: unknown or duplicate fields, missing fields, wrong
-// types and syntactic ranges are rejected with the offending field's path.
-// The domain rules (name charset, lengths, TTL bounds) are the registry's.
+// Reads a request frame's envelope strictly against docs/protocol.md (id,
+// type, action, params; unknown or duplicate fields, wrong types) and has
+// the dispatch table's entry read the params and make the task that answers
+// the request. The params' readers are their modules' (services/params.cpp,
+// containers/params.cpp, ...).
 #pragma once
 
-#include "request.hpp"
+#include "dispatch.hpp"
+
+#include <registry/error.hpp>
 
 #include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <variant>
 
 namespace simdjson::dom {
 class element;
 }
 
 namespace registry::protocol {
+
+// A frame that is not a valid request, and what to answer.
+struct rejection {
+    std::optional<std::string> id;  // null in the response when the id was unreadable
+    std::string_view action;        // empty unless the action was recognised
+    error err;
+};
 
 class request_parser {
 public:
@@ -22,13 +35,13 @@ public:
     request_parser(const request_parser&) = delete;
     request_parser& operator=(const request_parser&) = delete;
 
-    // Reuses one set of buffers: single-threaded, and the result owns its data.
-    parsed_frame parse(std::string_view frame);
+    // The task that answers the frame, made for `self`; or what to answer.
+    // Without `self` the params are only read (and the task is empty).
+    // Reuses one set of buffers: single-threaded; the task owns its data.
+    std::variant<task<outcome>, rejection> parse(std::string_view frame, const dispatch_table& actions,
+                                                 std::shared_ptr<session>* self);
 
 private:
-    parsed_frame parse_with_big_integer(std::string_view frame);
-    parsed_frame read_frame(const simdjson::dom::element& root);
-
     struct impl;
     std::unique_ptr<impl> impl_;
 };

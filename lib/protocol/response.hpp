@@ -2,7 +2,7 @@
 // {"id":...,"type":"response","error":{"code":...,"message":...}} otherwise.
 #pragma once
 
-#include "json_writer.hpp"
+#include "codec/json_writer.hpp"
 
 #include <registry/error.hpp>
 

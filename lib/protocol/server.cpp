@@ -1,18 +1,34 @@
 #include "server_impl.hpp"
 
+#include "services/actions.hpp"
+
 namespace registry::protocol {
 
-server::server(registry& reg, limits lim, container_manager* containers)
-    : impl_(std::make_unique<impl>(reg, lim, containers)) {}
+// The services module, and every optional subsystem's actions as absent
+// until the embedder registers the subsystem (protocol/containers.hpp,
+// deploy.hpp, repl.hpp).
+server::impl::impl(class registry& r, struct limits l)
+    : reg(r), lims(l), listings(l.max_open_listings, l.max_open_listings_per_connection) {
+    own(add_services_actions(actions, &reg, &listings, &lims));
+    using enum permission_family;
+    constexpr std::string_view no_containers = "no container engine is configured on this server";
+    actions.add_absent({"container_create", "container_stop", "container_remove", "container_extend", "image_pull"},
+                       containers_write, no_containers);
+    actions.add_absent({"container_list", "container_get", "container_logs", "list_nodes"}, containers_read,
+                       no_containers);
+    actions.add_absent({"deploy_package", "service_action", "undeploy"}, deploy,
+                       "deployment is not enabled on this server");
+    actions.add_absent({"package_upload_begin", "package_upload_chunk", "package_upload_status"}, deploy,
+                       "package uploads are not enabled on this server");
+    actions.add_absent({"repl_languages", "repl_execute", "repl_cancel"}, repl,
+                       "REPL execution is not enabled on this server (repl.enabled)");
+}
+
+server::server(class registry& reg, limits lim) : impl_(std::make_unique<impl>(reg, lim)) {}
 server::~server() = default;
 
 registry& server::reg() noexcept { return impl_->reg; }
-container_manager* server::containers() noexcept { return impl_->containers; }
 const limits& server::lims() const noexcept { return impl_->lims; }
 server::impl& server::internals() noexcept { return *impl_; }
-void server::attach(deploy::deployer& d) noexcept { impl_->deployer = &d; }
-void server::attach(deploy::package_uploads& u) noexcept { impl_->uploads = &u; }
-void server::set_repl(repl::executor* executor) noexcept { impl_->repl = executor; }
-repl::executor* server::repl() noexcept { return impl_->repl; }
 
 }  // namespace registry::protocol

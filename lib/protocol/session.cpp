@@ -1,15 +1,17 @@
 #include "session.hpp"
 
 #include "event_encoder.hpp"
+#include "request_context.hpp"
 #include "response.hpp"
 #include "server_impl.hpp"
 
 #include <exception>
 #include <utility>
+#include <variant>
 
 namespace registry::protocol {
 
-namespace {
+namespace detail_dispatch {
 
 error internal_error(std::exception_ptr e) {
     try {
@@ -21,46 +23,32 @@ error internal_error(std::exception_ptr e) {
     }
 }
 
-}  // namespace
+}  // namespace detail_dispatch
 
 task<outcome> session::handle(std::shared_ptr<session> self, std::string_view text) {
-    auto& shared = self->srv_.internals();
-    parsed_frame frame = [&]() -> parsed_frame {
-        if (text.size() > shared.lims.max_message_bytes) {
-            return rejection{std::nullopt, {},
-                             error{errc::payload_too_large,
-                                   "frame exceeds " + std::to_string(shared.lims.max_message_bytes) + " bytes"}};
-        }
+    session& s = *self;
+    auto& shared = s.srv_.internals();
+    if (text.size() > shared.lims.max_message_bytes) {
+        return rejected(std::move(self), rejection{std::nullopt, {},
+                                                   error{errc::payload_too_large,
+                                                         "frame exceeds " + std::to_string(shared.lims.max_message_bytes) +
+                                                             " bytes"}});
+    }
+    std::variant<task<outcome>, rejection> parsed = [&]() -> std::variant<task<outcome>, rejection> {
         try {
-            return shared.parser.parse(text);
+            return shared.parser.parse(text, shared.actions, &self);
         } catch (...) {
-            return rejection{std::nullopt, {}, internal_error(std::current_exception())};
+            return rejection{std::nullopt, {}, detail_dispatch::internal_error(std::current_exception())};
         }
     }();
-    return run(std::move(self), std::move(frame));
+    if (auto* answer = std::get_if<task<outcome>>(&parsed)) return std::move(*answer);
+    if (!self) self = s.shared_from_this();  // moved into a task that could not be made (out of memory)
+    return rejected(std::move(self), std::move(std::get<rejection>(parsed)));
 }
 
-task<outcome> session::run(std::shared_ptr<session> self, parsed_frame frame) {
-    if (auto* r = std::get_if<rejection>(&frame)) {
-        self->send_error(r->id ? &*r->id : nullptr, r->err);
-        co_return outcome{r->action, to_string(r->err.code)};
-    }
-    auto& req = std::get<request>(frame);
-    const std::string_view action = std::visit([](const auto& p) { return p.action; }, req.params);
-    // Its transport is gone: whatever the request would do, nobody would learn of it.
-    if (self->closed_) co_return outcome{action, to_string(errc::unavailable)};
-
-    call c{std::move(req.id)};
-    error failure;
-    try {
-        auto done = co_await std::visit([&](auto& p) { return self->on(c, p); }, req.params);
-        if (done) co_return outcome{action, "ok"};
-        failure = done.err();
-    } catch (...) {
-        failure = internal_error(std::current_exception());
-    }
-    if (!c.answered) self->send_error(&c.id, failure);
-    co_return outcome{action, to_string(failure.code)};
+task<outcome> session::rejected(std::shared_ptr<session> self, rejection r) {
+    self->send_error(r.id ? &*r.id : nullptr, r.err);
+    co_return outcome{r.action, to_string(r.err.code)};
 }
 
 outcome session::reject(errc code, std::string message) {
@@ -73,12 +61,12 @@ void session::close() {
     closed_ = true;
     stop_subscriptions();
     srv_.internals().listings.close_session(id_);
-    reg().release_session(id_);
+    srv_.reg().release_session(id_);
 }
 
 void session::send_error(const std::string* id, const error& err) {
     try {
-        send(frame{encode_error(id, err), nullptr});
+        send(frame{encode_error(id, err), nullptr, frame_kind::response});
     } catch (...) {
         // Out of memory, or an outbox that throws: the answer is lost, the
         // connection is not; the request's outcome still reports the error.
@@ -138,7 +126,7 @@ task<void> session::pump(std::string id, async_generator<event_ptr> events, std:
     try {
         const std::string head = event_head(id);
         for (auto it = co_await events.begin(); it != events.end(); co_await ++it) {
-            if (!send(frame{head, event_body(**it)}) || stop.stop_requested()) break;
+            if (!send(frame{head, event_body(**it), frame_kind::event}) || stop.stop_requested()) break;
         }
     } catch (...) {
         // Out of memory encoding an event, or a registry bug: end this

@@ -11,7 +11,7 @@ task<result<void>> registry::open() {
     std::optional<error> bad;  // the first stored record that does not decode
     // Each record is decoded where the store keeps it: no copy of the
     // encoded state is made on the way.
-    const std::string prefix(detail::service_key_prefix);
+    const std::string prefix(detail::keyspace::services);
     store_visitor restore = [&m, &bad, now](std::string_view key, std::string_view value) {
         if (bad) return;
         auto decoded = detail::decode_service_record(value);

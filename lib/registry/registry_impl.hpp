@@ -11,7 +11,7 @@
 #include "lease_table.hpp"
 #include "revision_line.hpp"
 #include "service_key.hpp"
-#include "service_codec.hpp"
+#include "codec/service_record.hpp"
 
 #include <registry/registry.hpp>
 

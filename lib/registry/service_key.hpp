@@ -1,17 +1,16 @@
-// Where the registry keeps a service instance in the store: "svc/" + its
-// instance id. Companions sharing the store (registry::record) use other
-// prefixes.
+// Where the registry keeps a service instance in the store (the prefix is
+// codec/keyspace.hpp's): "svc/" + its instance id.
 #pragma once
+
+#include "codec/keyspace.hpp"
 
 #include <string>
 #include <string_view>
 
 namespace registry::detail {
 
-inline constexpr std::string_view service_key_prefix = "svc/";
-
 inline std::string service_key(std::string_view instance_id) {
-    std::string key(service_key_prefix);
+    std::string key(keyspace::services);
     key += instance_id;
     return key;
 }

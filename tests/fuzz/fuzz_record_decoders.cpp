@@ -1,10 +1,9 @@
-// libFuzzer target: the stored-record decoders (lib/service_codec,
-// lib/container_codec, lib/deploy/deployment_record; their readers live in
-// lib/protocol/request_parser). The first byte picks the decoder. What
+// libFuzzer target: the stored-record decoders (lib/codec/service_record,
+// container_record, deployment_record). The first byte picks the decoder. What
 // decodes must encode to a record that decodes to the same value.
-#include "container_codec.hpp"
-#include "deploy/deployment_record.hpp"
-#include "service_codec.hpp"
+#include "codec/container_record.hpp"
+#include "codec/deployment_record.hpp"
+#include "codec/service_record.hpp"
 
 #include <cstddef>
 #include <cstdint>

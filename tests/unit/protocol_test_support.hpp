@@ -20,6 +20,8 @@ struct capture final : protocol::outbox {
     std::size_t refused = 0;
 
     bool send(protocol::frame f) override {
+        // Whoever encoded the frame says what it is (the transport counts events by it).
+        CHECK((f.kind == protocol::frame_kind::event) == f.text().starts_with(R"({"type":"event",)"));
         if (refuse) {
             ++refused;
             return false;

@@ -1,5 +1,5 @@
 // The JSON writer: separators, escaping, numbers.
-#include "json_writer.hpp"
+#include "codec/json_writer.hpp"
 
 #include <doctest/doctest.h>
 

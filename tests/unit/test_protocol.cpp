@@ -377,6 +377,30 @@ TEST_CASE("protocol: envelope validation") {
     CHECK(run_now(a.conn.handle(req("1", "list_services"))).action == "list_services");
 }
 
+TEST_CASE("protocol: the actions of a subsystem the embedder did not register answer unavailable") {
+    fixture f;
+    auto& a = f.connect();
+    auto check = [&](std::string_view action, std::string_view params, std::string_view message) {
+        const outcome o = run_now(a.conn.handle(req("u", action, params)));
+        CHECK(o.action == action);
+        CHECK(o.code == "unavailable");
+        CHECK(a.out.take() == strings{error_response("u", "unavailable", message)});
+    };
+    const std::string_view no_engine = "no container engine is configured on this server";
+    check("container_get", R"({"container_id":"x"})", no_engine);
+    check("container_stop", R"({"container_id":"x"})", no_engine);
+    check("list_nodes", "", no_engine);
+    check("deploy_package", R"({"path":"/tmp/p.tar.gz"})", "deployment is not enabled on this server");
+    check("service_action", R"({"instance_id":"i","action":"stop"})", "deployment is not enabled on this server");
+    check("undeploy", R"({"instance_id":"i"})", "deployment is not enabled on this server");
+    check("package_upload_status", R"({"upload_id":"u1"})", "package uploads are not enabled on this server");
+    const std::string_view no_repl = "REPL execution is not enabled on this server (repl.enabled)";
+    check("repl_languages", "", no_repl);
+    check("repl_execute", R"({"language":"sh","code":"echo"})", no_repl);
+    check("repl_cancel", R"({"execution_id":"e"})", no_repl);
+    a.ask(req("2", "list_services"));  // the services module answers
+}
+
 TEST_CASE("protocol: oversized and refused frames get an id:null response") {
     fixture f;
     auto& a = f.connect();

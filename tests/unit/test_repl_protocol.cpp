@@ -5,6 +5,7 @@
 #include "protocol_test_support.hpp"
 #include "repl_fake_engine.hpp"
 
+#include <registry/protocol/repl.hpp>
 #include <registry/repl/executor.hpp>
 
 #include <doctest/doctest.h>
@@ -46,7 +47,7 @@ struct repl_fixture {
                      nullptr);
         runner.spawn(exec->run(stop.get_token()));
         srv.emplace(reg);
-        srv->set_repl(&*exec);
+        protocol::add_repl_actions(*srv, *exec);
     }
     ~repl_fixture() {
         stop.request_stop();

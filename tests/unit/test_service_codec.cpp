@@ -1,7 +1,6 @@
 // The stored service record: the protocol's service object, round trip and
 // strict decoding.
-#include "protocol/service_writer.hpp"
-#include "service_codec.hpp"
+#include "codec/service_record.hpp"
 
 #include <doctest/doctest.h>
 
@@ -160,12 +159,12 @@ TEST_CASE("service codec: the capacity reserved for a service's text covers it, 
         widest.execution.unit_name = "u";
         const std::string text = encode_service_record(widest);
         INFO(text);
-        CHECK(text.size() <= protocol::service_json_capacity(widest));
+        CHECK(text.size() <= detail::service_json_capacity(widest));
         // The fixed part is the widest variant's: the others get a few dozen bytes more.
-        CHECK(protocol::service_json_capacity(widest) - text.size() < 96);
+        CHECK(detail::service_json_capacity(widest) - text.size() < 96);
     }
     const service_instance s = sample();
     const std::string text = encode_service_record(s);
-    CHECK(text.size() <= protocol::service_json_capacity(s));
-    CHECK(protocol::service_json_capacity(s) < 2 * text.size());
+    CHECK(text.size() <= detail::service_json_capacity(s));
+    CHECK(detail::service_json_capacity(s) < 2 * text.size());
 }

@@ -3,10 +3,13 @@
 // seed design's: {id, type:"request", action, params} in,
 // {id, type:"response", data|error} and {type:"event", event, data, ...} out.
 // docs/protocol.md is the reference for every action, event and error code.
+//
+// A server answers the services actions; the embedder registers the
+// subsystems it has (protocol/containers.hpp, deploy.hpp, repl.hpp), whose
+// actions otherwise answer `unavailable`.
 #pragma once
 
 #include <registry/async_scope.hpp>
-#include <registry/container_manager.hpp>
 #include <registry/error.hpp>
 #include <registry/protocol/frame.hpp>
 #include <registry/registry.hpp>
@@ -17,14 +20,14 @@
 #include <string>
 #include <string_view>
 
+namespace registry {
+class container_manager;
+}
+
 namespace registry::deploy {
 class deployer;
 class package_uploads;
-}
-
-namespace registry::repl {
-class executor;
-}
+}  // namespace registry::deploy
 
 namespace registry::protocol {
 
@@ -49,27 +52,22 @@ struct outcome {
 // handler first suspends, so one parser serves all connections).
 class server {
 public:
-    // Without a container manager, the container actions answer `unavailable`.
-    server(registry& reg, limits lim = {}, container_manager* containers = nullptr);
+    server(registry& reg, limits lim = {});
+    // With the container actions of `containers` when not null
+    // (add_container_actions; defined with them, in the containers part).
+    server(registry& reg, limits lim, container_manager* containers);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 
     registry& reg() noexcept;
-    container_manager* containers() noexcept;
     const limits& lims() const noexcept;
 
-    // Enables deploy_package, service_action and undeploy. The deployer
-    // must outlive the server.
-    void attach(deploy::deployer& d) noexcept;
-    // Enables package_upload_* and deploy_package's upload_id; must outlive
-    // the server.
-    void attach(deploy::package_uploads& u) noexcept;
-
-    // The REPL executor behind the repl_* actions; without one they answer
-    // `unavailable`. Set before the first connection.
-    void set_repl(repl::executor* executor) noexcept;
-    repl::executor* repl() noexcept;
+    // Enable deploy_package, service_action and undeploy, and package_upload_*
+    // (and deploy_package's upload_id): add_deploy_actions, one at a time
+    // (defined with them, in the deploy part). Each must outlive the server.
+    void attach(deploy::deployer& d);
+    void attach(deploy::package_uploads& u);
 
     struct impl;
     impl& internals() noexcept;

@@ -4,14 +4,23 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 namespace registry::protocol {
 
+// What a frame carries, set by whoever encodes it, so that a transport can
+// tell (for its metrics) without reading the JSON.
+enum class frame_kind : std::uint8_t {
+    response,  // {"type":"response",...}: the answer to a request, success or error
+    event,     // {"type":"event",...}: a subscription's event, or a request's progress/output event
+};
+
 struct frame {
     std::string head;
     std::shared_ptr<const std::string> body;  // may be null
+    frame_kind kind = frame_kind::response;  // every encoder states it
 
     std::size_t size() const noexcept { return head.size() + (body ? body->size() : 0); }
     std::string text() const { return body ? head + *body : head; }

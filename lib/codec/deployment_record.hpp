@@ -1,4 +1,5 @@
-// The stored form of one deployment (store key "dep/{instance_id}"): what a
+// The deployment record: the stored form of one deployment
+// (keyspace::deployments, "dep/{instance_id}"): what a
 // restarted registryd needs to run service_action, undeploy and the health
 // checks of a package it installed earlier. JSON like every stored record:
 // {"instance_id", "target", "home", "dir", "manifest": {"name", "version",
@@ -14,8 +15,6 @@
 
 namespace registry::detail {
 
-inline constexpr std::string_view deployment_key_prefix = "dep/";
-
 struct deployment_record {
     std::string instance_id;
     std::string target;  // a deploy_target's name
@@ -26,8 +25,8 @@ struct deployment_record {
 
 std::string encode_deployment_record(const deployment_record& r);
 
-// Parses what encode_deployment_record wrote (protocol/request_parser.cpp,
-// where simdjson lives). invalid_request with the field's path otherwise.
+// Parses what encode_deployment_record wrote. invalid_request with the
+// field's path otherwise.
 result<deployment_record> decode_deployment_record(std::string_view json);
 
 }  // namespace registry::detail

@@ -1,0 +1,92 @@
+#include "deployment_record.hpp"
+
+#include "json_reader.hpp"
+#include "json_writer.hpp"
+
+namespace registry::detail {
+
+std::string encode_deployment_record(const deployment_record& r) {
+    std::string out;
+    json_writer w(out);
+    const deploy::package_manifest& m = r.manifest;
+    w.begin_object()
+        .key("instance_id").string(r.instance_id)
+        .key("target").string(r.target)
+        .key("home").string(r.home)
+        .key("dir").string(r.dir)
+        .key("manifest").begin_object()
+        .key("name").string(m.name)
+        .key("version").string(m.version)
+        .key("ports").begin_array();
+    for (const auto& p : m.ports) {
+        w.begin_object().key("name").string(p.name).key("port").number(p.port).key("protocol").string(p.protocol).end_object();
+    }
+    w.end_array().key("depends_on").begin_array();
+    for (const auto& d : m.depends_on) w.string(d);
+    w.end_array().key("health");
+    if (m.health) {
+        w.begin_object()
+            .key("script").string(m.health->script)
+            .key("interval_ms").number(m.health->interval.count())
+            .key("timeout_ms").number(m.health->timeout.count())
+            .key("deadline_ms").number(m.health->deadline.count())
+            .end_object();
+    } else {
+        w.null();
+    }
+    w.end_object().end_object();
+    return out;
+}
+
+// ---- reading ---------------------------------------------------------------------
+
+static bool read_millis(decoder& d, const members& m, std::string_view name, milliseconds& out) {
+    std::uint64_t v = 0;
+    if (!required(d, m, name, v)) return false;
+    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return d.fail(m.at.member(name), "too large");
+    out = milliseconds{static_cast<std::int64_t>(v)};
+    return true;
+}
+
+static bool read(decoder& d, dom::element e, const path& at, deploy::package_port& out) {
+    static constexpr std::string_view names[] = {"name", "port", "protocol"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "name", out.name) && required(d, m, "port", out.port) &&
+           required(d, m, "protocol", out.protocol);
+}
+
+static bool read(decoder& d, dom::element e, const path& at, std::optional<deploy::package_health>& out) {
+    if (e.is_null()) {
+        out.reset();
+        return true;
+    }
+    static constexpr std::string_view names[] = {"script", "interval_ms", "timeout_ms", "deadline_ms"};
+    members m{at, names};
+    auto& h = out.emplace();
+    return open(d, e, m) && required(d, m, "script", h.script) && read_millis(d, m, "interval_ms", h.interval) &&
+           read_millis(d, m, "timeout_ms", h.timeout) && read_millis(d, m, "deadline_ms", h.deadline);
+}
+
+static bool read(decoder& d, dom::element e, const path& at, deploy::package_manifest& out) {
+    static constexpr std::string_view names[] = {"name", "version", "ports", "depends_on", "health"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "name", out.name) && required(d, m, "version", out.version) &&
+           required(d, m, "ports", out.ports) && required(d, m, "depends_on", out.depends_on) &&
+           required(d, m, "health", out.health);
+}
+
+static bool read_deployment(decoder& d, dom::element e, const path& at, detail::deployment_record& out) {
+    static constexpr std::string_view names[] = {"instance_id", "target", "home", "dir", "manifest"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "instance_id", out.instance_id) && required(d, m, "target", out.target) &&
+           required(d, m, "home", out.home) && required(d, m, "dir", out.dir) &&
+           required(d, m, "manifest", out.manifest);
+}
+
+result<deployment_record> decode_deployment_record(std::string_view json) {
+    return decode_record<deployment_record>(json, [](decoder& d, dom::element root, deployment_record& r) {
+        return read_deployment(d, root, path{}, r);
+    });
+}
+
+}  // namespace registry::detail
