@@ -521,7 +521,7 @@ TEST_CASE("connection: the memory budget short, it closes with 1013") {
     CHECK(c.used == 0);
 }
 
-TEST_CASE("connection: at the in-flight limit it stops reading; the rest waits, charged, until a request completes") {
+TEST_CASE("connection: at the in-flight limit it stops reading, the rest waits, charged, until a request completes") {
     auto policy = small_policy();
     policy.max_inflight = 1;
     fake_driver c(policy);
