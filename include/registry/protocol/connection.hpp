@@ -1,6 +1,6 @@
 // The WebSocket protocol, transport-free: a connection takes request frames
-// as text and puts responses and events into an outbox. The envelope is the
-// seed design's: {id, type:"request", action, params} in,
+// as text and puts responses and events into an outbox. The envelope:
+// {id, type:"request", action, params} in,
 // {id, type:"response", data|error} and {type:"event", event, data, ...} out.
 // docs/protocol.md is the reference for every action, event and error code.
 //
