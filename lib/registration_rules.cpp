@@ -44,9 +44,9 @@ bool is_valid_name(std::string_view s) noexcept {
     return true;
 }
 
-std::vector<std::string> check_registration(const registration& reg, const registry_options& options) {
-    std::vector<std::string> problems;
-    auto problem = [&](std::string path, std::string_view what) { problems.push_back(path + ": " + std::string(what)); };
+std::vector<field_error> check_registration(const registration& reg, const registry_options& options) {
+    std::vector<field_error> problems;
+    auto problem = [&](std::string path, std::string_view what) { problems.push_back({std::move(path), std::string(what)}); };
     const service_instance& s = reg.service;
     constexpr std::string_view name_rule = "must be 1-128 characters of [A-Za-z0-9._-]";
 

@@ -1,6 +1,6 @@
 // The domain rules a registration must satisfy (names, lengths, counts,
 // ports). Every problem is reported, each with the path of the field it
-// concerns, relative to the request's params ("service.endpoints[1].port").
+// concerns, relative to the registration ("service.endpoints[1].port").
 #pragma once
 
 #include <registry/registry.hpp>
@@ -10,7 +10,7 @@
 
 namespace registry::detail {
 
-std::vector<std::string> check_registration(const registration& reg, const registry_options& options);
+std::vector<field_error> check_registration(const registration& reg, const registry_options& options);
 
 // [A-Za-z0-9._-], 1-128 characters: service names, instance ids, endpoint names.
 bool is_valid_name(std::string_view s) noexcept;

@@ -139,12 +139,10 @@ public:
     // all of them have finished.
     task<void> run(std::stop_token stop);
 
-    // Fills in what `request` leaves to its preset, if it names one.
-    // invalid_request: no such preset ("preset: ..."); no image at all.
-    result<void> apply_preset(container_request& request) const;
-
-    // Creates and starts a container under a new lease (apply_preset first).
-    // Errors: invalid_request (ttl, reserved labels, preset), not_found (no such engine, no such image: pull it
+    // Creates and starts a container under a new lease, its preset (if it
+    // names one) filling in what the request leaves out.
+    // Errors: invalid_request with the fields at fault (ttl_seconds,
+    // labels.NAME, preset, image: error::fields), not_found (no such engine, no such image: pull it
     // first), unavailable (no online engine, the engine failed), limit_exceeded
     // (every eligible node is at capacity), and the engine's errors.
     task<result<container_ptr>> create(container_request request);
@@ -215,6 +213,10 @@ public:
     struct impl;
 
 private:
+    // Fills in what `request` leaves to its preset; field errors: no such
+    // preset, no image at all.
+    result<void> apply_preset(container_request& request) const;
+
     std::unique_ptr<impl> impl_;
 };
 

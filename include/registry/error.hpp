@@ -6,6 +6,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace registry {
 
@@ -60,9 +62,31 @@ constexpr std::string_view to_string(errc code) noexcept {
     return "internal";
 }
 
+// A field of a domain object's input that breaks its rules, by its path
+// relative to that input ("service.name", "ttl_seconds"). Each domain object
+// checks its own rules; the protocol names the field relative to the request
+// ("params.service.name"), in one place.
+struct field_error {
+    std::string path;
+    std::string problem;
+};
+
 struct error {
     errc code = errc::internal;
     std::string message;
+    // invalid_request from a domain object's rules: the fields at fault (the
+    // message says the same, "path: problem; path: problem").
+    std::vector<field_error> fields{};
 };
+
+// invalid_request naming every field at fault.
+inline error invalid_fields(std::vector<field_error> fields) {
+    std::string message;
+    for (const auto& f : fields) {
+        if (!message.empty()) message += "; ";
+        message += f.path + ": " + f.problem;
+    }
+    return error{errc::invalid_request, std::move(message), std::move(fields)};
+}
 
 }  // namespace registry

@@ -15,6 +15,10 @@ struct unexpected {
 };
 
 inline unexpected fail(errc code, std::string message) { return unexpected{error{code, std::move(message)}}; }
+// invalid_request for one field of the domain object's input (error.hpp).
+inline unexpected fail_field(std::string path, std::string problem) {
+    return unexpected{invalid_fields({field_error{std::move(path), std::move(problem)}})};
+}
 
 template <typename T>
 class [[nodiscard]] result {

@@ -12,6 +12,14 @@ namespace registry {
 
 using namespace containers;
 
+namespace {
+
+std::string ttl_rule(const container_manager_options& o) {
+    return "must be " + std::to_string(o.min_ttl.count()) + "-" + std::to_string(o.max_ttl.count());
+}
+
+}  // namespace
+
 result<std::pair<container_ptr, container_manager::impl::node_ptr>> container_manager::impl::locate(
     std::string_view container_id) const {
     auto c = book.find(container_id);
@@ -111,8 +119,8 @@ result<void> container_manager::apply_preset(container_request& request) const {
         if (it == impl_->opt.presets.end()) {
             std::string known;
             for (const auto& [name, p] : impl_->opt.presets) known += (known.empty() ? "" : ", ") + name;
-            return fail(errc::invalid_request, "preset: no preset '" + *request.preset + "' (configured: " +
-                                                   (known.empty() ? std::string("none") : known) + ")");
+            return fail_field("preset", "no preset '" + *request.preset + "' (configured: " +
+                                            (known.empty() ? std::string("none") : known) + ")");
         }
         const container_preset& p = it->second;
         auto& spec = request.spec;
@@ -123,7 +131,7 @@ result<void> container_manager::apply_preset(container_request& request) const {
         if (!spec.limits.pids) spec.limits.pids = p.limits.pids;
         request.preset.reset();
     }
-    if (request.spec.image.empty()) return fail(errc::invalid_request, "image: is required (or a preset)");
+    if (request.spec.image.empty()) return fail_field("image", "is required (or a preset)");
     return {};
 }
 
@@ -132,14 +140,10 @@ task<result<container_ptr>> container_manager::create(container_request request)
     auto preset = apply_preset(request);
     if (!preset) co_return unexpected{preset.err()};
     const seconds ttl = request.ttl.value_or(m.opt.default_ttl);
-    if (ttl < m.opt.min_ttl || ttl > m.opt.max_ttl) {
-        co_return fail(errc::invalid_request, "ttl_seconds: must be " + std::to_string(m.opt.min_ttl.count()) + "-" +
-                                                  std::to_string(m.opt.max_ttl.count()));
-    }
+    if (ttl < m.opt.min_ttl || ttl > m.opt.max_ttl) co_return fail_field("ttl_seconds", ttl_rule(m.opt));
     for (const auto& [key, value] : request.spec.labels) {
         if (key.starts_with(container_labels::reserved_prefix)) {
-            co_return fail(errc::invalid_request, "labels." + key + ": the prefix '" +
-                                                      std::string(container_labels::reserved_prefix) +
+            co_return fail_field("labels." + key, "the prefix '" + std::string(container_labels::reserved_prefix) +
                                                       "' is reserved for the registry");
         }
     }
@@ -312,10 +316,7 @@ task<result<container_ptr>> container_manager::extend(std::string_view container
     auto c = find(container_id);
     if (!c) co_return unexpected{not_managed(container_id)};
     const seconds t = ttl.value_or(c->ttl);
-    if (t < m.opt.min_ttl || t > m.opt.max_ttl) {
-        co_return fail(errc::invalid_request, "ttl_seconds: must be " + std::to_string(m.opt.min_ttl.count()) + "-" +
-                                                  std::to_string(m.opt.max_ttl.count()));
-    }
+    if (t < m.opt.min_ttl || t > m.opt.max_ttl) co_return fail_field("ttl_seconds", ttl_rule(m.opt));
     if (m.book.slots()[c->lease_id].reaping || c->expires_at <= m.clk.now()) {
         co_return fail(errc::lease_not_found, "the lease of container '" + c->container_id + "' has expired");
     }

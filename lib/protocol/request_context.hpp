@@ -97,6 +97,13 @@ using params_reader = bool (*)(detail::decoder&, const params_element&, const de
 template <typename Module, typename Params>
 using action_handler = task<result<void>> (*)(Module&, request_context&, Params&);
 
+// A domain object's field errors (error::fields) named relative to the
+// request: the one place the protocol prefixes "params." to a path.
+inline error named_in_params(error e) {
+    for (auto& f : e.fields) f.path.insert(0, "params.");
+    return invalid_fields(std::move(e.fields));
+}
+
 template <typename Module, typename Params, action_handler<Module, Params> Handle>
 task<outcome> run_action(Module* m, std::shared_ptr<session> self, std::string id, std::string_view name, Params p) {
     // Its transport is gone: whatever the request would do, nobody would learn of it.
@@ -110,6 +117,7 @@ task<outcome> run_action(Module* m, std::shared_ptr<session> self, std::string i
     } catch (...) {
         failure = internal_error(std::current_exception());
     }
+    if (!failure.fields.empty()) failure = named_in_params(std::move(failure));
     if (!ctx.answered()) self->send_error(&ctx.id(), failure);
     co_return outcome{name, to_string(failure.code)};
 }

@@ -9,19 +9,6 @@
 
 namespace registry {
 
-namespace {
-
-std::string join(const std::vector<std::string>& parts) {
-    std::string out;
-    for (const auto& p : parts) {
-        if (!out.empty()) out += "; ";
-        out += p;
-    }
-    return out;
-}
-
-}  // namespace
-
 registry::registry(class clock& clk, class store& st, registry_options options)
     : impl_(std::make_unique<impl>(clk, st, std::move(options))) {}
 
@@ -30,10 +17,10 @@ registry::~registry() { assert(impl_->revisions.watchers.empty()); }
 
 task<result<lease_grant>> registry::register_service(registration reg, session_id owner) {
     auto& m = *impl_;
-    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
     if (auto problems = detail::check_registration(reg, m.opt); !problems.empty()) {
-        co_return fail(errc::invalid_request, join(problems));
+        co_return unexpected{invalid_fields(std::move(problems))};
     }
+    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
     for (const auto& rule : m.rules) {
         if (auto refused = rule(reg)) co_return unexpected{std::move(*refused)};
     }

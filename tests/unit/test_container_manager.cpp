@@ -134,12 +134,16 @@ TEST_CASE("container_manager: bad requests are refused before anything is create
     auto refused = run_now(k.mgr->create(r));
     REQUIRE(!refused);
     CHECK(refused.err().code == errc::invalid_request);
+    REQUIRE(refused.err().fields.size() == 1);
+    CHECK(refused.err().fields[0].path == "labels.io.registry.lease");
 
     r.spec.labels.clear();
     r.ttl = 0s;
     auto short_ttl = run_now(k.mgr->create(r));
     REQUIRE(!short_ttl);
     CHECK(short_ttl.err().message == "ttl_seconds: must be 1-86400");
+    REQUIRE(short_ttl.err().fields.size() == 1);
+    CHECK(short_ttl.err().fields[0].path == "ttl_seconds");
 
     r.ttl.reset();
     r.spec.image = "nope";

@@ -104,6 +104,15 @@ TEST_CASE("registry: validation reports every problem with its field") {
     CHECK(msg.find("service.endpoints[1].port: must be 1-65535") != std::string::npos);
     CHECK(msg.find("service.endpoints[1].protocol:") != std::string::npos);
     CHECK(msg.find("ttl_seconds:") != std::string::npos);
+    // The same problems as fields, by paths relative to the registration
+    // (the protocol prefixes "params." to them).
+    const auto& fields = g.err().fields;
+    REQUIRE(fields.size() == 4);
+    CHECK(fields[0].path == "service.name");
+    CHECK(fields[1].path == "service.endpoints[1].port");
+    CHECK(fields[1].problem == "must be 1-65535");
+    CHECK(fields[3].path == "ttl_seconds");
+    CHECK(msg.find("service.name: ") == 0);
     CHECK(f.reg->size() == 0);
     CHECK(f.st.commits() == 0);
 }

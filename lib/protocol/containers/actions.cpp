@@ -152,9 +152,6 @@ static bool read_params(decoder& d, const params_element& e, const path& at, con
     if (spec.labels.size() > 64) return d.fail(at.member("labels"), "at most 64 labels");
     for (const auto& [key, value] : spec.labels) {
         if (key.empty()) return d.fail(at.member("labels"), "a label name must be non-empty");
-        if (key.starts_with(container_labels::reserved_prefix)) {
-            return d.fail(at.member("labels").member(key), "the prefix 'io.registry.' is reserved for the registry");
-        }
     }
     return true;
 }
@@ -234,14 +231,6 @@ struct containers_module final : module {
 
 constexpr std::size_t default_tail_lines = 1000;
 
-result<void> check_ttl(const std::optional<seconds>& ttl, const container_manager_options& o) {
-    if (ttl && (*ttl < o.min_ttl || *ttl > o.max_ttl)) {
-        return fail(errc::invalid_request, "params.ttl_seconds: must be " + std::to_string(o.min_ttl.count()) + "-" +
-                                               std::to_string(o.max_ttl.count()));
-    }
-    return result<void>{};
-}
-
 void write_container_data(detail::json_writer& w, const managed_container& c) {
     w.begin_object().key("container");
     write_container(w, c);
@@ -249,10 +238,6 @@ void write_container_data(detail::json_writer& w, const managed_container& c) {
 }
 
 task<result<void>> on(containers_module& m, request_context& ctx, container_create_params& p) {
-    auto ttl_ok = check_ttl(p.request.ttl, m.mgr.options());
-    if (!ttl_ok) co_return ttl_ok;
-    auto preset_ok = m.mgr.apply_preset(p.request);
-    if (!preset_ok) co_return fail(errc::invalid_request, "params." + preset_ok.err().message);
     auto made = co_await m.mgr.create(std::move(p.request));
     if (!made) co_return unexpected{made.err()};
     ctx.reply([&](detail::json_writer& w) { write_container_data(w, **made); });
@@ -326,8 +311,6 @@ task<result<void>> on(containers_module& m, request_context& ctx, container_remo
 }
 
 task<result<void>> on(containers_module& m, request_context& ctx, container_extend_params& p) {
-    auto ttl_ok = check_ttl(p.ttl, m.mgr.options());
-    if (!ttl_ok) co_return ttl_ok;
     auto extended = co_await m.mgr.extend(p.container_id, p.ttl);
     if (!extended) co_return unexpected{extended.err()};
     const managed_container& ct = **extended;

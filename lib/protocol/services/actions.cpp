@@ -9,7 +9,6 @@
 #include "../request_context.hpp"
 #include "codec/service_record.hpp"
 #include "codec/time.hpp"
-#include "registration_rules.hpp"
 
 #include <registry/registry.hpp>
 
@@ -266,16 +265,6 @@ result<void> send_page(services_module& m, request_context& ctx, std::string_vie
 }
 
 task<result<void>> on(services_module& m, request_context& ctx, register_params& p) {
-    // The registry checks this too, but names fields relative to params.
-    if (auto problems = detail::check_registration(p.reg, m.reg.options()); !problems.empty()) {
-        std::string message;
-        for (const auto& problem : problems) {
-            if (!message.empty()) message += "; ";
-            message += "params.";
-            message += problem;
-        }
-        co_return fail(errc::invalid_request, std::move(message));
-    }
     p.reg.origin = ctx.source();  // for the per-address quota
     auto grant = co_await m.reg.register_service(std::move(p.reg), ctx.connection_id());
     if (!grant) co_return unexpected{grant.err()};
