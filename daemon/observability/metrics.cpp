@@ -332,7 +332,8 @@ std::string metrics::render(const gauges& g) const {
             labelled(out, "registryd_repl_executions_total", "outcome", repl_outcomes[i], repl_total_[i]);
         header(out, "registryd_repl_queue_depth", "gauge", "REPL executions waiting for an engine.");
         sample(out, "registryd_repl_queue_depth", g.repl->queued);
-        header(out, "registryd_repl_running", "gauge", "REPL executions running.");
+        header(out, "registryd_repl_running", "gauge",
+               "REPL executions holding an engine: running, or their container being removed.");
         sample(out, "registryd_repl_running", g.repl->running);
         header(out, "registryd_repl_execution_duration_seconds", "histogram",
                "Run time of finished REPL executions, from start to exit (compile step included).");
