@@ -32,6 +32,8 @@
 #include <registry/deploy/package_uploads.hpp>
 #include <registry/file_store.hpp>
 #include <registry/protocol/connection.hpp>
+#include <registry/protocol/containers.hpp>
+#include <registry/protocol/deploy.hpp>
 #include <registry/protocol/repl.hpp>
 #include <registry/registered_engines.hpp>
 #include <registry/registry.hpp>
@@ -161,7 +163,7 @@ public:
           engines_(make_engines(ioc, cfg)),
           containers_(make_container_manager(reg_, clock_, port_, cfg, engines_, metrics_)),
           engine_connector_(ioc, engine_options_from(cfg)),
-          server_(ioc, cfg, reg_, metrics_, [this] { return gauges(); }, containers_.get()),
+          server_(ioc, cfg, reg_, metrics_, [this] { return gauges(); }),
           runner_(ioc),
           packages_(runner_, cfg.deploy.package_dirs),
           local_target_(runner_, cfg.deploy.prefix),
@@ -178,8 +180,8 @@ public:
             remote_targets_.push_back(std::make_unique<registryd::ssh_target>(ioc, host));
             deployer_.add_target(*remote_targets_.back());
         }
-        server_.attach(deployer_);
-        server_.attach(uploads_);
+        if (containers_) registry::protocol::add_container_actions(server_.protocol(), *containers_);
+        registry::protocol::add_deploy_actions(server_.protocol(), &deployer_, &uploads_);
         start_repl();
         if (containers_ && cfg.containers.accept_registered_engines) {
             registered_engines_.emplace(reg_, *containers_, engine_connector_,

@@ -80,12 +80,12 @@ websocket::connection_policy connection_policy_from(const config& c) {
 }  // namespace
 
 server::state::state(asio::io_context& io, const config& c, registry::registry& r, metrics& mm,
-                     std::function<metrics::gauges()> g, registry::container_manager* containers)
+                     std::function<metrics::gauges()> g)
     : ioc(io),
       cfg(c),
       policy(connection_policy_from(c)),
       reg(r),
-      proto(r, protocol_limits_from(c), containers),
+      proto(r, protocol_limits_from(c)),
       m(mm),
       gauges(std::move(g)),
       acceptor(io),
@@ -163,8 +163,8 @@ bool server::state::relieve(std::uint64_t n, const ws_session& asking) {
 // server
 
 server::server(asio::io_context& ioc, const config& cfg, registry::registry& reg, metrics& m,
-               std::function<metrics::gauges()> gauges, registry::container_manager* containers)
-    : state_(std::make_shared<state>(ioc, cfg, reg, m, std::move(gauges), containers)) {}
+               std::function<metrics::gauges()> gauges)
+    : state_(std::make_shared<state>(ioc, cfg, reg, m, std::move(gauges))) {}
 
 server::~server() {
     error_code ignored;
@@ -248,7 +248,5 @@ std::size_t server::connections() const noexcept {
     return state_->http_sessions.size() + state_->ws_sessions.size();
 }
 
-void server::attach(registry::deploy::deployer& d) { state_->proto.attach(d); }
-void server::attach(registry::deploy::package_uploads& u) { state_->proto.attach(u); }
 
 }  // namespace registryd

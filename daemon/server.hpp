@@ -23,11 +23,6 @@ class io_context;
 
 namespace registry {
 class registry;
-class container_manager;
-namespace deploy {
-class deployer;
-class package_uploads;
-}
 namespace protocol {
 class server;
 }
@@ -42,10 +37,12 @@ public:
     static constexpr std::size_t descriptor_reserve = 64;
 
     // `gauges` is called on every /metrics scrape for the values that live
-    // elsewhere (registry size and revision, store fsyncs). Without
-    // `containers` the container actions answer `unavailable`.
+    // elsewhere (registry size and revision, store fsyncs). The protocol
+    // answers the services actions; the embedder registers the subsystems it
+    // has into protocol() (registry/protocol/containers.hpp, deploy.hpp,
+    // repl.hpp) before listen().
     server(boost::asio::io_context& ioc, const config& cfg, registry::registry& reg, metrics& m,
-           std::function<metrics::gauges()> gauges, registry::container_manager* containers = nullptr);
+           std::function<metrics::gauges()> gauges);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;
@@ -66,15 +63,10 @@ public:
     // Sessions still wait for their in-flight requests before they go away.
     void force_close();
 
-    // Enables the deployment actions (the deployer must outlive the server).
-    void attach(registry::deploy::deployer& d);
-    // Enables the package upload actions (the uploads must outlive the server).
-    void attach(registry::deploy::package_uploads& u);
-
     // Open TCP connections of any kind (HTTP and WebSocket).
     std::size_t connections() const noexcept;
 
-    // The protocol state every connection shares (to attach the REPL executor).
+    // The protocol state every connection shares (to register subsystems).
     registry::protocol::server& protocol() noexcept;
 
     struct state;

@@ -39,7 +39,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
     static constexpr std::size_t read_chunk_bytes = 64 * 1024;
 
     state(boost::asio::io_context& io, const config& c, registry::registry& r, metrics& mm,
-          std::function<metrics::gauges()> g, registry::container_manager* containers);
+          std::function<metrics::gauges()> g);
 
     boost::asio::io_context& ioc;
     const config cfg;

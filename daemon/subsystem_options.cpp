@@ -64,8 +64,8 @@ std::unique_ptr<registry::container_manager> make_container_manager(
     o.sweep_interval = C.sweep_interval;
     o.stop_grace = C.stop_grace;
     o.presets = C.presets;
-    // Every reaping leaves a line (as the container-lease seed's worker does),
-    // besides its events: who reaped what, when, and how it went.
+    // Every reaping leaves a line, besides its events: an operator reading
+    // the log sees who reaped what, when, and how it went.
     o.on_reap = [&m](const registry::reap_report& r) {
         m.container_reaped(r.removed);
         const std::int64_t timestamp = r.at.time_since_epoch().count();

@@ -16,7 +16,9 @@ case "${1:-}" in
   *) echo "usage: scripts/configure.sh release|asan" >&2; exit 2 ;;
 esac
 dir=build/$1
-options+=(-DREGISTRY_TESTS=ON -DREGISTRY_BENCH=OFF -DREGISTRY_WERROR=ON)
+options+=(-DREGISTRY_TESTS=ON -DREGISTRY_BENCH=OFF -DREGISTRY_WERROR=ON -DREGISTRY_DAEMON=ON -DREGISTRY_INSTALL=ON)
+# Every part of the library (registryd needs them all).
+options+=(-DREGISTRY_PART_CONTAINERS=ON -DREGISTRY_PART_DEPLOY=ON -DREGISTRY_PART_REPL=ON -DREGISTRY_PART_FILE_STORE=ON)
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

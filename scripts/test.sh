@@ -55,12 +55,12 @@ run_suite() {
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-run_suite release release "unit daemon integration containers container-it repl scripts package fuzz-replay"
+run_suite release release "unit daemon integration examples containers container-it repl scripts package fuzz-replay"
 # The sanitizer tree runs every test except the real-Podman suites: those
 # take minutes of mostly waiting on containers, serially, and the code they
 # drive is covered under the sanitizers by the unit tests' in-memory engine.
 # That keeps a CI run on 2 cores well under 30 minutes.
-run_suite sanitizers asan "unit daemon integration fuzz-replay"
+run_suite sanitizers asan "unit daemon integration examples fuzz-replay"
 
 # The libFuzzer targets (tests/fuzz), 10 s each on their own clang build;
 # one count per target. Longer runs: tests/fuzz/run.sh SECONDS.

@@ -7,17 +7,6 @@
 
 namespace registryd::websocket {
 
-// The protocol layer encodes events as `{"type":"event",...`.
-bool is_event_frame(const registry::protocol::frame& f) noexcept {
-    constexpr std::string_view prefix = "{\"type\":\"event\"";
-    std::string_view head = f.head;
-    if (head.size() >= prefix.size()) return head.substr(0, prefix.size()) == prefix;
-    // A head shorter than the prefix: the prefix continues into the body.
-    if (!f.body || prefix.substr(0, head.size()) != head) return false;
-    const std::string_view rest = prefix.substr(head.size());
-    return std::string_view(*f.body).substr(0, rest.size()) == rest;
-}
-
 connection::connection(std::uint64_t id, std::string remote) : id_(id), remote_(std::move(remote)) {}
 
 //------------------------------------------------------------------------------
@@ -275,7 +264,7 @@ bool connection::send(registry::protocol::frame f) {
     }
 
     queued q;
-    q.what = is_event_frame(f) ? queued::kind::event : queued::kind::response;
+    q.what = f.kind == registry::protocol::frame_kind::event ? queued::kind::event : queued::kind::response;
     q.header = text_frame_header(size);
     q.f = std::move(f);
     push(std::move(q));

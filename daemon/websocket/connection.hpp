@@ -334,8 +334,4 @@ private:
     std::uint32_t in_flight_ = 0;
 };
 
-// True for frames that carry an event (as opposed to a response); they are
-// counted in registryd_events_sent_total once written.
-bool is_event_frame(const registry::protocol::frame& f) noexcept;
-
 }  // namespace registryd::websocket

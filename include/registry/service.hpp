@@ -1,7 +1,7 @@
-// The registry's data model: a service instance and what belongs to it.
-// Follows the seed design (ServiceEntry): execution, location, endpoints,
-// depends_on, state machine, last health result; plus the lease that keeps
-// the instance alive and the revisions that version it.
+// The registry's data model: a service instance and what belongs to it:
+// execution, location, endpoints, depends_on, state machine, last health
+// result; the lease that keeps the instance alive and the revisions that
+// version it.
 #pragma once
 
 #include <registry/ports/clock.hpp>

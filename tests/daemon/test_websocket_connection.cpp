@@ -521,7 +521,7 @@ TEST_CASE("connection: the memory budget short, it closes with 1013") {
     CHECK(c.used == 0);
 }
 
-TEST_CASE("connection: at the in-flight limit it stops reading; the rest waits, charged, until a request completes") {
+TEST_CASE("connection: at the in-flight limit it stops reading, the rest waits, charged, until a request completes") {
     auto policy = small_policy();
     policy.max_inflight = 1;
     fake_driver c(policy);
@@ -557,15 +557,16 @@ TEST_CASE("connection: events are counted once written") {
     const auto policy = small_policy();
     fake_driver c(policy);
     c.open();
+    // Counted by the kind its encoder gave it (registryd_events_sent_total).
     registry::protocol::frame event;
     event.head = "{\"type\":";
     event.body = std::make_shared<const std::string>("\"event\",\"revision\":3}");
+    event.kind = registry::protocol::frame_kind::event;
     CHECK(c.send(event));
     CHECK(c.send(c.text(R"({"id":"1","type":"response"})")));
     CHECK(c.counted[ws::connection_metric::event_sent] == 0);
     c.write_all();
     CHECK(c.counted[ws::connection_metric::event_sent] == 1);
-    CHECK(ws::is_event_frame(event));
 }
 
 TEST_CASE("connection: a refused upgrade is the last thing written, then the transport closes") {

@@ -115,7 +115,7 @@ TEST_CASE("deploy: the health gate checks again soon after start.sh, not a whole
     CHECK(str(got, "/service/health/status") == "healthy");
 }
 
-TEST_CASE("deploy: subscribers see deployment events; the instance is starting during the gate, failed when it fails, then rolled back") {
+TEST_CASE("deploy: subscribers see deployment events, the instance is starting during the gate, failed when it fails, then rolled back") {
     rollout_fixture f;
     IT_DIAGNOSE(f.d);
     const std::uint16_t port = dep::free_port();

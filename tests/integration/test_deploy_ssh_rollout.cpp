@@ -151,7 +151,7 @@ TEST_CASE("deploy over ssh: host key rejections are logged at info level") {
     CHECK(deploys == 1);
 }
 
-TEST_CASE("deploy over ssh: an unreachable host leaves state, lease and health checks as they were; it is retried") {
+TEST_CASE("deploy over ssh: an unreachable host leaves state, lease and health checks as they were, it is retried") {
     ssh_fixture f;
     INFO(f.ssh.log());
     IT_DIAGNOSE(f.d);
@@ -194,7 +194,7 @@ TEST_CASE("deploy over ssh: an unreachable host leaves state, lease and health c
     CHECK_FALSE(fs::exists(f.remote / "static-site"));
 }
 
-TEST_CASE("deploy over ssh: one SSH connection per deployment, reused by the health checks; a big package is streamed") {
+TEST_CASE("deploy over ssh: one SSH connection per deployment, reused by the health checks, a big package is streamed") {
     ssh_fixture f;
     INFO(f.ssh.log());
     IT_DIAGNOSE(f.d);

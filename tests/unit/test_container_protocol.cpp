@@ -3,6 +3,7 @@
 #include "protocol_test_support.hpp"
 
 #include <registry/container_manager.hpp>
+#include <registry/protocol/containers.hpp>
 #include <registry/testing/memory_engine.hpp>
 
 #include <doctest/doctest.h>
@@ -41,7 +42,8 @@ struct containers_fixture {
             REQUIRE(run_now(mgr->open()));
             runner.spawn(mgr->run(stop.get_token()));
         }
-        srv.emplace(reg, protocol::limits{1 << 16, 4}, mgr ? &*mgr : nullptr);
+        srv.emplace(reg, protocol::limits{1 << 16, 4});
+        if (mgr) protocol::add_container_actions(*srv, *mgr);
         c.emplace(*srv, 1);
     }
     ~containers_fixture() {

@@ -114,7 +114,7 @@ TEST_CASE("deployer: the gate's retries back off from 100 ms to the interval, an
     CHECK(deploying.get().ok());
 }
 
-TEST_CASE("deployer: deployment events tell a deploy and a rollback; the instance is starting in the gate, failed when it fails") {
+TEST_CASE("deployer: deployment events tell a deploy and a rollback, the instance is starting in the gate, failed when it fails") {
     fixture f;
     test::collector events;
     watch_options w;

@@ -172,7 +172,7 @@ TEST_CASE("limits: list_endpoints in pages") {
     CHECK(str(last, "/data/endpoints/0/name") == "admin");
 }
 
-TEST_CASE("limits: get_service by name in pages; a token is its action's") {
+TEST_CASE("limits: get_service by name in pages, a token is its action's") {
     protocol::limits lim;
     lim.max_page_items = 2;
     fixture f(lim);

@@ -5,6 +5,7 @@
 #include "protocol_test_support.hpp"
 
 #include <registry/deploy/package_uploads.hpp>
+#include <registry/protocol/deploy.hpp>
 #include <registry/testing/fake_clock.hpp>
 #include <registry/testing/memory_store.hpp>
 #include <registry/testing/memory_upload_files.hpp>
@@ -29,7 +30,7 @@ struct fixture {
 
     fixture() {
         REQUIRE(test::run_now(reg.open()).ok());
-        srv.attach(uploads);
+        protocol::add_deploy_actions(srv, nullptr, &uploads);
     }
 
     // Begins an upload of `content`; its id.

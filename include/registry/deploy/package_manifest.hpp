@@ -1,4 +1,4 @@
-// A package's manifest.yaml (the seed's "Package Format"): what the package
+// A package's manifest.yaml (docs/protocol.md, "Deployment"): what the package
 // is, what it serves, what it needs on the target and how its health is
 // checked. Plain values; the YAML reader is compiled in lib/.
 #pragma once

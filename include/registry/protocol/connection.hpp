@@ -1,6 +1,6 @@
 // The WebSocket protocol, transport-free: a connection takes request frames
-// as text and puts responses and events into an outbox. The envelope is the
-// seed design's: {id, type:"request", action, params} in,
+// as text and puts responses and events into an outbox. The envelope:
+// {id, type:"request", action, params} in,
 // {id, type:"response", data|error} and {type:"event", event, data, ...} out.
 // docs/protocol.md is the reference for every action, event and error code.
 //
@@ -19,15 +19,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-
-namespace registry {
-class container_manager;
-}
-
-namespace registry::deploy {
-class deployer;
-class package_uploads;
-}  // namespace registry::deploy
 
 namespace registry::protocol {
 
@@ -53,9 +44,6 @@ struct outcome {
 class server {
 public:
     server(registry& reg, limits lim = {});
-    // With the container actions of `containers` when not null
-    // (add_container_actions; defined with them, in the containers part).
-    server(registry& reg, limits lim, container_manager* containers);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;
@@ -63,11 +51,6 @@ public:
     registry& reg() noexcept;
     const limits& lims() const noexcept;
 
-    // Enable deploy_package, service_action and undeploy, and package_upload_*
-    // (and deploy_package's upload_id): add_deploy_actions, one at a time
-    // (defined with them, in the deploy part). Each must outlive the server.
-    void attach(deploy::deployer& d);
-    void attach(deploy::package_uploads& u);
 
     struct impl;
     impl& internals() noexcept;

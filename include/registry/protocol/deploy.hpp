@@ -15,7 +15,7 @@ namespace registry::protocol {
 // Registers deploy_package, service_action and undeploy (answered by `d`)
 // and package_upload_* (by `u`) into `srv`'s dispatch table; a null one
 // leaves its actions `unavailable`. Both must outlive the server. Before the
-// first connection. (server::attach() registers one of them.)
+// first connection.
 void add_deploy_actions(server& srv, deploy::deployer* d, deploy::package_uploads* u);
 
 }  // namespace registry::protocol

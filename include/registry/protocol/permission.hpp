@@ -1,6 +1,6 @@
 // What an action needs to be allowed, by family. Every action of the
-// dispatch table declares one; access control (issue 14) grants families to
-// clients and checks them where the table dispatches.
+// dispatch table declares one; access control, when it comes, grants
+// families to clients and checks them where the table dispatches.
 #pragma once
 
 #include <cstdint>

@@ -403,9 +403,4 @@ void add_container_actions(server& srv, container_manager& mgr) {
     shared.own(add_container_entries(shared.actions, &mgr, &srv.reg()));
 }
 
-// The server of an embedder that has (or may have) a container manager.
-server::server(class registry& reg, limits lim, container_manager* containers) : server(reg, lim) {
-    if (containers) add_container_actions(*this, *containers);
-}
-
 }  // namespace registry::protocol

@@ -385,7 +385,4 @@ void add_deploy_actions(server& srv, deploy::deployer* d, deploy::package_upload
     m.uploads = u;
 }
 
-void server::attach(deploy::deployer& d) { module_of(*this).deployer = &d; }
-void server::attach(deploy::package_uploads& u) { module_of(*this).uploads = &u; }
-
 }  // namespace registry::protocol
