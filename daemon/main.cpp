@@ -79,7 +79,7 @@ using registryd::make_engines;
 using registryd::registry_options_from;
 using registryd::upload_options_from;
 
-constexpr std::string_view version = "0.1.0";
+constexpr std::string_view version = REGISTRYD_VERSION;  // the CMake project's version
 
 // A one-shot event for the lifecycle coroutine. set() never resumes the
 // waiter inline (it may be called from deep inside a handler or a session's
@@ -161,17 +161,13 @@ public:
           clock_(ioc),
           reg_(clock_, port_, registry_options_from(cfg)),
           engines_(make_engines(ioc, cfg)),
-          containers_(make_container_manager(reg_, clock_, port_, cfg, engines_)),
+          containers_(make_container_manager(reg_, clock_, port_, cfg, engines_, metrics_)),
           engine_connector_(ioc, engine_options_from(cfg)),
-          server_(ioc, cfg, reg_, metrics_,
-                  [this] {
-                      return registryd::metrics::gauges{reg_.size(), reg_.revision(), port_.fsyncs(),
-                                                        reg_.available()};
-                  }),
+          server_(ioc, cfg, reg_, metrics_, [this] { return gauges(); }),
           runner_(ioc),
           packages_(runner_, cfg.deploy.package_dirs),
           local_target_(runner_, cfg.deploy.prefix),
-          deployer_(reg_, clock_, port_, packages_, deployer_options_from(cfg)),
+          deployer_(reg_, clock_, port_, packages_, deployer_options_from(cfg, metrics_)),
           upload_dir_(runner_, (cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir) / "uploads"),
           uploads_(clock_, upload_dir_, upload_options_from(cfg)),
           signals_(ioc, SIGINT, SIGTERM),
@@ -227,9 +223,72 @@ private:
         o.lease_grace = R.lease_grace;
         o.warm_max_age = R.warm_max_age;
         o.user = R.user;
+        o.on_finished = [this](const registry::repl::outcome& r) {
+            metrics_.repl_finished(repl_outcome(r), std::chrono::duration<double>(r.duration).count());
+        };
         repl_leases_.emplace(*containers_);
         repl_.emplace(clock_, std::move(slots), R.languages, std::move(o), &*repl_leases_);
         registry::protocol::add_repl_actions(server_.protocol(), *repl_);
+    }
+
+    // registryd_repl_executions_total's outcome label (metrics::repl_outcomes).
+    static std::string_view repl_outcome(const registry::repl::outcome& r) {
+        if (r.failure) return "failed";
+        if (r.cancelled) return "cancelled";
+        if (r.timed_out) return "timed_out";
+        if (r.truncated) return "truncated";
+        return r.exit_code == 0 ? "ok" : "error";
+    }
+
+    // What /metrics reads from elsewhere, at scrape time.
+    registryd::metrics::gauges gauges() const {
+        registryd::metrics::gauges g;
+        g.services = reg_.size();
+        g.revision = reg_.revision();
+        g.store_fsyncs = port_.fsyncs();
+        g.available = reg_.available();
+        if (containers_) {
+            auto& by_state = g.containers.emplace();
+            for (auto s : {registry::managed_state::created, registry::managed_state::running,
+                           registry::managed_state::exited, registry::managed_state::removed,
+                           registry::managed_state::lost}) {
+                by_state.emplace(registry::to_string(s), 0);
+            }
+            for (const auto& c : containers_->list()) ++by_state[std::string(registry::to_string(c->state))];
+        }
+        if (repl_) g.repl = registryd::metrics::gauges::repl_figures{repl_->queued(), repl_->running()};
+        return g;
+    }
+
+    // Info lines for what changes the registry's membership: a new instance
+    // (not its keepalives nor re-registrations) and a lease that ran out.
+    // Names and ids are clipped; metadata and endpoints are left out.
+    registry::task<void> log_registry_changes(std::stop_token stop) {
+        registry::watch_options w;
+        w.types = {registry::event_type::service_registered, registry::event_type::lease_expired};
+        w.snapshot = false;
+        w.stop = stop;
+        auto events = reg_.watch(std::move(w));
+        for (auto it = co_await events.begin(); it != events.end(); co_await ++it) {
+            const registry::event& e = **it;
+            if (e.type == registry::event_type::service_registered && e.service) {
+                log::info("service registered", {{"service", log::clip(e.service->name)},
+                                                 {"instance_id", log::clip(e.service->instance_id)},
+                                                 {"version", log::clip(e.service->version)},
+                                                 {"revision", e.revision}});
+            } else if (e.type == registry::event_type::lease_expired) {
+                if (e.service) {
+                    log::info("lease expired", {{"service", log::clip(e.service->name)},
+                                                {"instance_id", log::clip(e.service->instance_id)},
+                                                {"revision", e.revision}});
+                } else if (e.container) {
+                    log::info("container lease expired", {{"engine", log::clip(e.container->engine)},
+                                                          {"container_id", log::clip(e.container->container_id)},
+                                                          {"lease_id", e.container->lease_id},
+                                                          {"revision", e.revision}});
+                }
+            }
+        }
     }
 
     static std::string describe(std::exception_ptr e) {
@@ -310,6 +369,7 @@ private:
         // Engine services (persisted ones included) become nodes from the registry's snapshot on.
         if (registered_engines_) background_.spawn(registered_engines_->run(stop));
         background_.spawn(watch_availability(stop));
+        background_.spawn(log_registry_changes(stop));
         if (repl_) {
             background_.spawn(repl_->run(stop));
             log::info("repl execution enabled", {{"engines", engines_.size()},
@@ -414,12 +474,12 @@ private:
     std::optional<std::filesystem::path> port_file_;
     registryd::file_store_port& port_;
     registryd::asio_clock clock_;
+    registryd::metrics metrics_;  // before the subsystems that count into it
     registry::registry reg_;
     std::vector<std::unique_ptr<registryd::docker_engine>> engines_;
     std::unique_ptr<registry::container_manager> containers_;
     registryd::docker_engine_connector engine_connector_;
     std::optional<registry::registered_engines> registered_engines_;  // containers.accept_registered_engines
-    registryd::metrics metrics_;
     registryd::server server_;
     registryd::blocking_runner runner_;  // joins its threads before the io_context goes
     registryd::package_host packages_;

@@ -3,7 +3,8 @@
 // advanced_server example:
 //   listener      accepts TCP connections, hands each to an http_session
 //                 (http/listener.cpp).
-//   http_session  reads HTTP requests (Beast); serves /healthz and /metrics;
+//   http_session  reads HTTP requests (Beast); serves /healthz, /metrics and
+//                 the read-only registry view (http/services_view);
 //                 on a WebSocket upgrade answers it (http/handshake) and
 //                 hands its socket to a ws_session (http/http_session).
 //   ws_session    one per WebSocket connection: the Asio driver of the

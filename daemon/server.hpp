@@ -1,10 +1,10 @@
 // The network side of registryd: one TCP listener serving plain HTTP
-// (GET /healthz, GET /metrics, 404 otherwise) and WebSocket upgrades (any
-// path) on the same port. Beast serves the HTTP side only (http/, and
-// server.cpp through http/http_session.hpp; besides engine/engine_http.cpp,
-// the Docker Engine API client); the WebSocket side is registryd's own
-// (websocket/: a state machine free of Asio under a thin Asio driver, no
-// Beast). This header is light on purpose.
+// (GET /healthz, GET /metrics, GET /v1/services[/NAME], 404 otherwise) and
+// WebSocket upgrades (any path) on the same port. Beast serves the HTTP side
+// only (http/, and server.cpp through http/http_session.hpp; besides
+// engine/engine_http.cpp, the Docker Engine API client); the WebSocket side
+// is registryd's own (websocket/: a state machine free of Asio under a thin
+// Asio driver, no Beast). This header is light on purpose.
 //
 // Everything runs on the one io_context thread, which is also the registry's
 // thread: no strands, no locks.

@@ -46,7 +46,7 @@ std::vector<std::unique_ptr<docker_engine>> make_engines(boost::asio::io_context
 
 std::unique_ptr<registry::container_manager> make_container_manager(
     registry::registry& reg, registry::clock& clk, registry::store& st, const config& cfg,
-    const std::vector<std::unique_ptr<docker_engine>>& engines) {
+    const std::vector<std::unique_ptr<docker_engine>>& engines, metrics& m) {
     if (engines.empty() && !cfg.containers.accept_registered_engines) return nullptr;
     const auto& C = cfg.containers;
     std::vector<registry::container_node> nodes;
@@ -66,7 +66,8 @@ std::unique_ptr<registry::container_manager> make_container_manager(
     o.presets = C.presets;
     // Every reaping leaves a line, besides its events: an operator reading
     // the log sees who reaped what, when, and how it went.
-    o.on_reap = [](const registry::reap_report& r) {
+    o.on_reap = [&m](const registry::reap_report& r) {
+        m.container_reaped(r.removed);
         const std::int64_t timestamp = r.at.time_since_epoch().count();
         if (r.removed) {
             log::info("container reaped", {{"container_id", r.container_id}, {"action", "reap"}, {"status", "removed"},
@@ -77,16 +78,24 @@ std::unique_ptr<registry::container_manager> make_container_manager(
                        {"timestamp", timestamp}, {"engine", r.engine}, {"lease_id", r.lease_id}, {"error", r.error}});
         }
     };
+    o.on_node_change = [](const registry::node_change& c) {
+        if (c.online) {
+            log::info("container engine online", {{"engine", c.engine}});
+        } else {
+            log::info("container engine offline", {{"engine", c.engine}, {"reason", log::clip(c.reason)}});
+        }
+    };
     return std::make_unique<registry::container_manager>(reg, clk, st, std::move(nodes), o);
 }
 
-registry::deploy::deployer_options deployer_options_from(const config& cfg) {
+registry::deploy::deployer_options deployer_options_from(const config& cfg, metrics& m) {
     registry::deploy::deployer_options o;
     o.work_dir = cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir;
     o.script_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.deploy.script_timeout);
     o.limits.max_total_bytes = cfg.deploy.max_package_bytes;
     // {"msg":"deploy","outcome":"rolled_back","package":...,"version":...,"target":...}
-    o.log = [](const registry::deploy::operation_record& r) {
+    o.log = [&m](const registry::deploy::operation_record& r) {
+        m.deploy_finished(r.operation, r.outcome);
         const std::string_view code = r.error ? registry::to_string(*r.error) : std::string_view{};
         log::info(r.operation, {{"outcome", r.outcome},
                                 {"package", r.package},

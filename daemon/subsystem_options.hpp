@@ -5,6 +5,7 @@
 
 #include "config/config.hpp"
 #include "engine/docker_engine.hpp"
+#include "observability/metrics.hpp"
 
 #include <registry/container_manager.hpp>
 #include <registry/deploy/deployer.hpp>
@@ -29,13 +30,16 @@ docker_engine_options engine_options_from(const config& cfg);
 std::vector<std::unique_ptr<docker_engine>> make_engines(boost::asio::io_context& ioc, const config& cfg);
 
 // Null when no engine is configured and none may register: the container
-// actions are then unavailable.
+// actions are then unavailable. Reaps and engines going offline and back are
+// logged; reaps are counted in `m` (which must outlive the manager).
 std::unique_ptr<registry::container_manager> make_container_manager(
     registry::registry& reg, registry::clock& clk, registry::store& st, const config& cfg,
-    const std::vector<std::unique_ptr<docker_engine>>& engines);
+    const std::vector<std::unique_ptr<docker_engine>>& engines, metrics& m);
 
-// Creates deploy.work_dir and clears the staging directories a previous run left.
-registry::deploy::deployer_options deployer_options_from(const config& cfg);
+// Creates deploy.work_dir and clears the staging directories a previous run
+// left. Every operation is logged and counted in `m` (which must outlive the
+// deployer).
+registry::deploy::deployer_options deployer_options_from(const config& cfg, metrics& m);
 
 registry::deploy::upload_options upload_options_from(const config& cfg);
 

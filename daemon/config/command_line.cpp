@@ -73,7 +73,7 @@ std::string usage(std::string_view program) {
     s += program;
     s += " [OPTIONS]\n"
          "\n"
-         "The service registry daemon: WebSocket API, /healthz and /metrics on one port.\n"
+         "The service registry daemon: WebSocket API, /healthz, /metrics and /v1/services on one port.\n"
          "\n"
          "Options:\n"
          "  --config FILE       YAML configuration (see registryd.example.yaml); without it,\n"

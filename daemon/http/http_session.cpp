@@ -1,6 +1,7 @@
 #include "http/http_session.hpp"
 
 #include "http/handshake.hpp"
+#include "http/services_view.hpp"
 #include "observability/log.hpp"
 #include "server_state.hpp"
 #include "websocket/session.hpp"
@@ -107,8 +108,15 @@ void http_session::on_read(const error_code& ec) {
     }
 
     const bool keep_alive = req.keep_alive();
-    std::string_view target = req.target();
-    target = target.substr(0, target.find('?'));
+    const std::string_view full_target = req.target();
+    const std::string_view target = full_target.substr(0, full_target.find('?'));
+
+    if (auto view = answer_services_view(req.method_string(), full_target, st_->reg,
+                                         st_->cfg.listings.max_page_items)) {
+        const std::string_view allow = view->allow;
+        respond(static_cast<http::status>(view->status), std::move(view->body), keep_alive, "application/json", allow);
+        return;
+    }
 
     if (req.method() == http::verb::get && target == "/healthz") {
         if (st_->reg.available()) {
@@ -149,11 +157,13 @@ void http_session::upgrade() {
             std::string_view(static_cast<const char*>(early.data()), early.size()));
 }
 
-void http_session::respond(http::status status, std::string body, bool keep_alive, std::string_view content_type) {
+void http_session::respond(http::status status, std::string body, bool keep_alive, std::string_view content_type,
+                           std::string_view allow) {
     if (st_->shutting_down) keep_alive = false;
     res_.emplace(status, parser_->get().version());
     res_->set(http::field::server, server_name);
     res_->set(http::field::content_type, content_type);
+    if (!allow.empty()) res_->set(http::field::allow, allow);
     res_->keep_alive(keep_alive);
     res_->body() = std::move(body);
     res_->prepare_payload();

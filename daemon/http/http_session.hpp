@@ -1,5 +1,6 @@
 // One plain HTTP connection (after Beast's advanced_server example): reads
-// requests, serves GET /healthz and GET /metrics (404 otherwise), and on a
+// requests, serves GET /healthz, GET /metrics and the read-only registry view
+// GET /v1/services[/NAME] (http/services_view; 404 otherwise), and on a
 // WebSocket upgrade hands its socket, with the answer to the upgrade
 // (http/handshake) and the bytes read past it, to a ws_session.
 #pragma once
@@ -43,7 +44,7 @@ private:
     void on_read(const boost::system::error_code& ec);
     void upgrade();
     void respond(boost::beast::http::status status, std::string body, bool keep_alive,
-                 std::string_view content_type = "text/plain; charset=utf-8");
+                 std::string_view content_type = "text/plain; charset=utf-8", std::string_view allow = {});
     void on_write(const boost::system::error_code& ec);
     void linger();
 

@@ -69,6 +69,10 @@ inline void error(std::string_view msg, std::initializer_list<field> fields = {}
     if (enabled(level::error)) write(level::error, msg, fields);
 }
 
+// At most `max` bytes of `s`: a value from outside (a client's names, an
+// engine's error) keeps a line bounded. A cut character becomes U+FFFD.
+inline std::string_view clip(std::string_view s, std::size_t max = 256) noexcept { return s.substr(0, max); }
+
 // Appends `s` to `out` as a JSON string literal, quotes included. Control
 // characters are escaped; invalid UTF-8 bytes become U+FFFD so that every
 // line stays valid JSON whatever a client sent.

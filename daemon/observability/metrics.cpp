@@ -1,5 +1,6 @@
 #include "observability/metrics.hpp"
 
+#include "observability/process_stats.hpp"
 #include "websocket/memory_budget.hpp"
 
 #include <algorithm>
@@ -20,10 +21,27 @@ void append_u64(std::string& out, std::uint64_t v) {
     out.append(buf, static_cast<std::size_t>(n));
 }
 
-void append_double(std::string& out, double v) {
+void append_double(std::string& out, double v, int digits = 9) {
     char buf[40];
-    const int n = std::snprintf(buf, sizeof buf, "%.9g", v);
+    const int n = std::snprintf(buf, sizeof buf, "%.*g", digits, v);
     out.append(buf, static_cast<std::size_t>(n));
+}
+
+// Deploy (operation, outcome) pairs come from the deployer's fixed vocabulary;
+// this bound only guards the scrape size against a library bug.
+constexpr std::size_t max_deploy_label_sets = 32;
+
+// What compiled registryd, e.g. "gcc 12.2.0" or "clang 16.0.6".
+std::string compiler_name() {
+#if defined(__clang__)
+    return "clang " + std::to_string(__clang_major__) + "." + std::to_string(__clang_minor__) + "." +
+           std::to_string(__clang_patchlevel__);
+#elif defined(__GNUC__)
+    return "gcc " + std::to_string(__GNUC__) + "." + std::to_string(__GNUC_MINOR__) + "." +
+           std::to_string(__GNUC_PATCHLEVEL__);
+#else
+    return "unknown";
+#endif
 }
 
 void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
@@ -43,6 +61,44 @@ void sample(std::string& out, std::string_view name, std::uint64_t v) {
     out += ' ';
     append_u64(out, v);
     out += '\n';
+}
+
+// 15 digits: a time since the epoch keeps its fraction of a second.
+void sample(std::string& out, std::string_view name, double v) {
+    out += name;
+    out += ' ';
+    append_double(out, v, 15);
+    out += '\n';
+}
+
+// name{label="value"} v
+void labelled(std::string& out, std::string_view name, std::string_view label, std::string_view value,
+              std::uint64_t v) {
+    out += name;
+    out += '{';
+    out += label;
+    out += "=\"";
+    out += escape_label_value(value);
+    out += "\"} ";
+    append_u64(out, v);
+    out += '\n';
+}
+
+void render_process(std::string& out) {
+    const auto p = read_process_stats();
+    if (!p) return;
+    header(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+    sample(out, "process_cpu_seconds_total", p->cpu_seconds);
+    header(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    sample(out, "process_resident_memory_bytes", p->resident_bytes);
+    header(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    sample(out, "process_virtual_memory_bytes", p->virtual_bytes);
+    header(out, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+    sample(out, "process_start_time_seconds", p->start_time_seconds);
+    header(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+    sample(out, "process_open_fds", p->open_fds);
+    header(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    sample(out, "process_max_fds", p->max_fds);
 }
 
 }  // namespace
@@ -103,6 +159,20 @@ void metrics::request(std::string_view action, std::string_view code, double sec
     }
 }
 
+void metrics::repl_finished(std::string_view outcome, double seconds) {
+    std::size_t i = 0;
+    while (i + 1 < repl_outcomes.size() && repl_outcomes[i] != outcome) ++i;  // unknown: the last, "failed"
+    ++repl_total_[i];
+    repl_duration_.observe(repl_buckets, seconds);
+}
+
+void metrics::deploy_finished(std::string_view operation, std::string_view outcome) {
+    if (outcome == "rolled_back") ++rollbacks_total_;
+    std::pair<std::string, std::string> key{operation, outcome};
+    if (!deploys_total_.contains(key) && deploys_total_.size() >= max_deploy_label_sets) key = {"other", "other"};
+    ++deploys_total_[key];
+}
+
 void metrics::message_rejected(std::string_view reason) {
     auto it = rejected_total_.find(reason);
     if (it == rejected_total_.end()) it = rejected_total_.try_emplace(std::string(reason), 0).first;
@@ -117,7 +187,16 @@ void metrics::refused(std::string_view reason) {
 
 std::string metrics::render(const gauges& g) const {
     std::string out;
-    out.reserve(4096 + label_sets_ * 96 + actions_.size() * 1200);
+    out.reserve(8192 + label_sets_ * 96 + actions_.size() * 1200);
+
+    render_process(out);
+
+    header(out, "registryd_build_info", "gauge", "Always 1; the labels say which registryd this is.");
+    out += "registryd_build_info{version=\"";
+    out += escape_label_value(REGISTRYD_VERSION);
+    out += "\",compiler=\"";
+    out += escape_label_value(compiler_name());
+    out += "\"} 1\n";
 
     header(out, "registryd_connections", "gauge", "Open WebSocket connections.");
     sample(out, "registryd_connections", connections_);
@@ -232,7 +311,62 @@ std::string metrics::render(const gauges& g) const {
     sample(out, "registryd_revision", g.revision);
 
     header(out, "registryd_store_available", "gauge", "1 while the store accepts writes, 0 after it failed.");
-    sample(out, "registryd_store_available", g.available ? 1 : 0);
+    sample(out, "registryd_store_available", std::uint64_t{g.available ? 1u : 0u});
+
+    if (g.containers) {
+        header(out, "registryd_containers", "gauge", "Managed containers, by state.");
+        for (const auto& [state, n] : *g.containers) labelled(out, "registryd_containers", "state", state, n);
+        header(out, "registryd_container_reaps_total", "counter",
+               "Containers the reaper removed because their lease ran out.");
+        sample(out, "registryd_container_reaps_total", reaps_total_);
+        header(out, "registryd_container_reap_failures_total", "counter",
+               "Sweeps on which the reaper gave up on a container (retried on a later sweep).");
+        sample(out, "registryd_container_reap_failures_total", reap_failures_total_);
+    }
+
+    if (g.repl) {
+        header(out, "registryd_repl_executions_total", "counter",
+               "REPL executions finished, by outcome (ok: exit code 0; error: another exit code or a signal; "
+               "timed_out; truncated: the output cap; cancelled; failed: could not be carried out).");
+        for (std::size_t i = 0; i < repl_outcomes.size(); ++i)
+            labelled(out, "registryd_repl_executions_total", "outcome", repl_outcomes[i], repl_total_[i]);
+        header(out, "registryd_repl_queue_depth", "gauge", "REPL executions waiting for an engine.");
+        sample(out, "registryd_repl_queue_depth", g.repl->queued);
+        header(out, "registryd_repl_running", "gauge",
+               "REPL executions holding an engine: running, or their container being removed.");
+        sample(out, "registryd_repl_running", g.repl->running);
+        header(out, "registryd_repl_execution_duration_seconds", "histogram",
+               "Run time of finished REPL executions, from start to exit (compile step included).");
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < repl_buckets.size(); ++i) {
+            cumulative += repl_duration_.buckets[i];
+            out += "registryd_repl_execution_duration_seconds_bucket{le=\"";
+            append_double(out, repl_buckets[i]);
+            out += "\"} ";
+            append_u64(out, cumulative);
+            out += '\n';
+        }
+        out += "registryd_repl_execution_duration_seconds_bucket{le=\"+Inf\"} ";
+        append_u64(out, repl_duration_.count);
+        out += '\n';
+        sample(out, "registryd_repl_execution_duration_seconds_sum", repl_duration_.sum);
+        sample(out, "registryd_repl_execution_duration_seconds_count", repl_duration_.count);
+    }
+
+    header(out, "registryd_deploys_total", "counter",
+           "Deploy and undeploy operations finished, by operation and outcome (succeeded, failed, rolled_back).");
+    for (const auto& [key, n] : deploys_total_) {
+        out += "registryd_deploys_total{operation=\"";
+        out += escape_label_value(key.first);
+        out += "\",outcome=\"";
+        out += escape_label_value(key.second);
+        out += "\"} ";
+        append_u64(out, n);
+        out += '\n';
+    }
+    header(out, "registryd_deploy_rollbacks_total", "counter",
+           "Deploys whose new version failed and whose previous version was put back.");
+    sample(out, "registryd_deploy_rollbacks_total", rollbacks_total_);
 
     return out;
 }

@@ -7,9 +7,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace registryd {
@@ -23,12 +25,22 @@ public:
                                                              0.0025,  0.005,  0.01,    0.025,  0.05,
                                                              0.1,     0.25,   0.5,     1.0};
 
-    // Values read at scrape time from elsewhere (registry, store).
+    // Values read at scrape time from elsewhere (registry, store, container
+    // manager, REPL executor).
     struct gauges {
         std::uint64_t services = 0;
         std::uint64_t revision = 0;
         std::uint64_t store_fsyncs = 0;
         bool available = true;
+        // With a container manager: its managed containers by state (every
+        // state listed, 0 included).
+        std::optional<std::map<std::string, std::uint64_t, std::less<>>> containers;
+        // With REPL execution enabled.
+        struct repl_figures {
+            std::uint64_t queued = 0;
+            std::uint64_t running = 0;
+        };
+        std::optional<repl_figures> repl;
     };
 
     void connection_opened() noexcept {
@@ -55,17 +67,48 @@ public:
     // "source_quota", "descriptors", "slow_consumer".
     void refused(std::string_view reason);
 
+    // The container reaper removed a container whose lease ran out, or gave
+    // up on it for this sweep.
+    void container_reaped(bool removed) noexcept { ++(removed ? reaps_total_ : reap_failures_total_); }
+
+    // A REPL execution finished: `outcome` is one of repl_outcomes; `seconds`
+    // is its run time (start to exit; 0 if it never ran).
+    static constexpr std::array<std::string_view, 6> repl_outcomes{"ok",        "error",        "timed_out",
+                                                                   "truncated", "cancelled",    "failed"};
+    void repl_finished(std::string_view outcome, double seconds);
+
+    // A deploy or undeploy finished: `operation` "deploy" / "undeploy",
+    // `outcome` "succeeded" / "failed" / "rolled_back" (the deployer's
+    // operation_record).
+    void deploy_finished(std::string_view operation, std::string_view outcome);
+
     // The memory budget's figures, read at scrape time.
     void watch(const memory_budget& b) noexcept { budget_ = &b; }
+
+    // Upper bounds of registryd_repl_execution_duration_seconds, 10ms .. 5min.
+    static constexpr std::array<double, 12> repl_buckets{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
 
     std::string render(const gauges& g) const;
 
 private:
-    struct histogram {
-        std::array<std::uint64_t, duration_buckets.size()> buckets{};  // non-cumulative
+    template <std::size_t N>
+    struct basic_histogram {
+        std::array<std::uint64_t, N> buckets{};  // non-cumulative
         std::uint64_t count = 0;
         double sum = 0;
+
+        void observe(const std::array<double, N>& bounds, double v) noexcept {
+            ++count;
+            sum += v;
+            for (std::size_t i = 0; i < N; ++i) {
+                if (v <= bounds[i]) {
+                    ++buckets[i];
+                    break;
+                }
+            }
+        }
     };
+    using histogram = basic_histogram<duration_buckets.size()>;
 
     std::uint64_t connections_ = 0;
     std::uint64_t connections_total_ = 0;
@@ -92,6 +135,14 @@ private:
     std::map<std::string, std::uint64_t, std::less<>> rejected_total_;
     std::map<std::string, std::uint64_t, std::less<>> refused_total_;
     const memory_budget* budget_ = nullptr;
+
+    std::uint64_t reaps_total_ = 0;
+    std::uint64_t reap_failures_total_ = 0;
+    std::array<std::uint64_t, repl_outcomes.size()> repl_total_{};
+    basic_histogram<repl_buckets.size()> repl_duration_;
+    // (operation, outcome) -> count: a fixed vocabulary, a handful of pairs.
+    std::map<std::pair<std::string, std::string>, std::uint64_t> deploys_total_;
+    std::uint64_t rollbacks_total_ = 0;
 };
 
 // Escapes a Prometheus label value (backslash, double quote, newline).

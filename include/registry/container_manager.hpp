@@ -83,6 +83,15 @@ struct reap_report {
     std::string error;  // when not removed
 };
 
+// A node came online (it answered and was reconciled) or went offline (it
+// stopped answering for heartbeat_timeout, or was removed): the embedder's
+// record of it (registryd: a log line).
+struct node_change {
+    std::string engine;
+    bool online = false;
+    std::string reason;  // offline: why
+};
+
 // A named image with its command and limits (config: containers.presets),
 // what container_request::preset refers to.
 struct container_preset {
@@ -103,6 +112,7 @@ struct container_manager_options {
     milliseconds sweep_interval{5000};     // a lease whose reaping failed is retried this much later
     seconds stop_grace{5};                 // the reaper's stop: SIGKILL after this
     std::function<void(const reap_report&)> on_reap;  // optional; called inline, must not throw
+    std::function<void(const node_change&)> on_node_change;  // optional; called inline, must not throw
     std::map<std::string, container_preset, std::less<>> presets;
 };
 

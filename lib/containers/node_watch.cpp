@@ -125,10 +125,13 @@ task<void> container_manager::impl::come_online(node& n) {
     // Held containers of this node that no longer exist.
     book.forget_held_missing(n.cfg.name, held_found);
     n.online = true;
+    if (opt.on_node_change) opt.on_node_change(node_change{n.cfg.name, true, {}});
 }
 
 task<void> container_manager::impl::go_offline(node& n, std::string reason) {
+    const bool was_online = n.online;
     n.online = false;
+    if (was_online && opt.on_node_change) opt.on_node_change(node_change{n.cfg.name, false, reason});
     co_await book.lose_node(n.cfg.name, reason, clk.now());
 }
 

@@ -52,6 +52,7 @@ void executor::impl::finish(execution& ex) {
     auto listeners = std::move(ex.listeners);
     ex.listeners.clear();
     for (auto& l : listeners) l->on_finished(ex.result);
+    if (opts.on_finished) opts.on_finished(ex.result);
 }
 
 result<void> executor::impl::cancel(std::string_view id) {

@@ -401,4 +401,58 @@ TEST_CASE("an engine stopped mid-run: its containers are lost, new work goes to 
     for (const auto& c : arr(listed, "/containers")) CHECK(str(c, "/engine") == "p1");
 }
 
+// The value of the sample line `name` (labels as written) on /metrics; -1 when absent.
+double scrape(const it::registryd& d, const std::string& name) {
+    const it::http_response r = it::http_get(d.host(), d.port(), "/metrics");
+    REQUIRE(r.status == 200);
+    const std::string prefix = "\n" + name + " ";
+    const auto at = r.body.find(prefix);
+    if (at == std::string::npos) return -1;
+    return std::stod(r.body.substr(at + prefix.size()));
+}
+
+// The first line of registryd's log with this "msg" that contains `needle`.
+bool log_line(const it::registryd& d, const std::string& msg, const std::string& needle, json::value& out) {
+    std::ifstream in(d.dir() / "registryd.stderr");
+    std::string text;
+    while (std::getline(in, text)) {
+        if (text.find("\"msg\":\"" + msg + "\"") == std::string::npos || text.find(needle) == std::string::npos)
+            continue;
+        out = it::parse(text);
+        return true;
+    }
+    return false;
+}
+
+TEST_CASE("operability: containers by state and reaps on /metrics, an engine online and offline in the log") {
+    rt::podman_service p1;
+    it::registryd d(config("it-ops", {{"p1", p1.uri()}}));
+    IT_DIAGNOSE(d);
+    it::ws_client ws(d);
+    wait_online(ws, "p1");
+    json::value online;
+    CHECK(eventually([&] { return log_line(d, "container engine online", "\"engine\":\"p1\"", online); }, 5s));
+    CHECK(str(online, "/level") == "info");
+    CHECK(scrape(d, "registryd_containers{state=\"running\"}") == 0);
+    CHECK(scrape(d, "registryd_container_reaps_total") == 0);
+
+    auto doomed = create(ws, strings({"sleep", "300"}), 4);
+    const std::string doomed_id = str(doomed, "/container/container_id");
+    CHECK(scrape(d, "registryd_containers{state=\"running\"}") == 1);
+    CHECK(eventually([&] { return scrape(d, "registryd_container_reaps_total") == 1; }, 15s));
+    CHECK(scrape(d, "registryd_containers{state=\"running\"}") == 0);
+    CHECK(scrape(d, "registryd_container_reap_failures_total") == 0);
+    json::value expired;
+    CHECK(log_line(d, "container lease expired", doomed_id, expired));
+    CHECK(str(expired, "/engine") == "p1");
+    CHECK(num(expired, "/lease_id") == num(doomed, "/container/lease_id"));
+
+    p1.stop_service();
+    wait_online(ws, "p1", false);
+    json::value offline;
+    CHECK(eventually([&] { return log_line(d, "container engine offline", "\"engine\":\"p1\"", offline); }, 5s));
+    CHECK(str(offline, "/level") == "info");
+    CHECK(str(offline, "/reason").rfind("engine offline: ", 0) == 0);
+}
+
 }  // namespace

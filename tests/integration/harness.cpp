@@ -722,10 +722,15 @@ const close_info& ws_client::close_status() const { return impl_->closed; }
 // ----------------------------------------------------------------------- HTTP
 
 http_response http_get(const std::string& host, std::uint16_t port, std::string_view target, ms timeout) {
+    return http_request(host, port, "GET", target, timeout);
+}
+
+http_response http_request(const std::string& host, std::uint16_t port, std::string_view method,
+                           std::string_view target, ms timeout) {
     asio::io_context ioc;
     tcp::socket sock(ioc);
     const auto deadline = steady::now() + scaled(timeout);
-    const std::string what = "GET http://" + host + ":" + std::to_string(port) + std::string(target);
+    const std::string what = std::string(method) + " http://" + host + ":" + std::to_string(port) + std::string(target);
     auto run = [&](bool& done) {
         while (!done && steady::now() < deadline) {
             if (ioc.stopped()) ioc.restart();
@@ -743,7 +748,10 @@ http_response http_get(const std::string& host, std::uint16_t port, std::string_
     run(done);
     if (ec) throw failure(what + ": connect failed: " + ec.message());
 
-    http::request<http::empty_body> req{http::verb::get, std::string(target), 11};
+    http::request<http::empty_body> req;
+    req.method_string(method);
+    req.target(target);
+    req.version(11);
     req.set(http::field::host, host + ":" + std::to_string(port));
     req.set(http::field::connection, "close");
     done = false;
@@ -769,6 +777,7 @@ http_response http_get(const std::string& host, std::uint16_t port, std::string_
     http_response out;
     out.status = static_cast<int>(res.result_int());
     out.content_type = std::string(res[http::field::content_type]);
+    out.allow = std::string(res[http::field::allow]);
     out.body = std::move(res.body());
     sock.close(ec);
     return out;

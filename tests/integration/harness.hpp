@@ -209,9 +209,14 @@ private:
 struct http_response {
     int status = 0;
     std::string content_type;
+    std::string allow;  // the Allow header (405)
     std::string body;
 };
 
+// One request without a body, `method` as given ("GET", "POST", ...), on its
+// own connection (Connection: close).
+http_response http_request(const std::string& host, std::uint16_t port, std::string_view method,
+                           std::string_view target, ms timeout = default_timeout);
 http_response http_get(const std::string& host, std::uint16_t port, std::string_view target,
                        ms timeout = default_timeout);
 

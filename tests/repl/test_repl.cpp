@@ -312,6 +312,38 @@ TEST_CASE("repl: an infinite loop is stopped by the timeout, an output flood is 
     CHECK(num(flood.finished, "/data/signal") == 9);
 }
 
+TEST_CASE("repl: executions are counted by outcome on /metrics, with their run time and the queue") {
+    repl_daemon rd;
+    IT_DIAGNOSE(rd.d);
+    it::ws_client ws(rd.d);
+    auto scrape = [&](const std::string& name) {
+        const it::http_response r = it::http_get(rd.d.host(), rd.d.port(), "/metrics");
+        REQUIRE(r.status == 200);
+        const std::string prefix = "\n" + name + " ";
+        const auto at = r.body.find(prefix);
+        REQUIRE_MESSAGE(at != std::string::npos, name << " not in\n" << r.body);
+        return std::stod(r.body.substr(at + prefix.size()));
+    };
+    CHECK(scrape("registryd_repl_executions_total{outcome=\"ok\"}") == 0);
+    CHECK(scrape("registryd_repl_execution_duration_seconds_count") == 0);
+
+    run_one(ws, sh("echo fine"));
+    run_one(ws, sh("exit 3"));
+    run_one(ws, sh("while :; do :; done", json::object{{"timeout_ms", 1000}}));
+    CHECK(scrape("registryd_repl_executions_total{outcome=\"ok\"}") == 1);
+    CHECK(scrape("registryd_repl_executions_total{outcome=\"error\"}") == 1);
+    CHECK(scrape("registryd_repl_executions_total{outcome=\"timed_out\"}") == 1);
+    CHECK(scrape("registryd_repl_executions_total{outcome=\"failed\"}") == 0);
+    CHECK(scrape("registryd_repl_execution_duration_seconds_count") == 3);
+    CHECK(scrape("registryd_repl_execution_duration_seconds_sum") >= 1.0);  // the timed-out one ran 1 s
+    CHECK(scrape("registryd_repl_execution_duration_seconds_bucket{le=\"+Inf\"}") == 3);
+    CHECK(scrape("registryd_repl_queue_depth") == 0);
+    // An execution holds its engine slot until its container is removed, just after it finished.
+    const auto deadline = it::steady::now() + it::scaled(10s);
+    while (scrape("registryd_repl_running") != 0 && it::steady::now() < deadline) std::this_thread::sleep_for(50ms);
+    CHECK(scrape("registryd_repl_running") == 0);
+}
+
 TEST_CASE("repl: a fork bomb is held by the pids limit, and the network is unreachable") {
     repl_daemon rd;
     IT_DIAGNOSE(rd.d);

@@ -581,6 +581,38 @@ TEST_CASE("container_manager: an engine that stops answering goes offline and it
     CHECK(k.mgr->find(on_a->container_id) != nullptr);
 }
 
+TEST_CASE("container_manager: on_node_change reports a node coming online, going offline with the reason, and back") {
+    cluster k;
+    std::vector<node_change> changes;
+    k.opt.on_node_change = [&](const node_change& c) { changes.push_back(c); };
+    k.opt.heartbeat_interval = 1s;
+    k.opt.heartbeat_timeout = 3s;
+    k.start();
+    REQUIRE(changes.size() == 2);  // both nodes, once, at start
+    CHECK(changes[0].online);
+    CHECK(changes[1].online);
+    CHECK((changes[0].engine == "a" || changes[1].engine == "a"));
+    changes.clear();
+
+    k.a.go_offline();
+    k.clk.advance(2s);
+    CHECK(changes.empty());  // within the timeout
+    k.clk.advance(2s);
+    REQUIRE(changes.size() == 1);
+    CHECK(changes[0].engine == "a");
+    CHECK(!changes[0].online);
+    CHECK(changes[0].reason.rfind("engine offline: ", 0) == 0);
+    k.clk.advance(3s);
+    CHECK(changes.size() == 1);  // still offline: reported once
+
+    k.a.offline = false;
+    k.clk.advance(1s);
+    REQUIRE(changes.size() == 2);
+    CHECK(changes[1].engine == "a");
+    CHECK(changes[1].online);
+    CHECK(changes[1].reason.empty());
+}
+
 TEST_CASE("container_manager: with every engine offline, create is unavailable") {
     cluster k;
     k.a.offline = true;

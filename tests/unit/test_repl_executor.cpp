@@ -82,6 +82,7 @@ struct fixture {
         repl::executor_options o;
         o.max_queue = max_queue;
         o.idempotency_window = 60s;
+        o.on_finished = [this](const repl::outcome& r) { observed.push_back(r); };
         exec.emplace(clk, std::vector<repl::engine_slot>{{"local", &engine, max_concurrent}},
                      std::vector<repl::language>{py, compiled_language()}, o, sink);
         scope.spawn(exec->run(stop.get_token()));
@@ -112,6 +113,7 @@ struct fixture {
 
     testing::fake_clock clk;
     fake_repl_engine engine;
+    std::vector<repl::outcome> observed;  // executor_options::on_finished
     std::optional<repl::executor> exec;
     std::stop_source stop;
     async_scope scope;
@@ -234,6 +236,24 @@ TEST_CASE("repl executor: the wall-clock timeout kills and removes the container
     CHECK(run.rec->finished->signal == 9);
     CHECK(run.rec->finished->duration == 2000ms);
     CHECK(f.engine.containers.empty());
+}
+
+TEST_CASE("repl executor: on_finished sees every outcome once, after the listeners") {
+    fixture f(1);
+    auto slow = f.execute("while True: pass", overrides([](repl::limit_overrides& o) { o.timeout = 2000ms; }));
+    auto queued = f.execute("print(1)");
+    CHECK(f.observed.empty());
+    REQUIRE(f.exec->cancel(queued.id));  // dropped from the queue: finished at once
+    REQUIRE(f.observed.size() == 1);
+    CHECK(f.observed[0].execution_id == queued.id);
+    CHECK(f.observed[0].cancelled);
+    CHECK(queued.rec->finished);
+    f.clk.advance(2000ms);
+    REQUIRE(f.observed.size() == 2);
+    CHECK(f.observed[1].execution_id == slow.id);
+    CHECK(f.observed[1].timed_out);
+    CHECK(f.observed[1].duration == 2000ms);
+    CHECK(slow.rec->finished_calls == 1);
 }
 
 TEST_CASE("repl executor: the output cap truncates and kills") {

@@ -62,6 +62,10 @@ struct executor_options {
     milliseconds warm_max_age{600'000};  // a warm container older than this is replaced
     std::string user = "65534:65534";    // the non-root user programs run as
     std::uint64_t work_dir_bytes = 64 << 20;  // size of the writable work dir (tmpfs)
+    // Every execution's outcome, once, after its listeners got it: the
+    // embedder's record (registryd: metrics). Optional; called inline, must
+    // not throw nor call back into the executor.
+    std::function<void(const outcome&)> on_finished;
 };
 
 struct submission {
