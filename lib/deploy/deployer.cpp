@@ -1,5 +1,6 @@
 // The deployer's public entry points (include/registry/deploy/deployer.hpp);
 // the work is deployer::impl's (deployer_impl.hpp).
+#include "deploy/deploy_names.hpp"
 #include "deploy/deployer_impl.hpp"
 
 #include <registry/deploy/deployer.hpp>
@@ -7,26 +8,10 @@
 namespace registry::deploy {
 
 std::string_view to_string(stage s) noexcept {
-    switch (s) {
-        case stage::uploading: return "uploading";
-        case stage::validating: return "validating";
-        case stage::checking_requirements: return "checking_requirements";
-        case stage::installing: return "installing";
-        case stage::starting: return "starting";
-        case stage::health_gating: return "health_gating";
-        case stage::done: return "done";
-        case stage::rolled_back: return "rolled_back";
-        case stage::failed: return "failed";
-    }
-    return "failed";
+    const std::string_view name = detail::name_of(s);
+    return name.empty() ? "failed" : name;
 }
 
-std::optional<service_command> parse_service_command(std::string_view s) noexcept {
-    if (s == "start") return service_command::start;
-    if (s == "stop") return service_command::stop;
-    if (s == "restart") return service_command::restart;
-    return std::nullopt;
-}
 
 deployer::deployer(class registry& reg, clock& clk, store& st, package_unpacker& unpacker, deployer_options options)
     : impl_(std::make_unique<impl>(reg, clk, st, unpacker, std::move(options))) {}

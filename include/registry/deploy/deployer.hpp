@@ -101,8 +101,6 @@ struct deploy_outcome {
 
 enum class service_command { start, stop, restart };
 
-std::optional<service_command> parse_service_command(std::string_view s) noexcept;
-
 // The outcome of a deploy or an undeploy, for the embedder's log.
 struct operation_record {
     std::string operation;  // "deploy", "undeploy"

@@ -9,6 +9,7 @@
 #include "../request_context.hpp"
 #include "../server_impl.hpp"
 #include "codec/service_record.hpp"
+#include "deploy/deploy_names.hpp"
 #include "codec/time.hpp"
 
 #include <registry/deploy/deployer.hpp>
@@ -58,7 +59,7 @@ struct package_upload_status_params {
 struct service_action_params {
     static constexpr std::string_view action = "service_action";
     std::string instance_id;
-    std::string command;  // start, stop, restart
+    deploy::service_command command{};
 };
 
 struct undeploy_params {
@@ -158,13 +159,7 @@ static bool read_params(decoder& d, const params_element& e, const path& at, pac
 static bool read_params(decoder& d, const params_element& e, const path& at, service_action_params& p) {
     static constexpr std::string_view names[] = {"instance_id", "action"};
     members m{at, names};
-    if (!open(d, e, m) || !required(d, m, "instance_id", p.instance_id) || !required(d, m, "action", p.command)) {
-        return false;
-    }
-    if (p.command != "start" && p.command != "stop" && p.command != "restart") {
-        return d.fail(at.member("action"), "must be one of start, stop, restart");
-    }
-    return true;
+    return open(d, e, m) && required(d, m, "instance_id", p.instance_id) && required(d, m, "action", p.command);
 }
 
 static bool read_params(decoder& d, const params_element& e, const path& at, undeploy_params& p) {
@@ -276,7 +271,7 @@ task<result<void>> on(deploy_module& m, request_context& ctx, service_action_par
     auto d = deployer_of(m);
     if (!d) co_return unexpected{d.err()};
     auto report = progress_to(ctx);
-    auto done = co_await (*d)->control(p.instance_id, *deploy::parse_service_command(p.command), report);
+    auto done = co_await (*d)->control(p.instance_id, p.command, report);
     if (!done) co_return unexpected{done.err()};
     ctx.reply([&](detail::json_writer& w) {
         w.begin_object().key("service");
