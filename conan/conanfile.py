@@ -7,6 +7,7 @@ import os
 
 from conan import ConanFile
 from conan.tools.cmake import CMake, CMakeToolchain, cmake_layout
+from conan.errors import ConanInvalidConfiguration
 from conan.tools.files import copy, load
 
 
@@ -37,9 +38,9 @@ class RegistryConan(ConanFile):
         for pattern in ("CMakeLists.txt", "LICENSE", "cmake/*", "include/*", "lib/*"):
             copy(self, pattern, root, self.export_sources_folder)
 
-    def configure(self):
+    def validate(self):
         if self.options.repl and not self.options.containers:
-            raise ValueError("registry: the repl part runs on the containers part (containers=True)")
+            raise ConanInvalidConfiguration("registry: the repl part runs on the containers part (containers=True)")
 
     def requirements(self):
         self.requires("simdjson/3.0.1")

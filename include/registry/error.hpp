@@ -63,7 +63,8 @@ constexpr std::string_view to_string(errc code) noexcept {
 }
 
 // A field of a domain object's input that breaks its rules, by its path
-// relative to that input ("service.name", "ttl_seconds"). Each domain object
+// relative to that input ("service.name", "ttl_seconds"; empty: the input as
+// a whole). Each domain object
 // checks its own rules; the protocol names the field relative to the request
 // ("params.service.name"), in one place.
 struct field_error {
@@ -84,7 +85,7 @@ inline error invalid_fields(std::vector<field_error> fields) {
     std::string message;
     for (const auto& f : fields) {
         if (!message.empty()) message += "; ";
-        message += f.path + ": " + f.problem;
+        message += f.path.empty() ? f.problem : f.path + ": " + f.problem;
     }
     return error{errc::invalid_request, std::move(message), std::move(fields)};
 }

@@ -36,7 +36,7 @@ result<package_uploads::upload*> package_uploads::find(std::string_view upload_i
 }
 
 task<result<upload_status>> package_uploads::begin(std::uint64_t size, std::string sha256) {
-    if (size == 0) co_return fail(errc::invalid_request, "params.size: must be at least 1");
+    if (size == 0) co_return fail_field("size", "must be at least 1");
     if (size > opts_.max_bytes) {
         co_return fail(errc::payload_too_large, "a package upload is at most " + std::to_string(opts_.max_bytes) +
                                                     " bytes (declared: " + std::to_string(size) + ")");

@@ -100,7 +100,7 @@ using action_handler = task<result<void>> (*)(Module&, request_context&, Params&
 // A domain object's field errors (error::fields) named relative to the
 // request: the one place the protocol prefixes "params." to a path.
 inline error named_in_params(error e) {
-    for (auto& f : e.fields) f.path.insert(0, "params.");
+    for (auto& f : e.fields) f.path = f.path.empty() ? "params" : "params." + f.path;
     return invalid_fields(std::move(e.fields));
 }
 

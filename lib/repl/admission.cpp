@@ -2,6 +2,8 @@
 #include "executor_impl.hpp"
 #include "driver.hpp"
 
+#include "codec/time.hpp"
+
 #include <memory>
 #include <string>
 #include <utility>
@@ -9,10 +11,6 @@
 namespace registry::repl {
 
 namespace {
-
-std::int64_t ms_since_epoch(time_point t) { return t.time_since_epoch().count(); }
-
-std::string join_problems(const std::string& what, const std::string& problem) { return what + ": " + problem; }
 
 bool valid_file_name(std::string_view name) {
     if (name.empty() || name.size() > 255 || name.front() == '/' || name.back() == '/') return false;
@@ -41,8 +39,7 @@ result<limits> executor::impl::resolve(const language& lang, const limit_overrid
     const limits& max = lang.maximum;
     auto bound = [](auto value, auto maximum, const char* field) -> result<void> {
         if (value <= decltype(value){} || value > maximum) {
-            return fail(errc::invalid_request, std::string("params.limits.") + field + ": must be 1-" +
-                                                   std::to_string(maximum) + " for this language");
+            return fail_field(std::string("limits.") + field, "must be 1-" + std::to_string(maximum) + " for this language");
         }
         return {};
     };
@@ -70,7 +67,7 @@ result<limits> executor::impl::resolve(const language& lang, const limit_overrid
     }
     if (o.network) {
         if (*o.network && !max.network) {
-            return fail(errc::invalid_request, "params.limits.network: not allowed for this language");
+            return fail_field("limits.network", "not allowed for this language");
         }
         l.network = *o.network;
     }
@@ -78,37 +75,30 @@ result<limits> executor::impl::resolve(const language& lang, const limit_overrid
 }
 
 result<void> executor::impl::check_sources(const request& req) const {
-    if (req.files.empty()) return fail(errc::invalid_request, "params.files: at least one file is required");
-    if (req.files.size() > opts.max_files) {
-        return fail(errc::invalid_request,
-                    "params.files: at most " + std::to_string(opts.max_files) + " files");
-    }
+    if (req.files.empty()) return fail_field("files", "at least one file is required");
+    if (req.files.size() > opts.max_files) return fail_field("files", "at most " + std::to_string(opts.max_files) + " files");
     std::size_t bytes = req.stdin_data ? req.stdin_data->size() : 0;
     for (std::size_t i = 0; i < req.files.size(); ++i) {
         const auto& f = req.files[i];
-        const std::string at = "params.files[" + std::to_string(i) + "].name";
-        if (!valid_file_name(f.name)) {
-            return fail(errc::invalid_request,
-                        join_problems(at, "must be a relative path without '.', '..' or empty components"));
-        }
+        const std::string at = "files[" + std::to_string(i) + "].name";
+        if (!valid_file_name(f.name)) return fail_field(at, "must be a relative path without '.', '..' or empty components");
         if (f.name == detail::reserved_dir || f.name.starts_with(std::string(detail::reserved_dir) + "/")) {
-            return fail(errc::invalid_request, join_problems(at, "'.repl' is reserved"));
+            return fail_field(at, "'.repl' is reserved");
         }
         for (std::size_t j = 0; j < i; ++j) {
-            if (req.files[j].name == f.name) return fail(errc::invalid_request, join_problems(at, "duplicate"));
+            if (req.files[j].name == f.name) return fail_field(at, "duplicate");
         }
         bytes += f.content.size();
     }
     if (bytes > opts.max_source_bytes) {
-        return fail(errc::invalid_request, "params: files and stdin exceed " +
-                                               std::to_string(opts.max_source_bytes) + " bytes");
+        return fail_field("", "files and stdin exceed " + std::to_string(opts.max_source_bytes) + " bytes");
     }
     if (req.args.size() > opts.max_args) {
-        return fail(errc::invalid_request, "params.args: at most " + std::to_string(opts.max_args));
+        return fail_field("args", "at most " + std::to_string(opts.max_args));
     }
     for (std::size_t i = 0; i < req.args.size(); ++i) {
         if (req.args[i].find('\0') != std::string::npos) {
-            return fail(errc::invalid_request, "params.args[" + std::to_string(i) + "]: must not contain NUL");
+            return fail_field("args[" + std::to_string(i) + "]", "must not contain NUL");
         }
     }
     return {};
@@ -118,7 +108,7 @@ std::string executor::impl::next_id() {
     // Unique across restarts too: the start time in ms, then a counter.
     static constexpr char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
     std::string stamp;
-    for (auto v = static_cast<std::uint64_t>(ms_since_epoch(clk.now())); v; v /= 36) stamp.insert(stamp.begin(), digits[v % 36]);
+    for (auto v = static_cast<std::uint64_t>(registry::detail::ms(clk.now())); v; v /= 36) stamp.insert(stamp.begin(), digits[v % 36]);
     return "x" + stamp + "-" + std::to_string(++started);
 }
 
@@ -130,7 +120,7 @@ result<submission> executor::impl::execute(request req, listener_ptr l,
         if (auto sub = rejoin(*req.idempotency_key, l, accepted)) return *sub;
     }
     const language* lang = find_language(req.language);
-    if (!lang) return fail(errc::invalid_request, "params.language: unknown language '" + req.language + "'");
+    if (!lang) return fail_field("language", "unknown language '" + req.language + "'");
     if (req.files.size() == 1 && req.files.front().name.empty()) req.files.front().name = lang->source_file;
     if (auto ok = check_sources(req); !ok) return unexpected{ok.err()};
     auto lim = resolve(*lang, req.limits);
