@@ -17,12 +17,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// One scratch directory per process, under TMPDIR.
+// One scratch directory per process, under TMPDIR, removed at exit. The path
+// is never destroyed: a static path would be destroyed before the atexit
+// handler that was registered inside its own initialisation runs, and the
+// handler would remove nothing (every run left its directory behind).
 const fs::path& scratch() {
-    static const fs::path dir = [] {
-        fs::path d = fs::temp_directory_path() / ("registry-fuzz-archive-" + std::to_string(::getpid()));
-        fs::remove_all(d);
-        fs::create_directories(d / "box");
+    static const fs::path& dir = *[] {
+        auto* d = new fs::path(fs::temp_directory_path() / ("registry-fuzz-archive-" + std::to_string(::getpid())));
+        fs::remove_all(*d);
+        fs::create_directories(*d / "box");
         std::atexit([] { std::error_code ec; fs::remove_all(scratch(), ec); });
         return d;
     }();
