@@ -71,6 +71,47 @@ void sample(std::string& out, std::string_view name, double v) {
     out += '\n';
 }
 
+// One histogram's series: NAME_bucket (cumulative, then +Inf), NAME_sum and
+// NAME_count, each with `labels` (`key="value",...`, escaped; may be empty).
+template <typename Histogram, std::size_t N>
+void render_histogram(std::string& out, std::string_view name, std::string_view labels,
+                      const std::array<double, N>& bounds, const Histogram& h, int sum_digits = 9) {
+    auto series = [&](std::string_view suffix, std::string_view le) {
+        out += name;
+        out += suffix;
+        if (!labels.empty() || !le.empty()) {
+            out += '{';
+            out += labels;
+            if (!le.empty()) {
+                if (!labels.empty()) out += ',';
+                out += "le=\"";
+                out += le;
+                out += '"';
+            }
+            out += '}';
+        }
+        out += ' ';
+    };
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < N; ++i) {
+        cumulative += h.buckets[i];
+        std::string le;
+        append_double(le, bounds[i]);
+        series("_bucket", le);
+        append_u64(out, cumulative);
+        out += '\n';
+    }
+    series("_bucket", "+Inf");
+    append_u64(out, h.count);
+    out += '\n';
+    series("_sum", "");
+    append_double(out, h.sum, sum_digits);
+    out += '\n';
+    series("_count", "");
+    append_u64(out, h.count);
+    out += '\n';
+}
+
 // name{label="value"} v
 void labelled(std::string& out, std::string_view name, std::string_view label, std::string_view value,
               std::uint64_t v) {
@@ -237,30 +278,7 @@ std::string metrics::render(const gauges& g) const {
     for (const auto* entry : by_action) {
         const std::string a = escape_label_value(entry->first);
         const histogram& h = entry->second.duration;
-        std::uint64_t cumulative = 0;
-        for (std::size_t i = 0; i < duration_buckets.size(); ++i) {
-            cumulative += h.buckets[i];
-            out += "registryd_request_duration_seconds_bucket{action=\"";
-            out += a;
-            out += "\",le=\"";
-            append_double(out, duration_buckets[i]);
-            out += "\"} ";
-            append_u64(out, cumulative);
-            out += '\n';
-        }
-        out += "registryd_request_duration_seconds_bucket{action=\"";
-        out += a;
-        out += "\",le=\"+Inf\"} ";
-        append_u64(out, h.count);
-        out += "\nregistryd_request_duration_seconds_sum{action=\"";
-        out += a;
-        out += "\"} ";
-        append_double(out, h.sum);
-        out += "\nregistryd_request_duration_seconds_count{action=\"";
-        out += a;
-        out += "\"} ";
-        append_u64(out, h.count);
-        out += '\n';
+        render_histogram(out, "registryd_request_duration_seconds", "action=\"" + a + "\"", duration_buckets, h);
     }
 
     header(out, "registryd_events_sent_total", "counter", "Event frames written to WebSocket clients.");
@@ -337,20 +355,7 @@ std::string metrics::render(const gauges& g) const {
         sample(out, "registryd_repl_running", g.repl->running);
         header(out, "registryd_repl_execution_duration_seconds", "histogram",
                "Run time of finished REPL executions, from start to exit (compile step included).");
-        std::uint64_t cumulative = 0;
-        for (std::size_t i = 0; i < repl_buckets.size(); ++i) {
-            cumulative += repl_duration_.buckets[i];
-            out += "registryd_repl_execution_duration_seconds_bucket{le=\"";
-            append_double(out, repl_buckets[i]);
-            out += "\"} ";
-            append_u64(out, cumulative);
-            out += '\n';
-        }
-        out += "registryd_repl_execution_duration_seconds_bucket{le=\"+Inf\"} ";
-        append_u64(out, repl_duration_.count);
-        out += '\n';
-        sample(out, "registryd_repl_execution_duration_seconds_sum", repl_duration_.sum);
-        sample(out, "registryd_repl_execution_duration_seconds_count", repl_duration_.count);
+        render_histogram(out, "registryd_repl_execution_duration_seconds", "", repl_buckets, repl_duration_, 15);
     }
 
     header(out, "registryd_deploys_total", "counter",
