@@ -8,8 +8,10 @@ struct connection::impl {
     std::shared_ptr<session> state;
 };
 
-connection::connection(server& srv, outbox& out, session_id id, std::string source)
-    : impl_(std::make_unique<impl>(impl{std::make_shared<session>(srv, out, id, std::move(source))})) {}
+connection::connection(server& srv, outbox& out, session_id id, std::string source,
+                       std::shared_ptr<const principal> caller)
+    : impl_(std::make_unique<impl>(impl{std::make_shared<session>(
+          srv, out, id, std::move(source), caller ? std::move(caller) : principal::anonymous())})) {}
 
 connection::~connection() { close(); }
 

@@ -42,6 +42,9 @@ public:
     bool answered() const noexcept { return answered_; }
     session_id connection_id() const noexcept { return session_.id(); }
     const std::string& source() const noexcept { return session_.source(); }
+    // Who asks: the owner of what the request creates, checked against the
+    // owner of what it acts on, and the service scope.
+    const ::registry::identity& caller() const noexcept { return session_.caller().who; }
 
     // Sends {"id":..,"type":"response","data":<write_data(w)>}; false if
     // refused. `data_capacity`: see encode_response().

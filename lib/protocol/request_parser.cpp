@@ -4,6 +4,7 @@
 #include "request_parser.hpp"
 
 #include "params_input.hpp"
+#include "session.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -189,6 +190,12 @@ std::variant<task<outcome>, rejection> request_parser::impl::read_frame(const do
     const action_entry* entry = actions.find(action);
     if (!entry) return rejection{std::move(id), {}, error{errc::unknown_action, "unknown action '" + action + "'"}};
     if (!entry->start) return rejection{std::move(id), entry->name, error{errc::unavailable, std::string(entry->absent)}};
+    if (self && !(*self)->caller().permissions.allows(entry->family)) {
+        return rejection{std::move(id), entry->name,
+                         error{errc::forbidden, "'" + (*self)->caller().who.name + "' lacks the permission '" +
+                                                    std::string(to_string(entry->family)) + "' that " +
+                                                    std::string(entry->name) + " needs"}};
+    }
     const path params_at = top.member("params");
     const params_element params = m.get("params");
     params_input in{d, params, params_at};

@@ -25,8 +25,8 @@ namespace registry::protocol {
 
 class session : public std::enable_shared_from_this<session> {
 public:
-    session(server& srv, outbox& out, session_id id, std::string source)
-        : srv_(srv), out_(&out), id_(id), source_(std::move(source)) {}
+    session(server& srv, outbox& out, session_id id, std::string source, std::shared_ptr<const principal> caller)
+        : srv_(srv), out_(&out), id_(id), source_(std::move(source)), caller_(std::move(caller)) {}
     session(const session&) = delete;
     session& operator=(const session&) = delete;
 
@@ -41,6 +41,7 @@ public:
 
     session_id id() const noexcept { return id_; }
     const std::string& source() const noexcept { return source_; }
+    const principal& caller() const noexcept { return *caller_; }
 
     // Queues a frame; false if refused (closed, or a full queue: then the
     // subscriptions stop).
@@ -65,6 +66,7 @@ private:
     outbox* out_;  // not touched once closed: the embedder may have destroyed it
     session_id id_;
     std::string source_;  // the peer's address, for per-source quotas; empty: none
+    std::shared_ptr<const principal> caller_;  // never null
     bool closed_ = false;
     std::map<std::string, std::stop_source, std::less<>> subscriptions_;
     std::uint64_t subscriptions_started_ = 0;  // names them s1, s2, ...

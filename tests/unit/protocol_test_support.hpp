@@ -43,7 +43,9 @@ struct client {
     capture out;
     protocol::connection conn;
 
-    client(protocol::server& srv, session_id id, std::string source = {}) : conn(srv, out, id, std::move(source)) {}
+    client(protocol::server& srv, session_id id, std::string source = {},
+           std::shared_ptr<const protocol::principal> caller = nullptr)
+        : conn(srv, out, id, std::move(source), std::move(caller)) {}
 
     // A request that completes without waiting; returns every frame it caused.
     std::vector<std::string> send(const std::string& frame, std::string_view code = "ok") {

@@ -12,6 +12,7 @@
 #include <registry/async_scope.hpp>
 #include <registry/error.hpp>
 #include <registry/protocol/frame.hpp>
+#include <registry/protocol/permission.hpp>
 #include <registry/registry.hpp>
 #include <registry/task.hpp>
 
@@ -64,7 +65,10 @@ public:
     // `id` identifies the session for session-bound leases; unique per server.
     // `source` names where the connection comes from (registryd: the peer's
     // IP address) for the per-source quotas; empty: counted toward none.
-    connection(server& srv, outbox& out, session_id id, std::string source = {});
+    // `caller`: who the client is and what it may do (null: anonymous, every
+    // permission, as with access control off).
+    connection(server& srv, outbox& out, session_id id, std::string source = {},
+               std::shared_ptr<const principal> caller = nullptr);
     ~connection();  // calls close()
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;

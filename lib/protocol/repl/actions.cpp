@@ -261,7 +261,7 @@ std::unique_ptr<module> add_repl_entries(dispatch_table& t, repl::executor* exec
     if (executor) m = std::make_unique<repl_module>(*executor);
     using M = repl_module;
     using detail::read_params;
-    t.add(make_action<M, repl_languages_params, &read_params, &on>(permission_family::repl, m.get()));
+    t.add(make_action<M, repl_languages_params, &read_params, &on>(permission_family::repl_read, m.get()));
     t.add(make_action<M, repl_execute_params, &read_params, &on>(permission_family::repl, m.get()));
     t.add(make_action<M, repl_cancel_params, &read_params, &on>(permission_family::repl, m.get()));
     return m;
