@@ -22,6 +22,7 @@
 #include "observability/systemd_notify.hpp"
 #include "runtime/asio_clock.hpp"
 #include "runtime/blocking_runner.hpp"
+#include "runtime/reload_hooks.hpp"
 #include "server.hpp"
 #include "store/file_store_port.hpp"
 #include "subsystem_options.hpp"
@@ -171,6 +172,7 @@ public:
           upload_dir_(runner_, (cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir) / "uploads"),
           uploads_(clock_, upload_dir_, upload_options_from(cfg)),
           signals_(ioc, SIGINT, SIGTERM),
+          reload_signal_(ioc, SIGHUP),
           deadline_(ioc),
           shutdown_requested_(ioc),
           drained_(ioc) {
@@ -198,6 +200,7 @@ public:
 
     void start() {
         wait_for_signal();
+        wait_for_reload();
         lifecycle_.on_error([this](std::exception_ptr e) {
             log::error("lifecycle failed", {{"error", describe(e)}});
             exit_code_ = 1;
@@ -323,6 +326,17 @@ private:
         });
     }
 
+    // SIGHUP: every registered reload hook, in order (runtime/reload_hooks.hpp).
+    void wait_for_reload() {
+        reload_signal_.async_wait([this](const boost::system::error_code& ec, int) {
+            if (ec) return;  // cancelled
+            const auto failed = reload_hooks_.run();
+            for (const auto& f : failed) log::error("reload failed, keeping the previous state", {{"what", f.what}, {"error", f.why}});
+            log::info("SIGHUP: reloaded", {{"parts", reload_hooks_.size() - failed.size()}, {"failed", failed.size()}});
+            wait_for_reload();
+        });
+    }
+
     registry::task<void> run() {
         const auto opened = co_await reg_.open();
         if (!opened) {
@@ -425,6 +439,7 @@ private:
         }
         boost::system::error_code ignored;
         signals_.cancel(ignored);
+        reload_signal_.cancel(ignored);
         deadline_.cancel();
         log::info("stopped", {{"exit_code", exit_code_}, {"revision", reg_.revision()}});
         // Completions the store port posted before stop() returned run first.
@@ -491,6 +506,8 @@ private:
     registry::deploy::package_uploads uploads_;
     std::optional<registry::repl::executor> repl_;  // stopped with background_, before it is destroyed
     asio::signal_set signals_;
+    asio::signal_set reload_signal_;
+    registryd::reload_hooks reload_hooks_;  // filled in the constructor's body, run on SIGHUP
     asio::steady_timer deadline_;
     oneshot shutdown_requested_;
     oneshot drained_;
