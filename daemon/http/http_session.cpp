@@ -118,6 +118,11 @@ void http_session::on_read(const error_code& ec) {
         return;
     }
 
+    if (auto file = answer_console(req.method_string(), target)) {
+        respond_console(*file, keep_alive);
+        return;
+    }
+
     if (req.method() == http::verb::get && target == "/healthz") {
         if (st_->reg.available()) {
             respond(http::status::ok, "ok\n", keep_alive);
@@ -159,12 +164,32 @@ void http_session::upgrade() {
 
 void http_session::respond(http::status status, std::string body, bool keep_alive, std::string_view content_type,
                            std::string_view allow) {
+    start_response(status, keep_alive, content_type);
+    if (!allow.empty()) res_->set(http::field::allow, allow);
+    finish_response(std::move(body));
+}
+
+void http_session::respond_console(const console_answer& a, bool keep_alive) {
+    start_response(static_cast<http::status>(a.status), keep_alive, a.content_type);
+    res_->set("Content-Security-Policy", console_security_policy);
+    res_->set("X-Content-Type-Options", "nosniff");
+    res_->set("Referrer-Policy", "no-referrer");
+    // Always revalidated: a new registryd serves its own console at once.
+    res_->set(http::field::cache_control, "no-cache");
+    if (a.status == 405) res_->set(http::field::allow, "GET");
+    if (!a.location.empty()) res_->set(http::field::location, a.location);
+    finish_response(std::string(a.body));
+}
+
+void http_session::start_response(http::status status, bool keep_alive, std::string_view content_type) {
     if (st_->shutting_down) keep_alive = false;
     res_.emplace(status, parser_->get().version());
     res_->set(http::field::server, server_name);
     res_->set(http::field::content_type, content_type);
-    if (!allow.empty()) res_->set(http::field::allow, allow);
     res_->keep_alive(keep_alive);
+}
+
+void http_session::finish_response(std::string body) {
     res_->body() = std::move(body);
     res_->prepare_payload();
     writing_ = true;

@@ -5,6 +5,7 @@
 // (http/handshake) and the bytes read past it, to a ws_session.
 #pragma once
 
+#include "http/console_files.hpp"
 #include "http/source_slot.hpp"
 #include "server.hpp"
 
@@ -45,6 +46,9 @@ private:
     void upgrade();
     void respond(boost::beast::http::status status, std::string body, bool keep_alive,
                  std::string_view content_type = "text/plain; charset=utf-8", std::string_view allow = {});
+    void respond_console(const console_answer& a, bool keep_alive);
+    void start_response(boost::beast::http::status status, bool keep_alive, std::string_view content_type);
+    void finish_response(std::string body);
     void on_write(const boost::system::error_code& ec);
     void linger();
 
