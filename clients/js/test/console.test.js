@@ -135,6 +135,24 @@ describe('the web console in chromium', () => {
     await page.locator('.vlist .row[data-instance="console-api-1"]').waitFor({ state: 'detached' });
   });
 
+  test('services: 2,000 instances stay a virtualised list (a few dozen rows in the DOM), filtered at once', async () => {
+    await view('services');
+    const names = Array.from({ length: 2000 }, (_, i) => `bulk-${String(i).padStart(4, '0')}`);
+    for (let i = 0; i < names.length; i += 200) {
+      await Promise.all(names.slice(i, i + 200).map((n, j) => node.register({ service: service('bulk', n, 20000 + i + j), ttl_seconds: 120 })));
+    }
+    await page.waitForFunction(() => /^2\d{3} of 2\d{3} instances/.test(document.querySelector('#view-services .count').textContent), null, { timeout: 60_000 });
+    const rows = await page.$$eval('#view-services .vlist .row', (r) => r.length);
+    assert.ok(rows > 5 && rows < 80, `${rows} rows in the DOM`);
+    await page.$eval('#view-services .vlist', (v) => { v.scrollTop = v.scrollHeight; });
+    await page.locator('.vlist .row[data-instance="bulk-1999"]').waitFor();
+    await page.fill('#svc-filter-name', 'bulk-123');
+    await page.waitForFunction(() => /^10 of /.test(document.querySelector('#view-services .count').textContent));
+    await page.fill('#svc-filter-name', '');
+    await Promise.all(names.map((n) => node.deregister(n)));
+    await page.waitForFunction(() => !/^2\d{3} of/.test(document.querySelector('#view-services .count').textContent), null, { timeout: 60_000 });
+  });
+
   test('events: the live stream, newest first, paused and resumed, replayed from a revision', async () => {
     await view('events');
     await page.waitForFunction(() => document.querySelector('#view-events .notice').textContent === 'Live.');
