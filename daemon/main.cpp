@@ -24,6 +24,7 @@
 #include "runtime/blocking_runner.hpp"
 #include "runtime/reload_hooks.hpp"
 #include "server.hpp"
+#include "store/etcd_store_port.hpp"
 #include "store/file_store_port.hpp"
 #include "subsystem_options.hpp"
 
@@ -150,11 +151,36 @@ void raise_fd_limit(const registryd::config& cfg) {
     }
 }
 
+// The embedded store in the data directory, recovered; null (logged) if it cannot be opened.
+std::unique_ptr<registry::file_store> open_file_store(const registryd::config& cfg) {
+    registry::file_store_options store_options;
+    store_options.compact_journal_bytes = cfg.store.compact_journal_bytes;
+    auto opened = registry::file_store::open(cfg.data_dir, std::move(store_options));
+    if (!opened) {
+        log::error("cannot open the data directory", {{"data_dir", cfg.data_dir.string()},
+                                                      {"code", registry::to_string(opened.err().code)},
+                                                      {"error", opened.err().message}});
+        return nullptr;
+    }
+    std::unique_ptr<registry::file_store> store = std::move(opened).value();
+    const auto& r = store->stats().recovery;
+    log::info("store opened", {{"snapshot_loaded", r.snapshot_loaded},
+                               {"snapshot_revision", r.snapshot_revision},
+                               {"records_replayed", r.records_replayed},
+                               {"records_skipped", r.records_skipped},
+                               {"truncated_tail_bytes", r.truncated_tail_bytes},
+                               {"removed_temporary_files", r.removed_temporary_files}});
+    if (r.truncated_tail_bytes > 0) {
+        log::warn("store: a torn or corrupt journal tail was cut off", {{"bytes", r.truncated_tail_bytes}});
+    }
+    return store;
+}
+
 // The daemon's lifecycle, run as one coroutine on the io thread.
 class daemon_app {
 public:
     daemon_app(asio::io_context& ioc, const registryd::config& cfg, std::optional<std::filesystem::path> port_file,
-               registryd::file_store_port& port)
+               registryd::daemon_store& port)
         : ioc_(ioc),
           cfg_(cfg),
           port_file_(std::move(port_file)),
@@ -487,7 +513,7 @@ private:
     asio::io_context& ioc_;
     const registryd::config& cfg_;
     std::optional<std::filesystem::path> port_file_;
-    registryd::file_store_port& port_;
+    registryd::daemon_store& port_;
     registryd::asio_clock clock_;
     registryd::metrics metrics_;  // before the subsystems that count into it
     registry::registry reg_;
@@ -574,35 +600,22 @@ int main(int argc, char** argv) {
     raise_fd_limit(cfg);
     log::info("memory budget", {{"memory_budget_bytes", cfg.limits.memory_budget_bytes}});
 
-    registry::file_store_options store_options;
-    store_options.compact_journal_bytes = cfg.store.compact_journal_bytes;
-    auto opened = registry::file_store::open(cfg.data_dir, std::move(store_options));
-    if (!opened) {
-        log::error("cannot open the data directory", {{"data_dir", cfg.data_dir.string()},
-                                                      {"code", registry::to_string(opened.err().code)},
-                                                      {"error", opened.err().message}});
-        return 1;
-    }
-    std::unique_ptr<registry::file_store> store = std::move(opened).value();
-    {
-        const auto& r = store->stats().recovery;
-        log::info("store opened", {{"snapshot_loaded", r.snapshot_loaded},
-                                   {"snapshot_revision", r.snapshot_revision},
-                                   {"records_replayed", r.records_replayed},
-                                   {"records_skipped", r.records_skipped},
-                                   {"truncated_tail_bytes", r.truncated_tail_bytes},
-                                   {"removed_temporary_files", r.removed_temporary_files}});
-        if (r.truncated_tail_bytes > 0) {
-            log::warn("store: a torn or corrupt journal tail was cut off",
-                      {{"bytes", r.truncated_tail_bytes}});
-        }
-    }
-
     int code = 0;
     try {
         asio::io_context ioc{1};  // one thread runs it
-        registryd::file_store_port port(ioc, *store);
-        daemon_app app(ioc, cfg, cli.port_file, port);
+        std::unique_ptr<registry::file_store> files;  // kind: file
+        std::unique_ptr<registryd::daemon_store> port;
+        if (cfg.store.type == registryd::config::store_section::kind::etcd) {
+            const auto& e = cfg.store.etcd;
+            port = std::make_unique<registryd::etcd_store_port>(
+                ioc, registryd::etcd_options{e.endpoints, e.prefix, e.dial_timeout, e.request_timeout});
+            log::info("store: etcd", {{"endpoints", e.endpoints.front()}, {"prefix", e.prefix}});
+        } else {
+            files = open_file_store(cfg);
+            if (!files) return 1;
+            port = std::make_unique<registryd::file_store_port>(ioc, *files);
+        }
+        daemon_app app(ioc, cfg, cli.port_file, *port);
         asio::post(ioc, [&app] { app.start(); });
         ioc.run();
         code = app.exit_code();

@@ -161,6 +161,44 @@ public:
                 auto& S = cfg_.store;
                 section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
                     if (k == "compact_journal_bytes") return set_bytes(S.compact_journal_bytes, n, path, 1);
+                    if (k == "kind") {
+                        const std::string kind = scalar(n, path);
+                        if (kind == "file") {
+                            S.type = config::store_section::kind::file;
+                        } else if (kind == "etcd") {
+                            S.type = config::store_section::kind::etcd;
+                        } else {
+                            fail(at(n, path) + "must be file or etcd");
+                        }
+                        return true;
+                    }
+                    if (k == "etcd") {
+                        auto& E = S.etcd;
+                        section(n, path, [&](const std::string& ek, const YAML::Node& en, const std::string& ep) {
+                            if (ek == "endpoints") {
+                                if (!en.IsSequence() || en.size() == 0) fail(at(en, ep) + "must be a non-empty list");
+                                E.endpoints.clear();
+                                for (std::size_t i = 0; i < en.size(); ++i) {
+                                    std::string e = scalar(en[i], ep + "[" + std::to_string(i) + "]");
+                                    while (e.size() > 7 && e.back() == '/') e.pop_back();
+                                    if (!e.starts_with("http://")) {
+                                        fail(at(en[i], ep) + "must be http://HOST:PORT (etcd's client URL; https is not supported yet)");
+                                    }
+                                    E.endpoints.push_back(std::move(e));
+                                }
+                                return true;
+                            }
+                            if (ek == "prefix") {
+                                E.prefix = scalar(en, ep);
+                                if (E.prefix.empty() || E.prefix.back() != '/') fail(at(en, ep) + "must end with '/'");
+                                return true;
+                            }
+                            if (ek == "dial_timeout_ms") return set_millis(E.dial_timeout, en, ep, 1);
+                            if (ek == "request_timeout_ms") return set_millis(E.request_timeout, en, ep, 1);
+                            return false;
+                        });
+                        return true;
+                    }
                     return false;
                 });
             } else if (key == "deploy") {

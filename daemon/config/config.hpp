@@ -119,9 +119,18 @@ struct config {
     } containers;
 
     struct store_section {
+        enum class kind { file, etcd };
+        kind type = kind::file;
         // Rewrite the journal into a snapshot once it grows past this
         // (registry::file_store_options::compact_journal_bytes).
         std::uint64_t compact_journal_bytes = 8ull << 20;
+        // kind: etcd (store/etcd_store_port.hpp).
+        struct etcd_section {
+            std::vector<std::string> endpoints{"http://127.0.0.1:2379"};
+            std::string prefix = "/registry/";
+            std::chrono::milliseconds dial_timeout{2000};
+            std::chrono::milliseconds request_timeout{5000};
+        } etcd;
     } store;
 
     // Package deployment (docs/protocol.md, "Deployment").

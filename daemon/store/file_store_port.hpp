@@ -11,7 +11,7 @@
 // All members but fsyncs() are called on the io_context's thread.
 #pragma once
 
-#include <registry/ports/store.hpp>
+#include "store/daemon_store.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -26,7 +26,7 @@ class file_store;
 
 namespace registryd {
 
-class file_store_port final : public registry::store {
+class file_store_port final : public daemon_store {
 public:
     file_store_port(boost::asio::io_context& io, registry::file_store& fs);
     file_store_port(const file_store_port&) = delete;
@@ -40,10 +40,10 @@ public:
     // durable (or failed) and joins the writer thread. The commits still
     // suspended are resumed by completions already posted to the io_context.
     // Later commits fail with store_error.
-    void stop();
+    void stop() override;
 
     // Syncs done by the file_store so far; readable from any thread.
-    std::uint64_t fsyncs() const noexcept;
+    std::uint64_t fsyncs() const noexcept override;
 
 private:
     class writer;

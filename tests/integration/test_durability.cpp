@@ -1,4 +1,6 @@
-// Durability: a clean restart, and kill -9 under load.
+// Durability: a clean restart, and kill -9 under load, on the embedded file
+// store and on etcd (store.kind: etcd, a real etcd started by the test).
+#include "etcd_server.hpp"
 #include "harness.hpp"
 
 #include <doctest/doctest.h>
@@ -21,8 +23,11 @@ using it::str;
 using namespace std::chrono_literals;
 namespace json = it::json;
 
-TEST_CASE("integration: a clean restart keeps every service with the same lease deadline") {
-    it::registryd d;
+namespace {
+
+// `config`: the store's (empty: the embedded file store).
+void check_clean_restart(const std::string& config) {
+    it::registryd d(config);
     IT_DIAGNOSE(d);
 
     struct record {
@@ -96,11 +101,27 @@ TEST_CASE("integration: a clean restart keeps every service with the same lease 
     CHECK(st2.clean());
 }
 
+// The configuration of a registryd that keeps its registry in `etcd`.
+std::string etcd_store(const it::etcd_server& etcd, const std::string& prefix = "/registry/") {
+    return "store:\n  kind: etcd\n  etcd:\n    endpoints: [\"" + etcd.client_url() + "\"]\n    prefix: " + prefix + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("integration: a clean restart keeps every service with the same lease deadline") { check_clean_restart(""); }
+
+TEST_CASE("integration: a clean restart on the etcd store keeps every service with the same lease deadline") {
+    it::etcd_server etcd;
+    check_clean_restart(etcd_store(etcd));
+}
+
 namespace {
 
 // Rounds of pipelined registrations from several connections, each ended by
 // kill -9 at some moment; after each restart every acknowledged one is there.
-void check_kill9_under_load(const std::string& extra_config) {
+// `snapshots`: the file store compacts (a small compact_journal_bytes), so a
+// restart recovers from a snapshot.
+void check_kill9_under_load(const std::string& extra_config, bool snapshots = false) {
     std::string summary;  // reported after the daemon is gone (no stderr dump)
     {
         // Large list_services answers must fit the outbound queue.
@@ -222,7 +243,7 @@ void check_kill9_under_load(const std::string& extra_config) {
         }
         // With a small compact_journal_bytes the rounds compacted, and the
         // restarts recovered from a snapshot.
-        if (!extra_config.empty()) CHECK(std::filesystem::exists(d.data_dir() / "snapshot"));
+        if (snapshots) CHECK(std::filesystem::exists(d.data_dir() / "snapshot"));
         summary = "kill -9 under load:\n" + report.str();
         const it::exit_status st = d.terminate();
         INFO("final exit: ", st.describe());
@@ -238,5 +259,10 @@ TEST_CASE("integration: kill -9 under load loses no acknowledged registration") 
 TEST_CASE("integration: kill -9 under load with frequent compactions loses no acknowledged registration") {
     // A snapshot every 64 KiB of journal: kills land before, during and after
     // compactions, whose values are copied from the old snapshot and journal.
-    check_kill9_under_load("store:\n  compact_journal_bytes: 65536\n");
+    check_kill9_under_load("store:\n  compact_journal_bytes: 65536\n", true);
+}
+
+TEST_CASE("integration: kill -9 under load on the etcd store loses no acknowledged registration") {
+    it::etcd_server etcd;
+    check_kill9_under_load(etcd_store(etcd));
 }

@@ -1,0 +1,19 @@
+// What registryd needs of its store besides the registry's port: to stop it
+// at shutdown (everything queued is durable or failed) and a count of the
+// durable writes it made (registryd_store_fsyncs_total: the file store's
+// fdatasyncs, etcd's committed transactions).
+#pragma once
+
+#include <registry/ports/store.hpp>
+
+#include <cstdint>
+
+namespace registryd {
+
+class daemon_store : public registry::store {
+public:
+    virtual void stop() = 0;
+    virtual std::uint64_t fsyncs() const noexcept = 0;
+};
+
+}  // namespace registryd

@@ -1,0 +1,285 @@
+#include "store/etcd_store_port.hpp"
+
+#include "engine/engine_http.hpp"
+#include "store/base64.hpp"
+
+#include "codec/json_writer.hpp"
+
+#include <registry/async_scope.hpp>
+
+#include <simdjson.h>
+
+#include <charconv>
+#include <coroutine>
+#include <exception>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+namespace registryd {
+
+namespace {
+
+namespace dom = simdjson::dom;
+using registry::store_error;
+
+constexpr std::string_view revision_key = "meta/revision";
+constexpr std::size_t range_page = 1000;
+// etcd's default --max-txn-ops: a group of batches is split to fit (a single
+// batch beyond it is sent whole and refused by an etcd that keeps the default).
+constexpr std::size_t max_txn_ops = 128;
+
+// The first key after every key that starts with `prefix` (etcd's range_end).
+std::string prefix_end(std::string prefix) {
+    while (!prefix.empty()) {
+        if (static_cast<unsigned char>(prefix.back()) < 0xff) {
+            prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+            return prefix;
+        }
+        prefix.pop_back();
+    }
+    return std::string(1, '\0');  // every key
+}
+
+std::uint64_t to_u64(std::string_view s) {
+    std::uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size()) throw store_error("etcd: not a revision: '" + std::string(s) + "'");
+    return v;
+}
+
+std::string tcp_uri(const std::string& endpoint) {
+    if (endpoint.starts_with("http://")) return "tcp://" + endpoint.substr(7);
+    return endpoint;  // config validation allows http:// only
+}
+
+// A commit suspended until its transaction is answered; in its coroutine frame.
+struct waiter {
+    std::coroutine_handle<> handle;
+    std::exception_ptr error;
+};
+
+}  // namespace
+
+class etcd_store_port::impl : public std::enable_shared_from_this<impl> {
+public:
+    impl(boost::asio::io_context& io, etcd_options o) : opts_(std::move(o)) {
+        for (const auto& e : opts_.endpoints) {
+            auto endpoint = engine_endpoint::parse(tcp_uri(e));
+            if (!endpoint) throw std::invalid_argument("etcd endpoint " + e + ": " + endpoint.err().message);
+            clients_.emplace_back(io, *endpoint,
+                                  http_client_options{opts_.dial_timeout, opts_.request_timeout, 64u << 20});
+        }
+        flushes_.on_error([](std::exception_ptr) {});  // flush() catches what it can report
+    }
+
+    registry::task<std::uint64_t> load(std::string prefix, registry::store_visitor each) {
+        const std::string from = opts_.prefix + prefix;
+        const std::string end = prefix_end(from);
+        std::string next = from;
+        for (;;) {
+            std::string body;
+            registry::detail::json_writer w(body);
+            w.begin_object()
+                .key("key").string(base64_encode(next))
+                .key("range_end").string(base64_encode(end))
+                .key("limit").number(range_page)
+                .end_object();
+            dom::element doc = co_await call("/v3/kv/range", std::move(body));
+            dom::array kvs;
+            if (doc["kvs"].get(kvs) == simdjson::SUCCESS) {
+                std::string last;
+                for (dom::element kv : kvs) {
+                    auto key = base64_decode(string_of(kv, "key"));
+                    std::string_view v64;
+                    auto value = kv["value"].get(v64) == simdjson::SUCCESS ? base64_decode(v64) : std::optional<std::string>{""};
+                    if (!key || !value || !key->starts_with(opts_.prefix)) throw store_error("etcd: a key or value is not base64");
+                    const std::string_view relative = std::string_view(*key).substr(opts_.prefix.size());
+                    if (relative != revision_key) each(relative, *value);
+                    last = std::move(*key);
+                }
+                bool more = false;
+                if (doc["more"].get(more) == simdjson::SUCCESS && more && !last.empty()) {
+                    next = last + '\0';
+                    continue;
+                }
+            }
+            break;
+        }
+        co_return co_await stored_revision();
+    }
+
+    registry::task<void> commit(registry::store_batch batch) {
+        if (stopped_) throw store_error("etcd store: stopped");
+        if (poisoned_) std::rethrow_exception(poisoned_);
+        waiter w;
+        queued_.push_back({std::move(batch), &w});
+        if (!flushing_) {
+            flushing_ = true;
+            flushes_.spawn(flush(shared_from_this()));
+        }
+        struct awaiter {
+            waiter& w;
+            bool await_ready() const noexcept { return false; }
+            void await_suspend(std::coroutine_handle<> h) noexcept { w.handle = h; }
+            void await_resume() const {
+                if (w.error) std::rethrow_exception(w.error);
+            }
+        };
+        co_await awaiter{w};
+    }
+
+    void stop() {
+        stopped_ = true;
+        fail(std::make_exception_ptr(store_error("etcd store: stopped")), std::move(queued_));
+        queued_.clear();
+    }
+
+    std::uint64_t txns() const noexcept { return txns_; }
+
+private:
+    struct queued {
+        registry::store_batch batch;
+        waiter* w;
+    };
+
+    static std::string_view string_of(dom::element e, const char* field) {
+        std::string_view s;
+        if (e[field].get(s) != simdjson::SUCCESS) throw store_error(std::string("etcd: no '") + field + "' in its answer");
+        return s;
+    }
+
+    // POSTs to the first endpoint that answers; the answer's JSON, or store_error.
+    registry::task<dom::element> call(std::string target, std::string body) {
+        std::string problem;
+        for (std::size_t tried = 0; tried < clients_.size(); ++tried) {
+            const std::size_t i = (current_ + tried) % clients_.size();
+            http_request req{"POST", target, body, "application/json", false};
+            auto r = co_await clients_[i].request(std::move(req));
+            if (!r) {
+                problem = opts_.endpoints[i] + ": " + r.err().message;
+                continue;
+            }
+            current_ = i;
+            dom::element doc;
+            if (parser_.parse(r->body).get(doc) != simdjson::SUCCESS) {
+                throw store_error("etcd " + opts_.endpoints[i] + target + ": HTTP " + std::to_string(r->status) +
+                                  " with a body that is not JSON");
+            }
+            if (r->status != 200) {
+                std::string_view message;
+                if (doc["message"].get(message) != simdjson::SUCCESS) message = "no message";
+                throw store_error("etcd " + opts_.endpoints[i] + target + ": HTTP " + std::to_string(r->status) + ": " +
+                                  std::string(message));
+            }
+            co_return doc;
+        }
+        throw store_error("etcd unreachable: " + problem);
+    }
+
+    registry::task<std::uint64_t> stored_revision() {
+        std::string body;
+        registry::detail::json_writer w(body);
+        w.begin_object().key("key").string(base64_encode(opts_.prefix + std::string(revision_key))).end_object();
+        dom::element doc = co_await call("/v3/kv/range", std::move(body));
+        dom::array kvs;
+        if (doc["kvs"].get(kvs) != simdjson::SUCCESS || kvs.size() == 0) co_return 0;
+        auto value = base64_decode(string_of(*kvs.begin(), "value"));
+        if (!value) throw store_error("etcd: the revision is not base64");
+        co_return to_u64(*value);
+    }
+
+    // Sends what is queued, in transactions of at most max_txn_ops, until
+    // nothing is; resumes each group's commits in order once etcd answered.
+    static registry::task<void> flush(std::shared_ptr<impl> self) {
+        while (!self->queued_.empty() && !self->stopped_) {
+            std::vector<queued> group;
+            std::map<std::string, std::optional<std::string>> writes;  // a key once per txn: etcd refuses repeats
+            std::uint64_t revision = 0;
+            while (!self->queued_.empty()) {
+                auto& next = self->queued_.front();
+                std::size_t adds = 0;
+                for (const auto& m : next.batch.mutations) adds += writes.contains(m.key) ? 0 : 1;
+                if (!group.empty() && writes.size() + adds + 1 > max_txn_ops) break;
+                for (auto& m : next.batch.mutations) writes[m.key] = m.value;
+                revision = std::max(revision, next.batch.revision);
+                group.push_back(std::move(next));
+                self->queued_.erase(self->queued_.begin());
+            }
+            std::exception_ptr error;
+            try {
+                co_await self->send(writes, revision);
+                ++self->txns_;
+            } catch (...) {
+                error = std::current_exception();
+                self->poisoned_ = error;
+            }
+            for (auto& q : group) {
+                q.w->error = error;
+                q.w->handle.resume();
+            }
+            if (error) {
+                fail(error, std::move(self->queued_));
+                self->queued_.clear();
+            }
+        }
+        self->flushing_ = false;
+    }
+
+    registry::task<void> send(const std::map<std::string, std::optional<std::string>>& writes, std::uint64_t revision) {
+        std::string body;
+        registry::detail::json_writer w(body);
+        w.begin_object().key("success").begin_array();
+        for (const auto& [key, value] : writes) {
+            const std::string k = base64_encode(opts_.prefix + key);
+            if (value) {
+                w.begin_object().key("request_put").begin_object().key("key").string(k).key("value").string(
+                    base64_encode(*value)).end_object().end_object();
+            } else {
+                w.begin_object().key("request_delete_range").begin_object().key("key").string(k).end_object().end_object();
+            }
+        }
+        w.begin_object().key("request_put").begin_object()
+            .key("key").string(base64_encode(opts_.prefix + std::string(revision_key)))
+            .key("value").string(base64_encode(std::to_string(revision)))
+            .end_object().end_object();
+        w.end_array().end_object();
+        co_await call("/v3/kv/txn", std::move(body));
+    }
+
+    static void fail(std::exception_ptr error, std::vector<queued> waiting) {
+        for (auto& q : waiting) {
+            q.w->error = error;
+            q.w->handle.resume();
+        }
+    }
+
+    etcd_options opts_;
+    std::vector<engine_http_client> clients_;
+    std::size_t current_ = 0;
+    dom::parser parser_;  // the io thread's; an element is read before the next call
+    std::vector<queued> queued_;
+    bool flushing_ = false;
+    bool stopped_ = false;
+    std::exception_ptr poisoned_;
+    std::uint64_t txns_ = 0;
+    registry::async_scope flushes_;
+};
+
+etcd_store_port::etcd_store_port(boost::asio::io_context& io, etcd_options options)
+    : impl_(std::make_shared<impl>(io, std::move(options))) {}
+
+etcd_store_port::~etcd_store_port() { stop(); }
+
+registry::task<std::uint64_t> etcd_store_port::load(std::string prefix, registry::store_visitor each) {
+    return impl_->load(std::move(prefix), std::move(each));
+}
+
+registry::task<void> etcd_store_port::commit(registry::store_batch batch) { return impl_->commit(std::move(batch)); }
+
+void etcd_store_port::stop() { impl_->stop(); }
+
+std::uint64_t etcd_store_port::fsyncs() const noexcept { return impl_->txns(); }
+
+}  // namespace registryd

@@ -1,0 +1,63 @@
+// registry::store over etcd (v3.4+), through its JSON gateway (/v3/kv/...)
+// with the daemon's own HTTP client: one registryd keeps its registry in an
+// etcd cluster instead of a local file (config `store.kind: etcd`).
+//
+// Layout under `prefix`: each registry key as is, and `prefix` + "meta/revision"
+// holding the registry's revision (decimal), written in the same
+// transaction as every batch. commit() queues its batch and suspends;
+// whenever no transaction is in flight, everything queued goes out as one
+// (group commit: etcd orders and persists it as one raft entry), and the
+// commits resume in submission order once etcd answered. A failed
+// transaction fails its group and poisons the store, as the file store does:
+// what etcd applied is then unknown to this process, and only a restart
+// (which loads what etcd holds) can tell.
+//
+// Endpoints are tried in order, each within `dial_timeout`; a request gets
+// `request_timeout`. This is the single-registryd mode of etcd; several
+// registryd sharing one registry (one revision line, watches, an elected
+// expirer) are the rest of issue #17.
+#pragma once
+
+#include "store/daemon_store.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace registryd {
+
+struct etcd_options {
+    std::vector<std::string> endpoints{"http://127.0.0.1:2379"};  // http://host:port
+    std::string prefix = "/registry/";
+    std::chrono::milliseconds dial_timeout{2000};
+    std::chrono::milliseconds request_timeout{5000};
+};
+
+class etcd_store_port final : public daemon_store {
+public:
+    etcd_store_port(boost::asio::io_context& io, etcd_options options);
+    etcd_store_port(const etcd_store_port&) = delete;
+    etcd_store_port& operator=(const etcd_store_port&) = delete;
+    ~etcd_store_port() override;
+
+    registry::task<std::uint64_t> load(std::string prefix, registry::store_visitor each) override;
+    registry::task<void> commit(registry::store_batch batch) override;
+
+    // Later commits fail; the ones queued fail too (their transaction was
+    // never sent). A transaction in flight completes on the io_context.
+    void stop() override;
+    // Transactions etcd acknowledged.
+    std::uint64_t fsyncs() const noexcept override;
+
+private:
+    class impl;
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace registryd

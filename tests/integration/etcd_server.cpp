@@ -1,0 +1,89 @@
+#include "etcd_server.hpp"
+
+#include "deploy_support.hpp"
+
+#include <csignal>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace it {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* etcd_binary = "/usr/bin/etcd";
+
+}  // namespace
+
+bool etcd_available() { return ::access(etcd_binary, X_OK) == 0; }
+
+etcd_server::etcd_server() : client_port_(deploy::free_port()), peer_port_(deploy::free_port()) { start(); }
+
+etcd_server::~etcd_server() { stop(); }
+
+std::string etcd_server::client_url() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
+
+void etcd_server::start() {
+    const fs::path d = dir_.path();
+    const std::string data = (d / "data").string();
+    const std::string client = client_url();
+    const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
+    const std::string logfile = (d / "etcd.log").string();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+        const int fd = ::open(logfile.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+        }
+        const std::string initial = "t=" + peer;
+        ::execl(etcd_binary, etcd_binary, "--name", "t", "--data-dir", data.c_str(), "--listen-client-urls",
+                client.c_str(), "--advertise-client-urls", client.c_str(), "--listen-peer-urls", peer.c_str(),
+                "--initial-advertise-peer-urls", peer.c_str(), "--initial-cluster", initial.c_str(),
+                static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    if (pid_ < 0) throw failure("fork failed");
+    // Up once the JSON gateway answers a range.
+    const auto deadline = steady::now() + scaled(ms(20000));
+    for (;;) {
+        const http_response r = [&] {
+            try {
+                return http_get("127.0.0.1", client_port_, "/health", ms(1000));
+            } catch (const std::exception&) {
+                return http_response{};
+            }
+        }();
+        if (r.status == 200 && r.body.find("true") != std::string::npos) return;
+        int status = 0;
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            throw failure("etcd exited at start: " + log());
+        }
+        if (steady::now() > deadline) throw failure("etcd did not come up: " + log());
+        ::usleep(50000);
+    }
+}
+
+void etcd_server::stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+}
+
+std::string etcd_server::log() const {
+    std::ifstream in(dir_.path() / "etcd.log");
+    std::stringstream s;
+    s << in.rdbuf();
+    std::string text = s.str();
+    return text.size() > 4000 ? text.substr(text.size() - 4000) : text;
+}
+
+}  // namespace it

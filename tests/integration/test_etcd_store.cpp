@@ -1,0 +1,95 @@
+// registryd on the etcd store (store.kind: etcd), against a real etcd: what
+// etcd trouble looks like to clients, and registries kept apart by prefix.
+// Durability under kill -9 and clean restarts on etcd are in
+// test_durability.cpp, with the same checks as on the file store.
+#include "etcd_server.hpp"
+#include "harness.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using it::num;
+using it::str;
+using namespace std::chrono_literals;
+namespace json = it::json;
+
+namespace {
+
+std::string etcd_config(const it::etcd_server& etcd, const std::string& prefix, int request_timeout_ms = 2000) {
+    return "store:\n  kind: etcd\n  etcd:\n    endpoints: [\"" + etcd.client_url() + "\"]\n    prefix: " + prefix +
+           "\n    dial_timeout_ms: 500\n    request_timeout_ms: " + std::to_string(request_timeout_ms) + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("etcd store: registryd on etcd with a prefix each: two registries on one etcd do not mix") {
+    it::etcd_server etcd;
+    it::registryd a(etcd_config(etcd, "/team-a/"));
+    it::registryd b(etcd_config(etcd, "/team-b/"));
+    IT_DIAGNOSE(a);
+    IT_DIAGNOSE(b);
+    it::ws_client ca(a), cb(b);
+    ca.call("register", it::registration(it::service("web", "web-a"), 300));
+    cb.call("register", it::registration(it::service("web", "web-b"), 300));
+    const json::value la = ca.call("list_services");
+    REQUIRE(it::arr(la, "/services").size() == 1);
+    CHECK(str(la, "/services/0/instance_id") == "web-a");
+    ca.close();
+    cb.close();
+    // A registryd that starts on team-b's prefix (another data directory) has team-b's registry.
+    CHECK(b.terminate().clean());
+    it::registryd b2(etcd_config(etcd, "/team-b/"));
+    it::ws_client c2(b2);
+    const json::value lb = c2.call("list_services");
+    REQUIRE(it::arr(lb, "/services").size() == 1);
+    CHECK(str(lb, "/services/0/instance_id") == "web-b");
+}
+
+TEST_CASE("etcd store: etcd gone: changes fail with unavailable within the timeout, /healthz says so, reads go on") {
+    it::etcd_server etcd;
+    it::registryd d(etcd_config(etcd, "/registry/", 1500));
+    IT_DIAGNOSE(d);
+    it::ws_client c(d);
+    c.call("register", it::registration(it::service("api", "api-1"), 300));
+    CHECK(it::http_get(d.host(), d.port(), "/healthz").status == 200);
+
+    etcd.stop();
+    const auto t0 = it::steady::now();
+    const json::value refused = c.request("register", it::registration(it::service("api", "api-2"), 300));
+    const auto took = it::steady::now() - t0;
+    INFO(it::dump(refused));
+    CHECK(it::error_code(refused) == "unavailable");
+    CHECK(took < it::scaled(10s));
+    CHECK(it::http_get(d.host(), d.port(), "/healthz").status == 503);
+    // What registryd holds is still served.
+    CHECK(str(c.call("get_service", json::object{{"instance_id", "api-1"}}), "/service/name") == "api");
+    c.close();
+    d.terminate();
+
+    // etcd back: a registryd started on it has every acknowledged change, and nothing that was refused.
+    etcd.start();
+    it::registryd again(etcd_config(etcd, "/registry/"));
+    it::ws_client c2(again);
+    const json::value listed = c2.call("list_services");
+    REQUIRE(it::arr(listed, "/services").size() == 1);
+    CHECK(str(listed, "/services/0/instance_id") == "api-1");
+    c2.call("register", it::registration(it::service("api", "api-2"), 300));
+}
+
+TEST_CASE("etcd store: a registryd whose etcd is unreachable at start exits with an error naming it") {
+    it::etcd_server etcd;
+    const std::string config = etcd_config(etcd, "/registry/", 1000);
+    etcd.stop();
+    it::registryd d(config, false);
+    CHECK_THROWS(d.start(it::scaled(15s)));
+    CHECK(d.diagnostics().find("etcd unreachable") != std::string::npos);
+}
+
+TEST_CASE("etcd store: a bad store section stops registryd with exit 2 and names the key") {
+    it::registryd d("store:\n  kind: etcd\n  etcd:\n    endpoints: [\"https://127.0.0.1:2379\"]\n", false);
+    CHECK_THROWS(d.start(it::scaled(10s)));
+    REQUIRE(d.last_exit());
+    CHECK(d.last_exit()->code == 2);
+    CHECK(d.diagnostics().find("store.etcd.endpoints") != std::string::npos);
+}
