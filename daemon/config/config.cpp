@@ -292,8 +292,34 @@ private:
             if (k == "reap_backoff_ms") return set_millis(C.reap_backoff, n, path, 1);
             if (k == "sweep_interval_ms") return set_millis(C.sweep_interval, n, path, 10);
             if (k == "presets") return presets(n, path);
+            if (k == "policy") return container_policy(n, path);
             return false;
         });
+    }
+
+    // containers.policy: {images: [GLOB...], max_limits: {memory_bytes, cpus, pids}}.
+    bool container_policy(const YAML::Node& v, const std::string& path) {
+        auto& P = cfg_.containers.policy;
+        section(v, path, [&](const std::string& k, const YAML::Node& n, const std::string& p) {
+            if (k == "images") {
+                if (!n.IsSequence()) fail(at(n, p) + "must be a list of image patterns");
+                P.images.clear();
+                for (std::size_t i = 0; i < n.size(); ++i) {
+                    const std::string item = p + "[" + std::to_string(i) + "]";
+                    std::string pattern = scalar(n[i], item);
+                    const bool plain = std::none_of(pattern.begin(), pattern.end(),
+                                                    [](char c) { return static_cast<unsigned char>(c) <= 0x20; });
+                    if (pattern.empty() || pattern.size() > 255 || !plain) {
+                        fail(at(n[i], item) + "must be 1-255 characters without whitespace");
+                    }
+                    P.images.push_back(std::move(pattern));
+                }
+                return true;
+            }
+            if (k == "max_limits") return preset_limits(P.max_limits, n, p);
+            return false;
+        });
+        return true;
     }
 
     // containers.presets: NAME: {image, command, limits: {memory_bytes, cpus, pids}},
@@ -550,6 +576,15 @@ void validate(const config& cfg) {
         fail("containers.heartbeat_timeout_ms must be at least containers.heartbeat_interval_ms");
     if (cfg.repl.enabled && C.engines.empty())
         fail("repl.enabled: REPL executions need at least one engine in containers.engines");
+    // A preset the policy refuses could never be used: say so at start.
+    for (const auto& [name, preset] : C.presets) {
+        registry::container_spec spec;
+        spec.image = preset.image;
+        spec.limits = preset.limits;
+        for (const auto& f : registry::enforce(C.policy, spec)) {
+            fail("containers.presets." + name + "." + f.path + ": " + f.problem + " (containers.policy)");
+        }
+    }
 
     if (cfg.deploy.upload_chunk_bytes > max_upload_chunk(cfg.limits.max_message_bytes))
         fail("deploy.upload_chunk_bytes: a chunk of " + std::to_string(cfg.deploy.upload_chunk_bytes) +

@@ -116,6 +116,8 @@ struct config {
         std::chrono::milliseconds sweep_interval{5000};
         // Named images for container_create's `preset`.
         std::map<std::string, registry::container_preset, std::less<>> presets;
+        // What container_create may ask for (allowed images, limit ceilings).
+        registry::container_policy policy;
     } containers;
 
     struct store_section {
