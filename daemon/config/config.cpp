@@ -177,6 +177,7 @@ public:
                         return true;
                     }
                     if (k == "script_timeout_seconds") return set_seconds(D.script_timeout, n, path, 1);
+                    if (k == "run_as") return set_user(D.run_as, n, path);
                     if (k == "max_package_bytes") return set_bytes(D.max_package_bytes, n, path, 1);
                     if (k == "remote_hosts") return remote_hosts(D.remote_hosts, n, path);
                     if (k == "package_dirs") return package_dirs(D.package_dirs, n, path);
@@ -432,6 +433,13 @@ private:
         return true;
     }
 
+    // deploy.run_as and a remote host's run_as: a user name ("root" only when written out).
+    bool set_user(std::string& out, const YAML::Node& v, const std::string& path) {
+        out = scalar(v, path);
+        if (!valid_user_name(out)) fail(at(v, path) + "must be a user name: [a-z_][a-z0-9_-]*, at most 32 characters");
+        return true;
+    }
+
     bool remote_hosts(std::vector<remote_host>& out, const YAML::Node& v, const std::string& path) {
         if (!v.IsSequence()) fail(at(v, path) + "must be a list");
         out.clear();
@@ -452,6 +460,7 @@ private:
                 else if (k == "prefix") h.prefix = scalar(x, p);
                 else if (k == "endpoint_address") h.endpoint_address = scalar(x, p);
                 else if (k == "connect_timeout_seconds") return set_seconds(h.connect_timeout, x, p, 1);
+                else if (k == "run_as") return set_user(h.run_as, x, p);
                 else return false;
                 return true;
             });

@@ -8,6 +8,7 @@
 
 #include "config/repl_config.hpp"
 #include "deploy/remote_host.hpp"
+#include "deploy/script_user.hpp"
 #include "observability/log.hpp"
 
 #include <registry/container_manager.hpp>
@@ -131,6 +132,9 @@ struct config {
         std::string prefix = "/opt";          // packages go to {prefix}/{name}-{version}/
         std::filesystem::path work_dir;       // unpacking scratch space; empty: {data_dir}/deploy
         std::chrono::seconds script_timeout{60};
+        // The user package scripts run as (locally, and on each remote host
+        // without its own run_as): never root unless it says "root".
+        std::string run_as = default_script_user;
         std::uint64_t max_package_bytes = 512ull << 20;  // unpacked
         std::vector<remote_host> remote_hosts;           // SSH targets
         // deploy_package's path form: the archive must be inside one of these
