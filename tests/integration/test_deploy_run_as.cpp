@@ -3,13 +3,14 @@
 // SSH user root wraps them in runuser). start.sh reports `id -u`, the server
 // it starts runs as that user and the package's files are the user's, while
 // the deployer's own bookkeeping stays registryd's. A user the host does not
-// have refuses the deploy with how to create it, before anything is
-// installed.
+// have (registry-run, the default, included) refuses the deploy with how to
+// create it, before anything is installed; `run_as: root` runs them as root.
 #include "deploy_support.hpp"
 #include "harness.hpp"
 
 #include <doctest/doctest.h>
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,6 +99,40 @@ TEST_CASE("deploy run_as: local scripts run as the configured user, its files ar
                                           "--shell /usr/sbin/nologin registry-it-absent) or set deploy.run_as") !=
           std::string::npos);
     CHECK_FALSE(fs::exists(other.path() / "opt" / "static-site-1.0.0"));
+
+    // root only when the configuration says so.
+    if (::geteuid() == 0) {
+        it::temp_dir as_root{"registryd-run-as-root"};
+        const fs::path root_prefix = as_root.path() / "opt";
+        it::registryd rooted{"deploy:\n  run_as: root\n  prefix: " + root_prefix.string() + "\n  package_dirs: [" +
+                             work.path().string() + "]\n  script_timeout_seconds: 20\n"};
+        IT_DIAGNOSE(rooted);
+        cleanup root_servers{root_prefix};
+        it::ws_client c4(rooted);
+        const std::string root_id =
+            c4.send_request("deploy_package", json::object{{"path", archive.string()}, {"target", "local"}});
+        const json::value r4 = c4.wait_response(root_id, it::scaled(60s));
+        INFO(dump(r4));
+        REQUIRE(it::error_code(r4).empty());
+        CHECK(start_output(c4, root_id).find("start.sh ran as uid 0 gid 0") != std::string::npos);
+        CHECK(dep::server_uid(root_prefix / "static-site-1.0.0") == 0);
+        c4.call("undeploy", it::parse_object(R"({"instance_id": "static-site.local"})"), it::scaled(30s));
+    }
+
+    // Without run_as: the dedicated registry-run, never registryd's own user.
+    if (::getpwnam("registry-run") == nullptr) {
+        it::temp_dir bare{"registryd-run-as-default"};
+        it::registryd by_default{"deploy:\n  prefix: " + (bare.path() / "opt").string() + "\n  package_dirs: [" +
+                                 work.path().string() + "]\n"};
+        IT_DIAGNOSE(by_default);
+        it::ws_client c3(by_default);
+        const json::value r3 =
+            c3.request("deploy_package", json::object{{"path", archive.string()}, {"target", "local"}}, it::scaled(60s));
+        INFO(dump(r3));
+        CHECK(it::error_code(r3) == "requirement_not_met");
+        CHECK(it::error_message(r3).find("the user 'registry-run' (deploy.run_as), which does not exist") !=
+              std::string::npos);
+    }
 }
 
 TEST_CASE("deploy run_as: over ssh the scripts run as the host's run_as through runuser; a user the host lacks is refused") {
