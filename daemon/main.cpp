@@ -193,7 +193,7 @@ public:
           server_(ioc, cfg, reg_, metrics_, [this] { return gauges(); }),
           runner_(ioc),
           packages_(runner_, cfg.deploy.package_dirs),
-          local_target_(runner_, cfg.deploy.prefix),
+          local_target_(runner_, cfg.deploy.prefix, cfg.deploy.run_as),
           deployer_(reg_, clock_, port_, packages_, deployer_options_from(cfg, metrics_)),
           upload_dir_(runner_, (cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir) / "uploads"),
           uploads_(clock_, upload_dir_, upload_options_from(cfg)),
@@ -204,8 +204,9 @@ public:
           drained_(ioc) {
         background_.on_error([this](std::exception_ptr e) { background_failed(e); });
         deployer_.add_target(local_target_);
-        for (const auto& host : cfg.deploy.remote_hosts) {
-            remote_targets_.push_back(std::make_unique<registryd::ssh_target>(ioc, host));
+        for (auto host : cfg.deploy.remote_hosts) {
+            if (host.run_as.empty()) host.run_as = cfg.deploy.run_as;
+            remote_targets_.push_back(std::make_unique<registryd::ssh_target>(ioc, std::move(host)));
             deployer_.add_target(*remote_targets_.back());
         }
         if (containers_) registry::protocol::add_container_actions(server_.protocol(), *containers_);

@@ -64,6 +64,7 @@ std::unique_ptr<registry::container_manager> make_container_manager(
     o.sweep_interval = C.sweep_interval;
     o.stop_grace = C.stop_grace;
     o.presets = C.presets;
+    o.policy = C.policy;
     // Every reaping leaves a line, besides its events: an operator reading
     // the log sees who reaped what, when, and how it went.
     o.on_reap = [&m](const registry::reap_report& r) {

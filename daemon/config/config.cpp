@@ -215,6 +215,7 @@ public:
                         return true;
                     }
                     if (k == "script_timeout_seconds") return set_seconds(D.script_timeout, n, path, 1);
+                    if (k == "run_as") return set_user(D.run_as, n, path);
                     if (k == "max_package_bytes") return set_bytes(D.max_package_bytes, n, path, 1);
                     if (k == "remote_hosts") return remote_hosts(D.remote_hosts, n, path);
                     if (k == "package_dirs") return package_dirs(D.package_dirs, n, path);
@@ -330,8 +331,34 @@ private:
             if (k == "reap_backoff_ms") return set_millis(C.reap_backoff, n, path, 1);
             if (k == "sweep_interval_ms") return set_millis(C.sweep_interval, n, path, 10);
             if (k == "presets") return presets(n, path);
+            if (k == "policy") return container_policy(n, path);
             return false;
         });
+    }
+
+    // containers.policy: {images: [GLOB...], max_limits: {memory_bytes, cpus, pids}}.
+    bool container_policy(const YAML::Node& v, const std::string& path) {
+        auto& P = cfg_.containers.policy;
+        section(v, path, [&](const std::string& k, const YAML::Node& n, const std::string& p) {
+            if (k == "images") {
+                if (!n.IsSequence()) fail(at(n, p) + "must be a list of image patterns");
+                P.images.clear();
+                for (std::size_t i = 0; i < n.size(); ++i) {
+                    const std::string item = p + "[" + std::to_string(i) + "]";
+                    std::string pattern = scalar(n[i], item);
+                    const bool plain = std::none_of(pattern.begin(), pattern.end(),
+                                                    [](char c) { return static_cast<unsigned char>(c) <= 0x20; });
+                    if (pattern.empty() || pattern.size() > 255 || !plain) {
+                        fail(at(n[i], item) + "must be 1-255 characters without whitespace");
+                    }
+                    P.images.push_back(std::move(pattern));
+                }
+                return true;
+            }
+            if (k == "max_limits") return preset_limits(P.max_limits, n, p);
+            return false;
+        });
+        return true;
     }
 
     // containers.presets: NAME: {image, command, limits: {memory_bytes, cpus, pids}},
@@ -444,6 +471,13 @@ private:
         return true;
     }
 
+    // deploy.run_as and a remote host's run_as: a user name ("root" only when written out).
+    bool set_user(std::string& out, const YAML::Node& v, const std::string& path) {
+        out = scalar(v, path);
+        if (!valid_user_name(out)) fail(at(v, path) + "must be a user name: [a-z_][a-z0-9_-]*, at most 32 characters");
+        return true;
+    }
+
     bool remote_hosts(std::vector<remote_host>& out, const YAML::Node& v, const std::string& path) {
         if (!v.IsSequence()) fail(at(v, path) + "must be a list");
         out.clear();
@@ -464,6 +498,7 @@ private:
                 else if (k == "prefix") h.prefix = scalar(x, p);
                 else if (k == "endpoint_address") h.endpoint_address = scalar(x, p);
                 else if (k == "connect_timeout_seconds") return set_seconds(h.connect_timeout, x, p, 1);
+                else if (k == "run_as") return set_user(h.run_as, x, p);
                 else return false;
                 return true;
             });
@@ -588,6 +623,15 @@ void validate(const config& cfg) {
         fail("containers.heartbeat_timeout_ms must be at least containers.heartbeat_interval_ms");
     if (cfg.repl.enabled && C.engines.empty())
         fail("repl.enabled: REPL executions need at least one engine in containers.engines");
+    // A preset the policy refuses could never be used: say so at start.
+    for (const auto& [name, preset] : C.presets) {
+        registry::container_spec spec;
+        spec.image = preset.image;
+        spec.limits = preset.limits;
+        for (const auto& f : registry::enforce(C.policy, spec)) {
+            fail("containers.presets." + name + "." + f.path + ": " + f.problem + " (containers.policy)");
+        }
+    }
 
     if (cfg.deploy.upload_chunk_bytes > max_upload_chunk(cfg.limits.max_message_bytes))
         fail("deploy.upload_chunk_bytes: a chunk of " + std::to_string(cfg.deploy.upload_chunk_bytes) +

@@ -8,6 +8,7 @@
 
 #include "config/repl_config.hpp"
 #include "deploy/remote_host.hpp"
+#include "deploy/script_user.hpp"
 #include "observability/log.hpp"
 
 #include <registry/container_manager.hpp>
@@ -116,6 +117,8 @@ struct config {
         std::chrono::milliseconds sweep_interval{5000};
         // Named images for container_create's `preset`.
         std::map<std::string, registry::container_preset, std::less<>> presets;
+        // What container_create may ask for (allowed images, limit ceilings).
+        registry::container_policy policy;
     } containers;
 
     struct store_section {
@@ -138,6 +141,9 @@ struct config {
         std::string prefix = "/opt";          // packages go to {prefix}/{name}-{version}/
         std::filesystem::path work_dir;       // unpacking scratch space; empty: {data_dir}/deploy
         std::chrono::seconds script_timeout{60};
+        // The user package scripts run as (locally, and on each remote host
+        // without its own run_as): never root unless it says "root".
+        std::string run_as = default_script_user;
         std::uint64_t max_package_bytes = 512ull << 20;  // unpacked
         std::vector<remote_host> remote_hosts;           // SSH targets
         // deploy_package's path form: the archive must be inside one of these

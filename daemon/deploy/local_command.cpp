@@ -55,7 +55,8 @@ bool drain(int fd, std::string& out) {
 
 }  // namespace
 
-registry::result<registry::command_result> run_local_command(const registry::target_command& command) {
+registry::result<registry::command_result> run_local_command(const registry::target_command& command,
+                                                             const script_user* as) {
     using clock = std::chrono::steady_clock;
     pipe_pair out, err;
     if (!open_pipe(out) || !open_pipe(err)) {
@@ -67,7 +68,18 @@ registry::result<registry::command_result> run_local_command(const registry::tar
     for (auto& s : env_strings) envp.push_back(s.data());
     envp.push_back(nullptr);
     std::string sh = "sh", dash_c = "-c", script = command.script;
-    std::array<char*, 4> argv{sh.data(), dash_c.data(), script.data(), nullptr};
+    std::vector<char*> argv{sh.data(), dash_c.data(), script.data(), nullptr};
+    const char* program = "/bin/sh";
+    // setpriv execs /bin/sh as the user: one process, same pid and process
+    // group, so the timeout's kill and the exit status are the script's.
+    std::string setpriv = "setpriv", reuid, regid, init_groups = "--init-groups", end = "--", bin_sh = "/bin/sh";
+    if (as && as->switch_to) {
+        reuid = "--reuid=" + std::to_string(as->uid);
+        regid = "--regid=" + std::to_string(as->gid);
+        argv = {setpriv.data(), reuid.data(), regid.data(), init_groups.data(), end.data(), bin_sh.data(),
+                dash_c.data(), script.data(), nullptr};
+        program = "/usr/bin/setpriv";
+    }
 
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
@@ -90,10 +102,12 @@ registry::result<registry::command_result> run_local_command(const registry::tar
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
     pid_t pid = -1;
-    const int spawned = ::posix_spawn(&pid, "/bin/sh", &actions, &attr, argv.data(), envp.data());
+    const int spawned = ::posix_spawn(&pid, program, &actions, &attr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
-    if (spawned != 0) return registry::fail(registry::errc::internal, std::string("spawn /bin/sh: ") + std::strerror(spawned));
+    if (spawned != 0) {
+        return registry::fail(registry::errc::internal, std::string("spawn ") + program + ": " + std::strerror(spawned));
+    }
     ::close(out.write);
     ::close(err.write);
     out.write = err.write = -1;

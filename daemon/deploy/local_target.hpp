@@ -1,5 +1,8 @@
 // The local deploy target: packages installed on registryd's own host,
 // under deploy.prefix. Commands and copies run on blocking_runner threads.
+// Package scripts run as the script user (deploy.run_as, script_user.hpp),
+// and the package's files are given to it; the deployer's own commands run
+// as registryd. Without a usable script user every operation is refused.
 #pragma once
 
 #include "runtime/blocking_runner.hpp"
@@ -12,7 +15,7 @@ namespace registryd {
 
 class local_target final : public registry::deploy_target {
 public:
-    local_target(blocking_runner& runner, std::string prefix);
+    local_target(blocking_runner& runner, std::string prefix, std::string run_as);
 
     const std::string& name() const override { return name_; }
     registry::location where() const override { return {}; }
@@ -26,6 +29,7 @@ private:
     blocking_runner& runner_;
     std::string name_ = "local";
     std::string prefix_;
+    std::string run_as_;
 };
 
 }  // namespace registryd

@@ -11,15 +11,37 @@ std::string sh_quote(std::string_view s) {
     return out + "'";
 }
 
-std::string remote_command(const registry::target_command& c) {
+namespace {
+
+// Exit 126, with what to do, when the script user does not exist on the host.
+std::string user_check(const remote_script_user& as) {
+    const std::string why = "package scripts run as the user '" + as.run_as + "' (run_as of remote host " + as.host +
+                            "), which does not exist on this host: create it (useradd --system --no-create-home "
+                            "--shell /usr/sbin/nologin " + as.run_as + ") or set run_as to an existing user";
+    return "id -u " + sh_quote(as.run_as) + " >/dev/null 2>&1 || { echo " + sh_quote(why) + " >&2; exit 126; }; ";
+}
+
+}  // namespace
+
+std::string give_to_script_user(const remote_script_user& as, const std::string& path) {
+    if (!as.switches()) return {};
+    return user_check(as) + (as.ssh_user == "root" ? "" : "sudo -n ") + "chown -hR " + sh_quote(as.run_as) + ": " +
+           sh_quote(path);
+}
+
+std::string remote_command(const registry::target_command& c, const remote_script_user& as) {
     std::string s = "exec env -i";
+    if (c.package_script && as.switches()) {
+        s = user_check(as) + "exec " + (as.ssh_user == "root" ? "runuser -u " : "sudo -n -u ") + sh_quote(as.run_as) +
+            " -- env -i";
+    }
     for (const auto& [k, v] : c.env) s += " " + sh_quote(k + "=" + v);
     const auto secs = std::max<long long>(1, (c.timeout.count() + 999) / 1000);
     s += " timeout -k 2 " + std::to_string(secs) + " /bin/sh -c " + sh_quote(c.script);
     return s;
 }
 
-std::string sequence_script(const std::vector<registry::sequenced_command>& commands) {
+std::string sequence_script(const std::vector<registry::sequenced_command>& commands, const remote_script_user& as) {
     const std::string cap = std::to_string(remote_output_cap);
     std::string s =
         "t=$(mktemp -d) || exit 1\n"
@@ -31,7 +53,7 @@ std::string sequence_script(const std::vector<registry::sequenced_command>& comm
         "  [ \"$1\" -eq 0 ] && { [ \"$2\" = 0 ] || [ ! -s \"$t/o\" ]; }\n"
         "}\n";
     for (const auto& c : commands) {
-        s += "(" + remote_command(c.command) + ") >\"$t/o\" 2>\"$t/e\"; ran $? " + (c.then_only_if_silent ? "1" : "0") +
+        s += "(" + remote_command(c.command, as) + ") >\"$t/o\" 2>\"$t/e\"; ran $? " + (c.then_only_if_silent ? "1" : "0") +
              " || exit 0\n";
     }
     return s;

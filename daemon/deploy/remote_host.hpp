@@ -20,6 +20,8 @@ struct remote_host {
     std::string prefix = "/opt";
     std::string endpoint_address;           // empty: host
     std::chrono::seconds connect_timeout{10};
+    // Who the package scripts run as (empty in the YAML: deploy.run_as).
+    std::string run_as;
 };
 
 }  // namespace registryd

@@ -491,7 +491,7 @@ registry::task<registry::result<registry::command_result>> ssh_target::run(regis
     // The remote `timeout` ends the command; the connection gets a margin on top.
     const auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(host_.connect_timeout) + command.timeout +
                        std::chrono::seconds(5);
-    auto r = co_await exec(remote_command(command), limit, output_cap);
+    auto r = co_await exec(remote_command(command, script_user()), limit, output_cap);
     if (r && (r->exit_code == 124 || r->exit_code == 137)) r->timed_out = true;
     co_return r;
 }
@@ -502,7 +502,7 @@ registry::task<std::vector<registry::result<registry::command_result>>> ssh_targ
     if (commands.empty()) co_return out;
     auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(host_.connect_timeout) + std::chrono::seconds(5);
     for (const auto& c : commands) limit += c.command.timeout + std::chrono::seconds(2);
-    auto r = co_await exec("exec /bin/sh -c " + sh_quote(sequence_script(commands)), limit,
+    auto r = co_await exec("exec /bin/sh -c " + sh_quote(sequence_script(commands, script_user())), limit,
                            commands.size() * (2 * output_cap + 64));
     out = parse_sequence(host_.name, r);
     co_return out;
@@ -517,9 +517,25 @@ registry::task<registry::result<void>> ssh_target::upload(std::filesystem::path 
         bool started = false;
         auto r = co_await (*c)->upload(from, to, started);
         if (!r && reused && !started) continue;
-        if (r) checkin(std::move(*c));
-        co_return r;
+        if (!r) co_return r;
+        checkin(std::move(*c));
+        break;
     }
+    // The package's files become the script user's (start.sh writes into its directory).
+    const std::string give = give_to_script_user(script_user(), to);
+    if (give.empty()) co_return registry::result<void>{};
+    auto given = co_await exec(give, std::chrono::duration_cast<std::chrono::milliseconds>(host_.connect_timeout) +
+                                         std::chrono::minutes(1),
+                               output_cap);
+    if (!given) co_return registry::unexpected{given.err()};
+    if (given->exit_code != 0) {
+        const std::string why =
+            given->stderr_text.empty() ? "exit " + std::to_string(given->exit_code) : given->stderr_text;
+        // 126: the user check's refusal, which says what to do.
+        const auto code = given->exit_code == 126 ? registry::errc::requirement_not_met : registry::errc::deployment_failed;
+        co_return registry::fail(code, "ssh " + host_.name + ": giving " + to + " to " + host_.run_as + ": " + why);
+    }
+    co_return registry::result<void>{};
 }
 
 }  // namespace registryd

@@ -22,8 +22,12 @@
 // Host keys: a key that does not match the known_hosts entry is always
 // refused (host_key_rejected); a host that has no entry is refused too unless
 // accept_unknown_host_key is set.
+//
+// Package scripts run as the host's run_as user (runuser or sudo -n when it
+// is not the SSH user: remote_command.hpp), and an upload is given to it.
 #pragma once
 
+#include "deploy/remote_command.hpp"
 #include "deploy/remote_host.hpp"
 
 #include <registry/ports/deploy_target.hpp>
@@ -62,6 +66,7 @@ public:
     registry::task<registry::result<void>> upload(std::filesystem::path from, std::string to) override;
 
 private:
+    remote_script_user script_user() const { return {host_.name, host_.run_as, host_.user}; }
     // An idle connection (the newest), or a new one; `reused` says which.
     registry::task<registry::result<std::unique_ptr<ssh_connection>>> checkout(bool& reused);
     void checkin(std::unique_ptr<ssh_connection> c);

@@ -54,6 +54,10 @@ registry::result<std::string> create_body(const registry::container_spec& spec) 
     w.key("AttachStdout").boolean(true).key("AttachStderr").boolean(true);
     if (!spec.user.empty()) w.key("User").string(spec.user);
 
+    // Never Privileged, never the host's network or namespaces (NetworkMode
+    // "host", PidMode, IpcMode, UTSMode, UsernsMode), never Binds, Mounts or
+    // CapAdd: container_spec cannot express them, so nothing here writes them
+    // (the container policy relies on it, container_policy.hpp).
     w.key("HostConfig").begin_object();
     if (spec.limits.memory_bytes) w.key("Memory").number(static_cast<std::int64_t>(*spec.limits.memory_bytes));
     if (spec.limits.cpus) w.key("NanoCpus").number(static_cast<std::int64_t>(std::llround(*spec.limits.cpus * 1e9)));

@@ -32,6 +32,7 @@
 
 #include <registry/async_generator.hpp>
 #include <registry/container.hpp>
+#include <registry/container_policy.hpp>
 #include <registry/event.hpp>
 #include <registry/managed_container.hpp>
 #include <registry/ports/clock.hpp>
@@ -114,6 +115,9 @@ struct container_manager_options {
     std::function<void(const reap_report&)> on_reap;  // optional; called inline, must not throw
     std::function<void(const node_change&)> on_node_change;  // optional; called inline, must not throw
     std::map<std::string, container_preset, std::less<>> presets;
+    // What create() allows (images, limit ceilings) and the hardening every
+    // managed container gets (container_policy.hpp).
+    container_policy policy;
 };
 
 struct container_request {
@@ -151,8 +155,11 @@ public:
 
     // Creates and starts a container under a new lease, its preset (if it
     // names one) filling in what the request leaves out.
+    // The container policy holds (options().policy): an image it does not
+    // allow or a limit above its ceiling is refused, naming the field.
     // Errors: invalid_request with the fields at fault (ttl_seconds,
-    // labels.NAME, preset, image: error::fields), not_found (no such engine, no such image: pull it
+    // labels.NAME, preset, image, limits.memory_bytes, limits.cpus,
+    // limits.pids: error::fields), not_found (no such engine, no such image: pull it
     // first), unavailable (no online engine, the engine failed), limit_exceeded
     // (every eligible node is at capacity), and the engine's errors.
     task<result<container_ptr>> create(container_request request);

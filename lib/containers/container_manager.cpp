@@ -139,6 +139,9 @@ task<result<container_ptr>> container_manager::create(container_request request)
     auto& m = *impl_;
     auto preset = apply_preset(request);
     if (!preset) co_return unexpected{preset.err()};
+    if (auto refused = enforce(m.opt.policy, request.spec); !refused.empty()) {
+        co_return unexpected{invalid_fields(std::move(refused))};
+    }
     const seconds ttl = request.ttl.value_or(m.opt.default_ttl);
     if (ttl < m.opt.min_ttl || ttl > m.opt.max_ttl) co_return fail_field("ttl_seconds", ttl_rule(m.opt));
     for (const auto& [key, value] : request.spec.labels) {

@@ -31,7 +31,8 @@ std::map<std::string, std::string> deployer::impl::environment(const package_man
 }
 
 target_command deployer::impl::script_command(const installed& at, std::string_view relative, milliseconds timeout) const {
-    return {"cd " + quote(at.dir) + " && exec /bin/sh " + quote(relative), environment(at.manifest, at.dir), timeout};
+    return {"cd " + quote(at.dir) + " && exec /bin/sh " + quote(relative), environment(at.manifest, at.dir), timeout,
+            true};
 }
 
 task<result<command_result>> deployer::impl::script(const installed& at, std::string_view relative, milliseconds timeout,

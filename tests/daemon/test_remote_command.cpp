@@ -5,6 +5,9 @@
 
 #include <doctest/doctest.h>
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -17,8 +20,9 @@ using registry::target_command;
 target_command command(std::string script) { return {std::move(script), {{"PATH", "/usr/bin:/bin"}}, registry::milliseconds(10000)}; }
 
 // Runs the sequence's script locally: its stdout and exit code, as the exec channel would give them.
-registry::result<registry::command_result> run_locally(const std::vector<sequenced_command>& commands) {
-    const std::string line = "/bin/sh -c " + registryd::sh_quote(registryd::sequence_script(commands));
+registry::result<registry::command_result> run_locally_as(const std::vector<sequenced_command>& commands,
+                                                          const registryd::remote_script_user& as) {
+    const std::string line = "/bin/sh -c " + registryd::sh_quote(registryd::sequence_script(commands, as));
     FILE* f = ::popen(line.c_str(), "r");
     REQUIRE(f != nullptr);
     registry::command_result r;
@@ -27,6 +31,10 @@ registry::result<registry::command_result> run_locally(const std::vector<sequenc
     const int status = ::pclose(f);
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return r;
+}
+
+registry::result<registry::command_result> run_locally(const std::vector<sequenced_command>& commands) {
+    return run_locally_as(commands, {"box", "me", "me"});
 }
 
 }  // namespace
@@ -87,4 +95,45 @@ TEST_CASE("remote sequence: output that is not the sequence's ends the results w
     results = registryd::parse_sequence("box", registry::result<registry::command_result>(registry::fail(registry::errc::unavailable, "gone")));
     REQUIRE(results.size() == 1);
     CHECK(results[0].err().code == registry::errc::unavailable);
+}
+
+TEST_CASE("remote sequence: package scripts run as the script user, the deployer's own commands as the SSH user") {
+    if (::geteuid() != 0) {
+        MESSAGE("skipped: runuser needs root, as over SSH with User root");
+        return;
+    }
+    target_command script = command("id -u");
+    script.package_script = true;
+    std::vector<sequenced_command> commands{{command("id -u"), false}, {script, false}};
+    auto results = registryd::parse_sequence("box", run_locally_as(commands, {"box", "nobody", "root"}));
+    REQUIRE(results.size() == 2);
+    REQUIRE(results[0]);
+    REQUIRE(results[1]);
+    CHECK(results[0]->stdout_text == "0\n");
+    CHECK(results[1]->stdout_text == std::to_string(::getpwnam("nobody")->pw_uid) + "\n");
+
+    // A user the host does not have: exit 126 and what to do, nothing run.
+    auto missing = registryd::parse_sequence(
+        "box", run_locally_as({{script, false}}, {"box", "registry-no-such-user", "root"}));
+    REQUIRE(missing.size() == 1);
+    REQUIRE(missing[0]);
+    CHECK(missing[0]->exit_code == 126);
+    CHECK(missing[0]->stdout_text.empty());
+    CHECK(missing[0]->stderr_text.find("the user 'registry-no-such-user' (run_as of remote host box), which does not "
+                                       "exist on this host: create it (useradd") != std::string::npos);
+}
+
+TEST_CASE("remote commands: the script user's wrapper: none, runuser for root, sudo -n otherwise; uploads given to it") {
+    target_command script = command("true");
+    script.package_script = true;
+    CHECK(registryd::remote_command(script, {"box", "svc", "svc"}).starts_with("exec env -i "));
+    CHECK(registryd::remote_command(command("true"), {"box", "svc", "root"}).starts_with("exec env -i "));
+    CHECK(registryd::remote_command(script, {"box", "svc", "root"}).find("; exec runuser -u 'svc' -- env -i ") !=
+          std::string::npos);
+    CHECK(registryd::remote_command(script, {"box", "svc", "deployer"}).find("; exec sudo -n -u 'svc' -- env -i ") !=
+          std::string::npos);
+    CHECK(registryd::give_to_script_user({"box", "svc", "svc"}, "/opt/x").empty());
+    CHECK(registryd::give_to_script_user({"box", "svc", "root"}, "/opt/x").ends_with("; chown -hR 'svc': '/opt/x'"));
+    CHECK(registryd::give_to_script_user({"box", "svc", "deployer"}, "/opt/x")
+              .ends_with("; sudo -n chown -hR 'svc': '/opt/x'"));
 }

@@ -91,6 +91,9 @@ fs::path build_package(const fs::path& work, const package_options& o) {
     if (!o.healthy) {
         std::ofstream(src / "scripts" / "health.sh", std::ios::trunc) << "#!/bin/sh\necho 'database unreachable'\nexit 2\n";
     }
+    if (o.print_uid) {
+        std::ofstream(src / "scripts" / "start.sh", std::ios::app) << "echo \"start.sh ran as uid $(id -u) gid $(id -g)\"\n";
+    }
     if (o.stop_fails) {
         std::ofstream(src / "scripts" / "stop.sh", std::ios::trunc) << "#!/bin/sh\necho 'cannot stop: busy'\nexit 3\n";
     }
@@ -160,6 +163,18 @@ int shared_sockets(const fs::path& install_dir, pid_t other) {
     const std::set<std::string> mine = socket_inodes(pid);
     const std::set<std::string> theirs = socket_inodes(other);
     return static_cast<int>(std::count_if(mine.begin(), mine.end(), [&](const std::string& s) { return theirs.contains(s); }));
+}
+
+long server_uid(const fs::path& install_dir) {
+    std::ifstream in(install_dir / "run" / "pid");
+    pid_t pid = 0;
+    if (!(in >> pid) || pid <= 1) return -1;
+    std::ifstream status(fs::path("/proc") / std::to_string(pid) / "status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.starts_with("Uid:")) return std::stol(line.substr(4));  // real, effective, saved, fs: the first
+    }
+    return -1;
 }
 
 std::string fetch_index(std::uint16_t port) {

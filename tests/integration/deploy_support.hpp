@@ -4,6 +4,7 @@
 // temp prefix, and the cleanup of the servers the deployed packages started.
 #pragma once
 
+#include "deploy_user.hpp"
 #include "harness.hpp"
 
 #include <sys/types.h>
@@ -32,6 +33,7 @@ struct package_options {
     int failing_checks = 0;      // health.sh exits 2 on its first N runs in a version's directory
     bool symlinks = false;       // www/latest.html -> index.html, www/site.conf -> ../config/site.conf
     std::uint64_t padding_bytes = 0;  // a file of random bytes, www/padding.bin
+    bool print_uid = false;      // start.sh ends with "start.sh ran as uid N gid N"
 };
 
 // Copies packages/static-site into `work`, applies `o`, packs it with
@@ -51,6 +53,10 @@ void kill_package_servers(const std::filesystem::path& prefix);
 // installed in `install_dir` started (its run/pid) has open too; -1 when
 // there is no such server.
 int shared_sockets(const std::filesystem::path& install_dir, pid_t other);
+
+// The real uid of the server a package installed in `install_dir` started
+// (its run/pid, from /proc); -1 when there is no such server.
+long server_uid(const std::filesystem::path& install_dir);
 
 // GET / on 127.0.0.1:port; "" when nothing answers.
 std::string fetch_index(std::uint16_t port);

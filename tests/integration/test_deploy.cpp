@@ -28,7 +28,8 @@ namespace {
 // A registryd whose local target installs under work/opt.
 struct deploy_fixture {
     explicit deploy_fixture(const std::string& more_deploy_config = {})
-        : d{"deploy:\n  prefix: " + (work.path() / "opt").string() + "\n  package_dirs: [" + work.path().string() +
+        : d{"deploy:\n" + dep::run_as_yaml(work.path()) +
+            "  prefix: " + (work.path() / "opt").string() + "\n  package_dirs: [" + work.path().string() +
             "]\n  script_timeout_seconds: 20\n" + more_deploy_config} {}
 
     it::temp_dir work{"registryd-deploy"};

@@ -26,7 +26,8 @@ namespace {
 struct rollout_fixture {
     it::temp_dir work{"registryd-rollout"};
     fs::path prefix = work.path() / "opt";
-    it::registryd d{"deploy:\n  prefix: " + (work.path() / "opt").string() + "\n  package_dirs: [" + work.path().string() +
+    it::registryd d{"deploy:\n" + dep::run_as_yaml(work.path()) +
+                    "  prefix: " + (work.path() / "opt").string() + "\n  package_dirs: [" + work.path().string() +
                     "]\n  script_timeout_seconds: 20\n"};
     it::ws_client client{d};
 

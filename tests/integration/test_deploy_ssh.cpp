@@ -25,7 +25,8 @@ TEST_CASE("deploy over ssh: installed on a real sshd, registered, healthy and re
     const fs::path remote = work.path() / "remote-opt";
     const fs::path wrong = work.path() / "wrong-opt";
     const fs::path unknown = work.path() / "unknown-opt";
-    it::registryd d{"deploy:\n  prefix: " + (work.path() / "local-opt").string() +
+    it::registryd d{"deploy:\n" + dep::run_as_yaml(work.path()) +
+                    "  prefix: " + (work.path() / "local-opt").string() +
                     "\n  package_dirs: [" + work.path().string() + "]" +
                     "\n  script_timeout_seconds: 20\n  remote_hosts:\n" +
                     remote_host_yaml("box", ssh, ssh.known_hosts(), remote) +

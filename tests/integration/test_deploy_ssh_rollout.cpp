@@ -30,7 +30,8 @@ struct ssh_fixture {
     dep::sshd ssh;
     it::temp_dir work{"registryd-ssh-rollout"};
     fs::path remote = work.path() / "remote-opt";
-    it::registryd d{"deploy:\n  prefix: " + (work.path() / "local-opt").string() + "\n  package_dirs: [" +
+    it::registryd d{"deploy:\n" + dep::run_as_yaml(work.path()) +
+                    "  prefix: " + (work.path() / "local-opt").string() + "\n  package_dirs: [" +
                     work.path().string() + "]\n  script_timeout_seconds: 20\n  remote_hosts:\n" +
                     remote_host_yaml("box", ssh, ssh.known_hosts(), work.path() / "remote-opt") +
                     remote_host_yaml("box-wrong-key", ssh, ssh.wrong_known_hosts(), work.path() / "wrong-opt")};

@@ -61,7 +61,8 @@ constexpr std::size_t chunk_bytes = 512;
 struct upload_fixture {
     it::temp_dir work{"registryd-upload"};
     fs::path prefix = work.path() / "opt";
-    it::registryd d{"deploy:\n  prefix: " + (work.path() / "opt").string() + "\n  package_dirs: [" +
+    it::registryd d{"deploy:\n" + dep::run_as_yaml(work.path()) +
+                    "  prefix: " + (work.path() / "opt").string() + "\n  package_dirs: [" +
                     (work.path() / "archives").string() + "]\n  script_timeout_seconds: 20\n  upload_chunk_bytes: " +
                     std::to_string(chunk_bytes) + "\n"};
 

@@ -285,7 +285,8 @@ namespace {
 
 struct deploy_fixture {
     deploy_fixture()
-        : d{"deploy:\n  prefix: " + (work.path() / "opt").string() + "\n  package_dirs: [" + work.path().string() +
+        : d{"deploy:\n" + dep::run_as_yaml(work.path()) +
+            "  prefix: " + (work.path() / "opt").string() + "\n  package_dirs: [" + work.path().string() +
             "]\n  script_timeout_seconds: 20\n"} {}
     ~deploy_fixture() { dep::kill_package_servers(prefix); }
 

@@ -38,6 +38,7 @@ public:
     bool track_current = false;
     std::string current;
     std::vector<std::string> ran;
+    std::vector<std::string> package_scripts;  // the commands marked target_command::package_script
     int round_trips = 0;
 
     const std::string& name() const override { return name_; }
@@ -49,6 +50,7 @@ public:
         if (down) co_return fail(errc::unavailable, "ssh fake: cannot connect: Connection refused");
         if (!in_sequence_) ++round_trips;
         ran.push_back(c.script);
+        if (c.package_script) package_scripts.push_back(c.script);
         command_result r{0, false, {}, {}};
         if (track_current) {
             if (c.script.rfind("ln -sfn '", 0) == 0) {

@@ -117,6 +117,9 @@ TEST_CASE("container_manager: create labels the container and records the lease 
     CHECK(k.st.data().contains("ctr/" + std::to_string(c->lease_id)));
     CHECK(k.mgr->find(c->container_id) == c);
     CHECK(k.mgr->list().size() == 1);
+    // Hardened whatever the policy: no capabilities, no privilege gain.
+    CHECK(e.containers().at(c->container_id).spec.drop_all_capabilities);
+    CHECK(e.containers().at(c->container_id).spec.no_new_privileges);
 
     // Revisions are the registry's: one per change.
     const auto& ev = k.events.events;
@@ -204,6 +207,69 @@ TEST_CASE("container_manager: a preset gives what the request leaves unset, and 
     REQUIRE(!no_image);
     CHECK(no_image.err().code == errc::invalid_request);
     CHECK(k.mgr->list().size() == 2);
+}
+
+TEST_CASE("container_manager: the container policy refuses images and limits outside it, naming the field") {
+    cluster k;
+    k.a.images.insert("localhost/app:1");
+    k.b.images.insert("localhost/app:1");
+    k.opt.policy.images = {"localhost/*"};
+    k.opt.policy.max_limits.memory_bytes = 64u << 20;
+    k.opt.policy.max_limits.cpus = 1;
+    k.opt.policy.max_limits.pids = 32;
+    container_preset outside{"img", {}, {}};  // "img" is on the engines, but not allowed
+    k.opt.presets.emplace("outside", outside);
+    k.start();
+
+    auto refused = [&](container_request r) {
+        auto made = run_now(k.mgr->create(std::move(r)));
+        REQUIRE(!made);
+        CHECK(made.err().code == errc::invalid_request);
+        std::vector<std::string> fields;
+        for (const auto& f : made.err().fields) fields.push_back(f.path);
+        return fields;
+    };
+    container_request image;
+    image.spec.image = "img";
+    CHECK(refused(image) == strings{"image"});
+    container_request preset;
+    preset.preset = "outside";
+    CHECK(refused(preset) == strings{"image"});
+    container_request memory;
+    memory.spec.image = "localhost/app:1";
+    memory.spec.limits.memory_bytes = (64u << 20) + 1;
+    CHECK(refused(memory) == strings{"limits.memory_bytes"});
+    container_request cpus;
+    cpus.spec.image = "localhost/app:1";
+    cpus.spec.limits.cpus = 1.25;
+    CHECK(refused(cpus) == strings{"limits.cpus"});
+    container_request pids;
+    pids.spec.image = "localhost/app:1";
+    pids.spec.limits.pids = 33;
+    CHECK(refused(pids) == strings{"limits.pids"});
+    container_request ttl;  // the lease's ceiling is max_ttl
+    ttl.spec.image = "localhost/app:1";
+    ttl.ttl = k.opt.max_ttl + 1s;
+    CHECK(refused(ttl) == strings{"ttl_seconds"});
+    container_request everything;
+    everything.spec.image = "docker.io/library/busybox:latest";
+    everything.spec.limits = {128u << 20, 4.0, 1000};
+    CHECK(refused(everything) == strings{"image", "limits.memory_bytes", "limits.cpus", "limits.pids"});
+    CHECK(k.a.containers().empty());
+    CHECK(k.b.containers().empty());
+    CHECK(k.mgr->list().empty());
+
+    // Inside the policy: what it leaves out is the ceiling, what it asks below it is kept.
+    container_request allowed;
+    allowed.spec.image = "localhost/app:1";
+    allowed.spec.limits.pids = 8;
+    auto made = run_now(k.mgr->create(std::move(allowed)));
+    REQUIRE(made);
+    const auto& spec = k.engine_of(*made).containers().at((*made)->container_id).spec;
+    CHECK(spec.limits == container_limits{64u << 20, 1.0, 8});
+    CHECK((*made)->limits == spec.limits);
+    CHECK(spec.drop_all_capabilities);
+    CHECK(spec.no_new_privileges);
 }
 
 TEST_CASE("container_manager: scheduling picks the lowest load relative to capacity") {

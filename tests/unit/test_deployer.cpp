@@ -105,6 +105,28 @@ TEST_CASE("deployer: the health gate retries soon, backing off, until the script
     CHECK(s->health->output == "not yet");
 }
 
+TEST_CASE("deployer: the package's scripts are marked to run as the script user, its own bookkeeping is not") {
+    fixture f;
+    f.target.health_exits = {0};
+    test::started<result<deploy_outcome>> deploying(f.deploy());
+    REQUIRE(deploying.done());
+    REQUIRE(deploying.get().ok());
+    auto scripts = f.target.package_scripts;
+    REQUIRE(scripts.size() == 2);
+    CHECK(scripts[0] == "cd '/srv/demo-1.0.0' && exec /bin/sh 'scripts/start.sh'");
+    CHECK(scripts[1] == "cd '/srv/demo-1.0.0' && exec /bin/sh 'scripts/health.sh'");
+    // Everything else the deploy ran (claims, moves, the link switch) is the deployer's.
+    const auto others = std::count_if(f.target.ran.begin(), f.target.ran.end(), [&](const std::string& s) {
+        return !s.starts_with("upload ") && std::find(scripts.begin(), scripts.end(), s) == scripts.end();
+    });
+    CHECK(others >= 3);
+    CHECK(f.target.ran_matching("ln -sfn '/srv/demo-1.0.0' '/srv/demo/current.new'"));
+
+    auto stopped = test::run_now(f.d.control("demo.fake", service_command::stop, {}));
+    REQUIRE(stopped);
+    CHECK(f.target.package_scripts.back() == "cd '/srv/demo-1.0.0' && exec /bin/sh 'scripts/stop.sh'");
+}
+
 TEST_CASE("deployer: a first version that never gets healthy is stopped, unlinked and not registered") {
     fixture f;
     test::started<result<deploy_outcome>> deploying(f.deploy());

@@ -25,6 +25,11 @@ struct target_command {
     std::string script;                      // run by /bin/sh -c
     std::map<std::string, std::string> env;  // the whole environment: nothing is inherited
     milliseconds timeout{60000};             // then the command is killed (and reported timed_out)
+    // A package's own script (start, stop, health, service actions): the
+    // target runs it as its unprivileged script user (registryd:
+    // deploy.run_as), not as itself; the deployer's own bookkeeping
+    // (claims, moves, links, removals) runs as the target's user.
+    bool package_script = false;
 };
 
 struct command_result {
