@@ -11,6 +11,8 @@
 // ceiling is container_manager_options::max_ttl.
 #pragma once
 
+#include <registry/identity.hpp>  // glob_match
+
 #include <registry/container.hpp>
 #include <registry/error.hpp>
 
@@ -28,10 +30,6 @@ struct container_policy {
     // Ceilings; an empty optional sets none.
     container_limits max_limits;
 };
-
-// Whether `text` matches the glob `pattern` ('*', '?'; everything else
-// literal).
-bool glob_match(std::string_view pattern, std::string_view text) noexcept;
 
 // Holds `spec` to the policy: fills absent limits with their ceilings and
 // sets the hardening every managed container gets. The fields at fault

@@ -26,7 +26,8 @@ struct identity {
 };
 
 // `text` matches `pattern`, where '*' matches any run of characters
-// (none included) and every other character itself.
+// (none included), '?' any one character and every other character itself.
+// Iterative with one backtrack point: never exponential on a hostile pattern.
 bool glob_match(std::string_view pattern, std::string_view text) noexcept;
 
 }  // namespace registry

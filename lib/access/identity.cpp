@@ -11,7 +11,7 @@ bool glob_match(std::string_view pattern, std::string_view text) noexcept {
         if (p < pattern.size() && pattern[p] == '*') {
             star = p++;
             resume = t;
-        } else if (p < pattern.size() && pattern[p] == text[t]) {
+        } else if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
             ++p;
             ++t;
         } else if (star != std::string_view::npos) {

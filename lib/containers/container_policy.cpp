@@ -5,29 +5,6 @@
 
 namespace registry {
 
-bool glob_match(std::string_view pattern, std::string_view text) noexcept {
-    // Iterative, with one backtrack point (the last '*'): linear in practice,
-    // never exponential on a hostile reference.
-    std::size_t p = 0, t = 0;
-    std::size_t star = std::string_view::npos, resume = 0;
-    while (t < text.size()) {
-        if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
-            ++p;
-            ++t;
-        } else if (p < pattern.size() && pattern[p] == '*') {
-            star = p++;
-            resume = t;
-        } else if (star != std::string_view::npos) {
-            p = star + 1;
-            t = ++resume;
-        } else {
-            return false;
-        }
-    }
-    while (p < pattern.size() && pattern[p] == '*') ++p;
-    return p == pattern.size();
-}
-
 namespace {
 
 std::string number(double v) {

@@ -33,6 +33,9 @@ grep -qx "ExecStart=$prefix/bin/registryd --config $prefix/etc/registryd/registr
   "$prefix/lib/systemd/system/registryd.service" || fail "cmake --install: the unit does not run PREFIX/bin/registryd"
 "$prefix/bin/registryd" --check-config "$prefix/etc/registryd/registryd.yaml" >/dev/null ||
   fail "the installed configuration does not pass --check-config"
+# The unit runs as registryd with NoNewPrivileges: package scripts run as that user, not a user it cannot switch to.
+grep -q '^  run_as: registryd ' "$prefix/etc/registryd/registryd.yaml" ||
+  fail "the installed configuration's deploy.run_as is not the unit's user"
 printf 'limits:\n  max_connections: lots\n' >"$scratch/bad.yaml"
 status=0
 "$prefix/bin/registryd" --check-config "$scratch/bad.yaml" 2>"$scratch/bad.err" >/dev/null || status=$?
