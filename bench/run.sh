@@ -109,6 +109,9 @@ quotas:
   registrations_per_address: 0
   registrations_per_connection: 0
   subscriptions_per_address: 0
+# ... and no rate limit: they measure throughput.
+rate_limits:
+  enabled: false
 EOF
   echo "$WORK/$name.yaml"
 }

@@ -17,6 +17,7 @@
 #include "deploy/upload_dir.hpp"
 #include "engine/docker_engine.hpp"
 #include "engine/docker_engine_connector.hpp"
+#include "observability/audit_log.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
 #include "observability/systemd_notify.hpp"
@@ -203,6 +204,11 @@ public:
           shutdown_requested_(ioc),
           drained_(ioc) {
         background_.on_error([this](std::exception_ptr e) { background_failed(e); });
+        if (!cfg.audit.file.empty()) {
+            audit_.emplace(ioc, cfg.audit.file);
+            server_.audit_to(&*audit_);
+            reload_hooks_.add("audit log", [this](std::string& why) { return audit_->reopen(why); });
+        }
         deployer_.add_target(local_target_);
         for (auto host : cfg.deploy.remote_hosts) {
             if (host.run_as.empty()) host.run_as = cfg.deploy.run_as;
@@ -517,6 +523,7 @@ private:
     registryd::daemon_store& port_;
     registryd::asio_clock clock_;
     registryd::metrics metrics_;  // before the subsystems that count into it
+    std::optional<registryd::audit_log> audit_;  // audit.file; outlives the server that writes to it
     registry::registry reg_;
     std::vector<std::unique_ptr<registryd::docker_engine>> engines_;
     std::unique_ptr<registry::container_manager> containers_;

@@ -63,6 +63,7 @@ registry::protocol::limits protocol_limits_from(const config& c) {
     l.max_page_items = c.listings.max_page_items;
     l.max_open_listings = c.listings.max_open;
     l.max_open_listings_per_connection = c.listings.max_open_per_connection;
+    l.rates = c.rate_limits;
     return l;
 }
 
@@ -174,6 +175,7 @@ server::~server() {
 }
 
 registry::protocol::server& server::protocol() noexcept { return state_->proto; }
+void server::audit_to(audit_log* log) noexcept { state_->audit = log; }
 
 listen_address server::listen() {
     auto& st = *state_;

@@ -30,6 +30,8 @@ class server;
 
 namespace registryd {
 
+class audit_log;
+
 class server {
 public:
     // Descriptors never used for connections (the store, engines, deploys,
@@ -68,6 +70,10 @@ public:
 
     // The protocol state every connection shares (to register subsystems).
     registry::protocol::server& protocol() noexcept;
+
+    // Where audited requests and refusals go (observability/audit_log.hpp);
+    // null: nowhere. The log must outlive the server.
+    void audit_to(audit_log* log) noexcept;
 
     struct state;
 

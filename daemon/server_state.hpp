@@ -7,6 +7,7 @@
 #include "server.hpp"
 
 #include "http/source_slot.hpp"
+#include "observability/audit_log.hpp"
 #include "websocket/connection.hpp"
 #include "websocket/memory_budget.hpp"
 
@@ -48,6 +49,20 @@ struct server::state : std::enable_shared_from_this<server::state> {
     registry::protocol::server proto;
     metrics& m;
     std::function<metrics::gauges()> gauges;
+    audit_log* audit = nullptr;  // audit.file (server::audit_to); null: none
+
+    // What the WebSocket sessions report of each request: the audit line
+    // when it is audited (metrics count it in metrics::request).
+    void audit_request(const registry::protocol::outcome& o, std::string_view source) {
+        if (audit && audit_log::audited(o, proto.family_of(o.action))) audit->request(o, source);
+    }
+    // The upgrade refused for want of a valid credential (401): counted in
+    // registryd_refusals_total{reason="unauthorized"} and audited. `reason`
+    // says what was wrong, never the credential.
+    void upgrade_refused(std::string_view source, std::string_view reason) {
+        m.refusal("unauthorized");
+        if (audit) audit->upgrade_refused(source, "unauthorized", reason);
+    }
 
     boost::asio::ip::tcp::acceptor acceptor;
     boost::asio::steady_timer backoff;

@@ -593,6 +593,7 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'limit_exceeded'
   | 'continue_expired'
+  | 'rate_limited'
   | 'unavailable'
   | 'internal'
   | 'invalid_package'

@@ -45,6 +45,20 @@ std::optional<std::uint64_t> parse_uint(std::string_view s) {
 
 }  // namespace
 
+registry::protocol::rate_limits config::default_rate_limits() {
+    using registry::protocol::permission_family;
+    registry::protocol::rate_limits r;
+    // A tenth of what one registryd serves of the cheapest requests: only a
+    // runaway loop reaches it, not a host's clients re-registering at once
+    // after a restart (they share one address without access control).
+    r.requests = {10000, 20000};
+    r.family(permission_family::containers_write) = {10, 50};
+    r.family(permission_family::repl) = {10, 50};
+    // Upload chunks count here: 50 chunks of 512 KiB a second is 25 MiB/s.
+    r.family(permission_family::deploy) = {50, 200};
+    return r;
+}
+
 std::optional<std::uint64_t> parse_byte_size(std::string_view s) {
     std::size_t digits = 0;
     while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
@@ -227,6 +241,15 @@ public:
                 });
             } else if (key == "repl") {
                 read_repl_section(cfg_.repl, v, origin_);
+            } else if (key == "rate_limits") {
+                rate_limits(v, key);
+            } else if (key == "audit") {
+                section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+                    if (k != "file") return false;
+                    cfg_.audit.file = scalar(n, path);
+                    if (cfg_.audit.file.empty()) fail(at(n, path) + "must not be empty");
+                    return true;
+                });
             } else {
                 fail(at(kv.first, key) + "unknown key");
             }
@@ -299,6 +322,55 @@ private:
         const auto n = integer(v, path, min);
         if (n > 24u * 3600 * 1000) fail(at(v, path) + "is too large");
         out = std::chrono::milliseconds(static_cast<std::int64_t>(n));
+        return true;
+    }
+
+    // rate_limits: {enabled, requests_per_second, burst, max_callers,
+    // families: {FAMILY: {requests_per_second, burst}}}.
+    void rate_limits(const YAML::Node& v, const std::string& key) {
+        auto& L = cfg_.rate_limits;
+        bool enabled = true;
+        section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+            if (k == "enabled") {
+                enabled = boolean(n, path);
+                return true;
+            }
+            if (k == "max_callers") return set_count(L.max_callers, n, path, 1);
+            if (k == "families") {
+                section(n, path, [&](const std::string& f, const YAML::Node& fn, const std::string& fp) {
+                    const auto family = registry::protocol::permission_family_from(f);
+                    if (!family) {
+                        fail(at(fn, fp) + "is not a permission family (discover, register, containers.read, "
+                                          "containers.write, repl.read, repl, deploy)");
+                    }
+                    auto& r = L.family(*family);
+                    section(fn, fp, [&](const std::string& rk, const YAML::Node& rn, const std::string& rp) {
+                        return rate_field(r, rk, rn, rp);
+                    });
+                    return true;
+                });
+                return true;
+            }
+            return rate_field(L.requests, k, n, path);
+        });
+        if (!enabled) L = registry::protocol::rate_limits{};
+    }
+
+    // requests_per_second (0: this limit is off) or burst (at least 1).
+    bool rate_field(registry::protocol::rate& r, const std::string& k, const YAML::Node& n, const std::string& path) {
+        if (k != "requests_per_second" && k != "burst") return false;
+        const std::string s = scalar(n, path);
+        double x = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
+        if (ec != std::errc{} || end != s.data() + s.size() || !(x >= 0 && x <= 1e9)) {
+            fail(at(n, path) + "must be a number from 0 to 1e9 (got \"" + s + "\")");
+        }
+        if (k == "burst") {
+            if (x < 1) fail(at(n, path) + "must be at least 1");
+            r.burst = x;
+        } else {
+            r.per_second = x;
+        }
         return true;
     }
 

@@ -12,6 +12,7 @@
 #include "observability/log.hpp"
 
 #include <registry/container_manager.hpp>
+#include <registry/protocol/rate_limits.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -158,6 +159,16 @@ struct config {
         std::chrono::seconds upload_idle_timeout{300};
     } deploy;
     repl_config repl;  // REPL execution (config/repl_config.hpp)
+
+    // Rate limits and the audit log (docs/protocol.md, "Rate limits", "Audit log").
+    // On by default, far above what a normal client sends: a token bucket per
+    // identity (per address when access control is off), tighter for the
+    // families that start containers, run code or deploy.
+    static registry::protocol::rate_limits default_rate_limits();
+    registry::protocol::rate_limits rate_limits = default_rate_limits();
+    struct audit_section {
+        std::filesystem::path file;  // empty: no audit log
+    } audit;
 };
 
 // A configuration or command-line error; the message names the key or flag.

@@ -158,7 +158,14 @@ std::string escape_label_value(std::string_view v) {
     return out;
 }
 
+void metrics::refusal(std::string_view reason) noexcept {
+    for (std::size_t i = 0; i < refusal_reasons.size(); ++i) {
+        if (refusal_reasons[i] == reason) ++refusals_total_[i];
+    }
+}
+
 void metrics::request(std::string_view action, std::string_view code, double seconds) {
+    if (code == "forbidden" || code == "rate_limited") refusal(code);
     if (action.empty()) action = "none";
     if (code.empty()) code = "none";
 
@@ -308,6 +315,12 @@ std::string metrics::render(const gauges& g) const {
         append_u64(out, n);
         out += '\n';
     }
+
+    header(out, "registryd_refusals_total", "counter",
+           "Refused by access control or a rate limit, by reason (unauthorized: 401 at the upgrade; forbidden, "
+           "rate_limited: a request's error code).");
+    for (std::size_t i = 0; i < refusal_reasons.size(); ++i)
+        labelled(out, "registryd_refusals_total", "reason", refusal_reasons[i], refusals_total_[i]);
 
     if (budget_) {
         header(out, "registryd_memory_budget_bytes", "gauge", "limits.memory_budget_bytes.");

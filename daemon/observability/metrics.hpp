@@ -67,6 +67,12 @@ public:
     // "source_quota", "descriptors", "slow_consumer".
     void refused(std::string_view reason);
 
+    // Requests and upgrades refused by access control or rate limits, by
+    // reason: a request's forbidden and rate_limited are counted by
+    // request(); the upgrade's 401 ("unauthorized") by whoever answers it.
+    static constexpr std::array<std::string_view, 3> refusal_reasons{"unauthorized", "forbidden", "rate_limited"};
+    void refusal(std::string_view reason) noexcept;
+
     // The container reaper removed a container whose lease ran out, or gave
     // up on it for this sweep.
     void container_reaped(bool removed) noexcept { ++(removed ? reaps_total_ : reap_failures_total_); }
@@ -134,6 +140,7 @@ private:
     std::size_t label_sets_ = 0;  // (action, code) pairs counted in actions_
     std::map<std::string, std::uint64_t, std::less<>> rejected_total_;
     std::map<std::string, std::uint64_t, std::less<>> refused_total_;
+    std::array<std::uint64_t, refusal_reasons.size()> refusals_total_{};
     const memory_budget* budget_ = nullptr;
 
     std::uint64_t reaps_total_ = 0;

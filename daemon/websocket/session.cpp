@@ -204,6 +204,7 @@ registry::task<void> ws_session::handle_request(std::shared_ptr<ws_session> self
     try {
         const registry::protocol::outcome o = co_await self->conn_.handle(text);
         end = self->record(o.action, o.code, start);
+        self->st_->audit_request(o, self->remote());
     } catch (const std::exception& e) {
         log::error("request handler failed", {{"conn", self->id()}, {"error", e.what()}});
         end = self->record({}, "internal", start);

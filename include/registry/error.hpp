@@ -4,6 +4,7 @@
 // or rename one, only add.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,6 +35,7 @@ enum class errc {
     upload_incomplete,  // deploy_package names an upload that has not received every byte
     forbidden,          // the configuration does not allow it (a package path outside deploy.package_dirs)
     continue_expired,   // a listing's continue token names a listing no longer held: list again
+    rate_limited,       // the caller's request rate is over its limit: retry after error::retry_after_ms
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -58,6 +60,7 @@ constexpr std::string_view to_string(errc code) noexcept {
         case errc::upload_incomplete: return "upload_incomplete";
         case errc::forbidden: return "forbidden";
         case errc::continue_expired: return "continue_expired";
+        case errc::rate_limited: return "rate_limited";
     }
     return "internal";
 }
@@ -78,6 +81,8 @@ struct error {
     // invalid_request from a domain object's rules: the fields at fault (the
     // message says the same, "path: problem; path: problem").
     std::vector<field_error> fields{};
+    // rate_limited: how long until the request would be admitted.
+    std::uint64_t retry_after_ms = 0;
 };
 
 // invalid_request naming every field at fault.

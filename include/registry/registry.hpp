@@ -170,6 +170,7 @@ public:
     std::size_t size() const noexcept;
     bool available() const noexcept;          // false once the store has failed
     const registry_options& options() const noexcept;
+    class clock& clk() const noexcept;  // the clock port it was made with
 
 private:
     struct impl;

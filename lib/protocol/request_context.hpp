@@ -46,6 +46,11 @@ public:
     // owner of what it acts on, and the service scope.
     const ::registry::identity& caller() const noexcept { return session_.caller().who; }
 
+    // Names what the request acts on, for the embedder's audit (outcome::target):
+    // an instance id, an engine/container id, package@version, a language.
+    void set_target(std::string target) { target_ = std::move(target); }
+    std::string& target() noexcept { return target_; }
+
     // Sends {"id":..,"type":"response","data":<write_data(w)>}; false if
     // refused. `data_capacity`: see encode_response().
     template <typename WriteData>
@@ -86,6 +91,7 @@ public:
 private:
     class session& session_;
     std::string id_;
+    std::string target_;
     bool answered_ = false;
 };
 
@@ -110,19 +116,19 @@ inline error named_in_params(error e) {
 template <typename Module, typename Params, action_handler<Module, Params> Handle>
 task<outcome> run_action(Module* m, std::shared_ptr<session> self, std::string id, std::string_view name, Params p) {
     // Its transport is gone: whatever the request would do, nobody would learn of it.
-    if (self->closed()) co_return outcome{name, to_string(errc::unavailable)};
+    if (self->closed()) co_return self->outcome_of(name, to_string(errc::unavailable), std::move(id));
     request_context ctx(*self, std::move(id));
     error failure;
     try {
         auto done = co_await Handle(*m, ctx, p);
-        if (done) co_return outcome{name, "ok"};
+        if (done) co_return self->outcome_of(name, "ok", ctx.id(), std::move(ctx.target()));
         failure = done.err();
     } catch (...) {
         failure = internal_error(std::current_exception());
     }
     if (!failure.fields.empty()) failure = named_in_params(std::move(failure));
     if (!ctx.answered()) self->send_error(&ctx.id(), failure);
-    co_return outcome{name, to_string(failure.code)};
+    co_return self->outcome_of(name, to_string(failure.code), ctx.id(), std::move(ctx.target()));
 }
 
 template <typename Module, typename Params, params_reader<Params> Read, action_handler<Module, Params> Handle>

@@ -196,6 +196,9 @@ std::variant<task<outcome>, rejection> request_parser::impl::read_frame(const do
                                                     std::string(to_string(entry->family)) + "' that " +
                                                     std::string(entry->name) + " needs"}};
     }
+    if (self) {
+        if (auto limited = (*self)->admit(entry->family)) return rejection{std::move(id), entry->name, std::move(*limited)};
+    }
     const path params_at = top.member("params");
     const params_element params = m.get("params");
     params_input in{d, params, params_at};

@@ -14,6 +14,7 @@ std::string encode_error(const std::string* id, const error& err) {
     }
     w.key("type").string("response");
     w.key("error").begin_object().key("code").string(to_string(err.code)).key("message").string(err.message);
+    if (err.code == errc::rate_limited) w.key("retry_after_ms").number(err.retry_after_ms);
     w.end_object().end_object();
     return text;
 }

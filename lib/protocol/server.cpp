@@ -8,7 +8,7 @@ namespace registry::protocol {
 // until the embedder registers the subsystem (protocol/containers.hpp,
 // deploy.hpp, repl.hpp).
 server::impl::impl(class registry& r, struct limits l)
-    : reg(r), lims(l), listings(l.max_open_listings, l.max_open_listings_per_connection) {
+    : reg(r), lims(l), listings(l.max_open_listings, l.max_open_listings_per_connection), rates(l.rates) {
     own(add_services_actions(actions, &reg, &listings, &lims));
     using enum permission_family;
     constexpr std::string_view no_containers = "no container engine is configured on this server";
@@ -30,6 +30,10 @@ server::~server() = default;
 
 registry& server::reg() noexcept { return impl_->reg; }
 const limits& server::lims() const noexcept { return impl_->lims; }
+std::optional<permission_family> server::family_of(std::string_view action) const noexcept {
+    if (const action_entry* e = impl_->actions.find(action)) return e->family;
+    return std::nullopt;
+}
 server::impl& server::internals() noexcept { return *impl_; }
 
 }  // namespace registry::protocol

@@ -3,6 +3,7 @@
 
 #include "dispatch.hpp"
 #include "listing_cache.hpp"
+#include "rate_limiter.hpp"
 #include "request_parser.hpp"
 
 #include <registry/protocol/connection.hpp>
@@ -26,6 +27,7 @@ struct server::impl {
     request_parser parser;
     listing_cache listings;
     dispatch_table actions;
+    rate_limiter rates;
     std::vector<std::unique_ptr<module>> modules;  // what the actions' entries point to
     std::unordered_map<std::string, std::size_t> subscriptions_by_source;  // non-empty sources with any
 };

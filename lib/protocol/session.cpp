@@ -48,12 +48,27 @@ task<outcome> session::handle(std::shared_ptr<session> self, std::string_view te
 
 task<outcome> session::rejected(std::shared_ptr<session> self, rejection r) {
     self->send_error(r.id ? &*r.id : nullptr, r.err);
-    co_return outcome{r.action, to_string(r.err.code)};
+    co_return self->outcome_of(r.action, to_string(r.err.code), r.id ? std::move(*r.id) : std::string());
+}
+
+std::optional<error> session::admit(permission_family f) {
+    auto& shared = srv_.internals();
+    if (!shared.lims.rates.any()) return std::nullopt;
+    // Access control off, every client is "anonymous": tell them apart by address.
+    if (rate_key_.empty()) {
+        rate_key_ = caller_ == principal::anonymous() ? "address " + source_ : "identity '" + caller_->who.name + "'";
+    }
+    const auto wait = shared.rates.admit(rate_key_, f, srv_.reg().clk().now());
+    if (!wait) return std::nullopt;
+    error e{errc::rate_limited, "rate limit of " + rate_key_ + " (" + std::string(to_string(f)) +
+                                    ") exceeded: retry after " + std::to_string(wait->count()) + " ms"};
+    e.retry_after_ms = static_cast<std::uint64_t>(wait->count());
+    return e;
 }
 
 outcome session::reject(errc code, std::string message) {
     send_error(nullptr, error{code, std::move(message)});
-    return outcome{{}, to_string(code)};
+    return outcome_of({}, to_string(code));
 }
 
 void session::close() {

@@ -43,6 +43,15 @@ public:
     const std::string& source() const noexcept { return source_; }
     const principal& caller() const noexcept { return *caller_; }
 
+    // The caller's rate limits (protocol::limits::rates) for one request of
+    // family `f`: nullopt admits it, else rate_limited with retry_after_ms.
+    std::optional<error> admit(permission_family f);
+    // An outcome naming the caller and the request.
+    outcome outcome_of(std::string_view action, std::string_view code, std::string request_id = {},
+                       std::string target = {}) const {
+        return outcome{action, code, caller_->who.name, std::move(request_id), std::move(target)};
+    }
+
     // Queues a frame; false if refused (closed, or a full queue: then the
     // subscriptions stop).
     bool send(frame f);
@@ -67,6 +76,7 @@ private:
     session_id id_;
     std::string source_;  // the peer's address, for per-source quotas; empty: none
     std::shared_ptr<const principal> caller_;  // never null
+    std::string rate_key_;  // its rate limits' bucket key, made on first use
     bool closed_ = false;
     std::map<std::string, std::stop_source, std::less<>> subscriptions_;
     std::uint64_t subscriptions_started_ = 0;  // names them s1, s2, ...

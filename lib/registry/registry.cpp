@@ -247,5 +247,6 @@ std::uint64_t registry::revision() const noexcept { return impl_->revisions.stat
 std::size_t registry::size() const noexcept { return impl_->services.size(); }
 bool registry::available() const noexcept { return !impl_->failed; }
 const registry_options& registry::options() const noexcept { return impl_->opt; }
+clock& registry::clk() const noexcept { return impl_->clk; }
 
 }  // namespace registry

@@ -13,11 +13,13 @@
 #include <registry/error.hpp>
 #include <registry/protocol/frame.hpp>
 #include <registry/protocol/permission.hpp>
+#include <registry/protocol/rate_limits.hpp>
 #include <registry/registry.hpp>
 #include <registry/task.hpp>
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,12 +33,20 @@ struct limits {
     std::size_t max_page_items = 1000;                 // a listing's page, whatever the request's limit
     std::size_t max_open_listings = 64;                // listings continued over pages, held in all
     std::size_t max_open_listings_per_connection = 4;
+    rate_limits rates{};  // none by default (registryd sets its own)
 };
 
-// What happened to one request, for the embedder's metrics and logs.
+// What happened to one request, for the embedder's metrics, logs and audit.
 struct outcome {
     std::string_view action;  // empty when the frame had no valid action
     std::string_view code;    // "ok" or an error code (see error.hpp)
+    // Who asked: the connection's identity (valid while the connection lives);
+    // empty for a frame refused before parsing.
+    std::string_view identity{};
+    std::string request_id{};  // empty when the frame had no readable id
+    // What the request acted on, as its handler named it ("payments-1",
+    // "podman/3f2a...", "web@1.2.0", "python"); empty if none was named.
+    std::string target{};
 };
 
 // State shared by every connection of one server: the registry, the limits,
@@ -51,7 +61,8 @@ public:
 
     registry& reg() noexcept;
     const limits& lims() const noexcept;
-
+    // The permission family of a known action (for the embedder's audit).
+    std::optional<permission_family> family_of(std::string_view action) const noexcept;
 
     struct impl;
     impl& internals() noexcept;

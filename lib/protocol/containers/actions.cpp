@@ -238,6 +238,7 @@ void write_container_data(detail::json_writer& w, const managed_container& c) {
 }
 
 task<result<void>> on(containers_module& m, request_context& ctx, container_create_params& p) {
+    ctx.set_target(p.request.preset ? "preset " + *p.request.preset : p.request.spec.image);
     auto made = co_await m.mgr.create(std::move(p.request));
     if (!made) co_return unexpected{made.err()};
     ctx.reply([&](detail::json_writer& w) { write_container_data(w, **made); });
@@ -296,6 +297,7 @@ task<result<void>> on(containers_module& m, request_context& ctx, container_logs
 }
 
 task<result<void>> on(containers_module& m, request_context& ctx, container_stop_params& p) {
+    ctx.set_target(p.container_id);
     const seconds grace{static_cast<seconds::rep>(p.grace_seconds.value_or(10))};
     auto stopped = co_await m.mgr.stop(p.container_id, grace);
     if (!stopped) co_return unexpected{stopped.err()};
@@ -304,6 +306,7 @@ task<result<void>> on(containers_module& m, request_context& ctx, container_stop
 }
 
 task<result<void>> on(containers_module& m, request_context& ctx, container_remove_params& p) {
+    ctx.set_target(p.container_id);
     auto removed = co_await m.mgr.remove(p.container_id, p.force);
     if (!removed) co_return unexpected{removed.err()};
     ctx.reply([&](detail::json_writer& w) { write_container_data(w, **removed); });
@@ -311,6 +314,7 @@ task<result<void>> on(containers_module& m, request_context& ctx, container_remo
 }
 
 task<result<void>> on(containers_module& m, request_context& ctx, container_extend_params& p) {
+    ctx.set_target(p.container_id);
     auto extended = co_await m.mgr.extend(p.container_id, p.ttl);
     if (!extended) co_return unexpected{extended.err()};
     const managed_container& ct = **extended;
@@ -326,6 +330,7 @@ task<result<void>> on(containers_module& m, request_context& ctx, container_exte
 }
 
 task<result<void>> on(containers_module& m, request_context& ctx, image_pull_params& p) {
+    ctx.set_target(p.reference);
     container_manager* mgr = &m.mgr;
     if (p.engine) {
         const auto nodes = mgr->nodes();

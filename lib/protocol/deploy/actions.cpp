@@ -228,6 +228,7 @@ void write_status(detail::json_writer& w, const deploy::upload_status& s) {
 }
 
 task<result<void>> on(deploy_module& m, request_context& ctx, deploy_package_params& p) {
+    ctx.set_target(p.name && p.version ? *p.name + "@" + *p.version : p.path ? *p.path : "upload " + p.upload_id.value_or(""));
     auto d = deployer_of(m);
     if (!d) co_return unexpected{d.err()};
     deploy::deploy_request req{p.path.value_or(""), false, p.target, p.name, p.version, ctx.connection_id(), ctx.id()};
@@ -250,6 +251,7 @@ task<result<void>> on(deploy_module& m, request_context& ctx, deploy_package_par
     auto report = progress_to(ctx);
     auto done = co_await (*d)->deploy(std::move(req), report);
     if (!done) co_return unexpected{done.err()};
+    ctx.set_target(done->name + "@" + done->version);
     ctx.reply([&](detail::json_writer& w) {
         w.begin_object()
             .key("instance_id").string(done->instance_id)
@@ -268,6 +270,7 @@ task<result<void>> on(deploy_module& m, request_context& ctx, deploy_package_par
 }
 
 task<result<void>> on(deploy_module& m, request_context& ctx, service_action_params& p) {
+    ctx.set_target(p.instance_id);
     auto d = deployer_of(m);
     if (!d) co_return unexpected{d.err()};
     auto report = progress_to(ctx);
@@ -282,6 +285,7 @@ task<result<void>> on(deploy_module& m, request_context& ctx, service_action_par
 }
 
 task<result<void>> on(deploy_module& m, request_context& ctx, undeploy_params& p) {
+    ctx.set_target(p.instance_id);
     auto d = deployer_of(m);
     if (!d) co_return unexpected{d.err()};
     auto report = progress_to(ctx);
@@ -298,6 +302,7 @@ task<result<void>> on(deploy_module& m, request_context& ctx, package_upload_beg
     if (!u) co_return unexpected{u.err()};
     auto begun = co_await (*u)->begin(p.size, std::move(p.sha256));
     if (!begun) co_return unexpected{begun.err()};
+    ctx.set_target("upload " + begun->upload_id);
     const std::size_t max_chunk = (*u)->options().max_chunk_bytes;
     ctx.reply([&](detail::json_writer& w) {
         w.begin_object();
@@ -308,6 +313,7 @@ task<result<void>> on(deploy_module& m, request_context& ctx, package_upload_beg
 }
 
 task<result<void>> on(deploy_module& m, request_context& ctx, package_upload_chunk_params& p) {
+    ctx.set_target("upload " + p.upload_id);
     auto u = uploads_of(m);
     if (!u) co_return unexpected{u.err()};
     auto written = co_await (*u)->chunk(p.upload_id, p.offset, std::move(p.data));

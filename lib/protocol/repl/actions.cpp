@@ -235,6 +235,7 @@ task<result<void>> on(repl_module& m, request_context& ctx, repl_languages_param
 }
 
 task<result<void>> on(repl_module& m, request_context& ctx, repl_execute_params& p) {
+    ctx.set_target(p.req.language);
     auto listener = std::make_shared<repl_listener>(ctx.channel(), ctx.id());
     // The response goes out in `accepted`, before the execution reports anything.
     auto accepted = [&](const repl::submission& s) {
@@ -248,6 +249,7 @@ task<result<void>> on(repl_module& m, request_context& ctx, repl_execute_params&
 }
 
 task<result<void>> on(repl_module& m, request_context& ctx, repl_cancel_params& p) {
+    ctx.set_target(p.execution_id);
     auto cancelled = m.executor.cancel(p.execution_id);
     if (!cancelled) co_return unexpected{cancelled.err()};
     ctx.reply([&](detail::json_writer& w) { w.begin_object().key("execution_id").string(p.execution_id).end_object(); });

@@ -265,6 +265,7 @@ result<void> send_page(services_module& m, request_context& ctx, std::string_vie
 }
 
 task<result<void>> on(services_module& m, request_context& ctx, register_params& p) {
+    ctx.set_target(p.reg.service.instance_id.empty() ? p.reg.service.name : p.reg.service.instance_id);
     p.reg.origin = ctx.source();  // for the per-address quota
     auto grant = co_await m.reg.register_service(std::move(p.reg), ctx.connection_id());
     if (!grant) co_return unexpected{grant.err()};
@@ -278,6 +279,7 @@ task<result<void>> on(services_module& m, request_context& ctx, register_params&
 }
 
 task<result<void>> on(services_module& m, request_context& ctx, keepalive_params& p) {
+    ctx.set_target("lease " + std::to_string(p.lease_id));
     auto grant = co_await m.reg.keepalive(p.lease_id, ctx.connection_id());
     if (!grant) co_return unexpected{grant.err()};
     ctx.reply([&](detail::json_writer& w) {
@@ -289,6 +291,7 @@ task<result<void>> on(services_module& m, request_context& ctx, keepalive_params
 }
 
 task<result<void>> on(services_module& m, request_context& ctx, deregister_params& p) {
+    ctx.set_target(p.instance_id);
     auto gone = co_await m.reg.deregister(p.instance_id);
     if (!gone) co_return unexpected{gone.err()};
     ctx.reply([&](detail::json_writer& w) {
@@ -352,6 +355,7 @@ task<result<void>> on(services_module& m, request_context& ctx, list_endpoints_p
 }
 
 task<result<void>> on(services_module& m, request_context& ctx, set_state_params& p) {
+    ctx.set_target(p.instance_id);
     // Changes are applied in memory before the store commits, so this is the
     // state the change starts from, even with other requests in flight.
     auto before = m.reg.find(p.instance_id);
