@@ -82,10 +82,14 @@ struct event {
     unsigned attempts = 0;                                  // container_reap_failed
     std::shared_ptr<const deployment_change> deployment;    // deployment_* (failure: _failed, _rolled_back)
 
-    // The protocol layer encodes an event once and shares the bytes with
-    // every subscriber; it parks them here. Events are immutable otherwise
-    // and only touched on the registry's own thread.
-    mutable std::shared_ptr<const std::string> encoded;
+    // The event as the embedder's transport sends it, when the registry has
+    // an encoder (registry::set_event_encoder; the protocol's is
+    // protocol/event_encoder): made once, on the registry's thread, as the
+    // event is published to the first watcher that sends it
+    // (watch_options::wire), and shared by every watcher. Null otherwise (no
+    // such watcher took it; a snapshot or a resync made for one watcher; a
+    // per-request stream item): a sender then encodes its own.
+    std::shared_ptr<const std::string> wire;
 };
 
 using event_ptr = std::shared_ptr<const event>;

@@ -1,5 +1,6 @@
 #include <registry/protocol/connection.hpp>
 
+#include "loop_context_impl.hpp"
 #include "session.hpp"
 
 namespace registry::protocol {
@@ -8,8 +9,9 @@ struct connection::impl {
     std::shared_ptr<session> state;
 };
 
-connection::connection(server& srv, outbox& out, session_id id, std::string source)
-    : impl_(std::make_unique<impl>(impl{std::make_shared<session>(srv, out, id, std::move(source))})) {}
+connection::connection(server& srv, loop_context& loop, outbox& out, session_id id, std::string source)
+    : impl_(std::make_unique<impl>(
+          impl{std::make_shared<session>(srv, loop.internals().parser, out, id, std::move(source))})) {}
 
 connection::~connection() { close(); }
 

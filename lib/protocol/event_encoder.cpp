@@ -166,13 +166,11 @@ std::string event_head(std::string_view subscription) {
 }
 
 std::shared_ptr<const std::string> event_body(const event& e) {
-    if (e.encoded) return e.encoded;
     auto body = std::make_shared<std::string>();
     detail::json_writer w(*body);
     w.key("event").string(to_string(e.type)).key("revision").number(e.revision).key("data");
     write_data(w, e);
     w.end_object();  // closes the object the head opened
-    e.encoded = body;
     return body;
 }
 

@@ -3,7 +3,6 @@
 
 #include "dispatch.hpp"
 #include "listing_cache.hpp"
-#include "request_parser.hpp"
 
 #include <registry/protocol/connection.hpp>
 
@@ -23,7 +22,6 @@ struct server::impl {
 
     class registry& reg;
     struct limits lims;
-    request_parser parser;
     listing_cache listings;
     dispatch_table actions;
     std::vector<std::unique_ptr<module>> modules;  // what the actions' entries point to

@@ -12,6 +12,7 @@
 #include <registry/async_scope.hpp>
 #include <registry/error.hpp>
 #include <registry/protocol/frame.hpp>
+#include <registry/protocol/loop_context.hpp>
 #include <registry/registry.hpp>
 #include <registry/task.hpp>
 
@@ -39,8 +40,8 @@ struct outcome {
 };
 
 // State shared by every connection of one server: the registry, the limits,
-// and the JSON parser (single-threaded; requests are fully decoded before a
-// handler first suspends, so one parser serves all connections).
+// the dispatch table and the subsystems' modules. What only the connections
+// of one event loop may share (the request parser) is a loop_context.
 class server {
 public:
     server(registry& reg, limits lim = {});
@@ -64,7 +65,8 @@ public:
     // `id` identifies the session for session-bound leases; unique per server.
     // `source` names where the connection comes from (registryd: the peer's
     // IP address) for the per-source quotas; empty: counted toward none.
-    connection(server& srv, outbox& out, session_id id, std::string source = {});
+    // `loop`: the context of the event loop the connection runs on.
+    connection(server& srv, loop_context& loop, outbox& out, session_id id, std::string source = {});
     ~connection();  // calls close()
     connection(const connection&) = delete;
     connection& operator=(const connection&) = delete;
