@@ -317,10 +317,10 @@ private:
                     log::info("lease expired", {{"service", log::clip(e.service->name)},
                                                 {"instance_id", log::clip(e.service->instance_id)},
                                                 {"revision", e.revision}});
-                } else if (e.container) {
-                    log::info("container lease expired", {{"engine", log::clip(e.container->engine)},
-                                                          {"container_id", log::clip(e.container->container_id)},
-                                                          {"lease_id", e.container->lease_id},
+                } else if (const auto c = registry::container_of(e)) {
+                    log::info("container lease expired", {{"engine", log::clip(c->engine)},
+                                                          {"container_id", log::clip(c->container_id)},
+                                                          {"lease_id", c->lease_id},
                                                           {"revision", e.revision}});
                 }
             }

@@ -69,8 +69,9 @@ struct server::state : std::enable_shared_from_this<server::state> {
     boost::asio::steady_timer sweep_timer;
     const std::chrono::milliseconds sweep_period;
 
-    // The WebSocket sessions' read buffer.
+    // The WebSocket sessions' read buffer, and their request parser.
     std::array<char, read_chunk_bytes> read_buffer;
+    registry::protocol::loop_context loop;
 
     // Sessions with frames to write, flushed together by one posted handler:
     // the frames each one queues meanwhile (pipelined responses, the events

@@ -45,8 +45,9 @@ int main() {
 
     registry::protocol::server server(reg);
     collecting_outbox watcher_out, client_out;
-    registry::protocol::connection watcher(server, watcher_out, 1);
-    registry::protocol::connection client(server, client_out, 2);
+    registry::protocol::loop_context loop;  // one per event loop; this example has one
+    registry::protocol::connection watcher(server, loop, watcher_out, 1);
+    registry::protocol::connection client(server, loop, client_out, 2);
 
     auto ask = [](registry::protocol::connection& c, std::string_view text) {
         auto done = registry::sync_wait(c.handle(text));

@@ -2,6 +2,8 @@
 
 #include "observability/log_throttle.hpp"
 
+#include "codec/utf8.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -37,30 +39,6 @@ void append_timestamp(std::string& out) {
     out.append(buf, static_cast<std::size_t>(n));
 }
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    auto cont = [&](std::size_t k) {
-        return i + k < s.size() && (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-    };
-    if (b0 < 0x80) return 1;
-    if (b0 >= 0xC2 && b0 <= 0xDF) return cont(1) ? 2 : 0;
-    if (b0 >= 0xE0 && b0 <= 0xEF) {
-        if (!cont(1) || !cont(2)) return 0;
-        const auto b1 = static_cast<unsigned char>(s[i + 1]);
-        if (b0 == 0xE0 && b1 < 0xA0) return 0;  // overlong
-        if (b0 == 0xED && b1 > 0x9F) return 0;  // surrogate
-        return 3;
-    }
-    if (b0 >= 0xF0 && b0 <= 0xF4) {
-        if (!cont(1) || !cont(2) || !cont(3)) return 0;
-        const auto b1 = static_cast<unsigned char>(s[i + 1]);
-        if (b0 == 0xF0 && b1 < 0x90) return 0;  // overlong
-        if (b0 == 0xF4 && b1 > 0x8F) return 0;  // > U+10FFFF
-        return 4;
-    }
-    return 0;
-}
 
 void append_value(std::string& out, const field::value_type& v) {
     char buf[64];
@@ -114,7 +92,7 @@ void append_json_string(std::string& out, std::string_view s) {
     while (i < s.size()) {
         const auto c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {
-            const std::size_t len = utf8_sequence_length(s, i);
+            const std::size_t len = registry::detail::utf8_sequence(s.substr(i));
             if (len == 0) {
                 out += "\xEF\xBF\xBD";  // U+FFFD
                 ++i;

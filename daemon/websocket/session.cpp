@@ -52,7 +52,7 @@ ws_session::ws_session(std::shared_ptr<server::state> st, std::uint64_t id, ws_s
       st_(std::move(st)),
       slot_(std::move(slot)),
       socket_(std::move(socket)),
-      conn_(st_->proto, *this, id, source_address(this->remote())) {
+      conn_(st_->proto, st_->loop, *this, id, source_address(this->remote())) {
     st_->m.connection_opened();
 }
 

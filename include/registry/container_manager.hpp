@@ -33,6 +33,7 @@
 #include <registry/async_generator.hpp>
 #include <registry/container.hpp>
 #include <registry/container_policy.hpp>
+#include <registry/container_events.hpp>
 #include <registry/event.hpp>
 #include <registry/managed_container.hpp>
 #include <registry/ports/clock.hpp>

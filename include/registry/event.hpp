@@ -1,8 +1,15 @@
-// Registry events, as delivered to watchers.
+// Registry events, as delivered to watchers: the registry's changes, each at
+// a revision of its line (service_*, lease_expired, deployment_*, and the
+// changes companions record through it: container_*), the watch's own items
+// (registry_loaded, bookmark, resync_required), and per-request stream items
+// that reuse the envelope but are no change (container_log,
+// image_pull_progress: no revision of their own).
+//
+// The registry's own data are fields; a companion's (the container manager's)
+// is an event_detail the registry carries without knowing its type
+// (container_events.hpp, in the containers part).
 #pragma once
 
-#include <registry/container.hpp>
-#include <registry/managed_container.hpp>
 #include <registry/error.hpp>
 #include <registry/service.hpp>
 
@@ -25,8 +32,8 @@ enum class event_type {
     registry_loaded,        // the snapshot a watch starts with (data: every matching instance)
     bookmark,               // periodic: the current revision, nothing changed
     resync_required,        // the watcher missed events it cannot replay; a snapshot follows
-    // Containers (container_manager.hpp). lease_expired above covers a
-    // container's lease too (data: the container, reason "ttl").
+    // Containers (container_manager.hpp; their data: container_events.hpp).
+    // lease_expired above covers a container's lease too (reason "ttl").
     container_state_changed,  // created, running, exited, removed, lost (data: the container, previous state)
     container_reap_failed,    // the reaper gave up for this sweep (data: the container, reason); retried later
     container_log,            // output of a followed container (per request, not a change: no revision of its own)
@@ -44,6 +51,20 @@ std::string_view to_string(event_type t) noexcept;
 std::optional<event_type> parse_event_type(std::string_view s) noexcept;
 
 using service_ptr = std::shared_ptr<const service_instance>;
+
+struct event;
+
+namespace detail {
+class json_writer;
+}
+
+// A companion's data in an event (container_events.hpp): the registry
+// carries it, the protocol's event encoder has it write the members of the
+// event's "data" (docs/protocol.md, "Events") after the envelope.
+struct event_detail {
+    virtual ~event_detail() = default;
+    virtual void write_data(detail::json_writer& w, const event& e) const = 0;
+};
 
 // One deployment, as its deployment_* events describe it.
 struct deployment_change {
@@ -71,21 +92,18 @@ struct event {
     std::uint64_t resync_from = 0;               // resync_required: the revision the watcher asked for
     std::uint64_t oldest_revision = 0;           // resync_required: the oldest revision history still has
 
-    container_ptr container;                                // container events, lease_expired of a container
-    std::optional<managed_state> previous_container_state;  // container_state_changed
-    std::optional<output_chunk> output;                     // container_log (absent on the last one)
-    std::string engine;                                     // image_pull_progress: the node pulling
-    std::string reference;                                  // image_pull_progress: the image
-    std::optional<pull_progress> progress;                  // image_pull_progress (absent on the last one)
-    bool end = false;                                       // container_log, image_pull_progress: the stream's last
-    std::optional<error> failure;                           // container_reap_failed; a last image_pull_progress
-    unsigned attempts = 0;                                  // container_reap_failed
-    std::shared_ptr<const deployment_change> deployment;    // deployment_* (failure: _failed, _rolled_back)
+    std::optional<error> failure;  // deployment_failed, _rolled_back; container_reap_failed; a stream's early end
+    std::shared_ptr<const deployment_change> deployment;  // deployment_*
+    std::shared_ptr<const event_detail> detail;           // a companion's: container events, lease_expired of a container
 
-    // The protocol layer encodes an event once and shares the bytes with
-    // every subscriber; it parks them here. Events are immutable otherwise
-    // and only touched on the registry's own thread.
-    mutable std::shared_ptr<const std::string> encoded;
+    // The event as the embedder's transport sends it, when the registry has
+    // an encoder (registry::set_event_encoder; the protocol's is
+    // protocol/event_encoder): made once, on the registry's thread, as the
+    // event is published to the first watcher that sends it
+    // (watch_options::wire), and shared by every watcher. Null otherwise (no
+    // such watcher took it; a snapshot or a resync made for one watcher; a
+    // per-request stream item): a sender then encodes its own.
+    std::shared_ptr<const std::string> wire;
 };
 
 using event_ptr = std::shared_ptr<const event>;

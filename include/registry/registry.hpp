@@ -52,6 +52,9 @@ struct registry_options {
     std::size_t max_services_per_session = 0;
 };
 
+// Encodes an event as a transport sends it (registry::set_event_encoder).
+using event_encoder = std::shared_ptr<const std::string> (*)(const event&);
+
 // An opaque connection identity for session-bound leases; 0 means none.
 using session_id = std::uint64_t;
 
@@ -110,6 +113,10 @@ struct watch_options {
     bool snapshot = true;  // without from_revision: start with registry_loaded
     // Ends the stream: once requested, the generator completes (inline).
     std::stop_token stop;
+    // The watcher sends what it gets (a protocol subscription): every event
+    // it takes is encoded (event::wire) as it is published, once for every
+    // such watcher. Other watchers read the events and cost no encoding.
+    bool wire = false;
 };
 
 // A rule a companion adds to what a registration must satisfy (beyond the
@@ -153,6 +160,11 @@ public:
     // The connection behind `owner` is gone: its session-bound leases expire
     // after the grace period unless renewed (keepalive/re-register) first.
     void release_session(session_id owner);
+
+    // The encoder of the published events' `wire` bytes (protocol::server
+    // installs the protocol's). Called on the registry's thread, as an event
+    // is published, once if a watcher with watch_options::wire takes it.
+    void set_event_encoder(event_encoder encode) noexcept;
 
     // Checked on every register (new or re-register), after the built-in
     // rules, in the order added. Not applied to what open() loads.

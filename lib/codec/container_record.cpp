@@ -3,6 +3,15 @@
 #include "json_reader.hpp"
 #include "time.hpp"
 
+namespace registry {
+
+std::string_view to_string(managed_state s) noexcept { return detail::name_of(s); }
+std::optional<managed_state> parse_managed_state(std::string_view s) noexcept { return detail::enum_of<managed_state>(s); }
+
+std::string_view to_string(container_network n) noexcept { return detail::name_of(n); }
+
+}  // namespace registry
+
 namespace registry::detail {
 
 void write_container(json_writer& w, const managed_container& c, container_view view) {

@@ -3,8 +3,10 @@
 // lease (keyspace::containers), one format like service records.
 #pragma once
 
+#include "enum_names.hpp"
 #include "json_writer.hpp"
 
+#include <registry/container.hpp>
 #include <registry/managed_container.hpp>
 #include <registry/result.hpp>
 
@@ -12,6 +14,16 @@
 #include <string_view>
 
 namespace registry::detail {
+
+template <>
+struct enum_names<managed_state> {
+    static constexpr std::string_view names[] = {"created", "running", "exited", "removed", "lost"};
+};
+
+template <>
+struct enum_names<container_network> {
+    static constexpr std::string_view names[] = {"none", "default"};
+};
 
 // How much of a container: `summary` in listings and events, `full` (adds
 // command, limits, labels) in container_get and the stored record.

@@ -19,9 +19,5 @@ std::optional<health_status> parse_health_status(std::string_view s) noexcept { 
 std::string_view to_string(event_type t) noexcept { return name_of(t); }
 std::optional<event_type> parse_event_type(std::string_view s) noexcept { return enum_of<event_type>(s); }
 
-std::string_view to_string(managed_state s) noexcept { return name_of(s); }
-std::optional<managed_state> parse_managed_state(std::string_view s) noexcept { return enum_of<managed_state>(s); }
-
-std::string_view to_string(container_network n) noexcept { return name_of(n); }
 
 }  // namespace registry

@@ -3,9 +3,7 @@
 // use) and its parse (what the readers use, with the "must be one of" list).
 #pragma once
 
-#include <registry/container.hpp>
 #include <registry/event.hpp>
-#include <registry/managed_container.hpp>
 #include <registry/service.hpp>
 
 #include <cstddef>
@@ -43,16 +41,6 @@ struct enum_names<event_type> {
         "resync_required",         "container_state_changed", "container_reap_failed", "container_log",
         "image_pull_progress",     "deployment_started",    "deployment_stage",      "deployment_succeeded",
         "deployment_failed",       "deployment_rolled_back"};
-};
-
-template <>
-struct enum_names<managed_state> {
-    static constexpr std::string_view names[] = {"created", "running", "exited", "removed", "lost"};
-};
-
-template <>
-struct enum_names<container_network> {
-    static constexpr std::string_view names[] = {"none", "default"};
 };
 
 // Empty for a value outside the enumeration.

@@ -5,6 +5,7 @@
 #include "codec/time.hpp"
 
 #include <registry/container.hpp>
+#include <registry/container_events.hpp>
 #include <registry/container_manager.hpp>
 #include <registry/event.hpp>
 #include <registry/managed_container.hpp>
@@ -29,20 +30,39 @@ std::optional<Int> parse_number(std::string_view s) {
     return v;
 }
 
-inline std::shared_ptr<event> container_event(event_type type, container_ptr c, std::string reason = {}) {
+inline std::shared_ptr<event> with_detail(event_type type, std::shared_ptr<const event_detail> d,
+                                          std::string reason = {}) {
     auto e = std::make_shared<event>();
     e->type = type;
-    e->container = std::move(c);
     e->reason = std::move(reason);
+    e->detail = std::move(d);
     return e;
+}
+
+// A change of a container (container_state_changed, container_reap_failed,
+// lease_expired).
+inline std::shared_ptr<event> container_event(event_type type, container_ptr c, std::string reason = {},
+                                              std::optional<managed_state> previous = {}, unsigned attempts = 0) {
+    auto change = std::make_shared<container_change>();
+    change->container = std::move(c);
+    change->previous_state = previous;
+    change->attempts = attempts;
+    return with_detail(type, std::move(change), std::move(reason));
 }
 
 // `previous` is absent for a container that has just been created.
 inline std::shared_ptr<event> state_changed(container_ptr c, std::optional<managed_state> previous,
                                             std::string reason = {}) {
-    auto e = container_event(event_type::container_state_changed, std::move(c), std::move(reason));
-    e->previous_container_state = previous;
-    return e;
+    return container_event(event_type::container_state_changed, std::move(c), std::move(reason), previous);
+}
+
+// A container_log item; without output, the stream's last.
+inline std::shared_ptr<event> log_event(container_ptr c, std::optional<output_chunk> output) {
+    auto item = std::make_shared<container_log_item>();
+    item->container = std::move(c);
+    item->end = !output;
+    item->output = std::move(output);
+    return with_detail(event_type::container_log, std::move(item));
 }
 
 // One event as the list registry::record() takes. (Temporaries in a co_await

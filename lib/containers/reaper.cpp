@@ -169,9 +169,9 @@ void container_manager::impl::report_reap(const std::string& engine, const std::
 }
 
 task<void> container_manager::impl::report_reap_failure(container_ptr c, const error& last) {
-    auto e = container_event(event_type::container_reap_failed, std::move(c), last.message);
+    auto e = container_event(event_type::container_reap_failed, std::move(c), last.message, std::nullopt,
+                             opt.reap_attempts);
     e->failure = last;
-    e->attempts = opt.reap_attempts;
     auto events = only(std::move(e));
     std::vector<store_mutation> none;
     auto reported = co_await reg.record(std::move(events), std::move(none), "reap failure");

@@ -33,21 +33,19 @@ task<void> container_manager::impl::produce_logs(detail::event_relay_ptr relay, 
                                                 std::optional<std::size_t> tail) {
     std::stop_callback on_stop(n->token(), [relay] { relay->stop_producer(); });
     const log_options following{tail, true, true, true};
-    auto log_event = [&](output_chunk chunk) {
-        auto e = container_event(event_type::container_log, c);
+    auto log_line = [&](output_chunk chunk) {
+        auto e = log_event(c, std::move(chunk));
         e->revision = reg.revision();
-        e->output = std::move(chunk);
         return e;
     };
     std::optional<error> failure;
     try {
         auto opening = n->cfg.engine->logs(c->container_id, following, relay->producer_token());
-        failure = co_await relay_stream(std::move(opening), *relay, log_event);
+        failure = co_await relay_stream(std::move(opening), *relay, log_line);
     } catch (const operation_cancelled&) {
     }
-    auto last = container_event(event_type::container_log, c);
+    auto last = log_event(c, std::nullopt);
     last->revision = reg.revision();
-    last->end = true;
     last->failure = std::move(failure);
     relay->push(std::move(last));
     relay->finish();
@@ -74,13 +72,13 @@ task<void> container_manager::impl::produce_pulls(detail::event_relay_ptr relay,
 std::shared_ptr<event> container_manager::impl::pull_event(const node& n, const std::string& reference,
                                                           std::optional<pull_progress> progress,
                                                           std::optional<error> failure) {
-    auto e = std::make_shared<event>();
-    e->type = event_type::image_pull_progress;
+    auto item = std::make_shared<image_pull_item>();
+    item->engine = n.cfg.name;
+    item->reference = reference;
+    item->end = !progress;
+    item->progress = std::move(progress);
+    auto e = with_detail(event_type::image_pull_progress, std::move(item));
     e->revision = reg.revision();
-    e->engine = n.cfg.name;
-    e->reference = reference;
-    e->end = !progress;
-    e->progress = std::move(progress);
     e->failure = std::move(failure);
     return e;
 }

@@ -1,5 +1,6 @@
 #include <registry/protocol/connection.hpp>
 
+#include "loop_context_impl.hpp"
 #include "session.hpp"
 
 namespace registry::protocol {
@@ -8,10 +9,11 @@ struct connection::impl {
     std::shared_ptr<session> state;
 };
 
-connection::connection(server& srv, outbox& out, session_id id, std::string source,
+connection::connection(server& srv, loop_context& loop, outbox& out, session_id id, std::string source,
                        std::shared_ptr<const principal> caller)
-    : impl_(std::make_unique<impl>(impl{std::make_shared<session>(
-          srv, out, id, std::move(source), caller ? std::move(caller) : principal::anonymous())})) {}
+    : impl_(std::make_unique<impl>(impl{std::make_shared<session>(srv, loop.internals().parser, out, id,
+                                                                  std::move(source),
+                                                                  caller ? std::move(caller) : principal::anonymous())})) {}
 
 connection::~connection() { close(); }
 

@@ -1,9 +1,7 @@
 #include "event_encoder.hpp"
 
-#include "codec/container_record.hpp"
 #include "codec/json_writer.hpp"
 #include "codec/service_record.hpp"
-#include "codec/utf8.hpp"
 
 namespace registry::protocol {
 
@@ -13,15 +11,6 @@ void write_service_member(detail::json_writer& w, const event& e) {
     w.key("service");
     if (e.service) {
         write_service(w, *e.service);
-    } else {
-        w.null();
-    }
-}
-
-void write_container_member(detail::json_writer& w, const event& e) {
-    w.key("container");
-    if (e.container) {
-        write_container(w, *e.container);
     } else {
         w.null();
     }
@@ -91,9 +80,8 @@ void write_data(detail::json_writer& w, const event& e) {
             }
             break;
         case event_type::lease_expired:
-            if (e.container) {
-                w.key("lease_id").number(e.container->lease_id);
-                write_container_member(w, e);
+            if (e.detail) {
+                e.detail->write_data(w, e);  // a container's lease
             } else if (e.service) {
                 w.key("lease_id").number(e.service->lease.id)
                     .key("instance_id").string(e.service->instance_id)
@@ -112,37 +100,10 @@ void write_data(detail::json_writer& w, const event& e) {
             w.key("from_revision").number(e.resync_from).key("oldest_revision").number(e.oldest_revision);
             break;
         case event_type::container_state_changed:
-            write_container_member(w, e);
-            if (e.previous_container_state) w.key("previous_state").string(to_string(*e.previous_container_state));
-            if (e.container) w.key("state").string(to_string(e.container->state));
-            w.key("reason").string(e.reason);
-            break;
         case event_type::container_reap_failed:
-            write_container_member(w, e);
-            w.key("attempts").number(e.attempts);
-            write_failure(w, e);
-            break;
         case event_type::container_log:
-            if (e.container) {
-                w.key("container_id").string(e.container->container_id).key("lease_id").number(e.container->lease_id);
-            }
-            if (e.output) {
-                w.key("stream").string(to_string(e.output->stream)).key("data").string(detail::valid_utf8(e.output->bytes));
-            }
-            if (e.end) w.key("end").boolean(true);
-            write_failure(w, e);
-            break;
         case event_type::image_pull_progress:
-            w.key("engine").string(e.engine).key("reference").string(e.reference);
-            if (e.progress) {
-                w.key("id").string(e.progress->id)
-                    .key("status").string(e.progress->status)
-                    .key("progress").string(e.progress->progress);
-                if (e.progress->current) w.key("current").number(*e.progress->current);
-                if (e.progress->total) w.key("total").number(*e.progress->total);
-            }
-            if (e.end) w.key("end").boolean(true);
-            write_failure(w, e);
+            if (e.detail) e.detail->write_data(w, e);
             break;
         case event_type::deployment_started:
         case event_type::deployment_stage:
@@ -166,13 +127,11 @@ std::string event_head(std::string_view subscription) {
 }
 
 std::shared_ptr<const std::string> event_body(const event& e) {
-    if (e.encoded) return e.encoded;
     auto body = std::make_shared<std::string>();
     detail::json_writer w(*body);
     w.key("event").string(to_string(e.type)).key("revision").number(e.revision).key("data");
     write_data(w, e);
     w.end_object();  // closes the object the head opened
-    e.encoded = body;
     return body;
 }
 

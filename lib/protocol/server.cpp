@@ -1,5 +1,6 @@
 #include "server_impl.hpp"
 
+#include "event_encoder.hpp"
 #include "services/actions.hpp"
 
 namespace registry::protocol {
@@ -9,6 +10,7 @@ namespace registry::protocol {
 // deploy.hpp, repl.hpp).
 server::impl::impl(class registry& r, struct limits l)
     : reg(r), lims(l), listings(l.max_open_listings, l.max_open_listings_per_connection), rates(l.rates) {
+    reg.set_event_encoder(&event_body);
     own(add_services_actions(actions, &reg, &listings, &lims));
     using enum permission_family;
     constexpr std::string_view no_containers = "no container engine is configured on this server";

@@ -4,7 +4,6 @@
 #include "dispatch.hpp"
 #include "listing_cache.hpp"
 #include "rate_limiter.hpp"
-#include "request_parser.hpp"
 
 #include <registry/protocol/connection.hpp>
 
@@ -24,7 +23,6 @@ struct server::impl {
 
     class registry& reg;
     struct limits lims;
-    request_parser parser;
     listing_cache listings;
     dispatch_table actions;
     rate_limiter rates;

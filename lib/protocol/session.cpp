@@ -36,7 +36,7 @@ task<outcome> session::handle(std::shared_ptr<session> self, std::string_view te
     }
     std::variant<task<outcome>, rejection> parsed = [&]() -> std::variant<task<outcome>, rejection> {
         try {
-            return shared.parser.parse(text, shared.actions, &self);
+            return s.parser_.parse(text, shared.actions, &self);
         } catch (...) {
             return rejection{std::nullopt, {}, detail_dispatch::internal_error(std::current_exception())};
         }
@@ -141,7 +141,7 @@ task<void> session::pump(std::string id, async_generator<event_ptr> events, std:
     try {
         const std::string head = event_head(id);
         for (auto it = co_await events.begin(); it != events.end(); co_await ++it) {
-            if (!send(frame{head, event_body(**it), frame_kind::event}) || stop.stop_requested()) break;
+            if (!send(frame{head, event_wire(**it), frame_kind::event}) || stop.stop_requested()) break;
         }
     } catch (...) {
         // Out of memory encoding an event, or a registry bug: end this

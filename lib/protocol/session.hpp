@@ -25,8 +25,9 @@ namespace registry::protocol {
 
 class session : public std::enable_shared_from_this<session> {
 public:
-    session(server& srv, outbox& out, session_id id, std::string source, std::shared_ptr<const principal> caller)
-        : srv_(srv), out_(&out), id_(id), source_(std::move(source)), caller_(std::move(caller)) {}
+    session(server& srv, request_parser& parser, outbox& out, session_id id, std::string source,
+            std::shared_ptr<const principal> caller)
+        : srv_(srv), parser_(parser), out_(&out), id_(id), source_(std::move(source)), caller_(std::move(caller)) {}
     session(const session&) = delete;
     session& operator=(const session&) = delete;
 
@@ -72,6 +73,7 @@ private:
     void stop_subscriptions();
 
     server& srv_;
+    request_parser& parser_;  // its loop's (loop_context): used only inside handle()
     outbox* out_;  // not touched once closed: the embedder may have destroyed it
     session_id id_;
     std::string source_;  // the peer's address, for per-source quotas; empty: none

@@ -212,6 +212,8 @@ task<result<service_ptr>> registry::record_health(std::string_view instance_id, 
     co_return co_await m.replace(std::move(next), std::move(e), "health result");
 }
 
+void registry::set_event_encoder(event_encoder encode) noexcept { impl_->revisions.encode = encode; }
+
 void registry::add_registration_rule(registration_rule rule) { impl_->rules.push_back(std::move(rule)); }
 
 void registry::release_session(session_id owner) {

@@ -23,7 +23,8 @@
 
 namespace registry::detail {
 
-// Events are built mutable, then frozen (event_ptr) once their revision is set.
+// Events are built mutable, then frozen (event_ptr) once they are published:
+// their revision set, their wire bytes encoded.
 inline std::shared_ptr<event> make_event(event_type type, std::uint64_t revision, service_ptr service,
                                          std::string reason = {}) {
     auto e = std::make_shared<event>();
@@ -43,6 +44,7 @@ struct watcher {
     std::coroutine_handle<> waiting;  // the generator, suspended for the next event
     std::uint64_t skip_through = 0;   // live events at or below this revision were covered by the snapshot/replay
     std::uint64_t delivered_through = 0;
+    bool wire = false;  // watch_options::wire
     bool overflowed = false;
     bool closed = false;
 
@@ -58,10 +60,11 @@ struct revision_line {
     explicit revision_line(const registry_options& o) : opt(o) {}
 
     const registry_options& opt;
+    event_encoder encode = nullptr;  // registry::set_event_encoder
 
     std::uint64_t state_revision = 0;      // last revision assigned to a change
     std::uint64_t published_revision = 0;  // last revision whose events went out
-    std::map<std::uint64_t, std::vector<event_ptr>> unpublished;  // revision -> events, until durable
+    std::map<std::uint64_t, std::vector<std::shared_ptr<event>>> unpublished;  // revision -> events, until durable
     std::set<std::uint64_t> durable;                              // durable but waiting for an earlier revision
 
     std::deque<event_ptr> history;
@@ -112,11 +115,24 @@ struct revision_line {
         first_retained = trimmed + 1;
     }
 
-    void publish(event_ptr e, bool keep) {
-        if (keep) remember(e);
+    // Never throws into the write that publishes: out of memory, the event
+    // goes without its bytes (a subscriber then encodes its own).
+    std::shared_ptr<const std::string> wire_of(const event& e) const noexcept {
+        try {
+            return encode(e);
+        } catch (...) {
+            return nullptr;
+        }
+    }
+
+    // Encodes the event's wire bytes for the first watcher that sends them
+    // (watch_options::wire), before any such watcher has it: every one then
+    // shares them.
+    void publish(std::shared_ptr<event> e, bool keep) {
         std::vector<std::uint64_t> to_wake;
         for (auto& [id, w] : watchers) {
             if (w->closed || w->overflowed || e->revision <= w->skip_through || !w->wants(*e)) continue;
+            if (w->wire && encode && !e->wire) e->wire = wire_of(*e);
             if (w->queue.size() >= opt.watch_queue_limit) {
                 w->overflowed = true;
                 w->queue.clear();
@@ -125,6 +141,7 @@ struct revision_line {
             }
             if (w->waiting) to_wake.push_back(id);
         }
+        if (keep) remember(e);
         // Resuming a consumer may end other watches, or record a change whose
         // publish (nested in this one) already woke and drained them: look
         // each one up again, and wake it only if it has something to read.

@@ -13,6 +13,7 @@ async_generator<event_ptr> registry::watch(watch_options options) {
     w.id = m.revisions.next_watcher_id++;
     w.types = std::move(options.types);
     w.services = std::move(options.services);
+    w.wire = options.wire;
 
     // Registered before the first item is yielded: nothing published while
     // the consumer digests the snapshot or replay is missed.

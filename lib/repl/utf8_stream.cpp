@@ -1,5 +1,7 @@
 #include "utf8_stream.hpp"
 
+#include "codec/utf8.hpp"
+
 #include <cstddef>
 
 namespace registry::repl::detail {
@@ -8,57 +10,33 @@ namespace {
 
 constexpr std::string_view replacement = "\xEF\xBF\xBD";
 
-// The length of the sequence a lead byte starts, 0 for a byte that cannot
-// start one.
-std::size_t sequence_length(unsigned char c) {
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) return 2;
-    if (c >= 0xE0 && c <= 0xEF) return 3;
-    if (c >= 0xF0 && c <= 0xF4) return 4;
-    return 0;
-}
-
-// RFC 3629's table: the second byte's range depends on the lead (no
-// overlongs, no surrogates, nothing above U+10FFFF); later ones are 80-BF.
-bool valid_continuation(unsigned char lead, std::size_t index, unsigned char c) {
-    if (index == 1) {
-        if (lead == 0xE0) return c >= 0xA0 && c <= 0xBF;
-        if (lead == 0xED) return c >= 0x80 && c <= 0x9F;
-        if (lead == 0xF0) return c >= 0x90 && c <= 0xBF;
-        if (lead == 0xF4) return c >= 0x80 && c <= 0x8F;
-    }
-    return c >= 0x80 && c <= 0xBF;
-}
-
 // Appends the valid text of `s` to `out`; returns where an incomplete
 // trailing sequence starts (s.size() if there is none).
 std::size_t convert(std::string_view s, std::string& out) {
+    using step = registry::detail::utf8_scanner::step;
+    registry::detail::utf8_scanner scanner;
+    std::size_t start = 0;  // where the character being scanned starts
     std::size_t i = 0;
     while (i < s.size()) {
-        const auto lead = static_cast<unsigned char>(s[i]);
-        const std::size_t n = sequence_length(lead);
-        if (n == 1) {
-            out.push_back(s[i++]);
-            continue;
-        }
-        if (n == 0) {
-            out += replacement;
-            ++i;
-            continue;
-        }
-        std::size_t k = 1;
-        while (k < n && i + k < s.size() && valid_continuation(lead, k, static_cast<unsigned char>(s[i + k]))) ++k;
-        if (k == n) {
-            out.append(s.substr(i, n));
-            i += n;
-        } else if (i + k == s.size()) {
-            return i;  // so far so good, but the rest has not arrived
-        } else {
-            out += replacement;
-            i += k;  // the bytes that looked right belong to the broken sequence
+        switch (scanner.next(static_cast<unsigned char>(s[i]))) {
+            case step::complete:
+                out.append(s.substr(start, i + 1 - start));
+                start = ++i;
+                break;
+            case step::partial:
+                ++i;
+                break;
+            case step::invalid:
+                out += replacement;
+                // A byte that cannot start a character is skipped; the bytes
+                // that looked right belong to the broken sequence, and the
+                // one that broke it is scanned again as a start.
+                if (i == start) ++i;
+                start = i;
+                break;
         }
     }
-    return s.size();
+    return start;  // so far so good, but the rest has not arrived
 }
 
 }  // namespace

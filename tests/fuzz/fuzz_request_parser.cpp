@@ -33,7 +33,7 @@ const registry::protocol::dispatch_table& all_actions() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static registry::protocol::request_parser parser;  // one per server in registryd, reused likewise
+    static registry::protocol::request_parser parser;  // one per event loop in registryd (loop_context), reused likewise
     const std::string_view frame(reinterpret_cast<const char*>(data), size);
     auto parsed = parser.parse(frame, all_actions(), nullptr);
     if (auto* r = std::get_if<registry::protocol::rejection>(&parsed)) {

@@ -41,11 +41,12 @@ struct capture final : protocol::outbox {
 
 struct client {
     capture out;
+    protocol::loop_context loop;  // each client as if on a loop of its own
     protocol::connection conn;
 
     client(protocol::server& srv, session_id id, std::string source = {},
            std::shared_ptr<const protocol::principal> caller = nullptr)
-        : conn(srv, out, id, std::move(source), std::move(caller)) {}
+        : conn(srv, loop, out, id, std::move(source), std::move(caller)) {}
 
     // A request that completes without waiting; returns every frame it caused.
     std::vector<std::string> send(const std::string& frame, std::string_view code = "ok") {

@@ -90,8 +90,9 @@ struct cluster {
     std::vector<std::string> history(const container_ptr& c) const {
         std::vector<std::string> out;
         for (const auto& e : events.events) {
-            if (!e->container || e->container->lease_id != c->lease_id) continue;
-            if (e->type == event_type::container_state_changed) out.emplace_back(to_string(e->container->state));
+            const container_ptr ct = container_of(*e);
+            if (!ct || ct->lease_id != c->lease_id) continue;
+            if (e->type == event_type::container_state_changed) out.emplace_back(to_string(ct->state));
             if (e->type == event_type::lease_expired) out.emplace_back("expired");
             if (e->type == event_type::container_reap_failed) out.emplace_back("reap_failed");
         }
@@ -354,7 +355,7 @@ TEST_CASE("container_manager: start and finish times and the engine's error come
     CHECK(exited->exit_code == 4);
     // The exited event carries them too.
     REQUIRE(!k.events.events.empty());
-    CHECK(k.events.events.back()->container->finished_at == exited->finished_at);
+    CHECK(container_of(*k.events.events.back())->finished_at == exited->finished_at);
 
     // A restart reads them back from the store, with what it runs.
     k.shut_down();
@@ -479,7 +480,7 @@ TEST_CASE("container_manager: a lease the reaper cannot remove is reported and n
     CHECK(e.stop_calls == 3);
     CHECK(k.history(c) == strings{"created", "running", "expired", "reap_failed"});
     const auto& failed = k.events.events.back();
-    CHECK(failed->attempts == 3);
+    CHECK(detail_of<container_change>(*failed)->attempts == 3);
     REQUIRE(failed->failure);
     CHECK(failed->failure->code == errc::unavailable);
     CHECK(k.mgr->find(c->container_id) != nullptr);
@@ -791,12 +792,12 @@ TEST_CASE("container_manager: a restart adopts held containers from their labels
     // The failed sweep is reported (the only event about a held container).
     REQUIRE(k.events.events.size() == 1);
     CHECK(k.events.events[0]->type == event_type::container_reap_failed);
-    REQUIRE(k.events.events[0]->container);
-    CHECK(k.events.events[0]->container->lease_id == 0);
-    CHECK(k.events.events[0]->container->engine == "a");
-    CHECK(k.events.events[0]->container->container_id == live);
-    CHECK(k.events.events[0]->container->expires_at == deadline);
-    CHECK(k.events.events[0]->attempts == 3);
+    REQUIRE(container_of(*k.events.events[0]));
+    CHECK(container_of(*k.events.events[0])->lease_id == 0);
+    CHECK(container_of(*k.events.events[0])->engine == "a");
+    CHECK(container_of(*k.events.events[0])->container_id == live);
+    CHECK(container_of(*k.events.events[0])->expires_at == deadline);
+    CHECK(detail_of<container_change>(*k.events.events[0])->attempts == 3);
     REQUIRE(k.events.events[0]->failure);
     CHECK(k.events.events[0]->failure->code == errc::unavailable);
     k.events.events.clear();
@@ -836,12 +837,12 @@ TEST_CASE("container_manager: logs, followed until the container exits or the co
     REQUIRE(f.got.size() == 2);
     e.write(c->container_id, "three\n");
     REQUIRE(f.got.size() == 3);
-    CHECK(f.got[2]->output->bytes == "three\n");
+    CHECK(detail_of<container_log_item>(*f.got[2])->output->bytes == "three\n");
     CHECK(!f.ended);
     e.exit(c->container_id, 0);
     CHECK(f.ended);
     REQUIRE(f.got.size() == 4);
-    CHECK(f.got[3]->end);
+    CHECK(detail_of<container_log_item>(*f.got[3])->end);
     CHECK(f.got[3]->type == event_type::container_log);
 
     // A stop ends the stream inline.
@@ -868,19 +869,19 @@ TEST_CASE("container_manager: image pulls stream progress and end per engine") {
     async_scope s;
     s.spawn(p.pump(k.mgr->pull_image("app:1", std::string("b"), {})));
     REQUIRE(p.got.size() == 3);
-    CHECK(p.got[0]->progress->status == "Downloading");
-    CHECK(p.got[0]->engine == "b");
-    CHECK(p.got[2]->end);
+    CHECK(detail_of<image_pull_item>(*p.got[0])->progress->status == "Downloading");
+    CHECK(detail_of<image_pull_item>(*p.got[0])->engine == "b");
+    CHECK(detail_of<image_pull_item>(*p.got[2])->end);
     CHECK(!p.got[2]->failure);
     CHECK(k.b.images.contains("app:1"));
 
     puller q;
     s.spawn(q.pump(k.mgr->pull_image("missing", std::nullopt, {})));
     REQUIRE(q.got.size() == 2);  // one failed end per online engine
-    CHECK(q.got[0]->engine == "a");
+    CHECK(detail_of<image_pull_item>(*q.got[0])->engine == "a");
     REQUIRE(q.got[0]->failure);
     CHECK(q.got[0]->failure->code == errc::not_found);
-    CHECK(q.got[1]->engine == "b");
+    CHECK(detail_of<image_pull_item>(*q.got[1])->engine == "b");
     CHECK(s.active() == 0);
 }
 

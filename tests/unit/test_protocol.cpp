@@ -740,7 +740,8 @@ TEST_CASE("protocol: handle() never throws") {
     };
     fixture f;
     throwing_outbox out;
-    protocol::connection c(f.srv, out, 99);
+    protocol::loop_context loop;
+    protocol::connection c(f.srv, loop, out, 99);
     outcome o;
     CHECK_NOTHROW(o = run_now(c.handle(req("1", "list_services"))));
     CHECK(o.code == "internal");

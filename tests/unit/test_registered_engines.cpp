@@ -167,8 +167,8 @@ struct cluster {
     strings history(const container_ptr& c) const {
         strings out;
         for (const auto& e : events.events) {
-            if (e->type != event_type::container_state_changed || e->container->lease_id != c->lease_id) continue;
-            out.push_back(std::string(to_string(e->container->state)) + (e->reason.empty() ? "" : " (" + e->reason + ")"));
+            if (e->type != event_type::container_state_changed || container_of(*e)->lease_id != c->lease_id) continue;
+            out.push_back(std::string(to_string(container_of(*e)->state)) + (e->reason.empty() ? "" : " (" + e->reason + ")"));
         }
         return out;
     }

@@ -14,6 +14,7 @@
 #include <registry/protocol/frame.hpp>
 #include <registry/protocol/permission.hpp>
 #include <registry/protocol/rate_limits.hpp>
+#include <registry/protocol/loop_context.hpp>
 #include <registry/registry.hpp>
 #include <registry/task.hpp>
 
@@ -50,8 +51,8 @@ struct outcome {
 };
 
 // State shared by every connection of one server: the registry, the limits,
-// and the JSON parser (single-threaded; requests are fully decoded before a
-// handler first suspends, so one parser serves all connections).
+// the dispatch table and the subsystems' modules. What only the connections
+// of one event loop may share (the request parser) is a loop_context.
 class server {
 public:
     server(registry& reg, limits lim = {});
@@ -76,9 +77,10 @@ public:
     // `id` identifies the session for session-bound leases; unique per server.
     // `source` names where the connection comes from (registryd: the peer's
     // IP address) for the per-source quotas; empty: counted toward none.
+    // `loop`: the context of the event loop the connection runs on.
     // `caller`: who the client is and what it may do (null: anonymous, every
     // permission, as with access control off).
-    connection(server& srv, outbox& out, session_id id, std::string source = {},
+    connection(server& srv, loop_context& loop, outbox& out, session_id id, std::string source = {},
                std::shared_ptr<const principal> caller = nullptr);
     ~connection();  // calls close()
     connection(const connection&) = delete;

@@ -377,6 +377,7 @@ task<result<void>> on(services_module& m, request_context& ctx, subscribe_params
     co_return ctx.stream(
         [&](std::stop_token stop) {
             p.watch.stop = std::move(stop);
+            p.watch.wire = true;  // the session sends every event's wire bytes
             return m.reg.watch(std::move(p.watch));
         },
         [&](detail::json_writer& w) { w.key("revision").number(m.reg.revision()); });
