@@ -121,6 +121,9 @@ void http_session::on_handshake(const error_code& ec) {
         return;
     }
     tls_->peer_subject = tls_->channel.peer_subject();
+    if (tls_->peer_subject) {
+        log::debug("tls client certificate", {{"conn", id_}, {"remote", remote_}, {"subject", log::clip(*tls_->peer_subject)}});
+    }
     do_read();
 }
 
