@@ -6,6 +6,12 @@
 
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <filesystem>
 #include <string>
@@ -35,7 +41,39 @@ bool log_shows(const it::registryd& d, std::string_view text, it::ms timeout = 5
     return false;
 }
 
+// Connects to the daemon and sends nothing; returns how long until the
+// server closed the connection (or `limit` if it did not).
+it::ms silent_connection_lifetime(const it::registryd& d, it::ms limit) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(d.port());
+    ::inet_pton(AF_INET, d.host().c_str(), &a.sin_addr);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    const auto start = it::steady::now();
+    pollfd p{fd, POLLIN, 0};
+    char b[64];
+    while (it::steady::now() - start < limit) {
+        if (::poll(&p, 1, 100) > 0 && ::read(fd, b, sizeof b) <= 0) break;
+    }
+    ::close(fd);
+    return std::chrono::duration_cast<it::ms>(it::steady::now() - start);
+}
+
 }  // namespace
+
+TEST_CASE("tls: a connection that never starts the TLS handshake is closed after timeouts.handshake_seconds") {
+    const it::test_pki pki;
+    const auto server = pki.server();
+    it::registryd d("timeouts:\n  handshake_seconds: 1\ntls:\n  cert_file: " + server.cert.string() +
+                    "\n  key_file: " + server.key.string() + "\n");
+    IT_DIAGNOSE(d);
+    const it::ms lived = silent_connection_lifetime(d, it::scaled(20s));
+    CHECK(lived >= 900ms);
+    CHECK(lived < it::scaled(10s));
+    CHECK(it::https_get(d.host(), d.port(), "/healthz", it::tls_options{pki.ca_cert(), {}, {}}).status == 200);
+}
 
 TEST_CASE("tls: wss round trip, https /healthz, plain clients refused at once") {
     const it::test_pki pki;
