@@ -242,8 +242,7 @@ void http_session::upgrade() {
         respond(http::status::service_unavailable, "too many connections\n", false);
         return;
     }
-    // AUTH: the authenticator's call site: the request (parser_->get()) and
-    // tls_peer_subject(), the verified client certificate's subject.
+    // AUTH: authenticate(parser_->get(), tls_peer_subject())  (the verified client subject; nullopt without mTLS)
 
     // The socket (and its TLS state) moves to the WebSocket session; this
     // session ends.
