@@ -25,10 +25,14 @@
 //   wait      returns once a probe succeeds (a server is ready)
 //   fsync     the latency of a 4 KiB append + fdatasync on a directory's disk
 //   free-port prints a free TCP port of 127.0.0.1
+// --tls-ca FILE (ws, idle): the connections are wss:// (Asio's SSL stream
+// under the same raw framing; the upgrade request is written by hand),
+// verifying the server's certificate with that CA.
 // Everything is on loopback: the generator refuses any other address.
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -248,7 +252,11 @@ struct options {
     std::string dir;                   // fsync: where to write
     std::string params = "{}";         // request: the request's params (JSON)
     std::vector<std::string> command;  // serve: after --
+    std::string tls_ca;                // ws, idle: wss:// with this CA
 };
+
+// --tls-ca: the context every wss:// connection is made with (null: ws://).
+std::unique_ptr<boost::asio::ssl::context> tls_ctx;
 
 [[noreturn]] void usage() {
     std::fprintf(stderr,
@@ -259,6 +267,7 @@ struct options {
                  "         [--duration S --warmup S | --count N] [--server-pid PID]\n"
                  "  fanout --port-file F --subscribers N --registrations R --interval-ms MS [--server-pid PID]\n"
                  "  idle   --port-file F --conns N --server-pid PID [--settle S]\n"
+                 "  (ws, idle: --tls-ca FILE for wss:// with that CA)\n"
                  "  serve  --port-file F|--port P --probe ws-get:INSTANCE|http-range:KEY [--cpu C] [--settle S]\n"
                  "         [--child-log FILE] -- COMMAND ARGS...   (probes also: ws-list, http-health)\n"
                  "  wait   --port-file F|--port P --probe PROBE [--timeout S]\n"
@@ -303,6 +312,7 @@ options parse(int argc, char** argv) {
         else if (a == "--timeout") o.timeout = std::stod(v);
         else if (a == "--dir") o.dir = v;
         else if (a == "--params") o.params = v;
+        else if (a == "--tls-ca") o.tls_ca = v;
         else usage();
     }
     // Loopback only.
@@ -432,12 +442,12 @@ public:
     raw_conn(const raw_conn&) = delete;
     raw_conn& operator=(const raw_conn&) = delete;
 
-    tcp::socket& socket() { return sock_; }
+    tcp::socket& socket() { return tls_ ? tls_->next_layer() : sock_; }
 
     void close() {
         closed_ = true;
         error_code ignored;
-        sock_.close(ignored);
+        socket().close(ignored);
     }
 
 protected:
@@ -447,6 +457,14 @@ protected:
 
     void start_reading() { do_read(); }
 
+    // wss://: the connected socket moves under an SSL stream; then `done`.
+    template <typename Done>
+    void start_tls(Done done) {
+        tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(sock_), *tls_ctx);
+        tls_->async_handshake(asio::ssl::stream_base::client, std::move(done));
+    }
+    bool tls() const { return tls_ != nullptr; }
+
     // Appends to the pending output; written at once unless inside on_data
     // (then once every unit of the read has been handled).
     std::string& out() { return pending_; }
@@ -455,14 +473,19 @@ protected:
         writing_ = true;
         std::swap(wbuf_, pending_);
         pending_.clear();
-        asio::async_write(sock_, asio::buffer(wbuf_), [this](const error_code& ec, std::size_t) {
+        auto written = [this](const error_code& ec, std::size_t) {
             writing_ = false;
             if (ec) {
                 if (!closed_) on_error(ec, "write");
                 return;
             }
             flush();
-        });
+        };
+        if (tls_) {
+            asio::async_write(*tls_, asio::buffer(wbuf_), written);
+        } else {
+            asio::async_write(sock_, asio::buffer(wbuf_), written);
+        }
     }
 
     bool closed_ = false;
@@ -477,8 +500,12 @@ private:
             buf_ = std::move(bigger);
             cap_ *= 2;
         }
-        sock_.async_read_some(asio::buffer(buf_.get() + len_, cap_ - len_),
-                              [this](const error_code& ec, std::size_t n) { on_read(ec, n); });
+        auto read = [this](const error_code& ec, std::size_t n) { on_read(ec, n); };
+        if (tls_) {
+            tls_->async_read_some(asio::buffer(buf_.get() + len_, cap_ - len_), read);
+        } else {
+            sock_.async_read_some(asio::buffer(buf_.get() + len_, cap_ - len_), read);
+        }
     }
 
     void on_read(const error_code& ec, std::size_t n) {
@@ -500,6 +527,7 @@ private:
     }
 
     tcp::socket sock_;
+    std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
     std::unique_ptr<char[]> buf_;
     std::size_t cap_;
     std::size_t len_ = 0;
@@ -539,6 +567,19 @@ public:
             if (ec) return on_error(ec, "connect");
             error_code ignored;
             socket().set_option(tcp::no_delay(true), ignored);
+            if (tls_ctx) {
+                hs_.reset();
+                start_tls([this, ep](const error_code& e) {
+                    if (e) return on_error(e, "tls handshake");
+                    upgrading_ = true;
+                    start_reading();
+                    out() += "GET / HTTP/1.1\r\nHost: " + ep.address().to_string() + ":" + std::to_string(ep.port()) +
+                             "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+                    flush();
+                });
+                return;
+            }
             hs_->next_layer() = std::move(socket());
             hs_->async_handshake(ep.address().to_string() + ":" + std::to_string(ep.port()), "/",
                                  [this](const error_code& e) {
@@ -563,6 +604,15 @@ protected:
 private:
     std::size_t on_data(const char* p, std::size_t n) override {
         std::size_t off = 0;
+        if (upgrading_) {  // wss://: the answer to the hand-written upgrade
+            const std::string_view head(p, n);
+            const auto end = head.find("\r\n\r\n");
+            if (end == std::string_view::npos) return 0;
+            if (head.substr(0, 12) != "HTTP/1.1 101") die("wss upgrade refused");
+            upgrading_ = false;
+            off = end + 4;
+            on_open();
+        }
         while (n - off >= 2 && !closed_) {
             const auto b0 = static_cast<unsigned char>(p[off]);
             const auto b1 = static_cast<unsigned char>(p[off + 1]);
@@ -608,6 +658,7 @@ private:
     std::optional<websocket::stream<tcp::socket>> hs_;
     std::string frag_;
     bool closed_by_peer_ = false;
+    bool upgrading_ = false;
 };
 
 // The id of a response ({"id":"<id>",...}) and whether it is a success.
@@ -1304,6 +1355,11 @@ int free_port() {
 
 int main(int argc, char** argv) {
     const options o = parse(argc, argv);
+    if (!o.tls_ca.empty()) {
+        tls_ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+        tls_ctx->load_verify_file(o.tls_ca);
+        tls_ctx->set_verify_mode(asio::ssl::verify_peer);
+    }
     raise_fd_limit();
     ::signal(SIGPIPE, SIG_IGN);
     if (o.mode == "ws") {

@@ -5,7 +5,7 @@
 #   bench/run.sh                        # everything, ~5 minutes
 #   bench/run.sh get_service register   # some scenarios
 #
-# Scenarios: get_service register fanout idle_connections restart repl deploy.
+# Scenarios: get_service register fanout idle_connections restart repl deploy tls.
 # Environment: BENCH_DURATION (s per round, default 4), BENCH_WARMUP (s, 1),
 # BENCH_ROUNDS (3: registryd and its baselines alternate, the best round of
 # each counts: load from elsewhere on the machine only ever lowers a figure),
@@ -14,7 +14,8 @@
 # fsync is measured), BENCH_KEEP=1 (keep the work directory and its logs),
 # BENCH_REPL_RUNS (executions of each kind in the repl scenario, 20),
 # BENCH_DEPLOY_MB (the deploy scenario's package, 10), BENCH_DEPLOY_BIG_MB (its
-# memory run, 200).
+# memory run, 200), BENCH_TLS_IDLE_CONNS (the tls scenario's idle connections,
+# 5000).
 #
 # Everything runs on 127.0.0.1 with ephemeral ports and its own temporary data
 # directories. Servers (registryd, echo_server, etcd) are pinned to CPU 0, the
@@ -32,7 +33,7 @@ DEPTH=${BENCH_DEPTH:-16}
 REPL_RUNS=${BENCH_REPL_RUNS:-20}
 DEPLOY_MB=${BENCH_DEPLOY_MB:-10}
 DEPLOY_BIG_MB=${BENCH_DEPLOY_BIG_MB:-200}
-ALL_SCENARIOS=(get_service register fanout idle_connections restart repl deploy)
+ALL_SCENARIOS=(get_service register fanout idle_connections restart repl deploy tls)
 SCENARIOS=("$@")
 ((${#SCENARIOS[@]})) || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
@@ -306,6 +307,75 @@ scenario_idle_connections() {
   r=$(kv per_conn_bytes "$reg"); e=$(kv per_conn_bytes "$echo")
   row "10000 idle connections: RSS bytes/conn vs echo" "$(fmt "$r")" "$(fmt "$e")" "$(ratio "$r" "$e")" "<= 2048" \
     "$(verdict "$r" "<=" 2048)"
+}
+
+# start_registryd_tls NAME PKI_DIR: as start_registryd, with a `tls` section
+# (PKI_DIR/server.pem, server.key); ready once the port file is written.
+start_registryd_tls() {
+  local name=$1 pki=$2 cfg i
+  cfg=$(registryd_config "$name")
+  printf 'tls:\n  cert_file: %s\n  key_file: %s\n' "$pki/server.pem" "$pki/server.key" >>"$cfg"
+  REG_PORT_FILE=$WORK/$name.port
+  rm -f "$REG_PORT_FILE"
+  "${SRV[@]}" "$REGISTRYD" --config "$cfg" --port-file "$REG_PORT_FILE" 2>>"$WORK/$name.log" &
+  REG_PID=$!
+  PIDS+=("$REG_PID")
+  for ((i = 0; i < 400; i++)); do
+    [ -s "$REG_PORT_FILE" ] && return 0
+    sleep 0.05
+  done
+  log "registryd with TLS did not start:"; tail -n 5 "$WORK/$name.log" >&2; return 1
+}
+
+# TLS (config `tls`): get_service over wss:// beside ws:// (two registryds in
+# interleaved rounds, the same load), and the idle bytes of a TLS connection
+# beside a plain one. A CA and a server certificate made with openssl.
+scenario_tls() {
+  local n=${BENCH_TLS_IDLE_CONNS:-5000} pki=$WORK/pki
+  log "tls: get_service over wss beside ws, $ROUNDS interleaved rounds; $n idle connections each way"
+  mkdir -p "$pki"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+  openssl req -x509 "${ec[@]}" -days 2 -keyout "$pki/ca.key" -out "$pki/ca.pem" -subj "/CN=bench CA" 2>/dev/null
+  openssl req "${ec[@]}" -keyout "$pki/server.key" -out "$pki/server.csr" -subj "/CN=localhost" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$pki/server.ext"
+  openssl x509 -req -days 2 -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial \
+    -out "$pki/server.pem" -extfile "$pki/server.ext" 2>/dev/null
+  local tls=(--tls-ca "$pki/ca.pem")
+
+  start_registryd get_plain
+  local plain_pid=$REG_PID plain_port=$REG_PORT_FILE
+  gen ws --port-file "$plain_port" --conns 8 --depth 16 --action register --prefix b --count 1000 >/dev/null
+  start_registryd_tls get_tls "$pki"
+  local tls_pid=$REG_PID tls_port=$REG_PORT_FILE
+  gen ws "${tls[@]}" --port-file "$tls_port" --conns 8 --depth 16 --action register --prefix b --count 1000 >/dev/null
+  local plains=() tlss=() i line
+  for ((i = 1; i <= ROUNDS; i++)); do
+    line=$(gen ws --port-file "$plain_port" $(rr_args) --action get --prefix b --pool 1000 --server-pid "$plain_pid")
+    detail "get_service ws #$i: $line"; plains+=("$line")
+    line=$(gen ws "${tls[@]}" --port-file "$tls_port" $(rr_args) --action get --prefix b --pool 1000 --server-pid "$tls_pid")
+    detail "get_service wss #$i: $line"; tlss+=("$line")
+  done
+  stop "$plain_pid"
+  stop "$tls_pid"
+  local p t rp rt
+  p=$(best "${plains[@]}"); t=$(best "${tlss[@]}")
+  rp=$(kv rps "$p"); rt=$(kv rps "$t")
+  row "get_service msgs/s over wss vs ws, $CONNS conns x $DEPTH" "$(fmt "$rt")" "$(fmt "$rp")" "$(ratio "$rt" "$rp")" "-" "-"
+  row "get_service p50 / p99 latency (ms), wss vs ws" \
+    "$(div "$(kv p50_us "$t")" 1000 1) / $(div "$(kv p99_us "$t")" 1000 1)" \
+    "$(div "$(kv p50_us "$p")" 1000 1) / $(div "$(kv p99_us "$p")" 1000 1)" "-" "-" "-"
+
+  local ip it
+  start_registryd idle_plain
+  ip=$(gen idle --port-file "$REG_PORT_FILE" --conns "$n" --server-pid "$REG_PID")
+  stop "$REG_PID"
+  detail "idle ws: $ip"
+  start_registryd_tls idle_tls "$pki"
+  it=$(gen idle "${tls[@]}" --port-file "$REG_PORT_FILE" --conns "$n" --server-pid "$REG_PID")
+  stop "$REG_PID"
+  detail "idle wss: $it"
+  ip=$(kv per_conn_bytes "$ip"); it=$(kv per_conn_bytes "$it")
+  row "$n idle connections: RSS bytes/conn, wss vs ws" "$(fmt "$it")" "$(fmt "$ip")" "$(ratio "$it" "$ip")" "-" "-"
 }
 
 scenario_restart() {

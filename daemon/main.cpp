@@ -218,6 +218,9 @@ public:
         if (containers_) registry::protocol::add_container_actions(server_.protocol(), *containers_);
         registry::protocol::add_deploy_actions(server_.protocol(), &deployer_, &uploads_);
         start_repl();
+        if (cfg.tls) {
+            reload_hooks_.add("certificates", [this](std::string& why) { return server_.reload_tls(why); });
+        }
         if (containers_ && cfg.containers.accept_registered_engines) {
             registered_engines_.emplace(reg_, *containers_, engine_connector_,
                                         [](const std::string& instance_id, const registry::error& why) {

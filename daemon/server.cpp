@@ -22,6 +22,7 @@
 #include "http/http_session.hpp"
 #include "observability/log.hpp"
 #include "server_state.hpp"
+#include "tls/tls_context.hpp"
 #include "websocket/session.hpp"
 
 #include <registry/registry.hpp>
@@ -181,6 +182,7 @@ listen_address server::listen() {
     auto& st = *state_;
     const auto& want = st.cfg.listen;
     const std::string shown = want.to_string();
+    if (st.cfg.tls) st.tls = std::make_unique<tls_context>(*st.cfg.tls);  // throws, naming the file
 
     error_code ec;
     tcp::endpoint ep;
@@ -244,6 +246,11 @@ void server::force_close() {
     auto& st = *state_;
     for (auto& s : st.live(st.http_sessions)) s->close();
     for (auto& s : st.live(st.ws_sessions)) s->close_socket();
+}
+
+bool server::reload_tls(std::string& why) {
+    if (!state_->tls) return true;
+    return state_->tls->reload(why);
 }
 
 std::size_t server::connections() const noexcept {

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string>
 
 namespace boost::asio {
 class io_context;
@@ -64,6 +65,11 @@ public:
     // Closes every remaining socket now (the shutdown deadline has passed).
     // Sessions still wait for their in-flight requests before they go away.
     void force_close();
+
+    // SIGHUP: the TLS certificate, key and client CAs are read again (config
+    // `tls`); new connections get them, open ones keep theirs. False with
+    // `why` when a file is bad: the previous ones stay in use.
+    bool reload_tls(std::string& why);
 
     // Open TCP connections of any kind (HTTP and WebSocket).
     std::size_t connections() const noexcept;

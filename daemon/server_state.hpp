@@ -8,6 +8,8 @@
 
 #include "http/source_slot.hpp"
 #include "observability/audit_log.hpp"
+#include "tls/tls_channel.hpp"
+#include "tls/tls_context.hpp"
 #include "websocket/connection.hpp"
 #include "websocket/memory_budget.hpp"
 
@@ -89,6 +91,12 @@ struct server::state : std::enable_shared_from_this<server::state> {
     std::size_t socket_cap = 0;
 
     memory_budget budget;
+
+    // config `tls`: the context new connections are made with (null: plain),
+    // and the TLS state of the upgraded connections by connection id. Kept
+    // here, not in ws_session, so that a plain connection costs nothing more.
+    std::unique_ptr<tls_context> tls;
+    std::unordered_map<std::uint64_t, tls_channel> tls_channels;
 
     bool shutting_down = false;
     std::function<void()> on_drained;

@@ -610,6 +610,7 @@ export type ErrorCode =
   | 'connection_lost'
   | 'closed'
   | 'file_unreadable'
+  | 'unauthorized'
   | (string & {});
 
 export class RegistryError extends Error {
@@ -620,7 +621,14 @@ export class RegistryError extends Error {
   readonly action?: string;
   static fromResponse(error: { code: string; message: string }, action?: string): RegistryError;
 }
-export const clientErrorCodes: readonly ['timeout', 'not_connected', 'connection_lost', 'closed', 'file_unreadable'];
+export const clientErrorCodes: readonly [
+  'timeout',
+  'not_connected',
+  'connection_lost',
+  'closed',
+  'file_unreadable',
+  'unauthorized',
+];
 
 export interface BackoffOptions {
   initialDelayMs?: number;
@@ -632,8 +640,13 @@ export const defaultBackoff: Readonly<Required<BackoffOptions>>;
 export function backoffDelay(attempt: number, options?: BackoffOptions, random?: () => number): number;
 
 export interface ClientOptions {
-  /** Sent as `Authorization: Bearer` (Node, `ws`) or `access_token` query parameter (browsers). */
+  /**
+   * Sent as `Authorization: Bearer` (Node 20, the `ws` package) or as the `access_token` query parameter
+   * (browsers, a global WebSocket). A 401 at the upgrade rejects waiting requests with `unauthorized`.
+   */
   token?: string;
+  /** PEM of the CA that signed a wss:// server's certificate, when the platform does not trust it (Node: uses `ws`). */
+  ca?: string | Uint8Array | Array<string | Uint8Array>;
   /** Time for a sent request's response (default 10000). */
   requestTimeoutMs?: number;
   /** Time for the WebSocket handshake of one attempt (default 5000). */

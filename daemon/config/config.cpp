@@ -250,6 +250,20 @@ public:
                     if (cfg_.audit.file.empty()) fail(at(n, path) + "must not be empty");
                     return true;
                 });
+            } else if (key == "tls") {
+                auto& T = cfg_.tls.emplace();
+                section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+                    std::filesystem::path* file = k == "cert_file"        ? &T.cert_file
+                                                  : k == "key_file"       ? &T.key_file
+                                                  : k == "client_ca_file" ? &T.client_ca_file
+                                                                          : nullptr;
+                    if (!file) return false;
+                    *file = scalar(n, path);
+                    if (file->empty()) fail(at(n, path) + "must not be empty");
+                    return true;
+                });
+                if (T.cert_file.empty() || T.key_file.empty())
+                    fail(at(v, key) + "needs cert_file and key_file");
             } else {
                 fail(at(kv.first, key) + "unknown key");
             }

@@ -169,6 +169,15 @@ struct config {
     struct audit_section {
         std::filesystem::path file;  // empty: no audit log
     } audit;
+    // TLS on the listening port (tls/tls_context.hpp): set, the port serves
+    // https:// and wss:// only. A client_ca_file turns on mutual TLS: a
+    // client certificate signed by one of its CAs is required.
+    struct tls_section {
+        std::filesystem::path cert_file;       // PEM: the server certificate, then its chain
+        std::filesystem::path key_file;        // PEM: its private key
+        std::filesystem::path client_ca_file;  // PEM: CA certificates; empty: no client certificates
+    };
+    std::optional<tls_section> tls;
 };
 
 // A configuration or command-line error; the message names the key or flag.

@@ -4,6 +4,7 @@
 #include "http/services_view.hpp"
 #include "observability/log.hpp"
 #include "server_state.hpp"
+#include "tls/tls_stream.hpp"
 #include "websocket/session.hpp"
 
 #include <registry/registry.hpp>
@@ -11,6 +12,8 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/write.hpp>
+
+#include <sys/socket.h>
 
 #include <utility>
 
@@ -36,7 +39,26 @@ std::string endpoint_string(const tcp::socket& s) {
     return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" + std::to_string(ep.port());
 }
 
+// The answer to plain HTTP on the TLS port (what nginx does): a client that
+// forgot https:// or wss:// learns why, instead of waiting for a timeout.
+constexpr std::string_view plain_http_body = "this port speaks TLS only: use https:// or wss://\n";
+const std::string plain_http_answer = "HTTP/1.1 400 Bad Request\r\nServer: registryd\r\n"
+                                      "Content-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+                                      std::to_string(plain_http_body.size()) + "\r\nConnection: close\r\n\r\n" +
+                                      std::string(plain_http_body);
+
 }  // namespace
+
+// The TLS side of a session (config `tls`); the timer bounds the handshake
+// and each request as the TCP stream's expiry does on a plain connection.
+struct http_session::tls_state {
+    tls_state(SSL_CTX* ctx, tcp::socket& socket)
+        : channel(ctx, static_cast<int>(socket.native_handle())), stream(socket, channel), timer(socket.get_executor()) {}
+    tls_channel channel;
+    tls_stream stream;
+    asio::steady_timer timer;
+    std::optional<std::string> peer_subject;
+};
 
 http_session::http_session(std::shared_ptr<server::state> st, std::uint64_t id, tcp::socket&& socket,
                            source_slot slot)
@@ -44,7 +66,13 @@ http_session::http_session(std::shared_ptr<server::state> st, std::uint64_t id, 
       slot_(std::move(slot)),
       id_(id),
       remote_(endpoint_string(socket)),
-      stream_(std::move(socket)) {}
+      stream_(std::move(socket)) {
+    if (st_->tls) {
+        error_code ec;
+        stream_.socket().non_blocking(true, ec);  // the TLS channel reads and writes the descriptor itself
+        tls_ = std::make_unique<tls_state>(st_->tls->native(), stream_.socket());
+    }
+}
 
 http_session::~http_session() {
     st_->http_sessions.erase(id_);
@@ -53,7 +81,69 @@ http_session::~http_session() {
 
 void http_session::run() {
     st_->http_sessions.emplace(id_, weak_from_this());
+    if (!tls_) {
+        do_read();
+        return;
+    }
+    if (!tls_->channel.valid()) {
+        log::warn("cannot make a TLS connection", {{"conn", id_}, {"remote", remote_}});
+        close();
+        return;
+    }
+    arm_tls_timer();
+    tls_->stream.async_handshake([self = shared_from_this()](const error_code& ec, std::size_t) { self->on_handshake(ec); });
+}
+
+const std::optional<std::string>& http_session::tls_peer_subject() const noexcept {
+    static const std::optional<std::string> none;
+    return tls_ ? tls_->peer_subject : none;
+}
+
+void http_session::arm_tls_timer() {
+    tls_->timer.expires_after(st_->cfg.timeouts.handshake);
+    tls_->timer.async_wait([weak = weak_from_this()](const error_code& ec) {
+        if (ec) return;
+        if (auto self = weak.lock()) self->close();  // pending waits end with operation_aborted
+    });
+}
+
+void http_session::on_handshake(const error_code& ec) {
+    if (ec) {
+        if (tls_->channel.peer_sent_plain_http()) {
+            refuse_plain_http();
+            return;
+        }
+        log::debug("tls handshake failed", {{"conn", id_},
+                                            {"remote", remote_},
+                                            {"error", ec == asio::error::connection_aborted ? tls_->channel.error()
+                                                                                            : ec.message()}});
+        close();
+        return;
+    }
+    tls_->peer_subject = tls_->channel.peer_subject();
+    if (tls_->peer_subject) {
+        log::debug("tls client certificate", {{"conn", id_}, {"remote", remote_}, {"subject", log::clip(*tls_->peer_subject)}});
+    }
     do_read();
+}
+
+// The request's bytes were read by OpenSSL; the answer goes out in clear.
+void http_session::refuse_plain_http() {
+    log::debug("plain HTTP on the TLS port refused", {{"conn", id_}, {"remote", remote_}});
+    [[maybe_unused]] const auto n = ::send(stream_.socket().native_handle(), plain_http_answer.data(),
+                                           plain_http_answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    linger();
+}
+
+template <typename F>
+void http_session::with_stream(F&& f) {
+    if (tls_) {
+        f(tls_->stream);
+    } else {
+        f(stream_);
+    }
 }
 
 void http_session::shutdown() {
@@ -61,6 +151,7 @@ void http_session::shutdown() {
 }
 
 void http_session::close() {
+    if (tls_) tls_->timer.cancel();
     error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
@@ -72,13 +163,20 @@ void http_session::do_read() {
     parser_->body_limit(http_body_limit);
     // Bounds both the first request (and so the WebSocket handshake
     // request) and an idle keep-alive connection.
-    stream_.expires_after(st_->cfg.timeouts.handshake);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_read(ec); });
+    if (tls_) {
+        arm_tls_timer();
+    } else {
+        stream_.expires_after(st_->cfg.timeouts.handshake);
+    }
+    with_stream([&](auto& stream) {
+        http::async_read(stream, buffer_, *parser_,
+                         [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_read(ec); });
+    });
 }
 
 void http_session::on_read(const error_code& ec) {
     if (ec == http::error::end_of_stream) {
+        if (tls_) tls_->channel.close_notify();
         error_code ignored;
         stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
         return;
@@ -149,12 +247,19 @@ void http_session::upgrade() {
         respond(http::status::service_unavailable, "too many connections\n", false);
         return;
     }
-    // The socket moves to the WebSocket session; this session ends.
+    // AUTH: authenticate(parser_->get(), tls_peer_subject())  (the verified client subject; nullopt without mTLS)
+
+    // The socket (and its TLS state) moves to the WebSocket session; this
+    // session ends.
     error_code ec;
     ws_socket socket = adopt_socket(st_->ioc, stream_.release_socket(), ec);
     if (ec) {
         log::debug("websocket handshake failed", {{"conn", id_}, {"remote", remote_}, {"error", ec.message()}});
         return;
+    }
+    if (tls_) {
+        tls_->timer.cancel();
+        st_->tls_channels.insert_or_assign(id_, std::move(tls_->channel));
     }
     auto ws = std::make_shared<ws_session>(st_, id_, std::move(socket), remote_, std::move(slot_));
     const auto early = buffer_.data();
@@ -193,8 +298,10 @@ void http_session::finish_response(std::string body) {
     res_->body() = std::move(body);
     res_->prepare_payload();
     writing_ = true;
-    http::async_write(stream_, *res_,
-                      [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_write(ec); });
+    with_stream([&](auto& stream) {
+        http::async_write(stream, *res_,
+                          [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_write(ec); });
+    });
 }
 
 void http_session::on_write(const error_code& ec) {
@@ -203,6 +310,7 @@ void http_session::on_write(const error_code& ec) {
     res_.reset();
     if (ec) return;
     if (!keep_alive || st_->shutting_down) {
+        if (tls_) tls_->channel.close_notify();
         error_code ignored;
         stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
         linger();
@@ -214,8 +322,13 @@ void http_session::on_write(const error_code& ec) {
 // After the last response: what the client still sends (the rest of a
 // refused header block) is read and discarded until it hangs up, within the
 // handshake timeout. Closing with unread bytes would send a reset, which can
-// destroy the response before the client reads it.
+// destroy the response before the client reads it. (On a TLS connection
+// what it sends is discarded undecrypted.)
 void http_session::linger() {
+    if (tls_) {
+        tls_->timer.cancel();
+        stream_.expires_after(st_->cfg.timeouts.handshake);
+    }
     buffer_.clear();
     stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](const error_code& ec, std::size_t) {
         if (!ec) self->linger();

@@ -1,4 +1,5 @@
-// One plain HTTP connection (after Beast's advanced_server example): reads
+// One HTTP connection (after Beast's advanced_server example), plain or TLS
+// (config `tls`: the TLS handshake first, within timeouts.handshake): reads
 // requests, serves GET /healthz, GET /metrics and the read-only registry view
 // GET /v1/services[/NAME] (http/services_view; 404 otherwise), and on a
 // WebSocket upgrade hands its socket, with the answer to the upgrade
@@ -10,6 +11,7 @@
 #include "server.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -40,7 +42,22 @@ public:
 
     void close();
 
+    // With mutual TLS, after the TLS handshake: the verified client
+    // certificate's subject in RFC 2253 form ("CN=alice,O=Example"); nullopt
+    // on a plain connection or without tls.client_ca_file. The upgrade hands
+    // it to the authenticator.
+    const std::optional<std::string>& tls_peer_subject() const noexcept;
+
 private:
+    struct tls_state;
+
+    void on_handshake(const boost::system::error_code& ec);
+    void refuse_plain_http();
+    void arm_tls_timer();
+    // Calls f with the stream requests and responses go through: the TCP
+    // stream, or the TLS stream over it.
+    template <typename F>
+    void with_stream(F&& f);
     void do_read();
     void on_read(const boost::system::error_code& ec);
     void upgrade();
@@ -60,6 +77,7 @@ private:
     boost::beast::flat_buffer buffer_;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
     std::optional<boost::beast::http::response<boost::beast::http::string_body>> res_;
+    std::unique_ptr<tls_state> tls_;  // config `tls`
     bool writing_ = false;
 };
 

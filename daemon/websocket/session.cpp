@@ -2,6 +2,7 @@
 
 #include "observability/log.hpp"
 #include "server_state.hpp"
+#include "tls/tls_channel.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -11,8 +12,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstring>
 #include <exception>
 #include <span>
 #include <utility>
@@ -63,9 +66,14 @@ ws_session::~ws_session() {
     conn_.close();
     st_->ws_sessions.erase(id());
     st_->m.connection_closed();
+    if (tls()) st_->tls_channels.erase(id());
     log::debug("connection closed", {{"conn", id()}, {"remote", remote()}});
     st_->check_drained();
 }
+
+bool ws_session::tls() const noexcept { return st_->tls != nullptr; }
+
+tls_channel& ws_session::channel() const { return st_->tls_channels.find(id())->second; }
 
 void ws_session::run(upgrade_answer answer, std::string_view early) {
     st_->ws_sessions.emplace(id(), weak_from_this());
@@ -97,6 +105,9 @@ void ws_session::run(upgrade_answer answer, std::string_view early) {
         std::string bytes(early);  // the parser unmasks in place
         received(std::span<char>(bytes.data(), bytes.size()), now);
     }
+    // OpenSSL may hold the rest of a record already read from the socket:
+    // no readiness would announce it.
+    if (tls()) may_have_more_ = true;
     maybe_read();
 }
 
@@ -158,6 +169,10 @@ void ws_session::on_readable(const error_code& ec) {
         return;
     }
     if (is_closed()) return;
+    if (tls()) {
+        read_tls();
+        return;
+    }
     auto& buffer = st_->read_buffer;
     error_code rec;
     const std::size_t n = socket_.read_some(asio::buffer(buffer), rec);
@@ -175,6 +190,51 @@ void ws_session::on_readable(const error_code& ec) {
     }
     may_have_more_ = n == buffer.size();
     received(std::span<char>(buffer.data(), n), clock::now());
+    maybe_read();
+}
+
+// Reads until OpenSSL wants more input (the socket would block: the next
+// readiness is a new edge) or the buffer is full (read again after a post).
+void ws_session::read_tls() {
+    auto& buffer = st_->read_buffer;
+    auto& ch = channel();
+    std::size_t n = 0;
+    tls_channel::result r;
+    while (n < buffer.size()) {
+        r = ch.read(buffer.data() + n, buffer.size() - n);
+        if (r.what != tls_channel::status::done) break;
+        n += r.bytes;
+    }
+    may_have_more_ = n == buffer.size();
+    if (n > 0) {
+        received(std::span<char>(buffer.data(), n), clock::now());
+        if (is_closed()) return;
+        if (may_have_more_) {
+            maybe_read();
+            return;
+        }
+    }
+    switch (r.what) {
+        case tls_channel::status::done:
+        case tls_channel::status::want_read:
+            break;
+        case tls_channel::status::want_write:  // OpenSSL answers something first
+            reading_ = true;
+            socket_.async_wait(ws_socket::wait_write,
+                               [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
+            return;
+        case tls_channel::status::closed:
+            if (is_closing()) {
+                hung_up();
+                return;
+            }
+            on_transport_error(asio::error::eof, "read");
+            return;
+        case tls_channel::status::failed:
+            if (!is_closed()) log::debug("connection failed", {{"conn", id()}, {"op", "read"}, {"error", ch.error()}});
+            transport_failed();
+            return;
+    }
     maybe_read();
 }
 
@@ -248,6 +308,10 @@ void ws_session::output_queued() {
 void ws_session::flush() {
     flush_scheduled_ = false;
     if (writing_ || is_closed()) return;
+    if (tls()) {
+        flush_tls();
+        return;
+    }
     while (has_output()) {
         std::array<iovec, max_write_buffers> iov;
         msghdr msg{};
@@ -265,6 +329,49 @@ void ws_session::flush() {
         }
         written(static_cast<std::size_t>(n));
         if (is_closed()) return;
+    }
+}
+
+// One TLS record at a time: the queued frames are copied into one piece of
+// at most a record's size (a single frame that large is written in place).
+// After want_write the same bytes are at the queue's head again, as OpenSSL
+// needs for its retry.
+void ws_session::flush_tls() {
+    constexpr std::size_t record = 16 * 1024;
+    auto& ch = channel();
+    while (has_output()) {
+        std::array<iovec, max_write_buffers> iov;
+        const std::size_t count = gather(iov);
+        std::array<char, record> piece;
+        const void* data = iov[0].iov_base;
+        std::size_t size = iov[0].iov_len;
+        if (count > 1 && size < record) {
+            size = 0;
+            for (std::size_t i = 0; i < count && size < record; ++i) {
+                const std::size_t take = std::min(iov[i].iov_len, record - size);
+                std::memcpy(piece.data() + size, iov[i].iov_base, take);
+                size += take;
+            }
+            data = piece.data();
+        }
+        const tls_channel::result r = ch.write(data, size);
+        switch (r.what) {
+            case tls_channel::status::done:
+                written(r.bytes);
+                if (is_closed()) return;
+                continue;
+            case tls_channel::status::want_write:
+                wait_writable();
+                return;
+            case tls_channel::status::want_read:  // renegotiation is off: never
+            case tls_channel::status::closed:
+            case tls_channel::status::failed:
+                if (!is_closed())
+                    log::debug("connection failed",
+                               {{"conn", id()}, {"op", "write"}, {"error", ch.error().empty() ? "closed" : ch.error()}});
+                transport_failed();
+                return;
+        }
     }
 }
 
@@ -317,6 +424,7 @@ void ws_session::end_protocol(bool deferred) {
 }
 
 void ws_session::shutdown_send() {
+    if (tls()) channel().close_notify();
     error_code ignored;
     socket_.shutdown(ws_socket::shutdown_send, ignored);
 }

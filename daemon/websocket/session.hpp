@@ -11,6 +11,11 @@
 // per-connection timers but one server-wide sweep (server::state::sweep)
 // over each connection's deadlines.
 //
+// On a TLS connection (config `tls`) the same loop reads and writes through
+// the connection's tls_channel (kept in server::state::tls_channels, so that
+// a plain connection carries nothing for it: its size is unchanged): SSL_read into the loop's read
+// buffer until OpenSSL wants more input, SSL_write of the gathered frames.
+//
 // Lifetimes are explicit: a session is owned by shared_ptrs held by its
 // pending asynchronous operations and by its in-flight request coroutines;
 // it is destroyed when the last of them completes.
@@ -20,6 +25,8 @@
 #include "http/upgrade_answer.hpp"
 #include "server.hpp"
 #include "websocket/connection.hpp"
+
+#include <boost/system/error_code.hpp>
 
 #include <registry/async_scope.hpp>
 #include <registry/protocol/connection.hpp>
@@ -37,6 +44,8 @@
 
 namespace registryd {
 
+class tls_channel;
+
 // A WebSocket session's socket is bound to the io_context's own executor:
 // then a pending wait carries an 8-byte executor instead of two
 // any_io_executors, which is most of what an idle connection's pending
@@ -50,6 +59,8 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
                          public registry::protocol::outbox,
                          private websocket::connection {
 public:
+    // On a TLS server (st->tls) the connection's tls_channel is in
+    // st->tls_channels under `id`.
     ws_session(std::shared_ptr<server::state> st, std::uint64_t id, ws_socket&& socket, std::string remote,
                source_slot slot);
     ~ws_session() override;
@@ -101,6 +112,10 @@ private:
     void on_readable(const boost::system::error_code& ec);
     void wait_writable();
     void on_transport_error(const boost::system::error_code& ec, std::string_view op);
+    void read_tls();
+    void flush_tls();
+    bool tls() const noexcept;  // every connection of a TLS server is one
+    tls_channel& channel() const;
 
     static registry::task<void> handle_request(std::shared_ptr<ws_session> self, std::string text,
                                                std::size_t charge);

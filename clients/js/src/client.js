@@ -18,7 +18,7 @@ import { RegistryError } from './errors.js';
 import { executionLost, ReplExecution } from './repl_execution.js';
 import { ServiceHandle } from './service_handle.js';
 import { Subscription } from './subscription.js';
-import { openSocket, resolveWebSocket } from './websocket.js';
+import { openSocket, resolveWebSocket, upgradeStatus } from './websocket.js';
 
 // An ended socket keeps a no-op error handler: `ws` throws an 'error' event
 // that nobody listens to (closing a socket that is still connecting emits one).
@@ -26,12 +26,33 @@ const ignore = () => {};
 
 export const defaultOptions = Object.freeze({
   token: undefined,
+  ca: undefined,
   requestTimeoutMs: 10_000,
   connectTimeoutMs: 5_000,
   connectWaitMs: 10_000,
   reconnect: defaultBackoff,
   WebSocket: undefined,
 });
+
+// The RegistryError of an upgrade registryd refused: 401 (no token, or one
+// it does not accept) is `unauthorized`, 403 (an Origin it does not allow)
+// `forbidden`; null for any other error.
+function refusal(err) {
+  const status = upgradeStatus(err);
+  if (status === 401) {
+    return new RegistryError(
+      'unauthorized',
+      'registryd refused the connection (HTTP 401): a valid token is needed (--token or REGISTRY_TOKEN)',
+      { cause: err },
+    );
+  }
+  if (status === 403) {
+    return new RegistryError('forbidden', 'registryd refused the connection (HTTP 403): origin not allowed', {
+      cause: err,
+    });
+  }
+  return null;
+}
 
 export class RegistryClient {
   #url;
@@ -444,9 +465,10 @@ export class RegistryClient {
     this.#state = 'connecting';
     let ws;
     try {
-      const Impl = await resolveWebSocket(this.#opts.WebSocket);
+      const { token, ca } = this.#opts;
+      const Impl = await resolveWebSocket(this.#opts.WebSocket, { ca });
       if (this.#state === 'closed') return;
-      ws = openSocket(Impl, this.#url, this.#opts.token);
+      ws = openSocket(Impl, this.#url, { token, ca });
     } catch (err) {
       this.#lastError = err;
       this.#scheduleReconnect();
@@ -465,7 +487,7 @@ export class RegistryClient {
     ws.onmessage = (e) => this.#onMessage(ws, e.data);
     ws.onerror = (e) => {
       const err = e?.error ?? new Error(e?.message || 'WebSocket error');
-      this.#lastError = err;
+      this.#lastError = refusal(err) ?? err;
     };
     ws.onclose = (e) => {
       clearTimeout(connectTimer);
@@ -528,6 +550,16 @@ export class RegistryClient {
       const reason = e.reason ? `: ${e.reason}` : '';
       this.#lastError = new Error(`connection closed (code ${e.code ?? 'none'}${reason})`);
       this.#emit('close', { code: e.code, reason: e.reason });
+    }
+    // Refused at the upgrade: waiting requests fail now with the reason (a
+    // retry with the same credentials would be refused again); reconnecting
+    // goes on, for a token the server may accept later.
+    if (this.#lastError instanceof RegistryError) {
+      const refused = this.#lastError;
+      for (const entry of this.#queue.splice(0)) {
+        clearTimeout(entry.waitTimer);
+        entry.reject(new RegistryError(refused.code, refused.message, { action: entry.action, cause: refused.cause }));
+      }
     }
     this.#scheduleReconnect();
   }

@@ -8,6 +8,8 @@
 //                    server may or may not have carried it out
 //   closed           the client was closed
 //   file_unreadable  a local file (a package to upload) cannot be read
+//   unauthorized     registryd refused the connection with HTTP 401 at the
+//                    upgrade (no token, or one it does not accept)
 export class RegistryError extends Error {
   constructor(code, message, details = {}) {
     super(message);
@@ -26,4 +28,11 @@ export class RegistryError extends Error {
 }
 
 // Codes the client produces itself (as opposed to the server's).
-export const clientErrorCodes = Object.freeze(['timeout', 'not_connected', 'connection_lost', 'closed', 'file_unreadable']);
+export const clientErrorCodes = Object.freeze([
+  'timeout',
+  'not_connected',
+  'connection_lost',
+  'closed',
+  'file_unreadable',
+  'unauthorized',
+]);

@@ -16,6 +16,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class Registryd {
   #config;
+  #tls;
   #child = null;
   #exited = null; // promise of {code, signal}
   #stderr = '';
@@ -23,12 +24,14 @@ export class Registryd {
   host = null;
   port = 0;
 
-  constructor({ config = '' } = {}) {
+  // `tls`: the config has a `tls` section (the URL is wss://).
+  constructor({ config = '', tls = false } = {}) {
     this.#config = config;
+    this.#tls = tls;
   }
 
   get url() {
-    return `ws://${this.host}:${this.port}/`;
+    return `${this.#tls ? 'wss' : 'ws'}://${this.host}:${this.port}/`;
   }
 
   get pid() {
