@@ -39,7 +39,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
     static constexpr std::size_t read_chunk_bytes = 64 * 1024;
 
     state(boost::asio::io_context& io, const config& c, registry::registry& r, metrics& mm,
-          std::function<metrics::gauges()> g);
+          std::function<metrics::gauges()> g, access::gate& a);
 
     boost::asio::io_context& ioc;
     const config cfg;
@@ -48,6 +48,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
     registry::protocol::server proto;
     metrics& m;
     std::function<metrics::gauges()> gauges;
+    access::gate& gate;  // who may connect (access/gate.hpp)
 
     boost::asio::ip::tcp::acceptor acceptor;
     boost::asio::steady_timer backoff;

@@ -6,6 +6,7 @@
 // "limits.max_conections: unknown key"); registryd exits 2 on them.
 #pragma once
 
+#include "config/access_config.hpp"
 #include "config/repl_config.hpp"
 #include "deploy/remote_host.hpp"
 #include "observability/log.hpp"
@@ -143,6 +144,11 @@ struct config {
         std::chrono::seconds upload_idle_timeout{300};
     } deploy;
     repl_config repl;  // REPL execution (config/repl_config.hpp)
+
+    // Access control (config/access_config.hpp). No `auth` section: no
+    // tokens, and registryd listens on loopback only.
+    std::optional<auth_config> auth;
+    http_config http;
 };
 
 // A configuration or command-line error; the message names the key or flag.

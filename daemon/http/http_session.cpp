@@ -36,6 +36,12 @@ std::string endpoint_string(const tcp::socket& s) {
     return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" + std::to_string(ep.port());
 }
 
+asio::ip::address peer_address(const tcp::socket& s) {
+    error_code ec;
+    auto ep = s.remote_endpoint(ec);
+    return ec ? asio::ip::address{} : ep.address();
+}
+
 }  // namespace
 
 http_session::http_session(std::shared_ptr<server::state> st, std::uint64_t id, tcp::socket&& socket,
@@ -44,6 +50,7 @@ http_session::http_session(std::shared_ptr<server::state> st, std::uint64_t id, 
       slot_(std::move(slot)),
       id_(id),
       remote_(endpoint_string(socket)),
+      peer_(peer_address(socket)),
       stream_(std::move(socket)) {}
 
 http_session::~http_session() {
@@ -111,6 +118,20 @@ void http_session::on_read(const error_code& ec) {
     const std::string_view full_target = req.target();
     const std::string_view target = full_target.substr(0, full_target.find('?'));
 
+    // The registry view follows the WebSocket's access rules (the discover family).
+    if (target == "/v1/services" || target.starts_with("/v1/services/")) {
+        auto admitted = admit();
+        if (const auto* r = std::get_if<access::refusal>(&admitted)) {
+            refuse(*r, keep_alive);
+            return;
+        }
+        const auto& who = *std::get<access::gate::caller>(admitted);
+        if (!who.permissions.allows(registry::protocol::permission_family::discover)) {
+            refuse(access::gate::lacks(who, registry::protocol::permission_family::discover, "GET /v1/services"),
+                   keep_alive);
+            return;
+        }
+    }
     if (auto view = answer_services_view(req.method_string(), full_target, st_->reg,
                                          st_->cfg.listings.max_page_items)) {
         const std::string_view allow = view->allow;
@@ -125,6 +146,13 @@ void http_session::on_read(const error_code& ec) {
             respond(http::status::service_unavailable, "unavailable\n", keep_alive);
         }
     } else if (req.method() == http::verb::get && target == "/metrics") {
+        if (st_->cfg.http.metrics_token_required) {
+            auto admitted = admit();  // any role will do
+            if (const auto* r = std::get_if<access::refusal>(&admitted)) {
+                refuse(*r, keep_alive);
+                return;
+            }
+        }
         respond(http::status::ok, st_->m.render(st_->gauges()), keep_alive, "text/plain; version=0.0.4; charset=utf-8");
     } else {
         respond(http::status::not_found, "not found\n", keep_alive);
@@ -144,6 +172,11 @@ void http_session::upgrade() {
         respond(http::status::service_unavailable, "too many connections\n", false);
         return;
     }
+    auto admitted = admit();
+    if (const auto* r = std::get_if<access::refusal>(&admitted)) {
+        refuse(*r, false);
+        return;
+    }
     // The socket moves to the WebSocket session; this session ends.
     error_code ec;
     ws_socket socket = adopt_socket(st_->ioc, stream_.release_socket(), ec);
@@ -151,14 +184,52 @@ void http_session::upgrade() {
         log::debug("websocket handshake failed", {{"conn", id_}, {"remote", remote_}, {"error", ec.message()}});
         return;
     }
-    auto ws = std::make_shared<ws_session>(st_, id_, std::move(socket), remote_, std::move(slot_));
+    auto ws = std::make_shared<ws_session>(st_, id_, std::move(socket), remote_, std::move(slot_),
+                                           std::get<access::gate::caller>(std::move(admitted)));
     const auto early = buffer_.data();
     ws->run(answer_upgrade(parser_->release()),
             std::string_view(static_cast<const char*>(early.data()), early.size()));
 }
 
+std::variant<access::gate::caller, access::refusal> http_session::admit() {
+    const auto& req = parser_->get();
+    auto header = [&](http::field f) -> std::optional<std::string_view> {
+        const auto it = req.find(f);
+        if (it == req.end()) return std::nullopt;
+        return it->value();
+    };
+    access::credentials c;
+    c.source = peer_;
+    c.origin = header(http::field::origin);
+    c.host = header(http::field::host).value_or(std::string_view{});
+    c.authorization = header(http::field::authorization).value_or(std::string_view{});
+    c.target = req.target();
+    // TLS HOOK: c.subject = the verified client certificate's subject (mutual TLS).
+    return st_->gate.admit(c, access::gate::clock::now());
+}
+
+// 401 (with WWW-Authenticate: Bearer), 403 or 429 (with Retry-After), with
+// a JSON body saying why. The token is never logged.
+void http_session::refuse(const access::refusal& r, bool keep_alive) {
+    log::warn("access refused", {{"remote", remote_},
+                                 {"status", static_cast<std::uint64_t>(r.status)},
+                                 {"code", r.code},
+                                 {"target", log::clip(std::string_view(parser_->get().target()).substr(
+                                                0, parser_->get().target().find('?')))}});
+    build(static_cast<http::status>(r.status), r.body(), keep_alive, "application/json");
+    if (r.status == 401) res_->set(http::field::www_authenticate, "Bearer");
+    if (r.retry_after.count() > 0) res_->set(http::field::retry_after, std::to_string(r.retry_after.count()));
+    send();
+}
+
 void http_session::respond(http::status status, std::string body, bool keep_alive, std::string_view content_type,
                            std::string_view allow) {
+    build(status, std::move(body), keep_alive, content_type, allow);
+    send();
+}
+
+void http_session::build(http::status status, std::string body, bool keep_alive, std::string_view content_type,
+                         std::string_view allow) {
     if (st_->shutting_down) keep_alive = false;
     res_.emplace(status, parser_->get().version());
     res_->set(http::field::server, server_name);
@@ -167,6 +238,9 @@ void http_session::respond(http::status status, std::string body, bool keep_aliv
     res_->keep_alive(keep_alive);
     res_->body() = std::move(body);
     res_->prepare_payload();
+}
+
+void http_session::send() {
     writing_ = true;
     http::async_write(stream_, *res_,
                       [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_write(ec); });
