@@ -4,7 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <boost/asio/ip/address.hpp>
+#include <arpa/inet.h>
 
 #include <charconv>
 #include <functional>
@@ -113,9 +113,11 @@ bool transport_encrypted(const config&) {
 
 bool is_loopback_host(std::string_view host) {
     if (host == "localhost") return true;
-    boost::system::error_code ec;
-    const auto a = boost::asio::ip::make_address(std::string(host), ec);
-    return !ec && a.is_loopback();
+    const std::string h(host);
+    in_addr v4{};
+    if (::inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    in6_addr v6{};
+    return ::inet_pton(AF_INET6, h.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 }  // namespace registryd
