@@ -567,6 +567,8 @@ void validate(const config& cfg) {
              "(see `registryd token new`), or `auth: {disabled: true}` to expose it without authentication");
     if (cfg.auth && !cfg.auth->disabled && cfg.auth->tokens_file.empty())
         fail("auth.tokens_file: is required (or auth.disabled: true)");
+    if (cfg.http.metrics_token_required && (!cfg.auth || cfg.auth->disabled))
+        fail("http.metrics_token_required: needs tokens (an `auth` section with auth.tokens_file)");
 }
 
 config load(const command_line& cli) {

@@ -145,3 +145,29 @@ TEST_CASE("access: the gate: anonymous without auth; with it, 401 then 429 per s
     const access::refusal r{429, "rate_limited", "say \"no\"\n", std::chrono::seconds(2)};
     CHECK(r.body() == "{\"code\":\"rate_limited\",\"message\":\"say \\\"no\\\"\\u000a\",\"retry_after_ms\":2000}\n");
 }
+
+TEST_CASE("access: the config's safe defaults: loopback only without auth; tokens_file required; metrics token needs auth") {
+    auto error_for = [](std::string_view yaml, std::string host = "127.0.0.1") -> std::string {
+        config cfg;
+        try {
+            apply_yaml(cfg, yaml, "test.yaml");
+            cfg.listen.host = std::move(host);
+            validate(cfg);
+        } catch (const config_error& e) {
+            return e.what();
+        }
+        return "";
+    };
+    CHECK(error_for("").empty());
+    CHECK(error_for("", "0.0.0.0").find("without an `auth` section registryd listens on loopback only") !=
+          std::string::npos);
+    CHECK(error_for("", "::").find("`auth: {disabled: true}`") != std::string::npos);
+    CHECK(error_for("", "::1").empty());
+    CHECK(error_for("", "127.1.2.3").empty());
+    CHECK(error_for("auth: {disabled: true}\n", "0.0.0.0").empty());
+    CHECK(error_for("auth: {tokens_file: /t.yaml}\n", "0.0.0.0").empty());
+    CHECK(error_for("auth: {}\n").find("auth.tokens_file: is required") != std::string::npos);
+    CHECK(error_for("auth: {tokens_file: /t.yaml, bogus: 1}\n").find("auth.bogus: unknown key") != std::string::npos);
+    CHECK(error_for("http: {metrics_token_required: true}\n").find("http.metrics_token_required") != std::string::npos);
+    CHECK(error_for("http: {allowed_origins: [\"https://a.example\"]}\n").empty());
+}
