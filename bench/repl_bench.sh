@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # REPL latency: the same Python hello world N times through registryd
 # (repl_execute → repl_finished, warm pool on) and through `podman run --rm`,
-# in the same run, on the same Podman storage. Prints p50/p99 of both and the
+# in the same run, on the same Podman storage; then a C++ hello world (g++
+# compile + run, warm pool on) the same way. Prints p50/p99 of both and the
 # ratio registryd p50 / podman run p50 (target: <= 0.3); its last line repeats
 # the figures as key=value pairs (bench/run.sh's `repl` scenario reads it).
 #
@@ -17,7 +18,7 @@ build=${2:-build/release}
 registryd="$build/registryd"
 [ -x "$registryd" ] || { echo "repl_bench: $registryd not built" >&2; exit 1; }
 cache="$build/container-images"
-tests/containers/build-images.sh "$cache" busybox python
+tests/containers/build-images.sh "$cache" busybox python gcc
 
 dir=$(mktemp -d /tmp/repl-bench-XXXXXX)
 podman_pid=""
@@ -42,6 +43,8 @@ flags=(--root "$dir/root" --runroot "$dir/runroot" --tmpdir "$dir/tmp" --storage
 mkdir -p "$dir/tmp"
 image=localhost/registry-python:latest
 podman "${flags[@]}" import --change 'CMD ["/bin/sh"]' "$cache/registry-python.tar" "$image" >/dev/null
+gcc_image=localhost/registry-gcc:latest
+podman "${flags[@]}" import --change 'CMD ["/bin/sh"]' "$cache/registry-gcc.tar" "$gcc_image" >/dev/null
 podman "${flags[@]}" system service --time=0 "unix://$dir/podman.sock" >"$dir/podman.log" 2>&1 &
 podman_pid=$!
 for _ in $(seq 100); do [ -S "$dir/podman.sock" ] && break; sleep 0.1; done
@@ -62,6 +65,13 @@ repl:
       run: [python3, -u, "{source}"]
       warm_pool: 2
       defaults: {timeout_ms: 20000, output_bytes: 1MiB, memory_bytes: 256MiB, pids: 64, cpu_millicores: 1000}
+    - name: cpp
+      image: $gcc_image
+      source_file: main.cpp
+      compile: [g++, -O2, -pipe, -std=c++20, -o, main, "{source}"]
+      run: [./main]
+      warm_pool: 2
+      defaults: {timeout_ms: 30000, output_bytes: 1MiB, memory_bytes: 512MiB, pids: 64, cpu_millicores: 1000}
 EOF
 "$registryd" --config "$dir/registryd.yaml" --listen 127.0.0.1:0 --data-dir "$dir/data" \
   --port-file "$dir/port" --log-level warn 2>"$dir/registryd.log" &
@@ -72,10 +82,10 @@ for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.1; done
 # The client: a minimal WebSocket client (RFC 6455, text frames) in Python's
 # standard library, timing each execution from the request to repl_finished,
 # then each `podman run --rm`.
-python3 - "$(cat "$dir/port")" "$n" "$image" "${flags[@]}" <<'EOF'
+python3 - "$(cat "$dir/port")" "$n" "$image" "$gcc_image" "${flags[@]}" <<'EOF'
 import base64, json, os, socket, struct, subprocess, sys, time
 
-addr, n, image, flags = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+addr, n, image, gcc_image, flags = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
 host, port = addr.rsplit(":", 1)
 code = "print('hello world')\n"
 
@@ -121,11 +131,13 @@ def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
+cpp_code = "#include <iostream>\nint main() { std::cout << \"hello world\" << std::endl; }\n"
+
 ws = WS()
-def via_registryd(i):
+def via_registryd(i, language="python", source=code):
     t0 = time.monotonic()
     ws.send({"id": str(i), "type": "request", "action": "repl_execute",
-             "params": {"language": "python", "code": code}})
+             "params": {"language": language, "code": source}})
     while True:
         m = ws.recv()
         if m.get("type") == "response" and "error" in m:
@@ -135,9 +147,9 @@ def via_registryd(i):
             assert d["stdout"] == "hello world\n" and d["exit_code"] == 0, d
             return (time.monotonic() - t0) * 1000
 
-def via_podman_run():
+def via_podman_run(argv=None, img=None):
     t0 = time.monotonic()
-    out = subprocess.run(["podman", *flags, "run", "--rm", image, "python3", "-c", code],
+    out = subprocess.run(["podman", *flags, "run", "--rm", img or image, *(argv or ["python3", "-c", code])],
                          capture_output=True, text=True)
     assert out.stdout == "hello world\n", out
     return (time.monotonic() - t0) * 1000
@@ -153,7 +165,22 @@ print(f"python hello world, {n} runs each (ms)")
 print(f"  registryd repl_execute: p50 {pct(reg, 50):7.1f}  p99 {pct(reg, 99):7.1f}")
 print(f"  podman run --rm:        p50 {pct(pod, 50):7.1f}  p99 {pct(pod, 99):7.1f}")
 print(f"  ratio p50 registryd / podman run: {pct(reg, 50) / pct(pod, 50):.2f}  (target <= 0.30)")
+
+# C++: compile and run, each in a fresh container (the warm pool's for registryd).
+cpp_run = ["sh", "-c", f"cd /tmp && printf '%s' '{cpp_code}' > main.cpp && g++ -O2 -pipe -std=c++20 -o main main.cpp && ./main"]
+via_registryd(-2, "cpp", cpp_code)
+via_podman_run(cpp_run, gcc_image)
+creg, cpod = [], []
+for i in range(n):
+    creg.append(via_registryd(10_000 + i, "cpp", cpp_code))
+    time.sleep(0.3)
+    cpod.append(via_podman_run(cpp_run, gcc_image))
+print(f"C++ hello world (g++ -O2 compile + run), {n} runs each (ms)")
+print(f"  registryd repl_execute: p50 {pct(creg, 50):7.1f}  p99 {pct(creg, 99):7.1f}")
+print(f"  podman run --rm:        p50 {pct(cpod, 50):7.1f}  p99 {pct(cpod, 99):7.1f}")
+print(f"  ratio p50 registryd / podman run: {pct(creg, 50) / pct(cpod, 50):.2f}")
 # The same figures as one key=value line, for bench/run.sh's table.
 print(f"runs={n} registryd_p50_ms={pct(reg, 50):.1f} registryd_p99_ms={pct(reg, 99):.1f} "
-      f"podman_p50_ms={pct(pod, 50):.1f} podman_p99_ms={pct(pod, 99):.1f}")
+      f"podman_p50_ms={pct(pod, 50):.1f} podman_p99_ms={pct(pod, 99):.1f} "
+      f"cpp_registryd_p50_ms={pct(creg, 50):.1f} cpp_podman_p50_ms={pct(cpod, 50):.1f}")
 EOF

@@ -412,6 +412,8 @@ scenario_repl() {
     "<= 0.3x" "$(verdict "$(awk -v a="$r" -v b="$p" 'BEGIN{print a/b}')" "<=" 0.3)"
   row "  same, p99 (ms)" "$(fmt "$(kv registryd_p99_ms "$line")" 1)" "$(fmt "$(kv podman_p99_ms "$line")" 1)" \
     "$(ratio "$(kv registryd_p99_ms "$line")" "$(kv podman_p99_ms "$line")")" "-" "-"
+  r=$(kv cpp_registryd_p50_ms "$line"); p=$(kv cpp_podman_p50_ms "$line")
+  row "REPL C++ hello world (compile + run) p50 (ms)" "$(fmt "$r" 1)" "$(fmt "$p" 1)" "$(ratio "$r" "$p")" "-" "-"
 }
 
 # Remote deployment: a package (a copy of packages/static-site with

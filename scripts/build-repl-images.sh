@@ -3,13 +3,16 @@
 # local Podman storage, skipping what is already there:
 #   localhost/registry-busybox:latest  (language sh)
 #   localhost/registry-python:latest   (language python)
+#   localhost/registry-node:latest     (language node: the host's node)
+#   localhost/registry-gcc:latest      (languages c and cpp: gcc-12, g++-12)
 # The root filesystems are cached in build/container-images. Extra arguments
 # go to every podman command (e.g. --root DIR --runroot DIR for another
-# storage). Needs podman, busybox-static, python3 (scripts/setup-containers.sh).
+# storage). Needs podman, busybox-static, python3, gcc-12, g++-12
+# (scripts/setup-containers.sh) and node (scripts/setup-node.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=build/container-images
-tests/containers/build-images.sh "$cache" busybox python
+tests/containers/build-images.sh "$cache" busybox python node gcc
 import() {  # image, tarball
   podman "${@:3}" image exists "$1" && return 0
   podman "${@:3}" import --change 'CMD ["/bin/sh"]' "$2" "$1" >/dev/null
@@ -17,3 +20,5 @@ import() {  # image, tarball
 }
 import localhost/registry-busybox:latest "$cache/registry-busybox.tar.gz" "$@"
 import localhost/registry-python:latest "$cache/registry-python.tar" "$@"
+import localhost/registry-node:latest "$cache/registry-node.tar" "$@"
+import localhost/registry-gcc:latest "$cache/registry-gcc.tar" "$@"

@@ -139,6 +139,11 @@ void http_session::on_read(const error_code& ec) {
         return;
     }
 
+    if (auto file = answer_console(req.method_string(), target)) {
+        respond_console(*file, keep_alive);
+        return;
+    }
+
     if (req.method() == http::verb::get && target == "/healthz") {
         if (st_->reg.available()) {
             respond(http::status::ok, "ok\n", keep_alive);
@@ -216,31 +221,42 @@ void http_session::refuse(const access::refusal& r, bool keep_alive) {
                                  {"code", r.code},
                                  {"target", log::clip(std::string_view(parser_->get().target()).substr(
                                                 0, parser_->get().target().find('?')))}});
-    build(static_cast<http::status>(r.status), r.body(), keep_alive, "application/json");
+    start_response(static_cast<http::status>(r.status), keep_alive, "application/json");
     if (r.status == 401) res_->set(http::field::www_authenticate, "Bearer");
     if (r.retry_after.count() > 0) res_->set(http::field::retry_after, std::to_string(r.retry_after.count()));
-    send();
+    finish_response(r.body());
 }
 
 void http_session::respond(http::status status, std::string body, bool keep_alive, std::string_view content_type,
                            std::string_view allow) {
-    build(status, std::move(body), keep_alive, content_type, allow);
-    send();
+    start_response(status, keep_alive, content_type);
+    if (!allow.empty()) res_->set(http::field::allow, allow);
+    finish_response(std::move(body));
 }
 
-void http_session::build(http::status status, std::string body, bool keep_alive, std::string_view content_type,
-                         std::string_view allow) {
+void http_session::respond_console(const console_answer& a, bool keep_alive) {
+    start_response(static_cast<http::status>(a.status), keep_alive, a.content_type);
+    res_->set("Content-Security-Policy", console_security_policy);
+    res_->set("X-Content-Type-Options", "nosniff");
+    res_->set("Referrer-Policy", "no-referrer");
+    // Always revalidated: a new registryd serves its own console at once.
+    res_->set(http::field::cache_control, "no-cache");
+    if (a.status == 405) res_->set(http::field::allow, "GET");
+    if (!a.location.empty()) res_->set(http::field::location, a.location);
+    finish_response(std::string(a.body));
+}
+
+void http_session::start_response(http::status status, bool keep_alive, std::string_view content_type) {
     if (st_->shutting_down) keep_alive = false;
     res_.emplace(status, parser_->get().version());
     res_->set(http::field::server, server_name);
     res_->set(http::field::content_type, content_type);
-    if (!allow.empty()) res_->set(http::field::allow, allow);
     res_->keep_alive(keep_alive);
-    res_->body() = std::move(body);
-    res_->prepare_payload();
 }
 
-void http_session::send() {
+void http_session::finish_response(std::string body) {
+    res_->body() = std::move(body);
+    res_->prepare_payload();
     writing_ = true;
     http::async_write(stream_, *res_,
                       [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_write(ec); });

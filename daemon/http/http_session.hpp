@@ -6,6 +6,7 @@
 #pragma once
 
 #include "access/gate.hpp"
+#include "http/console_files.hpp"
 #include "http/source_slot.hpp"
 #include "server.hpp"
 
@@ -50,10 +51,9 @@ private:
     void refuse(const access::refusal& r, bool keep_alive);
     void respond(boost::beast::http::status status, std::string body, bool keep_alive,
                  std::string_view content_type = "text/plain; charset=utf-8", std::string_view allow = {});
-    // respond() is build() then send(): a refusal adds its fields between.
-    void build(boost::beast::http::status status, std::string body, bool keep_alive,
-               std::string_view content_type = "text/plain; charset=utf-8", std::string_view allow = {});
-    void send();
+    void respond_console(const console_answer& a, bool keep_alive);
+    void start_response(boost::beast::http::status status, bool keep_alive, std::string_view content_type);
+    void finish_response(std::string body);
     void on_write(const boost::system::error_code& ec);
     void linger();
 

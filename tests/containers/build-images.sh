@@ -13,18 +13,27 @@
 #            downloads from the mirror did (three attempts running); copying
 #            installed packages needs no network and takes a few seconds.
 #
-#   tests/containers/build-images.sh OUT_DIR [busybox] [python]
-#       → OUT_DIR/registry-busybox.tar.gz, OUT_DIR/registry-python.tar
+#   node:    the same, plus this host's `node` (NodeSource's or Debian's
+#            nodejs) and the shared libraries it loads
+#            → localhost/registry-node (the REPL's node language)
+#   gcc:     the same, plus the Debian packages of gcc-12 and g++-12 with
+#            binutils, the C library's and libstdc++'s development files, as
+#            installed on this host → localhost/registry-gcc (the REPL's c and
+#            cpp languages, which compile and then run)
+#
+#   tests/containers/build-images.sh OUT_DIR [busybox] [python] [node] [gcc]
+#       → OUT_DIR/registry-busybox.tar.gz, OUT_DIR/registry-python.tar,
+#         OUT_DIR/registry-node.tar, OUT_DIR/registry-gcc.tar
 set -euo pipefail
 
-out_dir=${1:?usage: build-images.sh OUT_DIR [busybox] [python]}
+out_dir=${1:?usage: build-images.sh OUT_DIR [busybox] [python] [node] [gcc]}
 shift
 images=("$@")
 ((${#images[@]})) || images=(busybox)
 for image in "${images[@]}"; do
   case $image in
-    busybox | python) ;;
-    *) echo "build-images: unknown image '$image' (busybox, python)" >&2; exit 2 ;;
+    busybox | python | node | gcc) ;;
+    *) echo "build-images: unknown image '$image' (busybox, python, node, gcc)" >&2; exit 2 ;;
   esac
 done
 
@@ -65,27 +74,66 @@ make_base_rootfs() {  # root dir
   printf 'root:x:0:\nnobody:x:65534:\n' >"$root/etc/group"
 }
 
-add_python() {  # root dir
+# Every file and symlink of these installed Debian packages (tar creates
+# their directories and follows the tree's /lib → usr/lib).
+add_packages() {  # root dir, packages...
   local root=$1 package
-  local packages=(python3-minimal python3.11-minimal libpython3.11-minimal libpython3.11-stdlib)
-  for package in "${packages[@]}"; do
+  shift
+  for package in "$@"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
       echo "build-images: $package is not installed; run scripts/setup-containers.sh" >&2
       return 1
     fi
   done
-  # Every file and symlink of the packages (tar creates their directories
-  # and follows the tree's /lib → usr/lib).
-  copy_into "$root" < <(dpkg -L "${packages[@]}" | sort -u | while read -r path; do
+  copy_into "$root" < <(dpkg -L "$@" | sort -u | while read -r path; do
     [ -f "$path" ] || [ -L "$path" ] && echo "$path"
   done)
-  # The shared libraries (and the loader) of every executable and extension
-  # module, as this host resolves them: the name they are loaded by, which
-  # may be a symlink, and the real file.
-  copy_into "$root" < <(find "$root/usr/bin" "$root/usr/lib" -type f \( -perm -u+x -o -name '*.so*' \) -print0 |
+}
+
+# The shared libraries (and the loader) of every executable and shared
+# object in the tree, as this host resolves them: the name they are loaded
+# by, which may be a symlink, and the real file.
+# A library the tree's own files resolve inside the tree (an $ORIGIN
+# RUNPATH, as gcc's plugins have) is there already: copying its host path
+# would put the build directory into the image (and a /work there would
+# turn the REPL's /work tmpfs into a copy of it, not writable by the user).
+add_shared_libraries() {  # root dir
+  local root=$1 inside
+  inside=$(cd "$root" && pwd)
+  copy_into "$root" < <(find "$root/usr/bin" "$root/usr/lib" "$root/usr/libexec" -type f \( -perm -u+x -o -name '*.so*' \) -print0 2>/dev/null |
     xargs -0 ldd 2>/dev/null |
     awk '$2 == "=>" && $3 ~ /^\// { print $3 } NF == 2 && $1 ~ /^\// && $2 ~ /^\(/ { print $1 }' |
-    sort -u | while read -r lib; do echo "$lib"; readlink -f "$lib"; done)
+    sort -u | while read -r lib; do
+      case $lib in "$inside"/*) continue ;; esac
+      echo "$lib"
+      readlink -f "$lib"
+    done)
+}
+
+add_python() {  # root dir
+  add_packages "$1" python3-minimal python3.11-minimal libpython3.11-minimal libpython3.11-stdlib &&
+    add_shared_libraries "$1"
+}
+
+add_node() {  # root dir
+  local node
+  node=$(command -v node) || { echo "build-images: node not found; run scripts/setup-node.sh" >&2; return 1; }
+  { echo "$node"; readlink -f "$node"; } | copy_into "$1"
+  add_shared_libraries "$1"
+}
+
+# gcc finds cc1, collect2, as and ld through its own paths; libgcc_s and
+# libstdc++ are linked against at compile time and loaded at run time.
+add_gcc() {  # root dir
+  local triplet
+  triplet=$(gcc-12 -dumpmachine) || { echo "build-images: gcc-12 not found; run scripts/setup-containers.sh" >&2; return 1; }
+  local packages=(gcc-12 g++-12 cpp-12 libgcc-12-dev libstdc++-12-dev libc6-dev linux-libc-dev libcrypt-dev
+    binutils libbinutils libc6 libgcc-s1 libstdc++6 "binutils-${triplet//_/-}")
+  add_packages "$1" "${packages[@]}" && add_shared_libraries "$1" || return 1
+  # The names the languages call them by.
+  ln -sf gcc-12 "$1/usr/bin/gcc"
+  ln -sf g++-12 "$1/usr/bin/g++"
+  ln -sf gcc-12 "$1/usr/bin/cc"
 }
 
 copy_into() {  # root dir; absolute host paths on stdin
@@ -99,7 +147,12 @@ build() {  # image name, tarball, tar compression flag
   local work
   work=$(mktemp -d "$out_dir/.build.XXXXXX")
   local ok=0
-  if make_base_rootfs "$work/rootfs" && { [ "$name" != python ] || add_python "$work/rootfs"; }; then
+  if make_base_rootfs "$work/rootfs" && case $name in
+    python) add_python "$work/rootfs" ;;
+    node) add_node "$work/rootfs" ;;
+    gcc) add_gcc "$work/rootfs" ;;
+    *) true ;;
+  esac; then
     tar --numeric-owner --owner=0 --group=0 -C "$work/rootfs" $compress -cf "$work/image" . &&
       mv -f "$work/image" "$tarball" && ok=1
   fi
@@ -112,5 +165,7 @@ for image in "${images[@]}"; do
   case $image in
     busybox) build busybox "$out_dir/registry-busybox.tar.gz" -z ;;
     python) build python "$out_dir/registry-python.tar" "" ;;
+    node) build node "$out_dir/registry-node.tar" "" ;;
+    gcc) build gcc "$out_dir/registry-gcc.tar" "" ;;
   esac
 done

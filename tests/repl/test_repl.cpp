@@ -2,7 +2,8 @@
 // Podman API service (started by the test, own storage, overlay driver) as
 // its one container engine and the sh (busybox), python (Debian's
 // python3-minimal) and shc (sh with a `sh -n` syntax check as its compile
-// step) languages. Each daemon has an instance id of its own; each test
+// step) languages, and those of registryd.example.yaml (node, and c and cpp
+// compiled by gcc-12). Each daemon has an instance id of its own; each test
 // checks that its executions left no container behind.
 #include "harness.hpp"
 #include "podman_harness.hpp"
@@ -27,23 +28,27 @@ using namespace std::chrono_literals;
 
 constexpr const char* python_image = "localhost/registry-python:latest";
 
-// One Podman service per test process, with both images.
+// One Podman service per test process, with every language's image.
 rt::podman_service& podman() {
-    struct with_python {
+    struct with_languages {
         rt::podman_service service{rt::podman_service::listen_on::unix_socket, "overlay"};
-        with_python() {
-            // Shared by every build directory (and scripts/build-repl-images.sh):
-            // building it takes minutes.
+        with_languages() {
+            // Shared by every build directory (and scripts/build-repl-images.sh).
             const std::string cache = std::string(REGISTRY_SOURCE_DIR) + "/build/container-images";
-            auto built = rt::run_command(
-                {std::string(REGISTRY_SOURCE_DIR) + "/tests/containers/build-images.sh", cache, "python"});
-            if (built.exit_code != 0) throw std::runtime_error("build-images.sh python failed: " + built.output);
-            auto imported = service.podman(
-                {"import", "--change", "CMD [\"/bin/sh\"]", cache + "/registry-python.tar", python_image});
-            if (imported.exit_code != 0) throw std::runtime_error("podman import python failed: " + imported.output);
+            auto built = rt::run_command({std::string(REGISTRY_SOURCE_DIR) + "/tests/containers/build-images.sh",
+                                          cache, "python", "node", "gcc"});
+            if (built.exit_code != 0) throw std::runtime_error("build-images.sh failed: " + built.output);
+            for (const char* image : {"python", "node", "gcc"}) {
+                auto imported = service.podman({"import", "--change", "CMD [\"/bin/sh\"]",
+                                                cache + "/registry-" + image + ".tar",
+                                                std::string("localhost/registry-") + image + ":latest"});
+                if (imported.exit_code != 0) {
+                    throw std::runtime_error(std::string("podman import ") + image + " failed: " + imported.output);
+                }
+            }
         }
     };
-    static with_python env;
+    static with_languages env;
     return env.service;
 }
 
@@ -234,7 +239,7 @@ execution run_one(it::ws_client& ws, json::object params, it::ms timeout = 60s) 
 
 bool is_null(const json::value& v, std::string_view pointer) { return it::at(v, pointer).is_null(); }
 
-TEST_CASE("repl: hello world in sh and python, output streamed before the program exits") {
+TEST_CASE("repl: hello world in sh, python and node, output streamed before the program exits") {
     repl_daemon rd{repl_daemon::shipped{}};  // the languages of registryd.example.yaml, with warm pools
     IT_DIAGNOSE(rd.d);
     it::ws_client ws(rd.d);
@@ -242,7 +247,10 @@ TEST_CASE("repl: hello world in sh and python, output streamed before the progra
         {sh("echo first; sleep 1; echo second"), "sh"},
         {json::object{{"language", "python"},
                       {"code", "import time\nprint('first')\ntime.sleep(1)\nprint('second')\n"}},
-         "python"}};
+         "python"},
+        {json::object{{"language", "node"},
+                      {"code", "console.log('first');\nsetTimeout(() => console.log('second'), 1000);\n"}},
+         "node"}};
     for (const auto& [params, name] : programs) {
         INFO(name);
         const execution run = run_one(ws, params);
@@ -260,6 +268,43 @@ TEST_CASE("repl: hello world in sh and python, output streamed before the progra
         CHECK(num(run.finished, "/data/duration_ms") >= 1000);
         CHECK_FALSE(it::has(run.finished, "/data/compile"));
     }
+}
+
+TEST_CASE("repl: c and cpp compile and run, warm; a compile error does not run") {
+    repl_daemon rd{repl_daemon::shipped{}};  // c and cpp as registryd.example.yaml ships them, warm pools on
+    IT_DIAGNOSE(rd.d);
+    it::ws_client ws(rd.d);
+    const json::value langs = ws.call("repl_languages");
+    INFO(it::dump(langs));
+    const std::vector<std::pair<std::string, std::string>> hello{
+        {"c", "#include <stdio.h>\n#include <math.h>\nint main(void) { printf(\"hello c %.0f\\n\", sqrt(49.0)); return 0; }\n"},
+        {"cpp", "#include <iostream>\n#include <ranges>\n#include <vector>\nint main() {\n"
+                "  std::vector v{1, 2, 3};\n  for (int x : v | std::views::transform([](int i) { return i * i; }))"
+                " std::cout << x << ' ';\n  std::cout << \"hello cpp\" << std::endl;\n}\n"}};
+    for (const auto& [language, code] : hello) {
+        INFO(language);
+        const execution run = run_one(ws, json::object{{"language", language}, {"code", code}}, 120s);
+        INFO(it::dump(run.finished));
+        CHECK(num(run.finished, "/data/compile/exit_code") == 0);
+        CHECK(num(run.finished, "/data/exit_code") == 0);
+        CHECK(str(run.finished, "/data/stdout") == (language == "c" ? "hello c 7\n" : "1 4 9 hello cpp\n"));
+    }
+    for (const auto& language : {"c", "cpp"}) {
+        INFO(language);
+        const execution bad = run_one(ws, json::object{{"language", language},
+                                                       {"code", "int main() { puts(\"never\") return 0; }\n"}}, 120s);
+        INFO(it::dump(bad.finished));
+        CHECK(num(bad.finished, "/data/compile/exit_code") != 0);
+        CHECK(str(bad.finished, "/data/compile/stderr").find("error") != std::string::npos);
+        CHECK(is_null(bad.finished, "/data/exit_code"));
+        CHECK(bad.output.empty());
+    }
+    // A runtime failure of a compiled program is the program's exit code.
+    const execution crash = run_one(ws, json::object{{"language", "c"},
+                                                     {"code", "#include <stdlib.h>\nint main(void) { abort(); }\n"}}, 120s);
+    INFO(it::dump(crash.finished));
+    CHECK(num(crash.finished, "/data/compile/exit_code") == 0);
+    CHECK(num(crash.finished, "/data/exit_code") == 128 + 6);  // SIGABRT, as the driver's shell reports it
 }
 
 TEST_CASE("repl: stderr, exit codes, stdin and args") {

@@ -23,16 +23,18 @@ export async function freePort() {
 
 // Packs packages/static-site as `version`, serving "static-site VERSION\n"
 // on `port`, under `work`; resolves to the archive's path. `stopFails`: its
-// stop.sh says "cannot stop: busy" and exits 3.
-export async function buildStaticSite(work, version, port, { stopFails = false } = {}) {
+// stop.sh says "cannot stop: busy" and exits 3. `healthFails`: health.sh
+// always fails, and the health gate gives up after 2 s (a rollback).
+export async function buildStaticSite(work, version, port, { stopFails = false, healthFails = false } = {}) {
   const src = join(work, `src-${version}`);
   await cp(join(packagesDir, 'static-site'), src, { recursive: true });
   if (stopFails) await writeFile(join(src, 'scripts', 'stop.sh'), "#!/bin/sh\necho 'cannot stop: busy'\nexit 3\n");
+  if (healthFails) await writeFile(join(src, 'scripts', 'health.sh'), "#!/bin/sh\necho 'not ready'\nexit 1\n");
   const manifest = (await readFile(join(src, 'manifest.yaml'), 'utf8'))
     .replace(/version: .*/, `version: ${version}`)
     .replace(/port: 8181/, `port: ${port}`)
     .replace(/interval: .*/, 'interval: 300ms')
-    .replace(/deadline: .*/, 'deadline: 10s');
+    .replace(/deadline: .*/, healthFails ? 'deadline: 2s' : 'deadline: 10s');
   await writeFile(join(src, 'manifest.yaml'), manifest);
   await writeFile(join(src, 'www', 'index.html'), `static-site ${version}\n`);
   const { stdout } = await promisify(execFile)(registryPack, [src, join(work, 'archives')]);
