@@ -2,7 +2,7 @@
 // window (which starts at a source's first failure), the source is refused
 // before its token is even looked at, until the window ends (429 with
 // Retry-After). Bounded: at most `max_sources` addresses are tracked; a new
-// one past that replaces an expired entry, or an arbitrary one.
+// one past that takes the place of expired entries, or of an arbitrary one.
 #pragma once
 
 #include <boost/asio/ip/address.hpp>
@@ -49,8 +49,13 @@ private:
         std::size_t count;
     };
 
+    // Expired entries are swept at most once a second (a sweep walks them
+    // all: many new sources must not make every failure cost that much).
     void make_room(clock::time_point now) {
-        std::erase_if(sources_, [&](const auto& kv) { return now >= kv.second.start + window_; });
+        if (now - last_sweep_ >= std::chrono::seconds(1)) {
+            last_sweep_ = now;
+            std::erase_if(sources_, [&](const auto& kv) { return now >= kv.second.start + window_; });
+        }
         if (sources_.size() >= max_sources_) sources_.erase(sources_.begin());
     }
 
@@ -58,6 +63,7 @@ private:
     std::chrono::seconds window_;
     std::size_t max_sources_;
     std::unordered_map<boost::asio::ip::address, entry> sources_;
+    clock::time_point last_sweep_{};
 };
 
 }  // namespace registryd::access
