@@ -539,6 +539,17 @@ private:
 //------------------------------------------------------------------------------
 // WebSocket client connection: Beast handshake, then raw frames.
 
+// With REGISTRY_TOKEN set, every upgrade carries Authorization: Bearer (a
+// registryd with `auth`; the get_service_auth scenario).
+template <typename Stream>
+void present_token(Stream& ws) {
+    static const char* const token = std::getenv("REGISTRY_TOKEN");
+    if (!token || !*token) return;
+    ws.set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
+        req.set(beast::http::field::authorization, std::string("Bearer ") + token);
+    }));
+}
+
 void append_client_frame(std::string& out, std::string_view payload, unsigned opcode = 1) {
     const std::size_t n = payload.size();
     out.push_back(static_cast<char>(0x80 | opcode));
@@ -581,6 +592,7 @@ public:
                 return;
             }
             hs_->next_layer() = std::move(socket());
+            present_token(*hs_);
             hs_->async_handshake(ep.address().to_string() + ":" + std::to_string(ep.port()), "/",
                                  [this](const error_code& e) {
                                      if (e) return on_error(e, "handshake");
@@ -1141,6 +1153,7 @@ bool probe_once(const options& o, int port) {
         if (kind == "ws-get" || kind == "ws-list") {
             websocket::stream<tcp::socket> ws(io);
             ws.next_layer().connect(ep);
+            present_token(ws);
             ws.handshake("127.0.0.1:" + std::to_string(port), "/");
             if (kind == "ws-get") {
                 ws.write(asio::buffer(R"({"id":"1","type":"request","action":"get_service","params":{"instance_id":")" +
@@ -1298,6 +1311,7 @@ int run_request(const options& o) {
     asio::io_context io;
     websocket::stream<tcp::socket> ws(io);
     ws.next_layer().connect(tcp::endpoint(asio::ip::make_address(o.host), static_cast<unsigned short>(port)));
+    present_token(ws);
     ws.handshake("127.0.0.1:" + std::to_string(port), "/");
     ws.read_message_max(64u << 20);
     const std::string text = R"({"id":"1","type":"request","action":")" + o.action + R"(","params":)" + o.params + "}";

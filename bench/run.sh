@@ -5,7 +5,7 @@
 #   bench/run.sh                        # everything, ~5 minutes
 #   bench/run.sh get_service register   # some scenarios
 #
-# Scenarios: get_service register fanout idle_connections restart repl deploy tls.
+# Scenarios: get_service get_service_auth register fanout idle_connections restart repl deploy tls.
 # Environment: BENCH_DURATION (s per round, default 4), BENCH_WARMUP (s, 1),
 # BENCH_ROUNDS (3: registryd and its baselines alternate, the best round of
 # each counts: load from elsewhere on the machine only ever lowers a figure),
@@ -33,7 +33,7 @@ DEPTH=${BENCH_DEPTH:-16}
 REPL_RUNS=${BENCH_REPL_RUNS:-20}
 DEPLOY_MB=${BENCH_DEPLOY_MB:-10}
 DEPLOY_BIG_MB=${BENCH_DEPLOY_BIG_MB:-200}
-ALL_SCENARIOS=(get_service register fanout idle_connections restart repl deploy tls)
+ALL_SCENARIOS=(get_service get_service_auth register fanout idle_connections restart repl deploy tls)
 SCENARIOS=("$@")
 ((${#SCENARIOS[@]})) || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
@@ -114,6 +114,8 @@ quotas:
 rate_limits:
   enabled: false
 EOF
+  # AUTH_TOKENS_FILE set: tokens required (the get_service_auth scenario).
+  if [ -n "${AUTH_TOKENS_FILE:-}" ]; then printf 'auth:\n  tokens_file: %s\n' "$AUTH_TOKENS_FILE" >>"$WORK/$name.yaml"; fi
   echo "$WORK/$name.yaml"
 }
 
@@ -233,6 +235,33 @@ scenario_get_service() {
     "$(ratio "$(kv p99_us "$reg")" "$(kv p99_us "$echo")")" "-" "-"
   row "get_service msgs per server CPU-second vs echo" "$(per_cpu "$reg")" "$(per_cpu "$echo")" \
     "$(ratio "$(per_cpu "$reg")" "$(per_cpu "$echo")")" "-" "-"
+}
+
+# The cost of access control: the same get_service load on a registryd with
+# `auth` (every connection presents a bearer token at its upgrade, every
+# request's family is checked against its role) and on one without.
+scenario_get_service_auth() {
+  log "get_service_auth: registryd with auth and without, $ROUNDS interleaved rounds"
+  local token off_pid off_port on_pid on_port offs=() ons=() i line
+  token=$("$REGISTRYD" token new --name bench --role admin --tokens-file "$WORK/tokens.yaml" 2>/dev/null)
+  start_registryd get_noauth
+  off_pid=$REG_PID; off_port=$REG_PORT_FILE
+  AUTH_TOKENS_FILE=$WORK/tokens.yaml REGISTRY_TOKEN=$token start_registryd get_auth
+  on_pid=$REG_PID; on_port=$REG_PORT_FILE
+  gen ws --port-file "$off_port" --conns 8 --depth 16 --action register --prefix b --count 1000 >/dev/null
+  REGISTRY_TOKEN=$token gen ws --port-file "$on_port" --conns 8 --depth 16 --action register --prefix b --count 1000 >/dev/null
+  for ((i = 1; i <= ROUNDS; i++)); do
+    line=$(gen ws --port-file "$off_port" $(rr_args) --action get --prefix b --pool 1000 --server-pid "$off_pid")
+    detail "get_service auth off #$i: $line"; offs+=("$line")
+    line=$(REGISTRY_TOKEN=$token gen ws --port-file "$on_port" $(rr_args) --action get --prefix b --pool 1000 --server-pid "$on_pid")
+    detail "get_service auth on #$i: $line"; ons+=("$line")
+  done
+  stop "$off_pid"
+  stop "$on_pid"
+  local on off
+  on=$(kv rps "$(best "${ons[@]}")"); off=$(kv rps "$(best "${offs[@]}")")
+  row "get_service msgs/s, auth on vs off" "$(fmt "$on")" "$(fmt "$off")" "$(ratio "$on" "$off")" ">= 0.95x" \
+    "$(verdict "$(awk -v a="$on" -v b="$off" 'BEGIN{print a/b}')" ">=" 0.95)"
 }
 
 scenario_register() {

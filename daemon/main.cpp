@@ -9,6 +9,8 @@
 // from the options of subsystem_options), signals and the bounded graceful
 // shutdown. It includes Asio but not Beast (http/).
 
+#include "access/commands.hpp"
+#include "access/gate.hpp"
 #include "config/command_line.hpp"
 #include "config/config.hpp"
 #include "deploy/local_target.hpp"
@@ -181,7 +183,7 @@ std::unique_ptr<registry::file_store> open_file_store(const registryd::config& c
 class daemon_app {
 public:
     daemon_app(asio::io_context& ioc, const registryd::config& cfg, std::optional<std::filesystem::path> port_file,
-               registryd::daemon_store& port)
+               registryd::daemon_store& port, registryd::access::gate& gate)
         : ioc_(ioc),
           cfg_(cfg),
           port_file_(std::move(port_file)),
@@ -191,7 +193,7 @@ public:
           engines_(make_engines(ioc, cfg)),
           containers_(make_container_manager(reg_, clock_, port_, cfg, engines_, metrics_)),
           engine_connector_(ioc, engine_options_from(cfg)),
-          server_(ioc, cfg, reg_, metrics_, [this] { return gauges(); }),
+          server_(ioc, cfg, reg_, metrics_, [this] { return gauges(); }, gate),
           runner_(ioc),
           packages_(runner_, cfg.deploy.package_dirs),
           local_target_(runner_, cfg.deploy.prefix, cfg.deploy.run_as),
@@ -221,6 +223,7 @@ public:
         if (cfg.tls) {
             reload_hooks_.add("certificates", [this](std::string& why) { return server_.reload_tls(why); });
         }
+        reload_hooks_.add("tokens", [&gate](std::string& why) { return gate.reload(why); });
         if (containers_ && cfg.containers.accept_registered_engines) {
             registered_engines_.emplace(reg_, *containers_, engine_connector_,
                                         [](const std::string& instance_id, const registry::error& why) {
@@ -566,7 +569,9 @@ int main(int argc, char** argv) {
     // buffers in its heap, so RSS follows the memory budget (docs/protocol.md,
     // "Limits") instead of its peak.
     ::mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    if (const auto status = registryd::access::run_command(argc, argv)) return *status;  // token new, roles
     registryd::command_line cli;
+    std::optional<registryd::access::gate> gate;
     registryd::config cfg;
     const std::string program = "registryd";
     try {
@@ -581,6 +586,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         cfg = registryd::load(cli);
+        gate.emplace(cfg);  // the roles and the tokens file
         if (cli.check_config) {
             std::printf("%s: ok\n", cli.config_file->c_str());
             return 0;
@@ -608,6 +614,15 @@ int main(int argc, char** argv) {
                            {"pid", static_cast<std::int64_t>(::getpid())},
                            {"listen", cfg.listen.to_string()},
                            {"data_dir", cfg.data_dir.string()}});
+    if (!registryd::is_loopback_host(cfg.listen.host)) {
+        if (!gate->enabled()) {
+            log::warn("listening beyond loopback without authentication (auth.disabled): anyone who reaches the port may do anything",
+                      {{"listen", cfg.listen.to_string()}});
+        } else if (!registryd::transport_encrypted(cfg)) {
+            log::warn("listening beyond loopback without TLS: tokens cross the network in the clear",
+                      {{"listen", cfg.listen.to_string()}});
+        }
+    }
     raise_fd_limit(cfg);
     log::info("memory budget", {{"memory_budget_bytes", cfg.limits.memory_budget_bytes}});
 
@@ -626,7 +641,7 @@ int main(int argc, char** argv) {
             if (!files) return 1;
             port = std::make_unique<registryd::file_store_port>(ioc, *files);
         }
-        daemon_app app(ioc, cfg, cli.port_file, *port);
+        daemon_app app(ioc, cfg, cli.port_file, *port, *gate);
         asio::post(ioc, [&app] { app.start(); });
         ioc.run();
         code = app.exit_code();

@@ -82,7 +82,7 @@ websocket::connection_policy connection_policy_from(const config& c) {
 }  // namespace
 
 server::state::state(asio::io_context& io, const config& c, registry::registry& r, metrics& mm,
-                     std::function<metrics::gauges()> g)
+                     std::function<metrics::gauges()> g, access::gate& a)
     : ioc(io),
       cfg(c),
       policy(connection_policy_from(c)),
@@ -90,6 +90,7 @@ server::state::state(asio::io_context& io, const config& c, registry::registry& 
       proto(r, protocol_limits_from(c)),
       m(mm),
       gauges(std::move(g)),
+      gate(a),
       acceptor(io),
       backoff(io),
       sweep_timer(io),
@@ -165,8 +166,8 @@ bool server::state::relieve(std::uint64_t n, const ws_session& asking) {
 // server
 
 server::server(asio::io_context& ioc, const config& cfg, registry::registry& reg, metrics& m,
-               std::function<metrics::gauges()> gauges)
-    : state_(std::make_shared<state>(ioc, cfg, reg, m, std::move(gauges))) {}
+               std::function<metrics::gauges()> gauges, access::gate& gate)
+    : state_(std::make_shared<state>(ioc, cfg, reg, m, std::move(gauges), gate)) {}
 
 server::~server() {
     error_code ignored;

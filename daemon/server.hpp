@@ -32,6 +32,9 @@ class server;
 namespace registryd {
 
 class audit_log;
+namespace access {
+class gate;
+}
 
 class server {
 public:
@@ -44,8 +47,9 @@ public:
     // answers the services actions; the embedder registers the subsystems it
     // has into protocol() (registry/protocol/containers.hpp, deploy.hpp,
     // repl.hpp) before listen().
+    // `gate` (access/gate.hpp) admits connections; it outlives the server.
     server(boost::asio::io_context& ioc, const config& cfg, registry::registry& reg, metrics& m,
-           std::function<metrics::gauges()> gauges);
+           std::function<metrics::gauges()> gauges, access::gate& gate);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;

@@ -42,7 +42,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
     static constexpr std::size_t read_chunk_bytes = 64 * 1024;
 
     state(boost::asio::io_context& io, const config& c, registry::registry& r, metrics& mm,
-          std::function<metrics::gauges()> g);
+          std::function<metrics::gauges()> g, access::gate& a);
 
     boost::asio::io_context& ioc;
     const config cfg;
@@ -51,6 +51,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
     registry::protocol::server proto;
     metrics& m;
     std::function<metrics::gauges()> gauges;
+    access::gate& gate;  // who may connect (access/gate.hpp)
     audit_log* audit = nullptr;  // audit.file (server::audit_to); null: none
 
     // What the WebSocket sessions report of each request: the audit line
@@ -58,12 +59,12 @@ struct server::state : std::enable_shared_from_this<server::state> {
     void audit_request(const registry::protocol::outcome& o, std::string_view source) {
         if (audit && audit_log::audited(o, proto.family_of(o.action))) audit->request(o, source);
     }
-    // The upgrade refused for want of a valid credential (401): counted in
-    // registryd_refusals_total{reason="unauthorized"} and audited. `reason`
-    // says what was wrong, never the credential.
-    void upgrade_refused(std::string_view source, std::string_view reason) {
-        m.refusal("unauthorized");
-        if (audit) audit->upgrade_refused(source, "unauthorized", reason);
+    // A request refused at the door (401, 403, 429; access/gate.hpp): counted
+    // in registryd_refusals_total{reason} and audited with the gate's code.
+    // `reason` says what was wrong, never the credential.
+    void upgrade_refused(std::string_view source, unsigned status, std::string_view code, std::string_view reason) {
+        m.refusal(status == 401 ? "unauthorized" : status == 429 ? "rate_limited" : "forbidden");
+        if (audit) audit->upgrade_refused(source, code, reason);
     }
 
     boost::asio::ip::tcp::acceptor acceptor;

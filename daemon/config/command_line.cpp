@@ -90,6 +90,11 @@ std::string usage(std::string_view program) {
          "  --version           print the version and exit\n"
          "  -h, --help          print this help and exit\n"
          "\n"
+         "Commands (they exit at once; see `registryd token new --help`):\n"
+         "  token new --name NAME --role ROLE [--services PATTERN...] [--tokens-file FILE]\n"
+         "                      print a fresh access token and its tokens-file entry\n"
+         "  roles [--markdown]  print the roles and the permission families they hold\n"
+         "\n"
          "Flags also accept --flag=VALUE. Exit status: 0 after a clean shutdown (SIGTERM or\n"
          "SIGINT), 1 on a runtime failure (e.g. the data directory is locked), 2 on a bad\n"
          "flag or configuration.\n";

@@ -264,6 +264,10 @@ public:
                 });
                 if (T.cert_file.empty() || T.key_file.empty())
                     fail(at(v, key) + "needs cert_file and key_file");
+            } else if (key == "auth") {
+                read_auth_section(cfg_.auth.emplace(), v, origin_);
+            } else if (key == "http") {
+                read_http_section(cfg_.http, v, origin_);
             } else {
                 fail(at(kv.first, key) + "unknown key");
             }
@@ -723,6 +727,16 @@ void validate(const config& cfg) {
         fail("deploy.upload_chunk_bytes: a chunk of " + std::to_string(cfg.deploy.upload_chunk_bytes) +
              " bytes needs frames of " + std::to_string(upload_chunk_frame(cfg.deploy.upload_chunk_bytes)) +
              " bytes (base64 and the envelope), more than limits.max_message_bytes");
+
+    // Safe defaults (docs/protocol.md, "Authentication and authorization").
+    if (!cfg.auth && !is_loopback_host(cfg.listen.host))
+        fail("listen " + cfg.listen.to_string() +
+             ": without an `auth` section registryd listens on loopback only; add `auth: {tokens_file: FILE}` "
+             "(see `registryd token new`), or `auth: {disabled: true}` to expose it without authentication");
+    if (cfg.auth && !cfg.auth->disabled && cfg.auth->tokens_file.empty())
+        fail("auth.tokens_file: is required (or auth.disabled: true)");
+    if (cfg.http.metrics_token_required && (!cfg.auth || cfg.auth->disabled))
+        fail("http.metrics_token_required: needs tokens (an `auth` section with auth.tokens_file)");
 }
 
 config load(const command_line& cli) {

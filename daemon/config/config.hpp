@@ -6,6 +6,7 @@
 // "limits.max_conections: unknown key"); registryd exits 2 on them.
 #pragma once
 
+#include "config/access_config.hpp"
 #include "config/repl_config.hpp"
 #include "deploy/remote_host.hpp"
 #include "deploy/script_user.hpp"
@@ -178,6 +179,10 @@ struct config {
         std::filesystem::path client_ca_file;  // PEM: CA certificates; empty: no client certificates
     };
     std::optional<tls_section> tls;
+    // Access control (config/access_config.hpp). No `auth` section: no
+    // tokens, and registryd listens on loopback only.
+    std::optional<auth_config> auth;
+    http_config http;
 };
 
 // A configuration or command-line error; the message names the key or flag.

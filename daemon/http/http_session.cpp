@@ -47,6 +47,12 @@ const std::string plain_http_answer = "HTTP/1.1 400 Bad Request\r\nServer: regis
                                       std::to_string(plain_http_body.size()) + "\r\nConnection: close\r\n\r\n" +
                                       std::string(plain_http_body);
 
+asio::ip::address peer_address(const tcp::socket& s) {
+    error_code ec;
+    auto ep = s.remote_endpoint(ec);
+    return ec ? asio::ip::address{} : ep.address();
+}
+
 }  // namespace
 
 // The TLS side of a session (config `tls`); the timer bounds the handshake
@@ -66,6 +72,7 @@ http_session::http_session(std::shared_ptr<server::state> st, std::uint64_t id, 
       slot_(std::move(slot)),
       id_(id),
       remote_(endpoint_string(socket)),
+      peer_(peer_address(socket)),
       stream_(std::move(socket)) {
     if (st_->tls) {
         error_code ec;
@@ -209,6 +216,20 @@ void http_session::on_read(const error_code& ec) {
     const std::string_view full_target = req.target();
     const std::string_view target = full_target.substr(0, full_target.find('?'));
 
+    // The registry view follows the WebSocket's access rules (the discover family).
+    if (target == "/v1/services" || target.starts_with("/v1/services/")) {
+        auto admitted = admit();
+        if (const auto* r = std::get_if<access::refusal>(&admitted)) {
+            refuse(*r, keep_alive);
+            return;
+        }
+        const auto& who = *std::get<access::gate::caller>(admitted);
+        if (!who.permissions.allows(registry::protocol::permission_family::discover)) {
+            refuse(access::gate::lacks(who, registry::protocol::permission_family::discover, "GET /v1/services"),
+                   keep_alive);
+            return;
+        }
+    }
     if (auto view = answer_services_view(req.method_string(), full_target, st_->reg,
                                          st_->cfg.listings.max_page_items)) {
         const std::string_view allow = view->allow;
@@ -228,6 +249,13 @@ void http_session::on_read(const error_code& ec) {
             respond(http::status::service_unavailable, "unavailable\n", keep_alive);
         }
     } else if (req.method() == http::verb::get && target == "/metrics") {
+        if (st_->cfg.http.metrics_token_required) {
+            auto admitted = admit();  // any role will do
+            if (const auto* r = std::get_if<access::refusal>(&admitted)) {
+                refuse(*r, keep_alive);
+                return;
+            }
+        }
         respond(http::status::ok, st_->m.render(st_->gauges()), keep_alive, "text/plain; version=0.0.4; charset=utf-8");
     } else {
         respond(http::status::not_found, "not found\n", keep_alive);
@@ -247,8 +275,11 @@ void http_session::upgrade() {
         respond(http::status::service_unavailable, "too many connections\n", false);
         return;
     }
-    // AUTH: authenticate(parser_->get(), tls_peer_subject())  (the verified client subject; nullopt without mTLS)
-
+    auto admitted = admit();
+    if (const auto* r = std::get_if<access::refusal>(&admitted)) {
+        refuse(*r, false);
+        return;
+    }
     // The socket (and its TLS state) moves to the WebSocket session; this
     // session ends.
     error_code ec;
@@ -261,10 +292,43 @@ void http_session::upgrade() {
         tls_->timer.cancel();
         st_->tls_channels.insert_or_assign(id_, std::move(tls_->channel));
     }
-    auto ws = std::make_shared<ws_session>(st_, id_, std::move(socket), remote_, std::move(slot_));
+    auto ws = std::make_shared<ws_session>(st_, id_, std::move(socket), remote_, std::move(slot_),
+                                           std::get<access::gate::caller>(std::move(admitted)));
     const auto early = buffer_.data();
     ws->run(answer_upgrade(parser_->release()),
             std::string_view(static_cast<const char*>(early.data()), early.size()));
+}
+
+std::variant<access::gate::caller, access::refusal> http_session::admit() {
+    const auto& req = parser_->get();
+    auto header = [&](http::field f) -> std::optional<std::string_view> {
+        const auto it = req.find(f);
+        if (it == req.end()) return std::nullopt;
+        return it->value();
+    };
+    access::credentials c;
+    c.source = peer_;
+    c.origin = header(http::field::origin);
+    c.host = header(http::field::host).value_or(std::string_view{});
+    c.authorization = header(http::field::authorization).value_or(std::string_view{});
+    c.target = req.target();
+    if (const auto& subject = tls_peer_subject()) c.subject = *subject;  // mutual TLS: the verified certificate's
+    return st_->gate.admit(c, access::gate::clock::now());
+}
+
+// 401 (with WWW-Authenticate: Bearer), 403 or 429 (with Retry-After), with
+// a JSON body saying why. The token is never logged.
+void http_session::refuse(const access::refusal& r, bool keep_alive) {
+    log::warn("access refused", {{"remote", remote_},
+                                 {"status", static_cast<std::uint64_t>(r.status)},
+                                 {"code", r.code},
+                                 {"target", log::clip(std::string_view(parser_->get().target()).substr(
+                                                0, parser_->get().target().find('?')))}});
+    st_->upgrade_refused(remote_, r.status, r.code, r.message);
+    start_response(static_cast<http::status>(r.status), keep_alive, "application/json");
+    if (r.status == 401) res_->set(http::field::www_authenticate, "Bearer");
+    if (r.retry_after.count() > 0) res_->set(http::field::retry_after, std::to_string(r.retry_after.count()));
+    finish_response(r.body());
 }
 
 void http_session::respond(http::status status, std::string body, bool keep_alive, std::string_view content_type,

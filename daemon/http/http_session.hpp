@@ -6,6 +6,7 @@
 // (http/handshake) and the bytes read past it, to a ws_session.
 #pragma once
 
+#include "access/gate.hpp"
 #include "http/console_files.hpp"
 #include "http/source_slot.hpp"
 #include "server.hpp"
@@ -22,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 namespace registryd {
 
@@ -61,6 +63,9 @@ private:
     void do_read();
     void on_read(const boost::system::error_code& ec);
     void upgrade();
+    // The access gate's answer for the current request (access/gate.hpp).
+    std::variant<access::gate::caller, access::refusal> admit();
+    void refuse(const access::refusal& r, bool keep_alive);
     void respond(boost::beast::http::status status, std::string body, bool keep_alive,
                  std::string_view content_type = "text/plain; charset=utf-8", std::string_view allow = {});
     void respond_console(const console_answer& a, bool keep_alive);
@@ -73,6 +78,7 @@ private:
     source_slot slot_;  // moves to the WebSocket session
     const std::uint64_t id_;
     const std::string remote_;
+    const boost::asio::ip::address peer_;
     boost::beast::tcp_stream stream_;
     boost::beast::flat_buffer buffer_;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;

@@ -103,6 +103,8 @@ std::optional<view_answer> parse_query(std::string_view q, bool with_name, query
         } else if (key == "after") {
             if (auto e = once(out.after)) return e;
             out.after = *value;
+        } else if (key == "access_token") {
+            // The caller's token, read by the access gate (access/credentials.hpp).
         } else {
             return error(400, "invalid_request",
                          "unknown query parameter " + quoted(key) +

@@ -9,8 +9,9 @@
 // "remaining". Unlike a WebSocket listing, each page reads the registry as it
 // is when asked (there is no listing to hold between stateless requests).
 // Errors are JSON {"code", "message"} with the protocol's codes. Access
-// follows the WebSocket's rules (docs/protocol.md, "Authentication": the
-// `discover` permission family once tokens exist). Free of Beast, for tests.
+// follows the WebSocket's rules (docs/protocol.md, "Authentication and
+// authorization": the `discover` family), checked by the HTTP session before
+// it asks the view (access/gate.hpp). Free of Beast, for tests.
 #pragma once
 
 #include <cstddef>

@@ -50,12 +50,12 @@ ws_socket adopt_socket(asio::io_context& ioc, tcp::socket&& s, error_code& ec) {
 }
 
 ws_session::ws_session(std::shared_ptr<server::state> st, std::uint64_t id, ws_socket&& socket, std::string remote,
-                       source_slot slot)
+                       source_slot slot, std::shared_ptr<const registry::protocol::principal> caller)
     : connection(id, std::move(remote)),
       st_(std::move(st)),
       slot_(std::move(slot)),
       socket_(std::move(socket)),
-      conn_(st_->proto, st_->loop, *this, id, source_address(this->remote())) {
+      conn_(st_->proto, st_->loop, *this, id, source_address(this->remote()), std::move(caller)) {
     st_->m.connection_opened();
 }
 

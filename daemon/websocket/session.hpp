@@ -61,8 +61,9 @@ class ws_session final : public std::enable_shared_from_this<ws_session>,
 public:
     // On a TLS server (st->tls) the connection's tls_channel is in
     // st->tls_channels under `id`.
+    // `caller`: who the access gate admitted (null: anonymous).
     ws_session(std::shared_ptr<server::state> st, std::uint64_t id, ws_socket&& socket, std::string remote,
-               source_slot slot);
+               source_slot slot, std::shared_ptr<const registry::protocol::principal> caller);
     ~ws_session() override;
 
     ws_session(const ws_session&) = delete;

@@ -189,7 +189,8 @@ std::variant<task<outcome>, rejection> request_parser::impl::read_frame(const do
     if (!required(d, m, "action", action)) return invalid(std::move(id), {}, std::move(d.problem));
     const action_entry* entry = actions.find(action);
     if (!entry) return rejection{std::move(id), {}, error{errc::unknown_action, "unknown action '" + action + "'"}};
-    if (!entry->start) return rejection{std::move(id), entry->name, error{errc::unavailable, std::string(entry->absent)}};
+    // The permission first: a caller without it learns `forbidden`, not
+    // whether the subsystem is there.
     if (self && !(*self)->caller().permissions.allows(entry->family)) {
         return rejection{std::move(id), entry->name,
                          error{errc::forbidden, "'" + (*self)->caller().who.name + "' lacks the permission '" +
@@ -199,6 +200,7 @@ std::variant<task<outcome>, rejection> request_parser::impl::read_frame(const do
     if (self) {
         if (auto limited = (*self)->admit(entry->family)) return rejection{std::move(id), entry->name, std::move(*limited)};
     }
+    if (!entry->start) return rejection{std::move(id), entry->name, error{errc::unavailable, std::string(entry->absent)}};
     const path params_at = top.member("params");
     const params_element params = m.get("params");
     params_input in{d, params, params_at};

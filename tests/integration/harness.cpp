@@ -192,14 +192,17 @@ void registryd::start(ms timeout) {
     fs::remove(port_file, ec);
     fs::create_directories(data_dir(), ec);
 
-    std::vector<std::string> args{REGISTRYD_PATH,     "--listen",      "127.0.0.1:0",
+    std::vector<std::string> args{REGISTRYD_PATH,     "--listen",      listen_,
                                   "--data-dir",       data_dir().string(), "--port-file",
                                   port_file.string()};
     if (!config_.empty()) {
         const fs::path cfg = dir / "registryd.yaml";
+        std::string text = config_;
+        for (auto at = text.find("{dir}"); at != std::string::npos; at = text.find("{dir}", at))
+            text.replace(at, 5, dir.string());
         std::ofstream out(cfg, std::ios::trunc);
-        out << config_;
-        if (!config_.empty() && config_.back() != '\n') out << '\n';
+        out << text;
+        if (text.back() != '\n') out << '\n';
         out.close();
         if (!out) throw failure("cannot write " + cfg.string());
         args.push_back("--config");
@@ -293,6 +296,17 @@ void registryd::start(ms timeout) {
         }
         std::this_thread::sleep_for(5ms);
     }
+}
+
+void registryd::write_file(const std::string& name, std::string_view content, unsigned mode) const {
+    const fs::path file = dir() / name;
+    {
+        std::ofstream out(file, std::ios::binary | std::ios::trunc);
+        out << content;
+        out.close();
+        if (!out) throw failure("cannot write " + file.string());
+    }
+    fs::permissions(file, static_cast<fs::perms>(mode), fs::perm_options::replace);
 }
 
 std::uint64_t registryd::rss_bytes() const {
@@ -547,7 +561,13 @@ ws_client::ws_client(const std::string& host, std::uint16_t port, client_options
     m.ws.read_message_max(256u << 20);
     m.ws.auto_fragment(false);
     done = false;
-    m.ws.async_handshake(m.peer, "/", [&](boost::system::error_code e) {
+    if (!opts.headers.empty()) {
+        m.ws.set_option(websocket::stream_base::decorator([headers = opts.headers](websocket::request_type& req) {
+            for (const auto& [name, value] : headers) req.set(name, value);
+        }));
+    }
+    websocket::response_type answer;
+    m.ws.async_handshake(answer, m.peer, opts.target, [&](boost::system::error_code e) {
         done = true;
         ec = e;
     });
@@ -561,7 +581,9 @@ ws_client::ws_client(const std::string& host, std::uint16_t port, client_options
         m.ioc.poll();
         throw failure("ws_client: WebSocket handshake with " + m.peer + " timed out");
     }
-    if (ec) throw failure("ws_client: WebSocket handshake with " + m.peer + " failed: " + ec.message());
+    if (ec)
+        throw failure("ws_client: WebSocket handshake with " + m.peer + " failed: " + ec.message() + " (HTTP " +
+                      std::to_string(answer.result_int()) + ")");
 }
 
 ws_client::ws_client(const registryd& d, client_options opts) : ws_client(d.host(), d.port(), opts) {}
@@ -721,12 +743,22 @@ const close_info& ws_client::close_status() const { return impl_->closed; }
 
 // ----------------------------------------------------------------------- HTTP
 
-http_response http_get(const std::string& host, std::uint16_t port, std::string_view target, ms timeout) {
-    return http_request(host, port, "GET", target, timeout);
+http_response http_get(const std::string& host, std::uint16_t port, std::string_view target, ms timeout,
+                       const header_list& headers) {
+    return http_request(host, port, "GET", target, timeout, headers);
+}
+
+http_response upgrade_request(const std::string& host, std::uint16_t port, std::string_view target,
+                              const header_list& headers, ms timeout) {
+    header_list all{{"Upgrade", "websocket"},
+                    {"Sec-WebSocket-Version", "13"},
+                    {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}};
+    all.insert(all.end(), headers.begin(), headers.end());
+    return http_request(host, port, "GET", target, timeout, all);
 }
 
 http_response http_request(const std::string& host, std::uint16_t port, std::string_view method,
-                           std::string_view target, ms timeout) {
+                           std::string_view target, ms timeout, const header_list& headers) {
     asio::io_context ioc;
     tcp::socket sock(ioc);
     const auto deadline = steady::now() + scaled(timeout);
@@ -753,7 +785,9 @@ http_response http_request(const std::string& host, std::uint16_t port, std::str
     req.target(target);
     req.version(11);
     req.set(http::field::host, host + ":" + std::to_string(port));
-    req.set(http::field::connection, "close");
+    const bool upgrading = std::any_of(headers.begin(), headers.end(), [](const auto& h) { return h.first == "Upgrade"; });
+    req.set(http::field::connection, upgrading ? "Upgrade" : "close");
+    for (const auto& [name, value] : headers) req.set(name, value);
     done = false;
     http::async_write(sock, req, [&](boost::system::error_code e, std::size_t) {
         done = true;
@@ -778,6 +812,8 @@ http_response http_request(const std::string& host, std::uint16_t port, std::str
     out.status = static_cast<int>(res.result_int());
     out.content_type = std::string(res[http::field::content_type]);
     out.allow = std::string(res[http::field::allow]);
+    out.www_authenticate = std::string(res[http::field::www_authenticate]);
+    out.retry_after = std::string(res[http::field::retry_after]);
     out.body = std::move(res.body());
     sock.close(ec);
     return out;

@@ -86,8 +86,10 @@ private:
 class registryd {
 public:
     // `config_yaml` is written to registryd.yaml and passed with --config when
-    // not empty. --listen 127.0.0.1:0, --data-dir and --port-file are always
-    // given on the command line.
+    // not empty; "{dir}" in it stands for dir() (files the test puts there
+    // with write_file, e.g. a tokens file). --listen (127.0.0.1:0 unless
+    // set_listen), --data-dir and --port-file are always given on the
+    // command line.
     explicit registryd(std::string config_yaml = {}, bool autostart = true);
     ~registryd();  // SIGKILLs a still-running daemon, reaps it, removes the dir
     registryd(const registryd&) = delete;
@@ -105,6 +107,11 @@ public:
     std::optional<exit_status> wait_exit(ms timeout);
     // SIGKILL and reap.
     exit_status kill9();
+
+    // Writes dir()/name with `mode` (the tokens file must not be group-writable).
+    void write_file(const std::string& name, std::string_view content, unsigned mode = 0600) const;
+    // The --listen of the next start() (default 127.0.0.1:0).
+    void set_listen(std::string address) { listen_ = std::move(address); }
 
     // The open-files limit (soft and hard) of the next start(); 0: inherited.
     void limit_open_files(std::uint64_t n) { nofile_ = n; }
@@ -126,6 +133,7 @@ public:
 private:
     temp_dir dir_;
     std::string config_;
+    std::string listen_ = "127.0.0.1:0";
     pid_t pid_ = -1;
     int starts_ = 0;
     std::uint64_t nofile_ = 0;
@@ -146,9 +154,14 @@ struct close_info {
     std::string describe() const;
 };
 
+// Extra header fields of a request (Authorization, Origin, ...).
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
 struct client_options {
     int receive_buffer_bytes = 0;  // SO_RCVBUF before connect (0: system default)
     ms connect_timeout = 5s;
+    std::string target = "/";  // the upgrade's path and query (?access_token=...)
+    header_list headers;       // added to the upgrade request
 };
 
 // A synchronous WebSocket client. Incoming frames are read only while one of
@@ -210,15 +223,21 @@ struct http_response {
     int status = 0;
     std::string content_type;
     std::string allow;  // the Allow header (405)
+    std::string www_authenticate;
+    std::string retry_after;
     std::string body;
 };
 
 // One request without a body, `method` as given ("GET", "POST", ...), on its
-// own connection (Connection: close).
+// own connection (Connection: close), with `headers` added.
 http_response http_request(const std::string& host, std::uint16_t port, std::string_view method,
-                           std::string_view target, ms timeout = default_timeout);
+                           std::string_view target, ms timeout = default_timeout, const header_list& headers = {});
 http_response http_get(const std::string& host, std::uint16_t port, std::string_view target,
-                       ms timeout = default_timeout);
+                       ms timeout = default_timeout, const header_list& headers = {});
+// A WebSocket upgrade request (GET with the upgrade fields and `headers`)
+// whose answer is read as an HTTP response: the refusals (401, 403, 429).
+http_response upgrade_request(const std::string& host, std::uint16_t port, std::string_view target,
+                              const header_list& headers = {}, ms timeout = default_timeout);
 
 // --------------------------------------------------------------- test helpers
 

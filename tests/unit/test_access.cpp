@@ -77,11 +77,16 @@ TEST_CASE("access: a request outside the caller's permissions is forbidden, and 
         "forbidden");
     CHECK(refused ==
           R"({"id":"1","type":"response","error":{"code":"forbidden","message":"'dashboard' lacks the permission 'register' that register needs"}})");
-    // Unknown actions are still unknown, absent subsystems still unavailable: neither grants a probe anything.
+    // Unknown actions are still unknown; the permission is checked before
+    // the subsystem's presence, so a caller without it cannot probe which
+    // subsystems exist (this server has no containers).
     c.ask(req("2", "no_such_action"), "unknown_action");
     c.ask(req("3", "get_service", R"({"name":"web"})"), "not_found");
+    CHECK(c.ask(req("5", "container_create", R"({"image":"alpine"})"), "forbidden").find("containers.write") !=
+          std::string::npos);
 
     client anon(srv, 2);  // no principal: access control off
+    anon.ask(req("6", "container_list"), "unavailable");  // held, and absent
     anon.ask(
         req("4", "register",
             R"({"service":{"name":"web","instance_id":"web-1","endpoints":[{"name":"http","address":"127.0.0.1","port":80,"protocol":"http"}]}})"));
