@@ -95,8 +95,8 @@ void write_data(detail::json_writer& w, const event& e) {
                 w.key("lease_id").number(e.container->lease_id);
                 write_container_member(w, e);
             } else if (e.service) {
-                w.key("lease_id").number(e.service->lease.id)
-                    .key("instance_id").string(e.service->instance_id)
+                if (e.service->lease.id != 0) w.key("lease_id").number(e.service->lease.id);  // 0: hidden
+                w.key("instance_id").string(e.service->instance_id)
                     .key("name").string(e.service->name);
             }
             w.key("reason").string(e.reason);
