@@ -41,7 +41,9 @@ result<package_uploads::upload*> package_uploads::find(std::string_view upload_i
         return fail(errc::not_found, "no upload '" + std::string(upload_id) + "' (never begun, expired after " +
                                          seconds_of(opts_.idle_timeout) + " without a chunk, or already deployed)");
     }
-    if (auto refused = check_owner(by, it->second.owner, action, "upload", upload_id)) return unexpected{std::move(*refused)};
+    if (auto refused = check_owner(by, it->second.owner, action, "upload", upload_id)) {
+        return unexpected{std::move(*refused)};
+    }
     return &it->second;
 }
 

@@ -66,7 +66,9 @@ result<void> executor::impl::cancel(std::string_view id, const identity& by) {
     auto it = executions.find(id);
     if (it == executions.end()) return fail(errc::not_found, "no execution '" + std::string(id) + "'");
     execution_ptr ex = it->second;
-    if (auto refused = check_owner(by, ex->owner, "cancel", "execution", ex->id)) return unexpected{std::move(*refused)};
+    if (auto refused = check_owner(by, ex->owner, "cancel", "execution", ex->id)) {
+        return unexpected{std::move(*refused)};
+    }
     if (ex->state == phase::queued) {
         queue.erase(std::find(queue.begin(), queue.end(), ex));
         ex->result.cancelled = true;

@@ -18,7 +18,9 @@ public:
             z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
             z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
             z ^= z >> 31;
-            for (std::size_t k = 0; k < 8 && i + k < out.size(); ++k) out[i + k] = std::byte(z >> (8 * k));
+            for (std::size_t k = 0; k < 8 && i + k < out.size(); ++k) {
+                out[i + k] = std::byte(static_cast<unsigned char>(z >> (8 * k)));
+            }
         }
     }
 
