@@ -25,6 +25,7 @@
 #include "observability/systemd_notify.hpp"
 #include "runtime/asio_clock.hpp"
 #include "runtime/blocking_runner.hpp"
+#include "runtime/os_random.hpp"
 #include "runtime/reload_hooks.hpp"
 #include "server.hpp"
 #include "store/etcd_store_port.hpp"
@@ -199,7 +200,7 @@ public:
           local_target_(runner_, cfg.deploy.prefix, cfg.deploy.run_as),
           deployer_(reg_, clock_, port_, packages_, deployer_options_from(cfg, metrics_)),
           upload_dir_(runner_, (cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir) / "uploads"),
-          uploads_(clock_, upload_dir_, upload_options_from(cfg)),
+          uploads_(clock_, upload_dir_, random_, upload_options_from(cfg)),
           signals_(ioc, SIGINT, SIGTERM),
           reload_signal_(ioc, SIGHUP),
           deadline_(ioc),
@@ -261,6 +262,7 @@ private:
         }
         registry::repl::executor_options o;
         o.max_queue = R.max_queue;
+        o.max_concurrent_per_identity = R.max_concurrent_per_identity;
         o.idempotency_window = R.idempotency_window;
         o.lease_grace = R.lease_grace;
         o.warm_max_age = R.warm_max_age;
@@ -269,7 +271,7 @@ private:
             metrics_.repl_finished(repl_outcome(r), std::chrono::duration<double>(r.duration).count());
         };
         repl_leases_.emplace(*containers_);
-        repl_.emplace(clock_, std::move(slots), R.languages, std::move(o), &*repl_leases_);
+        repl_.emplace(clock_, random_, std::move(slots), R.languages, std::move(o), &*repl_leases_);
         registry::protocol::add_repl_actions(server_.protocol(), *repl_);
     }
 
@@ -543,6 +545,7 @@ private:
     registry::deploy::deployer deployer_;
     std::optional<registry::repl::manager_lease_sink> repl_leases_;
     registryd::upload_dir upload_dir_;
+    registryd::os_random random_;  // upload and execution ids
     registry::deploy::package_uploads uploads_;
     std::optional<registry::repl::executor> repl_;  // stopped with background_, before it is destroyed
     asio::signal_set signals_;

@@ -122,6 +122,7 @@ registry::deploy::upload_options upload_options_from(const config& cfg) {
     o.max_bytes = cfg.deploy.max_upload_bytes;
     o.max_chunk_bytes = cfg.deploy.upload_chunk_bytes;
     o.max_uploads = cfg.deploy.max_uploads;
+    o.max_per_identity = cfg.deploy.max_uploads_per_identity;
     o.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.deploy.upload_idle_timeout);
     return o;
 }

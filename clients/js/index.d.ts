@@ -54,7 +54,8 @@ export interface Service {
   failure_reason?: string;
   /** null until a health result is recorded. */
   health: Health | null;
-  lease: { id: number; ttl_seconds: number; expires_at_ms: number; session_bound: boolean };
+  /** `id` only for its holder and admins; `holder` absent for anonymous (docs/protocol.md, "Ownership"). */
+  lease: { id?: number; ttl_seconds: number; expires_at_ms: number; session_bound: boolean; holder?: string };
   registered_at_ms: number;
   created_revision: number;
   modified_revision: number;
@@ -175,7 +176,8 @@ export type DeliveredEvent<E extends RegistryEvent = RegistryEvent> = Exclude<E,
 
 /** A service's lease ran out; its `service_deregistered` follows with the same revision. */
 export interface ServiceLeaseExpired {
-  lease_id: number;
+  /** Only for the lease's holder and admins. */
+  lease_id?: number;
   instance_id: string;
   name: string;
   reason: 'ttl' | 'session_closed';
@@ -306,6 +308,8 @@ export interface Container {
   finished_at_ms?: number;
   /** The engine's error, when it reports one. */
   error?: string;
+  /** The identity that created it; absent for anonymous. */
+  owner?: string;
 }
 
 export interface ContainerLimits {
@@ -440,6 +444,8 @@ export interface UploadStatus {
   received: number;
   complete: boolean;
   expires_at_ms: number;
+  /** The identity that began it; absent for anonymous. */
+  owner?: string;
 }
 export interface UndeployParams {
   instance_id: string;

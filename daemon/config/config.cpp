@@ -236,6 +236,7 @@ public:
                     if (k == "max_upload_bytes") return set_bytes(D.max_upload_bytes, n, path, 1);
                     if (k == "upload_chunk_bytes") return set_bytes(D.upload_chunk_bytes, n, path, 1);
                     if (k == "max_uploads") return set_count(D.max_uploads, n, path, 1);
+                    if (k == "max_uploads_per_identity") return set_count(D.max_uploads_per_identity, n, path, 0);
                     if (k == "upload_idle_seconds") return set_seconds(D.upload_idle_timeout, n, path, 1);
                     return false;
                 });

@@ -157,6 +157,7 @@ struct config {
         // 0 (unset): 512 KiB, or the largest chunk that fits (load() settles it).
         std::size_t upload_chunk_bytes = 0;
         std::size_t max_uploads = 16;
+        std::size_t max_uploads_per_identity = 4;  // non-admin identities only (0: no such quota)
         std::chrono::seconds upload_idle_timeout{300};
     } deploy;
     repl_config repl;  // REPL execution (config/repl_config.hpp)

@@ -151,6 +151,8 @@ void read_repl_section(repl_config& out, const YAML::Node& section, std::string_
             out.max_concurrent = r.number(n, p, 1, 10'000);
         } else if (k == "max_queue") {
             out.max_queue = r.number(n, p, 0, 1'000'000);
+        } else if (k == "max_concurrent_per_identity") {
+            out.max_concurrent_per_identity = r.number(n, p, 0, 1'000'000);
         } else if (k == "idempotency_window_seconds") {
             out.idempotency_window = std::chrono::seconds(r.number(n, p, 0, 86'400));
         } else if (k == "warm_max_age_seconds") {

@@ -22,6 +22,7 @@ struct repl_config {
     bool enabled = false;
     std::size_t max_concurrent = 4;  // per engine
     std::size_t max_queue = 64;
+    std::size_t max_concurrent_per_identity = 8;  // queued or running; non-admin identities (0: no such quota)
     std::chrono::seconds idempotency_window{600};
     std::chrono::seconds warm_max_age{600};
     std::chrono::seconds lease_grace{60};

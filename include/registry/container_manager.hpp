@@ -35,6 +35,7 @@
 #include <registry/container_policy.hpp>
 #include <registry/container_events.hpp>
 #include <registry/event.hpp>
+#include <registry/identity.hpp>
 #include <registry/managed_container.hpp>
 #include <registry/ports/clock.hpp>
 #include <registry/ports/container_engine.hpp>
@@ -128,6 +129,7 @@ struct container_request {
     std::optional<std::string> preset;  // a name in container_manager_options::presets
     std::optional<seconds> ttl;         // default_ttl when absent
     std::optional<std::string> engine;  // a node's name; absent: the least loaded online node
+    std::string owner = "anonymous";    // the identity creating it (managed_container::owner)
 };
 
 // A container held under a lease for the component that created it
@@ -184,10 +186,15 @@ public:
     // not_found: no such node; invalid_request: zero.
     result<void> set_capacity(std::string_view name, std::size_t capacity);
 
-    task<result<container_ptr>> stop(std::string_view container_id, seconds grace);
-    task<result<container_ptr>> remove(std::string_view container_id, bool force);
+    // `by`: who asks; forbidden unless it owns the container or is an admin
+    // (the default, anonymous, is one).
+    task<result<container_ptr>> stop(std::string_view container_id, seconds grace,
+                                     const identity& by = identity::anonymous());
+    task<result<container_ptr>> remove(std::string_view container_id, bool force,
+                                       const identity& by = identity::anonymous());
     // Renews the lease to now + ttl (durably; no event: like a keepalive).
-    task<result<container_ptr>> extend(std::string_view container_id, std::optional<seconds> ttl);
+    task<result<container_ptr>> extend(std::string_view container_id, std::optional<seconds> ttl,
+                                       const identity& by = identity::anonymous());
 
     // The container's output so far (its last `tail` lines).
     task<result<std::vector<output_chunk>>> logs(std::string_view container_id, std::optional<std::size_t> tail);

@@ -42,6 +42,9 @@ struct managed_container {
     std::vector<std::string> command;            // empty: the image's default
     container_limits limits;
     std::map<std::string, std::string> labels;  // the user's; not the registry's io.registry.* ones
+    // The identity that created it (identity.hpp): only it, or an admin, may
+    // stop, remove or extend it. Adopted without a record: "anonymous".
+    std::string owner = "anonymous";
 };
 
 using container_ptr = std::shared_ptr<const managed_container>;

@@ -15,6 +15,7 @@
 
 #include <registry/async_generator.hpp>
 #include <registry/event.hpp>
+#include <registry/identity.hpp>
 #include <registry/ports/clock.hpp>
 #include <registry/ports/store.hpp>
 #include <registry/result.hpp>
@@ -67,6 +68,9 @@ struct registration {
     bool session_bound = false;
     std::optional<std::uint64_t> lease_id;  // re-register: must match the instance's lease
     std::string origin;                     // for max_services_per_origin; empty: not counted
+    // Who holds a new instance's lease; empty: the identity registering. A
+    // re-registration keeps the holder it had.
+    std::string holder;
 };
 
 struct lease_grant {
@@ -143,10 +147,17 @@ public:
     // resumes from the last revision, which a restarted registry can replay.
     void bookmark();
 
-    task<result<lease_grant>> register_service(registration reg, session_id owner = 0);
-    task<result<lease_grant>> keepalive(std::uint64_t lease_id, session_id owner = 0);
-    task<result<deregistration>> deregister(std::string_view instance_id, std::string reason = "deregistered");
-    task<result<service_ptr>> set_state(std::string_view instance_id, service_state to, std::string reason = {});
+    // `by`: who asks. It must have the service's name in its scope, and for
+    // anything but a new registration hold the instance's lease (or be an
+    // admin); else forbidden. The default, anonymous, is an admin.
+    task<result<lease_grant>> register_service(registration reg, session_id owner = 0,
+                                               const identity& by = identity::anonymous());
+    task<result<lease_grant>> keepalive(std::uint64_t lease_id, session_id owner = 0,
+                                        const identity& by = identity::anonymous());
+    task<result<deregistration>> deregister(std::string_view instance_id, std::string reason = "deregistered",
+                                            const identity& by = identity::anonymous());
+    task<result<service_ptr>> set_state(std::string_view instance_id, service_state to, std::string reason = {},
+                                        const identity& by = identity::anonymous());
     task<result<service_ptr>> record_health(std::string_view instance_id, health_result health);
 
     service_ptr find(std::string_view instance_id) const;

@@ -78,6 +78,9 @@ struct lease {
     seconds ttl{0};
     time_point expires_at{};
     bool session_bound = false;  // dropped when its WebSocket session goes away
+    // The identity holding it (identity.hpp): only it, or an admin, may renew,
+    // re-register, deregister the instance or change its state, and see `id`.
+    std::string holder = "anonymous";
 
     friend bool operator==(const lease&, const lease&) = default;
 };

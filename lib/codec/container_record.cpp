@@ -29,6 +29,7 @@ void write_container(json_writer& w, const managed_container& c, container_view 
     if (c.started_at) w.key("started_at_ms").number(ms(*c.started_at));
     if (c.finished_at) w.key("finished_at_ms").number(ms(*c.finished_at));
     if (!c.error.empty()) w.key("error").string(c.error);
+    if (c.owner != "anonymous") w.key("owner").string(c.owner);  // absent: access control off, or an old record
     if (view == container_view::full) {
         w.key("command").begin_array();
         for (const auto& arg : c.command) w.string(arg);
@@ -66,11 +67,13 @@ static bool read_stored_limits(decoder& d, dom::element e, const path& at, conta
 static bool read_container(decoder& d, dom::element e, const path& at, managed_container& out) {
     static constexpr std::string_view names[] = {
         "lease_id",       "container_id",   "name",  "image",   "engine", "state",  "exit_code", "ttl_seconds",
-        "created_at_ms",  "expires_at_ms",  "started_at_ms", "finished_at_ms", "error", "command", "limits", "labels"};
+        "created_at_ms",  "expires_at_ms",  "started_at_ms", "finished_at_ms", "error", "command", "limits", "labels",
+        "owner"};
     members m{at, names};
     return open(d, e, m) && optional(d, m, "started_at_ms", out.started_at) &&
            optional(d, m, "finished_at_ms", out.finished_at) && optional(d, m, "error", out.error) &&
            optional(d, m, "command", out.command) && optional(d, m, "labels", out.labels) &&
+           optional(d, m, "owner", out.owner) &&
            (!m.get("limits") || read_stored_limits(d, *m.get("limits"), at.member("limits"), out.limits)) &&
            required(d, m, "lease_id", out.lease_id) &&
            required(d, m, "container_id", out.container_id) && required(d, m, "name", out.name) &&

@@ -34,7 +34,9 @@ std::string encode_deployment_record(const deployment_record& r) {
     } else {
         w.null();
     }
-    w.end_object().end_object();
+    w.end_object();
+    if (r.owner != "anonymous") w.key("owner").string(r.owner);
+    w.end_object();
     return out;
 }
 
@@ -76,11 +78,11 @@ static bool read(decoder& d, dom::element e, const path& at, deploy::package_man
 }
 
 static bool read_deployment(decoder& d, dom::element e, const path& at, detail::deployment_record& out) {
-    static constexpr std::string_view names[] = {"instance_id", "target", "home", "dir", "manifest"};
+    static constexpr std::string_view names[] = {"instance_id", "target", "home", "dir", "manifest", "owner"};
     members m{at, names};
     return open(d, e, m) && required(d, m, "instance_id", out.instance_id) && required(d, m, "target", out.target) &&
            required(d, m, "home", out.home) && required(d, m, "dir", out.dir) &&
-           required(d, m, "manifest", out.manifest);
+           required(d, m, "manifest", out.manifest) && optional(d, m, "owner", out.owner);
 }
 
 result<deployment_record> decode_deployment_record(std::string_view json) {

@@ -4,7 +4,8 @@
 // checks of a package it installed earlier. JSON like every stored record:
 // {"instance_id", "target", "home", "dir", "manifest": {"name", "version",
 //  "ports": [{"name", "port", "protocol"}], "depends_on": [..],
-//  "health": {"script", "interval_ms", "timeout_ms", "deadline_ms"} | null}}
+//  "health": {"script", "interval_ms", "timeout_ms", "deadline_ms"} | null},
+//  "owner" (absent: "anonymous")}
 #pragma once
 
 #include <registry/deploy/package_manifest.hpp>
@@ -21,6 +22,7 @@ struct deployment_record {
     std::string home;    // {prefix}/{sanitized-name}
     std::string dir;     // {prefix}/{sanitized-name}-{version}
     deploy::package_manifest manifest;  // the fields the scripts and the registration use
+    std::string owner = "anonymous";    // who deployed it; a record without one: anonymous's
 };
 
 std::string encode_deployment_record(const deployment_record& r);

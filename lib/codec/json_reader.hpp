@@ -78,7 +78,7 @@ struct decoder {
 };
 
 // One object's members, checked against the names it may have.
-inline constexpr std::size_t max_members = 16;
+inline constexpr std::size_t max_members = 20;  // the container record has 17
 
 struct members {
     members(const path& where, std::span<const std::string_view> allowed) : at(where), names(allowed) {

@@ -64,7 +64,7 @@ void write_health(json_writer& w, const std::optional<health_result>& health) {
         .end_object();
 }
 
-void write_service(json_writer& w, const service_instance& s) {
+void write_service(json_writer& w, const service_instance& s, bool with_lease_id) {
     w.begin_object()
         .key("name").string(s.name)
         .key("instance_id").string(s.instance_id)
@@ -85,12 +85,14 @@ void write_service(json_writer& w, const service_instance& s) {
     if (s.state == service_state::failed) w.key("failure_reason").string(s.failure_reason);
     w.key("health");
     write_health(w, s.health);
-    w.key("lease").begin_object()
-        .key("id").number(s.lease.id)
-        .key("ttl_seconds").number(s.lease.ttl.count())
+    w.key("lease").begin_object();
+    if (with_lease_id && s.lease.id != 0) w.key("id").number(s.lease.id);
+    w.key("ttl_seconds").number(s.lease.ttl.count())
         .key("expires_at_ms").number(ms(s.lease.expires_at))
-        .key("session_bound").boolean(s.lease.session_bound)
-        .end_object();
+        .key("session_bound").boolean(s.lease.session_bound);
+    // Absent for "anonymous" (access control off), as records were before holders.
+    if (s.lease.holder != "anonymous") w.key("holder").string(s.lease.holder);
+    w.end_object();
     w.key("registered_at_ms").number(ms(s.registered_at))
         .key("created_revision").number(s.created_revision)
         .key("modified_revision").number(s.modified_revision)
@@ -99,11 +101,12 @@ void write_service(json_writer& w, const service_instance& s) {
 
 // Every key, bracket and number at its widest, then the strings.
 std::size_t service_json_capacity(const service_instance& s) noexcept {
-    constexpr std::size_t fixed = 640;       // the members written for every service, and the optional ones
+    constexpr std::size_t fixed = 656;       // the members written for every service, and the optional ones
     constexpr std::size_t per_endpoint = 80;  // keys, brackets, port
     std::size_t n = fixed + s.name.size() + s.instance_id.size() + s.version.size() + s.failure_reason.size() +
                     s.execution.command.size() + s.execution.container_id.size() + s.execution.image.size() +
-                    s.execution.unit_name.size() + s.where.host.size() + s.where.ssh_user.size();
+                    s.execution.unit_name.size() + s.where.host.size() + s.where.ssh_user.size() +
+                    s.lease.holder.size();
     for (const auto& ep : s.endpoints) n += per_endpoint + ep.name.size() + ep.address.size() + ep.protocol.size();
     for (const auto& d : s.depends_on) n += 3 + d.size();
     for (const auto& [k, v] : s.metadata) n += 6 + k.size() + v.size();
@@ -171,10 +174,15 @@ static bool read(decoder& d, dom::element e, const path& at, std::optional<healt
 }
 
 static bool read(decoder& d, dom::element e, const path& at, lease& out) {
-    static constexpr std::string_view names[] = {"id", "ttl_seconds", "expires_at_ms", "session_bound"};
+    static constexpr std::string_view names[] = {"id", "ttl_seconds", "expires_at_ms", "session_bound", "holder"};
     members m{at, names};
-    return open(d, e, m) && required(d, m, "id", out.id) && required(d, m, "ttl_seconds", out.ttl) &&
-           required(d, m, "expires_at_ms", out.expires_at) && required(d, m, "session_bound", out.session_bound);
+    // A record from before holders has none: it is anonymous's. Lease ids
+    // start at 1; 0 marks an id hidden from a viewer (write_service).
+    if (!open(d, e, m) || !required(d, m, "id", out.id)) return false;
+    if (out.id == 0) return d.fail(at.member("id"), "must be at least 1");
+    return required(d, m, "ttl_seconds", out.ttl) &&
+           required(d, m, "expires_at_ms", out.expires_at) && required(d, m, "session_bound", out.session_bound) &&
+           optional(d, m, "holder", out.holder);
 }
 
 bool read_service(decoder& d, dom::element e, const path& at, service_form form, service_instance& out) {

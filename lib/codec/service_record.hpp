@@ -25,7 +25,9 @@ namespace registry::detail {
 struct decoder;
 struct path;
 
-void write_service(json_writer& w, const service_instance& s);
+// `with_lease_id`: false for a viewer who does not hold the lease (nor is an
+// admin); a lease id of 0 (a copy made for such a viewer) is never written.
+void write_service(json_writer& w, const service_instance& s, bool with_lease_id = true);
 // At least the size write_service() writes for `s` unless its strings need
 // escaping: what to reserve so that the text is not reallocated as it grows.
 std::size_t service_json_capacity(const service_instance& s) noexcept;

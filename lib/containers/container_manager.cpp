@@ -3,6 +3,8 @@
 #include "container_events.hpp"
 #include "manager_impl.hpp"
 
+#include <registry/ownership.hpp>
+
 #include <registry/cancellation.hpp>
 #include <registry/registry.hpp>
 
@@ -179,6 +181,7 @@ task<result<container_ptr>> container_manager::create(container_request request)
     c->command = spec.command;
     c->limits = spec.limits;
     c->labels = std::move(user_labels);
+    c->owner = std::move(request.owner);
 
     auto created = co_await n.cfg.engine->create(std::move(spec), m.stopping);
     if (!created) co_return unexpected{created.err()};
@@ -271,11 +274,15 @@ result<void> container_manager::set_capacity(std::string_view name, std::size_t 
     return {};
 }
 
-task<result<container_ptr>> container_manager::stop(std::string_view container_id, seconds grace) {
+task<result<container_ptr>> container_manager::stop(std::string_view container_id, seconds grace,
+                                                    const identity& by) {
     auto& m = *impl_;
     auto located = m.locate(container_id);
     if (!located) co_return unexpected{located.err()};
     const container_ptr c = located->first;
+    if (auto refused = check_owner(by, c->owner, "stop", "container", c->container_id)) {
+        co_return unexpected{std::move(*refused)};
+    }
     const auto n = located->second;
     auto stopped = co_await n->cfg.engine->stop(c->container_id, grace, m.stopping);
     if (!stopped) co_return unexpected{stopped.err()};
@@ -297,11 +304,15 @@ task<result<container_ptr>> container_manager::stop(std::string_view container_i
     co_return container_ptr(next);
 }
 
-task<result<container_ptr>> container_manager::remove(std::string_view container_id, bool force) {
+task<result<container_ptr>> container_manager::remove(std::string_view container_id, bool force,
+                                                      const identity& by) {
     auto& m = *impl_;
     auto located = m.locate(container_id);
     if (!located) co_return unexpected{located.err()};
     const container_ptr c = located->first;
+    if (auto refused = check_owner(by, c->owner, "remove", "container", c->container_id)) {
+        co_return unexpected{std::move(*refused)};
+    }
     const auto n = located->second;
     auto removed = co_await n->cfg.engine->remove(c->container_id, force, m.stopping);
     if (!removed && removed.err().code != errc::not_found) co_return unexpected{removed.err()};
@@ -314,10 +325,14 @@ task<result<container_ptr>> container_manager::remove(std::string_view container
     co_return container_ptr(gone);
 }
 
-task<result<container_ptr>> container_manager::extend(std::string_view container_id, std::optional<seconds> ttl) {
+task<result<container_ptr>> container_manager::extend(std::string_view container_id, std::optional<seconds> ttl,
+                                                      const identity& by) {
     auto& m = *impl_;
     auto c = find(container_id);
     if (!c) co_return unexpected{not_managed(container_id)};
+    if (auto refused = check_owner(by, c->owner, "extend", "container", c->container_id)) {
+        co_return unexpected{std::move(*refused)};
+    }
     const seconds t = ttl.value_or(c->ttl);
     if (t < m.opt.min_ttl || t > m.opt.max_ttl) co_return fail_field("ttl_seconds", ttl_rule(m.opt));
     if (m.book.slots()[c->lease_id].reaping || c->expires_at <= m.clk.now()) {

@@ -13,6 +13,10 @@ task<result<void>> deployer::impl::validate(deployment& d, deploy_request& req) 
         req.archive = std::move(*admitted);
     }
 
+    // Refused before any work when the request names the package already.
+    if (req.name) {
+        if (auto refused = check_service_scope(req.by, *req.name, "deploy")) co_return d.failed(*refused);
+    }
     d.step(stage::validating, "unpacking " + req.archive.filename().string());
     const std::filesystem::path staging = opts.work_dir / ("staging-" + std::to_string(++stagings));
     // A named request: GCC 12 destroys a braced temporary inside a co_await
@@ -34,11 +38,18 @@ task<result<void>> deployer::impl::validate(deployment& d, deploy_request& req) 
     at.dir = t.prefix() + "/" + install_dir_name(m);
     d.p.package = m.name;
     d.p.version = m.version;
+    if (auto refused = check_service_scope(req.by, m.name, "deploy")) co_return d.failed(*refused);
+    if (auto it = installs.find(at.instance_id); it != installs.end()) {
+        if (auto refused = check_owner(req.by, it->second->owner, "redeploy", "deployment", at.instance_id)) {
+            co_return d.failed(*refused);
+        }
+    }
     if (auto ok = acquire(d.busy, at.instance_id); !ok) co_return d.failed(ok.err());
     if (auto it = installs.find(at.instance_id); it != installs.end()) {
         d.previous = it->second;
         at.lease_id = d.previous->lease_id;
     }
+    at.owner = d.previous ? d.previous->owner : req.by.name;
     if (d.previous && d.previous->manifest.name != m.name) {
         co_return d.failed(error{errc::conflict, "'" + m.name + "' cannot be deployed on '" + t.name() + "': its instance id '" +
                                                      at.instance_id + "' is package '" + d.previous->manifest.name + "''s"});

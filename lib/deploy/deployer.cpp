@@ -29,14 +29,15 @@ task<result<deploy_outcome>> deployer::deploy(deploy_request request, progress_s
     return impl_->deploy(std::move(request), std::move(report));
 }
 
-task<result<service_ptr>> deployer::control(std::string instance_id, service_command command, progress_sink report) {
+task<result<service_ptr>> deployer::control(std::string instance_id, service_command command, progress_sink report,
+                                            const identity& by) {
     if (!report) report = [](const progress&) {};
-    return impl_->control(std::move(instance_id), command, std::move(report));
+    return impl_->control(std::move(instance_id), command, std::move(report), by);
 }
 
-task<result<void>> deployer::undeploy(std::string instance_id, progress_sink report, bool force) {
+task<result<void>> deployer::undeploy(std::string instance_id, progress_sink report, bool force, const identity& by) {
     if (!report) report = [](const progress&) {};
-    return impl_->logged_undeploy(std::move(instance_id), std::move(report), force);
+    return impl_->logged_undeploy(std::move(instance_id), std::move(report), force, by);
 }
 
 task<void> deployer::shutdown() {

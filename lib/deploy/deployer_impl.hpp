@@ -17,6 +17,7 @@
 
 #include <registry/async_scope.hpp>
 #include <registry/deploy/deployer.hpp>
+#include <registry/ownership.hpp>
 
 #include <map>
 #include <memory>
@@ -48,6 +49,13 @@ struct gate_verdict {
 struct deployer::impl {
     impl(class registry& r, clock& c, store& s, package_unpacker& u, deployer_options o)
         : reg(r), clk(c), st(s), unpacker(u), opts(std::move(o)) {}
+
+    // `by` may `action` the deployment: its service in scope, and its own
+    // (or `by` is an admin).
+    static std::optional<error> may_operate(const identity& by, const installed& at, std::string_view action) {
+        if (auto refused = check_service_scope(by, at.manifest.name, action)) return refused;
+        return check_owner(by, at.owner, action, "deployment", at.instance_id);
+    }
 
     class registry& reg;
     clock& clk;
@@ -136,9 +144,10 @@ struct deployer::impl {
                                          std::shared_ptr<installed>& fresh);
 
     // The other operations.
-    task<result<service_ptr>> control(std::string id, service_command command, progress_sink report);
-    task<result<void>> undeploy(std::string id, progress_sink report, bool force);
-    task<result<void>> logged_undeploy(std::string id, progress_sink report, bool force);
+    task<result<service_ptr>> control(std::string id, service_command command, progress_sink report,
+                                      const identity& by);
+    task<result<void>> undeploy(std::string id, progress_sink report, bool force, const identity& by);
+    task<result<void>> logged_undeploy(std::string id, progress_sink report, bool force, const identity& by);
     task<result<void>> stop_failed(std::shared_ptr<installed> at, const command_result& stop, bool force, progress& p,
                                    progress_sink& report);
     task<result<std::size_t>> open();

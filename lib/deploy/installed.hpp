@@ -24,6 +24,9 @@ struct installed {
     // stopped by service_action, or being replaced by a deploy.
     bool checks_paused = false;
     std::optional<std::stop_source> health_stop;
+    // The identity that first deployed it (identity.hpp): only it, or an
+    // admin, may redeploy, undeploy or control it; it holds the lease.
+    std::string owner = "anonymous";
 };
 
 }  // namespace registry::deploy

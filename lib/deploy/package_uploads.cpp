@@ -1,4 +1,7 @@
 #include <registry/deploy/package_uploads.hpp>
+#include <registry/ownership.hpp>
+
+#include <algorithm>
 
 #include <utility>
 
@@ -10,11 +13,16 @@ std::string seconds_of(milliseconds d) { return std::to_string(std::chrono::dura
 
 }  // namespace
 
-package_uploads::package_uploads(clock& clk, upload_files& files, upload_options options)
-    : clk_(clk), files_(files), opts_(options) {}
+package_uploads::package_uploads(clock& clk, upload_files& files, random_source& random, upload_options options)
+    : clk_(clk), files_(files), random_(random), opts_(options) {}
 
 upload_status package_uploads::status_of(const std::string& id, const upload& u) const {
-    return upload_status{id, u.size, u.received, u.complete, u.expires_at};
+    return upload_status{id, u.size, u.received, u.complete, u.expires_at, u.owner};
+}
+
+std::size_t package_uploads::held_by(std::string_view owner) const {
+    return static_cast<std::size_t>(
+        std::count_if(uploads_.begin(), uploads_.end(), [&](const auto& entry) { return entry.second.owner == owner; }));
 }
 
 void package_uploads::erase(const std::string& id) {
@@ -22,7 +30,8 @@ void package_uploads::erase(const std::string& id) {
     uploads_.erase(id);
 }
 
-result<package_uploads::upload*> package_uploads::find(std::string_view upload_id) {
+result<package_uploads::upload*> package_uploads::find(std::string_view upload_id, const identity& by,
+                                                       std::string_view action) {
     auto it = uploads_.find(upload_id);
     if (it != uploads_.end() && !it->second.writing && !it->second.claimed && it->second.expires_at <= clk_.now()) {
         erase(std::string(upload_id));
@@ -32,10 +41,13 @@ result<package_uploads::upload*> package_uploads::find(std::string_view upload_i
         return fail(errc::not_found, "no upload '" + std::string(upload_id) + "' (never begun, expired after " +
                                          seconds_of(opts_.idle_timeout) + " without a chunk, or already deployed)");
     }
+    if (auto refused = check_owner(by, it->second.owner, action, "upload", upload_id)) {
+        return unexpected{std::move(*refused)};
+    }
     return &it->second;
 }
 
-task<result<upload_status>> package_uploads::begin(std::uint64_t size, std::string sha256) {
+task<result<upload_status>> package_uploads::begin(std::uint64_t size, std::string sha256, const identity& by) {
     if (size == 0) co_return fail_field("size", "must be at least 1");
     if (size > opts_.max_bytes) {
         co_return fail(errc::payload_too_large, "a package upload is at most " + std::to_string(opts_.max_bytes) +
@@ -46,9 +58,16 @@ task<result<upload_status>> package_uploads::begin(std::uint64_t size, std::stri
         co_return fail(errc::limit_exceeded, std::to_string(opts_.max_uploads) +
                                                  " uploads are in progress already; finish or abandon one");
     }
-    // The clock in the id: an id from before a restart never names a new upload.
-    const std::string id = "up-" + std::to_string(clk_.now().time_since_epoch().count()) + "-" + std::to_string(++started_);
+    if (opts_.max_per_identity != 0 && !by.admin && held_by(by.name) >= opts_.max_per_identity) {
+        co_return fail(errc::limit_exceeded, "quota uploads_per_identity: '" + by.name + "' holds its maximum of " +
+                                                 std::to_string(opts_.max_per_identity) +
+                                                 " uploads in progress; finish or abandon one");
+    }
+    // 128 random bits: nobody names an upload without having been told its id.
+    std::string id = random_id(random_, "up-");
+    while (uploads_.contains(id)) id = random_id(random_, "up-");
     upload& u = uploads_[id];
+    u.owner = by.name;
     u.size = size;
     u.sha256 = std::move(sha256);
     u.expires_at = clk_.now() + opts_.idle_timeout;
@@ -62,8 +81,9 @@ task<result<upload_status>> package_uploads::begin(std::uint64_t size, std::stri
     co_return status_of(id, u);
 }
 
-task<result<upload_status>> package_uploads::chunk(std::string upload_id, std::uint64_t offset, std::string data) {
-    auto found = find(upload_id);
+task<result<upload_status>> package_uploads::chunk(std::string upload_id, std::uint64_t offset, std::string data,
+                                                   const identity& by) {
+    auto found = find(upload_id, by, "continue");
     if (!found) co_return unexpected{found.err()};
     upload& u = **found;
     if (u.writing) {
@@ -116,14 +136,14 @@ task<result<upload_status>> package_uploads::chunk(std::string upload_id, std::u
     co_return status_of(upload_id, u);
 }
 
-result<upload_status> package_uploads::status(std::string_view upload_id) {
-    auto found = find(upload_id);
+result<upload_status> package_uploads::status(std::string_view upload_id, const identity& by) {
+    auto found = find(upload_id, by, "query");
     if (!found) return unexpected{found.err()};
     return status_of(std::string(upload_id), **found);
 }
 
-result<std::filesystem::path> package_uploads::claim(std::string_view upload_id) {
-    auto found = find(upload_id);
+result<std::filesystem::path> package_uploads::claim(std::string_view upload_id, const identity& by) {
+    auto found = find(upload_id, by, "deploy");
     if (!found) return unexpected{found.err()};
     upload& u = **found;
     if (u.writing || !u.complete) {

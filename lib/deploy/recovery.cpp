@@ -30,6 +30,7 @@ task<result<std::size_t>> deployer::impl::open() {
         at->instance_id = std::move(decoded->instance_id);
         at->home = std::move(decoded->home);
         at->dir = std::move(decoded->dir);
+        at->owner = std::move(decoded->owner);
         // Its lease is the registry's (restored with it); an expired one is
         // registered again by the health loop.
         if (auto s = reg.find(at->instance_id)) {

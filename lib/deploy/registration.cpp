@@ -50,6 +50,7 @@ task<result<lease_grant>> deployer::impl::register_instance(installed& at, const
     const milliseconds run = at.manifest.health ? at.manifest.health->timeout : milliseconds(0);
     const auto ttl = std::chrono::duration_cast<seconds>(2 * (interval + run)) + seconds(30);
     r.ttl = std::clamp(ttl, reg.options().min_ttl, reg.options().max_ttl);
+    r.holder = at.owner;  // the deployer renews it; its owner may act on it too
     if (reg.find(at.instance_id)) r.lease_id = at.lease_id ? std::optional(at.lease_id) : std::nullopt;
     auto grant = co_await reg.register_service(r);
     if (!grant && r.lease_id) {
@@ -80,7 +81,7 @@ task<result<void>> deployer::impl::persist(const std::string& instance_id, std::
 }
 
 std::string deployer::impl::record_of(const installed& at) {
-    return detail::encode_deployment_record({at.instance_id, at.target->name(), at.home, at.dir, at.manifest});
+    return detail::encode_deployment_record({at.instance_id, at.target->name(), at.home, at.dir, at.manifest, at.owner});
 }
 
 }  // namespace registry::deploy

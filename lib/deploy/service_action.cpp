@@ -5,10 +5,12 @@
 
 namespace registry::deploy {
 
-task<result<service_ptr>> deployer::impl::control(std::string id, service_command command, progress_sink report) {
+task<result<service_ptr>> deployer::impl::control(std::string id, service_command command, progress_sink report,
+                                                  const identity& by) {
     auto it = installs.find(id);
     if (it == installs.end()) co_return fail(errc::not_found, "no deployed service '" + id + "'");
     std::shared_ptr<installed> at = it->second;
+    if (auto refused = may_operate(by, *at, "run a service action on")) co_return unexpected{std::move(*refused)};
     busy_guard guard;
     if (auto ok = acquire(guard, id); !ok) co_return unexpected{ok.err()};
     progress p;

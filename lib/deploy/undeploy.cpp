@@ -5,10 +5,11 @@
 
 namespace registry::deploy {
 
-task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report, bool force) {
+task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report, bool force, const identity& by) {
     auto it = installs.find(id);
     if (it == installs.end()) co_return fail(errc::not_found, "no deployed service '" + id + "'");
     std::shared_ptr<installed> at = it->second;
+    if (auto refused = may_operate(by, *at, "undeploy")) co_return unexpected{std::move(*refused)};
     busy_guard guard;
     if (auto ok = acquire(guard, id); !ok) co_return unexpected{ok.err()};
     if (auto up = co_await reachable(*at->target); !up) co_return unexpected{up.err()};
@@ -74,7 +75,8 @@ task<result<void>> deployer::impl::stop_failed(std::shared_ptr<installed> at, co
                                                 "' stays registered (undeploy with force kills its processes)");
 }
 
-task<result<void>> deployer::impl::logged_undeploy(std::string id, progress_sink report, bool force) {
+task<result<void>> deployer::impl::logged_undeploy(std::string id, progress_sink report, bool force,
+                                                   const identity& by) {
     course c;
     c.change.instance_id = id;
     if (auto it = installs.find(id); it != installs.end()) {
@@ -82,7 +84,7 @@ task<result<void>> deployer::impl::logged_undeploy(std::string id, progress_sink
         c.change.to_version = it->second->manifest.version;
         c.change.target = it->second->target->name();
     }
-    auto r = co_await undeploy(std::move(id), std::move(report), force);
+    auto r = co_await undeploy(std::move(id), std::move(report), force, by);
     log_outcome(c, "undeploy", r, "undeployed");
     co_return r;
 }

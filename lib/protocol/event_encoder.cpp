@@ -83,8 +83,8 @@ void write_data(detail::json_writer& w, const event& e) {
             if (e.detail) {
                 e.detail->write_data(w, e);  // a container's lease
             } else if (e.service) {
-                w.key("lease_id").number(e.service->lease.id)
-                    .key("instance_id").string(e.service->instance_id)
+                if (e.service->lease.id != 0) w.key("lease_id").number(e.service->lease.id);  // 0: hidden
+                w.key("instance_id").string(e.service->instance_id)
                     .key("name").string(e.service->name);
             }
             w.key("reason").string(e.reason);

@@ -1,6 +1,7 @@
 #include "session.hpp"
 
 #include "event_encoder.hpp"
+#include "lease_visibility.hpp"
 #include "request_context.hpp"
 #include "response.hpp"
 #include "server_impl.hpp"
@@ -141,7 +142,11 @@ task<void> session::pump(std::string id, async_generator<event_ptr> events, std:
     try {
         const std::string head = event_head(id);
         for (auto it = co_await events.begin(); it != events.end(); co_await ++it) {
-            if (!send(frame{head, event_wire(**it), frame_kind::event}) || stop.stop_requested()) break;
+            // A copy that hides lease ids from this viewer is encoded for it; otherwise the shared bytes.
+            if (!send(frame{head, event_wire(*visible_to(*it, caller_->who)), frame_kind::event}) ||
+                stop.stop_requested()) {
+                break;
+            }
         }
     } catch (...) {
         // Out of memory encoding an event, or a registry bug: end this

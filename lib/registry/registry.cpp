@@ -5,6 +5,8 @@
 #include "registry_impl.hpp"
 #include "registration_rules.hpp"
 
+#include <registry/ownership.hpp>
+
 #include <cassert>
 
 namespace registry {
@@ -15,11 +17,22 @@ registry::registry(class clock& clk, class store& st, registry_options options)
 // Every watch() generator must be destroyed before its registry.
 registry::~registry() { assert(impl_->revisions.watchers.empty()); }
 
-task<result<lease_grant>> registry::register_service(registration reg, session_id owner) {
+namespace {
+
+// `by` may act on the instance `s` (its name in scope, its lease held).
+std::optional<error> check_holder(const identity& by, const service_instance& s, std::string_view action) {
+    if (auto refused = check_service_scope(by, s.name, action)) return refused;
+    return check_owner(by, s.lease.holder, action, "instance", s.instance_id);
+}
+
+}  // namespace
+
+task<result<lease_grant>> registry::register_service(registration reg, session_id owner, const identity& by) {
     auto& m = *impl_;
     if (auto problems = detail::check_registration(reg, m.opt); !problems.empty()) {
         co_return unexpected{invalid_fields(std::move(problems))};
     }
+    if (auto refused = check_service_scope(by, reg.service.name, "register")) co_return unexpected{std::move(*refused)};
     if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
     for (const auto& rule : m.rules) {
         if (auto refused = rule(reg)) co_return unexpected{std::move(*refused)};
@@ -36,6 +49,8 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
         if (!reg.lease_id) {
             co_return fail(errc::conflict, "instance '" + previous->instance_id + "' is registered under another lease");
         }
+        // Before the lease id is compared: a lease id alone grants nothing.
+        if (auto refused = check_holder(by, *previous, "re-register")) co_return unexpected{std::move(*refused)};
         if (*reg.lease_id != previous->lease.id) {
             co_return fail(errc::lease_not_found, "instance '" + previous->instance_id + "' is not held by lease " +
                                                       std::to_string(*reg.lease_id));
@@ -88,7 +103,10 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
         next->registered_at = now;
         events.push_back(detail::make_event(event_type::service_registered, 0, next));
     }
-    next->lease = lease{lease_id, ttl, deadline, reg.session_bound};
+    std::string holder = previous                ? previous->lease.holder
+                         : reg.holder.empty()    ? by.name
+                                                 : std::move(reg.holder);
+    next->lease = lease{lease_id, ttl, deadline, reg.session_bound, std::move(holder)};
     const auto entry = m.services.insert_or_assign(next->instance_id, next).first;
 
     // Lease bookkeeping.
@@ -130,7 +148,7 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
     co_return lease_grant{lease_id, next->instance_id, ttl, deadline, rev, previous == nullptr};
 }
 
-task<result<lease_grant>> registry::keepalive(std::uint64_t lease_id, session_id owner) {
+task<result<lease_grant>> registry::keepalive(std::uint64_t lease_id, session_id owner, const identity& by) {
     auto& m = *impl_;
     if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
     auto lit = m.leases.by_id.find(lease_id);
@@ -139,6 +157,7 @@ task<result<lease_grant>> registry::keepalive(std::uint64_t lease_id, session_id
     }
     auto& l = lit->second;
     auto current = l.service->second;
+    if (auto refused = check_holder(by, *current, "keepalive")) co_return unexpected{std::move(*refused)};
     const time_point deadline = m.clk.now() + current->lease.ttl;
 
     l.deadline = deadline;
@@ -160,11 +179,13 @@ task<result<lease_grant>> registry::keepalive(std::uint64_t lease_id, session_id
     co_return lease_grant{lease_id, next->instance_id, next->lease.ttl, deadline, m.revisions.state_revision, false};
 }
 
-task<result<deregistration>> registry::deregister(std::string_view instance_id, std::string reason) {
+task<result<deregistration>> registry::deregister(std::string_view instance_id, std::string reason,
+                                                  const identity& by) {
     auto& m = *impl_;
     if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
     auto it = m.services.find(instance_id);
     if (it == m.services.end()) co_return fail(errc::not_found, "no instance '" + std::string(instance_id) + "'");
+    if (auto refused = check_holder(by, *it->second, "deregister")) co_return unexpected{std::move(*refused)};
     service_ptr gone = it->second;
     m.services.erase(it);
     m.leases.drop(gone->lease.id);
@@ -181,11 +202,13 @@ task<result<deregistration>> registry::deregister(std::string_view instance_id, 
     co_return deregistration{std::move(gone), rev};
 }
 
-task<result<service_ptr>> registry::set_state(std::string_view instance_id, service_state to, std::string reason) {
+task<result<service_ptr>> registry::set_state(std::string_view instance_id, service_state to, std::string reason,
+                                              const identity& by) {
     auto& m = *impl_;
     if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
     auto it = m.services.find(instance_id);
     if (it == m.services.end()) co_return fail(errc::not_found, "no instance '" + std::string(instance_id) + "'");
+    if (auto refused = check_holder(by, *it->second, "set the state of")) co_return unexpected{std::move(*refused)};
     service_ptr current = it->second;
     if (current->state == to) co_return current;
     if (!is_allowed_transition(current->state, to)) {

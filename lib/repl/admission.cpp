@@ -105,19 +105,34 @@ result<void> executor::impl::check_sources(const request& req) const {
 }
 
 std::string executor::impl::next_id() {
-    // Unique across restarts too: the start time in ms, then a counter.
-    static constexpr char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-    std::string stamp;
-    for (auto v = static_cast<std::uint64_t>(registry::detail::ms(clk.now())); v; v /= 36) stamp.insert(stamp.begin(), digits[v % 36]);
-    return "x" + stamp + "-" + std::to_string(++started);
+    // 128 random bits: knowing an id is how its owner names the execution.
+    std::string id = random_id(random, "x");
+    while (executions.contains(id)) id = random_id(random, "x");
+    return id;
+}
+
+std::string executor::impl::key_of(std::string_view owner, std::string_view key) {
+    std::string k(owner);
+    k.push_back('\0');
+    k.append(key);
+    return k;
 }
 
 result<submission> executor::impl::execute(request req, listener_ptr l,
-                                           const std::function<void(const submission&)>& accepted) {
+                                           const std::function<void(const submission&)>& accepted, const identity& by) {
     if (!accepting) return fail(errc::unavailable, "the REPL executor is not running");
     prune();
     if (req.idempotency_key) {
-        if (auto sub = rejoin(*req.idempotency_key, l, accepted)) return *sub;
+        if (auto sub = rejoin(key_of(by.name, *req.idempotency_key), l, accepted)) return *sub;
+    }
+    const bool quota = opts.max_concurrent_per_identity != 0 && !by.admin;
+    if (quota) {
+        auto it = active_by_owner.find(by.name);
+        if (it != active_by_owner.end() && it->second >= opts.max_concurrent_per_identity) {
+            return fail(errc::limit_exceeded, "quota executions_per_identity: '" + by.name + "' has its maximum of " +
+                                                  std::to_string(opts.max_concurrent_per_identity) +
+                                                  " executions queued or running");
+        }
     }
     const language* lang = find_language(req.language);
     if (!lang) return fail_field("language", "unknown language '" + req.language + "'");
@@ -141,9 +156,14 @@ result<submission> executor::impl::execute(request req, listener_ptr l,
     ex->cancel.emplace();
     ex->result.execution_id = ex->id;
     ex->result.language = lang->name;
+    ex->owner = by.name;
+    if (quota) {
+        ++active_by_owner[by.name];
+        ex->counted = true;
+    }
     if (l) ex->listeners.push_back(std::move(l));
     executions.emplace(ex->id, ex);
-    if (ex->req.idempotency_key) by_key.emplace(*ex->req.idempotency_key, ex->id);
+    if (ex->req.idempotency_key) by_key.emplace(key_of(ex->owner, *ex->req.idempotency_key), ex->id);
     submission sub{ex->id, true};
     if (accepted) accepted(sub);
     if (eng) {

@@ -49,9 +49,10 @@ task<void> executor::impl::run(std::stop_token stop) {
     co_await when_all(std::move(removals));
 }
 
-executor::executor(clock& clk, std::vector<engine_slot> engines, std::vector<language> languages,
-                   executor_options options, lease_sink* leases)
-    : impl_(std::make_unique<impl>(clk, std::move(engines), std::move(languages), std::move(options), leases)) {}
+executor::executor(clock& clk, random_source& random, std::vector<engine_slot> engines,
+                   std::vector<language> languages, executor_options options, lease_sink* leases)
+    : impl_(std::make_unique<impl>(clk, random, std::move(engines), std::move(languages), std::move(options),
+                                   leases)) {}
 
 executor::~executor() = default;
 
@@ -60,11 +61,13 @@ task<void> executor::run(std::stop_token stop) { return impl_->run(std::move(sto
 const std::vector<language>& executor::languages() const noexcept { return impl_->langs; }
 
 result<submission> executor::execute(request req, listener_ptr l,
-                                     const std::function<void(const submission&)>& accepted) {
-    return impl_->execute(std::move(req), std::move(l), accepted);
+                                     const std::function<void(const submission&)>& accepted, const identity& by) {
+    return impl_->execute(std::move(req), std::move(l), accepted, by);
 }
 
-result<void> executor::cancel(std::string_view execution_id) { return impl_->cancel(execution_id); }
+result<void> executor::cancel(std::string_view execution_id, const identity& by) {
+    return impl_->cancel(execution_id, by);
+}
 
 std::size_t executor::running() const noexcept { return impl_->running_count; }
 std::size_t executor::queued() const noexcept { return impl_->queue.size(); }

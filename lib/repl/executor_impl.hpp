@@ -44,6 +44,8 @@ struct execution {
     outcome result;
     time_point finished_at{};
     std::uint64_t seq = 0;
+    std::string owner;  // the identity that submitted it
+    bool counted = false;  // toward its owner's active executions
 };
 
 using execution_ptr = std::shared_ptr<execution>;
@@ -78,24 +80,26 @@ struct executor::impl {
     using engine_state = detail::engine_state;
     using run_state = detail::run_state;
 
-    impl(clock& c, std::vector<engine_slot> slots, std::vector<language> l, executor_options o, lease_sink* s)
-        : clk(c), langs(std::move(l)), opts(std::move(o)), leases(s) {
+    impl(clock& c, random_source& r, std::vector<engine_slot> slots, std::vector<language> l, executor_options o,
+         lease_sink* s)
+        : clk(c), random(r), langs(std::move(l)), opts(std::move(o)), leases(s) {
         for (auto& slot : slots) engines.emplace_back(std::move(slot));
         tasks.on_error([](std::exception_ptr) {});  // every task catches its own; never terminate the daemon
     }
 
     clock& clk;
+    random_source& random;
     std::vector<engine_state> engines;
     std::vector<language> langs;
     executor_options opts;
     lease_sink* leases;
 
     std::map<std::string, execution_ptr, std::less<>> executions;  // live, and finished within the window
-    std::map<std::string, std::string, std::less<>> by_key;        // idempotency key → execution id
+    std::map<std::string, std::string, std::less<>> by_key;        // owner, NUL, idempotency key → execution id
+    std::map<std::string, std::size_t, std::less<>> active_by_owner;  // queued or running, by non-admin owner
     std::deque<execution_ptr> queue;
     std::size_t running_count = 0;
     bool accepting = false;
-    std::uint64_t started = 0;
     async_scope tasks;
 
     // admission.cpp: validating and accepting an execution
@@ -103,7 +107,10 @@ struct executor::impl {
     result<limits> resolve(const language& lang, const limit_overrides& o) const;
     result<void> check_sources(const request& req) const;
     std::string next_id();
-    result<submission> execute(request req, listener_ptr l, const std::function<void(const submission&)>& accepted);
+    result<submission> execute(request req, listener_ptr l, const std::function<void(const submission&)>& accepted,
+                               const identity& by);
+    // Idempotency keys are per identity: another's key finds nothing.
+    static std::string key_of(std::string_view owner, std::string_view key);
 
     // idempotency.cpp: idempotency keys, and how long a finished execution stays findable
     void prune();
@@ -119,7 +126,7 @@ struct executor::impl {
     void dispatch();
     void start(const execution_ptr& ex, engine_state& eng);
     void finish(execution& ex);
-    result<void> cancel(std::string_view id);
+    result<void> cancel(std::string_view id, const identity& by);
 
     // containers.cpp: an execution's container, created (or taken warm); removing containers
     container_spec spec_for(const language& lang, const limits& lim, std::string_view execution_id,

@@ -11,7 +11,7 @@ void executor::impl::prune() {
     for (auto it = executions.begin(); it != executions.end();) {
         const auto& ex = *it->second;
         if (ex.state == phase::finished && now - ex.finished_at >= opts.idempotency_window) {
-            if (ex.req.idempotency_key) by_key.erase(*ex.req.idempotency_key);
+            if (ex.req.idempotency_key) by_key.erase(key_of(ex.owner, *ex.req.idempotency_key));
             it = executions.erase(it);
         } else {
             ++it;

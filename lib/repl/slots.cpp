@@ -1,6 +1,8 @@
 // The REPL executor: engine slots, the FIFO queue, cancellation.
 #include "executor_impl.hpp"
 
+#include <registry/ownership.hpp>
+
 #include <algorithm>
 
 namespace registry::repl {
@@ -48,6 +50,11 @@ void executor::impl::start(const execution_ptr& ex, engine_state& eng) {
 
 void executor::impl::finish(execution& ex) {
     ex.state = phase::finished;
+    if (ex.counted) {
+        ex.counted = false;
+        auto it = active_by_owner.find(ex.owner);
+        if (it != active_by_owner.end() && --it->second == 0) active_by_owner.erase(it);
+    }
     ex.finished_at = clk.now();
     auto listeners = std::move(ex.listeners);
     ex.listeners.clear();
@@ -55,10 +62,13 @@ void executor::impl::finish(execution& ex) {
     if (opts.on_finished) opts.on_finished(ex.result);
 }
 
-result<void> executor::impl::cancel(std::string_view id) {
+result<void> executor::impl::cancel(std::string_view id, const identity& by) {
     auto it = executions.find(id);
     if (it == executions.end()) return fail(errc::not_found, "no execution '" + std::string(id) + "'");
     execution_ptr ex = it->second;
+    if (auto refused = check_owner(by, ex->owner, "cancel", "execution", ex->id)) {
+        return unexpected{std::move(*refused)};
+    }
     if (ex->state == phase::queued) {
         queue.erase(std::find(queue.begin(), queue.end(), ex));
         ex->result.cancelled = true;

@@ -307,7 +307,9 @@ TEST_CASE("auth: registryd token new prints a token that the entry it prints adm
     auto d = auth_daemon({}, "tokens:\n" + printed.err.substr(at));
     IT_DIAGNOSE(*d);
     ws_client c(*d, as(token));
-    c.call("register", register_params("web", "web-1"));
+    c.call("register", register_params("web-frontend", "web-frontend-1"));
+    // The printed entry carries the scope: a service outside web-* is refused.
+    CHECK(error_code(c.request("register", register_params("web", "web-1"))) == "forbidden");
     CHECK(error_code(c.request("repl_execute", {{"language", "python"}, {"code", "1"}})) == "forbidden");
 
     // --tokens-file appends the entry; SIGHUP loads it.

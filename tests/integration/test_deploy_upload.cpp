@@ -270,3 +270,23 @@ TEST_CASE("deploy upload: the chunk size follows a lowered limits.max_message_by
     CHECK(failure.find("exited with status 2") != std::string::npos);
     CHECK(failure.find("deploy.upload_chunk_bytes: a chunk of 65536 bytes") != std::string::npos);
 }
+
+TEST_CASE("deploy upload: upload ids are 128 random bits, not a clock and a counter") {
+    upload_fixture f;
+    IT_DIAGNOSE(f.d);
+    it::ws_client client(f.d);
+    const std::string digest = sha256_hex("abc");
+    const std::string first = begin_upload(client, 3, digest);
+    const std::string second = begin_upload(client, 3, digest);
+    auto random_hex = [](const std::string& id) {
+        return id.size() == 35 && id.starts_with("up-") &&
+               std::all_of(id.begin() + 3, id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+    };
+    CHECK(random_hex(first));
+    CHECK(random_hex(second));
+    CHECK(first != second);
+    // Nothing of one id predicts the other: they differ in most of their digits.
+    std::size_t same = 0;
+    for (std::size_t i = 3; i < first.size() && i < second.size(); ++i) same += first[i] == second[i];
+    CHECK(same < 16);
+}

@@ -125,7 +125,8 @@ void check_kill9_under_load(const std::string& extra_config, bool snapshots = fa
     std::string summary;  // reported after the daemon is gone (no stderr dump)
     {
         // Large list_services answers must fit the outbound queue.
-        it::registryd d{"limits:\n  outbound_queue_bytes: 512MiB\n" + extra_config};
+        // Eight connections from one address at full speed: no rate limit (what is tested is the store).
+        it::registryd d{"limits:\n  outbound_queue_bytes: 512MiB\nrate_limits:\n  enabled: false\n" + extra_config};
         IT_DIAGNOSE(d);
 
         constexpr int threads = 8;

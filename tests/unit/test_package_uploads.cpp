@@ -4,6 +4,7 @@
 // and claiming for a deploy.
 #include "registry_test_support.hpp"
 
+#include <registry/testing/fake_random.hpp>
 #include <registry/deploy/package_uploads.hpp>
 #include <registry/testing/memory_upload_files.hpp>
 
@@ -30,7 +31,8 @@ struct fixture {
         o.sweep_interval = milliseconds(1000);
         return o;
     }();
-    package_uploads uploads{clock, files, options};
+    testing::fake_random random;
+    package_uploads uploads{clock, files, random, options};
     const std::string content = "0123456789abcdefghijklmnopqrstuvwxy";  // 35 bytes
 
     std::string begin(std::string digest) {

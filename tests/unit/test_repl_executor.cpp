@@ -10,6 +10,7 @@
 
 #include "registry_test_support.hpp"
 
+#include <registry/testing/fake_random.hpp>
 #include <registry/async_scope.hpp>
 #include <registry/container_manager.hpp>
 #include <registry/repl/executor.hpp>
@@ -83,7 +84,7 @@ struct fixture {
         o.max_queue = max_queue;
         o.idempotency_window = 60s;
         o.on_finished = [this](const repl::outcome& r) { observed.push_back(r); };
-        exec.emplace(clk, std::vector<repl::engine_slot>{{"local", &engine, max_concurrent}},
+        exec.emplace(clk, random, std::vector<repl::engine_slot>{{"local", &engine, max_concurrent}},
                      std::vector<repl::language>{py, compiled_language()}, o, sink);
         scope.spawn(exec->run(stop.get_token()));
     }
@@ -114,6 +115,7 @@ struct fixture {
     testing::fake_clock clk;
     fake_repl_engine engine;
     std::vector<repl::outcome> observed;  // executor_options::on_finished
+    testing::fake_random random;
     std::optional<repl::executor> exec;
     std::stop_source stop;
     async_scope scope;
@@ -589,7 +591,7 @@ struct managed_repl {
         sink.emplace(*mgr);
         repl::executor_options o;
         o.lease_grace = 10s;
-        exec.emplace(c, std::vector<repl::engine_slot>{{"local", &engine, 2}},
+        exec.emplace(c, random, std::vector<repl::engine_slot>{{"local", &engine, 2}},
                      std::vector<repl::language>{python_language()}, o, &*sink);
         scope.spawn(exec->run(stop.get_token()));
     }
@@ -620,6 +622,7 @@ struct managed_repl {
     std::optional<class registry> reg;
     std::optional<container_manager> mgr;
     std::optional<repl::manager_lease_sink> sink;
+    testing::fake_random random;
     std::optional<repl::executor> exec;
     std::stop_source stop;
     async_scope scope;

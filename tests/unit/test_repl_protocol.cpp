@@ -5,6 +5,7 @@
 #include "protocol_test_support.hpp"
 #include "repl_fake_engine.hpp"
 
+#include <registry/testing/fake_random.hpp>
 #include <registry/protocol/repl.hpp>
 #include <registry/repl/executor.hpp>
 
@@ -25,6 +26,7 @@ struct repl_fixture {
     testing::memory_store st;
     registry::registry reg{clk, st};
     fake_repl_engine engine;
+    testing::fake_random random;
     std::optional<repl::executor> exec;
     std::optional<protocol::server> srv;
     std::stop_source stop;
@@ -43,7 +45,7 @@ struct repl_fixture {
         o.max_queue = 8;
         o.idempotency_window = 60s;
         // One execution at a time: the second one queues.
-        exec.emplace(clk, std::vector<repl::engine_slot>{{"local", &engine, 1}}, std::vector<repl::language>{sh}, o,
+        exec.emplace(clk, random, std::vector<repl::engine_slot>{{"local", &engine, 1}}, std::vector<repl::language>{sh}, o,
                      nullptr);
         runner.spawn(exec->run(stop.get_token()));
         srv.emplace(reg);

@@ -4,6 +4,7 @@
 // `unavailable` on a server without uploads.
 #include "protocol_test_support.hpp"
 
+#include <registry/testing/fake_random.hpp>
 #include <registry/deploy/package_uploads.hpp>
 #include <registry/protocol/deploy.hpp>
 #include <registry/testing/fake_clock.hpp>
@@ -24,7 +25,8 @@ struct fixture {
     testing::memory_store st;
     class registry reg{clk, st};
     testing::memory_upload_files files;
-    deploy::package_uploads uploads{clk, files};
+    testing::fake_random random;
+    deploy::package_uploads uploads{clk, files, random};
     protocol::server srv{reg};
     test::client c{srv, 1};
 

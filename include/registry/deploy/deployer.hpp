@@ -28,6 +28,7 @@
 #pragma once
 
 #include <registry/async_scope.hpp>
+#include <registry/identity.hpp>
 #include <registry/deploy/package_archive.hpp>
 #include <registry/ports/clock.hpp>
 #include <registry/ports/deploy_target.hpp>
@@ -88,6 +89,10 @@ struct deploy_request {
     // Who asked, for the deployment_* events (deployment_change).
     std::optional<std::uint64_t> connection;
     std::optional<std::string> request_id;
+    // Who deploys: the package's name must be in its scope, and a deployment
+    // another identity owns is forbidden unless it is an admin. A new
+    // deployment (and its instance's lease) is its.
+    identity by = identity::anonymous();
 };
 
 struct deploy_outcome {
@@ -142,7 +147,10 @@ public:
 
     // Runs stop.sh / start.sh of the installed version; the registered
     // instance follows (stopping, stopped, starting, running).
-    task<result<service_ptr>> control(std::string instance_id, service_command command, progress_sink report);
+    // `by`: as for deploy_request::by (forbidden: not its deployment, or the
+    // service outside its scope).
+    task<result<service_ptr>> control(std::string instance_id, service_command command, progress_sink report,
+                                      const identity& by = identity::anonymous());
 
     // Stops the service, deregisters it and removes every installed version.
     // A stop.sh that fails (non-zero exit, timeout) is errc::deployment_failed
@@ -150,7 +158,8 @@ public:
     // stays registered, failed, and health-checked) unless `force`: then the
     // version's processes (working directory inside its directory, or its
     // PACKAGE_DIR in their environment) are killed with SIGKILL first.
-    task<result<void>> undeploy(std::string instance_id, progress_sink report, bool force = false);
+    task<result<void>> undeploy(std::string instance_id, progress_sink report, bool force = false,
+                                const identity& by = identity::anonymous());
 
     // Ends the periodic health checks; completes once they have.
     task<void> shutdown();

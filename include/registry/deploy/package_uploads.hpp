@@ -11,7 +11,9 @@
 // beyond the chunk being written. Single-threaded like the registry.
 #pragma once
 
+#include <registry/identity.hpp>
 #include <registry/ports/clock.hpp>
+#include <registry/ports/random.hpp>
 #include <registry/ports/upload_files.hpp>
 #include <registry/result.hpp>
 #include <registry/task.hpp>
@@ -29,6 +31,7 @@ struct upload_options {
     std::uint64_t max_bytes = 512ull << 20;     // the declared size
     std::size_t max_chunk_bytes = 512 * 1024;   // decoded bytes of one chunk
     std::size_t max_uploads = 16;               // begun and not yet deleted
+    std::size_t max_per_identity = 0;           // of them, one non-admin identity's (0: no such quota)
     milliseconds idle_timeout{300000};          // without a chunk: expired
     milliseconds sweep_interval{5000};          // how often run() deletes expired uploads
 };
@@ -39,24 +42,29 @@ struct upload_status {
     std::uint64_t received = 0;
     bool complete = false;  // every byte received and the sha256 matched
     time_point expires_at{};
+    std::string owner;  // the identity that began it
 };
 
 class package_uploads {
 public:
-    package_uploads(clock& clk, upload_files& files, upload_options options = {});
+    package_uploads(clock& clk, upload_files& files, random_source& random, upload_options options = {});
     package_uploads(const package_uploads&) = delete;
     package_uploads& operator=(const package_uploads&) = delete;
 
     const upload_options& options() const noexcept { return opts_; }
 
+    // `by`: who asks; the default, anonymous, is an admin. An upload another
+    // identity began: forbidden (unless `by` is an admin).
     // `sha256`: 64 lowercase hex digits (the protocol parser checks the form).
-    task<result<upload_status>> begin(std::uint64_t size, std::string sha256);
-    task<result<upload_status>> chunk(std::string upload_id, std::uint64_t offset, std::string data);
-    result<upload_status> status(std::string_view upload_id);
+    task<result<upload_status>> begin(std::uint64_t size, std::string sha256,
+                                      const identity& by = identity::anonymous());
+    task<result<upload_status>> chunk(std::string upload_id, std::uint64_t offset, std::string data,
+                                      const identity& by = identity::anonymous());
+    result<upload_status> status(std::string_view upload_id, const identity& by = identity::anonymous());
 
     // A complete upload's file, for one deploy; the upload is then no longer
     // listed and its file is deleted by release().
-    result<std::filesystem::path> claim(std::string_view upload_id);
+    result<std::filesystem::path> claim(std::string_view upload_id, const identity& by = identity::anonymous());
     void release(std::string_view upload_id);
 
     // Deletes expired uploads every sweep_interval until `stop`.
@@ -73,19 +81,22 @@ private:
         bool writing = false;  // a chunk or the digest is in flight
         bool claimed = false;
         time_point expires_at{};
+        std::string owner;
     };
 
-    // The upload, unless it is unknown, expired (then deleted) or claimed.
-    result<upload*> find(std::string_view upload_id);
+    // The upload, unless it is unknown, expired (then deleted), claimed, or
+    // not `by`'s to `action`.
+    result<upload*> find(std::string_view upload_id, const identity& by, std::string_view action);
+    std::size_t held_by(std::string_view owner) const;
     upload_status status_of(const std::string& id, const upload& u) const;
     void erase(const std::string& id);
     void sweep();
 
     clock& clk_;
     upload_files& files_;
+    random_source& random_;
     upload_options opts_;
     std::map<std::string, upload, std::less<>> uploads_;
-    std::uint64_t started_ = 0;
 };
 
 }  // namespace registry::deploy

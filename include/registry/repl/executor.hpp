@@ -26,8 +26,10 @@
 #pragma once
 
 #include <registry/async_scope.hpp>
+#include <registry/identity.hpp>
 #include <registry/ports/clock.hpp>
 #include <registry/ports/container_engine.hpp>
+#include <registry/ports/random.hpp>
 #include <registry/repl/execution.hpp>
 #include <registry/repl/language.hpp>
 #include <registry/repl/lease_sink.hpp>
@@ -52,6 +54,9 @@ struct engine_slot {
 
 struct executor_options {
     std::size_t max_queue = 64;  // executions waiting for an engine; beyond: busy
+    // Executions one non-admin identity may have queued or running at once
+    // (0: no such quota), so that one client cannot take every slot.
+    std::size_t max_concurrent_per_identity = 0;
     // A container's lease ends this long after the latest time its execution
     // can end (its timeout): room for attaching, uploading and removing it.
     milliseconds lease_grace{60'000};
@@ -75,7 +80,9 @@ struct submission {
 
 class executor {
 public:
-    executor(clock& clk, std::vector<engine_slot> engines, std::vector<language> languages,
+    // `random`: where execution ids get their 128 random bits from (an id
+    // must not be guessable: it is how its owner names it).
+    executor(clock& clk, random_source& random, std::vector<engine_slot> engines, std::vector<language> languages,
              executor_options options = {}, lease_sink* leases = nullptr);
     ~executor();
     executor(const executor&) = delete;
@@ -94,13 +101,17 @@ public:
     // there, so the response precedes every event). A known idempotency key
     // adds `l` to that execution instead (a finished one reports on_finished
     // to it at once). Errors: invalid_request (language, files, limits),
-    // busy (queue full), unavailable (not running, or shutting down).
+    // busy (queue full), unavailable (not running, or shutting down),
+    // limit_exceeded (`by` has max_concurrent_per_identity executions).
+    // The execution is `by`'s; idempotency keys are per identity.
     result<submission> execute(request req, listener_ptr l,
-                               const std::function<void(const submission&)>& accepted = {});
+                               const std::function<void(const submission&)>& accepted = {},
+                               const identity& by = identity::anonymous());
 
     // Stops a queued or running execution; it finishes with cancelled set.
-    // not_found for an unknown id; a finished one is left as it is (ok).
-    result<void> cancel(std::string_view execution_id);
+    // not_found for an unknown id; a finished one is left as it is (ok);
+    // forbidden unless `by` owns it or is an admin.
+    result<void> cancel(std::string_view execution_id, const identity& by = identity::anonymous());
 
     // Executions running and waiting, for metrics and tests.
     std::size_t running() const noexcept;

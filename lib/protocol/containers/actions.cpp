@@ -239,6 +239,7 @@ void write_container_data(detail::json_writer& w, const managed_container& c) {
 
 task<result<void>> on(containers_module& m, request_context& ctx, container_create_params& p) {
     ctx.set_target(p.request.preset ? "preset " + *p.request.preset : p.request.spec.image);
+    p.request.owner = ctx.caller().name;
     auto made = co_await m.mgr.create(std::move(p.request));
     if (!made) co_return unexpected{made.err()};
     ctx.reply([&](detail::json_writer& w) { write_container_data(w, **made); });
@@ -299,7 +300,7 @@ task<result<void>> on(containers_module& m, request_context& ctx, container_logs
 task<result<void>> on(containers_module& m, request_context& ctx, container_stop_params& p) {
     ctx.set_target(p.container_id);
     const seconds grace{static_cast<seconds::rep>(p.grace_seconds.value_or(10))};
-    auto stopped = co_await m.mgr.stop(p.container_id, grace);
+    auto stopped = co_await m.mgr.stop(p.container_id, grace, ctx.caller());
     if (!stopped) co_return unexpected{stopped.err()};
     ctx.reply([&](detail::json_writer& w) { write_container_data(w, **stopped); });
     co_return result<void>{};
@@ -307,7 +308,7 @@ task<result<void>> on(containers_module& m, request_context& ctx, container_stop
 
 task<result<void>> on(containers_module& m, request_context& ctx, container_remove_params& p) {
     ctx.set_target(p.container_id);
-    auto removed = co_await m.mgr.remove(p.container_id, p.force);
+    auto removed = co_await m.mgr.remove(p.container_id, p.force, ctx.caller());
     if (!removed) co_return unexpected{removed.err()};
     ctx.reply([&](detail::json_writer& w) { write_container_data(w, **removed); });
     co_return result<void>{};
@@ -315,7 +316,7 @@ task<result<void>> on(containers_module& m, request_context& ctx, container_remo
 
 task<result<void>> on(containers_module& m, request_context& ctx, container_extend_params& p) {
     ctx.set_target(p.container_id);
-    auto extended = co_await m.mgr.extend(p.container_id, p.ttl);
+    auto extended = co_await m.mgr.extend(p.container_id, p.ttl, ctx.caller());
     if (!extended) co_return unexpected{extended.err()};
     const managed_container& ct = **extended;
     ctx.reply([&](detail::json_writer& w) {

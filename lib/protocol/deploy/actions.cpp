@@ -225,17 +225,19 @@ void write_status(detail::json_writer& w, const deploy::upload_status& s) {
         .key("received").number(s.received)
         .key("complete").boolean(s.complete)
         .key("expires_at_ms").number(detail::ms(s.expires_at));
+    if (s.owner != "anonymous") w.key("owner").string(s.owner);  // absent: access control off
 }
 
 task<result<void>> on(deploy_module& m, request_context& ctx, deploy_package_params& p) {
     ctx.set_target(p.name && p.version ? *p.name + "@" + *p.version : p.path ? *p.path : "upload " + p.upload_id.value_or(""));
     auto d = deployer_of(m);
     if (!d) co_return unexpected{d.err()};
-    deploy::deploy_request req{p.path.value_or(""), false, p.target, p.name, p.version, ctx.connection_id(), ctx.id()};
+    deploy::deploy_request req{p.path.value_or(""), false, p.target, p.name, p.version, ctx.connection_id(), ctx.id(),
+                               ctx.caller()};
     deploy::package_uploads* uploads = m.uploads;
     if (p.upload_id) {
         if (!uploads) co_return fail(errc::unavailable, "package uploads are not enabled on this server");
-        auto file = uploads->claim(*p.upload_id);
+        auto file = uploads->claim(*p.upload_id, ctx.caller());
         if (!file) co_return unexpected{file.err()};
         req.archive = std::move(*file);
         req.uploaded = true;
@@ -274,11 +276,11 @@ task<result<void>> on(deploy_module& m, request_context& ctx, service_action_par
     auto d = deployer_of(m);
     if (!d) co_return unexpected{d.err()};
     auto report = progress_to(ctx);
-    auto done = co_await (*d)->control(p.instance_id, p.command, report);
+    auto done = co_await (*d)->control(p.instance_id, p.command, report, ctx.caller());
     if (!done) co_return unexpected{done.err()};
     ctx.reply([&](detail::json_writer& w) {
         w.begin_object().key("service");
-        write_service(w, **done);
+        write_service(w, **done, ctx.caller().may_act_for((*done)->lease.holder));
         w.end_object();
     });
     co_return result<void>{};
@@ -289,7 +291,7 @@ task<result<void>> on(deploy_module& m, request_context& ctx, undeploy_params& p
     auto d = deployer_of(m);
     if (!d) co_return unexpected{d.err()};
     auto report = progress_to(ctx);
-    auto done = co_await (*d)->undeploy(p.instance_id, report, p.force);
+    auto done = co_await (*d)->undeploy(p.instance_id, report, p.force, ctx.caller());
     if (!done) co_return unexpected{done.err()};
     ctx.reply([&](detail::json_writer& w) {
         w.begin_object().key("instance_id").string(p.instance_id).end_object();
@@ -300,7 +302,7 @@ task<result<void>> on(deploy_module& m, request_context& ctx, undeploy_params& p
 task<result<void>> on(deploy_module& m, request_context& ctx, package_upload_begin_params& p) {
     auto u = uploads_of(m);
     if (!u) co_return unexpected{u.err()};
-    auto begun = co_await (*u)->begin(p.size, std::move(p.sha256));
+    auto begun = co_await (*u)->begin(p.size, std::move(p.sha256), ctx.caller());
     if (!begun) co_return unexpected{begun.err()};
     ctx.set_target("upload " + begun->upload_id);
     const std::size_t max_chunk = (*u)->options().max_chunk_bytes;
@@ -316,7 +318,7 @@ task<result<void>> on(deploy_module& m, request_context& ctx, package_upload_chu
     ctx.set_target("upload " + p.upload_id);
     auto u = uploads_of(m);
     if (!u) co_return unexpected{u.err()};
-    auto written = co_await (*u)->chunk(p.upload_id, p.offset, std::move(p.data));
+    auto written = co_await (*u)->chunk(p.upload_id, p.offset, std::move(p.data), ctx.caller());
     if (!written) co_return unexpected{written.err()};
     deploy::progress pr;
     pr.at = deploy::stage::uploading;
@@ -337,7 +339,7 @@ task<result<void>> on(deploy_module& m, request_context& ctx, package_upload_chu
 task<result<void>> on(deploy_module& m, request_context& ctx, package_upload_status_params& p) {
     auto u = uploads_of(m);
     if (!u) co_return unexpected{u.err()};
-    auto s = (*u)->status(p.upload_id);
+    auto s = (*u)->status(p.upload_id, ctx.caller());
     if (!s) co_return unexpected{s.err()};
     ctx.reply([&](detail::json_writer& w) {
         w.begin_object();

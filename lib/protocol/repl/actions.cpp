@@ -243,14 +243,14 @@ task<result<void>> on(repl_module& m, request_context& ctx, repl_execute_params&
             w.begin_object().key("execution_id").string(s.execution_id).key("created").boolean(s.created).end_object();
         });
     };
-    auto submitted = m.executor.execute(std::move(p.req), std::move(listener), accepted);
+    auto submitted = m.executor.execute(std::move(p.req), std::move(listener), accepted, ctx.caller());
     if (!submitted) co_return unexpected{submitted.err()};
     co_return result<void>{};
 }
 
 task<result<void>> on(repl_module& m, request_context& ctx, repl_cancel_params& p) {
     ctx.set_target(p.execution_id);
-    auto cancelled = m.executor.cancel(p.execution_id);
+    auto cancelled = m.executor.cancel(p.execution_id, ctx.caller());
     if (!cancelled) co_return unexpected{cancelled.err()};
     ctx.reply([&](detail::json_writer& w) { w.begin_object().key("execution_id").string(p.execution_id).end_object(); });
     co_return result<void>{};

@@ -5,6 +5,7 @@
 // the store commits; the registry numbers and orders the changes.
 #include "actions.hpp"
 
+#include "../lease_visibility.hpp"
 #include "../listing_cache.hpp"
 #include "../request_context.hpp"
 #include "codec/service_record.hpp"
@@ -267,7 +268,7 @@ result<void> send_page(services_module& m, request_context& ctx, std::string_vie
 task<result<void>> on(services_module& m, request_context& ctx, register_params& p) {
     ctx.set_target(p.reg.service.instance_id.empty() ? p.reg.service.name : p.reg.service.instance_id);
     p.reg.origin = ctx.source();  // for the per-address quota
-    auto grant = co_await m.reg.register_service(std::move(p.reg), ctx.connection_id());
+    auto grant = co_await m.reg.register_service(std::move(p.reg), ctx.connection_id(), ctx.caller());
     if (!grant) co_return unexpected{grant.err()};
     ctx.reply([&](detail::json_writer& w) {
         w.begin_object();
@@ -280,7 +281,7 @@ task<result<void>> on(services_module& m, request_context& ctx, register_params&
 
 task<result<void>> on(services_module& m, request_context& ctx, keepalive_params& p) {
     ctx.set_target("lease " + std::to_string(p.lease_id));
-    auto grant = co_await m.reg.keepalive(p.lease_id, ctx.connection_id());
+    auto grant = co_await m.reg.keepalive(p.lease_id, ctx.connection_id(), ctx.caller());
     if (!grant) co_return unexpected{grant.err()};
     ctx.reply([&](detail::json_writer& w) {
         w.begin_object();
@@ -292,7 +293,7 @@ task<result<void>> on(services_module& m, request_context& ctx, keepalive_params
 
 task<result<void>> on(services_module& m, request_context& ctx, deregister_params& p) {
     ctx.set_target(p.instance_id);
-    auto gone = co_await m.reg.deregister(p.instance_id);
+    auto gone = co_await m.reg.deregister(p.instance_id, "deregistered", ctx.caller());
     if (!gone) co_return unexpected{gone.err()};
     ctx.reply([&](detail::json_writer& w) {
         w.begin_object()
@@ -312,7 +313,7 @@ task<result<void>> on(services_module& m, request_context& ctx, get_service_para
         ctx.reply(
             [&](detail::json_writer& w) {
                 w.begin_object().key("service");
-                write_service(w, *s);
+                write_service(w, *s, sees_lease_id(ctx.caller(), *s));
                 w.end_object();
             },
             16 + detail::service_json_capacity(*s));
@@ -328,13 +329,13 @@ task<result<void>> on(services_module& m, request_context& ctx, get_service_para
     }
     co_return send_page<service_ptr>(
         m, ctx, p.action, p.page, "services", [&] { return std::move(services); },
-        [](detail::json_writer& w, const service_ptr& s) { write_service(w, *s); });
+        [&](detail::json_writer& w, const service_ptr& s) { write_service(w, *s, sees_lease_id(ctx.caller(), *s)); });
 }
 
 task<result<void>> on(services_module& m, request_context& ctx, list_services_params& p) {
     co_return send_page<service_ptr>(
         m, ctx, p.action, p.page, "services", [&] { return m.reg.list(p.filter); },
-        [](detail::json_writer& w, const service_ptr& s) { write_service(w, *s); });
+        [&](detail::json_writer& w, const service_ptr& s) { write_service(w, *s, sees_lease_id(ctx.caller(), *s)); });
 }
 
 task<result<void>> on(services_module& m, request_context& ctx, list_endpoints_params& p) {
@@ -360,12 +361,12 @@ task<result<void>> on(services_module& m, request_context& ctx, set_state_params
     // state the change starts from, even with other requests in flight.
     auto before = m.reg.find(p.instance_id);
     const bool changed = before && before->state != p.state;
-    auto after = co_await m.reg.set_state(p.instance_id, p.state, std::move(p.reason));
+    auto after = co_await m.reg.set_state(p.instance_id, p.state, std::move(p.reason), ctx.caller());
     if (!after) co_return unexpected{after.err()};
     const service_instance& s = **after;
     ctx.reply([&](detail::json_writer& w) {
         w.begin_object().key("changed").boolean(changed).key("revision").number(s.modified_revision).key("service");
-        write_service(w, s);
+        write_service(w, s, sees_lease_id(ctx.caller(), s));
         w.end_object();
     });
     co_return result<void>{};
