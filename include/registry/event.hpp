@@ -81,6 +81,7 @@ struct event {
     std::optional<error> failure;                           // container_reap_failed; a last image_pull_progress
     unsigned attempts = 0;                                  // container_reap_failed
     std::shared_ptr<const deployment_change> deployment;    // deployment_* (failure: _failed, _rolled_back)
+    std::shared_ptr<const check_change> check;              // health_check_result of a check (health_check.hpp)
 
     // The protocol layer encodes an event once and shares the bytes with
     // every subscriber; it parks them here. Events are immutable otherwise
