@@ -260,6 +260,7 @@ struct health_monitor::impl {
         if (stop.stop_requested()) co_return;
         const time_point now = clk.now();
         schedule(id, e, next_on_phase(e.due + e.check.interval, e.check.interval, now));
+        wake_if_sooner();  // the loop may sleep past it (it had nothing sooner when this probe started)
         co_await apply(id, r.status, std::move(r.output));
     }
 
@@ -341,6 +342,7 @@ struct health_monitor::impl {
                                                          : now + again.check.interval;
         }
         schedule(id, again, std::max(next, now + milliseconds(1)));
+        wake_if_sooner();
         co_await deregister_if_critical_too_long(id);
     }
 

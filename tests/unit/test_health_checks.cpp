@@ -168,7 +168,7 @@ TEST_CASE("health checks: validated in the domain, paths relative to the registr
                    });
 }
 
-TEST_CASE("health checks: stored with the instance; records without checks still read") {
+TEST_CASE("health checks: stored with the instance, and records without checks still read") {
     service_instance s;
     s.name = "api";
     s.instance_id = "api-1";
@@ -323,7 +323,7 @@ TEST_CASE("health checks: a ttl check expires without reports and recovers throu
     CHECK(f.check_status("api-1") == health_status::critical);
 }
 
-TEST_CASE("health checks: reports go to ttl checks only; an instance without checks takes one as its health") {
+TEST_CASE("health checks: reports go to ttl checks only, and an instance without checks takes one as its health") {
     fixture f;
     auto g = f.add("api-1", {http_check()});
     auto r = run_now(f.reg->record_check("api-1", check_report{"web", health_status::healthy, "", 1, g.lease_id}));
@@ -445,4 +445,21 @@ TEST_CASE("health checks: a thousand 1-second checks are spread over the second,
     f.prober.release();  // the waiting ones start as slots free up
     CHECK(f.prober.most_in_flight == 8);
     CHECK(f.monitor->in_flight() == 0);
+}
+
+TEST_CASE("health checks: a probe that completes later keeps its check on schedule") {
+    fixture f;
+    f.prober.status[8080] = health_status::healthy;
+    f.add("api-1", {http_check()});
+    const time_point start = f.clk.now();
+    const milliseconds spread = check_spread("api-1", "web", 1000ms);
+    f.prober.hold = true;  // completes when released, as a real probe would
+    f.clk.advance(spread);
+    REQUIRE(f.prober.held.size() == 1);
+    f.clk.advance(100ms);
+    f.prober.release();  // the monitor had nothing else to wait for meanwhile
+    CHECK(f.check_status("api-1") == health_status::healthy);
+    f.clk.advance(900ms);
+    REQUIRE(f.prober.at.size() == 2);
+    CHECK(f.prober.at[1] == start + spread + 1000ms);
 }
