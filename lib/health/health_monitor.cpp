@@ -157,6 +157,7 @@ struct health_monitor::impl {
     }
 
     void start_waiting() {
+        if (stop.stop_requested()) waiting.clear();  // stopping: nothing new starts
         while (running < opt.max_concurrent_probes && !waiting.empty()) {
             const auto id = waiting.front();
             waiting.pop_front();
