@@ -97,8 +97,8 @@ task<result<service_ptr>> registry::record_check(std::string_view instance_id, c
                                                               r.check + "'");
     }
     if (report && check->kind != check_kind::ttl) {
-        co_return fail(errc::invalid_request, "check '" + check->name + "' is a " + std::string(to_string(check->kind)) +
-                                                  " check: only ttl checks take reports");
+        co_return fail(errc::invalid_request, "check '" + check->name + "' is of kind " +
+                                                  std::string(to_string(check->kind)) + ": only ttl checks take reports");
     }
 
     const health_status previous = check->result.status;
