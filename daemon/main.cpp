@@ -20,6 +20,7 @@
 #include "engine/docker_engine.hpp"
 #include "engine/docker_engine_connector.hpp"
 #include "observability/audit_log.hpp"
+#include "health/asio_prober.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
 #include "observability/systemd_notify.hpp"
@@ -37,6 +38,7 @@
 #include <registry/deploy/deployer.hpp>
 #include <registry/deploy/package_uploads.hpp>
 #include <registry/file_store.hpp>
+#include <registry/health_monitor.hpp>
 #include <registry/protocol/connection.hpp>
 #include <registry/protocol/containers.hpp>
 #include <registry/protocol/deploy.hpp>
@@ -201,6 +203,8 @@ public:
           deployer_(reg_, clock_, port_, packages_, deployer_options_from(cfg, metrics_)),
           upload_dir_(runner_, (cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir) / "uploads"),
           uploads_(clock_, upload_dir_, random_, upload_options_from(cfg)),
+          prober_(ioc),
+          health_(reg_, clock_, prober_, registry::health_monitor_options{cfg.health.max_concurrent_probes}),
           signals_(ioc, SIGINT, SIGTERM),
           reload_signal_(ioc, SIGHUP),
           deadline_(ioc),
@@ -419,6 +423,7 @@ private:
         const std::stop_token stop = stop_.get_token();
         background_.spawn(reg_.run(stop));
         background_.spawn(uploads_.run(stop));
+        background_.spawn(health_.run(stop));
         // Each engine is reconciled as its first heartbeat finds it online.
         if (containers_) background_.spawn(containers_->run(stop));
         // Engine services (persisted ones included) become nodes from the registry's snapshot on.
@@ -547,6 +552,8 @@ private:
     registryd::upload_dir upload_dir_;
     registryd::os_random random_;  // upload and execution ids
     registry::deploy::package_uploads uploads_;
+    registryd::asio_prober prober_;
+    registry::health_monitor health_;  // runs the registrations' health checks (stopped with background_)
     std::optional<registry::repl::executor> repl_;  // stopped with background_, before it is destroyed
     asio::signal_set signals_;
     asio::signal_set reload_signal_;

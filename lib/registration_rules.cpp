@@ -1,5 +1,7 @@
 #include "registration_rules.hpp"
 
+#include "health/check_rules.hpp"
+
 #include <string>
 
 namespace registry::detail {
@@ -105,6 +107,8 @@ std::vector<field_error> check_registration(const registration& reg, const regis
         if (k.empty() || k.size() > max_name) problem("service.metadata", "keys must be 1-128 characters");
         if (v.size() > max_meta_value) problem("service.metadata." + k, "must be at most 4096 characters");
     }
+
+    check_health_checks(s, problems);
 
     if (reg.ttl) {
         if (*reg.ttl < options.min_ttl || *reg.ttl > options.max_ttl) {

@@ -31,12 +31,54 @@ export interface ServiceDescription {
   endpoints?: Endpoint[];
   depends_on?: string[];
   metadata?: Record<string, string>;
+  checks?: HealthCheck[];
 }
 
 export interface Health {
   status: HealthStatus;
   output: string;
   checked_at_ms: number;
+}
+
+/** Discovery's health filter (get_service by name, list_services, list_endpoints). */
+export type HealthFilter = 'passing' | 'passing_or_warning';
+
+/** A registration's health check (docs/protocol.md, "Health checks"). */
+export interface HealthCheck {
+  name: string;
+  kind: 'http' | 'tcp' | 'ttl';
+  method?: 'GET' | 'HEAD';
+  url?: string;
+  endpoint?: string;
+  path?: string;
+  expected_status?: [number, number];
+  tls_verify?: boolean;
+  address?: string;
+  interval_ms?: number;
+  timeout_ms?: number;
+  initial_delay_ms?: number;
+  successes_before_passing?: number;
+  failures_before_critical?: number;
+  deregister_critical_after_ms?: number;
+}
+
+/** A check as the server sends it: its definition and current result. */
+export interface HealthCheckState extends Omit<HealthCheck, 'kind'> {
+  kind: 'http' | 'tcp' | 'ttl' | 'script';
+  result: { status: HealthStatus; output: string; checked_at_ms: number; since_ms: number };
+}
+
+export interface ReportHealthParams {
+  lease_id: number;
+  instance_id: string;
+  status: 'passing' | 'warning' | 'critical';
+  output?: string;
+  check?: string;
+}
+export interface ReportHealthData {
+  revision: number;
+  health: Health | null;
+  state: ServiceState;
 }
 
 /** A service instance as the server sends it. */
@@ -52,8 +94,10 @@ export interface Service {
   state: ServiceState;
   /** Only when `failed`. */
   failure_reason?: string;
-  /** null until a health result is recorded. */
+  /** null until a health result is recorded; with checks, the worst of them. */
   health: Health | null;
+  /** Only when the registration has checks. */
+  checks?: HealthCheckState[];
   /** `id` only for its holder and admins; `holder` absent for anonymous (docs/protocol.md, "Ownership"). */
   lease: { id?: number; ttl_seconds: number; expires_at_ms: number; session_bound: boolean; holder?: string };
   registered_at_ms: number;
@@ -102,11 +146,13 @@ export interface ServiceFilter extends PageParams {
   state?: ServiceState;
   host?: string;
   metadata?: Record<string, string>;
+  health?: HealthFilter;
 }
 export interface EndpointFilter extends PageParams {
   service?: string;
   endpoint?: string;
   protocol?: string;
+  health?: HealthFilter;
 }
 export interface Page {
   revision: number;
@@ -150,7 +196,14 @@ export type RegistryEvent =
   | EventFrame<'service_deregistered', { service: Service; reason: 'deregistered' | 'lease_expired' | 'undeployed' | 'redeployed' }>
   | EventFrame<'service_state_changed', { service: Service; previous_state: ServiceState; state: ServiceState; reason: string }>
   | EventFrame<'endpoint_updated', { service: Service; endpoints: Endpoint[] }>
-  | EventFrame<'health_check_result', { service: Service; health: Health }>
+  | EventFrame<
+      'health_check_result',
+      {
+        service: Service;
+        health: Health;
+        check?: { name: string; kind: string; status: HealthStatus; previous_status: HealthStatus; output: string; count: number };
+      }
+    >
   | EventFrame<'lease_expired', ServiceLeaseExpired>
   | EventFrame<'lease_expired', ContainerLeaseExpired>
   | EventFrame<'registry_loaded', { services: Service[] }>
@@ -553,12 +606,13 @@ export interface Actions {
   keepalive: { params: { lease_id: number }; data: KeepaliveData };
   deregister: { params: { instance_id: string }; data: DeregisterData };
   get_service: {
-    params: { instance_id: string } | ({ name: string } & PageParams);
+    params: { instance_id: string } | ({ name: string; health?: HealthFilter } & PageParams);
     data: { service: Service } | (Page & { services: Service[] });
   };
   list_services: { params: ServiceFilter; data: Page & { services: Service[] } };
   list_endpoints: { params: EndpointFilter; data: Page & { endpoints: ListedEndpoint[] } };
   set_state: { params: SetStateParams; data: SetStateData };
+  report_health: { params: ReportHealthParams; data: ReportHealthData };
   subscribe: { params: SubscribeParams; data: { subscription: string; revision: number } };
   unsubscribe: { params: { subscription: string }; data: { subscription: string } };
   list_nodes: { params: Record<string, never>; data: { nodes: EngineNode[] } };
@@ -705,7 +759,7 @@ export class RegistryClient {
   deregister(instanceId: string | { instance_id: string }, options?: RequestOptions): Promise<DeregisterData>;
   getService(instanceId: string | { instance_id: string }, options?: RequestOptions): Promise<{ service: Service }>;
   /** Every instance of the name, all pages gathered; with `limit` or `continue`, that one page. */
-  getService(query: { name: string } & PageParams, options?: RequestOptions): Promise<Page & { services: Service[] }>;
+  getService(query: { name: string; health?: HealthFilter } & PageParams, options?: RequestOptions): Promise<Page & { services: Service[] }>;
   /** Every match, from all the pages of one listing; with `limit` or `continue`, that one page. */
   listServices(filter?: ServiceFilter, options?: RequestOptions): Promise<Page & { services: Service[] }>;
   listEndpoints(filter?: EndpointFilter, options?: RequestOptions): Promise<Page & { endpoints: ListedEndpoint[] }>;
@@ -714,6 +768,7 @@ export class RegistryClient {
   listEndpointsPages(filter?: EndpointFilter, options?: RequestOptions): AsyncGenerator<Page & { endpoints: ListedEndpoint[] }, void, undefined>;
   setState(instanceId: string, state: ServiceState, reason?: string, options?: RequestOptions): Promise<SetStateData>;
   setState(params: SetStateParams): Promise<SetStateData>;
+  reportHealth(params: ReportHealthParams, options?: RequestOptions): Promise<ReportHealthData>;
   subscribe(params?: SubscribeParams, options?: RequestOptions): Promise<Subscription<SubscriptionEvent>>;
   unsubscribe(subscription: Subscription<RegistryEvent>, options?: RequestOptions): Promise<{ subscription: string | null }>;
 

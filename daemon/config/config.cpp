@@ -215,6 +215,12 @@ public:
                     }
                     return false;
                 });
+            } else if (key == "health") {
+                auto& H = cfg_.health;
+                section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
+                    if (k == "max_concurrent_probes") return set_count(H.max_concurrent_probes, n, path, 1);
+                    return false;
+                });
             } else if (key == "deploy") {
                 auto& D = cfg_.deploy;
                 section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {

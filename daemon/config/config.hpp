@@ -138,6 +138,11 @@ struct config {
         } etcd;
     } store;
 
+    // Health checks (docs/protocol.md, "Health checks"): probes in flight at once.
+    struct health_section {
+        std::size_t max_concurrent_probes = 64;
+    } health;
+
     // Package deployment (docs/protocol.md, "Deployment").
     struct deploy_section {
         std::string prefix = "/opt";          // packages go to {prefix}/{name}-{version}/

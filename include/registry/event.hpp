@@ -95,6 +95,7 @@ struct event {
     std::optional<error> failure;  // deployment_failed, _rolled_back; container_reap_failed; a stream's early end
     std::shared_ptr<const deployment_change> deployment;  // deployment_*
     std::shared_ptr<const event_detail> detail;           // a companion's: container events, lease_expired of a container
+    std::shared_ptr<const check_change> check;            // health_check_result of a check (health_check.hpp)
 
     // The event as the embedder's transport sends it, when the registry has
     // an encoder (registry::set_event_encoder; the protocol's is

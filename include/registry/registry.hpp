@@ -87,12 +87,25 @@ struct deregistration {
     std::uint64_t revision = 0;
 };
 
+// A check's new result (record_check): from the health monitor, or the
+// instance's own report (report_health).
+struct check_report {
+    std::string check;  // its name; empty in a report: the instance's only ttl check
+    health_status status = health_status::unknown;
+    std::string output;  // cut to max_check_output
+    std::uint32_t count = 1;  // the consecutive results behind it
+    // A report: the caller's lease, which must hold the instance; only ttl
+    // checks take reports, and an instance without checks takes one as its health.
+    std::optional<std::uint64_t> lease_id;
+};
+
 struct service_filter {
     std::optional<std::string> name;
     std::optional<std::string> version;
     std::optional<service_state> state;
     std::optional<std::string> host;  // "local" or a remote host name
     std::map<std::string, std::string> metadata;  // every pair must match
+    std::optional<health_filter> health;
 
     bool matches(const service_instance&) const;
 };
@@ -101,6 +114,7 @@ struct endpoint_filter {
     std::optional<std::string> service;   // service name
     std::optional<std::string> endpoint;  // endpoint name
     std::optional<std::string> protocol;
+    std::optional<health_filter> health;
 };
 
 struct endpoint_view {
@@ -159,6 +173,12 @@ public:
     task<result<service_ptr>> set_state(std::string_view instance_id, service_state to, std::string reason = {},
                                         const identity& by = identity::anonymous());
     task<result<service_ptr>> record_health(std::string_view instance_id, health_result health);
+    // A check's result (record_check.cpp): a change of its status is a
+    // health_check_result event, the instance's health is the worst of its
+    // checks, and running turns failed while that is critical (and back).
+    // The same status again changes nothing, but for a report, whose time
+    // and output are kept (a ttl check waits for reports).
+    task<result<service_ptr>> record_check(std::string_view instance_id, check_report report);
 
     service_ptr find(std::string_view instance_id) const;
     std::vector<service_ptr> list(const service_filter& filter = {}) const;

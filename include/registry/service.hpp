@@ -4,6 +4,7 @@
 // version it.
 #pragma once
 
+#include <registry/health_check.hpp>
 #include <registry/ports/clock.hpp>
 
 #include <cstdint>
@@ -60,8 +61,6 @@ struct location {
     friend bool operator==(const location&, const location&) = default;
 };
 
-enum class health_status { healthy, warning, critical, unknown };
-
 std::string_view to_string(health_status h) noexcept;
 std::optional<health_status> parse_health_status(std::string_view s) noexcept;
 
@@ -97,7 +96,8 @@ struct service_instance {
 
     service_state state = service_state::registered;
     std::string failure_reason;  // set while state == failed
-    std::optional<health_result> health;
+    std::optional<health_result> health;  // with checks: the worst of them
+    std::vector<health_check> checks;
 
     struct lease lease;
     time_point registered_at{};

@@ -34,6 +34,16 @@ struct enum_names<health_status> {
 };
 
 template <>
+struct enum_names<check_kind> {
+    static constexpr std::string_view names[] = {"http", "tcp", "ttl", "script"};
+};
+
+template <>
+struct enum_names<health_filter> {
+    static constexpr std::string_view names[] = {"passing", "passing_or_warning"};
+};
+
+template <>
 struct enum_names<event_type> {
     static constexpr std::string_view names[] = {
         "service_registered",      "service_deregistered",  "service_state_changed", "endpoint_updated",

@@ -1,5 +1,6 @@
 #include "service_record.hpp"
 
+#include "health_check_record.hpp"
 #include "json_reader.hpp"
 #include "time.hpp"
 
@@ -85,6 +86,10 @@ void write_service(json_writer& w, const service_instance& s, bool with_lease_id
     if (s.state == service_state::failed) w.key("failure_reason").string(s.failure_reason);
     w.key("health");
     write_health(w, s.health);
+    if (!s.checks.empty()) {  // written only when there are some: the object stays as it was without
+        w.key("checks");
+        write_checks(w, s.checks);
+    }
     w.key("lease").begin_object();
     if (with_lease_id && s.lease.id != 0) w.key("id").number(s.lease.id);
     w.key("ttl_seconds").number(s.lease.ttl.count())
@@ -111,6 +116,7 @@ std::size_t service_json_capacity(const service_instance& s) noexcept {
     for (const auto& d : s.depends_on) n += 3 + d.size();
     for (const auto& [k, v] : s.metadata) n += 6 + k.size() + v.size();
     if (s.health) n += s.health->output.size();
+    if (!s.checks.empty()) n += checks_json_capacity(s.checks);
     return n;
 }
 
@@ -188,9 +194,9 @@ static bool read(decoder& d, dom::element e, const path& at, lease& out) {
 bool read_service(decoder& d, dom::element e, const path& at, service_form form, service_instance& out) {
     static constexpr std::string_view names[] = {
         "name",     "instance_id",    "version", "execution", "location",         "endpoints",        "depends_on",
-        "metadata", "state",          "failure_reason", "health", "lease", "registered_at_ms", "created_revision",
+        "metadata", "checks", "state",          "failure_reason", "health", "lease", "registered_at_ms", "created_revision",
         "modified_revision"};
-    constexpr std::size_t registration_names = 8;
+    constexpr std::size_t registration_names = 9;
     const bool record = form == service_form::record;
     members m{at, std::span(names).first(record ? std::size(names) : registration_names)};
     auto descriptive = [&](std::string_view name, auto& value) {
@@ -201,7 +207,10 @@ bool read_service(decoder& d, dom::element e, const path& at, service_form form,
                     descriptive("execution", out.execution) && descriptive("location", out.where) &&
                     descriptive("endpoints", out.endpoints) && descriptive("depends_on", out.depends_on) &&
                     descriptive("metadata", out.metadata);
-    if (!ok || !record) return ok;
+    if (!ok) return false;
+    // Optional in both forms: records written before checks existed have none.
+    if (auto c = m.get("checks"); c && !read_checks(d, *c, at.member("checks"), record, out.checks)) return false;
+    if (!record) return true;
     return required(d, m, "state", out.state) && optional(d, m, "failure_reason", out.failure_reason) &&
            required(d, m, "health", out.health) && required(d, m, "lease", out.lease) &&
            required(d, m, "registered_at_ms", out.registered_at) &&

@@ -15,9 +15,12 @@ void deployer::impl::stop_health_loop(installed& at) {
 
 // Keeps the lease alive and records the health script's verdict at the
 // manifest's interval; critical takes a running service to failed, and
-// healthy brings a failed one back to running.
+// healthy brings a failed one back to running, each after the manifest's
+// failures_before_critical / successes_before_passing results in a row.
 task<void> deployer::impl::health_loop(std::shared_ptr<installed> at, std::stop_token stop) {
     const milliseconds interval = at->manifest.health ? at->manifest.health->interval : milliseconds(10000);
+    std::uint32_t criticals = 0;  // consecutive
+    std::uint32_t healthies = 0;
     for (;;) {
         const bool slept = co_await clk.sleep_until(clk.now() + interval, stop);
         if (!slept || stop.stop_requested()) break;
@@ -39,13 +42,18 @@ task<void> deployer::impl::health_loop(std::shared_ptr<installed> at, std::stop_
             h.status = health_status::unknown;
             h.output = r.err().message;
         }
+        criticals = h.status == health_status::critical ? criticals + 1 : 0;
+        healthies = h.status == health_status::healthy ? healthies + 1 : 0;
         auto recorded = co_await reg.record_health(at->instance_id, h);
         if (!recorded) continue;
         const service_state state = (*recorded)->state;
-        if (h.status == health_status::critical && state == service_state::running) {
+        const auto& thresholds = *at->manifest.health;
+        if (h.status == health_status::critical && criticals >= thresholds.failures_before_critical &&
+            state == service_state::running) {
             auto changed = co_await reg.set_state(at->instance_id, service_state::failed, "health check critical: " + h.output);
             (void)changed;
-        } else if (h.status == health_status::healthy && state == service_state::failed) {
+        } else if (h.status == health_status::healthy && healthies >= thresholds.successes_before_passing &&
+                   state == service_state::failed) {
             auto starting = co_await reg.set_state(at->instance_id, service_state::starting, "health check passed");
             if (starting) {
                 auto running = co_await reg.set_state(at->instance_id, service_state::running, "health check passed");

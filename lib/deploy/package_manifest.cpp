@@ -99,6 +99,25 @@ public:
         return out;
     }
 
+    // 1-100, as for a registration's checks.
+    void threshold(const YAML::Node& n, const std::string& at, std::uint32_t& out) {
+        auto s = scalar(n, at);
+        if (!s) return;
+        std::uint32_t v = 0;
+        for (char c : *s) {
+            if (c < '0' || c > '9' || v > 100) {
+                v = 0;
+                break;
+            }
+            v = v * 10 + static_cast<std::uint32_t>(c - '0');
+        }
+        if (v < 1 || v > 100) {
+            problem(at, "must be an integer 1-100");
+            return;
+        }
+        out = v;
+    }
+
     std::optional<milliseconds> duration(const YAML::Node& n, const std::string& at) {
         auto s = scalar(n, at);
         if (!s) return std::nullopt;
@@ -158,7 +177,8 @@ public:
                 }
             }
         }
-        if (auto n = root["health"]; n && map(n, "health", {"script", "interval", "timeout", "deadline"})) {
+        if (auto n = root["health"]; n && map(n, "health", {"script", "interval", "timeout", "deadline", "failures_before_critical",
+                                                             "successes_before_passing"})) {
             auto& h = m.health.emplace();
             if (auto s = n["script"]; !s) {
                 problem("health.script", "is required");
@@ -172,6 +192,8 @@ public:
             if (auto d = n["interval"]) h.interval = duration(d, "health.interval").value_or(h.interval);
             if (auto d = n["timeout"]) h.timeout = duration(d, "health.timeout").value_or(h.timeout);
             if (auto d = n["deadline"]) h.deadline = duration(d, "health.deadline").value_or(h.deadline);
+            if (auto t = n["failures_before_critical"]) threshold(t, "health.failures_before_critical", h.failures_before_critical);
+            if (auto t = n["successes_before_passing"]) threshold(t, "health.successes_before_passing", h.successes_before_passing);
         }
     }
 

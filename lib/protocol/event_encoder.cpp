@@ -78,6 +78,17 @@ void write_data(detail::json_writer& w, const event& e) {
                 w.key("health");
                 write_health(w, e.service->health);
             }
+            if (e.check) {  // a check's transition (health_check.hpp)
+                const check_change& c = *e.check;
+                w.key("check").begin_object()
+                    .key("name").string(c.name)
+                    .key("kind").string(to_string(c.kind))
+                    .key("status").string(to_string(c.status))
+                    .key("previous_status").string(to_string(c.previous))
+                    .key("output").string(c.output)
+                    .key("count").number(c.count)
+                    .end_object();
+            }
             break;
         case event_type::lease_expired:
             if (e.detail) {

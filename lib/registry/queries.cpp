@@ -18,6 +18,7 @@ bool service_filter::matches(const service_instance& s) const {
         auto it = s.metadata.find(k);
         if (it == s.metadata.end() || it->second != v) return false;
     }
+    if (health && !passes(*health, s.health, !s.checks.empty())) return false;
     return true;
 }
 
@@ -38,6 +39,7 @@ std::vector<endpoint_view> registry::endpoints(const endpoint_filter& filter) co
     std::vector<endpoint_view> out;
     for (const auto& [id, s] : impl_->services) {
         if (filter.service && s->name != *filter.service) continue;
+        if (filter.health && !passes(*filter.health, s->health, !s->checks.empty())) continue;
         for (const auto& ep : s->endpoints) {
             if (filter.endpoint && ep.name != *filter.endpoint) continue;
             if (filter.protocol && ep.protocol != *filter.protocol) continue;

@@ -4,6 +4,7 @@
 // (watch.cpp) and the queries (queries.cpp) have files of their own.
 #include "registry_impl.hpp"
 #include "registration_rules.hpp"
+#include "check_results.hpp"
 
 #include <registry/ownership.hpp>
 
@@ -79,9 +80,11 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
         next->modified_revision = previous->modified_revision;
         next->lease = previous->lease;
         const bool endpoints_changed = next->endpoints != previous->endpoints;
+        detail::carry_check_results(*next, previous.get(), now);
         const bool other_changed = next->name != previous->name || next->version != previous->version ||
                                    next->execution != previous->execution || next->where != previous->where ||
-                                   next->depends_on != previous->depends_on || next->metadata != previous->metadata;
+                                   next->depends_on != previous->depends_on || next->metadata != previous->metadata ||
+                                   next->checks != previous->checks;
         // One event per change: endpoint_updated carries the whole new
         // instance, so a client following it misses nothing else.
         if (endpoints_changed) {
@@ -100,6 +103,7 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
         next->state = service_state::registered;
         next->failure_reason.clear();
         next->health.reset();
+        detail::carry_check_results(*next, nullptr, now);
         next->registered_at = now;
         events.push_back(detail::make_event(event_type::service_registered, 0, next));
     }

@@ -175,6 +175,12 @@ export class RegistryClient {
     return this.request('set_state', params, options);
   }
 
+  // The lease holder's own health report: {lease_id, instance_id, status:
+  // 'passing' | 'warning' | 'critical', output?, check?} (what a ttl check waits for).
+  reportHealth(params, options) {
+    return this.request('report_health', params, options);
+  }
+
   // Resolves to a Subscription once the server accepted it. `params` are the
   // protocol's (events, services, from_revision, snapshot).
   async subscribe(params = {}, options) {

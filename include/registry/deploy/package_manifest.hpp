@@ -25,6 +25,10 @@ struct package_health {
     milliseconds interval{30000};     // between checks, also between retries while gating
     milliseconds timeout{5000};       // one run of the script
     milliseconds deadline{60000};     // after start.sh: healthy within this, or the deploy rolls back
+    // The periodic checks after the gate, with the thresholds of a
+    // registration's checks (docs/protocol.md, "Health checks").
+    std::uint32_t failures_before_critical = 1;
+    std::uint32_t successes_before_passing = 1;
 };
 
 struct package_manifest {

@@ -16,7 +16,7 @@ namespace registry::protocol {
 enum class permission_family : std::uint8_t {
     discover,         // read the registry and follow it: get_service, list_services, list_endpoints,
                       // subscribe, unsubscribe
-    register_,        // change service instances: register, keepalive, deregister, set_state
+    register_,        // change service instances: register, keepalive, deregister, set_state, report_health
     containers_read,  // container_list, container_get, container_logs, list_nodes
     containers_write, // container_create, container_stop, container_remove, container_extend, image_pull
     repl_read,        // repl_languages

@@ -51,6 +51,7 @@ struct get_service_params {
     std::string key;       // an instance id, or a service name when by_name
     bool by_name = false;  // also with page.continue_token (key then empty)
     page_params page;      // by_name only
+    std::optional<health_filter> health;  // by_name only
 };
 
 struct list_services_params {
@@ -70,6 +71,12 @@ struct set_state_params {
     std::string instance_id;
     service_state state = service_state::registered;
     std::string reason;
+};
+
+struct report_health_params {
+    static constexpr std::string_view action = "report_health";
+    std::string instance_id;
+    check_report report;  // lease_id always set
 };
 
 struct subscribe_params {
@@ -128,7 +135,7 @@ static bool read_page(decoder& d, const members& m, page_params& page) {
 }
 
 static bool read_params(decoder& d, const params_element& e, const path& at, get_service_params& p) {
-    static constexpr std::string_view names[] = {"instance_id", "name", "limit", "continue"};
+    static constexpr std::string_view names[] = {"instance_id", "name", "limit", "continue", "health"};
     members m{at, names};
     if (!open(d, e, m)) return false;
     if (m.get("continue")) {  // the next page of a by-name answer
@@ -141,26 +148,27 @@ static bool read_params(decoder& d, const params_element& e, const path& at, get
     }
     if (!p.by_name) {  // one instance: no page to read
         if (m.get("limit")) return d.fail(at.member("limit"), "only with name");
+        if (m.get("health")) return d.fail(at.member("health"), "only with name");
         return required(d, m, "instance_id", p.key);
     }
-    return required(d, m, "name", p.key) && read_page(d, m, p.page);
+    return required(d, m, "name", p.key) && optional(d, m, "health", p.health) && read_page(d, m, p.page);
 }
 
 static bool read_params(decoder& d, const params_element& e, const path& at, list_services_params& p) {
-    static constexpr std::string_view names[] = {"name", "version", "state", "host", "metadata", "limit", "continue"};
+    static constexpr std::string_view names[] = {"name", "version", "state", "host", "metadata", "health", "limit", "continue"};
     members m{at, names};
     auto& f = p.filter;
     return open(d, e, m) && optional(d, m, "name", f.name) && optional(d, m, "version", f.version) &&
            optional(d, m, "state", f.state) && optional(d, m, "host", f.host) &&
-           optional(d, m, "metadata", f.metadata) && read_page(d, m, p.page);
+           optional(d, m, "metadata", f.metadata) && optional(d, m, "health", f.health) && read_page(d, m, p.page);
 }
 
 static bool read_params(decoder& d, const params_element& e, const path& at, list_endpoints_params& p) {
-    static constexpr std::string_view names[] = {"service", "endpoint", "protocol", "limit", "continue"};
+    static constexpr std::string_view names[] = {"service", "endpoint", "protocol", "health", "limit", "continue"};
     members m{at, names};
     auto& f = p.filter;
     return open(d, e, m) && optional(d, m, "service", f.service) && optional(d, m, "endpoint", f.endpoint) &&
-           optional(d, m, "protocol", f.protocol) && read_page(d, m, p.page);
+           optional(d, m, "protocol", f.protocol) && optional(d, m, "health", f.health) && read_page(d, m, p.page);
 }
 
 static bool read_params(decoder& d, const params_element& e, const path& at, set_state_params& p) {
@@ -168,6 +176,29 @@ static bool read_params(decoder& d, const params_element& e, const path& at, set
     members m{at, names};
     return open(d, e, m) && required(d, m, "instance_id", p.instance_id) && required(d, m, "state", p.state) &&
            optional(d, m, "reason", p.reason);
+}
+
+// status: passing, warning or critical (passing is the status healthy).
+static bool read_params(decoder& d, const params_element& e, const path& at, report_health_params& p) {
+    static constexpr std::string_view names[] = {"lease_id", "instance_id", "check", "status", "output"};
+    members m{at, names};
+    std::string status;
+    auto& r = p.report;
+    if (!open(d, e, m) || !required(d, m, "lease_id", r.lease_id.emplace()) ||
+        !required(d, m, "instance_id", p.instance_id) || !optional(d, m, "check", r.check) ||
+        !required(d, m, "status", status) || !optional(d, m, "output", r.output)) {
+        return false;
+    }
+    if (status == "passing") {
+        r.status = health_status::healthy;
+    } else if (status == "warning") {
+        r.status = health_status::warning;
+    } else if (status == "critical") {
+        r.status = health_status::critical;
+    } else {
+        return d.fail(at.member("status"), "must be one of passing, warning, critical");
+    }
+    return true;
 }
 
 static bool read_params(decoder& d, const params_element& e, const path& at, subscribe_params& p) {
@@ -324,8 +355,13 @@ task<result<void>> on(services_module& m, request_context& ctx, get_service_para
     if (!p.page.continue_token) {
         service_filter by_name;
         by_name.name = p.key;
+        by_name.health = p.health;
         services = m.reg.list(by_name);
-        if (services.empty()) co_return fail(errc::not_found, "no instance of service '" + p.key + "'");
+        if (services.empty()) {
+            co_return fail(errc::not_found, p.health ? "no instance of service '" + p.key + "' is " +
+                                                           std::string(to_string(*p.health))
+                                                     : "no instance of service '" + p.key + "'");
+        }
     }
     co_return send_page<service_ptr>(
         m, ctx, p.action, p.page, "services", [&] { return std::move(services); },
@@ -372,6 +408,18 @@ task<result<void>> on(services_module& m, request_context& ctx, set_state_params
     co_return result<void>{};
 }
 
+task<result<void>> on(services_module& m, request_context& ctx, report_health_params& p) {
+    auto after = co_await m.reg.record_check(p.instance_id, std::move(p.report));
+    if (!after) co_return unexpected{after.err()};
+    const service_instance& s = **after;
+    ctx.reply([&](detail::json_writer& w) {
+        w.begin_object().key("revision").number(s.modified_revision).key("health");
+        write_health(w, s.health);
+        w.key("state").string(to_string(s.state)).end_object();
+    });
+    co_return result<void>{};
+}
+
 task<result<void>> on(services_module& m, request_context& ctx, subscribe_params& p) {
     // Lazy: the watch registers (and takes its snapshot) when the pump starts,
     // right after the response, so the response precedes every event.
@@ -405,6 +453,7 @@ std::unique_ptr<module> add_services_actions(dispatch_table& t, class registry* 
     t.add(make_action<M, keepalive_params, &read_params, &on>(register_, m.get()));
     t.add(make_action<M, deregister_params, &read_params, &on>(register_, m.get()));
     t.add(make_action<M, set_state_params, &read_params, &on>(register_, m.get()));
+    t.add(make_action<M, report_health_params, &read_params, &on>(register_, m.get()));
     t.add(make_action<M, get_service_params, &read_params, &on>(discover, m.get()));
     t.add(make_action<M, list_services_params, &read_params, &on>(discover, m.get()));
     t.add(make_action<M, list_endpoints_params, &read_params, &on>(discover, m.get()));

@@ -64,7 +64,7 @@ function print(ctx, data, human) {
 // ---- registry -------------------------------------------------------------
 
 const services = {
-  args: '[--name N] [--state S] [--version V] [--host H] [--meta K=V]...',
+  args: '[--name N] [--state S] [--version V] [--host H] [--meta K=V]... [--health passing|passing_or_warning]',
   summary: 'list service instances',
   options: {
     name: { type: 'string' },
@@ -72,24 +72,29 @@ const services = {
     version: { type: 'string' },
     host: { type: 'string' },
     meta: { type: 'string', multiple: true },
+    health: { type: 'string' },
   },
   async run(ctx) {
     need(ctx.positionals, 0, '');
-    const { name, state, version, host, meta } = ctx.values;
-    const filter = Object.fromEntries(Object.entries({ name, state, version, host }).filter(([, v]) => v !== undefined));
+    const { name, state, version, host, meta, health } = ctx.values;
+    const filter = Object.fromEntries(
+      Object.entries({ name, state, version, host, health }).filter(([, v]) => v !== undefined),
+    );
     if (meta) filter.metadata = pairs(meta, '--meta');
     print(ctx, await ctx.client.listServices(filter), (d) => fmt.servicesTable(d.services));
   },
 };
 
 const get = {
-  args: '<instance_id> | --name NAME',
+  args: '<instance_id> | --name NAME [--health passing|passing_or_warning]',
   summary: 'show one instance, or every instance of a service name',
-  options: { name: { type: 'string' } },
+  options: { name: { type: 'string' }, health: { type: 'string' } },
   async run(ctx) {
     if (ctx.values.name !== undefined) {
       need(ctx.positionals, 0, '');
-      print(ctx, await ctx.client.getService({ name: ctx.values.name }), (d) => fmt.servicesTable(d.services));
+      const query = { name: ctx.values.name };
+      if (ctx.values.health !== undefined) query.health = ctx.values.health;
+      print(ctx, await ctx.client.getService(query), (d) => fmt.servicesTable(d.services));
       return;
     }
     const [id] = need(ctx.positionals, 1, 'instance id');
@@ -98,9 +103,14 @@ const get = {
 };
 
 const endpoints = {
-  args: '[--service S] [--endpoint E] [--protocol P]',
+  args: '[--service S] [--endpoint E] [--protocol P] [--health passing|passing_or_warning]',
   summary: 'list endpoints',
-  options: { service: { type: 'string' }, endpoint: { type: 'string' }, protocol: { type: 'string' } },
+  options: {
+    service: { type: 'string' },
+    endpoint: { type: 'string' },
+    protocol: { type: 'string' },
+    health: { type: 'string' },
+  },
   async run(ctx) {
     need(ctx.positionals, 0, '');
     const filter = Object.fromEntries(Object.entries(ctx.values).filter(([k, v]) => k in this.options && v !== undefined));
@@ -215,6 +225,20 @@ const setState = {
     const [id, state] = need(ctx.positionals, 2, 'instance id and state');
     const data = await ctx.client.setState(id, state, ctx.values.reason);
     print(ctx, data, (d) => (d.changed ? `${id}: ${d.service.state}` : `${id}: already ${d.service.state}`));
+  },
+};
+
+const reportHealth = {
+  args: '<instance_id> <lease_id> <passing|warning|critical> [--output TEXT] [--check NAME]',
+  summary: "report an instance's own health (what a ttl check waits for)",
+  options: { output: { type: 'string' }, check: { type: 'string' } },
+  async run(ctx) {
+    const [id, lease, status] = need(ctx.positionals, 3, 'instance id, lease id and status');
+    const params = { instance_id: id, lease_id: int(lease, 'lease id'), status };
+    if (ctx.values.output !== undefined) params.output = ctx.values.output;
+    if (ctx.values.check !== undefined) params.check = ctx.values.check;
+    const data = await ctx.client.reportHealth(params);
+    print(ctx, data, (d) => `${id}: ${d.health ? d.health.status : 'no health'} (${d.state})`);
   },
 };
 
@@ -591,6 +615,7 @@ export const commands = {
   register,
   deregister,
   'set-state': setState,
+  'report-health': reportHealth,
   keepalive,
   nodes,
   containers,
