@@ -7,12 +7,18 @@
 
 #include <registry/client/client.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <functional>
 
@@ -373,4 +379,67 @@ TEST_CASE("C++ client: a URL that is not a WebSocket server, and a bad URL, are 
         CHECK(g.err().is(rc::errc::not_connected));
         CHECK(g.err().message.find("127.0.0.1:1") != std::string::npos);
     });
+}
+
+// The upgrade as the client sends it, and a 401 as access control answers it
+// (docs/protocol.md, "Authentication"): a one-page HTTP peer on loopback
+// stands in for the daemon's answer, since only the client's side is checked.
+namespace {
+
+asio::awaitable<void> answer_upgrades(asio::ip::tcp::acceptor& acceptor, std::string answer, std::vector<std::string>& requests) {
+    for (;;) {
+        auto [err, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+        if (err) co_return;
+        std::string request;
+        auto [rerr, n] = co_await asio::async_read_until(socket, asio::dynamic_buffer(request), "\r\n\r\n",
+                                                          asio::as_tuple(asio::use_awaitable));
+        if (rerr) continue;
+        requests.push_back(request.substr(0, n));
+        co_await asio::async_write(socket, asio::buffer(answer), asio::as_tuple(asio::use_awaitable));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("C++ client: the upgrade carries the bearer token; a 401 is errc::unauthorized, other answers handshake_failed") {
+    asio::io_context io;
+    asio::ip::tcp::acceptor refusing(io, {asio::ip::make_address("127.0.0.1"), 0});
+    asio::ip::tcp::acceptor not_websocket(io, {asio::ip::make_address("127.0.0.1"), 0});
+    std::vector<std::string> refused_requests, other_requests;
+    asio::co_spawn(io, answer_upgrades(refusing, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", refused_requests), asio::detached);
+    asio::co_spawn(io, answer_upgrades(not_websocket, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n", other_requests), asio::detached);
+    const auto url = [](const asio::ip::tcp::acceptor& a) { return "ws://127.0.0.1:" + std::to_string(a.local_endpoint().port()) + "/v1/ws"; };
+    rc::client with_token(io.get_executor(), {.url = url(refusing), .bearer_token = "s3cret", .request_timeout = 3s});
+    rc::client without_token(io.get_executor(), {.url = url(refusing), .request_timeout = 3s});
+    rc::client wrong_accept(io.get_executor(), {.url = url(not_websocket), .request_timeout = 3s});
+    run(io, [&]() -> asio::awaitable<void> {
+        auto r = co_await with_token.connect();
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.err().is(rc::errc::unauthorized));
+        CHECK(r.err().message.find("401") != std::string::npos);
+        CHECK(r.err().message.find("token was refused") != std::string::npos);
+        auto none = co_await without_token.connect();
+        CHECK(none.err().is(rc::errc::unauthorized));
+        CHECK(none.err().message.find("no bearer token") != std::string::npos);
+        // A request waiting for a connection says why there is none.
+        auto g = co_await with_token.get_service("api-1");
+        CHECK(g.err().is(rc::errc::not_connected));
+        CHECK(g.err().message.find("401") != std::string::npos);
+        auto w = co_await wrong_accept.connect();
+        CHECK(w.err().is(rc::errc::handshake_failed));
+        CHECK(w.err().message.find("Sec-WebSocket-Accept") != std::string::npos);
+    });
+    REQUIRE_FALSE(refused_requests.empty());
+    const auto& first = refused_requests.front();
+    CHECK(first.starts_with("GET /v1/ws HTTP/1.1\r\n"));
+    CHECK(first.find("\r\nUpgrade: websocket\r\n") != std::string::npos);
+    CHECK(first.find("\r\nSec-WebSocket-Version: 13\r\n") != std::string::npos);
+    const bool has_token = std::any_of(refused_requests.begin(), refused_requests.end(), [](const std::string& r) {
+        return r.find("\r\nAuthorization: Bearer s3cret\r\n") != std::string::npos;
+    });
+    CHECK(has_token);
+    const bool tokenless = std::any_of(refused_requests.begin(), refused_requests.end(), [](const std::string& r) {
+        return r.find("Authorization") == std::string::npos;
+    });
+    CHECK(tokenless);
 }
