@@ -4,13 +4,19 @@
 //   asio::io_context io;
 //   registry::client::client c(io.get_executor(), {.url = "ws://127.0.0.1:7000/"});
 //   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-//       registry::service_instance api{.name = "api", .instance_id = "api-1"};
+//       registry::service_instance api;
+//       api.name = "api";
 //       api.endpoints.push_back({"http", "127.0.0.1", 8080, "http"});
 //       auto reg = co_await c.register_service(api, {.ttl = std::chrono::seconds(30)});
 //       if (!reg) std::cerr << reg.err().message << '\n';  // or reg.value(), which throws
-//       auto eps = co_await c.list_endpoints({.service = "api"});
+//       registry::client::endpoint_filter of_api{.service = "api"};
+//       auto eps = co_await c.list_endpoints(of_api);
 //   }, asio::detached);
 //   io.run();
+//
+// (GCC 12 destroys a braced temporary with strings inside a co_await's
+// operand twice: pass endpoint_filter and watch_options as named variables,
+// as above.)
 //
 // - No threads of its own: everything runs on the executor it is given (the
 //   user's io_context). Not thread-safe: use it from that executor (a strand
