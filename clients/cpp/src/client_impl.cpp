@@ -267,7 +267,10 @@ void client_impl::handle_message(std::string_view text) {
         if (frame->failure) {
             p->outcome = *frame->failure;
         } else {
-            if (p->attach && !p->attach->end) {
+            if (p->attach && p->attach->end) {
+                // Cancelled while its subscribe was in flight.
+                asio::co_spawn(ex_, unsubscribe(frame->subscribed), asio::detached);
+            } else if (p->attach) {
                 subscription_state& s = *p->attach;
                 s.server_id = frame->subscribed;
                 if (!s.subscribed_once && !s.opts.from_revision) s.resume.start_at(frame->subscribed_revision);
@@ -427,11 +430,8 @@ void client_impl::deliver(const std::shared_ptr<subscription_state>& s, const wi
 void client_impl::end_subscription(const std::shared_ptr<subscription_state>& s, error e) {
     if (s->end) return;
     s->end = std::move(e);
-    if (!s->end->is(errc::slow_consumer)) {
-        // Delivered: what is queued is still read before the end.
-    } else {
-        s->queue.clear();
-    }
+    // What is queued is still read before the end, unless the reader is the problem.
+    if (s->end->is(errc::slow_consumer)) s->queue.clear();
     if (!s->server_id.empty() && conn_ && !closed_) asio::co_spawn(ex_, unsubscribe(s->server_id), asio::detached);
     s->server_id.clear();
     std::erase(subscriptions_, s);
