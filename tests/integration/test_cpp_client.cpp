@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <filesystem>
 #include <functional>
 
 namespace asio = boost::asio;
@@ -442,4 +443,52 @@ TEST_CASE("C++ client: the upgrade carries the bearer token; a 401 is errc::unau
         return r.find("Authorization") == std::string::npos;
     });
     CHECK(tokenless);
+}
+
+TEST_CASE("C++ client: after a restart that lost the data, the client registers anew and the watcher gets resync_required then a snapshot") {
+    it::registryd d;
+    d.keep_port_across_restarts();
+    IT_DIAGNOSE(d);
+    asio::io_context io;
+    rc::client c(io.get_executor(), {.url = url_of(d), .reconnect_min = 50ms, .reconnect_max = 500ms});
+    run(io, [&]() -> asio::awaitable<void> {
+        auto reg = co_await c.register_service(api("api-1"), {.ttl = 30s});
+        REQUIRE(reg.ok());
+        {
+            it::ws_client other(d);
+            other.call("register", it::registration(it::service("api", "api-2"), 300));
+            other.call("register", it::registration(it::service("api", "api-3"), 300));
+        }
+        rc::watch_options from_start{.services = {"api"}, .from_revision = 0};
+        auto w = co_await c.watch(from_start);
+        REQUIRE(w.ok());
+        for (std::uint64_t rev = 1; rev <= 3; ++rev) CHECK((co_await next_event(*w, c)).revision == rev);
+
+        REQUIRE(co_await stop_daemon(d));
+        std::filesystem::remove_all(d.data_dir());  // registryd comes back empty, at revision 0
+        d.start();
+
+        // The watcher resumed from 3, a revision from the future for the new
+        // registryd: resync_required, then the registry as it is now.
+        rc::event resync = co_await next_event(*w, c);
+        CHECK(resync.type == "resync_required");
+        CHECK(resync.data.find("\"from_revision\":3") != std::string::npos);
+        rc::event loaded = co_await next_event(*w, c);
+        CHECK(loaded.type == "registry_loaded");
+        // The client's registration is back, under a new lease (its own, or
+        // the snapshot was taken just before it: then its event follows).
+        std::vector<std::string> ids;
+        for (const auto& s : loaded.services) ids.push_back(s.instance_id);
+        if (ids.empty()) {
+            rc::event again = co_await next_event(*w, c);
+            CHECK(again.type == "service_registered");
+            REQUIRE(again.service.has_value());
+            ids.push_back(again.service->instance_id);
+        }
+        CHECK(ids == std::vector<std::string>{"api-1"});
+        CHECK(co_await eventually([&] { return reg->reregistrations() == 1; }, 10s));
+        auto s = co_await c.get_service("api-1");
+        REQUIRE(s.ok());
+        CHECK(s->lease.id == reg->lease_id());
+    });
 }
