@@ -159,7 +159,9 @@ public:
     executor_type get_executor() const;
     bool is_connected() const;
 
-    // Completes when connected, or with the error of the next attempt that fails.
+    // Completes when connected, or with the error of the next attempt that
+    // fails (unauthorized, connection_failed, ...), or not_connected after
+    // options::request_timeout.
     template <typename Token = asio::use_awaitable_t<>>
     auto connect(Token&& token = {}) {
         return detail::launch<done>(get_executor(), connect_op(), std::forward<Token>(token));
