@@ -1,5 +1,5 @@
 # Conan 2 recipe for the registry library (not registryd): the parts as
-# components (registry::core always; containers, deploy, repl and file_store
+# components (registry::core always; containers, deploy, repl, file_store and client
 # by option). `conan create conan -pr:a conan/profiles/debian12` builds it
 # against Debian's packages, named in the profile's [platform_requires], with
 # no remote.
@@ -24,8 +24,9 @@ class RegistryConan(ConanFile):
         "deploy": [True, False],
         "repl": [True, False],
         "file_store": [True, False],
+        "client": [True, False],  # registry::client, the C++ client of registryd (Boost.Asio, OpenSSL)
     }
-    default_options = {"containers": True, "deploy": True, "repl": True, "file_store": True}
+    default_options = {"containers": True, "deploy": True, "repl": True, "file_store": True, "client": False}
     generators = "CMakeDeps"
 
     def set_version(self):
@@ -35,7 +36,9 @@ class RegistryConan(ConanFile):
 
     def export_sources(self):
         root = os.path.join(self.recipe_folder, "..")
-        for pattern in ("CMakeLists.txt", "LICENSE", "cmake/*", "include/*", "lib/*"):
+        # clients/cpp and the WebSocket framing it compiles in: registry::client.
+        for pattern in ("CMakeLists.txt", "LICENSE", "cmake/*", "include/*", "lib/*", "clients/cpp/*",
+                        "daemon/websocket/*"):
             copy(self, pattern, root, self.export_sources_folder)
 
     def validate(self):
@@ -47,6 +50,9 @@ class RegistryConan(ConanFile):
         if self.options.deploy:
             self.requires("yaml-cpp/0.7.0")
             self.requires("libarchive/3.6.2")
+        if self.options.client:
+            self.requires("boost/1.81.0")
+            self.requires("openssl/3.0.19")
 
     def layout(self):
         cmake_layout(self)
@@ -57,6 +63,7 @@ class RegistryConan(ConanFile):
         tc.cache_variables["REGISTRY_TESTS"] = False
         tc.cache_variables["REGISTRY_WERROR"] = False
         tc.cache_variables["REGISTRY_INSTALL"] = True
+        tc.cache_variables["REGISTRY_CLIENT"] = bool(self.options.client)
         for part in ("containers", "deploy", "repl", "file_store"):
             tc.cache_variables[f"REGISTRY_PART_{part.upper()}"] = bool(self.options.get_safe(part))
         tc.generate()
@@ -93,3 +100,6 @@ class RegistryConan(ConanFile):
         if self.options.file_store:
             self.cpp_info.components["file_store"].libs = ["registry_file_store"]
             self.cpp_info.components["file_store"].requires = ["core"]
+        if self.options.client:
+            self.cpp_info.components["client"].libs = ["registry_client"]
+            self.cpp_info.components["client"].requires = ["core", "boost::boost", "openssl::openssl"]

@@ -49,7 +49,13 @@ parse_event frame_parser::next(std::span<char>& in) {
             if ((b0 & 0x70) != 0) {
                 return fail(close_code::protocol_error, "reserved bits set (no extension was negotiated)");
             }
-            if ((b1 & 0x80) == 0) return fail(close_code::protocol_error, "client frames must be masked");
+            masked_ = (b1 & 0x80) != 0;
+            if (from_ == peer::client && !masked_) {
+                return fail(close_code::protocol_error, "client frames must be masked");
+            }
+            if (from_ == peer::server && masked_) {
+                return fail(close_code::protocol_error, "server frames must not be masked");
+            }
             if (opcode_ != opcode::continuation && opcode_ != opcode::text && opcode_ != opcode::binary &&
                 opcode_ != opcode::close && opcode_ != opcode::ping && opcode_ != opcode::pong) {
                 return fail(close_code::protocol_error, "unknown opcode");
@@ -62,7 +68,7 @@ parse_event frame_parser::next(std::span<char>& in) {
             } else if (opcode_ != opcode::continuation && in_message_) {
                 return fail(close_code::protocol_error, "new message before the fragmented one was finished");
             }
-            header_need_ = static_cast<std::uint8_t>(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4);
+            header_need_ = static_cast<std::uint8_t>(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (masked_ ? 4 : 0));
         }
         if (header_len_ < header_need_) return {};  // `in` is used up
 
@@ -85,7 +91,7 @@ parse_event frame_parser::header_complete() {
         // Non-minimal length encodings are allowed; the top bit is not.
         if ((length >> 63) != 0) return fail(close_code::protocol_error, "64-bit payload length with the top bit set");
     }
-    for (std::size_t i = 0; i < 4; ++i) mask_[i] = header_[pos + i];
+    for (std::size_t i = 0; i < 4; ++i) mask_[i] = masked_ ? header_[pos + i] : 0;
     mask_pos_ = 0;
     remaining_ = length;
     header_len_ = 0;
@@ -119,7 +125,7 @@ parse_event frame_parser::payload(std::span<char>& in) {
     const std::span<char> piece = in.first(take);
     in = in.subspan(take);
     remaining_ -= take;
-    unmask(piece);
+    if (masked_) unmask(piece);
     const bool frame_done = remaining_ == 0;
     if (frame_done) state_ = state::header;
 

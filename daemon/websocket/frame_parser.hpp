@@ -6,6 +6,8 @@
 // text is UTF-8 across fragment boundaries, close frames carry a sendable
 // code and a UTF-8 reason. A violation is reported once, with the close code
 // to answer it with (1002, or 1007 for bad UTF-8); the parser is then spent.
+// In the client role (registry::client reads registryd's frames) the one
+// difference is the mask: a server's frames must not be masked (§5.1).
 //
 // No I/O: the caller hands it whatever bytes it read, in any split. Payload
 // bytes are unmasked in place and handed back as views into the caller's
@@ -51,6 +53,11 @@ struct parse_event {
 
 class frame_parser {
 public:
+    // Whose frames are parsed: a client's (masked) or a server's (unmasked).
+    enum class peer : std::uint8_t { client, server };
+
+    explicit frame_parser(peer from = peer::client) noexcept : from_(from) {}
+
     // Consumes bytes from the front of `in` up to the next event and returns
     // it (need_more once `in` is used up). Call again with the rest of `in`
     // until need_more.
@@ -69,7 +76,9 @@ private:
     parse_event control_complete();
     void unmask(std::span<char> bytes) noexcept;
 
+    peer from_;
     state state_ = state::header;
+    bool masked_ = false;  // the current frame
     std::array<std::uint8_t, 14> header_{};  // 2 + 8 (length) + 4 (mask key)
     std::uint8_t header_len_ = 0;
     std::uint8_t header_need_ = 2;

@@ -52,14 +52,33 @@ std::string ping_frame(std::string_view payload) { return control_frame(opcode::
 
 std::string pong_frame(std::string_view payload) { return control_frame(opcode::pong, payload); }
 
-std::string close_frame(close_code code, std::string_view reason) {
-    if (code == close_code::none) return control_frame(opcode::close, {});
+std::string close_payload(close_code code, std::string_view reason) {
+    if (code == close_code::none) return {};
     const auto c = static_cast<std::uint16_t>(code);
     std::string payload;
     payload.push_back(static_cast<char>(c >> 8));
     payload.push_back(static_cast<char>(c & 0xFF));
     payload.append(utf8_prefix(reason, max_control_payload - 2));
-    return control_frame(opcode::close, payload);
+    return payload;
+}
+
+std::string close_frame(close_code code, std::string_view reason) {
+    return control_frame(opcode::close, close_payload(code, reason));
+}
+
+std::string masked_frame(std::uint8_t op, std::string_view payload, std::array<std::uint8_t, 4> mask_key) {
+    if (opcode::is_control(op)) payload = payload.substr(0, max_control_payload);
+    const frame_header h = text_frame_header(payload.size());
+    std::string out;
+    out.reserve(h.size + 4 + payload.size());
+    out.append(h.view());
+    out[0] = static_cast<char>(0x80 | op);
+    out[1] = static_cast<char>(out[1] | 0x80);  // the mask bit
+    for (const std::uint8_t k : mask_key) out.push_back(static_cast<char>(k));
+    for (std::size_t i = 0; i < payload.size(); ++i) {
+        out.push_back(static_cast<char>(static_cast<std::uint8_t>(payload[i]) ^ mask_key[i & 3]));
+    }
+    return out;
 }
 
 }  // namespace registryd::websocket

@@ -329,3 +329,47 @@ TEST_CASE("utf8 validator: incremental") {
     v.reset();
     CHECK_FALSE(v.feed("\xF5"));  // never valid
 }
+
+// The client role (registry::client reads registryd's frames and writes
+// masked ones): the parser takes unmasked frames and refuses masked ones;
+// masked_frame() is what a server-role parser reads back.
+TEST_CASE("websocket: a parser of server frames takes unmasked frames and refuses masked ones") {
+    ws::frame_parser p(ws::frame_parser::peer::server);
+    std::string wire = client_frame(0x1, std::string(300, 'x'), {.masked = false}) + client_frame(0x9, "hi", {.masked = false});
+    std::span<char> in(wire.data(), wire.size());
+    ws::parse_event e = p.next(in);
+    REQUIRE(e.what == kind::data);
+    CHECK(e.last);
+    CHECK(e.bytes == std::string(300, 'x'));
+    e = p.next(in);
+    REQUIRE(e.what == kind::ping);
+    CHECK(e.bytes == "hi");
+    CHECK(p.next(in).what == kind::need_more);
+
+    ws::frame_parser q(ws::frame_parser::peer::server);
+    std::string masked = client_frame(0x1, "abc");
+    std::span<char> m(masked.data(), masked.size());
+    e = q.next(m);
+    REQUIRE(e.what == kind::error);
+    CHECK(e.code == ws::close_code::protocol_error);
+    CHECK(e.bytes == "server frames must not be masked");
+}
+
+TEST_CASE("websocket: masked_frame is a client frame the server's parser reads back, at every length form") {
+    for (const std::size_t n : {std::size_t{0}, std::size_t{5}, std::size_t{125}, std::size_t{126}, std::size_t{70000}}) {
+        std::string payload(n, 'a');
+        for (std::size_t i = 0; i < n; ++i) payload[i] = static_cast<char>('a' + i % 26);
+        const std::string wire = ws::masked_frame(0x1, payload, {0x01, 0x80, 0xff, 0x7e});
+        CHECK((static_cast<std::uint8_t>(wire[1]) & 0x80) != 0);
+        const auto events = parse_all(wire, 7);
+        REQUIRE(events.size() == 1);
+        CHECK(events[0].what == kind::data);
+        CHECK(events[0].last);
+        CHECK(events[0].bytes == payload);
+    }
+    const auto closing = parse_all(ws::masked_frame(0x8, ws::close_payload(ws::close_code::normal, "bye"), {1, 2, 3, 4}));
+    REQUIRE(closing.size() == 1);
+    CHECK(closing[0].what == kind::close);
+    CHECK(closing[0].code == ws::close_code::normal);
+    CHECK(closing[0].bytes == "bye");
+}

@@ -192,7 +192,9 @@ void registryd::start(ms timeout) {
     fs::remove(port_file, ec);
     fs::create_directories(data_dir(), ec);
 
-    std::vector<std::string> args{REGISTRYD_PATH,     "--listen",      listen_,
+    // A restart keeps the port when asked (a client that reconnects to its URL).
+    const std::string listen = keep_port_ && port_ != 0 ? "127.0.0.1:" + std::to_string(port_) : listen_;
+    std::vector<std::string> args{REGISTRYD_PATH,     "--listen",      listen,
                                   "--data-dir",       data_dir().string(), "--port-file",
                                   port_file.string()};
     if (!config_.empty()) {

@@ -113,6 +113,8 @@ public:
     // The --listen of the next start() (default 127.0.0.1:0).
     void set_listen(std::string address) { listen_ = std::move(address); }
 
+    // Every later start() listens on the port of the last one (else a new one).
+    void keep_port_across_restarts() { keep_port_ = true; }
     // The open-files limit (soft and hard) of the next start(); 0: inherited.
     void limit_open_files(std::uint64_t n) { nofile_ = n; }
     // The daemon's resident set size (VmRSS of /proc/PID/status), in bytes.
@@ -137,6 +139,7 @@ private:
     pid_t pid_ = -1;
     int starts_ = 0;
     std::uint64_t nofile_ = 0;
+    bool keep_port_ = false;
     std::string host_;
     std::uint16_t port_ = 0;
     std::optional<exit_status> last_exit_;

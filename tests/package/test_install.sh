@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_install.sh BUILD_DIR: registryd as something an operator installs
+# test_install.sh BUILD_DIR CLIENT_EXAMPLE: registryd as something an operator installs
 # (issue 18), from the release tree's own install rules:
 #  1. `cmake --install` into a prefix: daemon, pack tool, PREFIX/etc/registryd/
 #     registryd.yaml, a systemd unit pointing at PREFIX/bin.
@@ -8,10 +8,13 @@
 #     scripts create the registryd user there and touch nothing outside it),
 #     the unit verified by systemd-analyze, and the installed registryd started
 #     on the installed configuration as the unit does: it answers /healthz,
-#     tells a NOTIFY_SOCKET READY=1 and STOPPING=1, and drains on SIGTERM.
+#     tells a NOTIFY_SOCKET READY=1 and STOPPING=1, and drains on SIGTERM; a
+#     service registers itself with it through registry::client
+#     (CLIENT_EXAMPLE: examples/register_service.cpp).
 #  3. remove and purge.
 set -euo pipefail
 build=$(realpath "$1")
+client_example=$2
 scratch=$(mktemp -d)
 daemon_pid=""
 cleanup() {
@@ -105,6 +108,9 @@ for _ in $(seq 300); do [ -s "$scratch/port" ] && break; sleep 0.1; done
 addr=$(cat "$scratch/port")
 python3 -c 'import sys, urllib.request; urllib.request.urlopen("http://" + sys.argv[1] + "/healthz", timeout=10)' "$addr" ||
   fail "/healthz did not answer"
+"$client_example" "ws://$addr/" >"$scratch/client.log" 2>&1 ||
+  fail "a service could not register with the installed registryd: $(cat "$scratch/client.log")"
+grep -q '^registered hello-1 ' "$scratch/client.log" || fail "register_service said: $(cat "$scratch/client.log")"
 for _ in $(seq 50); do grep -q '^READY=1' "$scratch/notified" 2>/dev/null && break; sleep 0.1; done
 grep -q '^READY=1' "$scratch/notified" || fail "no READY=1 on NOTIFY_SOCKET"
 [ -d "$state/registry-data" ] || fail "the data directory is not in the working (state) directory"

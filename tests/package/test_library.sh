@@ -10,6 +10,10 @@
 #     yaml-cpp, libarchive, libssh2, OpenSSL or Boost (registry::core needs
 #     only simdjson); asking for an older major version or a part that is not
 #     installed fails at configure time.
+#     The same project builds examples/register_service.cpp with
+#     find_package(registry 0.2 COMPONENTS client) and registry::client; run
+#     against the build tree's registryd, it registers a service, finds it
+#     and deregisters it.
 #  3. the same example built with `pkg-config registry-core` and run.
 set -euo pipefail
 build=$(realpath "$1")
@@ -21,11 +25,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 prefix=$scratch/prefix
 cmake --install "$build" --prefix "$prefix" --component library >/dev/null
 for f in include/registry/registry.hpp include/registry/task.hpp include/registry/testing/fake_clock.hpp \
+  include/registry/client/client.hpp lib/libregistry_client.a lib/pkgconfig/registry-client.pc \
   lib/libregistry_core.a lib/cmake/registry/registryConfig.cmake lib/cmake/registry/registryConfigVersion.cmake \
   lib/pkgconfig/registry-core.pc; do
   [ -e "$prefix/$f" ] || fail "cmake --install: no $f under the prefix"
 done
-boosted=$(grep -rl '#include <boost/' "$prefix/include" || true)
+# registry::client is on Asio; the library's headers never include it.
+boosted=$(grep -rl '#include <boost/' "$prefix/include" | grep -v "^$prefix/include/registry/client/" || true)
 [ -z "$boosted" ] || fail "installed headers include Boost (the library never includes Asio): $boosted"
 
 # 2. find_package
@@ -36,6 +42,9 @@ cmake -S "$src/tests/package/consumer" -B "$consumer" -G Ninja -DCMAKE_PREFIX_PA
 cmake --build "$consumer" >"$scratch/build.log" 2>&1 || fail "the consumer does not build: $(tail -30 "$scratch/build.log")"
 "$consumer/embed_registry" || fail "the consumer's registry built with find_package does not run correctly"
 "$consumer/protocol_embed" >/dev/null || fail "the consumer's protocol built with find_package does not run correctly"
+bash "$src/examples/with_registryd.sh" "$build/registryd" "$consumer/register_service" >"$scratch/client.log" 2>&1 ||
+  fail "the consumer's registry::client did not register a service with registryd: $(cat "$scratch/client.log")"
+grep -q '^registered hello-1 ' "$scratch/client.log" || fail "register_service said: $(cat "$scratch/client.log")"
 # What the consumer's link line names (the linker's --as-needed would hide
 # an unneeded library from ldd, not from the build's dependencies).
 link=$(cd "$consumer" && ninja -t commands embed_registry protocol_embed | grep -- ' -o ')
