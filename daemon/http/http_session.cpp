@@ -216,7 +216,10 @@ void http_session::on_read(const error_code& ec) {
     const std::string_view full_target = req.target();
     const std::string_view target = full_target.substr(0, full_target.find('?'));
 
-    // The registry view follows the WebSocket's access rules (the discover family).
+    // The registry view follows the WebSocket's access rules (the discover
+    // family; lease ids only for their holder and admins).
+    const registry::identity* viewer = &registry::identity::anonymous();
+    access::gate::caller viewing;
     if (target == "/v1/services" || target.starts_with("/v1/services/")) {
         auto admitted = admit();
         if (const auto* r = std::get_if<access::refusal>(&admitted)) {
@@ -229,9 +232,11 @@ void http_session::on_read(const error_code& ec) {
                    keep_alive);
             return;
         }
+        viewing = std::get<access::gate::caller>(std::move(admitted));
+        viewer = &viewing->who;
     }
     if (auto view = answer_services_view(req.method_string(), full_target, st_->reg,
-                                         st_->cfg.listings.max_page_items)) {
+                                         st_->cfg.listings.max_page_items, *viewer)) {
         const std::string_view allow = view->allow;
         respond(static_cast<http::status>(view->status), std::move(view->body), keep_alive, "application/json", allow);
         return;

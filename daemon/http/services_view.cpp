@@ -115,7 +115,8 @@ std::optional<view_answer> parse_query(std::string_view q, bool with_name, query
 }
 
 // One page of `found` (in instance_id order) after `after`.
-view_answer page(const registry::registry& reg, const std::vector<registry::service_ptr>& found, const query& q,
+view_answer page(const registry::registry& reg, const registry::identity& viewer,
+                 const std::vector<registry::service_ptr>& found, const query& q,
                  std::size_t max_page_items, std::optional<std::string_view> name) {
     const std::size_t limit = std::min(q.limit.value_or(max_page_items), max_page_items);
     auto first = found.begin();
@@ -135,7 +136,9 @@ view_answer page(const registry::registry& reg, const std::vector<registry::serv
     w.begin_object().key("revision").number(reg.revision());
     if (name) w.key("name").string(*name);
     w.key("limit").number(limit).key("services").begin_array();
-    for (auto it = first; it != first + static_cast<std::ptrdiff_t>(n); ++it) registry::detail::write_service(w, **it);
+    for (auto it = first; it != first + static_cast<std::ptrdiff_t>(n); ++it) {
+        registry::detail::write_service(w, **it, viewer.may_act_for((*it)->lease.holder));
+    }
     w.end_array();
     if (n < available) {
         w.key("after").string((*(first + static_cast<std::ptrdiff_t>(n) - 1))->instance_id);
@@ -149,7 +152,8 @@ view_answer page(const registry::registry& reg, const std::vector<registry::serv
 }  // namespace
 
 std::optional<view_answer> answer_services_view(std::string_view method, std::string_view target,
-                                                const registry::registry& reg, std::size_t max_page_items) {
+                                                const registry::registry& reg, std::size_t max_page_items,
+                                                const registry::identity& viewer) {
     const auto qmark = target.find('?');
     const std::string_view path = target.substr(0, qmark);
     const std::string_view raw_query = qmark == std::string_view::npos ? std::string_view{} : target.substr(qmark + 1);
@@ -170,7 +174,7 @@ std::optional<view_answer> answer_services_view(std::string_view method, std::st
         registry::service_filter filter;
         filter.name = q.name;
         filter.state = q.state;
-        return page(reg, reg.list(filter), q, max_page_items, std::nullopt);
+        return page(reg, viewer, reg.list(filter), q, max_page_items, std::nullopt);
     }
 
     const std::string_view encoded_name = rest.substr(1);
@@ -191,7 +195,7 @@ std::optional<view_answer> answer_services_view(std::string_view method, std::st
     } else {
         found = all;
     }
-    return page(reg, found, q, max_page_items, *name);
+    return page(reg, viewer, found, q, max_page_items, *name);
 }
 
 }  // namespace registryd

@@ -19,6 +19,8 @@
 #include <string>
 #include <string_view>
 
+#include <registry/identity.hpp>
+
 namespace registry {
 class registry;
 }
@@ -31,8 +33,11 @@ struct view_answer {
     std::string_view allow;  // with 405: the methods the view allows
 };
 
-// nullopt: `target` (path and query) is not under /v1/services.
+// nullopt: `target` (path and query) is not under /v1/services. Lease ids
+// are shown to `viewer` only where it holds the lease (or is an admin), as
+// on the WebSocket.
 std::optional<view_answer> answer_services_view(std::string_view method, std::string_view target,
-                                                const registry::registry& reg, std::size_t max_page_items);
+                                                const registry::registry& reg, std::size_t max_page_items,
+                                                const registry::identity& viewer = registry::identity::anonymous());
 
 }  // namespace registryd

@@ -395,3 +395,64 @@ TEST_CASE("auth: the permission matrix: every action for every built-in role is 
     CHECK(forbidden > 0);
     CHECK(allowed > 0);
 }
+
+TEST_CASE("auth: what one identity holds another may not touch or see; an admin may; the audit log has the refusals") {
+    auto d = auth_daemon("deploy:\n  prefix: \"{dir}/opt\"\naudit:\n  file: \"{dir}/audit.log\"\n",
+                         role_tokens(entry("deployer2", "deployer", token_of("deployer2"))));
+    IT_DIAGNOSE(*d);
+    ws_client holder(*d, as(token_of("registrar")));
+    ws_client other(*d, as(token_of("deployer")));
+    ws_client admin(*d, as(token_of("admin")));
+
+    // A lease: its holder sees its id; another identity neither sees nor uses it.
+    const json::value granted = holder.call("register", register_params("web", "web-1"));
+    const std::int64_t lease = num(granted, "/lease_id");
+    CHECK(num(holder.call("get_service", json::object{{"instance_id", "web-1"}}), "/service/lease/id") == lease);
+    const json::value seen = other.call("get_service", json::object{{"instance_id", "web-1"}});
+    CHECK_FALSE(has(seen, "/service/lease/id"));
+    CHECK_FALSE(has(other.call("list_services"), "/services/0/lease/id"));
+    const auto view = http_get(d->host(), d->port(), "/v1/services", default_timeout, bearer(token_of("deployer")));
+    REQUIRE(view.status == 200);
+    CHECK_FALSE(has(parse(view.body), "/services/0/lease/id"));
+    const auto own_view = http_get(d->host(), d->port(), "/v1/services", default_timeout, bearer(token_of("registrar")));
+    CHECK(num(parse(own_view.body), "/services/0/lease/id") == lease);
+    CHECK(error_code(other.request("keepalive", json::object{{"lease_id", lease}})) == "forbidden");
+    CHECK(error_code(other.request("deregister", json::object{{"instance_id", "web-1"}})) == "forbidden");
+    json::object hijack = register_params("web", "web-1");
+    hijack["lease_id"] = lease;  // re-register someone else's instance to another address
+    CHECK(error_code(other.request("register", hijack)) == "forbidden");
+    CHECK(num(holder.call("keepalive", json::object{{"lease_id", lease}}), "/lease_id") == lease);
+
+    // An upload: only the identity that began it (or an admin) may go on with it or ask about it.
+    const json::value upload = other.call(
+        "package_upload_begin",
+        json::object{{"size", 10}, {"sha256", std::string(64, 'a')}});
+    const std::string upload_id = str(upload, "/upload_id");
+    CHECK(upload_id.size() == 3 + 32);  // up- and 128 random bits in hex
+    ws_client deployer2(*d, as(token_of("deployer2")));
+    CHECK(error_code(deployer2.request("package_upload_status", json::object{{"upload_id", upload_id}})) ==
+          "forbidden");
+    CHECK(str(admin.call("package_upload_status", json::object{{"upload_id", upload_id}}), "/upload_id") == upload_id);
+
+    // An admin may act on anything.
+    admin.call("deregister", json::object{{"instance_id", "web-1"}});
+
+    // A wrong token at the door, and the refusals above, are in the audit log (never a token).
+    CHECK(upgrade_request(d->host(), d->port(), "/", bearer("not-a-token")).status == 401);
+    holder.close();
+    other.close();
+    admin.close();
+    deployer2.close();
+    CHECK(d->terminate().clean());
+    std::ifstream in(d->dir() / "audit.log");
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string log = text.str();
+    INFO(log);
+    CHECK(log.find(R"("code":"unauthenticated")") != std::string::npos);
+    CHECK(log.find(R"("identity":"deployer","source")") != std::string::npos);
+    CHECK(log.find(R"("action":"keepalive")") != std::string::npos);
+    CHECK(log.find(R"("code":"forbidden")") != std::string::npos);
+    CHECK(log.find("not-a-token") == std::string::npos);
+    CHECK(log.find(token_of("registrar")) == std::string::npos);
+}
