@@ -52,7 +52,7 @@ bool eventually(const std::function<bool()>& done, it::ms timeout) {
 
 }  // namespace
 
-TEST_CASE("container policy: images outside the patterns and limits over the ceilings are refused; allowed ones run hardened") {
+TEST_CASE("container policy: images outside the patterns and limits over the ceilings are refused, allowed ones run hardened") {
     rt::podman_service p1;
     it::registryd d(policy_config(p1.uri()));
     IT_DIAGNOSE(d);

@@ -60,7 +60,7 @@ TEST_CASE("access: Origin: none passes, the own origin by default, the allow-lis
     CHECK(access::origin_allowed(h, "https://evil.example", "x"));
 }
 
-TEST_CASE("access: failed attempts: blocked at the maximum until the window from the first ends; bounded") {
+TEST_CASE("access: failed attempts: blocked at the maximum until the window from the first ends, bounded") {
     using namespace std::chrono_literals;
     access::failed_attempts f(3, 60s, 2);
     const auto a = boost::asio::ip::make_address("10.0.0.1");
@@ -102,7 +102,7 @@ TEST_CASE("access: the tokens file is checked entry by entry, naming the entry a
     CHECK_FALSE(parsed[0].caller->permissions.allows(permission_family::repl));
 }
 
-TEST_CASE("access: the role table: each built-in role holds the one before it; custom roles by family names") {
+TEST_CASE("access: the role table: each built-in role holds the one before it, custom roles by family names") {
     const access::role_table t;
     const auto roles = access::builtin_roles();
     for (std::size_t i = 1; i < roles.size(); ++i) {
@@ -129,7 +129,7 @@ TEST_CASE("access: the role table: each built-in role holds the one before it; c
                          doctest::Contains("auth.roles.admin: a built-in role"), config_error);
 }
 
-TEST_CASE("access: the gate: anonymous without auth; with it, 401 then 429 per source; the body is JSON") {
+TEST_CASE("access: the gate: anonymous without auth, with it, 401 then 429 per source, the body is JSON") {
     config off;
     access::gate open(off);
     CHECK_FALSE(open.enabled());
@@ -146,7 +146,7 @@ TEST_CASE("access: the gate: anonymous without auth; with it, 401 then 429 per s
     CHECK(r.body() == "{\"code\":\"rate_limited\",\"message\":\"say \\\"no\\\"\\u000a\",\"retry_after_ms\":2000}\n");
 }
 
-TEST_CASE("access: the config's safe defaults: loopback only without auth; tokens_file required; metrics token needs auth") {
+TEST_CASE("access: the config's safe defaults: loopback only without auth, tokens_file required, metrics token needs auth") {
     auto error_for = [](std::string_view yaml, std::string host = "127.0.0.1") -> std::string {
         config cfg;
         try {

@@ -123,7 +123,7 @@ TEST_CASE("remote sequence: package scripts run as the script user, the deployer
                                        "exist on this host: create it (useradd") != std::string::npos);
 }
 
-TEST_CASE("remote commands: the script user's wrapper: none, runuser for root, sudo -n otherwise; uploads given to it") {
+TEST_CASE("remote commands: the script user's wrapper: none, runuser for root, sudo -n otherwise, uploads given to it") {
     target_command script = command("true");
     script.package_script = true;
     CHECK(registryd::remote_command(script, {"box", "svc", "svc"}).starts_with("exec env -i "));

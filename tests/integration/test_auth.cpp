@@ -169,7 +169,7 @@ TEST_CASE("auth: failed attempts from one address are limited: 429 with Retry-Af
     CHECK(http_get(d->host(), d->port(), "/healthz").status == 200);  // stays open
 }
 
-TEST_CASE("auth: a reader may discover but registering is forbidden, naming the permission; the connection stays open") {
+TEST_CASE("auth: a reader may discover but registering is forbidden, naming the permission, the connection stays open") {
     auto d = auth_daemon();
     IT_DIAGNOSE(*d);
     ws_client reader(*d, as(token_of("reader")));
@@ -253,7 +253,7 @@ TEST_CASE("auth: SIGHUP re-reads the tokens file: a new token connects, a remove
     CHECK(d->running());
 }
 
-TEST_CASE("auth: without an auth section registryd refuses a non-loopback address (exit 2); auth.disabled allows it") {
+TEST_CASE("auth: without an auth section registryd refuses a non-loopback address (exit 2), auth.disabled allows it") {
     SUBCASE("refused, naming the auth section") {
         registryd d({}, false);
         d.set_listen("0.0.0.0:0");
@@ -396,7 +396,7 @@ TEST_CASE("auth: the permission matrix: every action for every built-in role is 
     CHECK(allowed > 0);
 }
 
-TEST_CASE("auth: what one identity holds another may not touch or see; an admin may; the audit log has the refusals") {
+TEST_CASE("auth: what one identity holds another may not touch or see, an admin may, the audit log has the refusals") {
     auto d = auth_daemon("deploy:\n  prefix: \"{dir}/opt\"\naudit:\n  file: \"{dir}/audit.log\"\n",
                          role_tokens(entry("deployer2", "deployer", token_of("deployer2"))));
     IT_DIAGNOSE(*d);

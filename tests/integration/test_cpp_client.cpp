@@ -101,7 +101,7 @@ asio::awaitable<rc::event> next_event(rc::subscription& w, rc::client& c) {
 
 }  // namespace
 
-TEST_CASE("C++ client: register, discover, deregister against registryd; errors carry the protocol's code and message") {
+TEST_CASE("C++ client: register, discover, deregister against registryd, errors carry the protocol's code and message") {
     it::registryd d;
     IT_DIAGNOSE(d);
     asio::io_context io;
@@ -322,7 +322,7 @@ TEST_CASE("C++ client: across a registryd restart the client reconnects, re-regi
     MESSAGE("background errors: " << background.size());
 }
 
-TEST_CASE("C++ client: a lease that expired while registryd was down is registered anew after the restart; the watcher sees it go and come back") {
+TEST_CASE("C++ client: a lease that expired while registryd was down is registered anew after the restart, the watcher sees it go and come back") {
     it::registryd d;
     d.keep_port_across_restarts();
     IT_DIAGNOSE(d);
@@ -402,7 +402,7 @@ asio::awaitable<void> answer_upgrades(asio::ip::tcp::acceptor& acceptor, std::st
 
 }  // namespace
 
-TEST_CASE("C++ client: the upgrade carries the bearer token; a 401 is errc::unauthorized, other answers handshake_failed") {
+TEST_CASE("C++ client: the upgrade carries the bearer token, a 401 is errc::unauthorized, other answers handshake_failed") {
     asio::io_context io;
     asio::ip::tcp::acceptor refusing(io, {asio::ip::make_address("127.0.0.1"), 0});
     asio::ip::tcp::acceptor not_websocket(io, {asio::ip::make_address("127.0.0.1"), 0});

@@ -49,7 +49,7 @@ dep::package_options uid_printing(std::uint16_t port) {
 
 }  // namespace
 
-TEST_CASE("deploy run_as: local scripts run as the configured user, its files are the user's; a missing user is refused") {
+TEST_CASE("deploy run_as: local scripts run as the configured user, its files are the user's, a missing user is refused") {
     const dep::script_account& user = dep::script_user();
     const std::string expected = "start.sh ran as uid " + std::to_string(user.uid) + " gid " + std::to_string(user.gid);
     it::temp_dir work{"registryd-run-as"};
@@ -135,7 +135,7 @@ TEST_CASE("deploy run_as: local scripts run as the configured user, its files ar
     }
 }
 
-TEST_CASE("deploy run_as: over ssh the scripts run as the host's run_as through runuser; a user the host lacks is refused") {
+TEST_CASE("deploy run_as: over ssh the scripts run as the host's run_as through runuser, a user the host lacks is refused") {
     const dep::script_account& user = dep::script_user();
     dep::sshd ssh;
     INFO(ssh.log());

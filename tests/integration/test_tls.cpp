@@ -149,7 +149,7 @@ TEST_CASE("tls: mutual TLS requires a client certificate from the configured CA"
     CHECK(log_shows(d, "\"subject\":\"O=Example,CN=alice\""));
 }
 
-TEST_CASE("tls: SIGHUP reloads the certificate; open connections keep theirs; a bad file keeps the old one") {
+TEST_CASE("tls: SIGHUP reloads the certificate, open connections keep theirs, a bad file keeps the old one") {
     const it::test_pki pki;
     const auto first = pki.server("first");
     const auto second = pki.server("second");

@@ -270,7 +270,7 @@ TEST_CASE("repl: hello world in sh, python and node, output streamed before the 
     }
 }
 
-TEST_CASE("repl: c and cpp compile and run, warm; a compile error does not run") {
+TEST_CASE("repl: c and cpp compile and run, warm, a compile error does not run") {
     repl_daemon rd{repl_daemon::shipped{}};  // c and cpp as registryd.example.yaml ships them, warm pools on
     IT_DIAGNOSE(rd.d);
     it::ws_client ws(rd.d);

@@ -38,7 +38,7 @@ TEST_CASE("client resume point: a replay skips exactly the events of the partial
     CHECK(p.resume() == 11);
 }
 
-TEST_CASE("client resume point: snapshots and bookmarks complete their revision; resync_required does not") {
+TEST_CASE("client resume point: snapshots and bookmarks complete their revision, resync_required does not") {
     resume_point p({});
     CHECK(p.accept("service_registered", 4));
     CHECK(p.accept("bookmark", 8));

@@ -51,7 +51,7 @@ TEST_CASE("container_policy: an empty policy allows any image and limit, and sti
     CHECK(spec.no_new_privileges);
 }
 
-TEST_CASE("container_policy: every field outside the policy is named; absent limits get the ceiling") {
+TEST_CASE("container_policy: every field outside the policy is named, absent limits get the ceiling") {
     container_policy p;
     p.images = {"localhost/*", "docker.io/library/busybox:*"};
     p.max_limits.memory_bytes = 256ull << 20;

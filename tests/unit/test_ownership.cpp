@@ -97,7 +97,7 @@ struct registry_fixture {
 
 }  // namespace
 
-TEST_CASE("ownership: a lease belongs to its holder; another identity can neither use nor see its id") {
+TEST_CASE("ownership: a lease belongs to its holder, another identity can neither use nor see its id") {
     registry_fixture f;
     client alice(f.srv, 1, {}, as("alice"));
     client bob(f.srv, 2, {}, as("bob"));
@@ -387,7 +387,7 @@ TEST_CASE("ownership: executions are their owner's, with unguessable ids, per-id
     CHECK(runner.active() == 0);
 }
 
-TEST_CASE("ownership: a deployment is its deployer's, across a restart; scopes hold for deploys") {
+TEST_CASE("ownership: a deployment is its deployer's, across a restart, scopes hold for deploys") {
     testing::fake_clock clock;
     testing::memory_store store;
     scripted_target target;

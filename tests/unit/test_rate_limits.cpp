@@ -169,7 +169,7 @@ TEST_CASE("rate limits: the outcome names the caller, the request and its target
     CHECK_FALSE(r.srv.family_of("no_such_action").has_value());
 }
 
-TEST_CASE("rate limiter: buckets are bounded; full ones and then the least recently used go") {
+TEST_CASE("rate limiter: buckets are bounded, full ones and then the least recently used go") {
     protocol::rate_limits limits = global(1, 2);
     limits.max_callers = 3;
     protocol::rate_limiter rl(limits);
