@@ -1,10 +1,11 @@
 // The user deployed packages' scripts run as in the deployment tests
-// (deploy.run_as). As root (CI): a dedicated system account,
-// registry-it-run, created on first use with useradd and removed with
-// userdel when the test process exits; an account of that name left by a
-// killed run (its comment says so) is taken over and removed the same way,
-// one that is not ours is used but never removed. Not root: the current user,
-// the only one registryd can run scripts as.
+// (deploy.run_as). As root (CI): a system account of this test process's own,
+// registry-it-PID, created on first use with useradd and removed with userdel
+// when the process exits. One per process because ctest runs test processes
+// side by side: a shared account removed by the first to exit broke the
+// others' deploys. Accounts left by killed runs (their comment says so, and
+// their process is gone) are removed on first use. Not root: the current
+// user, the only one registryd can run scripts as.
 #pragma once
 
 #include <sys/types.h>
