@@ -1,6 +1,7 @@
 // TLS on the real registryd (config `tls`), with a CA and certificates made
 // by the test with the openssl command line: wss:// and https://, plain
-// clients refused cleanly, mutual TLS, certificate reload on SIGHUP.
+// clients refused cleanly, mutual TLS and the subject as an identity of the
+// tokens file, certificate reload on SIGHUP.
 #include "harness.hpp"
 #include "harness_tls.hpp"
 
@@ -181,4 +182,33 @@ TEST_CASE("tls: SIGHUP reloads the certificate, open connections keep theirs, a 
     it::wss_client still(d, trust);
     CHECK(still.peer_fingerprint() == it::certificate_fingerprint(second.cert));
     CHECK(d.running());
+}
+
+TEST_CASE("tls: a client certificate's subject names an identity of the tokens file, with its role") {
+    const it::test_pki pki;
+    const auto server = pki.server();
+    it::registryd d(tls_config(server, pki.ca_cert()) + "auth:\n  tokens_file: \"{dir}/tokens.yaml\"\n", false);
+    d.write_file("tokens.yaml",
+                 "tokens:\n"
+                 "  - name: build-agent\n    subject: \"O=Example,CN=build-agent\"\n    role: registrar\n"
+                 "  - name: dashboard\n    subject: \"O=Example,CN=dashboard\"\n    role: reader\n");
+    d.start();
+    IT_DIAGNOSE(d);
+
+    const auto agent = pki.client("/CN=build-agent/O=Example", "agent");
+    it::wss_client a(d, it::tls_options{pki.ca_cert(), agent.cert, agent.key});
+    const json::value registered = a.call("register", it::registration(it::service("api", "api-1"), 30));
+    CHECK(it::has(registered, "/lease_id"));
+    const json::value held = a.call("get_service", json::object{{"instance_id", "api-1"}});
+    CHECK(str(held, "/service/lease/holder") == "build-agent");
+
+    const auto dash = pki.client("/CN=dashboard/O=Example", "dashboard");
+    it::wss_client r(d, it::tls_options{pki.ca_cert(), dash.cert, dash.key});
+    const json::value refused = r.request("deregister", json::object{{"instance_id", "api-1"}});
+    CHECK(it::error_code(refused) == "forbidden");
+    CHECK(str(refused, "/error/message").find("'dashboard'") != std::string::npos);
+
+    // A certificate of the CA whose subject no entry names is no identity: 401 at the upgrade.
+    const auto stranger = pki.client("/CN=stranger/O=Example", "stranger");
+    CHECK_THROWS_AS(it::wss_client(d, it::tls_options{pki.ca_cert(), stranger.cert, stranger.key}), it::failure);
 }
