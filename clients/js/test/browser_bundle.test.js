@@ -18,7 +18,7 @@ import { chromium } from 'playwright-core';
 
 import { client, until } from './helpers/common.js';
 import { buildStaticSite, fetchIndex, freePort, killPackageServers } from './helpers/packages.js';
-import { startRegistryd } from './helpers/registryd.js';
+import { deployRunAs, startRegistryd } from './helpers/registryd.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const chromiumPath = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
@@ -46,10 +46,6 @@ before(async () => {
   });
   bundle = built.outputFiles[0].text;
   work = await mkdtemp(join(tmpdir(), 'registry-js-browser-'));
-  daemon = await startRegistryd({
-    config: `deploy:\n  prefix: ${join(work, 'opt')}\n  script_timeout_seconds: 20\n  upload_chunk_bytes: ${chunkBytes}\n`,
-  });
-  node = client(daemon.url);
   sitePort = await freePort();
   archive = await readFile(await buildStaticSite(work, '2.0.0', sitePort));
   const page = '<!doctype html><meta charset="utf-8"><title>bundle</title>' +
@@ -68,6 +64,12 @@ before(async () => {
     res.writeHead(200, { 'content-type': route[0] }).end(route[1]);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  // The page comes from another origin than registryd's own: allowed explicitly.
+  daemon = await startRegistryd({
+    config: `deploy:\n${deployRunAs}  prefix: ${join(work, 'opt')}\n  script_timeout_seconds: 20\n` +
+      `  upload_chunk_bytes: ${chunkBytes}\nhttp:\n  allowed_origins: ["http://127.0.0.1:${server.address().port}"]\n`,
+  });
+  node = client(daemon.url);
   browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',

@@ -6,8 +6,9 @@
 // docs/console/ with CONSOLE_DOCS_SCREENSHOTS=1. Also: the committed bundle
 // (clients/console/dist) is what the sources build.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -19,7 +20,7 @@ import { build } from '../../console/build.mjs';
 import { client, service } from './helpers/common.js';
 import { buildStaticSite, freePort, killPackageServers } from './helpers/packages.js';
 import { podmanMissing, startPodman, testImage } from './helpers/podman.js';
-import { registrydBin, startRegistryd } from './helpers/registryd.js';
+import { deployRunAs, registrydBin, startRegistryd } from './helpers/registryd.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const chromiumPath = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
@@ -39,7 +40,7 @@ test('the committed console bundle is what its sources build (node clients/conso
 });
 
 function config(engine, prefix) {
-  let c = `deploy:\n  prefix: ${prefix}\n  script_timeout_seconds: 20\n`;
+  let c = `deploy:\n${deployRunAs}  prefix: ${prefix}\n  script_timeout_seconds: 20\n`;
   if (!engine) return c;
   c +=
     'containers:\n' +
@@ -221,5 +222,38 @@ describe('the web console in chromium', () => {
     await row.locator('button', { hasText: 'Extend' }).click();
     await page.waitForFunction(() => /extend .*: done/.test(document.querySelector('#view-containers .notice').textContent));
     await row.waitFor({ state: 'detached', timeout: 60_000 });
+  });
+
+  test('sign-in: with access control the console asks for a token, refuses a wrong one, and disables what was refused', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'registry-console-auth-'));
+    const token = 'console-reader-token-7c1d0e';
+    const tokens = join(dir, 'tokens.yaml');
+    await writeFile(tokens, `tokens:\n  - name: dashboard\n    sha256: ${createHash('sha256').update(token).digest('hex')}\n    role: reader\n`,
+      { mode: 0o600 });
+    const secured = await startRegistryd({ config: `auth:\n  tokens_file: ${tokens}\ndeploy:\n${deployRunAs}  prefix: ${join(dir, 'opt')}\n` });
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await tab.goto(`http://${secured.host}:${secured.port}/ui/`);
+      await tab.waitForSelector('form.signin');
+      await tab.fill('#token', 'not-the-token');
+      await tab.click('form.signin button');
+      await tab.waitForFunction(() => /refused/.test(document.querySelector('form.signin .notice').textContent));
+      await tab.fill('#token', token);
+      await tab.click('form.signin button');
+      await tab.waitForSelector('.conn[data-kind="ok"]');
+      assert.equal(await tab.evaluate(() => sessionStorage.getItem('registry-console-token')), token);
+      // A reader may look but not deploy: the refusal disables Deploy, with registryd's reason.
+      await tab.click('#nav-deployments');
+      await tab.setInputFiles('#dp-file', { name: 'x.tar.gz', mimeType: 'application/gzip', buffer: Buffer.from('not a package') });
+      await tab.click('#dp-deploy');
+      await tab.waitForFunction(() => document.querySelector('#dp-deploy').disabled);
+      assert.match(await tab.getAttribute('#dp-deploy', 'title'), /'dashboard' lacks the permission 'deploy'/);
+      assert.match(await tab.locator('#view-deployments .notice').textContent(), /forbidden/);
+      await tab.screenshot({ path: join(shots, 'signed-in-refused.png') });
+    } finally {
+      await tab.close();
+      await secured.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 import { client } from './helpers/common.js';
 import { buildStaticSite, fetchIndex, freePort, killPackageServers } from './helpers/packages.js';
-import { startRegistryd } from './helpers/registryd.js';
+import { deployRunAs, startRegistryd } from './helpers/registryd.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const bin = resolve(here, '../bin/registryctl.js');
@@ -25,7 +25,7 @@ let c;
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'registry-js-deploy-'));
   daemon = await startRegistryd({
-    config: `deploy:\n  prefix: ${join(work, 'opt')}\n  script_timeout_seconds: 20\n  upload_chunk_bytes: ${chunkBytes}\n`,
+    config: `deploy:\n${deployRunAs}  prefix: ${join(work, 'opt')}\n  script_timeout_seconds: 20\n  upload_chunk_bytes: ${chunkBytes}\n`,
   });
   c = client(daemon.url);
 });

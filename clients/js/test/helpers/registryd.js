@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,6 +13,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const registrydBin = process.env.REGISTRYD_BIN ?? resolve(here, '../../../../build/release/registryd');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// deploy.run_as for the tests' registryd: the user running them (root in CI),
+// the one registryd can always run package scripts as (docs/protocol.md,
+// "Deployment": scripts never run as root unless the config says so).
+export const deployRunAs = `  run_as: ${userInfo().username}\n`;
 
 export class Registryd {
   #config;
