@@ -18,6 +18,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -134,6 +135,18 @@ test_pki::issued test_pki::server(std::string_view file) const {
 
 test_pki::issued test_pki::client(std::string_view subject, std::string_view file) const {
     return sign(subject, file, "extendedKeyUsage=clientAuth\n");
+}
+
+std::string sha256_hex(std::string_view s) {
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    ::SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char b : d) {
+        out += digits[b >> 4];
+        out += digits[b & 15];
+    }
+    return out;
 }
 
 std::string certificate_fingerprint(const fs::path& pem) {

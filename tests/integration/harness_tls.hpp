@@ -41,6 +41,9 @@ private:
     std::filesystem::path ca_key_;
 };
 
+// The hex SHA-256 of `s` (a tokens file holds those of its tokens).
+std::string sha256_hex(std::string_view s);
+
 // The hex SHA-256 of a PEM certificate file's DER form.
 std::string certificate_fingerprint(const std::filesystem::path& pem);
 

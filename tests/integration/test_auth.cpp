@@ -6,10 +6,10 @@
 // new` and `registryd roles`.
 
 #include "harness.hpp"
+#include "harness_tls.hpp"
 
 #include <doctest/doctest.h>
 
-#include <openssl/sha.h>
 
 #include <csignal>
 #include <cstdio>
@@ -22,18 +22,6 @@
 using namespace it;
 
 namespace {
-
-std::string sha256_hex(std::string_view s) {
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    ::SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char b : d) {
-        out += digits[b >> 4];
-        out += digits[b & 15];
-    }
-    return out;
-}
 
 const std::vector<std::string> builtin_roles{"reader", "registrar", "runner", "operator", "deployer", "admin"};
 

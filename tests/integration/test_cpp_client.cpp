@@ -4,6 +4,7 @@
 // which the client re-registers and a watcher resumes from its last
 // revision, and a lease lost under the client's feet that it replaces.
 #include "harness.hpp"
+#include "harness_tls.hpp"
 
 #include <registry/client/client.hpp>
 
@@ -17,6 +18,7 @@
 #include <boost/asio/write.hpp>
 
 #include <doctest/doctest.h>
+
 
 #include <algorithm>
 #include <csignal>
@@ -490,5 +492,40 @@ TEST_CASE("C++ client: after a restart that lost the data, the client registers 
         auto s = co_await c.get_service("api-1");
         REQUIRE(s.ok());
         CHECK(s->lease.id == reg->lease_id());
+    });
+}
+
+TEST_CASE("C++ client: over wss:// with a private CA and a bearer token against a registryd with TLS and access control") {
+    const it::test_pki pki;
+    const auto server = pki.server();
+    const std::string token = "cpp-client-token-4b81d2";
+    it::registryd d("tls:\n  cert_file: " + server.cert.string() + "\n  key_file: " + server.key.string() +
+                        "\nauth:\n  tokens_file: \"{dir}/tokens.yaml\"\n",
+                    false);
+    d.write_file("tokens.yaml", "tokens:\n  - name: cpp-service\n    sha256: " + it::sha256_hex(token) +
+                                    "\n    role: registrar\n");
+    d.start();
+    IT_DIAGNOSE(d);
+    const std::string wss = "wss://localhost:" + std::to_string(d.port()) + "/";
+    asio::io_context io;
+    rc::client c(io.get_executor(), {.url = wss, .bearer_token = token, .ca_file = pki.ca_cert().string()});
+    rc::client wrong(io.get_executor(),
+                     {.url = wss, .bearer_token = "not-it", .ca_file = pki.ca_cert().string(), .request_timeout = 3s});
+    rc::client untrusting(io.get_executor(), {.url = wss, .bearer_token = token, .request_timeout = 3s});
+
+    run(io, [&]() -> asio::awaitable<void> {
+        REQUIRE(co_await c.connect());
+        auto reg = co_await c.register_service(api("api-1"), {.ttl = 30s});
+        REQUIRE_MESSAGE(reg.ok(), reg.err().message);
+        auto s = co_await c.get_service("api-1");
+        REQUIRE(s.ok());
+        CHECK(s->lease.holder == "cpp-service");
+        auto refused = co_await wrong.connect();
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.err().code == rc::errc::unauthorized);
+        // Without the private CA the server's certificate is not trusted: no connection, and not a 401.
+        auto untrusted = co_await untrusting.connect();
+        REQUIRE_FALSE(untrusted.ok());
+        CHECK(untrusted.err().code != rc::errc::unauthorized);
     });
 }
