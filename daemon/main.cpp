@@ -513,20 +513,30 @@ private:
         });
     }
 
-    // The registry turns unavailable for good when the store fails.
+    // Logs the store's turns: unreachable (writes refused, kept ones written
+    // again once it is back), back, or failed for good.
     registry::task<void> watch_availability(std::stop_token stop) {
-        bool available = reg_.available();
+        using state = registry::store_condition::state;
+        state was = reg_.store_status().current;
         for (;;) {
             // Not `while (co_await ...)`: GCC 12 miscompiles a co_await in an
             // if/while condition when the awaiter really suspends.
             const bool slept = co_await clock_.sleep_until(clock_.now() + registry::milliseconds(500), stop);
             if (!slept) break;
-            const bool now = reg_.available();
-            if (available && !now) {
+            const auto now = reg_.store_status();
+            if (now.current == was) continue;
+            if (now.current == state::failed) {
                 log::error("store failed: the registry accepts no more writes (requests get 'unavailable'; "
-                           "/healthz reports 503); restart registryd");
+                           "/healthz reports 503); restart registryd",
+                           {{"problem", now.problem}});
+            } else if (now.current == state::unreachable) {
+                log::error("store unreachable: writes get 'unavailable' until it is back; the changes in flight are "
+                           "written again then (/healthz reports 503)",
+                           {{"problem", now.problem}, {"unwritten", now.unwritten}});
+            } else {
+                log::info("store back: writes accepted again");
             }
-            available = now;
+            was = now.current;
         }
     }
 

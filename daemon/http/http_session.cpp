@@ -248,10 +248,15 @@ void http_session::on_read(const error_code& ec) {
     }
 
     if (req.method() == http::verb::get && target == "/healthz") {
-        if (st_->reg.available()) {
+        const auto store = st_->reg.store_status();
+        if (store.current == registry::store_condition::state::ok) {
             respond(http::status::ok, "ok\n", keep_alive);
         } else {
-            respond(http::status::service_unavailable, "unavailable\n", keep_alive);
+            const bool failed = store.current == registry::store_condition::state::failed;
+            respond(http::status::service_unavailable,
+                    std::string(failed ? "unavailable: store failed: " : "unavailable: store unreachable: ") +
+                        store.problem + "\n",
+                    keep_alive);
         }
     } else if (req.method() == http::verb::get && target == "/metrics") {
         if (st_->cfg.http.metrics_token_required) {

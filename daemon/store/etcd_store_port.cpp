@@ -54,6 +54,14 @@ std::string tcp_uri(const std::string& endpoint) {
     return endpoint;  // config validation allows http:// only
 }
 
+// etcd could not be asked, or could not answer (no endpoint reachable, no
+// answer within the timeout, HTTP 5xx: no leader, too busy): the batches are
+// handed back to the registry as store_unreachable, and the store stays usable.
+class etcd_unreachable : public store_error {
+public:
+    using store_error::store_error;
+};
+
 // A commit suspended until its transaction is answered; in its coroutine frame.
 struct waiter {
     std::coroutine_handle<> handle;
@@ -170,12 +178,14 @@ private:
             if (r->status != 200) {
                 std::string_view message;
                 if (doc["message"].get(message) != simdjson::SUCCESS) message = "no message";
-                throw store_error("etcd " + opts_.endpoints[i] + target + ": HTTP " + std::to_string(r->status) + ": " +
-                                  std::string(message));
+                std::string what = "etcd " + opts_.endpoints[i] + target + ": HTTP " + std::to_string(r->status) + ": " +
+                                   std::string(message);
+                if (r->status >= 500) throw etcd_unreachable(what);
+                throw store_error(what);
             }
             co_return doc;
         }
-        throw store_error("etcd unreachable: " + problem);
+        throw etcd_unreachable("etcd unreachable: " + problem);
     }
 
     registry::task<std::uint64_t> stored_revision() {
@@ -208,12 +218,24 @@ private:
                 self->queued_.erase(self->queued_.begin());
             }
             std::exception_ptr error;
+            std::optional<std::string> unreachable;
             try {
                 co_await self->send(writes, revision);
                 ++self->txns_;
+            } catch (const etcd_unreachable& e) {
+                unreachable = e.what();
             } catch (...) {
                 error = std::current_exception();
                 self->poisoned_ = error;
+            }
+            if (unreachable) {
+                // Every batch goes back, in order: this group's (applied or
+                // not, which re-sending converges) and the ones queued behind.
+                auto waiting = std::move(group);
+                for (auto& q : self->queued_) waiting.push_back(std::move(q));
+                self->queued_.clear();
+                hand_back(*unreachable, std::move(waiting));
+                continue;
             }
             for (auto& q : group) {
                 q.w->error = error;
@@ -246,6 +268,13 @@ private:
             .end_object().end_object();
         w.end_array().end_object();
         co_await call("/v3/kv/txn", std::move(body));
+    }
+
+    static void hand_back(const std::string& why, std::vector<queued> waiting) {
+        for (auto& q : waiting) {
+            q.w->error = std::make_exception_ptr(registry::store_unreachable(why, std::move(q.batch)));
+            q.w->handle.resume();
+        }
     }
 
     static void fail(std::exception_ptr error, std::vector<queued> waiting) {

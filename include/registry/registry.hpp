@@ -11,6 +11,14 @@
 // the in-memory state is updated before the suspension and the change is
 // acknowledged (and its events published) only once it is durable, in
 // revision order.
+//
+// An unreachable store (store_unreachable) is survived: the changes whose
+// write failed are answered `unavailable` but kept, and run() writes them
+// again, in order, every store_retry_interval; meanwhile new writes are
+// refused, expiry waits, and reads are served from memory. Once they are
+// durable their events go out, and a lease whose deadline passed meanwhile
+// gets its TTL again from then, so that its holder (refused too) can renew.
+// A store_error that is not store_unreachable is final.
 #pragma once
 
 #include <registry/async_generator.hpp>
@@ -51,6 +59,18 @@ struct registry_options {
     // instances loaded by open() count toward neither.
     std::size_t max_services_per_origin = 0;
     std::size_t max_services_per_session = 0;
+    // While the store is unreachable (store_unreachable), how often the
+    // registry sends what it could not write again.
+    milliseconds store_retry_interval{1000};
+};
+
+// The store as the registry sees it (registry::store_condition).
+struct store_condition {
+    enum class state { ok, unreachable, failed };
+    state current = state::ok;
+    std::string problem;          // the last failure's message; empty when ok
+    time_point since{};           // when it turned unreachable or failed
+    std::size_t unwritten = 0;    // batches waiting to be written again
 };
 
 // Encodes an event as a transport sends it (registry::set_event_encoder).
@@ -211,7 +231,11 @@ public:
 
     std::uint64_t revision() const noexcept;  // last revision whose events were published
     std::size_t size() const noexcept;
-    bool available() const noexcept;          // false once the store has failed
+    // False while the store is unreachable (writes get unavailable; the
+    // changes in flight when it went are written again once it is back) and
+    // for good once it has failed.
+    bool available() const noexcept;
+    store_condition store_status() const;
     const registry_options& options() const noexcept;
     class clock& clk() const noexcept;  // the clock port it was made with
 

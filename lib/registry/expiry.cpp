@@ -28,22 +28,59 @@ task<void> registry::impl::expire_due() {
     if (first == 0) co_return;
     const std::uint64_t last = revisions.state_revision;
     batch.revision = last;
-    const bool durable_now = co_await commit(std::move(batch));
-    if (durable_now) revisions.mark_durable(first, last);
+    co_await commit(std::move(batch), first, last);
+}
+
+task<void> registry::impl::write_unwritten() {
+    while (!unwritten.empty() && !failed) {
+        auto& next = unwritten.front();
+        try {
+            co_await st.commit(next.batch);  // a copy: the store may fail again
+        } catch (const store_unreachable& e) {
+            store_problem = e.what();
+            co_return;
+        } catch (const store_error& e) {
+            failed = true;
+            store_problem = e.what();
+            co_return;
+        }
+        const std::uint64_t first = next.first;
+        const std::uint64_t last = next.last;
+        unwritten.pop_front();
+        if (first != 0) revisions.mark_durable(first, last);
+    }
+    if (failed) co_return;
+    // Back. The holders of leases that fell due meanwhile were refused their
+    // renewals: each such lease gets its TTL again from now (in memory: the
+    // stored deadline stays, so a restart before a renewal expires it).
+    const time_point now = clk.now();
+    for (auto& [lease_id, l] : leases.by_id) {
+        if (l.deadline > now) continue;
+        l.deadline = now + l.service->second->lease.ttl;
+        leases.schedule(lease_id, l);
+    }
+    store_problem.clear();
 }
 
 task<void> registry::run(std::stop_token stop) {
     auto& m = *impl_;
     time_point next_bookmark = m.clk.now() + m.opt.bookmark_interval;
     while (!stop.stop_requested()) {
-        co_await m.expire_due();
+        // Nothing expires while the store cannot record it.
+        if (!m.unwritten.empty()) co_await m.write_unwritten();
+        const bool behind = !m.unwritten.empty();
+        if (!behind) co_await m.expire_due();
         const time_point now = m.clk.now();
         if (now >= next_bookmark) {
             bookmark();
             next_bookmark = now + m.opt.bookmark_interval;
         }
         time_point until = std::min(next_bookmark, now + m.leases.max_sleep());
-        if (const auto next = m.leases.next_expiry()) until = std::min(until, next->deadline);
+        if (behind) {
+            until = std::min(until, now + m.opt.store_retry_interval);
+        } else if (const auto next = m.leases.next_expiry()) {
+            until = std::min(until, next->deadline);
+        }
         co_await m.clk.sleep_until(until, stop);
     }
 }

@@ -53,7 +53,7 @@ health_result aggregate_health(const service_instance& s, time_point now) {
 
 task<result<service_ptr>> registry::record_check(std::string_view instance_id, check_report r) {
     auto& m = *impl_;
-    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
+    if (auto refused = m.refuse_writes()) co_return unexpected{std::move(*refused)};
     auto it = m.services.find(instance_id);
     if (it == m.services.end()) co_return fail(errc::not_found, "no instance '" + std::string(instance_id) + "'");
     const service_ptr current = it->second;
@@ -76,7 +76,7 @@ task<result<service_ptr>> registry::record_check(std::string_view instance_id, c
             batch.mutations.push_back({detail::service_key(next->instance_id), detail::encode_service_record(*next)});
             m.services.insert_or_assign(next->instance_id, next);
             const bool written = co_await m.commit(std::move(batch));
-            if (!written) co_return fail(errc::unavailable, "the store failed to persist the health report");
+            if (!written) co_return m.not_written("health report");
             co_return service_ptr(std::move(next));
         }
         auto e = detail::make_event(event_type::health_check_result, 0, next);
@@ -111,7 +111,7 @@ task<result<service_ptr>> registry::record_check(std::string_view instance_id, c
         store_batch batch{m.revisions.state_revision, {}};
         batch.mutations.push_back({detail::service_key(next->instance_id), detail::encode_service_record(*next)});
         const bool written = co_await m.commit(std::move(batch));
-        if (!written) co_return fail(errc::unavailable, "the store failed to persist the health report");
+        if (!written) co_return m.not_written("health report");
         co_return service_ptr(std::move(next));
     }
 
@@ -160,9 +160,8 @@ task<result<service_ptr>> registry::record_check(std::string_view instance_id, c
     m.services.insert_or_assign(next->instance_id, next);
     store_batch batch{rev, {}};
     batch.mutations.push_back({detail::service_key(next->instance_id), detail::encode_service_record(*next)});
-    const bool written = co_await m.commit(std::move(batch));
-    if (!written) co_return fail(errc::unavailable, "the store failed to persist the check result");
-    m.revisions.mark_durable(rev, rev);
+    const bool written = co_await m.commit(std::move(batch), rev, rev);
+    if (!written) co_return m.not_written("check result");
     co_return service_ptr(std::move(next));
 }
 

@@ -34,7 +34,7 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
         co_return unexpected{invalid_fields(std::move(problems))};
     }
     if (auto refused = check_service_scope(by, reg.service.name, "register")) co_return unexpected{std::move(*refused)};
-    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
+    if (auto refused = m.refuse_writes()) co_return unexpected{std::move(*refused)};
     for (const auto& rule : m.rules) {
         if (auto refused = rule(reg)) co_return unexpected{std::move(*refused)};
     }
@@ -144,17 +144,14 @@ task<result<lease_grant>> registry::register_service(registration reg, session_i
 
     store_batch batch{rev, {}};
     batch.mutations.push_back({detail::service_key(next->instance_id), detail::encode_service_record(*next)});
-    const bool written = co_await m.commit(std::move(batch));
-    if (!written) {
-        co_return fail(errc::unavailable, "the store failed to persist the registration");
-    }
-    if (changed) m.revisions.mark_durable(rev, rev);
+    const bool written = co_await m.commit(std::move(batch), changed ? rev : 0, changed ? rev : 0);
+    if (!written) co_return m.not_written("registration");
     co_return lease_grant{lease_id, next->instance_id, ttl, deadline, rev, previous == nullptr};
 }
 
 task<result<lease_grant>> registry::keepalive(std::uint64_t lease_id, session_id owner, const identity& by) {
     auto& m = *impl_;
-    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
+    if (auto refused = m.refuse_writes()) co_return unexpected{std::move(*refused)};
     auto lit = m.leases.by_id.find(lease_id);
     if (lit == m.leases.by_id.end()) {
         co_return fail(errc::lease_not_found, "lease " + std::to_string(lease_id) + " does not exist (it may have expired)");
@@ -177,16 +174,14 @@ task<result<lease_grant>> registry::keepalive(std::uint64_t lease_id, session_id
     store_batch batch{m.revisions.state_revision, {}};
     batch.mutations.push_back({detail::service_key(next->instance_id), detail::encode_service_record(*next)});
     const bool written = co_await m.commit(std::move(batch));
-    if (!written) {
-        co_return fail(errc::unavailable, "the store failed to persist the renewal");
-    }
+    if (!written) co_return m.not_written("renewal");
     co_return lease_grant{lease_id, next->instance_id, next->lease.ttl, deadline, m.revisions.state_revision, false};
 }
 
 task<result<deregistration>> registry::deregister(std::string_view instance_id, std::string reason,
                                                   const identity& by) {
     auto& m = *impl_;
-    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
+    if (auto refused = m.refuse_writes()) co_return unexpected{std::move(*refused)};
     auto it = m.services.find(instance_id);
     if (it == m.services.end()) co_return fail(errc::not_found, "no instance '" + std::string(instance_id) + "'");
     if (auto refused = check_holder(by, *it->second, "deregister")) co_return unexpected{std::move(*refused)};
@@ -198,18 +193,15 @@ task<result<deregistration>> registry::deregister(std::string_view instance_id, 
         m.revisions.next_revision({detail::make_event(event_type::service_deregistered, 0, gone, std::move(reason))});
     store_batch batch{rev, {}};
     batch.mutations.push_back({detail::service_key(gone->instance_id), std::nullopt});
-    const bool written = co_await m.commit(std::move(batch));
-    if (!written) {
-        co_return fail(errc::unavailable, "the store failed to persist the deregistration");
-    }
-    m.revisions.mark_durable(rev, rev);
+    const bool written = co_await m.commit(std::move(batch), rev, rev);
+    if (!written) co_return m.not_written("deregistration");
     co_return deregistration{std::move(gone), rev};
 }
 
 task<result<service_ptr>> registry::set_state(std::string_view instance_id, service_state to, std::string reason,
                                               const identity& by) {
     auto& m = *impl_;
-    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
+    if (auto refused = m.refuse_writes()) co_return unexpected{std::move(*refused)};
     auto it = m.services.find(instance_id);
     if (it == m.services.end()) co_return fail(errc::not_found, "no instance '" + std::string(instance_id) + "'");
     if (auto refused = check_holder(by, *it->second, "set the state of")) co_return unexpected{std::move(*refused)};
@@ -230,7 +222,7 @@ task<result<service_ptr>> registry::set_state(std::string_view instance_id, serv
 
 task<result<service_ptr>> registry::record_health(std::string_view instance_id, health_result health) {
     auto& m = *impl_;
-    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
+    if (auto refused = m.refuse_writes()) co_return unexpected{std::move(*refused)};
     auto it = m.services.find(instance_id);
     if (it == m.services.end()) co_return fail(errc::not_found, "no instance '" + std::string(instance_id) + "'");
     auto next = std::make_shared<service_instance>(*it->second);
@@ -262,19 +254,34 @@ void registry::release_session(session_id owner) {
 task<result<std::uint64_t>> registry::record(std::vector<std::shared_ptr<event>> events,
                                              std::vector<store_mutation> mutations, std::string_view what) {
     auto& m = *impl_;
-    if (m.failed) co_return fail(errc::unavailable, "the store has failed; the registry accepts no writes");
+    if (auto refused = m.refuse_writes()) co_return unexpected{std::move(*refused)};
     const bool change = !events.empty();
     const std::uint64_t rev = change ? m.revisions.next_revision(std::move(events)) : m.revisions.state_revision;
     store_batch batch{rev, std::move(mutations)};
-    const bool written = co_await m.commit(std::move(batch));
-    if (!written) co_return fail(errc::unavailable, "the store failed to persist the " + std::string(what));
-    if (change) m.revisions.mark_durable(rev, rev);
+    const bool written = co_await m.commit(std::move(batch), change ? rev : 0, change ? rev : 0);
+    if (!written) co_return m.not_written(what);
     co_return rev;
 }
 
 std::uint64_t registry::revision() const noexcept { return impl_->revisions.state_revision; }
 std::size_t registry::size() const noexcept { return impl_->services.size(); }
-bool registry::available() const noexcept { return !impl_->failed; }
+bool registry::available() const noexcept { return !impl_->failed && impl_->unwritten.empty(); }
+
+store_condition registry::store_status() const {
+    const auto& m = *impl_;
+    store_condition c;
+    if (m.failed) {
+        c.current = store_condition::state::failed;
+    } else if (!m.unwritten.empty()) {
+        c.current = store_condition::state::unreachable;
+    } else {
+        return c;
+    }
+    c.problem = m.store_problem;
+    c.since = m.store_trouble_since;
+    c.unwritten = m.unwritten.size();
+    return c;
+}
 const registry_options& registry::options() const noexcept { return impl_->opt; }
 clock& registry::clk() const noexcept { return impl_->clk; }
 

@@ -16,7 +16,9 @@
 #include <registry/registry.hpp>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -40,18 +42,59 @@ struct registry::impl {
     bool failed = false;
     bool opened = false;
 
-    // Writes a batch; on failure the registry stops accepting writes, because
-    // what reached the disk is unknown.
-    task<bool> commit(store_batch batch) {
+    // Batches the store could not write (store_unreachable), in the order
+    // they were started, with the revisions whose events wait for them.
+    struct unwritten_batch {
+        store_batch batch;
+        std::uint64_t first = 0;  // 0: no events
+        std::uint64_t last = 0;
+    };
+    std::deque<unwritten_batch> unwritten;
+    std::string store_problem;
+    time_point store_trouble_since{};
+
+    // Why a write may not start now, if it may not.
+    std::optional<error> refuse_writes() const {
+        if (failed) return error{errc::unavailable, "the store has failed; the registry accepts no writes"};
+        if (!unwritten.empty()) {
+            return error{errc::unavailable, "the store is unreachable (" + store_problem +
+                                                "); the registry accepts no writes until it is back"};
+        }
+        return std::nullopt;
+    }
+
+    // Writes a batch and publishes the events of revisions first..last (0:
+    // none) once it is durable. When the store is unreachable the batch is
+    // kept for run() to write again, and false tells the caller to answer
+    // unavailable; any other store failure is final, because what reached
+    // the disk is unknown.
+    task<bool> commit(store_batch batch, std::uint64_t first = 0, std::uint64_t last = 0) {
         if (failed) co_return false;
-        try {
-            co_await st.commit(std::move(batch));
-            co_return true;
-        } catch (const store_error&) {
-            failed = true;
+        if (!unwritten.empty()) {  // behind a batch that waits: keep the order
+            unwritten.push_back({std::move(batch), first, last});
             co_return false;
         }
+        try {
+            co_await st.commit(std::move(batch));
+        } catch (store_unreachable& e) {
+            if (unwritten.empty()) {
+                store_problem = e.what();
+                store_trouble_since = clk.now();
+            }
+            unwritten.push_back({std::move(e.batch), first, last});
+            co_return false;
+        } catch (const store_error& e) {
+            failed = true;
+            store_problem = e.what();
+            store_trouble_since = clk.now();
+            co_return false;
+        }
+        if (first != 0) revisions.mark_durable(first, last);
+        co_return true;
     }
+
+    // run()'s part while the store is unreachable (expiry.cpp).
+    task<void> write_unwritten();
 
     event_ptr snapshot_event(const std::set<std::string>& names) const {
         auto e = detail::make_event(event_type::registry_loaded, revisions.state_revision, nullptr);
@@ -71,10 +114,16 @@ struct registry::impl {
 
         store_batch batch{rev, {}};
         batch.mutations.push_back({detail::service_key(next->instance_id), detail::encode_service_record(*next)});
-        const bool written = co_await commit(std::move(batch));
-        if (!written) co_return fail(errc::unavailable, "the store failed to persist the " + std::string(what));
-        revisions.mark_durable(rev, rev);
+        const bool written = co_await commit(std::move(batch), rev, rev);
+        if (!written) co_return not_written(what);
         co_return service_ptr(std::move(next));
+    }
+
+    // The answer to a change whose write failed (commit() returned false).
+    unexpected not_written(std::string_view what) const {
+        if (failed) return fail(errc::unavailable, "the store failed to persist the " + std::string(what));
+        return fail(errc::unavailable, "the store is unreachable (" + store_problem + "): the " + std::string(what) +
+                                           " is not acknowledged; registryd writes it once the store is back");
     }
 
     // Removes every lease past its deadline with its instance, under one

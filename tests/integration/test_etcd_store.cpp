@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <thread>
 
 using it::num;
 using it::str;
@@ -75,6 +76,62 @@ TEST_CASE("etcd store: etcd gone: changes fail with unavailable within the timeo
     REQUIRE(it::arr(listed, "/services").size() == 1);
     CHECK(str(listed, "/services/0/instance_id") == "api-1");
     c2.call("register", it::registration(it::service("api", "api-2"), 300));
+}
+
+TEST_CASE("etcd store: etcd gone and back: registryd resumes without a restart, the change in flight written in order") {
+    it::etcd_server etcd;
+    it::registryd d(etcd_config(etcd, "/registry/", 1500));
+    IT_DIAGNOSE(d);
+    it::ws_client c(d);
+    it::ws_client watcher(d);
+    const json::value first = c.call("register", it::registration(it::service("api", "api-1"), 300));
+    watcher.call("subscribe", json::object{{"from_revision", num(first, "/revision")}});
+
+    etcd.stop();
+    // The write in flight is not acknowledged, but kept: registryd writes it once etcd is back.
+    const json::value in_flight = c.request("register", it::registration(it::service("api", "api-2"), 300));
+    INFO(it::dump(in_flight));
+    CHECK(it::error_code(in_flight) == "unavailable");
+    CHECK(str(in_flight, "/error/message").find("not acknowledged") != std::string::npos);
+    const auto down = it::http_get(d.host(), d.port(), "/healthz");
+    CHECK(down.status == 503);
+    CHECK(down.body.find("store unreachable") != std::string::npos);
+    // Meanwhile writes change nothing.
+    const json::value refused = c.request("register", it::registration(it::service("web", "web-1"), 300));
+    CHECK(it::error_code(refused) == "unavailable");
+    CHECK(str(refused, "/error/message").find("accepts no writes until it is back") != std::string::npos);
+    CHECK(it::error_code(c.request("get_service", json::object{{"instance_id", "web-1"}})) == "not_found");
+    // Reads are served from memory and say since when they may be behind.
+    const json::value stale = c.call("get_service", json::object{{"instance_id", "api-1"}});
+    CHECK(num(stale, "/stale_since_ms") > 0);
+    CHECK(num(c.call("list_services"), "/stale_since_ms") == num(stale, "/stale_since_ms"));
+
+    etcd.start();
+    const auto deadline = it::steady::now() + it::scaled(30s);
+    while (it::http_get(d.host(), d.port(), "/healthz").status != 200 && it::steady::now() < deadline) {
+        std::this_thread::sleep_for(100ms);
+    }
+    REQUIRE(it::http_get(d.host(), d.port(), "/healthz").status == 200);
+    const json::value web = c.call("register", it::registration(it::service("web", "web-1"), 300));
+    CHECK_FALSE(it::has(c.call("list_services"), "/stale_since_ms"));
+
+    // The subscriber saw api-2 then web-1, one revision after the other: nothing lost, nothing twice.
+    const json::value e1 = watcher.expect_event("service_registered");
+    const json::value e2 = watcher.expect_event("service_registered");
+    CHECK(str(e1, "/data/service/instance_id") == "api-2");
+    CHECK(num(e1, "/revision") == num(first, "/revision") + 1);
+    CHECK(str(e2, "/data/service/instance_id") == "web-1");
+    CHECK(num(e2, "/revision") == num(web, "/revision"));
+    CHECK(num(e2, "/revision") == num(e1, "/revision") + 1);
+    c.close();
+    watcher.close();
+    CHECK(d.terminate().clean());
+
+    // And it is all in etcd.
+    it::registryd again(etcd_config(etcd, "/registry/"));
+    it::ws_client c2(again);
+    const json::value listed = c2.call("list_services");
+    REQUIRE(it::arr(listed, "/services").size() == 3);
 }
 
 TEST_CASE("etcd store: a registryd whose etcd is unreachable at start exits with an error naming it") {

@@ -48,6 +48,18 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// Thrown by a store that could not reach its backend (etcd unreachable, no
+// answer within its timeout, no leader), with the batch handed back. The
+// batch was not applied, or was applied whole: re-sending it as it is
+// converges either way, since a batch only writes whole values and erases
+// keys. The store stays usable, and the registry sends the batch again, in
+// order, until it is durable (registry_options::store_retry_interval).
+class store_unreachable : public store_error {
+public:
+    store_unreachable(const std::string& what, store_batch unsent) : store_error(what), batch(std::move(unsent)) {}
+    store_batch batch;
+};
+
 // Receives the entries load() finds, one call each; the views are valid
 // during the call only, and it must not call into the store.
 using store_visitor = std::function<void(std::string_view key, std::string_view value)>;
@@ -62,7 +74,8 @@ public:
 
     // Completes once the batch is durable. Contract the registry relies on:
     // the batch is queued before the task's first suspension, and batches
-    // complete in the order they were started.
+    // complete in the order they were started. Fails with store_unreachable
+    // (retryable, the batch handed back) or store_error (the store is lost).
     virtual task<void> commit(store_batch batch) = 0;
 };
 

@@ -24,11 +24,13 @@ public:
 
     task<void> commit(store_batch batch) override {
         if (failed_) throw store_error("memory_store: write failed");
+        if (unreachable_) throw store_unreachable("memory_store: unreachable", std::move(batch));
         if (held_) {
             pending p{std::move(batch), {}};
             pending_.push_back(&p);
             co_await parked{p};
             if (failed_) throw store_error("memory_store: write failed");
+            if (unreachable_) throw store_unreachable("memory_store: unreachable", std::move(p.batch));
             apply(p.batch);
         } else {
             apply(batch);
@@ -48,6 +50,9 @@ public:
 
     // From now on every commit (including held ones, on release) fails.
     void fail() noexcept { failed_ = true; }
+    // While unreachable, commits (including held ones, on release) fail
+    // with store_unreachable and change nothing; then they succeed again.
+    void set_unreachable(bool unreachable) noexcept { unreachable_ = unreachable; }
 
     std::size_t commits() const noexcept { return commits_; }
     std::size_t pending_commits() const noexcept { return pending_.size(); }
@@ -88,6 +93,7 @@ private:
     std::size_t commits_ = 0;
     bool held_ = false;
     bool failed_ = false;
+    bool unreachable_ = false;
 };
 
 }  // namespace registry::testing

@@ -238,6 +238,14 @@ void write_grant(detail::json_writer& w, const lease_grant& g) {
         .key("expires_at_ms").number(ms(g.expires_at));
 }
 
+// During a store outage reads are served from memory: they say since when
+// what they show may be behind (docs/protocol.md, "Store outages").
+void write_staleness(detail::json_writer& w, const registry& reg) {
+    if (reg.available()) return;
+    const auto store = reg.store_status();
+    if (store.current == store_condition::state::unreachable) w.key("stale_since_ms").number(ms(store.since));
+}
+
 // One page of a listing (list_services, list_endpoints, get_service by
 // name): the first from `all()`, found now; a next one from the listing its
 // token names. `write_item(w, item)` writes one element of the `key` array.
@@ -289,6 +297,7 @@ result<void> send_page(services_module& m, request_context& ctx, std::string_vie
             w.key("continue").string(listing_cache::token(listing_id, revision, end));
             w.key("remaining").number(static_cast<std::uint64_t>(total - end));
         }
+        write_staleness(w, m.reg);
         w.end_object();
     });
     // `fresh` may have moved into the cache above: `items` is not used again.
@@ -345,6 +354,7 @@ task<result<void>> on(services_module& m, request_context& ctx, get_service_para
             [&](detail::json_writer& w) {
                 w.begin_object().key("service");
                 write_service(w, *s, sees_lease_id(ctx.caller(), *s));
+                write_staleness(w, m.reg);
                 w.end_object();
             },
             16 + detail::service_json_capacity(*s));
