@@ -419,7 +419,7 @@ describe('help, version, status, completion', () => {
     const createFlags = /^ {8}create\) flags=\(([^)]*)\) ;;$/m.exec(zsh.stdout)?.[1].split(' ');
     assert.ok(createFlags, zsh.stdout);
     for (const f of ['--preset', '--image', '--ttl', '--memory', '--pids']) assert.ok(createFlags.includes(f), f);
-    assert.ok(!createFlags.includes('--follow'), 'a flag of logs, not of create');
+    assert.ok(!createFlags.includes('--tail'), 'a flag of logs, not of create');
     const zshCheck = spawnSync('zsh', ['-n'], { input: zsh.stdout, encoding: 'utf8' });
     if (!zshCheck.error) assert.equal(zshCheck.status, 0, zshCheck.stderr);
   });

@@ -297,8 +297,10 @@ const containers = {
   subcommands: {
     list: { args: '[--state S] [--engine E]', summary: 'list the managed containers (the default)' },
     create: {
-      args: '(--preset NAME | --image IMG) [--name N] [--ttl S] [--engine E] [--label K=V]... [--memory BYTES] [--cpus N] [--pids N] [-- CMD...]',
-      summary: "create and start a container under a lease (--ttl seconds); a preset's settings, the flags override them",
+      args: '(--preset NAME | --image IMG) [--name N] [--ttl S] [--engine E] [--label K=V]... [--memory BYTES] [--cpus N] [--pids N] [-f|--follow] [-- CMD...]',
+      summary:
+        "create and start a container under a lease (--ttl seconds); a preset's settings, the flags override them; " +
+        '--follow: then print its output until it ends, as logs -f',
     },
     get: { args: 'ID', summary: 'one container in full: command, times, exit code, error, lease, limits, labels' },
     logs: { args: '[-f|--follow] [--tail N] ID', summary: "a container's output; -f follows it until the container ends" },
@@ -369,9 +371,16 @@ const containers = {
         if (values.pids !== undefined) limits.pids = int(values.pids, '--pids');
         if (Object.keys(limits).length) params.limits = limits;
         if (args.length) params.command = args;
-        print(ctx, await client.containerCreate(params), ({ container: c }) =>
-          `created ${c.container_id}${c.name ? ` (${c.name})` : ''} on ${c.engine}, expires ${fmt.relativeTime(c.expires_at_ms)}`,
-        );
+        const created = await client.containerCreate(params);
+        const line = ({ container: c }) =>
+          `created ${c.container_id}${c.name ? ` (${c.name})` : ''} on ${c.engine}, expires ${fmt.relativeTime(c.expires_at_ms)}`;
+        if (!values.follow) {
+          print(ctx, created, line);
+          return;
+        }
+        // stdout is the container's output: the "created" line goes to stderr.
+        ctx.err(line(created));
+        await followLogs(ctx, { container_id: created.container.container_id });
         return;
       }
       case 'get': {
@@ -389,25 +398,7 @@ const containers = {
           else for (const chunk of data.output ?? []) writeOutput(ctx, chunk);
           return;
         }
-        // Followed logs come as container_log events of a subscription the
-        // server opens; the last one has "end": true.
-        const { subscription } = await client.requestStream('container_logs', { ...params, follow: true });
-        const signal = untilSignal();
-        let failure = null;
-        const ended = new Promise((r) => {
-          subscription.on('container_log', (e) => {
-            if (ctx.json) ctx.out(JSON.stringify(e.data));
-            else writeOutput(ctx, e.data);
-            if (e.data.end) r();
-          });
-          subscription.onEnd((err) => {
-            failure = err;
-            r();
-          });
-        });
-        await Promise.race([ended, signal.promise]);
-        signal.dispose();
-        if (failure) throw failure;
+        await followLogs(ctx, params);
         return;
       }
       case 'stop': {
@@ -585,6 +576,29 @@ const uploads = {
     );
   },
 };
+
+// Prints a container's output until it ends (or Ctrl-C, or the output's
+// reader is gone). Followed logs come as container_log events of a
+// subscription the server opens; the last one has "end": true.
+async function followLogs(ctx, params) {
+  const { subscription } = await ctx.client.requestStream('container_logs', { ...params, follow: true });
+  const signal = untilSignal();
+  let failure = null;
+  const ended = new Promise((r) => {
+    subscription.on('container_log', (e) => {
+      if (ctx.json) ctx.out(JSON.stringify(e.data));
+      else writeOutput(ctx, e.data);
+      if (e.data.end) r();
+    });
+    subscription.onEnd((err) => {
+      failure = err;
+      r();
+    });
+  });
+  await Promise.race([ended, signal.promise]);
+  signal.dispose();
+  if (failure) throw failure;
+}
 
 // `run`'s exit status when the program has none of its own (docs in README).
 const runExitCodes = Object.freeze({
