@@ -447,7 +447,11 @@ class PullDisplay {
   }
 
   show(d) {
-    if (d.id && d.total > 0) this.#layers.set(`${d.engine} ${d.id}`, { current: d.current ?? 0, total: d.total });
+    const key = `${d.engine} ${d.id}`;
+    if (d.id && d.total > 0) this.#layers.set(key, { current: d.current ?? 0, total: d.total });
+    // The engine's last word on a layer carries no byte counts.
+    const layer = this.#layers.get(key);
+    if (layer && /complete|exists/i.test(d.status ?? '')) layer.current = layer.total;
     let current = 0;
     let total = 0;
     for (const [key, l] of this.#layers) {
