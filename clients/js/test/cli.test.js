@@ -421,7 +421,27 @@ describe('help, version, status, completion', () => {
     for (const f of ['--preset', '--image', '--ttl', '--memory', '--pids']) assert.ok(createFlags.includes(f), f);
     assert.ok(!createFlags.includes('--tail'), 'a flag of logs, not of create');
     const zshCheck = spawnSync('zsh', ['-n'], { input: zsh.stdout, encoding: 'utf8' });
-    if (!zshCheck.error) assert.equal(zshCheck.status, 0, zshCheck.stderr);
+    if (zshCheck.error) return; // no zsh here: the script's text was checked above
+    assert.equal(zshCheck.status, 0, zshCheck.stderr);
+    // What the function hands zsh's completion system for the words typed so
+    // far, with its functions (_describe, compadd, _files) standing in.
+    const zshComplete = (...words) => {
+      const harness =
+        'compdef() { :; }\n_describe() { local arr=$2; print -rl -- ${${(P)arr}%%:*} }\n' +
+        'compadd() { [[ $1 == -- ]] && shift; print -rl -- "$@" }\n_files() { print -r -- FILES }\n' +
+        'eval "$(cat)"\nwords=(registryctl "$@"); CURRENT=$#words; _registryctl\n';
+      const out = spawnSync('zsh', ['-c', harness, '_', ...words], { input: zsh.stdout, encoding: 'utf8' });
+      assert.equal(out.status, 0, out.stderr);
+      return out.stdout.split('\n').filter(Boolean);
+    };
+    assert.ok(zshComplete('serv').includes('services'));
+    assert.ok(zshComplete('--url', 'ws://x:1/', 'st').includes('status'));
+    assert.deepEqual(zshComplete('containers', ''), ['list', 'create', 'get', 'logs', 'stop', 'rm', 'extend']);
+    const logsFlags = zshComplete('containers', 'logs', '-');
+    assert.ok(logsFlags.includes('--follow') && logsFlags.includes('--tail') && logsFlags.includes('--url'), logsFlags.join(' '));
+    assert.ok(!logsFlags.includes('--preset'));
+    assert.deepEqual(zshComplete('completion', ''), ['bash', 'zsh']);
+    assert.deepEqual(zshComplete('deploy', 'pkg'), ['FILES']);
   });
 });
 
