@@ -1,8 +1,11 @@
 // registryctl as a subprocess against a real registryd.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -472,5 +475,40 @@ describe('a closed output pipe', () => {
     children.delete(shell);
     assert.match(stdout, /^\d+ registry_loaded - services=\d+\n$/);
     assert.equal(stderr, 'registryctl exited 0\n');
+  });
+});
+
+describe('access control', () => {
+  // A registryd with tokens, whose /metrics wants one too.
+  test('status and version send the token to /metrics; a missing or wrong token, or a refused action, exits 77', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'registryctl-auth-'));
+    const reader = 'cli-reader-token-5e2a91';
+    const tokens = join(dir, 'tokens.yaml');
+    await writeFile(tokens, `tokens:\n  - name: cli\n    sha256: ${createHash('sha256').update(reader).digest('hex')}\n    role: reader\n`, {
+      mode: 0o600,
+    });
+    const secured = await startRegistryd({ config: `auth:\n  tokens_file: ${tokens}\nhttp:\n  metrics_token_required: true\n` });
+    try {
+      const as = (token, ...args) => run(['--url', secured.url, '--wait', '2000', ...args], { REGISTRY_TOKEN: token });
+      const status = await as(reader, 'status');
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(status.stdout, /^registryd: +\d+\.\d+\.\d+ \(/m);
+      assert.match(status.stdout, /^store: +writable;/m);
+      const version = await as(reader, 'version');
+      assert.equal(version.code, 0, version.stderr);
+
+      const noToken = await as('', 'version');
+      assert.equal(noToken.code, 77, noToken.stderr);
+      assert.match(noToken.stderr, /^registryctl: GET \/metrics: HTTP 401/);
+      const wrong = await as('not-the-token', 'status');
+      assert.equal(wrong.code, 77, wrong.stderr);
+      assert.match(wrong.stderr, /HTTP 401/);
+      const refused = await as(reader, 'register', 'x');
+      assert.equal(refused.code, 77, refused.stderr);
+      assert.match(refused.stderr, /^registryctl: not permitted: /);
+    } finally {
+      await secured.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -44,12 +44,13 @@ export const version = {
   },
 };
 
-// What a capability's action answered: its data, or why there is none.
+// What a source of status answered: its data, or why there is none (the
+// WebSocket answered already, so a part missing is not the whole failing:
+// /metrics may want a token, a daemon may have no container engines).
 async function attempt(promise) {
   try {
     return { data: await promise };
   } catch (e) {
-    if (e?.code === 'not_connected' || e?.code === 'unauthorized') throw e;
     return { error: e };
   }
 }
