@@ -9,6 +9,7 @@ import { parseMetrics } from '../src/cli/daemon_http.js';
 import { exitCodeOf, exitCodes } from '../src/cli/exit_codes.js';
 import { eventLine } from '../src/cli/format.js';
 import { Progress, progressBar } from '../src/cli/progress.js';
+import { PullDisplay } from '../src/cli/pull_display.js';
 
 // A stream that records what is written; `columns` as a terminal's.
 function sink(columns) {
@@ -75,6 +76,38 @@ test('Progress on a terminal: one line redrawn in place, fitted to the width', (
   const unknown = sink(0);
   new Progress(unknown, { isTTY: true }).update({ text: 'y'.repeat(200) });
   assert.equal(unknown.text, `\r${'y'.repeat(78)}…\x1b[K`);
+});
+
+test("PullDisplay: the bar counts a node's layers, complete ones in full; piped, a line per layer and status", () => {
+  const events = [
+    { engine: 'a', reference: 'app:1', id: 'l1', status: 'Pulling fs layer', progress: '' },
+    { engine: 'a', reference: 'app:1', id: 'l1', status: 'Downloading', progress: '[=> ]', current: 30, total: 100 },
+    { engine: 'a', reference: 'app:1', id: 'l2', status: 'Downloading', progress: '[=> ]', current: 50, total: 300 },
+    { engine: 'a', reference: 'app:1', id: 'l1', status: 'Download complete', progress: '' },
+    { engine: 'a', reference: 'app:1', id: 'l2', status: 'Downloading', progress: '[=> ]', current: 100, total: 300 },
+  ];
+  const tty = sink(200);
+  const onTerminal = new PullDisplay(new Progress(tty, { isTTY: true }));
+  for (const e of events) onTerminal.show(e);
+  onTerminal.end({ engine: 'a', reference: 'app:1', end: true });
+  const draws = tty.text.split('\r').filter(Boolean);
+  assert.deepEqual(draws, [
+    'a: Pulling fs layer l1\x1b[K',
+    `${progressBar(30 / 100)} a: Downloading l1\x1b[K`,
+    `${progressBar(80 / 400)} a: Downloading l2\x1b[K`,
+    `${progressBar(150 / 400)} a: Download complete l1\x1b[K`,
+    `${progressBar(200 / 400)} a: Downloading l2\x1b[K`,
+    '\x1b[Ka: pulled app:1\n',
+  ]);
+
+  const piped = sink(undefined);
+  const inLog = new PullDisplay(new Progress(piped, { isTTY: false }));
+  for (const e of events) inLog.show(e);
+  inLog.end({ engine: 'a', reference: 'app:1', end: true, error: { code: 'unavailable', message: 'disk full' } });
+  assert.equal(
+    piped.text,
+    'a: Pulling fs layer l1\na: Downloading l1\na: Downloading l2\na: Download complete l1\na: failed: unavailable: disk full\n',
+  );
 });
 
 test('exit codes: refused 1, unreachable 69, not permitted 77; run keeps 125 for its own failures', () => {

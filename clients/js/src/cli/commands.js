@@ -10,6 +10,7 @@ import * as fmt from './format.js';
 import { help, status, version } from './info.js';
 import { outputClosed } from './output.js';
 import { Progress, progressBar } from './progress.js';
+import { PullDisplay } from './pull_display.js';
 import { usageError } from './usage_error.js';
 
 // ---- argument helpers -----------------------------------------------------
@@ -434,40 +435,6 @@ function subcommand(name, command, positionals) {
   if (sub === undefined) throw usageError(`${name}: missing subcommand (${Object.keys(command.subcommands).join(', ')})`);
   if (!Object.hasOwn(command.subcommands, sub)) throw usageError(`${name}: unknown subcommand '${sub}'`);
   return [sub, rest];
-}
-
-// image_pull_progress events of one node as a bar: the bytes of its layers
-// so far (of those whose size the engine gave) and the last status.
-class PullDisplay {
-  #progress;
-  #layers = new Map(); // "engine id" -> {current, total}
-
-  constructor(progress) {
-    this.#progress = progress;
-  }
-
-  show(d) {
-    const key = `${d.engine} ${d.id}`;
-    if (d.id && d.total > 0) this.#layers.set(key, { current: d.current ?? 0, total: d.total });
-    // The engine's last word on a layer carries no byte counts.
-    const layer = this.#layers.get(key);
-    if (layer && /complete|exists/i.test(d.status ?? '')) layer.current = layer.total;
-    let current = 0;
-    let total = 0;
-    for (const [key, l] of this.#layers) {
-      if (!key.startsWith(`${d.engine} `)) continue;
-      current += Math.min(l.current, l.total);
-      total += l.total;
-    }
-    const text = `${d.engine}: ${d.status ?? ''}${d.id ? ` ${d.id}` : ''}`.trimEnd();
-    // Piped, a line per layer and status: no bar, it would be stale at once.
-    const fraction = this.#progress.isTTY && total > 0 ? current / total : null;
-    this.#progress.update({ fraction, text, key: `${d.engine} ${d.id ?? ''} ${d.status ?? ''}` });
-  }
-
-  end(d) {
-    this.#progress.line(d.error ? `${d.engine}: failed: ${d.error.code}: ${d.error.message}` : `${d.engine}: pulled ${d.reference}`);
-  }
 }
 
 const images = {
