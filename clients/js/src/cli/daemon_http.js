@@ -12,7 +12,7 @@ import { RegistryError } from '../errors.js';
 const maxBody = 4 * 1024 * 1024;
 
 // ws://host:port/... -> http://host:port/metrics (wss: https).
-export function httpUrl(wsUrl, path) {
+function httpUrl(wsUrl, path) {
   const u = new URL(wsUrl);
   u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
   u.pathname = path;
@@ -24,7 +24,7 @@ export function httpUrl(wsUrl, path) {
 // GET `path` of the daemon at `wsUrl`: the body as text. A connection error
 // rejects with not_connected, a 401/403 with unauthorized/forbidden, another
 // status with `http_status`.
-export function httpGet(wsUrl, path, { token, ca, timeoutMs = 10_000 } = {}) {
+function httpGet(wsUrl, path, { token, ca, timeoutMs = 10_000 } = {}) {
   const url = httpUrl(wsUrl, path);
   const get = url.protocol === 'https:' ? httpsRequest : httpRequest;
   const headers = token ? { authorization: `Bearer ${token}` } : {};

@@ -93,7 +93,7 @@ export function helpText(words) {
   if (!c) return { error: `help: unknown command '${name}'` };
   if (sub === undefined) return { text: commandUsage(name) };
   if (!c.subcommands || !Object.hasOwn(c.subcommands, sub)) {
-    return { error: `help: '${name}' has no subcommand '${sub}'`, name };
+    return { error: `help: '${name}' has no subcommand '${sub}'` };
   }
   return { text: commandUsage(name, sub) };
 }
