@@ -352,6 +352,25 @@ describe('registryctl on a real Podman', () => {
     await c.containerRemove({ container_id: container.container_id, force: true });
   });
 
+  test('run | head -1 cancels the execution at its next line and exits 130, without a stack trace', async () => {
+    const shell = spawn(
+      'bash',
+      ['-c', '"$0" "$1" run sh - <<< "$2" | head -1; echo "registryctl exited ${PIPESTATUS[0]}" >&2', process.execPath, bin,
+        'i=0; while :; do echo "line $i"; i=$((i+1)); sleep 0.2; done'],
+      { env: { ...process.env, REGISTRY_URL: daemon.url, REGISTRY_TOKEN: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.add(shell);
+    let stdout = '';
+    let stderr = '';
+    shell.stdout.setEncoding('utf8').on('data', (t) => (stdout += t));
+    shell.stderr.setEncoding('utf8').on('data', (t) => (stderr += t));
+    const code = await new Promise((r) => shell.on('exit', r));
+    children.delete(shell);
+    assert.equal(code, 0);
+    assert.equal(stdout, 'line 0\n');
+    assert.equal(stderr, 'registryctl: cancelled\nregistryctl exited 130\n');
+  });
+
   test('watch shows container events like the others', async () => {
     const p = start(['watch', '--event', 'container_state_changed']);
     // The snapshot line: subscribed.

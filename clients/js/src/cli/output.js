@@ -1,12 +1,12 @@
 // When whoever reads registryctl's output goes away (`registryctl watch |
 // head -1`), a write fails with EPIPE, which Node raises as an 'error' event
 // of process.stdout: unhandled, a stack trace and exit code 1. Instead the
-// error is taken as "nobody is listening": later writes are dropped, and
-// `outputClosed` resolves, which ends a command that runs until stopped
-// (watch, logs -f, register --keep, run) the way Ctrl-C does. Any other
-// write error is still reported, once.
+// error is taken as "nobody is listening": later lines to that stream are
+// dropped, and `outputClosed` resolves, which ends a command that runs until
+// stopped (watch, logs -f, register --keep, run) the way Ctrl-C does. Any
+// other write error is still reported, once.
 
-let closed = false;
+const closed = new Set(); // the streams whose reader is gone
 let resolveClosed;
 
 // Resolves when stdout or stderr lost its reader.
@@ -14,17 +14,13 @@ export const outputClosed = new Promise((r) => {
   resolveClosed = r;
 });
 
-export function isOutputClosed() {
-  return closed;
-}
-
 // Watches `streams` (process.stdout and process.stderr) for a lost reader.
 export function guardOutput(streams) {
   for (const stream of streams) {
     let reported = false;
     stream.on('error', (e) => {
       if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') {
-        closed = true;
+        closed.add(stream);
         resolveClosed();
         return;
       }
@@ -40,6 +36,6 @@ export function guardOutput(streams) {
 // A line writer for `stream` that stops once the output is closed.
 export function lineWriter(stream) {
   return (text) => {
-    if (!closed) stream.write(`${text}\n`);
+    if (!closed.has(stream)) stream.write(`${text}\n`);
   };
 }
