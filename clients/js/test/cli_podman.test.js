@@ -430,4 +430,20 @@ describe('registryctl on a real Podman', () => {
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /not_found: .*node-9/);
   });
+  // Last: it restarts registryd.
+  test('logs -f when registryd goes away: the stream cannot be resumed, exit 69', async () => {
+    const { container } = await c.containerCreate({
+      image: testImage,
+      command: ['sh', '-c', 'while :; do echo tick; sleep 0.3; done'],
+      ttl_seconds: 120,
+    });
+    const p = start(['containers', 'logs', '-f', container.container_id]);
+    assert.equal(await nextLine(p.lines, 20_000), 'tick');
+    await daemon.restart();
+    const { code } = await p.exited;
+    assert.equal(code, 69, p.stderr());
+    assert.match(p.stderr(), /^registryctl: connection_lost: /m);
+    await until(async () => (await c.listNodes()).nodes[0]?.status === 'online', 15_000, 'the engine online again');
+    await c.containerRemove({ container_id: container.container_id, force: true });
+  });
 });
