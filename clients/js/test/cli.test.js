@@ -322,6 +322,13 @@ describe('help, version, status, completion', () => {
     const create = await run(['help', 'containers', 'create']);
     assert.doesNotMatch(create.stdout, /containers logs/);
 
+    for (const [typed, meant] of [['statsu', 'status'], ['servics', 'services'], ['lang', 'languages'], ['containres', 'containers']]) {
+      const r = await run([typed]);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, new RegExp(`^registryctl: unknown command '${typed}' \\(did you mean '${meant}'\\?\\)$`, 'm'));
+    }
+    assert.match((await run(['frobnicate'])).stderr, /^registryctl: unknown command 'frobnicate'$/m);
+
     const unknown = await run(['help', 'nope']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /^registryctl: help: unknown command 'nope'$/m);

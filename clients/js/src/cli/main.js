@@ -12,7 +12,7 @@ import { RegistryError } from '../errors.js';
 import { commands } from './commands.js';
 import { describe, exitCodeOf, exitCodes } from './exit_codes.js';
 import { guardOutput, lineWriter } from './output.js';
-import { commandUsage, globalOptions, overview, subcommandOf } from './usage.js';
+import { closestCommand, commandUsage, globalOptions, overview, subcommandOf } from './usage.js';
 import { UsageError } from './usage_error.js';
 
 // The command name: the first argument that is neither an option nor the
@@ -61,7 +61,10 @@ export async function main(argv, { env = process.env, stdout = process.stdout, s
       throw new UsageError('no command given');
     }
     command = Object.hasOwn(commands, name) ? commands[name] : null;
-    if (!command) throw new UsageError(`unknown command '${name}'`);
+    if (!command) {
+      const meant = closestCommand(name);
+      throw new UsageError(`unknown command '${name}'${meant ? ` (did you mean '${meant}'?)` : ''}`);
+    }
     sub = subcommandIn(command, rest);
     let parsed;
     try {

@@ -107,3 +107,30 @@ export function flagsOf(name, sub = null) {
   const named = new Set(c.subcommands[sub].args?.match(/--[a-z][a-z0-9-]*/g) ?? []);
   return flags.filter((f) => named.has(f));
 }
+
+// Edit distance (insertions, deletions, substitutions) of two short words.
+function distance(a, b) {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length];
+}
+
+// The command `word` was probably meant to be (a typo of at most two
+// letters, or the start of one command's name), or null.
+export function closestCommand(word) {
+  const names = Object.keys(commands);
+  const starting = names.filter((n) => n.startsWith(word));
+  if (word.length >= 2 && starting.length === 1) return starting[0];
+  let best = null;
+  for (const n of names) {
+    const d = distance(word, n);
+    if (d <= 2 && (best === null || d < best.d)) best = { n, d };
+  }
+  return best?.n ?? null;
+}
