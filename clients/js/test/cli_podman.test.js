@@ -318,4 +318,132 @@ describe('registryctl on a real Podman', () => {
     assert.deepEqual(JSON.parse(after.stdout).containers, []);
     assert.deepEqual(await podman.containers(`io.registry.instance=${owner}`), []);
   });
+  test('containers create --follow prints the output until the container ends; "created" on stderr', async () => {
+    const r = await run(['containers', 'create', '--image', testImage, '--ttl', '60', '--follow', '--', 'sh', '-c', 'echo a; sleep 1; echo b; echo c >&2']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'a\nb');
+    const m = /^created ([0-9a-f]{64}) \(\w+\) on node-1, expires in \d+s\n/.exec(r.stderr);
+    assert.ok(m, r.stderr);
+    assert.equal(r.stderr.slice(m[0].length), 'c\n');
+    await c.containerRemove({ container_id: m[1], force: true });
+  });
+
+  test('containers logs -f | head -1 exits 0 at its next line, without a stack trace', async () => {
+    const { container } = await c.containerCreate({
+      image: testImage,
+      command: ['sh', '-c', 'i=0; while :; do echo "line $i"; i=$((i+1)); sleep 0.3; done'],
+      ttl_seconds: 120,
+    });
+    const shell = spawn(
+      'bash',
+      ['-c', '"$0" "$1" containers logs -f "$2" | head -1; echo "registryctl exited ${PIPESTATUS[0]}" >&2', process.execPath, bin, container.container_id],
+      { env: { ...process.env, REGISTRY_URL: daemon.url, REGISTRY_TOKEN: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.add(shell);
+    let stdout = '';
+    let stderr = '';
+    shell.stdout.setEncoding('utf8').on('data', (t) => (stdout += t));
+    shell.stderr.setEncoding('utf8').on('data', (t) => (stderr += t));
+    const code = await new Promise((r) => shell.on('exit', r));
+    children.delete(shell);
+    assert.equal(code, 0);
+    assert.equal(stdout, 'line 0\n');
+    assert.equal(stderr, 'registryctl exited 0\n');
+    await c.containerRemove({ container_id: container.container_id, force: true });
+  });
+
+  test('run | head -1 cancels the execution at its next line and exits 130, without a stack trace', async () => {
+    const shell = spawn(
+      'bash',
+      ['-c', '"$0" "$1" run sh - <<< "$2" | head -1; echo "registryctl exited ${PIPESTATUS[0]}" >&2', process.execPath, bin,
+        'i=0; while :; do echo "line $i"; i=$((i+1)); sleep 0.2; done'],
+      { env: { ...process.env, REGISTRY_URL: daemon.url, REGISTRY_TOKEN: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.add(shell);
+    let stdout = '';
+    let stderr = '';
+    shell.stdout.setEncoding('utf8').on('data', (t) => (stdout += t));
+    shell.stderr.setEncoding('utf8').on('data', (t) => (stderr += t));
+    const code = await new Promise((r) => shell.on('exit', r));
+    children.delete(shell);
+    assert.equal(code, 0);
+    assert.equal(stdout, 'line 0\n');
+    assert.equal(stderr, 'registryctl: cancelled\nregistryctl exited 130\n');
+  });
+
+  test('watch shows container events like the others', async () => {
+    const p = start(['watch', '--event', 'container_state_changed']);
+    // The snapshot line: subscribed.
+    assert.match(await nextLine(p.lines, 20_000), /^\d+ registry_loaded - services=\d+$/);
+    const { container } = await c.containerCreate({ image: testImage, name: 'cli-watched', command: ['sh', '-c', 'exit 5'], ttl_seconds: 60 });
+    const id = container.container_id;
+    const short = id.slice(0, 12);
+    const image = testImage.replace(/[/.]/g, '\\$&');
+    const lines = [];
+    for (;;) {
+      const line = await nextLine(p.lines, 30_000);
+      if (!line.includes(short)) continue;
+      lines.push(line);
+      if (/ -> exited /.test(line)) break;
+    }
+    assert.match(lines.at(-1), new RegExp(`^\\d+ container_state_changed ${short} \\(cli-watched\\) running -> exited exit_code=5 image=${image} engine=node-1$`));
+    await c.containerRemove({ container_id: id });
+    for (;;) {
+      const line = await nextLine(p.lines, 30_000);
+      if (!line.includes(short)) continue;
+      assert.match(line, new RegExp(`^\\d+ container_state_changed ${short} \\(cli-watched\\) exited -> removed exit_code=5 image=${image} engine=node-1 \\(removed\\)$`));
+      break;
+    }
+    p.child.kill('SIGINT');
+    assert.equal((await p.exited).code, 0);
+  });
+
+  test('languages: the configured languages with their limits', async () => {
+    const r = await run(['languages']);
+    assert.equal(r.code, 0, r.stderr);
+    const [head, ...rows] = r.stdout.split('\n');
+    assert.match(head, /^LANGUAGE\s+VERSION\s+IMAGE\s+COMPILED\s+TIMEOUT\s+MEMORY\s+OUTPUT$/);
+    const image = testImage.replace(/[/.]/g, '\\$&');
+    const limits = '20s \\(max 60s\\)\\s+128 MiB \\(max 512 MiB\\)\\s+64 KiB \\(max 1 MiB\\)';
+    assert.equal(rows.length, 2, r.stdout);
+    assert.match(rows[0], new RegExp(`^sh\\s+busybox\\s+${image}\\s+no\\s+${limits}$`));
+    assert.match(rows[1], new RegExp(`^shc\\s+\\S+\\s+${image}\\s+yes\\s+${limits}$`));
+    const json = JSON.parse((await run(['languages', '--json'])).stdout);
+    assert.deepEqual(json.languages.map((l) => l.name), ['sh', 'shc']);
+  });
+
+  test("images pull: each node's failure as a line, the engine's error, exit 1", async () => {
+    const r = await run(['images', 'pull', '127.0.0.1:1/registry-test/nope:latest']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout, '');
+    const lines = r.stderr.trim().split('\n');
+    assert.match(lines[0], /^node-1: failed: [a-z_]+: \S/);
+    assert.doesNotMatch(r.stderr, /[\r\x1b]/, 'piped: plain lines');
+    assert.match(lines.at(-1), /^registryctl: [a-z_]+: node-1: .*127\.0\.0\.1:1/);
+    const json = await run(['images', 'pull', '127.0.0.1:1/registry-test/nope:latest', '--engine', 'node-1', '--json']);
+    assert.equal(json.code, 1);
+    const last = JSON.parse(json.stdout.split('\n').at(-1));
+    assert.equal(last.engine, 'node-1');
+    assert.equal(last.end, true);
+    assert.ok(last.error.code);
+    const unknown = await run(['images', 'pull', 'x:1', '--engine', 'node-9']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /not_found: .*node-9/);
+  });
+  // Last: it restarts registryd.
+  test('logs -f when registryd goes away: the stream cannot be resumed, exit 69', async () => {
+    const { container } = await c.containerCreate({
+      image: testImage,
+      command: ['sh', '-c', 'while :; do echo tick; sleep 0.3; done'],
+      ttl_seconds: 120,
+    });
+    const p = start(['containers', 'logs', '-f', container.container_id]);
+    assert.equal(await nextLine(p.lines, 20_000), 'tick');
+    await daemon.restart();
+    const { code } = await p.exited;
+    assert.equal(code, 69, p.stderr());
+    assert.match(p.stderr(), /^registryctl: connection_lost: /m);
+    await until(async () => (await c.listNodes()).nodes[0]?.status === 'online', 15_000, 'the engine online again');
+    await c.containerRemove({ container_id: container.container_id, force: true });
+  });
 });

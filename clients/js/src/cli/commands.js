@@ -4,7 +4,13 @@
 import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 
+import { RegistryError } from '../errors.js';
+import { completion } from './completion.js';
 import * as fmt from './format.js';
+import { help, status, version } from './info.js';
+import { outputClosed } from './output.js';
+import { Progress, progressBar } from './progress.js';
+import { PullDisplay } from './pull_display.js';
 import { usageError } from './usage_error.js';
 
 // ---- argument helpers -----------------------------------------------------
@@ -39,7 +45,8 @@ function int(text, flag) {
   return n;
 }
 
-// Resolves on SIGINT/SIGTERM (and returns a way to stop listening).
+// Resolves on SIGINT/SIGTERM, or when the output's reader went away (and
+// returns a way to stop listening).
 function untilSignal() {
   let done;
   const promise = new Promise((r) => {
@@ -48,6 +55,7 @@ function untilSignal() {
   const on = () => done();
   process.once('SIGINT', on);
   process.once('SIGTERM', on);
+  outputClosed.then(on);
   return {
     promise,
     dispose() {
@@ -285,8 +293,23 @@ function writeOutput(ctx, chunk) {
 }
 
 const containers = {
-  args: '[list [--state S] [--engine E] | create (--preset NAME | --image IMG) [--name N] [--ttl S] [--engine E] [--label K=V]... [--memory BYTES] [--cpus N] [--pids N] [-- CMD...] | get ID | logs [-f] [--tail N] ID | stop [--grace S] ID | rm [--force] ID | extend ID --ttl S]',
   summary: 'manage containers',
+  // Each one's usage names the options it takes (help and completion use them).
+  subcommands: {
+    list: { args: '[--state S] [--engine E]', summary: 'list the managed containers (the default)' },
+    create: {
+      args: '(--preset NAME | --image IMG) [--name N] [--ttl S] [--engine E] [--label K=V]... [--memory BYTES] [--cpus N] [--pids N] [-f|--follow] [-- CMD...]',
+      summary:
+        "create and start a container under a lease (--ttl seconds); a preset's settings, the flags override them; " +
+        '--follow: then print its output until it ends, as logs -f',
+    },
+    get: { args: 'ID', summary: 'one container in full: command, times, exit code, error, lease, limits, labels' },
+    logs: { args: '[-f|--follow] [--tail N] ID', summary: "a container's output; -f follows it until the container ends" },
+    stop: { args: '[--grace S] ID', summary: 'stop a container (SIGTERM, SIGKILL after the grace seconds)' },
+    rm: { args: '[--force] ID', summary: 'remove a container (--force: a running one too)' },
+    extend: { args: 'ID --ttl S', summary: "renew a container's lease: it expires S seconds from now" },
+  },
+  defaultSubcommand: 'list',
   options: {
     state: { type: 'string' },
     engine: { type: 'string' },
@@ -349,9 +372,16 @@ const containers = {
         if (values.pids !== undefined) limits.pids = int(values.pids, '--pids');
         if (Object.keys(limits).length) params.limits = limits;
         if (args.length) params.command = args;
-        print(ctx, await client.containerCreate(params), ({ container: c }) =>
-          `created ${c.container_id}${c.name ? ` (${c.name})` : ''} on ${c.engine}, expires ${fmt.relativeTime(c.expires_at_ms)}`,
-        );
+        const created = await client.containerCreate(params);
+        const line = ({ container: c }) =>
+          `created ${c.container_id}${c.name ? ` (${c.name})` : ''} on ${c.engine}, expires ${fmt.relativeTime(c.expires_at_ms)}`;
+        if (!values.follow) {
+          print(ctx, created, line);
+          return;
+        }
+        // stdout is the container's output: the "created" line goes to stderr.
+        ctx.err(line(created));
+        await followLogs(ctx, { container_id: created.container.container_id });
         return;
       }
       case 'get': {
@@ -369,25 +399,7 @@ const containers = {
           else for (const chunk of data.output ?? []) writeOutput(ctx, chunk);
           return;
         }
-        // Followed logs come as container_log events of a subscription the
-        // server opens; the last one has "end": true.
-        const { subscription } = await client.requestStream('container_logs', { ...params, follow: true });
-        const signal = untilSignal();
-        let failure = null;
-        const ended = new Promise((r) => {
-          subscription.on('container_log', (e) => {
-            if (ctx.json) ctx.out(JSON.stringify(e.data));
-            else writeOutput(ctx, e.data);
-            if (e.data.end) r();
-          });
-          subscription.onEnd((err) => {
-            failure = err;
-            r();
-          });
-        });
-        await Promise.race([ended, signal.promise]);
-        signal.dispose();
-        if (failure) throw failure;
+        await followLogs(ctx, params);
         return;
       }
       case 'stop': {
@@ -415,6 +427,149 @@ const containers = {
     }
   },
 };
+
+// A subcommand-only command's subcommand ("images pull"): the first
+// positional, which must be one of `command.subcommands`.
+function subcommand(name, command, positionals) {
+  const [sub, ...rest] = positionals;
+  if (sub === undefined) throw usageError(`${name}: missing subcommand (${Object.keys(command.subcommands).join(', ')})`);
+  if (!Object.hasOwn(command.subcommands, sub)) throw usageError(`${name}: unknown subcommand '${sub}'`);
+  return [sub, rest];
+}
+
+const images = {
+  summary: 'container images on the nodes',
+  subcommands: {
+    pull: {
+      args: 'REFERENCE [--engine E]',
+      summary:
+        'pull an image on every online node, one after the other (or on --engine E), showing its progress: ' +
+        'a bar redrawn in place on a terminal, a line per layer and status when piped (--json: the events)',
+    },
+  },
+  options: { engine: { type: 'string' } },
+  async run(ctx) {
+    const [, args] = subcommand(ctx.name, this, ctx.positionals);
+    const [reference] = need(args, 1, 'image reference');
+    const { client, values } = ctx;
+    const params = { reference };
+    if (values.engine !== undefined) params.engine = values.engine;
+    // The daemon pulls on the nodes online when it gets the request and ends
+    // each one's events with an "end"; it does not say how many there are.
+    const nodes =
+      values.engine !== undefined ? 1 : ((await client.listNodes()).nodes ?? []).filter((n) => n.status === 'online').length;
+    if (nodes === 0) throw new RegistryError('unavailable', 'no node is online to pull on');
+    const { subscription } = await client.imagePull(params);
+    const display = new PullDisplay(new Progress(ctx.stderr));
+    const pulled = [];
+    const failed = [];
+    const signal = untilSignal();
+    let failure = null;
+    const ended = new Promise((r) => {
+      subscription.on('image_pull_progress', (e) => {
+        const d = e.data;
+        if (ctx.json) ctx.out(JSON.stringify(d));
+        if (!d.end) {
+          if (!ctx.json) display.show(d);
+          return;
+        }
+        if (!ctx.json) display.end(d);
+        (d.error ? failed : pulled).push(d);
+        if (pulled.length + failed.length >= nodes) r();
+      });
+      subscription.onEnd((err) => {
+        failure = err;
+        r();
+      });
+    });
+    await Promise.race([ended, signal.promise]);
+    signal.dispose();
+    if (failure) throw failure;
+    if (!ctx.json && pulled.length) ctx.out(`pulled ${reference} on ${pulled.map((d) => d.engine).join(', ')}`);
+    if (failed.length) {
+      const [first] = failed;
+      throw new RegistryError(first.error.code, `${first.engine}: ${first.error.message}`);
+    }
+  },
+};
+
+// "10s", "1.5s", "250ms" (limits are in milliseconds).
+function msText(ms) {
+  if (ms === undefined) return '-';
+  return ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+// "default (max maximum)" of one limit of a language.
+function limitText(l, key, text) {
+  const d = l.defaults?.[key];
+  const m = l.maximum?.[key];
+  if (d === undefined && m === undefined) return '-';
+  return m === undefined || m === d ? text(d) : `${text(d)} (max ${text(m)})`;
+}
+
+const languages = {
+  args: '',
+  summary: "the languages 'run' takes; with their default limits and the most an execution may ask for (repl_languages)",
+  async run(ctx) {
+    need(ctx.positionals, 0, '');
+    print(ctx, await ctx.client.replLanguages(), (d) =>
+      fmt.table(
+        ['LANGUAGE', 'VERSION', 'IMAGE', 'COMPILED', 'TIMEOUT', 'MEMORY', 'OUTPUT'],
+        (d.languages ?? []).map((l) => [
+          l.name,
+          l.version || '-',
+          l.image,
+          l.compiled ? 'yes' : 'no',
+          limitText(l, 'timeout_ms', msText),
+          limitText(l, 'memory_bytes', fmt.bytesText),
+          limitText(l, 'output_bytes', fmt.bytesText),
+        ]),
+      ),
+    );
+  },
+};
+
+const uploads = {
+  summary: "package uploads ('deploy' sends the file in chunks before it deploys)",
+  subcommands: {
+    status: {
+      args: 'UPLOAD_ID',
+      summary: 'how far an upload got (package_upload_status): bytes received of its size, complete or not, when it expires',
+    },
+  },
+  async run(ctx) {
+    const [, args] = subcommand(ctx.name, this, ctx.positionals);
+    const [id] = need(args, 1, 'upload id');
+    print(ctx, await ctx.client.request('package_upload_status', { upload_id: id }), (d) =>
+      `${d.upload_id}: received ${d.received} of ${d.size} bytes` +
+      (d.size ? ` (${Math.floor((100 * d.received) / d.size)}%)` : '') +
+      `, ${d.complete ? 'complete' : 'incomplete'}, expires ${fmt.relativeTime(d.expires_at_ms)}`,
+    );
+  },
+};
+
+// Prints a container's output until it ends (or Ctrl-C, or the output's
+// reader is gone). Followed logs come as container_log events of a
+// subscription the server opens; the last one has "end": true.
+async function followLogs(ctx, params) {
+  const { subscription } = await ctx.client.requestStream('container_logs', { ...params, follow: true });
+  const signal = untilSignal();
+  let failure = null;
+  const ended = new Promise((r) => {
+    subscription.on('container_log', (e) => {
+      if (ctx.json) ctx.out(JSON.stringify(e.data));
+      else writeOutput(ctx, e.data);
+      if (e.data.end) r();
+    });
+    subscription.onEnd((err) => {
+      failure = err;
+      r();
+    });
+  });
+  await Promise.race([ended, signal.promise]);
+  signal.dispose();
+  if (failure) throw failure;
+}
 
 // `run`'s exit status when the program has none of its own (docs in README).
 const runExitCodes = Object.freeze({
@@ -508,12 +663,12 @@ const run = {
   },
 };
 
-// "[#########                     ]  30% installing: message"
-function progressLine(d) {
-  const frac = d.bytes_total ? Math.min(1, (d.bytes ?? 0) / d.bytes_total) : null;
-  const bar = frac === null ? '' : `[${'#'.repeat(Math.round(frac * 30)).padEnd(30)}] ${String(Math.round(frac * 100)).padStart(3)}% `;
-  const bytes = frac === null && d.bytes !== undefined ? ` (${d.bytes} bytes)` : '';
-  return `${bar}${d.stage}${bytes}${d.message ? `: ${d.message}` : ''}`;
+// A deployment_progress event for Progress: "uploading: received 1 of 2
+// bytes" after a bar when it counts bytes of a total.
+function deployProgress(d) {
+  const fraction = d.bytes_total ? Math.min(1, (d.bytes ?? 0) / d.bytes_total) : null;
+  const bytes = fraction === null && d.bytes !== undefined ? ` (${d.bytes} bytes)` : '';
+  return { fraction, text: `${d.stage}${bytes}${d.message ? `: ${d.message}` : ''}` };
 }
 
 // "static-site-1.2.0.tar.gz" -> {name: 'static-site', version: '1.2.0'}
@@ -548,17 +703,19 @@ const deploy = {
     const [file] = need(ctx.positionals, 1, 'package file');
     // deployment_progress events are about the request that caused them
     // (each upload chunk, then the deploy) and come before its response. The
-    // upload's are drawn at most once per 5 %.
-    let drawn = -1;
+    // upload is a bar redrawn on a terminal (piped: a line per 5 %), each
+    // later stage a line.
+    const progress = new Progress(ctx.stderr);
     const onEvent = (e) => {
       if (e.event !== 'deployment_progress') return;
       if (ctx.json) return ctx.out(JSON.stringify(e.data));
+      const shown = deployProgress(e.data);
       if (e.data.stage === 'uploading' && e.data.bytes_total) {
-        const step = Math.floor((20 * e.data.bytes) / e.data.bytes_total);
-        if (step === drawn) return;
-        drawn = step;
+        progress.update({ ...shown, key: Math.floor((20 * e.data.bytes) / e.data.bytes_total) });
+        return;
       }
-      ctx.err(progressLine(e.data));
+      progress.end(); // the upload's bar stays on the screen
+      progress.line(shown.fraction === null ? shown.text : `${progressBar(shown.fraction)} ${shown.text}`);
     };
     const target = ctx.values.host ?? 'local';
     const params = ctx.values['on-server'] ? { path: resolve(file), target } : { file: resolve(file), target };
@@ -567,7 +724,7 @@ const deploy = {
     const version = ctx.values.version ?? stated.version;
     if (name !== undefined) params.name = name;
     if (version !== undefined) params.version = version;
-    const data = await ctx.client.deployPackage(params, { timeoutMs: 600_000, onEvent });
+    const data = await ctx.client.deployPackage(params, { timeoutMs: 600_000, onEvent }).finally(() => progress.end());
     print(ctx, data, (d) => `deployed ${d.name ?? ''} ${d.version ?? ''} as ${d.instance_id ?? '?'}`.replace(/ +/g, ' '));
   },
 };
@@ -619,8 +776,15 @@ export const commands = {
   keepalive,
   nodes,
   containers,
+  images,
+  languages,
   run,
   deploy,
   undeploy,
   action,
+  uploads,
+  status,
+  version,
+  help,
+  completion,
 };

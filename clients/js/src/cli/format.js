@@ -78,7 +78,7 @@ export function serviceDetail(s) {
 }
 
 // A byte count as "64 MiB", "1.5 GiB", "512 B".
-function bytesText(n) {
+export function bytesText(n) {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
   let i = 0;
@@ -125,10 +125,17 @@ export function containerDetail(c) {
   return rows.map(([k, v]) => `${`${k}:`.padEnd(w + 1)} ${v}`).join('\n');
 }
 
-// One line for an event: "REVISION EVENT INSTANCE details".
+// A container in an event line: its id cut to 12 characters as engines
+// print it (the whole id is in --json), and its name.
+function containerText(c) {
+  return `${c.container_id.slice(0, 12)}${c.name ? ` (${c.name})` : ''}`;
+}
+
+// One line for an event: "REVISION EVENT SUBJECT details", the subject
+// being a service instance or a container.
 export function eventLine(e) {
   const d = e.data;
-  const id = d.service?.instance_id ?? d.instance_id ?? '-';
+  const id = d.service?.instance_id ?? d.instance_id ?? (d.container ? containerText(d.container) : '-');
   let details = '';
   switch (e.event) {
     case 'service_registered':
@@ -148,6 +155,16 @@ export function eventLine(e) {
       break;
     case 'lease_expired':
       details = `lease=${d.lease_id} reason=${d.reason}`;
+      break;
+    case 'container_state_changed':
+      details =
+        `${d.previous_state ? `${d.previous_state} -> ` : ''}${d.state}` +
+        (d.container.exit_code !== undefined ? ` exit_code=${d.container.exit_code}` : '') +
+        ` image=${d.container.image} engine=${d.container.engine}` +
+        (d.reason ? ` (${d.reason})` : '');
+      break;
+    case 'container_reap_failed':
+      details = `attempts=${d.attempts} error=${d.error.code}: ${d.error.message}`;
       break;
     case 'registry_loaded':
       details = `services=${d.services.length}`;

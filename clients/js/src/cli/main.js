@@ -1,8 +1,8 @@
 // registryctl: the command line on RegistryClient. main() parses the
-// arguments, runs one command and returns the exit code: 0 ok, 1 the request
-// failed (the server's error code and message are printed), 2 bad usage, 77
-// not permitted (sysexits' NOPERM: a 401 at the upgrade, or `forbidden`); for
-// `run` the program's own exit code, and 125 when it could not be run.
+// arguments, runs one command and returns the exit code (exit_codes.js: 0
+// ok, 1 refused, 2 bad usage, 69 registryd unreachable, 77 not permitted;
+// `run` the program's own). A usage error prints the usage of the command
+// (or subcommand) it is about; `help` and `--help` print it on stdout.
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -10,40 +10,17 @@ import { parseArgs } from 'node:util';
 import { RegistryClient } from '../client.js';
 import { RegistryError } from '../errors.js';
 import { commands } from './commands.js';
+import { describe, exitCodeOf, exitCodes } from './exit_codes.js';
+import { guardOutput, lineWriter } from './output.js';
+import { closestCommand, commandUsage, globalOptions, overview, subcommandOf } from './usage.js';
 import { UsageError } from './usage_error.js';
-
-const globalOptions = {
-  url: { type: 'string' },
-  json: { type: 'boolean', default: false },
-  timeout: { type: 'string' },
-  wait: { type: 'string' },
-  token: { type: 'string' },
-  'ca-file': { type: 'string' },
-  help: { type: 'boolean', short: 'h', default: false },
-};
-
-export function usage() {
-  const lines = Object.entries(commands).map(([name, c]) => `  ${name} ${c.args ?? ''}\n      ${c.summary}`);
-  return `usage: registryctl [--url URL] [--token TOKEN] [--ca-file PEM] [--json] [--timeout MS] [--wait MS] COMMAND [ARGS]
-
-commands:
-${lines.join('\n')}
-
-  --url URL     registryd's WebSocket URL, ws:// or wss:// (default: $REGISTRY_URL, else ws://127.0.0.1:8080)
-  --token T     bearer token (default: $REGISTRY_TOKEN)
-  --ca-file PEM the CA that signed registryd's TLS certificate (a private CA; wss:// only)
-  --json        machine-readable output: the response's data as JSON (watch: one event a line)
-  --timeout MS  request timeout (default 10000)
-  --wait MS     how long to wait for a connection (default 5000)
-exit codes: 0 ok, 1 the request failed, 2 bad usage, 77 not permitted (HTTP 401 at the
-  upgrade: no or a wrong token; forbidden: the token's role lacks the permission).`;
-}
 
 // The command name: the first argument that is neither an option nor the
 // value of a global option that takes one.
 function splitCommand(argv) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
+    if (a === '--') break;
     if (!a.startsWith('-')) return [a, [...argv.slice(0, i), ...argv.slice(i + 1)]];
     const name = a.replace(/^--?/, '');
     if (globalOptions[name]?.type === 'string' && !a.includes('=')) i += 1;
@@ -58,23 +35,37 @@ function positiveInt(text, flag) {
   return n;
 }
 
+// The subcommand a command line that did not parse is about: the first word
+// that names one.
+function subcommandIn(command, args) {
+  if (!command.subcommands) return null;
+  return args.find((a) => Object.hasOwn(command.subcommands, a)) ?? null;
+}
+
 export async function main(argv, { env = process.env, stdout = process.stdout, stderr = process.stderr } = {}) {
-  const write = (stream) => (text) => stream.write(`${text}\n`);
-  const out = write(stdout);
-  const err = write(stderr);
+  guardOutput([stdout, stderr]);
+  const out = lineWriter(stdout);
+  const err = lineWriter(stderr);
   let client = null;
+  let name = null;
   let command = null;
+  let sub = null;
   try {
-    const [name, rest] = splitCommand(argv);
+    let rest;
+    [name, rest] = splitCommand(argv);
     if (!name) {
       if (rest.includes('--help') || rest.includes('-h')) {
-        out(usage());
-        return 0;
+        out(overview());
+        return exitCodes.ok;
       }
       throw new UsageError('no command given');
     }
-    command = commands[name];
-    if (!command) throw new UsageError(`unknown command '${name}'`);
+    command = Object.hasOwn(commands, name) ? commands[name] : null;
+    if (!command) {
+      const meant = closestCommand(name);
+      throw new UsageError(`unknown command '${name}'${meant ? ` (did you mean '${meant}'?)` : ''}`);
+    }
+    sub = subcommandIn(command, rest);
     let parsed;
     try {
       parsed = parseArgs({
@@ -84,12 +75,14 @@ export async function main(argv, { env = process.env, stdout = process.stdout, s
         strict: true,
       });
     } catch (e) {
-      throw new UsageError(`${name}: ${e.message}`);
+      throw new UsageError(`${name}${sub ? ` ${sub}` : ''}: ${e.message}`);
     }
     const { values, positionals } = parsed;
+    // Only a subcommand named is shown: `containers --help` is about them all.
+    sub = positionals.length ? subcommandOf(command, positionals) : null;
     if (values.help) {
-      out(`usage: registryctl ${name} ${command.args ?? ''}\n  ${command.summary}`);
-      return 0;
+      out(commandUsage(name, sub));
+      return exitCodes.ok;
     }
     const url = values.url ?? env.REGISTRY_URL ?? 'ws://127.0.0.1:8080';
     let ca;
@@ -100,24 +93,48 @@ export async function main(argv, { env = process.env, stdout = process.stdout, s
         throw new UsageError(`--ca-file: cannot read ${values['ca-file']}: ${e.message}`);
       }
     }
-    client = new RegistryClient(url, {
+    const connection = {
+      url,
       token: values.token || env.REGISTRY_TOKEN || undefined,
       ca,
-      requestTimeoutMs: positiveInt(values.timeout, '--timeout') ?? 10_000,
+      timeoutMs: positiveInt(values.timeout, '--timeout') ?? 10_000,
       connectWaitMs: positiveInt(values.wait, '--wait') ?? 5_000,
-    });
-    client.on('error', (e) => err(`registryctl: ${e.message}`));
-    const code = await command.run({ client, values, positionals, json: values.json, out, err, name, stdout });
-    return code ?? 0;
+    };
+    const ctx = {
+      values,
+      positionals,
+      json: values.json,
+      out,
+      err,
+      name,
+      stdout,
+      stderr,
+      connection,
+      // Connected on first use: help and completion never connect.
+      get client() {
+        if (!client) {
+          client = new RegistryClient(url, {
+            token: connection.token,
+            ca,
+            requestTimeoutMs: connection.timeoutMs,
+            connectWaitMs: connection.connectWaitMs,
+          });
+          client.on('error', (e) => err(`registryctl: ${e.message}`));
+        }
+        return client;
+      },
+    };
+    const code = await command.run(ctx);
+    return code ?? exitCodes.ok;
   } catch (e) {
     if (e instanceof UsageError) {
-      err(`registryctl: ${e.message}\n\n${usage()}`);
-      return 2;
+      err(`registryctl: ${e.message}\n\n${command ? commandUsage(name, sub, { brief: true }) : overview({ brief: true })}`);
+      return exitCodes.usage;
     }
-    const failed = command?.failureExitCode ?? 1;
+    const failed = command?.failureExitCode ?? exitCodes.failed;
     if (e instanceof RegistryError) {
       err(`registryctl: ${describe(e)}`);
-      return notPermitted(e) ? exitNoPerm : failed;
+      return exitCodeOf(e, failed);
     }
     // A system error (a file that cannot be read) says all in its message.
     err(`registryctl: ${e?.syscall ? e.message : (e?.stack ?? e)}`);
@@ -125,27 +142,4 @@ export async function main(argv, { env = process.env, stdout = process.stdout, s
   } finally {
     await client?.close();
   }
-}
-
-// sysexits.h EX_NOPERM.
-export const exitNoPerm = 77;
-
-// Refused for who the caller is: a 401 at the upgrade (also when it shows as
-// not_connected: it was the last connection error) or `forbidden`.
-function notPermitted(e) {
-  const why = e.code === 'not_connected' ? e.cause : e;
-  return why?.code === 'unauthorized' || why?.code === 'forbidden';
-}
-
-function describe(e) {
-  if (e.code === 'unauthorized') return e.message;
-  if (e.code === 'forbidden') return `not permitted: ${e.message}`;
-  if (e.code === 'unknown_action') {
-    return (
-      `this registryd does not support '${e.action}' yet (${e.code}: ${e.message}); ` +
-      'the command needs a daemon with that capability'
-    );
-  }
-  if (e.code === 'not_connected') return `cannot reach registryd: ${e.message}`;
-  return `${e.code}: ${e.message}`;
 }
