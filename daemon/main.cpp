@@ -295,6 +295,12 @@ private:
         g.revision = reg_.revision();
         g.store_fsyncs = port_.fsyncs();
         g.available = reg_.available();
+        g.store_kind = cfg_.store.type == registryd::config::store_section::kind::etcd ? "etcd" : "file";
+        switch (reg_.store_status().current) {
+            case registry::store_condition::state::ok: g.store_state = "ok"; break;
+            case registry::store_condition::state::unreachable: g.store_state = "unreachable"; break;
+            case registry::store_condition::state::failed: g.store_state = "failed"; break;
+        }
         if (containers_) {
             auto& by_state = g.containers.emplace();
             for (auto s : {registry::managed_state::created, registry::managed_state::running,

@@ -341,8 +341,16 @@ std::string metrics::render(const gauges& g) const {
     header(out, "registryd_revision", "gauge", "The registry's last published revision.");
     sample(out, "registryd_revision", g.revision);
 
-    header(out, "registryd_store_available", "gauge", "1 while the store accepts writes, 0 after it failed.");
+    header(out, "registryd_store_available", "gauge",
+           "1 while the store accepts writes, 0 while it is unreachable or after it failed.");
     sample(out, "registryd_store_available", std::uint64_t{g.available ? 1u : 0u});
+
+    header(out, "registryd_store_info", "gauge", "Always 1; the labels say which store and in what state.");
+    out += "registryd_store_info{kind=\"";
+    out += escape_label_value(g.store_kind);
+    out += "\",state=\"";
+    out += escape_label_value(g.store_state);
+    out += "\"} 1\n";
 
     if (g.containers) {
         header(out, "registryd_containers", "gauge", "Managed containers, by state.");

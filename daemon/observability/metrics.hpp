@@ -32,6 +32,8 @@ public:
         std::uint64_t revision = 0;
         std::uint64_t store_fsyncs = 0;
         bool available = true;
+        std::string_view store_kind = "file";   // registryd_store_info's labels
+        std::string_view store_state = "ok";    // ok, unreachable, failed
         // With a container manager: its managed containers by state (every
         // state listed, 0 included).
         std::optional<std::map<std::string, std::uint64_t, std::less<>>> containers;

@@ -370,7 +370,7 @@ describe('help, version, status, completion', () => {
     assert.match(away.stderr, /^registryctl: cannot reach registryd: GET http:\/\/127\.0\.0\.1:1\/metrics: connect ECONNREFUSED/);
   });
 
-  test('status: version, revision, services, store, nodes; the store kind said to be unknown', async () => {
+  test('status: version, revision, services, store, nodes', async () => {
     await c.register({ service: service('stat', 'stat-1'), ttl_seconds: 600 });
     // Leases of earlier tests expire meanwhile: compare with a registry that
     // did not change while status ran.
@@ -390,12 +390,12 @@ describe('help, version, status, completion', () => {
     assert.match(rows.started, /^\d{4}-\d\d-\d\dT.*Z \(\d+[smh] ago\)$/);
     assert.equal(Number(rows.revision), revision);
     assert.equal(rows.services, `${services.length} instance${services.length === 1 ? '' : 's'}`);
-    assert.equal(rows.store, 'writable; its kind (file or etcd) is not reported by registryd');
+    assert.equal(rows.store, 'file, writable');
     assert.equal(rows.nodes, 'none (no container engine is configured on this server)');
 
     const json = JSON.parse((await run(['status', '--json'])).stdout);
     assert.equal(json.revision, revision);
-    assert.deepEqual(json.store, { available: true, kind: null });
+    assert.deepEqual(json.store, { available: true, kind: 'file', state: 'ok' });
     assert.equal(json.nodes, null);
     assert.match(json.nodes_error, /^unavailable: /);
 
@@ -508,7 +508,7 @@ describe('access control', () => {
       const status = await as(reader, 'status');
       assert.equal(status.code, 0, status.stderr);
       assert.match(status.stdout, /^registryd: +\d+\.\d+\.\d+ \(/m);
-      assert.match(status.stdout, /^store: +writable;/m);
+      assert.match(status.stdout, /^store: +file, writable$/m);
       const version = await as(reader, 'version');
       assert.equal(version.code, 0, version.stderr);
 

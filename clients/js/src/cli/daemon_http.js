@@ -76,6 +76,8 @@ export async function daemonInfo(wsUrl, options) {
     revision: one('registryd_revision')?.value ?? null,
     services: one('registryd_services')?.value ?? null,
     store_available: one('registryd_store_available') ? one('registryd_store_available').value === 1 : null,
+    store_kind: one('registryd_store_info')?.labels.kind ?? null,
+    store_state: one('registryd_store_info')?.labels.state ?? null,
     started_at_ms: one('process_start_time_seconds') ? one('process_start_time_seconds').value * 1000 : null,
     connections: one('registryd_connections')?.value ?? null,
   };

@@ -69,7 +69,7 @@ export const status = {
   args: '',
   summary:
     "registryd's version, uptime, revision, services, store and nodes; " +
-    "from list_services, list_nodes and GET /metrics (which does not say the store's kind)",
+    'from list_services, list_nodes and GET /metrics',
   async run(ctx) {
     if (ctx.positionals.length) throw usageError(`unexpected argument '${ctx.positionals[0]}'`);
     const { client, connection } = ctx;
@@ -84,7 +84,7 @@ export const status = {
       started_at_ms: m.started_at_ms ?? null,
       revision: listing.revision,
       services: listing.services.length + (listing.remaining ?? 0),
-      store: { available: m.store_available ?? null, kind: null },
+      store: { available: m.store_available ?? null, kind: m.store_kind ?? null, state: m.store_state ?? null },
       connections: m.connections ?? null,
       nodes: nodes.data?.nodes ?? null,
     };
@@ -92,15 +92,22 @@ export const status = {
     if (nodes.error) data.nodes_error = describe(nodes.error);
     print(ctx, data, (d) => {
       const unknown = `not available (${d.metrics_error})`;
+      const storeStates = {
+        ok: 'writable',
+        unreachable: 'unreachable: changes are refused (unavailable) until it is back; reads may be stale',
+        failed: 'failed: changes are refused (unavailable) until registryd restarts',
+      };
       const storeState =
-        d.store.available === null ? unknown : d.store.available ? 'writable' : 'failed: changes are refused (unavailable) until registryd restarts';
+        d.store.available === null
+          ? unknown
+          : (storeStates[d.store.state] ?? (d.store.available ? storeStates.ok : storeStates.failed));
       const rows = [
         ['registryd', d.version === null ? unknown : `${d.version}${d.compiler ? ` (${d.compiler})` : ''}`],
         ['url', d.url],
         ['started', d.started_at_ms === null ? unknown : `${new Date(d.started_at_ms).toISOString()} (${fmt.relativeTime(d.started_at_ms)})`],
         ['revision', d.revision],
         ['services', `${d.services} instance${d.services === 1 ? '' : 's'}`],
-        ['store', `${storeState}; its kind (file or etcd) is not reported by registryd`],
+        ['store', d.store.kind ? `${d.store.kind}, ${storeState}` : storeState],
         ['connections', d.connections ?? unknown],
         ['nodes', nodesText(nodes)],
       ];
