@@ -460,11 +460,12 @@ function runNotes(f) {
 }
 
 const run = {
-  args: '<language> <file|-> [ARGS...] [--stdin FILE|-] [--limit KEY=VALUE]... [--key IDEMPOTENCY_KEY]',
+  args: '<language> <file|-> [ARGS...] [--version V] [--stdin FILE|-] [--limit KEY=VALUE]... [--key IDEMPOTENCY_KEY]',
   summary:
     "run code in a container, streaming its stdout and stderr; exits with the program's exit code " +
     '(124 timeout, 130 cancelled, 137 output cap, 125 could not run; a failed compile: its exit code)',
   options: {
+    version: { type: 'string' },
     stdin: { type: 'string' },
     limit: { type: 'string', multiple: true },
     key: { type: 'string' },
@@ -477,6 +478,7 @@ const run = {
     const { values } = ctx;
     if (file === '-' && values.stdin === '-') throw usageError('run: the program and --stdin cannot both be read from stdin');
     const params = { language, code: await readSource(file) };
+    if (values.version !== undefined) params.version = values.version;
     if (values.stdin !== undefined) params.stdin = await readSource(values.stdin);
     if (args.length) params.args = args;
     if (values.limit) params.limits = limits(values.limit);
@@ -505,6 +507,28 @@ const run = {
       for (const note of runNotes(finished)) ctx.err(note);
     }
     return runExitCode(finished);
+  },
+};
+
+const languages = {
+  args: '',
+  summary: 'list the languages `run` takes, each version (the default marked *) with its image and limits',
+  async run(ctx) {
+    need(ctx.positionals, 0, '');
+    print(ctx, await ctx.client.replLanguages(), (d) =>
+      fmt.table(
+        ['LANGUAGE', 'VERSION', 'IMAGE', 'COMPILED', 'WARM', 'TIMEOUT', 'MEMORY'],
+        (d.languages ?? []).map((l) => [
+          l.name,
+          `${l.version || '-'}${l.default ? ' *' : ''}`,
+          l.image,
+          l.compiled ? 'yes' : 'no',
+          l.warm_pool,
+          `${l.defaults.timeout_ms} ms`,
+          l.defaults.memory_bytes,
+        ]),
+      ),
+    );
   },
 };
 
@@ -620,6 +644,7 @@ export const commands = {
   nodes,
   containers,
   run,
+  languages,
   deploy,
   undeploy,
   action,
