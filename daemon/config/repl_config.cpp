@@ -129,7 +129,8 @@ public:
             mapping(item, at, [&](const std::string& k, const YAML::Node& n, const std::string& p) {
                 return version_key(d, k, n, p);
             });
-            if (!d.seen.contains("version") || d.l.version.empty()) fail(item, at + ".version", "is required");
+            if (!d.seen.contains("version")) fail(item, at + ".version", "is required");
+            if (d.l.version.empty()) fail(item, at + ".version", "must not be empty");
             for (const auto& other : out) {
                 if (other.version == d.l.version) fail(item, at + ".version", "duplicate version '" + d.l.version + "'");
             }

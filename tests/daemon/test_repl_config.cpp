@@ -91,6 +91,8 @@ TEST_CASE("repl config: bad versions are refused with the key named") {
           "test.yaml:9: repl.languages[0].versions[0].image: is required (here or in repl.languages[0])");
     CHECK(refusal(entry + "    versions:\n      - {image: x}\n") ==
           "test.yaml:9: repl.languages[0].versions[0].version: is required");
+    CHECK(refusal(entry + "    versions:\n      - {version: \"\", image: x}\n") ==
+          "test.yaml:9: repl.languages[0].versions[0].version: must not be empty");
     CHECK(refusal(entry + "    versions:\n      - {version: a, image: x}\n      - {version: a, image: y}\n") ==
           "test.yaml:10: repl.languages[0].versions[1].version: duplicate version 'a'");
     CHECK(refusal(entry + "    default_version: c\n    versions:\n      - {version: a, image: x}\n"
