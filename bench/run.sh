@@ -487,6 +487,10 @@ scenario_repl() {
     "$(ratio "$(kv registryd_p99_ms "$line")" "$(kv podman_p99_ms "$line")")" "-" "-"
   r=$(kv cpp_registryd_p50_ms "$line"); p=$(kv cpp_podman_p50_ms "$line")
   row "REPL C++ hello world (compile + run) p50 (ms)" "$(fmt "$r" 1)" "$(fmt "$p" 1)" "$(ratio "$r" "$p")" "-" "-"
+  r=$(kv cpp_cold_registryd_p50_ms "$line"); p=$(kv cpp_podman_p50_ms "$line")
+  row "  same, no warm container (other limits)" "$(fmt "$r" 1)" "$(fmt "$p" 1)" "$(ratio "$r" "$p")" "-" "-"
+  r=$(kv go_registryd_p50_ms "$line"); p=$(kv go_podman_p50_ms "$line")
+  row "REPL Go hello world (go build + run) p50 (ms)" "$(fmt "$r" 1)" "$(fmt "$p" 1)" "$(ratio "$r" "$p")" "-" "-"
 }
 
 # Remote deployment: a package (a copy of packages/static-site with

@@ -520,10 +520,12 @@ export interface ReplLimits {
   cpu_millicores?: number;
   network?: boolean;
 }
-/** A configured language (repl_languages). */
+/** A configured language version (repl_languages has one per version). */
 export interface ReplLanguage {
   name: string;
   version: string;
+  /** The version a repl_execute without `version` gets (the first of its name). */
+  default: boolean;
   image: string;
   source_file: string;
   compiled: boolean;
@@ -536,6 +538,8 @@ export interface ReplLanguage {
 /** repl_execute's params: exactly one of `code` and `files`. */
 export type ReplExecuteParams = {
   language: string;
+  /** One of the language's versions (repl_languages); default: its default version. */
+  version?: string;
   stdin?: string;
   args?: string[];
   limits?: ReplLimits;
@@ -557,6 +561,8 @@ export interface ReplOutput {
 export interface ReplFinished {
   execution_id: string;
   language: string;
+  /** The version that ran. */
+  version: string;
   /** "" if it never got one (cancelled while queued). */
   engine: string;
   /** null when registryd killed it (timeout, output cap, cancel) or it never ran. */

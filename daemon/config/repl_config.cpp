@@ -4,9 +4,12 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <limits>
+#include <optional>
+#include <set>
 
 namespace registryd {
 
@@ -89,49 +92,117 @@ public:
         });
     }
 
-    registry::repl::language language(const YAML::Node& v, const std::string& path) const {
-        registry::repl::language l;
-        bool have_maximum = false;
+    // A language entry: either one version (its keys at the top), or
+    // `versions`, each version a mapping of the same keys (but `name`) that
+    // override the entry's own for that version. The default version comes
+    // first in the result (language.hpp).
+    std::vector<registry::repl::language> language(const YAML::Node& v, const std::string& path) const {
+        draft base;
+        std::optional<YAML::Node> versions, default_version;
         mapping(v, path, [&](const std::string& k, const YAML::Node& n, const std::string& p) {
             if (k == "name") {
-                l.name = text(n, p);
-            } else if (k == "version") {
-                l.version = text(n, p, true);
-            } else if (k == "image") {
-                l.image = text(n, p);
-            } else if (k == "source_file") {
-                l.source_file = text(n, p);
-            } else if (k == "compile") {
-                l.compile = argv(n, p);
-            } else if (k == "run") {
-                l.run = argv(n, p);
-            } else if (k == "warm_pool") {
-                l.warm_pool = number(n, p, 0, 64);
-            } else if (k == "defaults") {
-                limits(l.defaults, n, p);
-            } else if (k == "maximum") {
-                limits(l.maximum, n, p);
-                have_maximum = true;
+                base.l.name = text(n, p);
+            } else if (k == "versions") {
+                versions = n;
+            } else if (k == "default_version") {
+                default_version = n;
             } else {
-                return false;
+                return version_key(base, k, n, p);
             }
             return true;
         });
-        for (const char* required : {"name", "image", "source_file", "run"}) {
-            if (!v[required]) fail(v, path + "." + required, "is required");
+        if (base.l.name.empty()) fail(v, path + ".name", "is required");
+        if (!versions) {
+            if (default_version) fail(*default_version, path + ".default_version", "needs " + path + ".versions");
+            return {finish(base, v, path, path)};
         }
-        if (l.run.empty()) fail(v, path + ".run", "must not be empty");
-        if (!have_maximum) l.maximum = l.defaults;
-        const auto& d = l.defaults;
-        const auto& m = l.maximum;
-        if (d.timeout > m.timeout || d.output_bytes > m.output_bytes || d.memory_bytes > m.memory_bytes ||
-            d.pids > m.pids || d.cpu_millicores > m.cpu_millicores || (d.network && !m.network)) {
-            fail(v, path + ".defaults", "must not exceed " + path + ".maximum");
+        if (base.seen.contains("version")) {
+            fail(v, path + ".version", "not with " + path + ".versions: each version names its own");
         }
-        return l;
+        if (!versions->IsSequence() || versions->size() == 0) fail(*versions, path + ".versions", "must be a non-empty list");
+        std::vector<registry::repl::language> out;
+        for (std::size_t i = 0; i < versions->size(); ++i) {
+            const YAML::Node item = (*versions)[i];
+            const std::string at = path + ".versions[" + std::to_string(i) + "]";
+            draft d = base;
+            d.seen.erase("version");
+            mapping(item, at, [&](const std::string& k, const YAML::Node& n, const std::string& p) {
+                return version_key(d, k, n, p);
+            });
+            if (!d.seen.contains("version")) fail(item, at + ".version", "is required");
+            if (d.l.version.empty()) fail(item, at + ".version", "must not be empty");
+            for (const auto& other : out) {
+                if (other.version == d.l.version) fail(item, at + ".version", "duplicate version '" + d.l.version + "'");
+            }
+            out.push_back(finish(d, item, at, path));
+        }
+        if (default_version) {
+            const std::string wanted = text(*default_version, path + ".default_version");
+            auto it = std::find_if(out.begin(), out.end(), [&](const auto& l) { return l.version == wanted; });
+            if (it == out.end()) {
+                std::string known;
+                for (const auto& l : out) known += (known.empty() ? "'" : ", '") + l.version + "'";
+                fail(*default_version, path + ".default_version",
+                     "'" + wanted + "' is none of " + path + ".versions (" + known + ")");
+            }
+            std::rotate(out.begin(), it, it + 1);
+        }
+        return out;
     }
 
 private:
+    struct draft {
+        registry::repl::language l;
+        std::set<std::string> seen;  // keys given, at the entry's level or the version's
+    };
+
+    // A key a language entry and each of its versions may have.
+    bool version_key(draft& d, const std::string& k, const YAML::Node& n, const std::string& p) const {
+        auto& l = d.l;
+        if (k == "version") {
+            l.version = text(n, p, true);
+        } else if (k == "image") {
+            l.image = text(n, p);
+        } else if (k == "source_file") {
+            l.source_file = text(n, p);
+        } else if (k == "compile") {
+            l.compile = argv(n, p);
+        } else if (k == "run") {
+            l.run = argv(n, p);
+            if (l.run.empty()) fail(n, p, "must not be empty");
+        } else if (k == "warm_pool") {
+            l.warm_pool = number(n, p, 0, 64);
+        } else if (k == "defaults") {
+            limits(l.defaults, n, p);
+        } else if (k == "maximum") {
+            limits(l.maximum, n, p);
+        } else {
+            return false;
+        }
+        d.seen.insert(k);
+        return true;
+    }
+
+    // `at`: where this version is; `entry`: its language entry (the same
+    // without versions), where its required keys may be given instead.
+    registry::repl::language finish(draft d, const YAML::Node& v, const std::string& at,
+                                    const std::string& entry) const {
+        for (const char* required : {"image", "source_file", "run"}) {
+            if (!d.seen.contains(required)) {
+                fail(v, at + "." + required, at == entry ? "is required" : "is required (here or in " + entry + ")");
+            }
+        }
+        auto& l = d.l;
+        if (!d.seen.contains("maximum")) l.maximum = l.defaults;
+        const auto& dl = l.defaults;
+        const auto& m = l.maximum;
+        if (dl.timeout > m.timeout || dl.output_bytes > m.output_bytes || dl.memory_bytes > m.memory_bytes ||
+            dl.pids > m.pids || dl.cpu_millicores > m.cpu_millicores || (dl.network && !m.network)) {
+            fail(v, at + ".defaults", "must not exceed " + at + ".maximum");
+        }
+        return std::move(d.l);
+    }
+
     std::string origin_;
 };
 
@@ -166,11 +237,14 @@ void read_repl_section(repl_config& out, const YAML::Node& section, std::string_
             out.languages.clear();
             for (std::size_t i = 0; i < n.size(); ++i) {
                 const std::string at = p + "[" + std::to_string(i) + "]";
-                auto lang = r.language(n[i], at);
+                auto versions = r.language(n[i], at);
                 for (const auto& other : out.languages) {
-                    if (other.name == lang.name) r.fail(n[i], at + ".name", "duplicate language '" + lang.name + "'");
+                    if (other.name == versions.front().name) {
+                        r.fail(n[i], at + ".name", "duplicate language '" + other.name +
+                                                       "' (several versions of one language: its versions list)");
+                    }
                 }
-                out.languages.push_back(std::move(lang));
+                for (auto& l : versions) out.languages.push_back(std::move(l));
             }
         } else {
             return false;

@@ -27,11 +27,17 @@ bool valid_file_name(std::string_view name) {
 
 }  // namespace
 
-const language* executor::impl::find_language(std::string_view name) const {
+result<const language*> executor::impl::find_language(std::string_view name,
+                                                      const std::optional<std::string>& version) const {
+    std::string known;
     for (const auto& l : langs) {
-        if (l.name == name) return &l;
+        if (l.name != name) continue;
+        if (!version || l.version == *version) return &l;
+        known += (known.empty() ? "'" : ", '") + l.version + "'";
     }
-    return nullptr;
+    if (known.empty()) return fail_field("language", "unknown language '" + std::string(name) + "'");
+    return fail_field("version", "unknown version '" + *version + "' of language '" + std::string(name) +
+                                     "' (configured: " + known + ")");
 }
 
 result<limits> executor::impl::resolve(const language& lang, const limit_overrides& o) const {
@@ -134,8 +140,9 @@ result<submission> executor::impl::execute(request req, listener_ptr l,
                                                   " executions queued or running");
         }
     }
-    const language* lang = find_language(req.language);
-    if (!lang) return fail_field("language", "unknown language '" + req.language + "'");
+    auto found = find_language(req.language, req.version);
+    if (!found) return unexpected{found.err()};
+    const language* lang = *found;
     if (req.files.size() == 1 && req.files.front().name.empty()) req.files.front().name = lang->source_file;
     if (auto ok = check_sources(req); !ok) return unexpected{ok.err()};
     auto lim = resolve(*lang, req.limits);
@@ -156,6 +163,7 @@ result<submission> executor::impl::execute(request req, listener_ptr l,
     ex->cancel.emplace();
     ex->result.execution_id = ex->id;
     ex->result.language = lang->name;
+    ex->result.version = lang->version;
     ex->owner = by.name;
     if (quota) {
         ++active_by_owner[by.name];

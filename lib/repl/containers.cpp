@@ -83,8 +83,9 @@ task<result<std::string>> executor::impl::acquire(execution& ex, engine_state& e
     const time_point deadline = clk.now() + ex.lim.timeout + opts.lease_grace;
     auto id = co_await create(eng, spec_for(*ex.lang, ex.lim, ex.id, deadline), deadline);
     if (!id && id.err().code == errc::not_found) {
-        co_return fail(errc::not_found, "image '" + ex.lang->image + "' of language '" + ex.lang->name +
-                                            "' is not on engine '" + eng.slot.name +
+        const std::string version = ex.lang->version.empty() ? "" : " version '" + ex.lang->version + "'";
+        co_return fail(errc::not_found, "image '" + ex.lang->image + "' of language '" + ex.lang->name + "'" +
+                                            version + " is not on engine '" + eng.slot.name +
                                             "' (build it: scripts/build-repl-images.sh): " + id.err().message);
     }
     co_return id;

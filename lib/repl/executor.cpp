@@ -72,10 +72,13 @@ result<void> executor::cancel(std::string_view execution_id, const identity& by)
 std::size_t executor::running() const noexcept { return impl_->running_count; }
 std::size_t executor::queued() const noexcept { return impl_->queue.size(); }
 
-std::size_t executor::warm(std::string_view language) const noexcept {
+std::size_t executor::warm(std::string_view language, std::optional<std::string_view> version) const noexcept {
     std::size_t n = 0;
-    for (const auto& e : impl_->engines) {
-        if (auto it = e.warm.find(language); it != e.warm.end()) n += it->second.size();
+    for (const auto& l : impl_->langs) {
+        if (l.name != language || (version && l.version != *version)) continue;
+        for (const auto& e : impl_->engines) {
+            if (auto it = e.warm.find(detail::pool_key(l)); it != e.warm.end()) n += it->second.size();
+        }
     }
     return n;
 }

@@ -61,9 +61,12 @@ struct engine_state {
     engine_slot slot;
     std::size_t active = 0;
     std::set<std::string, std::less<>> stranded;  // removal failed: retried by the housekeeping loop
-    std::map<std::string, std::deque<warm_container>, std::less<>> warm;  // by language
+    std::map<std::string, std::deque<warm_container>, std::less<>> warm;  // by pool_key of a language version
     std::map<std::string, std::size_t, std::less<>> warm_creating;
 };
+
+// A warm pool is per language version: its containers are of that version's image.
+std::string pool_key(const language& lang);
 
 // What one running execution has seen of its container's output (run.cpp).
 struct run_state;
@@ -103,7 +106,9 @@ struct executor::impl {
     async_scope tasks;
 
     // admission.cpp: validating and accepting an execution
-    const language* find_language(std::string_view name) const;
+    // The language version a request names (absent version: the default, the
+    // first of the name); invalid_request naming the configured versions.
+    result<const language*> find_language(std::string_view name, const std::optional<std::string>& version) const;
     result<limits> resolve(const language& lang, const limit_overrides& o) const;
     result<void> check_sources(const request& req) const;
     std::string next_id();

@@ -5,8 +5,15 @@
 
 namespace registry::repl {
 
+std::string detail::pool_key(const language& lang) {
+    std::string key = lang.name;
+    key.push_back('\0');
+    key += lang.version;
+    return key;
+}
+
 std::optional<std::string> executor::impl::take_warm(engine_state& eng, const language& lang) {
-    auto it = eng.warm.find(lang.name);
+    auto it = eng.warm.find(detail::pool_key(lang));
     if (it == eng.warm.end()) return std::nullopt;
     const time_point now = clk.now();
     while (!it->second.empty()) {
@@ -23,9 +30,10 @@ void executor::impl::fill_pools() {
     for (auto& eng : engines) {
         if (!usable(eng)) continue;
         for (const auto& lang : langs) {
-            const std::size_t have = eng.warm[lang.name].size() + eng.warm_creating[lang.name];
+            const std::string key = detail::pool_key(lang);
+            const std::size_t have = eng.warm[key].size() + eng.warm_creating[key];
             for (std::size_t i = have; i < lang.warm_pool; ++i) {
-                ++eng.warm_creating[lang.name];
+                ++eng.warm_creating[key];
                 tasks.spawn(create_warm(eng, lang));
             }
         }
@@ -35,10 +43,11 @@ void executor::impl::fill_pools() {
 task<void> executor::impl::create_warm(engine_state& eng, const language& lang) {
     const time_point deadline = clk.now() + opts.warm_max_age + lang.maximum.timeout + opts.lease_grace;
     auto id = co_await create(eng, spec_for(lang, lang.defaults, {}, deadline), deadline);
-    --eng.warm_creating[lang.name];
+    const std::string key = detail::pool_key(lang);
+    --eng.warm_creating[key];
     if (!id) co_return;  // retried by the housekeeping loop
     if (accepting) {
-        eng.warm[lang.name].push_back({std::move(*id), clk.now()});
+        eng.warm[key].push_back({std::move(*id), clk.now()});
     } else {
         co_await discard(eng, std::move(*id));
     }

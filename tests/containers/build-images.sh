@@ -20,20 +20,30 @@
 #            binutils, the C library's and libstdc++'s development files, as
 #            installed on this host → localhost/registry-gcc (the REPL's c and
 #            cpp languages, which compile and then run)
+#   clang:   the gcc image plus the Debian packages of clang 14 (clang-14,
+#            its libraries and headers); it links with gcc's binutils, C
+#            library and libstdc++ → localhost/registry-clang (the "clang 14"
+#            versions of the c and cpp languages)
+#   go:      the same as python, plus the Debian packages golang-go and
+#            golang-1.19-go with its standard library, sources included (the
+#            go tool hashes them), as installed on this host
+#            → localhost/registry-go (the REPL's go language; it builds
+#            without cgo, so no C toolchain)
 #
-#   tests/containers/build-images.sh OUT_DIR [busybox] [python] [node] [gcc]
+#   tests/containers/build-images.sh OUT_DIR [busybox] [python] [node] [gcc] [clang] [go]
 #       → OUT_DIR/registry-busybox.tar.gz, OUT_DIR/registry-python.tar,
-#         OUT_DIR/registry-node.tar, OUT_DIR/registry-gcc.tar
+#         OUT_DIR/registry-node.tar, OUT_DIR/registry-gcc.tar,
+#         OUT_DIR/registry-clang.tar, OUT_DIR/registry-go.tar
 set -euo pipefail
 
-out_dir=${1:?usage: build-images.sh OUT_DIR [busybox] [python] [node] [gcc]}
+out_dir=${1:?usage: build-images.sh OUT_DIR [busybox] [python] [node] [gcc] [clang] [go]}
 shift
 images=("$@")
 ((${#images[@]})) || images=(busybox)
 for image in "${images[@]}"; do
   case $image in
-    busybox | python | node | gcc) ;;
-    *) echo "build-images: unknown image '$image' (busybox, python, node, gcc)" >&2; exit 2 ;;
+    busybox | python | node | gcc | clang | go) ;;
+    *) echo "build-images: unknown image '$image' (busybox, python, node, gcc, clang, go)" >&2; exit 2 ;;
   esac
 done
 
@@ -136,6 +146,22 @@ add_gcc() {  # root dir
   ln -sf gcc-12 "$1/usr/bin/cc"
 }
 
+# clang drives gcc's toolchain (crt files, libgcc, libstdc++, ld) found
+# through /usr/lib/gcc: the gcc image's packages, plus clang's own.
+add_clang() {  # root dir
+  add_gcc "$1" || return 1
+  command -v clang-14 >/dev/null || { echo "build-images: clang-14 not found; run scripts/setup-containers.sh" >&2; return 1; }
+  add_packages "$1" clang-14 libclang-cpp14 libllvm14 libclang-common-14-dev && add_shared_libraries "$1" || return 1
+  ln -sf ../lib/llvm-14/bin/clang "$1/usr/bin/clang"
+  ln -sf ../lib/llvm-14/bin/clang++ "$1/usr/bin/clang++"
+}
+
+# The go tool and its precompiled standard library; /usr/lib/go and
+# /usr/bin/go are golang-go's symlinks to go-1.19.
+add_go() {  # root dir
+  add_packages "$1" golang-go golang-src golang-1.19-go golang-1.19-src && add_shared_libraries "$1"
+}
+
 copy_into() {  # root dir; absolute host paths on stdin
   sed 's|^/||' | tar -C / --no-recursion -cf - -T - | tar -C "$1" --keep-directory-symlink -xf -
 }
@@ -151,6 +177,8 @@ build() {  # image name, tarball, tar compression flag
     python) add_python "$work/rootfs" ;;
     node) add_node "$work/rootfs" ;;
     gcc) add_gcc "$work/rootfs" ;;
+    clang) add_clang "$work/rootfs" ;;
+    go) add_go "$work/rootfs" ;;
     *) true ;;
   esac; then
     tar --numeric-owner --owner=0 --group=0 -C "$work/rootfs" $compress -cf "$work/image" . &&
@@ -167,5 +195,7 @@ for image in "${images[@]}"; do
     python) build python "$out_dir/registry-python.tar" "" ;;
     node) build node "$out_dir/registry-node.tar" "" ;;
     gcc) build gcc "$out_dir/registry-gcc.tar" "" ;;
+    clang) build clang "$out_dir/registry-clang.tar" "" ;;
+    go) build go "$out_dir/registry-go.tar" "" ;;
   esac
 done

@@ -89,7 +89,7 @@ TEST_CASE("repl protocol: the events of an execution carry the id of its repl_ex
     const auto frames = a.out.take();
     REQUIRE(!frames.empty());
     CHECK(frames.front() == R"({"type":"event","event":"repl_finished","request_id":"7","data":{"execution_id":")" +
-                                id + R"(","language":"sh","engine":"local","exit_code":3,"signal":null,)"
+                                id + R"(","language":"sh","version":"","engine":"local","exit_code":3,"signal":null,)"
                                 R"("stdout":"hi\n","stderr":"","truncated":false,"timed_out":false,)"
                                 R"("cancelled":false,"duration_ms":0}})");
     // The queued one runs now; its events name its own request.

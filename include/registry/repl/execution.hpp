@@ -23,6 +23,7 @@ struct source_file {
 
 struct request {
     std::string language;
+    std::optional<std::string> version;  // absent: the language's default version
     // `code` arrives as one file with an empty name: it gets language::source_file.
     std::vector<source_file> files;
     std::optional<std::string> stdin_data;
@@ -40,6 +41,7 @@ struct compile_outcome {
 struct outcome {
     std::string execution_id;
     std::string language;
+    std::string version;  // of the language, the one that ran
     std::string engine;  // the engine it ran on; empty if it never got one
     // The program's exit status as the engine reports it; absent when the
     // executor killed it (timeout, output cap, cancel) or it never ran.

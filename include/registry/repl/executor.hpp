@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -116,7 +117,8 @@ public:
     // Executions running and waiting, for metrics and tests.
     std::size_t running() const noexcept;
     std::size_t queued() const noexcept;
-    std::size_t warm(std::string_view language) const noexcept;  // over every engine
+    // Warm containers over every engine: of one version, or (none given) of every version of the language.
+    std::size_t warm(std::string_view language, std::optional<std::string_view> version = {}) const noexcept;
 
     struct impl;
 

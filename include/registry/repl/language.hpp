@@ -2,6 +2,11 @@
 // compiled and run, and the limits an execution gets by default and may ask
 // for at most. Languages come from the embedder's configuration (registryd:
 // the `repl.languages` YAML list): adding one is a configuration change.
+//
+// A language may come in several versions (python 3.11 and 3.12, c by gcc and
+// by clang): one `language` per version, sharing the name, with distinct
+// versions. The first of a name is its default version, the one a request
+// that names no version gets; the executor keeps the embedder's order.
 #pragma once
 
 #include <registry/ports/clock.hpp>
@@ -39,7 +44,7 @@ struct limit_overrides {
 
 struct language {
     std::string name;         // the request's `language`: "python"
-    std::string version;      // informational: "3.11"
+    std::string version;      // "3.11"; a request may name it (unique among those of the name)
     std::string image;        // a local image reference: "localhost/registry-python:latest"
     std::string source_file;  // the file name `code` is stored under: "main.py"
     // argv, "{source}" replaced by the entry point's file name. No compile:

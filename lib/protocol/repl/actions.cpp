@@ -12,6 +12,7 @@
 #include <registry/protocol/repl.hpp>
 #include <registry/repl/executor.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -77,11 +78,13 @@ static bool read_params(decoder& d, const params_element& e, const path& at, rep
 }
 
 static bool read_params(decoder& d, const params_element& e, const path& at, repl_execute_params& p) {
-    static constexpr std::string_view names[] = {"language", "code",   "files",          "stdin",
-                                                 "args",     "limits", "idempotency_key"};
+    static constexpr std::string_view names[] = {"language", "version", "code",   "files",
+                                                 "stdin",    "args",    "limits", "idempotency_key"};
     members m{at, names};
     auto& r = p.req;
-    if (!open(d, e, m) || !required(d, m, "language", r.language)) return false;
+    if (!open(d, e, m) || !required(d, m, "language", r.language) || !optional(d, m, "version", r.version)) {
+        return false;
+    }
     const bool code = m.get("code").has_value();
     if (code == m.get("files").has_value()) return d.fail(at, "exactly one of code and files is required");
     if (code) {
@@ -142,7 +145,8 @@ std::string encode_event(std::string_view name, std::string_view request_id, Wri
 }
 
 void write_finished(detail::json_writer& w, const repl::outcome& o) {
-    w.key("execution_id").string(o.execution_id).key("language").string(o.language).key("engine").string(o.engine);
+    w.key("execution_id").string(o.execution_id).key("language").string(o.language).key("version").string(o.version)
+        .key("engine").string(o.engine);
     w.key("exit_code");
     if (o.exit_code) {
         w.number(*o.exit_code);
@@ -215,10 +219,16 @@ namespace {
 task<result<void>> on(repl_module& m, request_context& ctx, repl_languages_params&) {
     ctx.reply([&](detail::json_writer& w) {
         w.begin_object().key("languages").begin_array();
-        for (const auto& l : m.executor.languages()) {
+        const auto& langs = m.executor.languages();
+        for (const auto& l : langs) {
+            // The first version of a name is its default (language.hpp).
+            const bool first = &*std::find_if(langs.begin(), langs.end(), [&](const repl::language& o) {
+                return o.name == l.name;
+            }) == &l;
             w.begin_object()
                 .key("name").string(l.name)
                 .key("version").string(l.version)
+                .key("default").boolean(first)
                 .key("image").string(l.image)
                 .key("source_file").string(l.source_file)
                 .key("compiled").boolean(!l.compile.empty())

@@ -509,23 +509,27 @@ function limitText(l, key, text) {
 
 const languages = {
   args: '',
-  summary: "the languages 'run' takes; with their default limits and the most an execution may ask for (repl_languages)",
+  summary:
+    "the languages 'run' takes, each version (of several, the default marked *); " +
+    'with their default limits and the most an execution may ask for (repl_languages)',
   async run(ctx) {
     need(ctx.positionals, 0, '');
-    print(ctx, await ctx.client.replLanguages(), (d) =>
-      fmt.table(
+    print(ctx, await ctx.client.replLanguages(), (d) => {
+      const versions = new Map();
+      for (const l of d.languages ?? []) versions.set(l.name, (versions.get(l.name) ?? 0) + 1);
+      return fmt.table(
         ['LANGUAGE', 'VERSION', 'IMAGE', 'COMPILED', 'TIMEOUT', 'MEMORY', 'OUTPUT'],
         (d.languages ?? []).map((l) => [
           l.name,
-          l.version || '-',
+          `${l.version || '-'}${l.default && versions.get(l.name) > 1 ? ' *' : ''}`,
           l.image,
           l.compiled ? 'yes' : 'no',
           limitText(l, 'timeout_ms', msText),
           limitText(l, 'memory_bytes', fmt.bytesText),
           limitText(l, 'output_bytes', fmt.bytesText),
         ]),
-      ),
-    );
+      );
+    });
   },
 };
 
@@ -615,11 +619,12 @@ function runNotes(f) {
 }
 
 const run = {
-  args: '<language> <file|-> [ARGS...] [--stdin FILE|-] [--limit KEY=VALUE]... [--key IDEMPOTENCY_KEY]',
+  args: '<language> <file|-> [ARGS...] [--version V] [--stdin FILE|-] [--limit KEY=VALUE]... [--key IDEMPOTENCY_KEY]',
   summary:
     "run code in a container, streaming its stdout and stderr; exits with the program's exit code " +
     '(124 timeout, 130 cancelled, 137 output cap, 125 could not run; a failed compile: its exit code)',
   options: {
+    version: { type: 'string' },
     stdin: { type: 'string' },
     limit: { type: 'string', multiple: true },
     key: { type: 'string' },
@@ -632,6 +637,7 @@ const run = {
     const { values } = ctx;
     if (file === '-' && values.stdin === '-') throw usageError('run: the program and --stdin cannot both be read from stdin');
     const params = { language, code: await readSource(file) };
+    if (values.version !== undefined) params.version = values.version;
     if (values.stdin !== undefined) params.stdin = await readSource(values.stdin);
     if (args.length) params.args = args;
     if (values.limit) params.limits = limits(values.limit);
