@@ -1,0 +1,279 @@
+// Webhook notifications against the real registryd and a real HTTP receiver
+// on loopback (webhook_receiver): signed events in revision order, a slow
+// receiver (timeouts, retries), a failing one (500s into a dead letter an
+// admin sees and sends again), one down for a while then back (nothing
+// lost, in order), and registryd killed -9 with events in its outbox
+// (delivered after the restart).
+#include "harness.hpp"
+#include "harness_tls.hpp"
+#include "webhook_receiver.hpp"
+
+#include <doctest/doctest.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <set>
+#include <thread>
+#include <string>
+
+using it::num;
+using it::str;
+using namespace std::chrono_literals;
+namespace json = it::json;
+
+namespace {
+
+std::string hmac_hex(const std::string& key, const std::string& body) {
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(body.data()),
+         body.size(), mac, &len);
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string hex;
+    for (unsigned i = 0; i < len; ++i) {
+        hex.push_back(digits[mac[i] >> 4]);
+        hex.push_back(digits[mac[i] & 15]);
+    }
+    return hex;
+}
+
+std::string config(const it::webhook_receiver& r, const std::string& hook_extra = {}, const std::string& extra = {}) {
+    return "notifications:\n"
+           "  initial_backoff_ms: 50\n"
+           "  max_backoff_ms: 200\n" +
+           extra +
+           "  webhooks:\n"
+           "    - name: ops\n"
+           "      url: " + r.url() + "\n"
+           "      secret: s3cret\n" +
+           hook_extra;
+}
+
+// The registry's revisions, as the receiver first got them (a retry of one
+// already received is not repeated).
+std::vector<std::int64_t> first_revisions(const std::vector<it::received_post>& posts) {
+    std::vector<std::int64_t> out;
+    std::set<std::string> seen;
+    for (const auto& p : posts) {
+        if (seen.insert(p.header("idempotency-key")).second) out.push_back(std::stoll(p.header("x-registry-revision")));
+    }
+    return out;
+}
+
+std::size_t distinct_keys(const std::vector<it::received_post>& posts) {
+    std::set<std::string> keys;
+    for (const auto& p : posts) keys.insert(p.header("idempotency-key"));
+    return keys.size();
+}
+
+// The value of a /metrics sample line that starts with `series` (-1 if none).
+std::int64_t metric(const it::registryd& d, const std::string& series) {
+    const auto m = it::http_get(d.host(), d.port(), "/metrics");
+    const auto at = m.body.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    return std::stoll(m.body.substr(at + series.size() + 2));
+}
+
+const it::ms wait = it::scaled(20s);
+
+// Polls `pred` until it holds; false after `timeout`.
+template <typename Pred>
+bool eventually(Pred pred, it::ms timeout) {
+    const auto until = it::steady::now() + timeout;
+    while (!pred()) {
+        if (it::steady::now() > until) return false;
+        std::this_thread::sleep_for(50ms);
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("notifications: each change is POSTed to the webhook, signed with its secret, in revision order") {
+    it::webhook_receiver r;
+    it::registryd d(config(r));
+    IT_DIAGNOSE(d);
+    it::ws_client c(d);
+    c.call("register", it::registration(it::service("api", "api-1"), 300));
+    c.call("register", it::registration(it::service("db", "db-1"), 300));
+    c.call("deregister", json::object{{"instance_id", "api-1"}});
+    REQUIRE(r.wait_until([](const auto& p) { return p.size() >= 3; }, wait));
+    const auto posts = r.posts();
+    REQUIRE(posts.size() == 3);
+    const char* types[] = {"service_registered", "service_registered", "service_deregistered"};
+    for (std::size_t i = 0; i < posts.size(); ++i) {
+        const auto& p = posts[i];
+        INFO("post ", i, ": ", p.body);
+        CHECK(p.method == "POST");
+        CHECK(p.target == "/hook");
+        CHECK(p.header("content-type") == "application/json");
+        CHECK(p.header("x-registry-signature") == "sha256=" + hmac_hex("s3cret", p.body));
+        CHECK(p.header("x-registry-webhook") == "ops");
+        CHECK(p.header("x-registry-event") == types[i]);
+        CHECK(p.header("x-registry-revision") == std::to_string(i + 1));
+        CHECK(p.header("idempotency-key") == "ops/" + std::to_string(i + 1) + ".0");
+        const json::value body = it::parse(p.body);
+        CHECK(str(body, "/webhook") == "ops");
+        CHECK(str(body, "/event") == types[i]);
+        CHECK(num(body, "/revision") == static_cast<std::int64_t>(i + 1));
+    }
+    CHECK(str(it::parse(posts[0].body), "/data/service/instance_id") == "api-1");
+    CHECK(str(it::parse(posts[2].body), "/data/reason") == "deregistered");
+    REQUIRE(eventually([&] { return metric(d, R"(registryd_notifications_total{webhook="ops",result="delivered"})") == 3; }, wait));
+    CHECK(metric(d, R"(registryd_notification_outbox{webhook="ops"})") == 0);
+}
+
+TEST_CASE("notifications: a webhook's filter takes only its events and services") {
+    it::webhook_receiver r;
+    it::registryd d(config(r, "      events: [service_registered]\n      services: [\"web-*\"]\n"));
+    IT_DIAGNOSE(d);
+    it::ws_client c(d);
+    c.call("register", it::registration(it::service("db", "db-1"), 300));
+    c.call("register", it::registration(it::service("web-front", "web-1"), 300));
+    c.call("deregister", json::object{{"instance_id", "web-1"}});
+    c.call("register", it::registration(it::service("web-back", "web-2"), 300));
+    REQUIRE(r.wait_until([](const auto& p) { return p.size() >= 2; }, wait));
+    const auto posts = r.posts();
+    REQUIRE(posts.size() == 2);
+    CHECK(str(it::parse(posts[0].body), "/data/service/instance_id") == "web-1");
+    CHECK(str(it::parse(posts[1].body), "/data/service/instance_id") == "web-2");
+    CHECK(posts[1].header("x-registry-revision") == "4");
+}
+
+TEST_CASE("notifications: a slow receiver times out and gets the event again, with the same idempotency key") {
+    it::webhook_receiver r;
+    r.delay(1500ms);  // beyond the webhook's timeout
+    it::registryd d(config(r, "      timeout_ms: 300\n      max_attempts: 100\n"));
+    IT_DIAGNOSE(d);
+    it::ws_client c(d);
+    c.call("register", it::registration(it::service("api", "api-1"), 300));
+    REQUIRE(r.wait_until([](const auto& p) { return p.size() >= 2; }, wait));
+    r.delay(0ms);
+    c.call("register", it::registration(it::service("api", "api-2"), 300));
+    REQUIRE(eventually([&] { return metric(d, R"(registryd_notifications_total{webhook="ops",result="delivered"})") == 2; }, wait));
+    const auto posts = r.posts();
+    CHECK(posts.front().header("idempotency-key") == "ops/1.0");
+    CHECK(posts[1].header("idempotency-key") == "ops/1.0");
+    CHECK(std::stoi(posts[1].header("x-registry-attempt")) >= 2);
+    CHECK(first_revisions(posts) == std::vector<std::int64_t>{1, 2});
+    CHECK(metric(d, R"(registryd_notifications_total{webhook="ops",result="retried"})") >= 1);
+    CHECK(metric(d, R"(registryd_notifications_total{webhook="ops",result="dropped"})") == 0);
+}
+
+TEST_CASE("notifications: a failing receiver's event becomes a dead letter an admin lists and sends again") {
+    it::webhook_receiver r;
+    r.answer(500);
+    it::registryd d(config(r, "      max_attempts: 3\n"));
+    IT_DIAGNOSE(d);
+    it::ws_client c(d);
+    c.call("register", it::registration(it::service("api", "api-1"), 300));
+    REQUIRE(eventually([&] {
+        return num(c.call("notification_dead_letters"), "/total") == 1;
+    }, wait));
+    CHECK(r.posts().size() == 3);
+    const json::value list = c.call("notification_dead_letters", json::object{{"webhook", "ops"}});
+    const json::value& dead = it::arr(list, "/dead_letters").at(0);
+    CHECK(str(dead, "/webhook") == "ops");
+    CHECK(str(dead, "/id") == "1.0");
+    CHECK(num(dead, "/revision") == 1);
+    CHECK(str(dead, "/event") == "service_registered");
+    CHECK(str(dead, "/reason") == "max_attempts");
+    CHECK(num(dead, "/attempts") == 3);
+    CHECK(str(dead, "/last_error") == "HTTP 500");
+    CHECK(str(it::parse(str(dead, "/body")), "/data/service/instance_id") == "api-1");
+    CHECK(metric(d, R"(registryd_notifications_total{webhook="ops",result="dropped"})") == 1);
+    CHECK(metric(d, R"(registryd_notifications_total{webhook="ops",result="retried"})") == 2);
+    CHECK(metric(d, R"(registryd_notification_dead_letters{webhook="ops"})") == 1);
+
+    CHECK(it::error_code(c.request("notification_dead_letters_retry", json::object{{"webhook", "nope"}})) == "not_found");
+    CHECK(it::error_code(c.request("notification_dead_letters_retry",
+                                   json::object{{"webhook", "ops"}, {"ids", json::array{"9.0"}}})) == "not_found");
+    CHECK(it::error_code(c.request("notification_dead_letters", json::object{{"limit", 0}})) == "invalid_request");
+
+    r.answer(200);
+    CHECK(num(c.call("notification_dead_letters_retry", json::object{{"webhook", "ops"}}), "/retried") == 1);
+    REQUIRE(r.wait_until([](const auto& p) { return p.size() >= 4; }, wait));
+    CHECK(r.posts()[3].header("idempotency-key") == "ops/1.0");
+    REQUIRE(eventually([&] { return num(c.call("notification_dead_letters"), "/total") == 0; }, wait));
+    CHECK(eventually([&] { return metric(d, R"(registryd_notifications_total{webhook="ops",result="delivered"})") == 1; }, wait));
+}
+
+TEST_CASE("notifications: a receiver down for a while gets every event once it is back, in order") {
+    it::webhook_receiver r;
+    r.stop();
+    it::registryd d(config(r, "      max_attempts: 1000\n"));
+    IT_DIAGNOSE(d);
+    it::ws_client c(d);
+    for (int i = 0; i < 5; ++i) c.call("register", it::registration(it::service("api", "api-" + std::to_string(i)), 300));
+    REQUIRE(eventually([&] { return metric(d, R"(registryd_notifications_total{webhook="ops",result="retried"})") >= 3; }, wait));
+    CHECK(metric(d, R"(registryd_notification_outbox{webhook="ops"})") == 5);
+    r.start();
+    REQUIRE(r.wait_until([](const auto& p) { return distinct_keys(p) >= 5; }, wait));
+    CHECK(first_revisions(r.posts()) == std::vector<std::int64_t>{1, 2, 3, 4, 5});
+    CHECK(r.posts().size() == 5);  // one connection refused is no POST received
+    CHECK(eventually([&] { return metric(d, R"(registryd_notification_outbox{webhook="ops"})") == 0; }, wait));
+}
+
+TEST_CASE("notifications: registryd killed -9 with events in its outbox delivers them after the restart") {
+    it::webhook_receiver r;
+    r.stop();
+    it::registryd d(config(r, "      max_attempts: 1000\n"));
+    IT_DIAGNOSE(d);
+    {
+        it::ws_client c(d);
+        for (int i = 0; i < 3; ++i) c.call("register", it::registration(it::service("api", "api-" + std::to_string(i)), 300));
+        // Three failed attempts of the first event (50 + 100 ms of backoff
+        // between them): the outbox records of all three, written as each was
+        // published, are durable by then (docs/protocol.md, "Notifications":
+        // the window between an event and its outbox record).
+        REQUIRE(eventually([&] { return metric(d, R"(registryd_notifications_total{webhook="ops",result="retried"})") >= 3; }, wait));
+    }
+    d.kill9();
+    r.start();
+    d.start();
+    REQUIRE(r.wait_until([](const auto& p) { return distinct_keys(p) >= 3; }, wait));
+    CHECK(first_revisions(r.posts()) == std::vector<std::int64_t>{1, 2, 3});
+    it::ws_client c(d);
+    c.call("register", it::registration(it::service("api", "api-after"), 300));
+    REQUIRE(r.wait_until([](const auto& p) { return distinct_keys(p) >= 4; }, wait));
+    CHECK(first_revisions(r.posts()) == std::vector<std::int64_t>{1, 2, 3, 4});
+    CHECK(eventually([&] { return metric(d, R"(registryd_notification_outbox{webhook="ops"})") == 0; }, wait));
+}
+
+TEST_CASE("notifications: a broken webhook is refused at start, naming its key") {
+    it::registryd d("notifications:\n  - name: Bad Name\n    url: http://127.0.0.1:1/\n", false);
+    REQUIRE_THROWS_AS(d.start(3s), it::failure);
+    CHECK(d.diagnostics().find("notifications[0].name") != std::string::npos);
+    it::registryd e("notifications:\n  - name: ok\n    url: ftp://127.0.0.1/\n", false);
+    REQUIRE_THROWS_AS(e.start(3s), it::failure);
+    CHECK(e.diagnostics().find("notifications[0].url: must start with http:// or https://") != std::string::npos);
+}
+
+TEST_CASE("notifications: with access control, only an admin sees or changes the dead letters") {
+    it::webhook_receiver r;
+    r.answer(500);
+    const std::string reader_token = "it-token-notify-reader-7c1e", admin_token = "it-token-notify-admin-7c1e";
+    it::registryd d("auth:\n  tokens_file: \"{dir}/tokens.yaml\"\n" + config(r, "      max_attempts: 1\n"), false);
+    d.write_file("tokens.yaml", "tokens:\n  - name: watcher\n    sha256: " + it::sha256_hex(reader_token) +
+                                    "\n    role: registrar\n  - name: root\n    sha256: " + it::sha256_hex(admin_token) +
+                                    "\n    role: admin\n");
+    d.start();
+    IT_DIAGNOSE(d);
+    auto as = [](const std::string& token) {
+        it::client_options o;
+        o.headers = {{"Authorization", "Bearer " + token}};
+        return o;
+    };
+    it::ws_client reader(d, as(reader_token));
+    it::ws_client admin(d, as(admin_token));
+    reader.call("register", it::registration(it::service("api", "api-1"), 300));
+    REQUIRE(eventually([&] { return num(admin.call("notification_dead_letters"), "/total") == 1; }, wait));
+    for (const char* action : {"notification_dead_letters", "notification_dead_letters_retry", "notification_dead_letters_clear"}) {
+        const json::value refused = reader.request(action, json::object{{"webhook", "ops"}});
+        CHECK_MESSAGE(it::error_code(refused) == "forbidden", action);
+        CHECK(it::error_message(refused).find("admin") != std::string::npos);
+    }
+    CHECK(num(admin.call("notification_dead_letters_clear", json::object{{"webhook", "ops"}}), "/cleared") == 1);
+    CHECK(num(admin.call("notification_dead_letters"), "/total") == 0);
+}
