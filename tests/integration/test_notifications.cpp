@@ -277,3 +277,32 @@ TEST_CASE("notifications: with access control, only an admin sees or changes the
     CHECK(num(admin.call("notification_dead_letters_clear", json::object{{"webhook", "ops"}}), "/cleared") == 1);
     CHECK(num(admin.call("notification_dead_letters"), "/total") == 0);
 }
+
+TEST_CASE("notifications: an https receiver gets the events when its certificate chains to ca_file, none otherwise") {
+    it::test_pki pki;
+    const auto cert = pki.server("receiver");
+    it::webhook_receiver r(cert.cert, cert.key);
+    {
+        it::registryd d(config(r, {}, "  ca_file: " + pki.ca_cert().string() + "\n"));
+        IT_DIAGNOSE(d);
+        it::ws_client c(d);
+        c.call("register", it::registration(it::service("api", "api-1"), 300));
+        REQUIRE(r.wait_until([](const auto& p) { return !p.empty(); }, wait));
+        const auto p = r.posts().front();
+        CHECK(p.header("host") == "localhost:" + std::to_string(r.port()));
+        CHECK(p.header("x-registry-signature") == "sha256=" + hmac_hex("s3cret", p.body));
+        CHECK(str(it::parse(p.body), "/data/service/instance_id") == "api-1");
+        CHECK(eventually([&] { return metric(d, R"(registryd_notifications_total{webhook="ops",result="delivered"})") == 1; }, wait));
+    }
+    // Without ca_file (the system's CAs), the private CA's certificate is refused: nothing is sent.
+    it::registryd d(config(r, "      max_attempts: 2\n"));
+    IT_DIAGNOSE(d);
+    it::ws_client c(d);
+    c.call("register", it::registration(it::service("api", "api-2"), 300));
+    REQUIRE(eventually([&] { return num(c.call("notification_dead_letters"), "/total") == 1; }, wait));
+    const json::value dead = it::arr(c.call("notification_dead_letters"), "/dead_letters").at(0);
+    INFO(it::dump(dead));
+    CHECK(str(dead, "/last_error").find("TLS handshake failed") != std::string::npos);
+    CHECK(str(dead, "/last_error").find("certificate verify failed") != std::string::npos);
+    CHECK(r.posts().size() == 1);  // only the first daemon's
+}

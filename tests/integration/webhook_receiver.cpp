@@ -2,6 +2,8 @@
 
 #include "harness.hpp"
 
+#include <openssl/ssl.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -10,16 +12,34 @@
 
 #include <algorithm>
 #include <cctype>
+#include <csignal>
+#include <cerrno>
 #include <cstring>
+#include <sys/time.h>
 
 namespace it {
 
 webhook_receiver::webhook_receiver() { start(); }
 
-webhook_receiver::~webhook_receiver() { stop(); }
+webhook_receiver::webhook_receiver(const std::filesystem::path& cert, const std::filesystem::path& key) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+        SSL_CTX_free(ctx);
+        throw failure("receiver: cannot load " + cert.string());
+    }
+    tls_ = ctx;
+    start();
+}
+
+webhook_receiver::~webhook_receiver() {
+    stop();
+    if (tls_) SSL_CTX_free(static_cast<SSL_CTX*>(tls_));
+}
 
 std::string webhook_receiver::url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
+    return (tls_ ? "https://localhost:" : "http://127.0.0.1:") + std::to_string(port_) + path;
 }
 
 void webhook_receiver::listen() {
@@ -43,6 +63,8 @@ void webhook_receiver::listen() {
 
 void webhook_receiver::start() {
     if (thread_.joinable()) return;
+    // SSL_write to a client that went away: an error, not the end of the test process.
+    std::signal(SIGPIPE, SIG_IGN);
     listen();
     stopping_ = false;
     thread_ = std::thread([this] { serve(); });
@@ -69,21 +91,43 @@ void webhook_receiver::serve() {
 
 // One request per connection (registryd sends Connection: close).
 void webhook_receiver::handle(int fd) {
+    timeval tv{0, 200'000};  // reads wait at most this long, so that stop() is seen
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    SSL* ssl = nullptr;
+    struct ssl_free {
+        SSL*& s;
+        ~ssl_free() {
+            if (s) SSL_free(s);
+        }
+    } free_ssl{ssl};
+    const auto deadline = steady::now() + 5s;
+    if (tls_) {
+        ssl = SSL_new(static_cast<SSL_CTX*>(tls_));
+        SSL_set_fd(ssl, fd);
+        while (SSL_accept(ssl) != 1) {
+            const int e = SSL_get_error(ssl, -1);
+            if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || steady::now() > deadline || stopping_)
+                return;  // the client refused our certificate, or went away
+        }
+    }
     std::string in;
     char buf[4096];
-    const auto deadline = steady::now() + 5s;
     auto read_more = [&] {
-        pollfd p{fd, POLLIN, 0};
-        if (steady::now() > deadline || ::poll(&p, 1, 100) < 0) return false;
-        if (!(p.revents & (POLLIN | POLLHUP))) return true;
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) return false;
-        in.append(buf, static_cast<std::size_t>(n));
-        return true;
+        while (!stopping_ && steady::now() < deadline) {
+            const long n = ssl ? SSL_read(ssl, buf, sizeof buf) : static_cast<long>(::recv(fd, buf, sizeof buf, 0));
+            if (n > 0) {
+                in.append(buf, static_cast<std::size_t>(n));
+                return true;
+            }
+            const bool again = ssl ? SSL_get_error(ssl, static_cast<int>(n)) == SSL_ERROR_WANT_READ
+                                   : (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+            if (!again) return false;
+        }
+        return false;
     };
     std::size_t end;
     while ((end = in.find("\r\n\r\n")) == std::string::npos) {
-        if (!read_more() || stopping_) return;
+        if (!read_more()) return;
     }
     received_post post;
     std::size_t line_end = in.find("\r\n");
@@ -104,7 +148,7 @@ void webhook_receiver::handle(int fd) {
     }
     const std::size_t length = std::stoul(post.header("content-length").empty() ? "0" : post.header("content-length"));
     while (in.size() < end + 4 + length) {
-        if (!read_more() || stopping_) return;
+        if (!read_more()) return;
     }
     post.body = in.substr(end + 4, length);
     {
@@ -118,7 +162,12 @@ void webhook_receiver::handle(int fd) {
     const int status = status_;
     const std::string reply = "HTTP/1.1 " + std::to_string(status) + (status < 300 ? " OK" : " Error") +
                               "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+    if (ssl) {
+        SSL_write(ssl, reply.data(), static_cast<int>(reply.size()));
+        SSL_shutdown(ssl);
+    } else {
+        ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+    }
 }
 
 std::vector<received_post> webhook_receiver::posts() const {

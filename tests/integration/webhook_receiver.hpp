@@ -2,11 +2,13 @@
 // loopback port, reads each request (headers and a Content-Length body) and
 // answers with the status the test sets, after the delay it sets. It can be
 // stopped (the port refuses connections) and started again on the same port.
+// With a certificate and key, it speaks https (OpenSSL, TLS 1.2+).
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -30,11 +32,14 @@ struct received_post {
 class webhook_receiver {
 public:
     webhook_receiver();  // listening on 127.0.0.1, a free port
+    // https with this certificate (PEM) and key.
+    webhook_receiver(const std::filesystem::path& cert, const std::filesystem::path& key);
     ~webhook_receiver();
     webhook_receiver(const webhook_receiver&) = delete;
     webhook_receiver& operator=(const webhook_receiver&) = delete;
 
     std::uint16_t port() const { return port_; }
+    // http://127.0.0.1:PORT/hook (https://localhost:PORT/hook with TLS: its certificate's name).
     std::string url(const std::string& path = "/hook") const;
 
     void stop();   // closes the port: connections are refused
@@ -59,6 +64,7 @@ private:
 
     std::uint16_t port_ = 0;
     int listener_ = -1;
+    void* tls_ = nullptr;  // SSL_CTX*, with a certificate
     std::thread thread_;
     std::atomic<bool> stopping_{false};
     std::atomic<int> status_{200};
