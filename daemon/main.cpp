@@ -401,6 +401,32 @@ private:
             co_return;
         }
         log::info("registry loaded", {{"services", reg_.size()}, {"revision", reg_.revision()}});
+        {
+            const auto notifications = co_await notifier_.open();
+            if (!notifications) {
+                log::error("cannot load the notification outbox",
+                           {{"code", registry::to_string(notifications.err().code)},
+                            {"error", notifications.err().message}});
+                exit_code_ = 1;
+                co_await finish();
+                co_return;
+            }
+            std::uint64_t waiting = 0, dead = 0;
+            for (const auto& w : notifier_.stats()) {
+                waiting += w.outbox;
+                dead += w.dead_letters;
+            }
+            if (!cfg_.notifications.delivery.webhooks.empty() || waiting > 0 || dead > 0) {
+                log::info("notifications loaded", {{"webhooks", cfg_.notifications.delivery.webhooks.size()},
+                                                   {"outbox", waiting},
+                                                   {"dead_letters", dead}});
+            }
+        }
+        // Watching before anything else changes the registry: the leases
+        // that ran out while registryd was down, the containers' and
+        // deployments' recovery.
+        background_.spawn(notifier_.run(stop_.get_token()));
+
         if (containers_) {
             const auto loaded = co_await containers_->open();
             if (!loaded) {
@@ -429,31 +455,8 @@ private:
             }
         }
 
-        {
-            const auto notifications = co_await notifier_.open();
-            if (!notifications) {
-                log::error("cannot load the notification outbox",
-                           {{"code", registry::to_string(notifications.err().code)},
-                            {"error", notifications.err().message}});
-                exit_code_ = 1;
-                co_await finish();
-                co_return;
-            }
-            std::uint64_t waiting = 0, dead = 0;
-            for (const auto& w : notifier_.stats()) {
-                waiting += w.outbox;
-                dead += w.dead_letters;
-            }
-            if (!cfg_.notifications.delivery.webhooks.empty() || waiting > 0 || dead > 0) {
-                log::info("notifications loaded", {{"webhooks", cfg_.notifications.delivery.webhooks.size()},
-                                                   {"outbox", waiting},
-                                                   {"dead_letters", dead}});
-            }
-        }
-
         const std::stop_token stop = stop_.get_token();
         background_.spawn(reg_.run(stop));
-        background_.spawn(notifier_.run(stop));
         background_.spawn(uploads_.run(stop));
         background_.spawn(health_.run(stop));
         // Each engine is reconciled as its first heartbeat finds it online.

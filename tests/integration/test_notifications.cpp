@@ -306,3 +306,23 @@ TEST_CASE("notifications: an https receiver gets the events when its certificate
     CHECK(str(dead, "/last_error").find("certificate verify failed") != std::string::npos);
     CHECK(r.posts().size() == 1);  // only the first daemon's
 }
+
+TEST_CASE("notifications: a lease that ran out while registryd was down is notified after the restart") {
+    it::webhook_receiver r;
+    it::registryd d(config(r, "      events: [lease_expired, service_deregistered]\n"));
+    IT_DIAGNOSE(d);
+    {
+        it::ws_client c(d);
+        c.call("register", it::registration(it::service("api", "api-1"), 1));
+    }
+    REQUIRE(d.terminate().clean());
+    std::this_thread::sleep_for(1500ms);  // the lease's ttl passes while registryd is down
+    d.start();
+    REQUIRE(r.wait_until([](const auto& p) { return p.size() >= 2; }, wait));
+    const auto posts = r.posts();
+    CHECK(posts[0].header("x-registry-event") == "lease_expired");
+    CHECK(posts[1].header("x-registry-event") == "service_deregistered");
+    CHECK(posts[0].header("x-registry-revision") == posts[1].header("x-registry-revision"));
+    CHECK(posts[0].header("idempotency-key") != posts[1].header("idempotency-key"));
+    CHECK(str(it::parse(posts[1].body), "/data/service/instance_id") == "api-1");
+}
