@@ -209,7 +209,7 @@ public:
           prober_(ioc),
           health_(reg_, clock_, prober_, registry::health_monitor_options{cfg.health.max_concurrent_probes}),
           poster_(ioc, cfg.notifications.ca_file),
-          notifier_(reg_, port_, random_, poster_, cfg.notifications.delivery),
+          notifier_(reg_, port_, random_, poster_, registryd::notifier_options_from(cfg.notifications)),
           signals_(ioc, SIGINT, SIGTERM),
           reload_signal_(ioc, SIGHUP),
           deadline_(ioc),

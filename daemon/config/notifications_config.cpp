@@ -125,6 +125,16 @@ private:
 
 }  // namespace
 
+registry::notifier_options notifier_options_from(const notifications_config& c) {
+    registry::notifier_options o = c.delivery;
+    o.check_url = [](std::string_view url) -> std::optional<std::string> {
+        std::string why;
+        if (parse_webhook_url(url, why)) return std::nullopt;
+        return why;
+    };
+    return o;
+}
+
 void read_notifications_section(notifications_config& out, const YAML::Node& section, std::string_view origin) {
     notifications_reader r(origin);
     const std::string path = "notifications";
@@ -147,6 +157,20 @@ void read_notifications_section(notifications_config& out, const YAML::Node& sec
             o.max_dead_letters = r.number(n, p, 1, 100'000);
         } else if (k == "ca_file") {
             out.ca_file = r.text(n, p);
+        } else if (k == "identity_webhooks") {
+            auto& I = o.identity_webhooks;
+            r.mapping(n, p, [&](const std::string& ik, const YAML::Node& in, const std::string& ip) {
+                if (ik == "allowed_urls") {
+                    I.allowed_urls = r.strings(in, ip);
+                } else if (ik == "max_per_identity") {
+                    I.max_per_identity = r.number(in, ip, 1, 1000);
+                } else if (ik == "max_total") {
+                    I.max_total = r.number(in, ip, 1, 10000);
+                } else {
+                    return false;
+                }
+                return true;
+            });
         } else {
             return false;
         }

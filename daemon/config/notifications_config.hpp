@@ -26,6 +26,10 @@ struct notifications_config {
 
 inline constexpr std::size_t max_webhooks = 64;
 
+// The notifier's options: `delivery`, with the URL check of the webhooks
+// identities make (notify/webhook_url.hpp: what the poster takes).
+registry::notifier_options notifier_options_from(const notifications_config& c);
+
 // Applies the `notifications` node of a configuration file. Throws
 // config_error naming the key path (e.g. "notifications.webhooks[1].url").
 void read_notifications_section(notifications_config& out, const YAML::Node& section, std::string_view origin);

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <registry/event.hpp>
+#include <registry/identity.hpp>
 #include <registry/ports/clock.hpp>
 #include <registry/ports/http_poster.hpp>
 #include <registry/ports/random.hpp>
@@ -30,6 +31,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -50,6 +52,19 @@ struct webhook {
     std::string secret;                 // signs the body (X-Registry-Signature); empty: unsigned
     milliseconds timeout{5000};
     std::uint32_t max_attempts = 10;
+    // A webhook an identity made (webhook_create): its name; empty for the
+    // configuration's. It gets only events about services in the identity's
+    // scope (identity::may_name_service; events about no service: admins only).
+    std::string owner;
+};
+
+// Webhooks that identities make and delete with actions (webhook_create,
+// webhook_list, webhook_delete): off unless some URL is allowed, since each
+// makes the server POST where the client says.
+struct identity_webhook_options {
+    std::vector<std::string> allowed_urls;  // patterns ('*', '?') a url must match; empty: no such webhooks
+    std::size_t max_per_identity = 4;
+    std::size_t max_total = 64;  // besides the configuration's
 };
 
 struct notifier_options {
@@ -58,6 +73,10 @@ struct notifier_options {
     milliseconds max_backoff{300000};
     std::size_t max_outbox = 10000;        // per webhook; an event beyond it is dead-lettered ("outbox_full")
     std::size_t max_dead_letters = 1000;   // per webhook; the oldest goes when a new one comes
+    identity_webhook_options identity_webhooks;
+    // The embedder's check of a url a client gives (the schemes its poster
+    // takes, the url's syntax): the problem, or nullopt if it is fine.
+    std::function<std::optional<std::string>(std::string_view url)> check_url;
 };
 
 // An event the notifier gave up on.
@@ -127,6 +146,19 @@ public:
     task<result<std::size_t>> retry_dead_letters(std::string webhook, std::vector<std::string> ids);
     // Deletes dead letters (of every webhook when `webhook` is empty).
     task<result<std::size_t>> clear_dead_letters(std::string webhook, std::vector<std::string> ids);
+
+    // A webhook of `by`'s own (owner: by.name), kept in the store and
+    // delivered like the configuration's. unavailable: identity webhooks are
+    // off; invalid_request (error::fields): a field; forbidden: its url is
+    // not allowed, or a pattern of `services` names what `by` may not;
+    // conflict: the name is taken; limit_exceeded: max_per_identity/max_total.
+    task<result<webhook>> create_webhook(webhook w, const identity& by);
+    // The webhooks `by` may see (an admin: every one; else its own), secrets left out.
+    std::vector<webhook> webhooks(const identity& by) const;
+    // Deletes a webhook made by an identity, with its outbox and dead
+    // letters. not_found; forbidden: another identity's (unless `by` is an
+    // admin), or the configuration's.
+    task<result<void>> delete_webhook(std::string name, const identity& by);
 
 private:
     struct impl;

@@ -40,10 +40,12 @@ std::optional<std::string_view> subject(const event& e) {
     return std::nullopt;
 }
 
-bool takes(const webhook& w, const event& e) {
+// The webhook's filter, and for an identity's webhook the identity's scope.
+bool takes(const webhook& w, const identity& owner, const event& e) {
     if (!w.events.empty() && !w.events.contains(e.type)) return false;
-    if (w.services.empty()) return true;
     const auto name = subject(e);
+    if (!w.owner.empty() && !owner.admin && (!name || !owner.may_name_service(*name))) return false;
+    if (w.services.empty()) return true;
     if (!name) return false;
     return std::any_of(w.services.begin(), w.services.end(),
                        [&](const std::string& p) { return glob_match(p, *name); });
@@ -94,7 +96,7 @@ struct notifier::impl {
     impl(registry& r, store& s, random_source& rnd, http_poster& p, notifier_options o)
         : reg(r), st(s), random(rnd), poster(p), opt(std::move(o)) {
         for (const auto& w : opt.webhooks) {
-            auto h = std::make_unique<hook>();
+            auto h = std::make_shared<hook>();
             h->config = w;
             h->configured = true;
             hooks.push_back(std::move(h));
@@ -113,21 +115,24 @@ struct notifier::impl {
     struct hook {
         webhook config;  // of a webhook no longer configured: only its name
         bool configured = false;
+        identity owner;  // an identity's webhook: who made it, as it was then
+        std::stop_source halt;  // its delivery loop ends (deleted, or the run ends)
         std::map<entry_key, entry> outbox;
         std::map<entry_key, dead_letter> dead;
         std::stop_source wake;  // requested when the outbox gains an entry
         std::uint64_t delivered = 0, retried = 0, dropped = 0;
     };
 
-    hook* find(std::string_view name) {
+    hook* find(std::string_view name) { return find_shared(name).get(); }
+    std::shared_ptr<hook> find_shared(std::string_view name) {
         for (auto& h : hooks) {
-            if (h->config.name == name) return h.get();
+            if (h->config.name == name) return h;
         }
         return nullptr;
     }
     hook& find_or_add(std::string_view name) {
         if (hook* h = find(name)) return *h;
-        auto h = std::make_unique<hook>();
+        auto h = std::make_shared<hook>();
         h->config.name = std::string(name);
         hooks.push_back(std::move(h));
         return *hooks.back();
@@ -179,7 +184,7 @@ struct notifier::impl {
         const entry_key key{e.revision, n};
         for (auto& hp : hooks) {
             hook& h = *hp;
-            if (!h.configured || !takes(h.config, e)) continue;
+            if (!h.configured || !takes(h.config, h.owner, e)) continue;
             if (!tail) tail = protocol::event_wire(e);
             entry en{std::string(to_string(e.type)), make_body(h.config.name, *tail)};
             if (h.outbox.size() >= opt.max_outbox) {
@@ -215,8 +220,9 @@ struct notifier::impl {
 
     task<void> watch_loop(std::stop_token stop, std::uint64_t from) {
         watch_options o;
+        // Identities' webhooks come and go: then every type.
         for (const auto& w : opt.webhooks) {
-            if (w.events.empty()) {
+            if (w.events.empty() || !opt.identity_webhooks.allowed_urls.empty()) {
                 o.types.clear();
                 break;
             }
@@ -243,8 +249,12 @@ struct notifier::impl {
     }
 
     // Sends the webhook's outbox, oldest first, one POST at a time.
-    task<void> deliver(hook& h, std::stop_token stop) {
+    task<void> deliver(std::shared_ptr<hook> held, std::stop_token run_stop) {
+        hook& h = *held;
         clock& clk = reg.clk();
+        h.halt = std::stop_source{};
+        const std::stop_token stop = h.halt.get_token();
+        std::stop_callback end_with_run(run_stop, [&h] { h.halt.request_stop(); });
         std::stop_callback on_stop(stop, [&h] { h.wake.request_stop(); });
         while (!stop.stop_requested()) {
             if (h.outbox.empty()) {
@@ -298,7 +308,11 @@ struct notifier::impl {
     random_source& random;
     http_poster& poster;
     notifier_options opt;
-    std::vector<std::unique_ptr<hook>> hooks;  // the configured ones first, in order
+    // The configured ones first, in order, then identities'; held by their
+    // delivery loops too (one deleted meanwhile goes with its loop).
+    std::vector<std::shared_ptr<hook>> hooks;
+    async_scope* deliveries = nullptr;  // while run() runs: where new webhooks' loops go
+    std::stop_token run_stop;
     async_scope writes;
     std::uint64_t store_failures = 0;
     std::vector<hook*> woken;  // take()'s, kept for its capacity
@@ -316,6 +330,24 @@ task<result<void>> notifier::open() {
     std::vector<store_mutation> mutations;
     std::size_t unreadable = 0;
     co_await m.st.load(std::string(notify::prefix), [&](std::string_view key, std::string_view value) {
+        if (key.starts_with(notify::hooks_prefix)) {
+            const std::string_view name = key.substr(notify::hooks_prefix.size());
+            auto decoded = notify::decode_hook(name, value);
+            if (!decoded) {
+                ++unreadable;
+                return;
+            }
+            impl::hook& h = m.find_or_add(name);
+            if (h.configured) {
+                // The configuration has taken the name since: it wins.
+                mutations.push_back({std::string(key), std::nullopt});
+                return;
+            }
+            h.config = std::move(decoded->first);
+            h.owner = std::move(decoded->second);
+            h.configured = true;
+            return;
+        }
         auto parsed = notify::parse_key(key);
         if (!parsed) {
             ++unreadable;
@@ -367,10 +399,13 @@ task<void> notifier::run(std::stop_token stop) {
     auto& m = *impl_;
     const std::uint64_t from = m.reg.revision();
     async_scope deliveries;
+    m.deliveries = &deliveries;
+    m.run_stop = stop;
     for (auto& h : m.hooks) {
-        if (h->configured) deliveries.spawn(m.deliver(*h, stop));
+        if (h->configured) deliveries.spawn(m.deliver(h, stop));
     }
     co_await m.watch_loop(stop, from);
+    m.deliveries = nullptr;
     co_await deliveries.join();
     co_await m.writes.join();
 }
@@ -417,7 +452,7 @@ result<std::vector<entry_key>> select(const Hook& h, const std::vector<std::stri
 
 task<result<std::size_t>> notifier::retry_dead_letters(std::string webhook, std::vector<std::string> ids) {
     auto& m = *impl_;
-    impl::hook* h = m.find(webhook);
+    const std::shared_ptr<impl::hook> h = m.find_shared(webhook);  // held: it may be deleted meanwhile
     if (!h || !h->configured) co_return fail(errc::not_found, "no webhook '" + webhook + "' is configured");
     auto keys = select(*h, ids);
     if (!keys) co_return unexpected{keys.err()};
@@ -463,6 +498,124 @@ task<result<std::size_t>> notifier::clear_dead_letters(std::string webhook, std:
     auto done = co_await m.reg.record({}, std::move(mutations), "notification dead letters");
     if (!done) co_return unexpected{done.err()};
     co_return cleared;
+}
+
+namespace {
+
+bool valid_name(std::string_view n) {
+    if (n.empty() || n.size() > 64) return false;
+    return std::all_of(n.begin(), n.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    });
+}
+
+bool one_line(std::string_view s) { return s.find_first_of("\t\r\n") == std::string_view::npos; }
+
+bool is_change_type(event_type t) noexcept { return is_change(t); }
+
+}  // namespace
+
+task<result<webhook>> notifier::create_webhook(webhook w, const identity& by) {
+    auto& m = *impl_;
+    const auto& allowed = m.opt.identity_webhooks;
+    if (allowed.allowed_urls.empty()) {
+        co_return fail(errc::unavailable, "webhooks of identities are not enabled on this server "
+                                          "(notifications.identity_webhooks.allowed_urls)");
+    }
+    std::vector<field_error> bad;
+    if (!valid_name(w.name)) bad.push_back({"name", "must be 1-64 of a-z, 0-9, '-' and '_'"});
+    if (w.url.empty() || !one_line(w.url)) {
+        bad.push_back({"url", "must be a URL"});
+    } else if (m.opt.check_url) {
+        if (auto why = m.opt.check_url(w.url)) bad.push_back({"url", *why});
+    }
+    for (auto t : w.events) {
+        if (!is_change_type(t)) bad.push_back({"events", "'" + std::string(to_string(t)) + "' is not an event of a change"});
+    }
+    for (const auto& p : w.services) {
+        if (p.empty() || !one_line(p)) bad.push_back({"services", "patterns must be non-empty, without tabs or line breaks"});
+    }
+    if (w.timeout < milliseconds{1} || w.timeout > milliseconds{300000}) bad.push_back({"timeout_ms", "must be 1-300000"});
+    if (w.max_attempts < 1 || w.max_attempts > 1000) bad.push_back({"max_attempts", "must be 1-1000"});
+    if (!bad.empty()) co_return unexpected{invalid_fields(std::move(bad))};
+    if (std::none_of(allowed.allowed_urls.begin(), allowed.allowed_urls.end(),
+                     [&](const std::string& p) { return glob_match(p, w.url); })) {
+        co_return fail(errc::forbidden, "the url '" + w.url + "' matches none of notifications.identity_webhooks.allowed_urls");
+    }
+    // Its patterns must stay inside the identity's scope: a pattern the scope
+    // does not cover names services the identity may not see.
+    if (!by.admin && !by.services.empty()) {
+        if (w.services.empty()) {
+            co_return fail(errc::forbidden, "'" + by.name + "' may see only some services: give `services` within its scope");
+        }
+        for (const auto& p : w.services) {
+            if (!by.may_name_service(p)) {
+                co_return fail(errc::forbidden, "'" + by.name + "' may not name the services '" + p + "'");
+            }
+        }
+    }
+    if (m.find(w.name)) co_return fail(errc::conflict, "a webhook named '" + w.name + "' exists (or has dead letters)");
+    std::size_t mine = 0, total = 0;
+    for (const auto& h : m.hooks) {
+        if (!h->configured || h->config.owner.empty()) continue;
+        ++total;
+        if (h->config.owner == by.name) ++mine;
+    }
+    if (mine >= allowed.max_per_identity) {
+        co_return fail(errc::limit_exceeded, "'" + by.name + "' has " + std::to_string(mine) +
+                                                 " webhooks (notifications.identity_webhooks.max_per_identity)");
+    }
+    if (total >= allowed.max_total) {
+        co_return fail(errc::limit_exceeded, "the server has " + std::to_string(total) +
+                                                 " webhooks of identities (notifications.identity_webhooks.max_total)");
+    }
+    w.owner = by.name;
+    auto h = std::make_shared<impl::hook>();
+    h->config = w;
+    h->owner = by;
+    h->configured = true;
+    m.hooks.push_back(h);  // the name is taken from now on
+    std::vector<store_mutation> record;
+    record.push_back({notify::hook_key(w.name), notify::encode_hook(w, by)});
+    auto done = co_await m.reg.record({}, std::move(record), "webhook");
+    if (!done) {
+        std::erase(m.hooks, h);
+        co_return unexpected{done.err()};
+    }
+    if (m.deliveries) m.deliveries->spawn(m.deliver(h, m.run_stop));
+    w.secret.clear();
+    co_return w;
+}
+
+std::vector<webhook> notifier::webhooks(const identity& by) const {
+    std::vector<webhook> out;
+    for (const auto& h : impl_->hooks) {
+        if (!h->configured) continue;
+        if (!by.admin && h->config.owner != by.name) continue;
+        out.push_back(h->config);
+        out.back().secret.clear();
+    }
+    return out;
+}
+
+task<result<void>> notifier::delete_webhook(std::string name, const identity& by) {
+    auto& m = *impl_;
+    const std::shared_ptr<impl::hook> h = m.find_shared(name);
+    if (!h || !h->configured || (!by.admin && h->config.owner != by.name)) {
+        co_return fail(errc::not_found, "no webhook '" + name + "' of '" + by.name + "'");
+    }
+    if (h->config.owner.empty()) {
+        co_return fail(errc::forbidden, "the webhook '" + name + "' is the configuration's (notifications)");
+    }
+    std::vector<store_mutation> mutations{{notify::hook_key(name), std::nullopt}};
+    for (const auto& [key, en] : h->outbox) mutations.push_back({notify::outbox_key(name, key), std::nullopt});
+    for (const auto& [key, d] : h->dead) mutations.push_back({notify::dead_key(name, key), std::nullopt});
+    std::erase(m.hooks, h);
+    h->outbox.clear();
+    h->halt.request_stop();  // its loop ends, and lets go of it
+    auto done = co_await m.reg.record({}, std::move(mutations), "webhook");
+    if (!done) co_return unexpected{done.err()};
+    co_return result<void>{};
 }
 
 }  // namespace registry

@@ -92,6 +92,78 @@ std::optional<outbox_record> decode_outbox(std::string_view value) {
     return outbox_record{std::string(event), std::make_shared<const std::string>(value)};
 }
 
+std::string hook_key(std::string_view webhook) { return std::string(hooks_prefix) + std::string(webhook); }
+
+namespace {
+
+std::string joined(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& i : items) {
+        if (!out.empty()) out.push_back('\t');
+        out += i;
+    }
+    return out;
+}
+
+std::vector<std::string> split(std::string_view line) {
+    std::vector<std::string> out;
+    while (!line.empty()) {
+        const auto tab = line.find('\t');
+        out.emplace_back(line.substr(0, tab));
+        if (tab == std::string_view::npos) break;
+        line.remove_prefix(tab + 1);
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string encode_hook(const webhook& w, const identity& owner) {
+    std::vector<std::string> events;
+    for (auto t : w.events) events.emplace_back(to_string(t));
+    std::string v;
+    v.append(owner.name).push_back('\n');
+    v.append(owner.admin ? "1" : "0").push_back('\n');
+    v.append(joined(owner.services)).push_back('\n');
+    v.append(w.url).push_back('\n');
+    v.append(joined(events)).push_back('\n');
+    v.append(joined(w.services)).push_back('\n');
+    v.append(std::to_string(w.timeout.count())).push_back('\n');
+    v.append(std::to_string(w.max_attempts)).push_back('\n');
+    v.append(w.secret);
+    return v;
+}
+
+std::optional<std::pair<webhook, identity>> decode_hook(std::string_view name, std::string_view value) {
+    std::string_view owner, admin, scope, url, events, services, timeout, attempts;
+    if (!next_line(value, owner) || !next_line(value, admin) || !next_line(value, scope) || !next_line(value, url) ||
+        !next_line(value, events) || !next_line(value, services) || !next_line(value, timeout) ||
+        !next_line(value, attempts)) {
+        return std::nullopt;
+    }
+    webhook w;
+    identity who;
+    std::int64_t ms = 0;
+    if (owner.empty() || url.empty() || !parse_number(timeout, ms) || !parse_number(attempts, w.max_attempts)) {
+        return std::nullopt;
+    }
+    for (const auto& e : split(events)) {
+        auto t = parse_event_type(e);
+        if (!t) return std::nullopt;
+        w.events.insert(*t);
+    }
+    w.name = std::string(name);
+    w.owner = std::string(owner);
+    w.url = std::string(url);
+    w.services = split(services);
+    w.timeout = milliseconds{ms};
+    w.secret = std::string(value);
+    who.name = std::string(owner);
+    who.admin = admin == "1";
+    who.services = split(scope);
+    return std::pair{std::move(w), std::move(who)};
+}
+
 std::string encode_dead(const dead_letter& d) {
     std::string v;
     v.append(d.event).push_back('\n');

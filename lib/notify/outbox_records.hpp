@@ -1,10 +1,12 @@
 // The notifier's records in the store (notifier.cpp), under notify/:
 //   notify/outbox/<webhook>/<revision:20>.<n:4>  "<event type>\n<body>"
 //   notify/dead/<webhook>/<revision:20>.<n:4>    "<event type>\n<reason>\n<attempts>\n<failed_at ms>\n<last error>\n<body>"
+//   notify/hooks/<webhook>                        an identity's webhook (encode_hook)
 // Zero-padded so that the store's key order is revision order. A record's
 // id, as headers and actions show it, is "<revision>.<n>".
 #pragma once
 
+#include <registry/identity.hpp>
 #include <registry/notifier.hpp>
 
 #include <compare>
@@ -13,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace registry::notify {
 
@@ -44,6 +47,13 @@ struct outbox_record {
 };
 std::string encode_outbox(std::string_view event, std::string_view body);
 std::optional<outbox_record> decode_outbox(std::string_view value);
+
+// An identity's webhook: its owner's identity as it was when it was made
+// (its scope), one line each, lists tab-separated, the secret last.
+std::string hook_key(std::string_view webhook);
+inline constexpr std::string_view hooks_prefix = "notify/hooks/";
+std::string encode_hook(const webhook& w, const identity& owner);
+std::optional<std::pair<webhook, identity>> decode_hook(std::string_view name, std::string_view value);
 
 // A dead letter's value (webhook, id and revision are its key's).
 std::string encode_dead(const dead_letter& d);

@@ -326,3 +326,64 @@ TEST_CASE("notifications: a lease that ran out while registryd was down is notif
     CHECK(posts[0].header("idempotency-key") != posts[1].header("idempotency-key"));
     CHECK(str(it::parse(posts[1].body), "/data/service/instance_id") == "api-1");
 }
+
+TEST_CASE("notifications: an identity makes its own webhook by action and gets only events of its services") {
+    it::webhook_receiver r;
+    const std::string web_token = "it-token-notify-web-41d2", admin_token = "it-token-notify-root-41d2";
+    it::registryd d("auth:\n  tokens_file: \"{dir}/tokens.yaml\"\n"
+                    "notifications:\n"
+                    "  identity_webhooks:\n"
+                    "    allowed_urls: [\"http://127.0.0.1:*\"]\n"
+                    "    max_per_identity: 1\n",
+                    false);
+    d.write_file("tokens.yaml", "tokens:\n  - name: web-team\n    sha256: " + it::sha256_hex(web_token) +
+                                    "\n    role: registrar\n    services: [\"web-*\"]\n  - name: root\n    sha256: " +
+                                    it::sha256_hex(admin_token) + "\n    role: admin\n");
+    d.start();
+    IT_DIAGNOSE(d);
+    auto as = [](const std::string& token) {
+        it::client_options o;
+        o.headers = {{"Authorization", "Bearer " + token}};
+        return o;
+    };
+    it::ws_client web(d, as(web_token));
+    it::ws_client admin(d, as(admin_token));
+
+    CHECK(it::error_code(web.request("webhook_create", json::object{{"name", "mine"}, {"url", "http://10.1.2.3/"},
+                                                                    {"services", json::array{"web-*"}}})) == "forbidden");
+    CHECK(it::error_code(web.request("webhook_create", json::object{{"name", "mine"}, {"url", r.url()},
+                                                                    {"services", json::array{"*"}}})) == "forbidden");
+    CHECK(it::error_code(web.request("webhook_create", json::object{{"name", "mine"}, {"url", "http://127.0.0.1:0/"},
+                                                                    {"services", json::array{"web-*"}}})) == "invalid_request");
+    const json::value made = web.call("webhook_create", json::object{{"name", "web-hook"}, {"url", r.url()},
+                                                                     {"services", json::array{"web-*"}},
+                                                                     {"secret", "t0p"}, {"events", json::array{"service_registered"}}});
+    CHECK(str(made, "/webhook/owner") == "web-team");
+    CHECK(it::boolean(made, "/webhook/signed"));
+    CHECK(!it::has(made, "/webhook/secret"));
+    CHECK(it::error_code(web.request("webhook_create", json::object{{"name", "second"}, {"url", r.url()},
+                                                                    {"services", json::array{"web-*"}}})) == "limit_exceeded");
+
+    admin.call("register", it::registration(it::service("db", "db-1"), 300));
+    web.call("register", it::registration(it::service("web-front", "web-1"), 300));
+    REQUIRE(r.wait_until([](const auto& p) { return !p.empty(); }, wait));
+    CHECK(r.posts().size() == 1);
+    const auto p = r.posts().front();
+    CHECK(p.header("x-registry-webhook") == "web-hook");
+    CHECK(p.header("x-registry-signature") == "sha256=" + hmac_hex("t0p", p.body));
+    CHECK(str(it::parse(p.body), "/data/service/instance_id") == "web-1");
+
+    CHECK(it::arr(web.call("webhook_list"), "/webhooks").size() == 1);
+    CHECK(it::arr(admin.call("webhook_list"), "/webhooks").size() == 1);
+    // Kept across a restart.
+    REQUIRE(d.terminate().clean());
+    d.start();
+    it::ws_client again(d, as(web_token));
+    CHECK(str(it::arr(again.call("webhook_list"), "/webhooks").at(0), "/name") == "web-hook");
+    again.call("webhook_delete", json::object{{"name", "web-hook"}});
+    CHECK(it::arr(again.call("webhook_list"), "/webhooks").empty());
+    CHECK(it::error_code(again.request("webhook_delete", json::object{{"name", "web-hook"}})) == "not_found");
+    again.call("register", it::registration(it::service("web-front", "web-2"), 300));
+    r.wait_until([](const auto& posts) { return posts.size() > 1; }, it::scaled(1s));
+    CHECK(r.posts().size() == 1);  // deleted: nothing more
+}

@@ -391,3 +391,106 @@ TEST_CASE("notifier: the outbox of a webhook no longer configured becomes its de
     CHECK(retry.err().code == errc::not_found);
     CHECK(run_now(f.n->clear_dead_letters("old", {})).value() == 2);
 }
+
+namespace {
+
+identity someone(std::string name, std::vector<std::string> scope = {}) {
+    identity i;
+    i.name = std::move(name);
+    i.services = std::move(scope);
+    return i;
+}
+
+notifier_options identity_hooks(std::size_t per_identity = 2) {
+    notifier_options o;
+    o.webhooks.push_back(hook("config"));
+    o.identity_webhooks.allowed_urls = {"http://127.0.0.1:*"};
+    o.identity_webhooks.max_per_identity = per_identity;
+    o.check_url = [](std::string_view url) -> std::optional<std::string> {
+        if (url.starts_with("http://")) return std::nullopt;
+        return "must start with http://";
+    };
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("notifier: identities' webhooks are off unless urls are allowed") {
+    fixture f(notifier_options{});
+    f.start();
+    auto made = run_now(f.n->create_webhook(hook("mine"), someone("alice")));
+    REQUIRE(!made);
+    CHECK(made.err().code == errc::unavailable);
+}
+
+TEST_CASE("notifier: an identity's webhook gets only events about services in the identity's scope, and survives a restart") {
+    fixture f(identity_hooks());
+    f.start();
+    webhook w = hook("alices", "http://127.0.0.1:9/alice");
+    w.services = {"web-*"};
+    w.secret = "k";
+    auto made = run_now(f.n->create_webhook(w, someone("alice", {"web-*"})));
+    REQUIRE_MESSAGE(made, (made ? "" : made.err().message));
+    CHECK(made->owner == "alice");
+    CHECK(made->secret.empty());  // never handed back
+    f.add("web-a", "w1");
+    f.add("db", "d1");
+    CHECK(f.poster.bodies_to("alices").size() == 1);
+    CHECK(f.poster.bodies_to("config").size() == 2);
+
+    f.restart();
+    f.poster.calls.clear();
+    f.add("web-b", "w2");
+    const auto after = f.poster.bodies_to("alices");
+    REQUIRE(after.size() == 1);
+    CHECK(after[0].find(R"("instance_id":"w2")") != std::string::npos);
+    for (const auto& c : f.poster.calls) {
+        if (header(c.req, "X-Registry-Webhook") == "alices") {
+            CHECK(header(c.req, "X-Registry-Signature") == webhook_signature("k", *c.req.body));
+        }
+    }
+    const auto seen_by_alice = f.n->webhooks(someone("alice"));
+    REQUIRE(seen_by_alice.size() == 1);
+    CHECK(seen_by_alice[0].name == "alices");
+    CHECK(f.n->webhooks(identity::anonymous()).size() == 2);  // an admin sees the configuration's too
+    CHECK(f.n->webhooks(someone("bob")).empty());
+}
+
+TEST_CASE("notifier: an identity's webhook is refused outside the allowed urls, the scope, the limits; deleted by its owner") {
+    fixture f(identity_hooks(1));
+    f.start();
+    auto code = [&](webhook w, identity by) {
+        auto r = run_now(f.n->create_webhook(std::move(w), by));
+        return r ? std::string("ok") : std::string(to_string(r.err().code));
+    };
+    CHECK(code(hook("x", "http://10.0.0.1/"), someone("alice")) == "forbidden");  // not an allowed url
+    CHECK(code(hook("x", "ftp://127.0.0.1:1/"), someone("alice")) == "invalid_request");  // the embedder's check
+    CHECK(code(hook("Bad Name", "http://127.0.0.1:1/"), someone("alice")) == "invalid_request");
+    CHECK(code(hook("x", "http://127.0.0.1:1/"), someone("alice", {"web-*"})) == "forbidden");  // no services: beyond its scope
+    webhook wide = hook("x", "http://127.0.0.1:1/");
+    wide.services = {"*"};
+    CHECK(code(wide, someone("alice", {"web-*"})) == "forbidden");
+    CHECK(code(hook("config", "http://127.0.0.1:1/"), someone("alice")) == "conflict");
+    CHECK(code(hook("a1", "http://127.0.0.1:1/"), someone("alice")) == "ok");
+    CHECK(code(hook("a2", "http://127.0.0.1:1/"), someone("alice")) == "limit_exceeded");
+    CHECK(code(hook("b1", "http://127.0.0.1:1/"), someone("bob")) == "ok");
+
+    auto deleted_by = [&](std::string name, identity by) {
+        auto r = run_now(f.n->delete_webhook(std::move(name), by));
+        return r ? std::string("ok") : std::string(to_string(r.err().code));
+    };
+    CHECK(deleted_by("a1", someone("bob")) == "not_found");
+    CHECK(deleted_by("config", identity::anonymous()) == "forbidden");
+    f.poster.hold = true;  // a1 has an event in its outbox when it goes
+    f.add("svc", "s1");
+    CHECK(f.stored("notify/outbox/a1/") == 1);
+    CHECK(deleted_by("a1", someone("alice")) == "ok");
+    CHECK(f.stored("notify/outbox/a1/") == 0);
+    CHECK(f.stored("notify/hooks/a1") == 0);
+    CHECK(f.stored("notify/hooks/b1") == 1);
+    CHECK(deleted_by("b1", identity::anonymous()) == "ok");  // an admin deletes anyone's
+    f.poster.release();
+    CHECK(f.n->webhooks(identity::anonymous()).size() == 1);
+    f.restart();
+    CHECK(f.n->webhooks(identity::anonymous()).size() == 1);
+}
