@@ -13,6 +13,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <thread>
 #include <string>
@@ -331,6 +333,7 @@ TEST_CASE("notifications: an identity makes its own webhook by action and gets o
     it::webhook_receiver r;
     const std::string web_token = "it-token-notify-web-41d2", admin_token = "it-token-notify-root-41d2";
     it::registryd d("auth:\n  tokens_file: \"{dir}/tokens.yaml\"\n"
+                    "audit:\n  file: \"{dir}/audit.log\"\n"
                     "notifications:\n"
                     "  identity_webhooks:\n"
                     "    allowed_urls: [\"http://127.0.0.1:*\"]\n"
@@ -383,6 +386,14 @@ TEST_CASE("notifications: an identity makes its own webhook by action and gets o
     again.call("webhook_delete", json::object{{"name", "web-hook"}});
     CHECK(it::arr(again.call("webhook_list"), "/webhooks").empty());
     CHECK(it::error_code(again.request("webhook_delete", json::object{{"name", "web-hook"}})) == "not_found");
+    // Both changes are in the audit log, with who made them.
+    CHECK(eventually([&] {
+        std::ifstream in(d.dir() / "audit.log");
+        const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        return log.find(R"("identity":"web-team","source")") != std::string::npos &&
+               log.find(R"("action":"webhook_create","target":"web-hook","request_id")") != std::string::npos &&
+               log.find(R"("action":"webhook_delete","target":"web-hook","request_id")") != std::string::npos;
+    }, wait));
     again.call("register", it::registration(it::service("web-front", "web-2"), 300));
     r.wait_until([](const auto& posts) { return posts.size() > 1; }, it::scaled(1s));
     CHECK(r.posts().size() == 1);  // deleted: nothing more
