@@ -217,7 +217,7 @@ TEST_CASE("notifier: each change a webhook's filter takes is POSTed, signed, wit
     CHECK(f.stored("notify/") == 0);  // delivered: out of the outbox
 }
 
-TEST_CASE("notifier: one POST in flight per webhook, in revision order; a failed one is retried with backoff first") {
+TEST_CASE("notifier: one POST in flight per webhook, in revision order: a failed one is retried with backoff first") {
     notifier_options o;
     o.webhooks.push_back(hook("a"));
     o.initial_backoff = 1000ms;
@@ -271,7 +271,7 @@ TEST_CASE("notifier: webhook_backoff doubles from initial_backoff up to max_back
     }
 }
 
-TEST_CASE("notifier: after max_attempts an event is a dead letter, the next one goes; sent again, it is delivered") {
+TEST_CASE("notifier: after max_attempts an event is a dead letter and the next one goes, sent again, it is delivered") {
     notifier_options o;
     o.webhooks.push_back(hook("a"));
     o.webhooks.back().max_attempts = 3;
@@ -346,7 +346,7 @@ TEST_CASE("notifier: a restart resumes from the outbox: nothing lost, in order")
     CHECK(header(f.poster.calls[5].req, "X-Registry-Revision") == "6");
 }
 
-TEST_CASE("notifier: a full outbox dead-letters the event; the dead letters keep max_dead_letters, the newest") {
+TEST_CASE("notifier: a full outbox dead-letters the event, the dead letters keep max_dead_letters, the newest") {
     notifier_options o;
     o.webhooks.push_back(hook("a"));
     o.max_outbox = 2;
@@ -456,7 +456,7 @@ TEST_CASE("notifier: an identity's webhook gets only events about services in th
     CHECK(f.n->webhooks(someone("bob")).empty());
 }
 
-TEST_CASE("notifier: an identity's webhook is refused outside the allowed urls, the scope, the limits; deleted by its owner") {
+TEST_CASE("notifier: an identity's webhook is refused outside the allowed urls, the scope, the limits, and deleted by its owner") {
     fixture f(identity_hooks(1));
     f.start();
     auto code = [&](webhook w, identity by) {
