@@ -88,6 +88,8 @@ class RegistryConan(ConanFile):
         core.builddirs = ["."]
         core.libs = ["registry_core"]
         core.requires = ["coro", "simdjson::simdjson"]
+        self.cpp_info.components["notify"].libs = ["registry_notify"]
+        self.cpp_info.components["notify"].requires = ["core"]
         if self.options.containers:
             self.cpp_info.components["containers"].libs = ["registry_containers"]
             self.cpp_info.components["containers"].requires = ["core"]

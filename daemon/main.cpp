@@ -21,6 +21,7 @@
 #include "engine/docker_engine_connector.hpp"
 #include "observability/audit_log.hpp"
 #include "health/asio_prober.hpp"
+#include "notify/beast_poster.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
 #include "observability/systemd_notify.hpp"
@@ -39,9 +40,11 @@
 #include <registry/deploy/package_uploads.hpp>
 #include <registry/file_store.hpp>
 #include <registry/health_monitor.hpp>
+#include <registry/notifier.hpp>
 #include <registry/protocol/connection.hpp>
 #include <registry/protocol/containers.hpp>
 #include <registry/protocol/deploy.hpp>
+#include <registry/protocol/notifications.hpp>
 #include <registry/protocol/repl.hpp>
 #include <registry/registered_engines.hpp>
 #include <registry/registry.hpp>
@@ -205,6 +208,8 @@ public:
           uploads_(clock_, upload_dir_, random_, upload_options_from(cfg)),
           prober_(ioc),
           health_(reg_, clock_, prober_, registry::health_monitor_options{cfg.health.max_concurrent_probes}),
+          poster_(ioc, cfg.notifications.ca_file),
+          notifier_(reg_, port_, random_, poster_, registryd::notifier_options_from(cfg.notifications)),
           signals_(ioc, SIGINT, SIGTERM),
           reload_signal_(ioc, SIGHUP),
           deadline_(ioc),
@@ -224,6 +229,7 @@ public:
         }
         if (containers_) registry::protocol::add_container_actions(server_.protocol(), *containers_);
         registry::protocol::add_deploy_actions(server_.protocol(), &deployer_, &uploads_);
+        registry::protocol::add_notification_actions(server_.protocol(), notifier_);
         start_repl();
         if (cfg.tls) {
             reload_hooks_.add("certificates", [this](std::string& why) { return server_.reload_tls(why); });
@@ -311,6 +317,9 @@ private:
             for (const auto& c : containers_->list()) ++by_state[std::string(registry::to_string(c->state))];
         }
         if (repl_) g.repl = registryd::metrics::gauges::repl_figures{repl_->queued(), repl_->running()};
+        for (const auto& w : notifier_.stats()) {
+            g.webhooks.push_back({w.name, w.delivered, w.retried, w.dropped, w.outbox, w.dead_letters});
+        }
         return g;
     }
 
@@ -398,6 +407,32 @@ private:
             co_return;
         }
         log::info("registry loaded", {{"services", reg_.size()}, {"revision", reg_.revision()}});
+        {
+            const auto notifications = co_await notifier_.open();
+            if (!notifications) {
+                log::error("cannot load the notification outbox",
+                           {{"code", registry::to_string(notifications.err().code)},
+                            {"error", notifications.err().message}});
+                exit_code_ = 1;
+                co_await finish();
+                co_return;
+            }
+            std::uint64_t waiting = 0, dead = 0;
+            for (const auto& w : notifier_.stats()) {
+                waiting += w.outbox;
+                dead += w.dead_letters;
+            }
+            if (!cfg_.notifications.delivery.webhooks.empty() || waiting > 0 || dead > 0) {
+                log::info("notifications loaded", {{"webhooks", cfg_.notifications.delivery.webhooks.size()},
+                                                   {"outbox", waiting},
+                                                   {"dead_letters", dead}});
+            }
+        }
+        // Watching before anything else changes the registry: the leases
+        // that ran out while registryd was down, the containers' and
+        // deployments' recovery.
+        background_.spawn(notifier_.run(stop_.get_token()));
+
         if (containers_) {
             const auto loaded = co_await containers_->open();
             if (!loaded) {
@@ -570,6 +605,8 @@ private:
     registry::deploy::package_uploads uploads_;
     registryd::asio_prober prober_;
     registry::health_monitor health_;  // runs the registrations' health checks (stopped with background_)
+    registryd::beast_poster poster_;   // the webhooks' POSTs
+    registry::notifier notifier_;      // webhooks (config `notifications`; stopped with background_)
     std::optional<registry::repl::executor> repl_;  // stopped with background_, before it is destroyed
     asio::signal_set signals_;
     asio::signal_set reload_signal_;

@@ -248,6 +248,8 @@ public:
                 });
             } else if (key == "repl") {
                 read_repl_section(cfg_.repl, v, origin_);
+            } else if (key == "notifications") {
+                read_notifications_section(cfg_.notifications, v, origin_);
             } else if (key == "rate_limits") {
                 rate_limits(v, key);
             } else if (key == "audit") {

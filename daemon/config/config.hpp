@@ -7,6 +7,7 @@
 #pragma once
 
 #include "config/access_config.hpp"
+#include "config/notifications_config.hpp"
 #include "config/repl_config.hpp"
 #include "deploy/remote_host.hpp"
 #include "deploy/script_user.hpp"
@@ -166,6 +167,7 @@ struct config {
         std::chrono::seconds upload_idle_timeout{300};
     } deploy;
     repl_config repl;  // REPL execution (config/repl_config.hpp)
+    notifications_config notifications;  // webhooks (config/notifications_config.hpp)
 
     // Rate limits and the audit log (docs/protocol.md, "Rate limits", "Audit log").
     // On by default, far above what a normal client sends: a token bucket per

@@ -66,6 +66,11 @@ bool audit_log::audited(const registry::protocol::outcome& o, std::optional<regi
     using enum registry::protocol::permission_family;
     if (o.code == "forbidden" || o.code == "rate_limited") return true;
     if (!family || o.action == "package_upload_status") return false;
+    // Of the discover family, the notifications' changes (the rest reads).
+    if (o.action == "webhook_create" || o.action == "webhook_delete" || o.action == "notification_dead_letters_retry" ||
+        o.action == "notification_dead_letters_clear") {
+        return true;
+    }
     return *family == register_ || *family == containers_write || *family == repl || *family == deploy;
 }
 

@@ -394,6 +394,30 @@ std::string metrics::render(const gauges& g) const {
            "Deploys whose new version failed and whose previous version was put back.");
     sample(out, "registryd_deploy_rollbacks_total", rollbacks_total_);
 
+    if (!g.webhooks.empty()) {
+        header(out, "registryd_notifications_total", "counter",
+               "Webhook POSTs by webhook and result (delivered: answered 2xx; retried: failed, to be tried again; "
+               "dropped: events given up, into the dead letters).");
+        for (const auto& w : g.webhooks) {
+            const std::string labels = "webhook=\"" + escape_label_value(w.name) + "\",result=\"";
+            for (const auto& [result, n] : {std::pair<std::string_view, std::uint64_t>{"delivered", w.delivered},
+                                            {"retried", w.retried},
+                                            {"dropped", w.dropped}}) {
+                out += "registryd_notifications_total{";
+                out += labels;
+                out += result;
+                out += "\"} ";
+                append_u64(out, n);
+                out += '\n';
+            }
+        }
+        header(out, "registryd_notification_outbox", "gauge", "Events waiting in a webhook's outbox.");
+        for (const auto& w : g.webhooks) labelled(out, "registryd_notification_outbox", "webhook", w.name, w.outbox);
+        header(out, "registryd_notification_dead_letters", "gauge", "A webhook's dead letters.");
+        for (const auto& w : g.webhooks)
+            labelled(out, "registryd_notification_dead_letters", "webhook", w.name, w.dead_letters);
+    }
+
     return out;
 }
 

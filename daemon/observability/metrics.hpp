@@ -43,6 +43,12 @@ public:
             std::uint64_t running = 0;
         };
         std::optional<repl_figures> repl;
+        // The webhooks' (registry::notifier::stats), configured ones first.
+        struct webhook_figures {
+            std::string name;
+            std::uint64_t delivered = 0, retried = 0, dropped = 0, outbox = 0, dead_letters = 0;
+        };
+        std::vector<webhook_figures> webhooks;
     };
 
     void connection_opened() noexcept {
