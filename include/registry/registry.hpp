@@ -229,7 +229,9 @@ public:
     task<result<std::uint64_t>> record(std::vector<std::shared_ptr<event>> events,
                                        std::vector<store_mutation> mutations, std::string_view what);
 
-    std::uint64_t revision() const noexcept;  // last revision whose events were published
+    // The last revision assigned to a change; its events go out once it is
+    // durable (a change in flight is already what find() and list() show).
+    std::uint64_t revision() const noexcept;
     std::size_t size() const noexcept;
     // False while the store is unreachable (writes get unavailable; the
     // changes in flight when it went are written again once it is back) and
