@@ -49,9 +49,12 @@ function config(engine, prefix) {
     `  presets:\n    sleeper: {image: ${testImage}, command: [sleep, "300"], limits: {pids: 16}}\n` +
     `  engines:\n    - name: node-1\n      endpoint: ${engine}\n      capacity: 4\n` +
     'repl:\n  enabled: true\n  max_concurrent: 2\n  max_queue: 8\n  languages:\n' +
-    `    - name: sh\n      version: busybox\n      image: ${testImage}\n      source_file: main.sh\n      run: [sh, "{source}"]\n` +
+    `    - name: sh\n      image: ${testImage}\n      source_file: main.sh\n` +
     '      defaults: {timeout_ms: 30000, output_bytes: 65536, memory_bytes: 128MiB, pids: 64, cpu_millicores: 1000}\n' +
-    '      maximum: {timeout_ms: 60000, output_bytes: 1MiB, memory_bytes: 512MiB, pids: 256, cpu_millicores: 2000}\n';
+    '      maximum: {timeout_ms: 60000, output_bytes: 1MiB, memory_bytes: 512MiB, pids: 256, cpu_millicores: 2000}\n' +
+    '      versions:\n' +
+    '        - {version: busybox, run: [sh, "{source}"]}\n' +
+    '        - {version: traced, run: [sh, -c, "echo traced; sh \\"$0\\"", "{source}"]}\n';
   return c;
 }
 
@@ -209,6 +212,17 @@ describe('the web console in chromium', () => {
     await page.waitForFunction(() => document.querySelector('#repl-output').textContent.includes('started'), null, { timeout: 60_000 });
     await page.click('#repl-cancel');
     await page.waitForFunction(() => /cancelled/.test(document.querySelector('#repl-result').textContent), null, { timeout: 30_000 });
+
+    // A language's versions are options of their own; the one picked is the one that runs.
+    assert.deepEqual(
+      await page.$$eval('#repl-language option', (os) => os.map((o) => o.textContent)),
+      ['sh busybox', 'sh traced'],
+    );
+    await page.selectOption('#repl-language', { label: 'sh traced' });
+    await page.fill('#repl-code', 'echo hi\n');
+    await page.click('#repl-run');
+    await page.waitForFunction(() => /exit code 0/.test(document.querySelector('#repl-result').textContent), null, { timeout: 60_000 });
+    assert.equal(await page.locator('#repl-output').textContent(), 'traced\nhi\n');
   });
 
   test('containers: a lease counting down on its node, extended from the page, then reaped', { skip: noPodman ?? false }, async () => {

@@ -75,6 +75,7 @@ export function replView(section, client) {
       execution = await client.execute(
         {
           language: language.value,
+          version: language.selectedOptions[0]?.dataset.version || undefined,
           code: code.value,
           stdin: stdin.value || undefined,
           args: args.value.trim() ? args.value.trim().split(/\s+/) : undefined,
@@ -114,7 +115,14 @@ export function replView(section, client) {
   (async () => {
     try {
       const { languages } = await client.replLanguages();
-      language.replaceChildren(...languages.map((l) => h('option', { value: l.name }, `${l.name} ${l.version}`)));
+      // One option per version: the value is the language (samples and
+      // colouring go by it), the version rides along. repl_languages lists a
+      // language's default version first, so the first option is a default.
+      language.replaceChildren(
+        ...languages.map((l) =>
+          h('option', { value: l.name, dataset: { version: l.version } }, `${l.name} ${l.version}`),
+        ),
+      );
       code.value = samples[language.value] ?? '';
       recolour();
       if (!languages.length) notice(status, 'No language is configured.', 'warn');
