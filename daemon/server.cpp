@@ -65,6 +65,7 @@ registry::protocol::limits protocol_limits_from(const config& c) {
     l.max_open_listings = c.listings.max_open;
     l.max_open_listings_per_connection = c.listings.max_open_per_connection;
     l.rates = c.rate_limits;
+    l.serve_stale_reads = c.store.stale_reads == config::store_section::stale_reads_policy::serve;
     return l;
 }
 

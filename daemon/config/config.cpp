@@ -175,6 +175,17 @@ public:
                 auto& S = cfg_.store;
                 section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
                     if (k == "compact_journal_bytes") return set_bytes(S.compact_journal_bytes, n, path, 1);
+                    if (k == "stale_reads") {
+                        const std::string policy = scalar(n, path);
+                        if (policy == "serve") {
+                            S.stale_reads = config::store_section::stale_reads_policy::serve;
+                        } else if (policy == "refuse") {
+                            S.stale_reads = config::store_section::stale_reads_policy::refuse;
+                        } else {
+                            fail(at(n, path) + "must be serve or refuse");
+                        }
+                        return true;
+                    }
                     if (k == "kind") {
                         const std::string kind = scalar(n, path);
                         if (kind == "file") {

@@ -130,6 +130,9 @@ struct config {
         // Rewrite the journal into a snapshot once it grows past this
         // (registry::file_store_options::compact_journal_bytes).
         std::uint64_t compact_journal_bytes = 8ull << 20;
+        // Reads while the store is unreachable (docs/protocol.md, "Store outages").
+        enum class stale_reads_policy { serve, refuse };
+        stale_reads_policy stale_reads = stale_reads_policy::serve;
         // kind: etcd (store/etcd_store_port.hpp).
         struct etcd_section {
             std::vector<std::string> endpoints{"http://127.0.0.1:2379"};

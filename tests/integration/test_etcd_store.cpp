@@ -134,6 +134,31 @@ TEST_CASE("etcd store: etcd gone and back: registryd resumes without a restart, 
     REQUIRE(it::arr(listed, "/services").size() == 3);
 }
 
+TEST_CASE("etcd store: with store.stale_reads: refuse, reads during an outage get unavailable, and are served once etcd is back") {
+    it::etcd_server etcd;
+    it::registryd d(etcd_config(etcd, "/registry/", 1500) + "  stale_reads: refuse\n");
+    IT_DIAGNOSE(d);
+    it::ws_client c(d);
+    c.call("register", it::registration(it::service("api", "api-1"), 300));
+    etcd.stop();
+    CHECK(it::error_code(c.request("keepalive", json::object{{"lease_id", 1}})) == "unavailable");
+    for (const char* action : {"get_service", "list_services", "list_endpoints"}) {
+        json::object params;
+        if (std::string_view(action) == "get_service") params = json::object{{"instance_id", "api-1"}};
+        const json::value refused = c.request(action, params);
+        INFO(action << ": " << it::dump(refused));
+        CHECK(it::error_code(refused) == "unavailable");
+        CHECK(str(refused, "/error/message").find("reads are refused until it is back (store.stale_reads: refuse)") !=
+              std::string::npos);
+    }
+    etcd.start();
+    const auto deadline = it::steady::now() + it::scaled(30s);
+    while (it::http_get(d.host(), d.port(), "/healthz").status != 200 && it::steady::now() < deadline) {
+        std::this_thread::sleep_for(100ms);
+    }
+    CHECK(str(c.call("get_service", json::object{{"instance_id", "api-1"}}), "/service/name") == "api");
+}
+
 TEST_CASE("etcd store: a registryd whose etcd is unreachable at start exits with an error naming it") {
     it::etcd_server etcd;
     const std::string config = etcd_config(etcd, "/registry/", 1000);

@@ -35,6 +35,10 @@ struct limits {
     std::size_t max_open_listings = 64;                // listings continued over pages, held in all
     std::size_t max_open_listings_per_connection = 4;
     rate_limits rates{};  // none by default (registryd sets its own)
+    // During a store outage (registry::store_status() unreachable): serve
+    // get_service / list_services / list_endpoints from memory, marked with
+    // stale_since_ms, or refuse them with unavailable.
+    bool serve_stale_reads = true;
 };
 
 // What happened to one request, for the embedder's metrics, logs and audit.

@@ -246,6 +246,15 @@ void write_staleness(detail::json_writer& w, const registry& reg) {
     if (store.current == store_condition::state::unreachable) w.key("stale_since_ms").number(ms(store.since));
 }
 
+// Or, with limits::serve_stale_reads off, they are refused meanwhile.
+std::optional<error> refuse_stale_read(const services_module& m) {
+    if (m.lims.serve_stale_reads || m.reg.available()) return std::nullopt;
+    const auto store = m.reg.store_status();
+    if (store.current != store_condition::state::unreachable) return std::nullopt;
+    return error{errc::unavailable, "the store is unreachable (" + store.problem +
+                                        "): reads are refused until it is back (store.stale_reads: refuse)"};
+}
+
 // One page of a listing (list_services, list_endpoints, get_service by
 // name): the first from `all()`, found now; a next one from the listing its
 // token names. `write_item(w, item)` writes one element of the `key` array.
@@ -347,6 +356,7 @@ task<result<void>> on(services_module& m, request_context& ctx, deregister_param
 }
 
 task<result<void>> on(services_module& m, request_context& ctx, get_service_params& p) {
+    if (auto refused = refuse_stale_read(m)) co_return unexpected{std::move(*refused)};
     if (!p.by_name) {
         auto s = m.reg.find(p.key);
         if (!s) co_return fail(errc::not_found, "no instance '" + p.key + "'");
@@ -379,12 +389,14 @@ task<result<void>> on(services_module& m, request_context& ctx, get_service_para
 }
 
 task<result<void>> on(services_module& m, request_context& ctx, list_services_params& p) {
+    if (auto refused = refuse_stale_read(m)) co_return unexpected{std::move(*refused)};
     co_return send_page<service_ptr>(
         m, ctx, p.action, p.page, "services", [&] { return m.reg.list(p.filter); },
         [&](detail::json_writer& w, const service_ptr& s) { write_service(w, *s, sees_lease_id(ctx.caller(), *s)); });
 }
 
 task<result<void>> on(services_module& m, request_context& ctx, list_endpoints_params& p) {
+    if (auto refused = refuse_stale_read(m)) co_return unexpected{std::move(*refused)};
     co_return send_page<endpoint_view>(
         m, ctx, p.action, p.page, "endpoints", [&] { return m.reg.endpoints(p.filter); },
         [](detail::json_writer& w, const endpoint_view& e) {
