@@ -285,7 +285,7 @@ function writeOutput(ctx, chunk) {
 }
 
 const containers = {
-  args: '[list [--state S] [--engine E] | create (--preset NAME | --image IMG) [--name N] [--ttl S] [--engine E] [--label K=V]... [--memory BYTES] [--cpus N] [--pids N] [-- CMD...] | get ID | logs [-f] [--tail N] ID | stop [--grace S] ID | rm [--force] ID | extend ID --ttl S]',
+  args: '[list [--state S] [--engine E] | create (--preset NAME | --image IMG) [--name N] [--ttl S] [--engine E] [--label K=V]... [--memory BYTES] [--cpus N] [--pids N] [--queue] [-- CMD...] | get ID | logs [-f] [--tail N] ID | stop [--grace S] ID | rm [--force] ID | extend ID --ttl S]',
   summary: 'manage containers',
   options: {
     state: { type: 'string' },
@@ -302,6 +302,7 @@ const containers = {
     memory: { type: 'string' },
     cpus: { type: 'string' },
     pids: { type: 'string' },
+    queue: { type: 'boolean', default: false },
   },
   async run(ctx) {
     const [sub = 'list', ...args] = ctx.positionals;
@@ -349,7 +350,10 @@ const containers = {
         if (values.pids !== undefined) limits.pids = int(values.pids, '--pids');
         if (Object.keys(limits).length) params.limits = limits;
         if (args.length) params.command = args;
-        print(ctx, await client.containerCreate(params), ({ container: c }) =>
+        // --queue: wait for a free slot when every engine is full, saying where it waits.
+        if (values.queue) params.queue = true;
+        const onQueued = (q) => process.stderr.write(`queued as ${q.queue_id}, position ${q.position}\n`);
+        print(ctx, await client.containerCreate(params, { onQueued }), ({ container: c }) =>
           `created ${c.container_id}${c.name ? ` (${c.name})` : ''} on ${c.engine}, expires ${fmt.relativeTime(c.expires_at_ms)}`,
         );
         return;
