@@ -315,6 +315,7 @@ private:
                 by_state.emplace(registry::to_string(s), 0);
             }
             for (const auto& c : containers_->list()) ++by_state[std::string(registry::to_string(c->state))];
+            g.containers_queued = containers_->queued().size();
         }
         if (repl_) g.repl = registryd::metrics::gauges::repl_figures{repl_->queued(), repl_->running()};
         for (const auto& w : notifier_.stats()) {

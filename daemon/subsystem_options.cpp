@@ -65,6 +65,15 @@ std::unique_ptr<registry::container_manager> make_container_manager(
     o.stop_grace = C.stop_grace;
     o.presets = C.presets;
     o.policy = C.policy;
+    o.max_queued = C.max_queued;
+    o.max_queued_per_identity = C.max_queued_per_identity;
+    // Its requester's connection is gone with the registryd that queued it.
+    o.on_queue_dropped = [](const registry::queued_create& q) {
+        log::warn("queued container create dropped",
+                  {{"queue_id", q.queue_id}, {"owner", q.owner}, {"image", q.image},
+                   {"engine", q.engine.value_or("")}, {"queued_at_ms", static_cast<std::int64_t>(q.queued_at.time_since_epoch().count())},
+                   {"reason", "registryd restarted"}});
+    };
     // Every reaping leaves a line, besides its events: an operator reading
     // the log sees who reaped what, when, and how it went.
     o.on_reap = [&m](const registry::reap_report& r) {

@@ -338,7 +338,17 @@ export type ReplEvent =
   | { event: 'repl_queued'; data: { execution_id: string; position: number } }
   | { event: 'repl_output'; data: ReplOutput & { execution_id: string } }
   | { event: 'repl_finished'; data: ReplFinished };
-export type RequestEvent = DeploymentProgressEvent | ReplEvent;
+/** A container_create with `queue: true` waits at `position` (1: next) for a free slot. */
+export interface ContainerQueuedEvent {
+  event: 'container_queued';
+  data: ContainerQueued;
+}
+export interface ContainerQueued {
+  /** What containerCancelQueued() names. */
+  queue_id: string;
+  position: number;
+}
+export type RequestEvent = DeploymentProgressEvent | ReplEvent | ContainerQueuedEvent;
 
 // -------------------------------------------------------------- containers
 
@@ -394,6 +404,13 @@ export interface ContainerCreateParams {
   read_only_rootfs?: boolean;
   ttl_seconds?: number;
   engine?: string;
+  /** Every engine it may use at capacity: wait for a free slot (container_queued events) instead of limit_exceeded. */
+  queue?: boolean;
+}
+/** containerCreate()'s options: with `queue: true`, no timeout unless timeoutMs gives one (a timed-out queued create is cancelled). */
+export interface ContainerCreateOptions extends RequestOptions<ContainerQueuedEvent> {
+  /** Each container_queued: the create waits at this position (1: next). */
+  onQueued?: (queued: ContainerQueued) => void;
 }
 export interface ContainerListParams {
   engine?: string;
@@ -629,6 +646,7 @@ export interface Actions {
   container_stop: { params: ContainerStopParams; data: { container: Container } };
   container_remove: { params: ContainerRemoveParams; data: { container: Container } };
   container_extend: { params: ContainerExtendParams; data: ContainerExtendData };
+  container_cancel_queued: { params: { queue_id: string }; data: { queue_id: string } };
   image_pull: { params: ImagePullParams; data: { subscription: string; reference: string } };
   repl_languages: { params: Record<string, never>; data: { languages: ReplLanguage[] } };
   repl_execute: { params: ReplExecuteParams; data: ReplExecuteData };
@@ -725,7 +743,7 @@ export interface ClientOptions {
 }
 export const defaultOptions: Readonly<ClientOptions>;
 
-/** E: the events the server marks with this request's id (deployment_progress, repl_*). */
+/** E: the events the server marks with this request's id (deployment_progress, repl_*, container_queued). */
 export interface RequestOptions<E extends RequestEvent = RequestEvent> {
   timeoutMs?: number;
   /** 0: fail at once with `not_connected` when disconnected. */
@@ -782,7 +800,8 @@ export class RegistryClient {
   // deployment); without them they reject with code 'unknown_action' (or
   // 'unavailable'). Params and data as in docs/protocol.md.
   listNodes(params?: Record<string, never>, options?: RequestOptions): Promise<{ nodes: EngineNode[] }>;
-  containerCreate(params: ContainerCreateParams, options?: RequestOptions): Promise<{ container: Container }>;
+  containerCreate(params: ContainerCreateParams, options?: ContainerCreateOptions): Promise<{ container: Container }>;
+  containerCancelQueued(queueId: string | { queue_id: string }, options?: RequestOptions): Promise<{ queue_id: string }>;
   containerList(params?: ContainerListParams, options?: RequestOptions): Promise<ContainerListData>;
   containerGet(containerId: string | { container_id: string }, options?: RequestOptions): Promise<{ container: ContainerDetail }>;
   /** With `follow: true`, a stream of container_log events (as requestStream), the last one with `end: true`. */

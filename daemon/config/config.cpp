@@ -440,6 +440,8 @@ private:
             if (k == "reap_attempts") return set_count(C.reap_attempts, n, path, 1);
             if (k == "reap_backoff_ms") return set_millis(C.reap_backoff, n, path, 1);
             if (k == "sweep_interval_ms") return set_millis(C.sweep_interval, n, path, 10);
+            if (k == "max_queued") return set_count(C.max_queued, n, path, 0);
+            if (k == "max_queued_per_identity") return set_count(C.max_queued_per_identity, n, path, 0);
             if (k == "presets") return presets(n, path);
             if (k == "policy") return container_policy(n, path);
             return false;

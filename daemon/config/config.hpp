@@ -118,6 +118,9 @@ struct config {
         std::size_t reap_attempts = 3;
         std::chrono::milliseconds reap_backoff{500};
         std::chrono::milliseconds sweep_interval{5000};
+        // The create queue (container_create's `queue`).
+        std::size_t max_queued = 64;
+        std::size_t max_queued_per_identity = 16;
         // Named images for container_create's `preset`.
         std::map<std::string, registry::container_preset, std::less<>> presets;
         // What container_create may ask for (allowed images, limit ceilings).

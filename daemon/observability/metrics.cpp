@@ -361,6 +361,9 @@ std::string metrics::render(const gauges& g) const {
         header(out, "registryd_container_reap_failures_total", "counter",
                "Sweeps on which the reaper gave up on a container (retried on a later sweep).");
         sample(out, "registryd_container_reap_failures_total", reap_failures_total_);
+        header(out, "registryd_container_create_queue_depth", "gauge",
+               "container_create requests waiting for a free slot (queue: true).");
+        sample(out, "registryd_container_create_queue_depth", g.containers_queued);
     }
 
     if (g.repl) {

@@ -37,6 +37,7 @@ public:
         // With a container manager: its managed containers by state (every
         // state listed, 0 included).
         std::optional<std::map<std::string, std::uint64_t, std::less<>>> containers;
+        std::uint64_t containers_queued = 0;  // creates waiting in the container manager's queue
         // With REPL execution enabled.
         struct repl_figures {
             std::uint64_t queued = 0;

@@ -103,6 +103,24 @@ struct container_preset {
     container_limits limits;
 };
 
+// A create request waiting in the queue (container_request::queue).
+struct queued_create {
+    std::string queue_id;  // "q" and a number: what cancel_queued() names
+    std::string owner;
+    std::string image;                  // after its preset
+    std::optional<std::string> engine;  // the node it asked for, if any
+    time_point queued_at{};
+};
+
+// The requester of a queued create: told its position, able to give up.
+struct queue_listener {
+    // Its position (1: next) when queued and whenever it changes. Inline; must not throw.
+    std::function<void(const queued_create&, std::size_t position)> on_position;
+    // Requested while queued: the request leaves the queue (create fails,
+    // unavailable). E.g. its connection closing.
+    std::stop_token cancel;
+};
+
 struct container_manager_options {
     std::string instance_id = "registry";  // the instance label's value: which containers are ours
     seconds default_ttl{300};
@@ -117,6 +135,17 @@ struct container_manager_options {
     std::function<void(const reap_report&)> on_reap;  // optional; called inline, must not throw
     std::function<void(const node_change&)> on_node_change;  // optional; called inline, must not throw
     std::map<std::string, container_preset, std::less<>> presets;
+    // The create queue (lib/containers/create_queue.hpp): requests with `queue` waiting for
+    // capacity, at most this many at once, and at most max_queued_per_identity
+    // of one owner (0: only max_queued); beyond them, limit_exceeded.
+    std::size_t max_queued = 64;
+    std::size_t max_queued_per_identity = 16;
+    // A request queued before a restart (each queued create is stored while
+    // it waits): its requester, whom only the create's answer would tell the
+    // container, is gone with its connection, so open() drops it, as a
+    // closing connection does, and reports it here (registryd: a log line).
+    // Optional; inline, must not throw.
+    std::function<void(const queued_create&)> on_queue_dropped;
     // What create() allows (images, limit ceilings) and the hardening every
     // managed container gets (container_policy.hpp).
     container_policy policy;
@@ -130,6 +159,9 @@ struct container_request {
     std::optional<seconds> ttl;         // default_ttl when absent
     std::optional<std::string> engine;  // a node's name; absent: the least loaded online node
     std::string owner = "anonymous";    // the identity creating it (managed_container::owner)
+    // Every eligible node at capacity: wait in the create queue for a free
+    // slot instead of failing with limit_exceeded.
+    bool queue = false;
 };
 
 // A container held under a lease for the component that created it
@@ -164,8 +196,22 @@ public:
     // labels.NAME, preset, image, limits.memory_bytes, limits.cpus,
     // limits.pids: error::fields), not_found (no such engine, no such image: pull it
     // first), unavailable (no online engine, the engine failed), limit_exceeded
-    // (every eligible node is at capacity), and the engine's errors.
-    task<result<container_ptr>> create(container_request request);
+    // (every eligible node is at capacity; with request.queue: the create
+    // queue is full), and the engine's errors.
+    // With request.queue, a request that finds every eligible node at capacity
+    // waits in a FIFO queue, its position told to `listener`, and is created
+    // when a slot frees (a container exits, is removed, reaped or lost; a node
+    // comes online or grows): the task completes then. It fails if it is
+    // cancelled (cancel_queued, listener.cancel: unavailable), the manager
+    // stops (unavailable), or the node it names is removed (not_found).
+    task<result<container_ptr>> create(container_request request, queue_listener listener = {});
+
+    // The queued creates, first (next to be created) first.
+    std::vector<queued_create> queued() const;
+    // Takes a queued create out of the queue; its create() fails with
+    // unavailable. not_found: no such queued create (created or gone
+    // already); forbidden: `by` is neither its owner nor an admin.
+    result<void> cancel_queued(std::string_view queue_id, const identity& by = identity::anonymous());
 
     // The managed container with this engine id; nullptr for anything else.
     container_ptr find(std::string_view container_id) const;

@@ -15,6 +15,7 @@ inline constexpr std::string_view containers_all = "ctr";
 inline constexpr std::string_view containers = "ctr/";  // ctr/{lease_id} → a container record (codec/container_record.hpp)
 inline constexpr std::string_view next_container_lease = "ctr-next-lease";  // → the next lease id, decimal
 inline constexpr std::string_view lost_containers = "ctr-lost/";  // ctr-lost/{lease_id} → when it is forgotten, ms, decimal
+inline constexpr std::string_view container_queue = "ctr-queue/";  // ctr-queue/{queue_id} → a queued create (containers/create_queue.cpp)
 
 // The deployer: dep/{instance_id} → a deployment record (codec/deployment_record.hpp).
 inline constexpr std::string_view deployments = "dep/";

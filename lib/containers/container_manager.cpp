@@ -104,7 +104,12 @@ bool container_manager::online(std::string_view engine) const {
     return n && n->online;
 }
 
-task<result<void>> container_manager::open() { return impl_->book.open(impl_->st); }
+task<result<void>> container_manager::open() {
+    auto& m = *impl_;
+    auto leases = co_await m.book.open(m.st);
+    if (!leases) co_return leases;
+    co_return co_await m.queue.open(m.st);
+}
 
 task<void> container_manager::run(std::stop_token stop) {
     auto& m = *impl_;
@@ -112,7 +117,15 @@ task<void> container_manager::run(std::stop_token stop) {
     m.running = true;
     for (const auto& n : m.pool.all()) m.start_node(n);
     m.work.spawn(m.reaper());
-    co_await m.work.join();
+    // Queued creates end when the manager stops, not after its work has.
+    auto fail_queued = [&m] {
+        m.queue.fail_all(error{errc::unavailable, "the container manager is stopping (registryd shutting down)"});
+    };
+    {
+        std::stop_callback on_stop(stop, fail_queued);
+        co_await m.work.join();
+    }
+    fail_queued();
 }
 
 result<void> container_manager::apply_preset(container_request& request) const {
@@ -137,7 +150,7 @@ result<void> container_manager::apply_preset(container_request& request) const {
     return {};
 }
 
-task<result<container_ptr>> container_manager::create(container_request request) {
+task<result<container_ptr>> container_manager::create(container_request request, queue_listener listener) {
     auto& m = *impl_;
     auto preset = apply_preset(request);
     if (!preset) co_return unexpected{preset.err()};
@@ -153,9 +166,20 @@ task<result<container_ptr>> container_manager::create(container_request request)
         }
     }
     auto chosen = m.pool.schedule(request.engine, m.book);
+    if (chosen) {
+        ++(*chosen)->creating;
+    } else if (chosen.err().code == errc::limit_exceeded && request.queue) {
+        if (m.stopping.stop_requested()) co_return fail(errc::unavailable, "the container manager is stopping");
+        auto queued = co_await m.queue.enqueue(request, std::move(listener));
+        if (!queued) co_return unexpected{queued.err()};
+        chosen = co_await m.queue.wait(std::move(*queued));  // a slot taken for it, or why not
+    }
     if (!chosen) co_return unexpected{chosen.err()};
     const containers::node_ptr np = std::move(*chosen);  // alive until create is done, even if the node leaves
     containers::node& n = *np;
+    // Its slot, until the container is recorded (or the create fails: then
+    // the slot may go to a queued create).
+    containers::creating_slot slot(np, m.queue);
 
     // The lease id is durable before any container carries it.
     auto reserved = co_await m.book.reserve_lease_id();
@@ -194,6 +218,7 @@ task<result<container_ptr>> container_manager::create(container_request request)
         if (info) c->name = info->name;
     }
     auto created_events = only(state_changed(c, std::nullopt));
+    slot.release();  // counted in the node's load from the put on
     auto recorded = co_await m.book.put(c, std::move(created_events), "container");
     if (!recorded) co_return unexpected{recorded.err()};
 
@@ -262,6 +287,7 @@ task<result<void>> container_manager::remove_node(std::string name, std::string 
     m.pool.erase(n);
     n->left = true;
     n->leaving.request_stop();
+    m.queue.wake();  // the creates queued for it fail
     co_await m.go_offline(*n, std::move(reason));
     co_return result<void>{};
 }
@@ -271,7 +297,14 @@ result<void> container_manager::set_capacity(std::string_view name, std::size_t 
     if (!n) return fail(errc::not_found, "no engine '" + std::string(name) + "'");
     if (capacity == 0) return fail(errc::invalid_request, "capacity: must be at least 1");
     n->cfg.capacity = capacity;
+    impl_->queue.wake();
     return {};
+}
+
+std::vector<queued_create> container_manager::queued() const { return impl_->queue.list(); }
+
+result<void> container_manager::cancel_queued(std::string_view queue_id, const identity& by) {
+    return impl_->queue.cancel(queue_id, by);
 }
 
 task<result<container_ptr>> container_manager::stop(std::string_view container_id, seconds grace,

@@ -77,7 +77,9 @@ task<result<std::uint64_t>> lease_book::put(container_ptr next, std::vector<std:
     by_container_.insert_or_assign(next->container_id, next->lease_id);
     std::vector<store_mutation> mutations;
     mutations.push_back({lease_key(next->lease_id), detail::encode_container_record(*next)});
-    co_return co_await reg_.record(std::move(events), std::move(mutations), what);
+    auto recorded = co_await reg_.record(std::move(events), std::move(mutations), what);
+    changed();
+    co_return recorded;
 }
 
 task<result<std::uint64_t>> lease_book::drop(std::uint64_t lease_id, std::vector<std::shared_ptr<event>> events,
@@ -89,7 +91,9 @@ task<result<std::uint64_t>> lease_book::drop(std::uint64_t lease_id, std::vector
     }
     std::vector<store_mutation> mutations;
     mutations.push_back({lease_key(lease_id), std::nullopt});
-    co_return co_await reg_.record(std::move(events), std::move(mutations), what);
+    auto recorded = co_await reg_.record(std::move(events), std::move(mutations), what);
+    changed();
+    co_return recorded;
 }
 
 task<void> lease_book::lose_node(std::string_view engine, const std::string& reason, time_point now) {
@@ -113,6 +117,7 @@ task<void> lease_book::lose_node(std::string_view engine, const std::string& rea
     if (events.empty()) co_return;
     auto written = co_await reg_.record(std::move(events), std::move(mutations), "lost containers");
     (void)written;  // a failed store makes the registry unavailable; nothing more to do here
+    changed();
 }
 
 std::optional<time_point> lease_book::lost_deadline(std::uint64_t lease_id) const {

@@ -39,6 +39,10 @@ class lease_book {
 public:
     explicit lease_book(class registry& reg) : reg_(reg) {}
 
+    // Called after each change is recorded (put, drop, lose_node): a node's
+    // load may have dropped (the create queue's wake).
+    std::function<void()> on_change;
+
     // Loads the leases, the lease counter and the lost deadlines stored.
     task<result<void>> open(store& st);
 
@@ -82,6 +86,10 @@ public:
     void forget_held_missing(std::string_view engine, const std::set<std::string>& found);
 
 private:
+    void changed() const {
+        if (on_change) on_change();
+    }
+
     class registry& reg_;
     std::map<std::uint64_t, lease_slot> leases_;
     std::map<std::string, std::uint64_t, std::less<>> by_container_;

@@ -1,5 +1,6 @@
 // container_manager's state and the work it runs, one seam per file:
 //   node_pool.*     the nodes and the choice of one for a new container
+//   create_queue.*  creates waiting for a free slot (container_request::queue)
 //   lease_book.*    the leases and held containers, and their store records
 //   node_watch.cpp  heartbeats: a node's online state, reconciled as it comes online
 //   reaper.cpp      the sweep that stops and removes what has expired
@@ -7,6 +8,7 @@
 //   container_manager.cpp  the public calls (create, stop, remove, extend, ...)
 #pragma once
 
+#include "create_queue.hpp"
 #include "event_relay.hpp"
 #include "lease_book.hpp"
 #include "node_pool.hpp"
@@ -25,7 +27,9 @@ namespace registry {
 struct container_manager::impl {
     impl(class registry& r, class clock& c, class store& s, std::vector<container_node> n,
          container_manager_options o)
-        : reg(r), clk(c), st(s), opt(std::move(o)), pool(std::move(n)), book(r) {}
+        : reg(r), clk(c), st(s), opt(std::move(o)), pool(std::move(n)), book(r), queue(r, c, pool, book, opt) {
+        book.on_change = [this] { queue.wake(); };
+    }
 
     using node_ptr = containers::node_ptr;
 
@@ -35,6 +39,7 @@ struct container_manager::impl {
     container_manager_options opt;
     containers::node_pool pool;
     containers::lease_book book;
+    containers::create_queue queue;
 
     std::stop_token stopping;  // run()'s: ends the work below
     bool running = false;      // run() has started the nodes

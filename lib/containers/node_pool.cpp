@@ -8,6 +8,12 @@ node_pool::node_pool(std::vector<container_node> configured) {
     for (auto& cfg : configured) nodes_.push_back(std::make_shared<node>(std::move(cfg), nullptr));
 }
 
+namespace {
+
+std::size_t used(const node& n, const lease_book& leases) { return leases.load(n.cfg.name) + n.creating; }
+
+}  // namespace
+
 node_ptr node_pool::find(std::string_view name) const {
     for (const auto& n : nodes_) {
         if (n->cfg.name == name) return n;
@@ -20,7 +26,7 @@ result<node_ptr> node_pool::schedule(const std::optional<std::string>& wanted, c
         node_ptr n = find(*wanted);
         if (!n) return fail(errc::not_found, "no engine '" + *wanted + "'");
         if (!n->online) return fail(errc::unavailable, "engine '" + *wanted + "' is offline");
-        if (leases.load(n->cfg.name) >= n->cfg.capacity) {
+        if (used(*n, leases) >= n->cfg.capacity) {
             return fail(errc::limit_exceeded, "engine '" + *wanted + "' is at its capacity of " +
                                                   std::to_string(n->cfg.capacity) + " containers");
         }
@@ -32,9 +38,9 @@ result<node_ptr> node_pool::schedule(const std::optional<std::string>& wanted, c
     for (const auto& n : nodes_) {
         if (!n->online) continue;
         any_online = true;
-        const std::size_t used = leases.load(n->cfg.name);
-        if (used >= n->cfg.capacity) continue;
-        const double ratio = static_cast<double>(used) / static_cast<double>(n->cfg.capacity);
+        const std::size_t in_use = used(*n, leases);
+        if (in_use >= n->cfg.capacity) continue;
+        const double ratio = static_cast<double>(in_use) / static_cast<double>(n->cfg.capacity);
         if (!best || ratio < best_ratio) {
             best = n;
             best_ratio = ratio;

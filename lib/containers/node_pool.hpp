@@ -29,6 +29,9 @@ struct node {
     std::shared_ptr<container_engine> owned;  // added with add_node: its engine client
     bool online = false;
     bool left = false;  // remove_node
+    // Creates in flight that have taken a slot here and whose container is
+    // not recorded yet (lease_book::load counts it from then on).
+    std::size_t creating = 0;
     std::optional<time_point> last_heartbeat;
     // Requested when the node leaves or the manager stops: ends its
     // heartbeat, exit waiters and log follows.
@@ -50,7 +53,8 @@ public:
     void add(node_ptr n) { nodes_.push_back(std::move(n)); }
     void erase(const node_ptr& n) { std::erase(nodes_, n); }
 
-    // The node `wanted` names, or the one with the lowest load relative to its
+    // The node `wanted` names, or the one with the lowest load (its
+    // recorded containers and its creates in flight) relative to its
     // capacity (ties go to the first configured). not_found, unavailable
     // (offline, or none online), limit_exceeded (at capacity).
     result<node_ptr> schedule(const std::optional<std::string>& wanted, const lease_book& leases) const;

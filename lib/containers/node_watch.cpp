@@ -126,6 +126,7 @@ task<void> container_manager::impl::come_online(node& n) {
     book.forget_held_missing(n.cfg.name, held_found);
     n.online = true;
     if (opt.on_node_change) opt.on_node_change(node_change{n.cfg.name, true, {}});
+    queue.wake();
 }
 
 task<void> container_manager::impl::go_offline(node& n, std::string reason) {

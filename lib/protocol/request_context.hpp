@@ -45,6 +45,8 @@ public:
     // Who asks: the owner of what the request creates, checked against the
     // owner of what it acts on, and the service scope.
     const ::registry::identity& caller() const noexcept { return session_.caller().who; }
+    // Requested when the connection closes.
+    std::stop_token connection_closing() const noexcept { return session_.closing(); }
 
     // Names what the request acts on, for the embedder's audit (outcome::target):
     // an instance id, an engine/container id, package@version, a language.

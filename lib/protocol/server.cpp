@@ -14,7 +14,8 @@ server::impl::impl(class registry& r, struct limits l)
     own(add_services_actions(actions, &reg, &listings, &lims));
     using enum permission_family;
     constexpr std::string_view no_containers = "no container engine is configured on this server";
-    actions.add_absent({"container_create", "container_stop", "container_remove", "container_extend", "image_pull"},
+    actions.add_absent({"container_create", "container_stop", "container_remove", "container_extend", "image_pull",
+                        "container_cancel_queued"},
                        containers_write, no_containers);
     actions.add_absent({"container_list", "container_get", "container_logs", "list_nodes"}, containers_read,
                        no_containers);

@@ -78,6 +78,7 @@ void session::close() {
     stop_subscriptions();
     srv_.internals().listings.close_session(id_);
     srv_.reg().release_session(id_);
+    closing_.request_stop();
 }
 
 void session::send_error(const std::string* id, const error& err) {

@@ -38,6 +38,9 @@ public:
     outcome reject(errc code, std::string message);
     void close();
     bool closed() const noexcept { return closed_; }
+    // Requested by close(): what a request waits for on the connection's
+    // behalf (a queued container create) stops waiting.
+    std::stop_token closing() const noexcept { return closing_.get_token(); }
     std::size_t subscription_count() const noexcept { return subscriptions_.size(); }
 
     session_id id() const noexcept { return id_; }
@@ -80,6 +83,7 @@ private:
     std::shared_ptr<const principal> caller_;  // never null
     std::string rate_key_;  // its rate limits' bucket key, made on first use
     bool closed_ = false;
+    std::stop_source closing_;
     std::map<std::string, std::stop_source, std::less<>> subscriptions_;
     std::uint64_t subscriptions_started_ = 0;  // names them s1, s2, ...
     async_scope pumps_;

@@ -335,6 +335,7 @@ TEST_CASE("auth: the permission matrix: every action for every built-in role is 
         {"list_nodes", "containers.read"},     {"container_create", "containers.write"},
         {"container_stop", "containers.write"}, {"container_remove", "containers.write"},
         {"container_extend", "containers.write"}, {"image_pull", "containers.write"},
+        {"container_cancel_queued", "containers.write"},
         {"repl_languages", "repl.read"},       {"repl_execute", "repl"},
         {"repl_cancel", "repl"},               {"deploy_package", "deploy"},
         {"service_action", "deploy"},          {"undeploy", "deploy"},

@@ -264,6 +264,59 @@ TEST_CASE("container protocol: strict parameters") {
           R"({"id":"n","type":"response","error":{"code":"not_found","message":"no managed container 'foreign'"}})");
 }
 
+TEST_CASE("container protocol: a queued create, told its position, answered once created; cancelled by id or by its connection closing") {
+    containers_fixture f;  // node a, capacity 2
+    auto& c = *f.c;
+    c.ask(req("1", "container_create", R"({"image":"img"})"));
+    c.ask(req("2", "container_create", R"({"image":"img"})"));
+    CHECK(c.ask(req("3", "container_create", R"({"image":"img","queue":false})"), "limit_exceeded") ==
+          R"({"id":"3","type":"response","error":{"code":"limit_exceeded","message":"every online engine is at its capacity"}})");
+
+    started<protocol::outcome> first(c.conn.handle(req("4", "container_create", R"({"image":"img","queue":true})")));
+    started<protocol::outcome> second(c.conn.handle(req("5", "container_create", R"({"image":"img","queue":true})")));
+    CHECK(!first.done());
+    CHECK(!second.done());
+    auto frames = c.out.take();
+    REQUIRE(frames.size() == 2);
+    CHECK(frames[0] == R"({"type":"event","event":"container_queued","request_id":"4","data":{"queue_id":"q1","position":1}})");
+    CHECK(frames[1] == R"({"type":"event","event":"container_queued","request_id":"5","data":{"queue_id":"q2","position":2}})");
+
+    // Cancelled: the one behind moves up, the create fails, the cancel succeeds.
+    frames = c.send(req("6", "container_cancel_queued", R"({"queue_id":"q1"})"));
+    REQUIRE(frames.size() == 3);
+    CHECK(frames[0] == R"({"type":"event","event":"container_queued","request_id":"5","data":{"queue_id":"q2","position":1}})");
+    CHECK(frames[1] == R"({"id":"4","type":"response","error":{"code":"unavailable","message":"queued container create q1 was cancelled"}})");
+    CHECK(frames[2] == R"({"id":"6","type":"response","data":{"queue_id":"q1"}})");
+    REQUIRE(first.done());
+    CHECK(first.get().code == "unavailable");
+    CHECK(c.ask(req("7", "container_cancel_queued", R"({"queue_id":"q1"})"), "not_found") ==
+          R"({"id":"7","type":"response","error":{"code":"not_found","message":"no queued container create 'q1'"}})");
+
+    // A slot frees: the queued create is answered with its container, then the removal.
+    frames = c.send(req("8", "container_remove", R"({"container_id":"a-c1","force":true})"));
+    REQUIRE(frames.size() == 2);
+    CHECK(has(frames[0], R"({"id":"5","type":"response","data":{"container":{"lease_id":3,"container_id":"a-c3",)"));
+    CHECK(has(frames[0], R"("state":"running")"));
+    CHECK(has(frames[1], R"({"id":"8","type":"response","data":{"container":{"lease_id":1,)"));
+    REQUIRE(second.done());
+    CHECK(second.get().code == "ok");
+
+    // A connection that closes takes its queued create with it.
+    auto other = std::make_unique<client>(*f.srv, 2);
+    started<protocol::outcome> orphan(other->conn.handle(req("9", "container_create", R"({"image":"img","queue":true})")));
+    CHECK(!orphan.done());
+    REQUIRE(f.mgr->queued().size() == 1);
+    other->conn.close();
+    REQUIRE(orphan.done());
+    CHECK(orphan.get().code == "unavailable");
+    CHECK(f.mgr->queued().empty());
+    other.reset();
+
+    CHECK(has(c.ask(req("10", "container_create", R"({"image":"img","queue":"yes"})"), "invalid_request"),
+              "params.queue: "));
+    CHECK(has(c.ask(req("11", "container_cancel_queued", "{}"), "invalid_request"), "params.queue_id: is required"));
+}
+
 TEST_CASE("container protocol: without an engine, every container action is unavailable") {
     containers_fixture f(false);
     const std::string expected =
@@ -274,6 +327,7 @@ TEST_CASE("container protocol: without an engine, every container action is unav
     CHECK(f.c->ask(req("4", "image_pull", R"({"reference":"x"})"), "unavailable") == R"({"id":"4)" + expected);
     CHECK(f.c->ask(req("5", "container_logs", R"({"container_id":"x","follow":true})"), "unavailable") ==
           R"({"id":"5)" + expected);
+    CHECK(f.c->ask(req("6", "container_cancel_queued", R"({"queue_id":"q1"})"), "unavailable") == R"({"id":"6)" + expected);
 }
 
 }  // namespace

@@ -24,6 +24,10 @@ import { openSocket, resolveWebSocket, upgradeStatus } from './websocket.js';
 // that nobody listens to (closing a socket that is still connecting emits one).
 const ignore = () => {};
 
+// The longest delay setTimeout keeps (a longer one fires at once): "no
+// timeout" for a request that may wait as long as it takes (a queued create).
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const defaultOptions = Object.freeze({
   token: undefined,
   ca: undefined,
@@ -220,8 +224,41 @@ export class RegistryClient {
     return this.request('list_nodes', params, options);
   }
 
-  containerCreate(params, options) {
-    return this.request('container_create', params, options);
+  // With `queue: true`, a create that finds every engine it may use at
+  // capacity waits for a free slot and resolves once its container is
+  // created: options.onQueued({queue_id, position}) gets each
+  // container_queued event. Such a create has no timeout unless
+  // options.timeoutMs gives one; one that times out is cancelled
+  // (container_cancel_queued), so the server does not create it for nobody.
+  async containerCreate(params, options = {}) {
+    if (params?.queue !== true) return this.request('container_create', params, options);
+    const { onQueued, onEvent, ...requestOptions } = options;
+    let queueId = null;
+    const onQueueEvent = (e) => {
+      if (e.event === 'container_queued') {
+        queueId = e.data.queue_id;
+        if (onQueued) onQueued(e.data);
+      }
+      if (onEvent) onEvent(e);
+    };
+    try {
+      return await this.request('container_create', params, {
+        timeoutMs: MAX_TIMER_MS,
+        ...requestOptions,
+        onEvent: onQueueEvent,
+      });
+    } catch (err) {
+      if (err?.code === 'timeout' && queueId !== null) {
+        this.containerCancelQueued(queueId).catch(() => {});
+      }
+      throw err;
+    }
+  }
+
+  // `queueId` or {queue_id}: takes a queued create out of the queue (its
+  // containerCreate rejects with `unavailable`); resolves to {queue_id}.
+  containerCancelQueued(query, options) {
+    return this.request('container_cancel_queued', typeof query === 'object' ? query : { queue_id: query }, options);
   }
 
   containerList(params = {}, options) {

@@ -274,6 +274,53 @@ describe('registryctl on a real Podman', () => {
     await c.containerRemove({ container_id: m[1] });
   });
 
+  test('containers create --queue waits for a free slot; the client cancels a queued create', async () => {
+    // Fill the node (capacity 4) with what the other tests left running.
+    const mine = [];
+    for (;;) {
+      try {
+        mine.push((await c.containerCreate({ preset: 'sleeper', ttl_seconds: 120 })).container.container_id);
+      } catch (err) {
+        assert.equal(err.code, 'limit_exceeded', err.message);
+        break;
+      }
+      assert.ok(mine.length <= 4, 'the node took more than its capacity');
+    }
+    assert.ok(mine.length > 0, 'the other tests left the node full');
+
+    const p = start(['containers', 'create', '--preset', 'sleeper', '--queue', '--json']);
+    await until(async () => /^queued as q\d+, position 1$/m.test(p.stderr()) || null, 20_000, 'the queued line');
+    const positions = [];
+    let queueId = null;
+    const cancelled = c
+      .containerCreate({ preset: 'sleeper', queue: true }, { onQueued: (q) => {
+        positions.push(q.position);
+        queueId = q.queue_id;
+      } })
+      .then(
+        () => assert.fail('a cancelled queued create resolved'),
+        (err) => err,
+      );
+    await until(async () => queueId, 20_000, 'the client\'s container_queued');
+    assert.deepEqual(positions, [2]);
+
+    await c.containerRemove({ container_id: mine.pop(), force: true });
+    const lines = [];
+    for await (const line of p.lines) lines.push(line);
+    const { code } = await p.exited;
+    assert.equal(code, 0, p.stderr());
+    const { container: waited } = JSON.parse(lines.join('\n'));
+    assert.equal(waited.state, 'running');
+    await until(async () => (positions.at(-1) === 1 ? true : null), 20_000, 'position 1');
+
+    assert.deepEqual(await c.containerCancelQueued(queueId), { queue_id: queueId });
+    const err = await cancelled;
+    assert.equal(err.code, 'unavailable');
+    assert.equal(err.message, `queued container create ${queueId} was cancelled`);
+
+    for (const id of [...mine, waited.container_id]) await c.containerRemove({ container_id: id, force: true });
+  });
+
   test('containers: list, logs -f, extend, stop and rm a container made with the client', async () => {
     const { container } = await c.containerCreate({
       image: testImage,

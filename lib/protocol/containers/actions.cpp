@@ -30,6 +30,11 @@ struct container_create_params {
     container_request request;
 };
 
+struct container_cancel_queued_params {
+    static constexpr std::string_view action = "container_cancel_queued";
+    std::string queue_id;
+};
+
 struct container_list_params {
     static constexpr std::string_view action = "container_list";
     std::optional<std::string> engine;
@@ -126,7 +131,7 @@ static bool check_image(decoder& d, const path& at, const std::string& image) {
 static bool read_params(decoder& d, const params_element& e, const path& at, container_create_params& p) {
     static constexpr std::string_view names[] = {"image",   "name",             "command",     "env",
                                                  "labels",  "limits",           "network",     "read_only_rootfs",
-                                                 "ttl_seconds", "engine",       "preset"};
+                                                 "ttl_seconds", "engine",       "preset",      "queue"};
     members m{at, names};
     auto& r = p.request;
     auto& spec = r.spec;
@@ -137,7 +142,7 @@ static bool read_params(decoder& d, const params_element& e, const path& at, con
                     optional(d, m, "labels", spec.labels) && optional(d, m, "limits", spec.limits) &&
                     optional(d, m, "network", spec.network) &&
                     optional(d, m, "read_only_rootfs", spec.read_only_rootfs) && optional(d, m, "ttl_seconds", r.ttl) &&
-                    optional(d, m, "engine", r.engine);
+                    optional(d, m, "engine", r.engine) && optional(d, m, "queue", r.queue);
     if (!ok || (m.get("image") && !check_image(d, at.member("image"), spec.image))) return false;
     if (m.get("name") && !container_name(spec.name)) {
         return d.fail(at.member("name"), "must be 1-128 characters of [A-Za-z0-9_.-], starting with a letter or digit");
@@ -154,6 +159,12 @@ static bool read_params(decoder& d, const params_element& e, const path& at, con
         if (key.empty()) return d.fail(at.member("labels"), "a label name must be non-empty");
     }
     return true;
+}
+
+static bool read_params(decoder& d, const params_element& e, const path& at, container_cancel_queued_params& p) {
+    static constexpr std::string_view names[] = {"queue_id"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "queue_id", p.queue_id);
 }
 
 static bool read_params(decoder& d, const params_element& e, const path& at, container_list_params& p) {
@@ -237,12 +248,45 @@ void write_container_data(detail::json_writer& w, const managed_container& c) {
     w.end_object();
 }
 
+// {"type":"event","event":"container_queued","request_id":..,"data":{"queue_id":..,"position":..}}
+std::string encode_queued(std::string_view request_id, const queued_create& q, std::size_t position) {
+    std::string text;
+    detail::json_writer w(text);
+    w.begin_object()
+        .key("type").string("event")
+        .key("event").string("container_queued")
+        .key("request_id").string(request_id)
+        .key("data").begin_object()
+        .key("queue_id").string(q.queue_id)
+        .key("position").number(position)
+        .end_object()
+        .end_object();
+    return text;
+}
+
 task<result<void>> on(containers_module& m, request_context& ctx, container_create_params& p) {
     ctx.set_target(p.request.preset ? "preset " + *p.request.preset : p.request.spec.image);
     p.request.owner = ctx.caller().name;
-    auto made = co_await m.mgr.create(std::move(p.request));
+    // Queued: its position goes to this connection, and the connection
+    // closing takes it out of the queue (nobody would learn of the container).
+    queue_listener listener;
+    if (p.request.queue) {
+        listener.on_position = [&ctx](const queued_create& q, std::size_t position) {
+            ctx.event(encode_queued(ctx.id(), q, position));
+        };
+        listener.cancel = ctx.connection_closing();
+    }
+    auto made = co_await m.mgr.create(std::move(p.request), std::move(listener));
     if (!made) co_return unexpected{made.err()};
     ctx.reply([&](detail::json_writer& w) { write_container_data(w, **made); });
+    co_return result<void>{};
+}
+
+task<result<void>> on(containers_module& m, request_context& ctx, container_cancel_queued_params& p) {
+    ctx.set_target(p.queue_id);
+    auto cancelled = m.mgr.cancel_queued(p.queue_id, ctx.caller());
+    if (!cancelled) co_return unexpected{cancelled.err()};
+    ctx.reply([&](detail::json_writer& w) { w.begin_object().key("queue_id").string(p.queue_id).end_object(); });
     co_return result<void>{};
 }
 
@@ -380,6 +424,7 @@ std::unique_ptr<module> add_container_entries(dispatch_table& t, container_manag
     t.add(make_action<M, container_remove_params, &read_params, &on>(containers_write, m.get()));
     t.add(make_action<M, container_extend_params, &read_params, &on>(containers_write, m.get()));
     t.add(make_action<M, image_pull_params, &read_params, &on>(containers_write, m.get()));
+    t.add(make_action<M, container_cancel_queued_params, &read_params, &on>(containers_write, m.get()));
     t.add(make_action<M, container_list_params, &read_params, &on>(containers_read, m.get()));
     t.add(make_action<M, container_get_params, &read_params, &on>(containers_read, m.get()));
     t.add(make_action<M, container_logs_params, &read_params, &on>(containers_read, m.get()));

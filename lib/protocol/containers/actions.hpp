@@ -1,6 +1,6 @@
 // The containers module (actions.cpp): container_create, container_list,
 // container_get, container_logs, container_stop, container_remove,
-// container_extend, image_pull, list_nodes.
+// container_extend, container_cancel_queued, image_pull, list_nodes.
 #pragma once
 
 #include "../dispatch.hpp"

@@ -298,10 +298,10 @@ const containers = {
   subcommands: {
     list: { args: '[--state S] [--engine E]', summary: 'list the managed containers (the default)' },
     create: {
-      args: '(--preset NAME | --image IMG) [--name N] [--ttl S] [--engine E] [--label K=V]... [--memory BYTES] [--cpus N] [--pids N] [-f|--follow] [-- CMD...]',
+      args: '(--preset NAME | --image IMG) [--name N] [--ttl S] [--engine E] [--label K=V]... [--memory BYTES] [--cpus N] [--pids N] [--queue] [-f|--follow] [-- CMD...]',
       summary:
         "create and start a container under a lease (--ttl seconds); a preset's settings, the flags override them; " +
-        '--follow: then print its output until it ends, as logs -f',
+        '--queue: wait for a free slot when every engine is full; --follow: then print its output until it ends, as logs -f',
     },
     get: { args: 'ID', summary: 'one container in full: command, times, exit code, error, lease, limits, labels' },
     logs: { args: '[-f|--follow] [--tail N] ID', summary: "a container's output; -f follows it until the container ends" },
@@ -325,6 +325,7 @@ const containers = {
     memory: { type: 'string' },
     cpus: { type: 'string' },
     pids: { type: 'string' },
+    queue: { type: 'boolean', default: false },
   },
   async run(ctx) {
     const [sub = 'list', ...args] = ctx.positionals;
@@ -372,7 +373,10 @@ const containers = {
         if (values.pids !== undefined) limits.pids = int(values.pids, '--pids');
         if (Object.keys(limits).length) params.limits = limits;
         if (args.length) params.command = args;
-        const created = await client.containerCreate(params);
+        // --queue: wait for a free slot when every engine is full, saying where it waits.
+        if (values.queue) params.queue = true;
+        const onQueued = (q) => ctx.err(`queued as ${q.queue_id}, position ${q.position}`);
+        const created = await client.containerCreate(params, { onQueued });
         const line = ({ container: c }) =>
           `created ${c.container_id}${c.name ? ` (${c.name})` : ''} on ${c.engine}, expires ${fmt.relativeTime(c.expires_at_ms)}`;
         if (!values.follow) {
