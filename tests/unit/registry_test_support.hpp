@@ -102,4 +102,47 @@ inline registration make_registration(std::string name, std::string instance_id 
     return reg;
 }
 
+// A registry on a fake clock and a memory store, run()ning; options may be
+// changed before restart().
+struct registry_fixture {
+    testing::fake_clock clk;
+    testing::memory_store st;
+    registry_options opt = [] {
+        registry_options o;
+        o.bookmark_interval = seconds{3600};
+        return o;
+    }();
+    std::optional<registry::registry> reg;
+    std::optional<std::stop_source> stop;  // emplaced, not reassigned: libstdc++ 12's move-assignment miscounts
+    async_scope runner;
+
+    registry_fixture() { open(); }
+    ~registry_fixture() { close(); }
+
+    void open() {
+        reg.emplace(clk, st, opt);
+        auto opened = run_now(reg->open());
+        REQUIRE(opened.ok());
+        stop.emplace();
+        runner.spawn(reg->run(stop->get_token()));
+    }
+    void close() {
+        if (!reg) return;
+        stop->request_stop();
+        CHECK(runner.active() == 0);
+        reg.reset();
+    }
+    void restart() {
+        close();
+        open();
+    }
+    lease_grant add(std::string name, std::string id = {}, std::optional<seconds> ttl = {}) {
+        auto r = make_registration(std::move(name), std::move(id));
+        r.ttl = ttl;
+        auto g = run_now(reg->register_service(std::move(r)));
+        REQUIRE_MESSAGE(g.ok(), (g.ok() ? "" : g.err().message));
+        return g.value();
+    }
+};
+
 }  // namespace registry::test

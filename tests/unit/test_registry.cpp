@@ -12,50 +12,7 @@ using namespace std::chrono_literals;
 using testing::fake_clock;
 using testing::memory_store;
 
-namespace {
-
-struct fixture {
-    fake_clock clk;
-    memory_store st;
-    registry_options opt = [] {
-        registry_options o;
-        o.bookmark_interval = 3600s;
-        return o;
-    }();
-    std::optional<registry::registry> reg;
-    std::optional<std::stop_source> stop;  // emplaced, not reassigned: libstdc++ 12's move-assignment miscounts
-    async_scope runner;
-
-    fixture() { open(); }
-    ~fixture() { close(); }
-
-    void open() {
-        reg.emplace(clk, st, opt);
-        auto opened = run_now(reg->open());
-        REQUIRE(opened.ok());
-        stop.emplace();
-        runner.spawn(reg->run(stop->get_token()));
-    }
-    void close() {
-        if (!reg) return;
-        stop->request_stop();
-        CHECK(runner.active() == 0);
-        reg.reset();
-    }
-    void restart() {
-        close();
-        open();
-    }
-    lease_grant add(std::string name, std::string id = {}, std::optional<seconds> ttl = {}) {
-        auto r = make_registration(std::move(name), std::move(id));
-        r.ttl = ttl;
-        auto g = run_now(reg->register_service(std::move(r)));
-        REQUIRE_MESSAGE(g.ok(), (g.ok() ? "" : g.err().message));
-        return g.value();
-    }
-};
-
-}  // namespace
+using fixture = registry_fixture;
 
 TEST_CASE("registry: register, find, list, endpoints") {
     fixture f;

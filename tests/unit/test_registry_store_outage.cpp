@@ -11,40 +11,14 @@
 using namespace registry;
 using namespace registry::test;
 using namespace std::chrono_literals;
-using testing::fake_clock;
-using testing::memory_store;
 
 namespace {
 
-struct outage_fixture {
-    fake_clock clk;
-    memory_store st;
-    registry_options opt = [] {
-        registry_options o;
-        o.bookmark_interval = 3600s;
-        o.store_retry_interval = 500ms;
-        return o;
-    }();
-    std::optional<registry::registry> reg;
-    std::stop_source stop;
-    async_scope runner;
-
+// Written again every 500 ms while the store is unreachable.
+struct outage_fixture : registry_fixture {
     outage_fixture() {
-        reg.emplace(clk, st, opt);
-        REQUIRE(run_now(reg->open()).ok());
-        runner.spawn(reg->run(stop.get_token()));
-    }
-    ~outage_fixture() {
-        stop.request_stop();
-        CHECK(runner.active() == 0);
-        reg.reset();
-    }
-    lease_grant add(std::string name, std::string id, seconds ttl = 30s) {
-        auto r = make_registration(std::move(name), std::move(id));
-        r.ttl = ttl;
-        auto g = run_now(reg->register_service(std::move(r)));
-        REQUIRE_MESSAGE(g.ok(), (g.ok() ? "" : g.err().message));
-        return g.value();
+        opt.store_retry_interval = 500ms;
+        restart();
     }
 };
 
