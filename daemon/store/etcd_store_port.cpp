@@ -51,7 +51,8 @@ std::uint64_t to_u64(std::string_view s) {
 
 std::string tcp_uri(const std::string& endpoint) {
     if (endpoint.starts_with("http://")) return "tcp://" + endpoint.substr(7);
-    return endpoint;  // config validation allows http:// only
+    if (endpoint.starts_with("https://")) return "tcp://" + endpoint.substr(8);
+    return endpoint;  // config validation allows http:// and https:// only
 }
 
 // A commit suspended until its transaction is answered; in its coroutine frame.
@@ -65,11 +66,21 @@ struct waiter {
 class etcd_store_port::impl : public std::enable_shared_from_this<impl> {
 public:
     impl(boost::asio::io_context& io, etcd_options o) : opts_(std::move(o)) {
+        std::shared_ptr<boost::asio::ssl::context> tls;  // one for every https:// endpoint
         for (const auto& e : opts_.endpoints) {
             auto endpoint = engine_endpoint::parse(tcp_uri(e));
             if (!endpoint) throw std::invalid_argument("etcd endpoint " + e + ": " + endpoint.err().message);
-            clients_.emplace_back(io, *endpoint,
-                                  http_client_options{opts_.dial_timeout, opts_.request_timeout, 64u << 20});
+            http_client_options client;
+            client.connect_timeout = opts_.dial_timeout;
+            client.request_timeout = opts_.request_timeout;
+            client.max_body_bytes = 64u << 20;
+            client.peer_kind = "etcd";
+            if (e.starts_with("https://")) {
+                if (!tls) tls = make_etcd_tls_context(opts_.tls);
+                client.tls = tls;
+                client.tls_server_name = opts_.tls.server_name;
+            }
+            clients_.emplace_back(io, *endpoint, std::move(client));
         }
         flushes_.on_error([](std::exception_ptr) {});  // flush() catches what it can report
     }
