@@ -216,6 +216,7 @@ public:
             server_.audit_to(&*audit_);
             reload_hooks_.add("audit log", [this](std::string& why) { return audit_->reopen(why); });
         }
+        server_.report_store([this] { return port_.health(); });
         deployer_.add_target(local_target_);
         for (auto host : cfg.deploy.remote_hosts) {
             if (host.run_as.empty()) host.run_as = cfg.deploy.run_as;

@@ -248,10 +248,19 @@ void http_session::on_read(const error_code& ec) {
     }
 
     if (req.method() == http::verb::get && target == "/healthz") {
-        if (st_->reg.available()) {
-            respond(http::status::ok, "ok\n", keep_alive);
+        // "ok" or "unavailable: <why>", then the store's kind and what it
+        // last saw of its server.
+        const store_health store = st_->store_health ? st_->store_health() : store_health{};
+        const std::string store_line = "store: " + store.kind + (store.detail.empty() ? "" : ", " + store.detail) + "\n";
+        if (!st_->reg.available()) {
+            respond(http::status::service_unavailable,
+                    "unavailable: the store failed a write, the registry takes no more changes; restart registryd\n" +
+                        store_line,
+                    keep_alive);
+        } else if (!store.reachable) {
+            respond(http::status::service_unavailable, "unavailable: " + store.why + "\n" + store_line, keep_alive);
         } else {
-            respond(http::status::service_unavailable, "unavailable\n", keep_alive);
+            respond(http::status::ok, "ok\n" + store_line, keep_alive);
         }
     } else if (req.method() == http::verb::get && target == "/metrics") {
         if (st_->cfg.http.metrics_token_required) {

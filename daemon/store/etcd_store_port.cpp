@@ -85,6 +85,11 @@ public:
         flushes_.on_error([](std::exception_ptr) {});  // flush() catches what it can report
     }
 
+    // Clients of their own for /healthz's probe, made the same way.
+    std::unique_ptr<etcd_probe> make_probe(boost::asio::io_context& io) const {
+        return std::make_unique<etcd_probe>(io, clients_, opts_.endpoints);
+    }
+
     registry::task<std::uint64_t> load(std::string prefix, registry::store_visitor each) {
         const std::string from = opts_.prefix + prefix;
         const std::string end = prefix_end(from);
@@ -279,9 +284,13 @@ private:
 };
 
 etcd_store_port::etcd_store_port(boost::asio::io_context& io, etcd_options options)
-    : impl_(std::make_shared<impl>(io, std::move(options))) {}
+    : impl_(std::make_shared<impl>(io, std::move(options))), probe_(impl_->make_probe(io)) {
+    probe_->start();
+}
 
 etcd_store_port::~etcd_store_port() { stop(); }
+
+store_health etcd_store_port::health() const { return probe_->health(); }
 
 registry::task<std::uint64_t> etcd_store_port::load(std::string prefix, registry::store_visitor each) {
     return impl_->load(std::move(prefix), std::move(each));
@@ -289,7 +298,10 @@ registry::task<std::uint64_t> etcd_store_port::load(std::string prefix, registry
 
 registry::task<void> etcd_store_port::commit(registry::store_batch batch) { return impl_->commit(std::move(batch)); }
 
-void etcd_store_port::stop() { impl_->stop(); }
+void etcd_store_port::stop() {
+    impl_->stop();
+    probe_->stop();
+}
 
 std::uint64_t etcd_store_port::fsyncs() const noexcept { return impl_->txns(); }
 

@@ -19,6 +19,7 @@
 #pragma once
 
 #include "store/daemon_store.hpp"
+#include "store/etcd_probe.hpp"
 #include "store/etcd_tls.hpp"
 
 #include <chrono>
@@ -57,10 +58,13 @@ public:
     void stop() override;
     // Transactions etcd acknowledged.
     std::uint64_t fsyncs() const noexcept override;
+    // What etcd_probe last saw of etcd.
+    store_health health() const override;
 
 private:
     class impl;
     std::shared_ptr<impl> impl_;
+    std::unique_ptr<etcd_probe> probe_;
 };
 
 }  // namespace registryd
