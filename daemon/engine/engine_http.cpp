@@ -371,7 +371,9 @@ registry::task<registry::result<std::shared_ptr<http_connection>>> engine_http_c
         conn->stream.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
     }
     if (options_.tls && endpoint_.type == engine_endpoint::kind::tcp) {
-        if (auto failed = co_await handshake(conn, stop)) co_return registry::unexpected{std::move(*failed)};
+        // Not `if (co_await ...)`: GCC 12 miscompiles a co_await in a condition.
+        std::optional<registry::error> failed = co_await handshake(conn, stop);
+        if (failed) co_return registry::unexpected{std::move(*failed)};
     }
 
     // The request.
