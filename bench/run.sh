@@ -5,7 +5,7 @@
 #   bench/run.sh                        # everything, ~5 minutes
 #   bench/run.sh get_service register   # some scenarios
 #
-# Scenarios: get_service get_service_auth register fanout idle_connections restart repl deploy tls.
+# Scenarios: get_service get_service_auth register etcd_store fanout idle_connections restart repl deploy tls.
 # Environment: BENCH_DURATION (s per round, default 4), BENCH_WARMUP (s, 1),
 # BENCH_ROUNDS (3: registryd and its baselines alternate, the best round of
 # each counts: load from elsewhere on the machine only ever lowers a figure),
@@ -33,7 +33,7 @@ DEPTH=${BENCH_DEPTH:-16}
 REPL_RUNS=${BENCH_REPL_RUNS:-20}
 DEPLOY_MB=${BENCH_DEPLOY_MB:-10}
 DEPLOY_BIG_MB=${BENCH_DEPLOY_BIG_MB:-200}
-ALL_SCENARIOS=(get_service get_service_auth register fanout idle_connections restart repl deploy tls)
+ALL_SCENARIOS=(get_service get_service_auth register etcd_store fanout idle_connections restart repl deploy tls)
 SCENARIOS=("$@")
 ((${#SCENARIOS[@]})) || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
@@ -116,6 +116,10 @@ rate_limits:
 EOF
   # AUTH_TOKENS_FILE set: tokens required (the get_service_auth scenario).
   if [ -n "${AUTH_TOKENS_FILE:-}" ]; then printf 'auth:\n  tokens_file: %s\n' "$AUTH_TOKENS_FILE" >>"$WORK/$name.yaml"; fi
+  # ETCD_STORE_URL set: the registry lives in that etcd (the etcd_store scenario).
+  if [ -n "${ETCD_STORE_URL:-}" ]; then
+    printf 'store:\n  kind: etcd\n  etcd:\n    endpoints: ["%s"]\n    prefix: /registry/%s/\n' "$ETCD_STORE_URL" "$name" >>"$WORK/$name.yaml"
+  fi
   echo "$WORK/$name.yaml"
 }
 
@@ -285,6 +289,43 @@ scenario_register() {
   row "register p50 / p99 latency (ms) vs etcd put" "$(div "$(kv p50_us "$reg")" 1000 1) / $(div "$(kv p99_us "$reg")" 1000 1)" \
     "$(div "$(kv p50_us "$etcd")" 1000 1) / $(div "$(kv p99_us "$etcd")" 1000 1)" \
     "$(ratio "$(kv p99_us "$reg")" "$(kv p99_us "$etcd")")" "-" "-"
+}
+
+# registryd with store.kind: etcd against the etcd it stores in (issue 17):
+# durable register (acknowledged once etcd committed its transaction) against
+# etcd's own put with a lease, and get_service (served from registryd's
+# memory) against etcd's range. registryd and etcd share the servers' CPU,
+# as they would on one machine; the baselines have it to etcd alone.
+scenario_etcd_store() {
+  log "etcd_store: registryd on etcd against etcd put+lease and range, $ROUNDS interleaved rounds"
+  local regs=() puts=() gets=() ranges=() i line
+  for ((i = 1; i <= ROUNDS; i++)); do
+    start_etcd "etcd_store$i"  # fresh each round: the same state for every round
+    ETCD_STORE_URL="http://127.0.0.1:$ETCD_PORT" start_registryd "etcd_reg$i"
+    line=$(gen ws --port-file "$REG_PORT_FILE" $(rr_args) --action register --prefix w --server-pid "$REG_PID")
+    detail "register registryd on etcd #$i: $line"; regs+=("$line")
+    gen ws --port-file "$REG_PORT_FILE" --conns 8 --depth 16 --action register --prefix b --count 1000 >/dev/null
+    line=$(gen ws --port-file "$REG_PORT_FILE" $(rr_args) --action get --prefix b --pool 1000 --server-pid "$REG_PID")
+    detail "get_service registryd on etcd #$i: $line"; gets+=("$line")
+    stop "$REG_PID"
+    line=$(gen http --port "$ETCD_PORT" $(rr_args) --action put --prefix w --server-pid "$ETCD_PID")
+    detail "etcd put+lease #$i: $line"; puts+=("$line")
+    gen http --port "$ETCD_PORT" --conns 8 --depth 16 --action put --prefix b --count 1000 >/dev/null
+    line=$(gen http --port "$ETCD_PORT" $(rr_args) --action range --prefix b --pool 1000 --server-pid "$ETCD_PID")
+    detail "etcd range #$i: $line"; ranges+=("$line")
+    stop "$ETCD_PID"
+  done
+  local reg put get range r p g t
+  reg=$(best "${regs[@]}"); put=$(best "${puts[@]}"); get=$(best "${gets[@]}"); range=$(best "${ranges[@]}")
+  r=$(kv rps "$reg"); p=$(kv rps "$put"); g=$(kv rps "$get"); t=$(kv rps "$range")
+  row "etcd store: durable register/s vs etcd put with lease" "$(fmt "$r")" "$(fmt "$p")" "$(ratio "$r" "$p")" ">= 0.8x" \
+    "$(verdict "$(awk -v a="$r" -v b="$p" 'BEGIN{print a/b}')" ">=" 0.8)"
+  row "etcd store: register p50 / p99 latency (ms) vs etcd put" \
+    "$(div "$(kv p50_us "$reg")" 1000 1) / $(div "$(kv p99_us "$reg")" 1000 1)" \
+    "$(div "$(kv p50_us "$put")" 1000 1) / $(div "$(kv p99_us "$put")" 1000 1)" \
+    "$(ratio "$(kv p99_us "$reg")" "$(kv p99_us "$put")")" "-" "-"
+  row "etcd store: get_service msgs/s vs etcd range" "$(fmt "$g")" "$(fmt "$t")" "$(ratio "$g" "$t")" ">= 20x" \
+    "$(verdict "$(awk -v a="$g" -v b="$t" 'BEGIN{print a/b}')" ">=" 20)"
 }
 
 scenario_fanout() {

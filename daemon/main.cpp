@@ -221,6 +221,7 @@ public:
             server_.audit_to(&*audit_);
             reload_hooks_.add("audit log", [this](std::string& why) { return audit_->reopen(why); });
         }
+        server_.report_store([this] { return port_.health(); });
         deployer_.add_target(local_target_);
         for (auto host : cfg.deploy.remote_hosts) {
             if (host.run_as.empty()) host.run_as = cfg.deploy.run_as;
@@ -698,7 +699,8 @@ int main(int argc, char** argv) {
         if (cfg.store.type == registryd::config::store_section::kind::etcd) {
             const auto& e = cfg.store.etcd;
             port = std::make_unique<registryd::etcd_store_port>(
-                ioc, registryd::etcd_options{e.endpoints, e.prefix, e.dial_timeout, e.request_timeout});
+                ioc, registryd::etcd_options{e.endpoints, e.prefix, e.dial_timeout, e.request_timeout,
+                                             {e.tls.ca_file, e.tls.cert_file, e.tls.key_file, e.tls.server_name}});
             log::info("store: etcd", {{"endpoints", e.endpoints.front()}, {"prefix", e.prefix}});
         } else {
             files = open_file_store(cfg);

@@ -179,6 +179,7 @@ server::~server() {
 
 registry::protocol::server& server::protocol() noexcept { return state_->proto; }
 void server::audit_to(audit_log* log) noexcept { state_->audit = log; }
+void server::report_store(std::function<store_health()> health) { state_->store_health = std::move(health); }
 
 listen_address server::listen() {
     auto& st = *state_;

@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "observability/metrics.hpp"
+#include "store/store_health.hpp"
 
 #include <cstddef>
 #include <functional>
@@ -84,6 +85,9 @@ public:
     // Where audited requests and refusals go (observability/audit_log.hpp);
     // null: nowhere. The log must outlive the server.
     void audit_to(audit_log* log) noexcept;
+    // What GET /healthz says of the store (daemon_store::health); without
+    // it, the store is a file.
+    void report_store(std::function<store_health()> health);
 
     struct state;
 

@@ -53,6 +53,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
     std::function<metrics::gauges()> gauges;
     access::gate& gate;  // who may connect (access/gate.hpp)
     audit_log* audit = nullptr;  // audit.file (server::audit_to); null: none
+    std::function<registryd::store_health()> store_health;  // server::report_store; empty: a file
 
     // What the WebSocket sessions report of each request: the audit line
     // when it is audited (metrics count it in metrics::request).

@@ -199,17 +199,47 @@ public:
                     }
                     if (k == "etcd") {
                         auto& E = S.etcd;
+                        std::optional<YAML::Node> tls_node;  // where the section is, for the message
                         section(n, path, [&](const std::string& ek, const YAML::Node& en, const std::string& ep) {
                             if (ek == "endpoints") {
                                 if (!en.IsSequence() || en.size() == 0) fail(at(en, ep) + "must be a non-empty list");
                                 E.endpoints.clear();
                                 for (std::size_t i = 0; i < en.size(); ++i) {
                                     std::string e = scalar(en[i], ep + "[" + std::to_string(i) + "]");
-                                    while (e.size() > 7 && e.back() == '/') e.pop_back();
-                                    if (!e.starts_with("http://")) {
-                                        fail(at(en[i], ep) + "must be http://HOST:PORT (etcd's client URL; https is not supported yet)");
+                                    while (e.size() > 8 && e.back() == '/') e.pop_back();
+                                    if (!e.starts_with("http://") && !e.starts_with("https://")) {
+                                        fail(at(en[i], ep) + "must be http://HOST:PORT or https://HOST:PORT (etcd's client URL)");
+                                    }
+                                    if (i > 0 && e.starts_with("https://") != E.endpoints.front().starts_with("https://")) {
+                                        fail(at(en[i], ep) + "must all be http:// or all https://");
                                     }
                                     E.endpoints.push_back(std::move(e));
+                                }
+                                return true;
+                            }
+                            if (ek == "tls") {
+                                tls_node = en;
+                                auto& T = E.tls;
+                                section(en, ep, [&](const std::string& tk, const YAML::Node& tn, const std::string& tp) {
+                                    auto file = [&](std::string& into) {
+                                        into = scalar(tn, tp);
+                                        std::error_code fec;
+                                        if (into.empty() || !std::filesystem::is_regular_file(into, fec)) {
+                                            fail(at(tn, tp) + "no such file: " + into);
+                                        }
+                                        return true;
+                                    };
+                                    if (tk == "ca_file") return file(T.ca_file);
+                                    if (tk == "cert_file") return file(T.cert_file);
+                                    if (tk == "key_file") return file(T.key_file);
+                                    if (tk == "server_name") {
+                                        T.server_name = scalar(tn, tp);
+                                        return true;
+                                    }
+                                    return false;
+                                });
+                                if (T.cert_file.empty() != T.key_file.empty()) {
+                                    fail(at(en, ep) + "cert_file and key_file go together (the client certificate etcd's --client-cert-auth asks for)");
                                 }
                                 return true;
                             }
@@ -222,6 +252,9 @@ public:
                             if (ek == "request_timeout_ms") return set_millis(E.request_timeout, en, ep, 1);
                             return false;
                         });
+                        if (tls_node && !E.endpoints.front().starts_with("https://")) {
+                            fail(at(*tls_node, path + ".tls") + "needs https:// endpoints");
+                        }
                         return true;
                     }
                     return false;

@@ -142,6 +142,11 @@ struct config {
             std::string prefix = "/registry/";
             std::chrono::milliseconds dial_timeout{2000};
             std::chrono::milliseconds request_timeout{5000};
+            // https:// endpoints: store.etcd.tls (store/etcd_tls.hpp); an
+            // https endpoint without it verifies etcd with the system's CAs.
+            struct tls_section {
+                std::string ca_file, cert_file, key_file, server_name;
+            } tls;
         } etcd;
     } store;
 

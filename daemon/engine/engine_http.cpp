@@ -19,8 +19,14 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
 #include <sys/un.h>
 
@@ -50,6 +56,7 @@ constexpr std::uint32_t header_limit = 64 * 1024;
 class http_connection {
 public:
     using stream_type = beast::basic_stream<asio::generic::stream_protocol>;
+    using tls_stream_type = asio::ssl::stream<stream_type&>;
 
     http_connection(asio::io_context& io, std::string engine, const http_client_options& opts)
         : ioc(io), stream(io), resolver(io), peer(std::move(engine)), options(opts), chunk(read_chunk_bytes) {}
@@ -64,9 +71,20 @@ public:
         stream.close();
     }
 
+    // Runs f on the stream the HTTP messages go through: the TLS stream over
+    // the socket, or the socket's.
+    template <typename F>
+    void on_stream(F&& f) {
+        if (tls) {
+            f(*tls);
+        } else {
+            f(stream);
+        }
+    }
+
     // "container engine unix:///run/podman.sock: POST /v1.41/...: <what>"
     std::string describe(std::string_view what) const {
-        std::string out = "container engine " + peer;
+        std::string out = options.peer_kind + " " + peer;
         if (!request_line.empty()) out += ": " + request_line;
         out += ": ";
         out += what;
@@ -88,6 +106,7 @@ public:
     beast::flat_buffer buffer;
     std::optional<http::response_parser<http::buffer_body>> parser;
     std::vector<char> chunk;
+    std::optional<tls_stream_type> tls;  // over `stream`: declared after it, destroyed before it
     bool upgraded = false;
     bool closed = false;
 };
@@ -210,7 +229,7 @@ registry::task<registry::result<std::optional<std::string>>> http_stream::next(s
             co_return piece(std::move(s));
         }
         auto op = make_op<error_code, std::size_t>(conn, [&](auto handler) {
-            conn->stream.async_read_some(asio::buffer(conn->chunk), std::move(handler));
+            conn->on_stream([&](auto& s) { s.async_read_some(asio::buffer(conn->chunk), std::move(handler)); });
         });
         auto [ec, n] = co_await op;
         throw_if_stopped(stop);
@@ -225,7 +244,7 @@ registry::task<registry::result<std::optional<std::string>>> http_stream::next(s
         parser.get().body().data = conn->chunk.data();
         parser.get().body().size = conn->chunk.size();
         auto op = make_op<error_code, std::size_t>(conn, [&](auto handler) {
-            http::async_read_some(conn->stream, conn->buffer, parser, std::move(handler));
+            conn->on_stream([&](auto& s) { http::async_read_some(s, conn->buffer, parser, std::move(handler)); });
         });
         auto [ec, n] = co_await op;
         throw_if_stopped(stop);
@@ -256,6 +275,47 @@ registry::task<registry::result<std::string>> http_stream::read_all(std::chrono:
 }
 
 // ---------------------------------------------------------------- client
+
+namespace {
+
+bool is_ip_address(const std::string& host) {
+    error_code ec;
+    asio::ip::make_address(host, ec);
+    return !ec;
+}
+
+}  // namespace
+
+registry::task<std::optional<registry::error>> engine_http_client::handshake(std::shared_ptr<http_connection> conn,
+                                                                             std::stop_token stop) {
+    auto& tls = conn->tls.emplace(conn->stream, *options_.tls);
+    SSL* ssl = tls.native_handle();
+    const std::string& name = options_.tls_server_name.empty() ? endpoint_.host : options_.tls_server_name;
+    // The certificate must name the server: its IP address, or its DNS name
+    // (also sent as SNI).
+    bool named = false;
+    if (is_ip_address(name)) {
+        named = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
+    } else {
+        named = SSL_set1_host(ssl, name.c_str()) == 1 && SSL_set_tlsext_host_name(ssl, name.c_str()) == 1;
+    }
+    if (!named) co_return registry::error{errc::internal, conn->describe("TLS: cannot check the server's name " + name)};
+    conn->stream.expires_after(options_.connect_timeout);
+    auto op = make_op<error_code>(conn, [&](auto handler) {
+        tls.async_handshake(asio::ssl::stream_base::client, std::move(handler));
+    });
+    auto [ec] = co_await op;
+    throw_if_stopped(stop);
+    if (!ec) co_return std::nullopt;
+    std::string why = "TLS handshake: ";
+    why += ec == beast::error::timeout ? std::string("timed out") : ec.message();
+    // OpenSSL's "certificate verify failed" says nothing of why: the
+    // verification's own reason does ("unable to get local issuer
+    // certificate", "hostname mismatch").
+    const long verified = SSL_get_verify_result(ssl);
+    if (verified != X509_V_OK) why += std::string(": ") + X509_verify_cert_error_string(verified);
+    co_return registry::error{errc::unavailable, conn->describe(why)};
+}
 
 engine_http_client::engine_http_client(asio::io_context& ioc, engine_endpoint endpoint, http_client_options options)
     : ioc_(ioc), endpoint_(std::move(endpoint)), options_(options) {}
@@ -310,6 +370,11 @@ registry::task<registry::result<std::shared_ptr<http_connection>>> engine_http_c
         error_code ignored;
         conn->stream.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
     }
+    if (options_.tls && endpoint_.type == engine_endpoint::kind::tcp) {
+        // Not `if (co_await ...)`: GCC 12 miscompiles a co_await in a condition.
+        std::optional<registry::error> failed = co_await handshake(conn, stop);
+        if (failed) co_return registry::unexpected{std::move(*failed)};
+    }
 
     // The request.
     auto& req = conn->req;
@@ -337,7 +402,7 @@ registry::task<registry::result<std::shared_ptr<http_connection>>> engine_http_c
     }
     {
         auto op = make_op<error_code, std::size_t>(conn, [&](auto handler) {
-            http::async_write(conn->stream, conn->req, std::move(handler));
+            conn->on_stream([&](auto& s) { http::async_write(s, conn->req, std::move(handler)); });
         });
         auto [ec, n] = co_await op;
         throw_if_stopped(stop);
@@ -352,7 +417,7 @@ registry::task<registry::result<std::shared_ptr<http_connection>>> engine_http_c
     if (verb == http::verb::head) conn->parser->skip(true);
     {
         auto op = make_op<error_code, std::size_t>(conn, [&](auto handler) {
-            http::async_read_header(conn->stream, conn->buffer, *conn->parser, std::move(handler));
+            conn->on_stream([&](auto& s) { http::async_read_header(s, conn->buffer, *conn->parser, std::move(handler)); });
         });
         auto [ec, n] = co_await op;
         throw_if_stopped(stop);

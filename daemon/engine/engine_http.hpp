@@ -12,6 +12,11 @@
 // pending operation then throws registry::operation_cancelled. Timeouts
 // close the connection and fail with errc::unavailable, as does every
 // transport failure; the message names the engine's address.
+//
+// Over TCP the connection may be TLS (http_client_options::tls: etcd's
+// https:// endpoints). Asio's ssl::stream is right here, unlike in the
+// server's sessions (daemon/tls): a client connection lives for one request,
+// so its record buffers are never held by an idle connection.
 #pragma once
 
 #include <registry/result.hpp>
@@ -27,7 +32,10 @@
 
 namespace boost::asio {
 class io_context;
+namespace ssl {
+class context;
 }
+}  // namespace boost::asio
 
 namespace registryd {
 
@@ -62,6 +70,14 @@ struct http_client_options {
     std::chrono::milliseconds connect_timeout{5'000};
     std::chrono::milliseconds request_timeout{30'000};  // default for request()
     std::size_t max_body_bytes = 16 * 1024 * 1024;      // request() and http_stream::read_all()
+    // What the peer is, for messages: "container engine tcp://...: connect: ...".
+    std::string peer_kind = "container engine";
+    // TLS over TCP when set: a client context that verifies the server
+    // (store/etcd_tls.hpp makes etcd's). The handshake is bounded by
+    // connect_timeout; the server's certificate must name tls_server_name
+    // (empty: the endpoint's host), an IP address or a DNS name.
+    std::shared_ptr<boost::asio::ssl::context> tls;
+    std::string tls_server_name;
 };
 
 class http_connection;  // engine_http.cpp
@@ -118,6 +134,10 @@ private:
     // head (zero: the request timeout; max(): none).
     registry::task<registry::result<std::shared_ptr<http_connection>>> send(http_request req, std::stop_token stop,
                                                                              std::chrono::milliseconds timeout);
+
+    // The TLS handshake on a connected socket (options_.tls); the failure, if any.
+    registry::task<std::optional<registry::error>> handshake(std::shared_ptr<http_connection> conn,
+                                                             std::stop_token stop);
 
     boost::asio::io_context& ioc_;
     engine_endpoint endpoint_;

@@ -248,15 +248,24 @@ void http_session::on_read(const error_code& ec) {
     }
 
     if (req.method() == http::verb::get && target == "/healthz") {
+        // "ok" or "unavailable: <why>", then the store's kind and what it
+        // last saw of its server.
+        const store_health health = st_->store_health ? st_->store_health() : store_health{};
+        const std::string store_line =
+            "store: " + health.kind + (health.detail.empty() ? "" : ", " + health.detail) + "\n";
         const auto store = st_->reg.store_status();
-        if (store.current == registry::store_condition::state::ok) {
-            respond(http::status::ok, "ok\n", keep_alive);
-        } else {
-            const bool failed = store.current == registry::store_condition::state::failed;
+        if (store.current == registry::store_condition::state::failed) {
             respond(http::status::service_unavailable,
-                    std::string(failed ? "unavailable: store failed: " : "unavailable: store unreachable: ") +
-                        store.problem + "\n",
+                    "unavailable: store failed: " + store.problem +
+                        "; the registry takes no more changes; restart registryd\n" + store_line,
                     keep_alive);
+        } else if (store.current == registry::store_condition::state::unreachable) {
+            respond(http::status::service_unavailable,
+                    "unavailable: store unreachable: " + store.problem + "\n" + store_line, keep_alive);
+        } else if (!health.reachable) {
+            respond(http::status::service_unavailable, "unavailable: " + health.why + "\n" + store_line, keep_alive);
+        } else {
+            respond(http::status::ok, "ok\n" + store_line, keep_alive);
         }
     } else if (req.method() == http::verb::get && target == "/metrics") {
         if (st_->cfg.http.metrics_token_required) {

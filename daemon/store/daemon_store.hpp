@@ -4,6 +4,8 @@
 // fdatasyncs, etcd's committed transactions).
 #pragma once
 
+#include "store/store_health.hpp"
+
 #include <registry/ports/store.hpp>
 
 #include <cstdint>
@@ -14,6 +16,8 @@ class daemon_store : public registry::store {
 public:
     virtual void stop() = 0;
     virtual std::uint64_t fsyncs() const noexcept = 0;
+    // Its kind and whether it can be reached now (GET /healthz).
+    virtual store_health health() const = 0;
 };
 
 }  // namespace registryd

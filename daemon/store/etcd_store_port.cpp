@@ -51,7 +51,8 @@ std::uint64_t to_u64(std::string_view s) {
 
 std::string tcp_uri(const std::string& endpoint) {
     if (endpoint.starts_with("http://")) return "tcp://" + endpoint.substr(7);
-    return endpoint;  // config validation allows http:// only
+    if (endpoint.starts_with("https://")) return "tcp://" + endpoint.substr(8);
+    return endpoint;  // config validation allows http:// and https:// only
 }
 
 // etcd could not be asked, or could not answer (no endpoint reachable, no
@@ -73,13 +74,28 @@ struct waiter {
 class etcd_store_port::impl : public std::enable_shared_from_this<impl> {
 public:
     impl(boost::asio::io_context& io, etcd_options o) : opts_(std::move(o)) {
+        std::shared_ptr<boost::asio::ssl::context> tls;  // one for every https:// endpoint
         for (const auto& e : opts_.endpoints) {
             auto endpoint = engine_endpoint::parse(tcp_uri(e));
             if (!endpoint) throw std::invalid_argument("etcd endpoint " + e + ": " + endpoint.err().message);
-            clients_.emplace_back(io, *endpoint,
-                                  http_client_options{opts_.dial_timeout, opts_.request_timeout, 64u << 20});
+            http_client_options client;
+            client.connect_timeout = opts_.dial_timeout;
+            client.request_timeout = opts_.request_timeout;
+            client.max_body_bytes = 64u << 20;
+            client.peer_kind = "etcd";
+            if (e.starts_with("https://")) {
+                if (!tls) tls = make_etcd_tls_context(opts_.tls);
+                client.tls = tls;
+                client.tls_server_name = opts_.tls.server_name;
+            }
+            clients_.emplace_back(io, *endpoint, std::move(client));
         }
         flushes_.on_error([](std::exception_ptr) {});  // flush() catches what it can report
+    }
+
+    // Clients of their own for /healthz's probe, made the same way.
+    std::unique_ptr<etcd_probe> make_probe(boost::asio::io_context& io) const {
+        return std::make_unique<etcd_probe>(io, clients_, opts_.endpoints);
     }
 
     registry::task<std::uint64_t> load(std::string prefix, registry::store_visitor each) {
@@ -297,9 +313,13 @@ private:
 };
 
 etcd_store_port::etcd_store_port(boost::asio::io_context& io, etcd_options options)
-    : impl_(std::make_shared<impl>(io, std::move(options))) {}
+    : impl_(std::make_shared<impl>(io, std::move(options))), probe_(impl_->make_probe(io)) {
+    probe_->start();
+}
 
 etcd_store_port::~etcd_store_port() { stop(); }
+
+store_health etcd_store_port::health() const { return probe_->health(); }
 
 registry::task<std::uint64_t> etcd_store_port::load(std::string prefix, registry::store_visitor each) {
     return impl_->load(std::move(prefix), std::move(each));
@@ -307,7 +327,10 @@ registry::task<std::uint64_t> etcd_store_port::load(std::string prefix, registry
 
 registry::task<void> etcd_store_port::commit(registry::store_batch batch) { return impl_->commit(std::move(batch)); }
 
-void etcd_store_port::stop() { impl_->stop(); }
+void etcd_store_port::stop() {
+    impl_->stop();
+    probe_->stop();
+}
 
 std::uint64_t etcd_store_port::fsyncs() const noexcept { return impl_->txns(); }
 

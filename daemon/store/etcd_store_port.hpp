@@ -12,13 +12,15 @@
 // what etcd applied is then unknown to this process, and only a restart
 // (which loads what etcd holds) can tell.
 //
-// Endpoints are tried in order, each within `dial_timeout`; a request gets
-// `request_timeout`. This is the single-registryd mode of etcd; several
+// Endpoints are tried in order, each within `dial_timeout` (a TLS handshake
+// within another); a request gets `request_timeout`. This is the single-registryd mode of etcd; several
 // registryd sharing one registry (one revision line, watches, an elected
 // expirer) are the rest of issue #17.
 #pragma once
 
 #include "store/daemon_store.hpp"
+#include "store/etcd_probe.hpp"
+#include "store/etcd_tls.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -33,10 +35,12 @@ class io_context;
 namespace registryd {
 
 struct etcd_options {
-    std::vector<std::string> endpoints{"http://127.0.0.1:2379"};  // http://host:port
+    // http://host:port, or all https://host:port (TLS with `tls`).
+    std::vector<std::string> endpoints{"http://127.0.0.1:2379"};
     std::string prefix = "/registry/";
     std::chrono::milliseconds dial_timeout{2000};
     std::chrono::milliseconds request_timeout{5000};
+    etcd_tls_options tls;  // https:// endpoints
 };
 
 class etcd_store_port final : public daemon_store {
@@ -54,10 +58,13 @@ public:
     void stop() override;
     // Transactions etcd acknowledged.
     std::uint64_t fsyncs() const noexcept override;
+    // What etcd_probe last saw of etcd.
+    store_health health() const override;
 
 private:
     class impl;
     std::shared_ptr<impl> impl_;
+    std::unique_ptr<etcd_probe> probe_;
 };
 
 }  // namespace registryd

@@ -44,6 +44,7 @@ public:
 
     // Syncs done by the file_store so far; readable from any thread.
     std::uint64_t fsyncs() const noexcept override;
+    store_health health() const override { return {}; }  // a local file: nothing to reach
 
 private:
     class writer;

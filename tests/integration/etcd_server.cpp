@@ -1,12 +1,14 @@
 #include "etcd_server.hpp"
 
 #include "deploy_support.hpp"
+#include "harness_tls.hpp"
 
 #include <csignal>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,11 +24,16 @@ constexpr const char* etcd_binary = "/usr/bin/etcd";
 
 bool etcd_available() { return ::access(etcd_binary, X_OK) == 0; }
 
-etcd_server::etcd_server() : client_port_(deploy::free_port()), peer_port_(deploy::free_port()) { start(); }
+etcd_server::etcd_server(std::optional<etcd_tls_files> tls)
+    : tls_(std::move(tls)), client_port_(deploy::free_port()), peer_port_(deploy::free_port()) {
+    start();
+}
 
 etcd_server::~etcd_server() { stop(); }
 
-std::string etcd_server::client_url() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
+std::string etcd_server::client_url() const {
+    return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(client_port_);
+}
 
 void etcd_server::start() {
     const fs::path d = dir_.path();
@@ -42,10 +49,20 @@ void etcd_server::start() {
             ::dup2(fd, 2);
         }
         const std::string initial = "t=" + peer;
-        ::execl(etcd_binary, etcd_binary, "--name", "t", "--data-dir", data.c_str(), "--listen-client-urls",
-                client.c_str(), "--advertise-client-urls", client.c_str(), "--listen-peer-urls", peer.c_str(),
-                "--initial-advertise-peer-urls", peer.c_str(), "--initial-cluster", initial.c_str(),
-                static_cast<char*>(nullptr));
+        std::vector<std::string> args{etcd_binary, "--name", "t", "--data-dir", data, "--listen-client-urls",
+                                      client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+                                      "--initial-advertise-peer-urls", peer, "--initial-cluster", initial};
+        if (tls_) {
+            for (const std::string& a : {std::string("--cert-file"), tls_->cert_file.string(), std::string("--key-file"),
+                                         tls_->key_file.string(), std::string("--trusted-ca-file"),
+                                         tls_->trusted_ca_file.string(), std::string("--client-cert-auth")}) {
+                args.push_back(a);
+            }
+        }
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        ::execv(etcd_binary, argv.data());
         ::_exit(127);
     }
     if (pid_ < 0) throw failure("fork failed");
@@ -54,6 +71,10 @@ void etcd_server::start() {
     for (;;) {
         const http_response r = [&] {
             try {
+                if (tls_) {
+                    return https_get("127.0.0.1", client_port_, "/health",
+                                     tls_options{tls_->trusted_ca_file, tls_->client_cert, tls_->client_key, ms(1000)});
+                }
                 return http_get("127.0.0.1", client_port_, "/health", ms(1000));
             } catch (const std::exception&) {
                 return http_response{};

@@ -133,6 +133,11 @@ test_pki::issued test_pki::server(std::string_view file) const {
     return sign("/CN=localhost", file, "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
 }
 
+test_pki::issued test_pki::server_and_client(std::string_view file) const {
+    return sign("/CN=localhost", file,
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
+}
+
 test_pki::issued test_pki::client(std::string_view subject, std::string_view file) const {
     return sign(subject, file, "extendedKeyUsage=clientAuth\n");
 }

@@ -27,6 +27,9 @@ public:
     };
     // A server certificate for 127.0.0.1 / localhost; `file` names the files.
     issued server(std::string_view file = "server") const;
+    // A server certificate for 127.0.0.1 / localhost that is a client's too:
+    // etcd's JSON gateway dials etcd's own gRPC port with it.
+    issued server_and_client(std::string_view file) const;
     // A client certificate with subject `subject` ("/CN=alice/O=Example").
     issued client(std::string_view subject, std::string_view file) const;
 

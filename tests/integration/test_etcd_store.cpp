@@ -169,7 +169,7 @@ TEST_CASE("etcd store: a registryd whose etcd is unreachable at start exits with
 }
 
 TEST_CASE("etcd store: a bad store section stops registryd with exit 2 and names the key") {
-    it::registryd d("store:\n  kind: etcd\n  etcd:\n    endpoints: [\"https://127.0.0.1:2379\"]\n", false);
+    it::registryd d("store:\n  kind: etcd\n  etcd:\n    endpoints: [\"unix:///run/etcd.sock\"]\n", false);
     CHECK_THROWS(d.start(it::scaled(10s)));
     REQUIRE(d.last_exit());
     CHECK(d.last_exit()->code == 2);
