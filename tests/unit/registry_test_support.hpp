@@ -112,7 +112,7 @@ struct registry_fixture {
         o.bookmark_interval = seconds{3600};
         return o;
     }();
-    std::optional<registry::registry> reg;
+    std::optional<::registry::registry> reg;
     std::optional<std::stop_source> stop;  // emplaced, not reassigned: libstdc++ 12's move-assignment miscounts
     async_scope runner;
 
