@@ -1,17 +1,18 @@
 // Health-check scheduling under load (issue 20): 1,000 services, each with
 // an HTTP check every second against a loopback server this bench runs;
-// prints whether the checks hold their schedule (the gaps between one
-// instance's probes, probes per second, the busiest 100 ms) and registryd's
-// CPU. Starts its own registryd (the integration harness's) and ends it.
+// prints whether the checks hold their schedule (probes per second against
+// the ideal, each probe's lateness behind its check's phase, the gaps
+// between one instance's probes, the busiest 100 ms) and registryd's CPU
+// (utime + stime from /proc/PID/stat) and RSS. Starts its own registryd (the integration harness's) and ends it.
 // Figures only: it exits 0 whatever they are.
 //
 //   cmake -S . -B build/release -DREGISTRY_TESTS=ON -DREGISTRY_BENCH=ON
 //   cmake --build build/release --target registryd health_bench
 //   build/release/bench/health_bench [--services N] [--seconds S]
 //
-// Measured 2026-12-04 on the shared 2-core machine (load ~25): 1000 probes/s,
-// gaps p50 1000 ms / p99 1005 ms / max 1013 ms, the busiest 100 ms 123
-// probes, registryd 6.8% of one core.
+// Measured 2026-12-05 on the shared 2-core machine (load ~14), 60 s: 1000
+// probes/s, lateness p50 0.1 ms / p99 64 ms, gaps p50 1000 ms / p99 1063 ms,
+// registryd 7.6% of one core, 19.1 MiB RSS (docs/benchmarks.md, "Health checks").
 #include "harness.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -107,6 +108,16 @@ double cpu_seconds(pid_t pid) {
     return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+// VmRSS of `pid`, in KiB.
+long rss_kib(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    }
+    return -1;
+}
+
 double percentile(std::vector<double> v, double p) {
     if (v.empty()) return 0;
     std::sort(v.begin(), v.end());
@@ -144,28 +155,45 @@ int main(int argc, char** argv) {
         const auto t1 = it::steady::now();
         const double wall = std::chrono::duration<double>(t1 - t0).count();
 
+        const long rss = rss_kib(d.pid());
+
+        // Lateness: a check's n-th probe is due at its phase + n s; its
+        // phase is taken as the earliest (probe time - n s) seen, so a probe
+        // is late by how much it trails that.
         std::vector<double> gaps;
+        std::vector<double> lateness;
         std::map<std::int64_t, int> per_tenth;
         std::size_t probes = 0;
         for (const auto& [path, times] : server.hits()) {
+            std::vector<double> offsets;  // probe time - n s, ms since t0
             for (std::size_t k = 0; k < times.size(); ++k) {
                 if (times[k] < t0 || times[k] >= t1) continue;
                 ++probes;
-                ++per_tenth[std::chrono::duration_cast<std::chrono::milliseconds>(times[k] - t0).count() / 100];
+                const double at = std::chrono::duration<double, std::milli>(times[k] - t0).count();
+                ++per_tenth[static_cast<std::int64_t>(at) / 100];
+                offsets.push_back(at - 1000.0 * static_cast<double>(offsets.size()));
                 if (k > 0 && times[k - 1] >= t0) {
                     gaps.push_back(std::chrono::duration<double, std::milli>(times[k] - times[k - 1]).count());
                 }
             }
+            if (offsets.empty()) continue;
+            const double phase = *std::min_element(offsets.begin(), offsets.end());
+            for (double o : offsets) lateness.push_back(o - phase);
         }
         int busiest = 0;
         for (const auto& [tenth, n] : per_tenth) busiest = std::max(busiest, n);
         std::printf("health_bench: %d services, 1 s HTTP checks, %.1f s measured\n", services, wall);
-        std::printf("  probes/s            %.0f (ideal %d)\n", static_cast<double>(probes) / wall, services);
+        std::printf("  probes/s            %.0f (ideal %d: %.1f%%)\n", static_cast<double>(probes) / wall, services,
+                    100.0 * static_cast<double>(probes) / wall / services);
+        std::printf("  lateness            p50 %.1f ms, p99 %.1f ms, max %.1f ms (behind each check's own phase)\n",
+                    percentile(lateness, 0.5), percentile(lateness, 0.99),
+                    lateness.empty() ? 0.0 : *std::max_element(lateness.begin(), lateness.end()));
         std::printf("  gap between probes  p50 %.0f ms, p99 %.0f ms, max %.0f ms (ideal 1000)\n", percentile(gaps, 0.5),
                     percentile(gaps, 0.99), gaps.empty() ? 0.0 : *std::max_element(gaps.begin(), gaps.end()));
         std::printf("  busiest 100 ms      %d probes (even spread: %d)\n", busiest, services / 10);
         std::printf("  registryd CPU       %.1f%% of one core (%.2f s in %.1f s)\n", 100.0 * (cpu1 - cpu0) / wall,
                     cpu1 - cpu0, wall);
+        std::printf("  registryd RSS       %.1f MiB\n", static_cast<double>(rss) / 1024.0);
         d.terminate();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "health_bench: %s\n", e.what());
