@@ -114,19 +114,24 @@ TEST_CASE("integration: https checks verify the chain against health.ca_file and
     w.call("register", it::registration(service_checking("untrusted", https_check(untrusted.url(), true)), 60));
     w.call("register", it::registration(service_checking("unverified", https_check(untrusted.url(), false)), 60));
     w.call("register", it::registration(service_checking("mismatch", https_check(wrong_name.url(), true)), 60));
+    std::string by_name_url = good.url();  // a DNS name: SNI, and the name checked against the certificate's
+    by_name_url.replace(8, 9, "localhost");
+    w.call("register", it::registration(service_checking("by-name", https_check(by_name_url, true)), 60));
 
     std::map<std::string, json::value> first;  // each instance's first check result
     const auto deadline = it::steady::now() + it::scaled(15s);
-    while (first.size() < 4 && it::steady::now() < deadline) {
+    while (first.size() < 5 && it::steady::now() < deadline) {
         auto e = sub.next_event(it::scaled(1s));
         if (!e || str(*e, "/event") != "health_check_result") continue;
         first.try_emplace(str(*e, "/data/service/instance_id"), *e);
     }
-    REQUIRE_MESSAGE(first.size() == 4, "results for ", first.size(), " of 4 instances");
+    REQUIRE_MESSAGE(first.size() == 5, "results for ", first.size(), " of 5 instances");
     for (const auto& [id, e] : first) INFO(id, ": ", dump(e));
 
     CHECK(str(first["trusted"], "/data/check/status") == "healthy");
     CHECK(str(first["trusted"], "/data/check/output") == "HTTP 200 OK");
+    CHECK(str(first["by-name"], "/data/check/status") == "healthy");
+    CHECK(str(first["by-name"], "/data/check/output") == "HTTP 200 OK");
     CHECK(str(first["unverified"], "/data/check/status") == "healthy");
     CHECK(str(first["unverified"], "/data/check/output") == "HTTP 200 OK");
 
