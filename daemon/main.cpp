@@ -206,7 +206,7 @@ public:
           deployer_(reg_, clock_, port_, packages_, deployer_options_from(cfg, metrics_)),
           upload_dir_(runner_, (cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir) / "uploads"),
           uploads_(clock_, upload_dir_, random_, upload_options_from(cfg)),
-          prober_(ioc),
+          prober_(ioc, cfg.health.ca_file),
           health_(reg_, clock_, prober_, registry::health_monitor_options{cfg.health.max_concurrent_probes}),
           poster_(ioc, cfg.notifications.ca_file),
           notifier_(reg_, port_, random_, poster_, registryd::notifier_options_from(cfg.notifications)),

@@ -108,7 +108,7 @@ std::vector<field_error> check_registration(const registration& reg, const regis
         if (v.size() > max_meta_value) problem("service.metadata." + k, "must be at most 4096 characters");
     }
 
-    check_health_checks(s, problems);
+    check_health_checks(s, reg.script_checks, problems);
 
     if (reg.ttl) {
         if (*reg.ttl < options.min_ttl || *reg.ttl > options.max_ttl) {

@@ -263,6 +263,11 @@ public:
                 auto& H = cfg_.health;
                 section(v, key, [&](const std::string& k, const YAML::Node& n, const std::string& path) {
                     if (k == "max_concurrent_probes") return set_count(H.max_concurrent_probes, n, path, 1);
+                    if (k == "ca_file") {
+                        H.ca_file = scalar(n, path);
+                        if (H.ca_file.empty()) fail(at(n, path) + "must not be empty");
+                        return true;
+                    }
                     return false;
                 });
             } else if (key == "deploy") {

@@ -150,9 +150,11 @@ struct config {
         } etcd;
     } store;
 
-    // Health checks (docs/protocol.md, "Health checks"): probes in flight at once.
+    // Health checks (docs/protocol.md, "Health checks"): probes in flight at
+    // once; CAs https checks trust besides the system's (PEM; empty: none).
     struct health_section {
         std::size_t max_concurrent_probes = 64;
+        std::filesystem::path ca_file;
     } health;
 
     // Package deployment (docs/protocol.md, "Deployment").

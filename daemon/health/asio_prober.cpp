@@ -1,5 +1,8 @@
 #include "health/asio_prober.hpp"
 
+#include "tls/tls_channel.hpp"
+#include "tls/tls_stream.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -11,8 +14,12 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 
+#include <openssl/err.h>
+
 #include <coroutine>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 
 namespace registryd {
@@ -28,14 +35,20 @@ constexpr std::size_t max_response_header = 16 * 1024;
 
 // One probe: shared by the awaiting coroutine and every pending handler;
 // finish() resumes the coroutine once, the last handler frees it.
+// The socket is shut down and cancelled when the probe finishes, and closed
+// only with the probe: a TLS read posted before still runs on its own
+// descriptor (the channel holds the number), and ends at once.
 struct probe_op : std::enable_shared_from_this<probe_op> {
-    probe_op(asio::io_context& ioc, registry::probe_request r)
-        : socket(ioc), resolver(ioc), timer(ioc), request(std::move(r)) {}
+    probe_op(asio::io_context& ioc, registry::probe_request r, SSL_CTX* c)
+        : socket(ioc), resolver(ioc), timer(ioc), request(std::move(r)), ctx(c) {}
 
     tcp::socket socket;
     tcp::resolver resolver;
     asio::steady_timer timer;
     registry::probe_request request;
+    SSL_CTX* ctx;  // https
+    std::optional<tls_channel> channel;
+    std::optional<tls_stream> stream;
     std::string out;  // the http request
     boost::beast::flat_buffer buffer{max_response_header};
     http::response_parser<http::empty_body> parser;
@@ -52,7 +65,8 @@ struct probe_op : std::enable_shared_from_this<probe_op> {
         boost::system::error_code ignored;
         timer.cancel();
         resolver.cancel();
-        socket.close(ignored);
+        socket.shutdown(tcp::socket::shutdown_both, ignored);
+        socket.cancel(ignored);
         waiter.resume();
     }
 
@@ -94,17 +108,50 @@ struct probe_op : std::enable_shared_from_this<probe_op> {
         if (done) return;
         if (ec) return fail("cannot connect to", ec);
         if (request.kind == registry::check_kind::tcp) return finish(health_status::healthy, "connected to " + where());
+        if (request.tls) return handshake();
+        send();
+    }
+
+    void handshake() {
+        channel.emplace(ctx, socket.native_handle());
+        if (!channel->valid() || !channel->connect_to(request.host, request.tls_verify)) {
+            return finish(health_status::critical, "cannot make a TLS connection to " + where());
+        }
+        stream.emplace(socket, *channel);
+        auto self = shared_from_this();
+        stream->async_handshake([self](const boost::system::error_code& e, std::size_t) {
+            if (self->done) return;
+            if (!e) return self->send();
+            const std::string refused = self->request.tls_verify ? self->channel->verify_failure() : std::string();
+            if (!refused.empty()) {
+                return self->finish(health_status::critical, "certificate verify failed: " + refused + " (" + self->where() + ")");
+            }
+            const std::string why = self->channel->error().empty() ? e.message() : self->channel->error();
+            self->finish(health_status::critical, "TLS handshake with " + self->where() + " failed: " + why);
+        });
+    }
+
+    void send() {
         out = request.method + " " + request.target + " HTTP/1.1\r\nHost: " + request.host + ":" +
               std::to_string(request.port) + "\r\nUser-Agent: registryd-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n";
         auto self = shared_from_this();
-        asio::async_write(socket, asio::buffer(out), [self](const boost::system::error_code& e, std::size_t) {
+        auto sent = [self](const boost::system::error_code& e, std::size_t) {
             if (self->done) return;
             if (e) return self->fail("cannot send the request to", e);
             self->parser.header_limit(max_response_header);
             self->parser.skip(self->request.method == "HEAD");
-            http::async_read_header(self->socket, self->buffer, self->parser,
-                                    [self](const boost::system::error_code& r, std::size_t) { self->answered(r); });
-        });
+            auto read = [self](const boost::system::error_code& r, std::size_t) { self->answered(r); };
+            if (self->stream) {
+                http::async_read_header(*self->stream, self->buffer, self->parser, std::move(read));
+            } else {
+                http::async_read_header(self->socket, self->buffer, self->parser, std::move(read));
+            }
+        };
+        if (stream) {
+            asio::async_write(*stream, asio::buffer(out), std::move(sent));
+        } else {
+            asio::async_write(socket, asio::buffer(out), std::move(sent));
+        }
     }
 
     void answered(const boost::system::error_code& ec) {
@@ -141,15 +188,40 @@ struct stopper {
     }
 };
 
+std::string openssl_reason() {
+    char text[256];
+    ERR_error_string_n(ERR_get_error(), text, sizeof text);
+    ERR_clear_error();
+    return text;
+}
+
+// A client context: TLS 1.2 or later; verifying: the system's CAs and ca_file.
+SSL_CTX* client_context(bool verify, const std::filesystem::path& ca_file) {
+    SSL_CTX* c = SSL_CTX_new(TLS_client_method());
+    if (!c) throw std::runtime_error("health checks: cannot make a TLS context: " + openssl_reason());
+    SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+    SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_verify(c, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+    if (verify) {
+        if (SSL_CTX_set_default_verify_paths(c) != 1) ERR_clear_error();  // no system store: ca_file only
+        if (!ca_file.empty() && SSL_CTX_load_verify_locations(c, ca_file.c_str(), nullptr) != 1) {
+            const std::string why = openssl_reason();
+            SSL_CTX_free(c);
+            throw std::runtime_error("health.ca_file: cannot load " + ca_file.string() + ": " + why);
+        }
+    }
+    return c;
+}
+
 }  // namespace
 
+asio_prober::asio_prober(boost::asio::io_context& ioc, const std::filesystem::path& ca_file)
+    : ioc_(ioc), verifying_(client_context(true, ca_file)), trusting_(client_context(false, {})) {}
+
 registry::task<registry::probe_result> asio_prober::probe(registry::probe_request request, std::stop_token stop) {
-    if (request.tls) {
-        co_return registry::probe_result{health_status::critical,
-                                         "https checks are not supported yet (registryd has no TLS client)"};
-    }
     if (stop.stop_requested()) co_return registry::probe_result{health_status::critical, "stopped"};
-    auto op = std::make_shared<probe_op>(ioc_, std::move(request));
+    SSL_CTX* ctx = request.tls_verify ? verifying_.get() : trusting_.get();
+    auto op = std::make_shared<probe_op>(ioc_, std::move(request), ctx);
     std::stop_callback<stopper> on_stop(stop, stopper{op, &ioc_});
     probe_awaiter wait(op);
     auto r = co_await wait;

@@ -1,6 +1,9 @@
 #include "tls/tls_channel.hpp"
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include <arpa/inet.h>
 #include <openssl/x509.h>
 
 #include <cerrno>
@@ -13,6 +16,25 @@ tls_channel::tls_channel(SSL_CTX* ctx, int fd) : ssl_(SSL_new(ctx)) {
     if (ssl_ && SSL_set_fd(ssl_.get(), fd) != 1) ssl_.reset();
     if (ssl_) SSL_set_accept_state(ssl_.get());
     ERR_clear_error();
+}
+
+bool tls_channel::connect_to(const std::string& host, bool verify_host) {
+    SSL_set_connect_state(ssl_.get());
+    unsigned char ip[16];
+    const bool literal = inet_pton(AF_INET, host.c_str(), ip) == 1 || inet_pton(AF_INET6, host.c_str(), ip) == 1;
+    bool ok = literal || SSL_set_tlsext_host_name(ssl_.get(), host.c_str()) == 1;
+    if (ok && verify_host) {
+        X509_VERIFY_PARAM* param = SSL_get0_param(ssl_.get());
+        ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) == 1 : SSL_set1_host(ssl_.get(), host.c_str()) == 1;
+    }
+    ERR_clear_error();
+    return ok;
+}
+
+std::string tls_channel::verify_failure() const {
+    const long v = SSL_get_verify_result(ssl_.get());
+    if (v == X509_V_OK) return {};
+    return X509_verify_cert_error_string(v);
 }
 
 tls_channel::result tls_channel::outcome(int ret, bool reading) {

@@ -27,6 +27,11 @@ public:
 
     bool valid() const noexcept { return ssl_ != nullptr; }
 
+    // Makes this the client's side (the health prober's https checks): SNI
+    // `host` unless it is an IP literal and, when `verify_host`, `host`
+    // checked against the peer's certificate. False when OpenSSL refuses.
+    bool connect_to(const std::string& host, bool verify_host);
+
     result handshake();
     // done with bytes > 0; closed when the peer sent close_notify or hung up.
     result read(void* data, std::size_t size);
@@ -39,6 +44,9 @@ public:
     // After a successful handshake with mutual TLS: the verified client
     // certificate's subject, RFC 2253 one-line form ("CN=alice,O=Example").
     std::optional<std::string> peer_subject() const;
+    // After a handshake that failed on the peer's certificate: why
+    // ("self-signed certificate", "hostname mismatch"); empty otherwise.
+    std::string verify_failure() const;
     // What the last failed call failed with (OpenSSL's reason).
     const std::string& error() const noexcept { return error_; }
     // The handshake failed because the peer spoke plain HTTP.

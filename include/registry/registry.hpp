@@ -90,7 +90,9 @@ struct registration {
     std::string origin;                     // for max_services_per_origin; empty: not counted
     // Who holds a new instance's lease; empty: the identity registering. A
     // re-registration keeps the holder it had.
-    std::string holder;
+    std::string holder;    // The deployer's own registrations only: a deployed package's health
+    // script is a check of kind script, which no one else may register.
+    bool script_checks = false;
 };
 
 struct lease_grant {

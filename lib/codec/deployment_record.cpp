@@ -30,6 +30,9 @@ std::string encode_deployment_record(const deployment_record& r) {
             .key("interval_ms").number(m.health->interval.count())
             .key("timeout_ms").number(m.health->timeout.count())
             .key("deadline_ms").number(m.health->deadline.count())
+            .key("initial_delay_ms").number(m.health->initial_delay.count())
+            .key("failures_before_critical").number(m.health->failures_before_critical)
+            .key("successes_before_passing").number(m.health->successes_before_passing)
             .end_object();
     } else {
         w.null();
@@ -62,11 +65,18 @@ static bool read(decoder& d, dom::element e, const path& at, std::optional<deplo
         out.reset();
         return true;
     }
-    static constexpr std::string_view names[] = {"script", "interval_ms", "timeout_ms", "deadline_ms"};
+    // The timing and thresholds of its check came later: optional.
+    static constexpr std::string_view names[] = {"script",           "interval_ms",
+                                                 "timeout_ms",       "deadline_ms",
+                                                 "initial_delay_ms", "failures_before_critical",
+                                                 "successes_before_passing"};
     members m{at, names};
     auto& h = out.emplace();
     return open(d, e, m) && required(d, m, "script", h.script) && read_millis(d, m, "interval_ms", h.interval) &&
-           read_millis(d, m, "timeout_ms", h.timeout) && read_millis(d, m, "deadline_ms", h.deadline);
+           read_millis(d, m, "timeout_ms", h.timeout) && read_millis(d, m, "deadline_ms", h.deadline) &&
+           (!m.get("initial_delay_ms") || read_millis(d, m, "initial_delay_ms", h.initial_delay)) &&
+           optional(d, m, "failures_before_critical", h.failures_before_critical) &&
+           optional(d, m, "successes_before_passing", h.successes_before_passing);
 }
 
 static bool read(decoder& d, dom::element e, const path& at, deploy::package_manifest& out) {

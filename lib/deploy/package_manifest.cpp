@@ -177,24 +177,34 @@ public:
                 }
             }
         }
-        if (auto n = root["health"]; n && map(n, "health", {"script", "interval", "timeout", "deadline", "failures_before_critical",
-                                                             "successes_before_passing"})) {
-            auto& h = m.health.emplace();
-            if (auto s = n["script"]; !s) {
-                problem("health.script", "is required");
-            } else if (auto text = scalar(s, "health.script")) {
-                if (valid_relative_path(*text)) {
-                    h.script = *text;
-                } else {
-                    problem("health.script", "must be a relative path inside the package");
-                }
+        if (auto n = root["health"]) health(n, m);
+    }
+
+    // health: the health script, a check of kind script with the thresholds
+    // and timing of a registration's checks (docs/protocol.md, "Health checks").
+    void health(const YAML::Node& n, package_manifest& m) {
+        if (!map(n, "health", {"script", "interval", "timeout", "deadline", "initial_delay", "failures_before_critical",
+                               "successes_before_passing"}))
+            return;
+        auto& h = m.health.emplace();
+        if (auto s = n["script"]; !s) {
+            problem("health.script", "is required");
+        } else if (auto text = scalar(s, "health.script")) {
+            if (valid_relative_path(*text)) {
+                h.script = *text;
+            } else {
+                problem("health.script", "must be a relative path inside the package");
             }
-            if (auto d = n["interval"]) h.interval = duration(d, "health.interval").value_or(h.interval);
-            if (auto d = n["timeout"]) h.timeout = duration(d, "health.timeout").value_or(h.timeout);
-            if (auto d = n["deadline"]) h.deadline = duration(d, "health.deadline").value_or(h.deadline);
-            if (auto t = n["failures_before_critical"]) threshold(t, "health.failures_before_critical", h.failures_before_critical);
-            if (auto t = n["successes_before_passing"]) threshold(t, "health.successes_before_passing", h.successes_before_passing);
         }
+        if (auto d = n["interval"]) {
+            h.interval = duration(d, "health.interval").value_or(h.interval);
+            if (h.interval < milliseconds(100)) problem("health.interval", "must be at least 100ms");
+        }
+        if (auto d = n["timeout"]) h.timeout = duration(d, "health.timeout").value_or(h.timeout);
+        if (auto d = n["deadline"]) h.deadline = duration(d, "health.deadline").value_or(h.deadline);
+        if (auto d = n["initial_delay"]) h.initial_delay = duration(d, "health.initial_delay").value_or(h.initial_delay);
+        if (auto t = n["failures_before_critical"]) threshold(t, "health.failures_before_critical", h.failures_before_critical);
+        if (auto t = n["successes_before_passing"]) threshold(t, "health.successes_before_passing", h.successes_before_passing);
     }
 
     void service(const YAML::Node& n, package_manifest& m) {

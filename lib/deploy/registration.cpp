@@ -45,6 +45,8 @@ task<result<lease_grant>> deployer::impl::register_instance(installed& at, const
     }
     s.depends_on = at.manifest.depends_on;
     s.metadata = {{"deployed_by", "registryd"}, {"install_dir", at.dir}, {"target", at.target->name()}};
+    if (at.manifest.health) s.checks.push_back(script_check_of(*at.manifest.health));  // health_loop.cpp
+    r.script_checks = true;
     // Renewed once per interval plus a health run; a margin for slow hosts.
     const milliseconds interval = at.manifest.health ? at.manifest.health->interval : milliseconds(10000);
     const milliseconds run = at.manifest.health ? at.manifest.health->timeout : milliseconds(0);
@@ -63,7 +65,12 @@ task<result<lease_grant>> deployer::impl::register_instance(installed& at, const
     if (!grant) co_return grant;
     at.lease_id = grant->lease_id;
     co_await move_to(at.instance_id, service_state::running, "deployed version " + at.manifest.version);
-    if (health) {
+    if (health && at.manifest.health) {
+        // The gate's verdict is the script check's first result.
+        check_report first{script_check_of(*at.manifest.health).name, health->status, health->output, 1, std::nullopt};
+        auto recorded = co_await reg.record_check(at.instance_id, std::move(first));
+        (void)recorded;
+    } else if (health) {
         auto recorded = co_await reg.record_health(at.instance_id, *health);
         (void)recorded;
     }

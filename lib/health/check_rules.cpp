@@ -44,7 +44,7 @@ bool has_endpoint(const service_instance& s, std::string_view name) {
 
 }  // namespace
 
-void check_health_checks(const service_instance& s, std::vector<field_error>& problems) {
+void check_health_checks(const service_instance& s, bool script_checks, std::vector<field_error>& problems) {
     auto problem = [&](std::string path, std::string what) { problems.push_back({std::move(path), std::move(what)}); };
     if (s.checks.size() > max_checks) {
         problem("service.checks", "at most " + std::to_string(max_checks) + " checks");
@@ -90,7 +90,8 @@ void check_health_checks(const service_instance& s, std::vector<field_error>& pr
             case check_kind::ttl:
                 break;
             case check_kind::script:
-                problem(base + ".kind", "script checks come only from a deployed package's manifest (health.script)");
+                if (!script_checks)
+                    problem(base + ".kind", "script checks come only from a deployed package's manifest (health.script)");
                 break;
         }
         if (c.interval < min_interval || c.interval > max_interval)

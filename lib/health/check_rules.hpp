@@ -10,6 +10,7 @@
 
 namespace registry::detail {
 
-void check_health_checks(const service_instance& s, std::vector<field_error>& problems);
+// script_checks: the deployer's registration (its package's health script).
+void check_health_checks(const service_instance& s, bool script_checks, std::vector<field_error>& problems);
 
 }  // namespace registry::detail

@@ -58,9 +58,9 @@ fs::path build_package(const fs::path& work, const package_options& o) {
           << "requires:\n  commands: " << yaml_list(o.commands) << "\n  libraries: " << yaml_list(o.libraries) << "\n"
           << "depends_on: " << yaml_list(o.depends_on) << "\n"
           << "health:\n  script: scripts/health.sh\n  interval: " << o.interval << "\n  timeout: 3s\n  deadline: "
-          << o.deadline << "\n";
+          << o.deadline << "\n" << o.health_yaml;
     }
-    if (o.failing_checks > 0) {
+    if (o.failing_checks > 0 || o.count_checks || !o.health_prelude.empty()) {
         std::ifstream in(src / "scripts" / "health.sh");
         std::string shebang, rest;
         std::getline(in, shebang);
@@ -69,6 +69,7 @@ fs::path build_package(const fs::path& work, const package_options& o) {
             << shebang << "\n"
             << "n=$(cat \"$PACKAGE_DIR/run/checks\" 2>/dev/null || echo 0); n=$((n + 1))\n"
             << "echo \"$n\" >\"$PACKAGE_DIR/run/checks\"\n"
+            << o.health_prelude
             << "if [ \"$n\" -le " << o.failing_checks << " ]; then echo \"warming up ($n)\"; exit 2; fi\n"
             << rest;
     }
@@ -175,6 +176,13 @@ long server_uid(const fs::path& install_dir) {
         if (line.starts_with("Uid:")) return std::stol(line.substr(4));  // real, effective, saved, fs: the first
     }
     return -1;
+}
+
+int health_runs(const fs::path& install_dir) {
+    std::ifstream in(install_dir / "run" / "checks");
+    int n = 0;
+    in >> n;
+    return n;
 }
 
 std::string fetch_index(std::uint16_t port) {

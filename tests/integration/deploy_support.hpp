@@ -31,6 +31,9 @@ struct package_options {
     std::string deadline = "10s";
     std::string interval = "300ms";
     int failing_checks = 0;      // health.sh exits 2 on its first N runs in a version's directory
+    bool count_checks = false;   // health.sh counts its runs in run/checks (always with failing_checks)
+    std::string health_prelude;  // sh lines health.sh runs first (after counting)
+    std::string health_yaml;     // more lines under health: ("  failures_before_critical: 3\n")
     bool symlinks = false;       // www/latest.html -> index.html, www/site.conf -> ../config/site.conf
     std::uint64_t padding_bytes = 0;  // a file of random bytes, www/padding.bin
     bool print_uid = false;      // start.sh ends with "start.sh ran as uid N gid N"
@@ -57,6 +60,10 @@ int shared_sockets(const std::filesystem::path& install_dir, pid_t other);
 // The real uid of the server a package installed in `install_dir` started
 // (its run/pid, from /proc); -1 when there is no such server.
 long server_uid(const std::filesystem::path& install_dir);
+
+// How many times health.sh ran in `install_dir` (its run/checks, with
+// count_checks or failing_checks); 0 before the first.
+int health_runs(const std::filesystem::path& install_dir);
 
 // GET / on 127.0.0.1:port; "" when nothing answers.
 std::string fetch_index(std::uint16_t port);

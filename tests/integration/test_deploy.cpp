@@ -109,12 +109,16 @@ TEST_CASE("deploy: a local deploy is registered, healthy and reachable, a redepl
         CHECK(str(got, "/service/endpoints/0/address") == "127.0.0.1");
         CHECK(str(got, "/service/endpoints/0/protocol") == "http");
     }
-    // The periodic check (interval 300ms) publishes results.
+    // The health script is the instance's check of kind script; the gate's
+    // verdict its first result.
     {
         const json::value ev = watcher.expect_event("health_check_result", it::scaled(5s));
         INFO(dump(ev));
+        CHECK(str(ev, "/data/check/name") == "health.sh");
+        CHECK(str(ev, "/data/check/kind") == "script");
+        CHECK(str(ev, "/data/check/status") == "healthy");
         CHECK(str(ev, "/data/health/status") == "healthy");
-        CHECK(str(ev, "/data/health/output") == "ok");
+        CHECK(str(ev, "/data/health/output") == "health.sh: ok");
     }
 
     // --- version 1.1.0 replaces it

@@ -96,13 +96,13 @@ TEST_CASE("deployer: the health gate retries soon, backing off, until the script
     });
     CHECK(gate_runs == 3);
 
-    // The periodic check then runs at the interval and records each result.
+    // The periodic check (the script check, thresholds 1) then runs at the interval.
     f.target.health_exits = {1};
     f.clock.advance(milliseconds(1000));
     s = f.reg.find("demo.fake");
     REQUIRE(s->health.has_value());
     CHECK(s->health->status == health_status::warning);
-    CHECK(s->health->output == "not yet");
+    CHECK(s->health->output == "health.sh: not yet");
 }
 
 TEST_CASE("deployer: the package's scripts are marked to run as the script user, its own bookkeeping is not") {

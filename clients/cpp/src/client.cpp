@@ -89,10 +89,11 @@ asio::awaitable<result<service_instance>> client::get_service_op(std::string ins
     co_return wire::service_of(impl->parser(), *data);
 }
 
-asio::awaitable<result<listing<service_instance>>> client::find_service_op(std::string name) {
+asio::awaitable<result<listing<service_instance>>> client::find_service_op(std::string name,
+                                                                           std::optional<health_filter> health) {
     auto impl = impl_;
     listing<service_instance> out;
-    std::string params = wire::name_params(name);
+    std::string params = wire::name_params(name, health);
     for (;;) {
         auto data = co_await impl->request("get_service", params);
         if (!data) co_return data.err();

@@ -110,9 +110,12 @@ std::string instance_params(std::string_view instance_id) {
     return out;
 }
 
-std::string name_params(std::string_view name) {
+std::string name_params(std::string_view name, std::optional<health_filter> health) {
     std::string out;
-    json_writer(out).begin_object().key("name").string(name).end_object();
+    json_writer w(out);
+    w.begin_object().key("name").string(name);
+    if (health) w.key("health").string(to_string(*health));
+    w.end_object();
     return out;
 }
 
@@ -129,6 +132,7 @@ std::string endpoints_params(const endpoint_filter& f) {
     if (!f.service.empty()) w.key("service").string(f.service);
     if (!f.endpoint.empty()) w.key("endpoint").string(f.endpoint);
     if (!f.protocol.empty()) w.key("protocol").string(f.protocol);
+    if (f.health) w.key("health").string(to_string(*f.health));
     w.end_object();
     return out;
 }

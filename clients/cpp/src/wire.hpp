@@ -21,7 +21,7 @@ std::string request(std::string_view id, std::string_view action, std::string_vi
 std::string register_params(const service_instance& s, const register_options& o, std::optional<std::uint64_t> lease_id);
 std::string keepalive_params(std::uint64_t lease_id);
 std::string instance_params(std::string_view instance_id);
-std::string name_params(std::string_view name);
+std::string name_params(std::string_view name, std::optional<health_filter> health);
 std::string continue_params(std::string_view token);
 std::string endpoints_params(const endpoint_filter& f);
 std::string subscribe_params(const watch_options& o, std::optional<std::uint64_t> from_revision, bool snapshot);

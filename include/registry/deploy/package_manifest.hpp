@@ -3,6 +3,7 @@
 // checked. Plain values; the YAML reader is compiled in lib/.
 #pragma once
 
+#include <registry/health_check.hpp>
 #include <registry/ports/clock.hpp>
 #include <registry/result.hpp>
 
@@ -25,11 +26,17 @@ struct package_health {
     milliseconds interval{30000};     // between checks, also between retries while gating
     milliseconds timeout{5000};       // one run of the script
     milliseconds deadline{60000};     // after start.sh: healthy within this, or the deploy rolls back
-    // The periodic checks after the gate, with the thresholds of a
+    // The periodic checks after the gate: the instance's check of kind
+    // script (script_check_of), with the timing and thresholds of a
     // registration's checks (docs/protocol.md, "Health checks").
     std::uint32_t failures_before_critical = 1;
     std::uint32_t successes_before_passing = 1;
+    milliseconds initial_delay{0};  // after the gate, before the first periodic run
 };
+
+// The deployed instance's check of kind script that runs `h.script`: named
+// after the script's file ("health.sh"), with its interval, timeout and thresholds.
+health_check script_check_of(const package_health& h);
 
 struct package_manifest {
     std::string name;

@@ -57,7 +57,9 @@
 
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
+#include <type_traits>
 
 namespace registry::client {
 
@@ -186,8 +188,16 @@ public:
 
     // Every instance of the service `name` (not_found when there is none).
     template <typename Token = asio::use_awaitable_t<>>
+        requires(!std::is_same_v<std::remove_cvref_t<Token>, health_filter>)
     auto find_service(std::string name, Token&& token = {}) {
-        return detail::launch<listing<service_instance>>(get_executor(), find_service_op(std::move(name)),
+        return detail::launch<listing<service_instance>>(get_executor(), find_service_op(std::move(name), std::nullopt),
+                                                         std::forward<Token>(token));
+    }
+
+    // The instances of `name` whose health passes `health` (none: not_found).
+    template <typename Token = asio::use_awaitable_t<>>
+    auto find_service(std::string name, health_filter health, Token&& token = {}) {
+        return detail::launch<listing<service_instance>>(get_executor(), find_service_op(std::move(name), health),
                                                          std::forward<Token>(token));
     }
 
@@ -212,7 +222,8 @@ private:
     asio::awaitable<result<registration>> register_op(service_instance service, register_options opts);
     asio::awaitable<result<done>> deregister_op(std::string instance_id);
     asio::awaitable<result<service_instance>> get_service_op(std::string instance_id);
-    asio::awaitable<result<listing<service_instance>>> find_service_op(std::string name);
+    asio::awaitable<result<listing<service_instance>>> find_service_op(std::string name,
+                                                                       std::optional<health_filter> health);
     asio::awaitable<result<listing<endpoint_info>>> list_endpoints_op(endpoint_filter filter);
     asio::awaitable<result<subscription>> watch_op(watch_options opts);
 

@@ -69,11 +69,13 @@ struct endpoint_info {
     std::string protocol{};
 };
 
-// list_endpoints' filters (empty: any).
+// list_endpoints' filters (empty: any). health: only instances whose
+// health passes (docs/protocol.md, "Health checks"); none: any health.
 struct endpoint_filter {
     std::string service{};
     std::string endpoint{};
     std::string protocol{};
+    std::optional<health_filter> health{};
 };
 
 // A listing, every page of it (the client follows `continue`): the registry
