@@ -49,7 +49,7 @@ struct managed_container {
     // CPU time and peak memory from the engine's stats (resource_usage.hpp):
     // sampled when registryd stops or removes it (before the engine does,
     // since its figures go with it), and live for container_get of a running
-    // one. A container that exits by itself keeps what was sampled before.
+    // one (not recorded). A container that exits by itself has none.
     resource_usage usage;
 };
 
