@@ -279,3 +279,20 @@ TEST_CASE("repl protocol: repl_result answers running, then the result; another 
     CHECK(a.ask(req("8", "repl_history", R"({"limit":0})"), "invalid_request").find("params.limit") !=
           std::string::npos);
 }
+
+TEST_CASE("repl results: none kept with a zero retention, nor one larger than a byte bound on its own") {
+    repl::result_store_options none;
+    none.retention = 0ms;
+    results_fixture f(none);
+    const std::string id = f.finish(alice);
+    CHECK_FALSE(f.results->find(id, alice));
+    CHECK(f.stored() == 0);
+
+    repl::result_store_options tiny;
+    tiny.max_bytes = 100;  // below any record
+    results_fixture g(tiny);
+    const std::string big = g.finish(alice);
+    CHECK_FALSE(g.results->find(big, alice));
+    CHECK(g.results->size() == 0);
+    CHECK(g.stored() == 0);
+}
