@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <map>
@@ -657,6 +658,8 @@ TEST_CASE("repl: usage reports the CPU time of a busy program and the peak memor
     INFO(it::dump(idle.finished));
     CHECK(num(idle.finished, "/data/usage/cpu_ms") < 500);
     CHECK(num(idle.finished, "/data/usage/memory_peak_bytes") < (32 << 20));
+    std::printf("  [usage] busy %s, 64 MiB %s, idle %s\n", it::dump(it::at(busy.finished, "/data/usage")).c_str(),
+                it::dump(it::at(big.finished, "/data/usage")).c_str(), it::dump(it::at(idle.finished, "/data/usage")).c_str());
 }
 
 TEST_CASE("repl: a client that lost its connection gets the result by id; other identities get not_found; a restart keeps it") {
