@@ -50,6 +50,7 @@
 #include <registry/registry.hpp>
 #include <registry/repl/executor.hpp>
 #include <registry/repl/manager_lease_sink.hpp>
+#include <registry/repl/result_store.hpp>
 #include <registry/task.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -278,12 +279,20 @@ private:
         o.lease_grace = R.lease_grace;
         o.warm_max_age = R.warm_max_age;
         o.user = R.user;
+        repl_results_.emplace(reg_, port_, R.results);
         o.on_finished = [this](const registry::repl::outcome& r) {
             metrics_.repl_finished(repl_outcome(r), std::chrono::duration<double>(r.duration).count());
+            repl_results_->keep(r);
         };
         repl_leases_.emplace(*containers_);
         repl_.emplace(clock_, random_, std::move(slots), R.languages, std::move(o), &*repl_leases_);
-        registry::protocol::add_repl_actions(server_.protocol(), *repl_);
+        registry::protocol::add_repl_actions(server_.protocol(), *repl_, &*repl_results_);
+    }
+
+    // The executor, then the writes of the results of what it stopped.
+    registry::task<void> run_repl(std::stop_token stop) {
+        co_await repl_->run(stop);
+        co_await repl_results_->flush();
     }
 
     // registryd_repl_executions_total's outcome label (metrics::repl_outcomes).
@@ -448,6 +457,17 @@ private:
                                                   {"engines", engines_.size()}});
         }
 
+        if (repl_results_) {
+            const auto loaded = co_await repl_results_->open();
+            if (!loaded) {
+                log::error("cannot load the repl results",
+                           {{"code", registry::to_string(loaded.err().code)}, {"error", loaded.err().message}});
+                exit_code_ = 1;
+                co_await finish();
+                co_return;
+            }
+        }
+
         {
             const auto deployments = co_await deployer_.open();
             if (!deployments) {
@@ -474,7 +494,8 @@ private:
         background_.spawn(watch_availability(stop));
         background_.spawn(log_registry_changes(stop));
         if (repl_) {
-            background_.spawn(repl_->run(stop));
+            background_.spawn(repl_results_->run(stop));
+            background_.spawn(run_repl(stop));
             log::info("repl execution enabled", {{"engines", engines_.size()},
                                                  {"languages", cfg_.repl.languages.size()},
                                                  {"max_concurrent", cfg_.repl.max_concurrent}});
@@ -602,6 +623,7 @@ private:
     std::vector<std::unique_ptr<registryd::ssh_target>> remote_targets_;
     registry::deploy::deployer deployer_;
     std::optional<registry::repl::manager_lease_sink> repl_leases_;
+    std::optional<registry::repl::result_store> repl_results_;  // outlives repl_, which keeps results in it
     registryd::upload_dir upload_dir_;
     registryd::os_random random_;  // upload and execution ids
     registry::deploy::package_uploads uploads_;

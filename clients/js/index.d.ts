@@ -593,7 +593,21 @@ export interface ReplFinished {
   duration_ms: number;
   compile?: { exit_code: number; stdout: string; stderr: string };
   error?: ErrorBody;
+  /** The container's CPU time and peak memory; a figure the engine did not report is absent. */
+  usage?: { cpu_ms?: number; memory_peak_bytes?: number };
 }
+/** repl_result of a finished execution: repl_finished's data, who and when. */
+export interface ReplFinishedResult extends ReplFinished {
+  state: 'finished';
+  owner: string;
+  submitted_at_ms: number;
+  /** Absent if its program was never handed to a container. */
+  started_at_ms?: number;
+  finished_at_ms: number;
+}
+export type ReplResult = ReplFinishedResult | { execution_id: string; state: 'queued' | 'running' };
+/** A repl_history entry: a result without stdout, stderr and the compile step's output. */
+export type ReplSummary = Omit<ReplFinishedResult, 'stdout' | 'stderr' | 'compile'> & { compile?: { exit_code: number } };
 export interface ExecuteOptions extends RequestOptions<ReplEvent> {
   /** Each repl_queued: the execution waits at this position (1: next). */
   onQueued?: (position: number) => void;
@@ -819,6 +833,10 @@ export class RegistryClient {
   /** Only the response; the execution's events go to `onEvent`, else to client.on('event'). See execute(). */
   replExecute(params: ReplExecuteParams, options?: RequestOptions<ReplEvent>): Promise<ReplExecuteData>;
   replCancel(params: { execution_id: string }, options?: RequestOptions): Promise<{ execution_id: string }>;
+  /** A finished execution's kept result, or its state while it has not finished; `not_found` otherwise. */
+  replResult(executionId: string | { execution_id: string }, options?: RequestOptions): Promise<ReplResult>;
+  /** The caller's kept results (an admin's: everyone's, or `owner`'s), newest first, without output. */
+  replHistory(params?: { limit?: number; owner?: string }, options?: RequestOptions): Promise<{ executions: ReplSummary[] }>;
   /** repl_execute, and the execution's events routed to the ReplExecution it resolves to. */
   execute(params: ReplExecuteParams, options?: ExecuteOptions): Promise<ReplExecution>;
   /** With `file` (a path in Node; a Blob or File anywhere) the package is uploaded in chunks with its sha256 first. */

@@ -232,6 +232,16 @@ void read_repl_section(repl_config& out, const YAML::Node& section, std::string_
             out.lease_grace = std::chrono::seconds(r.number(n, p, 1, 86'400));
         } else if (k == "user") {
             out.user = r.text(n, p);
+        } else if (k == "result_retention_seconds") {
+            out.results.retention = std::chrono::seconds(r.number(n, p, 0, 30 * 86'400));
+        } else if (k == "max_results") {
+            out.results.max_results = r.number(n, p, 0, 10'000'000);
+        } else if (k == "max_result_bytes") {
+            out.results.max_bytes = r.bytes(n, p);
+        } else if (k == "max_results_per_identity") {
+            out.results.max_results_per_identity = r.number(n, p, 0, 10'000'000);
+        } else if (k == "max_result_bytes_per_identity") {
+            out.results.max_bytes_per_identity = r.bytes(n, p);
         } else if (k == "languages") {
             if (!n.IsSequence()) r.fail(n, p, "must be a list");
             out.languages.clear();

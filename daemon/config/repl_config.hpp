@@ -5,6 +5,7 @@
 #pragma once
 
 #include <registry/repl/language.hpp>
+#include <registry/repl/result_store.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -28,6 +29,9 @@ struct repl_config {
     std::chrono::seconds lease_grace{60};
     std::string user = "65534:65534";
     std::vector<registry::repl::language> languages;
+    // Finished executions kept for repl_result and repl_history: result_retention_seconds, max_results,
+    // max_result_bytes, max_results_per_identity, max_result_bytes_per_identity.
+    registry::repl::result_store_options results;
 };
 
 // Applies the `repl` mapping of a configuration file. Throws config_error

@@ -100,6 +100,15 @@ task<result<registry::container_info>> docker_engine::inspect(std::string id, st
     co_return docker::read_inspect(r->body, what);
 }
 
+task<result<registry::container_stats>> docker_engine::stats(std::string id, std::stop_token cancel) {
+    auto req = make_request("GET", path(id_path(id) + "/stats?stream=false"));
+    auto r = co_await http_.request(std::move(req), cancel);
+    if (!r) co_return unexpected{r.err()};
+    const std::string what = "stats " + id;
+    if (r->status != 200) co_return engine_failure(*r, what);
+    co_return docker::read_stats(r->body, what);
+}
+
 task<result<std::vector<registry::container_summary>>> docker_engine::list(registry::label_selector labels,
                                                                            std::stop_token cancel) {
     std::string target = path("/containers/json?all=1");

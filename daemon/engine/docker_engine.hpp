@@ -4,7 +4,7 @@
 //
 // Mapping: create → POST /containers/create, start/stop/wait → POST
 // /containers/{id}/..., remove → DELETE /containers/{id}?v=1, inspect → GET
-// /containers/{id}/json, list → GET /containers/json?all=1&filters=label,
+// /containers/{id}/json, stats → GET /containers/{id}/stats?stream=false, list → GET /containers/json?all=1&filters=label,
 // logs → GET /containers/{id}/logs (8-byte framed, chunked), attach → POST
 // /containers/{id}/attach hijacked with "Upgrade: tcp" (same framing),
 // put_archive → PUT /containers/{id}/archive (a tar built by tar_builder),
@@ -60,6 +60,8 @@ public:
     registry::task<registry::result<void>> remove(std::string id, bool force, std::stop_token cancel = {}) override;
     registry::task<registry::result<registry::container_info>> inspect(std::string id,
                                                                        std::stop_token cancel = {}) override;
+    registry::task<registry::result<registry::container_stats>> stats(std::string id,
+                                                                      std::stop_token cancel = {}) override;
     registry::task<registry::result<std::vector<registry::container_summary>>> list(
         registry::label_selector labels, std::stop_token cancel = {}) override;
     registry::task<registry::result<int>> wait(std::string id, std::stop_token cancel = {}) override;

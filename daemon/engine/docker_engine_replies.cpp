@@ -299,6 +299,26 @@ registry::result<int> read_wait(std::string_view body, std::string_view what) {
     return static_cast<int>(*code);
 }
 
+registry::result<registry::container_stats> read_stats(std::string_view body, std::string_view what) {
+    registry::container_stats out;
+    // Podman answers a stopped container with an empty body, Docker with a
+    // sample read at the zero time: no figures either way.
+    if (trim(body).empty()) return out;
+    const document doc(body);
+    const fields o = doc.object();
+    if (!o.is_object()) return bad_reply(what, "not a JSON object");
+    if (!parse_time(o.string("read"))) return out;
+    auto figure = [](std::optional<std::int64_t> v) -> std::optional<std::uint64_t> {
+        if (!v || *v <= 0) return std::nullopt;  // Docker writes 0 for what it does not know
+        return static_cast<std::uint64_t>(*v);
+    };
+    out.cpu_ns = figure(o.object("cpu_stats").object("cpu_usage").integer("total_usage"));
+    const fields memory = o.object("memory_stats");
+    out.memory_bytes = figure(memory.integer("usage"));
+    out.memory_max_bytes = figure(memory.integer("max_usage"));
+    return out;
+}
+
 registry::result<registry::pull_progress> read_progress(std::string_view line, std::string_view reference) {
     const std::string what = "pull " + std::string(reference);
     const document doc(line);

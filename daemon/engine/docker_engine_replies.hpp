@@ -9,6 +9,7 @@
 #include "engine/engine_http.hpp"
 
 #include <registry/container.hpp>
+#include <registry/resource_usage.hpp>
 #include <registry/result.hpp>
 
 #include <string>
@@ -32,6 +33,11 @@ registry::result<registry::container_info> read_inspect(std::string_view body, s
 registry::result<std::vector<registry::container_summary>> read_list(std::string_view body);
 // A wait's exit code, or the error the engine reports instead.
 registry::result<int> read_wait(std::string_view body, std::string_view what);
+// A one-shot stats sample: cpu_stats.cpu_usage.total_usage (ns),
+// memory_stats.usage and, where the engine has it, memory_stats.max_usage
+// (Podman 4.3 has not). An empty body (Podman, a stopped container) or a
+// sample at the zero time (Docker) has no figures.
+registry::result<registry::container_stats> read_stats(std::string_view body, std::string_view what);
 // One line of POST /images/create's stream: progress, or the error that ends
 // the pull (an unknown image → not_found, anything else → unavailable).
 registry::result<registry::pull_progress> read_progress(std::string_view line, std::string_view reference);

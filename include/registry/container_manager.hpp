@@ -215,6 +215,9 @@ public:
 
     // The managed container with this engine id; nullptr for anything else.
     container_ptr find(std::string_view container_id) const;
+    // `c` with its usage brought up to date by a stats sample of its engine
+    // when it runs on an online node (container_get); else `c` itself.
+    task<container_ptr> with_usage(container_ptr c);
     std::vector<container_ptr> list() const;  // by lease id
     std::vector<node_status> nodes() const;   // the configured ones, then the added ones as added
 

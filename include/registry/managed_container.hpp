@@ -5,6 +5,7 @@
 
 #include <registry/container.hpp>
 #include <registry/ports/clock.hpp>
+#include <registry/resource_usage.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -45,6 +46,11 @@ struct managed_container {
     // The identity that created it (identity.hpp): only it, or an admin, may
     // stop, remove or extend it. Adopted without a record: "anonymous".
     std::string owner = "anonymous";
+    // CPU time and peak memory from the engine's stats (resource_usage.hpp):
+    // sampled when registryd stops or removes it (before the engine does,
+    // since its figures go with it), and live for container_get of a running
+    // one (not recorded). A container that exits by itself has none.
+    resource_usage usage;
 };
 
 using container_ptr = std::shared_ptr<const managed_container>;

@@ -30,6 +30,12 @@ void write_container(json_writer& w, const managed_container& c, container_view 
     if (c.finished_at) w.key("finished_at_ms").number(ms(*c.finished_at));
     if (!c.error.empty()) w.key("error").string(c.error);
     if (c.owner != "anonymous") w.key("owner").string(c.owner);  // absent: access control off, or an old record
+    if (!c.usage.empty()) {
+        w.key("usage").begin_object();
+        if (c.usage.cpu_ms) w.key("cpu_ms").number(*c.usage.cpu_ms);
+        if (c.usage.memory_peak_bytes) w.key("memory_peak_bytes").number(*c.usage.memory_peak_bytes);
+        w.end_object();
+    }
     if (view == container_view::full) {
         w.key("command").begin_array();
         for (const auto& arg : c.command) w.string(arg);
@@ -64,13 +70,21 @@ static bool read_stored_limits(decoder& d, dom::element e, const path& at, conta
            optional(d, m, "pids", out.pids);
 }
 
+static bool read_usage(decoder& d, dom::element e, const path& at, resource_usage& out) {
+    static constexpr std::string_view names[] = {"cpu_ms", "memory_peak_bytes"};
+    members m{at, names};
+    return open(d, e, m) && optional(d, m, "cpu_ms", out.cpu_ms) &&
+           optional(d, m, "memory_peak_bytes", out.memory_peak_bytes);
+}
+
 static bool read_container(decoder& d, dom::element e, const path& at, managed_container& out) {
     static constexpr std::string_view names[] = {
         "lease_id",       "container_id",   "name",  "image",   "engine", "state",  "exit_code", "ttl_seconds",
         "created_at_ms",  "expires_at_ms",  "started_at_ms", "finished_at_ms", "error", "command", "limits", "labels",
-        "owner"};
+        "owner", "usage"};
     members m{at, names};
     return open(d, e, m) && optional(d, m, "started_at_ms", out.started_at) &&
+           (!m.get("usage") || read_usage(d, *m.get("usage"), at.member("usage"), out.usage)) &&
            optional(d, m, "finished_at_ms", out.finished_at) && optional(d, m, "error", out.error) &&
            optional(d, m, "command", out.command) && optional(d, m, "labels", out.labels) &&
            optional(d, m, "owner", out.owner) &&

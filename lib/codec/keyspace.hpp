@@ -20,4 +20,7 @@ inline constexpr std::string_view container_queue = "ctr-queue/";  // ctr-queue/
 // The deployer: dep/{instance_id} → a deployment record (codec/deployment_record.hpp).
 inline constexpr std::string_view deployments = "dep/";
 
+// The REPL's kept results: repl/{execution_id} → an outcome record (repl/outcome_json.hpp).
+inline constexpr std::string_view repl_results = "repl/";
+
 }  // namespace registry::detail::keyspace

@@ -117,4 +117,10 @@ inline container_ptr with_state(const container_ptr& c, managed_state s) {
     return next;
 }
 
+// `c` (just made by with_state) with the usage sampled before its end.
+inline container_ptr with_usage_of(container_ptr c, const resource_usage& usage) {
+    std::const_pointer_cast<managed_container>(c)->usage = usage;
+    return c;
+}
+
 }  // namespace registry::containers

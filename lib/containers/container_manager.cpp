@@ -317,6 +317,16 @@ task<result<container_ptr>> container_manager::stop(std::string_view container_i
         co_return unexpected{std::move(*refused)};
     }
     const auto n = located->second;
+    // Sampled before the stop (its figures go with it) and recorded at once:
+    // the exit the waiter records then carries it.
+    const resource_usage usage = co_await m.sampled(*n, c);
+    if (auto now_c = m.book.current(c->lease_id); now_c && now_c->usage != usage) {
+        auto with_usage = std::make_shared<managed_container>(*now_c);
+        with_usage->usage = usage;
+        std::vector<std::shared_ptr<event>> no_events;
+        auto kept = co_await m.book.put(with_usage, std::move(no_events), "container usage");
+        (void)kept;  // informational
+    }
     auto stopped = co_await n->cfg.engine->stop(c->container_id, grace, m.stopping);
     if (!stopped) co_return unexpected{stopped.err()};
     auto now_c = m.book.current(c->lease_id);
@@ -347,11 +357,12 @@ task<result<container_ptr>> container_manager::remove(std::string_view container
         co_return unexpected{std::move(*refused)};
     }
     const auto n = located->second;
+    const resource_usage usage = co_await m.sampled(*n, c);  // before the removal: its figures go with it
     auto removed = co_await n->cfg.engine->remove(c->container_id, force, m.stopping);
     if (!removed && removed.err().code != errc::not_found) co_return unexpected{removed.err()};
     auto now_c = m.book.current(c->lease_id);
     if (!now_c) co_return fail(errc::not_found, "container '" + c->container_id + "' is no longer managed");
-    auto gone = with_state(now_c, managed_state::removed);
+    auto gone = with_usage_of(with_state(now_c, managed_state::removed), usage);
     auto events = only(state_changed(gone, now_c->state, "removed"));
     auto dropped = co_await m.book.drop(c->lease_id, std::move(events), "container removal");
     if (!dropped) co_return unexpected{dropped.err()};

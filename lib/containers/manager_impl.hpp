@@ -49,6 +49,9 @@ struct container_manager::impl {
     // no longer names is kept (open()), but nothing can be done to it.
     result<std::pair<container_ptr, node_ptr>> locate(std::string_view container_id) const;
 
+    // usage.cpp: `c`'s usage with one more stats sample of it (as it was when the engine does not answer).
+    task<resource_usage> sampled(containers::node& n, const container_ptr& c);
+
     // Waits for a running container's exit and records it.
     void watch_exit(const container_ptr& c);
     task<void> wait_for_exit(node_ptr n, std::uint64_t lease_id, std::string container_id);

@@ -105,6 +105,8 @@ task<void> container_manager::impl::reap_attempts(std::uint64_t lease_id) {
         auto announced = co_await reg.record(std::move(events), std::move(none), "lease expiry");
         if (!announced) co_return;
     }
+    resource_usage usage = c->usage;
+    if (const node_ptr n = pool.find(c->engine)) usage = co_await sampled(*n, c);  // before its figures go
     error last;
     const reap_result reaped = co_await remove_with_retries(
         [&]() -> node_ptr {
@@ -116,7 +118,7 @@ task<void> container_manager::impl::reap_attempts(std::uint64_t lease_id) {
     if (!c || reaped == reap_result::given_up) co_return;
     report_reap(c->engine, c->container_id, lease_id, reaped, last);
     if (reaped == reap_result::removed) {
-        auto gone = containers::with_state(c, managed_state::removed);
+        auto gone = containers::with_usage_of(containers::with_state(c, managed_state::removed), usage);
         auto events = only(state_changed(gone, c->state, "lease_expired"));
         auto dropped = co_await book.drop(lease_id, std::move(events), "reaped container");
         (void)dropped;

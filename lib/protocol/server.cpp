@@ -23,7 +23,8 @@ server::impl::impl(class registry& r, struct limits l)
                        "deployment is not enabled on this server");
     actions.add_absent({"package_upload_begin", "package_upload_chunk", "package_upload_status"}, deploy,
                        "package uploads are not enabled on this server");
-    actions.add_absent({"repl_languages"}, repl_read, "REPL execution is not enabled on this server (repl.enabled)");
+    actions.add_absent({"repl_languages", "repl_result", "repl_history"}, repl_read,
+                       "REPL execution is not enabled on this server (repl.enabled)");
     actions.add_absent({"repl_execute", "repl_cancel"}, repl,
                        "REPL execution is not enabled on this server (repl.enabled)");
 }

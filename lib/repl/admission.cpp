@@ -165,6 +165,8 @@ result<submission> executor::impl::execute(request req, listener_ptr l,
     ex->result.language = lang->name;
     ex->result.version = lang->version;
     ex->owner = by.name;
+    ex->result.owner = by.name;
+    ex->result.submitted_at = clk.now();
     if (quota) {
         ++active_by_owner[by.name];
         ex->counted = true;

@@ -43,7 +43,9 @@ std::string driver_script(const language& lang, const request& req, std::string_
     s += "rc=$?\n";
     s += "printf '@@registry-repl-exit %s %d\\n' " + shell_quote(execution_id) + " \"$rc\"\n";
     s += "printf '@@registry-repl-exit %s %d\\n' " + shell_quote(execution_id) + " \"$rc\" >&2\n";
-    s += "exit \"$rc\"\n";
+    // The container stays up (the executor removes it) so that its cgroup's
+    // figures can still be read once the program has ended (usage.cpp).
+    s += "exec sleep 86400\n";
     return s;
 }
 

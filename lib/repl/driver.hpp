@@ -14,7 +14,9 @@
 // /work/.repl/stdin or /dev/null as its stdin, and prints an exit marker
 // line with its status on both streams: the executor knows the program has
 // ended, and how, as soon as both arrive, without waiting for the container
-// to stop.
+// to stop. The driver then sleeps instead of exiting: the container, and with
+// it its cgroup's CPU and memory figures, stays until the executor has read
+// them and removes it.
 #pragma once
 
 #include <registry/container.hpp>

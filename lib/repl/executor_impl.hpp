@@ -6,6 +6,7 @@
 //   containers.cpp   an execution's container, created (or taken warm); removing containers
 //   warm_pool.cpp    the warm pools, and the housekeeping of containers
 //   run.cpp          one execution: its run, its output stream, its outcome
+//   usage.cpp        the resource usage of an execution's container
 //   executor.cpp     the lifecycle, and the public interface
 // The public entry point is include/registry/repl/executor.hpp.
 #pragma once
@@ -157,6 +158,10 @@ struct executor::impl {
     task<void> run_container(execution& ex, engine_state& eng, const std::string& id, run_state& st,
                              std::stop_source& kill, bool& started, time_point& t0);
     void conclude(execution& ex, run_state& st, bool started);
+
+    // usage.cpp: the resource usage of an execution's container
+    task<void> sample_usage(execution& ex, engine_state& eng, const std::string& id, std::stop_token done);
+    task<void> last_usage(execution& ex, engine_state& eng, const std::string& id);
 
     // executor.cpp: the lifecycle, and the public interface
     task<void> run(std::stop_token stop);

@@ -130,6 +130,7 @@ task<void> executor::impl::run_execution(execution_ptr ex_ptr, engine_state& eng
     } catch (const std::exception& e) {
         st.failure = error{errc::internal, std::string("internal error: ") + e.what()};
     }
+    if (started) co_await last_usage(ex, eng, container);  // before its removal: then its figures are gone
     ex.result.duration = started ? std::chrono::duration_cast<milliseconds>(clk.now() - t0) : milliseconds{0};
     conclude(ex, st, started);
     finish(ex);
@@ -152,6 +153,7 @@ task<void> executor::impl::run_container(execution& ex, engine_state& eng, const
     engine_stream<output_chunk> stream = std::move(*attached);
     t0 = clk.now();
     started = true;
+    ex.result.started_at = t0;
     auto uploaded = co_await engine.put_archive(id, std::string(detail::work_dir),
                                                 detail::upload(*ex.lang, ex.req, ex.id), kill.get_token());
     if (!uploaded) {
@@ -160,7 +162,8 @@ task<void> executor::impl::run_container(execution& ex, engine_state& eng, const
     }
     std::stop_source done;
     co_await when_all(pump(ex, eng, id, stream, st, kill.get_token(), done),
-                      watchdog(t0 + ex.lim.timeout, st, kill, done.get_token()));
+                      watchdog(t0 + ex.lim.timeout, st, kill, done.get_token()),
+                      sample_usage(ex, eng, id, done.get_token()));
 }
 
 // The outcome from what the run saw.

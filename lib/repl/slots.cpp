@@ -56,6 +56,7 @@ void executor::impl::finish(execution& ex) {
         if (it != active_by_owner.end() && --it->second == 0) active_by_owner.erase(it);
     }
     ex.finished_at = clk.now();
+    ex.result.finished_at = ex.finished_at;
     auto listeners = std::move(ex.listeners);
     ex.listeners.clear();
     for (auto& l : listeners) l->on_finished(ex.result);

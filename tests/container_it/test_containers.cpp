@@ -455,4 +455,46 @@ TEST_CASE("operability: containers by state and reaps on /metrics, an engine onl
     CHECK(str(offline, "/reason").rfind("engine offline: ", 0) == 0);
 }
 
+TEST_CASE("container usage: container_get samples a running container; its stop's event and record keep the last figures") {
+    rt::podman_service p1;
+    it::registryd d(config("it-usage", {{"p1", p1.uri()}}));
+    IT_DIAGNOSE(d);
+    it::ws_client ws(d);
+    wait_online(ws, "p1");
+    ws.call("subscribe", {});
+    auto made = ws.call("container_create",
+                        {{"image", rt::test_image},
+                         {"command", strings({"sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 300"})},
+                         {"ttl_seconds", 120}},
+                        it::scaled(60s));
+    const std::string id = str(made, "/container/container_id");
+    // The busy loop takes a few hundred ms of CPU: container_get sees it grow.
+    std::int64_t cpu = 0;
+    REQUIRE(eventually([&] {
+        const auto got = ws.call("container_get", {{"container_id", id}});
+        if (!it::has(got, "/container/usage/cpu_ms")) return false;
+        cpu = num(got, "/container/usage/cpu_ms");
+        return cpu >= 100;
+    }, 20s));
+    CHECK(num(ws.call("container_get", {{"container_id", id}}), "/container/usage/memory_peak_bytes") > 0);
+
+    auto stopped = ws.call("container_stop", {{"container_id", id}, {"grace_seconds", 0}}, it::scaled(30s));
+    INFO(it::dump(stopped));
+    CHECK(str(stopped, "/container/state") == "exited");
+    CHECK(num(stopped, "/container/usage/cpu_ms") >= cpu);
+    // The exited event carries them.
+    bool seen = false;
+    const auto deadline = it::steady::now() + it::scaled(10s);
+    while (!seen && it::steady::now() < deadline) {
+        auto e = ws.next_event(std::chrono::duration_cast<it::ms>(deadline - it::steady::now()));
+        if (!e) break;
+        if (str(*e, "/event") == "container_state_changed" && str(*e, "/data/container/state") == "exited") {
+            CHECK(num(*e, "/data/container/usage/cpu_ms") >= cpu);
+            seen = true;
+        }
+    }
+    CHECK(seen);
+    ws.call("container_remove", {{"container_id", id}});
+}
+
 }  // namespace

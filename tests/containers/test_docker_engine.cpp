@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -651,4 +652,48 @@ TEST_CASE("the client works over TCP") {
         REQUIRE((co_await engine.remove(*id, false)).ok());
     }());
     report("tcp: ping+create+attach+start+wait+logs+remove", t0);
+}
+
+TEST_CASE_FIXTURE(engine_fixture, "stats: a running container's CPU time and memory; a stopped one has no figures") {
+    // Busy for a while, then idle with a 16 MiB file in its writable layer
+    // (page cache, charged to its cgroup).
+    const std::string id = run([&]() -> task<std::string> {
+        auto busy = spec({"sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; "
+                                      "dd if=/dev/zero of=/big bs=1048576 count=16 2>/dev/null; sleep 1000"});
+        auto made = co_await engine.create(std::move(busy));
+        REQUIRE_MESSAGE(made.ok(), made.err().message);
+        REQUIRE((co_await engine.start(*made)).ok());
+        co_return *made;
+    }());
+    registry::container_stats s;
+    const auto deadline = clock_type::now() + std::chrono::seconds(30);
+    // Until the loop is over and the file written: CPU time stops growing.
+    for (std::uint64_t last = 0;; last = *s.cpu_ns) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        s = run([&]() -> task<registry::container_stats> {
+            auto r = co_await engine.stats(id);
+            REQUIRE_MESSAGE(r.ok(), r.err().message);
+            co_return *r;
+        }());
+        REQUIRE(s.cpu_ns);
+        if (*s.cpu_ns == last || clock_type::now() > deadline) break;
+    }
+    std::printf("  [stats] cpu %llu ns, memory %llu bytes, max %s\n", static_cast<unsigned long long>(*s.cpu_ns),
+                static_cast<unsigned long long>(s.memory_bytes.value_or(0)),
+                s.memory_max_bytes ? std::to_string(*s.memory_max_bytes).c_str() : "absent");
+    CHECK(*s.cpu_ns > 50'000'000);  // 200000 shell iterations: well over 50 ms
+    REQUIRE(s.memory_bytes);
+    CHECK(*s.memory_bytes > (16u << 20));  // the file it wrote is charged to it
+    CHECK_FALSE(s.memory_max_bytes);       // Podman 4.3 reports usage and limit only
+
+    run([&]() -> task<void> {
+        REQUIRE((co_await engine.stop(id, std::chrono::seconds(0))).ok());
+        auto stopped = co_await engine.stats(id);
+        REQUIRE_MESSAGE(stopped.ok(), stopped.err().message);
+        CHECK(*stopped == registry::container_stats{});  // its cgroup is gone
+        REQUIRE((co_await engine.remove(id, true)).ok());
+        auto gone = co_await engine.stats(id);
+        REQUIRE_FALSE(gone.ok());
+        CHECK(gone.err().code == errc::not_found);
+    }());
 }

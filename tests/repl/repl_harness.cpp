@@ -62,7 +62,7 @@ std::string config(const std::string& instance, options o) {
            "  enabled: true\n"
            "  max_concurrent: " + std::to_string(o.max_concurrent) + "\n"
            "  max_queue: 16\n"
-           "  lease_grace_seconds: 5\n"
+           "  lease_grace_seconds: 5\n" + o.more_repl +
            "  languages:\n"
            "    - name: sh\n"
            "      version: busybox\n"

@@ -34,6 +34,7 @@ void import_images(std::initializer_list<const char*> images);
 struct options {
     std::size_t max_concurrent = 4;
     std::size_t warm_pool = 0;
+    std::string more_repl = {};  // further keys of the repl section, each a line "  key: value\n"
 };
 
 std::string language_limits();

@@ -69,6 +69,8 @@ public:
         int exit_code = 0;
         bool attached = false;
         bool attached_before_upload = false;
+        container_stats figures;  // what stats reports while it runs (the test sets them)
+        std::size_t stats_calls = 0;
         std::deque<result<output_chunk>> pending;
         wakeup output;
         wakeup stopped;
@@ -176,6 +178,14 @@ public:
         info.id = id;
         info.labels = c->spec.labels;
         co_return info;
+    }
+
+    task<result<container_stats>> stats(std::string id, std::stop_token) override {
+        auto c = get(id);
+        if (!c) co_return fail(errc::not_found, "no container " + id);
+        ++c->stats_calls;
+        if (c->status != container_status::running) co_return container_stats{};  // its cgroup is gone
+        co_return c->figures;
     }
 
     task<result<std::vector<container_summary>>> list(label_selector labels, std::stop_token) override {

@@ -926,3 +926,52 @@ TEST_CASE("container_manager: an extended lease lost with its engine comes back 
 }
 
 }  // namespace
+
+namespace {
+
+std::optional<resource_usage> usage_in_last_event(const cluster& k, const container_ptr& c, managed_state state) {
+    for (auto it = k.events.events.rbegin(); it != k.events.events.rend(); ++it) {
+        const container_ptr ct = container_of(**it);
+        if (ct && ct->lease_id == c->lease_id && ct->state == state) return ct->usage;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("container_manager: usage is sampled for a running container and before a stop, a removal or a reap") {
+    cluster k;
+    k.start();
+    auto c = k.create(10s);
+    auto& e = k.engine_of(c);
+    CHECK(c->usage.empty());
+    e.set_figures(c->container_id, container_stats{300'000'000, 8 << 20, std::nullopt});
+    auto live = run_now(k.mgr->with_usage(k.mgr->find(c->container_id)));
+    CHECK(live->usage.cpu_ms == 300);
+    CHECK(live->usage.memory_peak_bytes == 8u << 20);
+
+    // A stop: sampled before, then the container's figures are gone.
+    e.set_figures(c->container_id, container_stats{700'000'000, 4 << 20, 20 << 20});
+    auto stopped = run_now(k.mgr->stop(c->container_id, 1s));
+    REQUIRE(stopped);
+    CHECK((*stopped)->usage.cpu_ms == 700);
+    CHECK((*stopped)->usage.memory_peak_bytes == 20u << 20);
+    CHECK(usage_in_last_event(k, c, managed_state::exited)->cpu_ms == 700);
+    CHECK(run_now(k.mgr->with_usage(k.mgr->find(c->container_id)))->usage.cpu_ms == 700);  // kept, not sampled
+    // Kept in the record: a restart has it.
+    k.shut_down();
+    k.start();
+    CHECK(k.mgr->find(c->container_id)->usage.cpu_ms == 700);
+    auto removed = run_now(k.mgr->remove(c->container_id, true));
+    REQUIRE(removed);
+    CHECK(usage_in_last_event(k, c, managed_state::removed)->cpu_ms == 700);
+
+    // The reaper samples a running one before it removes it.
+    auto r = k.create(5s);
+    k.engine_of(r).set_figures(r->container_id, container_stats{1'200'000'000, 1 << 20, std::nullopt});
+    k.clk.advance(5s);
+    CHECK_FALSE(k.engine_of(r).exists(r->container_id));
+    const auto reaped = usage_in_last_event(k, r, managed_state::removed);
+    REQUIRE(reaped);
+    CHECK(reaped->cpu_ms == 1200);
+}

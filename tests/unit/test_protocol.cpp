@@ -398,6 +398,8 @@ TEST_CASE("protocol: the actions of a subsystem the embedder did not register an
     check("repl_languages", "", no_repl);
     check("repl_execute", R"({"language":"sh","code":"echo"})", no_repl);
     check("repl_cancel", R"({"execution_id":"e"})", no_repl);
+    check("repl_result", R"({"execution_id":"e"})", no_repl);
+    check("repl_history", "", no_repl);
     a.ask(req("2", "list_services"));  // the services module answers
 }
 

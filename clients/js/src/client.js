@@ -309,6 +309,19 @@ export class RegistryClient {
     return this.request('repl_cancel', params, options);
   }
 
+  // A finished execution's result, kept by registryd for
+  // repl.result_retention_seconds (or {execution_id, state: 'queued' |
+  // 'running'} while it has not finished); takes the id or {execution_id}.
+  replResult(executionId, options) {
+    const params = typeof executionId === 'object' ? executionId : { execution_id: executionId };
+    return this.request('repl_result', params, options);
+  }
+
+  // The caller's kept results, newest first, without their output: {limit, owner (admins)}.
+  replHistory(params = {}, options) {
+    return this.request('repl_history', params, options);
+  }
+
   // Starts a REPL execution (repl_execute) and resolves to a ReplExecution
   // once registryd accepted it: its `output` (an async iterable) and its
   // `finished` promise carry the events registryd sends this connection

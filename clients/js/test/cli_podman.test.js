@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 import { client, nextLine, until } from './helpers/common.js';
 import { podmanMissing, startPodman, testImage } from './helpers/podman.js';
+import { Proxy } from './helpers/proxy.js';
 import { startRegistryd } from './helpers/registryd.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -78,9 +79,9 @@ describe('registryctl on a real Podman', () => {
   });
 
   // registryctl with `args`: its stdout as lines, its stderr collected.
-  function start(args, { input } = {}) {
+  function start(args, { input, url } = {}) {
     const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...process.env, REGISTRY_URL: daemon.url, REGISTRY_TOKEN: '' },
+      env: { ...process.env, REGISTRY_URL: url ?? daemon.url, REGISTRY_TOKEN: '' },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     children.add(child);
@@ -123,6 +124,33 @@ describe('registryctl on a real Podman', () => {
       assert.equal(code, 7, p.stderr());
       assert.ok(at - firstAt >= 1000, `"first" came ${at - firstAt} ms before the exit: not streamed`);
       assert.equal(p.stderr(), 'second 2 a|b c\n');
+    });
+
+    test('survives a dropped connection: it reconnects and completes the output from the kept result', async () => {
+      const proxy = await new Proxy(daemon.host, daemon.port).listen();
+      try {
+        const file = await script('drop.sh', 'echo first\nsleep 2\necho second\necho late >&2\nexit 5\n');
+        const p = start(['run', 'sh', file], { url: proxy.url });
+        assert.equal(await nextLine(p.lines, 20_000), 'first');
+        proxy.cut(); // mid-execution: its events are gone with the connection
+        await new Promise((wake) => setTimeout(wake, 500));
+        proxy.restore();
+        assert.equal(await nextLine(p.lines, 30_000), 'second');
+        const { code } = await p.exited;
+        assert.equal(code, 5, p.stderr());
+        assert.match(p.stderr(), /connection lost; waiting for the result of x[0-9a-f]{32}/);
+        assert.match(p.stderr(), /late\n/);
+        const id = /result of (x[0-9a-f]{32})/.exec(p.stderr())[1];
+
+        // The same result by id, and in the history.
+        const again = await run(['result', id]);
+        assert.equal(again.code, 5, again.stderr);
+        assert.equal(again.stdout, 'first\nsecond');
+        const listed = await run(['history', '--json']);
+        assert.equal(JSON.parse(listed.stdout).executions[0].execution_id, id);
+      } finally {
+        await proxy.close();
+      }
     });
 
     test('reads the program from stdin (-) and its input from --stdin', async () => {

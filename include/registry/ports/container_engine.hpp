@@ -34,6 +34,7 @@
 
 #include <registry/async_generator.hpp>
 #include <registry/container.hpp>
+#include <registry/resource_usage.hpp>
 #include <registry/result.hpp>
 #include <registry/task.hpp>
 
@@ -76,6 +77,16 @@ public:
     virtual task<result<void>> remove(std::string id, bool force, std::stop_token cancel = {}) = 0;
 
     virtual task<result<container_info>> inspect(std::string id, std::stop_token cancel = {}) = 0;
+
+    // One sample of the container's CPU time and memory (Docker API: GET
+    // /containers/{id}/stats?stream=false). A container that is not running
+    // has no figures: each is absent. not_found for an unknown container.
+    // An engine that reports no figures keeps this default.
+    virtual task<result<container_stats>> stats(std::string id, std::stop_token cancel = {}) {
+        (void)id;
+        (void)cancel;
+        co_return container_stats{};
+    }
 
     // Every container (running or not) carrying all of `labels`.
     virtual task<result<std::vector<container_summary>>> list(label_selector labels,

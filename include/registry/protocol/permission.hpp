@@ -19,7 +19,7 @@ enum class permission_family : std::uint8_t {
     register_,        // change service instances: register, keepalive, deregister, set_state, report_health
     containers_read,  // container_list, container_get, container_logs, list_nodes
     containers_write, // container_create, container_stop, container_remove, container_extend, image_pull
-    repl_read,        // repl_languages
+    repl_read,        // repl_languages, repl_result, repl_history
     repl,             // repl_execute, repl_cancel
     deploy,           // deploy_package, service_action, undeploy, package_upload_begin/_chunk/_status
 };

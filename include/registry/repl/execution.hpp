@@ -5,6 +5,7 @@
 #include <registry/container.hpp>
 #include <registry/error.hpp>
 #include <registry/ports/clock.hpp>
+#include <registry/resource_usage.hpp>
 #include <registry/repl/language.hpp>
 
 #include <cstdint>
@@ -57,6 +58,14 @@ struct outcome {
     milliseconds duration{0};  // from start to exit (compile included)
     std::optional<compile_outcome> compile;  // languages with a compile step, once it ran
     std::optional<error> failure;  // the execution could not be carried out (engine error, image missing)
+    // Who and when (result_store.hpp keeps them): the identity that submitted
+    // it, when it was accepted, when its program was handed to its container
+    // (absent if it never was), when it finished.
+    std::string owner;
+    time_point submitted_at{};
+    std::optional<time_point> started_at;
+    time_point finished_at{};
+    resource_usage usage;  // its container's CPU time and peak memory, as the engine reported them
 };
 
 // What an execution reports, in order: on_queued (zero or more times, while it

@@ -68,6 +68,9 @@ struct executor_options {
     milliseconds warm_max_age{600'000};  // a warm container older than this is replaced
     std::string user = "65534:65534";    // the non-root user programs run as
     std::uint64_t work_dir_bytes = 64 << 20;  // size of the writable work dir (tmpfs)
+    // How often a running execution's container is sampled for its resource
+    // usage (container_engine::stats), besides once when its program ends.
+    milliseconds usage_sample_interval{250};
     // Every execution's outcome, once, after its listeners got it: the
     // embedder's record (registryd: metrics). Optional; called inline, must
     // not throw nor call back into the executor.
@@ -113,6 +116,10 @@ public:
     // not_found for an unknown id; a finished one is left as it is (ok);
     // forbidden unless `by` owns it or is an admin.
     result<void> cancel(std::string_view execution_id, const identity& by = identity::anonymous());
+
+    // "queued" or "running" for an execution that has not finished and that
+    // `by` may see (its owner, or an admin); nullopt otherwise.
+    std::optional<std::string_view> state_of(std::string_view execution_id, const identity& by) const;
 
     // Executions running and waiting, for metrics and tests.
     std::size_t running() const noexcept;

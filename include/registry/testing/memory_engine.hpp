@@ -30,6 +30,7 @@ public:
         std::optional<time_point> started_at;  // stamped from `clk`, if set
         std::optional<time_point> finished_at;
         std::string error;  // what inspect reports as the engine's error
+        container_stats figures;  // what stats reports while it runs
     };
 
     explicit memory_engine(std::string name = "engine") : name_(std::move(name)) { images.insert("img"); }
@@ -48,7 +49,7 @@ public:
     // Adds a container as if made by someone (or some earlier process).
     std::string add(container_spec spec, container_status status) {
         const std::string id = name_ + "-c" + std::to_string(++created_);
-        containers_[id] = container{std::move(spec), status, 0, {}, {}, {}, {}};
+        containers_[id] = container{std::move(spec), status, 0, {}, {}, {}, {}, {}};
         return id;
     }
     void write(const std::string& id, std::string text, output_stream s = output_stream::out) {
@@ -136,6 +137,15 @@ public:
         info.limits = it->second.spec.limits;
         co_return info;
     }
+    task<result<container_stats>> stats(std::string id, std::stop_token = {}) override {
+        if (offline) co_return down();
+        auto it = containers_.find(id);
+        if (it == containers_.end()) co_return missing(id);
+        if (it->second.status != container_status::running) co_return container_stats{};  // its cgroup is gone
+        co_return it->second.figures;
+    }
+    // What stats reports for the container while it runs.
+    void set_figures(const std::string& id, container_stats s) { containers_.at(id).figures = s; }
     task<result<std::vector<container_summary>>> list(label_selector labels, std::stop_token = {}) override {
         if (offline) co_return down();
         std::vector<container_summary> out;

@@ -307,6 +307,7 @@ task<result<void>> on(containers_module& m, request_context& ctx, container_list
 task<result<void>> on(containers_module& m, request_context& ctx, container_get_params& p) {
     auto ct = m.mgr.find(p.container_id);
     if (!ct) co_return fail(errc::not_found, "no managed container '" + p.container_id + "'");
+    ct = co_await m.mgr.with_usage(std::move(ct));  // a running one: sampled now
     ctx.reply([&](detail::json_writer& w) {
         w.begin_object().key("container");
         write_container(w, *ct, detail::container_view::full);

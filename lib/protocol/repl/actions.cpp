@@ -1,5 +1,6 @@
 // The REPL module (docs/protocol.md, "REPL execution"): repl_languages,
-// repl_execute and repl_cancel on the embedder's repl::executor, and the
+// repl_execute and repl_cancel on the embedder's repl::executor,
+// repl_result and repl_history on its repl::result_store, and the
 // events an execution sends to the connections that asked for it:
 // repl_queued, repl_output, repl_finished. The embedder registers it
 // (protocol/repl.hpp) when REPL execution is enabled.
@@ -8,9 +9,11 @@
 #include "../request_context.hpp"
 #include "../server_impl.hpp"
 #include "codec/json_writer.hpp"
+#include "repl/outcome_json.hpp"
 
 #include <registry/protocol/repl.hpp>
 #include <registry/repl/executor.hpp>
+#include <registry/repl/result_store.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -34,6 +37,17 @@ struct repl_execute_params {
 struct repl_cancel_params {
     static constexpr std::string_view action = "repl_cancel";
     std::string execution_id;
+};
+
+struct repl_result_params {
+    static constexpr std::string_view action = "repl_result";
+    std::string execution_id;
+};
+
+struct repl_history_params {
+    static constexpr std::string_view action = "repl_history";
+    std::uint64_t limit = 50;
+    std::optional<std::string> owner;
 };
 
 }  // namespace
@@ -109,6 +123,20 @@ static bool read_params(decoder& d, const params_element& e, const path& at, rep
     return open(d, e, m) && required(d, m, "execution_id", p.execution_id);
 }
 
+static bool read_params(decoder& d, const params_element& e, const path& at, repl_result_params& p) {
+    static constexpr std::string_view names[] = {"execution_id"};
+    members m{at, names};
+    return open(d, e, m) && required(d, m, "execution_id", p.execution_id);
+}
+
+static bool read_params(decoder& d, const params_element& e, const path& at, repl_history_params& p) {
+    static constexpr std::string_view names[] = {"limit", "owner"};
+    members m{at, names};
+    if (!open(d, e, m) || !optional(d, m, "limit", p.limit) || !optional(d, m, "owner", p.owner)) return false;
+    if (p.limit < 1 || p.limit > 1000) return d.fail(at.member("limit"), "must be 1-1000");
+    return true;
+}
+
 }  // namespace registry::detail
 
 namespace registry::protocol {
@@ -116,9 +144,10 @@ namespace registry::protocol {
 namespace {
 
 struct repl_module final : module {
-    explicit repl_module(repl::executor& e) : executor(e) {}
+    repl_module(repl::executor& e, repl::result_store* r) : executor(e), results(r) {}
 
     repl::executor& executor;
+    repl::result_store* results;  // null: results are not kept
 };
 
 void write_limits(detail::json_writer& w, const repl::limits& l) {
@@ -145,36 +174,7 @@ std::string encode_event(std::string_view name, std::string_view request_id, Wri
 }
 
 void write_finished(detail::json_writer& w, const repl::outcome& o) {
-    w.key("execution_id").string(o.execution_id).key("language").string(o.language).key("version").string(o.version)
-        .key("engine").string(o.engine);
-    w.key("exit_code");
-    if (o.exit_code) {
-        w.number(*o.exit_code);
-    } else {
-        w.null();
-    }
-    w.key("signal");
-    if (o.signal) {
-        w.number(*o.signal);
-    } else {
-        w.null();
-    }
-    w.key("stdout").string(o.stdout_data).key("stderr").string(o.stderr_data);
-    w.key("truncated").boolean(o.truncated).key("timed_out").boolean(o.timed_out).key("cancelled").boolean(o.cancelled);
-    w.key("duration_ms").number(o.duration.count());
-    if (o.compile) {
-        w.key("compile").begin_object()
-            .key("exit_code").number(o.compile->exit_code)
-            .key("stdout").string(o.compile->stdout_data)
-            .key("stderr").string(o.compile->stderr_data)
-            .end_object();
-    }
-    if (o.failure) {
-        w.key("error").begin_object()
-            .key("code").string(to_string(o.failure->code))
-            .key("message").string(o.failure->message)
-            .end_object();
-    }
+    repl::detail::write_outcome(w, o, repl::detail::outcome_view::finished);
 }
 
 }  // namespace
@@ -266,22 +266,64 @@ task<result<void>> on(repl_module& m, request_context& ctx, repl_cancel_params& 
     co_return result<void>{};
 }
 
+task<result<void>> on(repl_module& m, request_context& ctx, repl_result_params& p) {
+    ctx.set_target(p.execution_id);
+    if (auto state = m.executor.state_of(p.execution_id, ctx.caller())) {
+        ctx.reply([&](detail::json_writer& w) {
+            w.begin_object().key("execution_id").string(p.execution_id).key("state").string(*state).end_object();
+        });
+        co_return result<void>{};
+    }
+    repl::outcome_ptr o = m.results ? m.results->find(p.execution_id, ctx.caller()) : nullptr;
+    // Unknown, expired and another identity's look the same: nothing says which exist.
+    if (!o) co_return fail(errc::not_found, "no finished execution '" + p.execution_id + "' is kept for '" +
+                                                ctx.caller().name + "'");
+    ctx.reply([&](detail::json_writer& w) {
+        w.begin_object();
+        repl::detail::write_outcome(w, *o, repl::detail::outcome_view::result);
+        w.end_object();
+    });
+    co_return result<void>{};
+}
+
+task<result<void>> on(repl_module& m, request_context& ctx, repl_history_params& p) {
+    const identity& by = ctx.caller();
+    if (p.owner && *p.owner != by.name && !by.admin) {
+        co_return fail(errc::forbidden, "'" + by.name + "' may not list the executions of '" + *p.owner +
+                                            "': only an admin may list another identity's");
+    }
+    std::vector<repl::outcome_ptr> found;
+    if (m.results) found = m.results->history(by, p.limit, p.owner);
+    ctx.reply([&](detail::json_writer& w) {
+        w.begin_object().key("executions").begin_array();
+        for (const auto& o : found) {
+            w.begin_object();
+            repl::detail::write_outcome(w, *o, repl::detail::outcome_view::summary);
+            w.end_object();
+        }
+        w.end_array().end_object();
+    });
+    co_return result<void>{};
+}
+
 }  // namespace
 
-std::unique_ptr<module> add_repl_entries(dispatch_table& t, repl::executor* executor) {
+std::unique_ptr<module> add_repl_entries(dispatch_table& t, repl::executor* executor, repl::result_store* results) {
     std::unique_ptr<repl_module> m;
-    if (executor) m = std::make_unique<repl_module>(*executor);
+    if (executor) m = std::make_unique<repl_module>(*executor, results);
     using M = repl_module;
     using detail::read_params;
     t.add(make_action<M, repl_languages_params, &read_params, &on>(permission_family::repl_read, m.get()));
     t.add(make_action<M, repl_execute_params, &read_params, &on>(permission_family::repl, m.get()));
     t.add(make_action<M, repl_cancel_params, &read_params, &on>(permission_family::repl, m.get()));
+    t.add(make_action<M, repl_result_params, &read_params, &on>(permission_family::repl_read, m.get()));
+    t.add(make_action<M, repl_history_params, &read_params, &on>(permission_family::repl_read, m.get()));
     return m;
 }
 
-void add_repl_actions(server& srv, repl::executor& executor) {
+void add_repl_actions(server& srv, repl::executor& executor, repl::result_store* results) {
     auto& shared = srv.internals();
-    shared.own(add_repl_entries(shared.actions, &executor));
+    shared.own(add_repl_entries(shared.actions, &executor, results));
 }
 
 }  // namespace registry::protocol

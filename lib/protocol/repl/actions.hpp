@@ -1,4 +1,5 @@
-// The REPL module (actions.cpp): repl_languages, repl_execute, repl_cancel.
+// The REPL module (actions.cpp): repl_languages, repl_execute, repl_cancel,
+// repl_result, repl_history.
 #pragma once
 
 #include "../dispatch.hpp"
@@ -7,6 +8,7 @@
 
 namespace registry::repl {
 class executor;
+class result_store;
 }
 
 namespace registry::protocol {
@@ -14,6 +16,9 @@ namespace registry::protocol {
 // Adds the module's actions to `t`, answered by a module on `executor`
 // (which the caller owns from then on); without one, entries that only read
 // params (the request parser's fuzzer).
-std::unique_ptr<module> add_repl_entries(dispatch_table& t, repl::executor* executor);
+// `results`: where repl_result and repl_history find finished executions
+// (null: none are kept).
+std::unique_ptr<module> add_repl_entries(dispatch_table& t, repl::executor* executor,
+                                         repl::result_store* results = nullptr);
 
 }  // namespace registry::protocol

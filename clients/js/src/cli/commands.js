@@ -654,9 +654,27 @@ const run = {
     const signal = untilSignal();
     signal.promise.then(() => execution.cancel().catch(() => {}));
     let finished;
+    const written = { stdout: 0, stderr: 0 }; // characters of each stream written so far
     try {
-      if (!ctx.json) for await (const chunk of execution.output) writeOutput(ctx, chunk);
-      finished = await execution.finished;
+      try {
+        if (!ctx.json) {
+          for await (const chunk of execution.output) {
+            writeOutput(ctx, chunk);
+            written[chunk.stream] += chunk.data.length;
+          }
+        }
+        finished = await execution.finished;
+      } catch (e) {
+        // The execution runs on: once the client has reconnected, its kept
+        // result (the whole capped output) completes what was written.
+        if (e?.code !== 'connection_lost') throw e;
+        ctx.err(`registryctl: connection lost; waiting for the result of ${execution.id}`);
+        finished = await awaitResult(ctx.client, execution.id);
+        if (!ctx.json) {
+          ctx.stdout.write(finished.stdout.slice(written.stdout));
+          process.stderr.write(finished.stderr.slice(written.stderr));
+        }
+      }
     } finally {
       signal.dispose();
     }
@@ -670,6 +688,88 @@ const run = {
       for (const note of runNotes(finished)) ctx.err(note);
     }
     return runExitCode(finished);
+  },
+};
+
+// How long `run` keeps trying to reach registryd again after its connection
+// dropped, and how often it asks for a result that is not there yet.
+const resultRetryMs = 300_000;
+const resultPollMs = 500;
+
+// repl_result of a finished execution: asked until it has finished, across
+// reconnects (a request waits for the client's reconnect, up to --wait).
+async function awaitResult(client, id) {
+  let unreachableSince = null;
+  for (;;) {
+    try {
+      const r = await client.replResult(id);
+      unreachableSince = null;
+      if (r.state === 'finished') return r;
+    } catch (e) {
+      if (!['not_connected', 'connection_lost', 'timeout'].includes(e?.code)) throw e;
+      unreachableSince ??= Date.now();
+      if (Date.now() - unreachableSince > resultRetryMs) throw e;
+    }
+    await new Promise((wake) => setTimeout(wake, resultPollMs));
+  }
+}
+
+// A kept result, as `run` shows a finished execution: its output, then notes.
+const result = {
+  args: '<execution_id>',
+  summary:
+    "a finished execution's kept result (its output, then what ended it); exits with run's exit code; " +
+    'one still running: its state, exit 0',
+  failureExitCode: runExitCodes.failed,
+  async run(ctx) {
+    const [id] = need(ctx.positionals, 1, 'execution id');
+    const r = await ctx.client.replResult(id);
+    if (ctx.json) {
+      ctx.out(JSON.stringify(r, null, 2));
+    } else if (r.state !== 'finished') {
+      ctx.out(`${id}: ${r.state}`);
+    } else {
+      if (r.compile && r.compile.exit_code !== 0) {
+        ctx.stdout.write(r.compile.stdout);
+        process.stderr.write(r.compile.stderr);
+      }
+      ctx.stdout.write(r.stdout);
+      process.stderr.write(r.stderr);
+      for (const note of runNotes(r)) ctx.err(note);
+    }
+    return r.state === 'finished' ? runExitCode(r) : 0;
+  },
+};
+
+// "1.5 MiB" for a memory figure, "-" when there is none.
+function mebibytes(bytes) {
+  return bytes === undefined ? '-' : `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+const history = {
+  args: '[--limit N] [--owner IDENTITY]',
+  summary: "the caller's recent executions, newest first (admins: everyone's, or --owner's)",
+  options: { limit: { type: 'string' }, owner: { type: 'string' } },
+  async run(ctx) {
+    need(ctx.positionals, 0, '');
+    const params = {};
+    if (ctx.values.limit !== undefined) params.limit = int(ctx.values.limit, '--limit');
+    if (ctx.values.owner !== undefined) params.owner = ctx.values.owner;
+    print(ctx, await ctx.client.replHistory(params), (d) =>
+      fmt.table(
+        ['EXECUTION', 'LANGUAGE', 'OWNER', 'EXIT', 'DURATION', 'CPU', 'MEMORY', 'FINISHED'],
+        d.executions.map((e) => [
+          e.execution_id,
+          e.language,
+          e.owner,
+          runExitCode(e),
+          `${e.duration_ms} ms`,
+          e.usage?.cpu_ms === undefined ? '-' : `${e.usage.cpu_ms} ms`,
+          mebibytes(e.usage?.memory_peak_bytes),
+          fmt.relativeTime(e.finished_at_ms),
+        ]),
+      ),
+    );
   },
 };
 
@@ -789,6 +889,8 @@ export const commands = {
   images,
   languages,
   run,
+  result,
+  history,
   deploy,
   undeploy,
   action,
