@@ -147,3 +147,74 @@ TEST_CASE("container package: deployed and reachable, a failing version removed,
     auto gone = ws.request("get_service", {{"instance_id", "web.containers"}});
     CHECK(str(gone, "/error/code") == "not_found");
 }
+
+TEST_CASE("container package: service_action stop and start, and a registryd killed and restarted adopts its container") {
+    rt::podman_service p1;
+    it::temp_dir work("deploy-ctr");
+    it::registryd d("containers:\n"
+                    "  instance_id: it-deploy-ctr-2\n"
+                    "  heartbeat_interval_ms: 200\n"
+                    "  heartbeat_timeout_ms: 2000\n"
+                    "  stop_grace_seconds: 1\n"
+                    "  engines:\n"
+                    "    - {name: p1, endpoint: '" + p1.uri() + "', capacity: 4}\n"
+                    "deploy:\n"
+                    "  prefix: " + (work.path() / "opt").string() + "\n"
+                    "  package_dirs: [" + work.path().string() + "]\n");
+    IT_DIAGNOSE(d);
+    auto ours = [&] {
+        auto r = p1.podman({"ps", "-a", "-q", "--no-trunc", "--filter", "label=registryd.deploy.instance=web.containers"});
+        std::vector<std::string> ids;
+        std::string line;
+        for (char ch : r.output + "\n") {
+            if (ch != '\n') {
+                line += ch;
+            } else if (!line.empty()) {
+                ids.push_back(std::exchange(line, {}));
+            }
+        }
+        return ids;
+    };
+    std::string c2;
+    {
+        it::ws_client ws(d);
+        REQUIRE(eventually([&] {
+            const auto nodes = ws.call("list_nodes");
+            for (const auto& n : arr(nodes, "/nodes")) {
+                if (str(n, "/name") == "p1" && str(n, "/status") == "online") return true;
+            }
+            return false;
+        }, 15s));
+        auto v1 = ws.call("deploy_package",
+                          {{"path", package(work.path(), "1.0.0", "/health").string()}, {"target", "containers"}},
+                          it::scaled(120s));
+        const std::string c1 = str(v1, "/container_id");
+
+        auto stopped = ws.call("service_action", {{"instance_id", "web.containers"}, {"action", "stop"}}, it::scaled(60s));
+        CHECK(str(stopped, "/service/state") == "stopped");
+        CHECK(eventually([&] { return !exists(p1, c1); }, 15s));
+        auto started = ws.call("service_action", {{"instance_id", "web.containers"}, {"action", "start"}}, it::scaled(60s));
+        CHECK(str(started, "/service/state") == "running");
+        c2 = str(started, "/service/execution/container_id");
+        CHECK(c2 != c1);
+        CHECK(http_get(str(started, "/service/endpoints/0/address"), 8080, "/health") == "1.0.0\n");
+        CHECK(ours() == std::vector<std::string>{c2});
+    }
+
+    // kill -9 and start again: the same container, not a second one.
+    d.kill9();
+    d.start();
+    it::ws_client ws(d);
+    REQUIRE(eventually([&] {
+        auto s = ws.request("get_service", {{"instance_id", "web.containers"}});
+        return !it::has(s, "/error") && str(s, "/data/service/state") == "running";
+    }, 30s));
+    std::this_thread::sleep_for(it::scaled(3s));  // a few health checks: none may start another container
+    CHECK(ours() == std::vector<std::string>{c2});
+    auto s = service(ws);
+    CHECK(str(s, "/service/execution/container_id") == c2);
+    CHECK(str(s, "/service/state") == "running");
+
+    ws.call("undeploy", {{"instance_id", "web.containers"}}, it::scaled(60s));
+    CHECK(eventually([&] { return ours().empty(); }, 15s));
+}
