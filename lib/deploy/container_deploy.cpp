@@ -139,6 +139,12 @@ task<result<deploy_outcome>> deployer::impl::run_container_deploy(deploy_request
                 (at->address.empty() ? "" : " at " + at->address);
     report(p);
 
+    {
+        progress gating = p;
+        gating.at = stage::health_gating;
+        gating.message = "gating container " + at->container_id;
+        co_await entered(c, gating);
+    }
     auto verdict = co_await container_gate(*at, report, p);
     if (!verdict) {
         auto removed = co_await containers->remove(at->container_id);
@@ -168,7 +174,9 @@ task<result<deploy_outcome>> deployer::impl::run_container_deploy(deploy_request
         co_return unexpected{e};
     }
 
-    // Go live: the instance now names the new container, then the old one goes.
+    // Go live: the instance now names the new container, then the old one
+    // goes. An instance that was stopped or failed comes back through starting.
+    co_await move_to(at->instance_id, service_state::starting, "deploying version " + m.version);
     auto grant = co_await register_instance(*at, verdict->health);
     if (!grant) {
         auto removed = co_await containers->remove(at->container_id);

@@ -382,6 +382,33 @@ TEST_CASE("container undeploy and service_action; a restarted deployer adopts th
     CHECK(again.err().code == errc::not_found);
 }
 
+TEST_CASE("container redeploy of a stopped instance runs the new version; the deployment events tell the stages") {
+    fixture f;
+    f.prober.healthy = {"10.88.0.1", "10.88.0.2"};
+    REQUIRE(f.deployed().ok());
+    REQUIRE(f.finished(f.d->control("web.containers", service_command::stop, {})).ok());
+    CHECK(f.reg.find("web.containers")->state == service_state::stopped);
+
+    test::collector events;
+    watch_options w;
+    w.snapshot = false;
+    events.start(f.reg, w);
+    f.manifest("2.0.0");
+    auto v2 = f.deployed();
+    REQUIRE(v2.ok());
+    auto s = f.reg.find("web.containers");
+    CHECK(s->state == service_state::running);
+    CHECK(s->version == "2.0.0");
+    CHECK(s->execution.container_id == "c2");
+    std::vector<std::string> stages;
+    for (const auto& e : events.events) {
+        if (e->type == event_type::deployment_stage) stages.push_back(e->deployment->stage);
+    }
+    CHECK(stages == std::vector<std::string>{"checking_requirements", "starting", "health_gating"});
+    const auto types = events.types();
+    CHECK(std::count(types.begin(), types.end(), event_type::deployment_succeeded) == 1);
+}
+
 TEST_CASE("container packages: the wrong target, and no container engine") {
     fixture f;
     deploy_request r;
