@@ -17,6 +17,7 @@
 #include "deploy/package_host.hpp"
 #include "deploy/ssh_target.hpp"
 #include "deploy/upload_dir.hpp"
+#include "deploy/manager_containers.hpp"
 #include "engine/docker_engine.hpp"
 #include "engine/docker_engine_connector.hpp"
 #include "observability/audit_log.hpp"
@@ -229,7 +230,17 @@ public:
             remote_targets_.push_back(std::make_unique<registryd::ssh_target>(ioc, std::move(host)));
             deployer_.add_target(*remote_targets_.back());
         }
-        if (containers_) registry::protocol::add_container_actions(server_.protocol(), *containers_);
+        if (containers_) {
+            registry::protocol::add_container_actions(server_.protocol(), *containers_);
+            // Container packages (deploy target "containers") on the configured engines.
+            deploy_containers_.emplace(*containers_, [this](std::string_view node) -> registry::container_engine* {
+                for (std::size_t i = 0; i < engines_.size(); ++i) {
+                    if (cfg_.containers.engines[i].name == node) return engines_[i].get();
+                }
+                return nullptr;
+            });
+            deployer_.use_containers(*deploy_containers_, &prober_);
+        }
         registry::protocol::add_deploy_actions(server_.protocol(), &deployer_, &uploads_);
         registry::protocol::add_notification_actions(server_.protocol(), notifier_);
         start_repl();
@@ -622,6 +633,7 @@ private:
     registryd::local_target local_target_;
     std::vector<std::unique_ptr<registryd::ssh_target>> remote_targets_;
     registry::deploy::deployer deployer_;
+    std::optional<registryd::manager_containers> deploy_containers_;  // with containers_
     std::optional<registry::repl::manager_lease_sink> repl_leases_;
     std::optional<registry::repl::result_store> repl_results_;  // outlives repl_, which keeps results in it
     registryd::upload_dir upload_dir_;

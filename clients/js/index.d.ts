@@ -501,10 +501,14 @@ export interface DeployData {
   instance_id: string;
   name: string;
   version: string;
+  /** "" for a container package (target "containers"). */
   install_dir: string;
   /** null on a first deploy. */
   previous_version: string | null;
   revision: number;
+  /** A container package: its container and the container node it runs on. */
+  container_id?: string;
+  node?: string;
 }
 /** package_upload_begin, package_upload_chunk, package_upload_status. */
 export interface UploadStatus {

@@ -261,6 +261,7 @@ registry::result<registry::container_info> read_inspect(std::string_view body, s
     if (auto p = host.integer("PidsLimit"); p && *p > 0) info.limits.pids = *p;
     info.network_mode = host.string("NetworkMode");
     info.read_only_rootfs = host.boolean("ReadonlyRootfs");
+    info.ip_address = o.object("NetworkSettings").string("IPAddress");
     return info;
 }
 

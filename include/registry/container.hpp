@@ -89,6 +89,9 @@ struct container_info {
     container_limits limits;
     std::string network_mode;  // as the engine names it: "none", "bridge", "default", ...
     bool read_only_rootfs = false;
+    // Its address on the engine's default network (a deployed container
+    // package's endpoints); empty without a network or when not running.
+    std::string ip_address{};
 };
 
 // One entry of a listing (cheaper than inspect).

@@ -39,6 +39,14 @@ std::string encode_deployment_record(const deployment_record& r) {
     }
     w.end_object();
     if (r.owner != "anonymous") w.key("owner").string(r.owner);
+    if (m.is_container()) {
+        w.key("container").begin_object()
+            .key("id").string(r.container_id)
+            .key("node").string(r.node)
+            .key("address").string(r.address)
+            .key("manifest_yaml").string(m.source)
+            .end_object();
+    }
     w.end_object();
     return out;
 }
@@ -87,12 +95,39 @@ static bool read(decoder& d, dom::element e, const path& at, deploy::package_man
            required(d, m, "health", out.health);
 }
 
-static bool read_deployment(decoder& d, dom::element e, const path& at, detail::deployment_record& out) {
-    static constexpr std::string_view names[] = {"instance_id", "target", "home", "dir", "manifest", "owner"};
+// A container package's: its manifest read again from the kept text.
+struct container_part {
+    std::string id;
+    std::string node;
+    std::string address;
+    std::string manifest_yaml;
+};
+
+static bool read(decoder& d, dom::element e, const path& at, container_part& out) {
+    static constexpr std::string_view names[] = {"id", "node", "address", "manifest_yaml"};
     members m{at, names};
-    return open(d, e, m) && required(d, m, "instance_id", out.instance_id) && required(d, m, "target", out.target) &&
-           required(d, m, "home", out.home) && required(d, m, "dir", out.dir) &&
-           required(d, m, "manifest", out.manifest) && optional(d, m, "owner", out.owner);
+    return open(d, e, m) && required(d, m, "id", out.id) && required(d, m, "node", out.node) &&
+           required(d, m, "address", out.address) && required(d, m, "manifest_yaml", out.manifest_yaml);
+}
+
+static bool read_deployment(decoder& d, dom::element e, const path& at, detail::deployment_record& out) {
+    static constexpr std::string_view names[] = {"instance_id", "target", "home", "dir", "manifest", "owner", "container"};
+    members m{at, names};
+    container_part container;
+    if (!(open(d, e, m) && required(d, m, "instance_id", out.instance_id) && required(d, m, "target", out.target) &&
+          required(d, m, "home", out.home) && required(d, m, "dir", out.dir) &&
+          required(d, m, "manifest", out.manifest) && optional(d, m, "owner", out.owner) &&
+          optional(d, m, "container", container))) {
+        return false;
+    }
+    if (!m.get("container")) return true;
+    auto manifest = deploy::parse_package_manifest(container.manifest_yaml);
+    if (!manifest || !manifest->is_container()) return d.fail(at.member("container"), "manifest_yaml: not a container package's manifest");
+    out.manifest = std::move(*manifest);
+    out.container_id = std::move(container.id);
+    out.node = std::move(container.node);
+    out.address = std::move(container.address);
+    return true;
 }
 
 result<deployment_record> decode_deployment_record(std::string_view json) {

@@ -5,7 +5,10 @@
 // {"instance_id", "target", "home", "dir", "manifest": {"name", "version",
 //  "ports": [{"name", "port", "protocol"}], "depends_on": [..],
 //  "health": {"script", "interval_ms", "timeout_ms", "deadline_ms"} | null},
-//  "owner" (absent: "anonymous")}
+//  "owner" (absent: "anonymous"),
+//  a container package's: "container": {"id", "node", "address", "manifest_yaml"}}
+// (its manifest.yaml kept verbatim: the container's image, command, env,
+// limits and checks, for service_action start after a restart)
 #pragma once
 
 #include <registry/deploy/package_manifest.hpp>
@@ -23,6 +26,11 @@ struct deployment_record {
     std::string dir;     // {prefix}/{sanitized-name}-{version}
     deploy::package_manifest manifest;  // the fields the scripts and the registration use
     std::string owner = "anonymous";    // who deployed it; a record without one: anonymous's
+    // A container package (manifest.is_container()): its container (empty
+    // id: stopped by service_action), node and address.
+    std::string container_id{};
+    std::string node{};
+    std::string address{};
 };
 
 std::string encode_deployment_record(const deployment_record& r);

@@ -33,6 +33,7 @@ task<result<deploy_outcome>> deployer::impl::deploy(deploy_request req, progress
 
 task<result<deploy_outcome>> deployer::impl::run_deploy(deploy_request req, progress_sink& report, course& c,
                                                         std::shared_ptr<installed>& fresh) {
+    if (req.target == container_target) co_return co_await run_container_deploy(std::move(req), report, c);
     auto target_it = targets.find(req.target);
     if (target_it == targets.end()) {
         progress f;
@@ -72,7 +73,7 @@ task<result<deploy_outcome>> deployer::impl::go_live(deployment& d, const std::o
     installs[at->instance_id] = at;
     start_health_loop(at);
     d.step(stage::done, "version " + m.version + " is running");
-    deploy_outcome out{at->instance_id, m.name, m.version, at->dir, std::nullopt, grant->revision};
+    deploy_outcome out{at->instance_id, m.name, m.version, at->dir, std::nullopt, grant->revision, {}, {}};
     if (d.old) out.previous_version = d.old->manifest.version;
     co_return out;
 }

@@ -33,6 +33,10 @@ task<result<void>> deployer::impl::validate(deployment& d, deploy_request& req) 
     at.manifest = unpacked->manifest;
     at.target = &d.t.underlying();
     const package_manifest& m = at.manifest;
+    if (m.is_container()) {
+        co_return d.failed(error{errc::invalid_request, "'" + m.name + "' is a container package: deploy it with target '" +
+                                                            std::string(container_target) + "'"});
+    }
     at.instance_id = sanitize_package_name(m.name) + "." + t.name();
     at.home = t.prefix() + "/" + sanitize_package_name(m.name);
     at.dir = t.prefix() + "/" + install_dir_name(m);

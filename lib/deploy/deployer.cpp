@@ -22,7 +22,14 @@ deployer::~deployer() = default;
 
 void deployer::add_target(deploy_target& target) { impl_->targets[target.name()] = &target; }
 
-bool deployer::has_target(std::string_view name) const { return impl_->targets.find(name) != impl_->targets.end(); }
+bool deployer::has_target(std::string_view name) const {
+    return impl_->targets.find(name) != impl_->targets.end() || (impl_->containers && name == impl::container_target);
+}
+
+void deployer::use_containers(package_containers& containers, health_prober* prober) {
+    impl_->containers = &containers;
+    impl_->prober = prober;
+}
 
 task<result<deploy_outcome>> deployer::deploy(deploy_request request, progress_sink report) {
     if (!report) report = [](const progress&) {};

@@ -11,6 +11,8 @@
 //   undeploy.cpp, service_action.cpp, recovery.cpp (open after a restart)
 //   target_commands.cpp, registration.cpp, deployment_events.cpp,
 //   health_loop.cpp       what those share
+//   container_deploy.cpp, container_health.cpp, container_operations.cpp
+//                         the same for a container package (target "containers")
 #pragma once
 
 #include "deploy/installed.hpp"
@@ -63,6 +65,8 @@ struct deployer::impl {
     package_unpacker& unpacker;
     deployer_options opts;
     std::map<std::string, deploy_target*, std::less<>> targets;
+    package_containers* containers = nullptr;  // use_containers
+    health_prober* prober = nullptr;
     std::map<std::string, std::shared_ptr<installed>, std::less<>> installs;  // by instance id
     std::set<std::string, std::less<>> busy;                                 // instance ids
     std::uint64_t stagings = 0;
@@ -151,6 +155,19 @@ struct deployer::impl {
     task<result<void>> stop_failed(std::shared_ptr<installed> at, const command_result& stop, bool force, progress& p,
                                    progress_sink& report);
     task<result<std::size_t>> open();
+
+    // Container packages (container_*.cpp).
+    static constexpr std::string_view container_target = "containers";
+    task<result<deploy_outcome>> run_container_deploy(deploy_request req, progress_sink& report, course& c);
+    task<result<void>> start_container(installed& at);
+    task<result<gate_verdict>> container_gate(const installed& at, progress_sink& report, progress p);
+    task<health_result> container_running(const installed& at);
+    task<health_result> container_check(const installed& at, std::stop_token stop = {});
+    task<void> container_health_loop(std::shared_ptr<installed> at, std::stop_token stop);
+    seconds container_ttl(const installed& at) const;
+    task<result<service_ptr>> control_container(std::shared_ptr<installed> at, service_command command, progress p,
+                                                progress_sink& report);
+    task<result<void>> undeploy_container(std::shared_ptr<installed> at, progress p, progress_sink& report);
 };
 
 }  // namespace registry::deploy

@@ -43,7 +43,11 @@ health_check script_check_of(const package_health& h) {
 
 void deployer::impl::start_health_loop(const std::shared_ptr<installed>& at) {
     at->health_stop.emplace();
-    health_loops.spawn(health_loop(at, at->health_stop->get_token()));
+    if (at->manifest.is_container()) {
+        health_loops.spawn(container_health_loop(at, at->health_stop->get_token()));  // container_health.cpp
+    } else {
+        health_loops.spawn(health_loop(at, at->health_stop->get_token()));
+    }
 }
 
 void deployer::impl::stop_health_loop(installed& at) {

@@ -27,6 +27,14 @@ struct installed {
     // The identity that first deployed it (identity.hpp): only it, or an
     // admin, may redeploy, undeploy or control it; it holds the lease.
     std::string owner = "anonymous";
+    // A container package (target nullptr: the container manager's nodes):
+    // its container, where it runs, and its address there; the id is empty
+    // while service_action has it stopped and removed.
+    std::string container_id;
+    std::string node;
+    std::string address;
+
+    std::string target_name() const { return target ? target->name() : "containers"; }
 };
 
 }  // namespace registry::deploy

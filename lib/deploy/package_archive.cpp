@@ -295,14 +295,18 @@ private:
     }
 
     result<unpacked_package> finish() {
-        for (const char* required : {"manifest.yaml", "scripts/start.sh", "scripts/stop.sh"}) {
-            if (!is_file(required)) return fail(errc::invalid_package, std::string(required) + " is missing (or not a regular file)");
-        }
+        if (!is_file("manifest.yaml")) return fail(errc::invalid_package, "manifest.yaml is missing (or not a regular file)");
         auto text = read_manifest();
         if (!text) return unexpected{text.err()};
         auto manifest = parse_package_manifest(*text);
         if (!manifest) return unexpected{manifest.err()};
-        if (manifest->health && !is_file(manifest->health->script)) {
+        // A container package runs its image: it has no scripts to require.
+        for (const char* required : {"scripts/start.sh", "scripts/stop.sh"}) {
+            if (!manifest->is_container() && !is_file(required)) {
+                return fail(errc::invalid_package, std::string(required) + " is missing (or not a regular file)");
+            }
+        }
+        if (manifest->health && !manifest->is_container() && !is_file(manifest->health->script)) {
             return fail(errc::invalid_package, "health.script '" + manifest->health->script + "' is not a file in the package");
         }
         if (req_.name && *req_.name != manifest->name) {

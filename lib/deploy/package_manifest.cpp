@@ -134,7 +134,9 @@ public:
     }
 
     void document(const YAML::Node& root, package_manifest& m) {
-        if (!map(root, "", {"name", "version", "description", "service", "depends_on", "requires", "health"})) return;
+        if (!map(root, "", {"name", "version", "description", "service", "container", "depends_on", "requires", "health"})) {
+            return;
+        }
         if (auto n = root["name"]; !n) {
             problem("name", "is required");
         } else if (auto s = scalar(n, "name")) {
@@ -177,17 +179,38 @@ public:
                 }
             }
         }
+        if (m.is_container() && root["requires"]) {
+            problem("requires", "a container package needs nothing on a host: what it needs is in its image");
+        }
+        if (auto n = root["container"]) {
+            if (m.is_container()) {
+                container(n, m.container.emplace());
+            } else {
+                problem("container", "only a package of service.type container has one");
+            }
+        } else if (m.is_container()) {
+            problem("container", "is required for service.type container");
+        }
         if (auto n = root["health"]) health(n, m);
     }
 
-    // health: the health script, a check of kind script with the thresholds
-    // and timing of a registration's checks (docs/protocol.md, "Health checks").
+    // health: a process package's health script, a check of kind script with
+    // the thresholds and timing of a registration's checks (docs/protocol.md,
+    // "Health checks"); a container package's probe of a port, or that it runs.
     void health(const YAML::Node& n, package_manifest& m) {
-        if (!map(n, "health", {"script", "interval", "timeout", "deadline", "initial_delay", "failures_before_critical",
-                               "successes_before_passing"}))
+        if (!map(n, "health", {"script", "check", "port", "path", "interval", "timeout", "deadline", "initial_delay",
+                               "failures_before_critical", "successes_before_passing"}))
             return;
         auto& h = m.health.emplace();
-        if (auto s = n["script"]; !s) {
+        if (!m.is_container()) {
+            for (const char* field : {"check", "port", "path"}) {
+                if (n[field]) problem(join("health", field), "only a container package has one (its health is the script's)");
+            }
+        }
+        if (m.is_container()) {
+            package_container unused;
+            container_health(n, m, m.container ? *m.container : unused);
+        } else if (auto s = n["script"]; !s) {
             problem("health.script", "is required");
         } else if (auto text = scalar(s, "health.script")) {
             if (valid_relative_path(*text)) {
@@ -207,16 +230,156 @@ public:
         if (auto t = n["successes_before_passing"]) threshold(t, "health.successes_before_passing", h.successes_before_passing);
     }
 
+    // A container package's health: a probe of one of its ports, or that
+    // the container runs; never a script (it would run on the host, not in
+    // the container).
+    void container_health(const YAML::Node& n, const package_manifest& m, package_container& h) {
+        if (n["script"]) {
+            problem("health.script", "a container package has no health script (it would run on the host, not in the "
+                                     "container): use health.check http or tcp");
+        }
+        if (auto c = n["check"]) {
+            if (auto s = scalar(c, "health.check")) {
+                if (*s == "http") h.check = container_check::http;
+                else if (*s == "tcp") h.check = container_check::tcp;
+                else if (*s == "running") h.check = container_check::running;
+                else problem("health.check", "must be one of http, tcp, running");
+            }
+        }
+        if (auto p = n["port"]) {
+            if (auto s = scalar(p, "health.port")) h.check_port = *s;
+        }
+        if (auto p = n["path"]) {
+            if (auto s = scalar(p, "health.path")) {
+                if (s->empty() || s->front() != '/' || s->size() > max_text || has_control(*s) ||
+                    s->find(' ') != std::string::npos) {
+                    problem("health.path", "must be a path starting with '/', without spaces or control characters");
+                } else {
+                    h.check_path = *s;
+                }
+            }
+            if (h.check != container_check::http) problem("health.path", "only an http check has one");
+        }
+        if (h.check == container_check::running) {
+            if (n["port"]) problem("health.port", "only an http or tcp check has one");
+            return;
+        }
+        if (m.ports.empty()) {
+            problem("health.check", "an http or tcp check needs a port: service.ports is empty");
+        } else if (h.check_port.empty()) {
+            h.check_port = m.ports.front().name;
+        } else if (std::none_of(m.ports.begin(), m.ports.end(), [&](const package_port& p) { return p.name == h.check_port; })) {
+            problem("health.port", "no port named '" + h.check_port + "' in service.ports");
+        }
+    }
+
+    void container(const YAML::Node& n, package_container& c) {
+        if (!map(n, "container", {"image", "preset", "command", "env", "labels", "limits"})) return;
+        if (auto v = n["image"]) {
+            if (auto s = scalar(v, "container.image")) {
+                if (s->empty() || s->size() > 512 || has_control(*s) || s->find(' ') != std::string::npos) {
+                    problem("container.image", "must be an image reference (1-512 characters, no spaces)");
+                } else {
+                    c.image = *s;
+                }
+            }
+        }
+        if (auto v = n["preset"]) {
+            if (auto s = scalar(v, "container.preset")) {
+                if (valid_name(*s)) c.preset = *s; else problem("container.preset", "must be 1-128 characters of [A-Za-z0-9._-]");
+            }
+        }
+        if (!n["image"] && !n["preset"]) problem("container.image", "is required (or container.preset)");
+        if (auto v = n["command"]) c.command = strings(v, "container.command");
+        if (auto v = n["env"]) text_map(v, "container.env", c.env, true);
+        if (auto v = n["labels"]) {
+            text_map(v, "container.labels", c.labels, false);
+            for (const auto& [k, _] : c.labels) {
+                if (k.rfind("io.registry.", 0) == 0) problem("container.labels." + k, "io.registry.* labels are the registry's");
+            }
+        }
+        if (auto v = n["limits"]; v && map(v, "container.limits", {"memory_bytes", "cpus", "pids"})) {
+            if (auto x = v["memory_bytes"]) {
+                if (auto s = scalar(x, "container.limits.memory_bytes")) {
+                    std::uint64_t value = 0;
+                    auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), value);
+                    if (ec != std::errc{} || end != s->data() + s->size() || value < 4 * 1024 * 1024) {
+                        problem("container.limits.memory_bytes", "must be an integer of at least 4194304 (4 MiB)");
+                    } else {
+                        c.memory_bytes = value;
+                    }
+                }
+            }
+            if (auto x = v["cpus"]) {
+                if (auto s = scalar(x, "container.limits.cpus")) {
+                    double value = 0;
+                    auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), value);
+                    if (ec != std::errc{} || end != s->data() + s->size() || !(value >= 0.01 && value <= 1024)) {
+                        problem("container.limits.cpus", "must be a number 0.01-1024");
+                    } else {
+                        c.cpus = value;
+                    }
+                }
+            }
+            if (auto x = v["pids"]) {
+                if (auto s = scalar(x, "container.limits.pids")) {
+                    std::int64_t value = 0;
+                    auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), value);
+                    if (ec != std::errc{} || end != s->data() + s->size() || value < 1) {
+                        problem("container.limits.pids", "must be a positive integer");
+                    } else {
+                        c.pids = value;
+                    }
+                }
+            }
+        }
+    }
+
+    // A mapping of strings to strings (env: names of [A-Za-z_][A-Za-z0-9_]*).
+    void text_map(const YAML::Node& n, const std::string& at, std::map<std::string, std::string>& out, bool env_names) {
+        if (!n.IsMap()) {
+            problem(at, "must be a mapping");
+            return;
+        }
+        if (n.size() > max_list) problem(at, "must have at most 64 items");
+        for (const auto& kv : n) {
+            const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("?");
+            const std::string item_at = at + "." + key;
+            bool ok = !key.empty() && key.size() <= 256 && !has_control(key);
+            if (ok && env_names) {
+                ok = !(key.front() >= '0' && key.front() <= '9');
+                for (char ch : key) ok = ok && (is_alnum(ch) || ch == '_');
+            }
+            if (!ok) {
+                problem(item_at, env_names ? "must be a variable name of [A-Za-z0-9_], not starting with a digit"
+                                           : "must be a name of 1-256 characters without control characters");
+                continue;
+            }
+            auto value = scalar(kv.second, item_at);
+            if (!value) continue;
+            if (value->size() > max_text || value->find('\0') != std::string::npos) {
+                problem(item_at, "must be at most 4096 characters, without NUL");
+                continue;
+            }
+            out[key] = *value;
+        }
+    }
+
     void service(const YAML::Node& n, package_manifest& m) {
         if (!map(n, "service", {"type", "ports"})) return;
         if (auto t = n["type"]) {
             if (auto s = scalar(t, "service.type")) {
-                if (*s == "managed_process") {
+                if (*s == "managed_process" || *s == "container") {
                     m.service_type = *s;
-                } else if (*s == "docker" || *s == "systemd") {
-                    problem("service.type", "only managed_process packages can be deployed");
+                } else if (*s == "docker") {
+                    problem("service.type", "a package that runs an image is of type container (with a container: "
+                                            "section naming the image)");
+                } else if (*s == "systemd") {
+                    problem("service.type", "systemd packages cannot be deployed: installing a unit needs root on the "
+                                            "target and the package format has no unit to install; use "
+                                            "managed_process (start.sh, stop.sh) or container");
                 } else {
-                    problem("service.type", "must be one of managed_process, docker, systemd");
+                    problem("service.type", "must be one of managed_process, container");
                 }
             }
         }
@@ -268,6 +431,15 @@ public:
 
 }  // namespace
 
+std::string_view to_string(container_check c) noexcept {
+    switch (c) {
+        case container_check::http: return "http";
+        case container_check::tcp: return "tcp";
+        case container_check::running: return "running";
+    }
+    return "running";
+}
+
 std::optional<milliseconds> parse_duration(std::string_view text) {
     std::uint64_t value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -295,7 +467,10 @@ std::vector<std::string> check_package_manifest(std::string_view yaml, package_m
     } catch (const YAML::Exception& e) {
         r.problem("manifest", "is not valid YAML (line " + std::to_string(e.mark.line + 1) + "): " + e.msg);
     }
-    if (r.problems.empty() && out) *out = std::move(m);
+    if (r.problems.empty() && out) {
+        m.source = std::string(yaml);
+        *out = std::move(m);
+    }
     return std::move(r.problems);
 }
 

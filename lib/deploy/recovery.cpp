@@ -19,14 +19,21 @@ task<result<std::size_t>> deployer::impl::open() {
     for (const auto& [key, value] : state.entries) {
         auto decoded = detail::decode_deployment_record(value);
         if (!decoded) co_return fail(errc::internal, "stored record '" + key + "': " + decoded.err().message);
+        const bool container = decoded->manifest.is_container();
         auto target = targets.find(decoded->target);
-        if (target == targets.end()) {
+        if (container ? !containers : target == targets.end()) {
             ++elsewhere;
             continue;
         }
         auto at = std::make_shared<installed>();
         at->manifest = std::move(decoded->manifest);
-        at->target = target->second;
+        // A container package's container is adopted, not started again:
+        // the container manager has reloaded its lease, and the health
+        // loop renews it (a container that is gone shows as critical).
+        at->target = container ? nullptr : target->second;
+        at->container_id = std::move(decoded->container_id);
+        at->node = std::move(decoded->node);
+        at->address = std::move(decoded->address);
         at->instance_id = std::move(decoded->instance_id);
         at->home = std::move(decoded->home);
         at->dir = std::move(decoded->dir);

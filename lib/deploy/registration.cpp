@@ -37,15 +37,29 @@ task<result<lease_grant>> deployer::impl::register_instance(installed& at, const
     s.name = at.manifest.name;
     s.instance_id = at.instance_id;
     s.version = at.manifest.version;
-    s.execution.kind = execution_kind::managed_process;
-    s.execution.command = at.dir + "/scripts/start.sh";
-    s.where = at.target->where();
-    for (const auto& p : at.manifest.ports) {
-        s.endpoints.push_back(endpoint{p.name, at.target->endpoint_address(), p.port, p.protocol});
+    if (at.manifest.is_container()) {
+        // Its endpoints at the container's own address on its node.
+        s.execution.kind = execution_kind::container;
+        s.execution.container_id = at.container_id;
+        s.execution.image = at.manifest.container->image.empty() ? "preset:" + at.manifest.container->preset.value_or("")
+                                                                 : at.manifest.container->image;
+        if (!at.address.empty()) {
+            for (const auto& p : at.manifest.ports) s.endpoints.push_back(endpoint{p.name, at.address, p.port, p.protocol});
+        }
+        s.metadata = {{"deployed_by", "registryd"}, {"target", at.target_name()}, {"node", at.node}};
+    } else {
+        s.execution.kind = execution_kind::managed_process;
+        s.execution.command = at.dir + "/scripts/start.sh";
+        s.where = at.target->where();
+        for (const auto& p : at.manifest.ports) {
+            s.endpoints.push_back(endpoint{p.name, at.target->endpoint_address(), p.port, p.protocol});
+        }
+        s.metadata = {{"deployed_by", "registryd"}, {"install_dir", at.dir}, {"target", at.target->name()}};
     }
     s.depends_on = at.manifest.depends_on;
-    s.metadata = {{"deployed_by", "registryd"}, {"install_dir", at.dir}, {"target", at.target->name()}};
-    if (at.manifest.health) s.checks.push_back(script_check_of(*at.manifest.health));  // health_loop.cpp
+    if (at.manifest.health && !at.manifest.is_container()) {
+        s.checks.push_back(script_check_of(*at.manifest.health));  // health_loop.cpp
+    }
     r.script_checks = true;
     // Renewed once per interval plus a health run; a margin for slow hosts.
     const milliseconds interval = at.manifest.health ? at.manifest.health->interval : milliseconds(10000);
@@ -65,7 +79,7 @@ task<result<lease_grant>> deployer::impl::register_instance(installed& at, const
     if (!grant) co_return grant;
     at.lease_id = grant->lease_id;
     co_await move_to(at.instance_id, service_state::running, "deployed version " + at.manifest.version);
-    if (health && at.manifest.health) {
+    if (health && at.manifest.health && !at.manifest.is_container()) {
         // The gate's verdict is the script check's first result.
         check_report first{script_check_of(*at.manifest.health).name, health->status, health->output, 1, std::nullopt};
         auto recorded = co_await reg.record_check(at.instance_id, std::move(first));
@@ -88,7 +102,8 @@ task<result<void>> deployer::impl::persist(const std::string& instance_id, std::
 }
 
 std::string deployer::impl::record_of(const installed& at) {
-    return detail::encode_deployment_record({at.instance_id, at.target->name(), at.home, at.dir, at.manifest, at.owner});
+    return detail::encode_deployment_record({at.instance_id, at.target_name(), at.home, at.dir, at.manifest, at.owner,
+                                             at.container_id, at.node, at.address});
 }
 
 }  // namespace registry::deploy

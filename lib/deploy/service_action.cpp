@@ -16,7 +16,8 @@ task<result<service_ptr>> deployer::impl::control(std::string id, service_comman
     progress p;
     p.package = at->manifest.name;
     p.version = at->manifest.version;
-    p.target = at->target->name();
+    p.target = at->target_name();
+    if (at->manifest.is_container()) co_return co_await control_container(at, command, p, report);
     if (auto up = co_await reachable(*at->target); !up) co_return unexpected{up.err()};
     if (command != service_command::start) {
         co_await move_to(id, service_state::stopping, "service_action");

@@ -12,6 +12,13 @@ task<result<void>> deployer::impl::undeploy(std::string id, progress_sink report
     if (auto refused = may_operate(by, *at, "undeploy")) co_return unexpected{std::move(*refused)};
     busy_guard guard;
     if (auto ok = acquire(guard, id); !ok) co_return unexpected{ok.err()};
+    if (at->manifest.is_container()) {
+        progress p;
+        p.package = at->manifest.name;
+        p.version = at->manifest.version;
+        p.target = at->target_name();
+        co_return co_await undeploy_container(at, p, report);
+    }
     if (auto up = co_await reachable(*at->target); !up) co_return unexpected{up.err()};
     // The health loop (and the lease it renews) ends only once the service
     // is really stopped.
@@ -82,7 +89,7 @@ task<result<void>> deployer::impl::logged_undeploy(std::string id, progress_sink
     if (auto it = installs.find(id); it != installs.end()) {
         c.change.package = it->second->manifest.name;
         c.change.to_version = it->second->manifest.version;
-        c.change.target = it->second->target->name();
+        c.change.target = it->second->target_name();
     }
     auto r = co_await undeploy(std::move(id), std::move(report), force, by);
     log_outcome(c, "undeploy", r, "undeployed");

@@ -82,7 +82,7 @@ extra: 1
     CHECK(contains(problems, "name: must be 1-128 characters of [A-Za-z0-9._-]"));
     CHECK(contains(problems, "version: is required"));
     CHECK(contains(problems, "extra: unknown field"));
-    CHECK(contains(problems, "service.type: only managed_process packages can be deployed"));
+    CHECK(contains(problems, "service.type: a package that runs an image is of type container (with a container: section naming the image)"));
     CHECK(contains(problems, "service.ports[1].name: duplicate port name 'http'"));
     CHECK(contains(problems, "service.ports[1].port: must be 1-65535"));
     CHECK(contains(problems, "service.ports[2].name: is required"));

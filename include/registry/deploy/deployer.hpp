@@ -22,6 +22,13 @@
 // Operations on one package (deploy, start/stop/restart, undeploy) do not
 // overlap: a second one while the first runs is a conflict.
 //
+// A container package (service.type container) deploys with the target
+// "containers": its image runs on the container manager's nodes through the
+// package_containers port (ports/package_containers.hpp), under a lease the
+// health checks renew, with endpoints at the container's address; a new
+// version's container starts beside the running one and replaces it only
+// once it passes its gate (docs/protocol.md, "Container packages").
+//
 // Each deployment is kept in the store (key "dep/{instance_id}"), so a
 // restarted embedder that calls open() controls and health-checks the
 // packages installed before the restart.
@@ -32,6 +39,8 @@
 #include <registry/deploy/package_archive.hpp>
 #include <registry/ports/clock.hpp>
 #include <registry/ports/deploy_target.hpp>
+#include <registry/ports/health_prober.hpp>
+#include <registry/ports/package_containers.hpp>
 #include <registry/ports/package_unpacker.hpp>
 #include <registry/ports/store.hpp>
 #include <registry/registry.hpp>
@@ -102,6 +111,8 @@ struct deploy_outcome {
     std::string install_dir;
     std::optional<std::string> previous_version;
     std::uint64_t revision = 0;
+    std::string container_id;  // a container package: its container, and the node it runs on
+    std::string node;
 };
 
 enum class service_command { start, stop, restart };
@@ -136,6 +147,12 @@ public:
     // Targets must outlive the deployer. Names are unique.
     void add_target(deploy_target& target);
     bool has_target(std::string_view name) const;
+
+    // The target "containers", for container packages: `containers` runs
+    // them, `prober` checks the http and tcp health of their endpoints
+    // (without one, only `running` checks pass). Both must outlive the
+    // deployer. Before open().
+    void use_containers(package_containers& containers, health_prober* prober);
 
     // Loads the deployments kept in the store (after registry::open() and
     // add_target) and resumes their health checks. Deployments on a target

@@ -8,6 +8,7 @@
 #include <registry/result.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,8 +22,15 @@ struct package_port {
     std::string protocol = "tcp";
 };
 
+// How a container package's health is checked: the container's own address
+// and one of its ports, since a script in the package cannot run inside the
+// image (docs/protocol.md, "Container packages").
+enum class container_check { running, http, tcp };
+
+std::string_view to_string(container_check c) noexcept;
+
 struct package_health {
-    std::string script;               // relative to the package root: "scripts/health.sh"
+    std::string script;               // relative to the package root: "scripts/health.sh" (managed_process)
     milliseconds interval{30000};     // between checks, also between retries while gating
     milliseconds timeout{5000};       // one run of the script
     milliseconds deadline{60000};     // after start.sh: healthy within this, or the deploy rolls back
@@ -38,16 +46,41 @@ struct package_health {
 // after the script's file ("health.sh"), with its interval, timeout and thresholds.
 health_check script_check_of(const package_health& h);
 
+// service.type container: what the container manager runs (its request's
+// fields; the container policy applies to them as to container_create).
+struct package_container {
+    std::string image;                  // empty: the preset's
+    std::optional<std::string> preset;  // a name in containers.presets
+    std::vector<std::string> command;   // empty: the image's (or the preset's)
+    std::map<std::string, std::string> env;
+    std::map<std::string, std::string> labels;
+    std::optional<std::uint64_t> memory_bytes;
+    std::optional<double> cpus;
+    std::optional<std::int64_t> pids;
+    // Its health (the manifest's health.check, health.port, health.path):
+    // `check` on the port named `check_port`, GET `check_path` for http;
+    // `running`: the container runs.
+    container_check check = container_check::running;
+    std::string check_port;
+    std::string check_path = "/";
+};
+
 struct package_manifest {
     std::string name;
     std::string version;
     std::string description;
-    std::string service_type = "managed_process";
+    std::string service_type = "managed_process";  // or "container"
     std::vector<package_port> ports;
     std::vector<std::string> depends_on;
     std::vector<std::string> required_commands;
     std::vector<std::string> required_libraries;
     std::optional<package_health> health;
+    std::optional<package_container> container;  // service.type container
+    // The manifest.yaml it was read from (a container package's deployment
+    // keeps it: a restarted registryd recreates the container from it).
+    std::string source;
+
+    bool is_container() const noexcept { return service_type == "container"; }
 };
 
 // Parses and validates manifest.yaml. Every problem is reported, each with

@@ -266,7 +266,9 @@ task<result<void>> on(deploy_module& m, request_context& ctx, deploy_package_par
         } else {
             w.null();
         }
-        w.key("revision").number(done->revision).end_object();
+        w.key("revision").number(done->revision);
+        if (!done->container_id.empty()) w.key("container_id").string(done->container_id).key("node").string(done->node);
+        w.end_object();
     });
     co_return result<void>{};
 }
