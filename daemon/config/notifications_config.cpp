@@ -1,4 +1,5 @@
 #include "config/notifications_config.hpp"
+#include "config/yaml_section_reader.hpp"
 
 #include "config/config.hpp"
 #include "notify/webhook_url.hpp"
@@ -15,48 +16,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class notifications_reader {
+class notifications_reader : public yaml_section_reader {
 public:
-    explicit notifications_reader(std::string_view origin) : origin_(origin) {}
-
-    [[noreturn]] void fail(const YAML::Node& n, const std::string& path, const std::string& what) const {
-        std::string s(origin_);
-        if (!n.Mark().is_null()) s += ":" + std::to_string(n.Mark().line + 1);
-        throw config_error(s + ": " + path + ": " + what);
-    }
-
-    void mapping(const YAML::Node& v, const std::string& path,
-                 const std::function<bool(const std::string&, const YAML::Node&, const std::string&)>& h) const {
-        if (!v.IsMap()) fail(v, path, "must be a mapping");
-        for (const auto& kv : v) {
-            if (!kv.first.IsScalar()) fail(kv.first, path, "keys must be strings");
-            const std::string k = kv.first.Scalar();
-            const std::string p = path + "." + k;
-            if (!h(k, kv.second, p)) fail(kv.first, p, "unknown key");
-        }
-    }
-
-    std::string text(const YAML::Node& v, const std::string& path) const {
-        if (!v.IsScalar()) fail(v, path, "must be a string");
-        if (v.Scalar().empty()) fail(v, path, "must not be empty");
-        return v.Scalar();
-    }
-
-    std::uint64_t number(const YAML::Node& v, const std::string& path, std::uint64_t min, std::uint64_t max) const {
-        const std::string s = text(v, path);
-        std::uint64_t n = 0;
-        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-        if (ec != std::errc{} || end != s.data() + s.size()) fail(v, path, "must be a non-negative integer");
-        if (n < min || n > max) fail(v, path, "must be " + std::to_string(min) + "-" + std::to_string(max));
-        return n;
-    }
-
-    std::vector<std::string> strings(const YAML::Node& v, const std::string& path) const {
-        if (!v.IsSequence()) fail(v, path, "must be a list of strings");
-        std::vector<std::string> out;
-        for (std::size_t i = 0; i < v.size(); ++i) out.push_back(text(v[i], path + "[" + std::to_string(i) + "]"));
-        return out;
-    }
+    using yaml_section_reader::yaml_section_reader;
 
     registry::webhook hook(const YAML::Node& v, const std::string& path) const {
         registry::webhook w;
@@ -75,7 +37,7 @@ public:
                 if (!parse_webhook_url(w.url, why)) fail(n, p, why);
                 has_url = true;
             } else if (k == "events") {
-                const auto names = strings(n, p);
+                const auto names = texts(n, p);
                 for (std::size_t i = 0; i < names.size(); ++i) {
                     const auto t = registry::parse_event_type(names[i]);
                     if (!t || !is_change(*t))
@@ -84,7 +46,7 @@ public:
                     w.events.insert(*t);
                 }
             } else if (k == "services") {
-                w.services = strings(n, p);
+                w.services = texts(n, p);
             } else if (k == "secret") {
                 w.secret = text(n, p);
             } else if (k == "timeout_ms") {
@@ -119,8 +81,6 @@ public:
                t != event_type::container_log && t != event_type::image_pull_progress;
     }
 
-private:
-    std::string_view origin_;
 };
 
 }  // namespace
@@ -161,7 +121,7 @@ void read_notifications_section(notifications_config& out, const YAML::Node& sec
             auto& I = o.identity_webhooks;
             r.mapping(n, p, [&](const std::string& ik, const YAML::Node& in, const std::string& ip) {
                 if (ik == "allowed_urls") {
-                    I.allowed_urls = r.strings(in, ip);
+                    I.allowed_urls = r.texts(in, ip);
                 } else if (ik == "max_per_identity") {
                     I.max_per_identity = r.number(in, ip, 1, 1000);
                 } else if (ik == "max_total") {

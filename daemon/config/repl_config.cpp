@@ -1,4 +1,5 @@
 #include "config/repl_config.hpp"
+#include "config/yaml_section_reader.hpp"
 
 #include "config/config.hpp"
 
@@ -15,60 +16,14 @@ namespace registryd {
 
 namespace {
 
-class repl_reader {
+class repl_reader : public yaml_section_reader {
 public:
-    explicit repl_reader(std::string_view origin) : origin_(origin) {}
-
-    [[noreturn]] void fail(const YAML::Node& n, const std::string& path, const std::string& what) const {
-        std::string s(origin_);
-        if (!n.Mark().is_null()) s += ":" + std::to_string(n.Mark().line + 1);
-        throw config_error(s + ": " + path + ": " + what);
-    }
-
-    void mapping(const YAML::Node& v, const std::string& path,
-                 const std::function<bool(const std::string&, const YAML::Node&, const std::string&)>& h) const {
-        if (!v.IsMap()) fail(v, path, "must be a mapping");
-        for (const auto& kv : v) {
-            if (!kv.first.IsScalar()) fail(kv.first, path, "keys must be strings");
-            const std::string k = kv.first.Scalar();
-            const std::string p = path + "." + k;
-            if (!h(k, kv.second, p)) fail(kv.first, p, "unknown key");
-        }
-    }
-
-    std::string text(const YAML::Node& v, const std::string& path, bool allow_empty = false) const {
-        if (!v.IsScalar()) fail(v, path, "must be a string");
-        if (!allow_empty && v.Scalar().empty()) fail(v, path, "must not be empty");
-        return v.Scalar();
-    }
-
-    std::uint64_t number(const YAML::Node& v, const std::string& path, std::uint64_t min, std::uint64_t max) const {
-        const std::string s = text(v, path);
-        std::uint64_t n = 0;
-        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-        if (ec != std::errc{} || end != s.data() + s.size()) fail(v, path, "must be a non-negative integer");
-        if (n < min || n > max) fail(v, path, "must be " + std::to_string(min) + "-" + std::to_string(max));
-        return n;
-    }
+    using yaml_section_reader::yaml_section_reader;
 
     std::uint64_t bytes(const YAML::Node& v, const std::string& path) const {
         auto n = parse_byte_size(text(v, path));
         if (!n || *n == 0) fail(v, path, "must be a positive byte count such as 1048576 or \"1MiB\"");
         return *n;
-    }
-
-    bool boolean(const YAML::Node& v, const std::string& path) const {
-        const std::string s = text(v, path);
-        if (s == "true") return true;
-        if (s == "false") return false;
-        fail(v, path, "must be true or false");
-    }
-
-    std::vector<std::string> argv(const YAML::Node& v, const std::string& path) const {
-        if (!v.IsSequence()) fail(v, path, "must be a list of strings");
-        std::vector<std::string> out;
-        for (std::size_t i = 0; i < v.size(); ++i) out.push_back(text(v[i], path + "[" + std::to_string(i) + "]", true));
-        return out;
     }
 
     void limits(registry::repl::limits& l, const YAML::Node& v, const std::string& path) const {
@@ -166,9 +121,9 @@ private:
         } else if (k == "source_file") {
             l.source_file = text(n, p);
         } else if (k == "compile") {
-            l.compile = argv(n, p);
+            l.compile = texts(n, p, true);
         } else if (k == "run") {
-            l.run = argv(n, p);
+            l.run = texts(n, p, true);
             if (l.run.empty()) fail(n, p, "must not be empty");
         } else if (k == "warm_pool") {
             l.warm_pool = number(n, p, 0, 64);
@@ -203,7 +158,6 @@ private:
         return std::move(d.l);
     }
 
-    std::string origin_;
 };
 
 }  // namespace
