@@ -104,7 +104,7 @@ inline registration make_registration(std::string name, std::string instance_id 
 
 // A registry on a fake clock and a memory store, run()ning; options may be
 // changed before restart().
-struct registry_fixture {
+struct running_registry {
     testing::fake_clock clk;
     testing::memory_store st;
     registry_options opt = [] {
@@ -116,8 +116,8 @@ struct registry_fixture {
     std::optional<std::stop_source> stop;  // emplaced, not reassigned: libstdc++ 12's move-assignment miscounts
     async_scope runner;
 
-    registry_fixture() { open(); }
-    ~registry_fixture() { close(); }
+    running_registry() { open(); }
+    ~running_registry() { close(); }
 
     void open() {
         reg.emplace(clk, st, opt);

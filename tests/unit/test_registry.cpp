@@ -12,7 +12,7 @@ using namespace std::chrono_literals;
 using testing::fake_clock;
 using testing::memory_store;
 
-using fixture = registry_fixture;
+using fixture = running_registry;
 
 TEST_CASE("registry: register, find, list, endpoints") {
     fixture f;

@@ -15,7 +15,7 @@ using namespace std::chrono_literals;
 namespace {
 
 // Written again every 500 ms while the store is unreachable.
-struct outage_fixture : registry_fixture {
+struct outage_fixture : running_registry {
     outage_fixture() {
         opt.store_retry_interval = 500ms;
         restart();
