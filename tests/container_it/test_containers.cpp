@@ -455,7 +455,7 @@ TEST_CASE("operability: containers by state and reaps on /metrics, an engine onl
     CHECK(str(offline, "/reason").rfind("engine offline: ", 0) == 0);
 }
 
-TEST_CASE("container usage: container_get samples a running container; its stop's event and record keep the last figures") {
+TEST_CASE("container usage: container_get samples a running container, its stop's event and record keep the last figures") {
     rt::podman_service p1;
     it::registryd d(config("it-usage", {{"p1", p1.uri()}}));
     IT_DIAGNOSE(d);

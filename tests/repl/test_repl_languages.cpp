@@ -43,7 +43,7 @@ TEST_CASE("repl: go compiles and runs (warm), a compile error does not run") {
     CHECK(bad.output.empty());
 }
 
-TEST_CASE("repl: c and cpp by gcc 12 (default) and clang 14, chosen by version; an unknown version is refused") {
+TEST_CASE("repl: c and cpp by gcc 12 (default) and clang 14, chosen by version, an unknown version is refused") {
     repl_daemon rd{repl_daemon::shipped{}};
     IT_DIAGNOSE(rd.d);
     it::ws_client ws(rd.d);

@@ -100,7 +100,7 @@ TEST_CASE("repl: usage reports the CPU time of a busy program and the peak memor
                 it::dump(it::at(big.finished, "/data/usage")).c_str(), it::dump(it::at(idle.finished, "/data/usage")).c_str());
 }
 
-TEST_CASE("repl: a client that lost its connection gets the result by id; other identities get not_found; a restart keeps it") {
+TEST_CASE("repl: a client that lost its connection gets the result by id, other identities get not_found, a restart keeps it") {
     auth_repl_daemon rd;
     IT_DIAGNOSE(rd.d);
     std::string id;

@@ -264,7 +264,7 @@ TEST_CASE("container protocol: strict parameters") {
           R"({"id":"n","type":"response","error":{"code":"not_found","message":"no managed container 'foreign'"}})");
 }
 
-TEST_CASE("container protocol: a queued create, told its position, answered once created; cancelled by id or by its connection closing") {
+TEST_CASE("container protocol: a queued create, told its position, answered once created, cancelled by id or by its connection closing") {
     containers_fixture f;  // node a, capacity 2
     auto& c = *f.c;
     c.ask(req("1", "container_create", R"({"image":"img"})"));

@@ -132,7 +132,7 @@ const error& failed(started<create_result>& s) {
     return s.get().err();
 }
 
-TEST_CASE("create queue: without queue a full cluster is limit_exceeded; with it the request waits, FIFO, told its position") {
+TEST_CASE("create queue: without queue a full cluster is limit_exceeded, with it the request waits, FIFO, told its position") {
     cluster k;
     k.start();
     auto first = k.create_now();
@@ -282,7 +282,7 @@ TEST_CASE("create queue: a slot on another node goes to the first request that m
     CHECK(made(also_a)->owner == "cid");
 }
 
-TEST_CASE("create queue: a node removed fails the creates that name it; one added serves the others") {
+TEST_CASE("create queue: a node removed fails the creates that name it, one added serves the others") {
     cluster k;
     k.start();
     k.create_now("a");

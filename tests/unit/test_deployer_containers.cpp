@@ -231,7 +231,7 @@ health:
                             "stop.sh) or container"));
 }
 
-TEST_CASE("container deploy: registered with the container's endpoints once its http check passes; the lease renewed") {
+TEST_CASE("container deploy: registered with the container's endpoints once its http check passes, the lease renewed") {
     fixture f;
     f.prober.healthy = {"10.88.0.1"};
     auto out = f.deployed();
@@ -298,7 +298,7 @@ TEST_CASE("container deploy: a first version that fails its gate is removed and 
     CHECK(refused.err().code == errc::invalid_request);
 }
 
-TEST_CASE("container redeploy: the new container starts beside the old one and replaces it once it passes; a failing one "
+TEST_CASE("container redeploy: the new container starts beside the old one and replaces it once it passes, a failing one "
           "is removed and the old one kept") {
     fixture f;
     f.prober.healthy = {"10.88.0.1", "10.88.0.2"};
@@ -346,7 +346,7 @@ TEST_CASE("container redeploy: the new container starts beside the old one and r
     CHECK(again.err().code == errc::conflict);
 }
 
-TEST_CASE("container undeploy and service_action; a restarted deployer adopts the container") {
+TEST_CASE("container undeploy and service_action, a restarted deployer adopts the container") {
     fixture f;
     f.prober.healthy = {"10.88.0.1", "10.88.0.2", "10.88.0.3"};
     REQUIRE(f.deployed().ok());
@@ -382,7 +382,7 @@ TEST_CASE("container undeploy and service_action; a restarted deployer adopts th
     CHECK(again.err().code == errc::not_found);
 }
 
-TEST_CASE("container redeploy of a stopped instance runs the new version; the deployment events tell the stages") {
+TEST_CASE("container redeploy of a stopped instance runs the new version, the deployment events tell the stages") {
     fixture f;
     f.prober.healthy = {"10.88.0.1", "10.88.0.2"};
     REQUIRE(f.deployed().ok());

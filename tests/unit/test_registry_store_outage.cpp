@@ -107,7 +107,7 @@ TEST_CASE("registry: writes in flight when the store went away are written again
     for (std::size_t i = 2; i < c.events.size(); ++i) CHECK(c.events[i]->revision == c.events[i - 1]->revision + 1);
 }
 
-TEST_CASE("registry: nothing expires during a store outage; a lease that fell due gets its TTL again after it") {
+TEST_CASE("registry: nothing expires during a store outage, a lease that fell due gets its TTL again after it") {
     outage_fixture f;
     collector c;
     c.start(*f.reg);

@@ -246,7 +246,7 @@ TEST_CASE("repl results: a restart loads what is kept and drops what expired mea
     CHECK_FALSE(kept.data().contains("repl/" + early));  // dropped from the store at open
 }
 
-TEST_CASE("repl protocol: repl_result answers running, then the result; another identity gets not_found") {
+TEST_CASE("repl protocol: repl_result answers running, then the result, another identity gets not_found") {
     results_fixture f;
     client a(*f.srv, 1, {}, as(alice));
     client b(*f.srv, 2, {}, as(bob));
