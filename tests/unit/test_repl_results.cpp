@@ -263,7 +263,7 @@ TEST_CASE("repl protocol: repl_result answers running, then the result, another 
     const std::string r = a.ask(req("3", "repl_result", R"({"execution_id":")" + id + R"("})"));
     const std::string t = std::to_string(f.clk.now().time_since_epoch().count());
     CHECK(r == R"({"id":"3","type":"response","data":{"execution_id":")" + id +
-                   R"(","language":"sh","engine":"local","state":"finished","owner":"alice","exit_code":0,)"
+                   R"(","language":"sh","version":"","engine":"local","state":"finished","owner":"alice","exit_code":0,)"
                    R"("signal":null,"stdout":"hi\n","stderr":"","truncated":false,"timed_out":false,)"
                    R"("cancelled":false,"duration_ms":0,"usage":{"cpu_ms":1500,"memory_peak_bytes":1048576},)"
                    R"("submitted_at_ms":)" + t + R"(,"started_at_ms":)" + t + R"(,"finished_at_ms":)" + t + "}}");
