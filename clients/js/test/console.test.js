@@ -260,7 +260,9 @@ describe('the web console in chromium', () => {
       await tab.click('#nav-deployments');
       await tab.setInputFiles('#dp-file', { name: 'x.tar.gz', mimeType: 'application/gzip', buffer: Buffer.from('not a package') });
       await tab.click('#dp-deploy');
-      await tab.waitForFunction(() => document.querySelector('#dp-deploy').disabled);
+      // (Deploy is disabled while the request runs too: wait for the refusal's reason.)
+      await tab.waitForFunction(() => /lacks the permission/.test(document.querySelector('#dp-deploy').title ?? ''));
+      assert.equal(await tab.evaluate(() => document.querySelector('#dp-deploy').disabled), true);
       assert.match(await tab.getAttribute('#dp-deploy', 'title'), /'dashboard' lacks the permission 'deploy'/);
       assert.match(await tab.locator('#view-deployments .notice').textContent(), /forbidden/);
       await tab.screenshot({ path: join(shots, 'signed-in-refused.png') });
