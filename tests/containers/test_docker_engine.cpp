@@ -654,7 +654,7 @@ TEST_CASE("the client works over TCP") {
     report("tcp: ping+create+attach+start+wait+logs+remove", t0);
 }
 
-TEST_CASE_FIXTURE(engine_fixture, "stats: a running container's CPU time and memory; a stopped one has no figures") {
+TEST_CASE_FIXTURE(engine_fixture, "stats: a running container's CPU time and memory, a stopped one has no figures") {
     // Busy for a while, then idle with a 16 MiB file in its writable layer
     // (page cache, charged to its cgroup).
     const std::string id = run([&]() -> task<std::string> {
