@@ -218,7 +218,8 @@ asio::awaitable<result<done>> client_impl::wait_connected() {
         if (conn_) co_return done{};
         if (failures_ != failures && last_error_) co_return *last_error_;
         if (clock::now() >= deadline) {
-            co_return fail(errc::not_connected, "no connection to " + opts_.url + " within " + millis(opts_.request_timeout));
+            co_return fail(errc::not_connected, "no connection to " + opts_.url + " within " + millis(opts_.request_timeout) +
+                                                    (last_error_ ? ": " + last_error_->message : std::string()));
         }
         co_await state_changed_.wait_until(deadline);
     }

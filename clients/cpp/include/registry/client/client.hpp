@@ -163,7 +163,8 @@ public:
 
     // Completes when connected, or with the error of the next attempt that
     // fails (unauthorized, connection_failed, ...), or not_connected after
-    // options::request_timeout.
+    // options::request_timeout (naming the last failed attempt's error, if
+    // the next attempt is still in its backoff).
     template <typename Token = asio::use_awaitable_t<>>
     auto connect(Token&& token = {}) {
         return detail::launch<done>(get_executor(), connect_op(), std::forward<Token>(token));
