@@ -14,7 +14,7 @@ major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$major" -ge 20 ] || echo "warning: node $(node --version) is older than the client's supported 20"
 cd clients/js
 npm ci --no-audit --no-fund --loglevel=error || { echo "npm ci failed"; exit 1; }
-REGISTRYD_BIN="$bin" node --test \
+REGISTRYD_BIN="$bin" node --test --test-concurrency=2 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$log" \
   test/*.test.js
