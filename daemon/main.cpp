@@ -81,6 +81,13 @@
 
 namespace {
 
+// Names this registryd in the etcd writer key, for the standbys' logs.
+std::string writer_holder_name(const registryd::config& cfg) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    return std::string(host) + " pid " + std::to_string(::getpid()) + " listen " + cfg.listen.to_string();
+}
+
 namespace asio = boost::asio;
 namespace log = registryd::log;
 using namespace std::chrono_literals;
@@ -554,6 +561,7 @@ private:
         co_await deployer_.shutdown();
         co_await background_.join();
         port_.stop();  // every queued group is durable; later commits would fail
+        co_await port_.resign();  // a standby registryd takes over at once
         if (port_file_written_) {  // a stale file must not point the next reader at us
             std::error_code ec;
             std::filesystem::remove(*port_file_, ec);
@@ -726,25 +734,74 @@ int main(int argc, char** argv) {
     log::info("memory budget", {{"memory_budget_bytes", cfg.limits.memory_budget_bytes}});
 
     int code = 0;
+    bool deposed_exit = false;  // set on the io thread, read after run()
+    bool start_failed = false;
     try {
         asio::io_context ioc{1};  // one thread runs it
         std::unique_ptr<registry::file_store> files;  // kind: file
         std::unique_ptr<registryd::daemon_store> port;
+        registryd::etcd_store_port* etcd = nullptr;
         if (cfg.store.type == registryd::config::store_section::kind::etcd) {
             const auto& e = cfg.store.etcd;
-            port = std::make_unique<registryd::etcd_store_port>(
+            auto p = std::make_unique<registryd::etcd_store_port>(
                 ioc, registryd::etcd_options{e.endpoints, e.prefix, e.dial_timeout, e.request_timeout,
-                                             {e.tls.ca_file, e.tls.cert_file, e.tls.key_file, e.tls.server_name}});
+                                             {e.tls.ca_file, e.tls.cert_file, e.tls.key_file, e.tls.server_name},
+                                             e.writer_lease_ttl});
+            etcd = p.get();
+            port = std::move(p);
             log::info("store: etcd", {{"endpoints", e.endpoints.front()}, {"prefix", e.prefix}});
         } else {
             files = open_file_store(cfg);
             if (!files) return 1;
             port = std::make_unique<registryd::file_store_port>(ioc, *files);
         }
-        daemon_app app(ioc, cfg, cli.port_file, *port, *gate);
-        asio::post(ioc, [&app] { app.start(); });
+        std::optional<daemon_app> app;
+        const auto serve = [&] {
+            app.emplace(ioc, cfg, cli.port_file, *port, *gate);
+            app->start();
+        };
+        // Several registryd may share an etcd and prefix: one serves once it is
+        // the registry's writer (store/etcd_store_port.hpp), and stands by
+        // until then, stopped by a signal like a serving one.
+        asio::signal_set standby_signals(ioc);
+        if (!etcd) {
+            asio::post(ioc, serve);
+        } else {
+            standby_signals.add(SIGINT);
+            standby_signals.add(SIGTERM);
+            standby_signals.async_wait([&](const boost::system::error_code& ec, int) {
+                if (ec) return;
+                log::info("stopping while standing by");
+                port->stop();
+                ioc.stop();
+            });
+            etcd->campaign(
+                writer_holder_name(cfg),
+                [&] {
+                    boost::system::error_code ignored;
+                    standby_signals.cancel(ignored);
+                    standby_signals.clear(ignored);  // the serving daemon's own set takes them
+                    serve();
+                },
+                [&](const std::string& why, bool was_writer) {
+                    if (!was_writer) {
+                        log::error("store: etcd unreachable at start", {{"error", why}});
+                        start_failed = true;
+                    } else {
+                        // Whatever this process still holds in memory may be stale: it
+                        // exits (EX_TEMPFAIL) to come back as a standby, its clients
+                        // reconnect to the new writer.
+                        log::error("deposed: another registryd writes the registry now; exiting", {{"why", why}});
+                        deposed_exit = true;
+                    }
+                    asio::post(ioc, [&] {  // not from inside the store's own coroutines
+                        port->stop();
+                        ioc.stop();
+                    });
+                });
+        }
         ioc.run();
-        code = app.exit_code();
+        code = deposed_exit ? 75 : start_failed ? 1 : app ? app->exit_code() : 0;
     } catch (const std::exception& e) {
         log::error("fatal error", {{"error", e.what()}});
         return 1;

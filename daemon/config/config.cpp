@@ -250,6 +250,8 @@ public:
                             }
                             if (ek == "dial_timeout_ms") return set_millis(E.dial_timeout, en, ep, 1);
                             if (ek == "request_timeout_ms") return set_millis(E.request_timeout, en, ep, 1);
+                            // At least 2: etcd's own minimum lease TTL is about that.
+                            if (ek == "writer_lease_ttl_seconds") return set_seconds(E.writer_lease_ttl, en, ep, 2);
                             return false;
                         });
                         if (tls_node && !E.endpoints.front().starts_with("https://")) {

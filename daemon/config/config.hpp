@@ -142,6 +142,10 @@ struct config {
             std::string prefix = "/registry/";
             std::chrono::milliseconds dial_timeout{2000};
             std::chrono::milliseconds request_timeout{5000};
+            // The writer lease of several registryd on one etcd and prefix
+            // (store/etcd_store_port.hpp): a standby takes over at most this
+            // long after the writer died.
+            std::chrono::seconds writer_lease_ttl{5};
             // https:// endpoints: store.etcd.tls (store/etcd_tls.hpp); an
             // https endpoint without it verifies etcd with the system's CAs.
             struct tls_section {

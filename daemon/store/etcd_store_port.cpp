@@ -1,11 +1,14 @@
 #include "store/etcd_store_port.hpp"
 
 #include "engine/engine_http.hpp"
+#include "observability/log.hpp"
+#include "runtime/asio_clock.hpp"
 #include "store/base64.hpp"
 
 #include "codec/json_writer.hpp"
 
 #include <registry/async_scope.hpp>
+#include <registry/cancellation.hpp>
 
 #include <simdjson.h>
 
@@ -14,6 +17,7 @@
 #include <exception>
 #include <map>
 #include <optional>
+#include <stop_token>
 #include <string_view>
 #include <utility>
 
@@ -25,6 +29,9 @@ namespace dom = simdjson::dom;
 using registry::store_error;
 
 constexpr std::string_view revision_key = "meta/revision";
+constexpr std::string_view writer_key = "meta/writer";
+// How often a standby looks whether the writer key is gone.
+constexpr std::chrono::milliseconds standby_poll{500};
 constexpr std::size_t range_page = 1000;
 // etcd's default --max-txn-ops: a group of batches is split to fit (a single
 // batch beyond it is sent whole and refused by an etcd that keeps the default).
@@ -46,6 +53,13 @@ std::uint64_t to_u64(std::string_view s) {
     std::uint64_t v = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc{} || p != s.data() + s.size()) throw store_error("etcd: not a revision: '" + std::string(s) + "'");
+    return v;
+}
+
+std::int64_t to_i64(std::string_view s) {
+    std::int64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size()) throw store_error("etcd: not a number: '" + std::string(s) + "'");
     return v;
 }
 
@@ -73,7 +87,7 @@ struct waiter {
 
 class etcd_store_port::impl : public std::enable_shared_from_this<impl> {
 public:
-    impl(boost::asio::io_context& io, etcd_options o) : opts_(std::move(o)) {
+    impl(boost::asio::io_context& io, etcd_options o) : opts_(std::move(o)), clock_(io) {
         std::shared_ptr<boost::asio::ssl::context> tls;  // one for every https:// endpoint
         for (const auto& e : opts_.endpoints) {
             auto endpoint = engine_endpoint::parse(tcp_uri(e));
@@ -91,6 +105,7 @@ public:
             clients_.emplace_back(io, *endpoint, std::move(client));
         }
         flushes_.on_error([](std::exception_ptr) {});  // flush() catches what it can report
+        election_.on_error([](std::exception_ptr) {});  // only operation_cancelled escapes, at stop
     }
 
     // Clients of their own for /healthz's probe, made the same way.
@@ -156,11 +171,35 @@ public:
 
     void stop() {
         stopped_ = true;
+        election_stop_.request_stop();
         fail(std::make_exception_ptr(store_error("etcd store: stopped")), std::move(queued_));
         queued_.clear();
     }
 
     std::uint64_t txns() const noexcept { return txns_; }
+
+    // ------------------------------------------------------- the writer role
+
+    void campaign(std::string holder, std::function<void()> elected, std::function<void(std::string, bool)> ended) {
+        holder_ = std::move(holder);
+        elected_ = std::move(elected);
+        ended_ = std::move(ended);
+        election_.spawn(stand(shared_from_this()));
+    }
+
+    registry::task<void> resign() {
+        if (lease_id_.empty() || deposed_why_) co_return;
+        std::string body;
+        registry::detail::json_writer w(body);
+        w.begin_object().key("ID").string(lease_id_).end_object();
+        try {
+            co_await call("/v3/lease/revoke", std::move(body));
+            log::info("resigned as the registry's writer", {{"holder", holder_}});
+        } catch (const store_error& e) {
+            log::warn("could not revoke the writer lease; a standby takes over when it runs out",
+                      {{"error", e.what()}, {"ttl_seconds", static_cast<std::int64_t>(opts_.writer_lease_ttl.count())}});
+        }
+    }
 
 private:
     struct queued {
@@ -268,7 +307,15 @@ private:
     registry::task<void> send(const std::map<std::string, std::optional<std::string>>& writes, std::uint64_t revision) {
         std::string body;
         registry::detail::json_writer w(body);
-        w.begin_object().key("success").begin_array();
+        w.begin_object();
+        if (fence_) {  // only while the writer key is still the one this registryd made
+            w.key("compare").begin_array()
+                .begin_object().key("key").string(base64_encode(opts_.prefix + std::string(writer_key)))
+                .key("result").string("EQUAL").key("target").string("CREATE")
+                .key("create_revision").string(std::to_string(fence_)).end_object()
+                .end_array();
+        }
+        w.key("success").begin_array();
         for (const auto& [key, value] : writes) {
             const std::string k = base64_encode(opts_.prefix + key);
             if (value) {
@@ -283,7 +330,142 @@ private:
             .key("value").string(base64_encode(std::to_string(revision)))
             .end_object().end_object();
         w.end_array().end_object();
-        co_await call("/v3/kv/txn", std::move(body));
+        dom::element doc = co_await call("/v3/kv/txn", std::move(body));
+        bool succeeded = false;
+        if (fence_ && (doc["succeeded"].get(succeeded) != simdjson::SUCCESS || !succeeded)) {
+            depose("another registryd holds the writer key now");
+            std::rethrow_exception(poisoned_);
+        }
+    }
+
+    // Stands by until the writer key is free, takes it under a lease of our
+    // own, then keeps that lease alive for as long as this registryd runs.
+    static registry::task<void> stand(std::shared_ptr<impl> self) {
+        std::string seen;  // the holder last logged
+        bool asked = false;
+        while (!self->election_stop_.stop_requested()) {
+            try {
+                auto holder = co_await self->writer();
+                asked = true;
+                if (!holder) {
+                    if (co_await self->take()) break;
+                    holder = co_await self->writer();
+                }
+                if (holder && *holder != seen) {
+                    seen = *holder;
+                    log::info("standby: another registryd is the registry's writer", {{"writer", seen}});
+                }
+            } catch (const store_error& e) {
+                if (!asked) {  // as a registryd on an unreachable store always did: exit at once, saying why
+                    self->end(e.what(), false);
+                    co_return;
+                }
+                if (seen != e.what()) {
+                    seen = e.what();
+                    log::warn("standby: etcd cannot be asked who writes", {{"error", seen}});
+                }
+            }
+            // Named locals: GCC 12 mishandles temporaries in a co_await expression.
+            std::stop_token stop = self->election_stop_.get_token();
+            const registry::time_point next = self->clock_.now() + standby_poll;
+            if (!co_await self->clock_.sleep_until(next, stop)) co_return;
+        }
+        if (self->election_stop_.stop_requested()) co_return;
+        log::info("elected the registry's writer", {{"holder", self->holder_}, {"fence_revision", self->fence_}});
+        self->elected_();
+        co_await keep(self);
+    }
+
+    // The writer key's holder, or nullopt when there is none.
+    registry::task<std::optional<std::string>> writer() {
+        std::string body;
+        registry::detail::json_writer w(body);
+        w.begin_object().key("key").string(base64_encode(opts_.prefix + std::string(writer_key))).end_object();
+        dom::element doc = co_await call("/v3/kv/range", std::move(body));
+        dom::array kvs;
+        if (doc["kvs"].get(kvs) != simdjson::SUCCESS || kvs.size() == 0) co_return std::nullopt;
+        std::string_view v64;
+        if ((*kvs.begin())["value"].get(v64) != simdjson::SUCCESS) co_return std::string();
+        co_return base64_decode(v64).value_or(std::string());
+    }
+
+    // A lease, then the writer key under it if nobody made it meanwhile;
+    // true (and fence_ set) when it is ours.
+    registry::task<bool> take() {
+        // A lease of our own may have run out while the key was taken: an old one is replaced.
+        if (!lease_id_.empty() && clock_.now() - lease_granted_ >= opts_.writer_lease_ttl / 2) lease_id_.clear();
+        if (lease_id_.empty()) {
+            std::string body;
+            registry::detail::json_writer w(body);
+            w.begin_object().key("TTL").number(static_cast<std::uint64_t>(opts_.writer_lease_ttl.count())).end_object();
+            dom::element doc = co_await call("/v3/lease/grant", std::move(body));
+            lease_id_ = std::string(string_of(doc, "ID"));
+            lease_granted_ = clock_.now();
+        }
+        const std::string key = base64_encode(opts_.prefix + std::string(writer_key));
+        std::string body;
+        registry::detail::json_writer w(body);
+        w.begin_object()
+            .key("compare").begin_array()
+            .begin_object().key("key").string(key).key("result").string("EQUAL").key("target").string("CREATE")
+            .key("create_revision").string("0").end_object()
+            .end_array()
+            .key("success").begin_array()
+            .begin_object().key("request_put").begin_object()
+            .key("key").string(key).key("value").string(base64_encode(holder_)).key("lease").string(lease_id_)
+            .end_object().end_object()
+            .end_array()
+            .end_object();
+        dom::element doc = co_await call("/v3/kv/txn", std::move(body));
+        bool succeeded = false;
+        if (doc["succeeded"].get(succeeded) != simdjson::SUCCESS || !succeeded) co_return false;
+        dom::element header;
+        if (doc["header"].get(header) != simdjson::SUCCESS) throw store_error("etcd: no header in a txn's answer");
+        fence_ = to_i64(string_of(header, "revision"));  // the key was created by this txn
+        co_return true;
+    }
+
+    // Renews the writer lease every third of its TTL; deposes this writer
+    // when etcd says the lease is gone. An etcd that cannot be reached
+    // deposes nobody: writes wait (store_unreachable) and, once it is back,
+    // either the lease is still ours (etcd extends leases when it regains a
+    // leader) and they go through, or a standby took over and the fence
+    // refuses them.
+    static registry::task<void> keep(std::shared_ptr<impl> self) {
+        const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(self->opts_.writer_lease_ttl);
+        while (!self->deposed_why_) {
+            std::stop_token stop = self->election_stop_.get_token();
+            const registry::time_point next = self->clock_.now() + ttl / 3;
+            if (!co_await self->clock_.sleep_until(next, stop)) co_return;
+            std::string body;
+            registry::detail::json_writer w(body);
+            w.begin_object().key("ID").string(self->lease_id_).end_object();
+            std::optional<std::string> lost;
+            try {
+                dom::element doc = co_await self->call("/v3/lease/keepalive", std::move(body));
+                std::string_view left;  // absent: 0, the lease is gone
+                dom::element result;
+                if (doc["result"].get(result) != simdjson::SUCCESS || result["TTL"].get(left) != simdjson::SUCCESS) left = "0";
+                if (to_i64(left) <= 0) lost = "the writer lease ran out in etcd";
+            } catch (const etcd_unreachable&) {
+                // renewed on a later round, or replaced: see above
+            } catch (const store_error& e) {
+                lost = std::string("etcd refused to renew the writer lease: ") + e.what();
+            }
+            if (lost) self->depose(*lost);
+        }
+    }
+
+    // After this no commit succeeds; the daemon is told once.
+    void depose(const std::string& why) {
+        if (deposed_why_) return;
+        deposed_why_ = why;
+        poisoned_ = std::make_exception_ptr(store_error("etcd: no longer the registry's writer: " + why));
+        end(why, true);
+    }
+
+    void end(const std::string& why, bool was_writer) {
+        if (auto ended = std::exchange(ended_, nullptr)) ended(why, was_writer);
     }
 
     static void hand_back(const std::string& why, std::vector<queued> waiting) {
@@ -310,6 +492,17 @@ private:
     std::exception_ptr poisoned_;
     std::uint64_t txns_ = 0;
     registry::async_scope flushes_;
+    // The writer role.
+    asio_clock clock_;
+    std::string holder_;
+    std::function<void()> elected_;
+    std::function<void(std::string, bool)> ended_;
+    std::string lease_id_;  // etcd's decimal lease id, empty before the first grant
+    registry::time_point lease_granted_{};
+    std::int64_t fence_ = 0;  // the writer key's create revision once ours; 0: not the writer
+    std::optional<std::string> deposed_why_;
+    std::stop_source election_stop_;
+    registry::async_scope election_;
 };
 
 etcd_store_port::etcd_store_port(boost::asio::io_context& io, etcd_options options)
@@ -326,6 +519,13 @@ registry::task<std::uint64_t> etcd_store_port::load(std::string prefix, registry
 }
 
 registry::task<void> etcd_store_port::commit(registry::store_batch batch) { return impl_->commit(std::move(batch)); }
+
+void etcd_store_port::campaign(std::string holder, std::function<void()> elected,
+                               std::function<void(std::string why, bool was_writer)> ended) {
+    impl_->campaign(std::move(holder), std::move(elected), std::move(ended));
+}
+
+registry::task<void> etcd_store_port::resign() { return impl_->resign(); }
 
 void etcd_store_port::stop() {
     impl_->stop();

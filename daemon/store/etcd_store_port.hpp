@@ -13,9 +13,22 @@
 // (which loads what etcd holds) can tell.
 //
 // Endpoints are tried in order, each within `dial_timeout` (a TLS handshake
-// within another); a request gets `request_timeout`. This is the single-registryd mode of etcd; several
-// registryd sharing one registry (one revision line, watches, an elected
-// expirer) are the rest of issue #17.
+// within another); a request gets `request_timeout`.
+//
+// Several registryd on one etcd and prefix: one writes, the others stand by.
+// campaign() takes `prefix` + "meta/writer" under an etcd lease of
+// `writer_lease_ttl` (a transaction that creates the key only if it does not
+// exist), keeps the lease alive every third of its TTL, and only then calls
+// `elected`: the daemon loads the registry and serves. A standby retries
+// every half second, so it takes over at most a TTL (plus half a second)
+// after the writer died, at once after the writer resigned at shutdown.
+// Every transaction of the writer compares the writer key's create revision
+// with its own: a writer that lost its lease (frozen, cut off from etcd) and
+// was replaced cannot write anything afterwards, whatever it still believes;
+// `ended` is then called (also when etcd says the lease ran out), and the
+// daemon exits to come back as a standby. An etcd that cannot be reached
+// deposes nobody (its writes wait, docs/protocol.md "Store outages"), except
+// at start: a registryd that cannot ask etcd at all exits, saying why.
 #pragma once
 
 #include "store/daemon_store.hpp"
@@ -24,6 +37,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +55,7 @@ struct etcd_options {
     std::chrono::milliseconds dial_timeout{2000};
     std::chrono::milliseconds request_timeout{5000};
     etcd_tls_options tls;  // https:// endpoints
+    std::chrono::seconds writer_lease_ttl{5};
 };
 
 class etcd_store_port final : public daemon_store {
@@ -52,6 +67,15 @@ public:
 
     registry::task<std::uint64_t> load(std::string prefix, registry::store_visitor each) override;
     registry::task<void> commit(registry::store_batch batch) override;
+
+    // The writer role, above. `holder` names this registryd in the writer
+    // key (logged by the standbys). `elected` and `ended` run on the
+    // io_context, each at most once; `ended` says why this registryd is not
+    // (was_writer: no longer) the writer, and every commit fails after it.
+    void campaign(std::string holder, std::function<void()> elected,
+                  std::function<void(std::string why, bool was_writer)> ended);
+    // Revokes the writer lease (after stop(), at shutdown).
+    registry::task<void> resign() override;
 
     // Later commits fail; the ones queued fail too (their transaction was
     // never sent). A transaction in flight completes on the io_context.

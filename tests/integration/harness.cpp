@@ -183,7 +183,17 @@ registryd::~registryd() {
     }
 }
 
+bool registryd::port_file_written() const {
+    std::error_code ec;
+    return fs::exists(dir_.path() / "port", ec);
+}
+
 void registryd::start(ms timeout) {
+    spawn();
+    wait_ready(timeout);
+}
+
+void registryd::spawn() {
     if (running()) throw failure("registryd::start: already running (pid " + std::to_string(pid_) + ")");
     const fs::path dir = dir_.path();
     const fs::path port_file = dir / "port";
@@ -264,7 +274,11 @@ void registryd::start(ms timeout) {
     last_exit_.reset();
     host_.clear();
     port_ = 0;
+}
 
+void registryd::wait_ready(ms timeout) {
+    const fs::path port_file = dir_.path() / "port";
+    std::error_code ec;
     const auto deadline = steady::now() + scaled(timeout);
     for (;;) {
         if (!running()) {

@@ -98,6 +98,12 @@ public:
     // fork/exec, then wait (bounded) for the port file. Throws failure (with
     // the daemon's stderr) when it exits early or does not come up in time.
     void start(ms timeout = 10s);
+    // start() in two steps: spawn() forks and execs, wait_ready() waits for
+    // the port file (a standby registryd writes it once it is elected).
+    void spawn();
+    void wait_ready(ms timeout = 10s);
+    // Whether the port file is there now (without waiting).
+    bool port_file_written() const;
 
     // SIGTERM, then wait for the exit; SIGKILL + failure after `timeout`.
     exit_status terminate(ms timeout = 15s);

@@ -103,7 +103,9 @@ void check_clean_restart(const std::string& config) {
 
 // The configuration of a registryd that keeps its registry in `etcd`.
 std::string etcd_store(const it::etcd_server& etcd, const std::string& prefix = "/registry/") {
-    return "store:\n  kind: etcd\n  etcd:\n    endpoints: [\"" + etcd.client_url() + "\"]\n    prefix: " + prefix + "\n";
+    // A killed registryd's writer lease holds its successor back for the TTL: the shortest.
+    return "store:\n  kind: etcd\n  etcd:\n    endpoints: [\"" + etcd.client_url() + "\"]\n    prefix: " + prefix +
+           "\n    writer_lease_ttl_seconds: 2\n";
 }
 
 }  // namespace

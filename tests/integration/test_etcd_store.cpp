@@ -19,7 +19,8 @@ namespace {
 
 std::string etcd_config(const it::etcd_server& etcd, const std::string& prefix, int request_timeout_ms = 2000) {
     return "store:\n  kind: etcd\n  etcd:\n    endpoints: [\"" + etcd.client_url() + "\"]\n    prefix: " + prefix +
-           "\n    dial_timeout_ms: 500\n    request_timeout_ms: " + std::to_string(request_timeout_ms) + "\n";
+           "\n    dial_timeout_ms: 500\n    request_timeout_ms: " + std::to_string(request_timeout_ms) +
+           "\n    writer_lease_ttl_seconds: 2\n";  // a successor of a registryd that could not resign waits for it
 }
 
 }  // namespace
