@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test: once on a release build and once on
 # an AddressSanitizer + UndefinedBehaviorSanitizer build (without the
-# real-Podman suites, see below), then the JavaScript client's. Ends with the
-# combined summary line "N passed, N failed".
+# real-Podman suites, see below), the libFuzzer targets for 10 s each, then
+# the JavaScript client's. Ends with the combined summary line
+# "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh || exit 1
@@ -12,20 +13,19 @@ passed=0
 failed=0
 status=0
 
-# run_suite NAME TREE SUITES: configures (scripts/configure.sh, every option
-# stated), builds and runs ctest in build/TREE, and checks that each of SUITES
-# (ctest labels, one per test executable) has tests: a tree that lists fewer
-# suites than it should fails with a message naming the tree and the suite.
-run_suite() {
+# build_tree TREE: configures (scripts/configure.sh, every option stated) and
+# builds build/TREE.
+build_tree() {
+  scripts/configure.sh "$1" && cmake --build "build/$1"
+}
+
+# run_tests NAME TREE SUITES: runs ctest in build/TREE and counts its tests,
+# after checking that each of SUITES (ctest labels, one per test executable)
+# has tests: a tree that lists fewer suites than it should fails with a
+# message naming the tree and the suite.
+run_tests() {
   local name=$1 tree=$2 suites=$3
   local dir=build/$tree
-  echo "=== $name: build"
-  if ! { scripts/configure.sh "$tree" && cmake --build "$dir"; }; then
-    echo "=== $name: BUILD FAILED"
-    failed=$((failed + 1))
-    status=1
-    return
-  fi
   local suite missing=()
   for suite in $suites; do
     (cd "$dir" && ctest -N -L "^$suite\$") | grep -qE '^Total Tests: [1-9]' || missing+=("$suite")
@@ -53,35 +53,47 @@ run_suite() {
   [ "$bad" -eq 0 ] || status=1
 }
 
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-run_suite release release "unit daemon integration examples containers container-it repl scripts package fuzz-replay"
-# The sanitizer tree runs every test except the real-Podman suites: those
-# take minutes of mostly waiting on containers, serially, and the code they
-# drive is covered under the sanitizers by the unit tests' in-memory engine.
-# That keeps a CI run on 2 cores well under 30 minutes.
-run_suite sanitizers asan "unit daemon integration examples fuzz-replay"
-
-# The libFuzzer targets (tests/fuzz), 10 s each on their own clang build;
-# one count per target. Longer runs: tests/fuzz/run.sh SECONDS.
-echo "=== fuzz: build and run"
-fuzz_log=build/fuzz-run.log
-mkdir -p build
-tests/fuzz/run.sh 10 2>&1 | tee "$fuzz_log"
-fuzz_summary=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed$' "$fuzz_log" | tail -n 1)
-if [ -z "$fuzz_summary" ]; then
+build_failed() {
+  echo "=== $1: BUILD FAILED"
   failed=$((failed + 1))
   status=1
-else
-  fuzz_pass=$(sed -E 's/^fuzz: ([0-9]+) passed.*/\1/' <<<"$fuzz_summary")
-  fuzz_fail=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$fuzz_summary")
-  passed=$((passed + fuzz_pass))
-  failed=$((failed + fuzz_fail))
-  [ "$fuzz_fail" -eq 0 ] || status=1
-fi
+}
 
-# The JavaScript client (clients/js) against the release registryd; a test
-# file that cannot run at all counts as one failure.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+mkdir -p build
+echo "=== release: build"
+release_built=1
+build_tree release || { build_failed release; release_built=0; }
+
+# The sanitizer tree (every test except the real-Podman suites: those take
+# minutes of mostly waiting on containers, and the code they drive is covered
+# under the sanitizers by the unit tests' in-memory engine) and the libFuzzer
+# targets' clang tree build in the background at a low priority while the
+# release tests run: those mostly wait on processes, containers and timers,
+# and leave a core idle. The priority keeps the tests' own timing as it was.
+rm -f build/asan-build.rc build/fuzz-build.rc
+(
+  nice -n 10 bash -c "$(declare -f build_tree); build_tree asan" >build/asan-build.log 2>&1
+  echo $? >build/asan-build.rc
+  nice -n 10 tests/fuzz/run.sh build >build/fuzz-build.log 2>&1
+  echo $? >build/fuzz-build.rc
+) &
+background=$!
+
+# wait_build NAME: waits for the background build's exit status file, then
+# prints its log; true if it built.
+wait_build() {
+  while [ ! -f "build/$1-build.rc" ] && kill -0 "$background" 2>/dev/null; do sleep 2; done
+  echo "=== $1: build (in the background)"
+  cat "build/$1-build.log"
+  [ "$(cat "build/$1-build.rc" 2>/dev/null)" = 0 ]
+}
+
+[ $release_built -eq 0 ] || run_tests release release "unit daemon integration examples containers container-it repl scripts package fuzz-replay"
+# The JavaScript client (clients/js) against the release registryd (while
+# the background builds go on); a test file that cannot run at all counts as
+# one failure.
 echo "=== js client: test"
 js_log=build/release/js-client.tap
 scripts/test-js.sh build/release/registryd "$js_log"
@@ -95,6 +107,31 @@ fi
 passed=$((passed + js_pass))
 failed=$((failed + js_fail))
 [ "$js_fail" -eq 0 ] || status=1
+
+if wait_build asan; then
+  run_tests sanitizers asan "unit daemon integration examples fuzz-replay"
+else
+  build_failed sanitizers
+fi
+
+# The libFuzzer targets, 10 s each; one count per target. Longer runs:
+# tests/fuzz/run.sh SECONDS.
+wait_build fuzz
+wait "$background"
+echo "=== fuzz: run"
+fuzz_log=build/fuzz-run.log
+tests/fuzz/run.sh 10 2>&1 | tee "$fuzz_log"
+fuzz_summary=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed$' "$fuzz_log" | tail -n 1)
+if [ -z "$fuzz_summary" ]; then
+  failed=$((failed + 1))
+  status=1
+else
+  fuzz_pass=$(sed -E 's/^fuzz: ([0-9]+) passed.*/\1/' <<<"$fuzz_summary")
+  fuzz_fail=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$fuzz_summary")
+  passed=$((passed + fuzz_pass))
+  failed=$((failed + fuzz_fail))
+  [ "$fuzz_fail" -eq 0 ] || status=1
+fi
 
 echo "$passed passed, $failed failed"
 exit $status

@@ -10,6 +10,7 @@
 #   tests/fuzz/run.sh              10 s per target
 #   tests/fuzz/run.sh 600          ten minutes per target
 #   tests/fuzz/run.sh 60 config    only the named targets
+#   tests/fuzz/run.sh build        build every target, run none
 #
 # Prints one line per target ("fuzz <target>: ok, N executions" or
 # "fuzz <target>: FAILED ...") and ends with "fuzz: N passed, N failed".
@@ -17,9 +18,15 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-10}
 shift || true
+all_targets=(websocket_frame websocket_connection request_parser record_decoders package_manifest package_archive config)
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(websocket_frame websocket_connection request_parser record_decoders package_manifest package_archive config)
+[ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 build=build/fuzz
+build_only=0
+if [ "$seconds" = build ]; then
+  build_only=1
+  targets=("${all_targets[@]}")
+fi
 
 if ! { cmake -S . -B "$build" -G Ninja -DREGISTRY_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ \
          -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
@@ -28,6 +35,7 @@ if ! { cmake -S . -B "$build" -G Ninja -DREGISTRY_FUZZ=ON -DCMAKE_CXX_COMPILER=c
   echo "fuzz: 0 passed, ${#targets[@]} failed"
   exit 1
 fi
+[ $build_only -eq 0 ] || exit 0
 
 passed=0
 failed=0

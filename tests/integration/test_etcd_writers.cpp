@@ -35,16 +35,30 @@ void wait_log(const it::registryd& d, const std::string& text, it::ms timeout) {
     REQUIRE_MESSAGE(log_has(d, text), "no \"" << text << "\" in the log");
 }
 
+// Starts `d` and waits until it says it stands by.
+void start_standby(it::registryd& d) {
+    d.spawn();
+    wait_log(d, "standby: another registryd is the registry's writer", 10s);
+}
+
+// A writer `a` and a standby `b` on one etcd, with a writer lease of `ttl` seconds.
+struct writer_and_standby {
+    explicit writer_and_standby(int ttl) : a(writers_config(etcd, ttl)), b(writers_config(etcd, ttl), false) {
+        start_standby(b);
+    }
+    it::etcd_server etcd;
+    it::registryd a;
+    it::registryd b;
+};
+
 }  // namespace
 
 TEST_CASE("etcd writers: a standby serves nothing while the writer lives; after a kill -9 of the writer it takes over within the lease TTL with every acknowledged registration and the same revision line") {
-    it::etcd_server etcd;
-    it::registryd a(writers_config(etcd, 2));
-    it::registryd b(writers_config(etcd, 2), false);
+    writer_and_standby w(2);
+    auto& a = w.a;
+    auto& b = w.b;
     IT_DIAGNOSE(a);
     IT_DIAGNOSE(b);
-    b.spawn();
-    wait_log(b, "standby: another registryd is the registry's writer", 10s);
     // The writer renews its lease: the standby stays one for well over the TTL.
     std::this_thread::sleep_for(5s);
     CHECK(b.running());
@@ -98,13 +112,11 @@ TEST_CASE("etcd writers: a standby serves nothing while the writer lives; after 
 }
 
 TEST_CASE("etcd writers: a writer stopped with SIGTERM resigns and the standby takes over at once, not after the lease TTL") {
-    it::etcd_server etcd;
-    it::registryd a(writers_config(etcd, 10));
-    it::registryd b(writers_config(etcd, 10), false);
+    writer_and_standby w(10);
+    auto& a = w.a;
+    auto& b = w.b;
     IT_DIAGNOSE(a);
     IT_DIAGNOSE(b);
-    b.spawn();
-    wait_log(b, "standby: another registryd is the registry's writer", 10s);
     {
         it::ws_client c(a);
         c.call("register", it::registration(it::service("api", "api-1"), 300));
@@ -119,21 +131,18 @@ TEST_CASE("etcd writers: a writer stopped with SIGTERM resigns and the standby t
     it::ws_client c(b);
     CHECK(str(c.call("get_service", json::object{{"instance_id", "api-1"}}), "/service/name") == "api");
     // A standby stopped with SIGTERM exits cleanly too.
-    it::registryd s(writers_config(etcd, 10), false);
+    it::registryd s(writers_config(w.etcd, 10), false);
     IT_DIAGNOSE(s);
-    s.spawn();
-    wait_log(s, "standby: another registryd is the registry's writer", 10s);
+    start_standby(s);
     CHECK(s.terminate().clean());
 }
 
 TEST_CASE("etcd writers: a writer frozen past its lease is replaced; resumed, it writes nothing, exits 75, and the new writer keeps what it acknowledged") {
-    it::etcd_server etcd;
-    it::registryd a(writers_config(etcd, 2));
-    it::registryd b(writers_config(etcd, 2), false);
+    writer_and_standby w(2);
+    auto& a = w.a;
+    auto& b = w.b;
     IT_DIAGNOSE(a);
     IT_DIAGNOSE(b);
-    b.spawn();
-    wait_log(b, "standby: another registryd is the registry's writer", 10s);
     it::ws_client old_client(a);
     old_client.call("register", it::registration(it::service("api", "api-1"), 300));
 

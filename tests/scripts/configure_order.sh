@@ -16,7 +16,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # Both commands configure build/release through scripts/configure.sh.
 grep -q '^scripts/configure.sh release$' scripts/run.sh || fail "scripts/run.sh does not configure build/release with scripts/configure.sh"
-grep -q '^run_suite release release ' scripts/test.sh || fail "scripts/test.sh does not run the release suite through run_suite/scripts/configure.sh"
+grep -q '^build_tree release ' scripts/test.sh || fail "scripts/test.sh does not build the release tree through build_tree/scripts/configure.sh"
 
 suites=(registry_unit_tests registryd_unit_tests registry_integration_tests registry_container_tests
   registry_container_it_tests registry_repl_tests)
