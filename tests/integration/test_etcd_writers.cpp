@@ -53,7 +53,7 @@ struct writer_and_standby {
 
 }  // namespace
 
-TEST_CASE("etcd writers: a standby serves nothing while the writer lives; after a kill -9 of the writer it takes over within the lease TTL with every acknowledged registration and the same revision line") {
+TEST_CASE("etcd writers: a standby serves nothing while the writer lives, and after a kill -9 of the writer it takes over within the lease TTL with every acknowledged registration and the same revision line") {
     writer_and_standby w(2);
     auto& a = w.a;
     auto& b = w.b;
@@ -137,7 +137,7 @@ TEST_CASE("etcd writers: a writer stopped with SIGTERM resigns and the standby t
     CHECK(s.terminate().clean());
 }
 
-TEST_CASE("etcd writers: a writer frozen past its lease is replaced; resumed, it writes nothing, exits 75, and the new writer keeps what it acknowledged") {
+TEST_CASE("etcd writers: a writer frozen past its lease is replaced, and resumed it writes nothing, exits 75, and the new writer keeps what it acknowledged") {
     writer_and_standby w(2);
     auto& a = w.a;
     auto& b = w.b;

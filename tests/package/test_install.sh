@@ -119,6 +119,8 @@ status=0
 wait "$daemon_pid" || status=$?
 daemon_pid=""
 [ "$status" -eq 0 ] || fail "registryd exited $status after SIGTERM"
+# The listener writes what it received on its own time: the datagram was sent before the exit.
+for _ in $(seq 50); do grep -q '^STOPPING=1' "$scratch/notified" 2>/dev/null && break; sleep 0.1; done
 grep -q '^STOPPING=1' "$scratch/notified" || fail "no STOPPING=1 on NOTIFY_SOCKET"
 
 # 3. remove keeps the edited configuration; purge removes it and the data.
