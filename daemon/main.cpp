@@ -268,6 +268,12 @@ public:
 
     int exit_code() const noexcept { return exit_code_; }
 
+    // Shuts down as on SIGTERM, then exits with `code`.
+    void stop(int code) {
+        exit_code_ = code;
+        shutdown_requested_.set();
+    }
+
     void start() {
         wait_for_signal();
         wait_for_reload();
@@ -734,8 +740,7 @@ int main(int argc, char** argv) {
     log::info("memory budget", {{"memory_budget_bytes", cfg.limits.memory_budget_bytes}});
 
     int code = 0;
-    bool deposed_exit = false;  // set on the io thread, read after run()
-    bool start_failed = false;
+    bool start_failed = false;  // set on the io thread, read after run()
     try {
         asio::io_context ioc{1};  // one thread runs it
         std::unique_ptr<registry::file_store> files;  // kind: file
@@ -769,11 +774,12 @@ int main(int argc, char** argv) {
         } else {
             standby_signals.add(SIGINT);
             standby_signals.add(SIGTERM);
+            // A standby stops by stopping the store (its campaign and probe):
+            // run() returns once what they have in flight is done.
             standby_signals.async_wait([&](const boost::system::error_code& ec, int) {
                 if (ec) return;
                 log::info("stopping while standing by");
                 port->stop();
-                ioc.stop();
             });
             etcd->campaign(
                 writer_holder_name(cfg),
@@ -784,24 +790,23 @@ int main(int argc, char** argv) {
                     serve();
                 },
                 [&](const std::string& why, bool was_writer) {
-                    if (!was_writer) {
-                        log::error("store: etcd unreachable at start", {{"error", why}});
-                        start_failed = true;
-                    } else {
+                    if (was_writer) {
                         // Whatever this process still holds in memory may be stale: it
-                        // exits (EX_TEMPFAIL) to come back as a standby, its clients
-                        // reconnect to the new writer.
+                        // shuts down and exits 75 (EX_TEMPFAIL) to come back as a
+                        // standby; its clients reconnect to the new writer.
                         log::error("deposed: another registryd writes the registry now; exiting", {{"why", why}});
-                        deposed_exit = true;
+                        asio::post(ioc, [&] { app->stop(75); });  // not from inside the store's own coroutines
+                        return;
                     }
-                    asio::post(ioc, [&] {  // not from inside the store's own coroutines
-                        port->stop();
-                        ioc.stop();
-                    });
+                    log::error("store: etcd unreachable at start", {{"error", why}});
+                    start_failed = true;
+                    boost::system::error_code ignored;
+                    standby_signals.cancel(ignored);
+                    asio::post(ioc, [&] { port->stop(); });  // not from inside the store's own coroutines
                 });
         }
         ioc.run();
-        code = deposed_exit ? 75 : start_failed ? 1 : app ? app->exit_code() : 0;
+        code = start_failed ? 1 : app ? app->exit_code() : 0;
     } catch (const std::exception& e) {
         log::error("fatal error", {{"error", e.what()}});
         return 1;
