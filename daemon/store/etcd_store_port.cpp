@@ -52,13 +52,6 @@ std::string prefix_end(std::string prefix) {
 std::uint64_t to_u64(std::string_view s) {
     std::uint64_t v = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc{} || p != s.data() + s.size()) throw store_error("etcd: not a revision: '" + std::string(s) + "'");
-    return v;
-}
-
-std::int64_t to_i64(std::string_view s) {
-    std::int64_t v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc{} || p != s.data() + s.size()) throw store_error("etcd: not a number: '" + std::string(s) + "'");
     return v;
 }
@@ -76,6 +69,15 @@ class etcd_unreachable : public store_error {
 public:
     using store_error::store_error;
 };
+
+// A txn's "compare" array with one condition: the key (base64) was created at
+// `create_revision` (0: the key does not exist).
+void compare_created_at(registry::detail::json_writer& w, const std::string& key, std::uint64_t create_revision) {
+    w.key("compare").begin_array()
+        .begin_object().key("key").string(key).key("result").string("EQUAL").key("target").string("CREATE")
+        .key("create_revision").string(std::to_string(create_revision)).end_object()
+        .end_array();
+}
 
 // A commit suspended until its transaction is answered; in its coroutine frame.
 struct waiter {
@@ -308,13 +310,7 @@ private:
         std::string body;
         registry::detail::json_writer w(body);
         w.begin_object();
-        if (fence_) {  // only while the writer key is still the one this registryd made
-            w.key("compare").begin_array()
-                .begin_object().key("key").string(base64_encode(opts_.prefix + std::string(writer_key)))
-                .key("result").string("EQUAL").key("target").string("CREATE")
-                .key("create_revision").string(std::to_string(fence_)).end_object()
-                .end_array();
-        }
+        if (fence_) compare_created_at(w, writer_key_, fence_);  // only while the writer key is still the one this registryd made
         w.key("success").begin_array();
         for (const auto& [key, value] : writes) {
             const std::string k = base64_encode(opts_.prefix + key);
@@ -380,7 +376,7 @@ private:
     registry::task<std::optional<std::string>> writer() {
         std::string body;
         registry::detail::json_writer w(body);
-        w.begin_object().key("key").string(base64_encode(opts_.prefix + std::string(writer_key))).end_object();
+        w.begin_object().key("key").string(writer_key_).end_object();
         dom::element doc = co_await call("/v3/kv/range", std::move(body));
         dom::array kvs;
         if (doc["kvs"].get(kvs) != simdjson::SUCCESS || kvs.size() == 0) co_return std::nullopt;
@@ -402,17 +398,13 @@ private:
             lease_id_ = std::string(string_of(doc, "ID"));
             lease_granted_ = clock_.now();
         }
-        const std::string key = base64_encode(opts_.prefix + std::string(writer_key));
         std::string body;
         registry::detail::json_writer w(body);
-        w.begin_object()
-            .key("compare").begin_array()
-            .begin_object().key("key").string(key).key("result").string("EQUAL").key("target").string("CREATE")
-            .key("create_revision").string("0").end_object()
-            .end_array()
-            .key("success").begin_array()
+        w.begin_object();
+        compare_created_at(w, writer_key_, 0);
+        w.key("success").begin_array()
             .begin_object().key("request_put").begin_object()
-            .key("key").string(key).key("value").string(base64_encode(holder_)).key("lease").string(lease_id_)
+            .key("key").string(writer_key_).key("value").string(base64_encode(holder_)).key("lease").string(lease_id_)
             .end_object().end_object()
             .end_array()
             .end_object();
@@ -421,7 +413,7 @@ private:
         if (doc["succeeded"].get(succeeded) != simdjson::SUCCESS || !succeeded) co_return false;
         dom::element header;
         if (doc["header"].get(header) != simdjson::SUCCESS) throw store_error("etcd: no header in a txn's answer");
-        fence_ = to_i64(string_of(header, "revision"));  // the key was created by this txn
+        fence_ = to_u64(string_of(header, "revision"));  // the key was created by this txn
         co_return true;
     }
 
@@ -446,7 +438,7 @@ private:
                 std::string_view left;  // absent: 0, the lease is gone
                 dom::element result;
                 if (doc["result"].get(result) != simdjson::SUCCESS || result["TTL"].get(left) != simdjson::SUCCESS) left = "0";
-                if (to_i64(left) <= 0) lost = "the writer lease ran out in etcd";
+                if (to_u64(left) == 0) lost = "the writer lease ran out in etcd";
             } catch (const etcd_unreachable&) {
                 // renewed on a later round, or replaced: see above
             } catch (const store_error& e) {
@@ -497,9 +489,10 @@ private:
     std::string holder_;
     std::function<void()> elected_;
     std::function<void(std::string, bool)> ended_;
+    std::string writer_key_ = base64_encode(opts_.prefix + std::string(writer_key));  // as etcd's JSON wants it
     std::string lease_id_;  // etcd's decimal lease id, empty before the first grant
     registry::time_point lease_granted_{};
-    std::int64_t fence_ = 0;  // the writer key's create revision once ours; 0: not the writer
+    std::uint64_t fence_ = 0;  // the writer key's create revision once ours; 0: not the writer
     std::optional<std::string> deposed_why_;
     std::stop_source election_stop_;
     registry::async_scope election_;
