@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,6 +37,7 @@ enum class errc {
     forbidden,          // the configuration does not allow it (a package path outside deploy.package_dirs)
     continue_expired,   // a listing's continue token names a listing no longer held: list again
     rate_limited,       // the caller's request rate is over its limit: retry after error::retry_after_ms
+    not_writer,         // a standby (several registryd on one etcd) takes no writes: send them to the writer
 };
 
 constexpr std::string_view to_string(errc code) noexcept {
@@ -61,8 +63,17 @@ constexpr std::string_view to_string(errc code) noexcept {
         case errc::forbidden: return "forbidden";
         case errc::continue_expired: return "continue_expired";
         case errc::rate_limited: return "rate_limited";
+        case errc::not_writer: return "not_writer";
     }
     return "internal";
+}
+
+// The code to_string() names `s`, if any.
+constexpr std::optional<errc> parse_errc(std::string_view s) noexcept {
+    for (int i = 0; i <= static_cast<int>(errc::not_writer); ++i) {
+        if (to_string(static_cast<errc>(i)) == s) return static_cast<errc>(i);
+    }
+    return std::nullopt;
 }
 
 // A field of a domain object's input that breaks its rules, by its path

@@ -62,6 +62,12 @@ struct registry_options {
     // While the store is unreachable (store_unreachable), how often the
     // registry sends what it could not write again.
     milliseconds store_retry_interval{1000};
+    // Keep each revision's events in the store too (keyspace "log/", the
+    // last history_limit revisions, written with the change itself): open()
+    // replays them into the history, so that a watcher resumes from its
+    // revision across a restart or on another process that opens the store,
+    // and a replica (become_replica) publishes the writer's events.
+    bool event_log = false;
 };
 
 // The store as the registry sees it (registry::store_condition).
@@ -230,6 +236,30 @@ public:
     // the revision. Their keys must not start with "svc/".
     task<result<std::uint64_t>> record(std::vector<std::shared_ptr<event>> events,
                                        std::vector<store_mutation> mutations, std::string_view what);
+
+    // ---- Replicas: several processes on one store (registryd on etcd), one
+    // of which writes. After open(), become_replica() makes this registry
+    // serve reads and watches of what the writer writes: its writes fail with
+    // not_writer (naming `writer`; called again when the writer changes), run()
+    // expires nothing, and apply() takes in each of the writer's
+    // transactions as the store delivers them, in order: its service records,
+    // and the events it logged (event_log, which the writer must keep),
+    // published under the writer's revisions. A replica is not promoted: the
+    // process that takes over opens a registry of its own.
+    void become_replica(std::string writer);
+    bool is_replica() const noexcept;
+    // Fails, and the replica must be opened anew, on a record or log entry
+    // that does not decode or a revision that does not follow the last one.
+    result<void> apply(const std::vector<store_mutation>& txn);
+
+    // A replica's reads wait for this first: the embedder's barrier completes
+    // once every write the writer acknowledged before the call is applied
+    // (read-your-writes across processes), or fails (unavailable). Without
+    // one, read_barrier() completes at once.
+    using read_barrier_fn = std::function<task<result<void>>()>;
+    void set_read_barrier(read_barrier_fn barrier);
+    bool has_read_barrier() const noexcept;
+    task<result<void>> read_barrier();
 
     // The last revision assigned to a change; its events go out once it is
     // durable (a change in flight is already what find() and list() show).

@@ -78,6 +78,15 @@ public:
         return *this;
     }
 
+    // Members of an object written elsewhere (`"a":1,"b":2`), as they are:
+    // a companion's event data kept in the event log (event_record.hpp).
+    json_writer& raw_members(std::string_view members) {
+        if (members.empty()) return *this;
+        if (needs_comma()) out_->push_back(',');
+        out_->append(members);
+        return *this;
+    }
+
 private:
     // A comma is due exactly when the last thing written ended a value or a
     // member, which the last byte tells: no nesting stack to keep.

@@ -10,6 +10,11 @@ namespace registry::detail::keyspace {
 // The registry: svc/{instance_id} → a service record (codec/service_record.hpp).
 inline constexpr std::string_view services = "svc/";
 
+// The registry's event log (registry_options::event_log): log/{revision,
+// 20 digits, so that keys sort by revision} → the revision's events
+// (codec/event_record.hpp).
+inline constexpr std::string_view event_log = "log/";
+
 // The container manager, loaded together by their common prefix "ctr".
 inline constexpr std::string_view containers_all = "ctr";
 inline constexpr std::string_view containers = "ctr/";  // ctr/{lease_id} → a container record (codec/container_record.hpp)

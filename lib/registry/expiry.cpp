@@ -69,7 +69,7 @@ task<void> registry::run(std::stop_token stop) {
         // Nothing expires while the store cannot record it.
         if (!m.unwritten.empty()) co_await m.write_unwritten();
         const bool behind = !m.unwritten.empty();
-        if (!behind) co_await m.expire_due();
+        if (!behind && !m.replica) co_await m.expire_due();
         const time_point now = m.clk.now();
         if (now >= next_bookmark) {
             bookmark();

@@ -40,6 +40,15 @@ struct lease_entry {
 struct lease_table {
     explicit lease_table(const registry_options& o) : opt(o) {}
 
+    // A replica expires nothing (registry::become_replica).
+    void clear() {
+        by_id.clear();
+        expiry = expiry_queue{};
+        sessions.clear();
+        by_origin.clear();
+        by_creator.clear();
+    }
+
     const registry_options& opt;
     std::unordered_map<std::uint64_t, lease_entry> by_id;
     expiry_queue expiry;  // effective deadlines, with stale entries (see is_current)

@@ -2,6 +2,9 @@
 #include "registry_impl.hpp"
 
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace registry {
 
@@ -40,7 +43,47 @@ task<result<void>> registry::open() {
     if (bad) co_return unexpected{std::move(*bad)};
     m.revisions.state_revision = m.revisions.published_revision = revision;
     m.revisions.first_retained = revision + 1;
+    if (m.opt.event_log) {
+        auto replayed = co_await m.load_history(revision);
+        if (!replayed) co_return replayed;
+    }
     m.opened = true;
+    co_return result<void>{};
+}
+
+// The event log's revisions up to `revision` into the history: the run of
+// consecutive revisions that ends there (a log started later, or trimmed,
+// replays from its first revision on).
+task<result<void>> registry::impl::load_history(std::uint64_t revision) {
+    std::vector<std::pair<std::uint64_t, std::string>> logged;
+    std::optional<error> bad;
+    store_visitor keep = [&logged, &bad, revision](std::string_view key, std::string_view value) {
+        const auto r = detail::event_log_revision(key);
+        if (!r) {
+            if (!bad) bad = error{errc::internal, "stored key '" + std::string(key) + "' is not an event log key"};
+            return;
+        }
+        if (*r <= revision) logged.emplace_back(*r, value);
+    };
+    try {
+        co_await st.load(std::string(detail::keyspace::event_log), keep);
+    } catch (const store_error& e) {
+        failed = true;
+        co_return fail(errc::unavailable, std::string("store: ") + e.what());
+    }
+    if (bad) co_return unexpected{std::move(*bad)};
+    std::size_t start = logged.size();  // keys come in revision order
+    while (start > 0 && logged[start - 1].first == revision - (logged.size() - start)) --start;
+    // remember() raises first_retained past what it trims, if it must.
+    if (start < logged.size()) revisions.first_retained = logged[start].first;
+    for (std::size_t i = start; i < logged.size(); ++i) {
+        auto events = detail::decode_event_log(logged[i].second, logged[i].first);
+        if (!events) {
+            co_return fail(errc::internal, "stored event log entry of revision " + std::to_string(logged[i].first) +
+                                               ": " + events.err().message);
+        }
+        for (auto& e : *events) revisions.remember(std::move(e));
+    }
     co_return result<void>{};
 }
 

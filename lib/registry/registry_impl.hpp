@@ -11,6 +11,7 @@
 #include "lease_table.hpp"
 #include "revision_line.hpp"
 #include "service_key.hpp"
+#include "codec/event_record.hpp"
 #include "codec/service_record.hpp"
 
 #include <registry/registry.hpp>
@@ -42,6 +43,11 @@ struct registry::impl {
     bool failed = false;
     bool opened = false;
 
+    // become_replica(): who writes, for not_writer's message.
+    bool replica = false;
+    std::string writer;
+    read_barrier_fn barrier;
+
     // Batches the store could not write (store_unreachable), in the order
     // they were started, with the revisions whose events wait for them.
     struct unwritten_batch {
@@ -55,6 +61,10 @@ struct registry::impl {
 
     // Why a write may not start now, if it may not.
     std::optional<error> refuse_writes() const {
+        if (replica) {
+            return error{errc::not_writer, "this registryd is a standby: " + writer +
+                                               " writes the registry; send writes there"};
+        }
         if (failed) return error{errc::unavailable, "the store has failed; the registry accepts no writes"};
         if (!unwritten.empty()) {
             return error{errc::unavailable, "the store is unreachable (" + store_problem +
@@ -70,6 +80,7 @@ struct registry::impl {
     // the disk is unknown.
     task<bool> commit(store_batch batch, std::uint64_t first = 0, std::uint64_t last = 0) {
         if (failed) co_return false;
+        if (opt.event_log && first != 0) log_events(batch, first, last);
         if (!unwritten.empty()) {  // behind a batch that waits: keep the order
             unwritten.push_back({std::move(batch), first, last});
             co_return false;
@@ -92,6 +103,20 @@ struct registry::impl {
         if (first != 0) revisions.mark_durable(first, last);
         co_return true;
     }
+
+    // Adds the events of revisions first..last to the batch (event_log), and
+    // drops the entries that fell out of the history limit.
+    void log_events(store_batch& batch, std::uint64_t first, std::uint64_t last) const {
+        for (std::uint64_t r = first; r <= last; ++r) {
+            auto it = revisions.unpublished.find(r);
+            if (it == revisions.unpublished.end()) continue;
+            batch.mutations.push_back({detail::event_log_key(r), detail::encode_event_log(it->second)});
+            if (r > opt.history_limit) batch.mutations.push_back({detail::event_log_key(r - opt.history_limit), std::nullopt});
+        }
+    }
+
+    // open()'s part with an event log (open.cpp).
+    task<result<void>> load_history(std::uint64_t revision);
 
     // run()'s part while the store is unreachable (expiry.cpp).
     task<void> write_unwritten();

@@ -70,10 +70,7 @@ bool read_failure(decoder& d, dom::element e, const path& at, error& out) {
     members m{at, names};
     std::string code;
     if (!open(d, e, m) || !required(d, m, "code", code) || !required(d, m, "message", out.message)) return false;
-    out.code = errc::internal;  // a code this build does not know
-    for (int i = 0; i <= static_cast<int>(errc::rate_limited); ++i) {
-        if (to_string(static_cast<errc>(i)) == code) out.code = static_cast<errc>(i);
-    }
+    out.code = parse_errc(code).value_or(errc::internal);  // internal: a code this build does not know
     return true;
 }
 

@@ -1,8 +1,9 @@
 // libFuzzer target: the stored-record decoders (lib/codec/service_record,
-// container_record, deployment_record). The first byte picks the decoder. What
+// container_record, deployment_record, event_record). The first byte picks the decoder. What
 // decodes must encode to a record that decodes to the same value.
 #include "codec/container_record.hpp"
 #include "codec/deployment_record.hpp"
+#include "codec/event_record.hpp"
 #include "codec/service_record.hpp"
 
 #include <cstddef>
@@ -30,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     using namespace registry::detail;
     if (size == 0) return 0;
     const std::string_view json(reinterpret_cast<const char*>(data) + 1, size - 1);
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
         case 0:
             round_trip(json, decode_service_record, encode_service_record,
                        [](const auto& a, const auto& b) { return a == b; });
@@ -39,6 +40,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             // managed_container has no operator==: its encoding is the comparison.
             round_trip(json, decode_container_record, encode_container_record,
                        [](const auto&, const auto&) { return true; });
+            break;
+        case 3:
+            round_trip(json, [](std::string_view j) { return decode_event_log(j, 1); }, encode_event_log,
+                       [](const auto& a, const auto& b) { return a.size() == b.size(); });
             break;
         default:
             round_trip(json, decode_deployment_record, encode_deployment_record,

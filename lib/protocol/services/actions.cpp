@@ -357,6 +357,10 @@ task<result<void>> on(services_module& m, request_context& ctx, deregister_param
 
 task<result<void>> on(services_module& m, request_context& ctx, get_service_params& p) {
     if (auto refused = refuse_stale_read(m)) co_return unexpected{std::move(*refused)};
+    if (m.reg.has_read_barrier()) {
+        auto synced = co_await m.reg.read_barrier();
+        if (!synced) co_return unexpected{synced.err()};
+    }
     if (!p.by_name) {
         auto s = m.reg.find(p.key);
         if (!s) co_return fail(errc::not_found, "no instance '" + p.key + "'");
@@ -390,6 +394,10 @@ task<result<void>> on(services_module& m, request_context& ctx, get_service_para
 
 task<result<void>> on(services_module& m, request_context& ctx, list_services_params& p) {
     if (auto refused = refuse_stale_read(m)) co_return unexpected{std::move(*refused)};
+    if (m.reg.has_read_barrier()) {
+        auto synced = co_await m.reg.read_barrier();
+        if (!synced) co_return unexpected{synced.err()};
+    }
     co_return send_page<service_ptr>(
         m, ctx, p.action, p.page, "services", [&] { return m.reg.list(p.filter); },
         [&](detail::json_writer& w, const service_ptr& s) { write_service(w, *s, sees_lease_id(ctx.caller(), *s)); });
@@ -397,6 +405,10 @@ task<result<void>> on(services_module& m, request_context& ctx, list_services_pa
 
 task<result<void>> on(services_module& m, request_context& ctx, list_endpoints_params& p) {
     if (auto refused = refuse_stale_read(m)) co_return unexpected{std::move(*refused)};
+    if (m.reg.has_read_barrier()) {
+        auto synced = co_await m.reg.read_barrier();
+        if (!synced) co_return unexpected{synced.err()};
+    }
     co_return send_page<endpoint_view>(
         m, ctx, p.action, p.page, "endpoints", [&] { return m.reg.endpoints(p.filter); },
         [](detail::json_writer& w, const endpoint_view& e) {
@@ -443,6 +455,12 @@ task<result<void>> on(services_module& m, request_context& ctx, report_health_pa
 }
 
 task<result<void>> on(services_module& m, request_context& ctx, subscribe_params& p) {
+    // On a replica: its snapshot, or the history a resume replays, reaches
+    // at least every revision acknowledged anywhere before this request.
+    if (m.reg.has_read_barrier()) {
+        auto synced = co_await m.reg.read_barrier();
+        if (!synced) co_return unexpected{synced.err()};
+    }
     // Lazy: the watch registers (and takes its snapshot) when the pump starts,
     // right after the response, so the response precedes every event.
     co_return ctx.stream(
