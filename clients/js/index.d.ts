@@ -696,6 +696,7 @@ export type ErrorCode =
   | 'limit_exceeded'
   | 'continue_expired'
   | 'rate_limited'
+  | 'not_writer'
   | 'unavailable'
   | 'internal'
   | 'invalid_package'

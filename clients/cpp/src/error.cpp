@@ -7,7 +7,7 @@ namespace registry::client {
 
 namespace {
 
-constexpr std::array<std::pair<errc, std::string_view>, 30> names{{
+constexpr std::array<std::pair<errc, std::string_view>, 32> names{{
     {errc::invalid_request, "invalid_request"},
     {errc::unknown_action, "unknown_action"},
     {errc::not_found, "not_found"},
@@ -28,6 +28,8 @@ constexpr std::array<std::pair<errc, std::string_view>, 30> names{{
     {errc::upload_incomplete, "upload_incomplete"},
     {errc::forbidden, "forbidden"},
     {errc::continue_expired, "continue_expired"},
+    {errc::rate_limited, "rate_limited"},
+    {errc::not_writer, "not_writer"},
     {errc::unknown_server_error, "unknown_server_error"},
     {errc::unauthorized, "unauthorized"},
     {errc::handshake_failed, "handshake_failed"},
@@ -61,7 +63,7 @@ std::string_view to_string(errc e) noexcept {
 
 errc errc_from_protocol(std::string_view code) noexcept {
     for (const auto& [e, name] : names) {
-        if (e > errc::continue_expired) break;  // the client's own are not the protocol's
+        if (e > errc::not_writer) break;  // the client's own are not the protocol's
         if (name == code) return e;
     }
     return errc::unknown_server_error;

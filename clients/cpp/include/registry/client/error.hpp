@@ -41,6 +41,8 @@ enum class errc {
     upload_incomplete,
     forbidden,
     continue_expired,
+    rate_limited,
+    not_writer,            // a standby registryd (several on one etcd): send writes to the writer
     unknown_server_error,  // a code this client does not know (the message starts with it)
     // The client's own.
     unauthorized = 100,    // registryd answered the upgrade with 401: a missing or wrong token
