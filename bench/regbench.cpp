@@ -253,6 +253,9 @@ struct options {
     std::string params = "{}";         // request: the request's params (JSON)
     std::vector<std::string> command;  // serve: after --
     std::string tls_ca;                // ws, idle: wss:// with this CA
+    // fanout: the subscribers' registryd, round robin (several registryd on
+    // one etcd: the writer takes the registrations); empty: --port-file's.
+    std::vector<std::string> subscribe_port_files;
 };
 
 // --tls-ca: the context every wss:// connection is made with (null: ws://).
@@ -266,6 +269,7 @@ std::unique_ptr<boost::asio::ssl::context> tls_ctx;
                  "  http   --port P --conns N --depth D --action range|put [--prefix S] [--pool K]\n"
                  "         [--duration S --warmup S | --count N] [--server-pid PID]\n"
                  "  fanout --port-file F --subscribers N --registrations R --interval-ms MS [--server-pid PID]\n"
+                 "         [--subscribe-port-files F1,F2,...]   (subscribers there, round robin)\n"
                  "  idle   --port-file F --conns N --server-pid PID [--settle S]\n"
                  "  (ws, idle: --tls-ca FILE for wss:// with that CA)\n"
                  "  serve  --port-file F|--port P --probe ws-get:INSTANCE|http-range:KEY [--cpu C] [--settle S]\n"
@@ -313,6 +317,13 @@ options parse(int argc, char** argv) {
         else if (a == "--dir") o.dir = v;
         else if (a == "--params") o.params = v;
         else if (a == "--tls-ca") o.tls_ca = v;
+        else if (a == "--subscribe-port-files") {
+            for (std::size_t at = 0; at <= v.size();) {
+                const auto comma = std::min(v.find(',', at), v.size());
+                if (comma > at) o.subscribe_port_files.push_back(v.substr(at, comma - at));
+                at = comma + 1;
+            }
+        }
         else usage();
     }
     // Loopback only.
@@ -1031,11 +1042,23 @@ int run_fanout(const options& o) {
     st.delivered.assign(R, 0);
     const tcp::endpoint ep(asio::ip::make_address(o.host), static_cast<unsigned short>(resolve_port(o)));
 
+    std::vector<tcp::endpoint> sub_eps;
+    for (const auto& f : o.subscribe_port_files) {
+        options other = o;
+        other.port = 0;
+        other.port_file = f;
+        sub_eps.emplace_back(asio::ip::make_address(o.host), static_cast<unsigned short>(resolve_port(other)));
+    }
+    if (sub_eps.empty()) sub_eps.push_back(ep);
+
     std::vector<std::unique_ptr<subscriber_conn>> subs;
     for (int i = 0; i < o.subscribers; ++i) subs.push_back(std::make_unique<subscriber_conn>(st));
     std::size_t next = 0;
     st.next_connect = [&] {
-        if (next < subs.size()) subs[next++]->start(ep);
+        if (next < subs.size()) {
+            subs[next]->start(sub_eps[next % sub_eps.size()]);
+            ++next;
+        }
     };
     registrant_conn reg(st);
     reg.start(ep);

@@ -5,7 +5,7 @@
 #   bench/run.sh                        # everything, ~5 minutes
 #   bench/run.sh get_service register   # some scenarios
 #
-# Scenarios: get_service get_service_auth register etcd_store fanout idle_connections restart repl deploy tls.
+# Scenarios: get_service get_service_auth register etcd_store etcd_fanout fanout idle_connections restart repl deploy tls.
 # Environment: BENCH_DURATION (s per round, default 4), BENCH_WARMUP (s, 1),
 # BENCH_ROUNDS (3: registryd and its baselines alternate, the best round of
 # each counts: load from elsewhere on the machine only ever lowers a figure),
@@ -33,7 +33,7 @@ DEPTH=${BENCH_DEPTH:-16}
 REPL_RUNS=${BENCH_REPL_RUNS:-20}
 DEPLOY_MB=${BENCH_DEPLOY_MB:-10}
 DEPLOY_BIG_MB=${BENCH_DEPLOY_BIG_MB:-200}
-ALL_SCENARIOS=(get_service get_service_auth register etcd_store fanout idle_connections restart repl deploy tls)
+ALL_SCENARIOS=(get_service get_service_auth register etcd_store etcd_fanout fanout idle_connections restart repl deploy tls)
 SCENARIOS=("$@")
 ((${#SCENARIOS[@]})) || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for s in "${SCENARIOS[@]}"; do
@@ -118,7 +118,7 @@ EOF
   if [ -n "${AUTH_TOKENS_FILE:-}" ]; then printf 'auth:\n  tokens_file: %s\n' "$AUTH_TOKENS_FILE" >>"$WORK/$name.yaml"; fi
   # ETCD_STORE_URL set: the registry lives in that etcd (the etcd_store scenario).
   if [ -n "${ETCD_STORE_URL:-}" ]; then
-    printf 'store:\n  kind: etcd\n  etcd:\n    endpoints: ["%s"]\n    prefix: /registry/%s/\n' "$ETCD_STORE_URL" "$name" >>"$WORK/$name.yaml"
+    printf 'store:\n  kind: etcd\n  etcd:\n    endpoints: ["%s"]\n    prefix: /registry/%s/\n' "$ETCD_STORE_URL" "${ETCD_PREFIX:-$name}" >>"$WORK/$name.yaml"
   fi
   echo "$WORK/$name.yaml"
 }
@@ -326,6 +326,31 @@ scenario_etcd_store() {
     "$(ratio "$(kv p99_us "$reg")" "$(kv p99_us "$put")")" "-" "-"
   row "etcd store: get_service msgs/s vs etcd range" "$(fmt "$g")" "$(fmt "$t")" "$(ratio "$g" "$t")" ">= 20x" \
     "$(verdict "$(awk -v a="$g" -v b="$t" 'BEGIN{print a/b}')" ">=" 20)"
+}
+
+# Several registryd on one etcd: registrations on the writer A, subscribers on
+# the standbys B and C, which get each change through etcd's watch.
+scenario_etcd_fanout() {
+  log "etcd_fanout: writer A, standbys B and C on one etcd, 200 subscribers on B and C, 100 registrations on A 20 ms apart"
+  start_etcd etcd_fanout
+  local a b c pids=() f p99
+  ETCD_STORE_URL="http://127.0.0.1:$ETCD_PORT" ETCD_PREFIX=fanout start_registryd etcd_fanout_a
+  a=$REG_PORT_FILE; pids+=("$REG_PID")
+  ETCD_STORE_URL="http://127.0.0.1:$ETCD_PORT" ETCD_PREFIX=fanout start_registryd etcd_fanout_b
+  b=$REG_PORT_FILE; pids+=("$REG_PID")
+  ETCD_STORE_URL="http://127.0.0.1:$ETCD_PORT" ETCD_PREFIX=fanout start_registryd etcd_fanout_c
+  c=$REG_PORT_FILE; pids+=("$REG_PID")
+  f=$(gen fanout --port-file "$a" --subscribe-port-files "$b,$c" --subscribers 200 --registrations 100 \
+    --interval-ms 20 --prefix f)
+  detail "etcd fanout A -> B, C: $f"
+  for p in "${pids[@]}"; do stop "$p"; done
+  stop "$ETCD_PID"
+  p99=$(awk -v v="$(kv p99_us "$f")" 'BEGIN { print v / 1000 }')
+  row "etcd fan-out: register on A -> event on B and C (200 subscribers), p50 / p99 (ms)" \
+    "$(div "$(kv p50_us "$f")" 1000 2) / $(fmt "$p99" 2)" "-" "-" "-" "-"
+  row "  register on A -> its response (durable in etcd), p50 / p99 (ms)" \
+    "$(div "$(kv resp_p50_us "$f")" 1000 2) / $(div "$(kv resp_p99_us "$f")" 1000 2)" "-" "-" "-" "-"
+  row "  changes delivered on B and C (of 100)" "$(kv complete "$f")" "-" "-" "-" "-"
 }
 
 scenario_fanout() {
