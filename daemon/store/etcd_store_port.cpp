@@ -617,6 +617,7 @@ private:
                                   (answer ? ": " + answer->substr(0, 200) : std::string());
                 continue;
             }
+            current_ = i;
             std::string endpoint = opts_.endpoints[i];
             http_stream opened = std::move(*stream);
             co_return co_await read_watch(std::move(opened), std::move(endpoint), problem);

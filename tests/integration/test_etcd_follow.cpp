@@ -10,9 +10,11 @@
 #include "engine/engine_http.hpp"
 #include "store/base64.hpp"
 #include "store/etcd_store_port.hpp"
+#include "store/etcd_watch.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <doctest/doctest.h>
+#include <simdjson.h>
 
 #include <exception>
 #include <map>
@@ -400,4 +402,69 @@ TEST_CASE("etcd follow: revisions compacted away: a pinned load fails and follow
 
     standby.stop();
     writer.stop();
+}
+
+// What the gateway streams, cut anywhere: the messages come out whole, each once.
+TEST_CASE("etcd follow: the watch stream is cut into its messages whatever the reads, within a bound") {
+    const std::string a = R"({"result":{"header":{"revision":"3"},"created":true}})";
+    const std::string b = R"({"result":{"events":[{"kv":{"key":"L2Yvc3ZjL3g=","mod_revision":"4","value":"e30="}}]}})";
+    const std::string c = R"({"error":{"message":"a \"}\" and a \\ in a string {["}})";
+    const std::string stream = a + "\n" + b + "\n" + c + "\n";
+    for (std::size_t step : {std::size_t(1), std::size_t(2), std::size_t(7), stream.size()}) {
+        registryd::json_object_splitter split(1024);
+        std::vector<std::string> out;
+        for (std::size_t at = 0; at < stream.size(); at += step) {
+            REQUIRE(split.feed(std::string_view(stream).substr(at, step)));
+            while (auto o = split.next()) out.emplace_back(*o);
+        }
+        const std::vector<std::string> whole{a, b, c};
+        CHECK_MESSAGE(out == whole, "reads of " << step << " bytes");
+    }
+    registryd::json_object_splitter small(40);
+    REQUIRE(small.feed(a.substr(0, 30)));
+    CHECK_FALSE(small.next());
+    CHECK_FALSE(small.feed(a.substr(30)));  // the unfinished message would pass 40 bytes
+    registryd::json_object_splitter junk(1024);
+    REQUIRE(junk.feed("\n<html>"));
+    CHECK_THROWS_AS(junk.next(), registry::store_error);
+}
+
+TEST_CASE("etcd follow: a watch message becomes the transactions it holds") {
+    using registryd::base64_encode;
+    auto put = [](const std::string& key, std::uint64_t rev, const std::optional<std::string>& value) {
+        return R"({"kv":{"key":")" + base64_encode(key) + R"(","mod_revision":")" + std::to_string(rev) + "\"" +
+               (value ? R"(,"value":")" + base64_encode(*value) + "\"" : std::string()) + "}}";
+    };
+    auto del = [](const std::string& key, std::uint64_t rev) {
+        return R"({"type":"DELETE","kv":{"key":")" + base64_encode(key) + R"(","mod_revision":")" +
+               std::to_string(rev) + "\"}}";
+    };
+    const std::string message = R"({"result":{"header":{"revision":"9"},"events":[)" +
+                                put("/p/log/1", 5, "one") + "," + put("/p/meta/revision", 5, "1") + "," +
+                                put("/p/meta/revision", 6, "2") + "," +  // a revision of meta keys only
+                                del("/p/svc/a", 7) + "," + put("/p/svc/b", 7, std::nullopt) + "," +
+                                put("/p/meta/revision", 7, "3") + "]}}";
+    simdjson::dom::parser parser;
+    const auto m = registryd::parse_watch_message(parser, message, "/p/");
+    CHECK_FALSE(m.error);
+    CHECK_FALSE(m.created);
+    CHECK_FALSE(m.canceled);
+    CHECK(m.compact_revision == 0);
+    REQUIRE(m.revisions.size() == 3);
+    CHECK(m.revisions[0].revision == 5);
+    CHECK(describe(m.revisions[0].mutations) == "log/1='one' ");
+    CHECK(m.revisions[1].revision == 6);
+    CHECK(m.revisions[1].mutations.empty());
+    CHECK(m.revisions[2].revision == 7);
+    CHECK(describe(m.revisions[2].mutations) == "svc/a=<deleted> svc/b='' ");
+
+    const auto compacted = registryd::parse_watch_message(
+        parser, R"({"result":{"header":{},"canceled":true,"compact_revision":"12"}})", "/p/");
+    CHECK(compacted.canceled);
+    CHECK(compacted.compact_revision == 12);
+    const auto error = registryd::parse_watch_message(parser, R"({"error":{"grpc_code":14,"message":"no leader"}})", "/p/");
+    REQUIRE(error.error);
+    CHECK(*error.error == "no leader");
+    CHECK_THROWS_AS(registryd::parse_watch_message(parser, R"({"result":{"events":[{"kv":{"key":"!!"}}]}})", "/p/"),
+                    registry::store_error);
 }
