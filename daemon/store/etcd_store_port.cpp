@@ -4,6 +4,7 @@
 #include "observability/log.hpp"
 #include "runtime/asio_clock.hpp"
 #include "store/base64.hpp"
+#include "store/etcd_watch.hpp"
 
 #include "codec/json_writer.hpp"
 
@@ -32,6 +33,8 @@ constexpr std::string_view revision_key = "meta/revision";
 constexpr std::string_view writer_key = "meta/writer";
 // How often a standby looks whether the writer key is gone.
 constexpr std::chrono::milliseconds standby_poll{500};
+// How soon a broken watch is tried again.
+constexpr std::chrono::milliseconds retry_interval{500};
 constexpr std::size_t range_page = 1000;
 // etcd's default --max-txn-ops: a group of batches is split to fit (a single
 // batch beyond it is sent whole and refused by an etcd that keeps the default).
@@ -77,6 +80,27 @@ void compare_created_at(registry::detail::json_writer& w, const std::string& key
         .begin_object().key("key").string(key).key("result").string("EQUAL").key("target").string("CREATE")
         .key("create_revision").string(std::to_string(create_revision)).end_object()
         .end_array();
+}
+
+// Runs a task of the store's to its end without anybody awaiting it. The
+// frame holds the store until the task is done (async_scope would touch
+// itself after the task released the store's last reference).
+struct detached {
+    struct promise_type {
+        detached get_return_object() noexcept { return {}; }
+        std::suspend_never initial_suspend() noexcept { return {}; }
+        std::suspend_never final_suspend() noexcept { return {}; }
+        void return_void() noexcept {}
+        void unhandled_exception() noexcept {}
+    };
+};
+
+template <typename Keep>
+detached run_detached([[maybe_unused]] std::shared_ptr<Keep> keep, registry::task<void> t) {
+    try {
+        co_await std::move(t);
+    } catch (...) {  // the tasks catch what they can report; only operation_cancelled gets here, at stop
+    }
 }
 
 // A commit suspended until its transaction is answered; in its coroutine frame.
@@ -125,9 +149,10 @@ public:
             w.begin_object()
                 .key("key").string(base64_encode(next))
                 .key("range_end").string(base64_encode(end))
-                .key("limit").number(range_page)
-                .end_object();
-            dom::element doc = co_await call("/v3/kv/range", std::move(body));
+                .key("limit").number(range_page);
+            if (pinned_revision_ > 0) w.key("revision").string(std::to_string(pinned_revision_));
+            w.end_object();
+            dom::element doc = co_await pinned_range(std::move(body));
             dom::array kvs;
             if (doc["kvs"].get(kvs) == simdjson::SUCCESS) {
                 std::string last;
@@ -174,6 +199,8 @@ public:
     void stop() {
         stopped_ = true;
         election_stop_.request_stop();
+        follow_stop_.request_stop();
+        fail_barriers("etcd store: stopped");
         fail(std::make_exception_ptr(store_error("etcd store: stopped")), std::move(queued_));
         queued_.clear();
     }
@@ -201,6 +228,48 @@ public:
             log::warn("could not revoke the writer lease; a standby takes over when it runs out",
                       {{"error", e.what()}, {"ttl_seconds", static_cast<std::int64_t>(opts_.writer_lease_ttl.count())}});
         }
+    }
+
+    // ------------------------------------------------- the standby's reads
+
+    void pin_loads() { pin_ = true; }
+    std::uint64_t pinned_revision() const noexcept { return pinned_revision_; }
+
+    void follow(std::uint64_t after, std::function<void(etcd_txn_seen)> each, std::function<void(std::string)> lost) {
+        if (stopped_ || following_) return;
+        following_ = true;  // again after `lost`: the daemon loaded the registry again
+        follow_stop_ = std::stop_source{};
+        lost_why_.reset();
+        applied_ = after;
+        each_ = std::move(each);
+        lost_ = std::move(lost);
+        run_detached(shared_from_this(), follow_loop(shared_from_this()));
+    }
+
+    registry::task<registry::result<void>> read_barrier() {
+        auto self = shared_from_this();  // the port may go while this waits
+        if (stopped_) co_return registry::fail(registry::errc::unavailable, "etcd store: stopped");
+        std::shared_ptr<barrier_round> round = join_round();
+        co_await round_awaiter{*round};
+        if (round->error) {
+            co_return registry::fail(registry::errc::unavailable,
+                                     "read barrier: etcd cannot say what the writer committed: " + *round->error);
+        }
+        const std::uint64_t target = round->revision;
+        if (target <= applied_) co_return registry::result<void>{};  // also: no transaction yet (0)
+        if (stopped_) co_return registry::fail(registry::errc::unavailable, "etcd store: stopped");
+        if (!following_) {
+            co_return registry::fail(registry::errc::unavailable,
+                                     "read barrier: not following the writer's transactions" +
+                                         (lost_why_ ? ": " + *lost_why_ : std::string()));
+        }
+        auto wait = std::make_shared<apply_wait>();
+        applies_.emplace(target, wait);
+        const registry::time_point deadline = clock_.now() + opts_.request_timeout;
+        run_detached(self, expire(self, wait, target, deadline));
+        co_await apply_awaiter{*wait};
+        if (!wait->failed.empty()) co_return registry::fail(registry::errc::unavailable, "read barrier: " + wait->failed);
+        co_return registry::result<void>{};
     }
 
 private:
@@ -245,11 +314,37 @@ private:
         throw etcd_unreachable("etcd unreachable: " + problem);
     }
 
+    // A range of load(): after pin_loads(), the first one pins the revision
+    // (its answer's), and a pinned one that etcd compacted away says so.
+    registry::task<dom::element> pinned_range(std::string body) {
+        const std::uint64_t pinned = pinned_revision_;
+        dom::element doc;
+        try {
+            doc = co_await call("/v3/kv/range", std::move(body));
+        } catch (const etcd_unreachable&) {
+            throw;
+        } catch (const store_error& e) {
+            if (pinned > 0 && std::string_view(e.what()).find("compacted") != std::string_view::npos) {
+                throw store_error("etcd: the registry's snapshot at etcd revision " + std::to_string(pinned) +
+                                  " was compacted away while it was loading; load it again (" + e.what() + ")");
+            }
+            throw;
+        }
+        if (pin_ && pinned_revision_ == 0) {
+            dom::element header;
+            if (doc["header"].get(header) != simdjson::SUCCESS) throw store_error("etcd: no header in a range's answer");
+            pinned_revision_ = to_u64(string_of(header, "revision"));
+        }
+        co_return doc;
+    }
+
     registry::task<std::uint64_t> stored_revision() {
         std::string body;
         registry::detail::json_writer w(body);
-        w.begin_object().key("key").string(base64_encode(opts_.prefix + std::string(revision_key))).end_object();
-        dom::element doc = co_await call("/v3/kv/range", std::move(body));
+        w.begin_object().key("key").string(base64_encode(opts_.prefix + std::string(revision_key)));
+        if (pinned_revision_ > 0) w.key("revision").string(std::to_string(pinned_revision_));
+        w.end_object();
+        dom::element doc = co_await pinned_range(std::move(body));
         dom::array kvs;
         if (doc["kvs"].get(kvs) != simdjson::SUCCESS || kvs.size() == 0) co_return 0;
         auto value = base64_decode(string_of(*kvs.begin(), "value"));
@@ -460,6 +555,248 @@ private:
         if (auto ended = std::exchange(ended_, nullptr)) ended(why, was_writer);
     }
 
+    // ------------------------------------- following the writer through etcd
+
+    bool follow_stopped() const noexcept { return stopped_ || follow_stop_.stop_requested() || !following_; }
+
+    // Watches from the revision after the last one applied, again and again
+    // until following ends; an outage is logged once, and its end.
+    static registry::task<void> follow_loop(std::shared_ptr<impl> self) {
+        std::string problem;  // the one last logged, empty while following
+        log::info("following the registry's writer through etcd", {{"from_revision", self->applied_ + 1}});
+        while (!self->follow_stopped()) {
+            std::optional<std::string> broke;
+            try {
+                broke = co_await self->watch(problem);
+            } catch (const registry::operation_cancelled&) {
+                co_return;
+            } catch (const std::exception& e) {
+                broke = std::string("etcd watch: ") + e.what();
+            }
+            if (!broke || self->follow_stopped()) co_return;
+            if (problem.empty()) {  // once per outage; what it turns into after that, at debug level
+                problem = *broke;
+                log::warn("cannot follow the registry's writer through etcd; retrying every 500 ms",
+                          {{"error", problem}, {"from_revision", self->applied_ + 1}});
+            } else if (*broke != problem) {
+                problem = *broke;
+                log::debug("still cannot follow the registry's writer through etcd",
+                           {{"error", problem}, {"from_revision", self->applied_ + 1}});
+            }
+            std::stop_token stop = self->follow_stop_.get_token();
+            const registry::time_point next = self->clock_.now() + retry_interval;
+            if (!co_await self->clock_.sleep_until(next, stop)) co_return;
+        }
+    }
+
+    // One watch stream, from the first endpoint that takes it. Why it ended
+    // (to retry), or nullopt when following ended (stopped, lost).
+    registry::task<std::optional<std::string>> watch(std::string& problem) {
+        std::string body;
+        registry::detail::json_writer w(body);
+        w.begin_object().key("create_request").begin_object()
+            .key("key").string(base64_encode(opts_.prefix))
+            .key("range_end").string(base64_encode(prefix_end(opts_.prefix)))
+            .key("start_revision").string(std::to_string(applied_ + 1))
+            .end_object().end_object();
+        std::string tried_problems;
+        for (std::size_t tried = 0; tried < clients_.size(); ++tried) {
+            const std::size_t i = (current_ + tried) % clients_.size();
+            std::stop_token stop = follow_stop_.get_token();
+            // Named locals: GCC 12 mishandles temporaries in a co_await expression.
+            http_request req{"POST", "/v3/watch", body, "application/json", false};
+            auto stream = co_await clients_[i].open(std::move(req), stop);
+            if (!stream) {
+                tried_problems += (tried_problems.empty() ? "" : "; ") + opts_.endpoints[i] + ": " + stream.err().message;
+                continue;
+            }
+            if (stream->status() != 200) {
+                auto answer = co_await stream->read_all(opts_.request_timeout, stop);
+                tried_problems += (tried_problems.empty() ? "" : "; ") + opts_.endpoints[i] + "/v3/watch: HTTP " +
+                                  std::to_string(stream->status()) +
+                                  (answer ? ": " + answer->substr(0, 200) : std::string());
+                continue;
+            }
+            current_ = i;
+            std::string endpoint = opts_.endpoints[i];
+            http_stream opened = std::move(*stream);
+            co_return co_await read_watch(std::move(opened), std::move(endpoint), problem);
+        }
+        co_return "etcd unreachable: " + tried_problems;
+    }
+
+    registry::task<std::optional<std::string>> read_watch(http_stream stream, std::string endpoint, std::string& problem) {
+        const std::size_t limit = clients_.front().options().max_body_bytes;
+        json_object_splitter split(limit);
+        for (;;) {
+            std::stop_token stop = follow_stop_.get_token();
+            auto piece = co_await stream.next(stop);
+            if (follow_stopped()) co_return std::nullopt;
+            if (!piece) co_return piece.err().message;
+            if (!*piece) co_return endpoint + ": etcd ended the watch stream";
+            if (!split.feed(**piece)) {
+                lose("a watch message from etcd is larger than " + std::to_string(limit) + " bytes");
+                co_return std::nullopt;
+            }
+            for (;;) {
+                etcd_watch_message m;
+                try {
+                    auto object = split.next();
+                    if (!object) break;
+                    m = parse_watch_message(watch_parser_, *object, opts_.prefix);
+                } catch (const store_error& e) {
+                    co_return endpoint + ": " + e.what();
+                }
+                if (m.error) co_return endpoint + "/v3/watch: " + *m.error;
+                if (m.compact_revision > 0) {
+                    lose("etcd compacted its history up to revision " + std::to_string(m.compact_revision) +
+                         ", past revision " + std::to_string(applied_ + 1) + " that following needs next");
+                    co_return std::nullopt;
+                }
+                if (m.canceled) co_return endpoint + ": etcd canceled the watch: " + m.cancel_reason;
+                if (m.created && !problem.empty()) {
+                    problem.clear();
+                    log::info("following the registry's writer through etcd again", {{"from_revision", applied_ + 1}});
+                }
+                for (auto& txn : m.revisions) {
+                    if (!apply(std::move(txn))) co_return std::nullopt;
+                }
+            }
+        }
+    }
+
+    // Hands one revision to `each` (none twice); false when following ended.
+    bool apply(etcd_txn_seen txn) {
+        if (txn.revision <= applied_) return true;
+        const std::uint64_t revision = txn.revision;
+        if (!txn.mutations.empty()) {
+            try {
+                each_(std::move(txn));
+            } catch (const std::exception& e) {
+                lose(std::string("applying etcd revision ") + std::to_string(revision) + " failed: " + e.what());
+                return false;
+            }
+        }
+        if (follow_stopped()) return false;
+        applied_ = revision;
+        // Waiters resumed here may wait again: take them one at a time.
+        while (!applies_.empty() && applies_.begin()->first <= applied_) {
+            auto wait = std::move(applies_.begin()->second);
+            applies_.erase(applies_.begin());
+            wait->finish({});
+        }
+        return true;
+    }
+
+    // Following ends for good: the daemon is told once.
+    void lose(const std::string& why) {
+        log::warn("stopped following the registry's writer through etcd", {{"error", why}});
+        lost_why_ = why;
+        following_ = false;
+        follow_stop_.request_stop();
+        fail_barriers("not following the writer's transactions: " + why);
+        if (auto lost = std::exchange(lost_, nullptr)) lost(why);
+    }
+
+    // ------------------------------------------------------ read barriers
+
+    // One linearizable read of the revision key, shared by the barriers
+    // that joined it before it was sent.
+    struct barrier_round {
+        std::vector<std::coroutine_handle<>> waiters;
+        bool done = false;
+        std::uint64_t revision = 0;  // the revision key's mod_revision; 0: none
+        std::optional<std::string> error;
+    };
+    struct round_awaiter {
+        barrier_round& round;
+        bool await_ready() const noexcept { return round.done; }
+        void await_suspend(std::coroutine_handle<> h) { round.waiters.push_back(h); }
+        void await_resume() const noexcept {}
+    };
+
+    // A barrier waiting for following to reach a revision.
+    struct apply_wait {
+        std::coroutine_handle<> handle;
+        bool done = false;
+        std::string failed;  // why, when it did not get there
+        std::stop_source timer;
+        void finish(std::string why) {
+            if (done) return;
+            done = true;
+            failed = std::move(why);
+            timer.request_stop();
+            if (handle) handle.resume();
+        }
+    };
+    struct apply_awaiter {
+        apply_wait& wait;
+        bool await_ready() const noexcept { return wait.done; }
+        void await_suspend(std::coroutine_handle<> h) noexcept { wait.handle = h; }
+        void await_resume() const noexcept {}
+    };
+
+    // The round a barrier called now waits for: the one in flight began
+    // before the call, so it proves nothing about writes acknowledged
+    // before it; the barrier joins the next one (sent when that one ends).
+    std::shared_ptr<barrier_round> join_round() {
+        if (!round_running_) {
+            auto round = std::make_shared<barrier_round>();
+            round_running_ = round;
+            run_detached(shared_from_this(), run_round(shared_from_this(), round));
+            return round;
+        }
+        if (!round_next_) round_next_ = std::make_shared<barrier_round>();
+        return round_next_;
+    }
+
+    static registry::task<void> run_round(std::shared_ptr<impl> self, std::shared_ptr<barrier_round> round) {
+        try {
+            round->revision = co_await self->writer_revision();
+        } catch (const std::exception& e) {
+            round->error = e.what();
+        }
+        self->round_running_ = std::exchange(self->round_next_, nullptr);
+        if (self->round_running_) run_detached(self, run_round(self, self->round_running_));
+        round->done = true;
+        for (auto h : std::exchange(round->waiters, {})) h.resume();
+    }
+
+    // The etcd revision of the writer's last transaction (linearizable).
+    registry::task<std::uint64_t> writer_revision() {
+        std::string body;
+        registry::detail::json_writer w(body);
+        w.begin_object()
+            .key("key").string(base64_encode(opts_.prefix + std::string(revision_key)))
+            .key("keys_only").boolean(true)
+            .end_object();
+        dom::element doc = co_await call("/v3/kv/range", std::move(body));
+        dom::array kvs;
+        if (doc["kvs"].get(kvs) != simdjson::SUCCESS || kvs.size() == 0) co_return 0;
+        co_return to_u64(string_of(*kvs.begin(), "mod_revision"));
+    }
+
+    // Fails a barrier still waiting at `deadline`.
+    static registry::task<void> expire(std::shared_ptr<impl> self, std::shared_ptr<apply_wait> wait,
+                                       std::uint64_t target, registry::time_point deadline) {
+        std::stop_token stop = wait->timer.get_token();
+        if (!co_await self->clock_.sleep_until(deadline, stop) || wait->done) co_return;
+        for (auto [it, end] = self->applies_.equal_range(target); it != end; ++it) {
+            if (it->second == wait) {
+                self->applies_.erase(it);
+                break;
+            }
+        }
+        wait->finish("following the writer's transactions has not reached etcd revision " + std::to_string(target) +
+                     " within " + std::to_string(self->opts_.request_timeout.count()) + " ms (it is at " +
+                     std::to_string(self->applied_) + ")");
+    }
+
+    void fail_barriers(const std::string& why) {
+        auto waits = std::exchange(applies_, {});
+        for (auto& [target, wait] : waits) wait->finish(why);
+    }
+
     static void hand_back(const std::string& why, std::vector<queued> waiting) {
         for (auto& q : waiting) {
             q.w->error = std::make_exception_ptr(registry::store_unreachable(why, std::move(q.batch)));
@@ -496,6 +833,18 @@ private:
     std::optional<std::string> deposed_why_;
     std::stop_source election_stop_;
     registry::async_scope election_;
+    // The standby's reads.
+    bool pin_ = false;
+    std::uint64_t pinned_revision_ = 0;
+    bool following_ = false;
+    std::uint64_t applied_ = 0;  // the last etcd revision handed to each_ (or skipped: meta/ only)
+    std::function<void(etcd_txn_seen)> each_;
+    std::function<void(std::string)> lost_;
+    std::optional<std::string> lost_why_;
+    std::stop_source follow_stop_;
+    dom::parser watch_parser_;  // the watch's own: its messages are read across suspensions of call()
+    std::shared_ptr<barrier_round> round_running_, round_next_;
+    std::multimap<std::uint64_t, std::shared_ptr<apply_wait>> applies_;  // by the revision they wait for
 };
 
 etcd_store_port::etcd_store_port(boost::asio::io_context& io, etcd_options options)
@@ -526,5 +875,16 @@ void etcd_store_port::stop() {
 }
 
 std::uint64_t etcd_store_port::fsyncs() const noexcept { return impl_->txns(); }
+
+void etcd_store_port::pin_loads() { impl_->pin_loads(); }
+
+std::uint64_t etcd_store_port::pinned_revision() const noexcept { return impl_->pinned_revision(); }
+
+void etcd_store_port::follow(std::uint64_t after, std::function<void(etcd_txn_seen)> each,
+                             std::function<void(std::string why)> lost) {
+    impl_->follow(after, std::move(each), std::move(lost));
+}
+
+registry::task<registry::result<void>> etcd_store_port::read_barrier() { return impl_->read_barrier(); }
 
 }  // namespace registryd

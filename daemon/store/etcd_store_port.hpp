@@ -29,11 +29,22 @@
 // daemon exits to come back as a standby. An etcd that cannot be reached
 // deposes nobody (its writes wait, docs/protocol.md "Store outages"), except
 // at start: a registryd that cannot ask etcd at all exits, saying why.
+//
+// A standby serves reads from a registry it keeps up to date: it loads it
+// at one etcd revision (pin_loads()), then follows the writer's
+// transactions from there through an etcd watch (follow()). read_barrier()
+// lets a read wait until the standby has applied every transaction the
+// writer had committed when the read came in (read-your-writes across
+// registryd): every writer transaction writes `prefix` + "meta/revision",
+// so that key's mod_revision, read linearizably, is the last one.
 #pragma once
 
 #include "store/daemon_store.hpp"
 #include "store/etcd_probe.hpp"
 #include "store/etcd_tls.hpp"
+#include "store/etcd_watch.hpp"
+
+#include <registry/result.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -77,8 +88,34 @@ public:
     // Revokes the writer lease (after stop(), at shutdown).
     registry::task<void> resign() override;
 
+    // The standby's reads. After pin_loads(), the first load() remembers the
+    // etcd revision of its first answer and every later load() reads at that
+    // revision, so that the loads of several prefixes are one snapshot; a
+    // load then fails (store_error) if etcd compacted that revision away.
+    void pin_loads();
+    // The revision the loads are pinned to; 0 before the first pinned load.
+    std::uint64_t pinned_revision() const noexcept;
+    // Watches every key under the prefix from etcd revision `after` + 1 and
+    // calls `each` on the io_context once per revision that changed a key
+    // outside meta/, in revision order, none skipped or repeated. A broken
+    // stream or an unreachable etcd is retried every half second from the
+    // revision after the last one applied. `lost` is called once, and
+    // following ends, when etcd no longer has the revisions to send
+    // (compacted), or a watch message is larger than the store's body limit,
+    // or `each` threw; follow() may then be called again (after loading
+    // again). Nothing is called after stop().
+    void follow(std::uint64_t after, std::function<void(etcd_txn_seen)> each,
+                std::function<void(std::string why)> lost);
+    // Completes once every transaction the writer had committed when it was
+    // called has been passed to `each` (and `each` returned). Fails with
+    // errc::unavailable when etcd cannot be asked, or when following has not
+    // got that far within the request timeout. Concurrent callers share one
+    // request to etcd.
+    registry::task<registry::result<void>> read_barrier();
+
     // Later commits fail; the ones queued fail too (their transaction was
     // never sent). A transaction in flight completes on the io_context.
+    // Following stops; waiting read barriers fail.
     void stop() override;
     // Transactions etcd acknowledged.
     std::uint64_t fsyncs() const noexcept override;
