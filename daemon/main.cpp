@@ -28,9 +28,12 @@
 #include "observability/systemd_notify.hpp"
 #include "runtime/asio_clock.hpp"
 #include "runtime/blocking_runner.hpp"
+#include "runtime/oneshot.hpp"
+#include "runtime/port_file.hpp"
 #include "runtime/os_random.hpp"
 #include "runtime/reload_hooks.hpp"
 #include "server.hpp"
+#include "standby_app.hpp"
 #include "store/etcd_store_port.hpp"
 #include "store/file_store_port.hpp"
 #include "subsystem_options.hpp"
@@ -71,6 +74,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -98,57 +102,10 @@ using registryd::make_container_manager;
 using registryd::make_engines;
 using registryd::registry_options_from;
 using registryd::upload_options_from;
+using registryd::oneshot;
+using registryd::write_port_file;
 
 constexpr std::string_view version = REGISTRYD_VERSION;  // the CMake project's version
-
-// A one-shot event for the lifecycle coroutine. set() never resumes the
-// waiter inline (it may be called from deep inside a handler or a session's
-// destructor): the resumption is posted to the io_context.
-class oneshot {
-public:
-    explicit oneshot(asio::io_context& ioc) : ioc_(ioc) {}
-
-    void set() {
-        if (set_) return;
-        set_ = true;
-        if (waiter_) asio::post(ioc_, [h = std::exchange(waiter_, {})] { h.resume(); });
-    }
-    bool is_set() const noexcept { return set_; }
-
-    auto wait() noexcept {
-        struct awaiter {
-            oneshot& ev;
-            bool await_ready() const noexcept { return ev.set_; }
-            void await_suspend(std::coroutine_handle<> h) noexcept { ev.waiter_ = h; }
-            void await_resume() const noexcept {}
-        };
-        return awaiter{*this};
-    }
-
-private:
-    asio::io_context& ioc_;
-    bool set_ = false;
-    std::coroutine_handle<> waiter_;
-};
-
-// Writes "HOST:PORT\n" to `file` atomically: a temporary file in the same
-// directory, then rename(2), so a reader never sees a partial file.
-void write_port_file(const std::filesystem::path& file, const std::string& addr) {
-    std::filesystem::path tmp = file;
-    tmp += ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << addr << '\n';
-        out.flush();
-        if (!out) throw std::runtime_error("cannot write " + tmp.string());
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, file, ec);
-    if (ec) {
-        std::filesystem::remove(tmp, ec);
-        throw std::runtime_error("cannot rename " + tmp.string() + " to " + file.string());
-    }
-}
 
 // Raises the soft open-files limit to the hard limit: 10000 connections need
 // more than the usual 1024 descriptors.
@@ -766,28 +723,64 @@ int main(int argc, char** argv) {
             app->start();
         };
         // Several registryd may share an etcd and prefix: one serves once it is
-        // the registry's writer (store/etcd_store_port.hpp), and stands by
-        // until then, stopped by a signal like a serving one.
+        // the registry's writer (store/etcd_store_port.hpp); until then it is a
+        // standby that serves reads and subscriptions (standby_app.hpp), and it
+        // is stopped by a signal like a serving one.
+        std::optional<registryd::standby_app> standby;
+        std::string writer;          // the writer the standby names
+        bool elected = false;        // serve() once the standby has closed its connections
+        bool stopping = false;       // a signal, or etcd unreachable at start
+        asio::steady_timer standby_again(ioc);  // a standby that could not follow starts anew after a pause
+        std::function<void()> stand_by = [&] {
+            standby.emplace(ioc, cfg, cli.port_file, *etcd, *gate, writer);
+            standby->start([&](bool again) {
+                if (const auto& where = standby->address()) cfg.listen = *where;
+                standby.reset();
+                if (elected) {
+                    serve();
+                } else if (stopping) {
+                    port->stop();
+                } else if (again) {
+                    standby_again.expires_after(1s);
+                    standby_again.async_wait([&](const boost::system::error_code& ec) {
+                        if (!ec && !elected && !stopping && !standby) stand_by();
+                    });
+                }
+            });
+        };
         asio::signal_set standby_signals(ioc);
         if (!etcd) {
             asio::post(ioc, serve);
         } else {
             standby_signals.add(SIGINT);
             standby_signals.add(SIGTERM);
-            // A standby stops by stopping the store (its campaign and probe):
-            // run() returns once what they have in flight is done.
+            // A standby stops by closing its connections and stopping the store
+            // (its watch, campaign and probe): run() returns once what they have
+            // in flight is done.
             standby_signals.async_wait([&](const boost::system::error_code& ec, int) {
                 if (ec) return;
                 log::info("stopping while standing by");
-                port->stop();
+                stopping = true;
+                standby_again.cancel();
+                if (standby) {
+                    standby->stop();
+                } else {
+                    port->stop();
+                }
             });
             etcd->campaign(
                 writer_holder_name(cfg),
                 [&] {
+                    elected = true;
+                    standby_again.cancel();
                     boost::system::error_code ignored;
                     standby_signals.cancel(ignored);
                     standby_signals.clear(ignored);  // the serving daemon's own set takes them
-                    serve();
+                    if (standby) {
+                        standby->stop();  // serve() once its connections are closed
+                    } else {
+                        serve();
+                    }
                 },
                 [&](const std::string& why, bool was_writer) {
                     if (was_writer) {
@@ -800,9 +793,24 @@ int main(int argc, char** argv) {
                     }
                     log::error("store: etcd unreachable at start", {{"error", why}});
                     start_failed = true;
+                    stopping = true;
                     boost::system::error_code ignored;
                     standby_signals.cancel(ignored);
-                    asio::post(ioc, [&] { port->stop(); });  // not from inside the store's own coroutines
+                    asio::post(ioc, [&] {  // not from inside the store's own coroutines
+                        if (standby) {
+                            standby->stop();
+                        } else {
+                            port->stop();
+                        }
+                    });
+                },
+                [&](const std::string& holder) {
+                    writer = holder;
+                    if (standby) {
+                        standby->writer_changed(holder);
+                    } else if (!elected && !stopping) {
+                        stand_by();
+                    }
                 });
         }
         ioc.run();

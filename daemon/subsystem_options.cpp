@@ -23,6 +23,9 @@ registry::registry_options registry_options_from(const config& cfg) {
     o.bookmark_interval = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.registry.bookmark_interval);
     o.max_services_per_origin = cfg.quotas.registrations_per_address;
     o.max_services_per_session = cfg.quotas.registrations_per_connection;
+    // Several registryd on one etcd: standbys publish what the writer logged,
+    // and a new writer replays it (store/etcd_store_port.hpp).
+    o.event_log = cfg.store.type == config::store_section::kind::etcd;
     return o;
 }
 

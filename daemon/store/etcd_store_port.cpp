@@ -179,6 +179,8 @@ public:
     registry::task<void> commit(registry::store_batch batch) {
         if (stopped_) throw store_error("etcd store: stopped");
         if (poisoned_) std::rethrow_exception(poisoned_);
+        // A standby's registry refuses writes itself (not_writer); nothing unfenced reaches etcd anyway.
+        if (campaigning_ && fence_ == 0) throw store_error("etcd store: a standby does not write");
         waiter w;
         queued_.push_back({std::move(batch), &w});
         if (!flushing_) {
@@ -209,10 +211,13 @@ public:
 
     // ------------------------------------------------------- the writer role
 
-    void campaign(std::string holder, std::function<void()> elected, std::function<void(std::string, bool)> ended) {
+    void campaign(std::string holder, std::function<void()> elected, std::function<void(std::string, bool)> ended,
+                  std::function<void(std::string)> standing_by) {
+        campaigning_ = true;
         holder_ = std::move(holder);
         elected_ = std::move(elected);
         ended_ = std::move(ended);
+        standing_by_ = std::move(standing_by);
         election_.spawn(stand(shared_from_this()));
     }
 
@@ -234,6 +239,21 @@ public:
 
     void pin_loads() { pin_ = true; }
     std::uint64_t pinned_revision() const noexcept { return pinned_revision_; }
+    std::uint64_t unpin_loads() {
+        pin_ = false;
+        return std::exchange(pinned_revision_, 0);
+    }
+
+    void stop_following() {
+        if (!following_) return;
+        lost_ = nullptr;  // no one to tell: the daemon asked
+        following_ = false;
+        follow_stop_.request_stop();
+        fail_barriers("stopped following the writer's transactions");
+    }
+
+    bool elected() const noexcept { return fence_ != 0; }
+    bool campaigning() const noexcept { return campaigning_; }
 
     void follow(std::uint64_t after, std::function<void(etcd_txn_seen)> each, std::function<void(std::string)> lost) {
         if (stopped_ || following_) return;
@@ -445,6 +465,7 @@ private:
                 if (holder && *holder != seen) {
                     seen = *holder;
                     log::info("standby: another registryd is the registry's writer", {{"writer", seen}});
+                    if (self->standing_by_) self->standing_by_(seen);
                 }
             } catch (const store_error& e) {
                 if (!asked) {  // as a registryd on an unreachable store always did: exit at once, saying why
@@ -826,6 +847,8 @@ private:
     std::string holder_;
     std::function<void()> elected_;
     std::function<void(std::string, bool)> ended_;
+    std::function<void(std::string)> standing_by_;
+    bool campaigning_ = false;
     std::string writer_key_ = base64_encode(opts_.prefix + std::string(writer_key));  // as etcd's JSON wants it
     std::string lease_id_;  // etcd's decimal lease id, empty before the first grant
     registry::time_point lease_granted_{};
@@ -854,7 +877,11 @@ etcd_store_port::etcd_store_port(boost::asio::io_context& io, etcd_options optio
 
 etcd_store_port::~etcd_store_port() { stop(); }
 
-store_health etcd_store_port::health() const { return probe_->health(); }
+store_health etcd_store_port::health() const {
+    store_health h = probe_->health();
+    if (impl_->campaigning()) h.detail += std::string(h.detail.empty() ? "" : ", ") + (impl_->elected() ? "writer" : "standby");
+    return h;
+}
 
 registry::task<std::uint64_t> etcd_store_port::load(std::string prefix, registry::store_visitor each) {
     return impl_->load(std::move(prefix), std::move(each));
@@ -863,8 +890,9 @@ registry::task<std::uint64_t> etcd_store_port::load(std::string prefix, registry
 registry::task<void> etcd_store_port::commit(registry::store_batch batch) { return impl_->commit(std::move(batch)); }
 
 void etcd_store_port::campaign(std::string holder, std::function<void()> elected,
-                               std::function<void(std::string why, bool was_writer)> ended) {
-    impl_->campaign(std::move(holder), std::move(elected), std::move(ended));
+                               std::function<void(std::string why, bool was_writer)> ended,
+                               std::function<void(std::string writer)> standing_by) {
+    impl_->campaign(std::move(holder), std::move(elected), std::move(ended), std::move(standing_by));
 }
 
 registry::task<void> etcd_store_port::resign() { return impl_->resign(); }
@@ -879,6 +907,10 @@ std::uint64_t etcd_store_port::fsyncs() const noexcept { return impl_->txns(); }
 void etcd_store_port::pin_loads() { impl_->pin_loads(); }
 
 std::uint64_t etcd_store_port::pinned_revision() const noexcept { return impl_->pinned_revision(); }
+
+std::uint64_t etcd_store_port::unpin_loads() { return impl_->unpin_loads(); }
+
+void etcd_store_port::stop_following() { impl_->stop_following(); }
 
 void etcd_store_port::follow(std::uint64_t after, std::function<void(etcd_txn_seen)> each,
                              std::function<void(std::string why)> lost) {

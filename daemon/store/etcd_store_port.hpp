@@ -83,8 +83,11 @@ public:
     // key (logged by the standbys). `elected` and `ended` run on the
     // io_context, each at most once; `ended` says why this registryd is not
     // (was_writer: no longer) the writer, and every commit fails after it.
+    // `standing_by` is called with the writer's name whenever a standby sees
+    // another one hold the key. Until `elected`, every commit fails.
     void campaign(std::string holder, std::function<void()> elected,
-                  std::function<void(std::string why, bool was_writer)> ended);
+                  std::function<void(std::string why, bool was_writer)> ended,
+                  std::function<void(std::string writer)> standing_by);
     // Revokes the writer lease (after stop(), at shutdown).
     registry::task<void> resign() override;
 
@@ -95,6 +98,9 @@ public:
     void pin_loads();
     // The revision the loads are pinned to; 0 before the first pinned load.
     std::uint64_t pinned_revision() const noexcept;
+    // Later loads read the latest state again (the writer's); returns the
+    // revision the loads were pinned to.
+    std::uint64_t unpin_loads();
     // Watches every key under the prefix from etcd revision `after` + 1 and
     // calls `each` on the io_context once per revision that changed a key
     // outside meta/, in revision order, none skipped or repeated. A broken
@@ -112,6 +118,8 @@ public:
     // got that far within the request timeout. Concurrent callers share one
     // request to etcd.
     registry::task<registry::result<void>> read_barrier();
+    // Following ends without `lost` (the standby stops); waiting barriers fail.
+    void stop_following();
 
     // Later commits fail; the ones queued fail too (their transaction was
     // never sent). A transaction in flight completes on the io_context.

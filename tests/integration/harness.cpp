@@ -381,6 +381,24 @@ exit_status registryd::kill9() {
     return *last_exit_;
 }
 
+void registryd::wait_writer(ms timeout) {
+    const fs::path log_file = dir_.path() / "registryd.stderr";
+    const auto deadline = steady::now() + scaled(timeout);
+    const auto serving = [&] {
+        const std::string log = read_file(log_file);
+        int count = 0;
+        for (auto at = log.find(R"("msg":"listening")"); at != std::string::npos; at = log.find(R"("msg":"listening")", at + 1))
+            ++count;
+        return count >= starts_;
+    };
+    while (!serving()) {
+        if (!running()) throw failure("registryd exited before it served as the writer\n" + diagnostics());
+        if (steady::now() >= deadline) throw failure("registryd did not serve as the writer in time\n" + diagnostics());
+        std::this_thread::sleep_for(20ms);
+    }
+    wait_ready();
+}
+
 std::string registryd::diagnostics(std::size_t max_bytes) const {
     std::string out = "registryd ";
     if (pid_ > 0)

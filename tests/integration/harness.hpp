@@ -104,6 +104,11 @@ public:
     void wait_ready(ms timeout = 10s);
     // Whether the port file is there now (without waiting).
     bool port_file_written() const;
+    // After start(): waits until this start serves as the writer, which it
+    // logs ("listening"). A registryd on etcd restarted after a kill -9, or
+    // started beside another, serves reads only (a standby, whose port file
+    // is there too) until it is elected.
+    void wait_writer(ms timeout = 15s);
 
     // SIGTERM, then wait for the exit; SIGKILL + failure after `timeout`.
     exit_status terminate(ms timeout = 15s);

@@ -141,7 +141,10 @@ void check_kill9_under_load(const std::string& extra_config, bool snapshots = fa
 
         for (int round = 0; round < rounds; ++round) {
             CAPTURE(round);
-            if (round > 0) d.start();
+            if (round > 0) {
+                d.start();
+                d.wait_writer();  // on etcd: once the killed one's writer lease ran out
+            }
 
             struct worker {
                 std::vector<std::string> sent;
@@ -204,6 +207,7 @@ void check_kill9_under_load(const std::string& extra_config, bool snapshots = fa
             CHECK(acked > 0);
 
             d.start();
+            d.wait_writer();
             it::ws_client c(d);
             std::set<std::string> present;
             for (int r = 0; r <= round; ++r) {

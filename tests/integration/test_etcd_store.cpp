@@ -72,6 +72,7 @@ TEST_CASE("etcd store: etcd gone: changes fail with unavailable within the timeo
     // etcd back: a registryd started on it has every acknowledged change, and nothing that was refused.
     etcd.start();
     it::registryd again(etcd_config(etcd, "/registry/"));
+    again.wait_writer(30s);  // d could not resign with etcd gone: its writer lease runs out first
     it::ws_client c2(again);
     const json::value listed = c2.call("list_services");
     REQUIRE(it::arr(listed, "/services").size() == 1);

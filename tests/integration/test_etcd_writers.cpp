@@ -1,7 +1,8 @@
 // Several registryd on one etcd and prefix, against a real etcd: one is the
-// registry's writer and serves, the others stand by (no port file, nothing
-// served) until the writer dies or resigns; a writer that was replaced
-// while it could not renew its lease is fenced by etcd and exits.
+// registry's writer, the others stand by (serving reads and subscriptions
+// only: test_etcd_cluster.cpp) until the writer dies or resigns; a writer
+// that was replaced while it could not renew its lease is fenced by etcd and
+// exits.
 #include "etcd_server.hpp"
 #include "harness.hpp"
 
@@ -39,6 +40,8 @@ void wait_log(const it::registryd& d, const std::string& text, it::ms timeout) {
 void start_standby(it::registryd& d) {
     d.spawn();
     wait_log(d, "standby: another registryd is the registry's writer", 10s);
+    wait_log(d, "standby: serving reads", 10s);
+    d.wait_ready();
 }
 
 // A writer `a` and a standby `b` on one etcd, with a writer lease of `ttl` seconds.
@@ -53,7 +56,7 @@ struct writer_and_standby {
 
 }  // namespace
 
-TEST_CASE("etcd writers: a standby serves nothing while the writer lives, and after a kill -9 of the writer it takes over within the lease TTL with every acknowledged registration and the same revision line") {
+TEST_CASE("etcd writers: a standby takes no writes while the writer lives, and after a kill -9 of the writer it takes over within the lease TTL with every acknowledged registration and the same revision line") {
     writer_and_standby w(2);
     auto& a = w.a;
     auto& b = w.b;
@@ -62,7 +65,7 @@ TEST_CASE("etcd writers: a standby serves nothing while the writer lives, and af
     // The writer renews its lease: the standby stays one for well over the TTL.
     std::this_thread::sleep_for(5s);
     CHECK(b.running());
-    CHECK_FALSE(b.port_file_written());
+    CHECK_FALSE(log_has(b, "elected the registry's writer"));
 
     std::uint64_t revision = 0;
     it::steady::time_point registered_short;
@@ -78,13 +81,14 @@ TEST_CASE("etcd writers: a standby serves nothing while the writer lives, and af
         registered_short = it::steady::now();
         c.call("register", it::registration(it::service("short", "short-1"), 4));
         for (int i = 0; i < 21; ++i) revision = static_cast<std::uint64_t>(num(sub.expect_event("service_registered"), "/revision"));
-        // A standby still serves nothing.
-        CHECK_FALSE(b.port_file_written());
+        // A standby still takes no writes.
+        it::ws_client on_b(b);
+        CHECK(it::error_code(on_b.request("register", it::registration(it::service("api", "api-b"), 300))) == "not_writer");
     }
 
     a.kill9();
     const auto killed = it::steady::now();
-    b.wait_ready(15s);
+    b.wait_writer(15s);
     const auto took = it::steady::now() - killed;
     MESSAGE("takeover after kill -9: " << std::chrono::duration_cast<it::ms>(took).count() << " ms (lease TTL 2 s)");
     CHECK(took < it::scaled(4s));  // the TTL, the standby's half-second poll, the load
@@ -124,7 +128,7 @@ TEST_CASE("etcd writers: a writer stopped with SIGTERM resigns and the standby t
     const auto t0 = it::steady::now();
     CHECK(a.terminate().clean());
     CHECK(log_has(a, "resigned as the registry's writer"));
-    b.wait_ready(15s);
+    b.wait_writer(15s);
     const auto took = it::steady::now() - t0;
     MESSAGE("takeover after SIGTERM: " << std::chrono::duration_cast<it::ms>(took).count() << " ms (lease TTL 10 s)");
     CHECK(took < it::scaled(5s));
@@ -147,7 +151,7 @@ TEST_CASE("etcd writers: a writer frozen past its lease is replaced, and resumed
     old_client.call("register", it::registration(it::service("api", "api-1"), 300));
 
     a.signal(SIGSTOP);
-    b.wait_ready(15s);
+    b.wait_writer(15s);
     it::ws_client c(b);
     c.call("register", it::registration(it::service("api", "api-2"), 300));
 

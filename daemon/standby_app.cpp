@@ -1,0 +1,128 @@
+#include "standby_app.hpp"
+
+#include "observability/log.hpp"
+#include "observability/systemd_notify.hpp"
+#include "runtime/port_file.hpp"
+#include "store/etcd_store_port.hpp"
+#include "subsystem_options.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <exception>
+#include <stdexcept>
+#include <utility>
+
+namespace registryd {
+
+standby_app::standby_app(boost::asio::io_context& ioc, const config& cfg,
+                         std::optional<std::filesystem::path> port_file, etcd_store_port& port, access::gate& gate,
+                         std::string writer)
+    : ioc_(ioc),
+      cfg_(cfg),
+      port_file_(std::move(port_file)),
+      port_(port),
+      writer_(std::move(writer)),
+      clock_(ioc),
+      reg_(clock_, port_, registry_options_from(cfg)),
+      server_(ioc, cfg, reg_, metrics_, [this] { return gauges(); }, gate),
+      stop_requested_(ioc),
+      drained_(ioc) {
+    server_.report_store([this] { return port_.health(); });
+}
+
+void standby_app::start(std::function<void(bool)> ended) {
+    ended_ = std::move(ended);
+    lifecycle_.on_error([this](std::exception_ptr e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            log::error("standby failed", {{"error", ex.what()}});
+        } catch (...) {
+            log::error("standby failed", {{"error", "unknown exception"}});
+        }
+        again_ = true;
+        boost::asio::post(ioc_, [ended = ended_] { ended(true); });
+    });
+    lifecycle_.spawn(run());
+}
+
+void standby_app::stop() { stop_requested_.set(); }
+
+void standby_app::writer_changed(std::string writer) {
+    writer_ = std::move(writer);
+    if (reg_.is_replica()) reg_.become_replica(writer_);
+}
+
+registry::task<void> standby_app::run() {
+    port_.pin_loads();  // the records and the event log of one etcd revision, which the watch starts after
+    const auto opened = co_await reg_.open();
+    const std::uint64_t snapshot = port_.unpin_loads();
+    if (!opened) {
+        log::error("standby: cannot load the registry",
+                   {{"code", registry::to_string(opened.err().code)}, {"error", opened.err().message}});
+        again_ = true;
+    }
+    if (opened && !stop_requested_.is_set()) {
+        reg_.become_replica(writer_);
+        reg_.set_read_barrier([this] { return port_.read_barrier(); });
+        const auto cannot_follow = [this](const std::string& why) {
+            if (again_) return;
+            log::error("standby: cannot follow the writer; loading the registry again", {{"error", why}});
+            again_ = true;
+            stop_requested_.set();
+        };
+        port_.follow(
+            snapshot,
+            [this](etcd_txn_seen txn) {
+                // Thrown: the port stops following and says why (`cannot_follow`).
+                if (auto applied = reg_.apply(txn.mutations); !applied) throw std::runtime_error(applied.err().message);
+            },
+            cannot_follow);
+        background_.spawn(reg_.run(stop_.get_token()));
+        std::string addr;
+        try {
+            address_ = server_.listen();
+            addr = address_->to_string();
+            if (port_file_) {
+                write_port_file(*port_file_, addr);
+                port_file_written_ = true;
+            }
+            log::info("standby: serving reads and subscriptions; writes go to the writer",
+                      {{"addr", addr}, {"writer", writer_}, {"revision", reg_.revision()}});
+            notify_systemd("READY=1\nSTATUS=standby, serving reads on " + addr);
+        } catch (const std::exception& e) {
+            log::error("standby: cannot start listening; standing by without serving", {{"error", e.what()}});
+        }
+        co_await stop_requested_.wait();
+        port_.stop_following();
+        server_.shutdown([this] { drained_.set(); });
+        // Its clients reconnect to whoever serves next: no long goodbye.
+        boost::asio::steady_timer deadline(ioc_);
+        deadline.expires_after(std::chrono::seconds(1));
+        deadline.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) server_.force_close();
+        });
+        co_await drained_.wait();
+        deadline.cancel();
+        stop_.request_stop();
+        co_await background_.join();
+    }
+    if (port_file_written_) {
+        std::error_code ec;
+        std::filesystem::remove(*port_file_, ec);
+    }
+    boost::asio::post(ioc_, [ended = ended_, again = again_] { ended(again); });
+}
+
+metrics::gauges standby_app::gauges() const {
+    metrics::gauges g;
+    g.services = reg_.size();
+    g.revision = reg_.revision();
+    g.store_kind = "etcd";
+    g.available = true;
+    return g;
+}
+
+}  // namespace registryd
