@@ -6,6 +6,8 @@
 #include "store/etcd_store_port.hpp"
 #include "subsystem_options.hpp"
 
+#include <registry/protocol/connection.hpp>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -30,6 +32,7 @@ standby_app::standby_app(boost::asio::io_context& ioc, const config& cfg,
       stop_requested_(ioc),
       drained_(ioc) {
     server_.report_store([this] { return port_.health(); });
+    server_.protocol().serve_replica();
 }
 
 void standby_app::start(std::function<void(bool)> ended) {

@@ -24,6 +24,14 @@ void dispatch_table::add_absent(std::initializer_list<std::string_view> names, p
     for (std::string_view name : names) add(action_entry{name, family, nullptr, nullptr, why});
 }
 
+void dispatch_table::answer_absent(errc code, std::string_view why) {
+    for (auto& e : entries_) {
+        if (e.start) continue;
+        e.absent = why;
+        e.absent_code = code;
+    }
+}
+
 const action_entry* dispatch_table::find(std::string_view name) const noexcept {
     auto it = std::lower_bound(entries_.begin(), entries_.end(), name, by_name);
     return it != entries_.end() && it->name == name ? &*it : nullptr;

@@ -29,8 +29,9 @@ struct action_entry {
     bool (*start)(void* module, params_input& in, std::shared_ptr<session>* self, std::string& id,
                   task<outcome>& out) = nullptr;
     void* module = nullptr;
-    // With start null: the subsystem is absent, and this is the message.
+    // With start null: the subsystem is absent, and this is the answer.
     std::string_view absent;
+    errc absent_code = errc::unavailable;
 };
 
 class dispatch_table {
@@ -39,6 +40,8 @@ public:
     void add(const action_entry& e);
     // Entries of a subsystem that is absent: unavailable, with `why`.
     void add_absent(std::initializer_list<std::string_view> names, permission_family family, std::string_view why);
+    // Every absent entry answers `code` with `why` (a literal) instead.
+    void answer_absent(errc code, std::string_view why);
     const action_entry* find(std::string_view name) const noexcept;
 
 private:

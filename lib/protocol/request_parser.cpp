@@ -200,7 +200,7 @@ std::variant<task<outcome>, rejection> request_parser::impl::read_frame(const do
     if (self) {
         if (auto limited = (*self)->admit(entry->family)) return rejection{std::move(id), entry->name, std::move(*limited)};
     }
-    if (!entry->start) return rejection{std::move(id), entry->name, error{errc::unavailable, std::string(entry->absent)}};
+    if (!entry->start) return rejection{std::move(id), entry->name, error{entry->absent_code, std::string(entry->absent)}};
     const path params_at = top.member("params");
     const params_element params = m.get("params");
     params_input in{d, params, params_at};

@@ -40,4 +40,10 @@ std::optional<permission_family> server::family_of(std::string_view action) cons
 }
 server::impl& server::internals() noexcept { return *impl_; }
 
+void server::serve_replica() {
+    impl_->actions.answer_absent(errc::not_writer,
+                                 "this registryd is a standby: it serves the registry's reads and subscriptions; "
+                                 "containers, deployments and REPL executions are run by the writer");
+}
+
 }  // namespace registry::protocol

@@ -79,6 +79,15 @@ TEST_CASE("etcd cluster: a registration through the writer is answered at once b
     INFO(it::dump(refused));
     CHECK(it::error_code(refused) == "not_writer");
     CHECK(str(refused, "/error/message").find("writes the registry") != std::string::npos);
+    // Nor what the writer runs.
+    const json::value containers = on_c.request("container_list");
+    INFO(it::dump(containers));
+    CHECK(it::error_code(containers) == "not_writer");
+    // /healthz says which is which.
+    CHECK(it::http_get(r.a.host(), r.a.port(), "/healthz").body.find("writer") != std::string::npos);
+    const auto standby_health = it::http_get(r.b.host(), r.b.port(), "/healthz");
+    CHECK(standby_health.status == 200);
+    CHECK(standby_health.body.find("standby") != std::string::npos);
 }
 
 TEST_CASE("etcd cluster: a subscriber moves from the writer to a standby with from_revision and gets exactly what it missed") {

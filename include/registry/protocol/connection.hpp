@@ -66,6 +66,10 @@ public:
 
     registry& reg() noexcept;
     const limits& lims() const noexcept;
+    // For a replica's server (registry::become_replica): the actions of the
+    // subsystems it does not run (containers, deployments, REPL) answer
+    // not_writer, since the writer runs them, instead of "not enabled".
+    void serve_replica();
     // The permission family of a known action (for the embedder's audit).
     std::optional<permission_family> family_of(std::string_view action) const noexcept;
 
