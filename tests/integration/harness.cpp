@@ -1,6 +1,8 @@
 // The one TU with Asio and Beast.
 #include "harness.hpp"
 
+#include "etcd_server.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -169,7 +171,26 @@ temp_dir::~temp_dir() {
     fs::remove_all(path_, ec);
 }
 
+namespace {
+
+// REGISTRY_IT_STORE=etcd: every registryd whose configuration names no store
+// keeps its registry in one etcd this test process starts (at the first such
+// registryd; stopped by pid at exit), under a prefix of its own. The suites
+// whose behaviour is the store's run so against both stores
+// (tests/CMakeLists.txt registers them twice).
+std::string shared_etcd_store() {
+    const char* store = std::getenv("REGISTRY_IT_STORE");
+    if (!store || std::string_view(store) != "etcd") return {};
+    static etcd_server etcd;
+    static int registries = 0;
+    return "\nstore:\n  kind: etcd\n  etcd:\n    endpoints: [\"" + etcd.client_url() + "\"]\n    prefix: /it-" +
+           std::to_string(++registries) + "/\n    writer_lease_ttl_seconds: 2\n";
+}
+
+}  // namespace
+
 registryd::registryd(std::string config_yaml, bool autostart) : config_(std::move(config_yaml)) {
+    if (config_.find("store:") == std::string::npos) config_ += shared_etcd_store();
     if (autostart) start();
 }
 
