@@ -75,10 +75,12 @@ export const status = {
     const { client, connection } = ctx;
     // The WebSocket first: if registryd is not there, that is the error.
     const listing = await client.listServices({ limit: 1 });
-    const [metrics, nodes] = await Promise.all([attempt(daemonInfo(connection.url, connection)), attempt(client.listNodes())]);
+    // The registryd that answered (one of several URLs).
+    const url = client.url;
+    const [metrics, nodes] = await Promise.all([attempt(daemonInfo(url, connection)), attempt(client.listNodes())]);
     const m = metrics.data ?? {};
     const data = {
-      url: connection.url,
+      url,
       version: m.version ?? null,
       compiler: m.compiler ?? null,
       started_at_ms: m.started_at_ms ?? null,
