@@ -91,6 +91,7 @@ export class RegistryClient {
   #bySubscriptionId = new Map(); // server subscription id -> Subscription (current connection)
   #sessionRegistrations = new Map(); // instance_id -> {params, leaseId, onRenewed}
   #handles = new Set();
+  #timers = new Set(); // retries of session-bound renewals, cleared by close()
   #listeners = new Map(); // client event name -> Set<fn>
 
   // `urls`: one URL (a string or URL), or several (an array): every
@@ -755,6 +756,8 @@ export class RegistryClient {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     clearTimeout(this.#reconnectTimer);
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
     const closed = (action) => new RegistryError('closed', `client closed; ${action} abandoned`, { action });
     for (const entry of [...this.#pending.values()]) this.#settle(entry, closed(entry.action));
     for (const entry of this.#queue.splice(0)) {
@@ -825,23 +828,51 @@ export class RegistryClient {
 
   // Re-register under the same lease from this connection (which moves the
   // session-bound lease here); if that lease is gone, register anew.
+  // One renewal at a time: one whose request moved with the connection (a
+  // not_writer answer) goes on there. While no registryd takes writes (a
+  // standby taking over) every URL answers not_writer: tried again after the
+  // reconnect backoff, until one takes it or the client closes.
   async #renewSessionRegistration(rec) {
-    const instanceId = rec.params.service.instance_id;
+    if (rec.renewing) return;
+    rec.renewing = true;
     try {
-      let data;
+      await this.#renewUntilTaken(rec);
+    } finally {
+      rec.renewing = false;
+    }
+  }
+
+  async #renewUntilTaken(rec) {
+    const instanceId = rec.params.service.instance_id;
+    for (let round = 0; ; round += 1) {
       try {
-        data = await this.request('register', { ...rec.params, lease_id: rec.leaseId });
+        let data;
+        try {
+          data = await this.request('register', { ...rec.params, lease_id: rec.leaseId });
+        } catch (err) {
+          if (err.code !== 'lease_not_found') throw err;
+          data = await this.request('register', rec.params);
+        }
+        if (this.#sessionRegistrations.get(instanceId) !== rec) return; // deregistered meanwhile
+        rec.leaseId = data.lease_id;
+        rec.onRenewed?.(data);
+        this.#emit('reregistered', data);
+        return;
       } catch (err) {
-        if (err.code !== 'lease_not_found') throw err;
-        data = await this.request('register', rec.params);
+        if (err.code === 'connection_lost' || err.code === 'closed') return; // the next reconnect retries
+        if (err.code !== 'not_writer') {
+          this.#report(err);
+          return;
+        }
       }
-      if (this.#sessionRegistrations.get(instanceId) !== rec) return; // deregistered meanwhile
-      rec.leaseId = data.lease_id;
-      rec.onRenewed?.(data);
-      this.#emit('reregistered', data);
-    } catch (err) {
-      if (err.code === 'connection_lost' || err.code === 'closed') return; // the next reconnect retries
-      this.#report(err);
+      await new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          this.#timers.delete(timer);
+          resolve();
+        }, backoffDelay(round, this.#opts.reconnect));
+        this.#timers.add(timer);
+      });
+      if (this.#state === 'closed' || this.#sessionRegistrations.get(instanceId) !== rec) return;
     }
   }
 

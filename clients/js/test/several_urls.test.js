@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { WebSocketServer } from 'ws';
 
 import { RegistryClient, RegistryError } from '../src/index.js';
-import { client, until } from './helpers/common.js';
+import { client, sleep, until } from './helpers/common.js';
 
 const registryctl = resolve(dirname(fileURLToPath(import.meta.url)), '../bin/registryctl.js');
 const writes = new Set(['register', 'keepalive', 'deregister', 'set_state', 'report_health']);
@@ -42,7 +42,7 @@ async function fake(role) {
           error: { code: 'not_writer', message: 'this registryd is a standby: w pid 1 listen 127.0.0.1:0 writes the registry; send writes there' },
         }));
       } else if (req.action === 'register') {
-        answer({ lease_id: 1, instance_id: req.params.service.instance_id, ttl_seconds: 30, revision: 1, created: true });
+        answer({ lease_id: req.params.lease_id ?? 1, instance_id: req.params.service.instance_id, ttl_seconds: 30, revision: 1, created: true });
       } else if (req.action === 'subscribe') {
         answer({ subscription: 's1', revision: 0 });
       } else {
@@ -238,6 +238,28 @@ test('a lost connection goes on to the next URL at once and says so with moved',
   await until(() => seen.moved.length === 1, 5000, 'the move');
   assert.deepEqual(seen.moved, [{ from: first.url, to: second.url, reason: 'connection_lost' }]);
   assert.equal(c.url, second.url);
+});
+
+test('a session-bound registration no registryd takes yet (a takeover under way) is renewed once one does', async () => {
+  const a = await fake('writer');
+  const b = await fake('standby');
+  const c = make([a.url, b.url], { reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+  const renewed = [];
+  c.on('reregistered', (d) => renewed.push(d));
+  const errors = [];
+  c.on('error', (e) => errors.push(e));
+  await c.register({ service: { name: 'sb', instance_id: 'sb-1' }, session_bound: true, lease_id: 7 });
+  // The writer stops writing and drops its connections: nobody writes for a while.
+  a.role = 'standby';
+  for (const ws of a.wss.clients) ws.terminate();
+  await until(() => b.requests.filter((x) => x === 'register').length >= 2, 10_000, 'the renewal asked again');
+  assert.deepEqual(renewed, []);
+  b.role = 'writer';
+  await until(() => renewed.length === 1, 10_000, 'the renewal once b writes');
+  await sleep(200); // renewed once, not once per connection it went through
+  assert.equal(renewed.length, 1);
+  assert.equal(renewed[0].lease_id, 7);
+  assert.deepEqual(errors, []);
 });
 
 test('registryctl takes several URLs, comma-separated or --url repeated (and in REGISTRY_URL)', async () => {
