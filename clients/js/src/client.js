@@ -859,7 +859,8 @@ export class RegistryClient {
         this.#emit('reregistered', data);
         return;
       } catch (err) {
-        if (err.code === 'connection_lost' || err.code === 'closed') return; // the next reconnect retries
+        // The next connection renews it (a retry may have found none).
+        if (['connection_lost', 'not_connected', 'closed'].includes(err.code)) return;
         if (err.code !== 'not_writer') {
           this.#report(err);
           return;
