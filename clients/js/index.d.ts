@@ -765,7 +765,7 @@ export const defaultOptions: Readonly<ClientOptions>;
 /** E: the events the server marks with this request's id (deployment_progress, repl_*, container_queued). */
 export interface RequestOptions<E extends RequestEvent = RequestEvent> {
   timeoutMs?: number;
-  /** 0: fail at once with `not_connected` when disconnected. */
+  /** 0: fail at once with `not_connected` when disconnected (and a `not_writer` answer is not moved to the next URL). */
   connectWaitMs?: number;
   /** Events the server sends about this request (marked with its id as `request_id`), e.g. deployment_progress. */
   onEvent?: (event: E) => void;

@@ -6,6 +6,7 @@
 // left. The real thing (registryd on etcd) is several_registryd.test.js.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
 import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { after, test } from 'node:test';
@@ -285,6 +286,16 @@ test('registryctl takes several URLs, comma-separated or --url repeated (and in 
     [standby, writer].map((s) => s.requests.filter((a) => a === 'register').length),
     [3, 3],
   );
+  // version asks GET /metrics of the first registryd that answers.
+  const metrics = createServer((req, res) => res.end('registryd_build_info{version="9.9.9",compiler="cc"} 1\n'));
+  await new Promise((r) => metrics.listen(0, '127.0.0.1', r));
+  try {
+    const v = await run(['--url', `${dead},ws://127.0.0.1:${metrics.address().port}/`, '--json', 'version']);
+    assert.equal(v.code, 0, v.stderr);
+    assert.deepEqual(JSON.parse(v.stdout).daemon, { url: `ws://127.0.0.1:${metrics.address().port}/`, version: '9.9.9', compiler: 'cc' });
+  } finally {
+    await new Promise((r) => metrics.close(r));
+  }
   const empty = await run(['--url', ',', 'services']);
   assert.equal(empty.code, 2);
   assert.match(empty.stderr, /--url: no URL given/);
