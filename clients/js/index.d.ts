@@ -765,7 +765,7 @@ export const defaultOptions: Readonly<ClientOptions>;
 /** E: the events the server marks with this request's id (deployment_progress, repl_*, container_queued). */
 export interface RequestOptions<E extends RequestEvent = RequestEvent> {
   timeoutMs?: number;
-  /** 0: fail at once with `not_connected` when disconnected. */
+  /** 0: fail at once with `not_connected` when disconnected (and a `not_writer` answer is not moved to the next URL). */
   connectWaitMs?: number;
   /** Events the server sends about this request (marked with its id as `request_id`), e.g. deployment_progress. */
   onEvent?: (event: E) => void;
@@ -778,7 +778,10 @@ export type ConnectionState = 'idle' | 'connecting' | 'open' | 'waiting' | 'clos
 export interface ClientEvents {
   open: { url: string };
   close: { code?: number; reason?: string };
-  reconnecting: { attempt: number; delayMs: number; error: Error | null };
+  /** `attempt`: rounds of URLs since the last connection that lasted; `url`: the one tried next. */
+  reconnecting: { attempt: number; delayMs: number; error: Error | null; url: string };
+  /** A connection opened on another URL than the previous one's: left for a write answered not_writer, or lost. */
+  moved: { from: string; to: string; reason: 'not_writer' | 'connection_lost' };
   reregistered: RegisterData;
   error: Error;
   /** An event frame marked with a request's id that no request or execution of this client takes. */
@@ -793,8 +796,11 @@ export interface SubscribeParams {
 }
 
 export class RegistryClient {
-  constructor(url: string | URL, options?: ClientOptions);
+  /** One registryd's URL, or those of several sharing one registry (tried round robin; writes go to the writer). */
+  constructor(urls: string | URL | ReadonlyArray<string | URL>, options?: ClientOptions);
+  /** The URL of the current connection (or of the next attempt). */
   readonly url: string;
+  readonly urls: readonly string[];
   readonly state: ConnectionState;
 
   register(params: RegisterParams, options?: RequestOptions): Promise<RegisterData>;

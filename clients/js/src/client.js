@@ -12,6 +12,16 @@
 //   re-register under the same lease, or a new lease if that one is gone),
 //   then re-subscribes every subscription from the last revision it saw
 //   (subscription.js), then sends the requests that waited.
+// - Several URLs (several registryd on one etcd: one writer, standbys that
+//   serve reads and subscriptions): a failed connect or a lost connection
+//   goes on to the next URL, round robin, the backoff applying once per full
+//   round so that a dead registryd does not slow the way to a live one. A
+//   request answered `not_writer` (a standby's answer to a write: it was not
+//   carried out) moves the connection to the next URL and is sent again
+//   there, at most once per URL; the connection then stays where writes
+//   succeed. Moving is a reconnect like any other: what was in flight on the
+//   old connection fails with `connection_lost`, subscriptions resume with
+//   from_revision (the same revisions on every registryd).
 
 import { backoffDelay, defaultBackoff } from './backoff.js';
 import { RegistryError } from './errors.js';
@@ -59,7 +69,11 @@ function refusal(err) {
 }
 
 export class RegistryClient {
-  #url;
+  #urls; // frozen; tried round robin
+  #index = 0; // the URL of the current (or next) connection
+  #tried = 0; // connection attempts started in the current round of URLs
+  #openUrl = null; // the URL of the last connection that opened
+  #leaveReason = null; // why the client left #openUrl: 'not_writer' | 'connection_lost'
   #opts;
   #ws = null;
   #state = 'idle'; // idle | connecting | open | waiting (to reconnect) | closed
@@ -67,7 +81,7 @@ export class RegistryClient {
   #pending = new Map(); // request id -> entry (sent, awaiting the response)
   #late = new Map(); // request id -> onData of a request that timed out (this connection)
   #queue = []; // entries waiting for a connection
-  #attempt = 0; // connection attempts since the last connection that lasted
+  #attempt = 0; // rounds of URLs (with one URL, attempts) since the last connection that lasted
   #openedAt = 0;
   #lastError = null;
   #reconnectTimer = null;
@@ -77,15 +91,25 @@ export class RegistryClient {
   #bySubscriptionId = new Map(); // server subscription id -> Subscription (current connection)
   #sessionRegistrations = new Map(); // instance_id -> {params, leaseId, onRenewed}
   #handles = new Set();
+  #timers = new Set(); // retries of session-bound renewals, cleared by close()
   #listeners = new Map(); // client event name -> Set<fn>
 
-  constructor(url, options = {}) {
-    this.#url = String(url);
+  // `urls`: one URL (a string or URL), or several (an array): every
+  // registryd sharing one registry.
+  constructor(urls, options = {}) {
+    const list = (Array.isArray(urls) ? urls : [urls]).map(String);
+    if (list.length === 0) throw new TypeError('RegistryClient: no URL given');
+    this.#urls = Object.freeze(list);
     this.#opts = { ...defaultOptions, ...options, reconnect: { ...defaultBackoff, ...options.reconnect } };
   }
 
+  // The URL of the current connection (or of the next attempt).
   get url() {
-    return this.#url;
+    return this.#urls[this.#index];
+  }
+
+  get urls() {
+    return this.#urls;
   }
 
   // 'idle', 'connecting', 'open', 'waiting' (for the next reconnect attempt) or 'closed'.
@@ -432,6 +456,8 @@ export class RegistryClient {
         onData,
         onEvent: options.onEvent,
         timeoutMs: options.timeoutMs ?? this.#opts.requestTimeoutMs,
+        waitMs: options.connectWaitMs ?? this.#opts.connectWaitMs,
+        notWriter: 0, // how many registryd answered it not_writer
         timer: null,
         waitTimer: null,
       };
@@ -439,19 +465,23 @@ export class RegistryClient {
         this.#send(entry);
         return;
       }
-      const waitMs = options.connectWaitMs ?? this.#opts.connectWaitMs;
-      if (waitMs <= 0) {
+      if (entry.waitMs <= 0) {
         reject(this.#notConnected(action));
         return;
       }
-      entry.waitTimer = setTimeout(() => {
-        const i = this.#queue.indexOf(entry);
-        if (i >= 0) this.#queue.splice(i, 1);
-        reject(this.#notConnected(action, waitMs));
-      }, waitMs);
-      this.#queue.push(entry);
+      this.#enqueue(entry);
       this.#ensureConnecting();
     });
+  }
+
+  // `entry` waits for the next connection, at most entry.waitMs.
+  #enqueue(entry) {
+    entry.waitTimer = setTimeout(() => {
+      const i = this.#queue.indexOf(entry);
+      if (i >= 0) this.#queue.splice(i, 1);
+      entry.reject(this.#notConnected(entry.action, entry.waitMs));
+    }, entry.waitMs);
+    this.#queue.push(entry);
   }
 
   #notConnected(action, waitedMs) {
@@ -459,7 +489,8 @@ export class RegistryClient {
       ? `: ${this.#lastError.message}`
       : this.#state === 'connecting' ? ': still connecting' : '';
     const waited = waitedMs ? ` within ${waitedMs} ms` : '';
-    return new RegistryError('not_connected', `not connected to ${this.#url}${waited}${why}`, {
+    const where = this.#urls.length === 1 ? this.#urls[0] : `any of ${this.#urls.join(', ')}`;
+    return new RegistryError('not_connected', `not connected to ${where}${waited}${why}`, {
       action,
       cause: this.#lastError ?? undefined,
     });
@@ -502,13 +533,7 @@ export class RegistryClient {
     // An empty request that is never sent: it waits in the queue like any other.
     await new Promise((resolve, reject) => {
       const waitMs = options.connectWaitMs ?? this.#opts.connectWaitMs;
-      const entry = { id: null, action: 'connect', resolve, reject, waitTimer: null, connectOnly: true };
-      entry.waitTimer = setTimeout(() => {
-        const i = this.#queue.indexOf(entry);
-        if (i >= 0) this.#queue.splice(i, 1);
-        reject(this.#notConnected('connect', waitMs));
-      }, waitMs);
-      this.#queue.push(entry);
+      this.#enqueue({ id: null, action: 'connect', resolve, reject, waitMs, waitTimer: null, connectOnly: true });
       this.#ensureConnecting();
     });
   }
@@ -524,7 +549,8 @@ export class RegistryClient {
       const { token, ca } = this.#opts;
       const Impl = await resolveWebSocket(this.#opts.WebSocket, { ca });
       if (this.#state === 'closed') return;
-      ws = openSocket(Impl, this.#url, { token, ca });
+      this.#tried += 1;
+      ws = openSocket(Impl, this.url, { token, ca });
     } catch (err) {
       this.#lastError = err;
       this.#scheduleReconnect();
@@ -556,7 +582,10 @@ export class RegistryClient {
     this.#state = 'open';
     this.#openedAt = Date.now();
     this.#lastError = null;
-    this.#emit('open', { url: this.#url });
+    const from = this.#openUrl;
+    this.#openUrl = this.url;
+    this.#emit('open', { url: this.url });
+    if (from !== null && from !== this.url) this.#emit('moved', { from, to: this.url, reason: this.#leaveReason });
     for (const rec of this.#sessionRegistrations.values()) this.#renewSessionRegistration(rec);
     for (const sub of this.#subscriptions) {
       if (!sub._needsResubscribe) continue;
@@ -575,7 +604,9 @@ export class RegistryClient {
     }
   }
 
-  #connectionEnded(ws, e) {
+  // `moving`: the client left an open connection for the next URL (a write
+  // answered not_writer), which it tries at once.
+  #connectionEnded(ws, e, moving = false) {
     if (ws !== this.#ws) return;
     this.#ws = null;
     ws.onopen = ws.onmessage = ws.onclose = null;
@@ -601,7 +632,14 @@ export class RegistryClient {
     if (this.#state === 'closed') return;
     // A connection closed right after it opened (a daemon at its connection
     // limit, say) does not reset the backoff, so it cannot become a tight loop.
-    if (wasOpen && Date.now() - this.#openedAt >= 1000) this.#attempt = 0;
+    // Such a connection also starts a new round of URLs.
+    if (wasOpen && Date.now() - this.#openedAt >= 1000) {
+      this.#attempt = 0;
+      this.#tried = 0;
+    }
+    // Moving on from the URL left, the next one of the round comes at once.
+    if (moving) this.#tried = Math.max(this.#tried, 1);
+    if (wasOpen) this.#leaveReason = moving ? 'not_writer' : 'connection_lost';
     if (wasOpen) {
       const reason = e.reason ? `: ${e.reason}` : '';
       this.#lastError = new Error(`connection closed (code ${e.code ?? 'none'}${reason})`);
@@ -620,12 +658,19 @@ export class RegistryClient {
     this.#scheduleReconnect();
   }
 
+  // The next attempt goes to the next URL: at once within a round of URLs,
+  // after the backoff delay when a round starts (with one URL, every time).
   #scheduleReconnect() {
     if (this.#state === 'closed') return;
     this.#state = 'waiting';
-    const delayMs = backoffDelay(this.#attempt, this.#opts.reconnect);
-    this.#attempt += 1;
-    this.#emit('reconnecting', { attempt: this.#attempt, delayMs, error: this.#lastError });
+    this.#index = (this.#index + 1) % this.#urls.length;
+    let delayMs = 0;
+    if (this.#tried === 0 || this.#tried >= this.#urls.length) {
+      this.#tried = 0;
+      delayMs = backoffDelay(this.#attempt, this.#opts.reconnect);
+      this.#attempt += 1;
+    }
+    this.#emit('reconnecting', { attempt: this.#attempt, delayMs, error: this.#lastError, url: this.url });
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = null;
       if (this.#state === 'waiting') this.#openConnection();
@@ -674,13 +719,34 @@ export class RegistryClient {
       return;
     }
     if (msg.error) {
-      this.#settle(entry, RegistryError.fromResponse(msg.error, entry.action));
+      const error = RegistryError.fromResponse(msg.error, entry.action);
+      if (error.code === 'not_writer' && this.#toWriter(entry)) return;
+      this.#settle(entry, error);
       return;
     }
     // Synchronous bookkeeping before any event that follows in the same read
     // (a promise continuation would run too late).
     entry.onData?.(msg.data, msg.id);
     this.#settle(entry, null, msg.data);
+  }
+
+  // A request answered not_writer was not carried out: unless every URL had
+  // its turn, it waits for the connection to the next URL, where it is sent
+  // again. Returns whether it did.
+  #toWriter(entry) {
+    entry.notWriter += 1;
+    if (entry.notWriter >= this.#urls.length || entry.waitMs <= 0) return false;
+    clearTimeout(entry.timer);
+    this.#pending.delete(entry.id);
+    this.#enqueue(entry);
+    const ws = this.#ws;
+    try {
+      ws.close(1000, 'moving to the writer');
+    } catch {
+      // Closed already: what follows is the same.
+    }
+    this.#connectionEnded(ws, { code: 1000, reason: 'moving to the writer' }, true);
+    return true;
   }
 
   // Closes the connection for good: pending and waiting requests reject with
@@ -690,6 +756,8 @@ export class RegistryClient {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     clearTimeout(this.#reconnectTimer);
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
     const closed = (action) => new RegistryError('closed', `client closed; ${action} abandoned`, { action });
     for (const entry of [...this.#pending.values()]) this.#settle(entry, closed(entry.action));
     for (const entry of this.#queue.splice(0)) {
@@ -760,23 +828,52 @@ export class RegistryClient {
 
   // Re-register under the same lease from this connection (which moves the
   // session-bound lease here); if that lease is gone, register anew.
+  // One renewal at a time: one whose request moved with the connection (a
+  // not_writer answer) goes on there. While no registryd takes writes (a
+  // standby taking over) every URL answers not_writer: tried again after the
+  // reconnect backoff, until one takes it or the client closes.
   async #renewSessionRegistration(rec) {
-    const instanceId = rec.params.service.instance_id;
+    if (rec.renewing) return;
+    rec.renewing = true;
     try {
-      let data;
+      await this.#renewUntilTaken(rec);
+    } finally {
+      rec.renewing = false;
+    }
+  }
+
+  async #renewUntilTaken(rec) {
+    const instanceId = rec.params.service.instance_id;
+    for (let round = 0; ; round += 1) {
       try {
-        data = await this.request('register', { ...rec.params, lease_id: rec.leaseId });
+        let data;
+        try {
+          data = await this.request('register', { ...rec.params, lease_id: rec.leaseId });
+        } catch (err) {
+          if (err.code !== 'lease_not_found') throw err;
+          data = await this.request('register', rec.params);
+        }
+        if (this.#sessionRegistrations.get(instanceId) !== rec) return; // deregistered meanwhile
+        rec.leaseId = data.lease_id;
+        rec.onRenewed?.(data);
+        this.#emit('reregistered', data);
+        return;
       } catch (err) {
-        if (err.code !== 'lease_not_found') throw err;
-        data = await this.request('register', rec.params);
+        // The next connection renews it (a retry may have found none).
+        if (['connection_lost', 'not_connected', 'closed'].includes(err.code)) return;
+        if (err.code !== 'not_writer') {
+          this.#report(err);
+          return;
+        }
       }
-      if (this.#sessionRegistrations.get(instanceId) !== rec) return; // deregistered meanwhile
-      rec.leaseId = data.lease_id;
-      rec.onRenewed?.(data);
-      this.#emit('reregistered', data);
-    } catch (err) {
-      if (err.code === 'connection_lost' || err.code === 'closed') return; // the next reconnect retries
-      this.#report(err);
+      await new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          this.#timers.delete(timer);
+          resolve();
+        }, backoffDelay(round, this.#opts.reconnect));
+        this.#timers.add(timer);
+      });
+      if (this.#state === 'closed' || this.#sessionRegistrations.get(instanceId) !== rec) return;
     }
   }
 

@@ -34,8 +34,19 @@ export const version = {
       print(ctx, { client: mine }, (d) => `registryctl ${d.client.version} (node ${d.client.node})`);
       return;
     }
-    const daemon = await daemonInfo(ctx.connection.url, ctx.connection);
-    print(ctx, { client: mine, daemon: { url: ctx.connection.url, version: daemon.version, compiler: daemon.compiler } }, (d) =>
+    // With several URLs, the first registryd that answers (the error: the last one's).
+    let daemon;
+    let url;
+    for (const u of ctx.connection.urls) {
+      try {
+        daemon = await daemonInfo(u, ctx.connection);
+        url = u;
+        break;
+      } catch (e) {
+        if (u === ctx.connection.urls.at(-1)) throw e;
+      }
+    }
+    print(ctx, { client: mine, daemon: { url, version: daemon.version, compiler: daemon.compiler } }, (d) =>
       [
         `registryctl ${d.client.version} (node ${d.client.node})`,
         `registryd   ${d.daemon.version ?? '(not reported)'}${d.daemon.compiler ? ` (${d.daemon.compiler})` : ''} at ${d.daemon.url}`,
@@ -75,10 +86,12 @@ export const status = {
     const { client, connection } = ctx;
     // The WebSocket first: if registryd is not there, that is the error.
     const listing = await client.listServices({ limit: 1 });
-    const [metrics, nodes] = await Promise.all([attempt(daemonInfo(connection.url, connection)), attempt(client.listNodes())]);
+    // The registryd that answered (one of several URLs).
+    const url = client.url;
+    const [metrics, nodes] = await Promise.all([attempt(daemonInfo(url, connection)), attempt(client.listNodes())]);
     const m = metrics.data ?? {};
     const data = {
-      url: connection.url,
+      url,
       version: m.version ?? null,
       compiler: m.compiler ?? null,
       started_at_ms: m.started_at_ms ?? null,

@@ -28,6 +28,13 @@ function splitCommand(argv) {
   return [null, argv];
 }
 
+// The URLs of --url (repeated, each comma-separated) or of $REGISTRY_URL.
+function urlList(given, flag) {
+  const urls = given.flatMap((u) => u.split(',')).map((u) => u.trim()).filter((u) => u !== '');
+  if (!urls.length) throw new UsageError(`${flag}: no URL given`);
+  return urls;
+}
+
 function positiveInt(text, flag) {
   if (text === undefined) return undefined;
   const n = Number(text);
@@ -84,7 +91,11 @@ export async function main(argv, { env = process.env, stdout = process.stdout, s
       out(commandUsage(name, sub));
       return exitCodes.ok;
     }
-    const url = values.url ?? env.REGISTRY_URL ?? 'ws://127.0.0.1:8080';
+    const urls = values.url
+      ? urlList(values.url, '--url')
+      : env.REGISTRY_URL
+        ? urlList([env.REGISTRY_URL], 'REGISTRY_URL')
+        : ['ws://127.0.0.1:8080'];
     let ca;
     if (values['ca-file'] !== undefined) {
       try {
@@ -94,7 +105,9 @@ export async function main(argv, { env = process.env, stdout = process.stdout, s
       }
     }
     const connection = {
-      url,
+      // The first URL; the client's `url` is the one it is connected to.
+      url: urls[0],
+      urls,
       token: values.token || env.REGISTRY_TOKEN || undefined,
       ca,
       timeoutMs: positiveInt(values.timeout, '--timeout') ?? 10_000,
@@ -113,7 +126,7 @@ export async function main(argv, { env = process.env, stdout = process.stdout, s
       // Connected on first use: help and completion never connect.
       get client() {
         if (!client) {
-          client = new RegistryClient(url, {
+          client = new RegistryClient(urls, {
             token: connection.token,
             ca,
             requestTimeoutMs: connection.timeoutMs,

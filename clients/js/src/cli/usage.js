@@ -7,7 +7,7 @@ import { exitCodesText } from './exit_codes.js';
 
 // Options every command takes (main() parses them with the command's own).
 export const globalOptions = {
-  url: { type: 'string' },
+  url: { type: 'string', multiple: true },
   json: { type: 'boolean', default: false },
   timeout: { type: 'string' },
   wait: { type: 'string' },
@@ -19,7 +19,8 @@ export const globalOptions = {
 const globalSynopsis = '[--url URL] [--token TOKEN] [--ca-file PEM] [--json] [--timeout MS] [--wait MS]';
 
 const globalText = `global options:
-  --url URL     registryd's WebSocket URL, ws:// or wss:// (default: $REGISTRY_URL, else ws://127.0.0.1:8080)
+  --url URL     registryd's WebSocket URL, ws:// or wss:// (default: $REGISTRY_URL, else ws://127.0.0.1:8080);
+                several registryd sharing one registry: comma-separated or repeated (writes go to the writer)
   --token T     bearer token (default: $REGISTRY_TOKEN)
   --ca-file PEM the CA that signed registryd's TLS certificate (a private CA; wss:// only)
   --json        machine-readable output: the response's data as JSON (watch: one event a line)
