@@ -37,6 +37,9 @@ const ignore = () => {};
 // The longest delay setTimeout keeps (a longer one fires at once): "no
 // timeout" for a request that may wait as long as it takes (a queued create).
 const MAX_TIMER_MS = 2 ** 31 - 1;
+// Moving to the writer, the client waits this long at most for the answers
+// to the other requests in flight on the standby before it leaves.
+const leaveGraceMs = 1000;
 
 export const defaultOptions = Object.freeze({
   token: undefined,
@@ -74,6 +77,7 @@ export class RegistryClient {
   #tried = 0; // connection attempts started in the current round of URLs
   #openUrl = null; // the URL of the last connection that opened
   #leaveReason = null; // why the client left #openUrl: 'not_writer' | 'connection_lost'
+  #leaving = null; // moving to the writer: the bound on waiting for the answers in flight
   #opts;
   #ws = null;
   #state = 'idle'; // idle | connecting | open | waiting (to reconnect) | closed
@@ -461,7 +465,7 @@ export class RegistryClient {
         timer: null,
         waitTimer: null,
       };
-      if (this.#state === 'open') {
+      if (this.#state === 'open' && (this.#leaving === null || entry.waitMs <= 0)) {
         this.#send(entry);
         return;
       }
@@ -522,6 +526,7 @@ export class RegistryClient {
     this.#pending.delete(entry.id);
     if (error) entry.reject(error);
     else entry.resolve(data);
+    if (this.#leaving !== null && this.#pending.size === 0) this.#leave();
   }
 
   // ---- connection -------------------------------------------------------
@@ -608,6 +613,8 @@ export class RegistryClient {
   // answered not_writer), which it tries at once.
   #connectionEnded(ws, e, moving = false) {
     if (ws !== this.#ws) return;
+    clearTimeout(this.#leaving);
+    this.#leaving = null;
     this.#ws = null;
     ws.onopen = ws.onmessage = ws.onclose = null;
     ws.onerror = ignore;
@@ -732,21 +739,31 @@ export class RegistryClient {
 
   // A request answered not_writer was not carried out: unless every URL had
   // its turn, it waits for the connection to the next URL, where it is sent
-  // again. Returns whether it did.
+  // again. Returns whether it did. The client leaves once the other requests
+  // in flight are answered (writes sent at the same time are answered
+  // not_writer too, and move along), or after leaveGraceMs.
   #toWriter(entry) {
     entry.notWriter += 1;
     if (entry.notWriter >= this.#urls.length || entry.waitMs <= 0) return false;
     clearTimeout(entry.timer);
     this.#pending.delete(entry.id);
     this.#enqueue(entry);
+    if (this.#leaving === null) this.#leaving = setTimeout(() => this.#leave(), leaveGraceMs);
+    if (this.#pending.size === 0) this.#leave();
+    return true;
+  }
+
+  #leave() {
+    clearTimeout(this.#leaving);
+    this.#leaving = null;
     const ws = this.#ws;
+    if (!ws) return;
     try {
       ws.close(1000, 'moving to the writer');
     } catch {
       // Closed already: what follows is the same.
     }
     this.#connectionEnded(ws, { code: 1000, reason: 'moving to the writer' }, true);
-    return true;
   }
 
   // Closes the connection for good: pending and waiting requests reject with
@@ -756,6 +773,7 @@ export class RegistryClient {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     clearTimeout(this.#reconnectTimer);
+    clearTimeout(this.#leaving);
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     const closed = (action) => new RegistryError('closed', `client closed; ${action} abandoned`, { action });

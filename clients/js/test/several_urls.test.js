@@ -214,7 +214,21 @@ test('a request that may not wait for a connection (connectWaitMs 0) is not move
   assert.equal(writer.connections, 0);
 });
 
-test('requests in flight on the connection left fail with connection_lost; the moved write succeeds', async () => {
+test('writes sent at once to a standby are all answered not_writer and all move to the writer', async () => {
+  const standby = await fake('standby');
+  const writer = await fake('writer');
+  const c = make([standby.url, writer.url]);
+  const seen = watch(c);
+  await c.connect();
+  const ids = Array.from({ length: 8 }, (_, i) => `p-${i}`);
+  const results = await Promise.all(ids.map((id) => c.register({ service: { name: 'p', instance_id: id } })));
+  assert.deepEqual(results.map((r) => r.instance_id), ids);
+  assert.equal(standby.requests.filter((a) => a === 'register').length, ids.length);
+  assert.equal(writer.requests.filter((a) => a === 'register').length, ids.length);
+  assert.equal(seen.moved.length, 1);
+});
+
+test('a request in flight on the connection left that is not answered within the grace fails with connection_lost; the moved write succeeds', async () => {
   const standby = await fake('standby');
   const writer = await fake('writer');
   standby.held.add('list_services');
