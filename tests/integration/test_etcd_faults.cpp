@@ -491,7 +491,7 @@ TEST_CASE("etcd faults: kill -9 of a standby registryd under load loses nothing 
     run.finish(it::scaled(500ms));
 }
 
-TEST_CASE("etcd faults: kill -9 of the writer registryd under load: a standby takes over with every acknowledged change, subscribers resume on it") {
+TEST_CASE("etcd faults: kill -9 of the writer registryd under load, twice: a standby takes over with every acknowledged change, subscribers resume on it") {
     if (etcd_missing()) return;
     fault_run run;
     INFO(run.g.diagnostics());
@@ -508,7 +508,22 @@ TEST_CASE("etcd faults: kill -9 of the writer registryd under load: a standby ta
     const auto next = run.g.writer();
     REQUIRE(next);
     CHECK(*next != *writer);
-    run.run_for(5s);
+    run.run_for(3s);
+
+    // The killed one comes back as a standby, and the new writer is killed in turn.
+    run.g.nodes[*writer]->spawn();
+    run.g.wait_standing_by(*writer);
+    run.run_for(2s);
+    const auto from2 = wall::now();
+    const auto killed2 = it::steady::now();
+    run.g.nodes[*next]->kill9();
+    const auto back2 = run.wait_writes();
+    report("writes acknowledged again " + std::to_string(ms_since(killed2)) + " ms after the kill -9 of the second writer");
+    run.h.fault("kill -9 of the second writer, registryd " + std::to_string(*next), from2, back2, false);
+    const auto third = run.g.writer();
+    REQUIRE(third);
+    CHECK(*third != *next);
+    run.run_for(3s);
     run.finish(it::scaled(500ms));
 }
 
@@ -559,4 +574,88 @@ TEST_CASE("etcd faults: the whole etcd cluster stopped for 3 seconds under load:
     run.run_for(5s);
     CHECK(run.g.writer() == writer);  // no failover: etcd extends its leases when it regains a leader
     run.finish(it::scaled(500ms));
+}
+
+// The checker itself: a history with each kind of fault in it is reported,
+// precisely (no etcd needed).
+TEST_CASE("etcd faults: the history checker reports a gap, a duplicate, a revision seen two ways, a lost acknowledged registration, early and late expiries") {
+    it::history_checker h;
+    const std::int64_t now = it::now_ms();
+    auto ack = [](std::string instance, std::int64_t lease, std::int64_t revision, int ttl, std::int64_t expires) {
+        return json::value(json::object{{"instance_id", instance}, {"lease_id", lease}, {"revision", revision},
+                                        {"ttl_seconds", ttl}, {"expires_at_ms", expires}});
+    };
+    auto event = [](std::string type, std::int64_t revision, std::string instance) {
+        json::object data;
+        if (type == "lease_expired") {
+            data["instance_id"] = instance;
+        } else if (type != "registry_loaded" && type != "bookmark") {
+            data["service"] = json::object{{"instance_id", instance}};
+        }
+        if (type == "resync_required") data = json::object{{"from_revision", 1}, {"oldest_revision", 3}};
+        return json::value(json::object{{"type", "event"}, {"event", type}, {"revision", revision}, {"data", data}});
+    };
+    h.registered("c0", ack("a-1", 1, 1, 3, now + 3000), false);    // expires 3 s from now
+    h.registered("c0", ack("b-1", 2, 2, 5, now + 60000), true);    // kept: must be listed
+    h.registered("c0", ack("c-1", 3, 3, 1, now - 5000), false);    // was due 5 s ago
+    const std::size_t s0 = h.add_subscriber("s0");
+    const std::size_t s1 = h.add_subscriber("s1");
+    const auto t = wall::now();
+    h.subscribed(s0, "registryd 0", std::nullopt, 0);
+    h.event(s0, event("registry_loaded", 0, ""), t);
+    h.event(s0, event("service_registered", 1, "a-1"), t);
+    h.event(s0, event("service_registered", 2, "b-1"), t);
+    h.event(s0, event("service_registered", 3, "c-1"), t);
+    h.event(s0, event("lease_expired", 4, "a-1"), t);          // 3 s early
+    h.event(s0, event("service_deregistered", 4, "a-1"), t);   // the same change: fine
+    h.event(s0, event("lease_expired", 6, "c-1"), t);          // revision 5 missing; 4 s late
+    h.event(s0, event("lease_expired", 6, "c-1"), t);          // duplicate
+    h.subscribed(s1, "registryd 1", std::nullopt, 0);
+    h.event(s1, event("registry_loaded", 0, ""), t);
+    h.event(s1, event("service_registered", 1, "a-1"), t);
+    h.event(s1, event("service_registered", 2, "z-9"), t);     // not what was acknowledged at 2
+    h.event(s1, event("bookmark", 5, ""), t);                  // ahead: 3..5 never arrived
+    // A resume answered with resync_required and a snapshot: a new line, no problem.
+    const std::size_t s2 = h.add_subscriber("s2");
+    h.subscribed(s2, "registryd 0", std::nullopt, 0);
+    h.event(s2, event("registry_loaded", 0, ""), t);
+    h.event(s2, event("service_registered", 1, "a-1"), t);
+    h.disconnected(s2, "killed");
+    h.subscribed(s2, "registryd 1", 1, 3);
+    h.event(s2, event("resync_required", 3, ""), t);
+    h.event(s2, event("registry_loaded", 3, ""), t);
+    h.event(s2, event("lease_expired", 4, "a-1"), t);
+    h.event(s2, event("service_deregistered", 4, "a-1"), t);
+
+    auto has_problem = [](const std::vector<std::string>& problems, const std::string& text) {
+        for (const auto& p : problems) {
+            if (p.find(text) != std::string::npos) return true;
+        }
+        return false;
+    };
+    const auto streams = h.check_streams();
+    std::string all;
+    for (const auto& p : streams) all += p + "\n";
+    INFO(all);
+    CHECK(has_problem(streams, "subscriber s0: gap: revisions 5..5 missing before lease_expired c-1 at revision 6"));
+    CHECK(has_problem(streams, "subscriber s0: duplicate or out of order: lease_expired c-1 at revision 6"));
+    CHECK(has_problem(streams, "revision 2 is service_registered b-1 for subscriber s0 but service_registered z-9 for subscriber s1"));
+    CHECK(has_problem(streams, "subscriber s1: revision 2 is service_registered z-9, but register of b-1 (client c0) was acknowledged at it"));
+    CHECK(has_problem(streams, "subscriber s1: bookmark at revision 5 ahead of the last event (revision 2)"));
+    CHECK(streams.size() == 5);
+    CHECK_FALSE(has_problem(streams, "s2"));
+
+    const auto expiries = h.check_expiries(0ms);
+    all.clear();
+    for (const auto& p : expiries) all += p + "\n";
+    CHECK(has_problem(expiries, "a-1 (lease 1, TTL 3 s, registered at revision 1"));
+    CHECK(has_problem(expiries, "ms before its acknowledged deadline"));
+    CHECK(has_problem(expiries, "c-1 (lease 3, TTL 1 s"));
+    CHECK(has_problem(expiries, "ms after its deadline"));
+    CHECK(expiries.size() == 2);
+
+    const auto listing = h.check_listing(json::array{}, wall::now(), 0ms);
+    CHECK(has_problem(listing, "b-1 (lease 2, registered at revision 2 by client c0): acknowledged, its deadline"));
+    CHECK(has_problem(listing, "a-1 (lease 1, registered at revision 1 by client c0): acknowledged"));  // its deadline is ahead too
+    CHECK(listing.size() == 2);
 }
