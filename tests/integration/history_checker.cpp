@@ -136,6 +136,9 @@ void history_checker::event(std::size_t sub, const json::value& frame, wall::tim
         e.note = "from_revision " + std::to_string(num(frame, "/data/from_revision")) + ", oldest_revision " +
                  std::to_string(num(frame, "/data/oldest_revision"));
     }
+    if (e.type == "registry_loaded") {
+        for (const json::value& svc : arr(frame, "/data/services")) e.services.push_back(str(svc, "/instance_id"));
+    }
     std::lock_guard lock(mutex_);
     subscriber& s = subscribers_.at(sub);
     e.replay = e.type != "registry_loaded" && e.revision <= s.replay_up_to;
@@ -215,6 +218,7 @@ std::vector<std::string> history_checker::check_streams() const {
                     problems.push_back(who + ": registry_loaded" + at + " after events up to revision " +
                                        std::to_string(last) + ": the revision line went backwards");
                 }
+                check_snapshot(s.name, e, problems);
                 line = true;
                 expect_snapshot = false;
                 start = last = e.revision;
@@ -315,6 +319,24 @@ std::vector<std::string> history_checker::check_streams() const {
         }
     }
     return problems;
+}
+
+void history_checker::check_snapshot(const std::string& sub, const stream_entry& e, std::vector<std::string>& problems) const {
+    const std::set<std::string> in(e.services.begin(), e.services.end());
+    const std::string which = "subscriber " + sub + ": registry_loaded at revision " + std::to_string(e.revision) +
+                              " (received " + format_time(e.at) + ", " + std::to_string(in.size()) + " instances)";
+    for (const auto& [instance, l] : leases_) {
+        if (l.revision > e.revision) continue;
+        const bool gone = l.deregistered_revision && *l.deregistered_revision <= e.revision;
+        if (gone && in.contains(instance)) {
+            problems.push_back(which + " has " + instance + ", whose deregistration was acknowledged at revision " +
+                               std::to_string(*l.deregistered_revision));
+        }
+        if (!gone && !in.contains(instance) && l.deadline > e.at && !l.uncertain) {
+            problems.push_back(which + " lacks " + instance + " (registered at revision " + std::to_string(l.revision) +
+                               ", acknowledged deadline " + format_time(l.deadline) + ")");
+        }
+    }
 }
 
 std::vector<history_checker::outage> history_checker::outages() const {
@@ -478,15 +500,23 @@ std::string history_checker::summary() const {
     if (late_n) out << " (late by " << late_sum / late_n << " ms on average, " << late_max << " ms at most)";
     for (const subscriber& s : subscribers_) {
         std::size_t events = 0, subscribes = 0, resyncs = 0, replays = 0;
+        std::string course;  // where it subscribed, and its resyncs
         for (const stream_entry& e : s.entries) {
-            if (e.what == stream_entry::kind::subscribed) ++subscribes;
+            if (e.what == stream_entry::kind::subscribed) {
+                ++subscribes;
+                course += "; " + format_time(e.at) + " " + e.note +
+                          (e.from_revision ? " from " + std::to_string(*e.from_revision) : std::string(" snapshot")) +
+                          " at " + std::to_string(e.revision);
+            }
+            if (e.what == stream_entry::kind::event && e.type == "resync_required") course += " resync (" + e.note + ")";
             if (e.what != stream_entry::kind::event || e.type == "bookmark") continue;
             ++events;
             resyncs += e.type == "resync_required" ? 1 : 0;
             replays += e.replay ? 1 : 0;
         }
         out << "\n  subscriber " << s.name << ": " << events << " events (" << replays << " replayed), " << subscribes
-            << " subscribes, " << resyncs << " resyncs, last revision " << (s.last ? std::to_string(*s.last) : "-");
+            << " subscribes, " << resyncs << " resyncs, last revision " << (s.last ? std::to_string(*s.last) : "-")
+            << course;
     }
     for (const outage& o : outages()) {
         out << "\n  " << o.what << ": " << format_time(o.from) << " .. "

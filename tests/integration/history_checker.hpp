@@ -80,6 +80,10 @@ public:
     // line restarted only by resync_required + registry_loaded; bookmarks
     // not ahead of the events; a resume at exactly the last revision seen.
     // Across subscribers and acknowledgements: one revision, one change.
+    // Every snapshot (registry_loaded at revision S, received at T) holds
+    // every acknowledged registration of revision <= S not deregistered by
+    // S whose last acknowledged deadline is after T, and no instance whose
+    // deregistration at or before S was acknowledged.
     std::vector<std::string> check_streams() const;
     // (a) A listing of every instance (list_services, all pages), taken
     // from `listed_at` on: every acknowledged registration that was neither
@@ -125,6 +129,7 @@ private:
         wall::time_point at;
         std::string note;  // subscribed: registryd and from_revision; disconnected: why
         std::optional<std::uint64_t> from_revision;
+        std::vector<std::string> services;  // registry_loaded: the instances in the snapshot
     };
     struct subscriber {
         std::string name;
@@ -138,6 +143,7 @@ private:
         bool ttl_again = false;
     };
 
+    void check_snapshot(const std::string& sub, const stream_entry& e, std::vector<std::string>& problems) const;
     // The latest a lease left to expire may be seen expired.
     wall::time_point latest_expiry(const lease_record& l, ms allowance) const;
     std::vector<outage> outages() const;  // the faults and the outages the clients saw

@@ -320,13 +320,19 @@ public:
                 }
                 h_.subscribed(index_, conn_.name(), from, static_cast<std::uint64_t>(num(r, "/data/revision")));
                 subscribed_ = true;
-                while (!stop.load()) {
+                while (!stop.load() && !paused_.load()) {
                     auto e = ws->next_event(100ms, true);
                     if (e) {
                         h_.event(index_, *e, wall::now());
                     } else if (ws->is_closed() && ws->buffered_events() == 0) {
                         break;
                     }
+                }
+                if (paused_.load()) {
+                    h_.disconnected(index_, "paused by the test");
+                    conn_.drop();
+                    while (paused_.load() && !stop.load()) std::this_thread::sleep_for(20ms);
+                    continue;  // resumes on the registryd it was on, or the next that answers
                 }
                 if (!stop.load()) h_.disconnected(index_, conn_.name() + ": " + ws->close_status().describe());
             } catch (const std::exception& e) {
@@ -338,6 +344,9 @@ public:
     }
 
     bool subscribed() const { return subscribed_.load(); }
+    // Away (disconnected) until resume(): it misses what happens meanwhile.
+    void pause() { paused_ = true; }
+    void resume() { paused_ = false; }
     std::size_t index() const { return index_; }
 
 private:
@@ -345,6 +354,7 @@ private:
     it::history_checker& h_;
     std::size_t index_;
     std::atomic<bool> subscribed_{false};
+    std::atomic<bool> paused_{false};
 };
 
 // The group, its load and its subscribers, and the checks at the end.
@@ -499,10 +509,15 @@ TEST_CASE("etcd faults: kill -9 of the writer registryd under load, twice: a sta
     run.run_for(3s);
     const auto writer = run.g.writer();
     REQUIRE(writer);
+    // One subscriber is away while the writer still writes, and comes back
+    // after the failover: it resumes from before the new writer's load.
+    run.subscribers[2]->pause();
+    run.run_for(1s);
     const auto from = wall::now();
     const auto killed = it::steady::now();
     run.g.nodes[*writer]->kill9();
     const auto back = run.wait_writes();
+    run.subscribers[2]->resume();
     report("writes acknowledged again " + std::to_string(ms_since(killed)) +
            " ms after the kill -9 of the writer (writer lease TTL " + std::to_string(writer_lease_ttl) + " s)");
     run.h.fault("kill -9 of the writer, registryd " + std::to_string(*writer), from, back, false);
@@ -613,7 +628,7 @@ TEST_CASE("etcd faults: the whole etcd cluster stopped for 3 seconds under load:
 
 // The checker itself: a history with each kind of fault in it is reported,
 // precisely (no etcd needed).
-TEST_CASE("etcd faults: the history checker reports a gap, a duplicate, a revision seen two ways, a lost acknowledged registration, early and late expiries") {
+TEST_CASE("etcd faults: the history checker reports a gap, a duplicate, a revision seen two ways, a lost acknowledged registration, a snapshot without one, early and late expiries") {
     it::history_checker h;
     const std::int64_t now = it::now_ms();
     auto ack = [](std::string instance, std::int64_t lease, std::int64_t revision, int ttl, std::int64_t expires) {
@@ -624,7 +639,15 @@ TEST_CASE("etcd faults: the history checker reports a gap, a duplicate, a revisi
         json::object data;
         if (type == "lease_expired") {
             data["instance_id"] = instance;
-        } else if (type != "registry_loaded" && type != "bookmark") {
+        } else if (type == "registry_loaded") {
+            json::array services;  // `instance`: the snapshot's, separated by commas
+            for (std::size_t at = 0; at < instance.size();) {
+                const std::size_t comma = std::min(instance.find(',', at), instance.size());
+                services.push_back(json::object{{"instance_id", instance.substr(at, comma - at)}});
+                at = comma + 1;
+            }
+            data["services"] = services;
+        } else if (type != "bookmark") {
             data["service"] = json::object{{"instance_id", instance}};
         }
         if (type == "resync_required") data = json::object{{"from_revision", 1}, {"oldest_revision", 3}};
@@ -658,9 +681,13 @@ TEST_CASE("etcd faults: the history checker reports a gap, a duplicate, a revisi
     h.disconnected(s2, "killed");
     h.subscribed(s2, "registryd 1", 1, 3);
     h.event(s2, event("resync_required", 3, ""), t);
-    h.event(s2, event("registry_loaded", 3, ""), t);
+    h.event(s2, event("registry_loaded", 3, "a-1,b-1"), t);
     h.event(s2, event("lease_expired", 4, "a-1"), t);
     h.event(s2, event("service_deregistered", 4, "a-1"), t);
+    // A snapshot that lacks an acknowledged registration whose lease still runs.
+    const std::size_t s3 = h.add_subscriber("s3");
+    h.subscribed(s3, "registryd 2", std::nullopt, 3);
+    h.event(s3, event("registry_loaded", 3, "b-1"), t);
 
     auto has_problem = [](const std::vector<std::string>& problems, const std::string& text) {
         for (const auto& p : problems) {
@@ -677,7 +704,9 @@ TEST_CASE("etcd faults: the history checker reports a gap, a duplicate, a revisi
     CHECK(has_problem(streams, "revision 2 is service_registered b-1 for subscriber s0 but service_registered z-9 for subscriber s1"));
     CHECK(has_problem(streams, "subscriber s1: revision 2 is service_registered z-9, but register of b-1 (client c0) was acknowledged at it"));
     CHECK(has_problem(streams, "subscriber s1: bookmark at revision 5 ahead of the last event (revision 2)"));
-    CHECK(streams.size() == 5);
+    CHECK(has_problem(streams, "subscriber s3: registry_loaded at revision 3"));
+    CHECK(has_problem(streams, "lacks a-1 (registered at revision 1"));
+    CHECK(streams.size() == 6);
     CHECK_FALSE(has_problem(streams, "s2"));
 
     const auto expiries = h.check_expiries(0ms);
