@@ -424,6 +424,7 @@ private:
         // that ran out while registryd was down, the containers' and
         // deployments' recovery.
         background_.spawn(notifier_.run(stop_.get_token()));
+        background_.spawn(log_registry_changes(stop_.get_token()));
 
         if (containers_) {
             const auto loaded = co_await containers_->open();
@@ -473,7 +474,6 @@ private:
         // Engine services (persisted ones included) become nodes from the registry's snapshot on.
         if (registered_engines_) background_.spawn(registered_engines_->run(stop));
         background_.spawn(watch_availability(stop));
-        background_.spawn(log_registry_changes(stop));
         if (repl_) {
             background_.spawn(repl_results_->run(stop));
             background_.spawn(run_repl(stop));
@@ -711,7 +711,9 @@ int main(int argc, char** argv) {
                                              e.writer_lease_ttl});
             etcd = p.get();
             port = std::move(p);
-            log::info("store: etcd", {{"endpoints", e.endpoints.front()}, {"prefix", e.prefix}});
+            std::string endpoints;
+            for (const auto& url : e.endpoints) endpoints += (endpoints.empty() ? "" : ",") + url;
+            log::info("store: etcd", {{"endpoints", endpoints}, {"prefix", e.prefix}});
         } else {
             files = open_file_store(cfg);
             if (!files) return 1;

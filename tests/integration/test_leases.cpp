@@ -171,3 +171,29 @@ TEST_CASE("integration: a session-bound lease ends with its connection unless re
         CHECK(took <= 3000);
     }
 }
+
+TEST_CASE("integration: a lease that ran out while registryd was stopped expires at its start, and the log says so") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    {
+        it::ws_client c(d);
+        c.call("register", it::registration(it::service("api", "api-gone"), 1));
+        c.call("register", it::registration(it::service("api", "api-kept"), 300));
+    }
+    CHECK(d.terminate().clean());
+    std::this_thread::sleep_for(1500ms);
+    d.start();
+    d.wait_writer();
+    it::ws_client c(d);
+    const auto deadline = it::steady::now() + it::scaled(5s);
+    while (it::has(c.request("get_service", json::object{{"instance_id", "api-gone"}}), "/data") &&
+           it::steady::now() < deadline) {
+        std::this_thread::sleep_for(20ms);
+    }
+    CHECK(it::error_code(c.request("get_service", json::object{{"instance_id", "api-gone"}})) == "not_found");
+    CHECK(str(c.call("get_service", json::object{{"instance_id", "api-kept"}}), "/service/name") == "api");
+    // The expiry at start is an info line like any other (the log's watch starts before expiry runs).
+    const std::string log = d.diagnostics(200000);
+    const auto line = log.find(R"("msg":"lease expired","service":"api","instance_id":"api-gone")");
+    CHECK_MESSAGE(line != std::string::npos, log);
+}
