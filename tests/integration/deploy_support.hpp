@@ -17,7 +17,7 @@
 namespace it::deploy {
 
 // A TCP port nobody listens on right now.
-std::uint16_t free_port();
+using ::it::free_port;  // harness.hpp
 
 struct package_options {
     std::string name = "static-site";

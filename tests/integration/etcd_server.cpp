@@ -1,6 +1,5 @@
 #include "etcd_server.hpp"
 
-#include "deploy_support.hpp"
 #include "harness_tls.hpp"
 
 #include <csignal>
@@ -26,7 +25,7 @@ constexpr const char* etcd_binary = "/usr/bin/etcd";
 bool etcd_available() { return ::access(etcd_binary, X_OK) == 0; }
 
 etcd_server::etcd_server(std::optional<etcd_tls_files> tls)
-    : tls_(std::move(tls)), client_port_(deploy::free_port()), peer_port_(deploy::free_port()) {
+    : tls_(std::move(tls)), client_port_(free_port()), peer_port_(free_port()) {
     start();
 }
 

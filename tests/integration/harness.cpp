@@ -27,8 +27,10 @@
 #include <functional>
 #include <map>
 #include <sstream>
+#include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
@@ -169,6 +171,21 @@ temp_dir::~temp_dir() {
     if (path_.empty() || keep_dirs()) return;
     std::error_code ec;
     fs::remove_all(path_, ec);
+}
+
+std::uint16_t free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        if (fd >= 0) ::close(fd);
+        throw failure("free_port: cannot bind");
+    }
+    ::close(fd);
+    return ntohs(a.sin_port);
 }
 
 namespace {

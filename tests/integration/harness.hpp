@@ -60,6 +60,10 @@ const json::object& obj(const json::value& v, std::string_view pointer);
 
 // ------------------------------------------------------------- process control
 
+// A loopback port nobody listens on now (bound, read, closed): for servers a
+// test must start on a known port.
+std::uint16_t free_port();
+
 struct exit_status {
     bool exited = false;  // normal exit (else killed by a signal)
     int code = -1;        // exit code when exited
