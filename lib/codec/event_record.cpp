@@ -1,6 +1,7 @@
 #include "event_record.hpp"
 
 #include "json_reader.hpp"
+#include "health_check_record.hpp"
 #include "json_writer.hpp"
 #include "service_record.hpp"
 
@@ -39,15 +40,8 @@ void write_event(json_writer& w, const event& e) {
     if (e.previous_state) w.key("previous_state").string(to_string(*e.previous_state));
     if (!e.reason.empty()) w.key("reason").string(e.reason);
     if (e.check) {
-        const check_change& c = *e.check;
-        w.key("check").begin_object()
-            .key("name").string(c.name)
-            .key("kind").string(to_string(c.kind))
-            .key("status").string(to_string(c.status))
-            .key("previous_status").string(to_string(c.previous))
-            .key("output").string(c.output)
-            .key("count").number(c.count)
-            .end_object();
+        w.key("check");
+        write_check_change(w, *e.check);
     }
     if (e.failure) {
         w.key("error").begin_object()

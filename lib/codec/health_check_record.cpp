@@ -152,4 +152,15 @@ bool read_checks(decoder& d, dom::element e, const path& at, bool with_results, 
     return true;
 }
 
+void write_check_change(json_writer& w, const check_change& c) {
+    w.begin_object()
+        .key("name").string(c.name)
+        .key("kind").string(to_string(c.kind))
+        .key("status").string(to_string(c.status))
+        .key("previous_status").string(to_string(c.previous))
+        .key("output").string(c.output)
+        .key("count").number(c.count)
+        .end_object();
+}
+
 }  // namespace registry::detail

@@ -19,6 +19,8 @@ struct decoder;
 struct path;
 
 void write_checks(json_writer& w, const std::vector<health_check>& checks);
+// A check's transition, as health_check_result events carry it ("check").
+void write_check_change(json_writer& w, const check_change& c);
 std::size_t checks_json_capacity(const std::vector<health_check>& checks) noexcept;
 
 // with_results: a stored record (each check has its "result"); otherwise a

@@ -1,5 +1,6 @@
 #include "event_encoder.hpp"
 
+#include "codec/health_check_record.hpp"
 #include "codec/json_writer.hpp"
 #include "codec/service_record.hpp"
 
@@ -79,15 +80,8 @@ void write_data(detail::json_writer& w, const event& e) {
                 write_health(w, e.service->health);
             }
             if (e.check) {  // a check's transition (health_check.hpp)
-                const check_change& c = *e.check;
-                w.key("check").begin_object()
-                    .key("name").string(c.name)
-                    .key("kind").string(to_string(c.kind))
-                    .key("status").string(to_string(c.status))
-                    .key("previous_status").string(to_string(c.previous))
-                    .key("output").string(c.output)
-                    .key("count").number(c.count)
-                    .end_object();
+                w.key("check");
+                write_check_change(w, *e.check);
             }
             break;
         case event_type::lease_expired:
