@@ -124,6 +124,7 @@ metrics::gauges standby_app::gauges() const {
     g.services = reg_.size();
     g.revision = reg_.revision();
     g.store_kind = "etcd";
+    g.role = "standby";
     g.available = true;
     return g;
 }

@@ -345,11 +345,13 @@ std::string metrics::render(const gauges& g) const {
            "1 while the store accepts writes, 0 while it is unreachable or after it failed.");
     sample(out, "registryd_store_available", std::uint64_t{g.available ? 1u : 0u});
 
-    header(out, "registryd_store_info", "gauge", "Always 1; the labels say which store and in what state.");
+    header(out, "registryd_store_info", "gauge", "Always 1; the labels say which store, in what state, and whether this registryd writes it.");
     out += "registryd_store_info{kind=\"";
     out += escape_label_value(g.store_kind);
     out += "\",state=\"";
     out += escape_label_value(g.store_state);
+    out += "\",role=\"";
+    out += escape_label_value(g.role);
     out += "\"} 1\n";
 
     if (g.containers) {

@@ -34,6 +34,7 @@ public:
         bool available = true;
         std::string_view store_kind = "file";   // registryd_store_info's labels
         std::string_view store_state = "ok";    // ok, unreachable, failed
+        std::string_view role = "writer";       // or "standby" (several registryd on one etcd)
         // With a container manager: its managed containers by state (every
         // state listed, 0 included).
         std::optional<std::map<std::string, std::uint64_t, std::less<>>> containers;

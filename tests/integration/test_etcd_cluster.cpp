@@ -88,6 +88,8 @@ TEST_CASE("etcd cluster: a registration through the writer is answered at once b
     const auto standby_health = it::http_get(r.b.host(), r.b.port(), "/healthz");
     CHECK(standby_health.status == 200);
     CHECK(standby_health.body.find("standby") != std::string::npos);
+    CHECK(it::http_get(r.b.host(), r.b.port(), "/metrics").body.find(R"(role="standby")") != std::string::npos);
+    CHECK(it::http_get(r.a.host(), r.a.port(), "/metrics").body.find(R"(role="writer")") != std::string::npos);
 }
 
 TEST_CASE("etcd cluster: a subscriber moves from the writer to a standby with from_revision and gets exactly what it missed") {
