@@ -460,7 +460,7 @@ asio::awaitable<void> client_impl::on_connected(std::uint64_t generation) {
         if (!r->stopped && !r->renewing) asio::co_spawn(ex_, renew(r), asio::detached);
     }
     for (const auto& s : std::vector(subscriptions_)) {
-        if (!s->subscribed_once || !s->server_id.empty() || s->end) continue;
+        if (!s->subscribed_once || !s->server_id.empty() || s->end || s->resubscribing) continue;
         co_await resubscribe(s);
         if (closed_ || generation_ != generation) co_return;
     }
@@ -518,7 +518,9 @@ asio::awaitable<result<subscription>> client_impl::watch(watch_options o) {
 
 asio::awaitable<void> client_impl::resubscribe(std::shared_ptr<subscription_state> s) {
     const std::uint64_t from = s->resume.resume();
+    s->resubscribing = true;
     auto data = co_await request("subscribe", wire::subscribe_params(s->opts, from, false), s);
+    s->resubscribing = false;
     if (data || s->end) co_return;
     if (data.err().is(errc::connection_lost) || data.err().is(errc::closed) || data.err().is(errc::not_connected) ||
         data.err().is(errc::timeout)) {

@@ -53,6 +53,9 @@ struct subscription_state {
     watch_options opts;
     resume_point resume;
     bool subscribed_once = false;
+    // A re-subscribe is under way: one that waits across a move to the
+    // writer is sent on the next connection, which does not send another.
+    bool resubscribing = false;
     std::string server_id;  // on the current connection; empty: not subscribed there
     std::deque<event> queue;
     notifier ready;
