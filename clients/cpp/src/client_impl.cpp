@@ -456,8 +456,10 @@ asio::awaitable<void> client_impl::keepalive_loop(std::shared_ptr<registration_s
 // once: on a standby they are all answered not_writer and move together.
 asio::awaitable<void> client_impl::on_connected(std::uint64_t generation) {
     auto self = shared_from_this();
-    for (const auto& r : registrations_) {
-        if (!r->stopped && !r->renewing) asio::co_spawn(ex_, renew(r), asio::detached);
+    for (const auto& r : std::vector(registrations_)) {
+        if (r->stopped || r->renewing) continue;
+        r->renewing = true;  // from now: the coroutine may start later
+        asio::co_spawn(ex_, renew(r), asio::detached);
     }
     for (const auto& s : std::vector(subscriptions_)) {
         if (!s->subscribed_once || !s->server_id.empty() || s->end || s->resubscribing) continue;
@@ -473,7 +475,6 @@ asio::awaitable<void> client_impl::on_connected(std::uint64_t generation) {
 // the next one.
 asio::awaitable<void> client_impl::renew(std::shared_ptr<registration_state> r) {
     auto self = shared_from_this();
-    r->renewing = true;
     for (std::uint64_t round = 1; !r->stopped && !closed_;) {
         auto again = co_await reregister(r, true);
         if (again || r->stopped || closed_) break;
