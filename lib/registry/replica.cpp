@@ -40,11 +40,14 @@ result<void> registry::apply(const std::vector<store_mutation>& txn) {
         // Other keys are companions' (containers, deployments): the writer's own.
     }
     std::sort(logged.begin(), logged.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (const auto& [r, events] : logged) {
-        if (r > m.revisions.published_revision + 1) {
+    // One transaction may carry several revisions (the writer's store commits
+    // the batches queued meanwhile together): each follows the one before.
+    for (std::uint64_t last = m.revisions.published_revision; const auto& [r, events] : logged) {
+        if (r > last + 1) {
             return fail(errc::internal, "replicated revision " + std::to_string(r) + " does not follow revision " +
-                                            std::to_string(m.revisions.published_revision));
+                                            std::to_string(last));
         }
+        last = std::max(last, r);
     }
 
     for (auto& [id, s] : records) {

@@ -300,6 +300,32 @@ TEST_CASE("replica: a transaction whose revision does not follow the last one is
     CHECK(f.replica->revision() == 3);
 }
 
+TEST_CASE("replica: a transaction carrying several revisions (batches committed together) is applied whole") {
+    writer_and_replica f;
+    f.add("api", "api-1");
+    f.open_replica();
+    f.add("api", "api-2");
+    f.add("api", "api-3");
+    f.add("api", "api-4");
+    REQUIRE(f.rec.txns.size() == f.applied + 3);
+    collector live;
+    watch_options o;
+    o.snapshot = false;
+    live.start(*f.replica, o);
+    // What registryd's etcd store writes when the three were queued at once.
+    std::vector<store_mutation> together;
+    for (std::size_t i = f.applied; i < f.rec.txns.size(); ++i) {
+        together.insert(together.end(), f.rec.txns[i].begin(), f.rec.txns[i].end());
+    }
+    auto applied = f.replica->apply(together);
+    REQUIRE_MESSAGE(applied.ok(), (applied.ok() ? "" : applied.err().message));
+    CHECK(f.replica->revision() == 4);
+    CHECK(f.replica->find("api-4") != nullptr);
+    CHECK(changes(live) == std::vector<std::pair<event_type, std::uint64_t>>{{event_type::service_registered, 2},
+                                                                             {event_type::service_registered, 3},
+                                                                             {event_type::service_registered, 4}});
+}
+
 TEST_CASE("replica: reads wait on the embedder's barrier, and fail with it") {
     writer_and_replica f;
     f.open_replica();

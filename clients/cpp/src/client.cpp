@@ -63,6 +63,7 @@ client::~client() { impl_->close(); }
 
 client::executor_type client::get_executor() const { return impl_->executor(); }
 bool client::is_connected() const { return impl_->connected(); }
+const std::string& client::url() const { return impl_->current_url(); }
 void client::close() { impl_->close(); }
 
 asio::awaitable<result<done>> client::connect_op() {

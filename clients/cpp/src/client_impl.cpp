@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <span>
+#include <utility>
 
 namespace registry::client::detail {
 
@@ -33,13 +34,25 @@ void apply(registration_state& r, const lease_info& l) {
 
 }  // namespace
 
+// How long a connection left for the writer waits for the other answers in flight.
+constexpr std::chrono::seconds leave_grace{1};
+
 client_impl::client_impl(asio::any_io_executor ex, options opts)
-    : ex_(ex), opts_(std::move(opts)), url_(parse_url(opts_.url)), reconnect_timer_(ex), rng_(std::random_device{}()) {
-    if (!url_) {
-        setup_error_ = url_.err();
+    : ex_(ex), opts_(std::move(opts)), reconnect_timer_(ex), leave_timer_(ex), rng_(std::random_device{}()) {
+    if (!opts_.url.empty() && !opts_.urls.empty()) {
+        setup_error_ = fail(errc::connection_failed, "options: give url or urls, not both");
         return;
     }
-    if (url_->tls) {
+    url_texts_ = opts_.urls.empty() ? std::vector<std::string>{opts_.url} : opts_.urls;
+    for (const std::string& text : url_texts_) {
+        auto u = parse_url(text);
+        if (!u) {
+            setup_error_ = url_texts_.size() == 1 ? u.err() : fail(errc::connection_failed, "options.urls: " + u.err().message);
+            return;
+        }
+        urls_.push_back(std::move(u).value());
+    }
+    if (std::any_of(urls_.begin(), urls_.end(), [](const url& u) { return u.tls; })) {
         tls_.emplace(asio::ssl::context::tls_client);
         tls_->set_verify_mode(asio::ssl::verify_peer);
         boost::system::error_code ec;
@@ -52,6 +65,21 @@ client_impl::client_impl(asio::any_io_executor ex, options opts)
 void client_impl::start() {
     if (setup_error_) return;
     asio::co_spawn(ex_, run(), asio::detached);
+}
+
+const std::string& client_impl::current_url() const {
+    static const std::string none;
+    return url_texts_.empty() ? none : url_texts_[index_];
+}
+
+error client_impl::no_connection() const {
+    const std::string where = url_texts_.size() == 1 ? url_texts_[0] : [&] {
+        std::string all = "any of ";
+        for (std::size_t i = 0; i < url_texts_.size(); ++i) all += (i ? ", " : "") + url_texts_[i];
+        return all;
+    }();
+    return fail(errc::not_connected, "no connection to " + where + " within " + millis(opts_.request_timeout) +
+                                         (last_error_ ? ": " + last_error_->message : std::string()));
 }
 
 void client_impl::report(const error& e) {
@@ -69,35 +97,58 @@ clock::duration client_impl::backoff(std::uint64_t attempt) {
 
 // ------------------------------------------------------------------ connection
 
+// Round robin over the URLs: a failed attempt goes on to the next URL at
+// once, and the backoff delay comes once per round of URLs (with one URL,
+// before every attempt), so a dead registryd does not slow the way to a
+// live one. A lost connection starts a new round at the next URL after the
+// shortest delay; a connection left for the writer goes on to the next URL
+// at once, the URL left counting as the round's first.
 asio::awaitable<void> client_impl::run() {
     auto self = shared_from_this();
-    std::uint64_t attempt = 0;
+    std::uint64_t rounds = 0;  // rounds of URLs that failed since the last connection
+    std::size_t tried = 0;     // attempts in the current round
+    errc left_because = errc::connection_lost;
     while (!closed_) {
         std::string leftover;
-        auto opened = co_await transport::open(ex_, *url_, opts_, tls_ ? &*tls_ : nullptr, leftover);
+        ++tried;
+        auto opened = co_await transport::open(ex_, urls_[index_], opts_, tls_ ? &*tls_ : nullptr, leftover);
         if (closed_) {
             if (opened) (*opened)->close();
             break;
         }
         if (!opened) {
             last_error_ = opened.err();
-            ++failures_;
             report(opened.err());
-            state_changed_.notify_all();
-            reconnect_timer_.expires_after(backoff(++attempt));
-            co_await reconnect_timer_.async_wait(use_tuple);
+            index_ = (index_ + 1) % urls_.size();
+            if (tried >= urls_.size()) {
+                tried = 0;
+                ++failed_rounds_;
+                state_changed_.notify_all();
+                reconnect_timer_.expires_after(backoff(++rounds));
+                co_await reconnect_timer_.async_wait(use_tuple);
+            }
             continue;
         }
-        attempt = 0;
+        rounds = 0;
+        tried = 0;
         conn_ = std::shared_ptr<transport>(std::move(opened).value());
         ++generation_;
         last_error_.reset();
+        const std::optional<std::size_t> from = open_index_;
+        open_index_ = index_;
         state_changed_.notify_all();
+        if (from && *from != index_ && opts_.on_moved) opts_.on_moved(url_texts_[*from], url_texts_[index_], left_because);
         asio::co_spawn(ex_, write_loop(conn_), asio::detached);
         asio::co_spawn(ex_, on_connected(generation_), asio::detached);
         co_await read_loop(conn_, std::move(leftover));
         connection_down();
         if (closed_) break;
+        index_ = (index_ + 1) % urls_.size();
+        left_because = moved_ ? errc::not_writer : errc::connection_lost;
+        if (std::exchange(moved_, false) && urls_.size() > 1) {
+            tried = 1;
+            continue;
+        }
         reconnect_timer_.expires_after(backoff(1));
         co_await reconnect_timer_.async_wait(use_tuple);
     }
@@ -176,6 +227,8 @@ void client_impl::enqueue_frame(std::uint8_t op, std::string_view payload) {
 void client_impl::connection_down() {
     if (conn_) conn_->close();
     conn_.reset();
+    leaving_ = false;
+    leave_timer_.cancel();
     outbox_.clear();
     outbox_ready_.notify_all();
     const errc why = closed_ ? errc::closed : errc::connection_lost;
@@ -188,11 +241,39 @@ void client_impl::connection_down() {
     state_changed_.notify_all();
 }
 
+// A request was answered not_writer and moves: the connection is left for
+// the next URL once the other requests in flight are answered (writes sent
+// at the same time are answered not_writer too and move along), or after
+// leave_grace; what is still unanswered then fails with connection_lost.
+void client_impl::leave_for_writer() {
+    if (leaving_ || !conn_) return;
+    leaving_ = true;
+    state_changed_.notify_all();
+    asio::co_spawn(ex_, leave_after(conn_), asio::detached);
+    leave_when_answered();
+}
+
+void client_impl::leave_when_answered() {
+    if (!leaving_ || !pending_.empty() || !conn_) return;
+    moved_ = true;
+    conn_->close();  // the reader sees it; run() goes on to the next URL
+}
+
+asio::awaitable<void> client_impl::leave_after(std::shared_ptr<transport> conn) {
+    auto self = shared_from_this();
+    leave_timer_.expires_after(leave_grace);
+    co_await leave_timer_.async_wait(use_tuple);
+    if (closed_ || !leaving_ || conn_ != conn) co_return;
+    moved_ = true;
+    conn->close();
+}
+
 void client_impl::close() {
     if (closed_) return;
     closed_ = true;
     if (conn_) conn_->close();
     reconnect_timer_.cancel();
+    leave_timer_.cancel();
     for (auto& r : registrations_) {
         r->stopped = true;
         r->timer.cancel();
@@ -210,44 +291,52 @@ void client_impl::close() {
 
 asio::awaitable<result<done>> client_impl::wait_connected() {
     auto self = shared_from_this();
-    const std::uint64_t failures = failures_;
+    const std::uint64_t failed_rounds = failed_rounds_;
     const auto deadline = clock::now() + opts_.request_timeout;
     for (;;) {
         if (setup_error_) co_return *setup_error_;
         if (closed_) co_return fail(errc::closed, "the client was closed");
         if (conn_) co_return done{};
-        if (failures_ != failures && last_error_) co_return *last_error_;
-        if (clock::now() >= deadline) {
-            co_return fail(errc::not_connected, "no connection to " + opts_.url + " within " + millis(opts_.request_timeout) +
-                                                    (last_error_ ? ": " + last_error_->message : std::string()));
-        }
+        if (failed_rounds_ != failed_rounds && last_error_) co_return *last_error_;
+        if (clock::now() >= deadline) co_return no_connection();
         co_await state_changed_.wait_until(deadline);
     }
 }
 
 // -------------------------------------------------------------------- requests
 
+// A request answered not_writer moves with the connection to the next URL
+// and is sent again there, until a registryd takes it or every URL had its
+// turn (then the not_writer answer is the result).
 asio::awaitable<result<std::string>> client_impl::request(std::string action, std::string params,
                                                           std::shared_ptr<subscription_state> attach) {
     auto self = shared_from_this();
     const auto deadline = clock::now() + opts_.request_timeout;
-    while (!conn_) {
-        if (setup_error_) co_return *setup_error_;
-        if (closed_) co_return fail(errc::closed, "the client was closed");
-        if (clock::now() >= deadline) {
-            co_return fail(errc::not_connected, "no connection to " + opts_.url + " within " + millis(opts_.request_timeout) +
-                                                    (last_error_ ? ": " + last_error_->message : std::string()));
+    std::size_t not_writer = 0;
+    std::uint64_t left = 0;  // the connection it moved from (0: none)
+    for (;;) {
+        while (!conn_ || leaving_ || generation_ == left) {
+            if (setup_error_) co_return *setup_error_;
+            if (closed_) co_return fail(errc::closed, "the client was closed");
+            if (clock::now() >= deadline) co_return no_connection();
+            co_await state_changed_.wait_until(deadline);
         }
-        co_await state_changed_.wait_until(deadline);
+        const std::string id = std::to_string(next_id_++);
+        auto p = std::make_shared<pending>(ex_, deadline, attach);
+        p->not_writer = not_writer;
+        pending_.emplace(id, p);
+        enqueue_frame(ws::opcode::text, wire::request(id, action, params));
+        const std::uint64_t sent_on = generation_;
+        co_await p->timer.async_wait(use_tuple);
+        if (p->moved) {
+            ++not_writer;
+            left = sent_on;
+            continue;
+        }
+        if (pending_.erase(id) != 0) leave_when_answered();
+        if (!p->outcome) co_return fail(errc::timeout, "no response to " + action + " within " + millis(opts_.request_timeout));
+        co_return std::move(*p->outcome);
     }
-    const std::string id = std::to_string(next_id_++);
-    auto p = std::make_shared<pending>(ex_, deadline, std::move(attach));
-    pending_.emplace(id, p);
-    enqueue_frame(ws::opcode::text, wire::request(id, action, params));
-    co_await p->timer.async_wait(use_tuple);
-    pending_.erase(id);
-    if (!p->outcome) co_return fail(errc::timeout, "no response to " + action + " within " + millis(opts_.request_timeout));
-    co_return std::move(*p->outcome);
 }
 
 void client_impl::handle_message(std::string_view text) {
@@ -265,6 +354,12 @@ void client_impl::handle_message(std::string_view text) {
         if (it == pending_.end()) return;  // timed out already
         const std::shared_ptr<pending> p = it->second;
         pending_.erase(it);
+        if (frame->failure && frame->failure->is(errc::not_writer) && p->not_writer + 1 < urls_.size()) {
+            p->moved = true;
+            p->timer.cancel();
+            leave_for_writer();
+            return;
+        }
         if (frame->failure) {
             p->outcome = *frame->failure;
         } else {
@@ -280,6 +375,7 @@ void client_impl::handle_message(std::string_view text) {
             p->outcome = std::move(frame->data);
         }
         p->timer.cancel();
+        leave_when_answered();
         return;
     }
     if (frame->what == wire::incoming::kind::event && !frame->subscription.empty()) {
@@ -356,19 +452,40 @@ asio::awaitable<void> client_impl::keepalive_loop(std::shared_ptr<registration_s
     }
 }
 
+// Re-registers (renewing a session-bound lease on this connection), all at
+// once: on a standby they are all answered not_writer and move together.
 asio::awaitable<void> client_impl::on_connected(std::uint64_t generation) {
     auto self = shared_from_this();
     for (const auto& r : std::vector(registrations_)) {
-        if (r->stopped) continue;
-        auto again = co_await reregister(r, true);
-        if (!again && !again.err().is(errc::closed)) report(again.err());
-        if (closed_ || generation_ != generation) co_return;
+        if (r->stopped || r->renewing) continue;
+        r->renewing = true;  // from now: the coroutine may start later
+        asio::co_spawn(ex_, renew(r), asio::detached);
     }
     for (const auto& s : std::vector(subscriptions_)) {
-        if (!s->subscribed_once || !s->server_id.empty() || s->end) continue;
+        if (!s->subscribed_once || !s->server_id.empty() || s->end || s->resubscribing) continue;
         co_await resubscribe(s);
         if (closed_ || generation_ != generation) co_return;
     }
+}
+
+// One re-registration at a time per registration: one that moved with the
+// connection goes on there. While no registryd takes writes (a standby
+// taking over), every URL answers not_writer: tried again after the
+// reconnect backoff until one takes it. A lost connection: tried again on
+// the next one.
+asio::awaitable<void> client_impl::renew(std::shared_ptr<registration_state> r) {
+    auto self = shared_from_this();
+    for (std::uint64_t round = 1; !r->stopped && !closed_;) {
+        auto again = co_await reregister(r, true);
+        if (again || r->stopped || closed_) break;
+        if (again.err().is(errc::connection_lost)) continue;
+        if (again.err().is(errc::closed) || again.err().is(errc::not_connected)) break;  // the next connection renews it
+        report(again.err());
+        if (!again.err().is(errc::not_writer)) break;
+        const auto until = clock::now() + backoff(round++);
+        while (clock::now() < until && !r->stopped && !closed_) co_await state_changed_.wait_until(until);
+    }
+    r->renewing = false;
 }
 
 void client_impl::stop(const std::shared_ptr<registration_state>& r) {
@@ -402,7 +519,9 @@ asio::awaitable<result<subscription>> client_impl::watch(watch_options o) {
 
 asio::awaitable<void> client_impl::resubscribe(std::shared_ptr<subscription_state> s) {
     const std::uint64_t from = s->resume.resume();
+    s->resubscribing = true;
     auto data = co_await request("subscribe", wire::subscribe_params(s->opts, from, false), s);
+    s->resubscribing = false;
     if (data || s->end) co_return;
     if (data.err().is(errc::connection_lost) || data.err().is(errc::closed) || data.err().is(errc::not_connected) ||
         data.err().is(errc::timeout)) {

@@ -1,7 +1,7 @@
 // The state behind registry::client::client: the connection (one at a
-// time, reopened with backoff), the requests in flight by id, the outbox
-// the writer drains, and the registrations and watches that outlive
-// connections. Everything runs on the client's executor; the coroutines
+// time, to one of the URLs, reopened round robin with backoff), the
+// requests in flight by id, the outbox the writer drains, and the
+// registrations and watches that outlive connections. Everything runs on the client's executor; the coroutines
 // hold the impl alive until close() ends them.
 #pragma once
 
@@ -40,6 +40,7 @@ struct registration_state {
     std::uint64_t renewals = 0;
     std::uint64_t reregistrations = 0;
     bool stopped = false;
+    bool renewing = false;  // a re-registration is under way (it moves with the connection)
     asio::steady_timer timer;  // the next keepalive
 };
 
@@ -52,6 +53,9 @@ struct subscription_state {
     watch_options opts;
     resume_point resume;
     bool subscribed_once = false;
+    // A re-subscribe is under way: one that waits across a move to the
+    // writer is sent on the next connection, which does not send another.
+    bool resubscribing = false;
     std::string server_id;  // on the current connection; empty: not subscribed there
     std::deque<event> queue;
     notifier ready;
@@ -67,6 +71,10 @@ struct pending {
     // subscribe: the watch the subscription id is attached to as the
     // response is read, before any of its events.
     std::shared_ptr<subscription_state> attach;
+    // Answered not_writer this often already (on earlier connections); a
+    // further not_writer moves it (`moved`) unless every URL had its turn.
+    std::size_t not_writer = 0;
+    bool moved = false;
 };
 
 class client_impl : public std::enable_shared_from_this<client_impl> {
@@ -77,6 +85,8 @@ public:
 
     asio::any_io_executor executor() const { return ex_; }
     bool connected() const { return conn_ != nullptr; }
+    // The URL of the current connection (or of the next attempt).
+    const std::string& current_url() const;
 
     asio::awaitable<result<done>> wait_connected();
     // Sends a request (waiting for a connection first) and returns its data.
@@ -97,6 +107,7 @@ private:
     asio::awaitable<void> write_loop(std::shared_ptr<transport> conn);
     asio::awaitable<void> on_connected(std::uint64_t generation);
     asio::awaitable<void> keepalive_loop(std::shared_ptr<registration_state> r);
+    asio::awaitable<void> renew(std::shared_ptr<registration_state> r);
     asio::awaitable<result<done>> reregister(const std::shared_ptr<registration_state>& r, bool with_lease);
     asio::awaitable<void> resubscribe(std::shared_ptr<subscription_state> s);
     asio::awaitable<void> unsubscribe(std::string server_id);
@@ -105,23 +116,35 @@ private:
     void deliver(const std::shared_ptr<subscription_state>& s, const wire::incoming& frame);
     void end_subscription(const std::shared_ptr<subscription_state>& s, error e);
     void connection_down();
+    void leave_for_writer();
+    void leave_when_answered();
+    asio::awaitable<void> leave_after(std::shared_ptr<transport> conn);
+    error no_connection() const;
     void enqueue_frame(std::uint8_t op, std::string_view payload);
     void report(const error& e);
     clock::duration backoff(std::uint64_t attempt);
 
     asio::any_io_executor ex_;
     options opts_;
-    result<url> url_;
+    std::vector<std::string> url_texts_;  // as given
+    std::vector<url> urls_;               // parsed, tried round robin
+    std::size_t index_ = 0;               // the URL of the current (or next) connection
+    std::optional<std::size_t> open_index_;  // the URL of the last connection that opened
     std::optional<asio::ssl::context> tls_;
-    std::optional<error> setup_error_;  // a bad url or CA file: nothing to connect to
+    std::optional<error> setup_error_;  // no or bad URLs, a bad CA file: nothing to connect to
 
     std::shared_ptr<transport> conn_;  // the open connection
     std::uint64_t generation_ = 0;     // counts the connections opened
-    std::uint64_t failures_ = 0;       // counts the attempts that failed
+    std::uint64_t failed_rounds_ = 0;  // counts the rounds of URLs whose every attempt failed
     std::optional<error> last_error_;  // of the last failed attempt
     bool closed_ = false;
+    // Moving to the writer: the connection is left once the answers in
+    // flight are in (or after a second); meanwhile nothing new is sent on it.
+    bool leaving_ = false;
+    bool moved_ = false;  // the last connection was left for the writer
     notifier state_changed_;
     asio::steady_timer reconnect_timer_;
+    asio::steady_timer leave_timer_;
 
     std::deque<std::string> outbox_;  // whole frames
     notifier outbox_ready_;

@@ -42,6 +42,24 @@
 //   revision it delivered, so events are delivered once and in order. When
 //   registryd can no longer replay that far back, the watch delivers
 //   resync_required and then a registry_loaded snapshot: rebuild from it.
+// - Several registryd on one etcd (docs/protocol.md, "Several registryd"):
+//   give options::urls all of them. A failed connect or a lost connection
+//   goes on to the next URL, round robin; the reconnect backoff comes once
+//   per round of URLs, not per URL. A request answered not_writer (a
+//   standby: nothing was done) moves the connection to the next URL and is
+//   sent again there, until a registryd takes it or every URL had its turn
+//   (one round; then it completes with not_writer: during a takeover there
+//   is no writer for a few seconds). Before leaving, the client waits (at
+//   most a second) for the answers to the other requests in flight there:
+//   writes sent at the same time are answered not_writer too and move along;
+//   what is still unanswered then fails with connection_lost. Requests made
+//   meanwhile wait for the next connection. Reads and watches are served
+//   anywhere and do not move; once on the writer the client stays there.
+//   Moving is a reconnect like any other: watches resume with from_revision
+//   (every registryd sends the writer's revisions), registrations are
+//   renewed there; a re-registration answered not_writer by every URL is
+//   tried again after the reconnect backoff. options::on_moved says when a
+//   connection opens on another URL than the previous one, and why.
 #pragma once
 
 #include <registry/client/error.hpp>
@@ -150,7 +168,9 @@ class client {
 public:
     using executor_type = asio::any_io_executor;
 
-    // Starts connecting to options::url at once.
+    // Starts connecting to options::url (or the first of options::urls) at
+    // once. Neither or both given, or a URL that does not parse: every
+    // operation completes with connection_failed saying so.
     client(executor_type ex, options opts);
     // close(): the background work ends (once the executor runs it); the
     // leases are not deregistered and run out at their TTL.
@@ -160,9 +180,12 @@ public:
 
     executor_type get_executor() const;
     bool is_connected() const;
+    // The URL of the current connection (or of the next attempt).
+    const std::string& url() const;
 
-    // Completes when connected, or with the error of the next attempt that
-    // fails (unauthorized, connection_failed, ...), or not_connected after
+    // Completes when connected, or with the error of the next round of
+    // attempts that fails (with one URL, the next attempt; the last URL's
+    // error: unauthorized, connection_failed, ...), or not_connected after
     // options::request_timeout (naming the last failed attempt's error, if
     // the next attempt is still in its backoff).
     template <typename Token = asio::use_awaitable_t<>>

@@ -17,10 +17,15 @@
 namespace registry::client {
 
 struct error;
+enum class errc;
 
 struct options {
     // ws://HOST:PORT/PATH or wss://HOST:PORT/PATH (the port defaults to 80 / 443).
     std::string url{};
+    // Instead of url: several registryd sharing one registry (docs/protocol.md,
+    // "Several registryd"), tried round robin; writes end up on the writer.
+    // Exactly one of url and urls is given.
+    std::vector<std::string> urls{};
     // Sent as "Authorization: Bearer TOKEN" with the upgrade; empty: none.
     std::string bearer_token{};
     // wss: the CA certificates (PEM) to verify registryd's certificate with;
@@ -39,6 +44,12 @@ struct options {
     // Failures of background work (keepalives, re-registrations, resubscriptions,
     // connection attempts) are reported here; called on the client's executor.
     std::function<void(const error&)> on_background_error{};
+    // Called when a connection opens on another URL than the previous
+    // connection's: `reason` is errc::not_writer (the client left a standby
+    // for a write) or errc::connection_lost (the previous connection dropped:
+    // a registryd stopped, or a standby closed its connections to take over).
+    // Called on the client's executor.
+    std::function<void(const std::string& from, const std::string& to, errc reason)> on_moved{};
 };
 
 struct register_options {
