@@ -4,7 +4,6 @@
 #include "observability/log.hpp"
 #include "runtime/asio_clock.hpp"
 #include "store/base64.hpp"
-#include "store/etcd_watch.hpp"
 
 #include "codec/json_writer.hpp"
 
@@ -29,49 +28,12 @@ namespace {
 namespace dom = simdjson::dom;
 using registry::store_error;
 
-constexpr std::string_view revision_key = "meta/revision";
-constexpr std::string_view writer_key = "meta/writer";
 // How often a standby looks whether the writer key is gone.
 constexpr std::chrono::milliseconds standby_poll{500};
-// How soon a broken watch is tried again.
-constexpr std::chrono::milliseconds retry_interval{500};
 constexpr std::size_t range_page = 1000;
 // etcd's default --max-txn-ops: a group of batches is split to fit (a single
 // batch beyond it is sent whole and refused by an etcd that keeps the default).
 constexpr std::size_t max_txn_ops = 128;
-
-// The first key after every key that starts with `prefix` (etcd's range_end).
-std::string prefix_end(std::string prefix) {
-    while (!prefix.empty()) {
-        if (static_cast<unsigned char>(prefix.back()) < 0xff) {
-            prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
-            return prefix;
-        }
-        prefix.pop_back();
-    }
-    return std::string(1, '\0');  // every key
-}
-
-std::uint64_t to_u64(std::string_view s) {
-    std::uint64_t v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc{} || p != s.data() + s.size()) throw store_error("etcd: not a number: '" + std::string(s) + "'");
-    return v;
-}
-
-std::string tcp_uri(const std::string& endpoint) {
-    if (endpoint.starts_with("http://")) return "tcp://" + endpoint.substr(7);
-    if (endpoint.starts_with("https://")) return "tcp://" + endpoint.substr(8);
-    return endpoint;  // config validation allows http:// and https:// only
-}
-
-// etcd could not be asked, or could not answer (no endpoint reachable, no
-// answer within the timeout, HTTP 5xx: no leader, too busy): the batches are
-// handed back to the registry as store_unreachable, and the store stays usable.
-class etcd_unreachable : public store_error {
-public:
-    using store_error::store_error;
-};
 
 // A txn's "compare" array with one condition: the key (base64) was created at
 // `create_revision` (0: the key does not exist).
@@ -80,27 +42,6 @@ void compare_created_at(registry::detail::json_writer& w, const std::string& key
         .begin_object().key("key").string(key).key("result").string("EQUAL").key("target").string("CREATE")
         .key("create_revision").string(std::to_string(create_revision)).end_object()
         .end_array();
-}
-
-// Runs a task of the store's to its end without anybody awaiting it. The
-// frame holds the store until the task is done (async_scope would touch
-// itself after the task released the store's last reference).
-struct detached {
-    struct promise_type {
-        detached get_return_object() noexcept { return {}; }
-        std::suspend_never initial_suspend() noexcept { return {}; }
-        std::suspend_never final_suspend() noexcept { return {}; }
-        void return_void() noexcept {}
-        void unhandled_exception() noexcept {}
-    };
-};
-
-template <typename Keep>
-detached run_detached([[maybe_unused]] std::shared_ptr<Keep> keep, registry::task<void> t) {
-    try {
-        co_await std::move(t);
-    } catch (...) {  // the tasks catch what they can report; only operation_cancelled gets here, at stop
-    }
 }
 
 // A commit suspended until its transaction is answered; in its coroutine frame.
@@ -113,35 +54,18 @@ struct waiter {
 
 class etcd_store_port::impl : public std::enable_shared_from_this<impl> {
 public:
-    impl(boost::asio::io_context& io, etcd_options o) : opts_(std::move(o)), clock_(io) {
-        std::shared_ptr<boost::asio::ssl::context> tls;  // one for every https:// endpoint
-        for (const auto& e : opts_.endpoints) {
-            auto endpoint = engine_endpoint::parse(tcp_uri(e));
-            if (!endpoint) throw std::invalid_argument("etcd endpoint " + e + ": " + endpoint.err().message);
-            http_client_options client;
-            client.connect_timeout = opts_.dial_timeout;
-            client.request_timeout = opts_.request_timeout;
-            client.max_body_bytes = 64u << 20;
-            client.peer_kind = "etcd";
-            if (e.starts_with("https://")) {
-                if (!tls) tls = make_etcd_tls_context(opts_.tls);
-                client.tls = tls;
-                client.tls_server_name = opts_.tls.server_name;
-            }
-            clients_.emplace_back(io, *endpoint, std::move(client));
-        }
+    impl(boost::asio::io_context& io, etcd_options o)
+        : opts_(std::move(o)), gateway_(std::make_shared<etcd_gateway>(io, opts_)), clock_(io) {
         flushes_.on_error([](std::exception_ptr) {});  // flush() catches what it can report
         election_.on_error([](std::exception_ptr) {});  // only operation_cancelled escapes, at stop
     }
 
-    // Clients of their own for /healthz's probe, made the same way.
-    std::unique_ptr<etcd_probe> make_probe(boost::asio::io_context& io) const {
-        return std::make_unique<etcd_probe>(io, clients_, opts_.endpoints);
-    }
+    std::unique_ptr<etcd_probe> make_probe(boost::asio::io_context& io) const { return gateway_->make_probe(io); }
+    const std::shared_ptr<etcd_gateway>& gateway() const noexcept { return gateway_; }
 
     registry::task<std::uint64_t> load(std::string prefix, registry::store_visitor each) {
         const std::string from = opts_.prefix + prefix;
-        const std::string end = prefix_end(from);
+        const std::string end = etcd_prefix_end(from);
         std::string next = from;
         for (;;) {
             std::string body;
@@ -157,12 +81,12 @@ public:
             if (doc["kvs"].get(kvs) == simdjson::SUCCESS) {
                 std::string last;
                 for (dom::element kv : kvs) {
-                    auto key = base64_decode(string_of(kv, "key"));
+                    auto key = base64_decode(etcd_field(kv, "key"));
                     std::string_view v64;
                     auto value = kv["value"].get(v64) == simdjson::SUCCESS ? base64_decode(v64) : std::optional<std::string>{""};
                     if (!key || !value || !key->starts_with(opts_.prefix)) throw store_error("etcd: a key or value is not base64");
                     const std::string_view relative = std::string_view(*key).substr(opts_.prefix.size());
-                    if (relative != revision_key) each(relative, *value);
+                    if (relative != etcd_revision_key) each(relative, *value);
                     last = std::move(*key);
                 }
                 bool more = false;
@@ -201,8 +125,6 @@ public:
     void stop() {
         stopped_ = true;
         election_stop_.request_stop();
-        follow_stop_.request_stop();
-        fail_barriers("etcd store: stopped");
         fail(std::make_exception_ptr(store_error("etcd store: stopped")), std::move(queued_));
         queued_.clear();
     }
@@ -227,7 +149,7 @@ public:
         registry::detail::json_writer w(body);
         w.begin_object().key("ID").string(lease_id_).end_object();
         try {
-            co_await call("/v3/lease/revoke", std::move(body));
+            co_await gateway_->call("/v3/lease/revoke", std::move(body));
             log::info("resigned as the registry's writer", {{"holder", holder_}});
         } catch (const store_error& e) {
             log::warn("could not revoke the writer lease; a standby takes over when it runs out",
@@ -244,53 +166,8 @@ public:
         return std::exchange(pinned_revision_, 0);
     }
 
-    void stop_following() {
-        if (!following_) return;
-        lost_ = nullptr;  // no one to tell: the daemon asked
-        following_ = false;
-        follow_stop_.request_stop();
-        fail_barriers("stopped following the writer's transactions");
-    }
-
     bool elected() const noexcept { return fence_ != 0; }
     bool campaigning() const noexcept { return campaigning_; }
-
-    void follow(std::uint64_t after, std::function<void(etcd_txn_seen)> each, std::function<void(std::string)> lost) {
-        if (stopped_ || following_) return;
-        following_ = true;  // again after `lost`: the daemon loaded the registry again
-        follow_stop_ = std::stop_source{};
-        lost_why_.reset();
-        applied_ = after;
-        each_ = std::move(each);
-        lost_ = std::move(lost);
-        run_detached(shared_from_this(), follow_loop(shared_from_this()));
-    }
-
-    registry::task<registry::result<void>> read_barrier() {
-        auto self = shared_from_this();  // the port may go while this waits
-        if (stopped_) co_return registry::fail(registry::errc::unavailable, "etcd store: stopped");
-        std::shared_ptr<barrier_round> round = join_round();
-        co_await round_awaiter{*round};
-        if (round->error) {
-            co_return registry::fail(registry::errc::unavailable,
-                                     "read barrier: etcd cannot say what the writer committed: " + *round->error);
-        }
-        const std::uint64_t target = round->revision;
-        if (target <= applied_) co_return registry::result<void>{};  // also: no transaction yet (0)
-        if (stopped_) co_return registry::fail(registry::errc::unavailable, "etcd store: stopped");
-        if (!following_) {
-            co_return registry::fail(registry::errc::unavailable,
-                                     "read barrier: not following the writer's transactions" +
-                                         (lost_why_ ? ": " + *lost_why_ : std::string()));
-        }
-        auto wait = std::make_shared<apply_wait>();
-        applies_.emplace(target, wait);
-        const registry::time_point deadline = clock_.now() + opts_.request_timeout;
-        run_detached(self, expire(self, wait, target, deadline));
-        co_await apply_awaiter{*wait};
-        if (!wait->failed.empty()) co_return registry::fail(registry::errc::unavailable, "read barrier: " + wait->failed);
-        co_return registry::result<void>{};
-    }
 
 private:
     struct queued {
@@ -298,49 +175,13 @@ private:
         waiter* w;
     };
 
-    static std::string_view string_of(dom::element e, const char* field) {
-        std::string_view s;
-        if (e[field].get(s) != simdjson::SUCCESS) throw store_error(std::string("etcd: no '") + field + "' in its answer");
-        return s;
-    }
-
-    // POSTs to the first endpoint that answers; the answer's JSON, or store_error.
-    registry::task<dom::element> call(std::string target, std::string body) {
-        std::string problem;
-        for (std::size_t tried = 0; tried < clients_.size(); ++tried) {
-            const std::size_t i = (current_ + tried) % clients_.size();
-            http_request req{"POST", target, body, "application/json", false};
-            auto r = co_await clients_[i].request(std::move(req));
-            if (!r) {
-                problem = opts_.endpoints[i] + ": " + r.err().message;
-                continue;
-            }
-            current_ = i;
-            dom::element doc;
-            if (parser_.parse(r->body).get(doc) != simdjson::SUCCESS) {
-                throw store_error("etcd " + opts_.endpoints[i] + target + ": HTTP " + std::to_string(r->status) +
-                                  " with a body that is not JSON");
-            }
-            if (r->status != 200) {
-                std::string_view message;
-                if (doc["message"].get(message) != simdjson::SUCCESS) message = "no message";
-                std::string what = "etcd " + opts_.endpoints[i] + target + ": HTTP " + std::to_string(r->status) + ": " +
-                                   std::string(message);
-                if (r->status >= 500) throw etcd_unreachable(what);
-                throw store_error(what);
-            }
-            co_return doc;
-        }
-        throw etcd_unreachable("etcd unreachable: " + problem);
-    }
-
     // A range of load(): after pin_loads(), the first one pins the revision
     // (its answer's), and a pinned one that etcd compacted away says so.
     registry::task<dom::element> pinned_range(std::string body) {
         const std::uint64_t pinned = pinned_revision_;
         dom::element doc;
         try {
-            doc = co_await call("/v3/kv/range", std::move(body));
+            doc = co_await gateway_->call("/v3/kv/range", std::move(body));
         } catch (const etcd_unreachable&) {
             throw;
         } catch (const store_error& e) {
@@ -353,7 +194,7 @@ private:
         if (pin_ && pinned_revision_ == 0) {
             dom::element header;
             if (doc["header"].get(header) != simdjson::SUCCESS) throw store_error("etcd: no header in a range's answer");
-            pinned_revision_ = to_u64(string_of(header, "revision"));
+            pinned_revision_ = etcd_number(etcd_field(header, "revision"));
         }
         co_return doc;
     }
@@ -361,15 +202,15 @@ private:
     registry::task<std::uint64_t> stored_revision() {
         std::string body;
         registry::detail::json_writer w(body);
-        w.begin_object().key("key").string(base64_encode(opts_.prefix + std::string(revision_key)));
+        w.begin_object().key("key").string(base64_encode(opts_.prefix + std::string(etcd_revision_key)));
         if (pinned_revision_ > 0) w.key("revision").string(std::to_string(pinned_revision_));
         w.end_object();
         dom::element doc = co_await pinned_range(std::move(body));
         dom::array kvs;
         if (doc["kvs"].get(kvs) != simdjson::SUCCESS || kvs.size() == 0) co_return 0;
-        auto value = base64_decode(string_of(*kvs.begin(), "value"));
+        auto value = base64_decode(etcd_field(*kvs.begin(), "value"));
         if (!value) throw store_error("etcd: the revision is not base64");
-        co_return to_u64(*value);
+        co_return etcd_number(*value);
     }
 
     // Sends what is queued, in transactions of at most max_txn_ops, until
@@ -437,11 +278,11 @@ private:
             }
         }
         w.begin_object().key("request_put").begin_object()
-            .key("key").string(base64_encode(opts_.prefix + std::string(revision_key)))
+            .key("key").string(base64_encode(opts_.prefix + std::string(etcd_revision_key)))
             .key("value").string(base64_encode(std::to_string(revision)))
             .end_object().end_object();
         w.end_array().end_object();
-        dom::element doc = co_await call("/v3/kv/txn", std::move(body));
+        dom::element doc = co_await gateway_->call("/v3/kv/txn", std::move(body));
         bool succeeded = false;
         if (fence_ && (doc["succeeded"].get(succeeded) != simdjson::SUCCESS || !succeeded)) {
             depose("another registryd holds the writer key now");
@@ -493,7 +334,7 @@ private:
         std::string body;
         registry::detail::json_writer w(body);
         w.begin_object().key("key").string(writer_key_).end_object();
-        dom::element doc = co_await call("/v3/kv/range", std::move(body));
+        dom::element doc = co_await gateway_->call("/v3/kv/range", std::move(body));
         dom::array kvs;
         if (doc["kvs"].get(kvs) != simdjson::SUCCESS || kvs.size() == 0) co_return std::nullopt;
         std::string_view v64;
@@ -510,8 +351,8 @@ private:
             std::string body;
             registry::detail::json_writer w(body);
             w.begin_object().key("TTL").number(static_cast<std::uint64_t>(opts_.writer_lease_ttl.count())).end_object();
-            dom::element doc = co_await call("/v3/lease/grant", std::move(body));
-            lease_id_ = std::string(string_of(doc, "ID"));
+            dom::element doc = co_await gateway_->call("/v3/lease/grant", std::move(body));
+            lease_id_ = std::string(etcd_field(doc, "ID"));
             lease_granted_ = clock_.now();
         }
         std::string body;
@@ -524,12 +365,12 @@ private:
             .end_object().end_object()
             .end_array()
             .end_object();
-        dom::element doc = co_await call("/v3/kv/txn", std::move(body));
+        dom::element doc = co_await gateway_->call("/v3/kv/txn", std::move(body));
         bool succeeded = false;
         if (doc["succeeded"].get(succeeded) != simdjson::SUCCESS || !succeeded) co_return false;
         dom::element header;
         if (doc["header"].get(header) != simdjson::SUCCESS) throw store_error("etcd: no header in a txn's answer");
-        fence_ = to_u64(string_of(header, "revision"));  // the key was created by this txn
+        fence_ = etcd_number(etcd_field(header, "revision"));  // the key was created by this txn
         co_return true;
     }
 
@@ -550,11 +391,11 @@ private:
             w.begin_object().key("ID").string(self->lease_id_).end_object();
             std::optional<std::string> lost;
             try {
-                dom::element doc = co_await self->call("/v3/lease/keepalive", std::move(body));
+                dom::element doc = co_await self->gateway_->call("/v3/lease/keepalive", std::move(body));
                 std::string_view left;  // absent: 0, the lease is gone
                 dom::element result;
                 if (doc["result"].get(result) != simdjson::SUCCESS || result["TTL"].get(left) != simdjson::SUCCESS) left = "0";
-                if (to_u64(left) == 0) lost = "the writer lease ran out in etcd";
+                if (etcd_number(left) == 0) lost = "the writer lease ran out in etcd";
             } catch (const etcd_unreachable&) {
                 // renewed on a later round, or replaced: see above
             } catch (const store_error& e) {
@@ -576,248 +417,6 @@ private:
         if (auto ended = std::exchange(ended_, nullptr)) ended(why, was_writer);
     }
 
-    // ------------------------------------- following the writer through etcd
-
-    bool follow_stopped() const noexcept { return stopped_ || follow_stop_.stop_requested() || !following_; }
-
-    // Watches from the revision after the last one applied, again and again
-    // until following ends; an outage is logged once, and its end.
-    static registry::task<void> follow_loop(std::shared_ptr<impl> self) {
-        std::string problem;  // the one last logged, empty while following
-        log::info("following the registry's writer through etcd", {{"from_revision", self->applied_ + 1}});
-        while (!self->follow_stopped()) {
-            std::optional<std::string> broke;
-            try {
-                broke = co_await self->watch(problem);
-            } catch (const registry::operation_cancelled&) {
-                co_return;
-            } catch (const std::exception& e) {
-                broke = std::string("etcd watch: ") + e.what();
-            }
-            if (!broke || self->follow_stopped()) co_return;
-            if (problem.empty()) {  // once per outage; what it turns into after that, at debug level
-                problem = *broke;
-                log::warn("cannot follow the registry's writer through etcd; retrying every 500 ms",
-                          {{"error", problem}, {"from_revision", self->applied_ + 1}});
-            } else if (*broke != problem) {
-                problem = *broke;
-                log::debug("still cannot follow the registry's writer through etcd",
-                           {{"error", problem}, {"from_revision", self->applied_ + 1}});
-            }
-            std::stop_token stop = self->follow_stop_.get_token();
-            const registry::time_point next = self->clock_.now() + retry_interval;
-            if (!co_await self->clock_.sleep_until(next, stop)) co_return;
-        }
-    }
-
-    // One watch stream, from the first endpoint that takes it. Why it ended
-    // (to retry), or nullopt when following ended (stopped, lost).
-    registry::task<std::optional<std::string>> watch(std::string& problem) {
-        std::string body;
-        registry::detail::json_writer w(body);
-        w.begin_object().key("create_request").begin_object()
-            .key("key").string(base64_encode(opts_.prefix))
-            .key("range_end").string(base64_encode(prefix_end(opts_.prefix)))
-            .key("start_revision").string(std::to_string(applied_ + 1))
-            .end_object().end_object();
-        std::string tried_problems;
-        for (std::size_t tried = 0; tried < clients_.size(); ++tried) {
-            const std::size_t i = (current_ + tried) % clients_.size();
-            std::stop_token stop = follow_stop_.get_token();
-            // Named locals: GCC 12 mishandles temporaries in a co_await expression.
-            http_request req{"POST", "/v3/watch", body, "application/json", false};
-            auto stream = co_await clients_[i].open(std::move(req), stop);
-            if (!stream) {
-                tried_problems += (tried_problems.empty() ? "" : "; ") + opts_.endpoints[i] + ": " + stream.err().message;
-                continue;
-            }
-            if (stream->status() != 200) {
-                auto answer = co_await stream->read_all(opts_.request_timeout, stop);
-                tried_problems += (tried_problems.empty() ? "" : "; ") + opts_.endpoints[i] + "/v3/watch: HTTP " +
-                                  std::to_string(stream->status()) +
-                                  (answer ? ": " + answer->substr(0, 200) : std::string());
-                continue;
-            }
-            current_ = i;
-            std::string endpoint = opts_.endpoints[i];
-            http_stream opened = std::move(*stream);
-            co_return co_await read_watch(std::move(opened), std::move(endpoint), problem);
-        }
-        co_return "etcd unreachable: " + tried_problems;
-    }
-
-    registry::task<std::optional<std::string>> read_watch(http_stream stream, std::string endpoint, std::string& problem) {
-        const std::size_t limit = clients_.front().options().max_body_bytes;
-        json_object_splitter split(limit);
-        for (;;) {
-            std::stop_token stop = follow_stop_.get_token();
-            auto piece = co_await stream.next(stop);
-            if (follow_stopped()) co_return std::nullopt;
-            if (!piece) co_return piece.err().message;
-            if (!*piece) co_return endpoint + ": etcd ended the watch stream";
-            if (!split.feed(**piece)) {
-                lose("a watch message from etcd is larger than " + std::to_string(limit) + " bytes");
-                co_return std::nullopt;
-            }
-            for (;;) {
-                etcd_watch_message m;
-                try {
-                    auto object = split.next();
-                    if (!object) break;
-                    m = parse_watch_message(watch_parser_, *object, opts_.prefix);
-                } catch (const store_error& e) {
-                    co_return endpoint + ": " + e.what();
-                }
-                if (m.error) co_return endpoint + "/v3/watch: " + *m.error;
-                if (m.compact_revision > 0) {
-                    lose("etcd compacted its history up to revision " + std::to_string(m.compact_revision) +
-                         ", past revision " + std::to_string(applied_ + 1) + " that following needs next");
-                    co_return std::nullopt;
-                }
-                if (m.canceled) co_return endpoint + ": etcd canceled the watch: " + m.cancel_reason;
-                if (m.created && !problem.empty()) {
-                    problem.clear();
-                    log::info("following the registry's writer through etcd again", {{"from_revision", applied_ + 1}});
-                }
-                for (auto& txn : m.revisions) {
-                    if (!apply(std::move(txn))) co_return std::nullopt;
-                }
-            }
-        }
-    }
-
-    // Hands one revision to `each` (none twice); false when following ended.
-    bool apply(etcd_txn_seen txn) {
-        if (txn.revision <= applied_) return true;
-        const std::uint64_t revision = txn.revision;
-        if (!txn.mutations.empty()) {
-            try {
-                each_(std::move(txn));
-            } catch (const std::exception& e) {
-                lose(std::string("applying etcd revision ") + std::to_string(revision) + " failed: " + e.what());
-                return false;
-            }
-        }
-        if (follow_stopped()) return false;
-        applied_ = revision;
-        // Waiters resumed here may wait again: take them one at a time.
-        while (!applies_.empty() && applies_.begin()->first <= applied_) {
-            auto wait = std::move(applies_.begin()->second);
-            applies_.erase(applies_.begin());
-            wait->finish({});
-        }
-        return true;
-    }
-
-    // Following ends for good: the daemon is told once.
-    void lose(const std::string& why) {
-        log::warn("stopped following the registry's writer through etcd", {{"error", why}});
-        lost_why_ = why;
-        following_ = false;
-        follow_stop_.request_stop();
-        fail_barriers("not following the writer's transactions: " + why);
-        if (auto lost = std::exchange(lost_, nullptr)) lost(why);
-    }
-
-    // ------------------------------------------------------ read barriers
-
-    // One linearizable read of the revision key, shared by the barriers
-    // that joined it before it was sent.
-    struct barrier_round {
-        std::vector<std::coroutine_handle<>> waiters;
-        bool done = false;
-        std::uint64_t revision = 0;  // the revision key's mod_revision; 0: none
-        std::optional<std::string> error;
-    };
-    struct round_awaiter {
-        barrier_round& round;
-        bool await_ready() const noexcept { return round.done; }
-        void await_suspend(std::coroutine_handle<> h) { round.waiters.push_back(h); }
-        void await_resume() const noexcept {}
-    };
-
-    // A barrier waiting for following to reach a revision.
-    struct apply_wait {
-        std::coroutine_handle<> handle;
-        bool done = false;
-        std::string failed;  // why, when it did not get there
-        std::stop_source timer;
-        void finish(std::string why) {
-            if (done) return;
-            done = true;
-            failed = std::move(why);
-            timer.request_stop();
-            if (handle) handle.resume();
-        }
-    };
-    struct apply_awaiter {
-        apply_wait& wait;
-        bool await_ready() const noexcept { return wait.done; }
-        void await_suspend(std::coroutine_handle<> h) noexcept { wait.handle = h; }
-        void await_resume() const noexcept {}
-    };
-
-    // The round a barrier called now waits for: the one in flight began
-    // before the call, so it proves nothing about writes acknowledged
-    // before it; the barrier joins the next one (sent when that one ends).
-    std::shared_ptr<barrier_round> join_round() {
-        if (!round_running_) {
-            auto round = std::make_shared<barrier_round>();
-            round_running_ = round;
-            run_detached(shared_from_this(), run_round(shared_from_this(), round));
-            return round;
-        }
-        if (!round_next_) round_next_ = std::make_shared<barrier_round>();
-        return round_next_;
-    }
-
-    static registry::task<void> run_round(std::shared_ptr<impl> self, std::shared_ptr<barrier_round> round) {
-        try {
-            round->revision = co_await self->writer_revision();
-        } catch (const std::exception& e) {
-            round->error = e.what();
-        }
-        self->round_running_ = std::exchange(self->round_next_, nullptr);
-        if (self->round_running_) run_detached(self, run_round(self, self->round_running_));
-        round->done = true;
-        for (auto h : std::exchange(round->waiters, {})) h.resume();
-    }
-
-    // The etcd revision of the writer's last transaction (linearizable).
-    registry::task<std::uint64_t> writer_revision() {
-        std::string body;
-        registry::detail::json_writer w(body);
-        w.begin_object()
-            .key("key").string(base64_encode(opts_.prefix + std::string(revision_key)))
-            .key("keys_only").boolean(true)
-            .end_object();
-        dom::element doc = co_await call("/v3/kv/range", std::move(body));
-        dom::array kvs;
-        if (doc["kvs"].get(kvs) != simdjson::SUCCESS || kvs.size() == 0) co_return 0;
-        co_return to_u64(string_of(*kvs.begin(), "mod_revision"));
-    }
-
-    // Fails a barrier still waiting at `deadline`.
-    static registry::task<void> expire(std::shared_ptr<impl> self, std::shared_ptr<apply_wait> wait,
-                                       std::uint64_t target, registry::time_point deadline) {
-        std::stop_token stop = wait->timer.get_token();
-        if (!co_await self->clock_.sleep_until(deadline, stop) || wait->done) co_return;
-        for (auto [it, end] = self->applies_.equal_range(target); it != end; ++it) {
-            if (it->second == wait) {
-                self->applies_.erase(it);
-                break;
-            }
-        }
-        wait->finish("following the writer's transactions has not reached etcd revision " + std::to_string(target) +
-                     " within " + std::to_string(self->opts_.request_timeout.count()) + " ms (it is at " +
-                     std::to_string(self->applied_) + ")");
-    }
-
-    void fail_barriers(const std::string& why) {
-        auto waits = std::exchange(applies_, {});
-        for (auto& [target, wait] : waits) wait->finish(why);
-    }
-
     static void hand_back(const std::string& why, std::vector<queued> waiting) {
         for (auto& q : waiting) {
             q.w->error = std::make_exception_ptr(registry::store_unreachable(why, std::move(q.batch)));
@@ -833,9 +432,7 @@ private:
     }
 
     etcd_options opts_;
-    std::vector<engine_http_client> clients_;
-    std::size_t current_ = 0;
-    dom::parser parser_;  // the io thread's; an element is read before the next call
+    std::shared_ptr<etcd_gateway> gateway_;
     std::vector<queued> queued_;
     bool flushing_ = false;
     bool stopped_ = false;
@@ -849,7 +446,7 @@ private:
     std::function<void(std::string, bool)> ended_;
     std::function<void(std::string)> standing_by_;
     bool campaigning_ = false;
-    std::string writer_key_ = base64_encode(opts_.prefix + std::string(writer_key));  // as etcd's JSON wants it
+    std::string writer_key_ = base64_encode(opts_.prefix + std::string(etcd_writer_key));  // as etcd's JSON wants it
     std::string lease_id_;  // etcd's decimal lease id, empty before the first grant
     registry::time_point lease_granted_{};
     std::uint64_t fence_ = 0;  // the writer key's create revision once ours; 0: not the writer
@@ -859,19 +456,12 @@ private:
     // The standby's reads.
     bool pin_ = false;
     std::uint64_t pinned_revision_ = 0;
-    bool following_ = false;
-    std::uint64_t applied_ = 0;  // the last etcd revision handed to each_ (or skipped: meta/ only)
-    std::function<void(etcd_txn_seen)> each_;
-    std::function<void(std::string)> lost_;
-    std::optional<std::string> lost_why_;
-    std::stop_source follow_stop_;
-    dom::parser watch_parser_;  // the watch's own: its messages are read across suspensions of call()
-    std::shared_ptr<barrier_round> round_running_, round_next_;
-    std::multimap<std::uint64_t, std::shared_ptr<apply_wait>> applies_;  // by the revision they wait for
 };
 
 etcd_store_port::etcd_store_port(boost::asio::io_context& io, etcd_options options)
-    : impl_(std::make_shared<impl>(io, std::move(options))), probe_(impl_->make_probe(io)) {
+    : impl_(std::make_shared<impl>(io, std::move(options))),
+      follower_(std::make_unique<etcd_follower>(io, impl_->gateway())),
+      probe_(impl_->make_probe(io)) {
     probe_->start();
 }
 
@@ -899,6 +489,7 @@ registry::task<void> etcd_store_port::resign() { return impl_->resign(); }
 
 void etcd_store_port::stop() {
     impl_->stop();
+    follower_->stop();
     probe_->stop();
 }
 
@@ -910,13 +501,13 @@ std::uint64_t etcd_store_port::pinned_revision() const noexcept { return impl_->
 
 std::uint64_t etcd_store_port::unpin_loads() { return impl_->unpin_loads(); }
 
-void etcd_store_port::stop_following() { impl_->stop_following(); }
+void etcd_store_port::stop_following() { follower_->stop_following(); }
 
 void etcd_store_port::follow(std::uint64_t after, std::function<void(etcd_txn_seen)> each,
                              std::function<void(std::string why)> lost) {
-    impl_->follow(after, std::move(each), std::move(lost));
+    follower_->follow(after, std::move(each), std::move(lost));
 }
 
-registry::task<registry::result<void>> etcd_store_port::read_barrier() { return impl_->read_barrier(); }
+registry::task<registry::result<void>> etcd_store_port::read_barrier() { return follower_->read_barrier(); }
 
 }  // namespace registryd

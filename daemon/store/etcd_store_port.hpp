@@ -40,9 +40,9 @@
 #pragma once
 
 #include "store/daemon_store.hpp"
+#include "store/etcd_follower.hpp"
+#include "store/etcd_gateway.hpp"
 #include "store/etcd_probe.hpp"
-#include "store/etcd_tls.hpp"
-#include "store/etcd_watch.hpp"
 
 #include <registry/result.hpp>
 
@@ -58,16 +58,6 @@ class io_context;
 }
 
 namespace registryd {
-
-struct etcd_options {
-    // http://host:port, or all https://host:port (TLS with `tls`).
-    std::vector<std::string> endpoints{"http://127.0.0.1:2379"};
-    std::string prefix = "/registry/";
-    std::chrono::milliseconds dial_timeout{2000};
-    std::chrono::milliseconds request_timeout{5000};
-    etcd_tls_options tls;  // https:// endpoints
-    std::chrono::seconds writer_lease_ttl{5};
-};
 
 class etcd_store_port final : public daemon_store {
 public:
@@ -131,8 +121,9 @@ public:
     store_health health() const override;
 
 private:
-    class impl;
+    class impl;  // the writer's side: commits, the election, pinned loads
     std::shared_ptr<impl> impl_;
+    std::unique_ptr<etcd_follower> follower_;  // the standby's side
     std::unique_ptr<etcd_probe> probe_;
 };
 
