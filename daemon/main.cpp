@@ -487,6 +487,9 @@ private:
             bool started = false;
             try {
                 addr = server_.listen().to_string();
+                // Before the port file: whoever sees the file finds the line.
+                log::info("listening",
+                          {{"addr", addr}, {"data_dir", cfg_.data_dir.string()}, {"version", version}});
                 if (port_file_) {
                     write_port_file(*port_file_, addr);
                     port_file_written_ = true;
@@ -501,8 +504,6 @@ private:
                 co_await finish();
                 co_return;
             }
-            log::info("listening",
-                      {{"addr", addr}, {"data_dir", cfg_.data_dir.string()}, {"version", version}});
             if (!registryd::notify_systemd("READY=1\nSTATUS=listening on " + addr))
                 log::warn("cannot notify systemd (NOTIFY_SOCKET)", {});
 

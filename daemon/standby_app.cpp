@@ -88,12 +88,13 @@ registry::task<void> standby_app::run() {
         try {
             address_ = server_.listen();
             addr = address_->to_string();
+            // Before the port file: whoever sees the file finds the line.
+            log::info("standby: serving reads and subscriptions; writes go to the writer",
+                      {{"addr", addr}, {"writer", writer_}, {"revision", reg_.revision()}});
             if (port_file_) {
                 write_port_file(*port_file_, addr);
                 port_file_written_ = true;
             }
-            log::info("standby: serving reads and subscriptions; writes go to the writer",
-                      {{"addr", addr}, {"writer", writer_}, {"revision", reg_.revision()}});
             notify_systemd("READY=1\nSTATUS=standby, serving reads on " + addr);
         } catch (const std::exception& e) {
             log::error("standby: cannot start listening; standing by without serving", {{"error", e.what()}});

@@ -26,7 +26,20 @@ bool etcd_available() { return ::access(etcd_binary, X_OK) == 0; }
 
 etcd_server::etcd_server(std::optional<etcd_tls_files> tls)
     : tls_(std::move(tls)), client_port_(free_port()), peer_port_(free_port()) {
-    start();
+    for (int attempt = 1;; ++attempt) {
+        try {
+            start();
+            return;
+        } catch (const failure&) {
+            // Another process (a registryd on port 0, say) took a port between
+            // free_port() and etcd's bind: again on new ports, from scratch.
+            if (attempt == 3 || log().find("address already in use") == std::string::npos) throw;
+            client_port_ = free_port();
+            peer_port_ = free_port();
+            std::error_code ec;
+            fs::remove_all(dir_.path() / "data", ec);
+        }
+    }
 }
 
 etcd_server::~etcd_server() { stop(); }

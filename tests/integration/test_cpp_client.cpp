@@ -3,6 +3,7 @@
 // the callback form, and the reconnect story: a registryd restart after
 // which the client re-registers and a watcher resumes from its last
 // revision, and a lease lost under the client's feet that it replaces.
+#include "cpp_client_support.hpp"
 #include "harness.hpp"
 #include "harness_tls.hpp"
 
@@ -31,6 +32,10 @@ using namespace std::chrono_literals;
 using it::num;
 using it::str;
 
+using it::cpp_client::eventually;
+using it::cpp_client::run;
+using it::cpp_client::sleep;
+
 namespace {
 
 std::string url_of(const it::registryd& d) { return "ws://127.0.0.1:" + std::to_string(d.port()) + "/"; }
@@ -43,36 +48,6 @@ registry::service_instance api(std::string instance_id, std::uint16_t port = 808
     s.endpoints.push_back({"http", "127.0.0.1", port, "http"});
     s.metadata["team"] = "core";
     return s;
-}
-
-// Runs `body` on `io` until it finishes (bounded), then lets the client's
-// background work wind down; rethrows what the body threw.
-void run(asio::io_context& io, std::function<asio::awaitable<void>()> body, it::ms timeout = 60s) {
-    bool finished = false;
-    std::exception_ptr failure;
-    asio::co_spawn(io, body(), [&](std::exception_ptr e) {
-        failure = e;
-        finished = true;
-    });
-    const auto deadline = it::steady::now() + it::scaled(timeout);
-    while (!finished && it::steady::now() < deadline) io.run_one_for(100ms);
-    REQUIRE_MESSAGE(finished, "the client test did not finish in time");
-    if (failure) std::rethrow_exception(failure);
-}
-
-asio::awaitable<void> sleep(it::ms d) {
-    asio::steady_timer t(co_await asio::this_coro::executor, d);
-    co_await t.async_wait(asio::use_awaitable);
-}
-
-// Polls `ok` every 50 ms until it holds, up to `timeout`.
-asio::awaitable<bool> eventually(std::function<bool()> ok, it::ms timeout) {
-    const auto deadline = it::steady::now() + it::scaled(timeout);
-    while (!ok()) {
-        if (it::steady::now() >= deadline) co_return false;
-        co_await sleep(50ms);
-    }
-    co_return true;
 }
 
 // The next event of `w` that is not a bookmark, bounded.

@@ -5,6 +5,7 @@
 // connection_lost after the bounded wait, while the write answered
 // not_writer is sent again on the next URL; with one URL a not_writer
 // answer is the result, without a reconnect.
+#include "cpp_client_support.hpp"
 #include "harness.hpp"
 
 #include <registry/client/client.hpp>
@@ -32,6 +33,9 @@ namespace beast = boost::beast;
 namespace rc = registry::client;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
+
+using it::cpp_client::eventually;
+using it::cpp_client::run;
 
 namespace {
 
@@ -107,29 +111,6 @@ std::string not_writer(const std::string& id) {
 std::string lease_granted(const std::string& id) {
     return R"({"id":")" + id +
            R"(","type":"response","data":{"lease_id":7,"instance_id":"api-1","ttl_seconds":30,"expires_at_ms":1,"revision":1,"created":true}})";
-}
-
-void run(asio::io_context& io, std::function<asio::awaitable<void>()> body, it::ms timeout = 60s) {
-    bool finished = false;
-    std::exception_ptr failure;
-    asio::co_spawn(io, body(), [&](std::exception_ptr e) {
-        failure = e;
-        finished = true;
-    });
-    const auto deadline = it::steady::now() + it::scaled(timeout);
-    while (!finished && it::steady::now() < deadline) io.run_one_for(100ms);
-    REQUIRE_MESSAGE(finished, "the client test did not finish in time");
-    if (failure) std::rethrow_exception(failure);
-}
-
-asio::awaitable<bool> eventually(std::function<bool()> ok, it::ms timeout) {
-    const auto deadline = it::steady::now() + it::scaled(timeout);
-    while (!ok()) {
-        if (it::steady::now() >= deadline) co_return false;
-        asio::steady_timer t(co_await asio::this_coro::executor, 20ms);
-        co_await t.async_wait(asio::use_awaitable);
-    }
-    co_return true;
 }
 
 registry::service_instance api_1() {

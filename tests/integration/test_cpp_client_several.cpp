@@ -6,8 +6,9 @@
 // not_writer after one round, and after a kill -9 of the writer the client
 // ends up on the standby that took over, its session-bound registration
 // renewed under its lease and its watch resumed with nothing missing.
-#include "etcd_server.hpp"
+#include "cpp_client_support.hpp"
 #include "harness.hpp"
+#include "three_registryd.hpp"
 
 #include <registry/client/client.hpp>
 
@@ -29,32 +30,11 @@ using namespace std::chrono_literals;
 using it::num;
 using it::str;
 
+using it::cpp_client::eventually;
+using it::cpp_client::run;
+using it::cpp_client::sleep;
+
 namespace {
-
-std::string cluster_config(const it::etcd_server& etcd) {
-    return "store:\n  kind: etcd\n  etcd:\n    endpoints: [\"" + etcd.client_url() +
-           "\"]\n    prefix: /cpp-urls/\n    dial_timeout_ms: 500\n    request_timeout_ms: 2000\n"
-           "    writer_lease_ttl_seconds: 2\n";
-}
-
-bool log_has(const it::registryd& d, const std::string& text) {
-    return d.diagnostics(200000).find(text) != std::string::npos;
-}
-
-// A writer `a`, then standbys `b` and `c`, each serving.
-struct three_registryd {
-    three_registryd() : a(cluster_config(etcd)), b(cluster_config(etcd), false), c(cluster_config(etcd), false) {
-        for (auto* d : {&b, &c}) {
-            d->spawn();
-            d->wait_ready(15s);
-            REQUIRE_MESSAGE(log_has(*d, "standby: serving reads"), d->diagnostics());
-        }
-    }
-    it::etcd_server etcd;
-    it::registryd a;
-    it::registryd b;
-    it::registryd c;
-};
 
 std::string url_of(const it::registryd& d) { return "ws://127.0.0.1:" + std::to_string(d.port()) + "/"; }
 
@@ -70,35 +50,6 @@ struct move_seen {
     std::string from, to;
     rc::errc reason;
 };
-
-// Runs `body` on `io` until it finishes (bounded); rethrows what it threw.
-void run(asio::io_context& io, std::function<asio::awaitable<void>()> body, it::ms timeout = 90s) {
-    bool finished = false;
-    std::exception_ptr failure;
-    asio::co_spawn(io, body(), [&](std::exception_ptr e) {
-        failure = e;
-        finished = true;
-    });
-    const auto deadline = it::steady::now() + it::scaled(timeout);
-    while (!finished && it::steady::now() < deadline) io.run_one_for(100ms);
-    REQUIRE_MESSAGE(finished, "the client test did not finish in time");
-    if (failure) std::rethrow_exception(failure);
-}
-
-asio::awaitable<void> sleep(it::ms d) {
-    asio::steady_timer t(co_await asio::this_coro::executor, d);
-    co_await t.async_wait(asio::use_awaitable);
-}
-
-// Polls `ok` every 50 ms until it holds, up to `timeout` (scaled).
-asio::awaitable<bool> eventually(std::function<bool()> ok, it::ms timeout) {
-    const auto deadline = it::steady::now() + it::scaled(timeout);
-    while (!ok()) {
-        if (it::steady::now() >= deadline) co_return false;
-        co_await sleep(50ms);
-    }
-    co_return true;
-}
 
 // The next event of `w` that is not a bookmark, bounded.
 asio::awaitable<rc::event> next_event(rc::subscription& w, rc::client& c, it::ms timeout = 20s) {
@@ -145,7 +96,7 @@ TEST_CASE("C++ client several registryd: past a dead URL without a backoff, a wr
         MESSAGE("etcd is not installed: skipped");
         return;
     }
-    three_registryd r;
+    it::three_registryd r("/cpp-urls/");
     IT_DIAGNOSE(r.a);
     IT_DIAGNOSE(r.b);
     IT_DIAGNOSE(r.c);
@@ -242,7 +193,7 @@ TEST_CASE("C++ client several registryd: after a kill -9 of the writer the clien
         MESSAGE("etcd is not installed: skipped");
         return;
     }
-    three_registryd r;
+    it::three_registryd r("/cpp-urls/");
     IT_DIAGNOSE(r.a);
     IT_DIAGNOSE(r.b);
     IT_DIAGNOSE(r.c);
@@ -278,7 +229,7 @@ TEST_CASE("C++ client several registryd: after a kill -9 of the writer the clien
         REQUIRE(co_await eventually(
             [&] {
                 for (auto* d : {&r.b, &r.c}) {
-                    if (log_has(*d, "elected the registry's writer") && log_has(*d, "\"listening\"")) writer = d;
+                    if (it::three_registryd::logged(*d, "elected the registry's writer") && it::three_registryd::logged(*d, "\"listening\"")) writer = d;
                 }
                 return writer != nullptr;
             },

@@ -2,8 +2,8 @@
 // and two standbys that serve reads and subscriptions from the writer's
 // transactions (standby_app.hpp). Read-your-writes across instances, one
 // revision line, a client that moves from one registryd to another.
-#include "etcd_server.hpp"
 #include "harness.hpp"
+#include "three_registryd.hpp"
 
 #include <doctest/doctest.h>
 
@@ -15,41 +15,12 @@ using it::str;
 using namespace std::chrono_literals;
 namespace json = it::json;
 
-namespace {
-
-std::string cluster_config(const it::etcd_server& etcd) {
-    return "store:\n  kind: etcd\n  etcd:\n    endpoints: [\"" + etcd.client_url() +
-           "\"]\n    prefix: /cluster/\n    dial_timeout_ms: 500\n    request_timeout_ms: 2000\n"
-           "    writer_lease_ttl_seconds: 2\n";
-}
-
-bool log_has(const it::registryd& d, const std::string& text) {
-    return d.diagnostics(200000).find(text) != std::string::npos;
-}
-
-// A writer `a`, then standbys `b` and `c`, each serving.
-struct three_registryd {
-    three_registryd() : a(cluster_config(etcd)), b(cluster_config(etcd), false), c(cluster_config(etcd), false) {
-        for (auto* d : {&b, &c}) {
-            d->spawn();
-            d->wait_ready(15s);
-            REQUIRE_MESSAGE(log_has(*d, "standby: serving reads"), d->diagnostics());
-        }
-    }
-    it::etcd_server etcd;
-    it::registryd a;
-    it::registryd b;
-    it::registryd c;
-};
-
-}  // namespace
-
 TEST_CASE("etcd cluster: a registration through the writer is answered at once by both standbys, whose subscribers get it under the writer's revision") {
     if (!it::etcd_available()) {
         MESSAGE("etcd is not installed: skipped");
         return;
     }
-    three_registryd r;
+    it::three_registryd r("/cluster/");
     IT_DIAGNOSE(r.a);
     IT_DIAGNOSE(r.b);
     IT_DIAGNOSE(r.c);
@@ -97,7 +68,7 @@ TEST_CASE("etcd cluster: a subscriber moves from the writer to a standby with fr
         MESSAGE("etcd is not installed: skipped");
         return;
     }
-    three_registryd r;
+    it::three_registryd r("/cluster/");
     IT_DIAGNOSE(r.a);
     IT_DIAGNOSE(r.b);
     std::uint64_t seen = 0;
@@ -133,7 +104,7 @@ TEST_CASE("etcd cluster: after a kill -9 of the writer a standby takes over on i
         MESSAGE("etcd is not installed: skipped");
         return;
     }
-    three_registryd r;
+    it::three_registryd r("/cluster/");
     IT_DIAGNOSE(r.a);
     IT_DIAGNOSE(r.b);
     IT_DIAGNOSE(r.c);
@@ -153,7 +124,7 @@ TEST_CASE("etcd cluster: after a kill -9 of the writer a standby takes over on i
     const auto deadline = it::steady::now() + it::scaled(15s);
     while (!writer && it::steady::now() < deadline) {
         for (auto* d : {&r.b, &r.c}) {
-            if (log_has(*d, "elected the registry's writer") && log_has(*d, "\"listening\"")) writer = d;
+            if (it::three_registryd::logged(*d, "elected the registry's writer") && it::three_registryd::logged(*d, "\"listening\"")) writer = d;
         }
         std::this_thread::sleep_for(50ms);
     }

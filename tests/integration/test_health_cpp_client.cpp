@@ -2,6 +2,7 @@
 // the real registryd: an instance whose TCP check is critical is left out of
 // find_service and list_endpoints with health passing, an instance without
 // checks is not (docs/protocol.md, "Health checks").
+#include "cpp_client_support.hpp"
 #include "harness.hpp"
 
 #include <registry/client/client.hpp>
@@ -30,21 +31,9 @@ using namespace std::chrono_literals;
 namespace json = it::json;
 using it::str;
 
-namespace {
+using it::cpp_client::run;
 
-// Runs `body` on `io` until it finishes (bounded); rethrows what it threw.
-void run(asio::io_context& io, std::function<asio::awaitable<void>()> body) {
-    bool finished = false;
-    std::exception_ptr failure;
-    asio::co_spawn(io, body(), [&](std::exception_ptr e) {
-        failure = e;
-        finished = true;
-    });
-    const auto deadline = it::steady::now() + it::scaled(60s);
-    while (!finished && it::steady::now() < deadline) io.run_one_for(100ms);
-    REQUIRE_MESSAGE(finished, "the client test did not finish in time");
-    if (failure) std::rethrow_exception(failure);
-}
+namespace {
 
 // A loopback port nothing listens on (bound, then released).
 std::uint16_t closed_port() {

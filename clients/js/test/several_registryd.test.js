@@ -49,6 +49,11 @@ before(async () => {
   // The first writes its port file once it listens as the writer; the
   // others once they serve reads as standbys.
   for (let i = 0; i < 3; i++) daemons.push(await new Registryd({ config }).start());
+  // Its log line comes before its port file, but node reads stderr as it gets to it.
+  for (const d of daemons) {
+    await until(() => d.stderr.includes('"msg":"listening"') || d.stderr.includes('standby: serving reads'), 5000,
+      'the role in the log');
+  }
   [writer, ...standbys] = daemons;
   assert.equal(role(writer), 'writer', writer.stderr);
   for (const s of standbys) assert.equal(role(s), 'standby', s.stderr);
