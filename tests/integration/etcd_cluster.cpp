@@ -36,16 +36,27 @@ std::string tail_of(const std::filesystem::path& file, std::size_t max_bytes) {
 }  // namespace
 
 etcd_cluster::etcd_cluster() : token_(unique_token()) {
-    for (auto& m : members_) {
-        m.client_port = deploy::free_port();
-        m.peer_port = deploy::free_port();
-    }
-    try {
-        for (std::size_t i = 0; i < size; ++i) start(i, false);
-        for (std::size_t i = 0; i < size; ++i) wait_healthy(i);
-    } catch (...) {
-        stop_all();
-        throw;
+    for (int attempt = 1;; ++attempt) {
+        for (auto& m : members_) {
+            m.client_port = deploy::free_port();
+            m.peer_port = deploy::free_port();
+        }
+        try {
+            for (std::size_t i = 0; i < size; ++i) start(i, false);
+            for (std::size_t i = 0; i < size; ++i) wait_healthy(i);
+            return;
+        } catch (...) {
+            stop_all();
+            // Another process (a registryd on port 0, say) took a port between
+            // free_port() and a member's bind: again on new ports, from scratch.
+            if (attempt == 3 || logs(1 << 16).find("address already in use") == std::string::npos) throw;
+            std::error_code ec;
+            for (std::size_t i = 0; i < size; ++i) {
+                std::filesystem::remove_all(dir_.path() / (name(i) + ".data"), ec);
+                std::filesystem::remove(dir_.path() / (name(i) + ".log"), ec);
+            }
+            token_ = unique_token();
+        }
     }
 }
 

@@ -17,6 +17,8 @@
 #include <boost/beast/websocket/stream.hpp>
 
 #include <algorithm>
+#include <mutex>
+#include <set>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -173,7 +175,10 @@ temp_dir::~temp_dir() {
     fs::remove_all(path_, ec);
 }
 
-std::uint16_t free_port() {
+namespace {
+
+// A loopback port nothing listens on now (bound, read, closed).
+std::uint16_t unused_port() {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -182,10 +187,24 @@ std::uint16_t free_port() {
     if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
         ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
         if (fd >= 0) ::close(fd);
-        throw failure("free_port: cannot bind");
+        throw failure("unused_port: cannot bind");
     }
     ::close(fd);
     return ntohs(a.sin_port);
+}
+
+}  // namespace
+
+std::uint16_t free_port() {
+    // The kernel may hand the same free port out twice in a row: never give
+    // a port this process gave before (two of one etcd's ports, say).
+    static std::mutex given_lock;
+    static std::set<std::uint16_t> given;
+    for (;;) {
+        const std::uint16_t port = unused_port();
+        const std::lock_guard lock(given_lock);
+        if (given.insert(port).second) return port;
+    }
 }
 
 namespace {
