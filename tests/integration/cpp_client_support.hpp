@@ -4,6 +4,8 @@
 
 #include "harness.hpp"
 
+#include <registry/client/client.hpp>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -15,6 +17,7 @@
 
 #include <exception>
 #include <functional>
+#include <utility>
 
 namespace it::cpp_client {
 
@@ -46,6 +49,26 @@ inline boost::asio::awaitable<bool> eventually(std::function<bool()> ok, ms time
         co_await sleep(ms(50));
     }
     co_return true;
+}
+
+// The next event of `w` that is not a bookmark, within `timeout` (scaled).
+inline boost::asio::awaitable<registry::client::event> next_event(registry::client::subscription& w,
+                                                                  registry::client::client& c, ms timeout = ms(20000)) {
+    for (;;) {
+        boost::asio::steady_timer guard(c.get_executor(), scaled(timeout));
+        bool timed_out = false;
+        guard.async_wait([&](boost::system::error_code ec) {
+            if (!ec) {
+                timed_out = true;
+                w.cancel();
+            }
+        });
+        registry::client::result<registry::client::event> e = co_await w.next();
+        guard.cancel();
+        if (timed_out) throw failure("no event in time");
+        if (!e) throw failure("the watch ended: " + e.err().message);
+        if (e->type != "bookmark") co_return std::move(e).value();
+    }
 }
 
 }  // namespace it::cpp_client

@@ -33,6 +33,7 @@ using it::num;
 using it::str;
 
 using it::cpp_client::eventually;
+using it::cpp_client::next_event;
 using it::cpp_client::run;
 using it::cpp_client::sleep;
 
@@ -56,24 +57,6 @@ registry::service_instance api(std::string instance_id, std::uint16_t port = 808
 asio::awaitable<bool> stop_daemon(it::registryd& d) {
     d.signal(SIGTERM);
     co_return co_await eventually([&] { return !d.running(); }, 15s);
-}
-
-asio::awaitable<rc::event> next_event(rc::subscription& w, rc::client& c) {
-    for (;;) {
-        asio::steady_timer guard(c.get_executor(), it::scaled(15s));
-        bool timed_out = false;
-        guard.async_wait([&](boost::system::error_code ec) {
-            if (!ec) {
-                timed_out = true;
-                w.cancel();
-            }
-        });
-        rc::result<rc::event> e = co_await w.next();
-        guard.cancel();
-        if (timed_out) throw it::failure("no event within 15 s");
-        if (!e) throw it::failure("the watch ended: " + e.err().message);
-        if (e->type != "bookmark") co_return std::move(e).value();
-    }
 }
 
 }  // namespace

@@ -31,6 +31,7 @@ using it::num;
 using it::str;
 
 using it::cpp_client::eventually;
+using it::cpp_client::next_event;
 using it::cpp_client::run;
 using it::cpp_client::sleep;
 
@@ -50,25 +51,6 @@ struct move_seen {
     std::string from, to;
     rc::errc reason;
 };
-
-// The next event of `w` that is not a bookmark, bounded.
-asio::awaitable<rc::event> next_event(rc::subscription& w, rc::client& c, it::ms timeout = 20s) {
-    for (;;) {
-        asio::steady_timer guard(c.get_executor(), it::scaled(timeout));
-        bool timed_out = false;
-        guard.async_wait([&](boost::system::error_code ec) {
-            if (!ec) {
-                timed_out = true;
-                w.cancel();
-            }
-        });
-        rc::result<rc::event> e = co_await w.next();
-        guard.cancel();
-        if (timed_out) throw it::failure("no event in time");
-        if (!e) throw it::failure("the watch ended: " + e.err().message);
-        if (e->type != "bookmark") co_return std::move(e).value();
-    }
-}
 
 }  // namespace
 
