@@ -23,6 +23,8 @@ outcome connection::reject(errc code, std::string message) { return impl_->state
 
 void connection::close() { impl_->state->close(); }
 
+void connection::relay_through(relay& r) noexcept { impl_->state->relay_through(r); }
+
 std::size_t connection::subscription_count() const noexcept { return impl_->state->subscription_count(); }
 
 }  // namespace registry::protocol

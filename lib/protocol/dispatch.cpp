@@ -32,6 +32,10 @@ void dispatch_table::answer_absent(errc code, std::string_view why) {
     }
 }
 
+void dispatch_table::relay_all_but(permission_family local) {
+    for (auto& e : entries_) e.relayed = e.family != local;
+}
+
 const action_entry* dispatch_table::find(std::string_view name) const noexcept {
     auto it = std::lower_bound(entries_.begin(), entries_.end(), name, by_name);
     return it != entries_.end() && it->name == name ? &*it : nullptr;

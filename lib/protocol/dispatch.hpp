@@ -32,6 +32,9 @@ struct action_entry {
     // With start null: the subsystem is absent, and this is the answer.
     std::string_view absent;
     errc absent_code = errc::unavailable;
+    // On a replica (server::serve_replica): sent on to the writer by a
+    // connection that has a relay (protocol/relay.hpp).
+    bool relayed = false;
 };
 
 class dispatch_table {
@@ -42,6 +45,8 @@ public:
     void add_absent(std::initializer_list<std::string_view> names, permission_family family, std::string_view why);
     // Every absent entry answers `code` with `why` (a literal) instead.
     void answer_absent(errc code, std::string_view why);
+    // Every entry outside `local` is relayed (action_entry::relayed).
+    void relay_all_but(permission_family local);
     const action_entry* find(std::string_view name) const noexcept;
 
 private:

@@ -113,8 +113,8 @@ struct request_parser::impl {
     dom::parser parser;
 
     // A frame that parsed: its envelope, then the params by the action's entry.
-    std::variant<task<outcome>, rejection> read_frame(const dom::element& root, const dispatch_table& actions,
-                                                       std::shared_ptr<session>* self);
+    std::variant<task<outcome>, rejection, relayed_request> read_frame(const dom::element& root, const dispatch_table& actions,
+                                                                        std::shared_ptr<session>* self);
     // A frame simdjson refused: not JSON, unless that was an integer beyond 64 bits.
     rejection read_with_big_integer(std::string_view frame, const dispatch_table& actions);
 };
@@ -122,8 +122,9 @@ struct request_parser::impl {
 request_parser::request_parser() : impl_(std::make_unique<impl>()) {}
 request_parser::~request_parser() = default;
 
-std::variant<task<outcome>, rejection> request_parser::parse(std::string_view frame, const dispatch_table& actions,
-                                                             std::shared_ptr<session>* self) {
+std::variant<task<outcome>, rejection, relayed_request> request_parser::parse(std::string_view frame,
+                                                                              const dispatch_table& actions,
+                                                                              std::shared_ptr<session>* self) {
     dom::element root;
     if (impl_->parser.parse(frame.data(), frame.size()).get(root)) return impl_->read_with_big_integer(frame, actions);
     return impl_->read_frame(root, actions, self);
@@ -161,9 +162,8 @@ rejection request_parser::impl::read_with_big_integer(std::string_view frame, co
     return invalid(std::move(id), action, std::move(field));
 }
 
-std::variant<task<outcome>, rejection> request_parser::impl::read_frame(const dom::element& root,
-                                                                        const dispatch_table& actions,
-                                                                        std::shared_ptr<session>* self) {
+std::variant<task<outcome>, rejection, relayed_request> request_parser::impl::read_frame(
+    const dom::element& root, const dispatch_table& actions, std::shared_ptr<session>* self) {
     if (!root.is_object()) return invalid(std::nullopt, {}, "frame is not a JSON object");
 
     // The id first: every later rejection carries it.
@@ -200,6 +200,7 @@ std::variant<task<outcome>, rejection> request_parser::impl::read_frame(const do
     if (self) {
         if (auto limited = (*self)->admit(entry->family)) return rejection{std::move(id), entry->name, std::move(*limited)};
     }
+    if (entry->relayed && self && (*self)->relays()) return relayed_request{std::move(id), entry->name};
     if (!entry->start) return rejection{std::move(id), entry->name, error{entry->absent_code, std::string(entry->absent)}};
     const path params_at = top.member("params");
     const params_element params = m.get("params");

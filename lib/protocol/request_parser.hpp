@@ -28,6 +28,13 @@ struct rejection {
     error err;
 };
 
+// A frame a replica's connection sends on to the writer (protocol/relay.hpp):
+// its envelope is valid and the caller may call the action.
+struct relayed_request {
+    std::string id;
+    std::string_view action;
+};
+
 class request_parser {
 public:
     request_parser();
@@ -35,10 +42,12 @@ public:
     request_parser(const request_parser&) = delete;
     request_parser& operator=(const request_parser&) = delete;
 
-    // The task that answers the frame, made for `self`; or what to answer.
-    // Without `self` the params are only read (and the task is empty).
+    // The task that answers the frame, made for `self`; or what to answer;
+    // or, for a relayed action when `self` has a relay, that it is relayed
+    // (its params are the writer's to read). Without `self` the params are
+    // only read (and the task is empty).
     // Reuses one set of buffers: single-threaded; the task owns its data.
-    std::variant<task<outcome>, rejection> parse(std::string_view frame, const dispatch_table& actions,
+    std::variant<task<outcome>, rejection, relayed_request> parse(std::string_view frame, const dispatch_table& actions,
                                                  std::shared_ptr<session>* self);
 
 private:

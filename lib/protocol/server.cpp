@@ -44,6 +44,7 @@ void server::serve_replica() {
     impl_->actions.answer_absent(errc::not_writer,
                                  "this registryd is a standby: it serves the registry's reads and subscriptions; "
                                  "containers, deployments and REPL executions are run by the writer");
+    impl_->actions.relay_all_but(permission_family::discover);
 }
 
 }  // namespace registry::protocol

@@ -35,7 +35,8 @@ task<outcome> session::handle(std::shared_ptr<session> self, std::string_view te
                                                          "frame exceeds " + std::to_string(shared.lims.max_message_bytes) +
                                                              " bytes"}});
     }
-    std::variant<task<outcome>, rejection> parsed = [&]() -> std::variant<task<outcome>, rejection> {
+    using parse_result = std::variant<task<outcome>, rejection, relayed_request>;
+    parse_result parsed = [&]() -> parse_result {
         try {
             return s.parser_.parse(text, shared.actions, &self);
         } catch (...) {
@@ -44,7 +45,19 @@ task<outcome> session::handle(std::shared_ptr<session> self, std::string_view te
     }();
     if (auto* answer = std::get_if<task<outcome>>(&parsed)) return std::move(*answer);
     if (!self) self = s.shared_from_this();  // moved into a task that could not be made (out of memory)
+    if (auto* r = std::get_if<relayed_request>(&parsed)) return relayed(std::move(self), std::move(*r), std::string(text));
     return rejected(std::move(self), std::move(std::get<rejection>(parsed)));
+}
+
+// The outcome is "relayed": the writer answers the request, and counts it.
+task<outcome> session::relayed(std::shared_ptr<session> self, relayed_request r, std::string text) {
+    if (self->closed_) co_return self->outcome_of(r.action, "closed", std::move(r.id));  // nobody to answer
+    auto sent = co_await self->relay_->forward(r.id, std::move(text));
+    if (!sent) {
+        self->send_error(&r.id, sent.err());
+        co_return self->outcome_of(r.action, to_string(sent.err().code), std::move(r.id));
+    }
+    co_return self->outcome_of(r.action, "relayed", std::move(r.id));
 }
 
 task<outcome> session::rejected(std::shared_ptr<session> self, rejection r) {

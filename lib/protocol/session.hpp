@@ -42,6 +42,8 @@ public:
     // behalf (a queued container create) stops waiting.
     std::stop_token closing() const noexcept { return closing_.get_token(); }
     std::size_t subscription_count() const noexcept { return subscriptions_.size(); }
+    void relay_through(relay& r) noexcept { relay_ = &r; }
+    bool relays() const noexcept { return relay_ != nullptr; }
 
     session_id id() const noexcept { return id_; }
     const std::string& source() const noexcept { return source_; }
@@ -71,6 +73,7 @@ public:
 
 private:
     static task<outcome> rejected(std::shared_ptr<session> self, rejection r);
+    static task<outcome> relayed(std::shared_ptr<session> self, relayed_request r, std::string text);
     void count_for_source(std::size_t added, std::size_t removed);
     task<void> pump(std::string id, async_generator<event_ptr> events, std::stop_token stop);
     void stop_subscriptions();
@@ -82,6 +85,7 @@ private:
     std::string source_;  // the peer's address, for per-source quotas; empty: none
     std::shared_ptr<const principal> caller_;  // never null
     std::string rate_key_;  // its rate limits' bucket key, made on first use
+    relay* relay_ = nullptr;  // a replica's connection: what only the writer serves goes there
     bool closed_ = false;
     std::stop_source closing_;
     std::map<std::string, std::stop_source, std::less<>> subscriptions_;

@@ -14,6 +14,7 @@
 #include <registry/protocol/frame.hpp>
 #include <registry/protocol/permission.hpp>
 #include <registry/protocol/rate_limits.hpp>
+#include <registry/protocol/relay.hpp>
 #include <registry/protocol/loop_context.hpp>
 #include <registry/registry.hpp>
 #include <registry/task.hpp>
@@ -66,9 +67,11 @@ public:
 
     registry& reg() noexcept;
     const limits& lims() const noexcept;
-    // For a replica's server (registry::become_replica): the actions of the
-    // subsystems it does not run (containers, deployments, REPL) answer
-    // not_writer, since the writer runs them, instead of "not enabled".
+    // For a replica's server (registry::become_replica): every action but
+    // the discover family's goes to the writer through the connection's relay
+    // (connection::relay_through); a connection without one answers
+    // not_writer, the subsystems it does not run (containers, deployments,
+    // REPL) included.
     void serve_replica();
     // The permission family of a known action (for the embedder's audit).
     std::optional<permission_family> family_of(std::string_view action) const noexcept;
@@ -108,6 +111,10 @@ public:
     void close();
 
     std::size_t subscription_count() const noexcept;
+
+    // On a replica's server: where the requests only the writer serves go.
+    // `r` must outlive the connection's requests (the embedder owns both).
+    void relay_through(relay& r) noexcept;
 
     struct impl;
 
