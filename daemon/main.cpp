@@ -11,6 +11,7 @@
 
 #include "access/commands.hpp"
 #include "access/gate.hpp"
+#include "cluster/writer_address.hpp"
 #include "config/command_line.hpp"
 #include "config/config.hpp"
 #include "deploy/local_target.hpp"
@@ -154,12 +155,15 @@ std::unique_ptr<registry::file_store> open_file_store(const registryd::config& c
 // The daemon's lifecycle, run as one coroutine on the io thread.
 class daemon_app {
 public:
+    // `etcd`: the same store as `port` when it is etcd (the writer publishes
+    // where it listens there), else null.
     daemon_app(asio::io_context& ioc, const registryd::config& cfg, std::optional<std::filesystem::path> port_file,
-               registryd::daemon_store& port, registryd::access::gate& gate)
+               registryd::daemon_store& port, registryd::etcd_store_port* etcd, registryd::access::gate& gate)
         : ioc_(ioc),
           cfg_(cfg),
           port_file_(std::move(port_file)),
           port_(port),
+          etcd_(etcd),
           clock_(ioc),
           reg_(clock_, port_, registry_options_from(cfg)),
           engines_(make_engines(ioc, cfg)),
@@ -486,7 +490,9 @@ private:
             std::string addr;
             bool started = false;
             try {
-                addr = server_.listen().to_string();
+                const registryd::listen_address bound = server_.listen();
+                addr = bound.to_string();
+                if (etcd_) background_.spawn(advertise(bound));
                 // Before the port file: whoever sees the file finds the line.
                 log::info("listening",
                           {{"addr", addr}, {"data_dir", cfg_.data_dir.string()}, {"version", version}});
@@ -516,6 +522,25 @@ private:
             log::info("connections closed");
         }
         co_await finish();
+    }
+
+    // Tells the standbys where they relay their clients' writes to.
+    registry::task<void> advertise(registryd::listen_address bound) {
+        const auto url = registryd::advertised_url(cfg_, bound);
+        if (!url) {
+            log::warn("standbys cannot relay writes here: listening on a wildcard address without "
+                      "store.etcd.advertise_url; they answer writes not_writer",
+                      {{"listen", bound.to_string()}});
+            co_return;
+        }
+        try {
+            if (co_await etcd_->advertise(registryd::holder_at(writer_holder_name(cfg_), *url))) {
+                log::info("writer address published for the standbys", {{"url", *url}});
+            }
+        } catch (const std::exception& e) {
+            log::warn("cannot publish the writer address; standbys answer writes not_writer until it is",
+                      {{"error", e.what()}});
+        }
     }
 
     // Everything after the last connection is gone: stop the registry's
@@ -591,6 +616,7 @@ private:
     const registryd::config& cfg_;
     std::optional<std::filesystem::path> port_file_;
     registryd::daemon_store& port_;
+    registryd::etcd_store_port* etcd_;
     registryd::asio_clock clock_;
     registryd::metrics metrics_;  // before the subsystems that count into it
     std::optional<registryd::audit_log> audit_;  // audit.file; outlives the server that writes to it
@@ -722,7 +748,7 @@ int main(int argc, char** argv) {
         }
         std::optional<daemon_app> app;
         const auto serve = [&] {
-            app.emplace(ioc, cfg, cli.port_file, *port, *gate);
+            app.emplace(ioc, cfg, cli.port_file, *port, etcd, *gate);
             app->start();
         };
         // Several registryd may share an etcd and prefix: one serves once it is

@@ -181,6 +181,8 @@ registry::protocol::server& server::protocol() noexcept { return state_->proto; 
 void server::audit_to(audit_log* log) noexcept { state_->audit = log; }
 void server::report_store(std::function<store_health()> health) { state_->store_health = std::move(health); }
 
+void server::relay_writes(const relay_target& target) noexcept { state_->relay = &target; }
+
 listen_address server::listen() {
     auto& st = *state_;
     const auto& want = st.cfg.listen;

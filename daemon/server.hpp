@@ -33,6 +33,7 @@ class server;
 namespace registryd {
 
 class audit_log;
+struct relay_target;
 namespace access {
 class gate;
 }
@@ -88,6 +89,12 @@ public:
     // What GET /healthz says of the store (daemon_store::health); without
     // it, the store is a file.
     void report_store(std::function<store_health()> health);
+    // A standby's server (protocol().serve_replica()): each WebSocket
+    // connection relays what only the writer serves to `target`'s writer
+    // (cluster/session_relay.hpp), with its client's bearer token; a client
+    // authenticated otherwise (a certificate) is answered not_writer. The
+    // target must outlive the server.
+    void relay_writes(const relay_target& target) noexcept;
 
     struct state;
 

@@ -33,6 +33,7 @@
 namespace registryd {
 
 class http_session;
+struct relay_target;
 class ws_session;
 
 // Sessions hold a shared_ptr to it.
@@ -54,6 +55,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
     access::gate& gate;  // who may connect (access/gate.hpp)
     audit_log* audit = nullptr;  // audit.file (server::audit_to); null: none
     std::function<registryd::store_health()> store_health;  // server::report_store; empty: a file
+    const relay_target* relay = nullptr;  // a standby's (server::relay_writes); null: a writer, or none
 
     // What the WebSocket sessions report of each request: the audit line
     // when it is audited (metrics count it in metrics::request).

@@ -1,5 +1,6 @@
 #include "standby_app.hpp"
 
+#include "cluster/writer_address.hpp"
 #include "observability/log.hpp"
 #include "observability/systemd_notify.hpp"
 #include "runtime/port_file.hpp"
@@ -10,6 +11,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <exception>
@@ -18,6 +20,27 @@
 
 namespace registryd {
 
+namespace {
+
+// The system's CAs and store.etcd.relay_ca_file.
+std::unique_ptr<boost::asio::ssl::context> relay_tls_context(const config& cfg) {
+    auto ctx = std::make_unique<boost::asio::ssl::context>(boost::asio::ssl::context::tls_client);
+    ctx->set_default_verify_paths();
+    if (!cfg.store.etcd.relay_ca_file.empty()) ctx->load_verify_file(cfg.store.etcd.relay_ca_file.string());
+    ctx->set_verify_mode(boost::asio::ssl::verify_peer);
+    return ctx;
+}
+
+writer_link_options relay_link_options(const config& cfg, boost::asio::ssl::context& tls) {
+    writer_link_options o;
+    o.open_timeout = cfg.store.etcd.request_timeout;
+    o.silence_timeout = 2 * cfg.timeouts.idle;  // the writer pings an idle connection after half of timeouts.idle
+    o.tls = &tls;
+    return o;
+}
+
+}  // namespace
+
 standby_app::standby_app(boost::asio::io_context& ioc, const config& cfg,
                          std::optional<std::filesystem::path> port_file, etcd_store_port& port, access::gate& gate,
                          std::string writer)
@@ -25,7 +48,8 @@ standby_app::standby_app(boost::asio::io_context& ioc, const config& cfg,
       cfg_(cfg),
       port_file_(std::move(port_file)),
       port_(port),
-      writer_(std::move(writer)),
+      relay_tls_(relay_tls_context(cfg)),
+      relay_{ioc, std::move(writer), {}, relay_link_options(cfg, *relay_tls_)},
       clock_(ioc),
       reg_(clock_, port_, registry_options_from(cfg)),
       server_(ioc, cfg, reg_, metrics_, [this] { return gauges(); }, gate),
@@ -33,7 +57,11 @@ standby_app::standby_app(boost::asio::io_context& ioc, const config& cfg,
       drained_(ioc) {
     server_.report_store([this] { return port_.health(); });
     server_.protocol().serve_replica();
+    relay_.writer_url = url_of_holder(relay_.writer).value_or(std::string());
+    if (cfg.store.etcd.relay_writes) server_.relay_writes(relay_);
 }
+
+standby_app::~standby_app() = default;
 
 void standby_app::start(std::function<void(bool)> ended) {
     ended_ = std::move(ended);
@@ -54,8 +82,9 @@ void standby_app::start(std::function<void(bool)> ended) {
 void standby_app::stop() { stop_requested_.set(); }
 
 void standby_app::writer_changed(std::string writer) {
-    writer_ = std::move(writer);
-    if (reg_.is_replica()) reg_.become_replica(writer_);
+    relay_.writer = std::move(writer);
+    relay_.writer_url = url_of_holder(relay_.writer).value_or(std::string());
+    if (reg_.is_replica()) reg_.become_replica(relay_.writer);
 }
 
 registry::task<void> standby_app::run() {
@@ -68,7 +97,7 @@ registry::task<void> standby_app::run() {
         again_ = true;
     }
     if (opened && !stop_requested_.is_set()) {
-        reg_.become_replica(writer_);
+        reg_.become_replica(relay_.writer);
         reg_.set_read_barrier([this] { return port_.read_barrier(); });
         const auto cannot_follow = [this](const std::string& why) {
             if (again_) return;
@@ -90,7 +119,7 @@ registry::task<void> standby_app::run() {
             addr = address_->to_string();
             // Before the port file: whoever sees the file finds the line.
             log::info("standby: serving reads and subscriptions; writes go to the writer",
-                      {{"addr", addr}, {"writer", writer_}, {"revision", reg_.revision()}});
+                      {{"addr", addr}, {"writer", relay_.writer}, {"revision", reg_.revision()}});
             if (port_file_) {
                 write_port_file(*port_file_, addr);
                 port_file_written_ = true;

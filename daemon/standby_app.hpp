@@ -3,8 +3,10 @@
 // this one serves its reads and subscriptions from a replica
 // (registry::become_replica) that follows the writer's transactions through
 // an etcd watch, with the writer's revisions and events; writes are refused
-// with not_writer. Reads pass the store's read barrier first, so they see
-// every write acknowledged anywhere before them.
+// and relays everything else (writes, containers, deployments, REPL) to the
+// writer, over a connection per client (cluster/session_relay.hpp). Reads
+// pass the store's read barrier first, so they see every write acknowledged
+// anywhere before them, a write relayed through this standby included.
 //
 // It stops when this registryd is elected (the writer's daemon then opens the
 // registry itself, and the standby's clients reconnect to it and resume with
@@ -12,6 +14,7 @@
 // history it needs, a transaction it cannot apply): then it is started anew.
 #pragma once
 
+#include "cluster/session_relay.hpp"
 #include "config/config.hpp"
 #include "observability/metrics.hpp"
 #include "runtime/asio_clock.hpp"
@@ -29,7 +32,10 @@
 
 namespace boost::asio {
 class io_context;
+namespace ssl {
+class context;
 }
+}  // namespace boost::asio
 
 namespace registryd {
 
@@ -42,6 +48,7 @@ class standby_app {
 public:
     standby_app(boost::asio::io_context& ioc, const config& cfg, std::optional<std::filesystem::path> port_file,
                 etcd_store_port& port, access::gate& gate, std::string writer);
+    ~standby_app();
     standby_app(const standby_app&) = delete;
     standby_app& operator=(const standby_app&) = delete;
 
@@ -51,7 +58,8 @@ public:
     void start(std::function<void(bool again)> ended);
     // Closes the connections (going away) and stops following.
     void stop();
-    // Another registryd became the writer: not_writer names it.
+    // Another registryd became the writer, or published where it is
+    // reached: relays go there, and not_writer names it.
     void writer_changed(std::string writer);
     // Where it listened, if it did: the writer's daemon listens there too
     // (with `listen` on port 0, the port it was given), so that clients
@@ -66,7 +74,8 @@ private:
     const config& cfg_;
     std::optional<std::filesystem::path> port_file_;
     etcd_store_port& port_;
-    std::string writer_;
+    std::unique_ptr<boost::asio::ssl::context> relay_tls_;  // verifies a wss:// writer
+    relay_target relay_;  // the writer (writer key's value, URL) the connections relay to
     asio_clock clock_;
     metrics metrics_;
     registry::registry reg_;

@@ -252,6 +252,27 @@ public:
                             if (ek == "request_timeout_ms") return set_millis(E.request_timeout, en, ep, 1);
                             // At least 2: etcd's own minimum lease TTL is about that.
                             if (ek == "writer_lease_ttl_seconds") return set_seconds(E.writer_lease_ttl, en, ep, 2);
+                            if (ek == "advertise_url") {
+                                E.advertise_url = scalar(en, ep);
+                                const bool ws = E.advertise_url.starts_with("ws://") || E.advertise_url.starts_with("wss://");
+                                const auto host_at = E.advertise_url.find("://") + 3;
+                                if (!ws || E.advertise_url.size() <= host_at || E.advertise_url[host_at] == '/') {
+                                    fail(at(en, ep) + "must be a ws:// or wss:// URL with a host (how the other registryd reach this one)");
+                                }
+                                return true;
+                            }
+                            if (ek == "relay_writes") {
+                                E.relay_writes = boolean(en, ep);
+                                return true;
+                            }
+                            if (ek == "relay_ca_file") {
+                                E.relay_ca_file = scalar(en, ep);
+                                std::error_code fec;
+                                if (!std::filesystem::is_regular_file(E.relay_ca_file, fec)) {
+                                    fail(at(en, ep) + "no such file: " + E.relay_ca_file.string());
+                                }
+                                return true;
+                            }
                             return false;
                         });
                         if (tls_node && !E.endpoints.front().starts_with("https://")) {

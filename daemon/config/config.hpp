@@ -146,6 +146,17 @@ struct config {
             // (store/etcd_store_port.hpp): a standby takes over at most this
             // long after the writer died.
             std::chrono::seconds writer_lease_ttl{5};
+            // The URL the other registryd of the cluster reach this one at when
+            // it is the writer (a standby relays its clients' writes there).
+            // Empty: ws:// (wss:// with `tls`) and the address it listens on,
+            // unless that is a wildcard (0.0.0.0, ::): then standbys answer
+            // writes not_writer instead of relaying them.
+            std::string advertise_url;
+            // false: a standby answers writes not_writer (the clients move to
+            // the writer) instead of relaying them.
+            bool relay_writes = true;
+            // PEM CAs a standby verifies a wss:// writer with, besides the system's.
+            std::filesystem::path relay_ca_file;
             // https:// endpoints: store.etcd.tls (store/etcd_tls.hpp); an
             // https endpoint without it verifies etcd with the system's CAs.
             struct tls_section {

@@ -1,5 +1,6 @@
 #include "http/http_session.hpp"
 
+#include "access/credentials.hpp"
 #include "http/handshake.hpp"
 #include "http/services_view.hpp"
 #include "observability/log.hpp"
@@ -313,6 +314,12 @@ void http_session::upgrade() {
     }
     auto ws = std::make_shared<ws_session>(st_, id_, std::move(socket), remote_, std::move(slot_),
                                            std::get<access::gate::caller>(std::move(admitted)));
+    if (st_->relay) {
+        // The writer authenticates the client again: only a token can be passed on.
+        const auto& req = parser_->get();
+        auto token = access::presented_token(req[http::field::authorization], req.target());
+        if (token || !st_->gate.enabled()) ws->relay_writes(token.value_or(std::string()));
+    }
     const auto early = buffer_.data();
     ws->run(answer_upgrade(parser_->release()),
             std::string_view(static_cast<const char*>(early.data()), early.size()));

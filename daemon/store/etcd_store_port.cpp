@@ -157,6 +157,27 @@ public:
         }
     }
 
+    // The writer key's value becomes `holder`, under the same lease, if the
+    // key is still the one this registryd made.
+    registry::task<bool> advertise(std::string holder) {
+        if (!fence_ || deposed_why_) co_return false;
+        std::string body;
+        registry::detail::json_writer w(body);
+        w.begin_object();
+        compare_created_at(w, writer_key_, fence_);
+        w.key("success").begin_array()
+            .begin_object().key("request_put").begin_object()
+            .key("key").string(writer_key_).key("value").string(base64_encode(holder)).key("lease").string(lease_id_)
+            .end_object().end_object()
+            .end_array()
+            .end_object();
+        dom::element doc = co_await gateway_->call("/v3/kv/txn", std::move(body));
+        bool succeeded = false;
+        if (doc["succeeded"].get(succeeded) != simdjson::SUCCESS || !succeeded) co_return false;
+        holder_ = std::move(holder);
+        co_return true;
+    }
+
     // ------------------------------------------------- the standby's reads
 
     void pin_loads() { pin_ = true; }
@@ -478,6 +499,8 @@ registry::task<std::uint64_t> etcd_store_port::load(std::string prefix, registry
 }
 
 registry::task<void> etcd_store_port::commit(registry::store_batch batch) { return impl_->commit(std::move(batch)); }
+
+registry::task<bool> etcd_store_port::advertise(std::string holder) { return impl_->advertise(std::move(holder)); }
 
 void etcd_store_port::campaign(std::string holder, std::function<void()> elected,
                                std::function<void(std::string why, bool was_writer)> ended,

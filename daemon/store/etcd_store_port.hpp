@@ -78,6 +78,11 @@ public:
     void campaign(std::string holder, std::function<void()> elected,
                   std::function<void(std::string why, bool was_writer)> ended,
                   std::function<void(std::string writer)> standing_by);
+    // Once elected: the writer key's value becomes `holder` (what the
+    // standbys see; cluster/writer_address.hpp adds where the writer is
+    // reached). False when the key is no longer ours; throws store_error
+    // when etcd cannot be asked.
+    registry::task<bool> advertise(std::string holder);
     // Revokes the writer lease (after stop(), at shutdown).
     registry::task<void> resign() override;
 

@@ -1,5 +1,6 @@
 #include "websocket/session.hpp"
 
+#include "cluster/session_relay.hpp"
 #include "observability/log.hpp"
 #include "server_state.hpp"
 #include "tls/tls_channel.hpp"
@@ -64,6 +65,7 @@ ws_session::~ws_session() {
     // protocol connection may still send while it ends: dropped (closed).
     finish();
     conn_.close();
+    if (relay_) relay_->close();
     st_->ws_sessions.erase(id());
     st_->m.connection_closed();
     if (tls()) st_->tls_channels.erase(id());
@@ -109,6 +111,17 @@ void ws_session::run(upgrade_answer answer, std::string_view early) {
     // no readiness would announce it.
     if (tls()) may_have_more_ = true;
     maybe_read();
+}
+
+void ws_session::relay_writes(std::string token) {
+    relay_ = std::make_unique<session_relay>(
+        *st_->relay, std::move(token), [weak = weak_from_this()](std::string text, bool is_response) {
+            auto self = weak.lock();
+            return self && self->send(registry::protocol::frame{
+                               std::move(text), nullptr,
+                               is_response ? registry::protocol::frame_kind::response : registry::protocol::frame_kind::event});
+        });
+    conn_.relay_through(*relay_);
 }
 
 void ws_session::shutdown() {
@@ -418,9 +431,13 @@ void ws_session::count(websocket::connection_metric what) {
 void ws_session::end_protocol(bool deferred) {
     if (!deferred) {
         conn_.close();
+        if (relay_) relay_->close();
         return;
     }
-    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->conn_.close(); });
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        self->conn_.close();
+        if (self->relay_) self->relay_->close();
+    });
 }
 
 void ws_session::shutdown_send() {

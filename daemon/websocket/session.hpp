@@ -44,6 +44,7 @@
 
 namespace registryd {
 
+class session_relay;
 class tls_channel;
 
 // A WebSocket session's socket is bound to the io_context's own executor:
@@ -73,6 +74,10 @@ public:
     // upgrade request in the same read (a pipelining client's first frames):
     // they are parsed first.
     void run(upgrade_answer answer, std::string_view early);
+
+    // On a standby (server::relay_writes): what only the writer serves goes
+    // there with the client's `token` (empty: access control is off). Before run().
+    void relay_writes(std::string token);
 
     // Server shutdown (websocket::connection::shutdown).
     void shutdown();
@@ -132,6 +137,7 @@ private:
     ws_socket socket_;
 
     registry::protocol::connection conn_;
+    std::unique_ptr<session_relay> relay_;  // a standby's connection only (relay_writes)
     // Declared last, destroyed first: it is idle by then (every request
     // coroutine held a reference to this session).
     registry::async_scope scope_;

@@ -14,27 +14,39 @@
 namespace it {
 
 struct three_registryd {
-    // A writer lease of 2 s: a killed writer is replaced quickly.
-    static std::string config(const etcd_server& etcd, const std::string& prefix) {
+    // How the standbys answer writes: relayed to the writer, or not_writer
+    // (store.etcd.relay_writes: false), for the clients that move.
+    enum class writes { relayed, refused };
+
+    // A writer lease of 2 s: a killed writer is replaced quickly. `extra`:
+    // more top-level sections.
+    static std::string config(const etcd_server& etcd, const std::string& prefix, writes w = writes::relayed,
+                              const std::string& extra = {}) {
         return "store:\n  kind: etcd\n  etcd:\n    endpoints: [\"" + etcd.client_url() + "\"]\n    prefix: " + prefix +
-               "\n    dial_timeout_ms: 500\n    request_timeout_ms: 2000\n    writer_lease_ttl_seconds: 2\n";
+               "\n    dial_timeout_ms: 500\n    request_timeout_ms: 2000\n    writer_lease_ttl_seconds: 2\n" +
+               (w == writes::refused ? "    relay_writes: false\n" : "") + extra;
     }
     static bool logged(const registryd& d, const std::string& text) {
         return d.diagnostics(200000).find(text) != std::string::npos;
     }
 
-    explicit three_registryd(const std::string& prefix)
-        : a(config(etcd, prefix)), b(config(etcd, prefix), false), c(config(etcd, prefix), false) {
+    // Once constructed, the standbys serve, and know where the writer is
+    // (they relay to it).
+    explicit three_registryd(const std::string& prefix, writes w = writes::relayed, const std::string& extra = {})
+        : a(config(etcd, prefix, w, extra)), b(config(etcd, prefix, w, extra), false), c(config(etcd, prefix, w, extra), false) {
         for (auto* d : {&b, &c}) {
             d->spawn();
             d->wait_ready(ms(15000));
             // The port file comes just before the log line.
-            const auto deadline = steady::now() + scaled(ms(5000));
-            while (!logged(*d, "standby: serving reads") && steady::now() < deadline) {
-                std::this_thread::sleep_for(ms(20));
-            }
-            REQUIRE_MESSAGE(logged(*d, "standby: serving reads"), d->diagnostics());
+            wait_logged(*d, "standby: serving reads");
+            wait_logged(*d, " at ws://127.0.0.1:" + std::to_string(a.port()) + "/");  // the writer's published address
         }
+    }
+
+    static void wait_logged(const registryd& d, const std::string& text) {
+        const auto deadline = steady::now() + scaled(ms(5000));
+        while (!logged(d, text) && steady::now() < deadline) std::this_thread::sleep_for(ms(20));
+        REQUIRE_MESSAGE(logged(d, text), d.diagnostics());
     }
 
     etcd_server etcd;
