@@ -211,7 +211,7 @@ TEST_CASE("writer link: the client's bearer token is the one the writer checks")
 }
 
 TEST_CASE("writer link: a session-bound registration made through it ends its grace period after close()") {
-    it::registryd d("registry:\n  session_grace_seconds: 1\n");
+    it::registryd d("log:\n  level: debug\nregistry:\n  session_grace_seconds: 1\n");
     IT_DIAGNOSE(d);
     it::ws_client w(d);
     relay r(url_of(d));
@@ -232,6 +232,10 @@ TEST_CASE("writer link: a session-bound registration made through it ends its gr
         std::this_thread::sleep_for(100ms);
     }
     CHECK(code == "not_found");
+    // close() sent a close frame with 1000 (the writer logs the peer's close).
+    const std::string log = d.diagnostics(1 << 20);
+    CHECK(log.find(R"("msg":"connection closed by peer","conn":)") != std::string::npos);
+    CHECK(log.find(R"(,"code":1000})") != std::string::npos);
 }
 
 TEST_CASE("writer link: the writer's pings are answered, so a quiet link stays open") {
@@ -381,4 +385,20 @@ TEST_CASE("writer link: wss:// verifies the writer with the CA; without a TLS co
     REQUIRE_FALSE(bad.ok());
     INFO(bad.err().message);
     CHECK(bad.err().message.find("TLS handshake") != std::string::npos);
+}
+
+TEST_CASE("writer link: the writer's close frame (SIGTERM) ends the link; the writer exits cleanly") {
+    it::registryd d("timeouts:\n  handshake_seconds: 30\n  shutdown_seconds: 30\n");
+    IT_DIAGNOSE(d);
+    relay r(url_of(d));
+    r.call("1", "register", it::registration(it::service("api", "api-1"), 30));
+    REQUIRE(r.link->open());
+    const auto start = it::steady::now();
+    d.signal(SIGTERM);
+    CHECK(r.until([&] { return !r.link->open(); }, 10s));
+    std::optional<it::exit_status> exit;
+    REQUIRE(r.until([&] { return (exit = d.wait_exit(10ms)).has_value(); }, 20s));
+    CHECK(exit->clean());
+    CHECK(it::steady::now() - start < it::scaled(10s));
+    CHECK(r.got.size() == 1);  // nothing was in flight: nothing more delivered
 }
