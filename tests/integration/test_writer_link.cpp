@@ -13,6 +13,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <exception>
 #include <memory>
@@ -401,4 +402,29 @@ TEST_CASE("writer link: the writer's close frame (SIGTERM) ends the link; the wr
     CHECK(exit->clean());
     CHECK(it::steady::now() - start < it::scaled(10s));
     CHECK(r.got.size() == 1);  // nothing was in flight: nothing more delivered
+}
+
+TEST_CASE("writer link: requests that come while it opens wait for it and go out in order") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    relay r(url_of(d));
+    constexpr int n = 40;
+    std::vector<std::shared_ptr<outcome>> sent;
+    for (int i = 0; i < n; ++i) {
+        sent.push_back(r.start("r" + std::to_string(i), "register",
+                               it::registration(it::service("api", "api-" + std::to_string(i)), 30)));
+    }
+    CHECK_FALSE(r.link->open());  // all queued before the connection is open
+    REQUIRE(r.until([&] { return std::all_of(sent.begin(), sent.end(), [](const auto& o) { return o->done; }); }, 15s));
+    for (const auto& o : sent) CHECK(o->value->ok());
+    // The writer applies a register before it first suspends (lib/registry/registry.cpp):
+    // the revisions follow the order the frames arrived in.
+    std::int64_t last_revision = 0;
+    for (int i = 0; i < n; ++i) {
+        auto resp = r.response("r" + std::to_string(i));
+        REQUIRE(resp.has_value());
+        const std::int64_t rev = it::num(*resp, "/data/revision");
+        CHECK(rev > last_revision);
+        last_revision = rev;
+    }
 }
