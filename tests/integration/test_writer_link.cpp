@@ -351,6 +351,20 @@ TEST_CASE("writer link: nothing listening or no upgrade: forward() fails within 
         CHECK(it::steady::now() - start >= 900ms);
         CHECK(it::steady::now() - start < it::scaled(3s));
     }
+    SUBCASE("close() while it opens fails the waiting forward() at once, and nothing is delivered") {
+        boost::asio::io_context other;
+        boost::asio::ip::tcp::acceptor mute(other, {boost::asio::ip::make_address("127.0.0.1"), 0});
+        relay r("ws://127.0.0.1:" + std::to_string(mute.local_endpoint().port()) + "/", {}, o);
+        auto waiting = r.start("1", "get_service", json::object{{"instance_id", "x"}});
+        r.run_for(100ms);
+        REQUIRE_FALSE(waiting->done);
+        r.link->close();
+        REQUIRE(r.until([&] { return waiting->done; }, 500ms));
+        REQUIRE_FALSE(waiting->value->ok());
+        CHECK(waiting->value->err().message.find("the client's connection ended") != std::string::npos);
+        r.run_for(1500ms);  // past open_timeout
+        CHECK(r.got.empty());
+    }
 }
 
 TEST_CASE("writer link: wss:// verifies the writer with the CA; without a TLS context it fails clearly") {
