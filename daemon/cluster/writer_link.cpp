@@ -616,7 +616,7 @@ void writer_link::close() {
     closed_ = true;
     if (auto c = std::move(conn_)) {
         log::debug("writer link closed", {{"url", url_}});
-        c->end("closed", websocket::close_payload(websocket::close_code::normal, {}));
+        c->end("the client's connection ended", websocket::close_payload(websocket::close_code::normal, {}));
     }
 }
 

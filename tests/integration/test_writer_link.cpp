@@ -13,6 +13,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <exception>
 #include <memory>
@@ -211,7 +212,7 @@ TEST_CASE("writer link: the client's bearer token is the one the writer checks")
 }
 
 TEST_CASE("writer link: a session-bound registration made through it ends its grace period after close()") {
-    it::registryd d("registry:\n  session_grace_seconds: 1\n");
+    it::registryd d("log:\n  level: debug\nregistry:\n  session_grace_seconds: 1\n");
     IT_DIAGNOSE(d);
     it::ws_client w(d);
     relay r(url_of(d));
@@ -232,6 +233,10 @@ TEST_CASE("writer link: a session-bound registration made through it ends its gr
         std::this_thread::sleep_for(100ms);
     }
     CHECK(code == "not_found");
+    // close() sent a close frame with 1000 (the writer logs the peer's close).
+    const std::string log = d.diagnostics(1 << 20);
+    CHECK(log.find(R"("msg":"connection closed by peer","conn":)") != std::string::npos);
+    CHECK(log.find(R"(,"code":1000})") != std::string::npos);
 }
 
 TEST_CASE("writer link: the writer's pings are answered, so a quiet link stays open") {
@@ -346,6 +351,20 @@ TEST_CASE("writer link: nothing listening or no upgrade: forward() fails within 
         CHECK(it::steady::now() - start >= 900ms);
         CHECK(it::steady::now() - start < it::scaled(3s));
     }
+    SUBCASE("close() while it opens fails the waiting forward() at once, and nothing is delivered") {
+        boost::asio::io_context other;
+        boost::asio::ip::tcp::acceptor mute(other, {boost::asio::ip::make_address("127.0.0.1"), 0});
+        relay r("ws://127.0.0.1:" + std::to_string(mute.local_endpoint().port()) + "/", {}, o);
+        auto waiting = r.start("1", "get_service", json::object{{"instance_id", "x"}});
+        r.run_for(100ms);
+        REQUIRE_FALSE(waiting->done);
+        r.link->close();
+        REQUIRE(r.until([&] { return waiting->done; }, 500ms));
+        REQUIRE_FALSE(waiting->value->ok());
+        CHECK(waiting->value->err().message.find("the client's connection ended") != std::string::npos);
+        r.run_for(1500ms);  // past open_timeout
+        CHECK(r.got.empty());
+    }
 }
 
 TEST_CASE("writer link: wss:// verifies the writer with the CA; without a TLS context it fails clearly") {
@@ -381,4 +400,45 @@ TEST_CASE("writer link: wss:// verifies the writer with the CA; without a TLS co
     REQUIRE_FALSE(bad.ok());
     INFO(bad.err().message);
     CHECK(bad.err().message.find("TLS handshake") != std::string::npos);
+}
+
+TEST_CASE("writer link: the writer's close frame (SIGTERM) ends the link; the writer exits cleanly") {
+    it::registryd d("timeouts:\n  handshake_seconds: 30\n  shutdown_seconds: 30\n");
+    IT_DIAGNOSE(d);
+    relay r(url_of(d));
+    r.call("1", "register", it::registration(it::service("api", "api-1"), 30));
+    REQUIRE(r.link->open());
+    const auto start = it::steady::now();
+    d.signal(SIGTERM);
+    CHECK(r.until([&] { return !r.link->open(); }, 10s));
+    std::optional<it::exit_status> exit;
+    REQUIRE(r.until([&] { return (exit = d.wait_exit(10ms)).has_value(); }, 20s));
+    CHECK(exit->clean());
+    CHECK(it::steady::now() - start < it::scaled(10s));
+    CHECK(r.got.size() == 1);  // nothing was in flight: nothing more delivered
+}
+
+TEST_CASE("writer link: requests that come while it opens wait for it and go out in order") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    relay r(url_of(d));
+    constexpr int n = 40;
+    std::vector<std::shared_ptr<outcome>> sent;
+    for (int i = 0; i < n; ++i) {
+        sent.push_back(r.start("r" + std::to_string(i), "register",
+                               it::registration(it::service("api", "api-" + std::to_string(i)), 30)));
+    }
+    CHECK_FALSE(r.link->open());  // all queued before the connection is open
+    REQUIRE(r.until([&] { return std::all_of(sent.begin(), sent.end(), [](const auto& o) { return o->done; }); }, 15s));
+    for (const auto& o : sent) CHECK(o->value->ok());
+    // The writer applies a register before it first suspends (lib/registry/registry.cpp):
+    // the revisions follow the order the frames arrived in.
+    std::int64_t last_revision = 0;
+    for (int i = 0; i < n; ++i) {
+        auto resp = r.response("r" + std::to_string(i));
+        REQUIRE(resp.has_value());
+        const std::int64_t rev = it::num(*resp, "/data/revision");
+        CHECK(rev > last_revision);
+        last_revision = rev;
+    }
 }
