@@ -331,7 +331,7 @@ scenario_etcd_store() {
 # Several registryd on one etcd: registrations on the writer A, subscribers on
 # the standbys B and C, which get each change through etcd's watch.
 scenario_etcd_fanout() {
-  log "etcd_fanout: writer A, standbys B and C on one etcd, 200 subscribers on B and C, 100 registrations on A 20 ms apart"
+  log "etcd_fanout: writer A, standbys B and C on one etcd, 200 subscribers on B and C, 100 registrations on A 20 ms apart; then registrations through A and relayed through B"
   start_etcd etcd_fanout
   local a b c pids=() f p99
   ETCD_STORE_URL="http://127.0.0.1:$ETCD_PORT" ETCD_PREFIX=fanout start_registryd etcd_fanout_a
@@ -343,6 +343,12 @@ scenario_etcd_fanout() {
   f=$(gen fanout --port-file "$a" --subscribe-port-files "$b,$c" --subscribers 200 --registrations 100 \
     --interval-ms 20 --prefix f)
   detail "etcd fanout A -> B, C: $f"
+  # Writes through a standby are relayed to the writer over a connection per client.
+  local via_a via_b
+  via_a=$(gen ws --port-file "$a" $(rr_args) --action register --prefix wa)
+  detail "register through the writer A: $via_a"
+  via_b=$(gen ws --port-file "$b" $(rr_args) --action register --prefix wb)
+  detail "register through the standby B (relayed): $via_b"
   for p in "${pids[@]}"; do stop "$p"; done
   stop "$ETCD_PID"
   p99=$(awk -v v="$(kv p99_us "$f")" 'BEGIN { print v / 1000 }')
@@ -351,6 +357,11 @@ scenario_etcd_fanout() {
   row "  register on A -> its response (durable in etcd), p50 / p99 (ms)" \
     "$(div "$(kv resp_p50_us "$f")" 1000 2) / $(div "$(kv resp_p99_us "$f")" 1000 2)" "-" "-" "-" "-"
   row "  changes delivered on B and C (of 100)" "$(kv complete "$f")" "-" "-" "-" "-"
+  row "etcd relay: durable register/s through standby B vs through writer A" "$(fmt "$(kv rps "$via_b")")" \
+    "$(fmt "$(kv rps "$via_a")")" "$(ratio "$(kv rps "$via_b")" "$(kv rps "$via_a")")" "-" "-"
+  row "  register p50 / p99 (ms) through B vs through A" \
+    "$(div "$(kv p50_us "$via_b")" 1000 1) / $(div "$(kv p99_us "$via_b")" 1000 1)" \
+    "$(div "$(kv p50_us "$via_a")" 1000 1) / $(div "$(kv p99_us "$via_a")" 1000 1)" "-" "-" "-"
 }
 
 scenario_fanout() {

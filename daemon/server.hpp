@@ -91,8 +91,8 @@ public:
     void report_store(std::function<store_health()> health);
     // A standby's server (protocol().serve_replica()): each WebSocket
     // connection relays what only the writer serves to `target`'s writer
-    // (cluster/session_relay.hpp), with its client's bearer token; a client
-    // authenticated otherwise (a certificate) is answered not_writer. The
+    // (cluster/session_relay.hpp), with its client's bearer token; with
+    // access control on, a client without one is answered not_writer. The
     // target must outlive the server.
     void relay_writes(const relay_target& target) noexcept;
 

@@ -58,7 +58,10 @@ standby_app::standby_app(boost::asio::io_context& ioc, const config& cfg,
     server_.report_store([this] { return port_.health(); });
     server_.protocol().serve_replica();
     relay_.writer_url = url_of_holder(relay_.writer).value_or(std::string());
-    if (cfg.store.etcd.relay_writes) server_.relay_writes(relay_);
+    // A writer that asks every client for a certificate (tls.client_ca_file)
+    // cannot be relayed to: the relay has none of its client's to present.
+    const bool mutual_tls = cfg.tls && !cfg.tls->client_ca_file.empty();
+    if (cfg.store.etcd.relay_writes && !mutual_tls) server_.relay_writes(relay_);
 }
 
 standby_app::~standby_app() = default;

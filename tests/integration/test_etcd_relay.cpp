@@ -223,3 +223,38 @@ TEST_CASE("etcd relay: a bad advertise_url or relay_ca_file is refused at start,
         CHECK(failure.find(expected) != std::string::npos);
     }
 }
+
+TEST_CASE("etcd relay: with TLS the writer publishes a wss:// address and standbys relay over TLS; with mutual TLS they answer not_writer") {
+    if (!it::etcd_available()) {
+        MESSAGE("etcd is not installed: skipped");
+        return;
+    }
+    const it::test_pki pki;
+    const auto server = pki.server();
+    const std::string tls = "tls:\n  cert_file: " + server.cert.string() + "\n  key_file: " + server.key.string() + "\n";
+    const std::string trust_ca = "    relay_ca_file: " + pki.ca_cert().string() + "\n";
+    {
+        it::three_registryd r("/relay-tls/", it::three_registryd::writes::relayed, tls, trust_ca);
+        IT_DIAGNOSE(r.a);
+        IT_DIAGNOSE(r.b);
+        CHECK(it::three_registryd::logged(r.b, "wss://127.0.0.1:" + std::to_string(r.a.port()) + "/"));
+        const it::tls_options trust{pki.ca_cert(), {}, {}};
+        it::wss_client through(r.b, trust);
+        CHECK(through.call("register", it::registration(it::service("api", "api-1"), 300)).is_object());
+        it::wss_client on_c(r.c, trust);
+        CHECK(str(on_c.call("get_service", json::object{{"instance_id", "api-1"}}), "/service/instance_id") == "api-1");
+    }
+    {
+        const auto alice = pki.client("/CN=alice/O=Example", "alice");
+        it::three_registryd r("/relay-mtls/", it::three_registryd::writes::relayed,
+                              tls + "  client_ca_file: " + pki.ca_cert().string() + "\n", trust_ca);
+        IT_DIAGNOSE(r.b);
+        const it::tls_options as_alice{pki.ca_cert(), alice.cert, alice.key};
+        it::wss_client through(r.b, as_alice);
+        const json::value refused = through.request("register", it::registration(it::service("api", "api-1"), 300));
+        INFO(it::dump(refused));
+        CHECK(it::error_code(refused) == "not_writer");
+        it::wss_client on_a(r.a, as_alice);
+        CHECK(on_a.call("register", it::registration(it::service("api", "api-1"), 300)).is_object());
+    }
+}
