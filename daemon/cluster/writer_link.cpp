@@ -6,7 +6,7 @@
 #include "cluster/writer_link.hpp"
 
 #include "observability/log.hpp"
-#include "websocket/accept_key.hpp"
+#include "websocket/client_upgrade.hpp"
 #include "websocket/frame_parser.hpp"
 #include "websocket/frame_writer.hpp"
 #include "websocket/opcode.hpp"
@@ -47,55 +47,9 @@ using registry::fail;
 
 namespace {
 
-// The upgrade's response: a status line, a few headers, a refusal's short body.
-constexpr std::size_t max_upgrade_bytes = 16 * 1024;
 constexpr std::size_t read_chunk_bytes = 16 * 1024;
 // How long a close frame we send may take before the socket is closed anyway.
 constexpr std::chrono::milliseconds farewell_timeout{1000};
-
-struct writer_url {
-    bool tls = false;
-    std::string host;
-    std::string port;
-    std::string target;
-};
-
-// ws://host[:port][/path] or wss://...; IPv6 hosts in brackets.
-registry::result<writer_url> parse_url(std::string_view text) {
-    writer_url out;
-    std::string_view rest;
-    if (text.starts_with("ws://")) {
-        rest = text.substr(5);
-    } else if (text.starts_with("wss://")) {
-        out.tls = true;
-        rest = text.substr(6);
-    } else {
-        return fail(errc::unavailable, "the writer's url must start with ws:// or wss://: '" + std::string(text) + "'");
-    }
-    const std::size_t slash = rest.find('/');
-    std::string_view authority = rest.substr(0, slash);
-    out.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-    if (authority.starts_with("[")) {
-        const std::size_t close = authority.find(']');
-        if (close == std::string_view::npos) return fail(errc::unavailable, "an unclosed [ in the writer's url");
-        out.host = std::string(authority.substr(1, close - 1));
-        authority.remove_prefix(close + 1);
-        if (authority.starts_with(":")) out.port = std::string(authority.substr(1));
-    } else {
-        const std::size_t colon = authority.rfind(':');
-        out.host = std::string(authority.substr(0, colon));
-        if (colon != std::string_view::npos) out.port = std::string(authority.substr(colon + 1));
-    }
-    if (out.host.empty()) return fail(errc::unavailable, "the writer's url has no host: '" + std::string(text) + "'");
-    if (out.port.empty()) out.port = out.tls ? "443" : "80";
-    return out;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -111,23 +65,6 @@ std::array<std::uint8_t, N> random_bytes() {
         // predictable mask or key is still a valid one (they guard proxies'
         // caches, not secrets).
         log::warn("writer link: RAND_bytes failed");
-    }
-    return out;
-}
-
-// Sec-WebSocket-Key: 16 random bytes in base64 (RFC 6455 §4.1).
-std::string make_key() {
-    const auto raw = random_bytes<16>();
-    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    for (std::size_t i = 0; i < raw.size(); i += 3) {
-        const std::uint32_t n = (std::uint32_t{raw[i]} << 16) |
-                                (i + 1 < raw.size() ? std::uint32_t{raw[i + 1]} << 8 : 0) |
-                                (i + 2 < raw.size() ? std::uint32_t{raw[i + 2]} : 0);
-        out += alphabet[(n >> 18) & 63];
-        out += alphabet[(n >> 12) & 63];
-        out += i + 1 < raw.size() ? alphabet[(n >> 6) & 63] : '=';
-        out += i + 2 < raw.size() ? alphabet[n & 63] : '=';
     }
     return out;
 }
@@ -205,7 +142,7 @@ private:
 class writer_link::connection : public std::enable_shared_from_this<connection> {
 public:
     connection(asio::io_context& io, std::weak_ptr<writer_link> link, const writer_link_options& o, std::string u,
-               writer_url w)
+               websocket::ws_url w)
         : ioc(io), owner(std::move(link)), opts(o), url(std::move(u)), where(std::move(w)), resolver(io), socket(io),
           timer(io) {}
 
@@ -280,7 +217,7 @@ public:
     std::weak_ptr<writer_link> owner;
     const writer_link_options opts;
     const std::string url;
-    const writer_url where;
+    const websocket::ws_url where;
     phase state = phase::opening;
     // Requests written and not answered: their ids as our encoder quotes them, counted.
     std::unordered_map<std::string, std::size_t> in_flight;
@@ -344,20 +281,18 @@ private:
     }
 
     void send_upgrade() {
-        key = make_key();
+        key = websocket::new_upgrade_key();
         std::string& req = upgrade_request;
-        req = "GET " + where.target + " HTTP/1.1\r\nHost: " +
-              (where.host.find(':') != std::string::npos ? "[" + where.host + "]" : where.host) + ":" + where.port +
-              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-              "\r\nSec-WebSocket-Version: 13\r\n";
-        if (auto link = owner.lock(); link && !link->token_.empty()) req += "Authorization: Bearer " + link->token_ + "\r\n";
-        req += "\r\n";
+        {
+            auto link = owner.lock();
+            req = websocket::upgrade_request(where, key, link ? std::string_view(link->token_) : std::string_view());
+        }
         on_stream([&](auto& s) {
             asio::async_write(s, asio::buffer(req), [self = shared_from_this()](const error_code& ec, std::size_t) {
                 if (self->state != phase::opening) return;
                 self->upgrade_request = {};  // it held the token
                 if (ec) return self->end("sending the upgrade: " + ec.message());
-                self->inbuf.resize(max_upgrade_bytes);
+                self->inbuf.resize(websocket::max_upgrade_response_bytes);
                 self->read_upgrade();
             });
         });
@@ -382,41 +317,19 @@ private:
             if (have == inbuf.size()) return end("the upgrade's response is larger than 16 KiB");
             return read_upgrade();
         }
-        const std::string_view head = got.substr(0, head_end + 2);
-        const std::size_t line_end = head.find("\r\n");
-        const std::string_view status_line = trim(head.substr(0, line_end));
-        int status = 0;
-        if (status_line.starts_with("HTTP/1.")) {
-            const std::size_t sp = status_line.find(' ');
-            if (sp != std::string_view::npos) status = std::atoi(std::string(status_line.substr(sp + 1, 3)).c_str());
-        }
-        std::string accept;
-        std::size_t content_length = 0;
-        for (std::size_t pos = line_end + 2; pos < head.size();) {
-            const std::size_t end_of_line = head.find("\r\n", pos);
-            const std::string_view line = head.substr(pos, end_of_line - pos);
-            pos = end_of_line + 2;
-            const std::size_t colon = line.find(':');
-            if (colon == std::string_view::npos) continue;
-            const std::string name = lower(trim(line.substr(0, colon)));
-            const std::string_view value = trim(line.substr(colon + 1));
-            if (name == "sec-websocket-accept") accept = std::string(value);
-            if (name == "content-length") content_length = std::strtoull(std::string(value).c_str(), nullptr, 10);
-        }
+        const websocket::upgrade_response r = websocket::read_upgrade_response(got.substr(0, head_end + 2), key);
         const std::size_t body_at = head_end + 4;
-        if (status != 101) {
+        if (r.status != 101) {
             // A refusal (401, 403, 429, 503): its body says why. Read it
             // whole, within the bound, unless the writer ends it first.
-            const std::size_t want = std::min(body_at + content_length, inbuf.size());
+            const std::size_t want = std::min(body_at + r.content_length, inbuf.size());
             if (have < want && !ec) return read_upgrade();
-            std::string why = "the upgrade was answered " + std::string(status_line);
+            std::string why = "the upgrade was answered " + r.status_line;
             const std::string_view body = trim(got.substr(std::min(body_at, have)));
             if (!body.empty()) why += ": " + std::string(log::clip(body, 512));
             return end(why);
         }
-        if (accept != websocket::accept_key(key)) {
-            return end("the upgrade's Sec-WebSocket-Accept does not answer the key");
-        }
+        if (!r.accepted) return end("the upgrade's Sec-WebSocket-Accept does not answer the key");
 
         state = phase::open;
         key = {};
@@ -595,8 +508,9 @@ registry::task<registry::result<void>> writer_link::forward(std::string id, std:
     auto self = shared_from_this();  // the connection is made with a weak reference to it
     if (closed_) co_return fail(errc::unavailable, "the link to the writer " + url_ + " is closed");
     if (!conn_ || conn_->state == connection::phase::ended) {
-        auto where = parse_url(url_);
-        if (!where) co_return registry::unexpected{where.err()};
+        std::string why;
+        auto where = websocket::parse_ws_url(url_, why);
+        if (!where) co_return fail(errc::unavailable, "the writer's url '" + url_ + "' " + why);
         if (where->tls && !opts_.tls) {
             co_return fail(errc::unavailable,
                            "the writer " + url_ + " cannot be reached: a wss:// url needs a TLS context (none given)");

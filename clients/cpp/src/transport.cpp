@@ -1,7 +1,5 @@
 #include "transport.hpp"
 
-#include "websocket/accept_key.hpp"
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read_until.hpp>
@@ -10,65 +8,25 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
-#include <algorithm>
-#include <array>
-#include <cctype>
 
 namespace registry::client::detail {
 
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-// The upgrade's response: a status line and a few headers.
-constexpr std::size_t max_handshake_bytes = 16 * 1024;
 
 error fail(errc code, std::string message) { return error{make_error_code(code), std::move(message)}; }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
-
-std::string trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-    return std::string(s);
-}
-
-// 16 random bytes in base64 (§4.1): what the server's accept key answers.
-std::string make_key() {
-    std::array<unsigned char, 16> raw{};
-    RAND_bytes(raw.data(), static_cast<int>(raw.size()));
-    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    for (std::size_t i = 0; i < raw.size(); i += 3) {
-        const std::uint32_t n = (std::uint32_t{raw[i]} << 16) | (i + 1 < raw.size() ? std::uint32_t{raw[i + 1]} << 8 : 0) |
-                                (i + 2 < raw.size() ? std::uint32_t{raw[i + 2]} : 0);
-        out += alphabet[(n >> 18) & 63];
-        out += alphabet[(n >> 12) & 63];
-        out += i + 1 < raw.size() ? alphabet[(n >> 6) & 63] : '=';
-        out += i + 2 < raw.size() ? alphabet[n & 63] : '=';
-    }
-    return out;
-}
-
 template <typename Stream>
 asio::awaitable<result<done>> upgrade(Stream& s, const url& where, const options& opts, std::string& leftover) {
-    const std::string key = make_key();
-    std::string req = "GET " + where.target + " HTTP/1.1\r\nHost: " +
-                      (where.host.find(':') != std::string::npos ? "[" + where.host + "]" : where.host) + ":" +
-                      where.port + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-                      "\r\nSec-WebSocket-Version: 13\r\n";
-    if (!opts.bearer_token.empty()) req += "Authorization: Bearer " + opts.bearer_token + "\r\n";
-    req += "\r\n";
+    const std::string key = registryd::websocket::new_upgrade_key();
+    const std::string req = registryd::websocket::upgrade_request(where, key, opts.bearer_token);
     auto [werr, wn] = co_await asio::async_write(s, asio::buffer(req), use_tuple);
     if (werr) co_return fail(errc::handshake_failed, "sending the upgrade: " + werr.message());
 
-    asio::streambuf buf(max_handshake_bytes);
+    asio::streambuf buf(registryd::websocket::max_upgrade_response_bytes);
     auto [rerr, head_bytes] = co_await asio::async_read_until(s, buf, "\r\n\r\n", use_tuple);
     if (rerr) {
         co_return fail(errc::handshake_failed, rerr == asio::error::not_found
@@ -77,68 +35,24 @@ asio::awaitable<result<done>> upgrade(Stream& s, const url& where, const options
     }
     const auto data = buf.data();
     const std::string all(asio::buffers_begin(data), asio::buffers_end(data));
-    const std::string_view head = std::string_view(all).substr(0, head_bytes);
     leftover = all.substr(head_bytes);
-
-    const std::size_t line_end = head.find("\r\n");
-    const std::string_view status_line = head.substr(0, line_end);
-    int status = 0;
-    if (status_line.size() >= 12 && status_line.substr(0, 5) == "HTTP/") {
-        const std::size_t sp = status_line.find(' ');
-        if (sp != std::string_view::npos) status = std::atoi(std::string(status_line.substr(sp + 1, 3)).c_str());
-    }
-    if (status == 401) {
-        co_return fail(errc::unauthorized, "registryd refused the connection: " + trim(status_line) +
+    const auto r = registryd::websocket::read_upgrade_response(std::string_view(all).substr(0, head_bytes), key);
+    if (r.status == 401) {
+        co_return fail(errc::unauthorized, "registryd refused the connection: " + r.status_line +
                                                (opts.bearer_token.empty() ? " (no bearer token was given)" : " (the bearer token was refused)"));
     }
-    if (status != 101) co_return fail(errc::handshake_failed, "the upgrade was answered with: " + trim(status_line));
-
-    std::string accept;
-    std::size_t pos = line_end + 2;
-    while (pos < head.size()) {
-        const std::size_t end = head.find("\r\n", pos);
-        const std::string_view line = head.substr(pos, end - pos);
-        pos = end == std::string_view::npos ? head.size() : end + 2;
-        const std::size_t colon = line.find(':');
-        if (colon == std::string_view::npos) continue;
-        if (lower(line.substr(0, colon)) == "sec-websocket-accept") accept = trim(line.substr(colon + 1));
-    }
-    if (accept != registryd::websocket::accept_key(key)) {
-        co_return fail(errc::handshake_failed, "the upgrade's Sec-WebSocket-Accept does not answer the key");
-    }
+    if (r.status != 101) co_return fail(errc::handshake_failed, "the upgrade was answered with: " + r.status_line);
+    if (!r.accepted) co_return fail(errc::handshake_failed, "the upgrade's Sec-WebSocket-Accept does not answer the key");
     co_return done{};
 }
 
 }  // namespace
 
 result<url> parse_url(std::string_view text) {
-    url out;
-    std::string_view rest;
-    if (text.starts_with("ws://")) {
-        rest = text.substr(5);
-    } else if (text.starts_with("wss://")) {
-        out.tls = true;
-        rest = text.substr(6);
-    } else {
-        return fail(errc::connection_failed, "the url must start with ws:// or wss://: '" + std::string(text) + "'");
-    }
-    const std::size_t slash = rest.find('/');
-    std::string_view authority = rest.substr(0, slash);
-    out.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-    if (authority.starts_with("[")) {
-        const std::size_t close = authority.find(']');
-        if (close == std::string_view::npos) return fail(errc::connection_failed, "an unclosed [ in the url's host");
-        out.host = std::string(authority.substr(1, close - 1));
-        authority.remove_prefix(close + 1);
-        if (authority.starts_with(":")) out.port = std::string(authority.substr(1));
-    } else {
-        const std::size_t colon = authority.rfind(':');
-        out.host = std::string(authority.substr(0, colon));
-        if (colon != std::string_view::npos) out.port = std::string(authority.substr(colon + 1));
-    }
-    if (out.host.empty()) return fail(errc::connection_failed, "the url has no host: '" + std::string(text) + "'");
-    if (out.port.empty()) out.port = out.tls ? "443" : "80";
-    return out;
+    std::string why;
+    auto u = registryd::websocket::parse_ws_url(text, why);
+    if (!u) return fail(errc::connection_failed, "the url '" + std::string(text) + "' " + why);
+    return std::move(*u);
 }
 
 asio::awaitable<result<std::unique_ptr<transport>>> transport::open(asio::any_io_executor ex, const url& where,

@@ -6,6 +6,8 @@
 #include <registry/client/error.hpp>
 #include <registry/client/types.hpp>
 
+#include "websocket/client_upgrade.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -21,13 +23,9 @@ namespace registry::client::detail {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-struct url {
-    bool tls = false;
-    std::string host;  // without the brackets of an IPv6 literal
-    std::string port;
-    std::string target;  // the path, "/" at least
-};
+using url = registryd::websocket::ws_url;
 
+// errc::connection_failed naming what is wrong with `text`.
 result<url> parse_url(std::string_view text);
 
 class transport {
