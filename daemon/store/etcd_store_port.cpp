@@ -161,17 +161,7 @@ public:
     // key is still the one this registryd made.
     registry::task<bool> advertise(std::string holder) {
         if (!fence_ || deposed_why_) co_return false;
-        std::string body;
-        registry::detail::json_writer w(body);
-        w.begin_object();
-        compare_created_at(w, writer_key_, fence_);
-        w.key("success").begin_array()
-            .begin_object().key("request_put").begin_object()
-            .key("key").string(writer_key_).key("value").string(base64_encode(holder)).key("lease").string(lease_id_)
-            .end_object().end_object()
-            .end_array()
-            .end_object();
-        dom::element doc = co_await gateway_->call("/v3/kv/txn", std::move(body));
+        dom::element doc = co_await put_writer_key(fence_, holder);
         bool succeeded = false;
         if (doc["succeeded"].get(succeeded) != simdjson::SUCCESS || !succeeded) co_return false;
         holder_ = std::move(holder);
@@ -376,23 +366,29 @@ private:
             lease_id_ = std::string(etcd_field(doc, "ID"));
             lease_granted_ = clock_.now();
         }
-        std::string body;
-        registry::detail::json_writer w(body);
-        w.begin_object();
-        compare_created_at(w, writer_key_, 0);
-        w.key("success").begin_array()
-            .begin_object().key("request_put").begin_object()
-            .key("key").string(writer_key_).key("value").string(base64_encode(holder_)).key("lease").string(lease_id_)
-            .end_object().end_object()
-            .end_array()
-            .end_object();
-        dom::element doc = co_await gateway_->call("/v3/kv/txn", std::move(body));
+        dom::element doc = co_await put_writer_key(0, holder_);
         bool succeeded = false;
         if (doc["succeeded"].get(succeeded) != simdjson::SUCCESS || !succeeded) co_return false;
         dom::element header;
         if (doc["header"].get(header) != simdjson::SUCCESS) throw store_error("etcd: no header in a txn's answer");
         fence_ = etcd_number(etcd_field(header, "revision"));  // the key was created by this txn
         co_return true;
+    }
+
+    // Puts `value` in the writer key under our lease if the key's create
+    // revision is `created` (0: if there is no such key); etcd's answer.
+    registry::task<dom::element> put_writer_key(std::uint64_t created, const std::string& value) {
+        std::string body;
+        registry::detail::json_writer w(body);
+        w.begin_object();
+        compare_created_at(w, writer_key_, created);
+        w.key("success").begin_array()
+            .begin_object().key("request_put").begin_object()
+            .key("key").string(writer_key_).key("value").string(base64_encode(value)).key("lease").string(lease_id_)
+            .end_object().end_object()
+            .end_array()
+            .end_object();
+        co_return co_await gateway_->call("/v3/kv/txn", std::move(body));
     }
 
     // Renews the writer lease every third of its TTL; deposes this writer

@@ -6,6 +6,7 @@
 // committed.
 #include "etcd_server.hpp"
 #include "harness.hpp"
+#include "io_driver.hpp"
 
 #include "engine/engine_http.hpp"
 #include "store/base64.hpp"
@@ -28,6 +29,7 @@ using namespace std::chrono_literals;
 using registry::store_batch;
 using registry::store_mutation;
 using registryd::etcd_txn_seen;
+using it::outcome;
 
 namespace {
 
@@ -40,72 +42,17 @@ registryd::etcd_options follow_options(const it::etcd_server& etcd) {
     return o;
 }
 
-// Starts a task on the test's thread; its outcome lands in a shared state
-// (the test may give up on it before the io_context resumes it).
-struct fire_and_forget {
-    struct promise_type {
-        fire_and_forget get_return_object() noexcept { return {}; }
-        std::suspend_never initial_suspend() noexcept { return {}; }
-        std::suspend_never final_suspend() noexcept { return {}; }
-        void return_void() noexcept {}
-        void unhandled_exception() noexcept { std::terminate(); }
-    };
-};
-
-template <typename T>
-struct outcome {
-    bool done = false;
-    std::optional<T> value;
-    std::exception_ptr error;
-};
-
-template <typename T>
-fire_and_forget run_into(registry::task<T> t, std::shared_ptr<outcome<T>> out) {
-    try {
-        out->value.emplace(co_await std::move(t));
-    } catch (...) {
-        out->error = std::current_exception();
-    }
-    out->done = true;
-}
-
-fire_and_forget run_void(registry::task<void> t, std::shared_ptr<outcome<bool>> out) {
-    try {
-        co_await std::move(t);
-        out->value = true;
-    } catch (...) {
-        out->error = std::current_exception();
-    }
-    out->done = true;
-}
-
 struct loop {
     boost::asio::io_context io;
 
-    // Runs the io_context until pred() holds or `timeout` (scaled) passed.
     template <typename Pred>
-    bool until(Pred pred, it::ms timeout) {
-        const auto deadline = it::steady::now() + it::scaled(timeout);
-        while (!pred() && it::steady::now() < deadline) {
-            if (io.stopped()) io.restart();
-            if (io.run_for(20ms) == 0) std::this_thread::sleep_for(5ms);
-        }
-        return pred();
-    }
-
-    // Runs the io_context for `d` whatever happens.
-    void run_for(it::ms d) {
-        const auto deadline = it::steady::now() + d;
-        while (it::steady::now() < deadline) {
-            if (io.stopped()) io.restart();
-            if (io.run_for(20ms) == 0) std::this_thread::sleep_for(5ms);
-        }
-    }
+    bool until(Pred pred, it::ms timeout) { return it::run_io_until(io, pred, timeout); }
+    void run_for(it::ms d) { it::run_io_for(io, d); }
 
     template <typename T>
     std::shared_ptr<outcome<T>> start(registry::task<T> t) {
         auto out = std::make_shared<outcome<T>>();
-        run_into(std::move(t), out);
+        it::run_into(std::move(t), out);
         return out;
     }
 
@@ -119,7 +66,7 @@ struct loop {
 
     void commit(registryd::etcd_store_port& port, store_batch batch) {
         auto out = std::make_shared<outcome<bool>>();
-        run_void(port.commit(std::move(batch)), out);
+        it::run_void(port.commit(std::move(batch)), out);
         REQUIRE_MESSAGE(until([&] { return out->done; }, 15s), "the commit did not complete in time");
         if (out->error) std::rethrow_exception(out->error);
     }

@@ -5,6 +5,7 @@
 // connection answers what was in flight; TLS verifies the writer.
 #include "harness.hpp"
 #include "harness_tls.hpp"
+#include "io_driver.hpp"
 
 #include "cluster/writer_link.hpp"
 
@@ -28,28 +29,9 @@ using it::str;
 namespace json = it::json;
 using registryd::writer_link;
 using registryd::writer_link_options;
+using outcome = it::outcome<registry::result<void>>;
 
 namespace {
-
-struct fire_and_forget {
-    struct promise_type {
-        fire_and_forget get_return_object() noexcept { return {}; }
-        std::suspend_never initial_suspend() noexcept { return {}; }
-        std::suspend_never final_suspend() noexcept { return {}; }
-        void return_void() noexcept {}
-        void unhandled_exception() noexcept { std::terminate(); }
-    };
-};
-
-struct outcome {
-    bool done = false;
-    std::optional<registry::result<void>> value;
-};
-
-fire_and_forget run_into(registry::task<registry::result<void>> t, std::shared_ptr<outcome> out) {
-    out->value.emplace(co_await std::move(t));
-    out->done = true;
-}
 
 struct delivered {
     std::string text;
@@ -72,22 +54,8 @@ struct relay {
     }
 
     template <typename Pred>
-    bool until(Pred pred, it::ms timeout) {
-        const auto deadline = it::steady::now() + it::scaled(timeout);
-        while (!pred() && it::steady::now() < deadline) {
-            if (io.stopped()) io.restart();
-            if (io.run_for(20ms) == 0) std::this_thread::sleep_for(5ms);
-        }
-        return pred();
-    }
-
-    void run_for(it::ms d) {
-        const auto deadline = it::steady::now() + d;
-        while (it::steady::now() < deadline) {
-            if (io.stopped()) io.restart();
-            if (io.run_for(20ms) == 0) std::this_thread::sleep_for(5ms);
-        }
-    }
+    bool until(Pred pred, it::ms timeout) { return it::run_io_until(io, pred, timeout); }
+    void run_for(it::ms d) { it::run_io_for(io, d); }
 
     std::shared_ptr<outcome> start(const std::string& id, std::string_view action, json::object params = {}) {
         json::object req;
@@ -96,7 +64,7 @@ struct relay {
         req["action"] = json::string_view(action.data(), action.size());
         req["params"] = std::move(params);
         auto out = std::make_shared<outcome>();
-        run_into(link->forward(id, json::serialize(req)), out);
+        it::run_into(link->forward(id, json::serialize(req)), out);
         return out;
     }
 
