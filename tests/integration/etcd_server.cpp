@@ -22,8 +22,6 @@ constexpr const char* etcd_binary = "/usr/bin/etcd";
 
 }  // namespace
 
-bool etcd_available() { return ::access(etcd_binary, X_OK) == 0; }
-
 etcd_server::etcd_server(std::optional<etcd_tls_files> tls)
     : tls_(std::move(tls)), client_port_(free_port()), peer_port_(free_port()) {
     for (int attempt = 1;; ++attempt) {

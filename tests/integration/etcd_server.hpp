@@ -45,7 +45,4 @@ private:
     pid_t pid_ = -1;
 };
 
-// Whether etcd can run here (the etcd binary is installed).
-bool etcd_available();
-
 }  // namespace it

@@ -17,10 +17,6 @@ using namespace std::chrono_literals;
 namespace json = it::json;
 
 TEST_CASE("etcd cluster: a registration through the writer is answered at once by both standbys, whose subscribers get it under the writer's revision") {
-    if (!it::etcd_available()) {
-        MESSAGE("etcd is not installed: skipped");
-        return;
-    }
     it::three_registryd r("/cluster/");
     IT_DIAGNOSE(r.a);
     IT_DIAGNOSE(r.b);
@@ -56,10 +52,6 @@ TEST_CASE("etcd cluster: a registration through the writer is answered at once b
 }
 
 TEST_CASE("etcd cluster: a subscriber moves from the writer to a standby with from_revision and gets exactly what it missed") {
-    if (!it::etcd_available()) {
-        MESSAGE("etcd is not installed: skipped");
-        return;
-    }
     it::three_registryd r("/cluster/");
     IT_DIAGNOSE(r.a);
     IT_DIAGNOSE(r.b);
@@ -92,10 +84,6 @@ TEST_CASE("etcd cluster: a subscriber moves from the writer to a standby with fr
 }
 
 TEST_CASE("etcd cluster: after a kill -9 of the writer a standby takes over on its own address, and its subscribers resume there with nothing lost") {
-    if (!it::etcd_available()) {
-        MESSAGE("etcd is not installed: skipped");
-        return;
-    }
     it::three_registryd r("/cluster/");
     IT_DIAGNOSE(r.a);
     IT_DIAGNOSE(r.b);

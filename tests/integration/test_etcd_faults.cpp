@@ -11,7 +11,6 @@
 // time (never early).
 #include "deploy_support.hpp"
 #include "etcd_cluster.hpp"
-#include "etcd_server.hpp"  // etcd_available
 #include "harness.hpp"
 #include "history_checker.hpp"
 
@@ -38,12 +37,6 @@ constexpr int writer_lease_ttl = 2;
 constexpr int kept_ttl = 5;      // kept alive every second
 constexpr int expiring_ttl = 3;  // left to expire
 constexpr std::size_t kept_per_client = 6;
-
-bool etcd_missing() {
-    if (it::etcd_available()) return false;
-    MESSAGE("skipped: etcd is not installed (/usr/bin/etcd, Debian's etcd-server)");
-    return true;
-}
 
 // A figure or summary for the test's output (MESSAGE would repeat the
 // group's diagnostics, captured with INFO for failures).
@@ -500,7 +493,6 @@ std::int64_t ms_since(it::steady::time_point t) {
 }  // namespace
 
 TEST_CASE("etcd faults: kill -9 of a standby registryd under load loses nothing and disturbs no subscriber") {
-    if (etcd_missing()) return;
     fault_run run;
     INFO(run.g.diagnostics());
     run.run_for(3s);
@@ -516,7 +508,6 @@ TEST_CASE("etcd faults: kill -9 of a standby registryd under load loses nothing 
 }
 
 TEST_CASE("etcd faults: kill -9 of the writer registryd under load, twice: a standby takes over with every acknowledged change, subscribers resume on it") {
-    if (etcd_missing()) return;
     fault_run run;
     INFO(run.g.diagnostics());
     run.run_for(3s);
@@ -557,7 +548,6 @@ TEST_CASE("etcd faults: kill -9 of the writer registryd under load, twice: a sta
 }
 
 TEST_CASE("etcd faults: the writer registryd frozen past its lease under load: a standby takes over, the old one resumed is deposed and exits 75, and none of its clients sees a change that was not made") {
-    if (etcd_missing()) return;
     fault_run run;
     INFO(run.g.diagnostics());
     run.run_for(3s);
@@ -591,7 +581,6 @@ TEST_CASE("etcd faults: the writer registryd frozen past its lease under load: a
 }
 
 TEST_CASE("etcd faults: kill -9 of etcd's leader member, its restart, then a follower killed under load: the cluster keeps its quorum, nothing is lost") {
-    if (etcd_missing()) return;
     fault_run run;
     INFO(run.g.diagnostics());
     run.run_for(3s);
@@ -634,7 +623,6 @@ TEST_CASE("etcd faults: kill -9 of etcd's leader member, its restart, then a fol
 }
 
 TEST_CASE("etcd faults: the whole etcd cluster stopped for 3 seconds under load: writes are refused meanwhile and resume, nothing acknowledged is lost") {
-    if (etcd_missing()) return;
     fault_run run;
     INFO(run.g.diagnostics());
     run.run_for(3s);
@@ -655,7 +643,6 @@ TEST_CASE("etcd faults: the whole etcd cluster stopped for 3 seconds under load:
 // The checker itself: a history with each kind of fault in it is reported,
 // precisely (no etcd needed).
 TEST_CASE("etcd faults: the writer registryd killed while the whole etcd cluster is stopped: once etcd is back a standby takes over, nothing acknowledged is lost") {
-    if (etcd_missing()) return;
     fault_run run;
     INFO(run.g.diagnostics());
     run.run_for(3s);

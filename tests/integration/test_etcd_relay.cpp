@@ -45,10 +45,6 @@ bool eventually(Pred ok, it::ms timeout) {
 }  // namespace
 
 TEST_CASE("etcd relay: registrations, keepalives and deregistrations through a standby are the writer's, answered at once everywhere") {
-    if (!it::etcd_available()) {
-        MESSAGE("etcd is not installed: skipped");
-        return;
-    }
     it::three_registryd r("/relay/");
     IT_DIAGNOSE(r.a);
     IT_DIAGNOSE(r.b);
@@ -91,10 +87,6 @@ TEST_CASE("etcd relay: registrations, keepalives and deregistrations through a s
 }
 
 TEST_CASE("etcd relay: a session-bound registration made through a standby ends after its grace when the client's connection to the standby closes, or the standby dies") {
-    if (!it::etcd_available()) {
-        MESSAGE("etcd is not installed: skipped");
-        return;
-    }
     it::three_registryd r("/relay-session/", it::three_registryd::writes::relayed, "registry:\n  session_grace_seconds: 1\n");
     IT_DIAGNOSE(r.a);
     IT_DIAGNOSE(r.b);
@@ -131,10 +123,6 @@ TEST_CASE("etcd relay: a session-bound registration made through a standby ends 
 }
 
 TEST_CASE("etcd relay: after a kill -9 of the writer the remaining standby relays to the new writer") {
-    if (!it::etcd_available()) {
-        MESSAGE("etcd is not installed: skipped");
-        return;
-    }
     it::three_registryd r("/relay-failover/");
     IT_DIAGNOSE(r.a);
     IT_DIAGNOSE(r.b);
@@ -175,10 +163,6 @@ TEST_CASE("etcd relay: after a kill -9 of the writer the remaining standby relay
 }
 
 TEST_CASE("etcd relay: with access control the writer sees the client's own identity; what the client may not do is refused by the standby") {
-    if (!it::etcd_available()) {
-        MESSAGE("etcd is not installed: skipped");
-        return;
-    }
     it::temp_dir dir;
     const auto tokens = dir.path() / "tokens.yaml";
     {
@@ -225,10 +209,6 @@ TEST_CASE("etcd relay: a bad advertise_url or relay_ca_file is refused at start,
 }
 
 TEST_CASE("etcd relay: with TLS the writer publishes a wss:// address and standbys relay over TLS; with mutual TLS they answer not_writer") {
-    if (!it::etcd_available()) {
-        MESSAGE("etcd is not installed: skipped");
-        return;
-    }
     const it::test_pki pki;
     const auto server = pki.server();
     const std::string tls = "tls:\n  cert_file: " + server.cert.string() + "\n  key_file: " + server.key.string() + "\n";
