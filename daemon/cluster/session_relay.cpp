@@ -2,6 +2,8 @@
 
 #include <registry/error.hpp>
 
+#include <utility>
+
 namespace registryd {
 
 registry::task<registry::result<void>> session_relay::forward(std::string id, std::string text) {
@@ -12,8 +14,11 @@ registry::task<registry::result<void>> session_relay::forward(std::string id, st
                 ") has published no address to relay writes to (store.etcd.advertise_url): send them to the writer"}};
     }
     // A new writer since the last request: the old one's connection ends
-    // (with it, on the old writer, this client's session).
-    if (link_ && link_url_ != target_.writer_url) close();
+    // (with it, on the old writer, this client's session), and what was in
+    // flight there is answered.
+    if (link_ && link_url_ != target_.writer_url) {
+        std::exchange(link_, nullptr)->retire("another registryd writes the registry now (" + target_.writer_url + ")");
+    }
     if (!link_) {
         link_url_ = target_.writer_url;
         link_ = std::make_shared<writer_link>(target_.ioc, link_url_, token_, target_.link, deliver_);

@@ -534,6 +534,13 @@ void writer_link::close() {
     }
 }
 
+void writer_link::retire(const std::string& cause) {
+    if (closed_) return;
+    // Ended as if lost (lost() answers what is in flight), then closed.
+    if (auto c = conn_) c->end(cause, websocket::close_payload(websocket::close_code::going_away, {}));
+    closed_ = true;
+}
+
 void writer_link::lost(connection& c, bool was_open, const std::string& cause) {
     auto in_flight = std::exchange(c.in_flight, {});
     if (conn_.get() == &c) conn_.reset();

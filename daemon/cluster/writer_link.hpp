@@ -81,6 +81,12 @@ public:
     // `deliver` is not called any more.
     void close();
 
+    // Another registryd became the writer: the connection ends as if lost
+    // (each request in flight is answered `unavailable` with `cause`, since
+    // it may or may not have been carried out), and the link takes no more
+    // requests.
+    void retire(const std::string& cause);
+
     // A connection to the writer is open (upgraded, not lost).
     bool open() const noexcept;
     const std::string& url() const noexcept { return url_; }

@@ -272,6 +272,26 @@ TEST_CASE("writer link: a silent writer is dropped after silence_timeout; in-fli
     CHECK(str(*lost, "/error/message").find("nothing from the writer for 1000 ms") != std::string::npos);
 }
 
+TEST_CASE("writer link: retired (another writer now), its request in flight is answered with the cause and it takes no more") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    relay r(url_of(d));
+    r.call("1", "register", it::registration(it::service("api", "api-1"), 30));
+    d.signal(SIGSTOP);
+    REQUIRE(r.forward("2", "get_service", json::object{{"instance_id", "api-1"}}).ok());
+    r.link->retire("another registryd writes the registry now (ws://127.0.0.1:1/)");
+    d.signal(SIGCONT);
+    auto lost = r.response("2", 1s);
+    REQUIRE(lost.has_value());
+    CHECK(str(*lost, "/error/code") == "unavailable");
+    CHECK(str(*lost, "/error/message").find("another registryd writes the registry now") != std::string::npos);
+    CHECK(str(*lost, "/error/message").find("may or may not have been carried out") != std::string::npos);
+    CHECK_FALSE(r.link->open());
+    const auto refused = r.forward("3", "get_service", json::object{{"instance_id", "api-1"}});
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.err().message.find("is closed") != std::string::npos);
+}
+
 TEST_CASE("writer link: a message over max_frame_bytes fails the link") {
     it::registryd d;
     IT_DIAGNOSE(d);
