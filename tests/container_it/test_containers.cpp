@@ -1,8 +1,9 @@
 // registryd managing containers on real Podman API services: the protocol's
 // container actions end to end, leases reaped and extended, a registryd
-// killed and restarted while its containers run, and an engine that goes
-// away. Each test starts its own Podman service(s) (podman_harness) and its
+// killed and restarted while its containers run, an engine that goes away,
+// and a cluster of registryd on etcd whose writer dies. Each test starts its own Podman service(s) (podman_harness) and its
 // own registryd (integration harness); both clean up everything they made.
+#include "etcd_server.hpp"
 #include "harness.hpp"
 #include "podman_harness.hpp"
 
@@ -498,3 +499,52 @@ TEST_CASE("container usage: container_get samples a running container, its stop'
 }
 
 }  // namespace
+
+// Several registryd on one etcd (docs/protocol.md, "Several registryd"): the
+// writer runs the containers, on the engines every registryd of the cluster
+// is configured with, and keeps their records in etcd.
+TEST_CASE("several registryd: a container created through a standby runs under the writer, every registryd lists it, and after a kill -9 of the writer the standby taking over adopts it and reaps it on time") {
+    rt::podman_service p1;
+    it::etcd_server etcd;
+    const std::string cfg = config("it-cluster", {{"p1", p1.uri()}}) +
+                            "store:\n  kind: etcd\n  etcd:\n    endpoints: [\"" + etcd.client_url() +
+                            "\"]\n    prefix: /containers/\n    request_timeout_ms: 2000\n    writer_lease_ttl_seconds: 2\n";
+    it::registryd a(cfg);
+    IT_DIAGNOSE(a);
+    it::registryd b(cfg, false);
+    IT_DIAGNOSE(b);
+    b.spawn();
+    b.wait_ready();
+    REQUIRE(eventually([&] { return b.diagnostics(100000).find("://127.0.0.1:" + std::to_string(a.port()) + "/") != std::string::npos; }, 5s));
+
+    std::string id;
+    std::int64_t expiry = 0;
+    {
+        it::ws_client sub(b);
+        subscribe_containers(sub);
+        event_log events{sub, {}};
+        it::ws_client on_b(b);
+        wait_online(on_b, "p1");  // list_nodes, relayed to the writer
+        const json::value created = create(on_b, strings({"sleep", "300"}), 12);
+        id = str(created, "/container/container_id");
+        expiry = num(created, "/container/expires_at_ms");
+        CHECK(events.state(id, "running").is_object());  // the writer's event, on the standby's subscription
+        const json::value listed = on_b.call("container_list");
+        REQUIRE(arr(listed, "/containers").size() == 1);
+        CHECK(str(listed, "/containers/0/container_id") == id);
+        CHECK(str(listed, "/containers/0/engine") == "p1");
+    }
+    a.kill9();
+    b.wait_writer(15s);
+    it::ws_client ws(b);
+    wait_online(ws, "p1");
+    // Adopted from its record in etcd: the same lease, the same deadline.
+    const json::value listed = ws.call("container_list");
+    REQUIRE(arr(listed, "/containers").size() == 1);
+    CHECK(str(listed, "/containers/0/container_id") == id);
+    CHECK(str(listed, "/containers/0/state") == "running");
+    CHECK(num(listed, "/containers/0/expires_at_ms") == expiry);
+    REQUIRE(exists(p1, id));
+    CHECK(eventually([&] { return !exists(p1, id); }, 30s));
+    CHECK(it::now_ms() >= expiry);
+}

@@ -162,7 +162,7 @@ TEST_CASE("etcd relay: after a kill -9 of the writer the remaining standby relay
     CHECK(str(on_writer.call("get_service", json::object{{"instance_id", "api-1"}}), "/service/instance_id") == "api-1");
 }
 
-TEST_CASE("etcd relay: with access control the writer sees the client's own identity; what the client may not do is refused by the standby") {
+TEST_CASE("etcd relay: with access control the writer sees the client's own identity, and what the client may not do is refused by the standby") {
     it::temp_dir dir;
     const auto tokens = dir.path() / "tokens.yaml";
     {
@@ -208,7 +208,7 @@ TEST_CASE("etcd relay: a bad advertise_url or relay_ca_file is refused at start,
     }
 }
 
-TEST_CASE("etcd relay: with TLS the writer publishes a wss:// address and standbys relay over TLS; with mutual TLS they answer not_writer") {
+TEST_CASE("etcd relay: with TLS the writer publishes a wss:// address and standbys relay over TLS, and with mutual TLS they answer not_writer") {
     const it::test_pki pki;
     const auto server = pki.server();
     const std::string tls = "tls:\n  cert_file: " + server.cert.string() + "\n  key_file: " + server.key.string() + "\n";

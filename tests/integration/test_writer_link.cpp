@@ -220,7 +220,7 @@ TEST_CASE("writer link: the writer's pings are answered, so a quiet link stays o
     CHECK(str(r.call("2", "get_service", json::object{{"instance_id", "api-1"}}), "/service/instance_id") == "api-1");
 }
 
-TEST_CASE("writer link: kill -9 with a request in flight answers it unavailable; a later forward reconnects") {
+TEST_CASE("writer link: kill -9 with a request in flight answers it unavailable, and a later forward reconnects") {
     it::registryd d;
     d.keep_port_across_restarts();
     IT_DIAGNOSE(d);
@@ -254,7 +254,7 @@ TEST_CASE("writer link: kill -9 with a request in flight answers it unavailable;
     CHECK(r.link->open());
 }
 
-TEST_CASE("writer link: a silent writer is dropped after silence_timeout; in-flight requests are answered") {
+TEST_CASE("writer link: a silent writer is dropped after silence_timeout, and in-flight requests are answered") {
     it::registryd d;
     IT_DIAGNOSE(d);
     writer_link_options o;
@@ -355,7 +355,7 @@ TEST_CASE("writer link: nothing listening or no upgrade: forward() fails within 
     }
 }
 
-TEST_CASE("writer link: wss:// verifies the writer with the CA; without a TLS context it fails clearly") {
+TEST_CASE("writer link: wss:// verifies the writer with the CA, and without a TLS context it fails clearly") {
     it::test_pki pki;
     const auto server = pki.server();
     it::registryd d("tls:\n  cert_file: " + server.cert.string() + "\n  key_file: " + server.key.string() + "\n");
@@ -390,7 +390,7 @@ TEST_CASE("writer link: wss:// verifies the writer with the CA; without a TLS co
     CHECK(bad.err().message.find("TLS handshake") != std::string::npos);
 }
 
-TEST_CASE("writer link: the writer's close frame (SIGTERM) ends the link; the writer exits cleanly") {
+TEST_CASE("writer link: the writer's close frame (SIGTERM) ends the link, and the writer exits cleanly") {
     it::registryd d("timeouts:\n  handshake_seconds: 30\n  shutdown_seconds: 30\n");
     IT_DIAGNOSE(d);
     relay r(url_of(d));

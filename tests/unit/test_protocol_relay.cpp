@@ -128,7 +128,7 @@ TEST_CASE("relay: a writer that cannot be reached is answered to the request wit
     CHECK(answer.find("cannot be reached: connection refused") != std::string::npos);
 }
 
-TEST_CASE("relay: without a relay a replica answers writes not_writer; a writer's server relays nothing") {
+TEST_CASE("relay: without a relay a replica answers writes not_writer, and a writer's server relays nothing") {
     SUBCASE("replica, no relay") {
         replica_fixture f;
         client c(f.srv, 1);
