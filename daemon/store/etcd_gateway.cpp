@@ -1,5 +1,7 @@
 #include "store/etcd_gateway.hpp"
 
+#include "codec/json_writer.hpp"
+
 #include <charconv>
 #include <stdexcept>
 #include <utility>
@@ -41,6 +43,13 @@ std::string_view etcd_field(dom::element e, const char* field) {
     std::string_view s;
     if (e[field].get(s) != simdjson::SUCCESS) throw store_error(std::string("etcd: no '") + field + "' in its answer");
     return s;
+}
+
+void etcd_compare_created(registry::detail::json_writer& w, const std::string& key, std::uint64_t create_revision) {
+    w.key("compare").begin_array()
+        .begin_object().key("key").string(key).key("result").string("EQUAL").key("target").string("CREATE")
+        .key("create_revision").string(std::to_string(create_revision)).end_object()
+        .end_array();
 }
 
 etcd_gateway::etcd_gateway(boost::asio::io_context& io, const etcd_options& options) : opts_(options) {

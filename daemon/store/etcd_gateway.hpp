@@ -28,6 +28,9 @@
 namespace boost::asio {
 class io_context;
 }
+namespace registry::detail {
+class json_writer;
+}
 
 namespace registryd {
 
@@ -60,6 +63,9 @@ std::string etcd_prefix_end(std::string prefix);
 std::uint64_t etcd_number(std::string_view s);
 // A string field of an answer; store_error when it is missing.
 std::string_view etcd_field(simdjson::dom::element e, const char* field);
+// A txn's "compare" array with one condition: the key (base64) was created
+// at `create_revision` (0: the key does not exist).
+void etcd_compare_created(registry::detail::json_writer& w, const std::string& key, std::uint64_t create_revision);
 
 // A watch stream, opened (HTTP 200), and the endpoint that serves it.
 struct etcd_stream {

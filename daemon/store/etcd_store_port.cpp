@@ -2,8 +2,8 @@
 
 #include "engine/engine_http.hpp"
 #include "observability/log.hpp"
-#include "runtime/asio_clock.hpp"
 #include "store/base64.hpp"
+#include "store/etcd_election.hpp"
 
 #include "codec/json_writer.hpp"
 
@@ -28,21 +28,10 @@ namespace {
 namespace dom = simdjson::dom;
 using registry::store_error;
 
-// How often a standby looks whether the writer key is gone.
-constexpr std::chrono::milliseconds standby_poll{500};
 constexpr std::size_t range_page = 1000;
 // etcd's default --max-txn-ops: a group of batches is split to fit (a single
 // batch beyond it is sent whole and refused by an etcd that keeps the default).
 constexpr std::size_t max_txn_ops = 128;
-
-// A txn's "compare" array with one condition: the key (base64) was created at
-// `create_revision` (0: the key does not exist).
-void compare_created_at(registry::detail::json_writer& w, const std::string& key, std::uint64_t create_revision) {
-    w.key("compare").begin_array()
-        .begin_object().key("key").string(key).key("result").string("EQUAL").key("target").string("CREATE")
-        .key("create_revision").string(std::to_string(create_revision)).end_object()
-        .end_array();
-}
 
 // A commit suspended until its transaction is answered; in its coroutine frame.
 struct waiter {
@@ -55,13 +44,16 @@ struct waiter {
 class etcd_store_port::impl : public std::enable_shared_from_this<impl> {
 public:
     impl(boost::asio::io_context& io, etcd_options o)
-        : opts_(std::move(o)), gateway_(std::make_shared<etcd_gateway>(io, opts_)), clock_(io) {
+        : opts_(std::move(o)),
+          gateway_(std::make_shared<etcd_gateway>(io, opts_)),
+          election_(std::make_shared<etcd_election>(io, gateway_)) {
         flushes_.on_error([](std::exception_ptr) {});  // flush() catches what it can report
-        election_.on_error([](std::exception_ptr) {});  // only operation_cancelled escapes, at stop
     }
 
     std::unique_ptr<etcd_probe> make_probe(boost::asio::io_context& io) const { return gateway_->make_probe(io); }
     const std::shared_ptr<etcd_gateway>& gateway() const noexcept { return gateway_; }
+    etcd_election& election() noexcept { return *election_; }
+    const etcd_election& election() const noexcept { return *election_; }
 
     registry::task<std::uint64_t> load(std::string prefix, registry::store_visitor each) {
         const std::string from = opts_.prefix + prefix;
@@ -103,8 +95,9 @@ public:
     registry::task<void> commit(registry::store_batch batch) {
         if (stopped_) throw store_error("etcd store: stopped");
         if (poisoned_) std::rethrow_exception(poisoned_);
+        if (const auto& why = election_->deposed()) throw store_error("etcd: no longer the registry's writer: " + *why);
         // A standby's registry refuses writes itself (not_writer); nothing unfenced reaches etcd anyway.
-        if (campaigning_ && fence_ == 0) throw store_error("etcd store: a standby does not write");
+        if (election_->campaigning() && election_->fence() == 0) throw store_error("etcd store: a standby does not write");
         waiter w;
         queued_.push_back({std::move(batch), &w});
         if (!flushing_) {
@@ -124,49 +117,12 @@ public:
 
     void stop() {
         stopped_ = true;
-        election_stop_.request_stop();
+        election_->stop();
         fail(std::make_exception_ptr(store_error("etcd store: stopped")), std::move(queued_));
         queued_.clear();
     }
 
     std::uint64_t txns() const noexcept { return txns_; }
-
-    // ------------------------------------------------------- the writer role
-
-    void campaign(std::string holder, std::function<void()> elected, std::function<void(std::string, bool)> ended,
-                  std::function<void(std::string)> standing_by) {
-        campaigning_ = true;
-        holder_ = std::move(holder);
-        elected_ = std::move(elected);
-        ended_ = std::move(ended);
-        standing_by_ = std::move(standing_by);
-        election_.spawn(stand(shared_from_this()));
-    }
-
-    registry::task<void> resign() {
-        if (lease_id_.empty() || deposed_why_) co_return;
-        std::string body;
-        registry::detail::json_writer w(body);
-        w.begin_object().key("ID").string(lease_id_).end_object();
-        try {
-            co_await gateway_->call("/v3/lease/revoke", std::move(body));
-            log::info("resigned as the registry's writer", {{"holder", holder_}});
-        } catch (const store_error& e) {
-            log::warn("could not revoke the writer lease; a standby takes over when it runs out",
-                      {{"error", e.what()}, {"ttl_seconds", static_cast<std::int64_t>(opts_.writer_lease_ttl.count())}});
-        }
-    }
-
-    // The writer key's value becomes `holder`, under the same lease, if the
-    // key is still the one this registryd made.
-    registry::task<bool> advertise(std::string holder) {
-        if (!fence_ || deposed_why_) co_return false;
-        dom::element doc = co_await put_writer_key(fence_, holder);
-        bool succeeded = false;
-        if (doc["succeeded"].get(succeeded) != simdjson::SUCCESS || !succeeded) co_return false;
-        holder_ = std::move(holder);
-        co_return true;
-    }
 
     // ------------------------------------------------- the standby's reads
 
@@ -177,8 +133,6 @@ public:
         return std::exchange(pinned_revision_, 0);
     }
 
-    bool elected() const noexcept { return fence_ != 0; }
-    bool campaigning() const noexcept { return campaigning_; }
 
 private:
     struct queued {
@@ -277,7 +231,8 @@ private:
         std::string body;
         registry::detail::json_writer w(body);
         w.begin_object();
-        if (fence_) compare_created_at(w, writer_key_, fence_);  // only while the writer key is still the one this registryd made
+        const std::uint64_t fence = election_->fence();
+        if (fence) etcd_compare_created(w, election_->key(), fence);  // only while the writer key is still the one this registryd made
         w.key("success").begin_array();
         for (const auto& [key, value] : writes) {
             const std::string k = base64_encode(opts_.prefix + key);
@@ -295,143 +250,10 @@ private:
         w.end_array().end_object();
         dom::element doc = co_await gateway_->call("/v3/kv/txn", std::move(body));
         bool succeeded = false;
-        if (fence_ && (doc["succeeded"].get(succeeded) != simdjson::SUCCESS || !succeeded)) {
-            depose("another registryd holds the writer key now");
-            std::rethrow_exception(poisoned_);
+        if (fence && (doc["succeeded"].get(succeeded) != simdjson::SUCCESS || !succeeded)) {
+            election_->depose("another registryd holds the writer key now");
+            throw store_error("etcd: no longer the registry's writer: another registryd holds the writer key now");
         }
-    }
-
-    // Stands by until the writer key is free, takes it under a lease of our
-    // own, then keeps that lease alive for as long as this registryd runs.
-    static registry::task<void> stand(std::shared_ptr<impl> self) {
-        std::string seen;  // the holder last logged
-        bool asked = false;
-        while (!self->election_stop_.stop_requested()) {
-            try {
-                auto holder = co_await self->writer();
-                asked = true;
-                if (!holder) {
-                    if (co_await self->take()) break;
-                    holder = co_await self->writer();
-                }
-                if (holder && *holder != seen) {
-                    seen = *holder;
-                    log::info("standby: another registryd is the registry's writer", {{"writer", seen}});
-                    if (self->standing_by_) self->standing_by_(seen);
-                }
-            } catch (const store_error& e) {
-                if (!asked) {  // as a registryd on an unreachable store always did: exit at once, saying why
-                    self->end(e.what(), false);
-                    co_return;
-                }
-                if (seen != e.what()) {
-                    seen = e.what();
-                    log::warn("standby: etcd cannot be asked who writes", {{"error", seen}});
-                }
-            }
-            // Named locals: GCC 12 mishandles temporaries in a co_await expression.
-            std::stop_token stop = self->election_stop_.get_token();
-            const registry::time_point next = self->clock_.now() + standby_poll;
-            if (!co_await self->clock_.sleep_until(next, stop)) co_return;
-        }
-        if (self->election_stop_.stop_requested()) co_return;
-        log::info("elected the registry's writer", {{"holder", self->holder_}, {"fence_revision", self->fence_}});
-        self->elected_();
-        co_await keep(self);
-    }
-
-    // The writer key's holder, or nullopt when there is none.
-    registry::task<std::optional<std::string>> writer() {
-        std::string body;
-        registry::detail::json_writer w(body);
-        w.begin_object().key("key").string(writer_key_).end_object();
-        dom::element doc = co_await gateway_->call("/v3/kv/range", std::move(body));
-        dom::array kvs;
-        if (doc["kvs"].get(kvs) != simdjson::SUCCESS || kvs.size() == 0) co_return std::nullopt;
-        std::string_view v64;
-        if ((*kvs.begin())["value"].get(v64) != simdjson::SUCCESS) co_return std::string();
-        co_return base64_decode(v64).value_or(std::string());
-    }
-
-    // A lease, then the writer key under it if nobody made it meanwhile;
-    // true (and fence_ set) when it is ours.
-    registry::task<bool> take() {
-        // A lease of our own may have run out while the key was taken: an old one is replaced.
-        if (!lease_id_.empty() && clock_.now() - lease_granted_ >= opts_.writer_lease_ttl / 2) lease_id_.clear();
-        if (lease_id_.empty()) {
-            std::string body;
-            registry::detail::json_writer w(body);
-            w.begin_object().key("TTL").number(static_cast<std::uint64_t>(opts_.writer_lease_ttl.count())).end_object();
-            dom::element doc = co_await gateway_->call("/v3/lease/grant", std::move(body));
-            lease_id_ = std::string(etcd_field(doc, "ID"));
-            lease_granted_ = clock_.now();
-        }
-        dom::element doc = co_await put_writer_key(0, holder_);
-        bool succeeded = false;
-        if (doc["succeeded"].get(succeeded) != simdjson::SUCCESS || !succeeded) co_return false;
-        dom::element header;
-        if (doc["header"].get(header) != simdjson::SUCCESS) throw store_error("etcd: no header in a txn's answer");
-        fence_ = etcd_number(etcd_field(header, "revision"));  // the key was created by this txn
-        co_return true;
-    }
-
-    // Puts `value` in the writer key under our lease if the key's create
-    // revision is `created` (0: if there is no such key); etcd's answer.
-    registry::task<dom::element> put_writer_key(std::uint64_t created, const std::string& value) {
-        std::string body;
-        registry::detail::json_writer w(body);
-        w.begin_object();
-        compare_created_at(w, writer_key_, created);
-        w.key("success").begin_array()
-            .begin_object().key("request_put").begin_object()
-            .key("key").string(writer_key_).key("value").string(base64_encode(value)).key("lease").string(lease_id_)
-            .end_object().end_object()
-            .end_array()
-            .end_object();
-        co_return co_await gateway_->call("/v3/kv/txn", std::move(body));
-    }
-
-    // Renews the writer lease every third of its TTL; deposes this writer
-    // when etcd says the lease is gone. An etcd that cannot be reached
-    // deposes nobody: writes wait (store_unreachable) and, once it is back,
-    // either the lease is still ours (etcd extends leases when it regains a
-    // leader) and they go through, or a standby took over and the fence
-    // refuses them.
-    static registry::task<void> keep(std::shared_ptr<impl> self) {
-        const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(self->opts_.writer_lease_ttl);
-        while (!self->deposed_why_) {
-            std::stop_token stop = self->election_stop_.get_token();
-            const registry::time_point next = self->clock_.now() + ttl / 3;
-            if (!co_await self->clock_.sleep_until(next, stop)) co_return;
-            std::string body;
-            registry::detail::json_writer w(body);
-            w.begin_object().key("ID").string(self->lease_id_).end_object();
-            std::optional<std::string> lost;
-            try {
-                dom::element doc = co_await self->gateway_->call("/v3/lease/keepalive", std::move(body));
-                std::string_view left;  // absent: 0, the lease is gone
-                dom::element result;
-                if (doc["result"].get(result) != simdjson::SUCCESS || result["TTL"].get(left) != simdjson::SUCCESS) left = "0";
-                if (etcd_number(left) == 0) lost = "the writer lease ran out in etcd";
-            } catch (const etcd_unreachable&) {
-                // renewed on a later round, or replaced: see above
-            } catch (const store_error& e) {
-                lost = std::string("etcd refused to renew the writer lease: ") + e.what();
-            }
-            if (lost) self->depose(*lost);
-        }
-    }
-
-    // After this no commit succeeds; the daemon is told once.
-    void depose(const std::string& why) {
-        if (deposed_why_) return;
-        deposed_why_ = why;
-        poisoned_ = std::make_exception_ptr(store_error("etcd: no longer the registry's writer: " + why));
-        end(why, true);
-    }
-
-    void end(const std::string& why, bool was_writer) {
-        if (auto ended = std::exchange(ended_, nullptr)) ended(why, was_writer);
     }
 
     static void hand_back(const std::string& why, std::vector<queued> waiting) {
@@ -456,20 +278,7 @@ private:
     std::exception_ptr poisoned_;
     std::uint64_t txns_ = 0;
     registry::async_scope flushes_;
-    // The writer role.
-    asio_clock clock_;
-    std::string holder_;
-    std::function<void()> elected_;
-    std::function<void(std::string, bool)> ended_;
-    std::function<void(std::string)> standing_by_;
-    bool campaigning_ = false;
-    std::string writer_key_ = base64_encode(opts_.prefix + std::string(etcd_writer_key));  // as etcd's JSON wants it
-    std::string lease_id_;  // etcd's decimal lease id, empty before the first grant
-    registry::time_point lease_granted_{};
-    std::uint64_t fence_ = 0;  // the writer key's create revision once ours; 0: not the writer
-    std::optional<std::string> deposed_why_;
-    std::stop_source election_stop_;
-    registry::async_scope election_;
+    std::shared_ptr<etcd_election> election_;
     // The standby's reads.
     bool pin_ = false;
     std::uint64_t pinned_revision_ = 0;
@@ -486,7 +295,8 @@ etcd_store_port::~etcd_store_port() { stop(); }
 
 store_health etcd_store_port::health() const {
     store_health h = probe_->health();
-    if (impl_->campaigning()) h.detail += std::string(h.detail.empty() ? "" : ", ") + (impl_->elected() ? "writer" : "standby");
+    const etcd_election& e = impl_->election();
+    if (e.campaigning()) h.detail += std::string(h.detail.empty() ? "" : ", ") + (e.fence() != 0 ? "writer" : "standby");
     return h;
 }
 
@@ -496,15 +306,17 @@ registry::task<std::uint64_t> etcd_store_port::load(std::string prefix, registry
 
 registry::task<void> etcd_store_port::commit(registry::store_batch batch) { return impl_->commit(std::move(batch)); }
 
-registry::task<bool> etcd_store_port::advertise(std::string holder) { return impl_->advertise(std::move(holder)); }
+registry::task<bool> etcd_store_port::advertise(std::string holder) {
+    return impl_->election().advertise(std::move(holder));
+}
 
 void etcd_store_port::campaign(std::string holder, std::function<void()> elected,
                                std::function<void(std::string why, bool was_writer)> ended,
                                std::function<void(std::string writer)> standing_by) {
-    impl_->campaign(std::move(holder), std::move(elected), std::move(ended), std::move(standing_by));
+    impl_->election().campaign(std::move(holder), std::move(elected), std::move(ended), std::move(standing_by));
 }
 
-registry::task<void> etcd_store_port::resign() { return impl_->resign(); }
+registry::task<void> etcd_store_port::resign() { return impl_->election().resign(); }
 
 void etcd_store_port::stop() {
     impl_->stop();

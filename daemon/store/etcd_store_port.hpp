@@ -16,14 +16,14 @@
 // within another); a request gets `request_timeout`.
 //
 // Several registryd on one etcd and prefix: one writes, the others stand by.
-// campaign() takes `prefix` + "meta/writer" under an etcd lease of
-// `writer_lease_ttl` (a transaction that creates the key only if it does not
-// exist), keeps the lease alive every third of its TTL, and only then calls
-// `elected`: the daemon loads the registry and serves. A standby retries
-// every half second, so it takes over at most a TTL (plus half a second)
-// after the writer died, at once after the writer resigned at shutdown.
-// Every transaction of the writer compares the writer key's create revision
-// with its own: a writer that lost its lease (frozen, cut off from etcd) and
+// campaign() (store/etcd_election.hpp) takes `prefix` + "meta/writer" under
+// an etcd lease of `writer_lease_ttl` (a transaction that creates the key
+// only if it does not exist), keeps the lease alive every third of its TTL,
+// and only then calls `elected`: the daemon loads the registry and serves. A
+// standby retries every half second, so it takes over at most a TTL (plus
+// half a second) after the writer died, at once after the writer resigned at
+// shutdown. Every transaction of the writer compares the writer key's create
+// revision with its own: a writer that lost its lease (frozen, cut off from etcd) and
 // was replaced cannot write anything afterwards, whatever it still believes;
 // `ended` is then called (also when etcd says the lease ran out), and the
 // daemon exits to come back as a standby. An etcd that cannot be reached
@@ -126,7 +126,7 @@ public:
     store_health health() const override;
 
 private:
-    class impl;  // the writer's side: commits, the election, pinned loads
+    class impl;  // the writer's side: commits (fenced by its etcd_election), pinned loads
     std::shared_ptr<impl> impl_;
     std::unique_ptr<etcd_follower> follower_;  // the standby's side
     std::unique_ptr<etcd_probe> probe_;
