@@ -55,13 +55,21 @@ standby_app::standby_app(boost::asio::io_context& ioc, const config& cfg,
       server_(ioc, cfg, reg_, metrics_, [this] { return gauges(); }, gate),
       stop_requested_(ioc),
       drained_(ioc) {
-    server_.report_store([this] { return port_.health(); });
+    server_.report_store([this] {
+        store_health h = port_.health();
+        if (relaying_) {
+            h.detail += relay_.writer_url.empty() ? ", writes answered not_writer (the writer published no address yet)"
+                                                  : ", relaying writes to " + relay_.writer_url;
+        }
+        return h;
+    });
     server_.protocol().serve_replica();
     relay_.writer_url = url_of_holder(relay_.writer).value_or(std::string());
     // A writer that asks every client for a certificate (tls.client_ca_file)
     // cannot be relayed to: the relay has none of its client's to present.
     const bool mutual_tls = cfg.tls && !cfg.tls->client_ca_file.empty();
-    if (cfg.store.etcd.relay_writes && !mutual_tls) server_.relay_writes(relay_);
+    relaying_ = cfg.store.etcd.relay_writes && !mutual_tls;
+    if (relaying_) server_.relay_writes(relay_);
 }
 
 standby_app::~standby_app() = default;

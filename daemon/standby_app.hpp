@@ -76,6 +76,7 @@ private:
     etcd_store_port& port_;
     std::unique_ptr<boost::asio::ssl::context> relay_tls_;  // verifies a wss:// writer
     relay_target relay_;  // the writer (writer key's value, URL) the connections relay to
+    bool relaying_ = false;  // store.etcd.relay_writes, and no mutual TLS
     asio_clock clock_;
     metrics metrics_;
     registry::registry reg_;

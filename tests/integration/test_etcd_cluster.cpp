@@ -46,7 +46,8 @@ TEST_CASE("etcd cluster: a registration through the writer is answered at once b
     CHECK(it::http_get(r.a.host(), r.a.port(), "/healthz").body.find("writer") != std::string::npos);
     const auto standby_health = it::http_get(r.b.host(), r.b.port(), "/healthz");
     CHECK(standby_health.status == 200);
-    CHECK(standby_health.body.find("standby") != std::string::npos);
+    CHECK(standby_health.body.find("standby, relaying writes to ws://127.0.0.1:" + std::to_string(r.a.port()) + "/") !=
+          std::string::npos);
     CHECK(it::http_get(r.b.host(), r.b.port(), "/metrics").body.find(R"(role="standby")") != std::string::npos);
     CHECK(it::http_get(r.a.host(), r.a.port(), "/metrics").body.find(R"(role="writer")") != std::string::npos);
 }
