@@ -336,9 +336,18 @@ private:
         log::debug("writer link open", {{"url", url}});
         last_heard = std::chrono::steady_clock::now();
         watch_silence(opts.silence_timeout);
-        // Frames that came with the head; the buffer becomes the read chunk.
+        // Frames that came with the head. Then a TLS link reads into a chunk
+        // of its own (OpenSSL keeps records across reads); a plain one waits
+        // for readability and reads into the thread's buffer, so that an idle
+        // link holds none (a standby has one per client that wrote).
         std::string early(got.substr(body_at));
-        inbuf.assign(read_chunk_bytes, '\0');
+        if (tls) {
+            inbuf.assign(read_chunk_bytes, '\0');
+        } else {
+            inbuf.clear();
+            error_code ignored;
+            socket.non_blocking(true, ignored);
+        }
         inbuf.shrink_to_fit();
         have = 0;
         pump();
@@ -362,18 +371,42 @@ private:
     }
 
     void read_frames() {
-        on_stream([&](auto& s) {
-            s.async_read_some(asio::buffer(inbuf), [self = shared_from_this()](const error_code& ec, std::size_t n) {
+        if (!tls) {
+            socket.async_wait(tcp::socket::wait_read, [self = shared_from_this()](const error_code& ec) {
                 if (self->state != phase::open) return;
-                if (ec) {
-                    return self->end(ec == asio::error::eof ? "the writer closed the connection"
-                                                            : "reading: " + ec.message());
-                }
-                self->last_heard = std::chrono::steady_clock::now();
-                std::span<char> in(self->inbuf.data(), n);
-                if (self->consume(in)) self->read_frames();
+                if (ec) return self->end("reading: " + ec.message());
+                self->read_ready();
             });
+            return;
+        }
+        tls->async_read_some(asio::buffer(inbuf), [self = shared_from_this()](const error_code& ec, std::size_t n) {
+            if (self->state != phase::open) return;
+            if (ec) return self->read_failed(ec);
+            self->last_heard = std::chrono::steady_clock::now();
+            std::span<char> in(self->inbuf.data(), n);
+            if (self->consume(in)) self->read_frames();
         });
+    }
+
+    // A plain link's socket is readable: what it holds, through the thread's
+    // buffer (the frames' bytes are copied out by consume()).
+    void read_ready() {
+        thread_local std::vector<char> shared(read_chunk_bytes * 4);
+        for (;;) {
+            error_code ec;
+            const std::size_t n = socket.read_some(asio::buffer(shared), ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+            if (ec) return read_failed(ec);
+            last_heard = std::chrono::steady_clock::now();
+            std::span<char> in(shared.data(), n);
+            if (!consume(in)) return;
+            if (n < shared.size()) break;  // drained; a wait sees the next bytes (epoll is edge-triggered)
+        }
+        read_frames();
+    }
+
+    void read_failed(const error_code& ec) {
+        end(ec == asio::error::eof ? "the writer closed the connection" : "reading: " + ec.message());
     }
 
     // Handles the frames in `in`; false once the connection ended.

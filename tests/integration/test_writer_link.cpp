@@ -292,6 +292,21 @@ TEST_CASE("writer link: retired (another writer now), its request in flight is a
     CHECK(refused.err().message.find("is closed") != std::string::npos);
 }
 
+TEST_CASE("writer link: a response many times the read buffer arrives whole, as do the ones after it") {
+    it::registryd d;
+    IT_DIAGNOSE(d);
+    relay r(url_of(d));
+    json::object svc = it::service("big", "big-1");
+    json::object metadata;  // 64 values of 4000 bytes: a response four times the read buffer
+    for (int i = 0; i < 64; ++i) metadata["k" + std::to_string(i)] = std::string(4000, static_cast<char>('a' + i % 26));
+    svc["metadata"] = std::move(metadata);
+    r.call("1", "register", it::registration(svc, 30));
+    const json::value got = r.call("2", "get_service", json::object{{"instance_id", "big-1"}});
+    CHECK(it::at(got, "/service/metadata").as_object().size() == 64);
+    CHECK(str(got, "/service/metadata/k63") == std::string(4000, static_cast<char>('a' + 63 % 26)));
+    CHECK(str(r.call("3", "get_service", json::object{{"instance_id", "big-1"}}), "/service/instance_id") == "big-1");
+}
+
 TEST_CASE("writer link: a message over max_frame_bytes fails the link") {
     it::registryd d;
     IT_DIAGNOSE(d);
