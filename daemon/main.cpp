@@ -12,6 +12,7 @@
 #include "access/commands.hpp"
 #include "access/gate.hpp"
 #include "cluster/writer_address.hpp"
+#include "cluster/writer_link.hpp"
 #include "config/command_line.hpp"
 #include "config/config.hpp"
 #include "deploy/local_target.hpp"
@@ -730,7 +731,9 @@ int main(int argc, char** argv) {
         std::unique_ptr<registry::file_store> files;  // kind: file
         std::unique_ptr<registryd::daemon_store> port;
         registryd::etcd_store_port* etcd = nullptr;
+        std::shared_ptr<asio::ssl::context> relay_tls;  // a standby's, for a wss:// writer
         if (cfg.store.type == registryd::config::store_section::kind::etcd) {
+            relay_tls = registryd::make_writer_tls_context(cfg.store.etcd.relay_ca_file);
             const auto& e = cfg.store.etcd;
             auto p = std::make_unique<registryd::etcd_store_port>(
                 ioc, registryd::etcd_options{e.endpoints, e.prefix, e.dial_timeout, e.request_timeout,
@@ -761,7 +764,7 @@ int main(int argc, char** argv) {
         bool stopping = false;       // a signal, or etcd unreachable at start
         asio::steady_timer standby_again(ioc);  // a standby that could not follow starts anew after a pause
         std::function<void()> stand_by = [&] {
-            standby.emplace(ioc, cfg, cli.port_file, *etcd, *gate, writer);
+            standby.emplace(ioc, cfg, cli.port_file, *etcd, *gate, writer, *relay_tls);
             standby->start([&](bool again) {
                 if (const auto& where = standby->address()) cfg.listen = *where;
                 standby.reset();

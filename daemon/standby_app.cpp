@@ -11,7 +11,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <exception>
@@ -21,15 +20,6 @@
 namespace registryd {
 
 namespace {
-
-// The system's CAs and store.etcd.relay_ca_file.
-std::unique_ptr<boost::asio::ssl::context> relay_tls_context(const config& cfg) {
-    auto ctx = std::make_unique<boost::asio::ssl::context>(boost::asio::ssl::context::tls_client);
-    ctx->set_default_verify_paths();
-    if (!cfg.store.etcd.relay_ca_file.empty()) ctx->load_verify_file(cfg.store.etcd.relay_ca_file.string());
-    ctx->set_verify_mode(boost::asio::ssl::verify_peer);
-    return ctx;
-}
 
 writer_link_options relay_link_options(const config& cfg, boost::asio::ssl::context& tls) {
     writer_link_options o;
@@ -43,13 +33,12 @@ writer_link_options relay_link_options(const config& cfg, boost::asio::ssl::cont
 
 standby_app::standby_app(boost::asio::io_context& ioc, const config& cfg,
                          std::optional<std::filesystem::path> port_file, etcd_store_port& port, access::gate& gate,
-                         std::string writer)
+                         std::string writer, boost::asio::ssl::context& relay_tls)
     : ioc_(ioc),
       cfg_(cfg),
       port_file_(std::move(port_file)),
       port_(port),
-      relay_tls_(relay_tls_context(cfg)),
-      relay_{ioc, std::move(writer), {}, relay_link_options(cfg, *relay_tls_)},
+      relay_{ioc, std::move(writer), {}, relay_link_options(cfg, relay_tls)},
       clock_(ioc),
       reg_(clock_, port_, registry_options_from(cfg)),
       server_(ioc, cfg, reg_, metrics_, [this] { return gauges(); }, gate),
@@ -71,8 +60,6 @@ standby_app::standby_app(boost::asio::io_context& ioc, const config& cfg,
     relaying_ = cfg.store.etcd.relay_writes && !mutual_tls;
     if (relaying_) server_.relay_writes(relay_);
 }
-
-standby_app::~standby_app() = default;
 
 void standby_app::start(std::function<void(bool)> ended) {
     ended_ = std::move(ended);

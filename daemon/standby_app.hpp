@@ -47,8 +47,7 @@ class gate;
 class standby_app {
 public:
     standby_app(boost::asio::io_context& ioc, const config& cfg, std::optional<std::filesystem::path> port_file,
-                etcd_store_port& port, access::gate& gate, std::string writer);
-    ~standby_app();
+                etcd_store_port& port, access::gate& gate, std::string writer, boost::asio::ssl::context& relay_tls);
     standby_app(const standby_app&) = delete;
     standby_app& operator=(const standby_app&) = delete;
 
@@ -74,7 +73,6 @@ private:
     const config& cfg_;
     std::optional<std::filesystem::path> port_file_;
     etcd_store_port& port_;
-    std::unique_ptr<boost::asio::ssl::context> relay_tls_;  // verifies a wss:// writer
     relay_target relay_;  // the writer (writer key's value, URL) the connections relay to
     bool relaying_ = false;  // store.etcd.relay_writes, and no mutual TLS
     asio_clock clock_;

@@ -33,6 +33,7 @@
 #include <deque>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -74,7 +75,7 @@ std::string masked(std::uint8_t op, std::string_view payload) {
 }
 
 // `id` as our encoder writes it in a response: a JSON string, quotes included.
-std::string quoted(std::string_view id) {
+std::string json_quoted(std::string_view id) {
     std::string out;
     registry::detail::json_writer(out).string(id);
     return out;
@@ -526,6 +527,20 @@ private:
     std::string farewell_frame;  // the close payload to send once the write in progress ends
 };
 
+std::shared_ptr<asio::ssl::context> make_writer_tls_context(const std::filesystem::path& extra_ca) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+    error_code ec;
+    ctx->set_default_verify_paths(ec);
+    if (ec) throw std::runtime_error("the system's CA certificates: " + ec.message());
+    if (!extra_ca.empty()) {
+        ctx->load_verify_file(extra_ca.string(), ec);
+        if (ec) throw std::runtime_error("store.etcd.relay_ca_file " + extra_ca.string() + ": " + ec.message());
+    }
+    ctx->set_verify_mode(asio::ssl::verify_peer);
+    return ctx;
+}
+
 writer_link::writer_link(asio::io_context& ioc, std::string url, std::string bearer_token, writer_link_options opts,
                          deliver_function deliver)
     : ioc_(ioc), url_(std::move(url)), token_(std::move(bearer_token)), opts_(opts), deliver_(std::move(deliver)) {}
@@ -552,7 +567,7 @@ registry::task<registry::result<void>> writer_link::forward(std::string id, std:
         conn_->start_open();
     }
     auto st = std::make_shared<write_state>();
-    conn_->enqueue(masked(websocket::opcode::text, text), quoted(id), st);
+    conn_->enqueue(masked(websocket::opcode::text, text), json_quoted(id), st);
     write_awaiter w(std::move(st));
     auto r = co_await w;
     co_return r;

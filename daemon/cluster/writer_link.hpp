@@ -25,6 +25,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -51,6 +52,11 @@ struct writer_link_options {
     // fails saying so.
     boost::asio::ssl::context* tls = nullptr;
 };
+
+// The client context a standby verifies a wss:// writer with: TLS 1.2 or
+// later, the system's CAs and the PEM CAs of `extra_ca` (empty: none).
+// Throws std::runtime_error naming what it could not read.
+std::shared_ptr<boost::asio::ssl::context> make_writer_tls_context(const std::filesystem::path& extra_ca);
 
 class writer_link : public std::enable_shared_from_this<writer_link> {
 public:

@@ -192,6 +192,22 @@ TEST_CASE("etcd relay: with access control the writer sees the client's own iden
 }
 
 TEST_CASE("etcd relay: a bad advertise_url or relay_ca_file is refused at start, naming the option") {
+    {
+        // A file that is there but holds no certificate: registryd exits 1 at start, naming it.
+        it::temp_dir dir;
+        const auto garbage = dir.path() / "ca.pem";
+        std::ofstream(garbage) << "not a certificate\n";
+        std::string failure;
+        try {
+            it::registryd d{"store:\n  kind: etcd\n  etcd:\n    endpoints: [\"http://127.0.0.1:1\"]\n    relay_ca_file: " +
+                            garbage.string() + "\n"};
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        INFO(failure);
+        CHECK(failure.find("exited with status 1") != std::string::npos);
+        CHECK(failure.find("store.etcd.relay_ca_file " + garbage.string()) != std::string::npos);
+    }
     for (const auto& [option, expected] :
          {std::pair<std::string, std::string>{"advertise_url: http://10.0.0.5:8080/", "store.etcd.advertise_url"},
           std::pair<std::string, std::string>{"advertise_url: ws:///", "must be a ws:// or wss:// URL with a host"},
