@@ -811,7 +811,10 @@ int main(int argc, char** argv) {
                     if (standby) {
                         standby->stop();  // serve() once its connections are closed
                     } else {
-                        serve();
+                        // Posted, as every start from the election's callbacks: what a
+                        // start throws ends run() (a fatal error, exit 1) instead of
+                        // the election's coroutine.
+                        asio::post(ioc, serve);
                     }
                 },
                 [&](const std::string& why, bool was_writer) {
@@ -841,7 +844,9 @@ int main(int argc, char** argv) {
                     if (standby) {
                         standby->writer_changed(holder);
                     } else if (!elected && !stopping) {
-                        stand_by();
+                        asio::post(ioc, [&] {
+                            if (!standby && !elected && !stopping) stand_by();
+                        });
                     }
                 });
         }
