@@ -113,8 +113,7 @@ struct request_parser::impl {
     dom::parser parser;
 
     // A frame that parsed: its envelope, then the params by the action's entry.
-    std::variant<task<outcome>, rejection, relayed_request> read_frame(const dom::element& root, const dispatch_table& actions,
-                                                                        std::shared_ptr<session>* self);
+    parse_result read_frame(const dom::element& root, const dispatch_table& actions, std::shared_ptr<session>* self);
     // A frame simdjson refused: not JSON, unless that was an integer beyond 64 bits.
     rejection read_with_big_integer(std::string_view frame, const dispatch_table& actions);
 };
@@ -122,9 +121,8 @@ struct request_parser::impl {
 request_parser::request_parser() : impl_(std::make_unique<impl>()) {}
 request_parser::~request_parser() = default;
 
-std::variant<task<outcome>, rejection, relayed_request> request_parser::parse(std::string_view frame,
-                                                                              const dispatch_table& actions,
-                                                                              std::shared_ptr<session>* self) {
+parse_result request_parser::parse(std::string_view frame, const dispatch_table& actions,
+                                   std::shared_ptr<session>* self) {
     dom::element root;
     if (impl_->parser.parse(frame.data(), frame.size()).get(root)) return impl_->read_with_big_integer(frame, actions);
     return impl_->read_frame(root, actions, self);
@@ -162,8 +160,8 @@ rejection request_parser::impl::read_with_big_integer(std::string_view frame, co
     return invalid(std::move(id), action, std::move(field));
 }
 
-std::variant<task<outcome>, rejection, relayed_request> request_parser::impl::read_frame(
-    const dom::element& root, const dispatch_table& actions, std::shared_ptr<session>* self) {
+parse_result request_parser::impl::read_frame(const dom::element& root, const dispatch_table& actions,
+                                              std::shared_ptr<session>* self) {
     if (!root.is_object()) return invalid(std::nullopt, {}, "frame is not a JSON object");
 
     // The id first: every later rejection carries it.

@@ -35,6 +35,9 @@ struct relayed_request {
     std::string_view action;
 };
 
+// What parse() makes of a frame.
+using parse_result = std::variant<task<outcome>, rejection, relayed_request>;
+
 class request_parser {
 public:
     request_parser();
@@ -47,8 +50,7 @@ public:
     // (its params are the writer's to read). Without `self` the params are
     // only read (and the task is empty).
     // Reuses one set of buffers: single-threaded; the task owns its data.
-    std::variant<task<outcome>, rejection, relayed_request> parse(std::string_view frame, const dispatch_table& actions,
-                                                 std::shared_ptr<session>* self);
+    parse_result parse(std::string_view frame, const dispatch_table& actions, std::shared_ptr<session>* self);
 
 private:
     struct impl;

@@ -35,7 +35,6 @@ task<outcome> session::handle(std::shared_ptr<session> self, std::string_view te
                                                          "frame exceeds " + std::to_string(shared.lims.max_message_bytes) +
                                                              " bytes"}});
     }
-    using parse_result = std::variant<task<outcome>, rejection, relayed_request>;
     parse_result parsed = [&]() -> parse_result {
         try {
             return s.parser_.parse(text, shared.actions, &self);

@@ -6,28 +6,18 @@
 #pragma once
 
 #include "harness.hpp"
+#include "runtime/detached_task.hpp"  // ::registryd::detached: started at once, awaited by nobody
 
 #include <registry/task.hpp>
 
 #include <boost/asio/io_context.hpp>
 
-#include <coroutine>
 #include <exception>
 #include <memory>
 #include <optional>
 #include <thread>
 
 namespace it {
-
-struct fire_and_forget {
-    struct promise_type {
-        fire_and_forget get_return_object() noexcept { return {}; }
-        std::suspend_never initial_suspend() noexcept { return {}; }
-        std::suspend_never final_suspend() noexcept { return {}; }
-        void return_void() noexcept {}
-        void unhandled_exception() noexcept { std::terminate(); }
-    };
-};
 
 template <typename T>
 struct outcome {
@@ -37,7 +27,7 @@ struct outcome {
 };
 
 template <typename T>
-fire_and_forget run_into(registry::task<T> t, std::shared_ptr<outcome<T>> out) {
+::registryd::detached run_into(registry::task<T> t, std::shared_ptr<outcome<T>> out) {
     try {
         out->value.emplace(co_await std::move(t));
     } catch (...) {
@@ -46,7 +36,7 @@ fire_and_forget run_into(registry::task<T> t, std::shared_ptr<outcome<T>> out) {
     out->done = true;
 }
 
-inline fire_and_forget run_void(registry::task<void> t, std::shared_ptr<outcome<bool>> out) {
+inline ::registryd::detached run_void(registry::task<void> t, std::shared_ptr<outcome<bool>> out) {
     try {
         co_await std::move(t);
         out->value = true;
