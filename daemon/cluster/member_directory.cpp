@@ -133,7 +133,9 @@ std::string encode_member_record(const member_record& r) {
     std::string out;
     registry::detail::json_writer w(out);
     w.begin_object().key("name").string(r.name).key("url").string(r.url).key("engines").begin_array();
-    for (const auto& e : r.engines) w.begin_object().key("name").string(e.name).key("capacity").number(e.capacity).end_object();
+    for (const auto& e : r.engines) {
+        w.begin_object().key("name").string(e.name).key("capacity").number(e.capacity).end_object();
+    }
     w.end_array().key("host").string(r.host).key("pid").number(r.pid).end_object();
     return out;
 }
@@ -145,8 +147,8 @@ registry::result<member_record> decode_member_record(std::string_view json) {
     });
 }
 
-member_directory::member_directory(boost::asio::io_context& io, std::shared_ptr<etcd_gateway> gateway, std::string member,
-                                   std::chrono::seconds lease_ttl)
+member_directory::member_directory(boost::asio::io_context& io, std::shared_ptr<etcd_gateway> gateway,
+                                   std::string member, std::chrono::seconds lease_ttl)
     : gateway_(std::move(gateway)),
       clock_(io),
       member_(std::move(member)),
@@ -181,7 +183,7 @@ registry::task<registry::result<std::string>> member_directory::cluster_secret()
 
 void member_directory::publish(member_record r) {
     if (r.name != member_) {
-        throw std::invalid_argument("member_directory: member '" + member_ + "' publishes the record of '" + r.name + "'");
+        throw std::invalid_argument("member_directory: the record of '" + r.name + "' published as '" + member_ + "'");
     }
     if (auto back = decode_member_record(encode_member_record(r)); !back) {
         throw std::invalid_argument("member_directory: the record of member '" + member_ +
@@ -284,10 +286,13 @@ registry::task<void> member_directory::hold(std::shared_ptr<member_directory> se
             } else {
                 next = self->renewed_ + renewal;
             }
-            if (std::exchange(troubled, false)) log::info("etcd answers the member directory again", {{"member", self->member_}});
+            if (std::exchange(troubled, false)) {
+                log::info("etcd answers the member directory again", {{"member", self->member_}});
+            }
         } catch (const etcd_unreachable& e) {
             if (!std::exchange(troubled, true)) {
-                log::warn("member directory: etcd cannot be asked; trying again", {{"member", self->member_}, {"error", e.what()}});
+                log::warn("member directory: etcd cannot be asked; trying again",
+                          {{"member", self->member_}, {"error", e.what()}});
             }
             next = now + retry_pause;
         } catch (const store_error& e) {
@@ -344,10 +349,10 @@ registry::task<bool> member_directory::take() {
         co_return true;
     }
     if (!std::exchange(waiting_, true)) {
-        const auto holder = kv ? decode_member_record(value_of(*kv)) : registry::fail(registry::errc::not_found, "");
+        member_record holder;  // unknown (empty) when its record does not decode
+        if (auto r = decode_member_record(kv ? value_of(*kv) : std::string())) holder = std::move(*r);
         log::warn("member name held by another registryd; waiting for it",
-                  {{"member", member_}, {"holder_host", holder ? log::clip(holder->host) : "?"},
-                   {"holder_pid", holder ? holder->pid : 0}});
+                  {{"member", member_}, {"holder_host", log::clip(holder.host)}, {"holder_pid", holder.pid}});
     }
     co_return false;
 }
