@@ -154,7 +154,7 @@ member_directory::member_directory(boost::asio::io_context& io, std::shared_ptr<
       member_(std::move(member)),
       lease_ttl_(lease_ttl),
       key_(base64_encode(gateway_->options().prefix + std::string(etcd_members_prefix) + member_)) {
-    running_.on_error([](std::exception_ptr) {});  // only operation_cancelled escapes, at stop
+    running_.on_error([](std::exception_ptr) {});  // hold() catches etcd's failures; nothing else is expected
 }
 
 registry::task<registry::result<std::string>> member_directory::cluster_secret() {
