@@ -3,7 +3,8 @@
 // registryd has) on an io_context run by the test. A record reads back as
 // written; the cluster secret is made once; a published record is seen by
 // every member, changes under the same lease and goes at once when withdrawn;
-// a name held by another process is waited for; etcd stopped is unavailable.
+// a name held by another process is waited for, a lease lost is replaced;
+// etcd stopped is unavailable.
 #include "etcd_server.hpp"
 #include "harness.hpp"
 #include "io_driver.hpp"
@@ -347,5 +348,31 @@ TEST_CASE("member directory: publish with etcd stopped keeps trying, and publish
     REQUIRE(l.until([&] { return d->published(); }, 15s));
     auto other = directory(l, member_options(etcd), "b");
     CHECK(members_until(l, *other, [](const auto& all) { return all.size() == 1 && all.front() == record_of("a"); }, 5s));
+    l.await(d->withdraw());
+}
+
+TEST_CASE("member directory: a record whose lease etcd revoked is published again, under a new lease") {
+    it::etcd_server etcd;
+    loop l;
+    auto d = directory(l, member_options(etcd), "a", 2s);
+    d->publish(record_of("a"));
+    REQUIRE(l.until([&] { return d->published(); }, 10s));
+    const stored before = etcd_key(l, etcd, "/members/meta/members/a");
+    REQUIRE_FALSE(before.lease.empty());
+    // As an operator's `etcdctl lease revoke` would, or etcd losing it.
+    etcd_post(l, etcd, "/v3/lease/revoke", "{\"ID\":\"" + before.lease + "\"}");
+    CHECK(etcd_key(l, etcd, "/members/meta/members/a").create_revision.empty());
+    // Found at the next renewal (every third of the TTL).
+    stored after;
+    REQUIRE(l.until(
+        [&] {
+            after = etcd_key(l, etcd, "/members/meta/members/a");
+            return !after.create_revision.empty();
+        },
+        5s));
+    CHECK(after.lease != before.lease);
+    CHECK(d->published());
+    auto other = directory(l, member_options(etcd), "b");
+    CHECK(members_until(l, *other, [](const auto& all) { return all.size() == 1 && all.front() == record_of("a"); }, 1s));
     l.await(d->withdraw());
 }
