@@ -7,6 +7,8 @@
 #include "codec/json_reader.hpp"
 #include "codec/json_writer.hpp"
 
+#include <registry/engine_declaration.hpp>
+
 #include <algorithm>
 #include <array>
 #include <optional>
@@ -39,6 +41,10 @@ bool read_engine(decoder& d, dom::element e, const path& at, member_record::engi
         if (key == "capacity" && !read(d, value, at.member("capacity"), out.capacity)) return false;
     }
     if (out.name.empty()) return d.fail(at.member("name"), "is required");
+    // What a configured engine's capacity may be (containers.engines).
+    if (out.capacity == 0 || out.capacity > registry::max_engine_capacity) {
+        return d.fail(at.member("capacity"), "must be 1-" + std::to_string(registry::max_engine_capacity));
+    }
     return true;
 }
 
@@ -145,6 +151,12 @@ registry::result<member_record> decode_member_record(std::string_view json) {
         d.max_string = max_record_string;
         return read_record(d, root, r);
     });
+}
+
+std::shared_ptr<member_directory> member_directory::open(boost::asio::io_context& io, const etcd_options& options,
+                                                         std::string member) {
+    return std::make_shared<member_directory>(io, std::make_shared<etcd_gateway>(io, options), std::move(member),
+                                              options.writer_lease_ttl);
 }
 
 member_directory::member_directory(boost::asio::io_context& io, std::shared_ptr<etcd_gateway> gateway,

@@ -60,6 +60,11 @@ class member_directory : public std::enable_shared_from_this<member_directory> {
 public:
     member_directory(boost::asio::io_context& io, std::shared_ptr<etcd_gateway> gateway, std::string member,
                      std::chrono::seconds lease_ttl);
+    // With an etcd client of its own. Made here, not by the caller: the
+    // gateway holds simdjson's parser, whose layout is that of the
+    // translation units built with simdjson's definitions (this one).
+    static std::shared_ptr<member_directory> open(boost::asio::io_context& io, const etcd_options& options,
+                                                  std::string member);
 
     // 64 lowercase hex characters (32 bytes of the OS's random), the same
     // for every member: created if absent, else read, in one transaction.

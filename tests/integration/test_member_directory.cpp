@@ -170,6 +170,8 @@ TEST_CASE("member directory: a record reads back as written, and a malformed rec
         {R"({"name":"m","engines":["docker"]})", "engines[0]: must be an object"},
         {R"({"name":"m","engines":[{"name":"d"},{"capacity":1}]})", "engines[1].name: is required"},
         {R"({"name":"m","engines":[{"name":"d","capacity":-1}]})", "engines[0].capacity: must be a non-negative integer"},
+        {R"({"name":"m","engines":[{"name":"d","capacity":0}]})", "engines[0].capacity: must be 1-10000"},
+        {R"({"name":"m","engines":[{"name":"d","capacity":10001}]})", "engines[0].capacity: must be 1-10000"},
         {R"({"name":"m","pid":"12"})", "pid: must be a non-negative integer"},
         {R"({"name":"m","host":")" + std::string(1025, 'h') + R"("})", "host: must be at most 1024 bytes"},
         {R"({"name":")" + std::string(1025, 'n') + R"("})", "name: must be at most 1024 bytes"},
