@@ -60,6 +60,8 @@ task<void> executor::run(std::stop_token stop) { return impl_->run(std::move(sto
 
 const std::vector<language>& executor::languages() const noexcept { return impl_->langs; }
 
+result<void> executor::add_engine(engine_slot slot) { return impl_->add_engine(std::move(slot)); }
+
 result<submission> executor::execute(request req, listener_ptr l,
                                      const std::function<void(const submission&)>& accepted, const identity& by) {
     return impl_->execute(std::move(req), std::move(l), accepted, by);

@@ -93,7 +93,7 @@ struct executor::impl {
 
     clock& clk;
     random_source& random;
-    std::vector<engine_state> engines;
+    std::deque<engine_state> engines;  // grows only: running executions hold references
     std::vector<language> langs;
     executor_options opts;
     lease_sink* leases;
@@ -128,6 +128,7 @@ struct executor::impl {
     // slots.cpp: engine slots, the FIFO queue, cancellation
     bool usable(const engine_state& e) const;
     engine_state* free_engine();
+    result<void> add_engine(engine_slot slot);
     void report_positions();
     void dispatch();
     void start(const execution_ptr& ex, engine_state& eng);

@@ -19,6 +19,19 @@ detail::engine_state* executor::impl::free_engine() {
     return best;
 }
 
+result<void> executor::impl::add_engine(engine_slot slot) {
+    if (!slot.engine) return fail(errc::invalid_request, "engine '" + slot.name + "': no client");
+    if (slot.max_concurrent == 0) return fail(errc::invalid_request, "engine '" + slot.name + "': max_concurrent must be at least 1");
+    const auto known = std::find_if(engines.begin(), engines.end(), [&](const engine_state& e) { return e.slot.name == slot.name; });
+    if (known == engines.end()) {
+        engines.emplace_back(std::move(slot));
+    } else {
+        known->slot = std::move(slot);
+    }
+    dispatch();
+    return {};
+}
+
 void executor::impl::report_positions() {
     std::size_t position = 0;
     for (auto& ex : queue) {

@@ -576,6 +576,39 @@ TEST_CASE("repl executor: an engine the lease sink calls offline is not used unt
     CHECK(run.rec->finished->exit_code == 0);
 }
 
+TEST_CASE("repl executor: an engine added while it runs takes the queued executions, and one added again under its name is used by its new client") {
+    recording_sink sink;
+    fixture f(1, 8, 0, &sink);
+    auto first = f.execute("1");
+    auto second = f.execute("2");
+    CHECK(f.engine.busy().size() == 1);
+    CHECK(second.rec->positions == std::vector<std::size_t>{1});
+
+    fake_repl_engine joined;
+    CHECK(f.exec->add_engine({"joined", nullptr, 1}).err().code == errc::invalid_request);
+    CHECK(f.exec->add_engine({"joined", &joined, 0}).err().code == errc::invalid_request);
+    REQUIRE(f.exec->add_engine({"joined", &joined, 1}).ok());
+    CHECK(f.exec->queued() == 0);  // at once: the sink calls it online
+    REQUIRE(joined.busy().size() == 1);
+    joined.exit(joined.busy().front(), 0);
+    REQUIRE(second.rec->finished);
+    CHECK(second.rec->finished->exit_code == 0);
+    CHECK(sink.calls.front().starts_with("created local "));
+    CHECK(std::count_if(sink.calls.begin(), sink.calls.end(),
+                        [](const std::string& c) { return c.starts_with("created joined "); }) == 1);
+
+    // The same name again (the member moved): the new client is used.
+    fake_repl_engine moved;
+    REQUIRE(f.exec->add_engine({"joined", &moved, 1}).ok());
+    auto third = f.execute("3");
+    CHECK(joined.creates == 1);
+    REQUIRE(moved.busy().size() == 1);
+    moved.exit(moved.busy().front(), 0);
+    f.engine.exit(f.engine.busy().front(), 0);
+    REQUIRE(first.rec->finished);
+    REQUIRE(third.rec->finished);
+}
+
 // registryd's wiring: a registry, a container manager whose one node is the
 // engine, and the executor on that node with its containers held under the
 // manager's leases.

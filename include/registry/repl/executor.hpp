@@ -100,6 +100,13 @@ public:
 
     const std::vector<language>& languages() const noexcept;
 
+    // An engine that joins while it runs (a node added to the container
+    // manager behind the lease sink), or one known by this name again,
+    // perhaps by another client: executions start on it once the lease sink
+    // calls it online. One that leaves needs no call: the sink calls it
+    // offline. invalid_request: no engine, or max_concurrent 0.
+    result<void> add_engine(engine_slot slot);
+
     // Validates and accepts an execution. `accepted` is called with the
     // submission before anything is reported to `l` (the protocol answers
     // there, so the response precedes every event). A known idempotency key
