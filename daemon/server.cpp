@@ -183,6 +183,8 @@ void server::report_store(std::function<store_health()> health) { state_->store_
 
 void server::relay_writes(const relay_target& target) noexcept { state_->relay = &target; }
 
+void server::offer_engines(const engine_offer& offer) noexcept { state_->offered_engines = &offer; }
+
 listen_address server::listen() {
     auto& st = *state_;
     const auto& want = st.cfg.listen;

@@ -33,6 +33,7 @@ class server;
 namespace registryd {
 
 class audit_log;
+struct engine_offer;
 struct relay_target;
 namespace access {
 class gate;
@@ -95,6 +96,9 @@ public:
     // access control on, a client without one is answered not_writer. The
     // target must outlive the server.
     void relay_writes(const relay_target& target) noexcept;
+    // A member's server: the writer reaches `offer`'s engines through it
+    // (cluster/engine_offer.hpp). The offer must outlive the server.
+    void offer_engines(const engine_offer& offer) noexcept;
 
     struct state;
 

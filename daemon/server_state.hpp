@@ -32,6 +32,7 @@
 
 namespace registryd {
 
+struct engine_offer;
 class http_session;
 struct relay_target;
 class ws_session;
@@ -56,6 +57,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
     audit_log* audit = nullptr;  // audit.file (server::audit_to); null: none
     std::function<registryd::store_health()> store_health;  // server::report_store; empty: a file
     const relay_target* relay = nullptr;  // a standby's (server::relay_writes); null: a writer, or none
+    const engine_offer* offered_engines = nullptr;  // a member's (server::offer_engines); null: none
 
     // What the WebSocket sessions report of each request: the audit line
     // when it is audited (metrics count it in metrics::request).

@@ -317,6 +317,53 @@ registry::task<std::optional<registry::error>> engine_http_client::handshake(std
     co_return registry::error{errc::unavailable, conn->describe(why)};
 }
 
+registry::task<std::optional<registry::error>> engine_http_client::open_tunnel(std::shared_ptr<http_connection> conn,
+                                                                               std::stop_token stop) {
+    const auto& t = *options_.tunnel;
+    conn->request_line = "GET " + t.target;
+    conn->req = {};
+    conn->req.method(http::verb::get);
+    conn->req.target(t.target);
+    conn->req.version(11);
+    conn->req.set(http::field::host, endpoint_.host + ":" + std::to_string(endpoint_.port));
+    conn->req.set(http::field::user_agent, "registryd");
+    conn->req.set(http::field::connection, "Upgrade");
+    conn->req.set(http::field::upgrade, t.protocol);
+    conn->req.set(http::field::authorization, t.authorization);
+    conn->stream.expires_after(options_.connect_timeout);
+    {
+        auto op = make_op<error_code, std::size_t>(conn, [&](auto handler) {
+            conn->on_stream([&](auto& s) { http::async_write(s, conn->req, std::move(handler)); });
+        });
+        auto [ec, n] = co_await op;
+        throw_if_stopped(stop);
+        if (ec) co_return registry::error{errc::unavailable, conn->describe("sending the upgrade", ec)};
+    }
+    conn->req = {};
+    // A refusal's text is short; a 101 has no body. What follows the 101
+    // stays in the buffer for the engine's response.
+    http::response_parser<http::string_body> answer;
+    answer.header_limit(header_limit);
+    answer.body_limit(4096);
+    {
+        auto op = make_op<error_code, std::size_t>(conn, [&](auto handler) {
+            conn->on_stream([&](auto& s) { http::async_read(s, conn->buffer, answer, std::move(handler)); });
+        });
+        auto [ec, n] = co_await op;
+        throw_if_stopped(stop);
+        if (ec) co_return registry::error{errc::unavailable, conn->describe("reading the upgrade's answer", ec)};
+    }
+    const auto& res = answer.get();
+    if (res.result() != http::status::switching_protocols) {
+        std::string why = "upgrade refused: " + std::to_string(res.result_int());
+        std::string_view text = res.body();
+        while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+        if (!text.empty()) why += ": " + std::string(text);
+        co_return registry::error{errc::unavailable, conn->describe(why)};
+    }
+    co_return std::nullopt;
+}
+
 engine_http_client::engine_http_client(asio::io_context& ioc, engine_endpoint endpoint, http_client_options options)
     : ioc_(ioc), endpoint_(std::move(endpoint)), options_(options) {}
 
@@ -374,6 +421,11 @@ registry::task<registry::result<std::shared_ptr<http_connection>>> engine_http_c
         // Not `if (co_await ...)`: GCC 12 miscompiles a co_await in a condition.
         std::optional<registry::error> failed = co_await handshake(conn, stop);
         if (failed) co_return registry::unexpected{std::move(*failed)};
+    }
+    if (options_.tunnel) {
+        std::optional<registry::error> failed = co_await open_tunnel(conn, stop);
+        if (failed) co_return registry::unexpected{std::move(*failed)};
+        conn->request_line = r.method + " " + r.target;
     }
 
     // The request.

@@ -78,6 +78,18 @@ struct http_client_options {
     // (empty: the endpoint's host), an IP address or a DNS name.
     std::shared_ptr<boost::asio::ssl::context> tls;
     std::string tls_server_name;
+    // Through an HTTP upgrade first (a container engine another registryd
+    // offers, cluster/engine_offer.hpp): once connected, `GET target` with
+    // `Upgrade: protocol` and `Authorization: authorization`; after its
+    // "101 Switching Protocols" the connection is the engine's, and the
+    // request goes on as if connected to it. Any other answer fails the
+    // request with unavailable, naming the status and the answer's text.
+    struct tunnel_options {
+        std::string target;
+        std::string protocol;
+        std::string authorization;
+    };
+    std::optional<tunnel_options> tunnel;
 };
 
 class http_connection;  // engine_http.cpp
@@ -138,6 +150,9 @@ private:
     // The TLS handshake on a connected socket (options_.tls); the failure, if any.
     registry::task<std::optional<registry::error>> handshake(std::shared_ptr<http_connection> conn,
                                                              std::stop_token stop);
+    // The upgrade to options_.tunnel on a connected socket; the failure, if any.
+    registry::task<std::optional<registry::error>> open_tunnel(std::shared_ptr<http_connection> conn,
+                                                               std::stop_token stop);
 
     boost::asio::io_context& ioc_;
     engine_endpoint endpoint_;

@@ -1,6 +1,7 @@
 #include "http/http_session.hpp"
 
 #include "access/credentials.hpp"
+#include "cluster/engine_tunnel.hpp"
 #include "http/handshake.hpp"
 #include "http/services_view.hpp"
 #include "observability/log.hpp"
@@ -212,6 +213,10 @@ void http_session::on_read(const error_code& ec) {
         upgrade();
         return;
     }
+    if (upgrade_field != req.end() && http::token_list{upgrade_field->value()}.exists(engine_tunnel_protocol)) {
+        open_engine_tunnel();
+        return;
+    }
 
     const bool keep_alive = req.keep_alive();
     const std::string_view full_target = req.target();
@@ -323,6 +328,55 @@ void http_session::upgrade() {
     const auto early = buffer_.data();
     ws->run(answer_upgrade(parser_->release()),
             std::string_view(static_cast<const char*>(early.data()), early.size()));
+}
+
+// A member's engine, for the writer (cluster/engine_offer.hpp): checked
+// here, then the connection is the tunnel's.
+void http_session::open_engine_tunnel() {
+    const auto& req = parser_->get();
+    const std::string_view target = req.target();
+    const engine_offer* offer = st_->offered_engines;
+    if (st_->shutting_down) {
+        respond(http::status::service_unavailable, "shutting down\n", false);
+        return;
+    }
+    if (!offer) {
+        respond(http::status::not_found, "this registryd offers no container engines\n", false);
+        return;
+    }
+    if (!proves_cluster_secret(req[http::field::authorization], offer->secret)) {
+        log::warn("engine tunnel refused: not the cluster's secret", {{"conn", id_}, {"remote", remote_}});
+        respond(http::status::unauthorized, "an engine tunnel needs the cluster's secret\n", false);
+        return;
+    }
+    if (req.method() != http::verb::get || !target.starts_with(engine_tunnel_path)) {
+        respond(http::status::bad_request, "an engine tunnel is GET /v1/cluster/engines/<name>\n", false);
+        return;
+    }
+    const std::string_view name = target.substr(engine_tunnel_path.size());
+    const auto engine = offer->engines.find(name);
+    if (engine == offer->engines.end()) {
+        respond(http::status::not_found, "this registryd offers no container engine named '" + std::string(name) + "'\n",
+                false);
+        return;
+    }
+    const auto early = buffer_.data();
+    std::string pending(static_cast<const char*>(early.data()), early.size());
+    buffer_.consume(buffer_.size());
+    log::debug("engine tunnel", {{"conn", id_}, {"remote", remote_}, {"engine", engine->first}});
+    auto close_self = [self = shared_from_this()] { self->close(); };
+    if (tls_) {
+        tls_->timer.cancel();
+        auto t = std::make_shared<engine_tunnel<tls_stream>>(shared_from_this(), tls_->stream, std::move(close_self),
+                                                             engine->first, engine->second, std::move(pending), id_);
+        t->start(st_->cfg.timeouts.handshake);
+    } else {
+        stream_.expires_never();
+        auto t = std::make_shared<engine_tunnel<beast::tcp_stream>>(shared_from_this(), stream_, std::move(close_self),
+                                                                    engine->first, engine->second, std::move(pending),
+                                                                    id_);
+        t->start(st_->cfg.timeouts.handshake);
+    }
 }
 
 std::variant<access::gate::caller, access::refusal> http_session::admit() {

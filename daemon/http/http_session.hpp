@@ -3,7 +3,9 @@
 // requests, serves GET /healthz, GET /metrics and the read-only registry view
 // GET /v1/services[/NAME] (http/services_view; 404 otherwise), and on a
 // WebSocket upgrade hands its socket, with the answer to the upgrade
-// (http/handshake) and the bytes read past it, to a ws_session.
+// (http/handshake) and the bytes read past it, to a ws_session. On a
+// member's engine tunnel (cluster/engine_offer.hpp) the connection becomes
+// the tunnel's (cluster/engine_tunnel.hpp).
 #pragma once
 
 #include "access/gate.hpp"
@@ -63,6 +65,7 @@ private:
     void do_read();
     void on_read(const boost::system::error_code& ec);
     void upgrade();
+    void open_engine_tunnel();
     // The access gate's answer for the current request (access/gate.hpp).
     std::variant<access::gate::caller, access::refusal> admit();
     void refuse(const access::refusal& r, bool keep_alive);
