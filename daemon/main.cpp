@@ -11,6 +11,8 @@
 
 #include "access/commands.hpp"
 #include "access/gate.hpp"
+#include "cluster/member_directory.hpp"
+#include "cluster/member_engines.hpp"
 #include "cluster/writer_address.hpp"
 #include "cluster/writer_link.hpp"
 #include "config/command_line.hpp"
@@ -30,6 +32,7 @@
 #include "observability/systemd_notify.hpp"
 #include "runtime/asio_clock.hpp"
 #include "runtime/blocking_runner.hpp"
+#include "runtime/detached_task.hpp"
 #include "runtime/oneshot.hpp"
 #include "runtime/port_file.hpp"
 #include "runtime/os_random.hpp"
@@ -88,6 +91,14 @@
 namespace {
 
 // Names this registryd in the etcd writer key, for the standbys' logs.
+// store.etcd.member, or the host name.
+std::string member_name(const registryd::config& cfg) {
+    if (!cfg.store.etcd.member.empty()) return cfg.store.etcd.member;
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "registryd";
+    return std::string(host).substr(0, 64);
+}
+
 std::string writer_holder_name(const registryd::config& cfg) {
     char host[256] = {};
     if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
@@ -158,13 +169,20 @@ class daemon_app {
 public:
     // `etcd`: the same store as `port` when it is etcd (the writer publishes
     // where it listens there), else null.
+    // `members`: the cluster's other registryd, whose engines the writer
+    // runs containers on (store.etcd.share_engines); null on a file store.
+    // `listening`: called once it listens, with the address.
     daemon_app(asio::io_context& ioc, const registryd::config& cfg, std::optional<std::filesystem::path> port_file,
-               registryd::daemon_store& port, registryd::etcd_store_port* etcd, registryd::access::gate& gate)
+               registryd::daemon_store& port, registryd::etcd_store_port* etcd, registryd::access::gate& gate,
+               std::shared_ptr<registryd::member_directory> members, std::shared_ptr<asio::ssl::context> member_tls,
+               std::function<void(const registryd::listen_address&)> listening)
         : ioc_(ioc),
           cfg_(cfg),
           port_file_(std::move(port_file)),
           port_(port),
           etcd_(etcd),
+          members_(std::move(members)),
+          listening_(std::move(listening)),
           clock_(ioc),
           reg_(clock_, port_, registry_options_from(cfg)),
           engines_(make_engines(ioc, cfg)),
@@ -201,12 +219,31 @@ public:
         }
         if (containers_) {
             registry::protocol::add_container_actions(server_.protocol(), *containers_);
-            // Container packages (deploy target "containers") on the configured engines.
+            if (members_ && cfg.store.etcd.share_engines) {
+                registryd::member_engines_options o;
+                o.self = member_name(cfg);
+                for (const auto& e : cfg.containers.engines) o.configured.insert(e.name);
+                o.engine = engine_options_from(cfg);
+                o.tls = std::move(member_tls);
+                // The REPL runs on them too (its slots follow the nodes that join;
+                // one that leaves is offline to it).
+                member_engines_.emplace(ioc, *containers_, members_, std::move(o),
+                                        [this](const std::string& name, registry::container_engine* engine, std::size_t) {
+                                            if (!repl_ || !engine) return;
+                                            auto added = repl_->add_engine({name, engine, cfg_.repl.max_concurrent});
+                                            if (!added) {
+                                                log::warn("the REPL cannot use an engine a member offers",
+                                                          {{"engine", name}, {"error", added.err().message}});
+                                            }
+                                        });
+            }
+            // Container packages (deploy target "containers") on the configured
+            // engines and those the cluster's other registryd offer.
             deploy_containers_.emplace(*containers_, [this](std::string_view node) -> registry::container_engine* {
                 for (std::size_t i = 0; i < engines_.size(); ++i) {
                     if (cfg_.containers.engines[i].name == node) return engines_[i].get();
                 }
-                return nullptr;
+                return member_engines_ ? member_engines_->engine(node) : nullptr;
             });
             deployer_.use_containers(*deploy_containers_, &prober_);
         }
@@ -250,7 +287,8 @@ public:
 private:
     // REPL execution (repl.enabled) on the container manager's engines, its
     // containers held under the manager's leases. (Config validation made
-    // sure there is an engine, so a manager.)
+    // sure there is an engine, or engines the cluster may offer: so a
+    // manager.) Those the other registryd offer join as they come.
     void start_repl() {
         const auto& R = cfg_.repl;
         if (!R.enabled) return;
@@ -478,6 +516,7 @@ private:
         if (containers_) background_.spawn(containers_->run(stop));
         // Engine services (persisted ones included) become nodes from the registry's snapshot on.
         if (registered_engines_) background_.spawn(registered_engines_->run(stop));
+        if (member_engines_) background_.spawn(member_engines_->run(stop));
         background_.spawn(watch_availability(stop));
         if (repl_) {
             background_.spawn(repl_results_->run(stop));
@@ -494,6 +533,7 @@ private:
                 const registryd::listen_address bound = server_.listen();
                 addr = bound.to_string();
                 if (etcd_) background_.spawn(advertise(bound));
+                if (listening_) listening_(bound);
                 // Before the port file: whoever sees the file finds the line.
                 log::info("listening",
                           {{"addr", addr}, {"data_dir", cfg_.data_dir.string()}, {"version", version}});
@@ -552,6 +592,7 @@ private:
         co_await background_.join();
         port_.stop();  // every queued group is durable; later commits would fail
         co_await port_.resign();  // a standby registryd takes over at once
+        if (members_) co_await members_->withdraw();
         if (port_file_written_) {  // a stale file must not point the next reader at us
             std::error_code ec;
             std::filesystem::remove(*port_file_, ec);
@@ -618,6 +659,8 @@ private:
     std::optional<std::filesystem::path> port_file_;
     registryd::daemon_store& port_;
     registryd::etcd_store_port* etcd_;
+    std::shared_ptr<registryd::member_directory> members_;
+    std::function<void(const registryd::listen_address&)> listening_;
     registryd::asio_clock clock_;
     registryd::metrics metrics_;  // before the subsystems that count into it
     std::optional<registryd::audit_log> audit_;  // audit.file; outlives the server that writes to it
@@ -626,6 +669,7 @@ private:
     std::unique_ptr<registry::container_manager> containers_;
     registryd::docker_engine_connector engine_connector_;
     std::optional<registry::registered_engines> registered_engines_;  // containers.accept_registered_engines
+    std::optional<registryd::member_engines> member_engines_;  // store.etcd.share_engines
     registryd::server server_;
     registryd::blocking_runner runner_;  // joins its threads before the io_context goes
     registryd::package_host packages_;
@@ -731,16 +775,18 @@ int main(int argc, char** argv) {
         std::unique_ptr<registry::file_store> files;  // kind: file
         std::unique_ptr<registryd::daemon_store> port;
         registryd::etcd_store_port* etcd = nullptr;
-        std::shared_ptr<asio::ssl::context> relay_tls;  // a standby's, for a wss:// writer
+        std::shared_ptr<asio::ssl::context> relay_tls;  // a standby's, for a wss:// writer (and the writer's, for a member)
+        std::shared_ptr<registryd::member_directory> members;  // kind: etcd
         if (cfg.store.type == registryd::config::store_section::kind::etcd) {
             relay_tls = registryd::make_writer_tls_context(cfg.store.etcd.relay_ca_file);
             const auto& e = cfg.store.etcd;
-            auto p = std::make_unique<registryd::etcd_store_port>(
-                ioc, registryd::etcd_options{e.endpoints, e.prefix, e.dial_timeout, e.request_timeout,
-                                             {e.tls.ca_file, e.tls.cert_file, e.tls.key_file, e.tls.server_name},
-                                             e.writer_lease_ttl});
+            const registryd::etcd_options options{e.endpoints, e.prefix, e.dial_timeout, e.request_timeout,
+                                                  {e.tls.ca_file, e.tls.cert_file, e.tls.key_file, e.tls.server_name},
+                                                  e.writer_lease_ttl};
+            auto p = std::make_unique<registryd::etcd_store_port>(ioc, options);
             etcd = p.get();
             port = std::move(p);
+            members = registryd::member_directory::open(ioc, options, member_name(cfg));
             std::string endpoints;
             for (const auto& url : e.endpoints) endpoints += (endpoints.empty() ? "" : ",") + url;
             log::info("store: etcd", {{"endpoints", endpoints}, {"prefix", e.prefix}});
@@ -749,29 +795,50 @@ int main(int argc, char** argv) {
             if (!files) return 1;
             port = std::make_unique<registryd::file_store_port>(ioc, *files);
         }
+        // Once it listens, this registryd is a member of the cluster, with the
+        // engines it offers (the writer uses the others').
+        const auto publish_member = [&](const registryd::listen_address& bound) {
+            if (!members) return;
+            registryd::member_record r;
+            r.name = member_name(cfg);
+            r.url = registryd::advertised_url(cfg, bound).value_or(std::string());
+            if (cfg.store.etcd.share_engines) {
+                for (const auto& e : cfg.containers.engines) r.engines.push_back({e.name, e.capacity});
+            }
+            char host[256] = {};
+            if (::gethostname(host, sizeof host - 1) == 0) r.host = host;
+            r.pid = static_cast<std::uint64_t>(::getpid());
+            members->publish(std::move(r));
+        };
         std::optional<daemon_app> app;
         const auto serve = [&] {
-            app.emplace(ioc, cfg, cli.port_file, *port, etcd, *gate);
+            app.emplace(ioc, cfg, cli.port_file, *port, etcd, *gate, members, relay_tls, publish_member);
             app->start();
         };
         // Several registryd may share an etcd and prefix: one serves once it is
         // the registry's writer (store/etcd_store_port.hpp); until then it is a
         // standby that serves reads and subscriptions (standby_app.hpp), and it
         // is stopped by a signal like a serving one.
+        // What a standby stops last: the store (its watch, campaign and probe),
+        // and its membership (the writer stops using its engines at once).
+        const auto stop_store = [&] {
+            port->stop();
+            if (members) registryd::run_detached(members, members->withdraw());
+        };
         std::optional<registryd::standby_app> standby;
         std::string writer;          // the writer the standby names
         bool elected = false;        // serve() once the standby has closed its connections
         bool stopping = false;       // a signal, or etcd unreachable at start
         asio::steady_timer standby_again(ioc);  // a standby that could not follow starts anew after a pause
         std::function<void()> stand_by = [&] {
-            standby.emplace(ioc, cfg, cli.port_file, *etcd, *gate, writer, *relay_tls);
+            standby.emplace(ioc, cfg, cli.port_file, *etcd, *gate, writer, *relay_tls, members, publish_member);
             standby->start([&](bool again) {
                 if (const auto& where = standby->address()) cfg.listen = *where;
                 standby.reset();
                 if (elected) {
                     serve();
                 } else if (stopping) {
-                    port->stop();
+                    stop_store();
                 } else if (again) {
                     standby_again.expires_after(1s);
                     standby_again.async_wait([&](const boost::system::error_code& ec) {
@@ -797,7 +864,7 @@ int main(int argc, char** argv) {
                 if (standby) {
                     standby->stop();
                 } else {
-                    port->stop();
+                    stop_store();
                 }
             });
             etcd->campaign(
@@ -835,7 +902,7 @@ int main(int argc, char** argv) {
                         if (standby) {
                             standby->stop();
                         } else {
-                            port->stop();
+                            stop_store();
                         }
                     });
                 },

@@ -1,5 +1,6 @@
 #include "standby_app.hpp"
 
+#include "cluster/member_directory.hpp"
 #include "cluster/writer_address.hpp"
 #include "observability/log.hpp"
 #include "observability/systemd_notify.hpp"
@@ -33,12 +34,16 @@ writer_link_options relay_link_options(const config& cfg, boost::asio::ssl::cont
 
 standby_app::standby_app(boost::asio::io_context& ioc, const config& cfg,
                          std::optional<std::filesystem::path> port_file, etcd_store_port& port, access::gate& gate,
-                         std::string writer, boost::asio::ssl::context& relay_tls)
+                         std::string writer, boost::asio::ssl::context& relay_tls,
+                         std::shared_ptr<member_directory> members,
+                         std::function<void(const listen_address&)> listening)
     : ioc_(ioc),
       cfg_(cfg),
       port_file_(std::move(port_file)),
       port_(port),
       relay_{ioc, std::move(writer), {}, relay_link_options(cfg, relay_tls)},
+      members_(std::move(members)),
+      listening_(std::move(listening)),
       clock_(ioc),
       reg_(clock_, port_, registry_options_from(cfg)),
       server_(ioc, cfg, reg_, metrics_, [this] { return gauges(); }, gate),
@@ -111,10 +116,12 @@ registry::task<void> standby_app::run() {
             },
             cannot_follow);
         background_.spawn(reg_.run(stop_.get_token()));
+        co_await offer_engines();
         std::string addr;
         try {
             address_ = server_.listen();
             addr = address_->to_string();
+            if (listening_) listening_(*address_);
             // Before the port file: whoever sees the file finds the line.
             log::info("standby: serving reads and subscriptions; writes go to the writer",
                       {{"addr", addr}, {"writer", relay_.writer}, {"revision", reg_.revision()}});
@@ -145,6 +152,22 @@ registry::task<void> standby_app::run() {
         std::filesystem::remove(*port_file_, ec);
     }
     boost::asio::post(ioc_, [ended = ended_, again = again_] { ended(again); });
+}
+
+registry::task<void> standby_app::offer_engines() {
+    if (!members_ || !cfg_.store.etcd.share_engines || cfg_.containers.engines.empty()) co_return;
+    auto secret = co_await members_->cluster_secret();
+    if (!secret) {
+        log::error("standby: cannot read the cluster's secret; the writer cannot use this registryd's engines",
+                   {{"error", secret.err().message}});
+        co_return;
+    }
+    offer_.secret = std::move(*secret);
+    for (const auto& e : cfg_.containers.engines) {
+        auto where = engine_endpoint::parse(e.endpoint);
+        if (where) offer_.engines.insert_or_assign(e.name, std::move(*where));  // the configuration checked it
+    }
+    server_.offer_engines(offer_);
 }
 
 metrics::gauges standby_app::gauges() const {

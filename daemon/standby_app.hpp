@@ -4,7 +4,8 @@
 // (registry::become_replica) that follows the writer's transactions through
 // an etcd watch, with the writer's revisions and events; writes are refused
 // and relays everything else (writes, containers, deployments, REPL) to the
-// writer, over a connection per client (cluster/session_relay.hpp). Reads
+// writer, over a connection per client (cluster/session_relay.hpp), and
+// lets the writer reach its own container engines (cluster/engine_offer.hpp). Reads
 // pass the store's read barrier first, so they see every write acknowledged
 // anywhere before them, a write relayed through this standby included.
 //
@@ -14,6 +15,7 @@
 // history it needs, a transaction it cannot apply): then it is started anew.
 #pragma once
 
+#include "cluster/engine_offer.hpp"
 #include "cluster/session_relay.hpp"
 #include "config/config.hpp"
 #include "observability/metrics.hpp"
@@ -40,14 +42,19 @@ class context;
 namespace registryd {
 
 class etcd_store_port;
+class member_directory;
 namespace access {
 class gate;
 }
 
 class standby_app {
 public:
+    // `members`: where the cluster's secret is, which the writer proves
+    // when it reaches this registryd's engines (store.etcd.share_engines);
+    // `listening`: called once it listens, with the address.
     standby_app(boost::asio::io_context& ioc, const config& cfg, std::optional<std::filesystem::path> port_file,
-                etcd_store_port& port, access::gate& gate, std::string writer, boost::asio::ssl::context& relay_tls);
+                etcd_store_port& port, access::gate& gate, std::string writer, boost::asio::ssl::context& relay_tls,
+                std::shared_ptr<member_directory> members, std::function<void(const listen_address&)> listening);
     standby_app(const standby_app&) = delete;
     standby_app& operator=(const standby_app&) = delete;
 
@@ -67,6 +74,8 @@ public:
 
 private:
     registry::task<void> run();
+    // The writer may reach this registryd's engines once it knows the secret.
+    registry::task<void> offer_engines();
     metrics::gauges gauges() const;
 
     boost::asio::io_context& ioc_;
@@ -74,6 +83,9 @@ private:
     std::optional<std::filesystem::path> port_file_;
     etcd_store_port& port_;
     relay_target relay_;  // the writer (writer key's value, URL) the connections relay to
+    std::shared_ptr<member_directory> members_;
+    std::function<void(const listen_address&)> listening_;
+    engine_offer offer_;  // containers.engines, for the writer
     bool relaying_ = false;  // store.etcd.relay_writes, and no mutual TLS
     asio_clock clock_;
     metrics metrics_;

@@ -50,7 +50,10 @@ std::vector<std::unique_ptr<docker_engine>> make_engines(boost::asio::io_context
 std::unique_ptr<registry::container_manager> make_container_manager(
     registry::registry& reg, registry::clock& clk, registry::store& st, const config& cfg,
     const std::vector<std::unique_ptr<docker_engine>>& engines, metrics& m) {
-    if (engines.empty() && !cfg.containers.accept_registered_engines) return nullptr;
+    // On etcd, the writer runs containers on what the other registryd offer
+    // (cluster/member_engines.hpp) even with no engine of its own.
+    const bool member_engines = cfg.store.type == config::store_section::kind::etcd && cfg.store.etcd.share_engines;
+    if (engines.empty() && !cfg.containers.accept_registered_engines && !member_engines) return nullptr;
     const auto& C = cfg.containers;
     std::vector<registry::container_node> nodes;
     for (std::size_t i = 0; i < engines.size(); ++i) {

@@ -29,8 +29,9 @@ docker_engine_options engine_options_from(const config& cfg);
 // One Docker Engine API client per configured engine (config validated the endpoints).
 std::vector<std::unique_ptr<docker_engine>> make_engines(boost::asio::io_context& ioc, const config& cfg);
 
-// Null when no engine is configured and none may register: the container
-// actions are then unavailable. Reaps and engines going offline and back are
+// Null when no engine is configured, none may register and none may be
+// offered by the cluster's other registryd (store.etcd.share_engines): the
+// container actions are then unavailable. Reaps and engines going offline and back are
 // logged; reaps are counted in `m` (which must outlive the manager).
 std::unique_ptr<registry::container_manager> make_container_manager(
     registry::registry& reg, registry::clock& clk, registry::store& st, const config& cfg,

@@ -265,6 +265,15 @@ public:
                                 E.relay_writes = boolean(en, ep);
                                 return true;
                             }
+                            if (ek == "member") {
+                                E.member = scalar(en, ep);
+                                if (!node_name(E.member)) fail(at(en, ep) + "must be 1-64 characters of [A-Za-z0-9_.-]");
+                                return true;
+                            }
+                            if (ek == "share_engines") {
+                                E.share_engines = boolean(en, ep);
+                                return true;
+                            }
                             if (ek == "relay_ca_file") {
                                 E.relay_ca_file = scalar(en, ep);
                                 std::error_code fec;
@@ -794,7 +803,9 @@ void validate(const config& cfg) {
     if (C.default_ttl > C.max_ttl) fail("containers.default_ttl_seconds must not exceed containers.max_ttl_seconds");
     if (C.heartbeat_timeout < C.heartbeat_interval)
         fail("containers.heartbeat_timeout_ms must be at least containers.heartbeat_interval_ms");
-    if (cfg.repl.enabled && C.engines.empty())
+    // On etcd the writer may run them on the engines the other registryd offer.
+    const bool offered = cfg.store.type == config::store_section::kind::etcd && cfg.store.etcd.share_engines;
+    if (cfg.repl.enabled && C.engines.empty() && !offered)
         fail("repl.enabled: REPL executions need at least one engine in containers.engines");
     // A preset the policy refuses could never be used: say so at start.
     for (const auto& [name, preset] : C.presets) {

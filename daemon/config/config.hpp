@@ -155,8 +155,16 @@ struct config {
             // false: a standby answers writes not_writer (the clients move to
             // the writer) instead of relaying them.
             bool relay_writes = true;
-            // PEM CAs a standby verifies a wss:// writer with, besides the system's.
+            // PEM CAs a standby verifies a wss:// writer with, besides the system's
+            // (and the writer a member offering engines, cluster/engine_offer.hpp).
             std::filesystem::path relay_ca_file;
+            // This registryd's name in the cluster (cluster/member_directory.hpp):
+            // one process per name. Empty: the host name.
+            std::string member;
+            // A standby offers the writer its containers.engines (the writer runs
+            // their containers through it, cluster/engine_offer.hpp), and the
+            // writer runs containers on what the other registryd offer.
+            bool share_engines = true;
             // https:// endpoints: store.etcd.tls (store/etcd_tls.hpp); an
             // https endpoint without it verifies etcd with the system's CAs.
             struct tls_section {

@@ -3,9 +3,14 @@
 // killed and restarted while its containers run, an engine that goes away,
 // and a cluster of registryd on etcd whose writer dies. Each test starts its own Podman service(s) (podman_harness) and its
 // own registryd (integration harness); both clean up everything they made.
+#include "engine/engine_http.hpp"
 #include "etcd_server.hpp"
 #include "harness.hpp"
+#include "io_driver.hpp"
 #include "podman_harness.hpp"
+#include "store/base64.hpp"
+
+#include <boost/asio/io_context.hpp>
 
 #include <doctest/doctest.h>
 
@@ -41,7 +46,7 @@ std::string config(const std::string& instance, const std::vector<engine_config>
         "  sweep_interval_ms: 1000\n"
         "  presets:\n"
         "    sleeper: {image: " + std::string(rt::test_image) + ", command: [sleep, \"300\"], limits: {pids: 16, memory_bytes: 32MiB}}\n"
-        "  engines:\n";
+        "  engines:" + std::string(engines.empty() ? " []" : "") + "\n";
     for (const auto& e : engines) {
         yaml += "    - name: " + e.name + "\n      endpoint: " + e.uri + "\n      capacity: 4\n";
     }
@@ -547,4 +552,175 @@ TEST_CASE("several registryd: a container created through a standby runs under t
     REQUIRE(exists(p1, id));
     CHECK(eventually([&] { return !exists(p1, id); }, 30s));
     CHECK(it::now_ms() >= expiry);
+}
+
+// Several registryd on one etcd, each with engines only it may reach
+// (docs/protocol.md, "Engines of the cluster"): a standby offers the writer
+// its engine, and the writer runs containers on it through the standby.
+namespace {
+
+std::string member_config(const std::string& member, const std::vector<engine_config>& engines,
+                          const it::etcd_server& etcd) {
+    return config("it-members", engines) + "store:\n  kind: etcd\n  etcd:\n    endpoints: [\"" + etcd.client_url() +
+           "\"]\n    prefix: /members/\n    request_timeout_ms: 2000\n    writer_lease_ttl_seconds: 2\n    member: " +
+           member + "\n";
+}
+
+// A request through `member`'s engine tunnel, by registryd's own engine
+// client (cluster/engine_offer.hpp), with `authorization` as its credential.
+registry::result<registryd::http_response> through_tunnel(const it::registryd& member, const std::string& engine,
+                                                          const std::string& authorization, std::string target) {
+    boost::asio::io_context io;
+    registryd::engine_endpoint where;
+    where.type = registryd::engine_endpoint::kind::tcp;
+    where.host = member.host();
+    where.port = member.port();
+    registryd::http_client_options o;
+    o.tunnel = registryd::http_client_options::tunnel_options{"/v1/cluster/engines/" + engine,
+                                                              "registry-engine-tunnel", authorization};
+    registryd::engine_http_client client(io, where, o);
+    auto out = std::make_shared<it::outcome<registry::result<registryd::http_response>>>();
+    it::run_into(client.request(registryd::http_request{"GET", std::move(target), {}, {}, false}), out);
+    REQUIRE(it::run_io_until(io, [&] { return out->done; }, 20s));
+    if (out->error) std::rethrow_exception(out->error);
+    return std::move(*out->value);
+}
+
+// The cluster's secret, as every member reads it from etcd.
+std::string cluster_secret(const it::etcd_server& etcd) {
+    boost::asio::io_context io;
+    auto where = registryd::engine_endpoint::parse("tcp://" + etcd.client_url().substr(7));
+    REQUIRE(where.ok());
+    registryd::engine_http_client client(io, *where);
+    const std::string body = "{\"key\":\"" + registryd::base64_encode("/members/meta/cluster_secret") + "\"}";
+    auto out = std::make_shared<it::outcome<registry::result<registryd::http_response>>>();
+    it::run_into(client.request(registryd::http_request{"POST", "/v3/kv/range", body, "application/json", false}), out);
+    REQUIRE(it::run_io_until(io, [&] { return out->done; }, 10s));
+    REQUIRE(out->value);
+    REQUIRE(out->value->ok());
+    const json::value answer = it::parse((*out->value)->body);
+    auto secret = registryd::base64_decode(str(answer, "/kvs/0/value"));
+    REQUIRE(secret);
+    return *secret;
+}
+
+}  // namespace
+
+TEST_CASE("engines of the cluster: the writer runs containers on the engine a standby offers, through the standby, loses them when the standby dies and adopts them when it comes back under its name") {
+    rt::podman_service p1;
+    it::etcd_server etcd;
+    it::registryd a(member_config("a", {}, etcd));  // the writer: no engine of its own
+    IT_DIAGNOSE(a);
+    it::registryd b(member_config("b", {{"p1", p1.uri()}}, etcd), false);
+    IT_DIAGNOSE(b);
+    b.keep_port_across_restarts();
+    b.spawn();
+    b.wait_ready();
+
+    it::ws_client on_a(a);
+    wait_online(on_a, "p1");
+    const std::string b_url = "ws://127.0.0.1:" + std::to_string(b.port()) + "/";
+    {
+        const json::value nodes = on_a.call("list_nodes");
+        REQUIRE(arr(nodes, "/nodes").size() == 1);
+        CHECK(str(nodes, "/nodes/0/endpoint") == "member b at " + b_url);
+    }
+    subscribe_containers(on_a);
+    event_log events{on_a, {}};
+
+    // Made through the writer and through the standby (relayed to the
+    // writer): both run on p1, reached through b.
+    const json::value first = create(on_a, strings({"sh", "-c", "echo through b; sleep 300"}), 120);
+    const std::string id1 = str(first, "/container/container_id");
+    CHECK(str(first, "/container/engine") == "p1");
+    CHECK(str(first, "/container/state") == "running");
+    std::string id2;
+    {
+        it::ws_client on_b(b);
+        const json::value second = create(on_b, strings({"sleep", "300"}), 120);
+        id2 = str(second, "/container/container_id");
+        CHECK(arr(on_b.call("container_list"), "/containers").size() == 2);
+    }
+    REQUIRE(exists(p1, id1));
+    REQUIRE(exists(p1, id2));
+    CHECK(inspect(p1, id1, "{{index .Config.Labels \"io.registry.instance\"}}") == "it-members");
+    // A stream through the tunnel: the container's output.
+    CHECK(eventually(
+        [&] {
+            const json::value out = on_a.call("container_logs", {{"container_id", id1}, {"tail", 1}});
+            return !arr(out, "/output").empty() && str(out, "/output/0/data") == "through b\n";
+        },
+        10s));
+    const std::int64_t expiry = num(first, "/container/expires_at_ms");
+
+    // b dies: its record's lease runs out, the writer's node leaves, its
+    // containers are lost (and left running on the engine).
+    b.kill9();
+    const json::value lost = events.state(id1, "lost", 20s);
+    // Lost when the writer cannot reach the engine through b any more, or
+    // when b's record is gone, whichever comes first.
+    CHECK(str(lost, "/data/reason").find("member b") != std::string::npos);
+    events.state(id2, "lost", 5s);
+    CHECK(exists(p1, id1));
+
+    // b comes back under the same name: the node is back and the containers
+    // are adopted with their leases.
+    b.spawn();
+    b.wait_ready();
+    wait_online(on_a, "p1");
+    CHECK(eventually(
+        [&] {
+            const json::value listed = on_a.call("container_list");
+            if (arr(listed, "/containers").size() != 2) return false;
+            for (const auto& c : arr(listed, "/containers")) {
+                if (str(c, "/state") != "running") return false;
+            }
+            return true;
+        },
+        20s));
+    const json::value got = on_a.call("container_get", {{"container_id", id1}});
+    CHECK(num(got, "/container/expires_at_ms") == expiry);
+
+    // Removed through the writer, on b's engine.
+    on_a.call("container_remove", {{"container_id", id1}, {"force", true}});
+    on_a.call("container_remove", {{"container_id", id2}, {"force", true}});
+    CHECK(!exists(p1, id1));
+    CHECK(!exists(p1, id2));
+}
+
+TEST_CASE("engines of the cluster: an engine tunnel needs the cluster's secret and an engine the member offers") {
+    rt::podman_service p1;
+    it::etcd_server etcd;
+    it::registryd a(member_config("a", {}, etcd));
+    IT_DIAGNOSE(a);
+    it::registryd b(member_config("b", {{"p1", p1.uri()}}, etcd), false);
+    IT_DIAGNOSE(b);
+    b.spawn();
+    b.wait_ready();
+    const std::string secret = cluster_secret(etcd);
+    CHECK(secret.size() == 64);
+    const std::string proof = "Cluster " + secret;
+
+    // The engine's own answer, through b.
+    auto ping = through_tunnel(b, "p1", proof, "/v1.41/_ping");
+    REQUIRE_MESSAGE(ping.ok(), ping.err().message);
+    CHECK(ping->status == 200);
+    CHECK(ping->body == "OK");
+
+    auto wrong = through_tunnel(b, "p1", "Cluster " + std::string(64, '0'), "/v1.41/_ping");
+    REQUIRE(!wrong.ok());
+    CHECK(wrong.err().message.find("upgrade refused: 401: an engine tunnel needs the cluster's secret") !=
+          std::string::npos);
+    auto bearer = through_tunnel(b, "p1", "Bearer " + secret, "/v1.41/_ping");
+    REQUIRE(!bearer.ok());
+    CHECK(bearer.err().message.find("upgrade refused: 401") != std::string::npos);
+    auto unknown = through_tunnel(b, "p2", proof, "/v1.41/_ping");
+    REQUIRE(!unknown.ok());
+    CHECK(unknown.err().message.find("upgrade refused: 404: this registryd offers no container engine named 'p2'") !=
+          std::string::npos);
+    // The writer offers nothing (it uses the others' engines).
+    auto writer = through_tunnel(a, "p1", proof, "/v1.41/_ping");
+    REQUIRE(!writer.ok());
+    CHECK(writer.err().message.find("upgrade refused: 404: this registryd offers no container engines") !=
+          std::string::npos);
 }

@@ -177,3 +177,11 @@ TEST_CASE("etcd store: a bad store section stops registryd with exit 2 and names
     CHECK(d.last_exit()->code == 2);
     CHECK(d.diagnostics().find("store.etcd.endpoints") != std::string::npos);
 }
+
+TEST_CASE("etcd store: a member name that is not 1-64 of [A-Za-z0-9_.-] stops registryd with exit 2 and names the key") {
+    it::registryd d("store:\n  kind: etcd\n  etcd:\n    member: \"web 2\"\n", false);
+    CHECK_THROWS(d.start(it::scaled(10s)));
+    REQUIRE(d.last_exit());
+    CHECK(d.last_exit()->code == 2);
+    CHECK(d.diagnostics().find("store.etcd.member: must be 1-64 characters of [A-Za-z0-9_.-]") != std::string::npos);
+}

@@ -5,6 +5,7 @@
 // step) languages, and those of registryd.example.yaml (node, and c and cpp
 // compiled by gcc-12). Each daemon has an instance id of its own; each test
 // checks that its executions left no container behind.
+#include "etcd_server.hpp"
 #include "repl_harness.hpp"
 
 #include <doctest/doctest.h>
@@ -358,3 +359,53 @@ TEST_CASE("repl: a bad repl configuration stops registryd with exit 2 and names 
 }
 
 }  // namespace
+
+// Several registryd on one etcd: the writer has no engine of its own and
+// runs executions on the one a standby offers (docs/protocol.md, "Engines of
+// the cluster"), for its own clients and for the standby's.
+TEST_CASE("repl: on a cluster, the writer runs executions on the engine a standby offers") {
+    it::etcd_server etcd;
+    const std::string instance = rt::unique_name("it");
+    const std::string with_engine = config(instance);
+    const std::string engines = "  engines:\n    - name: local\n      endpoint: " + podman().uri() + "\n";
+    const auto at = with_engine.find(engines);
+    REQUIRE(at != std::string::npos);
+    const std::string without_engine = std::string(with_engine).replace(at, engines.size(), "  engines: []\n");
+    const auto store = [&](const char* member) {
+        return "store:\n  kind: etcd\n  etcd:\n    endpoints: [\"" + etcd.client_url() +
+               "\"]\n    prefix: /repl/\n    writer_lease_ttl_seconds: 2\n    member: " + member + "\n";
+    };
+    it::registryd a(without_engine + store("a"));
+    IT_DIAGNOSE(a);
+    it::registryd b(with_engine + store("b"), false);
+    IT_DIAGNOSE(b);
+    b.spawn();
+    b.wait_ready();
+
+    it::ws_client on_a(a);
+    const auto deadline = it::steady::now() + it::scaled(15s);
+    for (;;) {
+        const json::value nodes = on_a.call("list_nodes");
+        if (!it::arr(nodes, "/nodes").empty() && str(nodes, "/nodes/0/status") == "online") {
+            CHECK(str(nodes, "/nodes/0/name") == "local");
+            CHECK(str(nodes, "/nodes/0/endpoint").rfind("member b at ws://", 0) == 0);
+            break;
+        }
+        REQUIRE_MESSAGE(it::steady::now() < deadline, it::dump(nodes));
+        std::this_thread::sleep_for(100ms);
+    }
+    const execution on_writer = run_one(on_a, sh("echo through b; echo oops >&2; exit 3"));
+    CHECK(num(on_writer.finished, "/data/exit_code") == 3);
+    CHECK(str(on_writer.finished, "/data/stdout") == "through b\n");
+    CHECK(on_writer.stream("stderr") == "oops\n");
+    {
+        it::ws_client on_b(b);  // relayed to the writer, which runs it through b
+        const execution relayed = run_one(on_b, sh("echo relayed"));
+        CHECK(num(relayed.finished, "/data/exit_code") == 0);
+        CHECK(relayed.stream("stdout") == "relayed\n");
+    }
+    // Every container is removed after its execution.
+    const auto clean = it::steady::now() + it::scaled(15s);
+    while (!containers_of(instance).empty() && it::steady::now() < clean) std::this_thread::sleep_for(100ms);
+    CHECK(containers_of(instance).empty());
+}
