@@ -37,8 +37,8 @@ registry::result<void> give_to(const script_user& u, const std::filesystem::path
 
 }  // namespace
 
-local_target::local_target(blocking_runner& runner, std::string prefix, std::string run_as)
-    : runner_(runner), prefix_(std::move(prefix)), run_as_(std::move(run_as)) {}
+local_target::local_target(blocking_runner& runner, std::string prefix, std::string run_as, std::string name)
+    : runner_(runner), name_(std::move(name)), prefix_(std::move(prefix)), run_as_(std::move(run_as)) {}
 
 // Not coroutines: the jobs capture the arguments here, outside any coroutine
 // frame (GCC 12 mishandles init-captures of a coroutine's parameters).

@@ -15,7 +15,9 @@ namespace registryd {
 
 class local_target final : public registry::deploy_target {
 public:
-    local_target(blocking_runner& runner, std::string prefix, std::string run_as);
+    // `name`: "local", or on etcd "local." and the member's name (requests
+    // still say "local": deployer::add_alias).
+    local_target(blocking_runner& runner, std::string prefix, std::string run_as, std::string name = "local");
 
     const std::string& name() const override { return name_; }
     registry::location where() const override { return {}; }
@@ -27,7 +29,7 @@ public:
 
 private:
     blocking_runner& runner_;
-    std::string name_ = "local";
+    std::string name_;
     std::string prefix_;
     std::string run_as_;
 };

@@ -22,8 +22,11 @@ deployer::~deployer() = default;
 
 void deployer::add_target(deploy_target& target) { impl_->targets[target.name()] = &target; }
 
+void deployer::add_alias(std::string alias, deploy_target& target) { impl_->aliases[std::move(alias)] = &target; }
+
 bool deployer::has_target(std::string_view name) const {
-    return impl_->targets.find(name) != impl_->targets.end() || (impl_->containers && name == impl::container_target);
+    return impl_->targets.find(name) != impl_->targets.end() || impl_->aliases.find(name) != impl_->aliases.end() ||
+           (impl_->containers && name == impl::container_target);
 }
 
 void deployer::use_containers(package_containers& containers, health_prober* prober) {
@@ -33,6 +36,9 @@ void deployer::use_containers(package_containers& containers, health_prober* pro
 
 task<result<deploy_outcome>> deployer::deploy(deploy_request request, progress_sink report) {
     if (!report) report = [](const progress&) {};
+    if (auto alias = impl_->aliases.find(request.target); alias != impl_->aliases.end()) {
+        request.target = alias->second->name();
+    }
     return impl_->deploy(std::move(request), std::move(report));
 }
 

@@ -65,6 +65,7 @@ struct deployer::impl {
     package_unpacker& unpacker;
     deployer_options opts;
     std::map<std::string, deploy_target*, std::less<>> targets;
+    std::map<std::string, deploy_target*, std::less<>> aliases;  // requests only
     package_containers* containers = nullptr;  // use_containers
     health_prober* prober = nullptr;
     std::map<std::string, std::shared_ptr<installed>, std::less<>> installs;  // by instance id

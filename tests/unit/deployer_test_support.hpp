@@ -29,6 +29,8 @@ using deploy::unpacked_package;
 // sequence of them).
 class scripted_target final : public deploy_target {
 public:
+    explicit scripted_target(std::string name = "fake") : name_(std::move(name)) {}
+
     std::deque<int> health_exits;
     int health_default = 2;
     std::deque<int> stop_exits;
@@ -93,7 +95,7 @@ public:
     }
 
 private:
-    std::string name_ = "fake";
+    std::string name_;
     bool in_sequence_ = false;
 };
 

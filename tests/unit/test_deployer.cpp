@@ -253,6 +253,52 @@ TEST_CASE("deployer: deployments on a target that is no longer configured are co
     CHECK(control.err().code == errc::not_found);
 }
 
+// registryd on etcd: each registryd's own host is the target "local.<member>",
+// which requests call "local"; after a failover the new writer does not take
+// the old one's host for its own.
+TEST_CASE("deployer: a request names a target by its alias, the deployment keeps the target's own name, and another host's deployment is not loaded") {
+    testing::fake_clock clock;
+    testing::memory_store store;
+    manifest_unpacker unpacker;
+    unpacker.manifest.name = "demo";
+    unpacker.manifest.version = "1.0.0";
+    {
+        class registry reg{clock, store};
+        REQUIRE(test::run_now(reg.open()).ok());
+        scripted_target host_a("local.a");
+        deployer a{reg, clock, store, unpacker, deployer_options{}};
+        a.add_target(host_a);
+        a.add_alias("local", host_a);
+        CHECK(a.has_target("local"));
+        CHECK(a.has_target("local.a"));
+        std::vector<progress> seen;
+        deploy_request r;
+        r.target = "local";
+        auto done = test::run_now(a.deploy(r, [&](const progress& p) { seen.push_back(p); }));
+        REQUIRE_MESSAGE(done.ok(), done.err().message);
+        CHECK(done->instance_id == "demo.local.a");
+        REQUIRE_FALSE(seen.empty());
+        CHECK(seen.front().target == "local.a");
+        auto s = reg.find("demo.local.a");
+        REQUIRE(s);
+        CHECK(s->metadata.at("target") == "local.a");
+        shut_down(a);
+    }
+    class registry reg{clock, store};
+    REQUIRE(test::run_now(reg.open()).ok());
+    scripted_target host_b("local.b");
+    deployer b{reg, clock, store, unpacker, deployer_options{}};
+    b.add_target(host_b);
+    b.add_alias("local", host_b);
+    auto opened = test::run_now(b.open());
+    REQUIRE(opened.ok());
+    CHECK(*opened == 1);  // a's, on a host b does not run commands on
+    CHECK(host_b.ran.empty());
+    auto control = test::run_now(b.control("demo.local.a", service_command::stop, {}));
+    REQUIRE_FALSE(control.ok());
+    CHECK(control.err().code == errc::not_found);
+}
+
 TEST_CASE("deployer: undeploy with a failing stop.sh removes nothing unless forced, then kills the processes") {
     fixture f;
     f.target.health_exits = {0};

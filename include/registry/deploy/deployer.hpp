@@ -146,6 +146,12 @@ public:
 
     // Targets must outlive the deployer. Names are unique.
     void add_target(deploy_target& target);
+    // A deploy request may name `target` by `alias` too; what is recorded
+    // (the deployment's target, its instance id) is the target's own name.
+    // (registryd on etcd: "local" is this registryd's host, whose target is
+    // named after it, so that a deployment recorded by one registryd of a
+    // cluster is never taken for another host's after a failover.)
+    void add_alias(std::string alias, deploy_target& target);
     bool has_target(std::string_view name) const;
 
     // The target "containers", for container packages: `containers` runs
