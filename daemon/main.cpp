@@ -90,19 +90,22 @@
 
 namespace {
 
-// Names this registryd in the etcd writer key, for the standbys' logs.
+std::string host_name() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    return host;
+}
+
 // store.etcd.member, or the host name.
 std::string member_name(const registryd::config& cfg) {
     if (!cfg.store.etcd.member.empty()) return cfg.store.etcd.member;
-    char host[256] = {};
-    if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "registryd";
-    return std::string(host).substr(0, 64);
+    const std::string host = host_name();
+    return host.empty() ? std::string("registryd") : host.substr(0, 64);
 }
 
+// Names this registryd in the etcd writer key, for the standbys' logs.
 std::string writer_holder_name(const registryd::config& cfg) {
-    char host[256] = {};
-    if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-    return std::string(host) + " pid " + std::to_string(::getpid()) + " listen " + cfg.listen.to_string();
+    return host_name() + " pid " + std::to_string(::getpid()) + " listen " + cfg.listen.to_string();
 }
 
 namespace asio = boost::asio;
@@ -191,7 +194,8 @@ public:
           server_(ioc, cfg, reg_, metrics_, [this] { return gauges(); }, gate),
           runner_(ioc),
           packages_(runner_, cfg.deploy.package_dirs),
-          local_target_(runner_, cfg.deploy.prefix, cfg.deploy.run_as),
+          local_target_(runner_, cfg.deploy.prefix, cfg.deploy.run_as,
+                        etcd ? "local." + member_name(cfg) : std::string("local")),
           deployer_(reg_, clock_, port_, packages_, deployer_options_from(cfg, metrics_)),
           upload_dir_(runner_, (cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir) / "uploads"),
           uploads_(clock_, upload_dir_, random_, upload_options_from(cfg)),
@@ -212,6 +216,7 @@ public:
         }
         server_.report_store([this] { return port_.health(); });
         deployer_.add_target(local_target_);
+        if (local_target_.name() != "local") deployer_.add_alias("local", local_target_);
         for (auto host : cfg.deploy.remote_hosts) {
             if (host.run_as.empty()) host.run_as = cfg.deploy.run_as;
             remote_targets_.push_back(std::make_unique<registryd::ssh_target>(ioc, std::move(host)));
@@ -805,8 +810,7 @@ int main(int argc, char** argv) {
             if (cfg.store.etcd.share_engines) {
                 for (const auto& e : cfg.containers.engines) r.engines.push_back({e.name, e.capacity});
             }
-            char host[256] = {};
-            if (::gethostname(host, sizeof host - 1) == 0) r.host = host;
+            r.host = host_name();
             r.pid = static_cast<std::uint64_t>(::getpid());
             members->publish(std::move(r));
         };

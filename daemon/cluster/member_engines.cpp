@@ -69,9 +69,11 @@ registry::task<void> member_engines::sync(const std::vector<member_record>& memb
         if (m.name == options_.self || m.url.empty()) continue;
         for (const auto& e : m.engines) {
             if (options_.configured.contains(e.name)) {
-                warn_once("configured " + e.name + " " + m.name,
-                          "an engine a member offers is named like one of this registryd's own; its own is used",
-                          e.name, m.name);
+                // Every registryd configured with the same (shared) engines: not a mistake.
+                if (warned_.insert("configured " + e.name + " " + m.name).second) {
+                    log::info("an engine a member offers is named like one of this registryd's own; its own is used",
+                              {{"engine", e.name}, {"member", m.name}});
+                }
                 continue;
             }
             const auto [it, fresh] = wanted.emplace(e.name, offered{&m, e.capacity});
