@@ -11,7 +11,9 @@
 #include <registry/task.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <doctest/doctest.h>
 
+#include <chrono>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -65,5 +67,43 @@ inline void run_io_for(boost::asio::io_context& io, ms d) {
         if (io.run_for(ms(20)) == 0) std::this_thread::sleep_for(ms(5));
     }
 }
+
+// An io_context the test's thread runs: until a condition holds, or until a
+// task completes (its exception rethrown here). Destroyed, it lets what
+// still runs on it end (stop the parts driven on it first).
+struct io_loop {
+    boost::asio::io_context io;
+
+    template <typename Pred>
+    bool until(Pred pred, ms timeout) { return run_io_until(io, pred, timeout); }
+    void run_for(ms d) { run_io_for(io, d); }
+
+    template <typename T>
+    std::shared_ptr<outcome<T>> start(registry::task<T> t) {
+        auto out = std::make_shared<outcome<T>>();
+        run_into(std::move(t), out);
+        return out;
+    }
+
+    template <typename T>
+    T await(registry::task<T> t, ms timeout = ms(15'000)) {
+        auto out = start(std::move(t));
+        REQUIRE_MESSAGE(until([&] { return out->done; }, timeout), "the task did not complete in time");
+        if (out->error) std::rethrow_exception(out->error);
+        return std::move(*out->value);
+    }
+
+    void await(registry::task<void> t, ms timeout = ms(15'000)) {
+        auto out = std::make_shared<outcome<bool>>();
+        run_void(std::move(t), out);
+        REQUIRE_MESSAGE(until([&] { return out->done; }, timeout), "the task did not complete in time");
+        if (out->error) std::rethrow_exception(out->error);
+    }
+
+    ~io_loop() {
+        io.restart();
+        io.run_for(std::chrono::seconds(3));
+    }
+};
 
 }  // namespace it

@@ -42,40 +42,9 @@ registryd::etcd_options follow_options(const it::etcd_server& etcd) {
     return o;
 }
 
-struct loop {
-    boost::asio::io_context io;
-
-    template <typename Pred>
-    bool until(Pred pred, it::ms timeout) { return it::run_io_until(io, pred, timeout); }
-    void run_for(it::ms d) { it::run_io_for(io, d); }
-
-    template <typename T>
-    std::shared_ptr<outcome<T>> start(registry::task<T> t) {
-        auto out = std::make_shared<outcome<T>>();
-        it::run_into(std::move(t), out);
-        return out;
-    }
-
-    template <typename T>
-    T await(registry::task<T> t, it::ms timeout = 15s) {
-        auto out = start(std::move(t));
-        REQUIRE_MESSAGE(until([&] { return out->done; }, timeout), "the task did not complete in time");
-        if (out->error) std::rethrow_exception(out->error);
-        return std::move(*out->value);
-    }
-
-    void commit(registryd::etcd_store_port& port, store_batch batch) {
-        auto out = std::make_shared<outcome<bool>>();
-        it::run_void(port.commit(std::move(batch)), out);
-        REQUIRE_MESSAGE(until([&] { return out->done; }, 15s), "the commit did not complete in time");
-        if (out->error) std::rethrow_exception(out->error);
-    }
-
-    // What is still running on it ends (ports stopped first).
-    ~loop() {
-        io.restart();
-        io.run_for(3s);
-    }
+// The store ports' commits, driven like any task.
+struct loop : it::io_loop {
+    void commit(registryd::etcd_store_port& port, store_batch batch) { await(port.commit(std::move(batch))); }
 };
 
 store_batch batch(std::uint64_t revision, std::vector<store_mutation> mutations) {

@@ -39,41 +39,7 @@ registryd::etcd_options member_options(const it::etcd_server& etcd, std::string 
     return o;
 }
 
-struct loop {
-    boost::asio::io_context io;
-
-    template <typename Pred>
-    bool until(Pred pred, it::ms timeout) { return it::run_io_until(io, pred, timeout); }
-    void run_for(it::ms d) { it::run_io_for(io, d); }
-
-    template <typename T>
-    std::shared_ptr<outcome<T>> start(registry::task<T> t) {
-        auto out = std::make_shared<outcome<T>>();
-        it::run_into(std::move(t), out);
-        return out;
-    }
-
-    template <typename T>
-    T await(registry::task<T> t, it::ms timeout = 15s) {
-        auto out = start(std::move(t));
-        REQUIRE_MESSAGE(until([&] { return out->done; }, timeout), "the task did not complete in time");
-        if (out->error) std::rethrow_exception(out->error);
-        return std::move(*out->value);
-    }
-
-    void await(registry::task<void> t, it::ms timeout = 15s) {
-        auto out = std::make_shared<outcome<bool>>();
-        it::run_void(std::move(t), out);
-        REQUIRE_MESSAGE(until([&] { return out->done; }, timeout), "the task did not complete in time");
-        if (out->error) std::rethrow_exception(out->error);
-    }
-
-    // What is still running on it ends (directories stopped first).
-    ~loop() {
-        io.restart();
-        io.run_for(3s);
-    }
-};
+using loop = it::io_loop;
 
 std::shared_ptr<member_directory> directory(loop& l, const registryd::etcd_options& options, std::string member,
                                             std::chrono::seconds lease_ttl = 5s) {
