@@ -364,7 +364,12 @@ void http_session::open_engine_tunnel() {
     std::string pending(static_cast<const char*>(early.data()), early.size());
     buffer_.consume(buffer_.size());
     log::debug("engine tunnel", {{"conn", id_}, {"remote", remote_}, {"engine", engine->first}});
-    auto close_self = [self = shared_from_this()] { self->close(); };
+    // Over TLS the end of the engine's stream is a close_notify: an attach
+    // stream ends with the connection, and a client tells its end from a cut.
+    auto close_self = [self = shared_from_this()] {
+        if (self->tls_) self->tls_->channel.close_notify();
+        self->close();
+    };
     if (tls_) {
         tls_->timer.cancel();
         auto t = std::make_shared<engine_tunnel<tls_stream>>(shared_from_this(), tls_->stream, std::move(close_self),

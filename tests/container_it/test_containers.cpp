@@ -6,11 +6,11 @@
 #include "engine/engine_http.hpp"
 #include "etcd_server.hpp"
 #include "harness.hpp"
+#include "harness_tls.hpp"
 #include "io_driver.hpp"
 #include "podman_harness.hpp"
 #include "store/base64.hpp"
 
-#include <boost/asio/io_context.hpp>
 
 #include <doctest/doctest.h>
 
@@ -570,7 +570,7 @@ std::string member_config(const std::string& member, const std::vector<engine_co
 // client (cluster/engine_offer.hpp), with `authorization` as its credential.
 registry::result<registryd::http_response> through_tunnel(const it::registryd& member, const std::string& engine,
                                                           const std::string& authorization, std::string target) {
-    boost::asio::io_context io;
+    it::io_loop l;
     registryd::engine_endpoint where;
     where.type = registryd::engine_endpoint::kind::tcp;
     where.host = member.host();
@@ -578,28 +578,20 @@ registry::result<registryd::http_response> through_tunnel(const it::registryd& m
     registryd::http_client_options o;
     o.tunnel = registryd::http_client_options::tunnel_options{"/v1/cluster/engines/" + engine,
                                                               "registry-engine-tunnel", authorization};
-    registryd::engine_http_client client(io, where, o);
-    auto out = std::make_shared<it::outcome<registry::result<registryd::http_response>>>();
-    it::run_into(client.request(registryd::http_request{"GET", std::move(target), {}, {}, false}), out);
-    REQUIRE(it::run_io_until(io, [&] { return out->done; }, 20s));
-    if (out->error) std::rethrow_exception(out->error);
-    return std::move(*out->value);
+    registryd::engine_http_client client(l.io, where, o);
+    return l.await(client.request(registryd::http_request{"GET", std::move(target), {}, {}, false}), 20s);
 }
 
 // The cluster's secret, as every member reads it from etcd.
 std::string cluster_secret(const it::etcd_server& etcd) {
-    boost::asio::io_context io;
+    it::io_loop l;
     auto where = registryd::engine_endpoint::parse("tcp://" + etcd.client_url().substr(7));
     REQUIRE(where.ok());
-    registryd::engine_http_client client(io, *where);
+    registryd::engine_http_client client(l.io, *where);
     const std::string body = "{\"key\":\"" + registryd::base64_encode("/members/meta/cluster_secret") + "\"}";
-    auto out = std::make_shared<it::outcome<registry::result<registryd::http_response>>>();
-    it::run_into(client.request(registryd::http_request{"POST", "/v3/kv/range", body, "application/json", false}), out);
-    REQUIRE(it::run_io_until(io, [&] { return out->done; }, 10s));
-    REQUIRE(out->value);
-    REQUIRE(out->value->ok());
-    const json::value answer = it::parse((*out->value)->body);
-    auto secret = registryd::base64_decode(str(answer, "/kvs/0/value"));
+    auto answer = l.await(client.request(registryd::http_request{"POST", "/v3/kv/range", body, "application/json", false}));
+    REQUIRE_MESSAGE(answer.ok(), answer.err().message);
+    auto secret = registryd::base64_decode(str(it::parse(answer->body), "/kvs/0/value"));
     REQUIRE(secret);
     return *secret;
 }
@@ -723,4 +715,65 @@ TEST_CASE("engines of the cluster: an engine tunnel needs the cluster's secret a
     REQUIRE(!writer.ok());
     CHECK(writer.err().message.find("upgrade refused: 404: this registryd offers no container engines") !=
           std::string::npos);
+}
+
+TEST_CASE("engines of the cluster: over TLS the writer reaches the engine through the standby's wss:// listener, verified with relay_ca_file") {
+    rt::podman_service p1;
+    it::etcd_server etcd;
+    const it::test_pki pki;
+    const auto server = pki.server();
+    const std::string tls = "tls:\n  cert_file: " + server.cert.string() + "\n  key_file: " + server.key.string() + "\n";
+    const std::string trust = "    relay_ca_file: " + pki.ca_cert().string() + "\n";
+    // The REPL attaches to its containers: the engine's hijacked stream, which
+    // ends when the engine closes it, crosses the tunnel too.
+    const std::string repl = "repl:\n  enabled: true\n  languages:\n    - name: sh\n      image: " +
+                             std::string(rt::test_image) +
+                             "\n      source_file: main.sh\n      run: [sh, \"{source}\"]\n"
+                             "      defaults: {timeout_ms: 20000, output_bytes: 65536, memory_bytes: 128MiB, pids: 64, "
+                             "cpu_millicores: 1000}\n";
+    it::registryd a(member_config("a", {}, etcd) + trust + tls + repl);
+    IT_DIAGNOSE(a);
+    it::registryd b(member_config("b", {{"p1", p1.uri()}}, etcd) + trust + tls + repl, false);
+    IT_DIAGNOSE(b);
+    b.spawn();
+    b.wait_ready();
+
+    it::wss_client on_a(a, it::tls_options{pki.ca_cert(), {}, {}});
+    const bool online = eventually(
+        [&] {
+            const json::value nodes = on_a.call("list_nodes");
+            return !arr(nodes, "/nodes").empty() && str(nodes, "/nodes/0/status") == "online";
+        },
+        15s);
+    REQUIRE(online);
+    CHECK(str(on_a.call("list_nodes"), "/nodes/0/endpoint") ==
+          "member b at wss://127.0.0.1:" + std::to_string(b.port()) + "/");
+    const json::value made = on_a.call(
+        "container_create",
+        {{"image", rt::test_image}, {"command", strings({"sh", "-c", "echo over tls; sleep 300"})}, {"ttl_seconds", 60}},
+        it::scaled(60s));
+    const std::string id = str(made, "/container/container_id");
+    CHECK(str(made, "/container/state") == "running");
+    REQUIRE(exists(p1, id));
+    CHECK(eventually(
+        [&] {
+            const json::value out = on_a.call("container_logs", {{"container_id", id}, {"tail", 1}});
+            return !arr(out, "/output").empty() && str(out, "/output/0/data") == "over tls\n";
+        },
+        10s));
+    on_a.call("container_remove", {{"container_id", id}, {"force", true}});
+    CHECK(!exists(p1, id));
+
+    const json::value started = on_a.call("repl_execute", {{"language", "sh"}, {"code", "echo attached over tls; exit 4"}});
+    const std::string execution = str(started, "/execution_id");
+    json::value result;
+    CHECK(eventually(
+        [&] {
+            result = on_a.call("repl_result", {{"execution_id", execution}});
+            return str(result, "/state") == "finished";
+        },
+        30s));
+    INFO(it::dump(result));
+    CHECK(num(result, "/exit_code") == 4);
+    CHECK(str(result, "/stdout") == "attached over tls\n");
 }
