@@ -92,61 +92,19 @@ registryd_pid=$!
 for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.1; done
 [ -s "$dir/port" ] || { echo "repl_bench: registryd did not start" >&2; cat "$dir/registryd.log" >&2; exit 1; }
 
-# The client: a minimal WebSocket client (RFC 6455, text frames) in Python's
-# standard library, timing each execution from the request to repl_finished,
-# then each `podman run --rm`.
-python3 - "$(cat "$dir/port")" "$n" "$image" "$gcc_image" "$go_image" "${flags[@]}" <<'EOF'
-import base64, json, os, socket, struct, subprocess, sys, time
+# The client (bench/ws_client.py) times each execution from the request to
+# repl_finished, then each `podman run --rm`.
+PYTHONPATH=bench python3 - "$(cat "$dir/port")" "$n" "$image" "$gcc_image" "$go_image" "${flags[@]}" <<'EOF'
+import subprocess, sys, time
+
+from ws_client import WS, pct
 
 addr, n, image, gcc_image, go_image, flags = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
-host, port = addr.rsplit(":", 1)
 code = "print('hello world')\n"
-
-class WS:
-    def __init__(self):
-        self.s = socket.create_connection((host, int(port)))
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.s.sendall((f"GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-        self.buf = b""
-        while b"\r\n\r\n" not in self.buf:
-            self.buf += self.s.recv(4096)
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        assert b" 101 " in head.split(b"\r\n")[0], head
-
-    def send(self, obj):
-        data = json.dumps(obj).encode()
-        mask = os.urandom(4)
-        n = len(data)
-        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n))
-        self.s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
-
-    def _need(self, k):
-        while len(self.buf) < k:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError("registryd closed the connection")
-            self.buf += chunk
-
-    def recv(self):
-        self._need(2)
-        length = self.buf[1] & 0x7F
-        off = 2
-        if length == 126:
-            self._need(4); length = struct.unpack(">H", self.buf[2:4])[0]; off = 4
-        elif length == 127:
-            self._need(10); length = struct.unpack(">Q", self.buf[2:10])[0]; off = 10
-        self._need(off + length)
-        payload, self.buf = self.buf[off:off + length], self.buf[off + length:]
-        return json.loads(payload)
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 cpp_code = "#include <iostream>\nint main() { std::cout << \"hello world\" << std::endl; }\n"
 
-ws = WS()
+ws = WS(addr)
 def via_registryd(i, language="python", source=code, limits=None):
     t0 = time.monotonic()
     params = {"language": language, "code": source}
