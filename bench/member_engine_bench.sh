@@ -28,9 +28,9 @@ dir=$(mktemp -d /tmp/member-bench-XXXXXX)
 pids=()
 podman_pid=""
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && { wait "$p" 2>/dev/null || true; }; done
   [ -n "$podman_pid" ] && { podman "${flags[@]}" rm --all --force --time 0 >/dev/null 2>&1 || true; }
-  [ -n "$podman_pid" ] && kill "$podman_pid" 2>/dev/null && wait "$podman_pid" 2>/dev/null
+  [ -n "$podman_pid" ] && kill "$podman_pid" 2>/dev/null && { wait "$podman_pid" 2>/dev/null || true; }
   grep " $dir/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$dir"
 }
@@ -49,8 +49,8 @@ flags=(--root "$dir/root" --runroot "$dir/runroot" --tmpdir "$dir/tmp" --storage
 mkdir -p "$dir/tmp"
 busybox=localhost/registry-busybox:latest
 python=localhost/registry-python:latest
-podman "${flags[@]}" import --change 'CMD ["/bin/sh"]' "$cache/registry-busybox.tar" "$busybox" >/dev/null
-podman "${flags[@]}" import --change 'CMD ["/bin/sh"]' "$cache/registry-python.tar" "$python" >/dev/null
+podman "${flags[@]}" import --change 'CMD ["/bin/sh"]' "$cache/registry-busybox.tar.gz" "$busybox" >"$dir/import.log" 2>&1
+podman "${flags[@]}" import --change 'CMD ["/bin/sh"]' "$cache/registry-python.tar" "$python" >>"$dir/import.log" 2>&1
 podman "${flags[@]}" system service --time=0 "unix://$dir/podman.sock" >"$dir/podman.log" 2>&1 &
 podman_pid=$!
 for _ in $(seq 100); do [ -S "$dir/podman.sock" ] && break; sleep 0.1; done
