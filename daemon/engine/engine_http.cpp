@@ -105,6 +105,7 @@ public:
     http::request<http::string_body> req;
     beast::flat_buffer buffer;
     std::optional<http::response_parser<http::buffer_body>> parser;
+    std::optional<http::response_parser<http::string_body>> tunnel_answer;  // http_client_options::tunnel
     std::vector<char> chunk;
     std::optional<tls_stream_type> tls;  // over `stream`: declared after it, destroyed before it
     bool upgraded = false;
@@ -342,7 +343,7 @@ registry::task<std::optional<registry::error>> engine_http_client::open_tunnel(s
     conn->req = {};
     // A refusal's text is short; a 101 has no body. What follows the 101
     // stays in the buffer for the engine's response.
-    http::response_parser<http::string_body> answer;
+    auto& answer = conn->tunnel_answer.emplace();
     answer.header_limit(header_limit);
     answer.body_limit(4096);
     {
@@ -353,7 +354,8 @@ registry::task<std::optional<registry::error>> engine_http_client::open_tunnel(s
         throw_if_stopped(stop);
         if (ec) co_return registry::error{errc::unavailable, conn->describe("reading the upgrade's answer", ec)};
     }
-    const auto& res = answer.get();
+    const auto res = answer.release();
+    conn->tunnel_answer.reset();
     if (res.result() != http::status::switching_protocols) {
         std::string why = "upgrade refused: " + std::to_string(res.result_int());
         std::string_view text = res.body();
