@@ -57,7 +57,8 @@ task<bool> deployer::impl::adopt(detail::deployment_record& r, deploy_target* ta
     start_health_loop(at);
     if (s && (s->state == service_state::stopping || s->state == service_state::starting)) {
         // An operation that the restart interrupted: nobody knows how far
-        // it got. The health checks tell.
+        // it got. The health checks tell. Busy meanwhile: an operation
+        // started now would race the move.
         busy_guard g;
         if (acquire(g, at->instance_id)) {
             co_await move_to(at->instance_id, service_state::failed, "registryd restarted during an operation on it");
