@@ -18,6 +18,8 @@ deployer::deployer(class registry& reg, clock& clk, store& st, package_unpacker&
 
 task<result<std::size_t>> deployer::open() { return impl_->open(); }
 
+task<result<std::size_t>> deployer::adopt_target(deploy_target& target) { return impl_->adopt_target(target); }
+
 deployer::~deployer() = default;
 
 void deployer::add_target(deploy_target& target) { impl_->targets[target.name()] = &target; }

@@ -8,7 +8,8 @@
 //   deploy_start.cpp      stopping the old version, the switch, start.sh
 //   health_gate.cpp       the health gate
 //   rollback.cpp          putting the previous version back
-//   undeploy.cpp, service_action.cpp, recovery.cpp (open after a restart)
+//   undeploy.cpp, service_action.cpp, recovery.cpp (open after a restart,
+//                         adopt_target)
 //   target_commands.cpp, registration.cpp, deployment_events.cpp,
 //   health_loop.cpp       what those share
 //   container_deploy.cpp, container_health.cpp, container_operations.cpp
@@ -29,6 +30,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace registry::detail {
+struct deployment_record;
+}
 
 namespace registry::deploy {
 
@@ -71,6 +76,7 @@ struct deployer::impl {
     std::map<std::string, std::shared_ptr<installed>, std::less<>> installs;  // by instance id
     std::set<std::string, std::less<>> busy;                                 // instance ids
     std::uint64_t stagings = 0;
+    bool opened = false;  // open() has run: adopt_target adopts, not open()
     async_scope health_loops;
 
     // Marks an instance busy for the lifetime of the guard.
@@ -155,7 +161,12 @@ struct deployer::impl {
     task<result<void>> logged_undeploy(std::string id, progress_sink report, bool force, const identity& by);
     task<result<void>> stop_failed(std::shared_ptr<installed> at, const command_result& stop, bool force, progress& p,
                                    progress_sink& report);
+    // Recovery (recovery.cpp). adopt: one stored deployment controlled and
+    // health-checked again; false when its instance already is.
+    task<result<std::vector<detail::deployment_record>>> stored_deployments();
+    task<bool> adopt(detail::deployment_record& r, deploy_target* target);
     task<result<std::size_t>> open();
+    task<result<std::size_t>> adopt_target(deploy_target& target);
 
     // Container packages (container_*.cpp).
     static constexpr std::string_view container_target = "containers";

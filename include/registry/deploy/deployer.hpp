@@ -162,9 +162,19 @@ public:
 
     // Loads the deployments kept in the store (after registry::open() and
     // add_target) and resumes their health checks. Deployments on a target
-    // that is no longer configured stay stored, untouched; the count of
-    // those is the result.
+    // that is not configured stay stored, untouched, until adopt_target
+    // adds it; the count of those is the result.
     task<result<std::size_t>> open();
+
+    // A target that appears after open() (registryd on etcd: a host another
+    // member of the cluster offers): added as add_target() does, then the
+    // deployments stored for it are controlled and health-checked as open()
+    // does for the targets it knows. Their count, or unavailable when the
+    // store cannot be read (the target is added all the same: a later call
+    // with the same target adopts what it could not). Before open(), the
+    // same as add_target() (open() adopts them). Another target of the same
+    // name already present: conflict.
+    task<result<std::size_t>> adopt_target(deploy_target& target);
 
     task<result<deploy_outcome>> deploy(deploy_request request, progress_sink report);
 
