@@ -1,5 +1,7 @@
 #include "access/credentials.hpp"
 
+#include "http/url_encoding.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -17,25 +19,6 @@ std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
     return s;
-}
-
-// %XX and '+' decoded; nullopt for a broken escape.
-std::optional<std::string> url_decode(std::string_view s) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '+') {
-            out += ' ';
-        } else if (s[i] == '%') {
-            if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
-                !std::isxdigit(static_cast<unsigned char>(s[i + 2])))
-                return std::nullopt;
-            out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-            i += 2;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include "codec/json_writer.hpp"
 #include "codec/service_record.hpp"
+#include "http/url_encoding.hpp"
 
 #include <registry/registry.hpp>
 
@@ -33,34 +34,6 @@ std::string quoted(std::string_view s) {
     return "'" + std::string(s.substr(0, max_quoted)) + (s.size() > max_quoted ? "...'" : "'");
 }
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-// Percent-decoding ('+' is a space, as in HTML forms); nullopt on a bad escape.
-std::optional<std::string> decode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '+') {
-            out += ' ';
-        } else if (s[i] == '%') {
-            if (i + 2 >= s.size()) return std::nullopt;
-            const int hi = hex_digit(s[i + 1]);
-            const int lo = hex_digit(s[i + 2]);
-            if (hi < 0 || lo < 0) return std::nullopt;
-            out += static_cast<char>(hi * 16 + lo);
-            i += 2;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
-
 struct query {
     std::optional<std::string> name;
     std::optional<registry::service_state> state;
@@ -79,7 +52,7 @@ std::optional<view_answer> parse_query(std::string_view q, bool with_name, query
         if (pair.empty()) continue;
         const auto eq = pair.find('=');
         const std::string_view key = pair.substr(0, eq);
-        const auto value = decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
+        const auto value = url_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
         if (!value) return error(400, "invalid_request", "query parameter " + quoted(key) + ": bad percent-encoding");
         if (value->empty()) return error(400, "invalid_request", "query parameter " + quoted(key) + ": empty value");
         auto once = [&](auto& field) -> std::optional<view_answer> {
@@ -181,7 +154,7 @@ std::optional<view_answer> answer_services_view(std::string_view method, std::st
     if (encoded_name.find('/') != std::string_view::npos) {
         return error(404, "not_found", "no such resource: /v1/services/NAME has no sub-resources");
     }
-    const auto name = decode(encoded_name);
+    const auto name = url_decode(encoded_name);
     if (!name) return error(400, "invalid_request", "the service name in the path: bad percent-encoding");
     if (auto bad = parse_query(raw_query, false, q)) return bad;
     registry::service_filter filter;
