@@ -100,14 +100,14 @@ std::string versions_removal_script(const std::string& prefix, const std::string
 }
 
 std::string kill_script(const std::string& dir) {
+    // One find and one grep for the whole process table: a loop forking per
+    // process took seconds on a busy host, and past the script timeout.
     return "d=" + quote(dir) + "\n"
+           "g=$(printf '%s' \"$d\" | sed 's/[][*?\\\\]/\\\\&/g')\n"
            "scan() {\n"
-           "  for p in /proc/[0-9]*; do\n"
-           "    pid=${p#/proc/}\n"
-           "    [ \"$pid\" = \"$$\" ] && continue\n"
-           "    case \"$(readlink \"$p/cwd\" 2>/dev/null)\" in \"$d\"|\"$d\"/*) echo \"$pid\"; continue;; esac\n"
-           "    tr '\\0' '\\n' < \"$p/environ\" 2>/dev/null | grep -qxF \"PACKAGE_DIR=$d\" && echo \"$pid\"\n"
-           "  done\n"
+           "  { find /proc/[0-9]*/cwd -maxdepth 0 \\( -lname \"$g\" -o -lname \"$g/*\" \\) 2>/dev/null\n"
+           "    grep -lzsxF \"PACKAGE_DIR=$d\" /proc/[0-9]*/environ 2>/dev/null\n"
+           "  } | sed -n 's|^/proc/\\([0-9]*\\)/.*|\\1|p' | grep -vxF \"$$\" | sort -un\n"
            "}\n"
            "pids=$(scan)\n"
            "[ -n \"$pids\" ] || { echo \"no process of $d was running\"; exit 0; }\n"

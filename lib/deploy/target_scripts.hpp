@@ -50,7 +50,8 @@ std::string versions_removal_script(const std::string& prefix, const std::string
 
 // Kills (SIGKILL) the processes of a version: those whose working directory
 // is inside `dir` or whose environment has its PACKAGE_DIR (what start.sh
-// started inherits it). Fails, naming them, if any is left.
+// started inherits it). Fails, naming them, if any is left. Needs GNU find
+// and grep (-lname, -z) on the target.
 std::string kill_script(const std::string& dir);
 
 }  // namespace registry::deploy
