@@ -19,6 +19,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core.hpp>
@@ -28,9 +29,15 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <coroutine>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <tuple>
@@ -60,6 +67,13 @@ public:
 
     http_connection(asio::io_context& io, std::string engine, const http_client_options& opts)
         : ioc(io), stream(io), resolver(io), peer(std::move(engine)), options(opts), chunk(read_chunk_bytes) {}
+    http_connection(const http_connection&) = delete;
+    http_connection& operator=(const http_connection&) = delete;
+    ~http_connection() { close_body_file(); }
+
+    void close_body_file() noexcept {
+        if (body_fd >= 0) ::close(std::exchange(body_fd, -1));
+    }
 
     // Closes the socket: pending operations complete with an error.
     void close() noexcept {
@@ -103,6 +117,10 @@ public:
     std::string request_line;  // "GET /v1.41/_ping", for messages
     http_client_options options;
     http::request<http::string_body> req;
+    // A body sent from a file (http_request::body_file): the head goes
+    // through this serializer, then the file through `chunk`.
+    std::optional<http::request_serializer<http::string_body>> head;
+    int body_fd = -1;
     beast::flat_buffer buffer;
     std::optional<http::response_parser<http::buffer_body>> parser;
     std::optional<http::response_parser<http::string_body>> tunnel_answer;  // http_client_options::tunnel
@@ -379,6 +397,26 @@ registry::task<registry::result<std::shared_ptr<http_connection>>> engine_http_c
     const auto verb = http::string_to_verb(r.method);
     if (verb == http::verb::unknown) co_return fail(errc::invalid_request, conn->describe("unknown HTTP method"));
 
+    // A body from a file: opened before connecting, its size is the Content-Length.
+    std::uint64_t body_file_size = 0;
+    const bool from_file = !r.body_file.empty();
+    if (from_file) {
+        if (!r.body.empty()) co_return fail(errc::invalid_request, conn->describe("both a body and a body file"));
+        // Not blocking on open: a FIFO there is refused, not waited on.
+        conn->body_fd = ::open(r.body_file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        struct stat st {};
+        std::string problem;
+        if (conn->body_fd < 0 || ::fstat(conn->body_fd, &st) != 0) {
+            problem = std::strerror(errno);
+        } else if (!S_ISREG(st.st_mode)) {
+            problem = "not a regular file";
+        }
+        if (!problem.empty()) {
+            co_return fail(errc::internal, conn->describe("the body file " + r.body_file.string() + ": " + problem));
+        }
+        body_file_size = static_cast<std::uint64_t>(st.st_size);
+    }
+
     // Where to connect.
     std::vector<asio::generic::stream_protocol::endpoint> targets;
     if (endpoint_.type == engine_endpoint::kind::unix_socket) {
@@ -446,21 +484,59 @@ registry::task<registry::result<std::shared_ptr<http_connection>>> engine_http_c
         req.set(http::field::connection, "close");
     }
     if (!r.content_type.empty()) req.set(http::field::content_type, r.content_type);
-    req.body() = std::move(r.body);
-    req.prepare_payload();
+    if (from_file) {
+        req.content_length(body_file_size);
+    } else {
+        req.body() = std::move(r.body);
+        req.prepare_payload();
+    }
 
     if (timeout == std::chrono::milliseconds::max()) {
         conn->stream.expires_never();
     } else {
         conn->stream.expires_after(timeout.count() > 0 ? timeout : options_.request_timeout);
     }
-    {
+    if (!from_file) {
         auto op = make_op<error_code, std::size_t>(conn, [&](auto handler) {
             conn->on_stream([&](auto& s) { http::async_write(s, conn->req, std::move(handler)); });
         });
         auto [ec, n] = co_await op;
         throw_if_stopped(stop);
         if (ec) co_return fail(errc::unavailable, conn->describe("sending the request", ec));
+    } else {
+        // The head, then the file a piece at a time, all within the expiry
+        // set above (as one write of a string body is).
+        auto& head = conn->head.emplace(conn->req);
+        {
+            auto op = make_op<error_code, std::size_t>(conn, [&](auto handler) {
+                conn->on_stream([&](auto& s) { http::async_write_header(s, head, std::move(handler)); });
+            });
+            auto [ec, n] = co_await op;
+            throw_if_stopped(stop);
+            if (ec) co_return fail(errc::unavailable, conn->describe("sending the request", ec));
+        }
+        conn->head.reset();
+        std::uint64_t left = body_file_size;
+        while (left > 0) {
+            const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, conn->chunk.size()));
+            const ssize_t got = ::read(conn->body_fd, conn->chunk.data(), want);
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) {
+                const std::string why = got < 0 ? std::string(std::strerror(errno)) : "it shrank while it was sent";
+                co_return fail(errc::internal, conn->describe("the body file " + r.body_file.string() + ": " + why));
+            }
+            auto op = make_op<error_code, std::size_t>(conn, [&](auto handler) {
+                conn->on_stream([&](auto& s) {
+                    asio::async_write(s, asio::buffer(conn->chunk.data(), static_cast<std::size_t>(got)),
+                                      std::move(handler));
+                });
+            });
+            auto [ec, n] = co_await op;
+            throw_if_stopped(stop);
+            if (ec) co_return fail(errc::unavailable, conn->describe("sending the request's body", ec));
+            left -= static_cast<std::uint64_t>(got);
+        }
+        conn->close_body_file();
     }
     conn->req = {};  // the body may be large
 

@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -58,6 +59,13 @@ struct http_request {
     std::string body;
     std::string content_type;    // sent only with a body, or when set
     bool upgrade = false;        // "Connection: Upgrade" + "Upgrade: tcp" (Docker's attach hijack)
+    // Last, so that the positional initialisations of the fields above stay
+    // valid. When set (and body empty): the request's body is this file, sent in
+    // pieces as it is read (Content-Length: its size); memory does not grow
+    // with it. Read with blocking reads on the io thread: a local file. It
+    // must be a regular file (errc::internal naming it if it cannot be
+    // opened); both a body and a body file is invalid_request.
+    std::filesystem::path body_file{};
 };
 
 struct http_response {
