@@ -330,7 +330,7 @@ TEST_CASE("deployer: undeploy with a failing stop.sh removes nothing unless forc
     f.target.stop_exits = {3};
     auto forced = test::run_now(f.d.undeploy("demo.fake", {}, true));
     REQUIRE(forced.ok());
-    CHECK(f.target.ran_matching("d='/srv/demo-1.0.0'\nscan() {"));
+    CHECK(f.target.ran_matching("d='/srv/demo-1.0.0'\ng="));
     CHECK(f.target.ran_matching("kill -9 $pids"));
     CHECK(f.target.ran_matching("drop 'demo'"));
     CHECK(f.reg.find("demo.fake") == nullptr);
