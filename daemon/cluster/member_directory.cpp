@@ -31,6 +31,7 @@ using registry::detail::read;
 constexpr std::chrono::milliseconds retry_pause{500};
 constexpr std::size_t max_record_string = 1024;
 constexpr std::size_t max_engines = 256;
+constexpr std::size_t max_targets = 256;
 constexpr std::size_t secret_bytes = 32;
 
 bool read_engine(decoder& d, dom::element e, const path& at, member_record::engine& out) {
@@ -59,6 +60,38 @@ bool read_engines(decoder& d, dom::element e, const path& at, std::vector<member
     return true;
 }
 
+bool read_target(decoder& d, dom::element e, const path& at, member_record::target& out) {
+    dom::object obj;
+    if (e.get_object().get(obj)) return d.fail(at, "must be an object");
+    for (auto [key, value] : obj) {
+        const path field = at.member(key);
+        const bool ok = key == "name"               ? read(d, value, field, out.name)
+                        : key == "endpoint_address" ? read(d, value, field, out.endpoint_address)
+                        : key == "prefix"           ? read(d, value, field, out.prefix)
+                        : key == "host"             ? read(d, value, field, out.host)
+                        : key == "ssh_user"         ? read(d, value, field, out.ssh_user)
+                        : key == "ssh_port"         ? read(d, value, field, out.ssh_port)
+                                                    : true;
+        if (!ok) return false;
+    }
+    if (out.name.empty()) return d.fail(at.member("name"), "is required");
+    // The deployer makes directories under it: only an absolute path.
+    if (!out.prefix.starts_with('/')) return d.fail(at.member("prefix"), "must be an absolute path");
+    if (out.host.empty()) return d.fail(at.member("host"), "is required");
+    return true;
+}
+
+bool read_targets(decoder& d, dom::element e, const path& at, std::vector<member_record::target>& out) {
+    dom::array items;
+    if (e.get_array().get(items)) return d.fail(at, "must be an array");
+    if (items.size() > max_targets) return d.fail(at, "must have at most " + std::to_string(max_targets) + " targets");
+    std::size_t i = 0;
+    for (dom::element item : items) {
+        if (!read_target(d, item, at.element(i++), out.emplace_back())) return false;
+    }
+    return true;
+}
+
 bool read_record(decoder& d, dom::element e, member_record& r) {
     const path at;
     dom::object obj;
@@ -68,6 +101,7 @@ bool read_record(decoder& d, dom::element e, member_record& r) {
         const bool ok = key == "name"      ? read(d, value, field, r.name)
                         : key == "url"     ? read(d, value, field, r.url)
                         : key == "engines" ? read_engines(d, value, field, r.engines)
+                        : key == "targets" ? read_targets(d, value, field, r.targets)
                         : key == "host"    ? read(d, value, field, r.host)
                         : key == "pid"     ? read(d, value, field, r.pid)
                                            : true;
@@ -141,6 +175,14 @@ std::string encode_member_record(const member_record& r) {
     w.begin_object().key("name").string(r.name).key("url").string(r.url).key("engines").begin_array();
     for (const auto& e : r.engines) {
         w.begin_object().key("name").string(e.name).key("capacity").number(e.capacity).end_object();
+    }
+    w.end_array().key("targets").begin_array();
+    for (const auto& t : r.targets) {
+        w.begin_object().key("name").string(t.name).key("endpoint_address").string(t.endpoint_address);
+        w.key("prefix").string(t.prefix).key("host").string(t.host);
+        if (!t.ssh_user.empty()) w.key("ssh_user").string(t.ssh_user);
+        if (t.ssh_port != 0) w.key("ssh_port").number(t.ssh_port);
+        w.end_object();
     }
     w.end_array().key("host").string(r.host).key("pid").number(r.pid).end_object();
     return out;

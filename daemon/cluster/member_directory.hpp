@@ -46,12 +46,25 @@ struct member_record {
     std::vector<engine> engines;  // the container engines it offers
     std::string host;             // for log lines
     std::uint64_t pid = 0;
+    // A deploy target it offers (cluster/target_offer.hpp): what the writer
+    // needs to describe it (deploy_target's where(), endpoint_address() and
+    // prefix()) without asking.
+    struct target {
+        std::string name;
+        std::string endpoint_address;
+        std::string prefix;
+        std::string host;      // where services installed there run (a remote location's)
+        std::string ssh_user;  // optional
+        std::uint16_t ssh_port = 0;
+        friend bool operator==(const target&, const target&) = default;
+    };
+    std::vector<target> targets;
     friend bool operator==(const member_record&, const member_record&) = default;
 };
 
 std::string encode_member_record(const member_record& r);
 // invalid_request naming the field at fault. Strings are at most 1024 bytes
-// and there are at most 256 engines: a record is read by every member.
+// and there are at most 256 engines and 256 targets: a record is read by every member.
 // Fields it does not know are skipped: a newer registryd's record is still
 // read during an upgrade.
 registry::result<member_record> decode_member_record(std::string_view json);
@@ -65,6 +78,8 @@ public:
     // translation units built with simdjson's definitions (this one).
     static std::shared_ptr<member_directory> open(boost::asio::io_context& io, const etcd_options& options,
                                                   std::string member);
+
+    const std::string& name() const noexcept { return member_; }
 
     // 64 lowercase hex characters (32 bytes of the OS's random), the same
     // for every member: created if absent, else read, in one transaction.

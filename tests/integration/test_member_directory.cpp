@@ -48,7 +48,13 @@ std::shared_ptr<member_directory> directory(loop& l, const registryd::etcd_optio
 }
 
 member_record record_of(std::string name, std::string url = "ws://127.0.0.1:7000/", std::uint64_t pid = 4242) {
-    return member_record{name, std::move(url), {{"docker", 4}, {"podman", 8}}, "host-" + name, pid};
+    return member_record{name,
+                         std::move(url),
+                         {{"docker", 4}, {"podman", 8}},
+                         "host-" + name,
+                         pid,
+                         {{"local." + name, "10.0.0.7", "/opt", "10.0.0.7", {}, 0},
+                          {"web-1", "web-1.example", "/srv", "web-1.example", "deploy", 2222}}};
 }
 
 // members() of `d` until `ok` holds of what it answers.
@@ -127,6 +133,9 @@ TEST_CASE("member directory: a record reads back as written, and a malformed rec
     std::string engines_257 = R"({"name":"m","engines":[)";
     for (int i = 0; i < 257; ++i) engines_257 += std::string(i ? "," : "") + R"({"name":"e"})";
     engines_257 += "]}";
+    std::string targets_257 = R"({"name":"m","targets":[)";
+    for (int i = 0; i < 257; ++i) targets_257 += std::string(i ? "," : "") + R"({"name":"t","prefix":"/","host":"h"})";
+    targets_257 += "]}";
     const std::vector<std::pair<std::string, std::string>> malformed{
         {R"({"url":"ws://x/"})", "name: is required"},
         {R"({"name":""})", "name: is required"},
@@ -142,6 +151,13 @@ TEST_CASE("member directory: a record reads back as written, and a malformed rec
         {R"({"name":"m","host":")" + std::string(1025, 'h') + R"("})", "host: must be at most 1024 bytes"},
         {R"({"name":")" + std::string(1025, 'n') + R"("})", "name: must be at most 1024 bytes"},
         {engines_257, "engines: must have at most 256 engines"},
+        {R"({"name":"m","targets":{}})", "targets: must be an array"},
+        {R"({"name":"m","targets":[{"prefix":"/opt","host":"h"}]})", "targets[0].name: is required"},
+        {R"({"name":"m","targets":[{"name":"t","prefix":"opt","host":"h"}]})", "targets[0].prefix: must be an absolute path"},
+        {R"({"name":"m","targets":[{"name":"t","prefix":"/opt"}]})", "targets[0].host: is required"},
+        {R"({"name":"m","targets":[{"name":"t","prefix":"/opt","host":"h","ssh_port":70000}]})",
+         "targets[0].ssh_port: must be 1-65535"},
+        {targets_257, "targets: must have at most 256 targets"},
         {"[]", "must be an object"},
         {R"({"name":"m")", "not valid JSON"},
     };
