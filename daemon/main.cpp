@@ -13,6 +13,10 @@
 #include "access/gate.hpp"
 #include "cluster/member_directory.hpp"
 #include "cluster/member_engines.hpp"
+#include "cluster/member_url.hpp"
+#include "cluster/member_targets.hpp"
+#include "cluster/member_watch.hpp"
+#include "cluster/target_offer.hpp"
 #include "cluster/writer_address.hpp"
 #include "cluster/writer_link.hpp"
 #include "config/command_line.hpp"
@@ -222,6 +226,15 @@ public:
             remote_targets_.push_back(std::make_unique<registryd::ssh_target>(ioc, std::move(host)));
             deployer_.add_target(*remote_targets_.back());
         }
+        if (members_ && cfg.store.etcd.share_deploy_targets) {
+            registryd::member_targets_options o;
+            o.self = member_name(cfg);
+            o.configured.insert(local_target_.name());
+            for (const auto& t : remote_targets_) o.configured.insert(t->name());
+            o.target.tls = member_tls;
+            o.target.work_dir = deployer_options_from(cfg, metrics_).work_dir;
+            member_targets_.emplace(ioc, deployer_, std::move(o));
+        }
         if (containers_) {
             registry::protocol::add_container_actions(server_.protocol(), *containers_);
             if (members_ && cfg.store.etcd.share_engines) {
@@ -232,7 +245,7 @@ public:
                 o.tls = std::move(member_tls);
                 // The REPL runs on them too (its slots follow the nodes that join;
                 // one that leaves is offline to it).
-                member_engines_.emplace(ioc, *containers_, members_, std::move(o),
+                member_engines_.emplace(ioc, *containers_, std::move(o),
                                         [this](const std::string& name, registry::container_engine* engine, std::size_t) {
                                             if (!repl_ || !engine) return;
                                             auto added = repl_->add_engine({name, engine, cfg_.repl.max_concurrent});
@@ -521,7 +534,21 @@ private:
         if (containers_) background_.spawn(containers_->run(stop));
         // Engine services (persisted ones included) become nodes from the registry's snapshot on.
         if (registered_engines_) background_.spawn(registered_engines_->run(stop));
-        if (member_engines_) background_.spawn(member_engines_->run(stop));
+        if (members_ && (member_engines_ || member_targets_)) {
+            // What the cluster's other registryd offer, read every second.
+            member_watch_.emplace(ioc_, members_);
+            if (member_engines_) {
+                member_watch_->follow([this](const auto& members, const std::string& secret) {
+                    return member_engines_->sync(members, secret);
+                });
+            }
+            if (member_targets_) {
+                member_watch_->follow([this](const auto& members, const std::string& secret) {
+                    return member_targets_->sync(members, secret);
+                });
+            }
+            background_.spawn(member_watch_->run(stop));
+        }
         background_.spawn(watch_availability(stop));
         if (repl_) {
             background_.spawn(repl_results_->run(stop));
@@ -675,11 +702,15 @@ private:
     registryd::docker_engine_connector engine_connector_;
     std::optional<registry::registered_engines> registered_engines_;  // containers.accept_registered_engines
     std::optional<registryd::member_engines> member_engines_;  // store.etcd.share_engines
+    std::optional<registryd::member_watch> member_watch_;      // follows the members for both
     registryd::server server_;
     registryd::blocking_runner runner_;  // joins its threads before the io_context goes
     registryd::package_host packages_;
     registryd::local_target local_target_;
     std::vector<std::unique_ptr<registryd::ssh_target>> remote_targets_;
+    // The targets the cluster's other registryd offer; outlives the deployer
+    // that holds them (store.etcd.share_deploy_targets).
+    std::optional<registryd::member_targets> member_targets_;
     registry::deploy::deployer deployer_;
     std::optional<registryd::manager_containers> deploy_containers_;  // with containers_
     std::optional<registry::repl::manager_lease_sink> repl_leases_;
@@ -801,9 +832,9 @@ int main(int argc, char** argv) {
             port = std::make_unique<registryd::file_store_port>(ioc, *files);
         }
         // Once it listens, this registryd is a member of the cluster, with the
-        // engines it offers (the writer uses the others').
-        const auto publish_member = [&](const registryd::listen_address& bound) {
-            if (!members) return;
+        // engines it offers (the writer uses the others'), and as a standby
+        // the deploy targets it serves the writer.
+        const auto member_record_of = [&](const registryd::listen_address& bound) {
             registryd::member_record r;
             r.name = member_name(cfg);
             r.url = registryd::advertised_url(cfg, bound).value_or(std::string());
@@ -812,6 +843,18 @@ int main(int argc, char** argv) {
             }
             r.host = host_name();
             r.pid = static_cast<std::uint64_t>(::getpid());
+            return r;
+        };
+        const auto publish_member = [&](const registryd::listen_address& bound) {
+            if (members) members->publish(member_record_of(bound));
+        };
+        const auto publish_standby = [&](const registryd::listen_address& bound) {
+            if (!members) return;
+            registryd::member_record r = member_record_of(bound);
+            if (cfg.store.etcd.share_deploy_targets && !r.url.empty()) {
+                auto at = registryd::member_endpoint_of(r.url);
+                if (at) r.targets = registryd::offered_targets(cfg, r.name, at->where.host);
+            }
             members->publish(std::move(r));
         };
         std::optional<daemon_app> app;
@@ -835,7 +878,7 @@ int main(int argc, char** argv) {
         bool stopping = false;       // a signal, or etcd unreachable at start
         asio::steady_timer standby_again(ioc);  // a standby that could not follow starts anew after a pause
         std::function<void()> stand_by = [&] {
-            standby.emplace(ioc, cfg, cli.port_file, *etcd, *gate, writer, *relay_tls, members, publish_member);
+            standby.emplace(ioc, cfg, cli.port_file, *etcd, *gate, writer, *relay_tls, members, publish_standby);
             standby->start([&](bool again) {
                 if (const auto& where = standby->address()) cfg.listen = *where;
                 standby.reset();

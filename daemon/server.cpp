@@ -185,6 +185,8 @@ void server::relay_writes(const relay_target& target) noexcept { state_->relay =
 
 void server::offer_engines(const engine_offer& offer) noexcept { state_->offered_engines = &offer; }
 
+void server::offer_targets(std::shared_ptr<target_offer> offer) noexcept { state_->offered_targets = std::move(offer); }
+
 listen_address server::listen() {
     auto& st = *state_;
     const auto& want = st.cfg.listen;

@@ -34,6 +34,7 @@ namespace registryd {
 
 class audit_log;
 struct engine_offer;
+class target_offer;
 struct relay_target;
 namespace access {
 class gate;
@@ -99,6 +100,9 @@ public:
     // A member's server: the writer reaches `offer`'s engines through it
     // (cluster/engine_offer.hpp). The offer must outlive the server.
     void offer_engines(const engine_offer& offer) noexcept;
+    // A member's server: the writer deploys to `offer`'s targets through it
+    // (cluster/target_offer.hpp).
+    void offer_targets(std::shared_ptr<target_offer> offer) noexcept;
 
     struct state;
 

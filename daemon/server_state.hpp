@@ -33,6 +33,7 @@
 namespace registryd {
 
 struct engine_offer;
+class target_offer;
 class http_session;
 struct relay_target;
 class ws_session;
@@ -58,6 +59,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
     std::function<registryd::store_health()> store_health;  // server::report_store; empty: a file
     const relay_target* relay = nullptr;  // a standby's (server::relay_writes); null: a writer, or none
     const engine_offer* offered_engines = nullptr;  // a member's (server::offer_engines); null: none
+    std::shared_ptr<target_offer> offered_targets;   // a member's (server::offer_targets); null: none
 
     // What the WebSocket sessions report of each request: the audit line
     // when it is audited (metrics count it in metrics::request).

@@ -1,6 +1,7 @@
 #include "standby_app.hpp"
 
 #include "cluster/member_directory.hpp"
+#include "cluster/target_offer.hpp"
 #include "cluster/writer_address.hpp"
 #include "observability/log.hpp"
 #include "observability/systemd_notify.hpp"
@@ -116,7 +117,7 @@ registry::task<void> standby_app::run() {
             },
             cannot_follow);
         background_.spawn(reg_.run(stop_.get_token()));
-        co_await offer_engines();
+        co_await offer_to_writer();
         std::string addr;
         try {
             address_ = server_.listen();
@@ -154,20 +155,26 @@ registry::task<void> standby_app::run() {
     boost::asio::post(ioc_, [ended = ended_, again = again_] { ended(again); });
 }
 
-registry::task<void> standby_app::offer_engines() {
-    if (!members_ || !cfg_.store.etcd.share_engines || cfg_.containers.engines.empty()) co_return;
+registry::task<void> standby_app::offer_to_writer() {
+    const bool engines = cfg_.store.etcd.share_engines && !cfg_.containers.engines.empty();
+    const bool targets = cfg_.store.etcd.share_deploy_targets;
+    if (!members_ || (!engines && !targets)) co_return;
     auto secret = co_await members_->cluster_secret();
     if (!secret) {
-        log::error("standby: cannot read the cluster's secret; the writer cannot use this registryd's engines",
+        log::error("standby: cannot read the cluster's secret; the writer cannot use this registryd's engines and "
+                   "deploy targets",
                    {{"error", secret.err().message}});
         co_return;
     }
-    offer_.secret = std::move(*secret);
-    for (const auto& e : cfg_.containers.engines) {
-        auto where = engine_endpoint::parse(e.endpoint);
-        if (where) offer_.engines.insert_or_assign(e.name, std::move(*where));  // the configuration checked it
+    if (engines) {
+        offer_.secret = *secret;
+        for (const auto& e : cfg_.containers.engines) {
+            auto where = engine_endpoint::parse(e.endpoint);
+            if (where) offer_.engines.insert_or_assign(e.name, std::move(*where));  // the configuration checked it
+        }
+        server_.offer_engines(offer_);
     }
-    server_.offer_engines(offer_);
+    if (targets) server_.offer_targets(std::make_shared<target_offer>(ioc_, cfg_, members_->name(), std::move(*secret)));
 }
 
 metrics::gauges standby_app::gauges() const {

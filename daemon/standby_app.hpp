@@ -5,7 +5,8 @@
 // an etcd watch, with the writer's revisions and events; writes are refused
 // and relays everything else (writes, containers, deployments, REPL) to the
 // writer, over a connection per client (cluster/session_relay.hpp), and
-// lets the writer reach its own container engines (cluster/engine_offer.hpp). Reads
+// lets the writer reach its own container engines (cluster/engine_offer.hpp)
+// and deploy targets (cluster/target_offer.hpp). Reads
 // pass the store's read barrier first, so they see every write acknowledged
 // anywhere before them, a write relayed through this standby included.
 //
@@ -74,8 +75,9 @@ public:
 
 private:
     registry::task<void> run();
-    // The writer may reach this registryd's engines once it knows the secret.
-    registry::task<void> offer_engines();
+    // The writer may reach this registryd's engines and deploy targets once
+    // it knows the secret.
+    registry::task<void> offer_to_writer();
     metrics::gauges gauges() const;
 
     boost::asio::io_context& ioc_;

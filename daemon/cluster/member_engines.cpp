@@ -1,11 +1,9 @@
 #include "cluster/member_engines.hpp"
 
 #include "cluster/engine_offer.hpp"
+#include "cluster/member_url.hpp"
 #include "observability/log.hpp"
-#include "runtime/asio_clock.hpp"
-#include "websocket/client_upgrade.hpp"
 
-#include <charconv>
 #include <utility>
 
 namespace registryd {
@@ -17,11 +15,9 @@ std::string node_endpoint(const member_record& m) { return "member " + m.name + 
 }  // namespace
 
 member_engines::member_engines(boost::asio::io_context& io, registry::container_manager& containers,
-                               std::shared_ptr<member_directory> directory, member_engines_options options,
-                               change_handler on_change)
+                               member_engines_options options, change_handler on_change)
     : io_(io),
       containers_(containers),
-      directory_(std::move(directory)),
       options_(std::move(options)),
       on_change_(std::move(on_change)) {}
 
@@ -30,34 +26,8 @@ registry::container_engine* member_engines::engine(std::string_view name) const 
     return it == nodes_.end() ? nullptr : it->second.engine.get();
 }
 
-registry::task<void> member_engines::run(std::stop_token stop) {
-    asio_clock clock(io_);
-    for (;;) {
-        if (secret_.empty()) {
-            auto secret = co_await directory_->cluster_secret();
-            if (secret) secret_ = std::move(*secret);
-        }
-        // Not a co_await inside ?: (GCC 12 miscompiles a co_await in a condition).
-        registry::result<std::vector<member_record>> members =
-            registry::fail(registry::errc::unavailable, "the cluster's secret is not known yet");
-        if (!secret_.empty()) members = co_await directory_->members();
-        if (!members) {
-            // The nodes stay as they are: an etcd outage says nothing of the members.
-            if (!unreachable_logged_) {
-                log::warn("cannot read the cluster's members; the engines they offer stay as they were",
-                          {{"error", members.err().message}});
-                unreachable_logged_ = true;
-            }
-        } else {
-            unreachable_logged_ = false;
-            co_await sync(*members);
-        }
-        const bool slept = co_await clock.sleep_until(clock.now() + options_.poll, stop);
-        if (!slept) break;
-    }
-}
-
-registry::task<void> member_engines::sync(const std::vector<member_record>& members) {
+registry::task<void> member_engines::sync(const std::vector<member_record>& members, const std::string& secret) {
+    secret_ = secret;
     struct offered {
         const member_record* member;
         std::size_t capacity;
@@ -139,28 +109,18 @@ std::shared_ptr<docker_engine> member_engines::connect(const std::string& name, 
                                                        std::string& why) {
     const std::string key = name + "\n" + m.url;
     if (const auto known = engines_.find(key); known != engines_.end()) return known->second;
-    const auto url = websocket::parse_ws_url(m.url, why);
-    if (!url) {
-        why = "member " + m.name + "'s URL " + m.url + " " + why;
+    auto at = member_endpoint_of(m.url);
+    if (!at) {
+        why = "member " + m.name + "'s " + at.err().message;
         return nullptr;
     }
-    engine_endpoint where;
-    where.type = engine_endpoint::kind::tcp;
-    where.host = url->host;
-    unsigned port = 0;
-    const auto [end, ec] = std::from_chars(url->port.data(), url->port.data() + url->port.size(), port);
-    if (ec != std::errc{} || end != url->port.data() + url->port.size() || port == 0 || port > 65535) {
-        why = "member " + m.name + "'s URL " + m.url + " has a bad port";
-        return nullptr;
-    }
-    where.port = static_cast<std::uint16_t>(port);
     docker_engine_options o = options_.engine;
     o.http.peer_kind = "container engine " + name + " offered by member " + m.name + " at";
     o.http.tunnel = http_client_options::tunnel_options{std::string(engine_tunnel_path) + name,
                                                         std::string(engine_tunnel_protocol),
                                                         cluster_authorization(secret_)};
-    if (url->tls) o.http.tls = options_.tls;
-    auto engine = std::make_shared<docker_engine>(io_, std::move(where), std::move(o));
+    if (at->tls) o.http.tls = options_.tls;
+    auto engine = std::make_shared<docker_engine>(io_, std::move(at->where), std::move(o));
     engines_.emplace(key, engine);
     return engine;
 }

@@ -18,12 +18,10 @@
 #include <registry/container_manager.hpp>
 #include <registry/task.hpp>
 
-#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
 #include <set>
-#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,7 +40,6 @@ struct member_engines_options {
     std::set<std::string> configured;  // this registryd's own engines
     docker_engine_options engine;      // as for a configured engine (timeouts)
     std::shared_ptr<boost::asio::ssl::context> tls;  // verifies a wss:// member
-    std::chrono::milliseconds poll{1000};            // how often the members are read
 };
 
 class member_engines {
@@ -53,14 +50,13 @@ public:
                                               std::size_t capacity)>;
 
     member_engines(boost::asio::io_context& io, registry::container_manager& containers,
-                   std::shared_ptr<member_directory> directory, member_engines_options options,
-                   change_handler on_change = {});
+                   member_engines_options options, change_handler on_change = {});
     member_engines(const member_engines&) = delete;
     member_engines& operator=(const member_engines&) = delete;
 
-    // Reads the members every options.poll until `stop`; then removes
-    // nothing (the process is stopping).
-    registry::task<void> run(std::stop_token stop);
+    // Follows the members' records (cluster/member_watch.hpp): engines
+    // join and leave as they say.
+    registry::task<void> sync(const std::vector<member_record>& members, const std::string& secret);
 
     // The engine of an offered node, while it is one; null otherwise.
     registry::container_engine* engine(std::string_view name) const;
@@ -73,24 +69,21 @@ private:
         std::shared_ptr<docker_engine> engine;
     };
 
-    registry::task<void> sync(const std::vector<member_record>& members);
     std::shared_ptr<docker_engine> connect(const std::string& name, const member_record& m, std::string& why);
     void warn_once(const std::string& key, const std::string& message, const std::string& engine,
                    const std::string& member);
 
     boost::asio::io_context& io_;
     registry::container_manager& containers_;
-    std::shared_ptr<member_directory> directory_;
     member_engines_options options_;
     change_handler on_change_;
-    std::string secret_;  // the cluster's, read once
+    std::string secret_;  // the cluster's
     std::map<std::string, node, std::less<>> nodes_;
     // Every engine made, by name and member URL: one that left stays alive
     // (an operation the REPL started on it may still be finishing) and is
     // used again if it comes back from the same address.
     std::map<std::string, std::shared_ptr<docker_engine>> engines_;
     std::set<std::string> warned_;  // what was logged once
-    bool unreachable_logged_ = false;
 };
 
 }  // namespace registryd

@@ -274,6 +274,10 @@ public:
                                 E.share_engines = boolean(en, ep);
                                 return true;
                             }
+                            if (ek == "share_deploy_targets") {
+                                E.share_deploy_targets = boolean(en, ep);
+                                return true;
+                            }
                             if (ek == "relay_ca_file") {
                                 E.relay_ca_file = scalar(en, ep);
                                 std::error_code fec;

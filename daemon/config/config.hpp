@@ -165,6 +165,9 @@ struct config {
             // their containers through it, cluster/engine_offer.hpp), and the
             // writer runs containers on what the other registryd offer.
             bool share_engines = true;
+            // Likewise its deploy targets: its own host ("local.<member>") and
+            // deploy.remote_hosts (cluster/target_offer.hpp).
+            bool share_deploy_targets = true;
             // https:// endpoints: store.etcd.tls (store/etcd_tls.hpp); an
             // https endpoint without it verifies etcd with the system's CAs.
             struct tls_section {

@@ -477,6 +477,7 @@ registry::task<registry::result<std::shared_ptr<http_connection>>> engine_http_c
             endpoint_.type == engine_endpoint::kind::tcp ? endpoint_.host + ":" + std::to_string(endpoint_.port)
                                                          : std::string("localhost"));
     req.set(http::field::user_agent, "registryd");
+    if (!r.authorization.empty()) req.set(http::field::authorization, r.authorization);
     if (r.upgrade) {
         req.set(http::field::connection, "Upgrade");
         req.set(http::field::upgrade, "tcp");

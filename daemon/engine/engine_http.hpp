@@ -66,6 +66,9 @@ struct http_request {
     // must be a regular file (errc::internal naming it if it cannot be
     // opened); both a body and a body file is invalid_request.
     std::filesystem::path body_file{};
+    // Sent as the Authorization header when not empty (a member's deploy
+    // target: "Cluster <secret>", cluster/member_target.hpp).
+    std::string authorization{};
 };
 
 struct http_response {

@@ -2,9 +2,13 @@
 
 #include "access/credentials.hpp"
 #include "cluster/engine_tunnel.hpp"
+#include "cluster/target_offer.hpp"
+#include "cluster/target_wire.hpp"
 #include "http/handshake.hpp"
 #include "http/services_view.hpp"
+#include "http/url_encoding.hpp"
 #include "observability/log.hpp"
+#include "runtime/detached_task.hpp"
 #include "server_state.hpp"
 #include "tls/tls_stream.hpp"
 #include "websocket/session.hpp"
@@ -108,8 +112,10 @@ const std::optional<std::string>& http_session::tls_peer_subject() const noexcep
     return tls_ ? tls_->peer_subject : none;
 }
 
-void http_session::arm_tls_timer() {
-    tls_->timer.expires_after(st_->cfg.timeouts.handshake);
+void http_session::arm_tls_timer() { arm_tls_timer(st_->cfg.timeouts.handshake); }
+
+void http_session::arm_tls_timer(std::chrono::milliseconds after) {
+    tls_->timer.expires_after(after);
     tls_->timer.async_wait([weak = weak_from_this()](const error_code& ec) {
         if (ec) return;
         if (auto self = weak.lock()) self->close();  // pending waits end with operation_aborted
@@ -166,6 +172,22 @@ void http_session::close() {
     stream_.close();
 }
 
+void http_session::expect_within(std::chrono::milliseconds after) {
+    if (tls_) {
+        arm_tls_timer(after);
+    } else {
+        stream_.expires_after(after);
+    }
+}
+
+void http_session::expect_forever() {
+    if (tls_) {
+        tls_->timer.cancel();
+    } else {
+        stream_.expires_never();
+    }
+}
+
 void http_session::do_read() {
     parser_.emplace();
     parser_->header_limit(http_header_limit);
@@ -178,8 +200,28 @@ void http_session::do_read() {
         stream_.expires_after(st_->cfg.timeouts.handshake);
     }
     with_stream([&](auto& stream) {
+        http::async_read_header(stream, buffer_, *parser_,
+                                [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_header(ec); });
+    });
+}
+
+void http_session::on_header(const error_code& ec) {
+    if (ec) {
+        on_read(ec);
+        return;
+    }
+    request_version_ = parser_->get().version();
+    if (std::string_view(parser_->get().target()).starts_with(target_call_path)) {
+        open_target_call();
+        return;
+    }
+    if (parser_->is_done()) {
+        on_read(ec);
+        return;
+    }
+    with_stream([&](auto& stream) {
         http::async_read(stream, buffer_, *parser_,
-                         [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_read(ec); });
+                         [self = shared_from_this()](const error_code& e, std::size_t) { self->on_read(e); });
     });
 }
 
@@ -384,6 +426,168 @@ void http_session::open_engine_tunnel() {
     }
 }
 
+// A member's deploy-target call (cluster/target_offer.hpp). Everything
+// about it is checked on its header; the body follows under its own bound:
+// a run's JSON in memory, an upload's archive into a file.
+void http_session::open_target_call() {
+    const auto& req = parser_->get();
+    if (st_->shutting_down) {
+        respond(http::status::service_unavailable, "shutting down\n", false);
+        return;
+    }
+    std::shared_ptr<target_offer> offer = st_->offered_targets;
+    if (!offer) {
+        respond(http::status::not_found, "this registryd offers no deploy targets\n", false);
+        return;
+    }
+    if (!proves_cluster_secret(req[http::field::authorization], offer->secret())) {
+        log::warn("deploy target call refused: not the cluster's secret", {{"conn", id_}, {"remote", remote_}});
+        respond(http::status::unauthorized, "a deploy target call needs the cluster's secret\n", false);
+        return;
+    }
+    const std::string_view full = req.target();
+    const std::string_view path = full.substr(0, full.find('?'));
+    const std::string_view query = full.size() > path.size() ? full.substr(path.size() + 1) : std::string_view{};
+    const std::string_view rest = path.substr(target_call_path.size());
+    const auto slash = rest.rfind('/');
+    const std::string_view name = slash == std::string_view::npos ? std::string_view{} : rest.substr(0, slash);
+    const std::string operation(slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1));
+    registry::deploy_target* target = offer->find(name);
+    if (!target) {
+        respond(http::status::not_found, "this registryd offers no deploy target named '" + std::string(name) + "'\n",
+                false);
+        return;
+    }
+    log::debug("deploy target call", {{"conn", id_}, {"remote", remote_}, {"target", name}, {"operation", operation}});
+    if ((operation == "run" || operation == "run_sequence") && req.method() == http::verb::post) {
+        parser_->body_limit(max_target_call_bytes);
+        expect_within(st_->cfg.timeouts.handshake);
+        with_stream([&](auto& stream) {
+            http::async_read(stream, buffer_, *parser_,
+                             [self = shared_from_this(), offer, target, operation](const error_code& ec, std::size_t) {
+                                 if (ec == http::error::body_limit) {
+                                     self->respond(http::status::payload_too_large, "request body too large\n", false);
+                                 } else if (!ec) {
+                                     run_detached(self, self->answered(self->serve_target_call(
+                                                                     offer, target, operation,
+                                                                     std::move(self->parser_->get().body()))));
+                                 }
+                             });
+        });
+        return;
+    }
+    if (operation == "upload" && req.method() == http::verb::put) {
+        std::optional<std::string> to;
+        if (query.starts_with("to=")) to = url_decode(query.substr(3));
+        if (!to || !to->starts_with('/')) {
+            respond(http::status::bad_request, "an upload names where it goes: ?to=<absolute path>\n", false);
+            return;
+        }
+        std::filesystem::path file = offer->incoming();
+        upload_parser_.emplace(std::move(*parser_));
+        upload_parser_->body_limit(offer->max_upload_bytes());
+        error_code opened;
+        upload_parser_->get().body().open(file.c_str(), beast::file_mode::write_new, opened);
+        if (opened) {
+            respond(http::status::internal_server_error,
+                    encode_target_error({registry::errc::internal, "cannot store the upload: " + opened.message()}),
+                    false, "application/json");
+            return;
+        }
+        // A package may be large; the writer sends it at once.
+        expect_within(std::chrono::minutes(10));
+        with_stream([&](auto& stream) {
+            http::async_read(stream, buffer_, *upload_parser_,
+                             [self = shared_from_this(), offer, target, file, to = std::move(*to)](
+                                 const error_code& ec, std::size_t) mutable {
+                                 self->on_target_upload(ec, std::move(offer), target, std::move(file), std::move(to));
+                             });
+        });
+        return;
+    }
+    respond(http::status::bad_request,
+            "a deploy target call is POST " + std::string(target_call_path) + "<name>/run or /run_sequence, or PUT " +
+                std::string(target_call_path) + "<name>/upload?to=<path>\n",
+            false);
+}
+
+void http_session::on_target_upload(const error_code& ec, std::shared_ptr<target_offer> offer,
+                                    registry::deploy_target* target, std::filesystem::path file, std::string to) {
+    upload_parser_->get().body().close();
+    upload_parser_.reset();
+    if (ec) {
+        std::error_code ignored;
+        std::filesystem::remove(file, ignored);
+        if (ec == http::error::body_limit) {
+            respond(http::status::payload_too_large, "the package is larger than deploy.max_package_bytes\n", false);
+        } else {
+            log::debug("deploy target upload cut off", {{"conn", id_}, {"remote", remote_}, {"error", ec.message()}});
+        }
+        return;
+    }
+    run_detached(shared_from_this(), answered(serve_target_upload(std::move(offer), target, std::move(file), std::move(to))));
+}
+
+// What a target call throws is answered (internal) and logged: the writer
+// must not wait for an answer that never comes.
+registry::task<void> http_session::answered(registry::task<void> work) {
+    std::string failure;
+    try {
+        co_await std::move(work);
+        co_return;
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    log::warn("deploy target call failed", {{"conn", id_}, {"remote", remote_}, {"error", log::clip(failure)}});
+    // Not a braced error here: GCC 12 destroys an aggregate's temporaries twice in a coroutine.
+    respond(http::status::internal_server_error,
+            encode_target_error(registry::fail(registry::errc::internal, std::move(failure)).err), false,
+            "application/json");
+}
+
+// The target's own failure is a 500 with its error: the writer's deployer
+// sees it as if the target were its own. `offer` keeps the target alive
+// until the answer (the standby that made it may be gone by then).
+registry::task<void> http_session::serve_target_call(std::shared_ptr<target_offer> offer,
+                                                     registry::deploy_target* target, std::string operation,
+                                                     std::string body) {
+    (void)offer;       // held until the answer
+    expect_forever();  // a command runs as long as its own timeout
+    if (operation == "run") {
+        auto command = decode_target_command(body);
+        if (!command) {
+            respond(http::status::bad_request, encode_target_error(command.err()), false, "application/json");
+            co_return;
+        }
+        auto ran = co_await target->run(std::move(*command));
+        if (ran) {
+            respond(http::status::ok, encode_command_result(*ran), false, "application/json");
+        } else {
+            respond(http::status::internal_server_error, encode_target_error(ran.err()), false, "application/json");
+        }
+        co_return;
+    }
+    auto commands = decode_command_sequence(body);
+    if (!commands) {
+        respond(http::status::bad_request, encode_target_error(commands.err()), false, "application/json");
+        co_return;
+    }
+    auto results = co_await target->run_sequence(std::move(*commands));
+    respond(http::status::ok, encode_sequence_results(results), false, "application/json");
+}
+
+registry::task<void> http_session::serve_target_upload(std::shared_ptr<target_offer> offer,
+                                                       registry::deploy_target* target, std::filesystem::path file,
+                                                       std::string to) {
+    expect_forever();
+    auto uploaded = co_await offer->upload(*target, std::move(file), std::move(to));
+    if (uploaded) {
+        respond(http::status::no_content, {}, false);
+    } else {
+        respond(http::status::internal_server_error, encode_target_error(uploaded.err()), false, "application/json");
+    }
+}
+
 std::variant<access::gate::caller, access::refusal> http_session::admit() {
     const auto& req = parser_->get();
     auto header = [&](http::field f) -> std::optional<std::string_view> {
@@ -437,7 +641,7 @@ void http_session::respond_console(const console_answer& a, bool keep_alive) {
 
 void http_session::start_response(http::status status, bool keep_alive, std::string_view content_type) {
     if (st_->shutting_down) keep_alive = false;
-    res_.emplace(status, parser_->get().version());
+    res_.emplace(status, request_version_);
     res_->set(http::field::server, server_name);
     res_->set(http::field::content_type, content_type);
     res_->keep_alive(keep_alive);

@@ -3,13 +3,13 @@
 // killed and restarted while its containers run, an engine that goes away,
 // and a cluster of registryd on etcd whose writer dies. Each test starts its own Podman service(s) (podman_harness) and its
 // own registryd (integration harness); both clean up everything they made.
+#include "cluster_secret.hpp"
 #include "engine/engine_http.hpp"
 #include "etcd_server.hpp"
 #include "harness.hpp"
 #include "harness_tls.hpp"
 #include "io_driver.hpp"
 #include "podman_harness.hpp"
-#include "store/base64.hpp"
 
 
 #include <doctest/doctest.h>
@@ -582,20 +582,6 @@ registry::result<registryd::http_response> through_tunnel(const it::registryd& m
     return l.await(client.request(registryd::http_request{"GET", std::move(target), {}, {}, false}), 20s);
 }
 
-// The cluster's secret, as every member reads it from etcd.
-std::string cluster_secret(const it::etcd_server& etcd) {
-    it::io_loop l;
-    auto where = registryd::engine_endpoint::parse("tcp://" + etcd.client_url().substr(7));
-    REQUIRE(where.ok());
-    registryd::engine_http_client client(l.io, *where);
-    const std::string body = "{\"key\":\"" + registryd::base64_encode("/members/meta/cluster_secret") + "\"}";
-    auto answer = l.await(client.request(registryd::http_request{"POST", "/v3/kv/range", body, "application/json", false}));
-    REQUIRE_MESSAGE(answer.ok(), answer.err().message);
-    auto secret = registryd::base64_decode(str(it::parse(answer->body), "/kvs/0/value"));
-    REQUIRE(secret);
-    return *secret;
-}
-
 }  // namespace
 
 TEST_CASE("engines of the cluster: the writer runs containers on the engine a standby offers, through the standby, loses them when the standby dies and adopts them when it comes back under its name") {
@@ -689,7 +675,7 @@ TEST_CASE("engines of the cluster: an engine tunnel needs the cluster's secret a
     IT_DIAGNOSE(b);
     b.spawn();
     b.wait_ready();
-    const std::string secret = cluster_secret(etcd);
+    const std::string secret = it::cluster_secret(etcd, "/members/");
     CHECK(secret.size() == 64);
     const std::string proof = "Cluster " + secret;
 
