@@ -35,7 +35,7 @@ run_tests() {
     failed=$((failed + ${#missing[@]}))
     status=1
   fi
-  echo "=== $name: test"
+  echo "=== $name: test (at ${SECONDS} s)"
   local log="$dir/ctest.log"
   (cd "$dir" && ctest --output-on-failure --timeout 300 -j2) 2>&1 | tee "$log"
   local summary total bad
@@ -62,7 +62,7 @@ build_failed() {
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 mkdir -p build
-echo "=== release: build"
+echo "=== release: build (at ${SECONDS} s)"
 release_built=1
 build_tree release || { build_failed release; release_built=0; }
 
@@ -73,11 +73,16 @@ build_tree release || { build_failed release; release_built=0; }
 # release tests run: those mostly wait on processes, containers and timers,
 # and leave a core idle. The priority keeps the tests' own timing as it was.
 rm -f build/asan-build.rc build/fuzz-build.rc
+# Each phase says when it started (bash's SECONDS): what a slow run spent its time on.
 (
   nice -n 10 bash -c "$(declare -f build_tree); build_tree asan" >build/asan-build.log 2>&1
-  echo $? >build/asan-build.rc
+  rc=$?
+  echo "(built by ${SECONDS} s)" >>build/asan-build.log
+  echo $rc >build/asan-build.rc
   nice -n 10 tests/fuzz/run.sh build >build/fuzz-build.log 2>&1
-  echo $? >build/fuzz-build.rc
+  rc=$?
+  echo "(built by ${SECONDS} s)" >>build/fuzz-build.log
+  echo $rc >build/fuzz-build.rc
 ) &
 background=$!
 
@@ -85,7 +90,7 @@ background=$!
 # prints its log; true if it built.
 wait_build() {
   while [ ! -f "build/$1-build.rc" ] && kill -0 "$background" 2>/dev/null; do sleep 2; done
-  echo "=== $1: build (in the background)"
+  echo "=== $1: build (in the background; waited for until ${SECONDS} s)"
   cat "build/$1-build.log"
   [ "$(cat "build/$1-build.rc" 2>/dev/null)" = 0 ]
 }
@@ -94,7 +99,7 @@ wait_build() {
 # The JavaScript client (clients/js) against the release registryd (while
 # the background builds go on); a test file that cannot run at all counts as
 # one failure.
-echo "=== js client: test"
+echo "=== js client: test (at ${SECONDS} s)"
 js_log=build/release/js-client.tap
 scripts/test-js.sh build/release/registryd "$js_log"
 js_pass=$(grep -E '^# pass [0-9]+$' "$js_log" | tail -n 1 | cut -d' ' -f3)
@@ -118,7 +123,7 @@ fi
 # tests/fuzz/run.sh SECONDS.
 wait_build fuzz
 wait "$background"
-echo "=== fuzz: run"
+echo "=== fuzz: run (at ${SECONDS} s)"
 fuzz_log=build/fuzz-run.log
 tests/fuzz/run.sh 10 2>&1 | tee "$fuzz_log"
 fuzz_summary=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed$' "$fuzz_log" | tail -n 1)
@@ -133,5 +138,6 @@ else
   [ "$fuzz_fail" -eq 0 ] || status=1
 fi
 
+echo "=== done in ${SECONDS} s"
 echo "$passed passed, $failed failed"
 exit $status
