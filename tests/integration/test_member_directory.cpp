@@ -125,6 +125,7 @@ TEST_CASE("member directory: a record reads back as written, and a malformed rec
     member_record big = record_of(std::string(1024, 'n'), "ws://" + std::string(1014, 'u') + "/");
     big.host = std::string(1024, 'h');
     big.engines.assign(256, member_record::engine{"docker", 1});
+    big.targets.assign(256, member_record::target{std::string(1024, 't'), "a", "/", "h", {}, 65535});
     REQUIRE(big.url.size() == 1020);
     const auto big_back = registryd::decode_member_record(registryd::encode_member_record(big));
     REQUIRE_MESSAGE(big_back.ok(), big_back.err().message);

@@ -32,9 +32,11 @@ struct cluster_fixture {
 
     fs::path prefix(const std::string& member) const { return work.path() / ("opt-" + member); }
 
-    std::string config(const std::string& member) const {
+    // `remote_hosts`: that part of its deploy section (deploy_support.hpp's remote_host_yaml).
+    std::string config(const std::string& member, const std::string& remote_hosts = {}) const {
         return "deploy:\n" + dep::run_as_yaml(work.path()) + "  prefix: " + prefix(member).string() +
                "\n  package_dirs: [" + work.path().string() + "]\n  script_timeout_seconds: 20\n" +
+               (remote_hosts.empty() ? std::string() : "  remote_hosts:\n" + remote_hosts) +
                "store:\n  kind: etcd\n  etcd:\n    endpoints: [\"" + etcd.client_url() + "\"]\n    prefix: " +
                prefix_in_etcd + "\n    request_timeout_ms: 2000\n    writer_lease_ttl_seconds: 2\n    member: " + member +
                "\n";
@@ -267,4 +269,54 @@ TEST_CASE("deploy targets of the cluster: after a kill -9 of the writer, the new
     CHECK(it::error_code(gone).empty());
     CHECK(dep::fetch_index(port).empty());
     CHECK_FALSE(fs::exists(f.prefix("a") / "static-site-1.0.0"));
+}
+
+TEST_CASE("deploy targets of the cluster: the writer deploys over SSH to a host only a standby reaches, with the standby's key; a host key it refuses is refused to the writer") {
+    dep::sshd ssh;
+    INFO(ssh.log());
+    cluster_fixture f;
+    const fs::path remote = f.work.path() / "remote-opt";
+    const fs::path wrong = f.work.path() / "wrong-opt";
+    struct cleanup {
+        fs::path prefix;
+        ~cleanup() { dep::kill_package_servers(prefix); }
+    } servers{remote};
+    // Only b has the host in its configuration, and the key to it.
+    it::registryd a(f.config("a"));
+    IT_DIAGNOSE(a);
+    it::registryd b(f.config("b", dep::remote_host_yaml("box", ssh, ssh.known_hosts(), remote) +
+                                      dep::remote_host_yaml("box-wrong-key", ssh, ssh.wrong_known_hosts(), wrong)),
+                    false);
+    IT_DIAGNOSE(b);
+    b.spawn();
+    b.wait_ready(15s);
+    it::ws_client on_a(a);
+    const std::uint16_t port = dep::free_port();
+    const fs::path v1 = dep::build_package(f.work.path(), package("1.0.0", port));
+
+    const json::value r = deploy(on_a, v1, "box");
+    INFO(dump(r));
+    REQUIRE(it::error_code(r).empty());
+    CHECK(str(r, "/data/instance_id") == "static-site.box");
+    CHECK(fs::read_symlink(remote / "static-site" / "current") == remote / "static-site-1.0.0");
+    CHECK(dep::fetch_index(port) == "static-site 1.0.0\n");
+    {
+        const json::value got = on_a.call("get_service", json::object{{"instance_id", "static-site.box"}});
+        INFO(dump(got));
+        CHECK(str(got, "/service/state") == "running");
+        CHECK(str(got, "/service/location/host") == "127.0.0.1");
+        CHECK(str(got, "/service/location/ssh_user") == ssh.user());
+        CHECK(num(got, "/service/location/ssh_port") == ssh.port());
+    }
+    // The SSH host's own refusal, as the writer's deploy reports it.
+    const json::value refused = deploy(on_a, v1, "box-wrong-key");
+    INFO(dump(refused));
+    CHECK(it::error_code(refused) == "host_key_rejected");
+    CHECK_FALSE(fs::exists(wrong));
+
+    const json::value gone = on_a.request("undeploy", json::object{{"instance_id", "static-site.box"}}, it::scaled(30s));
+    INFO(dump(gone));
+    CHECK(it::error_code(gone).empty());
+    CHECK(dep::fetch_index(port).empty());
+    CHECK_FALSE(fs::exists(remote / "static-site-1.0.0"));
 }
