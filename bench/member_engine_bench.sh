@@ -36,8 +36,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
 cat >"$dir/containers.conf" <<'EOF'
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
@@ -55,22 +53,10 @@ podman "${flags[@]}" system service --time=0 "unix://$dir/podman.sock" >"$dir/po
 podman_pid=$!
 for _ in $(seq 100); do [ -S "$dir/podman.sock" ] && break; sleep 0.1; done
 
-client=$(free_port)
-peer=$(free_port)
-etcd --name bench --data-dir "$dir/etcd" --listen-client-urls "http://127.0.0.1:$client" \
-  --advertise-client-urls "http://127.0.0.1:$client" --listen-peer-urls "http://127.0.0.1:$peer" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$peer" --initial-cluster "bench=http://127.0.0.1:$peer" \
-  >"$dir/etcd.log" 2>&1 &
-pids+=($!)
-python3 - "$client" <<'EOF'
-import sys, time, urllib.request
-for _ in range(100):
-    try:
-        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=1)
-        break
-    except Exception:
-        time.sleep(0.1)
-EOF
+. bench/single_etcd.sh
+start_single_etcd "$dir"
+pids+=("$ETCD_PID")
+client=$ETCD_CLIENT_PORT
 
 # config NAME PREFIX MEMBER WITH_ENGINE
 config() {

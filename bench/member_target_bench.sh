@@ -45,22 +45,10 @@ sed -i "s/port: 8181/port: $port/" "$dir/src/manifest.yaml"
 "$pack" "$dir/src" "$dir" >/dev/null
 archive=$(ls "$dir"/static-site-*.tar.gz)
 
-client=$(free_port)
-peer=$(free_port)
-etcd --name bench --data-dir "$dir/etcd" --listen-client-urls "http://127.0.0.1:$client" \
-  --advertise-client-urls "http://127.0.0.1:$client" --listen-peer-urls "http://127.0.0.1:$peer" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$peer" --initial-cluster "bench=http://127.0.0.1:$peer" \
-  >"$dir/etcd.log" 2>&1 &
-pids+=($!)
-python3 - "$client" <<'EOF'
-import sys, time, urllib.request
-for _ in range(100):
-    try:
-        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=1)
-        break
-    except Exception:
-        time.sleep(0.1)
-EOF
+. bench/single_etcd.sh
+start_single_etcd "$dir"
+pids+=("$ETCD_PID")
+client=$ETCD_CLIENT_PORT
 
 # config MEMBER
 config() {

@@ -42,6 +42,12 @@ struct cluster_fixture {
                "\n";
     }
 
+    // After the writer: b stands by, serves, and publishes its record.
+    static void start_standby(it::registryd& b) {
+        b.spawn();
+        b.wait_ready(15s);
+    }
+
     ~cluster_fixture() {
         dep::kill_package_servers(prefix("a"));
         dep::kill_package_servers(prefix("b"));
@@ -106,8 +112,7 @@ TEST_CASE("deploy targets of the cluster: the writer deploys to a standby's host
     IT_DIAGNOSE(a);
     it::registryd b(f.config("b"), false);
     IT_DIAGNOSE(b);
-    b.spawn();
-    b.wait_ready(15s);
+    f.start_standby(b);
     it::ws_client on_a(a);
     const std::uint16_t port = dep::free_port();
     const fs::path v1 = dep::build_package(f.work.path(), package("1.0.0", port));
@@ -167,8 +172,7 @@ TEST_CASE("deploy targets of the cluster: a call needs the cluster's secret, a t
     IT_DIAGNOSE(a);
     it::registryd b(f.config("b"), false);
     IT_DIAGNOSE(b);
-    b.spawn();
-    b.wait_ready(15s);
+    f.start_standby(b);
     const std::string proof = "Cluster " + it::cluster_secret(f.etcd, prefix_in_etcd);
     const std::string run = R"({"script":"echo hello from b; echo err >&2; exit 3","env":{"PATH":"/usr/bin:/bin"},"timeout_ms":5000,"package_script":false})";
 
@@ -233,8 +237,7 @@ TEST_CASE("deploy targets of the cluster: after a kill -9 of the writer, the new
     IT_DIAGNOSE(a);
     it::registryd b(f.config("b"), false);
     IT_DIAGNOSE(b);
-    b.spawn();
-    b.wait_ready(15s);
+    f.start_standby(b);
     const std::uint16_t port = dep::free_port();
     const fs::path v1 = dep::build_package(f.work.path(), package("1.0.0", port));
     {
@@ -288,8 +291,7 @@ TEST_CASE("deploy targets of the cluster: the writer deploys over SSH to a host 
                                       dep::remote_host_yaml("box-wrong-key", ssh, ssh.wrong_known_hosts(), wrong)),
                     false);
     IT_DIAGNOSE(b);
-    b.spawn();
-    b.wait_ready(15s);
+    f.start_standby(b);
     it::ws_client on_a(a);
     const std::uint16_t port = dep::free_port();
     const fs::path v1 = dep::build_package(f.work.path(), package("1.0.0", port));
