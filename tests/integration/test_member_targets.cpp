@@ -322,3 +322,28 @@ TEST_CASE("deploy targets of the cluster: the writer deploys over SSH to a host 
     CHECK(dep::fetch_index(port).empty());
     CHECK_FALSE(fs::exists(remote / "static-site-1.0.0"));
 }
+
+TEST_CASE("deploy targets of the cluster: a standby with share_deploy_targets: false offers none, and the writer has none of its") {
+    cluster_fixture f;
+    it::registryd a(f.config("a"));
+    IT_DIAGNOSE(a);
+    it::registryd b(f.config("b") + "    share_deploy_targets: false\n", false);
+    IT_DIAGNOSE(b);
+    f.start_standby(b);
+    const std::string proof = "Cluster " + it::cluster_secret(f.etcd, prefix_in_etcd);
+    auto refused = call(b, proof, "POST", "/v1/cluster/targets/local.b/run",
+                        R"({"script":"true","env":{},"timeout_ms":5000,"package_script":false})");
+    REQUIRE(refused.ok());
+    CHECK(refused->status == 404);
+    CHECK(refused->body.find("offers no deploy targets") != std::string::npos);
+    // The writer reads the records every second: after a few, still no such target.
+    std::this_thread::sleep_for(it::scaled(2500ms));
+    it::ws_client on_a(a);
+    const json::value r = on_a.request("deploy_package",
+                                       json::object{{"path", dep::build_package(f.work.path(), package("1.0.0", dep::free_port())).string()},
+                                                    {"target", "local.b"}},
+                                       it::scaled(30s));
+    INFO(dump(r));
+    CHECK(it::error_code(r) == "not_found");
+    CHECK(it::error_message(r) == "no deploy target 'local.b'");
+}
