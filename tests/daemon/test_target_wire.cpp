@@ -118,7 +118,7 @@ TEST_CASE("target wire: output that is not UTF-8 is sent as UTF-8, its tail with
     CHECK(back->stdout_text.ends_with("\xEF\xBF\xBDthe end"));
 }
 
-TEST_CASE("target wire: an error round-trips; an unknown code is internal, its message kept") {
+TEST_CASE("target wire: an error round-trips, and an unknown code is internal with its message kept") {
     auto back = decode_target_error(encode_target_error({errc::unavailable, "host \"b\" unreachable"}));
     REQUIRE(back);
     CHECK(back->code == errc::unavailable);

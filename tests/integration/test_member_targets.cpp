@@ -274,7 +274,7 @@ TEST_CASE("deploy targets of the cluster: after a kill -9 of the writer, the new
     CHECK_FALSE(fs::exists(f.prefix("a") / "static-site-1.0.0"));
 }
 
-TEST_CASE("deploy targets of the cluster: the writer deploys over SSH to a host only a standby reaches, with the standby's key; a host key it refuses is refused to the writer") {
+TEST_CASE("deploy targets of the cluster: the writer deploys over SSH to a host only a standby reaches, with the standby's key, and a host key it refuses is refused to the writer") {
     dep::sshd ssh;
     INFO(ssh.log());
     cluster_fixture f;
