@@ -450,12 +450,14 @@ void http_session::open_target_call() {
     const std::string_view query = full.size() > path.size() ? full.substr(path.size() + 1) : std::string_view{};
     const std::string_view rest = path.substr(target_call_path.size());
     const auto slash = rest.rfind('/');
-    const std::string_view name = slash == std::string_view::npos ? std::string_view{} : rest.substr(0, slash);
+    // The writer percent-encodes the name (cluster/member_target.cpp).
+    const std::string name =
+        url_decode(slash == std::string_view::npos ? std::string_view{} : rest.substr(0, slash)).value_or("");
     const std::string operation(slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1));
     registry::deploy_target* target = offer->find(name);
     if (!target) {
-        respond(http::status::not_found, "this registryd offers no deploy target named '" + std::string(name) + "'\n",
-                false);
+        respond(http::status::not_found,
+                "this registryd offers no deploy target named '" + std::string(log::clip(name, 128)) + "'\n", false);
         return;
     }
     log::debug("deploy target call", {{"conn", id_}, {"remote", remote_}, {"target", name}, {"operation", operation}});
