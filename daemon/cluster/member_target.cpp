@@ -79,14 +79,20 @@ std::string member_target::path(std::string_view operation) const {
     return std::string(target_call_path) + url_encode(offered_.name) + "/" + std::string(operation);
 }
 
+registry::error member_target::not_offered() const {
+    return {registry::errc::unavailable, "deploy target " + offered_.name + ": no member of the cluster offers it now"};
+}
+
+registry::error member_target::bad_answer(const std::string& why) const {
+    return {registry::errc::unavailable,
+            "deploy target " + offered_.name + " through member " + member_ + ": its answer: " + why};
+}
+
 registry::task<registry::result<http_response>> member_target::call(http_request req,
                                                                     std::chrono::milliseconds timeout) {
     // Held for the call: the member may move (a new client) meanwhile.
     std::shared_ptr<engine_http_client> client = client_;
-    if (!client) {
-        co_return registry::fail(registry::errc::unavailable,
-                                 "deploy target " + offered_.name + ": no member of the cluster offers it now");
-    }
+    if (!client) co_return registry::unexpected{not_offered()};
     req.authorization = cluster_authorization(secret_);
     co_return co_await client->request(std::move(req), {}, timeout);
 }
@@ -106,10 +112,7 @@ registry::task<registry::result<registry::command_result>> member_target::run(re
     if (!answer) co_return registry::unexpected{answer.err()};
     if (answer->status != 200) co_return registry::unexpected{failure_of(*answer)};
     auto result = decode_command_result(answer->body);
-    if (!result) {
-        co_return registry::fail(registry::errc::unavailable, "deploy target " + offered_.name + " through member " +
-                                                                  member_ + ": its answer: " + result.err().message);
-    }
+    if (!result) co_return registry::unexpected{bad_answer(result.err().message)};
     co_return result;
 }
 
@@ -122,12 +125,7 @@ registry::task<std::vector<registry::result<registry::command_result>>> member_t
     if (!answer) co_return failed_sequence(answer.err());
     if (answer->status != 200) co_return failed_sequence(failure_of(*answer));
     auto results = decode_sequence_results(answer->body);
-    if (!results) {
-        co_return failed_sequence(registry::fail(registry::errc::unavailable, "deploy target " + offered_.name +
-                                                                                  " through member " + member_ +
-                                                                                  ": its answer: " + results.err().message)
-                                      .err);
-    }
+    if (!results) co_return failed_sequence(bad_answer(results.err().message));
     co_return std::move(*results);
 }
 
@@ -143,10 +141,7 @@ registry::task<registry::result<void>> member_target::pack(std::filesystem::path
 }
 
 registry::task<registry::result<void>> member_target::upload(std::filesystem::path from, std::string to) {
-    if (!client_) {
-        co_return registry::fail(registry::errc::unavailable,
-                                 "deploy target " + offered_.name + ": no member of the cluster offers it now");
-    }
+    if (!client_) co_return registry::unexpected{not_offered()};  // before packing for nothing
     const std::filesystem::path packed =
         options_.work_dir / ("member-upload-" + std::to_string(::getpid()) + "-" + std::to_string(++uploads_) + ".tar.gz");
     auto made = co_await pack(from, packed);

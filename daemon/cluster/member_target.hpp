@@ -72,6 +72,9 @@ private:
     // The target's error a non-200 answer carries, else unavailable naming the answer.
     registry::error failure_of(const http_response& answer) const;
     std::string path(std::string_view operation) const;
+    // Built outside the coroutines (GCC 12 and braced temporaries in them).
+    registry::error not_offered() const;
+    registry::error bad_answer(const std::string& why) const;
     // The unpacked package at `from` as a .tar.gz at `to`, off the event loop.
     registry::task<registry::result<void>> pack(std::filesystem::path from, std::filesystem::path to);
 
