@@ -59,6 +59,7 @@ registry::result<void> member_target::offered_by(const member_record& member, co
     if (at->tls) o.tls = options_.tls;
     offered_ = offered;
     member_ = member.name;
+    url_ = member.url;
     secret_ = secret;
     client_ = std::make_shared<engine_http_client>(io_, std::move(at->where), std::move(o));
     return {};

@@ -53,6 +53,7 @@ public:
     // Its member left: operations fail as unavailable until one offers it again.
     void withdrawn();
     const std::string& member() const noexcept { return member_; }
+    const std::string& url() const noexcept { return url_; }
     bool offered() const noexcept { return client_ != nullptr; }
 
     const std::string& name() const override { return offered_.name; }
@@ -83,6 +84,7 @@ private:
     member_record::target offered_;
     member_target_options options_;
     std::string member_;
+    std::string url_;  // the member's
     std::string secret_;
     std::shared_ptr<engine_http_client> client_;  // null while no member offers it
     std::uint64_t uploads_ = 0;

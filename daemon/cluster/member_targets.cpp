@@ -50,7 +50,8 @@ registry::task<void> member_targets::sync(const std::vector<member_record>& memb
             it->second.target = std::make_unique<member_target>(io_, runner_, *want.target, options_.target);
         }
         member_target& t = *it->second.target;
-        const bool moved = !t.offered() || t.member() != want.member->name;
+        // Back, or offered by another member, or its member restarted at another address.
+        const bool moved = !t.offered() || t.member() != want.member->name || t.url() != want.member->url;
         if (moved || t.prefix() != want.target->prefix || t.endpoint_address() != want.target->endpoint_address) {
             if (auto r = t.offered_by(*want.member, *want.target, secret); !r) {
                 log_once("url " + name + " " + want.member->url, true,

@@ -158,6 +158,14 @@ TEST_CASE("deploy targets of the cluster: the writer deploys to a standby's host
         CHECK(str(started, "/data/service/state") == "running");
         CHECK(dep::fetch_index(port) == "static-site 1.1.0\n");
     }
+    // b dies and comes back on another port: the writer follows its new address.
+    const std::uint16_t b_port = b.port();
+    b.kill9();
+    f.start_standby(b);
+    REQUIRE(b.port() != b_port);
+    CHECK(eventually([&] { return it::error_code(action(on_a, id, "restart")).empty(); }, 20s));
+    CHECK(dep::fetch_index(port) == "static-site 1.1.0\n");
+
     const json::value gone = on_a.request("undeploy", json::object{{"instance_id", id}}, it::scaled(30s));
     INFO(dump(gone));
     CHECK(it::error_code(gone).empty());
