@@ -201,7 +201,7 @@ public:
           local_target_(runner_, cfg.deploy.prefix, cfg.deploy.run_as,
                         etcd ? "local." + member_name(cfg) : std::string("local")),
           deployer_(reg_, clock_, port_, packages_, deployer_options_from(cfg, metrics_)),
-          upload_dir_(runner_, (cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir) / "uploads"),
+          upload_dir_(runner_, registryd::deploy_work_dir(cfg) / "uploads"),
           uploads_(clock_, upload_dir_, random_, upload_options_from(cfg)),
           prober_(ioc, cfg.health.ca_file),
           health_(reg_, clock_, prober_, registry::health_monitor_options{cfg.health.max_concurrent_probes}),
@@ -232,7 +232,7 @@ public:
             o.configured.insert(local_target_.name());
             for (const auto& t : remote_targets_) o.configured.insert(t->name());
             o.target.tls = member_tls;
-            o.target.work_dir = deployer_options_from(cfg, metrics_).work_dir;
+            o.target.work_dir = registryd::deploy_work_dir(cfg);
             member_targets_.emplace(ioc, deployer_, std::move(o));
         }
         if (containers_) {

@@ -106,7 +106,7 @@ std::unique_ptr<registry::container_manager> make_container_manager(
 
 registry::deploy::deployer_options deployer_options_from(const config& cfg, metrics& m) {
     registry::deploy::deployer_options o;
-    o.work_dir = cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir;
+    o.work_dir = deploy_work_dir(cfg);
     o.script_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.deploy.script_timeout);
     o.limits.max_total_bytes = cfg.deploy.max_package_bytes;
     // {"msg":"deploy","outcome":"rolled_back","package":...,"version":...,"target":...}

@@ -11,7 +11,7 @@ namespace registryd {
 namespace {
 
 std::filesystem::path uploads_dir(const config& cfg) {
-    return (cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir) / "member-uploads";
+    return deploy_work_dir(cfg) / "member-uploads";
 }
 
 }  // namespace

@@ -186,7 +186,7 @@ struct config {
     // Package deployment (docs/protocol.md, "Deployment").
     struct deploy_section {
         std::string prefix = "/opt";          // packages go to {prefix}/{name}-{version}/
-        std::filesystem::path work_dir;       // unpacking scratch space; empty: {data_dir}/deploy
+        std::filesystem::path work_dir;       // unpacking scratch space; empty: {data_dir}/deploy (deploy_work_dir)
         std::chrono::seconds script_timeout{60};
         // The user package scripts run as (locally, and on each remote host
         // without its own run_as): never root unless it says "root".
@@ -263,5 +263,10 @@ struct command_line;  // config/command_line.hpp
 
 // Defaults, then the config file (if any), then the flags; validated.
 config load(const command_line& cli);
+
+// deploy.work_dir, or {data_dir}/deploy when it is not set.
+inline std::filesystem::path deploy_work_dir(const config& cfg) {
+    return cfg.deploy.work_dir.empty() ? cfg.data_dir / "deploy" : cfg.deploy.work_dir;
+}
 
 }  // namespace registryd
